@@ -1,0 +1,47 @@
+import { join } from 'node:path';
+import Koa from 'koa';
+import Router from '@koa/router';
+import mount from 'koa-mount';
+import { bodyParser } from '@koa/bodyparser';
+import type { Registry } from './registry.ts';
+import { rootDir } from './registry.ts';
+import { requestContext } from './http/request-context.ts';
+import { securityHeaders } from './http/security-headers.ts';
+import { errorHandler } from './http/error-handler.ts';
+import { csrfProtection } from './http/csrf.ts';
+import { healthRoutes } from './routes/health.ts';
+import { staticRoutes } from './routes/static.ts';
+import { loginRoutes } from './flows/login/routes.ts';
+import { consentRoutes } from './flows/consent/routes.ts';
+
+/**
+ * The HTTP application: our middleware and routes in front, oidc-provider's endpoints mounted
+ * behind them. Tests import this with a registry of their own.
+ */
+export function createApp(registry: Registry): Koa {
+  const { config, views, interactions, accounts, provider } = registry;
+  const app = new Koa({ proxy: config.trustProxy });
+  app.silent = true; // errors are logged by our own handlers, with the request id
+
+  app.use(requestContext(registry.logger));
+  app.use(securityHeaders({ hsts: new URL(config.issuer).protocol === 'https:' }));
+  app.use(errorHandler(views));
+
+  const open = new Router();
+  open.use(healthRoutes(registry.db).routes());
+  open.use(staticRoutes(join(rootDir, 'public')).routes());
+  app.use(open.routes());
+
+  // Our HTML forms: bodies parsed with tight limits (oidc-provider parses its own), CSRF checked.
+  const forms = new Router();
+  forms.use(bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }));
+  forms.use(csrfProtection(registry.csrfKey));
+  const consent = consentRoutes({ interactions, accounts, views });
+  forms.use(consent.router.routes());
+  forms.use(loginRoutes({ interactions, accounts, views, renderConsent: consent.renderConsent }).routes());
+  app.use(forms.routes());
+  app.use(forms.allowedMethods());
+
+  app.use(mount(provider));
+  return app;
+}

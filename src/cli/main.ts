@@ -1,0 +1,214 @@
+import { parseArgs } from 'node:util';
+import { createInterface } from 'node:readline/promises';
+import { loadConfig, ConfigError } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { createLogger } from '../shared/logger.ts';
+import { isAppError } from '../shared/errors.ts';
+import { openDatabase, DatabaseConnectError } from '../persistence/db.ts';
+import { migrate, schemaStatus, DatabaseTooNewError } from '../persistence/migrate.ts';
+import { createRegistry, type Registry } from '../registry.ts';
+import type { ClientKind } from '../persistence/queries/clients.ts';
+
+/**
+ * The command-line entry: `npm run cli -- <command>` (docs/operations.md).
+ * With the embedded engine, stop the server first: one process at a time may open its files.
+ */
+const USAGE = `usage: npm run cli -- <command>
+
+  migrate [--status]                       apply pending migrations (or list them)
+  clients list
+  clients create --id ID --kind web|native|service --name NAME
+                 [--redirect-uri URI]... [--post-logout-redirect-uri URI]...
+                 [--backchannel-logout-uri URI] [--first-party]
+  clients update ID [--name NAME] [--redirect-uri URI]... [--post-logout-redirect-uri URI]...
+                 [--backchannel-logout-uri URI|--no-backchannel-logout] [--first-party|--third-party]
+                 [--rotate-secret]
+  clients delete ID
+  keys list
+  keys rotate                              add new signing keys; old ones stay published until
+                                           everything they signed has expired
+  accounts create --email EMAIL [--name NAME]   password read from standard input
+`;
+
+const options = {
+  status: { type: 'boolean' },
+  id: { type: 'string' },
+  kind: { type: 'string' },
+  name: { type: 'string' },
+  email: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true },
+  'post-logout-redirect-uri': { type: 'string', multiple: true },
+  'backchannel-logout-uri': { type: 'string' },
+  'no-backchannel-logout': { type: 'boolean' },
+  'first-party': { type: 'boolean' },
+  'third-party': { type: 'boolean' },
+  'rotate-secret': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function readPassword(): Promise<string> {
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  if (process.stdin.isTTY) process.stderr.write('Password: ');
+  for await (const line of rl) {
+    rl.close();
+    return line;
+  }
+  return '';
+}
+
+async function withRegistry<T>(config: Config, fn: (registry: Registry) => Promise<T>): Promise<T> {
+  const registry = await createRegistry(config, { logger: createLogger(config.logLevel === 'silent' ? 'silent' : 'warn', undefined) });
+  try {
+    return await fn(registry);
+  } finally {
+    await registry.close();
+  }
+}
+
+async function clientsCommand(config: Config, action: string | undefined, positional: string | undefined, v: Values): Promise<void> {
+  await withRegistry(config, async ({ clients }) => {
+    switch (action) {
+      case 'list': {
+        for (const c of await clients.list()) {
+          const uris = (c.metadata.redirect_uris as string[] | undefined) ?? [];
+          out(`${c.client_id}\t${c.kind}\t${c.first_party ? 'first-party' : 'third-party'}\t${c.name}\t${uris.join(' ')}`);
+        }
+        return;
+      }
+      case 'create': {
+        if (!v.id || !v.kind || !v.name) throw new UsageError('clients create needs --id, --kind and --name');
+        if (!['web', 'native', 'service'].includes(v.kind)) throw new UsageError('--kind must be web, native or service');
+        const created = await clients.create({
+          clientId: v.id,
+          kind: v.kind as ClientKind,
+          name: v.name,
+          redirectUris: v['redirect-uri'],
+          postLogoutRedirectUris: v['post-logout-redirect-uri'],
+          backchannelLogoutUri: v['backchannel-logout-uri'],
+          firstParty: v['first-party'] ?? false,
+        });
+        out(`client_id     ${created.clientId}`);
+        out(created.clientSecret ? `client_secret ${created.clientSecret}   (shown once)` : 'public client: no secret; PKCE S256 is required');
+        return;
+      }
+      case 'update': {
+        if (!positional) throw new UsageError('clients update needs the client id');
+        const result = await clients.update(positional, {
+          name: v.name,
+          redirectUris: v['redirect-uri'],
+          postLogoutRedirectUris: v['post-logout-redirect-uri'],
+          backchannelLogoutUri: v['no-backchannel-logout'] ? null : v['backchannel-logout-uri'],
+          firstParty: v['first-party'] ? true : v['third-party'] ? false : undefined,
+          rotateSecret: v['rotate-secret'],
+        });
+        out(`updated ${positional}`);
+        if (result.clientSecret) out(`client_secret ${result.clientSecret}   (shown once)`);
+        return;
+      }
+      case 'delete': {
+        if (!positional) throw new UsageError('clients delete needs the client id');
+        await clients.delete(positional);
+        out(`deleted ${positional}`);
+        return;
+      }
+      default:
+        throw new UsageError(`unknown clients command: ${action ?? ''}`);
+    }
+  });
+}
+
+class UsageError extends Error {}
+
+export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values: v, positionals } = parsed;
+  const [command, action, positional] = positionals;
+  if (v.help || !command) {
+    out(USAGE);
+    return command || v.help ? 0 : 2;
+  }
+
+  try {
+    const config = loadConfig(env);
+    switch (command) {
+      case 'migrate': {
+        const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir });
+        try {
+          if (v.status) {
+            const status = await schemaStatus(db);
+            if (status.tooNew !== undefined) out(`database has migration ${status.tooNew}, newer than this release`);
+            out(status.pending.length ? `pending: ${status.pending.join(', ')}` : 'up to date');
+          } else {
+            const applied = await migrate(db);
+            out(applied.length ? `applied: ${applied.join(', ')}` : 'up to date: nothing to apply');
+          }
+        } finally {
+          await db.close();
+        }
+        return 0;
+      }
+      case 'clients':
+        await clientsCommand(config, action, positional, v);
+        return 0;
+      case 'keys':
+        await withRegistry(config, async ({ signingKeys }) => {
+          if (action === 'rotate') {
+            const kids = await signingKeys.rotate(config.keyActivationDelaySeconds, config.ttl.idToken);
+            out(`added ${kids.join(', ')}; they sign from ${config.keyActivationDelaySeconds}s from now once instances restart (docs/operations.md)`);
+          } else if (action === 'list') {
+            for (const k of await signingKeys.list()) {
+              out(`${k.kid}\t${k.alg}\tactive from ${k.activates_at.toISOString()}\t${k.unpublish_at ? `unpublished at ${k.unpublish_at.toISOString()}` : 'current'}`);
+            }
+          } else {
+            throw new UsageError(`unknown keys command: ${action ?? ''}`);
+          }
+        });
+        return 0;
+      case 'accounts':
+        if (action !== 'create' || !v.email) throw new UsageError('accounts create needs --email');
+        await withRegistry(config, async ({ accounts }) => {
+          const password = await readPassword();
+          if (password.length < 8) throw new UsageError('the password must be at least 8 characters');
+          const account = await accounts.create({ email: v.email!, name: v.name, password, emailVerified: true });
+          out(`created ${account.id} ${account.email}`);
+        });
+        return 0;
+      default:
+        throw new UsageError(`unknown command: ${command}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      for (const line of err.problems) process.stderr.write(`${line}\n`);
+      return 1;
+    }
+    if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    if (isAppError(err)) {
+      process.stderr.write(`${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+if (import.meta.main ?? process.argv[1] === import.meta.filename) {
+  process.exitCode = await run(process.argv.slice(2), process.env);
+}

@@ -1,0 +1,134 @@
+import { z } from 'zod';
+
+/**
+ * The whole configuration of one Lanyard instance. Every option is documented here and in
+ * docs/configuration.md; `load.ts` is the only reader of `process.env`.
+ */
+
+const seconds = (max: number) => z.coerce.number().int().min(1).max(max);
+
+/** Booleans from JSON or from the environment ("true"/"false", "1"/"0", "yes"/"no"). */
+const flag = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })])
+  .transform((value) => value === true || value === 'true' || value === '1' || value === 'yes');
+
+const base64Key = z
+  .string()
+  .trim()
+  .refine((value) => Buffer.from(value, 'base64url').length === 32, {
+    message: 'must be 32 random bytes, base64url-encoded (e.g. `openssl rand -base64 32 | tr "+/" "-_" | tr -d "="`)',
+  })
+  .transform((value) => Buffer.from(value, 'base64url'));
+
+export const configSchema = z
+  .object({
+    /** development | test | production. Production refuses development-only defaults. */
+    env: z.enum(['development', 'test', 'production']),
+    /** TCP port of the HTTP server. */
+    port: z.coerce.number().int().min(0).max(65535),
+    /** Interface to listen on. Loopback by default; the container image sets 0.0.0.0. */
+    host: z.string().min(1),
+    /** The issuer identifier (OIDC Discovery §4.3): https, no query or fragment. Defaults to http://localhost:PORT. */
+    issuer: z
+      .string()
+      .url()
+      .refine((value) => {
+        const url = new URL(value);
+        return !url.search && !url.hash && (url.protocol === 'https:' || url.protocol === 'http:');
+      }, { message: 'must be an http(s) URL without query or fragment' }),
+    /** PostgreSQL server URL. Empty: the embedded engine (PGlite) under dataDir. */
+    databaseUrl: z
+      .string()
+      .refine((value) => /^postgres(ql)?:\/\//.test(value), { message: 'must start with postgres:// or postgresql://' })
+      .optional(),
+    /** Where the embedded database (and the development secret key) live. */
+    dataDir: z.string().min(1),
+    /**
+     * 32-byte key that encrypts secrets at rest (signing keys' private parts, client secrets,
+     * generated cookie keys). Required in production; generated under dataDir in development.
+     */
+    secretKey: base64Key.optional(),
+    /** Cookie-signing keys, newest first, comma-separated. Empty: generated once and kept in the database. */
+    cookieKeys: z
+      .array(z.string().min(32, 'each cookie key must be at least 32 characters'))
+      .optional(),
+    /** pino level: fatal | error | warn | info | debug | trace | silent. */
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    /** Trust X-Forwarded-* headers (set behind a TLS-terminating proxy). */
+    trustProxy: flag,
+    /** Seed demo clients and a demo account on first start. Refused in production. */
+    seedDemo: flag,
+    /** Expose development helpers such as /dev/mailbox. Refused in production. */
+    devMailbox: flag,
+    /** Lifetimes in seconds. */
+    ttl: z.object({
+      accessToken: seconds(86_400),
+      idToken: seconds(86_400),
+      authorizationCode: seconds(600),
+      refreshToken: seconds(31_536_000),
+      session: seconds(31_536_000),
+      interaction: seconds(86_400),
+      grant: seconds(31_536_000),
+    }),
+    /** argon2id parameters; the floor is OWASP's m=19 MiB, t=2, p=1. */
+    argon2: z.object({
+      memoryKiB: z.coerce.number().int().min(19_456, 'below the OWASP floor of 19456 KiB').max(4_194_304),
+      timeCost: z.coerce.number().int().min(2, 'below the OWASP floor of 2').max(20),
+      parallelism: z.coerce.number().int().min(1).max(16),
+    }),
+    /** How many password hashes may wait for the argon2 thread pool before logins are told to retry. */
+    passwordHashConcurrency: z.coerce.number().int().min(1).max(1024),
+    /** How long a client's metadata is cached in-process before the database is read again. */
+    clientCacheSeconds: z.coerce.number().int().min(0).max(3600),
+    /** A rotated signing key is published this long before it starts signing (rolling restarts). */
+    keyActivationDelaySeconds: z.coerce.number().int().min(0).max(604_800),
+    /** How often expired protocol rows are swept; 0 disables the sweeper. */
+    sweepIntervalSeconds: z.coerce.number().int().min(0).max(86_400),
+  })
+  .superRefine((config, ctx) => {
+    if (config.env !== 'production') return;
+    if (!config.secretKey) {
+      ctx.addIssue({ code: 'custom', path: ['secretKey'], message: 'is required in production' });
+    }
+    if (new URL(config.issuer).protocol !== 'https:') {
+      ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'must be https in production' });
+    }
+    if (config.seedDemo) {
+      ctx.addIssue({ code: 'custom', path: ['seedDemo'], message: 'demo data cannot be seeded in production' });
+    }
+    if (config.devMailbox) {
+      ctx.addIssue({ code: 'custom', path: ['devMailbox'], message: 'the development mailbox cannot be enabled in production' });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Environment variable → configuration path. The table in docs/configuration.md mirrors this. */
+export const environmentVariables: Record<string, string> = {
+  NODE_ENV: 'env',
+  PORT: 'port',
+  HOST: 'host',
+  ISSUER: 'issuer',
+  DATABASE_URL: 'databaseUrl',
+  DATA_DIR: 'dataDir',
+  SECRET_KEY: 'secretKey',
+  COOKIE_KEYS: 'cookieKeys',
+  LOG_LEVEL: 'logLevel',
+  TRUST_PROXY: 'trustProxy',
+  SEED_DEMO: 'seedDemo',
+  DEV_MAILBOX: 'devMailbox',
+  ACCESS_TOKEN_TTL: 'ttl.accessToken',
+  ID_TOKEN_TTL: 'ttl.idToken',
+  AUTHORIZATION_CODE_TTL: 'ttl.authorizationCode',
+  REFRESH_TOKEN_TTL: 'ttl.refreshToken',
+  SESSION_TTL: 'ttl.session',
+  INTERACTION_TTL: 'ttl.interaction',
+  GRANT_TTL: 'ttl.grant',
+  ARGON2_MEMORY_KIB: 'argon2.memoryKiB',
+  ARGON2_TIME_COST: 'argon2.timeCost',
+  ARGON2_PARALLELISM: 'argon2.parallelism',
+  PASSWORD_HASH_CONCURRENCY: 'passwordHashConcurrency',
+  CLIENT_CACHE_SECONDS: 'clientCacheSeconds',
+  KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
+  SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
+};

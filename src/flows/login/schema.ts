@@ -1,0 +1,12 @@
+import { z } from 'zod';
+import { MAX_PASSWORD_LENGTH } from '../../identity/accounts.ts';
+
+/** Inputs of the login forms, checked before any handler runs (convention 3). */
+export const identifyInput = z.object({
+  email: z.string().max(320).default(''),
+});
+
+export const passwordInput = z.object({
+  email: z.string().max(320).default(''),
+  password: z.string().max(MAX_PASSWORD_LENGTH).default(''),
+});

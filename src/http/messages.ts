@@ -1,0 +1,28 @@
+/**
+ * What people read, keyed by error code (convention 2). Codes are stable; wording can change.
+ * Every message says what happened and what to do next, without revealing whether an account exists.
+ */
+export const messages: Record<string, { title: string; text: string }> = {
+  'login.invalid_credentials': { title: 'Check your email and password', text: 'That email and password don’t match an account. Check them and try again, or reset your password.' },
+  'login.account_inactive': { title: 'This account can’t sign in', text: 'This account is deactivated or closed. Contact your administrator or our support team.' },
+  'login.invalid_email': { title: 'Enter a valid email address', text: 'Enter the email address you use for your account, like name@example.com.' },
+  'login.password_required': { title: 'Enter your password', text: 'Enter your password to continue.' },
+  'login.busy': { title: 'We’re busy right now', text: 'Too many sign-ins are in progress. Wait a few seconds and try again.' },
+  'request.csrf': { title: 'This form has expired', text: 'For your security the form could not be accepted. Go back, reload the page and try again.' },
+  'request.invalid_body': { title: 'We couldn’t read that request', text: 'The request was malformed. Go back and try again.' },
+  'request.too_large': { title: 'That was too much', text: 'The request was larger than we accept. Shorten what you entered and try again.' },
+  'request.field_too_long': { title: 'That was too long', text: 'Something you entered is longer than we accept. Go back, shorten it and try again.' },
+  'request.not_found': { title: 'Page not found', text: 'There is nothing at this address. Check the link, or return to the application you came from.' },
+  'interaction.expired': { title: 'Your sign-in took too long', text: 'This sign-in page has expired or was already used. Return to the application and start signing in again.' },
+  'server.error': { title: 'Something went wrong on our side', text: 'We couldn’t complete your request. Try again in a moment; if it keeps happening, contact support with the reference below.' },
+  'oidc.access_denied': { title: 'Access was not granted', text: 'The request was cancelled. Return to the application to try again.' },
+  'oidc.invalid_request': { title: 'The application sent an invalid request', text: 'The application that sent you here made a request we can’t accept. Return to it and try again; if it keeps happening, tell its support team.' },
+  'oidc.invalid_client': { title: 'Unknown application', text: 'The application that sent you here is not registered with us. Tell its support team.' },
+  'oidc.invalid_redirect_uri': { title: 'The application sent you to the wrong place', text: 'The application’s return address is not registered with us, so we stopped here for your safety. Tell its support team.' },
+  'oidc.session_not_found': { title: 'Your sign-in session was not found', text: 'Your sign-in expired, was already completed, or cookies are blocked. Return to the application and start again.' },
+  'oidc.default': { title: 'We couldn’t complete the sign-in', text: 'Return to the application and try again.' },
+};
+
+export function messageFor(code: string): { title: string; text: string } {
+  return messages[code] ?? messages['server.error']!;
+}

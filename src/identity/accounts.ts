@@ -1,0 +1,77 @@
+import { AppError } from '../shared/errors.ts';
+import { newId } from '../shared/ids.ts';
+import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
+import { normalizeEmail } from './email-address.ts';
+import type { PasswordHasher } from './password-hasher.ts';
+
+export type { AccountRow };
+
+export type Authentication =
+  | { ok: true; account: AccountRow }
+  | { ok: false; code: 'login.invalid_credentials' | 'login.account_inactive' };
+
+export interface NewAccountInput {
+  email: string;
+  password?: string | undefined;
+  name?: string | undefined;
+  nickname?: string | undefined;
+  emailVerified?: boolean | undefined;
+}
+
+/** Longest password accepted; argon2 copes with more, but nothing human needs it (NIST SP 800-63B §5.1.1.2 asks for ≥ 64). */
+export const MAX_PASSWORD_LENGTH = 1024;
+
+export function createAccountService(deps: { accounts: AccountQueries; hasher: PasswordHasher }) {
+  const { accounts, hasher } = deps;
+
+  return {
+    findById: (id: string) => accounts.findById(id),
+
+    async findByEmail(emailInput: string): Promise<AccountRow | undefined> {
+      const email = normalizeEmail(emailInput);
+      return email ? accounts.findByEmail(email) : undefined;
+    },
+
+    /**
+     * Checks an email and password. An unknown address, an account without a password and a
+     * wrong password all cost one argon2 verification and answer `login.invalid_credentials`,
+     * so neither the message nor the time tells whether the account exists.
+     * Only after the right password is an inactive account reported as such.
+     */
+    async authenticate(emailInput: string, password: string): Promise<Authentication> {
+      const email = normalizeEmail(emailInput);
+      const account = email ? await accounts.findByEmail(email) : undefined;
+      const check = await hasher.verify(account?.password_hash, password.slice(0, MAX_PASSWORD_LENGTH));
+      if (!account || !check.ok) return { ok: false, code: 'login.invalid_credentials' };
+      if (account.status !== 'active') return { ok: false, code: 'login.account_inactive' };
+      if (check.needsRehash && account.password_hash) {
+        // Parameters were raised since this hash was made: store a new hash of the same password.
+        await accounts.replacePasswordHash(account.id, account.password_hash, await hasher.hash(password));
+      }
+      return { ok: true, account };
+    },
+
+    async create(input: NewAccountInput): Promise<AccountRow> {
+      const email = normalizeEmail(input.email);
+      if (!email) throw new AppError('account.invalid_email', 400);
+      if (await accounts.findByEmail(email)) throw new AppError('account.email_taken', 409);
+      const passwordHash = input.password ? await hasher.hash(input.password) : null;
+      try {
+        return await accounts.insert({
+          id: newId('acc'),
+          email,
+          emailVerified: input.emailVerified ?? false,
+          name: input.name ?? null,
+          nickname: input.nickname ?? null,
+          passwordHash,
+        });
+      } catch (err) {
+        // A concurrent sign-up won the race for the address: the unique index decided.
+        if ((err as { code?: string }).code === '23505') throw new AppError('account.email_taken', 409, { cause: err });
+        throw err;
+      }
+    },
+  };
+}
+
+export type AccountService = ReturnType<typeof createAccountService>;

@@ -1,0 +1,111 @@
+import type Provider from 'oidc-provider';
+import type { Context } from 'koa';
+import { AppError } from '../shared/errors.ts';
+import { isFirstParty } from './provider.ts';
+
+/**
+ * The flows' window onto oidc-provider's interactions (login, consent): they read what the
+ * engine wants and hand results back here, without touching the engine themselves.
+ */
+
+export interface InteractionView {
+  uid: string;
+  prompt: 'login' | 'consent' | string;
+  reasons: string[];
+  clientId: string;
+  /** Scopes and claims the client asks for that the user has not granted yet. */
+  missingScopes: string[];
+  missingClaims: string[];
+  /** Account of the current session, if any (prompt=login / max_age re-authentication). */
+  sessionAccountId: string | undefined;
+  loginHint: string | undefined;
+}
+
+export interface ClientView {
+  clientId: string;
+  name: string;
+  firstParty: boolean;
+  native: boolean;
+  policyUri: string | undefined;
+  tosUri: string | undefined;
+}
+
+export function createInteractions(provider: Provider) {
+  async function load(ctx: Context) {
+    try {
+      const details = await provider.interactionDetails(ctx.req, ctx.res);
+      // The uid in the URL must be the interaction bound to this browser's cookie.
+      if (ctx.params?.uid && ctx.params.uid !== details.uid) throw new AppError('interaction.expired', 400);
+      return details;
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      if ((err as { name?: string }).name === 'SessionNotFound') throw new AppError('interaction.expired', 400, { cause: err });
+      throw err;
+    }
+  }
+
+  async function redirect(ctx: Context, result: Record<string, unknown>, merge: boolean): Promise<void> {
+    const url = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    ctx.status = 303;
+    ctx.redirect(url);
+  }
+
+  return {
+    async view(ctx: Context): Promise<InteractionView> {
+      const d = await load(ctx);
+      const details = d.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
+      return {
+        uid: d.uid,
+        prompt: d.prompt.name,
+        reasons: d.prompt.reasons,
+        clientId: String(d.params.client_id),
+        missingScopes: details.missingOIDCScope ?? [],
+        missingClaims: details.missingOIDCClaims ?? [],
+        sessionAccountId: d.session?.accountId,
+        loginHint: typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined,
+      };
+    },
+
+    async client(clientId: string): Promise<ClientView | undefined> {
+      const client = await provider.Client.find(clientId);
+      if (!client) return undefined;
+      return {
+        clientId: client.clientId,
+        name: client.clientName ?? client.clientId,
+        firstParty: isFirstParty(client as never),
+        native: client.applicationType === 'native',
+        policyUri: client.policyUri,
+        tosUri: client.tosUri,
+      };
+    },
+
+    /** Ends the login prompt for `accountId`; amr values per RFC 8176. */
+    async finishLogin(ctx: Context, login: { accountId: string; amr: string[] }): Promise<void> {
+      await load(ctx);
+      await redirect(ctx, { login: { accountId: login.accountId, amr: login.amr, remember: true } }, false);
+    },
+
+    /** Grants what the consent prompt asked for and continues the authorization. */
+    async finishConsent(ctx: Context): Promise<void> {
+      const d = await load(ctx);
+      if (d.prompt.name !== 'consent' || !d.session?.accountId) throw new AppError('interaction.expired', 400);
+      const details = d.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+      const grant = d.grantId
+        ? (await provider.Grant.find(d.grantId)) ?? new provider.Grant({ accountId: d.session.accountId, clientId: String(d.params.client_id) })
+        : new provider.Grant({ accountId: d.session.accountId, clientId: String(d.params.client_id) });
+      if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
+      if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
+      for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+      const grantId = await grant.save();
+      await redirect(ctx, { consent: d.grantId ? {} : { grantId } }, true);
+    },
+
+    /** The user said no: the client receives access_denied (RFC 6749 §4.1.2.1). */
+    async abort(ctx: Context): Promise<void> {
+      await load(ctx);
+      await redirect(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+    },
+  };
+}
+
+export type Interactions = ReturnType<typeof createInteractions>;

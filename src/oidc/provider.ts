@@ -1,0 +1,197 @@
+import Provider, { type Adapter, type ClientMetadata, type Configuration, type KoaContextWithOIDC, type ErrorOut, type Account } from 'oidc-provider';
+import type { JWK } from 'jose';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { AccountRow } from '../persistence/queries/accounts.ts';
+
+/**
+ * Builds the oidc-provider instance. This module and its siblings in src/oidc are the only
+ * importers of oidc-provider; everything is customised through its documented configuration
+ * hooks (convention 8). Protocol choices and their reasons: docs/decisions/0002-protocol-profile.md.
+ */
+
+/** Custom client metadata that marks our own products: no consent screen for them. */
+export const FIRST_PARTY = 'lanyard_first_party';
+
+export interface ProviderPages {
+  /** The page for a protocol error that cannot go back to the client (renderError). */
+  error(ctx: KoaContextWithOIDC, out: ErrorOut): string;
+  /** "Do you want to sign out?" with the engine's form (RP-initiated logout). */
+  logoutConfirm(ctx: KoaContextWithOIDC, form: string): string;
+  /** After sign-out when no post_logout_redirect_uri applies. */
+  logoutDone(ctx: KoaContextWithOIDC): string;
+}
+
+export interface ProviderDeps {
+  config: Config;
+  logger: Logger;
+  jwks: { keys: JWK[] };
+  cookieKeys: string[];
+  adapter: new (model: string) => Adapter;
+  findClient: (clientId: string) => Promise<ClientMetadata | undefined>;
+  findAccount: (id: string) => Promise<AccountRow | undefined>;
+  pages: ProviderPages;
+}
+
+export function isFirstParty(client: { [key: string]: unknown } | undefined): boolean {
+  return client?.[FIRST_PARTY] === true;
+}
+
+/** Standard claims of an account (OIDC Core §5.1); the engine releases them by scope. */
+export function claimsOf(account: AccountRow): Record<string, unknown> {
+  return {
+    sub: account.id,
+    email: account.email,
+    email_verified: account.email_verified,
+    name: account.name ?? undefined,
+    nickname: account.nickname ?? undefined,
+    picture: account.picture ?? undefined,
+    locale: account.locale ?? undefined,
+    zoneinfo: account.zoneinfo ?? undefined,
+    updated_at: Math.floor(account.updated_at.getTime() / 1000),
+  };
+}
+
+export function createProvider(deps: ProviderDeps): Provider {
+  const { config, logger, pages } = deps;
+
+  // Clients live in the database (managed by the CLI); the engine reads them through the
+  // "Client" model adapter and caches the validated instance per metadata hash.
+  class ClientAdapter implements Adapter {
+    async find(id: string) { return deps.findClient(id) as Promise<never>; }
+    async upsert() { throw new Error('clients are managed by the CLI'); }
+    async findByUid() { return undefined; }
+    async findByUserCode() { return undefined; }
+    async destroy() { throw new Error('clients are managed by the CLI'); }
+    async consume() { throw new Error('clients are managed by the CLI'); }
+    async revokeByGrantId() {}
+  }
+
+  const configuration: Configuration = {
+    adapter: (name: string) => (name === 'Client' ? new ClientAdapter() : new deps.adapter(name)),
+    clients: [],
+    jwks: deps.jwks as Configuration['jwks'],
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+    },
+    // ES256 by default (cheaper to sign than RS256); a client may ask for RS256 in its metadata.
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'ES256',
+    },
+    extraClientMetadata: {
+      properties: [FIRST_PARTY],
+      validator(_ctx, key, value) {
+        if (key === FIRST_PARTY && value !== undefined && typeof value !== 'boolean') {
+          throw new Error(`${FIRST_PARTY} must be a boolean`);
+        }
+      },
+    },
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'nickname', 'picture', 'locale', 'zoneinfo', 'updated_at'],
+    },
+    async findAccount(_ctx, sub): Promise<Account | undefined> {
+      const account = await deps.findAccount(sub);
+      // A deactivated or closed account can no longer use its tokens or sessions.
+      if (!account || account.status !== 'active') return undefined;
+      return { accountId: sub, claims: async () => claimsOf(account) as never };
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    /**
+     * First-party products need no consent screen: their grant is created, or extended with
+     * newly requested scopes and claims, here. Third-party clients keep the grant the user gave.
+     */
+    async loadExistingGrant(ctx) {
+      const { client, session, result } = ctx.oidc;
+      if (!client || !session?.accountId) return undefined;
+      const grantId = (result?.consent as { grantId?: string } | undefined)?.grantId ?? session.grantIdFor(client.clientId);
+      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      if (!isFirstParty(client as never)) return existing;
+      const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+      const scopes = [...ctx.oidc.requestParamOIDCScopes];
+      const claims = [...ctx.oidc.requestParamClaims];
+      const granted = new Set((grant.getOIDCScope() ?? '').split(' '));
+      const grantedClaims = new Set(grant.getOIDCClaims?.() ?? []);
+      if (!existing || scopes.some((s) => !granted.has(s)) || claims.some((c) => !grantedClaims.has(c))) {
+        grant.addOIDCScope(scopes.join(' '));
+        if (claims.length) grant.addOIDCClaims(claims);
+        await grant.save();
+      }
+      return grant;
+    },
+    // Authorization code only: no implicit or hybrid responses (RFC 9700 §2.1.2).
+    responseTypes: ['code', 'none'],
+    // PKCE (RFC 7636) with S256 for every authorization code flow, as OAuth 2.0 Security BCP
+    // (RFC 9700 §2.1.1) recommends, confidential clients included.
+    pkce: { required: () => true },
+    // Every refresh rotates the token; presenting a rotated one revokes the whole grant (RFC 9700 §4.14.2).
+    rotateRefreshToken: true,
+    /**
+     * offline_access (OIDC Core §11) yields a refresh token that outlives the session; the engine
+     * honours it only with prompt=consent. First-party clients also get a refresh token without
+     * it, bound to the session: it dies at sign-out.
+     */
+    async issueRefreshToken(_ctx, client, code) {
+      return client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || isFirstParty(client as never));
+    },
+    ttl: {
+      AccessToken: config.ttl.accessToken,
+      AuthorizationCode: config.ttl.authorizationCode,
+      ClientCredentials: config.ttl.accessToken,
+      IdToken: config.ttl.idToken,
+      RefreshToken: config.ttl.refreshToken,
+      Session: config.ttl.session,
+      Interaction: config.ttl.interaction,
+      Grant: config.ttl.grant,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // RFC 7662 §2.1: only authenticated (confidential) clients may introspect.
+        allowedPolicy: (_ctx, client) => client.clientAuthMethod !== 'none',
+      },
+      revocation: { enabled: true },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: (ctx, form) => {
+          ctx.type = 'html';
+          ctx.body = pages.logoutConfirm(ctx, form);
+        },
+        postLogoutSuccessSource: (ctx) => {
+          ctx.type = 'html';
+          ctx.body = pages.logoutDone(ctx);
+        },
+      },
+      userinfo: { enabled: true },
+    },
+    renderError(ctx, out) {
+      ctx.type = 'html';
+      ctx.body = pages.error(ctx, out);
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+
+  const logFor = (ctx: unknown) => ((ctx as { state?: { log?: Logger } } | undefined)?.state?.log ?? logger);
+  provider.on('server_error', (ctx, err) => logFor(ctx).error({ err }, 'oidc server error'));
+  provider.on('grant.revoked', (ctx, grantId) => logFor(ctx).info({ grantId }, 'grant revoked'));
+  provider.on('backchannel.error', (ctx, err, client) => logFor(ctx).warn({ err: { message: err.message }, clientId: client.clientId }, 'back-channel logout failed'));
+  provider.on('backchannel.success', (ctx, client) => logFor(ctx).info({ clientId: client.clientId }, 'back-channel logout delivered'));
+  for (const event of ['authorization.error', 'grant.error', 'introspection.error', 'revocation.error', 'userinfo.error', 'end_session.error'] as const) {
+    (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: unknown, err: Error & { error_description?: string }) =>
+      logFor(ctx).info({ event, error: err.message, description: err.error_description }, 'oidc request refused'));
+  }
+  return provider;
+}

@@ -1,0 +1,90 @@
+import type { Queryable } from '../db.ts';
+
+export interface StoredPayload {
+  payload: Record<string, unknown>;
+  consumed_at: Date | null;
+}
+
+export interface PayloadWrite {
+  model: string;
+  idHash: string;
+  payload: Record<string, unknown>;
+  grantId: string | null;
+  sessionUid: string | null;
+  userCodeHash: string | null;
+  expiresAt: Date | null;
+}
+
+/** Queries of the oidc-provider model store. Every lookup is by primary key or a partial index. */
+export function createOidcPayloadQueries(db: Queryable) {
+  return {
+    /** One statement per save: the single write an issued token costs. */
+    async upsert(write: PayloadWrite): Promise<void> {
+      await db.query(
+        `INSERT INTO oidc_payloads (model, id_hash, payload, grant_id, session_uid, user_code_hash, expires_at)
+         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)
+         ON CONFLICT (model, id_hash) DO UPDATE SET
+           payload = excluded.payload, grant_id = excluded.grant_id, session_uid = excluded.session_uid,
+           user_code_hash = excluded.user_code_hash, expires_at = excluded.expires_at`,
+        [write.model, write.idHash, JSON.stringify(write.payload), write.grantId, write.sessionUid, write.userCodeHash, write.expiresAt],
+      );
+    },
+
+    async find(model: string, idHash: string, now: Date): Promise<StoredPayload | undefined> {
+      const { rows } = await db.query<StoredPayload>(
+        `SELECT payload, consumed_at FROM oidc_payloads
+         WHERE model = $1 AND id_hash = $2 AND (expires_at IS NULL OR expires_at > $3)`,
+        [model, idHash, now],
+      );
+      return rows[0];
+    },
+
+    async findBySessionUid(model: string, uid: string, now: Date): Promise<StoredPayload | undefined> {
+      const { rows } = await db.query<StoredPayload>(
+        `SELECT payload, consumed_at FROM oidc_payloads
+         WHERE session_uid = $2 AND model = $1 AND (expires_at IS NULL OR expires_at > $3)`,
+        [model, uid, now],
+      );
+      return rows[0];
+    },
+
+    async findByUserCodeHash(model: string, userCodeHash: string, now: Date): Promise<StoredPayload | undefined> {
+      const { rows } = await db.query<StoredPayload>(
+        `SELECT payload, consumed_at FROM oidc_payloads
+         WHERE user_code_hash = $2 AND model = $1 AND (expires_at IS NULL OR expires_at > $3)`,
+        [model, userCodeHash, now],
+      );
+      return rows[0];
+    },
+
+    async consume(model: string, idHash: string, now: Date): Promise<void> {
+      await db.query('UPDATE oidc_payloads SET consumed_at = $3 WHERE model = $1 AND id_hash = $2', [model, idHash, now]);
+    },
+
+    async destroy(model: string, idHash: string): Promise<void> {
+      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id_hash = $2', [model, idHash]);
+    },
+
+    async revokeByGrantId(model: string, grantId: string): Promise<void> {
+      await db.query('DELETE FROM oidc_payloads WHERE grant_id = $2 AND model = $1', [model, grantId]);
+    },
+
+    /** Deletes up to `limit` expired rows; small batches keep locks short while requests run. */
+    async sweepExpired(now: Date, limit: number): Promise<number> {
+      const { rowCount } = await db.query(
+        `DELETE FROM oidc_payloads WHERE (model, id_hash) IN (
+           SELECT model, id_hash FROM oidc_payloads WHERE expires_at <= $1 LIMIT $2)`,
+        [now, limit],
+      );
+      return rowCount;
+    },
+
+    /** Rows of one model (operators and tests look at this). */
+    async countByModel(model: string): Promise<number> {
+      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM oidc_payloads WHERE model = $1', [model]);
+      return rows[0]?.n ?? 0;
+    },
+  };
+}
+
+export type OidcPayloadQueries = ReturnType<typeof createOidcPayloadQueries>;

@@ -1,0 +1,159 @@
+import { join } from 'node:path';
+import type Provider from 'oidc-provider';
+import type { Config } from './config/schema.ts';
+import { resolveSecretKey } from './config/secret-key.ts';
+import { systemClock, type Clock } from './shared/clock.ts';
+import { createSecretBox, type SecretBox } from './shared/crypto.ts';
+import { randomSecret } from './shared/ids.ts';
+import type { Logger } from './shared/logger.ts';
+import { openDatabase, type Database } from './persistence/db.ts';
+import { migrate } from './persistence/migrate.ts';
+import { createAccountQueries } from './persistence/queries/accounts.ts';
+import { createClientQueries } from './persistence/queries/clients.ts';
+import { createInstanceSecretQueries } from './persistence/queries/instance-secrets.ts';
+import { createOidcPayloadQueries, type OidcPayloadQueries } from './persistence/queries/oidc-payloads.ts';
+import { createSigningKeyQueries } from './persistence/queries/signing-keys.ts';
+import { createAccountService, type AccountService } from './identity/accounts.ts';
+import { createPasswordHasher } from './identity/password-hasher.ts';
+import { createPostgresAdapter } from './oidc/adapter.ts';
+import { createClientService, type ClientService } from './oidc/clients.ts';
+import { createInteractions, type Interactions } from './oidc/interactions.ts';
+import { createProvider } from './oidc/provider.ts';
+import { createSigningKeyService, type SigningKeyService } from './oidc/signing-keys.ts';
+import { createViews, type Views } from './http/views.ts';
+import { providerPages } from './flows/logout/pages.ts';
+
+/**
+ * The composition root: builds queries → services → provider once, in dependency order. Nothing
+ * else wires components together, and nothing here is global, so two registries (two instances
+ * of the server) can live in one process — the tests rely on it.
+ */
+export interface Registry {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  db: Database;
+  box: SecretBox;
+  views: Views;
+  accounts: AccountService;
+  clients: ClientService;
+  signingKeys: SigningKeyService;
+  oidcPayloads: OidcPayloadQueries;
+  provider: Provider;
+  interactions: Interactions;
+  /** Key for CSRF tokens, derived from the newest cookie key. */
+  csrfKey: Buffer;
+  /** Stops background work; closes the database when the registry opened it. */
+  close(): Promise<void>;
+}
+
+export interface RegistryOptions {
+  logger: Logger;
+  clock?: Clock;
+  /** An already open (and migrated) database, shared by tests; the registry will not close it. */
+  db?: Database;
+  /** Apply migrations at start (the default); the CLI's `migrate` does it explicitly. */
+  migrate?: boolean;
+}
+
+export const rootDir = join(import.meta.dirname, '..');
+
+const COOKIE_KEYS_SECRET = 'cookie_keys';
+
+async function cookieKeysFor(config: Config, box: SecretBox, db: Database): Promise<string[]> {
+  if (config.cookieKeys?.length) return config.cookieKeys;
+  // Generated once and shared by every instance through the database (first writer wins).
+  const secrets = createInstanceSecretQueries(db);
+  const candidate = box.seal(JSON.stringify([randomSecret(32)]), COOKIE_KEYS_SECRET);
+  const sealed = (await secrets.find(COOKIE_KEYS_SECRET)) ?? (await secrets.insertOrGet(COOKIE_KEYS_SECRET, candidate));
+  return JSON.parse(box.open(sealed, COOKIE_KEYS_SECRET)) as string[];
+}
+
+export async function createRegistry(config: Config, options: RegistryOptions): Promise<Registry> {
+  const { logger } = options;
+  const clock = options.clock ?? systemClock;
+  const ownsDb = !options.db;
+  const db = options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir }));
+  const timers: NodeJS.Timeout[] = [];
+
+  try {
+    if (options.migrate !== false) {
+      const applied = await migrate(db);
+      if (applied.length) logger.info({ applied }, 'migrations applied');
+    }
+
+    const box = createSecretBox(resolveSecretKey(config, (message) => logger.warn(message)));
+    const signingKeys = createSigningKeyService({ keys: createSigningKeyQueries(db), box, clock });
+    const createdKeys = await signingKeys.ensure();
+    if (createdKeys.length) logger.info({ kids: createdKeys }, 'signing keys generated');
+    const jwks = await signingKeys.loadJwks();
+    const cookieKeys = await cookieKeysFor(config, box, db);
+
+    const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency);
+    const accounts = createAccountService({ accounts: createAccountQueries(db), hasher });
+    const oidcPayloads = createOidcPayloadQueries(db);
+    const views = createViews(join(rootDir, 'views'), { cache: config.env !== 'development', productName: 'Lanyard' });
+
+    let provider: Provider | undefined;
+    const clients = createClientService({
+      clients: createClientQueries(db),
+      box,
+      clock,
+      validate: async (metadata) => { await provider!.Client.validate(metadata); },
+      cacheSeconds: config.clientCacheSeconds,
+    });
+    provider = createProvider({
+      config,
+      logger,
+      jwks,
+      cookieKeys,
+      adapter: createPostgresAdapter(oidcPayloads, clock),
+      findClient: (id) => clients.findMetadata(id),
+      findAccount: (id) => accounts.findById(id),
+      pages: providerPages(views),
+    });
+
+    if (config.sweepIntervalSeconds > 0) {
+      // Expired protocol rows are deleted in small batches in the background; lookups already
+      // ignore them, so sweeping late is harmless and never blocks a request.
+      const sweep = async () => {
+        try {
+          let removed = 0;
+          for (let batch = 0; batch < 20; batch += 1) {
+            const n = await oidcPayloads.sweepExpired(new Date(clock.now()), 500);
+            removed += n;
+            if (n < 500) break;
+          }
+          if (removed) logger.debug({ removed }, 'expired protocol rows swept');
+        } catch (err) {
+          logger.warn({ err: { message: (err as Error).message } }, 'sweeping expired rows failed');
+        }
+      };
+      timers.push(setInterval(() => void sweep(), config.sweepIntervalSeconds * 1000).unref());
+    }
+
+    return {
+      config,
+      logger,
+      clock,
+      db,
+      box,
+      views,
+      accounts,
+      clients,
+      signingKeys,
+      oidcPayloads,
+      provider,
+      interactions: createInteractions(provider),
+      csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),
+      async close() {
+        timers.forEach(clearInterval);
+        if (ownsDb) await db.close();
+      },
+    };
+  } catch (err) {
+    timers.forEach(clearInterval);
+    if (ownsDb) await db.close().catch(() => {});
+    throw err;
+  }
+}
