@@ -22,6 +22,8 @@ export function createApp(registry: Registry): Koa {
   const { config, views, interactions, accounts, provider } = registry;
   const app = new Koa({ proxy: config.trustProxy });
   app.silent = true; // errors are logged by our own handlers, with the request id
+  // oidc-provider mounted at "/" runs on this app's context, so its signed cookies use these keys.
+  app.keys = registry.cookieKeys;
 
   app.use(requestContext(registry.logger));
   app.use(securityHeaders({ hsts: new URL(config.issuer).protocol === 'https:' }));

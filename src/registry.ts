@@ -41,6 +41,8 @@ export interface Registry {
   oidcPayloads: OidcPayloadQueries;
   provider: Provider;
   interactions: Interactions;
+  /** Cookie-signing keys, newest first (the engine's cookies are set through our Koa app). */
+  cookieKeys: string[];
   /** Key for CSRF tokens, derived from the newest cookie key. */
   csrfKey: Buffer;
   /** Stops background work; closes the database when the registry opened it. */
@@ -145,6 +147,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       oidcPayloads,
       provider,
       interactions: createInteractions(provider),
+      cookieKeys,
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),
       async close() {
         timers.forEach(clearInterval);

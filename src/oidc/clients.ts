@@ -3,6 +3,7 @@ import { AppError } from '../shared/errors.ts';
 import { randomSecret } from '../shared/ids.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { SecretBox } from '../shared/crypto.ts';
+import { FIRST_PARTY } from './provider.ts';
 import type { ClientKind, ClientQueries, ClientRow } from '../persistence/queries/clients.ts';
 
 /**
@@ -63,7 +64,7 @@ export function toProviderMetadata(row: ClientRow, box: SecretBox): ClientMetada
     client_name: row.name,
     ...(row.secret_sealed ? { client_secret: box.open(row.secret_sealed, sealContext(row.client_id)) } : {}),
     // Custom metadata (declared in extraClientMetadata): skips the consent screen.
-    'urn:lanyard:first_party': row.first_party,
+    [FIRST_PARTY]: row.first_party,
   };
 }
 

@@ -72,7 +72,7 @@ export function createInteractions(provider: Provider) {
       return {
         clientId: client.clientId,
         name: client.clientName ?? client.clientId,
-        firstParty: isFirstParty(client as never),
+        firstParty: isFirstParty(client),
         native: client.applicationType === 'native',
         policyUri: client.policyUri,
         tosUri: client.tosUri,

@@ -33,8 +33,9 @@ export interface ProviderDeps {
   pages: ProviderPages;
 }
 
-export function isFirstParty(client: { [key: string]: unknown } | undefined): boolean {
-  return client?.[FIRST_PARTY] === true;
+/** Custom metadata keeps its registered (snake_case) name on the engine's Client instances. */
+export function isFirstParty(client: object | undefined): boolean {
+  return (client as Record<string, unknown> | undefined)?.[FIRST_PARTY] === true;
 }
 
 /** Standard claims of an account (OIDC Core §5.1); the engine releases them by scope. */
@@ -92,7 +93,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       },
     },
     claims: {
-      openid: ['sub'],
+      // amr (RFC 8176) tells relying parties how the user signed in (pwd, otp, ...).
+      openid: ['sub', 'amr'],
       email: ['email', 'email_verified'],
       profile: ['name', 'nickname', 'picture', 'locale', 'zoneinfo', 'updated_at'],
     },
@@ -114,7 +116,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       if (!client || !session?.accountId) return undefined;
       const grantId = (result?.consent as { grantId?: string } | undefined)?.grantId ?? session.grantIdFor(client.clientId);
       const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
-      if (!isFirstParty(client as never)) return existing;
+      if (!isFirstParty(client)) return existing;
       const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
       const scopes = [...ctx.oidc.requestParamOIDCScopes];
       const claims = [...ctx.oidc.requestParamClaims];
@@ -140,7 +142,7 @@ export function createProvider(deps: ProviderDeps): Provider {
      * it, bound to the session: it dies at sign-out.
      */
     async issueRefreshToken(_ctx, client, code) {
-      return client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || isFirstParty(client as never));
+      return client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || isFirstParty(client));
     },
     ttl: {
       AccessToken: config.ttl.accessToken,
@@ -160,7 +162,11 @@ export function createProvider(deps: ProviderDeps): Provider {
         // RFC 7662 §2.1: only authenticated (confidential) clients may introspect.
         allowedPolicy: (_ctx, client) => client.clientAuthMethod !== 'none',
       },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client may revoke only tokens that were issued to it.
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+      },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
