@@ -82,6 +82,11 @@ export const configSchema = z
     clientCacheSeconds: z.coerce.number().int().min(0).max(3600),
     /** A rotated signing key is published this long before it starts signing (rolling restarts). */
     keyActivationDelaySeconds: z.coerce.number().int().min(0).max(604_800),
+    /**
+     * Let the server call relying parties on loopback and private addresses (back-channel logout
+     * to an internal host). Off by default: the engine refuses special-use addresses against SSRF.
+     */
+    allowPrivateNetworkCalls: flag,
     /** How often expired protocol rows are swept; 0 disables the sweeper. */
     sweepIntervalSeconds: z.coerce.number().int().min(0).max(86_400),
   })
@@ -131,4 +136,5 @@ export const environmentVariables: Record<string, string> = {
   CLIENT_CACHE_SECONDS: 'clientCacheSeconds',
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
+  ALLOW_PRIVATE_NETWORK_CALLS: 'allowPrivateNetworkCalls',
 };

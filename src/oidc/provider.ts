@@ -181,6 +181,15 @@ export function createProvider(deps: ProviderDeps): Provider {
       },
       userinfo: { enabled: true },
     },
+    ...(config.allowPrivateNetworkCalls
+      ? {
+          // Drop the engine's SSRF-checking dispatcher so loopback/private relying parties are reachable.
+          fetch: (url: string | URL | Request, options?: RequestInit) => {
+            const { dispatcher: _dispatcher, ...rest } = (options ?? {}) as RequestInit & { dispatcher?: unknown };
+            return globalThis.fetch(url, rest);
+          },
+        }
+      : {}),
     renderError(ctx, out) {
       ctx.type = 'html';
       ctx.body = pages.error(ctx, out);

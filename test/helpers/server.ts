@@ -17,7 +17,7 @@ export const TEST_SECRET_KEY = randomBytes(32).toString('base64url');
 export function testConfig(overrides: Record<string, unknown> = {}): Config {
   return loadConfig(
     { NODE_ENV: 'test' },
-    { overrides: { secretKey: TEST_SECRET_KEY, dataDir: join(tmpdir(), 'lanyard-test'), clientCacheSeconds: 0, ...overrides } },
+    { overrides: { secretKey: TEST_SECRET_KEY, dataDir: join(tmpdir(), 'lanyard-test'), clientCacheSeconds: 0, allowPrivateNetworkCalls: true, ...overrides } },
   );
 }
 
