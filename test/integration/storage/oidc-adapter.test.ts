@@ -1,0 +1,102 @@
+import { expect } from 'chai';
+import { testDatabase, resetDatabase } from '../../helpers/db.ts';
+import { createOidcPayloadQueries } from '../../../src/persistence/queries/oidc-payloads.ts';
+import { createPostgresAdapter } from '../../../src/oidc/adapter.ts';
+import type { Clock } from '../../../src/shared/clock.ts';
+
+/** The oidc-provider adapter against the real engine of this run (PGlite, or the server with DATABASE_URL). */
+describe('PostgreSQL adapter for oidc-provider models', () => {
+  let now = Date.UTC(2026, 0, 1);
+  const clock: Clock = { now: () => now };
+  let Adapter: ReturnType<typeof createPostgresAdapter>;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    now = Date.UTC(2026, 0, 1);
+    Adapter = createPostgresAdapter(createOidcPayloadQueries(await testDatabase()), clock);
+  });
+
+  it('stores a payload and finds it again by id, with its jti restored', async () => {
+    const tokens = new Adapter('AccessToken');
+    await tokens.upsert('token-value-1', { jti: 'token-value-1', accountId: 'acc_1', grantId: 'g1', kind: 'AccessToken', scope: 'openid' }, 60);
+    const found = await tokens.find('token-value-1');
+    expect(found).to.deep.include({ jti: 'token-value-1', accountId: 'acc_1', grantId: 'g1', scope: 'openid' });
+    expect(await tokens.find('token-value-2')).to.equal(undefined);
+    expect(await new Adapter('RefreshToken').find('token-value-1'), 'models are separate').to.equal(undefined);
+  });
+
+  it('never stores the token value: only its hash is on disk', async () => {
+    const db = await testDatabase();
+    await new Adapter('RefreshToken').upsert('secret-refresh-value', { jti: 'secret-refresh-value', grantId: 'g2' }, 60);
+    await new Adapter('Interaction').upsert('interaction-uid', { jti: 'interaction-uid', session: { accountId: 'a', uid: 'u', cookie: 'session-cookie-value' } } as never, 60);
+    const { rows } = await db.query<{ dump: string }>('SELECT string_agg(id_hash || payload::text, \' \') AS dump FROM oidc_payloads');
+    expect(rows[0]!.dump).not.to.contain('secret-refresh-value');
+    expect(rows[0]!.dump).not.to.contain('session-cookie-value');
+    expect(rows[0]!.dump).not.to.contain('interaction-uid');
+  });
+
+  it('stops returning a payload once it expires, by the injected clock', async () => {
+    const codes = new Adapter('AuthorizationCode');
+    await codes.upsert('code-1', { jti: 'code-1', grantId: 'g' }, 60);
+    now += 59_000;
+    expect(await codes.find('code-1')).to.not.equal(undefined);
+    now += 2_000;
+    expect(await codes.find('code-1')).to.equal(undefined);
+  });
+
+  it('marks a payload consumed with the time of consumption', async () => {
+    const codes = new Adapter('AuthorizationCode');
+    await codes.upsert('code-2', { jti: 'code-2', grantId: 'g' }, 60);
+    await codes.consume('code-2');
+    const found = await codes.find('code-2');
+    expect(found?.consumed).to.equal(Math.floor(now / 1000));
+  });
+
+  it('destroys a payload', async () => {
+    const sessions = new Adapter('Session');
+    await sessions.upsert('cookie-1', { jti: 'cookie-1', uid: 'uid-1', accountId: 'a' }, 60);
+    await sessions.destroy('cookie-1');
+    expect(await sessions.find('cookie-1')).to.equal(undefined);
+  });
+
+  it('finds a session by its uid', async () => {
+    const sessions = new Adapter('Session');
+    await sessions.upsert('cookie-2', { jti: 'cookie-2', uid: 'uid-2', accountId: 'acc_2' }, 60);
+    const found = await sessions.findByUid('uid-2');
+    expect(found).to.deep.include({ uid: 'uid-2', accountId: 'acc_2' });
+    expect(await sessions.findByUid('uid-unknown')).to.equal(undefined);
+  });
+
+  it('revokes every token of a grant and nothing else', async () => {
+    const access = new Adapter('AccessToken');
+    const refresh = new Adapter('RefreshToken');
+    await access.upsert('at-1', { jti: 'at-1', grantId: 'grant-a' }, 60);
+    await refresh.upsert('rt-1', { jti: 'rt-1', grantId: 'grant-a' }, 60);
+    await access.upsert('at-2', { jti: 'at-2', grantId: 'grant-b' }, 60);
+    await access.revokeByGrantId('grant-a');
+    await refresh.revokeByGrantId('grant-a');
+    expect(await access.find('at-1')).to.equal(undefined);
+    expect(await refresh.find('rt-1')).to.equal(undefined);
+    expect(await access.find('at-2')).to.not.equal(undefined);
+  });
+
+  it('replaces a payload on a second upsert of the same id', async () => {
+    const grants = new Adapter('Grant');
+    await grants.upsert('grant-1', { jti: 'grant-1', accountId: 'a', openid: { scope: 'openid' } }, 60);
+    await grants.upsert('grant-1', { jti: 'grant-1', accountId: 'a', openid: { scope: 'openid email' } }, 120);
+    const found = await grants.find('grant-1');
+    expect(found?.openid).to.deep.equal({ scope: 'openid email' });
+  });
+
+  it('sweeps expired rows in batches and leaves live ones', async () => {
+    const queries = createOidcPayloadQueries(await testDatabase());
+    const tokens = new Adapter('AccessToken');
+    for (let i = 0; i < 5; i += 1) await tokens.upsert(`old-${i}`, { jti: `old-${i}` }, 10);
+    await tokens.upsert('live', { jti: 'live' }, 3600);
+    now += 60_000;
+    expect(await queries.sweepExpired(new Date(now), 3)).to.equal(3);
+    expect(await queries.sweepExpired(new Date(now), 3)).to.equal(2);
+    expect(await queries.sweepExpired(new Date(now), 3)).to.equal(0);
+    expect(await tokens.find('live')).to.not.equal(undefined);
+  });
+});

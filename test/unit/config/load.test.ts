@@ -1,0 +1,65 @@
+import { expect } from 'chai';
+import { loadConfig, ConfigError } from '../../../src/config/load.ts';
+
+const KEY = Buffer.alloc(32, 7).toString('base64url');
+
+describe('loadConfig', () => {
+  it('builds a development configuration from defaults alone', () => {
+    const config = loadConfig({});
+    expect(config.env).to.equal('development');
+    expect(config.port).to.equal(3000);
+    expect(config.issuer).to.equal('http://localhost:3000');
+    expect(config.databaseUrl).to.equal(undefined);
+    expect(config.argon2).to.deep.equal({ memoryKiB: 19456, timeCost: 2, parallelism: 1 });
+  });
+
+  it('takes environment variables over files, with types coerced', () => {
+    const config = loadConfig({ PORT: '8080', TRUST_PROXY: 'false', SEED_DEMO: 'no', ACCESS_TOKEN_TTL: '600', COOKIE_KEYS: `${'a'.repeat(32)}, ${'b'.repeat(32)}` });
+    expect(config.port).to.equal(8080);
+    expect(config.issuer).to.equal('http://localhost:8080');
+    expect(config.trustProxy).to.equal(false);
+    expect(config.seedDemo).to.equal(false);
+    expect(config.ttl.accessToken).to.equal(600);
+    expect(config.cookieKeys).to.deep.equal(['a'.repeat(32), 'b'.repeat(32)]);
+  });
+
+  it('reports every bad key at once, one line each, named by its variable', () => {
+    try {
+      loadConfig({ PORT: 'eighty', ISSUER: 'ftp://x', DATABASE_URL: 'mysql://db', ARGON2_MEMORY_KIB: '1024', TRUST_PROXY: 'maybe' });
+      expect.fail('accepted a bad configuration');
+    } catch (err) {
+      expect(err).to.be.instanceOf(ConfigError);
+      const problems = (err as ConfigError).problems;
+      expect(problems).to.have.length(5);
+      expect(problems.some((p) => p.startsWith('PORT:'))).to.equal(true);
+      expect(problems.some((p) => p.startsWith('ISSUER:'))).to.equal(true);
+      expect(problems.some((p) => p.startsWith('DATABASE_URL:'))).to.equal(true);
+      expect(problems.some((p) => p.startsWith('ARGON2_MEMORY_KIB:') && p.includes('OWASP'))).to.equal(true);
+      expect(problems.some((p) => p.startsWith('TRUST_PROXY:'))).to.equal(true);
+    }
+  });
+
+  it('refuses development defaults in production', () => {
+    try {
+      loadConfig({ NODE_ENV: 'production', ISSUER: 'http://id.example.com', SEED_DEMO: 'true' });
+      expect.fail('accepted production without a secret key');
+    } catch (err) {
+      const problems = (err as ConfigError).problems;
+      expect(problems).to.include('SECRET_KEY: is required in production');
+      expect(problems).to.include('ISSUER: must be https in production');
+      expect(problems).to.include('SEED_DEMO: demo data cannot be seeded in production');
+    }
+  });
+
+  it('accepts a complete production configuration and never echoes secret values in errors', () => {
+    const config = loadConfig({ NODE_ENV: 'production', ISSUER: 'https://id.example.com', SECRET_KEY: KEY, DATABASE_URL: 'postgres://db/lanyard' });
+    expect(config.secretKey?.length).to.equal(32);
+    expect(config.seedDemo).to.equal(false);
+    try {
+      loadConfig({ SECRET_KEY: 'short-secret-value' });
+      expect.fail('accepted a short key');
+    } catch (err) {
+      expect((err as ConfigError).problems.join('\n')).to.contain('SECRET_KEY:').and.not.contain('short-secret-value');
+    }
+  });
+});
