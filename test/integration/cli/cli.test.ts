@@ -1,0 +1,118 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openDatabase } from '../../../src/persistence/db.ts';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+
+/** Runs the real CLI in a child process on its own embedded database folder. */
+function cli(args: string[], env: Record<string, string>, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', join(root, 'src/cli/main.ts'), ...args], {
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
+      cwd: root,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+describe('command-line interface (npm run cli)', function () {
+  this.timeout(60_000);
+  let dataDir: string;
+  let env: Record<string, string>;
+
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'lanyard-cli-'));
+    env = { DATA_DIR: dataDir, SECRET_KEY: randomBytes(32).toString('base64url') };
+  });
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('migrates, and a second run is a no-op', async () => {
+    const first = await cli(['migrate'], env);
+    expect(first.code, first.stderr).to.equal(0);
+    expect(first.stdout).to.match(/applied: 0001_foundation/);
+    const second = await cli(['migrate', '--status'], env);
+    expect(second.stdout).to.contain('up to date');
+  });
+
+  it('creates, lists, updates and deletes clients', async () => {
+    const created = await cli(['clients', 'create', '--id', 'jira', '--kind', 'web', '--name', 'Jira', '--redirect-uri', 'https://jira.example.com/cb', '--first-party'], env);
+    expect(created.code, created.stderr).to.equal(0);
+    const secret = /client_secret (\S+)/.exec(created.stdout)?.[1];
+    expect(secret).to.be.a('string').with.length.greaterThan(30);
+
+    const native = await cli(['clients', 'create', '--id', 'trello-mobile', '--kind', 'native', '--name', 'Trello', '--redirect-uri', 'com.lanyard.trello:/cb'], env);
+    expect(native.code, native.stderr).to.equal(0);
+    expect(native.stdout).to.contain('public client');
+
+    const duplicate = await cli(['clients', 'create', '--id', 'jira', '--kind', 'web', '--name', 'Again', '--redirect-uri', 'https://x.example.com/cb'], env);
+    expect(duplicate.code).to.equal(1);
+    expect(duplicate.stderr).to.contain('already exists');
+
+    const invalid = await cli(['clients', 'create', '--id', 'bad', '--kind', 'web', '--name', 'Bad', '--redirect-uri', 'not a url'], env);
+    expect(invalid.code).to.equal(1);
+    expect(invalid.stderr).to.contain('client.invalid_metadata');
+
+    const rotated = await cli(['clients', 'update', 'jira', '--rotate-secret', '--name', 'Jira Cloud'], env);
+    expect(rotated.code, rotated.stderr).to.equal(0);
+    expect(/client_secret (\S+)/.exec(rotated.stdout)?.[1]).to.be.a('string').and.not.equal(secret);
+
+    const listed = await cli(['clients', 'list'], env);
+    expect(listed.stdout).to.match(/^jira\tweb\tfirst-party\tJira Cloud\thttps:\/\/jira\.example\.com\/cb$/m);
+    expect(listed.stdout).to.match(/^trello-mobile\tnative\tthird-party/m);
+    expect(listed.stdout).not.to.contain(secret!);
+
+    const deleted = await cli(['clients', 'delete', 'jira'], env);
+    expect(deleted.code).to.equal(0);
+    expect((await cli(['clients', 'list'], env)).stdout).not.to.match(/^jira\t/m);
+  });
+
+  it('rotates signing keys and lists them', async () => {
+    const rotated = await cli(['keys', 'rotate'], env);
+    expect(rotated.code, rotated.stderr).to.equal(0);
+    const listed = await cli(['keys', 'list'], env);
+    const lines = listed.stdout.trim().split('\n');
+    expect(lines).to.have.length(4);
+    expect(lines.filter((l) => l.includes('unpublished at'))).to.have.length(2);
+  });
+
+  it('creates an account with a password read from standard input', async () => {
+    const created = await cli(['accounts', 'create', '--email', 'Admin@Example.com', '--name', 'Admin'], env, 'a good long password\n');
+    expect(created.code, created.stderr).to.equal(0);
+    expect(created.stdout).to.match(/created acc_\S+ admin@example\.com/);
+    const short = await cli(['accounts', 'create', '--email', 'b@example.com'], env, 'short\n');
+    expect(short.code).to.equal(2);
+  });
+
+  it('explains usage errors and bad configuration in one line each', async () => {
+    const unknown = await cli(['frobnicate'], env);
+    expect(unknown.code).to.equal(2);
+    expect(unknown.stderr).to.contain('unknown command: frobnicate');
+    const badConfig = await cli(['clients', 'list'], { ...env, DATABASE_URL: 'mysql://x', ARGON2_TIME_COST: '1' });
+    expect(badConfig.code).to.equal(1);
+    expect(badConfig.stderr.trim().split('\n')).to.have.length(2);
+    const refused = await cli(['clients', 'list'], { ...env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' });
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr.trim()).to.equal('DATABASE_URL: cannot connect to 127.0.0.1:1/none (connection refused)');
+  });
+
+  it('refuses to open an embedded database another process is using', async () => {
+    const holder = await openDatabase({ dataDir });
+    try {
+      const res = await cli(['clients', 'list'], env);
+      expect(res.code).to.equal(1);
+      expect(res.stderr).to.contain(`in use by process ${process.pid}`);
+    } finally {
+      await holder.close();
+    }
+  });
+});
