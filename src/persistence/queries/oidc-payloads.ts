@@ -17,6 +17,16 @@ export interface PayloadWrite {
 
 /** Queries of the oidc-provider model store. Every lookup is by primary key or a partial index. */
 export function createOidcPayloadQueries(db: Queryable) {
+  /** The row of `model` whose `column` equals `value`, unless it has expired by `now`. */
+  async function findLive(column: 'id_hash' | 'session_uid' | 'user_code_hash', model: string, value: string, now: Date): Promise<StoredPayload | undefined> {
+    const { rows } = await db.query<StoredPayload>(
+      `SELECT payload, consumed_at FROM oidc_payloads
+       WHERE ${column} = $2 AND model = $1 AND (expires_at IS NULL OR expires_at > $3)`,
+      [model, value, now],
+    );
+    return rows[0];
+  }
+
   return {
     /** One statement per save: the single write an issued token costs. */
     async upsert(write: PayloadWrite): Promise<void> {
@@ -30,32 +40,11 @@ export function createOidcPayloadQueries(db: Queryable) {
       );
     },
 
-    async find(model: string, idHash: string, now: Date): Promise<StoredPayload | undefined> {
-      const { rows } = await db.query<StoredPayload>(
-        `SELECT payload, consumed_at FROM oidc_payloads
-         WHERE model = $1 AND id_hash = $2 AND (expires_at IS NULL OR expires_at > $3)`,
-        [model, idHash, now],
-      );
-      return rows[0];
-    },
+    find: (model: string, idHash: string, now: Date) => findLive('id_hash', model, idHash, now),
 
-    async findBySessionUid(model: string, uid: string, now: Date): Promise<StoredPayload | undefined> {
-      const { rows } = await db.query<StoredPayload>(
-        `SELECT payload, consumed_at FROM oidc_payloads
-         WHERE session_uid = $2 AND model = $1 AND (expires_at IS NULL OR expires_at > $3)`,
-        [model, uid, now],
-      );
-      return rows[0];
-    },
+    findBySessionUid: (model: string, uid: string, now: Date) => findLive('session_uid', model, uid, now),
 
-    async findByUserCodeHash(model: string, userCodeHash: string, now: Date): Promise<StoredPayload | undefined> {
-      const { rows } = await db.query<StoredPayload>(
-        `SELECT payload, consumed_at FROM oidc_payloads
-         WHERE user_code_hash = $2 AND model = $1 AND (expires_at IS NULL OR expires_at > $3)`,
-        [model, userCodeHash, now],
-      );
-      return rows[0];
-    },
+    findByUserCodeHash: (model: string, userCodeHash: string, now: Date) => findLive('user_code_hash', model, userCodeHash, now),
 
     async consume(model: string, idHash: string, now: Date): Promise<void> {
       await db.query('UPDATE oidc_payloads SET consumed_at = $3 WHERE model = $1 AND id_hash = $2', [model, idHash, now]);
