@@ -11,6 +11,7 @@ import { errorHandler } from './http/error-handler.ts';
 import { csrfProtection } from './http/csrf.ts';
 import { healthRoutes } from './routes/health.ts';
 import { staticRoutes } from './routes/static.ts';
+import { devMailboxRoutes } from './routes/dev-mailbox.ts';
 import { loginRoutes } from './flows/login/routes.ts';
 import { consentRoutes } from './flows/consent/routes.ts';
 
@@ -32,6 +33,7 @@ export function createApp(registry: Registry): Koa {
   const open = new Router();
   open.use(healthRoutes(registry.db).routes());
   open.use(staticRoutes(join(rootDir, 'public')).routes());
+  if (config.devMailbox && registry.mail.devMailbox) open.use(devMailboxRoutes(registry.mail.devMailbox, views).routes());
   app.use(open.routes());
 
   // Our HTML forms: bodies parsed with tight limits (oidc-provider parses its own), CSRF checked.

@@ -22,6 +22,11 @@ import { createProvider } from './oidc/provider.ts';
 import { createSigningKeyService, type SigningKeyService } from './oidc/signing-keys.ts';
 import { createViews, type Views } from './http/views.ts';
 import { providerPages } from './flows/logout/pages.ts';
+import { createMailOutboxQueries, type MailOutboxQueries } from './persistence/queries/mail-outbox.ts';
+import { createMailRenderer } from './mail/templates.ts';
+import { createOutbox, type Outbox } from './mail/outbox.ts';
+import { createDevMailbox, createSmtpTransport, type DevMailbox } from './mail/transport.ts';
+import { createMailDelivery, type MailDelivery } from './mail/delivery.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -41,6 +46,13 @@ export interface Registry {
   oidcPayloads: OidcPayloadQueries;
   provider: Provider;
   interactions: Interactions;
+  mail: {
+    outbox: Outbox;
+    delivery: MailDelivery;
+    queries: MailOutboxQueries;
+    /** Present when no SMTP_URL is configured: what /dev/mailbox shows. */
+    devMailbox: DevMailbox | undefined;
+  };
   /** Cookie-signing keys, newest first (the engine's cookies are set through our Koa app). */
   cookieKeys: string[];
   /** Key for CSRF tokens, derived from the newest cookie key. */
@@ -115,6 +127,30 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       pages: providerPages(views),
     });
 
+    const mailQueries = createMailOutboxQueries(db);
+    const devMailbox = config.smtpUrl ? undefined : createDevMailbox((line, message) => logger.info(line, message));
+    const delivery = createMailDelivery({
+      queries: mailQueries,
+      box,
+      transport: config.smtpUrl ? createSmtpTransport(config.smtpUrl) : devMailbox!,
+      clock,
+      logger,
+      from: config.mailFrom,
+      messageIdDomain: new URL(config.issuer).hostname,
+      maxAttempts: config.mailMaxAttempts,
+    });
+    const outbox = createOutbox({
+      queries: mailQueries,
+      box,
+      render: createMailRenderer(views, config.issuer),
+      clock,
+      // With a running worker, a committed message goes out at once instead of at the next poll.
+      onEnqueued: config.mailPollSeconds > 0
+        ? () => { delivery.deliverDue().catch((err: unknown) => logger.error({ err: { message: (err as Error).message } }, 'mail worker error')); }
+        : undefined,
+    });
+    delivery.start(config.mailPollSeconds);
+
     if (config.sweepIntervalSeconds > 0) {
       // Expired protocol rows are deleted in small batches in the background; lookups already
       // ignore them, so sweeping late is harmless and never blocks a request.
@@ -147,10 +183,12 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       oidcPayloads,
       provider,
       interactions: createInteractions(provider),
+      mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),
       async close() {
         timers.forEach(clearInterval);
+        await delivery.stop();
         if (ownsDb) await db.close();
       },
     };

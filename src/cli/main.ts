@@ -28,6 +28,9 @@ const USAGE = `usage: npm run cli -- <command>
   keys rotate                              add new signing keys; old ones stay published until
                                            everything they signed has expired
   accounts create --email EMAIL [--name NAME]   password read from standard input
+  mail failed                              list messages that could not be delivered
+  mail retry [ID]...                       queue failed messages again (all, or the listed ids)
+  mail test --email EMAIL                  queue a test message and deliver it now
 `;
 
 const options = {
@@ -183,6 +186,27 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
           if (password.length < 8) throw new UsageError('the password must be at least 8 characters');
           const account = await accounts.create({ email: v.email!, name: v.name, password, emailVerified: true });
           out(`created ${account.id} ${account.email}`);
+        });
+        return 0;
+      case 'mail':
+        await withRegistry(config, async ({ mail, db, clock }) => {
+          if (action === 'failed') {
+            const failed = await mail.queries.listFailed(1000);
+            if (!failed.length) out('no failed messages');
+            for (const m of failed) out(`${m.id}\t${m.created_at.toISOString()}\t${m.recipient}\t${m.template}\t${m.attempts} attempts\t${m.last_error ?? ''}`);
+          } else if (action === 'retry') {
+            const ids = positionals.slice(2);
+            out(`queued again: ${await mail.queries.retryFailed(new Date(clock.now()), ids)}`);
+            await mail.delivery.deliverDue();
+          } else if (action === 'test') {
+            if (!v.email) throw new UsageError('mail test needs --email');
+            const id = await db.transaction((tx) => mail.outbox.enqueue(tx, { to: v.email!, template: 'test', data: {} }));
+            await mail.delivery.deliverDue();
+            const row = await mail.queries.find(id);
+            out(`${id}: ${row?.status}${row?.last_error ? ` (${row.last_error})` : ''}`);
+          } else {
+            throw new UsageError(`unknown mail command: ${action ?? ''}`);
+          }
         });
         return 0;
       default:

@@ -87,6 +87,17 @@ export const configSchema = z
      * to an internal host). Off by default: the engine refuses special-use addresses against SSRF.
      */
     allowPrivateNetworkCalls: flag,
+    /** SMTP server for outgoing mail (smtp:// or smtps://, credentials in the URL). Empty: the development mailbox. */
+    smtpUrl: z
+      .string()
+      .refine((value) => /^smtps?:\/\/[^/]+/.test(value), { message: 'must be smtp://[user:pass@]host[:port] or smtps://…' })
+      .optional(),
+    /** The From header of every message. */
+    mailFrom: z.string().min(3).max(320),
+    /** How often the delivery worker looks for due messages; 0 disables the worker (tests drive it). */
+    mailPollSeconds: z.coerce.number().int().min(0).max(3600),
+    /** Attempts before a message is marked failed (backoff doubles from 30 s, capped at 1 h). */
+    mailMaxAttempts: z.coerce.number().int().min(1).max(50),
     /** How often expired protocol rows are swept; 0 disables the sweeper. */
     sweepIntervalSeconds: z.coerce.number().int().min(0).max(86_400),
   })
@@ -100,6 +111,9 @@ export const configSchema = z
     }
     if (config.seedDemo) {
       ctx.addIssue({ code: 'custom', path: ['seedDemo'], message: 'demo data cannot be seeded in production' });
+    }
+    if (!config.smtpUrl) {
+      ctx.addIssue({ code: 'custom', path: ['smtpUrl'], message: 'is required in production (mail cannot be delivered without it)' });
     }
     if (config.devMailbox) {
       ctx.addIssue({ code: 'custom', path: ['devMailbox'], message: 'the development mailbox cannot be enabled in production' });
@@ -137,4 +151,8 @@ export const environmentVariables: Record<string, string> = {
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
   ALLOW_PRIVATE_NETWORK_CALLS: 'allowPrivateNetworkCalls',
+  SMTP_URL: 'smtpUrl',
+  MAIL_FROM: 'mailFrom',
+  MAIL_POLL_SECONDS: 'mailPollSeconds',
+  MAIL_MAX_ATTEMPTS: 'mailMaxAttempts',
 };

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openDatabase } from '../../../src/persistence/db.ts';
+import { startSmtp } from '../../helpers/smtp.ts';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 
@@ -91,6 +92,32 @@ describe('command-line interface (npm run cli)', function () {
     expect(created.stdout).to.match(/created acc_\S+ admin@example\.com/);
     const short = await cli(['accounts', 'create', '--email', 'b@example.com'], env, 'short\n');
     expect(short.code).to.equal(2);
+  });
+
+  it('sends a test message, lists failed deliveries and retries them', async () => {
+    const smtp = await startSmtp();
+    try {
+      const mailEnv = { ...env, SMTP_URL: smtp.url };
+      const ok = await cli(['mail', 'test', '--email', 'ops@example.com'], mailEnv);
+      expect(ok.code, ok.stderr).to.equal(0);
+      expect(ok.stdout).to.match(/mail_\S+: sent/);
+      expect((await smtp.lastTo('ops@example.com')).subject).to.equal('Lanyard test message');
+
+      const unreachable = await cli(['mail', 'test', '--email', 'later@example.com'], { ...env, SMTP_URL: 'smtp://127.0.0.1:1' });
+      expect(unreachable.stdout, 'a connection failure is transient').to.match(/: pending \(connection/);
+
+      smtp.failNext(550);
+      const bounced = await cli(['mail', 'test', '--email', 'bounce@example.com'], mailEnv);
+      expect(bounced.stdout).to.match(/: failed \(550/);
+      const listed = await cli(['mail', 'failed'], mailEnv);
+      expect(listed.stdout).to.match(/^mail_\S+\t\S+\tbounce@example\.com\ttest\t1 attempts\t550/m);
+      const retried = await cli(['mail', 'retry'], mailEnv);
+      expect(retried.stdout).to.contain('queued again: 1');
+      expect((await smtp.lastTo('bounce@example.com')).subject).to.equal('Lanyard test message');
+      expect((await cli(['mail', 'failed'], mailEnv)).stdout).to.contain('no failed messages');
+    } finally {
+      await smtp.close();
+    }
   });
 
   it('explains usage errors and bad configuration in one line each', async () => {

@@ -48,11 +48,12 @@ describe('loadConfig', () => {
       expect(problems).to.include('SECRET_KEY: is required in production');
       expect(problems).to.include('ISSUER: must be https in production');
       expect(problems).to.include('SEED_DEMO: demo data cannot be seeded in production');
+      expect(problems).to.include('SMTP_URL: is required in production (mail cannot be delivered without it)');
     }
   });
 
   it('accepts a complete production configuration and never echoes secret values in errors', () => {
-    const config = loadConfig({ NODE_ENV: 'production', ISSUER: 'https://id.example.com', SECRET_KEY: KEY, DATABASE_URL: 'postgres://db/lanyard' });
+    const config = loadConfig({ NODE_ENV: 'production', ISSUER: 'https://id.example.com', SECRET_KEY: KEY, DATABASE_URL: 'postgres://db/lanyard', SMTP_URL: 'smtp://mail.example.com:587' });
     expect(config.secretKey?.length).to.equal(32);
     expect(config.seedDemo).to.equal(false);
     try {

@@ -1,0 +1,35 @@
+import type { Views } from '../http/views.ts';
+
+/**
+ * Email templates: `views/email/<name>.txt.eta` and `<name>.htm.eta`, rendered with the product name
+ * and the issuer's URL so every link points at this deployment. Subjects live here, beside the
+ * list of templates, so a missing one is a type error rather than an empty subject line.
+ */
+export const SUBJECTS = {
+  'verify-email': 'Your Lanyard verification code: <%~ it.code %>',
+  'already-registered': 'You already have a Lanyard account',
+  'password-reset': 'Reset your Lanyard password',
+  'password-changed': 'Your Lanyard password was changed',
+  test: 'Lanyard test message',
+} as const;
+
+export type MailTemplate = keyof typeof SUBJECTS;
+
+export interface RenderedMail {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export function createMailRenderer(views: Views, issuer: string) {
+  return (template: MailTemplate, data: Record<string, unknown>): RenderedMail => {
+    const it = { ...data, issuer };
+    return {
+      subject: views.renderString(SUBJECTS[template], it).trim(),
+      text: views.render(`email/${template}.txt.eta`, it),
+      html: views.render(`email/${template}.htm.eta`, it),
+    };
+  };
+}
+
+export type MailRenderer = ReturnType<typeof createMailRenderer>;
