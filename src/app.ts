@@ -14,6 +14,7 @@ import { staticRoutes } from './routes/static.ts';
 import { devMailboxRoutes } from './routes/dev-mailbox.ts';
 import { loginRoutes } from './flows/login/routes.ts';
 import { consentRoutes } from './flows/consent/routes.ts';
+import { recoveryRoutes } from './flows/recovery/routes.ts';
 
 /**
  * The HTTP application: our middleware and routes in front, oidc-provider's endpoints mounted
@@ -43,6 +44,7 @@ export function createApp(registry: Registry): Koa {
   const consent = consentRoutes({ interactions, accounts, views });
   forms.use(consent.router.routes());
   forms.use(loginRoutes({ interactions, accounts, views, renderConsent: consent.renderConsent }).routes());
+  forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, minLength: config.passwordMinLength }).routes());
   app.use(forms.routes());
   app.use(forms.allowedMethods());
 

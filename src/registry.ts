@@ -22,6 +22,11 @@ import { createProvider } from './oidc/provider.ts';
 import { createSigningKeyService, type SigningKeyService } from './oidc/signing-keys.ts';
 import { createViews, type Views } from './http/views.ts';
 import { providerPages } from './flows/logout/pages.ts';
+import { createBackground, type Background } from './shared/background.ts';
+import { createPasswordPolicy, type PasswordPolicy } from './identity/password-policy.ts';
+import { createPasswordResetService, type PasswordResetService } from './identity/password-reset.ts';
+import { createPasswordResetQueries } from './persistence/queries/password-reset-tokens.ts';
+import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
 import { createMailOutboxQueries, type MailOutboxQueries } from './persistence/queries/mail-outbox.ts';
 import { createMailRenderer } from './mail/templates.ts';
 import { createOutbox, type Outbox } from './mail/outbox.ts';
@@ -46,6 +51,10 @@ export interface Registry {
   oidcPayloads: OidcPayloadQueries;
   provider: Provider;
   interactions: Interactions;
+  background: Background;
+  passwordPolicy: PasswordPolicy;
+  passwordResets: PasswordResetService;
+  accountSessions: AccountSessions;
   mail: {
     outbox: Outbox;
     delivery: MailDelivery;
@@ -104,7 +113,10 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const cookieKeys = await cookieKeysFor(config, box, db);
 
     const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency);
-    const accounts = createAccountService({ accounts: createAccountQueries(db), hasher });
+    const accountQueries = createAccountQueries(db);
+    const accounts = createAccountService({ accounts: accountQueries, hasher });
+    const passwordPolicy = createPasswordPolicy({ minLength: config.passwordMinLength });
+    const background = createBackground((name, err) => logger.error({ task: name, err: { message: (err as Error).message } }, 'background task failed'));
     const oidcPayloads = createOidcPayloadQueries(db);
     const views = createViews(join(rootDir, 'views'), { cache: config.env !== 'development', productName: 'Lanyard' });
 
@@ -151,6 +163,20 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     });
     delivery.start(config.mailPollSeconds);
 
+    const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, clock, logger });
+    const passwordResets = createPasswordResetService({
+      db,
+      accounts: accountQueries,
+      tokens: createPasswordResetQueries(db),
+      hasher,
+      policy: passwordPolicy,
+      outbox,
+      clock,
+      issuer: config.issuer,
+      ttlSeconds: config.passwordResetTtl,
+      signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
+    });
+
     if (config.sweepIntervalSeconds > 0) {
       // Expired protocol rows are deleted in small batches in the background; lookups already
       // ignore them, so sweeping late is harmless and never blocks a request.
@@ -183,11 +209,16 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       oidcPayloads,
       provider,
       interactions: createInteractions(provider),
+      background,
+      passwordPolicy,
+      passwordResets,
+      accountSessions,
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),
       async close() {
         timers.forEach(clearInterval);
+        await background.idle();
         await delivery.stop();
         if (ownsDb) await db.close();
       },

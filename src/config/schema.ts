@@ -76,6 +76,10 @@ export const configSchema = z
       timeCost: z.coerce.number().int().min(2, 'below the OWASP floor of 2').max(20),
       parallelism: z.coerce.number().int().min(1).max(16),
     }),
+    /** Shortest password accepted (NIST SP 800-63B: at least 8). */
+    passwordMinLength: z.coerce.number().int().min(8, 'NIST SP 800-63B requires at least 8').max(64),
+    /** How long a password-reset link stays valid, in seconds. */
+    passwordResetTtl: seconds(86_400),
     /** How many password hashes may wait for the argon2 thread pool before logins are told to retry. */
     passwordHashConcurrency: z.coerce.number().int().min(1).max(1024),
     /** How long a client's metadata is cached in-process before the database is read again. */
@@ -147,6 +151,8 @@ export const environmentVariables: Record<string, string> = {
   ARGON2_TIME_COST: 'argon2.timeCost',
   ARGON2_PARALLELISM: 'argon2.parallelism',
   PASSWORD_HASH_CONCURRENCY: 'passwordHashConcurrency',
+  PASSWORD_MIN_LENGTH: 'passwordMinLength',
+  PASSWORD_RESET_TTL: 'passwordResetTtl',
   CLIENT_CACHE_SECONDS: 'clientCacheSeconds',
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',

@@ -3,6 +3,7 @@ import { newId } from '../shared/ids.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
+import { MAX_PASSWORD_LENGTH } from './password-policy.ts';
 
 export type { AccountRow };
 
@@ -18,8 +19,7 @@ export interface NewAccountInput {
   emailVerified?: boolean | undefined;
 }
 
-/** Longest password accepted; argon2 copes with more, but nothing human needs it (NIST SP 800-63B §5.1.1.2 asks for ≥ 64). */
-export const MAX_PASSWORD_LENGTH = 1024;
+export { MAX_PASSWORD_LENGTH };
 
 export function createAccountService(deps: { accounts: AccountQueries; hasher: PasswordHasher }) {
   const { accounts, hasher } = deps;

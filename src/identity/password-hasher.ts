@@ -48,17 +48,20 @@ export function createPasswordHasher(params: Argon2Parameters, maxInFlight: numb
   };
 
   const decoyHash = () => (decoy ??= argon2.hash('lanyard decoy password', options));
+  // NIST SP 800-63B §5.1.1.2: normalise Unicode before hashing, so the same password typed on
+  // another keyboard or system (composed or decomposed accents) still matches.
+  const normalise = (password: string) => password.normalize('NFKC');
 
   return {
-    hash: (password) => bounded(() => argon2.hash(password, options)),
+    hash: (password) => bounded(() => argon2.hash(normalise(password), options)),
 
     async verify(hash, password) {
       if (!hash || !hash.startsWith('$argon2')) {
         const target = await decoyHash();
-        await bounded(() => argon2.verify(target, password));
+        await bounded(() => argon2.verify(target, normalise(password)));
         return { ok: false, needsRehash: false };
       }
-      const ok = await bounded(() => argon2.verify(hash, password));
+      const ok = await bounded(() => argon2.verify(hash, normalise(password)));
       return { ok, needsRehash: ok && argon2.needsRehash(hash, options) };
     },
   };

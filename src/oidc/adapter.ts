@@ -46,6 +46,7 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock)
         grantId: typeof payload.grantId === 'string' ? payload.grantId : null,
         sessionUid: this.model === 'Session' && typeof payload.uid === 'string' ? payload.uid : null,
         userCodeHash: typeof payload.userCode === 'string' ? sha256(payload.userCode) : null,
+        accountId: typeof payload.accountId === 'string' ? payload.accountId : null,
         expiresAt: expiresIn ? new Date(clock.now() + expiresIn * 1000) : null,
       });
     }

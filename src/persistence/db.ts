@@ -19,7 +19,11 @@ export interface Queryable {
 
 export interface Database extends Queryable {
   readonly engine: 'postgres' | 'pglite';
-  /** Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. */
+  /**
+   * Runs `fn` in one transaction: committed if it resolves, rolled back if it throws.
+   * Inside `fn`, query only through `tx`: PGlite has a single connection, so a query on the
+   * database itself waits for the transaction to end — forever.
+   */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

@@ -61,6 +61,10 @@ export function createAccountQueries(db: Queryable) {
       await db.query('UPDATE accounts SET password_hash = $3 WHERE id = $1 AND password_hash = $2', [id, previousHash, nextHash]);
     },
 
+    async setPassword(tx: Queryable, id: string, hash: string, now: Date): Promise<void> {
+      await tx.query('UPDATE accounts SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1', [id, hash, now]);
+    },
+
     async count(): Promise<number> {
       const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM accounts');
       return rows[0]?.n ?? 0;

@@ -12,6 +12,7 @@ export interface PayloadWrite {
   grantId: string | null;
   sessionUid: string | null;
   userCodeHash: string | null;
+  accountId: string | null;
   expiresAt: Date | null;
 }
 
@@ -31,12 +32,12 @@ export function createOidcPayloadQueries(db: Queryable) {
     /** One statement per save: the single write an issued token costs. */
     async upsert(write: PayloadWrite): Promise<void> {
       await db.query(
-        `INSERT INTO oidc_payloads (model, id_hash, payload, grant_id, session_uid, user_code_hash, expires_at)
-         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)
+        `INSERT INTO oidc_payloads (model, id_hash, payload, grant_id, session_uid, user_code_hash, expires_at, account_id)
+         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)
          ON CONFLICT (model, id_hash) DO UPDATE SET
            payload = excluded.payload, grant_id = excluded.grant_id, session_uid = excluded.session_uid,
-           user_code_hash = excluded.user_code_hash, expires_at = excluded.expires_at`,
-        [write.model, write.idHash, JSON.stringify(write.payload), write.grantId, write.sessionUid, write.userCodeHash, write.expiresAt],
+           user_code_hash = excluded.user_code_hash, expires_at = excluded.expires_at, account_id = excluded.account_id`,
+        [write.model, write.idHash, JSON.stringify(write.payload), write.grantId, write.sessionUid, write.userCodeHash, write.expiresAt, write.accountId],
       );
     },
 
@@ -64,6 +65,33 @@ export function createOidcPayloadQueries(db: Queryable) {
         `DELETE FROM oidc_payloads WHERE (model, id_hash) IN (
            SELECT model, id_hash FROM oidc_payloads WHERE expires_at <= $1 LIMIT $2)`,
         [now, limit],
+      );
+      return rowCount;
+    },
+
+    /** Live sessions of an account, with the uid that identifies each. */
+    async sessionsOf(tx: Queryable, accountId: string, now: Date): Promise<Array<{ session_uid: string; payload: Record<string, unknown> }>> {
+      const { rows } = await tx.query<{ session_uid: string; payload: Record<string, unknown> }>(
+        `SELECT session_uid, payload FROM oidc_payloads
+         WHERE account_id = $1 AND model = 'Session' AND (expires_at IS NULL OR expires_at > $2)`,
+        [accountId, now],
+      );
+      return rows;
+    },
+
+    /**
+     * Ends an account's sessions and revokes its grants and their tokens in one transaction,
+     * except the session `keepSessionUid` and the grants it uses.
+     */
+    async revokeAccount(tx: Queryable, accountId: string, keepSessionUid: string | null, keepGrantIdHashes: string[], keepGrantIds: string[]): Promise<number> {
+      const { rowCount } = await tx.query(
+        `DELETE FROM oidc_payloads
+         WHERE account_id = $1
+           AND NOT (model = 'Session' AND session_uid IS NOT DISTINCT FROM $2)
+           AND NOT (model = 'Grant' AND id_hash = ANY($3::text[]))
+           AND NOT (grant_id IS NOT NULL AND grant_id = ANY($4::text[]))
+           AND model <> 'Interaction'`,
+        [accountId, keepSessionUid, keepGrantIdHashes, keepGrantIds],
       );
       return rowCount;
     },

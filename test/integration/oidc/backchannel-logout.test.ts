@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import * as jose from 'jose';
 import * as oidc from 'openid-client';
@@ -7,37 +5,20 @@ import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
 import { PageDriver } from '../../helpers/login-driver.ts';
-
-interface Delivery { path: string; logoutToken: string }
-
-/** A relying party's back-channel logout endpoint: records every logout token posted to it. */
-async function startReceiver(): Promise<{ url: string; deliveries: Delivery[]; server: Server }> {
-  const deliveries: Delivery[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => { body += chunk.toString(); });
-    req.on('end', () => {
-      const token = new URLSearchParams(body).get('logout_token');
-      if (req.method === 'POST' && token) deliveries.push({ path: req.url ?? '', logoutToken: token });
-      res.writeHead(token ? 200 : 400, { 'cache-control': 'no-store' }).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, deliveries, server };
-}
+import { startLogoutReceiver } from '../../helpers/receiver.ts';
 
 describe('logout everywhere (RP-initiated + back-channel logout)', () => {
   let server: TestServer;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: Awaited<ReturnType<typeof startLogoutReceiver>>;
 
   before(async () => {
     await resetDatabase();
     server = await startTestServer();
-    receiver = await startReceiver();
+    receiver = await startLogoutReceiver();
   });
   after(async () => {
     await server.close();
-    receiver.server.close();
+    await receiver.close();
   });
 
   it('sends every client of the session a signed logout token, and kills session-bound refresh tokens', async () => {

@@ -1,0 +1,90 @@
+import type { Database } from '../persistence/db.ts';
+import type { AccountQueries } from '../persistence/queries/accounts.ts';
+import type { PasswordResetQueries } from '../persistence/queries/password-reset-tokens.ts';
+import type { Outbox } from '../mail/outbox.ts';
+import type { Clock } from '../shared/clock.ts';
+import { sha256 } from '../shared/crypto.ts';
+import { randomSecret } from '../shared/ids.ts';
+import { normalizeEmail } from './email-address.ts';
+import type { PasswordHasher } from './password-hasher.ts';
+import type { PasswordPolicy, PasswordProblem } from './password-policy.ts';
+
+export type ResetResult = { ok: true; accountId: string } | { ok: false; problem: PasswordProblem | 'reset.link_invalid' };
+
+/**
+ * "Forgot password?" (docs/flows/password-reset.md). A link holds 256 random bits; only their
+ * SHA-256 is stored, it works once, for `ttlSeconds`, and a newer request replaces it. Setting the
+ * password spends the link, stores the new hash and queues a confirmation in one transaction;
+ * then every session and grant of the account is ended (`signOutEverywhere`), so the old
+ * password's sessions die and relying parties get back-channel logout.
+ */
+export function createPasswordResetService(deps: {
+  db: Database;
+  accounts: AccountQueries;
+  tokens: PasswordResetQueries;
+  hasher: PasswordHasher;
+  policy: PasswordPolicy;
+  outbox: Outbox;
+  clock: Clock;
+  issuer: string;
+  ttlSeconds: number;
+  signOutEverywhere: (accountId: string) => Promise<unknown>;
+}) {
+  const { db, accounts, tokens, hasher, policy, outbox, clock, issuer } = deps;
+  const now = () => new Date(clock.now());
+
+  async function usableAccount(token: string) {
+    if (typeof token !== 'string' || token.length < 20 || token.length > 100) return undefined;
+    const row = await tokens.findUsable(sha256(token), now());
+    const account = row ? await accounts.findById(row.account_id) : undefined;
+    return account?.status === 'active' ? account : undefined;
+  }
+
+  return {
+    /** Sends a link to an active account; does nothing, visibly or in its answer, otherwise. */
+    async request(emailInput: string): Promise<void> {
+      const email = normalizeEmail(emailInput);
+      const account = email ? await accounts.findByEmail(email) : undefined;
+      if (!account || account.status !== 'active') return;
+      const token = randomSecret(32);
+      await db.transaction(async (tx) => {
+        await tokens.replace(tx, { tokenHash: sha256(token), accountId: account.id, now: now(), expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000) });
+        await outbox.enqueue(tx, {
+          to: account.email,
+          template: 'password-reset',
+          data: { name: account.name, email: account.email, link: `${issuer}/password/reset?token=${token}`, minutes: Math.round(deps.ttlSeconds / 60) },
+        });
+      });
+      outbox.kick();
+    },
+
+    /** The account a link would reset, for the "choose a new password" page. */
+    check: usableAccount,
+
+    async reset(token: string, password: string): Promise<ResetResult> {
+      const account = await usableAccount(token);
+      if (!account) return { ok: false, problem: 'reset.link_invalid' };
+      const problem = policy.check(password, { email: account.email, name: account.name });
+      if (problem) return { ok: false, problem };
+      const hash = await hasher.hash(password);
+      const spent = await db.transaction(async (tx) => {
+        const accountId = await tokens.spend(tx, sha256(token), now());
+        if (accountId !== account.id) return false;
+        await accounts.setPassword(tx, account.id, hash, now());
+        await tokens.deleteForAccount(tx, account.id);
+        await outbox.enqueue(tx, {
+          to: account.email,
+          template: 'password-changed',
+          data: { name: account.name, email: account.email, when: now().toUTCString(), resetLink: `${issuer}/password/forgot` },
+        });
+        return true;
+      });
+      if (!spent) return { ok: false, problem: 'reset.link_invalid' };
+      await deps.signOutEverywhere(account.id);
+      outbox.kick();
+      return { ok: true, accountId: account.id };
+    },
+  };
+}
+
+export type PasswordResetService = ReturnType<typeof createPasswordResetService>;

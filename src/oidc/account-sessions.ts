@@ -1,0 +1,63 @@
+import type Provider from 'oidc-provider';
+import type { Database } from '../persistence/db.ts';
+import type { OidcPayloadQueries } from '../persistence/queries/oidc-payloads.ts';
+import type { Clock } from '../shared/clock.ts';
+import { sha256 } from '../shared/crypto.ts';
+import type { Logger } from '../shared/logger.ts';
+
+interface Authorization {
+  sid?: string;
+  grantId?: string;
+}
+
+/**
+ * Sign an account out everywhere: after a password reset or change, a closure or an admin's
+ * deactivation. Every session of the account (but one, if asked) ends, every grant with its access
+ * and refresh tokens is revoked, in one transaction; then each client that was part of an ended
+ * session gets a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.5), as at a logout.
+ */
+export function createAccountSessions(deps: { provider: Provider; db: Database; queries: OidcPayloadQueries; clock: Clock; logger: Logger }) {
+  const { provider, db, queries, clock, logger } = deps;
+
+  return {
+    async endAll(accountId: string, options: { keepSessionUid?: string | undefined } = {}): Promise<{ sessions: number; notified: number }> {
+      const keep = options.keepSessionUid ?? null;
+      const notices: Array<{ clientId: string; sid: string }> = [];
+      const keepGrantIds: string[] = [];
+      let ended = 0;
+
+      await db.transaction(async (tx) => {
+        const sessions = await queries.sessionsOf(tx, accountId, new Date(clock.now()));
+        for (const session of sessions) {
+          const authorizations = (session.payload.authorizations ?? {}) as Record<string, Authorization>;
+          for (const [clientId, auth] of Object.entries(authorizations)) {
+            if (session.session_uid === keep) {
+              if (auth.grantId) keepGrantIds.push(auth.grantId);
+            } else if (auth.sid) {
+              notices.push({ clientId, sid: auth.sid });
+            }
+          }
+          if (session.session_uid !== keep) ended += 1;
+        }
+        await queries.revokeAccount(tx, accountId, keep, keepGrantIds.map(sha256), keepGrantIds);
+      });
+
+      const results = await Promise.allSettled(notices.map(async ({ clientId, sid }) => {
+        // Client#backchannelLogout is public API of oidc-provider's Client model (not in its typings).
+        const client = (await provider.Client.find(clientId)) as (Awaited<ReturnType<typeof provider.Client.find>> & { backchannelLogout(sub: string, sid: string): Promise<void> }) | undefined;
+        if (!client?.backchannelLogoutUri) return false;
+        await client.backchannelLogout(accountId, sid);
+        return true;
+      }));
+      let notified = 0;
+      results.forEach((result, i) => {
+        if (result.status === 'fulfilled') notified += result.value ? 1 : 0;
+        else logger.warn({ clientId: notices[i]!.clientId, err: { message: (result.reason as Error).message } }, 'back-channel logout failed');
+      });
+      logger.info({ accountId, sessions: ended, notified }, 'account signed out everywhere');
+      return { sessions: ended, notified };
+    },
+  };
+}
+
+export type AccountSessions = ReturnType<typeof createAccountSessions>;

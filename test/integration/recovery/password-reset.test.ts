@@ -1,0 +1,169 @@
+import { expect } from 'chai';
+import supertest from 'supertest';
+import * as oidc from 'openid-client';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase, testDatabase } from '../../helpers/db.ts';
+import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
+import { csrfFrom, PageDriver } from '../../helpers/login-driver.ts';
+import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
+import { startLogoutReceiver } from '../../helpers/receiver.ts';
+import type { Clock } from '../../../src/shared/clock.ts';
+
+const NEW_PASSWORD = 'a brand new passphrase';
+
+describe('password reset (/password/forgot, /password/reset)', () => {
+  let smtp: TestSmtp;
+  let server: TestServer;
+  let now = Date.now();
+  const clock: Clock = { now: () => now };
+
+  beforeEach(async () => {
+    await resetDatabase();
+    now = Date.now();
+    smtp = await startSmtp();
+    server = await startTestServer({ clock, overrides: { smtpUrl: smtp.url } });
+  });
+  afterEach(async () => {
+    await server.close();
+    await smtp.close();
+  });
+
+  /** Submits the "forgot password" form, then lets the background work and the mail go out. */
+  async function requestReset(email: string) {
+    const agent = supertest.agent(server.url);
+    const form = await agent.get('/password/forgot');
+    const res = await agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(form.text), email });
+    await server.registry.background.idle();
+    await server.registry.mail.delivery.deliverDue();
+    return { agent, res };
+  }
+
+  async function choosePassword(agent: ReturnType<typeof supertest.agent>, link: string, password: string) {
+    const page = await agent.get(new URL(link).pathname + new URL(link).search);
+    if (page.status !== 200) return page;
+    const token = new URL(link).searchParams.get('token')!;
+    return agent.post('/password/reset').type('form').send({ _csrf: csrfFrom(page.text), token, password });
+  }
+
+  it('emails a single-use link that sets a new password for every product', async () => {
+    const account = await createAccount(server.registry, { name: 'Ada' });
+    const { agent, res } = await requestReset(account.email);
+    expect(res.status).to.equal(200);
+    expect(res.text).to.contain('Check your email');
+
+    const mail = await smtp.lastTo(account.email);
+    expect(mail.subject).to.equal('Reset your Lanyard password');
+    const link = linkIn(mail, `${server.url}/password/reset?token=`);
+    const done = await choosePassword(agent, link, NEW_PASSWORD);
+    expect(done.status).to.equal(200);
+    expect(done.text).to.contain('Your password was changed');
+
+    expect((await server.registry.accounts.authenticate(account.email, NEW_PASSWORD)).ok).to.equal(true);
+    expect((await server.registry.accounts.authenticate(account.email, PASSWORD)).ok).to.equal(false);
+
+    const again = await choosePassword(agent, link, 'yet another passphrase');
+    expect(again.status, 'the link works once').to.equal(400);
+    expect(again.text).to.contain('This link can’t be used');
+
+    await server.registry.mail.delivery.deliverDue();
+    const confirmation = await smtp.lastTo(account.email);
+    expect(confirmation.subject).to.equal('Your Lanyard password was changed');
+  });
+
+  it('answers an unknown, deactivated or closed address exactly like a known one, and sends nothing', async () => {
+    const known = await createAccount(server.registry, { email: 'known@example.com' });
+    const deactivated = await createAccount(server.registry, { email: 'gone@example.com' });
+    await server.registry.db.query("UPDATE accounts SET status = 'deactivated' WHERE id = $1", [deactivated.id]);
+    const page = (html: string) => html.replace(/name="_csrf" value="[^"]+"/g, '').replace(/<strong>[^<]*<\/strong>/, '');
+    const answers = [];
+    for (const email of [known.email, 'nobody@example.com', deactivated.email]) answers.push((await requestReset(email)).res);
+    expect(answers.map((r) => r.status)).to.deep.equal([200, 200, 200]);
+    expect(page(answers[1]!.text)).to.equal(page(answers[0]!.text));
+    expect(page(answers[2]!.text)).to.equal(page(answers[0]!.text));
+    expect(smtp.messages.map((m) => (Array.isArray(m.to) ? m.to[0] : m.to)?.text)).to.deep.equal(['known@example.com']);
+  });
+
+  it('stores only a hash of the token', async () => {
+    const account = await createAccount(server.registry);
+    await requestReset(account.email);
+    const token = new URL(linkIn(await smtp.lastTo(account.email), `${server.url}/password/reset?token=`)).searchParams.get('token')!;
+    const { rows } = await (await testDatabase()).query<{ dump: string }>("SELECT string_agg(token_hash, ' ') AS dump FROM password_reset_tokens");
+    expect(rows[0]!.dump).to.be.a('string').and.not.contain(token);
+  });
+
+  it('invalidates an earlier link when a new one is requested', async () => {
+    const account = await createAccount(server.registry);
+    const { agent } = await requestReset(account.email);
+    const first = linkIn(await smtp.lastTo(account.email), `${server.url}/password/reset?token=`);
+    await requestReset(account.email);
+    const second = linkIn(await smtp.lastTo(account.email), `${server.url}/password/reset?token=`);
+    expect(second).not.to.equal(first);
+    expect((await choosePassword(agent, first, NEW_PASSWORD)).status).to.equal(400);
+    expect((await choosePassword(agent, second, NEW_PASSWORD)).status).to.equal(200);
+  });
+
+  it('refuses a link older than an hour', async () => {
+    const account = await createAccount(server.registry);
+    const { agent } = await requestReset(account.email);
+    const link = linkIn(await smtp.lastTo(account.email), `${server.url}/password/reset?token=`);
+    now += 3600_000 + 1000;
+    const res = await choosePassword(agent, link, NEW_PASSWORD);
+    expect(res.status).to.equal(400);
+    expect(res.text).to.contain('expired');
+  });
+
+  it('applies the password rules and says which one failed', async () => {
+    const account = await createAccount(server.registry, { email: 'margaret.hamilton@example.com', name: 'Margaret Hamilton' });
+    const { agent } = await requestReset(account.email);
+    const link = linkIn(await smtp.lastTo(account.email), `${server.url}/password/reset?token=`);
+    const cases: Array<[string, string]> = [
+      ['short', 'Choose a longer password'],
+      ['password123', 'That password is too common'],
+      ['margaret.hamilton-2026', 'Don’t use your email address'],
+      ['Margaret Hamilton', 'Don’t use your name'],
+    ];
+    for (const [password, message] of cases) {
+      const res = await choosePassword(agent, link, password);
+      expect(res.status, password).to.equal(400);
+      expect(res.text, password).to.contain(message);
+    }
+    expect((await choosePassword(agent, link, 'a'.repeat(64) + ' long passphrase')).status, 'long passphrases are welcome').to.equal(200);
+  });
+
+  it('signs the account out everywhere: sessions end, refresh tokens die, clients get back-channel logout', async () => {
+    const receiver = await startLogoutReceiver();
+    try {
+      const account = await createAccount(server.registry);
+      const client = await createClient(server.registry, { firstParty: true, backchannelLogoutUri: `${receiver.url}/logout` });
+      const config = await oidc.discovery(new URL(server.url), client.clientId, client.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(config, { redirect_uri: client.redirectUri, scope: 'openid offline_access', prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const browser = new PageDriver(server.url);
+      const tokens = await oidc.authorizationCodeGrant(config, await browser.authorize(url.href, { email: account.email, password: PASSWORD }), { pkceCodeVerifier: verifier });
+      expect(tokens.refresh_token).to.be.a('string');
+
+      const { agent } = await requestReset(account.email);
+      await choosePassword(agent, linkIn(await smtp.lastTo(account.email), `${server.url}/password/reset?token=`), NEW_PASSWORD);
+
+      const refresh = await oidc.refreshTokenGrant(config, tokens.refresh_token!).catch((err: unknown) => err);
+      expect((refresh as oidc.ResponseBodyError).error, 'offline refresh tokens are revoked too').to.equal('invalid_grant');
+      expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).to.equal(false);
+      expect(receiver.deliveries.map((d) => d.path)).to.deep.equal(['/logout']);
+      const pages = browser.seen.length;
+      await browser.authorize(url.href, { email: account.email, password: NEW_PASSWORD });
+      expect(browser.seen.length, 'the old browser session had to log in again').to.be.greaterThan(pages);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('refuses forms without CSRF and bad addresses with a clear message', async () => {
+    const agent = supertest.agent(server.url);
+    await agent.get('/password/forgot');
+    expect((await agent.post('/password/forgot').type('form').send({ email: 'a@example.com' })).status).to.equal(403);
+    const form = await agent.get('/password/forgot');
+    const bad = await agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(form.text), email: 'nope' });
+    expect(bad.status).to.equal(400);
+    expect(bad.text).to.contain('Enter a valid email address');
+  });
+});
