@@ -15,6 +15,7 @@ import { devMailboxRoutes } from './routes/dev-mailbox.ts';
 import { loginRoutes } from './flows/login/routes.ts';
 import { consentRoutes } from './flows/consent/routes.ts';
 import { recoveryRoutes } from './flows/recovery/routes.ts';
+import { registrationRoutes } from './flows/registration/routes.ts';
 
 /**
  * The HTTP application: our middleware and routes in front, oidc-provider's endpoints mounted
@@ -43,6 +44,8 @@ export function createApp(registry: Registry): Koa {
   forms.use(csrfProtection(registry.csrfKey));
   const consent = consentRoutes({ interactions, accounts, views });
   forms.use(consent.router.routes());
+  // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
+  forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, minLength: config.passwordMinLength }).routes());
   forms.use(loginRoutes({ interactions, accounts, views, renderConsent: consent.renderConsent }).routes());
   forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, minLength: config.passwordMinLength }).routes());
   app.use(forms.routes());

@@ -26,6 +26,9 @@ import { createBackground, type Background } from './shared/background.ts';
 import { createPasswordPolicy, type PasswordPolicy } from './identity/password-policy.ts';
 import { createPasswordResetService, type PasswordResetService } from './identity/password-reset.ts';
 import { createPasswordResetQueries } from './persistence/queries/password-reset-tokens.ts';
+import { createRegistrationService, type RegistrationService } from './identity/registration.ts';
+import { createSignupFlowQueries } from './persistence/queries/signup-flows.ts';
+import { hmac } from './shared/crypto.ts';
 import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
 import { createMailOutboxQueries, type MailOutboxQueries } from './persistence/queries/mail-outbox.ts';
 import { createMailRenderer } from './mail/templates.ts';
@@ -54,6 +57,7 @@ export interface Registry {
   background: Background;
   passwordPolicy: PasswordPolicy;
   passwordResets: PasswordResetService;
+  registration: RegistrationService;
   accountSessions: AccountSessions;
   mail: {
     outbox: Outbox;
@@ -105,7 +109,10 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       if (applied.length) logger.info({ applied }, 'migrations applied');
     }
 
-    const box = createSecretBox(resolveSecretKey(config, (message) => logger.warn(message)));
+    const secretKey = resolveSecretKey(config, (message) => logger.warn(message));
+    const box = createSecretBox(secretKey);
+    // A separate key for verification codes, derived so that one secret stays the only one to keep.
+    const codeKey = Buffer.from(hmac(secretKey, 'lanyard:verification-codes'), 'base64url');
     const signingKeys = createSigningKeyService({ keys: createSigningKeyQueries(db), box, clock });
     const createdKeys = await signingKeys.ensure();
     if (createdKeys.length) logger.info({ kids: createdKeys }, 'signing keys generated');
@@ -176,6 +183,18 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       ttlSeconds: config.passwordResetTtl,
       signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
     });
+    const registration = createRegistrationService({
+      db,
+      accounts: accountQueries,
+      flows: createSignupFlowQueries(db),
+      hasher,
+      policy: passwordPolicy,
+      outbox,
+      clock,
+      issuer: config.issuer,
+      codeKey,
+      ttlSeconds: config.signupCodeTtl,
+    });
 
     if (config.sweepIntervalSeconds > 0) {
       // Expired protocol rows are deleted in small batches in the background; lookups already
@@ -212,6 +231,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       background,
       passwordPolicy,
       passwordResets,
+      registration,
       accountSessions,
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,

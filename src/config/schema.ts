@@ -80,6 +80,8 @@ export const configSchema = z
     passwordMinLength: z.coerce.number().int().min(8, 'NIST SP 800-63B requires at least 8').max(64),
     /** How long a password-reset link stays valid, in seconds. */
     passwordResetTtl: seconds(86_400),
+    /** How long a sign-up verification code and link stay valid, in seconds. */
+    signupCodeTtl: seconds(86_400),
     /** How many password hashes may wait for the argon2 thread pool before logins are told to retry. */
     passwordHashConcurrency: z.coerce.number().int().min(1).max(1024),
     /** How long a client's metadata is cached in-process before the database is read again. */
@@ -153,6 +155,7 @@ export const environmentVariables: Record<string, string> = {
   PASSWORD_HASH_CONCURRENCY: 'passwordHashConcurrency',
   PASSWORD_MIN_LENGTH: 'passwordMinLength',
   PASSWORD_RESET_TTL: 'passwordResetTtl',
+  SIGNUP_CODE_TTL: 'signupCodeTtl',
   CLIENT_CACHE_SECONDS: 'clientCacheSeconds',
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',

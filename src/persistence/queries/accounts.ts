@@ -44,8 +44,13 @@ export function createAccountQueries(db: Queryable) {
       return rows[0];
     },
 
-    async insert(account: NewAccount): Promise<AccountRow> {
-      const { rows } = await db.query<AccountRow>(
+    insert(account: NewAccount): Promise<AccountRow> {
+      return this.insertWith(db, account);
+    },
+
+    /** Inserts inside the caller's transaction. */
+    async insertWith(tx: Queryable, account: NewAccount): Promise<AccountRow> {
+      const { rows } = await tx.query<AccountRow>(
         `INSERT INTO accounts (id, email, email_verified, name, nickname, locale, zoneinfo, password_hash, password_changed_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $8::text IS NULL THEN NULL ELSE now() END)
          RETURNING ${COLUMNS}`,

@@ -1,0 +1,101 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type { RegistrationService } from '../../identity/registration.ts';
+import { normalizeEmail } from '../../identity/email-address.ts';
+import type { Interactions } from '../../oidc/interactions.ts';
+import type { Background } from '../../shared/background.ts';
+import { AppError } from '../../shared/errors.ts';
+import { csrfToken } from '../../http/csrf.ts';
+import { messageFor } from '../../http/messages.ts';
+import type { Views } from '../../http/views.ts';
+import { parseForm } from '../../http/validate.ts';
+import { codeInput, detailsInput, emailInput } from './schema.ts';
+
+/**
+ * Sign-up inside a login interaction (docs/flows/sign-up.md), so the new account ends signed in
+ * and back at the relying party that asked. The address step answers the same whatever the
+ * address: the lookup and the email run in the background.
+ */
+export function registrationRoutes(deps: { registration: RegistrationService; interactions: Interactions; views: Views; background: Background; minLength: number }) {
+  const { registration, interactions, views, background } = deps;
+  const router = new Router({ prefix: '/interaction/:uid/signup' });
+
+  async function loginInteraction(ctx: Context) {
+    const view = await interactions.view(ctx);
+    if (view.prompt !== 'login') throw new AppError('interaction.expired', 400);
+    const client = await interactions.client(view.clientId);
+    return { uid: view.uid, clientName: client?.name ?? view.clientId, loginHint: view.loginHint };
+  }
+
+  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, errorCode?: string) {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), minLength: deps.minLength, error: errorCode ? messageFor(errorCode) : undefined });
+  }
+
+  router.get('/', async (ctx) => {
+    const it = await loginInteraction(ctx);
+    page(ctx, 200, 'registration/email', { ...it, title: 'Create your account', email: normalizeEmail(it.loginHint) ?? '' });
+  });
+
+  router.post('/', async (ctx) => {
+    const it = await loginInteraction(ctx);
+    const input = parseForm(ctx, emailInput);
+    const email = normalizeEmail(input.email);
+    if (!email) return page(ctx, 400, 'registration/email', { ...it, title: 'Create your account', email: input.email }, 'login.invalid_email');
+    background.run('sign-up start', () => registration.start(it.uid, email));
+    page(ctx, 200, 'registration/code', { ...it, title: 'Check your email', email });
+  });
+
+  router.post('/code', async (ctx) => {
+    const it = await loginInteraction(ctx);
+    const input = parseForm(ctx, codeInput);
+    const result = await registration.verifyCode(it.uid, input.code);
+    if (result === 'verified') {
+      ctx.status = 303;
+      return ctx.redirect(`/interaction/${it.uid}/signup/details`);
+    }
+    if (result === 'invalid') {
+      const flow = await registration.current(it.uid);
+      return page(ctx, 400, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, 'signup.code_invalid');
+    }
+    page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result === 'locked' ? 'signup.code_locked' : 'signup.expired');
+  });
+
+  // The link in the email. In the browser that started the sign-up it continues the flow; in
+  // another one (the interaction cookie is not there) the address is still verified, and the
+  // person continues in the first window.
+  router.get('/verify', async (ctx) => {
+    const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
+    const uid = await registration.verifyLink(token);
+    const here = uid === ctx.params.uid ? await interactions.view(ctx).then(() => true, () => false) : false;
+    if (uid && here) {
+      ctx.status = 303;
+      return ctx.redirect(`/interaction/${uid}/signup/details`);
+    }
+    page(ctx, uid ? 200 : 400, uid ? 'registration/verified-elsewhere' : 'registration/link-invalid', { title: uid ? 'Email verified' : 'This link can’t be used' });
+  });
+
+  router.get('/details', async (ctx) => {
+    const it = await loginInteraction(ctx);
+    const flow = await registration.current(it.uid);
+    if (!flow?.verified_at) return page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, 'signup.expired');
+    page(ctx, 200, 'registration/details', { ...it, title: 'Finish creating your account', email: flow.email, name: '' });
+  });
+
+  router.post('/details', async (ctx) => {
+    const it = await loginInteraction(ctx);
+    const input = parseForm(ctx, detailsInput);
+    const result = await registration.complete(it.uid, input);
+    if (result.ok) {
+      ctx.state.log?.info({ accountId: result.account.id }, 'account created');
+      return interactions.finishLogin(ctx, { accountId: result.account.id, amr: ['pwd'] });
+    }
+    if (result.problem === 'signup.expired') return page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result.problem);
+    const flow = await registration.current(it.uid);
+    page(ctx, result.problem === 'signup.email_taken' ? 409 : 400, 'registration/details', { ...it, title: 'Finish creating your account', email: flow?.email ?? '', name: input.name }, result.problem);
+  });
+
+  return router;
+}

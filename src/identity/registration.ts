@@ -1,0 +1,130 @@
+import { randomInt } from 'node:crypto';
+import type { Database } from '../persistence/db.ts';
+import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
+import type { SignupFlowQueries, SignupFlowRow } from '../persistence/queries/signup-flows.ts';
+import type { Outbox } from '../mail/outbox.ts';
+import type { Clock } from '../shared/clock.ts';
+import { constantTimeEqual, hmac } from '../shared/crypto.ts';
+import { newId, randomSecret } from '../shared/ids.ts';
+import { normalizeEmail } from './email-address.ts';
+import type { PasswordHasher } from './password-hasher.ts';
+import type { PasswordPolicy, PasswordProblem } from './password-policy.ts';
+
+export type CodeCheck = 'verified' | 'invalid' | 'locked' | 'expired';
+export type CompleteResult =
+  | { ok: true; account: AccountRow }
+  | { ok: false; problem: PasswordProblem | 'signup.expired' | 'signup.email_taken' | 'signup.name_required' };
+
+/** Wrong codes allowed per flow before it must be started again. */
+export const MAX_CODE_ATTEMPTS = 5;
+
+/**
+ * Sign-up with a verified address (docs/flows/sign-up.md): address → email with a 6-digit code
+ * and a link (either works once, for `ttlSeconds`) → name and password → account. An address that
+ * already has an account gets an email saying so instead; the pages do not differ.
+ *
+ * Codes and link tokens are stored as HMACs under a server key, so a copy of the table does not
+ * let anyone verify an address, and a code is bound to its flow.
+ */
+export function createRegistrationService(deps: {
+  db: Database;
+  accounts: AccountQueries;
+  flows: SignupFlowQueries;
+  hasher: PasswordHasher;
+  policy: PasswordPolicy;
+  outbox: Outbox;
+  clock: Clock;
+  issuer: string;
+  codeKey: Buffer;
+  ttlSeconds: number;
+}) {
+  const { db, accounts, flows, hasher, policy, outbox, clock, issuer, codeKey } = deps;
+  const now = () => new Date(clock.now());
+  const codeHash = (flowId: string, code: string) => hmac(codeKey, `code:${flowId}:${code}`);
+  const linkHash = (token: string) => hmac(codeKey, `link:${token}`);
+
+  return {
+    /** Emails a code and link for a new address, or an "already registered" notice for a known one. */
+    async start(interactionUid: string, emailInput: string): Promise<void> {
+      const email = normalizeEmail(emailInput);
+      if (!email) return;
+      const existing = await accounts.findByEmail(email);
+      await db.transaction(async (tx) => {
+        if (existing) {
+          await outbox.enqueue(tx, {
+            to: existing.email,
+            template: 'already-registered',
+            data: { email: existing.email, loginLink: issuer, resetLink: `${issuer}/password/forgot` },
+          });
+          return;
+        }
+        const id = newId('signup');
+        const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+        const token = randomSecret(32);
+        await flows.replace(tx, {
+          id,
+          interactionUid,
+          email,
+          codeHash: codeHash(id, code),
+          linkHash: linkHash(token),
+          now: now(),
+          expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000),
+        });
+        await outbox.enqueue(tx, {
+          to: email,
+          template: 'verify-email',
+          data: { code, link: `${issuer}/interaction/${interactionUid}/signup/verify?token=${token}`, minutes: Math.round(deps.ttlSeconds / 60) },
+        });
+      });
+      outbox.kick();
+    },
+
+    /** The open flow of an interaction, if any. */
+    current: (interactionUid: string): Promise<SignupFlowRow | undefined> => flows.findOpen(interactionUid, now()),
+
+    async verifyCode(interactionUid: string, code: string): Promise<CodeCheck> {
+      const flow = await flows.findOpen(interactionUid, now());
+      if (!flow) return 'expired';
+      if (flow.verified_at) return 'verified';
+      if (flow.attempts >= MAX_CODE_ATTEMPTS) return 'locked';
+      const counted = await flows.countAttempt(flow.id);
+      if (!counted || counted.attempts > MAX_CODE_ATTEMPTS) return 'locked';
+      const submitted = code.replace(/\s+/g, '');
+      if (!/^\d{6}$/.test(submitted) || !constantTimeEqual(codeHash(flow.id, submitted), flow.code_hash)) {
+        return counted.attempts >= MAX_CODE_ATTEMPTS ? 'locked' : 'invalid';
+      }
+      await flows.markVerified(flow.id, now());
+      return 'verified';
+    },
+
+    /** Verifies by the emailed link; returns the interaction it belongs to. */
+    async verifyLink(token: string): Promise<string | undefined> {
+      if (typeof token !== 'string' || token.length < 20 || token.length > 100) return undefined;
+      return (await flows.verifyByLink(linkHash(token), now()))?.interaction_uid;
+    },
+
+    /** Creates the account of a verified flow; the flow closes in the same transaction. */
+    async complete(interactionUid: string, input: { name: string; password: string }): Promise<CompleteResult> {
+      const flow = await flows.findOpen(interactionUid, now());
+      if (!flow?.verified_at) return { ok: false, problem: 'signup.expired' };
+      const name = input.name.trim();
+      if (!name) return { ok: false, problem: 'signup.name_required' };
+      const problem = policy.check(input.password, { email: flow.email, name });
+      if (problem) return { ok: false, problem };
+      const passwordHash = await hasher.hash(input.password);
+      try {
+        const account = await db.transaction(async (tx) => {
+          if (!(await flows.complete(tx, flow.id, now()))) return undefined;
+          return accounts.insertWith(tx, { id: newId('acc'), email: flow.email, emailVerified: true, name, passwordHash });
+        });
+        return account ? { ok: true, account } : { ok: false, problem: 'signup.expired' };
+      } catch (err) {
+        // Someone registered the address after this flow began: the unique index decided.
+        if ((err as { code?: string }).code === '23505') return { ok: false, problem: 'signup.email_taken' };
+        throw err;
+      }
+    },
+  };
+}
+
+export type RegistrationService = ReturnType<typeof createRegistrationService>;

@@ -1,0 +1,182 @@
+import { expect } from 'chai';
+import supertest from 'supertest';
+import * as oidc from 'openid-client';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase, testDatabase } from '../../helpers/db.ts';
+import { createAccount, createClient } from '../../helpers/factories.ts';
+import { csrfFrom } from '../../helpers/login-driver.ts';
+import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
+import type { Clock } from '../../../src/shared/clock.ts';
+
+const PASSWORD = 'my new account passphrase';
+
+describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
+  let smtp: TestSmtp;
+  let server: TestServer;
+  let client: Awaited<ReturnType<typeof createClient>>;
+  let now = Date.now();
+  const clock: Clock = { now: () => now };
+
+  beforeEach(async () => {
+    await resetDatabase();
+    now = Date.now();
+    smtp = await startSmtp();
+    server = await startTestServer({ clock, overrides: { smtpUrl: smtp.url } });
+    client = await createClient(server.registry, { firstParty: true, name: 'Trello' });
+  });
+  afterEach(async () => {
+    await server.close();
+    await smtp.close();
+  });
+
+  /** Starts an authorization with PKCE and opens the sign-up page of its interaction. */
+  async function openSignUp() {
+    const config = await oidc.discovery(new URL(server.url), client.clientId, client.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: client.redirectUri, scope: 'openid email profile', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'xyz' });
+    const agent = supertest.agent(server.url);
+    const auth = await agent.get(url.pathname + url.search);
+    const uid = /\/interaction\/([^/?]+)/.exec(auth.headers.location!)![1]!;
+    const login = await agent.get(`/interaction/${uid}`);
+    expect(login.text).to.contain(`/interaction/${uid}/signup`);
+    const page = await agent.get(`/interaction/${uid}/signup`);
+    expect(page.status).to.equal(200);
+    return { agent, uid, csrf: csrfFrom(page.text), config, verifier };
+  }
+
+  async function submitEmail(flow: Awaited<ReturnType<typeof openSignUp>>, email: string) {
+    const res = await flow.agent.post(`/interaction/${flow.uid}/signup`).type('form').send({ _csrf: flow.csrf, email });
+    await server.registry.background.idle();
+    await server.registry.mail.delivery.deliverDue();
+    return res;
+  }
+
+  const codeIn = (text: string | undefined) => /\b(\d{6})\b/.exec(text ?? '')?.[1];
+
+  it('verifies by code, creates the account, signs it in and returns to the relying party', async () => {
+    const flow = await openSignUp();
+    const sent = await submitEmail(flow, 'New.Person@Example.com');
+    expect(sent.status).to.equal(200);
+    expect(sent.text).to.contain('We sent a 6-digit code');
+
+    const mail = await smtp.lastTo('new.person@example.com');
+    const code = codeIn(mail.subject);
+    expect(code).to.match(/^\d{6}$/);
+    expect(mail.text).to.contain(code!);
+
+    const verified = await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code: code!.replace(/(\d{3})/, '$1 ') });
+    expect(verified.status).to.equal(303);
+    const details = await flow.agent.get(verified.headers.location!);
+    expect(details.text).to.contain('new.person@example.com');
+    const done = await flow.agent.post(`/interaction/${flow.uid}/signup/details`).type('form').send({ _csrf: flow.csrf, name: 'New Person', password: PASSWORD });
+    expect(done.status, done.text.slice(0, 300)).to.equal(303);
+
+    const resume = await flow.agent.get(new URL(done.headers.location!, server.url).pathname);
+    const callback = new URL(resume.headers.location!);
+    const tokens = await oidc.authorizationCodeGrant(flow.config, callback, { pkceCodeVerifier: flow.verifier, expectedState: 'xyz' });
+    const claims = tokens.claims()!;
+    const account = await server.registry.accounts.findByEmail('new.person@example.com');
+    expect(claims.sub).to.equal(account!.id);
+    const userinfo = await oidc.fetchUserInfo(flow.config, tokens.access_token, claims.sub);
+    expect(userinfo).to.include({ email: 'new.person@example.com', email_verified: true, name: 'New Person' });
+    expect((await server.registry.accounts.authenticate('new.person@example.com', PASSWORD)).ok).to.equal(true);
+  });
+
+  it('verifies by the emailed link in the same browser', async () => {
+    const flow = await openSignUp();
+    await submitEmail(flow, 'linker@example.com');
+    const link = linkIn(await smtp.lastTo('linker@example.com'), `${server.url}/interaction/${flow.uid}/signup/verify?token=`);
+    const res = await flow.agent.get(new URL(link).pathname + new URL(link).search);
+    expect(res.status).to.equal(303);
+    expect(res.headers.location).to.equal(`/interaction/${flow.uid}/signup/details`);
+    const again = await supertest(server.url).get(new URL(link).pathname + new URL(link).search);
+    expect(again.status, 'the link works once').to.equal(400);
+  });
+
+  it('verifies by link in another browser, and the first window continues', async () => {
+    const flow = await openSignUp();
+    await submitEmail(flow, 'phone@example.com');
+    const link = linkIn(await smtp.lastTo('phone@example.com'), `${server.url}/interaction/${flow.uid}/signup/verify?token=`);
+    const elsewhere = await supertest(server.url).get(new URL(link).pathname + new URL(link).search);
+    expect(elsewhere.status).to.equal(200);
+    expect(elsewhere.text).to.contain('Your email is verified');
+    const details = await flow.agent.get(`/interaction/${flow.uid}/signup/details`);
+    expect(details.status).to.equal(200);
+  });
+
+  it('tells an existing account by email, not on the page', async () => {
+    await createAccount(server.registry, { email: 'taken@example.com' });
+    const strip = (html: string) => html.replace(/name="_csrf" value="[^"]+"/g, '').replace(/\/interaction\/[^/"]+/g, '').replace(/<strong>[^<]*@[^<]*<\/strong>/, '');
+    const a = await submitEmail(await openSignUp(), 'taken@example.com');
+    const b = await submitEmail(await openSignUp(), 'fresh@example.com');
+    expect(a.status).to.equal(b.status);
+    expect(strip(a.text)).to.equal(strip(b.text));
+    const notice = await smtp.lastTo('taken@example.com');
+    expect(notice.subject).to.equal('You already have a Lanyard account');
+    expect(notice.text).to.contain('/password/forgot');
+    const { rows } = await (await testDatabase()).query<{ n: number }>("SELECT count(*)::int AS n FROM signup_flows WHERE email = 'taken@example.com'");
+    expect(rows[0]!.n).to.equal(0);
+  });
+
+  it('locks the code after five wrong attempts', async () => {
+    const flow = await openSignUp();
+    await submitEmail(flow, 'guess@example.com');
+    const code = codeIn((await smtp.lastTo('guess@example.com')).subject)!;
+    const wrong = code === '000000' ? '111111' : '000000';
+    for (let i = 0; i < 4; i += 1) {
+      const res = await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code: wrong });
+      expect(res.text).to.contain('That code isn’t right');
+    }
+    const fifth = await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code: wrong });
+    expect(fifth.text).to.contain('Too many wrong codes');
+    const right = await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code });
+    expect(right.status).to.equal(400);
+    expect(right.text).to.contain('Too many wrong codes');
+  });
+
+  it('expires the code after fifteen minutes', async () => {
+    const flow = await openSignUp();
+    await submitEmail(flow, 'late@example.com');
+    const code = codeIn((await smtp.lastTo('late@example.com')).subject)!;
+    now += 15 * 60_000 + 1000;
+    const res = await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code });
+    expect(res.text).to.contain('This sign-up has expired');
+  });
+
+  it('applies the password rules and refuses the details step before verification', async () => {
+    const flow = await openSignUp();
+    const early = await flow.agent.get(`/interaction/${flow.uid}/signup/details`);
+    expect(early.status).to.equal(400);
+    await submitEmail(flow, 'rules@example.com');
+    const code = codeIn((await smtp.lastTo('rules@example.com')).subject)!;
+    await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code });
+    const common = await flow.agent.post(`/interaction/${flow.uid}/signup/details`).type('form').send({ _csrf: flow.csrf, name: 'Rules', password: 'qwerty123' });
+    expect(common.status).to.equal(400);
+    expect(common.text).to.contain('That password is too common');
+    expect(common.text).to.contain('value="Rules"');
+    const noName = await flow.agent.post(`/interaction/${flow.uid}/signup/details`).type('form').send({ _csrf: flow.csrf, name: '  ', password: PASSWORD });
+    expect(noName.text).to.contain('Enter your name');
+    expect(await server.registry.accounts.findByEmail('rules@example.com')).to.equal(undefined);
+  });
+
+  it('refuses to create a second account when the address was registered meanwhile', async () => {
+    const flow = await openSignUp();
+    await submitEmail(flow, 'race@example.com');
+    const code = codeIn((await smtp.lastTo('race@example.com')).subject)!;
+    await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code });
+    await createAccount(server.registry, { email: 'race@example.com' });
+    const res = await flow.agent.post(`/interaction/${flow.uid}/signup/details`).type('form').send({ _csrf: flow.csrf, name: 'Racer', password: PASSWORD });
+    expect(res.status).to.equal(409);
+    expect(res.text).to.contain('already has an account');
+  });
+
+  it('stores codes and link tokens only as keyed hashes', async () => {
+    const flow = await openSignUp();
+    await submitEmail(flow, 'hashes@example.com');
+    const mail = await smtp.lastTo('hashes@example.com');
+    const code = codeIn(mail.subject)!;
+    const token = new URL(linkIn(mail, `${server.url}/interaction/`)).searchParams.get('token')!;
+    const { rows } = await (await testDatabase()).query<{ dump: string }>("SELECT code_hash || ' ' || link_hash AS dump FROM signup_flows");
+    expect(rows[0]!.dump).not.to.contain(code).and.not.contain(token);
+  });
+});
