@@ -16,6 +16,7 @@ import { loginRoutes } from './flows/login/routes.ts';
 import { consentRoutes } from './flows/consent/routes.ts';
 import { recoveryRoutes } from './flows/recovery/routes.ts';
 import { registrationRoutes } from './flows/registration/routes.ts';
+import { settingsRoutes } from './flows/settings/routes.ts';
 
 /**
  * The HTTP application: our middleware and routes in front, oidc-provider's endpoints mounted
@@ -48,6 +49,17 @@ export function createApp(registry: Registry): Koa {
   forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, minLength: config.passwordMinLength }).routes());
   forms.use(loginRoutes({ interactions, accounts, views, renderConsent: consent.renderConsent }).routes());
   forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, minLength: config.passwordMinLength }).routes());
+  forms.use(settingsRoutes({
+    issuer: config.issuer,
+    views,
+    clock: registry.clock,
+    sessions: registry.browserSessions,
+    accounts,
+    passwords: registry.passwordResets,
+    accountSessions: registry.accountSessions,
+    activity: registry.activity,
+    minLength: config.passwordMinLength,
+  }).routes());
   app.use(forms.routes());
   app.use(forms.allowedMethods());
 

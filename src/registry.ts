@@ -29,6 +29,8 @@ import { createPasswordResetQueries } from './persistence/queries/password-reset
 import { createRegistrationService, type RegistrationService } from './identity/registration.ts';
 import { createSignupFlowQueries } from './persistence/queries/signup-flows.ts';
 import { hmac } from './shared/crypto.ts';
+import { createAccountActivityQueries, type AccountActivityQueries } from './persistence/queries/account-activity.ts';
+import { ACCOUNT_CLIENT_ID, createBrowserSessions, type BrowserSessions } from './oidc/browser-session.ts';
 import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
 import { createMailOutboxQueries, type MailOutboxQueries } from './persistence/queries/mail-outbox.ts';
 import { createMailRenderer } from './mail/templates.ts';
@@ -59,6 +61,8 @@ export interface Registry {
   passwordResets: PasswordResetService;
   registration: RegistrationService;
   accountSessions: AccountSessions;
+  browserSessions: BrowserSessions;
+  activity: AccountActivityQueries;
   mail: {
     outbox: Outbox;
     delivery: MailDelivery;
@@ -171,6 +175,16 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     delivery.start(config.mailPollSeconds);
 
     const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, clock, logger });
+    const activity = createAccountActivityQueries(db);
+    await clients.ensureInternal(ACCOUNT_CLIENT_ID, 'Lanyard account settings', `${config.issuer}/account/callback`);
+    // Record the device and address of each session as an authorization completes, for the
+    // "Sessions" settings page. Off the response path: a failure is logged, never shown.
+    provider.on('authorization.success', (ctx) => {
+      const session = ctx.oidc.session;
+      if (!session?.accountId || !session.uid) return;
+      activity.touch({ sessionUid: session.uid, accountId: session.accountId, userAgent: ctx.get('user-agent').slice(0, 300) || null, ip: ctx.ip || null, now: new Date(clock.now()) })
+        .catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording session activity failed'));
+    });
     const passwordResets = createPasswordResetService({
       db,
       accounts: accountQueries,
@@ -181,7 +195,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       clock,
       issuer: config.issuer,
       ttlSeconds: config.passwordResetTtl,
-      signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
+      signOutEverywhere: (accountId, keepSessionUid) => accountSessions.endAll(accountId, { keepSessionUid }),
     });
     const registration = createRegistrationService({
       db,
@@ -233,6 +247,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       passwordResets,
       registration,
       accountSessions,
+      browserSessions: createBrowserSessions(provider),
+      activity,
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),

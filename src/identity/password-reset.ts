@@ -9,6 +9,8 @@ import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 import type { PasswordPolicy, PasswordProblem } from './password-policy.ts';
 
+export type ChangeResult = { ok: true } | { ok: false; problem: PasswordProblem | 'password.current_wrong' | 'password.same' };
+
 export type ResetResult = { ok: true; accountId: string } | { ok: false; problem: PasswordProblem | 'reset.link_invalid' };
 
 /**
@@ -28,7 +30,7 @@ export function createPasswordResetService(deps: {
   clock: Clock;
   issuer: string;
   ttlSeconds: number;
-  signOutEverywhere: (accountId: string) => Promise<unknown>;
+  signOutEverywhere: (accountId: string, keepSessionUid?: string) => Promise<unknown>;
 }) {
   const { db, accounts, tokens, hasher, policy, outbox, clock, issuer } = deps;
   const now = () => new Date(clock.now());
@@ -60,6 +62,33 @@ export function createPasswordResetService(deps: {
 
     /** The account a link would reset, for the "choose a new password" page. */
     check: usableAccount,
+
+    /**
+     * "Change password" in settings: the current password is required; every other session ends
+     * (this one stays signed in) and a confirmation is sent.
+     */
+    async change(accountId: string, current: string, next: string, keepSessionUid: string): Promise<ChangeResult> {
+      const account = await accounts.findById(accountId);
+      if (!account || account.status !== 'active') return { ok: false, problem: 'password.current_wrong' };
+      const check = await hasher.verify(account.password_hash, current);
+      if (!check.ok) return { ok: false, problem: 'password.current_wrong' };
+      if (current === next) return { ok: false, problem: 'password.same' };
+      const problem = policy.check(next, { email: account.email, name: account.name });
+      if (problem) return { ok: false, problem };
+      const hash = await hasher.hash(next);
+      await db.transaction(async (tx) => {
+        await accounts.setPassword(tx, account.id, hash, now());
+        await tokens.deleteForAccount(tx, account.id);
+        await outbox.enqueue(tx, {
+          to: account.email,
+          template: 'password-changed',
+          data: { name: account.name, email: account.email, when: now().toUTCString(), resetLink: `${issuer}/password/forgot` },
+        });
+      });
+      await deps.signOutEverywhere(account.id, keepSessionUid);
+      outbox.kick();
+      return { ok: true };
+    },
 
     async reset(token: string, password: string): Promise<ResetResult> {
       const account = await usableAccount(token);

@@ -19,7 +19,41 @@ interface Authorization {
 export function createAccountSessions(deps: { provider: Provider; db: Database; queries: OidcPayloadQueries; clock: Clock; logger: Logger }) {
   const { provider, db, queries, clock, logger } = deps;
 
+  async function notify(accountId: string, notices: Array<{ clientId: string; sid: string }>): Promise<number> {
+    const results = await Promise.allSettled(notices.map(async ({ clientId, sid }) => {
+      // Client#backchannelLogout is public API of oidc-provider's Client model (not in its typings).
+      const client = (await provider.Client.find(clientId)) as (Awaited<ReturnType<typeof provider.Client.find>> & { backchannelLogout(sub: string, sid: string): Promise<void> }) | undefined;
+      if (!client?.backchannelLogoutUri) return false;
+      await client.backchannelLogout(accountId, sid);
+      return true;
+    }));
+    let notified = 0;
+    results.forEach((result, i) => {
+      if (result.status === 'fulfilled') notified += result.value ? 1 : 0;
+      else logger.warn({ clientId: notices[i]!.clientId, err: { message: (result.reason as Error).message } }, 'back-channel logout failed');
+    });
+    return notified;
+  }
+
   return {
+    /** Signs out one session of the account (the "Sessions" settings page). False if it is not the account's. */
+    async endOne(accountId: string, sessionUid: string): Promise<boolean> {
+      const notices: Array<{ clientId: string; sid: string }> = [];
+      const found = await db.transaction(async (tx) => {
+        const session = (await queries.sessionsOf(tx, accountId, new Date(clock.now()))).find((s) => s.session_uid === sessionUid);
+        if (!session) return false;
+        const grantIds: string[] = [];
+        for (const [clientId, auth] of Object.entries((session.payload.authorizations ?? {}) as Record<string, Authorization>)) {
+          if (auth.grantId) grantIds.push(auth.grantId);
+          if (auth.sid) notices.push({ clientId, sid: auth.sid });
+        }
+        await queries.revokeSession(tx, accountId, sessionUid, grantIds, grantIds.map(sha256));
+        return true;
+      });
+      if (found) await notify(accountId, notices);
+      return found;
+    },
+
     async endAll(accountId: string, options: { keepSessionUid?: string | undefined } = {}): Promise<{ sessions: number; notified: number }> {
       const keep = options.keepSessionUid ?? null;
       const notices: Array<{ clientId: string; sid: string }> = [];
@@ -42,18 +76,7 @@ export function createAccountSessions(deps: { provider: Provider; db: Database; 
         await queries.revokeAccount(tx, accountId, keep, keepGrantIds.map(sha256), keepGrantIds);
       });
 
-      const results = await Promise.allSettled(notices.map(async ({ clientId, sid }) => {
-        // Client#backchannelLogout is public API of oidc-provider's Client model (not in its typings).
-        const client = (await provider.Client.find(clientId)) as (Awaited<ReturnType<typeof provider.Client.find>> & { backchannelLogout(sub: string, sid: string): Promise<void> }) | undefined;
-        if (!client?.backchannelLogoutUri) return false;
-        await client.backchannelLogout(accountId, sid);
-        return true;
-      }));
-      let notified = 0;
-      results.forEach((result, i) => {
-        if (result.status === 'fulfilled') notified += result.value ? 1 : 0;
-        else logger.warn({ clientId: notices[i]!.clientId, err: { message: (result.reason as Error).message } }, 'back-channel logout failed');
-      });
+      const notified = await notify(accountId, notices);
       logger.info({ accountId, sessions: ended, notified }, 'account signed out everywhere');
       return { sessions: ended, notified };
     },

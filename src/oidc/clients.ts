@@ -143,6 +143,24 @@ export function createClientService(deps: {
 
     list: () => clients.list(),
 
+    /**
+     * Creates or refreshes a client Lanyard itself needs (the account pages), public and limited to
+     * response_type=none: it only establishes the browser session, never receives a code or token.
+     */
+    async ensureInternal(clientId: string, name: string, redirectUri: string): Promise<void> {
+      const metadata = { redirect_uris: [redirectUri], response_types: ['none'], grant_types: [], token_endpoint_auth_method: 'none', post_logout_redirect_uris: [] };
+      const existing = await clients.find(clientId);
+      const row: ClientRow = { client_id: clientId, kind: 'web', name, secret_sealed: null, first_party: true, metadata, created_at: new Date(clock.now()), updated_at: new Date(clock.now()) };
+      if (!existing) {
+        await checked(row);
+        await clients.insert(row);
+      } else if (JSON.stringify(existing.metadata) !== JSON.stringify(metadata) || !existing.first_party) {
+        await checked(row);
+        await clients.update(row);
+      }
+      cache.delete(clientId);
+    },
+
     /** Metadata for oidc-provider's Client adapter; undefined for an unknown client. */
     async findMetadata(clientId: string): Promise<ClientMetadata | undefined> {
       const now = clock.now();

@@ -96,6 +96,19 @@ export function createOidcPayloadQueries(db: Queryable) {
       return rowCount;
     },
 
+    /** Ends one session and revokes the grants (and their tokens) it used. */
+    async revokeSession(tx: Queryable, accountId: string, sessionUid: string, grantIds: string[], grantIdHashes: string[]): Promise<number> {
+      const { rowCount } = await tx.query(
+        `DELETE FROM oidc_payloads
+         WHERE account_id = $1 AND (
+           (model = 'Session' AND session_uid = $2)
+           OR (model = 'Grant' AND id_hash = ANY($4::text[]))
+           OR (grant_id IS NOT NULL AND grant_id = ANY($3::text[])))`,
+        [accountId, sessionUid, grantIds, grantIdHashes],
+      );
+      return rowCount;
+    },
+
     /** Rows of one model (operators and tests look at this). */
     async countByModel(model: string): Promise<number> {
       const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM oidc_payloads WHERE model = $1', [model]);

@@ -1,0 +1,147 @@
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type { AccountService, AccountRow } from '../../identity/accounts.ts';
+import type { PasswordResetService } from '../../identity/password-reset.ts';
+import type { AccountSessions } from '../../oidc/account-sessions.ts';
+import { ACCOUNT_CLIENT_ID, type BrowserSessions } from '../../oidc/browser-session.ts';
+import type { AccountActivityQueries } from '../../persistence/queries/account-activity.ts';
+import type { Clock } from '../../shared/clock.ts';
+import { constantTimeEqual } from '../../shared/crypto.ts';
+import { randomSecret } from '../../shared/ids.ts';
+import { csrfToken } from '../../http/csrf.ts';
+import { messageFor } from '../../http/messages.ts';
+import type { Views } from '../../http/views.ts';
+import { parseForm } from '../../http/validate.ts';
+import { changePasswordInput } from './schema.ts';
+
+const STATE_COOKIE = 'lanyard.account_state';
+
+/** A readable device description from a User-Agent header, for the sessions list. */
+export function describeDevice(userAgent: string | null): string {
+  if (!userAgent) return 'Unknown device';
+  const browser = /Edg\//.test(userAgent) ? 'Edge' : /Firefox\//.test(userAgent) ? 'Firefox' : /Chrom(e|ium)\//.test(userAgent) ? 'Chrome' : /Safari\//.test(userAgent) ? 'Safari' : undefined;
+  const system = /Android/.test(userAgent) ? 'Android' : /iPhone|iPad/.test(userAgent) ? 'iOS' : /Windows/.test(userAgent) ? 'Windows' : /Mac OS X|Macintosh/.test(userAgent) ? 'macOS' : /Linux/.test(userAgent) ? 'Linux' : undefined;
+  if (browser && system) return `${browser} on ${system}`;
+  return browser ?? system ?? userAgent.slice(0, 60);
+}
+
+/**
+ * Account settings (docs/flows/settings.md), signed in through the same browser session as every
+ * product. Without a session, /account/login runs an authorization for the built-in
+ * `lanyard-account` client with response_type=none: the login pages, then back here.
+ */
+export function settingsRoutes(deps: {
+  issuer: string;
+  views: Views;
+  clock: Clock;
+  sessions: BrowserSessions;
+  accounts: AccountService;
+  passwords: PasswordResetService;
+  accountSessions: AccountSessions;
+  activity: AccountActivityQueries;
+  minLength: number;
+}) {
+  const { views, sessions, accounts, activity, clock } = deps;
+  const router = new Router({ prefix: '/account' });
+
+  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, errorCode?: string) {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), error: errorCode ? messageFor(errorCode) : undefined });
+  }
+
+  /** Loads the signed-in, active account or sends the browser to sign in. */
+  async function signedIn(ctx: Context, next: Next) {
+    const session = await sessions.current(ctx);
+    const account = session ? await accounts.findById(session.accountId) : undefined;
+    if (!session || !account || account.status !== 'active') {
+      if (ctx.method !== 'GET') {
+        ctx.status = 401;
+        return page(ctx, 401, 'errors/error', { title: 'Sign in again', text: 'Your session ended. Sign in again to change your settings.' });
+      }
+      ctx.status = 303;
+      return ctx.redirect(`/account/login?next=${encodeURIComponent(ctx.path)}`);
+    }
+    ctx.state.account = account;
+    ctx.state.sessionUid = session.uid;
+    await next();
+  }
+
+  const account = (ctx: Context) => ctx.state.account as AccountRow;
+  const nav = (ctx: Context, current: string) => ({ email: account(ctx).email, name: account(ctx).name, current });
+
+  router.get('/login', (ctx) => {
+    const next = typeof ctx.query.next === 'string' && /^\/account(\/[a-z-]*)?$/.test(ctx.query.next) ? ctx.query.next : '/account';
+    const state = `${randomSecret(16)}.${Buffer.from(next).toString('base64url')}`;
+    ctx.cookies.set(STATE_COOKIE, state, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/account', maxAge: 600_000, signed: false });
+    const query = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, response_type: 'none', scope: 'openid', redirect_uri: `${deps.issuer}/account/callback`, state });
+    ctx.status = 303;
+    ctx.redirect(`/auth?${query}`);
+  });
+
+  router.get('/callback', (ctx) => {
+    const expected = ctx.cookies.get(STATE_COOKIE);
+    const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
+    ctx.cookies.set(STATE_COOKIE, null, { path: '/account' });
+    if (!expected || !constantTimeEqual(expected, state) || ctx.query.error) {
+      return page(ctx, 400, 'errors/error', { ...messageFor('account.sign_in_failed') });
+    }
+    const next = Buffer.from(state.split('.')[1] ?? '', 'base64url').toString();
+    ctx.status = 303;
+    ctx.redirect(/^\/account(\/[a-z-]*)?$/.test(next) ? next : '/account');
+  });
+
+  router.get('/', signedIn, (ctx) => page(ctx, 200, 'settings/overview', { title: 'Your account', ...nav(ctx, 'overview') }));
+
+  router.get('/password', signedIn, (ctx) => page(ctx, 200, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength }));
+
+  router.post('/password', signedIn, async (ctx) => {
+    const input = parseForm(ctx, changePasswordInput);
+    const result = await deps.passwords.change(account(ctx).id, input.current, input.password, ctx.state.sessionUid as string);
+    if (!result.ok) return page(ctx, 400, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength }, result.problem);
+    page(ctx, 200, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength, changed: true });
+  });
+
+  router.get('/sessions', signedIn, async (ctx) => {
+    const list = await activity.sessions(account(ctx).id, new Date(clock.now()));
+    page(ctx, 200, 'settings/sessions', {
+      title: 'Where you’re logged in',
+      ...nav(ctx, 'sessions'),
+      sessions: list.map((s) => ({
+        uid: s.session_uid,
+        current: s.session_uid === ctx.state.sessionUid,
+        device: describeDevice(s.user_agent),
+        ip: s.ip ?? 'unknown',
+        lastSeen: (s.last_seen_at ?? (s.login_ts ? new Date(s.login_ts * 1000) : undefined))?.toISOString().slice(0, 16).replace('T', ' ') ?? 'unknown',
+        clients: s.clients.filter((c) => c !== ACCOUNT_CLIENT_ID),
+      })),
+    });
+  });
+
+  router.post('/sessions/:sessionUid/end', signedIn, async (ctx) => {
+    await deps.accountSessions.endOne(account(ctx).id, ctx.params.sessionUid!);
+    ctx.status = 303;
+    ctx.redirect(ctx.params.sessionUid === ctx.state.sessionUid ? '/account' : '/account/sessions');
+  });
+
+  router.post('/sessions/end-others', signedIn, async (ctx) => {
+    await deps.accountSessions.endAll(account(ctx).id, { keepSessionUid: ctx.state.sessionUid as string });
+    ctx.status = 303;
+    ctx.redirect('/account/sessions');
+  });
+
+  router.get('/apps', signedIn, async (ctx) => {
+    const apps = (await activity.connectedApps(account(ctx).id, new Date(clock.now()))).filter((a) => a.client_id !== ACCOUNT_CLIENT_ID);
+    page(ctx, 200, 'settings/apps', { title: 'Connected apps', ...nav(ctx, 'apps'), apps: apps.map((a) => ({ ...a, name: a.name ?? a.client_id, scopes: a.scopes.split(' ').filter(Boolean) })) });
+  });
+
+  router.post('/apps/:clientId/revoke', signedIn, async (ctx) => {
+    await activity.revokeClient(account(ctx).id, ctx.params.clientId!);
+    ctx.state.log?.info({ accountId: account(ctx).id, clientId: ctx.params.clientId }, 'grant revoked by the user');
+    ctx.status = 303;
+    ctx.redirect('/account/apps');
+  });
+
+  return router;
+}

@@ -1,0 +1,7 @@
+import { z } from 'zod';
+import { MAX_PASSWORD_LENGTH } from '../../identity/password-policy.ts';
+
+export const changePasswordInput = z.object({
+  current: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
+  password: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
+});

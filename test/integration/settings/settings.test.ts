@@ -1,0 +1,140 @@
+import { expect } from 'chai';
+import supertest from 'supertest';
+import * as oidc from 'openid-client';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase } from '../../helpers/db.ts';
+import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
+import { csrfFrom, PageDriver } from '../../helpers/login-driver.ts';
+import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
+
+type Agent = ReturnType<typeof supertest.agent>;
+
+describe('account settings (/account)', () => {
+  let smtp: TestSmtp;
+  let server: TestServer;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    smtp = await startSmtp();
+    server = await startTestServer({ overrides: { smtpUrl: smtp.url } });
+  });
+  afterEach(async () => {
+    await server.close();
+    await smtp.close();
+  });
+
+  /** Opens /account in a fresh browser, signing in through the login pages on the way. */
+  async function signIn(email: string, password = PASSWORD, userAgent = 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36'): Promise<Agent> {
+    const agent = supertest.agent(server.url).set('User-Agent', userAgent);
+    let location = '/account';
+    for (let step = 0; step < 12; step += 1) {
+      const res = await agent.get(location);
+      if (res.status === 303 || res.status === 302) {
+        location = res.headers.location!.replace(server.url, '');
+        continue;
+      }
+      expect(res.status, `${location}: ${res.text.slice(0, 200)}`).to.equal(200);
+      if (location === '/account') return agent;
+      const uid = /\/interaction\/([^/?]+)/.exec(location)![1]!;
+      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
+      const done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password });
+      expect(done.status, done.text.slice(0, 300)).to.equal(303);
+      location = done.headers.location!.replace(server.url, '');
+    }
+    throw new Error('did not reach /account');
+  }
+
+  async function post(agent: Agent, path: string, fields: Record<string, string> = {}) {
+    const form = await agent.get(path.startsWith('/account/sessions') ? '/account/sessions' : path.startsWith('/account/apps') ? '/account/apps' : path);
+    return agent.post(path).type('form').send({ _csrf: csrfFrom(form.text), ...fields });
+  }
+
+  it('sends a visitor without a session through the login pages and back to the account page', async () => {
+    const account = await createAccount(server.registry, { name: 'Katherine Johnson' });
+    const first = await supertest(server.url).get('/account');
+    expect(first.status).to.equal(303);
+    expect(first.headers.location).to.equal('/account/login?next=%2Faccount');
+    const agent = await signIn(account.email);
+    const page = await agent.get('/account');
+    expect(page.text).to.contain('Katherine Johnson').and.contain(account.email);
+  });
+
+  it('refuses a forged sign-in callback', async () => {
+    const res = await supertest(server.url).get('/account/callback?state=forged');
+    expect(res.status).to.equal(400);
+    expect(res.text).to.contain('We couldn’t sign you in');
+  });
+
+  it('changes the password with the current one, keeps this browser and signs out the others', async () => {
+    const account = await createAccount(server.registry);
+    const here = await signIn(account.email);
+    const elsewhere = await signIn(account.email, PASSWORD, 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) Safari/604.1');
+
+    const wrong = await post(here, '/account/password', { current: 'not my password', password: 'a fresh passphrase' });
+    expect(wrong.status).to.equal(400);
+    expect(wrong.text).to.contain('Your current password is not right');
+    const common = await post(here, '/account/password', { current: PASSWORD, password: 'password123' });
+    expect(common.text).to.contain('That password is too common');
+
+    const changed = await post(here, '/account/password', { current: PASSWORD, password: 'a fresh passphrase' });
+    expect(changed.status).to.equal(200);
+    expect(changed.text).to.contain('Your password was changed');
+    expect((await here.get('/account')).status, 'this browser stays signed in').to.equal(200);
+    expect((await elsewhere.get('/account')).status, 'the other browser is signed out').to.equal(303);
+    expect((await server.registry.accounts.authenticate(account.email, 'a fresh passphrase')).ok).to.equal(true);
+    await server.registry.mail.delivery.deliverDue();
+    expect((await smtp.lastTo(account.email)).subject).to.equal('Your Lanyard password was changed');
+  });
+
+  it('lists sessions with device, address and last use, and signs out one or all others', async () => {
+    const account = await createAccount(server.registry);
+    const laptop = await signIn(account.email);
+    const phone = await signIn(account.email, PASSWORD, 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) Version/18.0 Safari/604.1');
+    const tablet = await signIn(account.email, PASSWORD, 'Mozilla/5.0 (Linux; Android 15) Firefox/140.0');
+
+    const list = await laptop.get('/account/sessions');
+    expect(list.text).to.contain('Chrome on Linux').and.contain('Safari on iOS').and.contain('Firefox on Android');
+    expect(list.text).to.contain('This browser').and.contain('IP ');
+    const others = [...list.text.matchAll(/action="\/account\/sessions\/([^/"]+)\/end"/g)].map((m) => m[1]!);
+    expect(others).to.have.length(3);
+
+    // End the phone's session only: find it by ending sessions until the phone is out.
+    const phonePage = await phone.get('/account/sessions');
+    const phoneUid = /<strong>Safari on iOS<\/strong> <span class="badge">This browser[\s\S]*?action="\/account\/sessions\/([^/"]+)\/end"/.exec(phonePage.text)![1]!;
+    expect((await post(laptop, `/account/sessions/${phoneUid}/end`)).status).to.equal(303);
+    expect((await phone.get('/account')).status).to.equal(303);
+    expect((await tablet.get('/account')).status).to.equal(200);
+
+    expect((await post(laptop, '/account/sessions/end-others')).status).to.equal(303);
+    expect((await tablet.get('/account')).status).to.equal(303);
+    const after = await laptop.get('/account/sessions');
+    expect([...after.text.matchAll(/\/end"/g)]).to.have.length(1);
+  });
+
+  it('lists connected apps with their scopes and removes access, killing their tokens', async () => {
+    const account = await createAccount(server.registry);
+    const app = await createClient(server.registry, { name: 'Board Exporter', firstParty: false });
+    const config = await oidc.discovery(new URL(server.url), app.clientId, app.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: app.redirectUri, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const tokens = await oidc.authorizationCodeGrant(config, await new PageDriver(server.url).authorize(url.href, { email: account.email, password: PASSWORD }), { pkceCodeVerifier: verifier });
+
+    const agent = await signIn(account.email);
+    const apps = await agent.get('/account/apps');
+    expect(apps.text).to.contain('Board Exporter').and.contain('openid, email');
+    expect(apps.text).not.to.contain('Lanyard account settings');
+    expect((await post(agent, `/account/apps/${app.clientId}/revoke`)).status).to.equal(303);
+    expect((await agent.get('/account/apps')).text).not.to.contain('Board Exporter');
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).to.equal(false);
+  });
+
+  it('requires a session and a CSRF token for every change', async () => {
+    const account = await createAccount(server.registry);
+    const agent = await signIn(account.email);
+    expect((await agent.post('/account/sessions/end-others').type('form').send({})).status).to.equal(403);
+    const anonymous = supertest.agent(server.url);
+    const form = await anonymous.get('/password/forgot');
+    const res = await anonymous.post('/account/password').type('form').send({ _csrf: csrfFrom(form.text), current: 'x', password: 'y' });
+    expect(res.status).to.equal(401);
+  });
+});
