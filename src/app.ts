@@ -58,6 +58,8 @@ export function createApp(registry: Registry): Koa {
     passwords: registry.passwordResets,
     accountSessions: registry.accountSessions,
     activity: registry.activity,
+    closure: registry.accountClosure,
+    graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());
   app.use(forms.routes());

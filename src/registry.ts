@@ -31,6 +31,7 @@ import { createSignupFlowQueries } from './persistence/queries/signup-flows.ts';
 import { hmac } from './shared/crypto.ts';
 import { createAccountActivityQueries, type AccountActivityQueries } from './persistence/queries/account-activity.ts';
 import { ACCOUNT_CLIENT_ID, createBrowserSessions, type BrowserSessions } from './oidc/browser-session.ts';
+import { createAccountClosureService, type AccountClosureService } from './identity/account-closure.ts';
 import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
 import { createMailOutboxQueries, type MailOutboxQueries } from './persistence/queries/mail-outbox.ts';
 import { createMailRenderer } from './mail/templates.ts';
@@ -62,6 +63,7 @@ export interface Registry {
   registration: RegistrationService;
   accountSessions: AccountSessions;
   browserSessions: BrowserSessions;
+  accountClosure: AccountClosureService;
   activity: AccountActivityQueries;
   mail: {
     outbox: Outbox;
@@ -125,7 +127,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
 
     const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency);
     const accountQueries = createAccountQueries(db);
-    const accounts = createAccountService({ accounts: accountQueries, hasher });
+    const accounts = createAccountService({ accounts: accountQueries, hasher, clock });
     const passwordPolicy = createPasswordPolicy({ minLength: config.passwordMinLength });
     const background = createBackground((name, err) => logger.error({ task: name, err: { message: (err as Error).message } }, 'background task failed'));
     const oidcPayloads = createOidcPayloadQueries(db);
@@ -176,6 +178,17 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
 
     const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, clock, logger });
     const activity = createAccountActivityQueries(db);
+    const accountClosure = createAccountClosureService({
+      db,
+      accounts: accountQueries,
+      hasher,
+      outbox,
+      clock,
+      issuer: config.issuer,
+      graceDays: config.accountDeletionGraceDays,
+      signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
+      forget: (ids) => activity.forgetAccounts(ids),
+    });
     await clients.ensureInternal(ACCOUNT_CLIENT_ID, 'Lanyard account settings', `${config.issuer}/account/callback`);
     // Record the device and address of each session as an authorization completes, for the
     // "Sessions" settings page. Off the response path: a failure is logged, never shown.
@@ -222,6 +235,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
             if (n < 500) break;
           }
           if (removed) logger.debug({ removed }, 'expired protocol rows swept');
+          const erased = await accountClosure.eraseDue();
+          if (erased.length) logger.info({ accountIds: erased }, 'closed accounts erased after their grace period');
         } catch (err) {
           logger.warn({ err: { message: (err as Error).message } }, 'sweeping expired rows failed');
         }
@@ -248,6 +263,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       registration,
       accountSessions,
       browserSessions: createBrowserSessions(provider),
+      accountClosure,
       activity,
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,

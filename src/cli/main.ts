@@ -28,6 +28,7 @@ const USAGE = `usage: npm run cli -- <command>
   keys rotate                              add new signing keys; old ones stay published until
                                            everything they signed has expired
   accounts create --email EMAIL [--name NAME]   password read from standard input
+  accounts purge                           erase closed accounts whose grace period is over
   mail failed                              list messages that could not be delivered
   mail retry [ID]...                       queue failed messages again (all, or the listed ids)
   mail test --email EMAIL                  queue a test message and deliver it now
@@ -180,6 +181,13 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
         });
         return 0;
       case 'accounts':
+        if (action === 'purge') {
+          await withRegistry(config, async ({ accountClosure }) => {
+            const ids = await accountClosure.eraseDue(100_000);
+            out(ids.length ? `erased ${ids.length}: ${ids.join(' ')}` : 'nothing to erase');
+          });
+          return 0;
+        }
         if (action !== 'create' || !v.email) throw new UsageError('accounts create needs --email');
         await withRegistry(config, async ({ accounts }) => {
           const password = await readPassword();

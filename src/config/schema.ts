@@ -80,6 +80,8 @@ export const configSchema = z
     passwordMinLength: z.coerce.number().int().min(8, 'NIST SP 800-63B requires at least 8').max(64),
     /** How long a password-reset link stays valid, in seconds. */
     passwordResetTtl: seconds(86_400),
+    /** Days a closed account can still be reopened by logging in before its data is erased. */
+    accountDeletionGraceDays: z.coerce.number().int().min(1).max(365),
     /** How long a sign-up verification code and link stay valid, in seconds. */
     signupCodeTtl: seconds(86_400),
     /** How many password hashes may wait for the argon2 thread pool before logins are told to retry. */
@@ -156,6 +158,7 @@ export const environmentVariables: Record<string, string> = {
   PASSWORD_MIN_LENGTH: 'passwordMinLength',
   PASSWORD_RESET_TTL: 'passwordResetTtl',
   SIGNUP_CODE_TTL: 'signupCodeTtl',
+  ACCOUNT_DELETION_GRACE_DAYS: 'accountDeletionGraceDays',
   CLIENT_CACHE_SECONDS: 'clientCacheSeconds',
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',

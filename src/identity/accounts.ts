@@ -1,5 +1,6 @@
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
+import type { Clock } from '../shared/clock.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
@@ -8,7 +9,7 @@ import { MAX_PASSWORD_LENGTH } from './password-policy.ts';
 export type { AccountRow };
 
 export type Authentication =
-  | { ok: true; account: AccountRow }
+  | { ok: true; account: AccountRow; reopened?: boolean }
   | { ok: false; code: 'login.invalid_credentials' | 'login.account_inactive' };
 
 export interface NewAccountInput {
@@ -21,8 +22,8 @@ export interface NewAccountInput {
 
 export { MAX_PASSWORD_LENGTH };
 
-export function createAccountService(deps: { accounts: AccountQueries; hasher: PasswordHasher }) {
-  const { accounts, hasher } = deps;
+export function createAccountService(deps: { accounts: AccountQueries; hasher: PasswordHasher; clock: Clock }) {
+  const { accounts, hasher, clock } = deps;
 
   return {
     findById: (id: string) => accounts.findById(id),
@@ -36,19 +37,22 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
      * Checks an email and password. An unknown address, an account without a password and a
      * wrong password all cost one argon2 verification and answer `login.invalid_credentials`,
      * so neither the message nor the time tells whether the account exists.
-     * Only after the right password is an inactive account reported as such.
+     * Only after the right password is an inactive account reported as such. Logging in to an
+     * account closed by its owner, within the grace period, cancels the closure.
      */
     async authenticate(emailInput: string, password: string): Promise<Authentication> {
       const email = normalizeEmail(emailInput);
       const account = email ? await accounts.findByEmail(email) : undefined;
       const check = await hasher.verify(account?.password_hash, password.slice(0, MAX_PASSWORD_LENGTH));
       if (!account || !check.ok) return { ok: false, code: 'login.invalid_credentials' };
-      if (account.status !== 'active') return { ok: false, code: 'login.account_inactive' };
+      let reopened = false;
+      if (account.status === 'closed' && !account.erased_at) reopened = await accounts.reopen(account.id, new Date(clock.now()));
+      if (account.status !== 'active' && !reopened) return { ok: false, code: 'login.account_inactive' };
       if (check.needsRehash && account.password_hash) {
         // Parameters were raised since this hash was made: store a new hash of the same password.
         await accounts.replacePasswordHash(account.id, account.password_hash, await hasher.hash(password));
       }
-      return { ok: true, account };
+      return reopened ? { ok: true, account: { ...account, status: 'active', closed_at: null, delete_after: null }, reopened } : { ok: true, account };
     },
 
     async create(input: NewAccountInput): Promise<AccountRow> {

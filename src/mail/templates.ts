@@ -10,6 +10,7 @@ export const SUBJECTS = {
   'already-registered': 'You already have a Lanyard account',
   'password-reset': 'Reset your Lanyard password',
   'password-changed': 'Your Lanyard password was changed',
+  'account-closed': 'Your Lanyard account was closed',
   test: 'Lanyard test message',
 } as const;
 

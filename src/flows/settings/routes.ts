@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type { AccountService, AccountRow } from '../../identity/accounts.ts';
 import type { PasswordResetService } from '../../identity/password-reset.ts';
+import type { AccountClosureService } from '../../identity/account-closure.ts';
 import type { AccountSessions } from '../../oidc/account-sessions.ts';
 import { ACCOUNT_CLIENT_ID, type BrowserSessions } from '../../oidc/browser-session.ts';
 import type { AccountActivityQueries } from '../../persistence/queries/account-activity.ts';
@@ -12,7 +13,7 @@ import { csrfToken } from '../../http/csrf.ts';
 import { messageFor } from '../../http/messages.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
-import { changePasswordInput } from './schema.ts';
+import { changePasswordInput, closeAccountInput } from './schema.ts';
 
 const STATE_COOKIE = 'lanyard.account_state';
 
@@ -39,6 +40,8 @@ export function settingsRoutes(deps: {
   passwords: PasswordResetService;
   accountSessions: AccountSessions;
   activity: AccountActivityQueries;
+  closure: AccountClosureService;
+  graceDays: number;
   minLength: number;
 }) {
   const { views, sessions, accounts, activity, clock } = deps;
@@ -141,6 +144,16 @@ export function settingsRoutes(deps: {
     ctx.state.log?.info({ accountId: account(ctx).id, clientId: ctx.params.clientId }, 'grant revoked by the user');
     ctx.status = 303;
     ctx.redirect('/account/apps');
+  });
+
+  router.get('/close', signedIn, (ctx) => page(ctx, 200, 'settings/close', { title: 'Close your account', ...nav(ctx, 'close'), graceDays: deps.graceDays }));
+
+  router.post('/close', signedIn, async (ctx) => {
+    const input = parseForm(ctx, closeAccountInput);
+    const result = await deps.closure.close(account(ctx).id, input.password);
+    if (!result.ok) return page(ctx, 400, 'settings/close', { title: 'Close your account', ...nav(ctx, 'close'), graceDays: deps.graceDays }, result.problem);
+    ctx.state.log?.info({ accountId: account(ctx).id }, 'account closed by its owner');
+    page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: result.deleteAfter.toUTCString() });
   });
 
   return router;

@@ -5,3 +5,5 @@ export const changePasswordInput = z.object({
   current: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
   password: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
 });
+
+export const closeAccountInput = z.object({ password: z.string().max(MAX_PASSWORD_LENGTH * 4).default('') });

@@ -71,8 +71,9 @@ export function createAccountActivityQueries(db: Queryable) {
       return rowCount;
     },
 
-    async forget(sessionUids: string[]): Promise<void> {
-      if (sessionUids.length) await db.query('DELETE FROM session_activity WHERE session_uid = ANY($1::text[])', [sessionUids]);
+    /** Drops the device and address records of erased accounts. */
+    async forgetAccounts(accountIds: string[]): Promise<void> {
+      if (accountIds.length) await db.query('DELETE FROM session_activity WHERE account_id = ANY($1::text[])', [accountIds]);
     },
   };
 }

@@ -14,6 +14,9 @@ export interface AccountRow {
   status: AccountStatus;
   password_hash: string | null;
   password_changed_at: Date | null;
+  closed_at: Date | null;
+  delete_after: Date | null;
+  erased_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -29,7 +32,7 @@ export interface NewAccount {
   passwordHash?: string | null;
 }
 
-const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, created_at, updated_at';
+const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, closed_at, delete_after, erased_at, created_at, updated_at';
 
 export function createAccountQueries(db: Queryable) {
   return {
@@ -68,6 +71,39 @@ export function createAccountQueries(db: Queryable) {
 
     async setPassword(tx: Queryable, id: string, hash: string, now: Date): Promise<void> {
       await tx.query('UPDATE accounts SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1', [id, hash, now]);
+    },
+
+    async close(tx: Queryable, id: string, now: Date, deleteAfter: Date): Promise<boolean> {
+      const { rowCount } = await tx.query(
+        `UPDATE accounts SET status = 'closed', closed_at = $2, delete_after = $3, updated_at = $2 WHERE id = $1 AND status = 'active'`,
+        [id, now, deleteAfter],
+      );
+      return rowCount === 1;
+    },
+
+    /** Cancels a closure during its grace period. */
+    async reopen(id: string, now: Date): Promise<boolean> {
+      const { rowCount } = await db.query(
+        `UPDATE accounts SET status = 'active', closed_at = NULL, delete_after = NULL, updated_at = $2
+         WHERE id = $1 AND status = 'closed' AND erased_at IS NULL AND delete_after > $2`,
+        [id, now],
+      );
+      return rowCount === 1;
+    },
+
+    /**
+     * Erases the personal data of closed accounts whose grace period is over. The row (and its id,
+     * which the audit trail refers to) stays; the address becomes free for a new account.
+     */
+    async eraseDue(tx: Queryable, now: Date, limit: number): Promise<string[]> {
+      const { rows } = await tx.query<{ id: string }>(
+        `UPDATE accounts SET email = 'erased:' || id, email_verified = false, name = NULL, nickname = NULL, picture = NULL,
+           locale = NULL, zoneinfo = NULL, password_hash = NULL, erased_at = $1, updated_at = $1
+         WHERE id IN (SELECT id FROM accounts WHERE status = 'closed' AND erased_at IS NULL AND delete_after <= $1 LIMIT $2)
+         RETURNING id`,
+        [now, limit],
+      );
+      return rows.map((r) => r.id);
     },
 
     async count(): Promise<number> {

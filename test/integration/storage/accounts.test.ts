@@ -4,6 +4,7 @@ import { createAccountQueries } from '../../../src/persistence/queries/accounts.
 import { createAccountService } from '../../../src/identity/accounts.ts';
 import { createPasswordHasher } from '../../../src/identity/password-hasher.ts';
 import { AppError } from '../../../src/shared/errors.ts';
+import { systemClock } from '../../../src/shared/clock.ts';
 
 const OWASP = { memoryKiB: 19456, timeCost: 2, parallelism: 1 };
 
@@ -11,7 +12,7 @@ describe('account service', () => {
   let service: ReturnType<typeof createAccountService>;
   beforeEach(async () => {
     await resetDatabase();
-    service = createAccountService({ accounts: createAccountQueries(await testDatabase()), hasher: createPasswordHasher(OWASP, 8) });
+    service = createAccountService({ accounts: createAccountQueries(await testDatabase()), hasher: createPasswordHasher(OWASP, 8), clock: systemClock });
   });
 
   it('creates an account with an opaque id, one normalised email and an argon2id hash', async () => {
@@ -43,7 +44,7 @@ describe('account service', () => {
   it('re-hashes a password on login when the argon2 parameters were raised', async () => {
     const account = await service.create({ email: 'rehash@example.com', password: 'upgrade me please' });
     const db = await testDatabase();
-    const stronger = createAccountService({ accounts: createAccountQueries(db), hasher: createPasswordHasher({ ...OWASP, timeCost: 3 }, 8) });
+    const stronger = createAccountService({ accounts: createAccountQueries(db), hasher: createPasswordHasher({ ...OWASP, timeCost: 3 }, 8), clock: systemClock });
     const result = await stronger.authenticate('rehash@example.com', 'upgrade me please');
     expect(result.ok).to.equal(true);
     const { rows } = await db.query<{ password_hash: string }>('SELECT password_hash FROM accounts WHERE id = $1', [account.id]);

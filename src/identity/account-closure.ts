@@ -1,0 +1,58 @@
+import type { Database } from '../persistence/db.ts';
+import type { AccountQueries } from '../persistence/queries/accounts.ts';
+import type { Outbox } from '../mail/outbox.ts';
+import type { Clock } from '../shared/clock.ts';
+import type { PasswordHasher } from './password-hasher.ts';
+
+export type CloseResult = { ok: true; deleteAfter: Date } | { ok: false; problem: 'password.current_wrong' };
+
+/**
+ * "Close my account" (docs/flows/settings.md): the password is required; the account is closed at
+ * once (no login, no tokens: findAccount refuses it), everyone is signed out, and an email says
+ * how to cancel. Logging in within `graceDays` reopens it (accounts.authenticate); after that the
+ * personal data is erased by `eraseDue`, run by the background sweeper and `accounts purge`.
+ */
+export function createAccountClosureService(deps: {
+  db: Database;
+  accounts: AccountQueries;
+  hasher: PasswordHasher;
+  outbox: Outbox;
+  clock: Clock;
+  issuer: string;
+  graceDays: number;
+  signOutEverywhere: (accountId: string) => Promise<unknown>;
+  /** Removes what other tables hold about erased accounts. */
+  forget: (accountIds: string[]) => Promise<void>;
+}) {
+  const { db, accounts, hasher, outbox, clock } = deps;
+
+  return {
+    async close(accountId: string, password: string): Promise<CloseResult> {
+      const account = await accounts.findById(accountId);
+      const check = await hasher.verify(account?.password_hash, password);
+      if (!account || account.status !== 'active' || !check.ok) return { ok: false, problem: 'password.current_wrong' };
+      const now = new Date(clock.now());
+      const deleteAfter = new Date(clock.now() + deps.graceDays * 86_400_000);
+      await db.transaction(async (tx) => {
+        await accounts.close(tx, account.id, now, deleteAfter);
+        await outbox.enqueue(tx, {
+          to: account.email,
+          template: 'account-closed',
+          data: { name: account.name, email: account.email, deleteAfter: deleteAfter.toUTCString(), loginLink: `${deps.issuer}/account`, days: deps.graceDays },
+        });
+      });
+      await deps.signOutEverywhere(account.id);
+      outbox.kick();
+      return { ok: true, deleteAfter };
+    },
+
+    /** Erases accounts whose grace period is over; returns their ids. */
+    async eraseDue(limit = 500): Promise<string[]> {
+      const ids = await db.transaction((tx) => accounts.eraseDue(tx, new Date(clock.now()), limit));
+      if (ids.length) await deps.forget(ids);
+      return ids;
+    },
+  };
+}
+
+export type AccountClosureService = ReturnType<typeof createAccountClosureService>;

@@ -1,0 +1,95 @@
+import { expect } from 'chai';
+import supertest from 'supertest';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase } from '../../helpers/db.ts';
+import { createAccount, PASSWORD } from '../../helpers/factories.ts';
+import { csrfFrom } from '../../helpers/login-driver.ts';
+import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
+import type { Clock } from '../../../src/shared/clock.ts';
+
+type Agent = ReturnType<typeof supertest.agent>;
+
+describe('closing an account (/account/close)', () => {
+  let smtp: TestSmtp;
+  let server: TestServer;
+  let now = Date.now();
+  const clock: Clock = { now: () => now };
+
+  beforeEach(async () => {
+    await resetDatabase();
+    now = Date.now();
+    smtp = await startSmtp();
+    server = await startTestServer({ clock, overrides: { smtpUrl: smtp.url } });
+  });
+  afterEach(async () => {
+    await server.close();
+    await smtp.close();
+  });
+
+  /** Walks /account → login pages → /account; returns the agent and the last status seen on the password step. */
+  async function signIn(email: string, password = PASSWORD): Promise<{ agent: Agent; status: number }> {
+    const agent = supertest.agent(server.url);
+    let location = '/account';
+    for (let step = 0; step < 12; step += 1) {
+      const res = await agent.get(location);
+      if (res.status === 303) {
+        location = res.headers.location!.replace(server.url, '');
+        continue;
+      }
+      if (location === '/account') return { agent, status: 200 };
+      const uid = /\/interaction\/([^/?]+)/.exec(location)![1]!;
+      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
+      const done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password });
+      if (done.status !== 303) return { agent, status: done.status };
+      location = done.headers.location!.replace(server.url, '');
+    }
+    throw new Error('did not reach /account');
+  }
+
+  async function close(agent: Agent, password: string) {
+    const form = await agent.get('/account/close');
+    return agent.post('/account/close').type('form').send({ _csrf: csrfFrom(form.text), password });
+  }
+
+  it('requires the password, then closes at once and signs out everywhere', async () => {
+    const account = await createAccount(server.registry);
+    const { agent } = await signIn(account.email);
+    const other = (await signIn(account.email)).agent;
+    const wrong = await close(agent, 'not my password');
+    expect(wrong.status).to.equal(400);
+    expect(wrong.text).to.contain('Your current password is not right');
+
+    const closed = await close(agent, PASSWORD);
+    expect(closed.status).to.equal(200);
+    expect(closed.text).to.contain('Your account is closed');
+    expect((await agent.get('/account')).status).to.equal(303);
+    expect((await other.get('/account')).status).to.equal(303);
+    expect((await server.registry.accounts.findById(account.id))?.status).to.equal('closed');
+    await server.registry.mail.delivery.deliverDue();
+    expect((await smtp.lastTo(account.email)).subject).to.equal('Your Lanyard account was closed');
+  });
+
+  it('reopens the account when its owner logs in during the grace period', async () => {
+    const account = await createAccount(server.registry);
+    await close((await signIn(account.email)).agent, PASSWORD);
+    now += 13 * 86_400_000;
+    expect((await signIn(account.email, 'wrong password')).status, 'a wrong password does not reopen').to.equal(401);
+    const { status } = await signIn(account.email);
+    expect(status).to.equal(200);
+    const row = await server.registry.accounts.findById(account.id);
+    expect(row).to.include({ status: 'active', closed_at: null, delete_after: null });
+  });
+
+  it('erases personal data after the grace period and frees the address', async () => {
+    const account = await createAccount(server.registry, { name: 'To Be Erased' });
+    await close((await signIn(account.email)).agent, PASSWORD);
+    expect(await server.registry.accountClosure.eraseDue()).to.deep.equal([]);
+    now += 14 * 86_400_000 + 1000;
+    expect(await server.registry.accountClosure.eraseDue()).to.deep.equal([account.id]);
+    const row = await server.registry.accounts.findById(account.id);
+    expect(row).to.include({ email: `erased:${account.id}`, name: null, password_hash: null, status: 'closed' });
+    expect((await signIn(account.email)).status, 'no login after erasure').to.equal(401);
+    const again = await createAccount(server.registry, { email: account.email });
+    expect(again.id, 'a new account gets a new id').not.to.equal(account.id);
+  });
+});
