@@ -59,6 +59,7 @@ export function createApp(registry: Registry): Koa {
     accountSessions: registry.accountSessions,
     activity: registry.activity,
     closure: registry.accountClosure,
+    emailChanges: registry.emailChanges,
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());

@@ -31,6 +31,8 @@ import { createSignupFlowQueries } from './persistence/queries/signup-flows.ts';
 import { hmac } from './shared/crypto.ts';
 import { createAccountActivityQueries, type AccountActivityQueries } from './persistence/queries/account-activity.ts';
 import { ACCOUNT_CLIENT_ID, createBrowserSessions, type BrowserSessions } from './oidc/browser-session.ts';
+import { createEmailChangeService, type EmailChangeService } from './identity/email-change.ts';
+import { createEmailChangeQueries } from './persistence/queries/email-changes.ts';
 import { createAccountClosureService, type AccountClosureService } from './identity/account-closure.ts';
 import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
 import { createMailOutboxQueries, type MailOutboxQueries } from './persistence/queries/mail-outbox.ts';
@@ -64,6 +66,7 @@ export interface Registry {
   accountSessions: AccountSessions;
   browserSessions: BrowserSessions;
   accountClosure: AccountClosureService;
+  emailChanges: EmailChangeService;
   activity: AccountActivityQueries;
   mail: {
     outbox: Outbox;
@@ -264,6 +267,18 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       accountSessions,
       browserSessions: createBrowserSessions(provider),
       accountClosure,
+      emailChanges: createEmailChangeService({
+        db,
+        accounts: accountQueries,
+        changes: createEmailChangeQueries(db),
+        hasher,
+        outbox,
+        clock,
+        issuer: config.issuer,
+        ttlSeconds: config.passwordResetTtl,
+        // No account is managed by an organization yet (organizations come later).
+        managedBy: () => undefined,
+      }),
       activity,
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,

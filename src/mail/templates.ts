@@ -11,6 +11,8 @@ export const SUBJECTS = {
   'password-reset': 'Reset your Lanyard password',
   'password-changed': 'Your Lanyard password was changed',
   'account-closed': 'Your Lanyard account was closed',
+  'email-change-verify': 'Confirm your new Lanyard email address',
+  'email-changed': 'Your Lanyard email address was changed',
   test: 'Lanyard test message',
 } as const;
 

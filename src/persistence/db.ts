@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
+import { AsyncLocalStorage } from 'node:async_hooks';
 
 /**
  * The one small data-access layer: parameterised SQL in, plain rows out, on either engine.
@@ -47,7 +48,35 @@ export interface OpenOptions {
 }
 
 export async function openDatabase(options: OpenOptions): Promise<Database> {
-  return options.url ? openServer(options.url, options) : openEmbedded(options.dataDir);
+  return guardTransactions(options.url ? await openServer(options.url, options) : await openEmbedded(options.dataDir));
+}
+
+/**
+ * Refuses a query on the database itself from inside one of its transactions. On PGlite (one
+ * connection) such a query would wait for the transaction forever; on a server it would run
+ * outside the transaction. Either way it is a bug, so it fails at once with a clear message.
+ */
+function guardTransactions(db: Database): Database {
+  const inTransaction = new AsyncLocalStorage<boolean>();
+  const check = () => {
+    if (inTransaction.getStore()) throw new Error('query on the database inside one of its transactions: use the transaction handle (tx)');
+  };
+  return {
+    engine: db.engine,
+    query: (sql, params) => {
+      check();
+      return db.query(sql, params);
+    },
+    exec: (sql) => {
+      check();
+      return db.exec(sql);
+    },
+    transaction: (fn) => {
+      check();
+      return db.transaction((tx) => inTransaction.run(true, () => fn(tx)));
+    },
+    close: () => db.close(),
+  };
 }
 
 function describeConnectError(url: string, err: unknown): string {

@@ -3,6 +3,7 @@ import type { Context, Next } from 'koa';
 import type { AccountService, AccountRow } from '../../identity/accounts.ts';
 import type { PasswordResetService } from '../../identity/password-reset.ts';
 import type { AccountClosureService } from '../../identity/account-closure.ts';
+import type { EmailChangeService } from '../../identity/email-change.ts';
 import type { AccountSessions } from '../../oidc/account-sessions.ts';
 import { ACCOUNT_CLIENT_ID, type BrowserSessions } from '../../oidc/browser-session.ts';
 import type { AccountActivityQueries } from '../../persistence/queries/account-activity.ts';
@@ -13,7 +14,7 @@ import { csrfToken } from '../../http/csrf.ts';
 import { messageFor } from '../../http/messages.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
-import { changePasswordInput, closeAccountInput } from './schema.ts';
+import { changeEmailInput, changePasswordInput, closeAccountInput } from './schema.ts';
 
 const STATE_COOKIE = 'lanyard.account_state';
 
@@ -41,6 +42,7 @@ export function settingsRoutes(deps: {
   accountSessions: AccountSessions;
   activity: AccountActivityQueries;
   closure: AccountClosureService;
+  emailChanges: EmailChangeService;
   graceDays: number;
   minLength: number;
 }) {
@@ -144,6 +146,27 @@ export function settingsRoutes(deps: {
     ctx.state.log?.info({ accountId: account(ctx).id, clientId: ctx.params.clientId }, 'grant revoked by the user');
     ctx.status = 303;
     ctx.redirect('/account/apps');
+  });
+
+  router.get('/email', signedIn, async (ctx) => {
+    page(ctx, 200, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), pending: await deps.emailChanges.pending(account(ctx).id), newEmail: '' });
+  });
+
+  router.post('/email', signedIn, async (ctx) => {
+    const input = parseForm(ctx, changeEmailInput);
+    const result = await deps.emailChanges.request(account(ctx).id, input.password, input.email);
+    if (!result.ok) return page(ctx, 400, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), newEmail: input.email }, result.problem);
+    page(ctx, 200, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), sentTo: result.newEmail, newEmail: '' });
+  });
+
+  // The link from the new address's inbox. It needs no session: the request was confirmed with
+  // the password, and the link proves the new address is the person's.
+  router.get('/email/verify', async (ctx) => {
+    const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
+    const result = await deps.emailChanges.confirm(token);
+    if (!result.ok) return page(ctx, 400, 'errors/error', messageFor(result.problem));
+    ctx.state.log?.info({ accountId: result.account.id }, 'email address changed');
+    page(ctx, 200, 'settings/email-changed', { title: 'Email address changed', email: result.account.email });
   });
 
   router.get('/close', signedIn, (ctx) => page(ctx, 200, 'settings/close', { title: 'Close your account', ...nav(ctx, 'close'), graceDays: deps.graceDays }));

@@ -7,3 +7,8 @@ export const changePasswordInput = z.object({
 });
 
 export const closeAccountInput = z.object({ password: z.string().max(MAX_PASSWORD_LENGTH * 4).default('') });
+
+export const changeEmailInput = z.object({
+  email: z.string().max(320).default(''),
+  password: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
+});

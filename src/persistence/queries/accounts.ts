@@ -36,8 +36,9 @@ const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zon
 
 export function createAccountQueries(db: Queryable) {
   return {
-    async findById(id: string): Promise<AccountRow | undefined> {
-      const { rows } = await db.query<AccountRow>(`SELECT ${COLUMNS} FROM accounts WHERE id = $1`, [id]);
+    /** Pass `tx` to read inside a transaction. */
+    async findById(id: string, tx: Queryable = db): Promise<AccountRow | undefined> {
+      const { rows } = await tx.query<AccountRow>(`SELECT ${COLUMNS} FROM accounts WHERE id = $1`, [id]);
       return rows[0];
     },
 
@@ -71,6 +72,10 @@ export function createAccountQueries(db: Queryable) {
 
     async setPassword(tx: Queryable, id: string, hash: string, now: Date): Promise<void> {
       await tx.query('UPDATE accounts SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1', [id, hash, now]);
+    },
+
+    async setEmail(tx: Queryable, id: string, email: string, now: Date): Promise<void> {
+      await tx.query('UPDATE accounts SET email = $2, email_verified = true, updated_at = $3 WHERE id = $1', [id, email, now]);
     },
 
     async close(tx: Queryable, id: string, now: Date, deleteAfter: Date): Promise<boolean> {

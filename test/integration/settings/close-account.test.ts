@@ -1,13 +1,11 @@
 import { expect } from 'chai';
-import supertest from 'supertest';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, PASSWORD } from '../../helpers/factories.ts';
-import { csrfFrom } from '../../helpers/login-driver.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
+import { signInToAccount, submit, type Agent } from '../../helpers/account-pages.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
 
-type Agent = ReturnType<typeof supertest.agent>;
 
 describe('closing an account (/account/close)', () => {
   let smtp: TestSmtp;
@@ -26,30 +24,8 @@ describe('closing an account (/account/close)', () => {
     await smtp.close();
   });
 
-  /** Walks /account → login pages → /account; returns the agent and the last status seen on the password step. */
-  async function signIn(email: string, password = PASSWORD): Promise<{ agent: Agent; status: number }> {
-    const agent = supertest.agent(server.url);
-    let location = '/account';
-    for (let step = 0; step < 12; step += 1) {
-      const res = await agent.get(location);
-      if (res.status === 303) {
-        location = res.headers.location!.replace(server.url, '');
-        continue;
-      }
-      if (location === '/account') return { agent, status: 200 };
-      const uid = /\/interaction\/([^/?]+)/.exec(location)![1]!;
-      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
-      const done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password });
-      if (done.status !== 303) return { agent, status: done.status };
-      location = done.headers.location!.replace(server.url, '');
-    }
-    throw new Error('did not reach /account');
-  }
-
-  async function close(agent: Agent, password: string) {
-    const form = await agent.get('/account/close');
-    return agent.post('/account/close').type('form').send({ _csrf: csrfFrom(form.text), password });
-  }
+  const signIn = (email: string, password = PASSWORD) => signInToAccount(server.url, email, { password });
+  const close = (agent: Agent, password: string) => submit(agent, '/account/close', '/account/close', { password });
 
   it('requires the password, then closes at once and signs out everywhere', async () => {
     const account = await createAccount(server.registry);

@@ -6,8 +6,8 @@ import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
 import { csrfFrom, PageDriver } from '../../helpers/login-driver.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
+import { signInToAccount, submit, type Agent } from '../../helpers/account-pages.ts';
 
-type Agent = ReturnType<typeof supertest.agent>;
 
 describe('account settings (/account)', () => {
   let smtp: TestSmtp;
@@ -23,31 +23,10 @@ describe('account settings (/account)', () => {
     await smtp.close();
   });
 
-  /** Opens /account in a fresh browser, signing in through the login pages on the way. */
-  async function signIn(email: string, password = PASSWORD, userAgent = 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36'): Promise<Agent> {
-    const agent = supertest.agent(server.url).set('User-Agent', userAgent);
-    let location = '/account';
-    for (let step = 0; step < 12; step += 1) {
-      const res = await agent.get(location);
-      if (res.status === 303 || res.status === 302) {
-        location = res.headers.location!.replace(server.url, '');
-        continue;
-      }
-      expect(res.status, `${location}: ${res.text.slice(0, 200)}`).to.equal(200);
-      if (location === '/account') return agent;
-      const uid = /\/interaction\/([^/?]+)/.exec(location)![1]!;
-      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
-      const done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password });
-      expect(done.status, done.text.slice(0, 300)).to.equal(303);
-      location = done.headers.location!.replace(server.url, '');
-    }
-    throw new Error('did not reach /account');
-  }
-
-  async function post(agent: Agent, path: string, fields: Record<string, string> = {}) {
-    const form = await agent.get(path.startsWith('/account/sessions') ? '/account/sessions' : path.startsWith('/account/apps') ? '/account/apps' : path);
-    return agent.post(path).type('form').send({ _csrf: csrfFrom(form.text), ...fields });
-  }
+  const signIn = async (email: string, password = PASSWORD, userAgent?: string): Promise<Agent> =>
+    (await signInToAccount(server.url, email, { password, ...(userAgent ? { userAgent } : {}) })).agent;
+  const post = (agent: Agent, path: string, fields: Record<string, string> = {}) =>
+    submit(agent, path.startsWith('/account/sessions') ? '/account/sessions' : path.startsWith('/account/apps') ? '/account/apps' : path, path, fields);
 
   it('sends a visitor without a session through the login pages and back to the account page', async () => {
     const account = await createAccount(server.registry, { name: 'Katherine Johnson' });

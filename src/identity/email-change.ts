@@ -1,0 +1,95 @@
+import type { Database } from '../persistence/db.ts';
+import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
+import type { EmailChangeQueries } from '../persistence/queries/email-changes.ts';
+import type { Outbox } from '../mail/outbox.ts';
+import type { Clock } from '../shared/clock.ts';
+import { sha256 } from '../shared/crypto.ts';
+import { randomSecret } from '../shared/ids.ts';
+import { normalizeEmail } from './email-address.ts';
+import type { PasswordHasher } from './password-hasher.ts';
+
+export type RequestResult = { ok: true; newEmail: string } | { ok: false; problem: 'password.current_wrong' | 'login.invalid_email' | 'email.same' | 'account.managed' };
+export type ConfirmResult = { ok: true; account: AccountRow } | { ok: false; problem: 'email.link_invalid' | 'signup.email_taken' };
+
+/**
+ * Changing the one address of an account (docs/flows/settings.md). The current password is
+ * required; the new address must be verified by a link before anything changes; then the old
+ * address is told, and can no longer be used to log in (an account has exactly one address).
+ * An address that already has an account gets the "already registered" email instead, so the
+ * settings page does not reveal it.
+ *
+ * `managedBy` is the hook for accounts managed by an organization: when it names a manager, the
+ * change is refused with "ask your admin" (organizations arrive in a later issue).
+ */
+export function createEmailChangeService(deps: {
+  db: Database;
+  accounts: AccountQueries;
+  changes: EmailChangeQueries;
+  hasher: PasswordHasher;
+  outbox: Outbox;
+  clock: Clock;
+  issuer: string;
+  ttlSeconds: number;
+  managedBy: (account: AccountRow) => string | undefined;
+}) {
+  const { db, accounts, changes, hasher, outbox, clock, issuer } = deps;
+  const now = () => new Date(clock.now());
+
+  return {
+    pending: (accountId: string) => changes.pending(accountId, now()),
+
+    async request(accountId: string, password: string, newEmailInput: string): Promise<RequestResult> {
+      const account = await accounts.findById(accountId);
+      if (!account || account.status !== 'active') return { ok: false, problem: 'password.current_wrong' };
+      if (deps.managedBy(account)) return { ok: false, problem: 'account.managed' };
+      if (!(await hasher.verify(account.password_hash, password)).ok) return { ok: false, problem: 'password.current_wrong' };
+      const newEmail = normalizeEmail(newEmailInput);
+      if (!newEmail) return { ok: false, problem: 'login.invalid_email' };
+      if (newEmail === account.email) return { ok: false, problem: 'email.same' };
+      const taken = await accounts.findByEmail(newEmail);
+      const token = randomSecret(32);
+      await db.transaction(async (tx) => {
+        if (taken) {
+          await outbox.enqueue(tx, { to: newEmail, template: 'already-registered', data: { email: newEmail, loginLink: issuer, resetLink: `${issuer}/password/forgot` } });
+          return;
+        }
+        await changes.replace(tx, { accountId: account.id, newEmail, tokenHash: sha256(token), now: now(), expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000) });
+        await outbox.enqueue(tx, {
+          to: newEmail,
+          template: 'email-change-verify',
+          data: { name: account.name, newEmail, link: `${issuer}/account/email/verify?token=${token}`, minutes: Math.round(deps.ttlSeconds / 60) },
+        });
+      });
+      outbox.kick();
+      return { ok: true, newEmail };
+    },
+
+    async confirm(token: string): Promise<ConfirmResult> {
+      if (typeof token !== 'string' || token.length < 20 || token.length > 100) return { ok: false, problem: 'email.link_invalid' };
+      try {
+        const result = await db.transaction(async (tx) => {
+          const change = await changes.take(tx, sha256(token), now());
+          if (!change) return undefined;
+          const before = await accounts.findById(change.account_id, tx);
+          if (!before || before.status !== 'active') return undefined;
+          await accounts.setEmail(tx, before.id, change.new_email, now());
+          await outbox.enqueue(tx, {
+            to: before.email,
+            template: 'email-changed',
+            data: { name: before.name, oldEmail: before.email, newEmail: change.new_email, resetLink: `${issuer}/password/forgot` },
+          });
+          return { ...before, email: change.new_email, email_verified: true };
+        });
+        if (!result) return { ok: false, problem: 'email.link_invalid' };
+        outbox.kick();
+        return { ok: true, account: result };
+      } catch (err) {
+        // The address was registered by someone else after the request: the unique index decided.
+        if ((err as { code?: string }).code === '23505') return { ok: false, problem: 'signup.email_taken' };
+        throw err;
+      }
+    },
+  };
+}
+
+export type EmailChangeService = ReturnType<typeof createEmailChangeService>;

@@ -1,0 +1,35 @@
+import supertest from 'supertest';
+import { csrfFrom } from './login-driver.ts';
+import { PASSWORD } from './factories.ts';
+
+export type Agent = ReturnType<typeof supertest.agent>;
+
+/**
+ * Opens /account in a fresh browser-like agent, signing in through the login pages on the way.
+ * `status` is 200 when /account was reached, else the status of the failed password step.
+ */
+export async function signInToAccount(base: string, email: string, options: { password?: string; userAgent?: string } = {}): Promise<{ agent: Agent; status: number }> {
+  const agent = supertest.agent(base).set('User-Agent', options.userAgent ?? 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36');
+  let location = '/account';
+  for (let step = 0; step < 12; step += 1) {
+    const res = await agent.get(location);
+    if (res.status === 303 || res.status === 302) {
+      location = res.headers.location!.replace(base, '');
+      continue;
+    }
+    if (location === '/account') return { agent, status: res.status };
+    const uid = /\/interaction\/([^/?]+)/.exec(location)?.[1];
+    if (!uid) throw new Error(`unexpected page ${location}: ${res.status}`);
+    const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
+    const done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password: options.password ?? PASSWORD });
+    if (done.status !== 303) return { agent, status: done.status };
+    location = done.headers.location!.replace(base, '');
+  }
+  throw new Error('did not reach /account');
+}
+
+/** Submits a settings form: loads `formPath` for its CSRF token, then posts `fields` to `path`. */
+export async function submit(agent: Agent, formPath: string, path: string, fields: Record<string, string> = {}) {
+  const form = await agent.get(formPath);
+  return agent.post(path).type('form').send({ _csrf: csrfFrom(form.text), ...fields });
+}

@@ -1,0 +1,84 @@
+import { expect } from 'chai';
+import supertest from 'supertest';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase } from '../../helpers/db.ts';
+import { createAccount, PASSWORD } from '../../helpers/factories.ts';
+import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
+import { signInToAccount, submit } from '../../helpers/account-pages.ts';
+
+describe('changing the email address (/account/email)', () => {
+  let smtp: TestSmtp;
+  let server: TestServer;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    smtp = await startSmtp();
+    server = await startTestServer({ overrides: { smtpUrl: smtp.url } });
+  });
+  afterEach(async () => {
+    await server.close();
+    await smtp.close();
+  });
+
+  const deliver = async () => {
+    await server.registry.mail.delivery.deliverDue();
+  };
+
+  it('changes the address only after the new one is verified, tells the old one, and retires it for login', async () => {
+    const account = await createAccount(server.registry, { email: 'old@example.com' });
+    const { agent } = await signInToAccount(server.url, account.email);
+    const sent = await submit(agent, '/account/email', '/account/email', { email: 'New@Example.com', password: PASSWORD });
+    expect(sent.status).to.equal(200);
+    expect(sent.text).to.contain('Check new@example.com');
+    expect((await server.registry.accounts.findById(account.id))?.email, 'nothing changes before verification').to.equal('old@example.com');
+
+    await deliver();
+    const link = linkIn(await smtp.lastTo('new@example.com'), `${server.url}/account/email/verify?token=`);
+    const confirmed = await supertest(server.url).get(new URL(link).pathname + new URL(link).search);
+    expect(confirmed.status).to.equal(200);
+    expect(confirmed.text).to.contain('new@example.com');
+    expect((await server.registry.accounts.findById(account.id))?.email).to.equal('new@example.com');
+
+    await deliver();
+    const notice = await smtp.lastTo('old@example.com');
+    expect(notice.subject).to.equal('Your Lanyard email address was changed');
+    expect(notice.text).to.contain('new@example.com');
+    expect((await server.registry.accounts.authenticate('old@example.com', PASSWORD)).ok).to.equal(false);
+    expect((await server.registry.accounts.authenticate('new@example.com', PASSWORD)).ok).to.equal(true);
+    expect((await supertest(server.url).get(new URL(link).pathname + new URL(link).search)).status, 'the link works once').to.equal(400);
+  });
+
+  it('requires the current password', async () => {
+    const account = await createAccount(server.registry);
+    const { agent } = await signInToAccount(server.url, account.email);
+    const res = await submit(agent, '/account/email', '/account/email', { email: 'other@example.com', password: 'wrong password' });
+    expect(res.status).to.equal(400);
+    expect(res.text).to.contain('Your current password is not right');
+    await deliver();
+    expect(smtp.messages).to.have.length(0);
+  });
+
+  it('does not reveal on the page that the new address has an account', async () => {
+    await createAccount(server.registry, { email: 'taken@example.com' });
+    const account = await createAccount(server.registry);
+    const { agent } = await signInToAccount(server.url, account.email);
+    const res = await submit(agent, '/account/email', '/account/email', { email: 'taken@example.com', password: PASSWORD });
+    expect(res.status).to.equal(200);
+    expect(res.text).to.contain('Check taken@example.com');
+    await deliver();
+    expect((await smtp.lastTo('taken@example.com')).subject).to.equal('You already have a Lanyard account');
+  });
+
+  it('refuses the change when the address was registered between request and confirmation', async () => {
+    const account = await createAccount(server.registry);
+    const { agent } = await signInToAccount(server.url, account.email);
+    await submit(agent, '/account/email', '/account/email', { email: 'race@example.com', password: PASSWORD });
+    await deliver();
+    const link = linkIn(await smtp.lastTo('race@example.com'), `${server.url}/account/email/verify?token=`);
+    await createAccount(server.registry, { email: 'race@example.com' });
+    const res = await supertest(server.url).get(new URL(link).pathname + new URL(link).search);
+    expect(res.status).to.equal(400);
+    expect(res.text).to.contain('already has an account');
+    expect((await server.registry.accounts.findById(account.id))?.email).to.equal(account.email);
+  });
+});
