@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import Koa from 'koa';
 import Router from '@koa/router';
 import mount from 'koa-mount';
+import compose from 'koa-compose';
 import { bodyParser } from '@koa/bodyparser';
 import type { Registry } from './registry.ts';
 import { rootDir } from './registry.ts';
@@ -17,6 +18,14 @@ import { consentRoutes } from './flows/consent/routes.ts';
 import { recoveryRoutes } from './flows/recovery/routes.ts';
 import { registrationRoutes } from './flows/registration/routes.ts';
 import { settingsRoutes } from './flows/settings/routes.ts';
+
+/**
+ * Runs `middleware` only for paths under one of `prefixes`. The protocol endpoints (/token,
+ * /auth, /me …) are the hot path: they skip our routers' route matching entirely.
+ */
+function under(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
+  return (ctx, next) => (prefixes.some((prefix) => ctx.path.startsWith(prefix)) ? middleware(ctx, next) : next());
+}
 
 /**
  * The HTTP application: our middleware and routes in front, oidc-provider's endpoints mounted
@@ -37,7 +46,7 @@ export function createApp(registry: Registry): Koa {
   open.use(healthRoutes(registry.db).routes());
   open.use(staticRoutes(join(rootDir, 'public')).routes());
   if (config.devMailbox && registry.mail.devMailbox) open.use(devMailboxRoutes(registry.mail.devMailbox, views).routes());
-  app.use(open.routes());
+  app.use(under(['/healthz', '/readyz', '/static/', '/dev/'], open.routes() as Koa.Middleware));
 
   // Our HTML forms: bodies parsed with tight limits (oidc-provider parses its own), CSRF checked.
   const forms = new Router();
@@ -63,8 +72,8 @@ export function createApp(registry: Registry): Koa {
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());
-  app.use(forms.routes());
-  app.use(forms.allowedMethods());
+  const formRoutes = compose([forms.routes() as Koa.Middleware, forms.allowedMethods() as Koa.Middleware]);
+  app.use(under(['/interaction/', '/password/', '/account'], formRoutes));
 
   app.use(mount(provider));
   return app;
