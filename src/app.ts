@@ -18,6 +18,7 @@ import { consentRoutes } from './flows/consent/routes.ts';
 import { recoveryRoutes } from './flows/recovery/routes.ts';
 import { registrationRoutes } from './flows/registration/routes.ts';
 import { settingsRoutes } from './flows/settings/routes.ts';
+import { profileApiRoutes } from './routes/profile-api.ts';
 
 /**
  * Runs `middleware` only for paths under one of `prefixes`. The protocol endpoints (/token,
@@ -69,9 +70,13 @@ export function createApp(registry: Registry): Koa {
     activity: registry.activity,
     closure: registry.accountClosure,
     emailChanges: registry.emailChanges,
+    accountQueries: registry.accountQueries,
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());
+  const api = profileApiRoutes({ accounts, queries: registry.accountQueries, sessions: registry.browserSessions, clock: registry.clock, issuer: config.issuer, csrfKey: registry.csrfKey });
+  app.use(under(['/api/', '/avatars/'], compose([api.routes() as Koa.Middleware, api.allowedMethods() as Koa.Middleware])));
+
   const formRoutes = compose([forms.routes() as Koa.Middleware, forms.allowedMethods() as Koa.Middleware]);
   app.use(under(['/interaction/', '/password/', '/account'], formRoutes));
 

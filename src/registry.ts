@@ -8,7 +8,7 @@ import { randomSecret } from './shared/ids.ts';
 import type { Logger } from './shared/logger.ts';
 import { openDatabase, type Database } from './persistence/db.ts';
 import { migrate } from './persistence/migrate.ts';
-import { createAccountQueries } from './persistence/queries/accounts.ts';
+import { createAccountQueries, type AccountQueries } from './persistence/queries/accounts.ts';
 import { createClientQueries } from './persistence/queries/clients.ts';
 import { createInstanceSecretQueries } from './persistence/queries/instance-secrets.ts';
 import { createOidcPayloadQueries, type OidcPayloadQueries } from './persistence/queries/oidc-payloads.ts';
@@ -54,6 +54,7 @@ export interface Registry {
   box: SecretBox;
   views: Views;
   accounts: AccountService;
+  accountQueries: AccountQueries;
   clients: ClientService;
   signingKeys: SigningKeyService;
   oidcPayloads: OidcPayloadQueries;
@@ -255,6 +256,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       box,
       views,
       accounts,
+      accountQueries,
       clients,
       signingKeys,
       oidcPayloads,

@@ -7,6 +7,15 @@ import type { Context } from 'koa';
  */
 export function createBrowserSessions(provider: Provider) {
   return {
+    /** The account behind an `Authorization: Bearer` access token (RFC 6750 §2.1), if valid. */
+    async bearer(ctx: Context): Promise<{ accountId: string; clientId: string } | undefined> {
+      const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(ctx.get('authorization'));
+      if (!match) return undefined;
+      const token = await provider.AccessToken.find(match[1]!);
+      if (!token || token.isExpired || !token.accountId) return undefined;
+      return { accountId: token.accountId, clientId: token.clientId! };
+    },
+
     async current(ctx: Context): Promise<{ accountId: string; uid: string } | undefined> {
       const session = await provider.Session.get(ctx as never);
       return session.accountId ? { accountId: session.accountId, uid: session.uid } : undefined;

@@ -3,6 +3,7 @@ import type { JWK } from 'jose';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
+import { profileClaims, type Viewer } from '../identity/profile.ts';
 
 /**
  * Builds the oidc-provider instance. This module and its siblings in src/oidc are the only
@@ -38,19 +39,13 @@ export function isFirstParty(client: object | undefined): boolean {
   return (client as Record<string, unknown> | undefined)?.[FIRST_PARTY] === true;
 }
 
-/** Standard claims of an account (OIDC Core §5.1); the engine releases them by scope. */
-export function claimsOf(account: AccountRow): Record<string, unknown> {
-  return {
-    sub: account.id,
-    email: account.email,
-    email_verified: account.email_verified,
-    name: account.name ?? undefined,
-    nickname: account.nickname ?? undefined,
-    picture: account.picture ?? undefined,
-    locale: account.locale ?? undefined,
-    zoneinfo: account.zoneinfo ?? undefined,
-    updated_at: Math.floor(account.updated_at.getTime() / 1000),
-  };
+/**
+ * Who a client is as a viewer of the profile (docs/decisions/0010-profile-visibility.md): our own
+ * products act for the account holder and see everything the scopes allow; a third-party client
+ * sees only what the person made visible to anyone.
+ */
+export function viewerFor(client: object | undefined): Viewer {
+  return isFirstParty(client) ? 'self' : 'anyone';
 }
 
 export function createProvider(deps: ProviderDeps): Provider {
@@ -96,13 +91,15 @@ export function createProvider(deps: ProviderDeps): Provider {
       // amr (RFC 8176) tells relying parties how the user signed in (pwd, otp, ...).
       openid: ['sub', 'amr'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'nickname', 'picture', 'locale', 'zoneinfo', 'updated_at'],
+      // Standard profile claims plus the fields of our profile (job_title … location).
+      profile: ['name', 'nickname', 'picture', 'locale', 'zoneinfo', 'updated_at', 'job_title', 'department', 'organization', 'location'],
     },
-    async findAccount(_ctx, sub): Promise<Account | undefined> {
+    async findAccount(ctx, sub): Promise<Account | undefined> {
       const account = await deps.findAccount(sub);
       // A deactivated or closed account can no longer use its tokens or sessions.
       if (!account || account.status !== 'active') return undefined;
-      return { accountId: sub, claims: async () => claimsOf(account) as never };
+      const viewer = viewerFor(ctx.oidc?.client);
+      return { accountId: sub, claims: async () => profileClaims(account, viewer, `${config.issuer}/avatars/${account.id}.svg`) as never };
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,

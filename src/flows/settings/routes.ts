@@ -15,6 +15,9 @@ import { messageFor } from '../../http/messages.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { changeEmailInput, changePasswordInput, closeAccountInput } from './schema.ts';
+import { applyProfileUpdate, profileUpdate } from '../../routes/profile-api.ts';
+import { PROFILE_FIELDS, visibilityOf } from '../../identity/profile.ts';
+import type { AccountQueries } from '../../persistence/queries/accounts.ts';
 
 const STATE_COOKIE = 'lanyard.account_state';
 
@@ -43,6 +46,7 @@ export function settingsRoutes(deps: {
   activity: AccountActivityQueries;
   closure: AccountClosureService;
   emailChanges: EmailChangeService;
+  accountQueries: AccountQueries;
   graceDays: number;
   minLength: number;
 }) {
@@ -146,6 +150,27 @@ export function settingsRoutes(deps: {
     ctx.state.log?.info({ accountId: account(ctx).id, clientId: ctx.params.clientId }, 'grant revoked by the user');
     ctx.status = 303;
     ctx.redirect('/account/apps');
+  });
+
+  const profilePage = (ctx: Context, status: number, extra: Record<string, unknown>, errorCode?: string) =>
+    page(ctx, status, 'settings/profile', {
+      title: 'Profile and visibility',
+      ...nav(ctx, 'profile'),
+      profile: account(ctx),
+      visibility: visibilityOf(account(ctx)),
+      fields: PROFILE_FIELDS,
+      ...extra,
+    }, errorCode);
+
+  router.get('/profile', signedIn, (ctx) => profilePage(ctx, 200, {}));
+
+  router.post('/profile', signedIn, async (ctx) => {
+    const { _csrf: _token, ...body } = (ctx.request.body ?? {}) as Record<string, unknown>;
+    const parsed = profileUpdate.safeParse(body);
+    if (!parsed.success) return profilePage(ctx, 400, {}, 'profile.invalid');
+    await applyProfileUpdate(deps.accountQueries, account(ctx), parsed.data, new Date(clock.now()));
+    ctx.state.account = await accounts.findById(account(ctx).id);
+    profilePage(ctx, 200, { saved: true });
   });
 
   router.get('/email', signedIn, async (ctx) => {

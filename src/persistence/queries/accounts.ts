@@ -14,6 +14,12 @@ export interface AccountRow {
   status: AccountStatus;
   password_hash: string | null;
   password_changed_at: Date | null;
+  job_title: string | null;
+  department: string | null;
+  organization_name: string | null;
+  location: string | null;
+  /** field → 'anyone' | 'organization' | 'private' (src/identity/profile.ts). */
+  profile_visibility: Record<string, string>;
   closed_at: Date | null;
   delete_after: Date | null;
   erased_at: Date | null;
@@ -32,7 +38,7 @@ export interface NewAccount {
   passwordHash?: string | null;
 }
 
-const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, closed_at, delete_after, erased_at, created_at, updated_at';
+const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, job_title, department, organization_name, location, profile_visibility, closed_at, delete_after, erased_at, created_at, updated_at';
 
 export function createAccountQueries(db: Queryable) {
   return {
@@ -74,6 +80,15 @@ export function createAccountQueries(db: Queryable) {
       await tx.query('UPDATE accounts SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1', [id, hash, now]);
     },
 
+    /** Replaces the editable profile fields and their visibility. */
+    async updateProfile(id: string, fields: { name: string | null; nickname: string | null; job_title: string | null; department: string | null; organization_name: string | null; location: string | null; zoneinfo: string | null }, visibility: Record<string, string>, now: Date): Promise<void> {
+      await db.query(
+        `UPDATE accounts SET name = $2, nickname = $3, job_title = $4, department = $5, organization_name = $6, location = $7,
+           zoneinfo = $8, profile_visibility = $9::jsonb, updated_at = $10 WHERE id = $1`,
+        [id, fields.name, fields.nickname, fields.job_title, fields.department, fields.organization_name, fields.location, fields.zoneinfo, JSON.stringify(visibility), now],
+      );
+    },
+
     async setEmail(tx: Queryable, id: string, email: string, now: Date): Promise<void> {
       await tx.query('UPDATE accounts SET email = $2, email_verified = true, updated_at = $3 WHERE id = $1', [id, email, now]);
     },
@@ -103,7 +118,8 @@ export function createAccountQueries(db: Queryable) {
     async eraseDue(tx: Queryable, now: Date, limit: number): Promise<string[]> {
       const { rows } = await tx.query<{ id: string }>(
         `UPDATE accounts SET email = 'erased:' || id, email_verified = false, name = NULL, nickname = NULL, picture = NULL,
-           locale = NULL, zoneinfo = NULL, password_hash = NULL, erased_at = $1, updated_at = $1
+           locale = NULL, zoneinfo = NULL, password_hash = NULL, job_title = NULL, department = NULL,
+           organization_name = NULL, location = NULL, profile_visibility = '{}'::jsonb, erased_at = $1, updated_at = $1
          WHERE id IN (SELECT id FROM accounts WHERE status = 'closed' AND erased_at IS NULL AND delete_after <= $1 LIMIT $2)
          RETURNING id`,
         [now, limit],

@@ -1,0 +1,105 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { bodyParser } from '@koa/bodyparser';
+import { z } from 'zod';
+import type { AccountService } from '../identity/accounts.ts';
+import { PROFILE_FIELDS, VISIBILITIES, initialsAvatar, visibilityOf, visibleProfile, type Viewer } from '../identity/profile.ts';
+import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
+import type { BrowserSessions } from '../oidc/browser-session.ts';
+import type { Clock } from '../shared/clock.ts';
+import { AppError } from '../shared/errors.ts';
+import { csrfProtection } from '../http/csrf.ts';
+import { parseForm } from '../http/validate.ts';
+
+const text = (max: number) => z.string().trim().max(max).nullable().optional();
+export const profileUpdate = z.object({
+  name: text(200),
+  nickname: text(100),
+  job_title: text(200),
+  department: text(200),
+  organization_name: text(200),
+  location: text(200),
+  zoneinfo: z.string().trim().max(64).refine((tz) => !tz || Intl.supportedValuesOf('timeZone').includes(tz), { message: 'unknown time zone' }).nullable().optional(),
+  visibility: z.partialRecord(z.enum(PROFILE_FIELDS), z.enum(VISIBILITIES as [string, ...string[]])).optional(),
+}).strict();
+
+/** Applies a validated update to an account (used by the API and the settings page). */
+export async function applyProfileUpdate(queries: AccountQueries, account: AccountRow, input: z.infer<typeof profileUpdate>, now: Date): Promise<void> {
+  const pick = (key: keyof typeof input, current: string | null) => (input[key] === undefined ? current : ((input[key] as string | null) || null));
+  await queries.updateProfile(account.id, {
+    name: pick('name', account.name),
+    nickname: pick('nickname', account.nickname),
+    job_title: pick('job_title', account.job_title),
+    department: pick('department', account.department),
+    organization_name: pick('organization_name', account.organization_name),
+    location: pick('location', account.location),
+    zoneinfo: pick('zoneinfo', account.zoneinfo),
+  }, { ...visibilityOf(account), ...(input.visibility ?? {}) }, now);
+}
+
+/**
+ * The profile as JSON (docs/flows/profile.md), and the generated avatars.
+ * - GET /api/profiles/me: your whole profile and the visibility of each field (session or bearer token).
+ * - PATCH /api/profiles/me: update it (session with X-CSRF-Token, JSON body).
+ * - GET /api/profiles/:id: someone's profile, with only the fields you may see.
+ * - GET /avatars/:id.svg: the initials avatar, when the picture is visible to the viewer.
+ * The same person is "self"; organizations do not exist yet, so everyone else is "anyone".
+ */
+export function profileApiRoutes(deps: { accounts: AccountService; queries: AccountQueries; sessions: BrowserSessions; clock: Clock; issuer: string; csrfKey: Buffer }) {
+  const { accounts, sessions, issuer } = deps;
+  const router = new Router();
+
+  async function viewerAccountId(ctx: Context): Promise<string | undefined> {
+    return (await sessions.bearer(ctx))?.accountId ?? (await sessions.current(ctx))?.accountId;
+  }
+
+  async function activeAccount(id: string) {
+    const account = await accounts.findById(id);
+    return account?.status === 'active' ? account : undefined;
+  }
+
+  const present = (account: AccountRow, viewer: Viewer) => ({
+    id: account.id,
+    ...visibleProfile({ ...account, picture: account.picture ?? `${issuer}/avatars/${account.id}.svg` }, viewer),
+  });
+
+  router.get('/api/profiles/me', async (ctx) => {
+    const id = await viewerAccountId(ctx);
+    const account = id ? await activeAccount(id) : undefined;
+    if (!account) throw new AppError('api.unauthenticated', 401);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { ...present(account, 'self'), visibility: visibilityOf(account) };
+  });
+
+  router.patch('/api/profiles/me', bodyParser({ enableTypes: ['json'], jsonLimit: '16kb' }), csrfProtection(deps.csrfKey), async (ctx) => {
+    const session = await sessions.current(ctx);
+    const account = session ? await activeAccount(session.accountId) : undefined;
+    if (!account) throw new AppError('api.unauthenticated', 401);
+    const input = parseForm(ctx, profileUpdate);
+    await applyProfileUpdate(deps.queries, account, input, new Date(deps.clock.now()));
+    const updated = (await activeAccount(account.id))!;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { ...present(updated, 'self'), visibility: visibilityOf(updated) };
+  });
+
+  router.get('/api/profiles/:id', async (ctx) => {
+    const account = await activeAccount(ctx.params.id!);
+    if (!account) throw new AppError('request.not_found', 404);
+    const viewer: Viewer = (await viewerAccountId(ctx)) === account.id ? 'self' : 'anyone';
+    ctx.set('Cache-Control', 'private, no-cache');
+    ctx.body = present(account, viewer);
+  });
+
+  router.get('/avatars/:file', async (ctx) => {
+    const id = /^(acc_[A-Za-z0-9_-]{22})\.svg$/.exec(ctx.params.file!)?.[1];
+    const account = id ? await activeAccount(id) : undefined;
+    const viewer: Viewer = account && (await viewerAccountId(ctx)) === account.id ? 'self' : 'anyone';
+    if (!account || !visibleProfile({ ...account, picture: 'generated' }, viewer).picture) throw new AppError('request.not_found', 404);
+    ctx.type = 'image/svg+xml';
+    ctx.set('Cache-Control', 'private, max-age=300');
+    ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
+    ctx.body = initialsAvatar(account);
+  });
+
+  return router;
+}

@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import supertest from 'supertest';
+import * as oidc from 'openid-client';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase } from '../../helpers/db.ts';
+import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
+import { csrfFrom, PageDriver } from '../../helpers/login-driver.ts';
+import { signInToAccount, submit } from '../../helpers/account-pages.ts';
+
+describe('profile with per-field visibility (/account/profile, /api/profiles, claims)', () => {
+  let server: TestServer;
+  beforeEach(async () => {
+    await resetDatabase();
+    server = await startTestServer();
+  });
+  afterEach(async () => server.close());
+
+  async function userinfo(email: string, firstParty: boolean) {
+    const client = await createClient(server.registry, { firstParty, name: firstParty ? 'Jira' : 'Exporter' });
+    const config = await oidc.discovery(new URL(server.url), client.clientId, client.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: client.redirectUri, scope: 'openid profile email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const tokens = await oidc.authorizationCodeGrant(config, await new PageDriver(server.url).authorize(url.href, { email, password: PASSWORD }), { pkceCodeVerifier: verifier });
+    return { info: await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub), tokens };
+  }
+
+  it('saves fields and visibilities from the settings page, and shows others only what they may see', async () => {
+    const account = await createAccount(server.registry, { name: 'Ada Lovelace' });
+    const { agent } = await signInToAccount(server.url, account.email);
+    const saved = await submit(agent, '/account/profile', '/account/profile', {
+      name: 'Ada Lovelace', nickname: 'ada', job_title: 'Analyst', location: 'London', zoneinfo: 'Europe/London',
+      'visibility[job_title]': 'anyone', 'visibility[location]': 'private', 'visibility[name]': 'anyone',
+    });
+    expect(saved.status, saved.text.slice(0, 400)).to.equal(200);
+    expect(saved.text).to.contain('Saved.');
+
+    const stranger = await supertest(server.url).get(`/api/profiles/${account.id}`).accept('json');
+    expect(stranger.status).to.equal(200);
+    expect(stranger.body).to.deep.equal({ id: account.id, name: 'Ada Lovelace', nickname: 'ada', job_title: 'Analyst', picture: `${server.url}/avatars/${account.id}.svg` });
+
+    const me = await agent.get('/api/profiles/me').accept('json');
+    expect(me.body).to.include({ email: account.email, location: 'London', zoneinfo: 'Europe/London' });
+    expect(me.body.visibility).to.include({ email: 'private', location: 'private', job_title: 'anyone' });
+  });
+
+  it('updates the profile through the JSON API with a CSRF header and refuses bad input', async () => {
+    const account = await createAccount(server.registry);
+    const { agent } = await signInToAccount(server.url, account.email);
+    const csrf = csrfFrom((await agent.get('/account/profile')).text);
+    const ok = await agent.patch('/api/profiles/me').set('X-CSRF-Token', csrf).send({ department: 'Research', visibility: { email: 'anyone' } });
+    expect(ok.status).to.equal(200);
+    expect(ok.body).to.include({ department: 'Research' });
+    expect(ok.body.visibility.email).to.equal('anyone');
+    expect((await agent.patch('/api/profiles/me').send({ department: 'x' })).status, 'no CSRF header').to.equal(403);
+    expect((await agent.patch('/api/profiles/me').set('X-CSRF-Token', csrf).send({ zoneinfo: 'Mars/Olympus' })).status).to.equal(400);
+    expect((await agent.patch('/api/profiles/me').set('X-CSRF-Token', csrf).send({ visibility: { email: 'everyone' } })).status).to.equal(400);
+    expect((await agent.patch('/api/profiles/me').set('X-CSRF-Token', csrf).send({ unknown: 1 })).status).to.equal(400);
+    expect((await supertest(server.url).get('/api/profiles/me').accept('json')).status).to.equal(401);
+  });
+
+  it('releases claims by visibility: first-party products see the account holder’s view, third parties only public fields', async () => {
+    const account = await createAccount(server.registry, { name: 'Grace Hopper' });
+    const first = await userinfo(account.email, true);
+    expect(first.info).to.include({ email: account.email, name: 'Grace Hopper' });
+    const third = await userinfo(account.email, false);
+    expect(third.info).to.include({ name: 'Grace Hopper' });
+    expect(third.info, 'email is Only you by default: withheld, not blanked').not.to.have.any.keys('email', 'email_verified');
+
+    const { agent } = await signInToAccount(server.url, account.email);
+    await submit(agent, '/account/profile', '/account/profile', { 'visibility[email]': 'anyone', 'visibility[name]': 'private' });
+    const again = await userinfo(account.email, false);
+    expect(again.info).to.include({ email: account.email });
+    expect(again.info).not.to.have.property('name');
+  });
+
+  it('reads your own profile with an access token', async () => {
+    const account = await createAccount(server.registry);
+    const { tokens } = await userinfo(account.email, true);
+    const me = await supertest(server.url).get('/api/profiles/me').set('Authorization', `Bearer ${tokens.access_token}`).accept('json');
+    expect(me.status).to.equal(200);
+    expect(me.body).to.include({ id: account.id, email: account.email });
+  });
+
+  it('serves the initials avatar unless the picture is hidden from the viewer', async () => {
+    const account = await createAccount(server.registry, { name: 'Ada Lovelace' });
+    const svg = await supertest(server.url).get(`/avatars/${account.id}.svg`).buffer(true).parse((res, cb) => { let d = ''; res.on('data', (c: Buffer) => { d += c; }); res.on('end', () => cb(null, d)); });
+    expect(svg.status).to.equal(200);
+    expect(svg.headers['content-type']).to.contain('image/svg+xml');
+    expect(svg.body).to.contain('>AL</text>');
+    const { agent } = await signInToAccount(server.url, account.email);
+    await submit(agent, '/account/profile', '/account/profile', { 'visibility[picture]': 'private' });
+    expect((await supertest(server.url).get(`/avatars/${account.id}.svg`)).status).to.equal(404);
+    expect((await agent.get(`/avatars/${account.id}.svg`)).status, 'the person still sees it').to.equal(200);
+    expect((await supertest(server.url).get('/avatars/acc_nope.svg')).status).to.equal(404);
+  });
+});
