@@ -19,6 +19,7 @@ import { recoveryRoutes } from './flows/recovery/routes.ts';
 import { registrationRoutes } from './flows/registration/routes.ts';
 import { settingsRoutes } from './flows/settings/routes.ts';
 import { profileApiRoutes } from './routes/profile-api.ts';
+import { avatarUploadRoutes } from './flows/settings/avatar-upload.ts';
 
 /**
  * Runs `middleware` only for paths under one of `prefixes`. The protocol endpoints (/token,
@@ -74,8 +75,11 @@ export function createApp(registry: Registry): Koa {
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());
-  const api = profileApiRoutes({ accounts, queries: registry.accountQueries, sessions: registry.browserSessions, clock: registry.clock, issuer: config.issuer, csrfKey: registry.csrfKey });
+  const api = profileApiRoutes({ accounts, queries: registry.accountQueries, sessions: registry.browserSessions, avatars: registry.avatars, clock: registry.clock, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([api.routes() as Koa.Middleware, api.allowedMethods() as Koa.Middleware])));
+
+  // Picture uploads parse their multipart body first, then check CSRF (the token is a form field).
+  app.use(under(['/account/avatar'], avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey }).routes() as Koa.Middleware));
 
   const formRoutes = compose([forms.routes() as Koa.Middleware, forms.allowedMethods() as Koa.Middleware]);
   app.use(under(['/interaction/', '/password/', '/account'], formRoutes));

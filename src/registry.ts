@@ -33,6 +33,8 @@ import { createAccountActivityQueries, type AccountActivityQueries } from './per
 import { ACCOUNT_CLIENT_ID, createBrowserSessions, type BrowserSessions } from './oidc/browser-session.ts';
 import { createEmailChangeService, type EmailChangeService } from './identity/email-change.ts';
 import { createEmailChangeQueries } from './persistence/queries/email-changes.ts';
+import { createAvatarService, type AvatarService } from './identity/avatars.ts';
+import { createAvatarQueries } from './persistence/queries/avatars.ts';
 import { createAccountClosureService, type AccountClosureService } from './identity/account-closure.ts';
 import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
 import { createMailOutboxQueries, type MailOutboxQueries } from './persistence/queries/mail-outbox.ts';
@@ -68,6 +70,7 @@ export interface Registry {
   browserSessions: BrowserSessions;
   accountClosure: AccountClosureService;
   emailChanges: EmailChangeService;
+  avatars: AvatarService;
   activity: AccountActivityQueries;
   mail: {
     outbox: Outbox;
@@ -269,6 +272,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       accountSessions,
       browserSessions: createBrowserSessions(provider),
       accountClosure,
+      avatars: createAvatarService({ db, avatars: createAvatarQueries(db), issuer: config.issuer }),
       emailChanges: createEmailChangeService({
         db,
         accounts: accountQueries,

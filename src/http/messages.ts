@@ -26,6 +26,8 @@ export const messages: Record<string, { title: string; text: string }> = {
   'account.managed': { title: 'Your organization manages this account', text: 'Ask your organization’s admin to change this.' },
   'api.unauthenticated': { title: 'Sign in first', text: 'This needs a signed-in session or a valid access token.' },
   'profile.invalid': { title: 'Check your profile', text: 'A field is too long or the time zone is not one we know (use a name like Europe/Paris).' },
+  'avatar.invalid': { title: 'That picture can’t be used', text: 'Upload a JPEG, PNG, WebP or GIF image.' },
+  'avatar.too_large': { title: 'That picture is too large', text: 'Upload an image of at most 5 MB.' },
   'request.csrf': { title: 'This form has expired', text: 'For your security the form could not be accepted. Go back, reload the page and try again.' },
   'request.invalid_body': { title: 'We couldn’t read that request', text: 'The request was malformed. Go back and try again.' },
   'request.too_large': { title: 'That was too much', text: 'The request was larger than we accept. Shorten what you entered and try again.' },

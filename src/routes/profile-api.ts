@@ -6,6 +6,7 @@ import type { AccountService } from '../identity/accounts.ts';
 import { PROFILE_FIELDS, VISIBILITIES, initialsAvatar, visibilityOf, visibleProfile, type Viewer } from '../identity/profile.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import type { BrowserSessions } from '../oidc/browser-session.ts';
+import type { AvatarService } from '../identity/avatars.ts';
 import type { Clock } from '../shared/clock.ts';
 import { AppError } from '../shared/errors.ts';
 import { csrfProtection } from '../http/csrf.ts';
@@ -45,7 +46,7 @@ export async function applyProfileUpdate(queries: AccountQueries, account: Accou
  * - GET /avatars/:id.svg: the initials avatar, when the picture is visible to the viewer.
  * The same person is "self"; organizations do not exist yet, so everyone else is "anyone".
  */
-export function profileApiRoutes(deps: { accounts: AccountService; queries: AccountQueries; sessions: BrowserSessions; clock: Clock; issuer: string; csrfKey: Buffer }) {
+export function profileApiRoutes(deps: { accounts: AccountService; queries: AccountQueries; sessions: BrowserSessions; avatars: AvatarService; clock: Clock; issuer: string; csrfKey: Buffer }) {
   const { accounts, sessions, issuer } = deps;
   const router = new Router();
 
@@ -90,15 +91,24 @@ export function profileApiRoutes(deps: { accounts: AccountService; queries: Acco
     ctx.body = present(account, viewer);
   });
 
+  // acc_….svg: the generated initials; acc_…-<size>.webp: an uploaded picture at a stored size.
   router.get('/avatars/:file', async (ctx) => {
-    const id = /^(acc_[A-Za-z0-9_-]{22})\.svg$/.exec(ctx.params.file!)?.[1];
-    const account = id ? await activeAccount(id) : undefined;
+    const match = /^(acc_[A-Za-z0-9_-]{22})(?:\.svg|-(\d{2,3})\.webp)$/.exec(ctx.params.file!);
+    const account = match ? await activeAccount(match[1]!) : undefined;
     const viewer: Viewer = account && (await viewerAccountId(ctx)) === account.id ? 'self' : 'anyone';
-    if (!account || !visibleProfile({ ...account, picture: 'generated' }, viewer).picture) throw new AppError('request.not_found', 404);
-    ctx.type = 'image/svg+xml';
+    if (!account || !visibleProfile({ ...account, picture: 'any' }, viewer).picture) throw new AppError('request.not_found', 404);
     ctx.set('Cache-Control', 'private, max-age=300');
-    ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
-    ctx.body = initialsAvatar(account);
+    if (!match![2]) {
+      ctx.type = 'image/svg+xml';
+      ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
+      ctx.body = initialsAvatar(account);
+      return;
+    }
+    const stored = await deps.avatars.image(account.id, Number(match![2]));
+    if (!stored) throw new AppError('request.not_found', 404);
+    ctx.type = stored.content_type;
+    ctx.set('ETag', `"${stored.version}"`);
+    ctx.body = stored.image;
   });
 
   return router;

@@ -162,7 +162,11 @@ export function settingsRoutes(deps: {
       ...extra,
     }, errorCode);
 
-  router.get('/profile', signedIn, (ctx) => profilePage(ctx, 200, {}));
+  router.get('/profile', signedIn, (ctx) => {
+    const outcome = typeof ctx.query.avatar === 'string' ? ctx.query.avatar : '';
+    const known = ['avatar.invalid', 'avatar.too_large'].includes(outcome);
+    profilePage(ctx, known ? 400 : 200, { avatarSaved: outcome === 'saved', avatarRemoved: outcome === 'removed' }, known ? outcome : undefined);
+  });
 
   router.post('/profile', signedIn, async (ctx) => {
     const { _csrf: _token, ...body } = (ctx.request.body ?? {}) as Record<string, unknown>;

@@ -1,0 +1,51 @@
+import sharp from 'sharp';
+import type { Database } from '../persistence/db.ts';
+import type { AvatarQueries } from '../persistence/queries/avatars.ts';
+import { sha256 } from '../shared/crypto.ts';
+
+/** The sizes an uploaded picture is stored at (square, pixels). */
+export const AVATAR_SIZES = [48, 128, 256] as const;
+export const MAX_AVATAR_BYTES = 5 * 1024 * 1024;
+
+export type AvatarResult = { ok: true; pictureUrl: string } | { ok: false; problem: 'avatar.invalid' | 'avatar.too_large' };
+
+/**
+ * Uploaded profile pictures (docs/flows/profile.md): decoded and re-encoded with sharp (libvips),
+ * so what we serve is always a clean WebP we made, never the uploaded bytes. Orientation from
+ * EXIF is applied, metadata (GPS position included) is dropped, the image is cropped to a square
+ * and stored at each of AVATAR_SIZES.
+ */
+export function createAvatarService(deps: { db: Database; avatars: AvatarQueries; issuer: string }) {
+  const { db, avatars, issuer } = deps;
+  const urlFor = (accountId: string, version: string) => `${issuer}/avatars/${accountId}-256.webp?v=${version}`;
+
+  return {
+    async upload(accountId: string, bytes: Buffer): Promise<AvatarResult> {
+      if (bytes.length > MAX_AVATAR_BYTES) return { ok: false, problem: 'avatar.too_large' };
+      let images: Array<{ size: number; image: Buffer }>;
+      try {
+        const meta = await sharp(bytes, { limitInputPixels: 40_000_000 }).metadata();
+        if (!meta.format || !['jpeg', 'png', 'webp', 'gif'].includes(meta.format)) return { ok: false, problem: 'avatar.invalid' };
+        images = await Promise.all(AVATAR_SIZES.map(async (size) => ({
+          size,
+          image: await sharp(bytes, { limitInputPixels: 40_000_000 }).rotate().resize(size, size, { fit: 'cover' }).webp({ quality: 85 }).toBuffer(),
+        })));
+      } catch {
+        return { ok: false, problem: 'avatar.invalid' };
+      }
+      const version = sha256(images.at(-1)!.image.toString('base64')).slice(0, 12);
+      const pictureUrl = urlFor(accountId, version);
+      await db.transaction((tx) => avatars.replace(tx, accountId, version, images, pictureUrl));
+      return { ok: true, pictureUrl };
+    },
+
+    async remove(accountId: string): Promise<void> {
+      await db.transaction((tx) => avatars.remove(tx, accountId));
+    },
+
+    /** The stored image of `size` (one of AVATAR_SIZES). */
+    image: (accountId: string, size: number) => avatars.find(accountId, size),
+  };
+}
+
+export type AvatarService = ReturnType<typeof createAvatarService>;
