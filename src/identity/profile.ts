@@ -1,4 +1,5 @@
-import type { AccountRow } from '../persistence/queries/accounts.ts';
+import { z } from 'zod';
+import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 
 /**
  * The profile and who may see each field (docs/decisions/0010-profile-visibility.md).
@@ -91,3 +92,31 @@ export function initialsAvatar(account: Pick<ProfileRow, 'id' | 'name' | 'email'
     + `<rect width="128" height="128" rx="64" fill="${colour}"/>`
     + `<text x="64" y="64" dy=".35em" text-anchor="middle" font-family="system-ui, sans-serif" font-size="52" font-weight="600" fill="#ffffff">${text}</text></svg>`;
 }
+
+/** What a person may change in their profile (settings page and PATCH /api/profiles/me). */
+const text = (max: number) => z.string().trim().max(max).nullable().optional();
+export const profileUpdate = z.object({
+  name: text(200),
+  nickname: text(100),
+  job_title: text(200),
+  department: text(200),
+  organization_name: text(200),
+  location: text(200),
+  zoneinfo: z.string().trim().max(64).refine((tz) => !tz || Intl.supportedValuesOf('timeZone').includes(tz), { message: 'unknown time zone' }).nullable().optional(),
+  visibility: z.partialRecord(z.enum(PROFILE_FIELDS), z.enum(VISIBILITIES as [string, ...string[]])).optional(),
+}).strict();
+
+/** Applies a validated update to an account (used by the API and the settings page). */
+export async function applyProfileUpdate(queries: AccountQueries, account: AccountRow, input: z.infer<typeof profileUpdate>, now: Date): Promise<void> {
+  const pick = (key: keyof typeof input, current: string | null) => (input[key] === undefined ? current : ((input[key] as string | null) || null));
+  await queries.updateProfile(account.id, {
+    name: pick('name', account.name),
+    nickname: pick('nickname', account.nickname),
+    job_title: pick('job_title', account.job_title),
+    department: pick('department', account.department),
+    organization_name: pick('organization_name', account.organization_name),
+    location: pick('location', account.location),
+    zoneinfo: pick('zoneinfo', account.zoneinfo),
+  }, { ...visibilityOf(account), ...(input.visibility ?? {}) }, now);
+}
+

@@ -1,9 +1,8 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { bodyParser } from '@koa/bodyparser';
-import { z } from 'zod';
 import type { AccountService } from '../identity/accounts.ts';
-import { PROFILE_FIELDS, VISIBILITIES, initialsAvatar, visibilityOf, visibleProfile, type Viewer } from '../identity/profile.ts';
+import { applyProfileUpdate, initialsAvatar, profileUpdate, visibilityOf, visibleProfile, type Viewer } from '../identity/profile.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import type { BrowserSessions } from '../oidc/browser-session.ts';
 import type { AvatarService } from '../identity/avatars.ts';
@@ -11,32 +10,6 @@ import type { Clock } from '../shared/clock.ts';
 import { AppError } from '../shared/errors.ts';
 import { csrfProtection } from '../http/csrf.ts';
 import { parseForm } from '../http/validate.ts';
-
-const text = (max: number) => z.string().trim().max(max).nullable().optional();
-export const profileUpdate = z.object({
-  name: text(200),
-  nickname: text(100),
-  job_title: text(200),
-  department: text(200),
-  organization_name: text(200),
-  location: text(200),
-  zoneinfo: z.string().trim().max(64).refine((tz) => !tz || Intl.supportedValuesOf('timeZone').includes(tz), { message: 'unknown time zone' }).nullable().optional(),
-  visibility: z.partialRecord(z.enum(PROFILE_FIELDS), z.enum(VISIBILITIES as [string, ...string[]])).optional(),
-}).strict();
-
-/** Applies a validated update to an account (used by the API and the settings page). */
-export async function applyProfileUpdate(queries: AccountQueries, account: AccountRow, input: z.infer<typeof profileUpdate>, now: Date): Promise<void> {
-  const pick = (key: keyof typeof input, current: string | null) => (input[key] === undefined ? current : ((input[key] as string | null) || null));
-  await queries.updateProfile(account.id, {
-    name: pick('name', account.name),
-    nickname: pick('nickname', account.nickname),
-    job_title: pick('job_title', account.job_title),
-    department: pick('department', account.department),
-    organization_name: pick('organization_name', account.organization_name),
-    location: pick('location', account.location),
-    zoneinfo: pick('zoneinfo', account.zoneinfo),
-  }, { ...visibilityOf(account), ...(input.visibility ?? {}) }, now);
-}
 
 /**
  * The profile as JSON (docs/flows/profile.md), and the generated avatars.

@@ -15,8 +15,7 @@ import { messageFor } from '../../http/messages.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { changeEmailInput, changePasswordInput, closeAccountInput } from './schema.ts';
-import { applyProfileUpdate, profileUpdate } from '../../routes/profile-api.ts';
-import { PROFILE_FIELDS, visibilityOf } from '../../identity/profile.ts';
+import { PROFILE_FIELDS, applyProfileUpdate, profileUpdate, visibilityOf } from '../../identity/profile.ts';
 import type { AccountQueries } from '../../persistence/queries/accounts.ts';
 
 const STATE_COOKIE = 'lanyard.account_state';
