@@ -1,0 +1,58 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config/load.ts';
+import type { Config } from '../src/config/schema.ts';
+import { createLogger } from '../src/shared/logger.ts';
+import type { Database } from '../src/persistence/db.ts';
+import { createRegistry, type Registry } from '../src/registry.ts';
+import { createApp } from '../src/app.ts';
+
+export interface BenchClients {
+  service: { id: string; secret: string };
+  web: { id: string; secret: string; redirectUri: string };
+}
+
+export interface LanyardServer {
+  url: string;
+  config: Config;
+  registry: Registry;
+  account: { email: string; password: string };
+  close(): Promise<void>;
+}
+
+/**
+ * Lanyard as `npm start` builds it (createRegistry + createApp), with the test configuration
+ * (NODE_ENV=test: silent logs, no sweeper, no mail worker), listening on 127.0.0.1 at an
+ * ephemeral port with its issuer set to that address, on the benchmark's database.
+ */
+export async function startLanyard(db: Database, clients: BenchClients, password: string): Promise<LanyardServer> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  const config = loadConfig({ NODE_ENV: 'test' }, {
+    overrides: { issuer: url, port, logLevel: 'silent', secretKey: randomBytes(32).toString('base64url'), dataDir: join(tmpdir(), 'lanyard-bench') },
+  });
+  const registry = await createRegistry(config, { logger: createLogger('silent'), db });
+  server.on('request', createApp(registry).callback());
+
+  await registry.clients.create({ clientId: clients.service.id, clientSecret: clients.service.secret, kind: 'service', name: 'Bench service' });
+  // First party: no consent page, and a refresh token without offline_access (like the products).
+  await registry.clients.create({ clientId: clients.web.id, clientSecret: clients.web.secret, kind: 'web', name: 'Bench web', firstParty: true, redirectUris: [clients.web.redirectUri] });
+  const account = await registry.accounts.create({ email: 'bench@example.com', password, name: 'Bench', emailVerified: true });
+
+  return {
+    url,
+    config,
+    registry,
+    account: { email: account.email, password },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await registry.close();
+    },
+  };
+}
