@@ -1,4 +1,4 @@
-import type { Database } from '../persistence/db.ts';
+import type { Database, Queryable } from '../persistence/db.ts';
 import type { AccountQueries } from '../persistence/queries/accounts.ts';
 import type { PasswordResetQueries } from '../persistence/queries/password-reset-tokens.ts';
 import type { Outbox } from '../mail/outbox.ts';
@@ -34,6 +34,14 @@ export function createPasswordResetService(deps: {
 }) {
   const { db, accounts, tokens, hasher, policy, outbox, clock, issuer } = deps;
   const now = () => new Date(clock.now());
+
+  /** The "your password was changed" email, queued in the transaction that changed it. */
+  const notifyChanged = (tx: Queryable, account: { name: string | null; email: string }) =>
+    outbox.enqueue(tx, {
+      to: account.email,
+      template: 'password-changed',
+      data: { name: account.name, email: account.email, when: now().toUTCString(), resetLink: `${issuer}/password/forgot` },
+    });
 
   async function usableAccount(token: string) {
     if (typeof token !== 'string' || token.length < 20 || token.length > 100) return undefined;
@@ -79,11 +87,7 @@ export function createPasswordResetService(deps: {
       await db.transaction(async (tx) => {
         await accounts.setPassword(tx, account.id, hash, now());
         await tokens.deleteForAccount(tx, account.id);
-        await outbox.enqueue(tx, {
-          to: account.email,
-          template: 'password-changed',
-          data: { name: account.name, email: account.email, when: now().toUTCString(), resetLink: `${issuer}/password/forgot` },
-        });
+        await notifyChanged(tx, account);
       });
       await deps.signOutEverywhere(account.id, keepSessionUid);
       outbox.kick();
@@ -101,11 +105,7 @@ export function createPasswordResetService(deps: {
         if (accountId !== account.id) return false;
         await accounts.setPassword(tx, account.id, hash, now());
         await tokens.deleteForAccount(tx, account.id);
-        await outbox.enqueue(tx, {
-          to: account.email,
-          template: 'password-changed',
-          data: { name: account.name, email: account.email, when: now().toUTCString(), resetLink: `${issuer}/password/forgot` },
-        });
+        await notifyChanged(tx, account);
         return true;
       });
       if (!spent) return { ok: false, problem: 'reset.link_invalid' };
