@@ -126,11 +126,6 @@ export function createAccountQueries(db: Queryable) {
       );
       return rows.map((r) => r.id);
     },
-
-    async count(): Promise<number> {
-      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM accounts');
-      return rows[0]?.n ?? 0;
-    },
   };
 }
 

@@ -81,13 +81,6 @@ export function createMailOutboxQueries(db: Queryable) {
       const { rows } = await db.query<OutboxRow>(`SELECT ${COLUMNS} FROM mail_outbox WHERE id = $1`, [id]);
       return rows[0];
     },
-
-    async countByStatus(): Promise<Record<MailStatus, number>> {
-      const { rows } = await db.query<{ status: MailStatus; n: number }>('SELECT status, count(*)::int AS n FROM mail_outbox GROUP BY status');
-      const counts: Record<MailStatus, number> = { pending: 0, sending: 0, sent: 0, failed: 0 };
-      for (const row of rows) counts[row.status] = row.n;
-      return counts;
-    },
   };
 }
 

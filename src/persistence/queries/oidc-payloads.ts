@@ -108,12 +108,6 @@ export function createOidcPayloadQueries(db: Queryable) {
       );
       return rowCount;
     },
-
-    /** Rows of one model (operators and tests look at this). */
-    async countByModel(model: string): Promise<number> {
-      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM oidc_payloads WHERE model = $1', [model]);
-      return rows[0]?.n ?? 0;
-    },
   };
 }
 

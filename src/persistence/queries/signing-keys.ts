@@ -39,11 +39,6 @@ export function createSigningKeyQueries(db: Queryable) {
       );
       return rowCount;
     },
-
-    async countAll(): Promise<number> {
-      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM signing_keys');
-      return rows[0]?.n ?? 0;
-    },
   };
 }
 
