@@ -20,6 +20,9 @@ import { registrationRoutes } from './flows/registration/routes.ts';
 import { settingsRoutes } from './flows/settings/routes.ts';
 import { profileApiRoutes } from './routes/profile-api.ts';
 import { avatarUploadRoutes } from './flows/settings/avatar-upload.ts';
+import { secondStepRoutes } from './flows/login/second-step.ts';
+import { securityRoutes } from './flows/settings/security-routes.ts';
+import { securityApiRoutes } from './routes/security-api.ts';
 
 /**
  * Runs `middleware` only for paths under one of `prefixes`. The protocol endpoints (/token,
@@ -54,12 +57,16 @@ export function createApp(registry: Registry): Koa {
   const forms = new Router();
   forms.use(bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }));
   forms.use(csrfProtection(registry.csrfKey));
+  const { throttle, events, twoStep } = registry;
   const consent = consentRoutes({ interactions, accounts, views });
   forms.use(consent.router.routes());
+  const secondStep = secondStepRoutes({ interactions, accounts, twoStep, throttle, events, views, now: () => registry.clock.now() });
+  forms.use(secondStep.router.routes());
   // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
-  forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, minLength: config.passwordMinLength }).routes());
-  forms.use(loginRoutes({ interactions, accounts, views, renderConsent: consent.renderConsent }).routes());
-  forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, minLength: config.passwordMinLength }).routes());
+  forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, secondStep, minLength: config.passwordMinLength }).routes());
+  forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, renderConsent: consent.renderConsent }).routes());
+  forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, minLength: config.passwordMinLength }).routes());
+  forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, hasher: registry.hasher }).routes());
   forms.use(settingsRoutes({
     issuer: config.issuer,
     views,
@@ -72,11 +79,14 @@ export function createApp(registry: Registry): Koa {
     closure: registry.accountClosure,
     emailChanges: registry.emailChanges,
     accountQueries: registry.accountQueries,
+    events,
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());
   const api = profileApiRoutes({ accounts, queries: registry.accountQueries, sessions: registry.browserSessions, avatars: registry.avatars, clock: registry.clock, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([api.routes() as Koa.Middleware, api.allowedMethods() as Koa.Middleware])));
+  const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });
+  app.use(under(['/api/security-events'], compose([securityApi.routes() as Koa.Middleware, securityApi.allowedMethods() as Koa.Middleware])));
 
   // Picture uploads parse their multipart body first, then check CSRF (the token is a form field).
   app.use(under(['/account/avatar'], avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey }).routes() as Koa.Middleware));

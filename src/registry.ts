@@ -14,7 +14,7 @@ import { createInstanceSecretQueries } from './persistence/queries/instance-secr
 import { createOidcPayloadQueries, type OidcPayloadQueries } from './persistence/queries/oidc-payloads.ts';
 import { createSigningKeyQueries } from './persistence/queries/signing-keys.ts';
 import { createAccountService, type AccountService } from './identity/accounts.ts';
-import { createPasswordHasher } from './identity/password-hasher.ts';
+import { createPasswordHasher, type PasswordHasher } from './identity/password-hasher.ts';
 import { createPostgresAdapter } from './oidc/adapter.ts';
 import { createClientService, type ClientService } from './oidc/clients.ts';
 import { createInteractions, type Interactions } from './oidc/interactions.ts';
@@ -42,6 +42,12 @@ import { createMailRenderer } from './mail/templates.ts';
 import { createOutbox, type Outbox } from './mail/outbox.ts';
 import { createDevMailbox, createSmtpTransport, type DevMailbox } from './mail/transport.ts';
 import { createMailDelivery, type MailDelivery } from './mail/delivery.ts';
+import { createSecurityEvents, type SecurityEvents } from './identity/security-events.ts';
+import { createSecurityEventQueries } from './persistence/queries/security-events.ts';
+import { createThrottle, type Throttle } from './identity/throttle.ts';
+import { createThrottleQueries } from './persistence/queries/throttles.ts';
+import { createTwoStepService, type TwoStepService } from './identity/two-step.ts';
+import { createTwoStepQueries } from './persistence/queries/two-step.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -72,6 +78,10 @@ export interface Registry {
   emailChanges: EmailChangeService;
   avatars: AvatarService;
   activity: AccountActivityQueries;
+  events: SecurityEvents;
+  throttle: Throttle;
+  twoStep: TwoStepService;
+  hasher: PasswordHasher;
   mail: {
     outbox: Outbox;
     delivery: MailDelivery;
@@ -138,6 +148,13 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const passwordPolicy = createPasswordPolicy({ minLength: config.passwordMinLength });
     const background = createBackground((name, err) => logger.error({ task: name, err: { message: (err as Error).message } }, 'background task failed'));
     const oidcPayloads = createOidcPayloadQueries(db);
+    const events = createSecurityEvents({ queries: createSecurityEventQueries(db), clock });
+    const throttle = createThrottle({
+      queries: createThrottleQueries(db),
+      clock,
+      key: Buffer.from(hmac(secretKey, 'lanyard:throttle-keys'), 'base64url'),
+      settings: config.throttle,
+    });
     const views = createViews(join(rootDir, 'views'), { cache: config.env !== 'development', productName: 'Lanyard' });
 
     let provider: Provider | undefined;
@@ -185,6 +202,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
 
     const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, clock, logger });
     const activity = createAccountActivityQueries(db);
+    const twoStepQueries = createTwoStepQueries(db);
     const accountClosure = createAccountClosureService({
       db,
       accounts: accountQueries,
@@ -194,7 +212,12 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       issuer: config.issuer,
       graceDays: config.accountDeletionGraceDays,
       signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
-      forget: (ids) => activity.forgetAccounts(ids),
+      forget: async (ids) => {
+        await activity.forgetAccounts(ids);
+        await twoStepQueries.forgetAccounts(ids);
+        await events.forgetAccounts(ids);
+      },
+      events,
     });
     await clients.ensureInternal(ACCOUNT_CLIENT_ID, 'Lanyard account settings', `${config.issuer}/account/callback`);
     // Record the device and address of each session as an authorization completes, for the
@@ -204,6 +227,14 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       if (!session?.accountId || !session.uid) return;
       activity.touch({ sessionUid: session.uid, accountId: session.accountId, userAgent: ctx.get('user-agent').slice(0, 300) || null, ip: ctx.ip || null, now: new Date(clock.now()) })
         .catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording session activity failed'));
+    });
+    // Logouts end in the engine (RP-initiated logout, OIDC RP-Initiated Logout 1.0 §2); the
+    // session object still names its account when the event fires.
+    provider.on('end_session.success', (ctx) => {
+      const accountId = ctx.oidc.session?.accountId;
+      if (!accountId) return;
+      events.record({ type: 'logout', accountId }, { ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null, requestId: (ctx.state.requestId as string | undefined) ?? null, clientId: ctx.oidc.client?.clientId ?? null })
+        .catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a logout failed'));
     });
     const passwordResets = createPasswordResetService({
       db,
@@ -216,6 +247,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       issuer: config.issuer,
       ttlSeconds: config.passwordResetTtl,
       signOutEverywhere: (accountId, keepSessionUid) => accountSessions.endAll(accountId, { keepSessionUid }),
+      events,
     });
     const registration = createRegistrationService({
       db,
@@ -242,6 +274,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
             if (n < 500) break;
           }
           if (removed) logger.debug({ removed }, 'expired protocol rows swept');
+          await throttle.sweep();
           const erased = await accountClosure.eraseDue();
           if (erased.length) logger.info({ accountIds: erased }, 'closed accounts erased after their grace period');
         } catch (err) {
@@ -284,8 +317,24 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         ttlSeconds: config.passwordResetTtl,
         // No account is managed by an organization yet (organizations come later).
         managedBy: () => undefined,
+        events,
       }),
       activity,
+      events,
+      throttle,
+      hasher,
+      twoStep: createTwoStepService({
+        db,
+        queries: twoStepQueries,
+        box,
+        hasher,
+        outbox,
+        events,
+        clock,
+        issuer: config.issuer,
+        codeKey,
+        productName: 'Lanyard',
+      }),
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),

@@ -108,6 +108,19 @@ export const configSchema = z
     mailMaxAttempts: z.coerce.number().int().min(1).max(50),
     /** How often expired protocol rows are swept; 0 disables the sweeper. */
     sweepIntervalSeconds: z.coerce.number().int().min(0).max(86_400),
+    /**
+     * Brute-force throttling (docs/decisions/0011-throttling-in-the-database.md). After
+     * `freeAttempts` failures for one address or account (ten times as many from one client
+     * address), each further failure doubles the wait from `baseDelaySeconds`, never beyond
+     * `maxDelaySeconds`: there is no permanent lockout. Counters are forgotten after
+     * `windowSeconds` without a failure.
+     */
+    throttle: z.object({
+      freeAttempts: z.coerce.number().int().min(1).max(100),
+      baseDelaySeconds: z.coerce.number().min(0.1).max(3600),
+      maxDelaySeconds: z.coerce.number().int().min(1).max(86_400),
+      windowSeconds: z.coerce.number().int().min(60).max(2_592_000),
+    }).refine((t) => t.maxDelaySeconds >= t.baseDelaySeconds, { message: 'maxDelaySeconds must be at least baseDelaySeconds' }),
   })
   .superRefine((config, ctx) => {
     if (config.env !== 'production') return;
@@ -167,4 +180,8 @@ export const environmentVariables: Record<string, string> = {
   MAIL_FROM: 'mailFrom',
   MAIL_POLL_SECONDS: 'mailPollSeconds',
   MAIL_MAX_ATTEMPTS: 'mailMaxAttempts',
+  THROTTLE_FREE_ATTEMPTS: 'throttle.freeAttempts',
+  THROTTLE_BASE_DELAY_SECONDS: 'throttle.baseDelaySeconds',
+  THROTTLE_MAX_DELAY_SECONDS: 'throttle.maxDelaySeconds',
+  THROTTLE_WINDOW_SECONDS: 'throttle.windowSeconds',
 };

@@ -7,6 +7,11 @@ export const messages: Record<string, { title: string; text: string }> = {
   'login.account_inactive': { title: 'This account can’t sign in', text: 'This account is deactivated or closed. Contact your administrator or our support team.' },
   'login.invalid_email': { title: 'Enter a valid email address', text: 'Enter the email address you use for your account, like name@example.com.' },
   'login.password_required': { title: 'Enter your password', text: 'Enter your password to continue.' },
+  'login.second_step_expired': { title: 'Start again', text: 'Your sign-in waited too long for the second step. Enter your email and password again.' },
+  'two_step.code_invalid': { title: 'That code isn’t right', text: 'Enter the 6-digit code your authenticator app shows now, or one of your unused recovery codes.' },
+  'two_step.already_enabled': { title: 'Two-step verification is already on', text: 'Turn it off first if you want to set it up with another app.' },
+  'two_step.not_enabled': { title: 'Two-step verification is off', text: 'There is nothing to turn off or verify.' },
+  'throttle.wait': { title: 'Too many attempts', text: 'For your security, wait {wait} before trying again.' },
   'login.busy': { title: 'We’re busy right now', text: 'Too many sign-ins are in progress. Wait a few seconds and try again.' },
   'password.too_short': { title: 'Choose a longer password', text: 'Use at least the number of characters shown below. A phrase of a few words works well.' },
   'password.too_long': { title: 'That password is too long', text: 'Use at most 1024 characters.' },
@@ -24,6 +29,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'email.same': { title: 'That is your current address', text: 'Enter the new address you want to use.' },
   'email.link_invalid': { title: 'This link can’t be used', text: 'The confirmation link has expired, was already used, or was replaced by a newer request. Your address has not changed.' },
   'account.managed': { title: 'Your organization manages this account', text: 'Ask your organization’s admin to change this.' },
+  'api.invalid_paging': { title: 'Check the paging parameters', text: 'limit must be a whole number from 1 to 100, and cursor the "next" value of the previous page.' },
   'api.unauthenticated': { title: 'Sign in first', text: 'This needs a signed-in session or a valid access token.' },
   'profile.invalid': { title: 'Check your profile', text: 'A field is too long or the time zone is not one we know (use a name like Europe/Paris).' },
   'avatar.invalid': { title: 'That picture can’t be used', text: 'Upload a JPEG, PNG, WebP or GIF image.' },
@@ -43,6 +49,29 @@ export const messages: Record<string, { title: string; text: string }> = {
   'oidc.default': { title: 'We couldn’t complete the sign-in', text: 'Return to the application and try again.' },
 };
 
-export function messageFor(code: string): { title: string; text: string } {
-  return messages[code] ?? messages['server.error']!;
+export interface Message { title: string; text: string }
+
+export function messageFor(code: string, params: Record<string, string> = {}): Message {
+  const message = messages[code] ?? messages['server.error']!;
+  return { title: message.title, text: message.text.replace(/\{(\w+)\}/g, (whole, name: string) => params[name] ?? whole) };
+}
+
+/** A page's error: a message code, or a message already filled in (a wait). */
+export type PageError = string | Message;
+
+export const errorMessage = (error: PageError | undefined): Message | undefined =>
+  error === undefined ? undefined : typeof error === 'string' ? messageFor(error) : error;
+
+/** "2 minutes", "45 seconds": how long to wait, for people. */
+export function describeWait(seconds: number): string {
+  if (seconds < 60) return `${seconds} second${seconds === 1 ? '' : 's'}`;
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} minute${minutes === 1 ? '' : 's'}`;
+}
+
+/** The "wait N minutes" message; sets Retry-After (RFC 9110 §10.2.3) on the 429 response. */
+export function waitMessage(ctx: { set(field: string, value: string): void; status: number }, seconds: number): Message {
+  ctx.status = 429;
+  ctx.set('Retry-After', String(seconds));
+  return messageFor('throttle.wait', { wait: describeWait(seconds) });
 }

@@ -3,6 +3,7 @@ import type { AccountQueries } from '../persistence/queries/accounts.ts';
 import type { Outbox } from '../mail/outbox.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { PasswordHasher } from './password-hasher.ts';
+import type { RequestMeta, SecurityEvents } from './security-events.ts';
 
 export type CloseResult = { ok: true; deleteAfter: Date } | { ok: false; problem: 'password.current_wrong' };
 
@@ -23,11 +24,12 @@ export function createAccountClosureService(deps: {
   signOutEverywhere: (accountId: string) => Promise<unknown>;
   /** Removes what other tables hold about erased accounts. */
   forget: (accountIds: string[]) => Promise<void>;
+  events: SecurityEvents;
 }) {
   const { db, accounts, hasher, outbox, clock } = deps;
 
   return {
-    async close(accountId: string, password: string): Promise<CloseResult> {
+    async close(accountId: string, password: string, meta: RequestMeta = {}): Promise<CloseResult> {
       const account = await accounts.findById(accountId);
       const check = await hasher.verify(account?.password_hash, password);
       if (!account || account.status !== 'active' || !check.ok) return { ok: false, problem: 'password.current_wrong' };
@@ -40,6 +42,7 @@ export function createAccountClosureService(deps: {
           template: 'account-closed',
           data: { name: account.name, email: account.email, deleteAfter: deleteAfter.toUTCString(), loginLink: `${deps.issuer}/account`, days: deps.graceDays },
         });
+        await deps.events.record({ type: 'account.closed', accountId: account.id, detail: { deleteAfter: deleteAfter.toISOString() } }, meta, tx);
       });
       await deps.signOutEverywhere(account.id);
       outbox.kick();

@@ -10,7 +10,8 @@ export type { AccountRow };
 
 export type Authentication =
   | { ok: true; account: AccountRow; reopened?: boolean }
-  | { ok: false; code: 'login.invalid_credentials' | 'login.account_inactive' };
+  /** `accountId` and `reason` are for the audit trail only; people see `code`. */
+  | { ok: false; code: 'login.invalid_credentials' | 'login.account_inactive'; accountId?: string; reason: 'unknown_account' | 'no_password' | 'wrong_password' | 'inactive' };
 
 export interface NewAccountInput {
   email: string;
@@ -44,10 +45,11 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
       const email = normalizeEmail(emailInput);
       const account = email ? await accounts.findByEmail(email) : undefined;
       const check = await hasher.verify(account?.password_hash, password.slice(0, MAX_PASSWORD_LENGTH));
-      if (!account || !check.ok) return { ok: false, code: 'login.invalid_credentials' };
+      if (!account) return { ok: false, code: 'login.invalid_credentials', reason: 'unknown_account' };
+      if (!check.ok) return { ok: false, code: 'login.invalid_credentials', accountId: account.id, reason: account.password_hash ? 'wrong_password' : 'no_password' };
       let reopened = false;
       if (account.status === 'closed' && !account.erased_at) reopened = await accounts.reopen(account.id, new Date(clock.now()));
-      if (account.status !== 'active' && !reopened) return { ok: false, code: 'login.account_inactive' };
+      if (account.status !== 'active' && !reopened) return { ok: false, code: 'login.account_inactive', accountId: account.id, reason: 'inactive' };
       if (check.needsRehash && account.password_hash) {
         // Parameters were raised since this hash was made: store a new hash of the same password.
         await accounts.replacePasswordHash(account.id, account.password_hash, await hasher.hash(password));

@@ -7,6 +7,7 @@ import { sha256 } from '../shared/crypto.ts';
 import { randomSecret } from '../shared/ids.ts';
 import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
+import type { RequestMeta, SecurityEvents } from './security-events.ts';
 
 export type RequestResult = { ok: true; newEmail: string } | { ok: false; problem: 'password.current_wrong' | 'login.invalid_email' | 'email.same' | 'account.managed' };
 export type ConfirmResult = { ok: true; account: AccountRow } | { ok: false; problem: 'email.link_invalid' | 'signup.email_taken' };
@@ -31,6 +32,7 @@ export function createEmailChangeService(deps: {
   issuer: string;
   ttlSeconds: number;
   managedBy: (account: AccountRow) => string | undefined;
+  events: SecurityEvents;
 }) {
   const { db, accounts, changes, hasher, outbox, clock, issuer } = deps;
   const now = () => new Date(clock.now());
@@ -64,7 +66,7 @@ export function createEmailChangeService(deps: {
       return { ok: true, newEmail };
     },
 
-    async confirm(token: string): Promise<ConfirmResult> {
+    async confirm(token: string, meta: RequestMeta = {}): Promise<ConfirmResult> {
       if (typeof token !== 'string' || token.length < 20 || token.length > 100) return { ok: false, problem: 'email.link_invalid' };
       try {
         const result = await db.transaction(async (tx) => {
@@ -78,6 +80,7 @@ export function createEmailChangeService(deps: {
             template: 'email-changed',
             data: { name: before.name, oldEmail: before.email, newEmail: change.new_email, resetLink: `${issuer}/password/forgot` },
           });
+          await deps.events.record({ type: 'email.changed', accountId: before.id, detail: { from: before.email, to: change.new_email } }, meta, tx);
           return { ...before, email: change.new_email, email_verified: true };
         });
         if (!result) return { ok: false, problem: 'email.link_invalid' };

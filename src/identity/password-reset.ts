@@ -8,10 +8,11 @@ import { randomSecret } from '../shared/ids.ts';
 import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 import type { PasswordPolicy, PasswordProblem } from './password-policy.ts';
+import type { RequestMeta, SecurityEvents } from './security-events.ts';
 
 export type ChangeResult = { ok: true } | { ok: false; problem: PasswordProblem | 'password.current_wrong' | 'password.same' };
 
-export type ResetResult = { ok: true; accountId: string } | { ok: false; problem: PasswordProblem | 'reset.link_invalid' };
+export type ResetResult = { ok: true; accountId: string; email: string } | { ok: false; problem: PasswordProblem | 'reset.link_invalid' };
 
 /**
  * "Forgot password?" (docs/flows/password-reset.md). A link holds 256 random bits; only their
@@ -31,6 +32,7 @@ export function createPasswordResetService(deps: {
   issuer: string;
   ttlSeconds: number;
   signOutEverywhere: (accountId: string, keepSessionUid?: string) => Promise<unknown>;
+  events: SecurityEvents;
 }) {
   const { db, accounts, tokens, hasher, policy, outbox, clock, issuer } = deps;
   const now = () => new Date(clock.now());
@@ -75,7 +77,7 @@ export function createPasswordResetService(deps: {
      * "Change password" in settings: the current password is required; every other session ends
      * (this one stays signed in) and a confirmation is sent.
      */
-    async change(accountId: string, current: string, next: string, keepSessionUid: string): Promise<ChangeResult> {
+    async change(accountId: string, current: string, next: string, keepSessionUid: string, meta: RequestMeta = {}): Promise<ChangeResult> {
       const account = await accounts.findById(accountId);
       if (!account || account.status !== 'active') return { ok: false, problem: 'password.current_wrong' };
       const check = await hasher.verify(account.password_hash, current);
@@ -88,13 +90,14 @@ export function createPasswordResetService(deps: {
         await accounts.setPassword(tx, account.id, hash, now());
         await tokens.deleteForAccount(tx, account.id);
         await notifyChanged(tx, account);
+        await deps.events.record({ type: 'password.changed', accountId: account.id }, meta, tx);
       });
       await deps.signOutEverywhere(account.id, keepSessionUid);
       outbox.kick();
       return { ok: true };
     },
 
-    async reset(token: string, password: string): Promise<ResetResult> {
+    async reset(token: string, password: string, meta: RequestMeta = {}): Promise<ResetResult> {
       const account = await usableAccount(token);
       if (!account) return { ok: false, problem: 'reset.link_invalid' };
       const problem = policy.check(password, { email: account.email, name: account.name });
@@ -106,12 +109,13 @@ export function createPasswordResetService(deps: {
         await accounts.setPassword(tx, account.id, hash, now());
         await tokens.deleteForAccount(tx, account.id);
         await notifyChanged(tx, account);
+        await deps.events.record({ type: 'password.reset', accountId: account.id }, meta, tx);
         return true;
       });
       if (!spent) return { ok: false, problem: 'reset.link_invalid' };
       await deps.signOutEverywhere(account.id);
       outbox.kick();
-      return { ok: true, accountId: account.id };
+      return { ok: true, accountId: account.id, email: account.email };
     },
   };
 }

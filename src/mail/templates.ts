@@ -13,6 +13,8 @@ export const SUBJECTS = {
   'account-closed': 'Your Lanyard account was closed',
   'email-change-verify': 'Confirm your new Lanyard email address',
   'email-changed': 'Your Lanyard email address was changed',
+  'two-step-disabled': 'Two-step verification was turned off for your Lanyard account',
+  'recovery-code-used': 'A recovery code was used to sign in to your Lanyard account',
   test: 'Lanyard test message',
 } as const;
 

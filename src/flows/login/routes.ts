@@ -3,20 +3,34 @@ import type { Context } from 'koa';
 import type { AccountService } from '../../identity/accounts.ts';
 import { normalizeEmail } from '../../identity/email-address.ts';
 import type { Interactions } from '../../oidc/interactions.ts';
+import type { SecurityEvents } from '../../identity/security-events.ts';
+import type { Throttle } from '../../identity/throttle.ts';
 import { AppError } from '../../shared/errors.ts';
 import { csrfToken } from '../../http/csrf.ts';
-import { messageFor } from '../../http/messages.ts';
+import { errorMessage, waitMessage, type PageError } from '../../http/messages.ts';
+import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { identifyInput, passwordInput } from './schema.ts';
+import type { SecondStep } from './second-step.ts';
 
 /**
  * Identifier-first login (docs/flows/login.md): the email first, then the password. The first
  * step never looks the address up, so it cannot tell whether an account exists; the second
- * answers "email and password don't match" for an unknown address and a wrong password alike.
+ * answers "email and password don't match" for an unknown address and a wrong password alike,
+ * and throttles both alike: failures are counted per address typed, known or not, and per client
+ * address (src/identity/throttle.ts).
  */
-export function loginRoutes(deps: { interactions: Interactions; accounts: AccountService; views: Views; renderConsent: (ctx: Context) => Promise<void> }) {
-  const { interactions, accounts, views } = deps;
+export function loginRoutes(deps: {
+  interactions: Interactions;
+  accounts: AccountService;
+  views: Views;
+  throttle: Throttle;
+  events: SecurityEvents;
+  secondStep: SecondStep;
+  renderConsent: (ctx: Context) => Promise<void>;
+}) {
+  const { interactions, accounts, views, throttle, events } = deps;
   const router = new Router({ prefix: '/interaction/:uid' });
 
   async function clientName(clientId: string): Promise<string> {
@@ -29,11 +43,12 @@ export function loginRoutes(deps: { interactions: Interactions; accounts: Accoun
     return view;
   }
 
-  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, errorCode?: string) {
-    ctx.status = status;
+  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, error?: PageError) {
+    // A wait message has already set 429 and Retry-After.
+    ctx.status = ctx.response.get('Retry-After') ? 429 : status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), error: errorCode ? messageFor(errorCode) : undefined });
+    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), error: errorMessage(error) });
   }
 
   router.get('/', async (ctx) => {
@@ -59,13 +74,23 @@ export function loginRoutes(deps: { interactions: Interactions; accounts: Accoun
     const name = await clientName(view.clientId);
     if (!email) return page(ctx, 400, 'login/identify', { uid: view.uid, clientName: name, title: 'Log in', email: input.email }, 'login.invalid_email');
     if (!input.password) return page(ctx, 400, 'login/password', { uid: view.uid, clientName: name, title: 'Enter your password', email }, 'login.password_required');
+    const data = { uid: view.uid, clientName: name, title: 'Enter your password', email };
+    const meta = requestMeta(ctx, view.clientId);
+    const gate = await throttle.check('password', email, ctx.ip);
+    if (!gate.ok) {
+      // Refused before the password is even checked: a guess made now tells nothing.
+      await events.record({ type: 'login.failed', accountId: (await accounts.findByEmail(email))?.id, reason: 'throttled' }, meta);
+      return page(ctx, 429, 'login/password', data, waitMessage(ctx, gate.retryAfterSeconds));
+    }
     const result = await accounts.authenticate(email, input.password);
     if (!result.ok) {
+      const wait = await throttle.fail('password', email, ctx.ip);
+      await events.record({ type: 'login.failed', accountId: result.accountId, reason: result.reason }, meta);
       ctx.state.log?.info({ code: result.code, clientId: view.clientId }, 'login failed');
-      return page(ctx, result.code === 'login.account_inactive' ? 403 : 401, 'login/password', { uid: view.uid, clientName: name, title: 'Enter your password', email }, result.code);
+      return page(ctx, result.code === 'login.account_inactive' ? 403 : 401, 'login/password', data, wait > 0 ? waitMessage(ctx, wait) : result.code);
     }
-    ctx.state.log?.info({ accountId: result.account.id, clientId: view.clientId }, 'login succeeded');
-    await interactions.finishLogin(ctx, { accountId: result.account.id, amr: ['pwd'] });
+    await throttle.succeed('password', email, gate);
+    await deps.secondStep.afterFirstFactor(ctx, { uid: view.uid, clientId: view.clientId, clientName: name }, result.account, ['pwd']);
   });
 
   router.post('/abort', async (ctx) => {

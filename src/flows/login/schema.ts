@@ -10,3 +10,8 @@ export const passwordInput = z.object({
   email: z.string().max(320).default(''),
   password: z.string().max(MAX_PASSWORD_LENGTH).default(''),
 });
+
+/** A 6-digit code or a recovery code (xxxxx-xxxxx), loosely typed by people. */
+export const secondStepInput = z.object({
+  code: z.string().max(64).default(''),
+});

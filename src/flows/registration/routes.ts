@@ -4,19 +4,31 @@ import type { RegistrationService } from '../../identity/registration.ts';
 import { normalizeEmail } from '../../identity/email-address.ts';
 import type { Interactions } from '../../oidc/interactions.ts';
 import type { Background } from '../../shared/background.ts';
+import type { Throttle } from '../../identity/throttle.ts';
 import { AppError } from '../../shared/errors.ts';
 import { csrfToken } from '../../http/csrf.ts';
-import { messageFor } from '../../http/messages.ts';
+import { errorMessage, waitMessage, type PageError } from '../../http/messages.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { codeInput, detailsInput, emailInput } from './schema.ts';
+import type { SecondStep } from '../login/second-step.ts';
 
 /**
  * Sign-up inside a login interaction (docs/flows/sign-up.md), so the new account ends signed in
  * and back at the relying party that asked. The address step answers the same whatever the
- * address: the lookup and the email run in the background.
+ * address: the lookup and the email run in the background. Sign-ups are throttled per address
+ * typed and per client address, wrong codes per sign-up and per client address.
  */
-export function registrationRoutes(deps: { registration: RegistrationService; interactions: Interactions; views: Views; background: Background; minLength: number }) {
+export function registrationRoutes(deps: {
+  registration: RegistrationService;
+  interactions: Interactions;
+  views: Views;
+  background: Background;
+  throttle: Throttle;
+  secondStep: SecondStep;
+  minLength: number;
+}) {
+  const { throttle } = deps;
   const { registration, interactions, views, background } = deps;
   const router = new Router({ prefix: '/interaction/:uid/signup' });
 
@@ -24,14 +36,15 @@ export function registrationRoutes(deps: { registration: RegistrationService; in
     const view = await interactions.view(ctx);
     if (view.prompt !== 'login') throw new AppError('interaction.expired', 400);
     const client = await interactions.client(view.clientId);
-    return { uid: view.uid, clientName: client?.name ?? view.clientId, loginHint: view.loginHint };
+    return { uid: view.uid, clientId: view.clientId, clientName: client?.name ?? view.clientId, loginHint: view.loginHint };
   }
 
-  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, errorCode?: string) {
-    ctx.status = status;
+  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, error?: PageError) {
+    // A wait message has already set 429 and Retry-After.
+    ctx.status = ctx.response.get('Retry-After') ? 429 : status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), minLength: deps.minLength, error: errorCode ? messageFor(errorCode) : undefined });
+    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), minLength: deps.minLength, error: errorMessage(error) });
   }
 
   router.get('/', async (ctx) => {
@@ -44,6 +57,8 @@ export function registrationRoutes(deps: { registration: RegistrationService; in
     const input = parseForm(ctx, emailInput);
     const email = normalizeEmail(input.email);
     if (!email) return page(ctx, 400, 'registration/email', { ...it, title: 'Create your account', email: input.email }, 'login.invalid_email');
+    const gate = await throttle.hit('signup', email, ctx.ip);
+    if (!gate.ok) return page(ctx, 429, 'registration/email', { ...it, title: 'Create your account', email }, waitMessage(ctx, gate.retryAfterSeconds));
     background.run('sign-up start', () => registration.start(it.uid, email));
     page(ctx, 200, 'registration/code', { ...it, title: 'Check your email', email });
   });
@@ -51,7 +66,13 @@ export function registrationRoutes(deps: { registration: RegistrationService; in
   router.post('/code', async (ctx) => {
     const it = await loginInteraction(ctx);
     const input = parseForm(ctx, codeInput);
+    const gate = await throttle.check('email-code', it.uid, ctx.ip);
+    if (!gate.ok) {
+      const flow = await registration.current(it.uid);
+      return page(ctx, 429, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, waitMessage(ctx, gate.retryAfterSeconds));
+    }
     const result = await registration.verifyCode(it.uid, input.code);
+    if (result !== 'verified') await throttle.fail('email-code', it.uid, ctx.ip);
     if (result === 'verified') {
       ctx.status = 303;
       return ctx.redirect(`/interaction/${it.uid}/signup/details`);
@@ -90,7 +111,7 @@ export function registrationRoutes(deps: { registration: RegistrationService; in
     const result = await registration.complete(it.uid, input);
     if (result.ok) {
       ctx.state.log?.info({ accountId: result.account.id }, 'account created');
-      return interactions.finishLogin(ctx, { accountId: result.account.id, amr: ['pwd'] });
+      return deps.secondStep.afterFirstFactor(ctx, it, result.account, ['pwd']);
     }
     if (result.problem === 'signup.expired') return page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result.problem);
     const flow = await registration.current(it.uid);

@@ -1,6 +1,6 @@
 import Router from '@koa/router';
-import type { Context, Next } from 'koa';
-import type { AccountService, AccountRow } from '../../identity/accounts.ts';
+import type { Context } from 'koa';
+import type { AccountService } from '../../identity/accounts.ts';
 import type { PasswordResetService } from '../../identity/password-reset.ts';
 import type { AccountClosureService } from '../../identity/account-closure.ts';
 import type { EmailChangeService } from '../../identity/email-change.ts';
@@ -10,8 +10,10 @@ import type { AccountActivityQueries } from '../../persistence/queries/account-a
 import type { Clock } from '../../shared/clock.ts';
 import { constantTimeEqual } from '../../shared/crypto.ts';
 import { randomSecret } from '../../shared/ids.ts';
-import { csrfToken } from '../../http/csrf.ts';
 import { messageFor } from '../../http/messages.ts';
+import { requestMeta } from '../../http/request-meta.ts';
+import type { SecurityEvents } from '../../identity/security-events.ts';
+import { settingsKit } from './gate.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { changeEmailInput, changePasswordInput, closeAccountInput } from './schema.ts';
@@ -46,38 +48,14 @@ export function settingsRoutes(deps: {
   closure: AccountClosureService;
   emailChanges: EmailChangeService;
   accountQueries: AccountQueries;
+  events: SecurityEvents;
   graceDays: number;
   minLength: number;
 }) {
   const { views, sessions, accounts, activity, clock } = deps;
   const router = new Router({ prefix: '/account' });
 
-  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, errorCode?: string) {
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), error: errorCode ? messageFor(errorCode) : undefined });
-  }
-
-  /** Loads the signed-in, active account or sends the browser to sign in. */
-  async function signedIn(ctx: Context, next: Next) {
-    const session = await sessions.current(ctx);
-    const account = session ? await accounts.findById(session.accountId) : undefined;
-    if (!session || !account || account.status !== 'active') {
-      if (ctx.method !== 'GET') {
-        ctx.status = 401;
-        return page(ctx, 401, 'errors/error', { title: 'Sign in again', text: 'Your session ended. Sign in again to change your settings.' });
-      }
-      ctx.status = 303;
-      return ctx.redirect(`/account/login?next=${encodeURIComponent(ctx.path)}`);
-    }
-    ctx.state.account = account;
-    ctx.state.sessionUid = session.uid;
-    await next();
-  }
-
-  const account = (ctx: Context) => ctx.state.account as AccountRow;
-  const nav = (ctx: Context, current: string) => ({ email: account(ctx).email, name: account(ctx).name, current });
+  const { page, signedIn, account, nav } = settingsKit({ views, sessions, accounts });
 
   router.get('/login', (ctx) => {
     const next = typeof ctx.query.next === 'string' && /^\/account(\/[a-z-]*)?$/.test(ctx.query.next) ? ctx.query.next : '/account';
@@ -106,7 +84,7 @@ export function settingsRoutes(deps: {
 
   router.post('/password', signedIn, async (ctx) => {
     const input = parseForm(ctx, changePasswordInput);
-    const result = await deps.passwords.change(account(ctx).id, input.current, input.password, ctx.state.sessionUid as string);
+    const result = await deps.passwords.change(account(ctx).id, input.current, input.password, ctx.state.sessionUid as string, requestMeta(ctx));
     if (!result.ok) return page(ctx, 400, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength }, result.problem);
     page(ctx, 200, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength, changed: true });
   });
@@ -129,12 +107,14 @@ export function settingsRoutes(deps: {
 
   router.post('/sessions/:sessionUid/end', signedIn, async (ctx) => {
     await deps.accountSessions.endOne(account(ctx).id, ctx.params.sessionUid!);
+    await deps.events.record({ type: 'session.revoked', accountId: account(ctx).id, detail: { session: ctx.params.sessionUid === ctx.state.sessionUid ? 'this' : 'other' } }, requestMeta(ctx));
     ctx.status = 303;
     ctx.redirect(ctx.params.sessionUid === ctx.state.sessionUid ? '/account' : '/account/sessions');
   });
 
   router.post('/sessions/end-others', signedIn, async (ctx) => {
     await deps.accountSessions.endAll(account(ctx).id, { keepSessionUid: ctx.state.sessionUid as string });
+    await deps.events.record({ type: 'session.revoked', accountId: account(ctx).id, detail: { session: 'all others' } }, requestMeta(ctx));
     ctx.status = 303;
     ctx.redirect('/account/sessions');
   });
@@ -146,6 +126,7 @@ export function settingsRoutes(deps: {
 
   router.post('/apps/:clientId/revoke', signedIn, async (ctx) => {
     await activity.revokeClient(account(ctx).id, ctx.params.clientId!);
+    await deps.events.record({ type: 'grant.revoked', accountId: account(ctx).id, detail: { client: ctx.params.clientId } }, requestMeta(ctx, ctx.params.clientId));
     ctx.state.log?.info({ accountId: account(ctx).id, clientId: ctx.params.clientId }, 'grant revoked by the user');
     ctx.status = 303;
     ctx.redirect('/account/apps');
@@ -191,8 +172,8 @@ export function settingsRoutes(deps: {
   // the password, and the link proves the new address is the person's.
   router.get('/email/verify', async (ctx) => {
     const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
-    const result = await deps.emailChanges.confirm(token);
-    if (!result.ok) return page(ctx, 400, 'errors/error', messageFor(result.problem));
+    const result = await deps.emailChanges.confirm(token, requestMeta(ctx));
+    if (!result.ok) return page(ctx, 400, 'errors/error', { ...messageFor(result.problem) });
     ctx.state.log?.info({ accountId: result.account.id }, 'email address changed');
     page(ctx, 200, 'settings/email-changed', { title: 'Email address changed', email: result.account.email });
   });
@@ -201,7 +182,7 @@ export function settingsRoutes(deps: {
 
   router.post('/close', signedIn, async (ctx) => {
     const input = parseForm(ctx, closeAccountInput);
-    const result = await deps.closure.close(account(ctx).id, input.password);
+    const result = await deps.closure.close(account(ctx).id, input.password, requestMeta(ctx));
     if (!result.ok) return page(ctx, 400, 'settings/close', { title: 'Close your account', ...nav(ctx, 'close'), graceDays: deps.graceDays }, result.problem);
     ctx.state.log?.info({ accountId: account(ctx).id }, 'account closed by its owner');
     page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: result.deleteAfter.toUTCString() });

@@ -12,3 +12,12 @@ export const changeEmailInput = z.object({
   email: z.string().max(320).default(''),
   password: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
 });
+
+export const passwordOnlyInput = z.object({ password: z.string().max(MAX_PASSWORD_LENGTH * 4).default('') });
+
+export const confirmCodeInput = z.object({ code: z.string().max(64).default('') });
+
+export const disableTwoStepInput = z.object({
+  password: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
+  code: z.string().max(64).default(''),
+});

@@ -23,6 +23,8 @@ export interface AccountRow {
   closed_at: Date | null;
   delete_after: Date | null;
   erased_at: Date | null;
+  /** An operator (later: an organization policy) requires two-step verification. */
+  two_step_required: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -38,7 +40,7 @@ export interface NewAccount {
   passwordHash?: string | null;
 }
 
-const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, job_title, department, organization_name, location, profile_visibility, closed_at, delete_after, erased_at, created_at, updated_at';
+const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, job_title, department, organization_name, location, profile_visibility, closed_at, delete_after, erased_at, two_step_required, created_at, updated_at';
 
 export function createAccountQueries(db: Queryable) {
   return {

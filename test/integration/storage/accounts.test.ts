@@ -36,9 +36,10 @@ describe('account service', () => {
     const account = await service.create({ email: 'auth@example.com', password: 'right password' });
     const ok = await service.authenticate('AUTH@example.com', 'right password');
     expect(ok.ok && ok.account.id).to.equal(account.id);
-    expect(await service.authenticate('auth@example.com', 'wrong password')).to.deep.equal({ ok: false, code: 'login.invalid_credentials' });
-    expect(await service.authenticate('nobody@example.com', 'right password')).to.deep.equal({ ok: false, code: 'login.invalid_credentials' });
-    expect(await service.authenticate('not an email', 'x')).to.deep.equal({ ok: false, code: 'login.invalid_credentials' });
+    // What people see (`code`) is the same; the audit trail gets the reason and the account.
+    expect(await service.authenticate('auth@example.com', 'wrong password')).to.deep.equal({ ok: false, code: 'login.invalid_credentials', accountId: account.id, reason: 'wrong_password' });
+    expect(await service.authenticate('nobody@example.com', 'right password')).to.deep.equal({ ok: false, code: 'login.invalid_credentials', reason: 'unknown_account' });
+    expect(await service.authenticate('not an email', 'x')).to.deep.equal({ ok: false, code: 'login.invalid_credentials', reason: 'unknown_account' });
   });
 
   it('re-hashes a password on login when the argon2 parameters were raised', async () => {

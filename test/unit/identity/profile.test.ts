@@ -6,7 +6,7 @@ const account = (overrides: Partial<AccountRow> = {}): AccountRow => ({
   id: 'acc_0123456789abcdefghijkl', email: 'ada@example.com', email_verified: true, name: 'Ada Lovelace', nickname: 'ada', picture: null,
   locale: null, zoneinfo: 'Europe/London', status: 'active', password_hash: null, password_changed_at: null, job_title: 'Analyst',
   department: 'Engines', organization_name: 'Analytical Co', location: 'London', profile_visibility: {}, closed_at: null, delete_after: null,
-  erased_at: null, created_at: new Date(0), updated_at: new Date(0), ...overrides,
+  erased_at: null, two_step_required: false, created_at: new Date(0), updated_at: new Date(0), ...overrides,
 });
 
 describe('profile visibility', () => {

@@ -1,0 +1,168 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type { AccountRow, AccountService } from '../../identity/accounts.ts';
+import type { SecurityEvents } from '../../identity/security-events.ts';
+import type { Throttle } from '../../identity/throttle.ts';
+import type { TwoStepService } from '../../identity/two-step.ts';
+import type { Interactions } from '../../oidc/interactions.ts';
+import { AppError } from '../../shared/errors.ts';
+import { csrfToken } from '../../http/csrf.ts';
+import { errorMessage, waitMessage, type PageError } from '../../http/messages.ts';
+import { requestMeta } from '../../http/request-meta.ts';
+import type { Views } from '../../http/views.ts';
+import { parseForm } from '../../http/validate.ts';
+import { qrCodeSvg, recoveryCodesFile } from '../two-step-pages.ts';
+import { secondStepInput } from './schema.ts';
+
+/**
+ * The second step of a login (docs/flows/two-step.md). After the password (or a new sign-up),
+ * `afterFirstFactor` either finishes the login, asks for a code, or — when two-step verification
+ * is required and not set up — has the person set it up before continuing.
+ *
+ * Between the steps, which account passed the first factor is carried in a signed cookie scoped
+ * to this interaction's path and valid for ten minutes. It is never written into the engine's
+ * interaction result: the engine would accept that result on its resume endpoint, skipping the
+ * second step.
+ */
+const PENDING_COOKIE = 'lanyard.login_pending';
+const PENDING_SECONDS = 600;
+
+type Stage = 'verify' | 'enrol' | 'enrolled';
+interface Pending { accountId: string; amr: string[]; stage: Stage; exp: number }
+
+export function secondStepRoutes(deps: {
+  interactions: Interactions;
+  accounts: AccountService;
+  twoStep: TwoStepService;
+  throttle: Throttle;
+  events: SecurityEvents;
+  views: Views;
+  now: () => number;
+}) {
+  const { interactions, accounts, twoStep, throttle, events, views } = deps;
+  const router = new Router({ prefix: '/interaction/:uid/two-step' });
+
+  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, error?: PageError) {
+    // A wait message has already set 429 and Retry-After.
+    ctx.status = ctx.response.get('Retry-After') ? 429 : status;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), error: errorMessage(error) });
+  }
+
+  const cookieOptions = (uid: string) => ({ httpOnly: true, sameSite: 'lax' as const, path: `/interaction/${uid}`, signed: true, overwrite: true });
+
+  function setPending(ctx: Context, uid: string, pending: Omit<Pending, 'exp'>) {
+    const value: Pending = { ...pending, exp: Math.floor(deps.now() / 1000) + PENDING_SECONDS };
+    ctx.cookies.set(PENDING_COOKIE, Buffer.from(JSON.stringify(value)).toString('base64url'), { ...cookieOptions(uid), secure: ctx.secure, maxAge: PENDING_SECONDS * 1000 });
+  }
+
+  /** The account that passed the first factor in this interaction, at `stage`. */
+  async function pending(ctx: Context, stage: Stage[]): Promise<{ uid: string; clientId: string; clientName: string; state: Pending; account: AccountRow }> {
+    const view = await interactions.view(ctx);
+    if (view.prompt !== 'login') throw new AppError('interaction.expired', 400);
+    const raw = ctx.cookies.get(PENDING_COOKIE, { signed: true });
+    let state: Pending | undefined;
+    try {
+      state = raw ? (JSON.parse(Buffer.from(raw, 'base64url').toString()) as Pending) : undefined;
+    } catch {
+      state = undefined;
+    }
+    if (!state || state.exp < deps.now() / 1000 || !stage.includes(state.stage)) throw new AppError('login.second_step_expired', 400);
+    const account = await accounts.findById(state.accountId);
+    if (!account || account.status !== 'active') throw new AppError('login.second_step_expired', 400);
+    const client = await interactions.client(view.clientId);
+    return { uid: view.uid, clientId: view.clientId, clientName: client?.name ?? view.clientId, state, account };
+  }
+
+  async function finish(ctx: Context, uid: string, clientId: string, accountId: string, amr: string[], method: string | undefined) {
+    ctx.cookies.set(PENDING_COOKIE, null, cookieOptions(uid));
+    await events.record({ type: 'login.succeeded', accountId, detail: { amr } }, requestMeta(ctx, clientId));
+    ctx.state.log?.info({ accountId, clientId, method }, 'login succeeded');
+    await interactions.finishLogin(ctx, { accountId, amr });
+  }
+
+  async function enrolPage(ctx: Context, it: { uid: string; clientName: string; account: AccountRow }, status: number, error?: PageError) {
+    const enrolment = (await twoStep.pendingEnrolment(it.account)) ?? (await twoStep.startEnrolment(it.account));
+    if ('problem' in enrolment) throw new AppError('interaction.expired', 400);
+    page(ctx, status, 'login/enrol', {
+      title: 'Set up two-step verification',
+      uid: it.uid,
+      clientName: it.clientName,
+      secret: enrolment.secret,
+      qr: await qrCodeSvg(enrolment.uri),
+    }, error);
+  }
+
+  /** A failed code: counted against the account and the address, logged, the page shown again. */
+  async function refused(ctx: Context, accountId: string, clientId: string, problem: string): Promise<PageError> {
+    const wait = await throttle.fail('second-step', accountId, ctx.ip);
+    await events.record({ type: 'login.failed', accountId, reason: 'second_step_failed' }, requestMeta(ctx, clientId));
+    return wait > 0 ? waitMessage(ctx, wait) : problem;
+  }
+
+  router.post('/', async (ctx) => {
+    const it = await pending(ctx, ['verify']);
+    const input = parseForm(ctx, secondStepInput);
+    const data = { title: 'Two-step verification', uid: it.uid, clientName: it.clientName };
+    const gate = await throttle.check('second-step', it.account.id, ctx.ip);
+    if (!gate.ok) return page(ctx, 429, 'login/two-step', data, waitMessage(ctx, gate.retryAfterSeconds));
+    const result = await twoStep.verify(it.account, input.code, requestMeta(ctx, it.clientId));
+    if (!result.ok) return page(ctx, 401, 'login/two-step', data, await refused(ctx, it.account.id, it.clientId, result.problem));
+    await throttle.succeed('second-step', it.account.id, gate);
+    // RFC 8176: "otp" for the authenticator code, "mfa" for more than one factor in all.
+    const amr = result.method === 'totp' ? [...it.state.amr, 'otp', 'mfa'] : [...it.state.amr, 'mfa'];
+    await finish(ctx, it.uid, it.clientId, it.account.id, amr, result.method);
+  });
+
+  router.get('/enrol', async (ctx) => {
+    const it = await pending(ctx, ['enrol']);
+    await enrolPage(ctx, it, 200);
+  });
+
+  router.post('/enrol', async (ctx) => {
+    const it = await pending(ctx, ['enrol']);
+    const input = parseForm(ctx, secondStepInput);
+    const gate = await throttle.check('second-step', it.account.id, ctx.ip);
+    if (!gate.ok) return enrolPage(ctx, it, 429, waitMessage(ctx, gate.retryAfterSeconds));
+    const result = await twoStep.confirmEnrolment(it.account, input.code, requestMeta(ctx, it.clientId));
+    if (!result.ok) return enrolPage(ctx, it, 400, await refused(ctx, it.account.id, it.clientId, result.problem));
+    await throttle.succeed('second-step', it.account.id, gate);
+    setPending(ctx, it.uid, { accountId: it.account.id, amr: [...it.state.amr, 'otp', 'mfa'], stage: 'enrolled' });
+    page(ctx, 200, 'login/recovery-codes', {
+      title: 'Save your recovery codes',
+      uid: it.uid,
+      clientName: it.clientName,
+      codes: result.recoveryCodes,
+      download: recoveryCodesFile(it.account.email, result.recoveryCodes),
+    });
+  });
+
+  router.post('/continue', async (ctx) => {
+    const it = await pending(ctx, ['enrolled']);
+    await finish(ctx, it.uid, it.clientId, it.account.id, it.state.amr, 'enrolment');
+  });
+
+  return {
+    router,
+
+    /**
+     * Called once the first factor is proven (password, or a sign-up that chose one): finishes
+     * the login, or asks for the second step, or requires enrolment first.
+     */
+    async afterFirstFactor(ctx: Context, it: { uid: string; clientId: string; clientName: string }, account: AccountRow, amr: string[]): Promise<void> {
+      if (await twoStep.isEnabled(account.id)) {
+        setPending(ctx, it.uid, { accountId: account.id, amr, stage: 'verify' });
+        return page(ctx, 200, 'login/two-step', { title: 'Two-step verification', uid: it.uid, clientName: it.clientName });
+      }
+      if (twoStep.required(account)) {
+        setPending(ctx, it.uid, { accountId: account.id, amr, stage: 'enrol' });
+        ctx.status = 303;
+        return ctx.redirect(`/interaction/${it.uid}/two-step/enrol`);
+      }
+      await finish(ctx, it.uid, it.clientId, account.id, amr, amr.join('+'));
+    },
+  };
+}
+
+export type SecondStep = ReturnType<typeof secondStepRoutes>;

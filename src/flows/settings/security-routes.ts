@@ -1,0 +1,155 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type { AccountRow, AccountService } from '../../identity/accounts.ts';
+import type { PasswordHasher } from '../../identity/password-hasher.ts';
+import type { SecurityEvents, SecurityEventView } from '../../identity/security-events.ts';
+import type { Throttle } from '../../identity/throttle.ts';
+import type { TwoStepService } from '../../identity/two-step.ts';
+import type { BrowserSessions } from '../../oidc/browser-session.ts';
+import { waitMessage, type PageError } from '../../http/messages.ts';
+import { requestMeta } from '../../http/request-meta.ts';
+import type { Views } from '../../http/views.ts';
+import { parseForm } from '../../http/validate.ts';
+import { qrCodeSvg, recoveryCodesFile } from '../two-step-pages.ts';
+import { describeDevice } from './routes.ts';
+import { settingsKit } from './gate.ts';
+import { confirmCodeInput, disableTwoStepInput, passwordOnlyInput } from './schema.ts';
+
+/** How each audit event reads in "Recent security activity". */
+const DESCRIPTIONS: Record<string, string> = {
+  'login.succeeded': 'Logged in',
+  'login.failed': 'Failed login',
+  logout: 'Logged out',
+  'password.changed': 'Password changed',
+  'password.reset': 'Password reset by email',
+  'email.changed': 'Email address changed',
+  'two_step.enabled': 'Two-step verification turned on',
+  'two_step.disabled': 'Two-step verification turned off',
+  'two_step.recovery_codes_regenerated': 'New recovery codes made',
+  'recovery_code.used': 'Recovery code used',
+  'session.revoked': 'Signed out a session',
+  'grant.revoked': 'App access removed',
+  'account.closed': 'Account closed',
+  'account.deactivated': 'Account deactivated',
+};
+
+const REASONS: Record<string, string> = {
+  wrong_password: 'wrong password',
+  no_password: 'no password set',
+  inactive: 'account inactive',
+  throttled: 'too many attempts',
+  second_step_failed: 'wrong two-step code',
+};
+
+export function describeEvent(event: SecurityEventView): { what: string; when: string; where: string } {
+  const reason = event.reason ? REASONS[event.reason] ?? event.reason : undefined;
+  return {
+    what: `${DESCRIPTIONS[event.type] ?? event.type}${reason ? ` (${reason})` : ''}${event.clientId ? ` — ${event.clientId}` : ''}`,
+    when: event.at.slice(0, 16).replace('T', ' ') + ' UTC',
+    where: [describeDevice(event.userAgent), event.ip].filter(Boolean).join(', '),
+  };
+}
+
+/**
+ * Settings → Security (docs/flows/two-step.md, docs/flows/security-activity.md): two-step
+ * verification on and off, recovery codes, and the account's recent security activity.
+ * Every password or code typed here is throttled like at login.
+ */
+export function securityRoutes(deps: {
+  views: Views;
+  sessions: BrowserSessions;
+  accounts: AccountService;
+  twoStep: TwoStepService;
+  events: SecurityEvents;
+  throttle: Throttle;
+  hasher: PasswordHasher;
+}) {
+  const { twoStep, events, throttle } = deps;
+  const { page, signedIn, account, nav } = settingsKit(deps);
+  const router = new Router({ prefix: '/account/security' });
+
+  async function overview(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: PageError) {
+    const acc = account(ctx);
+    const [state, recent] = await Promise.all([twoStep.status(acc.id), events.page(acc.id, { limit: 15 })]);
+    page(ctx, status, 'settings/security', {
+      title: 'Security',
+      ...nav(ctx, 'security'),
+      twoStep: state,
+      required: twoStep.required(acc),
+      enabledAt: state.enabledAt?.toUTCString(),
+      events: recent.events.map(describeEvent),
+      ...extra,
+    }, error);
+  }
+
+  async function enrolPage(ctx: Context, status: number, error?: PageError) {
+    const enrolment = await twoStep.pendingEnrolment(account(ctx));
+    if (!enrolment) return overview(ctx, 400, {}, 'two_step.code_invalid');
+    page(ctx, status, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), secret: enrolment.secret, qr: await qrCodeSvg(enrolment.uri) }, error);
+  }
+
+  /** A password check in settings, throttled with the login's counter for this address. */
+  async function passwordOk(ctx: Context, acc: AccountRow, password: string): Promise<true | PageError> {
+    const gate = await throttle.check('password', acc.email, ctx.ip);
+    if (!gate.ok) return waitMessage(ctx, gate.retryAfterSeconds);
+    if ((await deps.hasher.verify(acc.password_hash, password)).ok) return true;
+    const wait = await throttle.fail('password', acc.email, ctx.ip);
+    return wait > 0 ? waitMessage(ctx, wait) : 'password.current_wrong';
+  }
+
+  function codesPage(ctx: Context, codes: string[], title: string) {
+    page(ctx, 200, 'settings/recovery-codes', { title, ...nav(ctx, 'security'), codes, download: recoveryCodesFile(account(ctx).email, codes) });
+  }
+
+  router.get('/', signedIn, (ctx) => overview(ctx, 200));
+
+  router.post('/two-step/start', signedIn, async (ctx) => {
+    const enrolment = await twoStep.startEnrolment(account(ctx));
+    if ('problem' in enrolment) return overview(ctx, 409, {}, enrolment.problem);
+    page(ctx, 200, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), secret: enrolment.secret, qr: await qrCodeSvg(enrolment.uri) });
+  });
+
+  router.post('/two-step/confirm', signedIn, async (ctx) => {
+    const input = parseForm(ctx, confirmCodeInput);
+    const acc = account(ctx);
+    const gate = await throttle.check('second-step', acc.id, ctx.ip);
+    if (!gate.ok) return enrolPage(ctx, 429, waitMessage(ctx, gate.retryAfterSeconds));
+    const result = await twoStep.confirmEnrolment(acc, input.code, requestMeta(ctx));
+    if (!result.ok) {
+      if (result.problem === 'two_step.already_enabled') return overview(ctx, 409, {}, result.problem);
+      const wait = await throttle.fail('second-step', acc.id, ctx.ip);
+      return enrolPage(ctx, 400, wait > 0 ? waitMessage(ctx, wait) : result.problem);
+    }
+    await throttle.succeed('second-step', acc.id, gate);
+    ctx.state.log?.info({ accountId: acc.id }, 'two-step verification turned on');
+    codesPage(ctx, result.recoveryCodes, 'Two-step verification is on');
+  });
+
+  router.post('/recovery-codes', signedIn, async (ctx) => {
+    const input = parseForm(ctx, passwordOnlyInput);
+    const acc = account(ctx);
+    const ok = await passwordOk(ctx, acc, input.password);
+    if (ok !== true) return overview(ctx, 400, {}, ok);
+    const codes = await twoStep.regenerateRecoveryCodes(acc, requestMeta(ctx));
+    if (!codes) return overview(ctx, 409, {}, 'two_step.not_enabled');
+    codesPage(ctx, codes, 'New recovery codes');
+  });
+
+  router.post('/two-step/disable', signedIn, async (ctx) => {
+    const input = parseForm(ctx, disableTwoStepInput);
+    const acc = account(ctx);
+    const gates = await Promise.all([throttle.check('second-step', acc.id, ctx.ip), throttle.check('password', acc.email, ctx.ip)]);
+    const blocked = gates.find((g) => !g.ok);
+    if (blocked && !blocked.ok) return overview(ctx, 429, {}, waitMessage(ctx, blocked.retryAfterSeconds));
+    const result = await twoStep.disable(acc, input.password, input.code, requestMeta(ctx));
+    if (!result.ok) {
+      const wait = result.problem === 'password.current_wrong' ? await throttle.fail('password', acc.email, ctx.ip)
+        : result.problem === 'two_step.code_invalid' ? await throttle.fail('second-step', acc.id, ctx.ip) : 0;
+      return overview(ctx, 400, {}, wait > 0 ? waitMessage(ctx, wait) : result.problem);
+    }
+    ctx.state.log?.info({ accountId: acc.id }, 'two-step verification turned off');
+    await overview(ctx, 200, { disabled: true });
+  });
+
+  return router;
+}

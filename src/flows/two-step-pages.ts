@@ -1,0 +1,24 @@
+import QRCode from 'qrcode';
+
+/**
+ * What the two-step pages of login and settings share: the QR code of an otpauth:// URI, drawn
+ * on the server as inline SVG (no script, no third-party image service sees the secret), and the
+ * recovery codes as a downloadable text file.
+ */
+export function qrCodeSvg(uri: string): Promise<string> {
+  return QRCode.toString(uri, { type: 'svg', margin: 1, width: 192, errorCorrectionLevel: 'M' });
+}
+
+/** A data: URL the "Download" link points at, so the codes never travel again. */
+export function recoveryCodesFile(email: string, codes: string[]): string {
+  const text = [
+    `Lanyard recovery codes for ${email}`,
+    '',
+    'Each code works once, in place of the code from your authenticator app.',
+    'Keep them somewhere safe. Making a new set invalidates these.',
+    '',
+    ...codes,
+    '',
+  ].join('\n');
+  return `data:text/plain;charset=utf-8,${encodeURIComponent(text)}`;
+}
