@@ -69,12 +69,15 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
     check,
     fail,
 
-    /** Check and count in one go, for actions limited by how often they are asked for (sign-up, reset mails). */
+    /**
+     * For actions limited by how often they are asked for (sign-up, reset emails): refused while
+     * waiting (not counted), else counted, and refused if this request used up the allowance.
+     */
     async hit(scope: ThrottleScope, subject: string | undefined, ip: string | undefined): Promise<ThrottleCheck> {
       const checked = await check(scope, subject, ip);
       if (!checked.ok) return checked;
-      await fail(scope, subject, ip);
-      return checked;
+      const wait = await fail(scope, subject, ip);
+      return wait > 0 ? { ok: false, retryAfterSeconds: wait } : checked;
     },
 
     /**

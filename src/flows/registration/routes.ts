@@ -72,14 +72,14 @@ export function registrationRoutes(deps: {
       return page(ctx, 429, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, waitMessage(ctx, gate.retryAfterSeconds));
     }
     const result = await registration.verifyCode(it.uid, input.code);
-    if (result !== 'verified') await throttle.fail('email-code', it.uid, ctx.ip);
+    const wait = result === 'verified' ? 0 : await throttle.fail('email-code', it.uid, ctx.ip);
     if (result === 'verified') {
       ctx.status = 303;
       return ctx.redirect(`/interaction/${it.uid}/signup/details`);
     }
     if (result === 'invalid') {
       const flow = await registration.current(it.uid);
-      return page(ctx, 400, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, 'signup.code_invalid');
+      return page(ctx, 400, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, wait > 0 ? waitMessage(ctx, wait) : 'signup.code_invalid');
     }
     page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result === 'locked' ? 'signup.code_locked' : 'signup.expired');
   });
