@@ -29,6 +29,9 @@ const USAGE = `usage: npm run cli -- <command>
                                            everything they signed has expired
   accounts create --email EMAIL [--name NAME]   password read from standard input
   accounts purge                           erase closed accounts whose grace period is over
+  accounts require-two-step --email EMAIL [--off]
+                                           require two-step verification at the next login
+                                           (or stop requiring it)
   mail failed                              list messages that could not be delivered
   mail retry [ID]...                       queue failed messages again (all, or the listed ids)
   mail test --email EMAIL                  queue a test message and deliver it now
@@ -47,6 +50,7 @@ const options = {
   'first-party': { type: 'boolean' },
   'third-party': { type: 'boolean' },
   'rotate-secret': { type: 'boolean' },
+  off: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -185,6 +189,16 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
           await withRegistry(config, async ({ accountClosure }) => {
             const ids = await accountClosure.eraseDue(100_000);
             out(ids.length ? `erased ${ids.length}: ${ids.join(' ')}` : 'nothing to erase');
+          });
+          return 0;
+        }
+        if (action === 'require-two-step') {
+          if (!v.email) throw new UsageError('accounts require-two-step needs --email');
+          await withRegistry(config, async ({ accounts, twoStep }) => {
+            const account = await accounts.findByEmail(v.email!);
+            if (!account) throw new UsageError(`no account has the address ${v.email}`);
+            await twoStep.setRequired(account.id, !v.off);
+            out(v.off ? `${account.email}: two-step verification no longer required` : `${account.email}: two-step verification required from the next login`);
           });
           return 0;
         }

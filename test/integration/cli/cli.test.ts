@@ -94,6 +94,23 @@ describe('command-line interface (npm run cli)', function () {
     expect(short.code).to.equal(2);
   });
 
+  it('requires two-step verification for an account, and stops requiring it', async () => {
+    const on = await cli(['accounts', 'require-two-step', '--email', 'admin@example.com'], env);
+    expect(on.code, on.stderr).to.equal(0);
+    expect(on.stdout).to.contain('admin@example.com: two-step verification required from the next login');
+    const db = await openDatabase({ dataDir });
+    try {
+      expect((await db.query<{ two_step_required: boolean }>("SELECT two_step_required FROM accounts WHERE email = 'admin@example.com'")).rows[0]?.two_step_required).to.equal(true);
+    } finally {
+      await db.close();
+    }
+    const off = await cli(['accounts', 'require-two-step', '--email', 'admin@example.com', '--off'], env);
+    expect(off.stdout).to.contain('no longer required');
+    const unknown = await cli(['accounts', 'require-two-step', '--email', 'nobody@example.com'], env);
+    expect(unknown.code).to.equal(2);
+    expect(unknown.stderr).to.contain('no account has the address nobody@example.com');
+  });
+
   it('sends a test message, lists failed deliveries and retries them', async () => {
     const smtp = await startSmtp();
     try {
