@@ -191,7 +191,7 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     let cursor: string | null = null;
     const sizes: number[] = [];
     do {
-      const res = await agent.get(`/api/security-events?limit=10${cursor ? `&cursor=${cursor}` : ''}`).set('Accept', 'application/json');
+      const res: supertest.Response = await agent.get(`/api/security-events?limit=10${cursor ? `&cursor=${cursor}` : ''}`).set('Accept', 'application/json');
       expect(res.status).to.equal(200);
       expect(res.headers['cache-control']).to.equal('no-store');
       sizes.push(res.body.events.length);
