@@ -48,6 +48,9 @@ import { createThrottle, type Throttle } from './identity/throttle.ts';
 import { createThrottleQueries } from './persistence/queries/throttles.ts';
 import { createTwoStepService, type TwoStepService } from './identity/two-step.ts';
 import { createTwoStepQueries } from './persistence/queries/two-step.ts';
+import { createTrelloQueries, type TrelloQueries } from './persistence/queries/trello.ts';
+import { createTrelloLinking, type TrelloLinking } from './identity/trello/linking.ts';
+import { createBulkMigration, type BulkMigration } from './identity/trello/bulk-migration.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -82,6 +85,11 @@ export interface Registry {
   throttle: Throttle;
   twoStep: TwoStepService;
   hasher: PasswordHasher;
+  trello: {
+    queries: TrelloQueries;
+    linking: TrelloLinking;
+    bulk: BulkMigration;
+  };
   mail: {
     outbox: Outbox;
     delivery: MailDelivery;
@@ -236,10 +244,13 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       events.record({ type: 'logout', accountId }, { ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null, requestId: (ctx.state.requestId as string | undefined) ?? null, clientId: ctx.oidc.client?.clientId ?? null })
         .catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a logout failed'));
     });
+    const trelloQueries = createTrelloQueries(db);
+    const trelloLinking = createTrelloLinking({ db, trello: trelloQueries, accounts: accountQueries, hasher, outbox, events, clock });
+    const resetTokens = createPasswordResetQueries(db);
     const passwordResets = createPasswordResetService({
       db,
       accounts: accountQueries,
-      tokens: createPasswordResetQueries(db),
+      tokens: resetTokens,
       hasher,
       policy: passwordPolicy,
       outbox,
@@ -335,6 +346,11 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         codeKey,
         productName: 'Lanyard',
       }),
+      trello: {
+        queries: trelloQueries,
+        linking: trelloLinking,
+        bulk: createBulkMigration({ linking: trelloLinking, trello: trelloQueries, accounts: accountQueries, resetTokens, outbox, clock, issuer: config.issuer }),
+      },
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),

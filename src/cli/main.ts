@@ -8,6 +8,7 @@ import { openDatabase, DatabaseConnectError } from '../persistence/db.ts';
 import { migrate, schemaStatus, DatabaseTooNewError } from '../persistence/migrate.ts';
 import { createRegistry, type Registry } from '../registry.ts';
 import type { ClientKind } from '../persistence/queries/clients.ts';
+import { trelloImport, trelloMigrate } from './trello.ts';
 
 /**
  * The command-line entry: `npm run cli -- <command>` (docs/operations.md).
@@ -32,6 +33,11 @@ const USAGE = `usage: npm run cli -- <command>
   accounts require-two-step --email EMAIL [--off]
                                            require two-step verification at the next login
                                            (or stop requiring it)
+  trello import FILE                       import legacy Trello accounts from JSON Lines
+                                           (docs/trello-import-format.md); re-running updates
+  trello migrate [--dry-run]               link every unlinked Trello account to a new account
+                                           without password and email a set-password link;
+                                           --dry-run lists what it would do and every conflict
   mail failed                              list messages that could not be delivered
   mail retry [ID]...                       queue failed messages again (all, or the listed ids)
   mail test --email EMAIL                  queue a test message and deliver it now
@@ -51,6 +57,7 @@ const options = {
   'third-party': { type: 'boolean' },
   'rotate-secret': { type: 'boolean' },
   off: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -210,6 +217,15 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
           out(`created ${account.id} ${account.email}`);
         });
         return 0;
+      case 'trello': {
+        if (action === 'import') {
+          const file = positional;
+          if (!file) throw new UsageError('trello import needs a FILE');
+          return withRegistry(config, (registry) => trelloImport(registry, file));
+        }
+        if (action === 'migrate') return withRegistry(config, (registry) => trelloMigrate(registry, Boolean(v['dry-run'])));
+        throw new UsageError(`unknown trello command: ${action ?? ''}`);
+      }
       case 'mail':
         await withRegistry(config, async ({ mail, db, clock }) => {
           if (action === 'failed') {

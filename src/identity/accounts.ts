@@ -60,7 +60,7 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
     async create(input: NewAccountInput): Promise<AccountRow> {
       const email = normalizeEmail(input.email);
       if (!email) throw new AppError('account.invalid_email', 400);
-      if (await accounts.findByEmail(email)) throw new AppError('account.email_taken', 409);
+      if ((await accounts.findByEmail(email)) || (await accounts.isRetired(email))) throw new AppError('account.email_taken', 409);
       const passwordHash = input.password ? await hasher.hash(input.password) : null;
       try {
         return await accounts.insert({

@@ -48,7 +48,7 @@ export function createEmailChangeService(deps: {
       const newEmail = normalizeEmail(newEmailInput);
       if (!newEmail) return { ok: false, problem: 'login.invalid_email' };
       if (newEmail === account.email) return { ok: false, problem: 'email.same' };
-      const taken = await accounts.findByEmail(newEmail);
+      const taken = (await accounts.findByEmail(newEmail)) ?? (await accounts.isRetired(newEmail));
       const token = randomSecret(32);
       await db.transaction(async (tx) => {
         if (taken) {

@@ -48,7 +48,8 @@ export function createRegistrationService(deps: {
     async start(interactionUid: string, emailInput: string): Promise<void> {
       const email = normalizeEmail(emailInput);
       if (!email) return;
-      const existing = await accounts.findByEmail(email);
+      // A retired address is reserved for its account: it gets the same notice as a registered one.
+      const existing = (await accounts.findByEmail(email)) ?? ((await accounts.isRetired(email)) ? { email } : undefined);
       await db.transaction(async (tx) => {
         if (existing) {
           await outbox.enqueue(tx, {

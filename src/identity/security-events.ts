@@ -22,6 +22,8 @@ export const SECURITY_EVENT_TYPES = [
   'grant.revoked',
   'account.closed',
   'account.deactivated',
+  'trello.linked',
+  'login.retired_email',
 ] as const;
 
 export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number];

@@ -15,6 +15,8 @@ export const SUBJECTS = {
   'email-changed': 'Your Lanyard email address was changed',
   'two-step-disabled': 'Two-step verification was turned off for your Lanyard account',
   'recovery-code-used': 'A recovery code was used to sign in to your Lanyard account',
+  'trello-migrated': 'Your Trello account now signs in with Lanyard',
+  'retired-email-used': 'Log in to Lanyard with <%~ it.email %>',
   test: 'Lanyard test message',
 } as const;
 

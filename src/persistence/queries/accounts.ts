@@ -72,6 +72,12 @@ export function createAccountQueries(db: Queryable) {
       return rows[0]!;
     },
 
+    /** Whether `email` was retired from some account: reserved for it, usable by nobody (migration 0013). */
+    async isRetired(email: string, tx: Queryable = db): Promise<boolean> {
+      const { rows } = await tx.query('SELECT 1 FROM retired_emails WHERE lower(email) = lower($1)', [email]);
+      return rows.length > 0;
+    },
+
     /** Replaces the stored hash of the same password with one at current parameters. */
     async replacePasswordHash(id: string, previousHash: string, nextHash: string): Promise<void> {
       // Conditional on the old hash so a concurrent password change is never overwritten.

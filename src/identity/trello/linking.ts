@@ -1,0 +1,154 @@
+import bcrypt from 'bcryptjs';
+import type { Clock } from '../../shared/clock.ts';
+import { AppError } from '../../shared/errors.ts';
+import { newId } from '../../shared/ids.ts';
+import type { Database, Queryable } from '../../persistence/db.ts';
+import type { AccountQueries, AccountRow } from '../../persistence/queries/accounts.ts';
+import type { TrelloMemberRow, TrelloQueries } from '../../persistence/queries/trello.ts';
+import type { Outbox } from '../../mail/outbox.ts';
+import { normalizeEmail } from '../email-address.ts';
+import type { PasswordHasher } from '../password-hasher.ts';
+import type { RequestMeta, SecurityEvents } from '../security-events.ts';
+import { chooseEmail } from './email-choice.ts';
+
+/**
+ * Linking a legacy Trello member to a provider account (docs/flows/trello-migration.md).
+ *
+ * Everything a link changes happens in one transaction, with the member row locked: the account
+ * is created (or the existing one proven by the caller is used), the other addresses are retired
+ * for it, the member is marked linked and its Trello password forgotten, a Google identity is
+ * attached, and the "member linked" event for Trello is queued. A process killed at any point
+ * leaves the old state or the new one. There is no unlink.
+ */
+export type LinkMethod = 'password' | 'google' | 'manual' | 'bulk';
+
+export interface LinkPlan {
+  memberId: string;
+  /** The address the account keeps; must be one of the member's (or, with `verifiedElsewhere`, a newly verified one). */
+  email: string;
+  method: LinkMethod;
+  /** argon2id hash for a new account (the Trello password re-hashed); none for bulk and Google. */
+  passwordHash?: string | null;
+  /** Link to this existing account, whose ownership the caller has proven. */
+  existingAccountId?: string;
+  google?: { sub: string; email: string | null };
+  /** The address was verified by a code just now ("I can't use the address on my account"). */
+  verifiedElsewhere?: boolean;
+  /** More work that must commit or roll back with the link (the bulk migration's email). */
+  inTransaction?: (tx: Queryable, account: AccountRow, member: TrelloMemberRow) => Promise<void>;
+}
+
+export type LinkResult =
+  | { ok: true; account: AccountRow; created: boolean; retired: string[] }
+  | { ok: false; problem: 'trello.already_linked' | 'trello.email_taken' | 'trello.email_retired' | 'trello.email_not_theirs' | 'trello.account_unusable' };
+
+/** What `bcryptjs` accepts: the $2a$, $2b$ and $2y$ variants, cost 4–31. */
+export const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+
+export function createTrelloLinking(deps: {
+  db: Database;
+  trello: TrelloQueries;
+  accounts: AccountQueries;
+  hasher: PasswordHasher;
+  outbox: Outbox;
+  events: SecurityEvents;
+  clock: Clock;
+}) {
+  const { db, trello, accounts, events, clock } = deps;
+  const now = () => new Date(clock.now());
+
+  async function link(plan: LinkPlan, meta: RequestMeta = {}): Promise<LinkResult> {
+    const email = normalizeEmail(plan.email);
+    if (!email) return { ok: false, problem: 'trello.email_not_theirs' };
+    try {
+      const result = await db.transaction(async (tx): Promise<LinkResult> => {
+        const member = await trello.findByMemberId(plan.memberId, tx, true);
+        if (!member) throw new AppError('trello.unknown_member', 404);
+        if (member.linked_account_id) return { ok: false, problem: 'trello.already_linked' };
+        const own = member.emails.find((e) => e.email.toLowerCase() === email);
+        if (!own && !plan.verifiedElsewhere && !plan.existingAccountId) return { ok: false, problem: 'trello.email_not_theirs' };
+
+        let account: AccountRow | undefined;
+        let created = false;
+        if (plan.existingAccountId) {
+          account = await accounts.findById(plan.existingAccountId, tx);
+          if (!account || account.status !== 'active') return { ok: false, problem: 'trello.account_unusable' };
+        } else {
+          const { rows } = await tx.query('SELECT 1 FROM accounts WHERE lower(email) = lower($1)', [email]);
+          if (rows.length) return { ok: false, problem: 'trello.email_taken' };
+          if (await accounts.isRetired(email, tx)) return { ok: false, problem: 'trello.email_retired' };
+          account = await accounts.insertWith(tx, {
+            id: newId('acc'),
+            email,
+            emailVerified: Boolean(own?.verified || plan.verifiedElsewhere || (plan.google && plan.google.email?.toLowerCase() === email)),
+            name: member.full_name,
+            nickname: member.username,
+            passwordHash: plan.passwordHash ?? null,
+          });
+          created = true;
+        }
+        const retired = await retireOthers(tx, member, account);
+        if (!(await trello.markLinked(tx, member.member_id, account.id, plan.method, now()))) return { ok: false, problem: 'trello.already_linked' };
+        const google = plan.google ?? (member.google_sub ? { sub: member.google_sub, email: member.google_email } : undefined);
+        if (google) await trello.addIdentity(tx, { provider: 'google', subject: google.sub, accountId: account.id, email: google.email, now: now() });
+        await trello.enqueueLinkEvent(tx, member.member_id, account.id, now());
+        await events.record({ type: 'trello.linked', accountId: account.id, detail: { memberId: member.member_id, method: plan.method, created, retired: retired.length } }, meta, tx);
+        await plan.inTransaction?.(tx, account, member);
+        return { ok: true, account, created, retired };
+      });
+      return result;
+    } catch (err) {
+      // The address was taken by a concurrent sign-up or link: the unique index decided.
+      if ((err as { code?: string }).code === '23505') return { ok: false, problem: 'trello.email_taken' };
+      throw err;
+    }
+  }
+
+  /**
+   * Retires the member's other addresses for `account`: reserved for it, refused at login. An
+   * address that is another account's, or already retired for one, is that account's and stays so.
+   */
+  async function retireOthers(tx: Queryable, member: TrelloMemberRow, account: AccountRow): Promise<string[]> {
+    const others = member.emails.map((e) => e.email.toLowerCase()).filter((e) => e !== account.email.toLowerCase());
+    if (!others.length) return [];
+    const { rows } = await tx.query<{ email: string }>(
+      `SELECT e AS email FROM unnest($1::text[]) AS e
+       WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE lower(a.email) = lower(e))
+         AND NOT EXISTS (SELECT 1 FROM retired_emails r WHERE lower(r.email) = lower(e))`,
+      [others],
+    );
+    const free = rows.map((r) => r.email);
+    await trello.retire(tx, account.id, free, `trello:${member.member_id}`, now());
+    return free;
+  }
+
+  return {
+    link,
+
+    /** Checks a Trello password against the imported bcrypt hash (constant-time inside bcrypt). */
+    async checkLegacyPassword(member: TrelloMemberRow, password: string): Promise<boolean> {
+      if (!member.password_hash || member.linked_account_id) {
+        // Same cost either way, so the time does not tell whether a hash exists.
+        await bcrypt.compare(password, DECOY_HASH);
+        return false;
+      }
+      return bcrypt.compare(password, member.password_hash);
+    },
+
+    /** The address a link would keep by the rules (verified, primary, recent, oldest). */
+    defaultEmail: (member: TrelloMemberRow) => chooseEmail(member.emails)?.email,
+
+    findByMemberId: (id: string) => trello.findByMemberId(id),
+    findByEmail: (email: string) => trello.findByEmail(email),
+    findByGoogleSub: (sub: string) => trello.findByGoogleSub(sub),
+    findByAccountId: (id: string) => trello.findByAccountId(id),
+    memberIdOf: (accountId: string) => trello.memberIdOf(accountId),
+    findRetired: (email: string) => trello.findRetired(email),
+    retiredOf: (accountId: string) => trello.retiredOf(accountId),
+  };
+}
+
+/** bcrypt of a random string at cost 10 (Trello's), compared against when there is no hash. */
+const DECOY_HASH = '$2b$10$akNXbQt/L4iu2ZNZF2Z1veCzA90Cp1.vvKJ9br0Zl7zs8KvS0ygx2';
+
+export type TrelloLinking = ReturnType<typeof createTrelloLinking>;

@@ -1,0 +1,171 @@
+import type { Queryable } from '../db.ts';
+
+export interface TrelloEmail {
+  email: string;
+  verified: boolean;
+  is_primary: boolean;
+  last_used_at: Date | null;
+  added_at: Date | null;
+}
+
+export interface TrelloMemberRow {
+  member_id: string;
+  username: string;
+  full_name: string | null;
+  password_hash: string | null;
+  google_sub: string | null;
+  google_email: string | null;
+  enterprise_id: string | null;
+  enterprise_name: string | null;
+  linked_account_id: string | null;
+  linked_at: Date | null;
+  linked_by: string | null;
+  emails: TrelloEmail[];
+}
+
+export interface ImportedMember {
+  memberId: string;
+  username: string;
+  fullName: string | null;
+  passwordHash: string | null;
+  googleSub: string | null;
+  googleEmail: string | null;
+  enterpriseId: string | null;
+  enterpriseName: string | null;
+  emails: { email: string; verified: boolean; primary: boolean; lastUsedAt: Date | null; addedAt: Date | null }[];
+}
+
+const MEMBER = `m.member_id, m.username, m.full_name, m.password_hash, m.google_sub, m.google_email, m.enterprise_id,
+  m.enterprise_name, m.linked_account_id, m.linked_at, m.linked_by,
+  COALESCE((SELECT json_agg(json_build_object('email', e.email, 'verified', e.verified, 'is_primary', e.is_primary,
+    'last_used_at', e.last_used_at, 'added_at', e.added_at)) FROM trello_member_emails e WHERE e.member_id = m.member_id), '[]'::json) AS emails`;
+
+/** JSON aggregation gives dates as strings; callers get Dates. */
+function hydrate(row: TrelloMemberRow & { emails: (Omit<TrelloEmail, 'last_used_at' | 'added_at'> & { last_used_at: string | null; added_at: string | null })[] }): TrelloMemberRow {
+  return {
+    ...row,
+    emails: row.emails.map((e) => ({ ...e, last_used_at: e.last_used_at ? new Date(e.last_used_at) : null, added_at: e.added_at ? new Date(e.added_at) : null })),
+  };
+}
+
+/** Legacy Trello members, their addresses, retired addresses and upstream identities (migration 0013). */
+export function createTrelloQueries(db: Queryable) {
+  async function findBy(where: string, params: unknown[], tx: Queryable = db, lock = false): Promise<TrelloMemberRow[]> {
+    const { rows } = await tx.query<Parameters<typeof hydrate>[0]>(`SELECT ${MEMBER} FROM trello_members m WHERE ${where}${lock ? ' FOR UPDATE OF m' : ''}`, params);
+    return rows.map(hydrate);
+  }
+
+  return {
+    findByMemberId: async (memberId: string, tx: Queryable = db, lock = false) => (await findBy('m.member_id = $1', [memberId], tx, lock))[0],
+
+    /** Members with `email` among their addresses (normally one; an address may have moved between members). */
+    findByEmail: (email: string, tx: Queryable = db) =>
+      findBy('m.member_id IN (SELECT member_id FROM trello_member_emails WHERE lower(email) = lower($1))', [email], tx),
+
+    findByGoogleSub: async (sub: string) => (await findBy('m.google_sub = $1', [sub]))[0],
+
+    findByAccountId: async (accountId: string) => (await findBy('m.linked_account_id = $1', [accountId]))[0],
+
+    /** The member id linked to an account, for the `trello_member_id` claim: one indexed read. */
+    async memberIdOf(accountId: string): Promise<string | undefined> {
+      const { rows } = await db.query<{ member_id: string }>('SELECT member_id FROM trello_members WHERE linked_account_id = $1', [accountId]);
+      return rows[0]?.member_id;
+    },
+
+    /**
+     * Inserts or updates a batch of imported members. A linked member keeps its addresses and
+     * link (they belong to the provider account now); only its name fields are refreshed.
+     * Returns how many were new.
+     */
+    async upsertBatch(tx: Queryable, members: ImportedMember[], now: Date): Promise<{ inserted: number; updated: number; skippedLinked: number }> {
+      // Three set-based statements per batch, whatever its size: members, then their addresses.
+      const col = <K extends keyof ImportedMember>(key: K) => members.map((m) => m[key]);
+      const { rows } = await tx.query<{ member_id: string; inserted: boolean; linked: boolean }>(
+        `INSERT INTO trello_members (member_id, username, full_name, password_hash, google_sub, google_email, enterprise_id, enterprise_name, imported_at, updated_at)
+         SELECT *, $9::timestamptz, $9::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+         ON CONFLICT (member_id) DO UPDATE SET
+           username = excluded.username, full_name = excluded.full_name, updated_at = excluded.updated_at,
+           password_hash = CASE WHEN trello_members.linked_account_id IS NULL THEN excluded.password_hash ELSE NULL END,
+           google_sub = CASE WHEN trello_members.linked_account_id IS NULL THEN excluded.google_sub ELSE trello_members.google_sub END,
+           google_email = CASE WHEN trello_members.linked_account_id IS NULL THEN excluded.google_email ELSE trello_members.google_email END,
+           enterprise_id = excluded.enterprise_id, enterprise_name = excluded.enterprise_name
+         RETURNING member_id, (xmax = 0) AS inserted, linked_account_id IS NOT NULL AS linked`,
+        [col('memberId'), col('username'), col('fullName'), col('passwordHash'), col('googleSub'), col('googleEmail'), col('enterpriseId'), col('enterpriseName'), now],
+      );
+      // A linked member's addresses belong to its account now: they are not replaced.
+      const open = new Set(rows.filter((r) => !r.linked).map((r) => r.member_id));
+      const emails = members.filter((m) => open.has(m.memberId)).flatMap((m) => m.emails.map((e) => ({ ...e, memberId: m.memberId })));
+      await tx.query('DELETE FROM trello_member_emails WHERE member_id = ANY($1::text[])', [[...open]]);
+      await tx.query(
+        `INSERT INTO trello_member_emails (member_id, email, verified, is_primary, last_used_at, added_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::boolean[], $5::timestamptz[], $6::timestamptz[])`,
+        [emails.map((e) => e.memberId), emails.map((e) => e.email), emails.map((e) => e.verified), emails.map((e) => e.primary), emails.map((e) => e.lastUsedAt), emails.map((e) => e.addedAt)],
+      );
+      const inserted = rows.filter((r) => r.inserted).length;
+      return { inserted, updated: rows.length - inserted, skippedLinked: rows.filter((r) => r.linked).length };
+    },
+
+    /** Marks the member linked and forgets its Trello password, only if still unlinked. */
+    async markLinked(tx: Queryable, memberId: string, accountId: string, by: string, now: Date): Promise<boolean> {
+      const { rowCount } = await tx.query(
+        `UPDATE trello_members SET linked_account_id = $2, linked_at = $4, linked_by = $3, password_hash = NULL, updated_at = $4
+         WHERE member_id = $1 AND linked_account_id IS NULL`,
+        [memberId, accountId, by, now],
+      );
+      return rowCount === 1;
+    },
+
+    /** Unlinked members after `after`, in id order, for the bulk migration. */
+    async unlinkedBatch(after: string, limit: number): Promise<TrelloMemberRow[]> {
+      return findBy('m.linked_account_id IS NULL AND m.member_id > $1 ORDER BY m.member_id LIMIT $2', [after, limit]);
+    },
+
+    async countUnlinked(): Promise<number> {
+      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM trello_members WHERE linked_account_id IS NULL');
+      return rows[0]?.n ?? 0;
+    },
+
+    // Retired addresses
+
+    async retire(tx: Queryable, accountId: string, emails: string[], reason: string, now: Date): Promise<void> {
+      if (!emails.length) return;
+      await tx.query(
+        `INSERT INTO retired_emails (email, account_id, retired_at, reason) SELECT e, $2, $3, $4 FROM unnest($1::text[]) AS e
+         ON CONFLICT (lower(email)) DO NOTHING`,
+        [emails, accountId, now, reason],
+      );
+    },
+
+    async findRetired(email: string, tx: Queryable = db): Promise<{ email: string; account_id: string } | undefined> {
+      const { rows } = await tx.query<{ email: string; account_id: string }>('SELECT email, account_id FROM retired_emails WHERE lower(email) = lower($1)', [email]);
+      return rows[0];
+    },
+
+    async retiredOf(accountId: string): Promise<string[]> {
+      const { rows } = await db.query<{ email: string }>('SELECT email FROM retired_emails WHERE account_id = $1 ORDER BY email', [accountId]);
+      return rows.map((r) => r.email);
+    },
+
+    // Upstream identities
+
+    async findIdentity(provider: string, subject: string): Promise<{ account_id: string } | undefined> {
+      const { rows } = await db.query<{ account_id: string }>('SELECT account_id FROM account_identities WHERE provider = $1 AND subject = $2', [provider, subject]);
+      return rows[0];
+    },
+
+    async addIdentity(tx: Queryable, identity: { provider: string; subject: string; accountId: string; email: string | null; now: Date }): Promise<void> {
+      await tx.query(
+        'INSERT INTO account_identities (provider, subject, account_id, email, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+        [identity.provider, identity.subject, identity.accountId, identity.email, identity.now],
+      );
+    },
+
+    // Link events for the Trello relying party
+
+    async enqueueLinkEvent(tx: Queryable, memberId: string, accountId: string, now: Date): Promise<void> {
+      await tx.query('INSERT INTO trello_link_events (member_id, account_id, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)', [memberId, accountId, now]);
+    },
+  };
+}
+
+export type TrelloQueries = ReturnType<typeof createTrelloQueries>;

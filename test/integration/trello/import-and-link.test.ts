@@ -1,0 +1,164 @@
+import { expect } from 'chai';
+import { Readable } from 'node:stream';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase, testDatabase } from '../../helpers/db.ts';
+import { createAccount } from '../../helpers/factories.ts';
+import { importLegacy, legacyMember } from '../../helpers/trello.ts';
+import { importMembers } from '../../../src/identity/trello/legacy-import.ts';
+
+describe('legacy Trello accounts: import and linking rules', () => {
+  let server: TestServer;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    server = await startTestServer();
+  });
+  afterEach(async () => server.close());
+
+  const linking = () => server.registry.trello.linking;
+
+  it('imports a file, reports bad lines by number and reason, and imports everything else', async () => {
+    const a = legacyMember();
+    const b = legacyMember({ emails: [{ address: 'b1@example.com', verified: false, primary: true }, { address: 'b2@example.com', verified: true }] });
+    const summary = await importLegacy(server.registry, [a, '{broken', JSON.stringify({ username: 'no-id', emails: [] }), b, JSON.stringify({ ...legacyMember(), emails: [{ address: 'nope' }] }), '']);
+    expect(summary.inserted).to.equal(2);
+    expect(summary.skipped).to.deep.equal([
+      { line: 2, reason: 'invalid JSON' },
+      { line: 3, reason: 'missing id' },
+      { line: 5, reason: 'emails.0.address: malformed email "nope"' },
+    ]);
+    const stored = await linking().findByMemberId(b.id);
+    expect(stored?.emails.map((e) => e.email).sort()).to.deep.equal(['b1@example.com', 'b2@example.com']);
+    expect(stored?.linked_account_id).to.equal(null);
+    // Kept apart: no provider account was created.
+    expect(await server.registry.accounts.findByEmail('b2@example.com')).to.equal(undefined);
+  });
+
+  it('is idempotent: a second run updates the same members and duplicates nothing', async () => {
+    const member = legacyMember();
+    await importLegacy(server.registry, [member]);
+    const again = await importLegacy(server.registry, [{ ...member, fullName: 'Grace B. Hopper', emails: [...member.emails, { address: 'second@example.com' }] }]);
+    expect(again).to.deep.include({ inserted: 0, updated: 1 });
+    const db = await testDatabase();
+    expect((await db.query('SELECT 1 FROM trello_members WHERE member_id = $1', [member.id])).rows).to.have.length(1);
+    const stored = await linking().findByMemberId(member.id);
+    expect(stored?.full_name).to.equal('Grace B. Hopper');
+    expect(stored?.emails).to.have.length(2);
+  });
+
+  it('streams: thousands of lines in batches, each batch its own transaction', async () => {
+    let produced = 0;
+    const lines = Readable.from((function* () {
+      for (let i = 0; i < 3000; i += 1) {
+        produced += 1;
+        yield `${JSON.stringify({ id: `bulk-${i}`, username: `u${i}`, emails: [{ address: `bulk-${i}@example.com`, verified: true }] })}\n`;
+      }
+    })());
+    const progress: number[] = [];
+    const summary = await importMembers({ db: server.registry.db, trello: server.registry.trello.queries, clock: server.registry.clock }, lines, { batchSize: 1000, onProgress: (n) => progress.push(n) });
+    expect(produced).to.equal(3000);
+    expect(summary.inserted).to.equal(3000);
+    expect(progress).to.deep.equal([1000, 2000, 3000]);
+  });
+
+  it('links in one transaction: one address kept, the others retired for the account, the member marked linked, its password forgotten', async () => {
+    const member = legacyMember({
+      emails: [
+        { address: 'kept@example.com', verified: true, primary: true },
+        { address: 'old-one@example.com', verified: true, lastUsedAt: '2020-01-01T00:00:00Z' },
+        { address: 'unverified@example.com', verified: false },
+      ],
+      google: { sub: 'google-123', email: 'gh@gmail.com' },
+    });
+    await importLegacy(server.registry, [member]);
+    const result = await linking().link({ memberId: member.id, email: 'kept@example.com', method: 'password', passwordHash: 'argon2-hash-placeholder' });
+    expect(result.ok).to.equal(true);
+    if (!result.ok) return;
+    expect(result.created).to.equal(true);
+    expect(result.account.email).to.equal('kept@example.com');
+    expect(result.account.email_verified).to.equal(true);
+    expect(result.retired.sort()).to.deep.equal(['old-one@example.com', 'unverified@example.com']);
+    const stored = await linking().findByMemberId(member.id);
+    expect(stored).to.include({ linked_account_id: result.account.id, linked_by: 'password', password_hash: null });
+    expect(await linking().retiredOf(result.account.id)).to.deep.equal(['old-one@example.com', 'unverified@example.com']);
+    expect(await server.registry.trello.queries.findIdentity('google', 'google-123')).to.deep.equal({ account_id: result.account.id });
+    expect(await linking().memberIdOf(result.account.id)).to.equal(member.id);
+    const events = (await server.registry.events.page(result.account.id)).events;
+    expect(events[0]).to.deep.include({ type: 'trello.linked' });
+    const db = await testDatabase();
+    expect((await db.query('SELECT 1 FROM trello_link_events WHERE member_id = $1', [member.id])).rows).to.have.length(1);
+  });
+
+  it('is irreversible: a second link is refused, and so is re-importing over the link', async () => {
+    const member = legacyMember();
+    await importLegacy(server.registry, [member]);
+    const first = await linking().link({ memberId: member.id, email: member.emails[0]!.address, method: 'bulk' });
+    expect(first.ok).to.equal(true);
+    expect(await linking().link({ memberId: member.id, email: member.emails[0]!.address, method: 'bulk' })).to.deep.equal({ ok: false, problem: 'trello.already_linked' });
+    await importLegacy(server.registry, [{ ...member, emails: [{ address: 'someone-else@example.com', verified: true }] }]);
+    const stored = await linking().findByMemberId(member.id);
+    expect(stored?.linked_account_id).to.equal(first.ok ? first.account.id : 'x');
+    expect(stored?.password_hash).to.equal(null);
+    expect(stored?.emails.map((e) => e.email)).to.deep.equal([member.emails[0]!.address]);
+  });
+
+  it('refuses an address that belongs to another account unless that account is proven, then links to it', async () => {
+    const existing = await createAccount(server.registry, { email: 'taken@example.com' });
+    const member = legacyMember({ emails: [{ address: 'taken@example.com', verified: true, primary: true }, { address: 'spare@example.com', verified: true }] });
+    await importLegacy(server.registry, [member]);
+    expect(await linking().link({ memberId: member.id, email: 'taken@example.com', method: 'password' })).to.deep.equal({ ok: false, problem: 'trello.email_taken' });
+    expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+    const proven = await linking().link({ memberId: member.id, email: 'taken@example.com', method: 'password', existingAccountId: existing.id });
+    expect(proven.ok && proven.account.id).to.equal(existing.id);
+    expect(proven.ok && proven.created).to.equal(false);
+    expect(await linking().retiredOf(existing.id)).to.deep.equal(['spare@example.com']);
+  });
+
+  it('never retires an address that is another account’s, and refuses an address not on the member', async () => {
+    const other = await createAccount(server.registry, { email: 'belongs-to-other@example.com' });
+    const member = legacyMember({ emails: [{ address: 'mine@example.com', verified: true, primary: true }, { address: 'belongs-to-other@example.com', verified: true }] });
+    await importLegacy(server.registry, [member]);
+    expect(await linking().link({ memberId: member.id, email: 'stranger@example.com', method: 'password' })).to.deep.equal({ ok: false, problem: 'trello.email_not_theirs' });
+    const result = await linking().link({ memberId: member.id, email: 'mine@example.com', method: 'password' });
+    expect(result.ok && result.retired).to.deep.equal([]);
+    expect(await linking().retiredOf(other.id)).to.deep.equal([]);
+  });
+
+  it('reserves retired addresses: no sign-up, no account, no email change can take them', async () => {
+    const member = legacyMember({ emails: [{ address: 'keep@example.com', verified: true, primary: true }, { address: 'retired@example.com', verified: true }] });
+    await importLegacy(server.registry, [member]);
+    await linking().link({ memberId: member.id, email: 'keep@example.com', method: 'bulk' });
+    let refused: unknown;
+    try {
+      await server.registry.accounts.create({ email: 'RETIRED@example.com', password: 'a long enough password' });
+    } catch (err) {
+      refused = err;
+    }
+    expect((refused as { code?: string })?.code).to.equal('account.email_taken');
+  });
+
+  it('lets only one of two racing links win, leaving no half-linked state', async () => {
+    const member = legacyMember();
+    await importLegacy(server.registry, [member]);
+    const results = await Promise.all([1, 2, 3].map(() => linking().link({ memberId: member.id, email: member.emails[0]!.address, method: 'bulk' })));
+    expect(results.filter((r) => r.ok)).to.have.length(1);
+    const db = await testDatabase();
+    expect((await db.query('SELECT 1 FROM accounts WHERE lower(email) = lower($1)', [member.emails[0]!.address])).rows).to.have.length(1);
+    expect((await db.query('SELECT 1 FROM trello_link_events WHERE member_id = $1', [member.id])).rows).to.have.length(1);
+  });
+
+  it('rolls the whole link back when anything in it fails', async () => {
+    const member = legacyMember({ emails: [{ address: 'atomic@example.com', verified: true, primary: true }, { address: 'atomic-2@example.com', verified: true }] });
+    await importLegacy(server.registry, [member]);
+    let failed = false;
+    try {
+      await linking().link({ memberId: member.id, email: 'atomic@example.com', method: 'bulk', inTransaction: async () => { throw new Error('killed mid-link'); } });
+    } catch {
+      failed = true;
+    }
+    expect(failed).to.equal(true);
+    expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+    expect(await server.registry.accounts.findByEmail('atomic@example.com')).to.equal(undefined);
+    expect(await linking().findRetired('atomic-2@example.com')).to.equal(undefined);
+  });
+});
