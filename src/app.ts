@@ -21,6 +21,7 @@ import { settingsRoutes } from './flows/settings/routes.ts';
 import { profileApiRoutes } from './routes/profile-api.ts';
 import { avatarUploadRoutes } from './flows/settings/avatar-upload.ts';
 import { secondStepRoutes } from './flows/login/second-step.ts';
+import { trelloMigrationRoutes } from './flows/login/trello-migration.ts';
 import { securityRoutes } from './flows/settings/security-routes.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 
@@ -64,7 +65,10 @@ export function createApp(registry: Registry): Koa {
   forms.use(secondStep.router.routes());
   // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
   forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, secondStep, minLength: config.passwordMinLength }).routes());
-  forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, renderConsent: consent.renderConsent }).routes());
+  const linking = registry.trello.linking;
+  const trello = trelloMigrationRoutes({ interactions, accounts, linking, hasher: registry.hasher, throttle, secondStep, box: registry.box, codeKey: registry.codeKey, views, now: () => registry.clock.now() });
+  forms.use(trello.router.routes());
+  forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, trello, linking, renderConsent: consent.renderConsent }).routes());
   forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, minLength: config.passwordMinLength }).routes());
   forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, hasher: registry.hasher }).routes());
   forms.use(settingsRoutes({

@@ -99,6 +99,8 @@ export interface Registry {
   };
   /** Cookie-signing keys, newest first (the engine's cookies are set through our Koa app). */
   cookieKeys: string[];
+  /** Key for keyed hashes of one-time codes, derived from SECRET_KEY. */
+  codeKey: Buffer;
   /** Key for CSRF tokens, derived from the newest cookie key. */
   csrfKey: Buffer;
   /** Stops background work; closes the database when the registry opened it. */
@@ -245,7 +247,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         .catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a logout failed'));
     });
     const trelloQueries = createTrelloQueries(db);
-    const trelloLinking = createTrelloLinking({ db, trello: trelloQueries, accounts: accountQueries, hasher, outbox, events, clock });
+    const trelloLinking = createTrelloLinking({ db, trello: trelloQueries, accounts: accountQueries, hasher, outbox, events, clock, issuer: config.issuer });
     const resetTokens = createPasswordResetQueries(db);
     const passwordResets = createPasswordResetService({
       db,
@@ -353,6 +355,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       },
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,
+      codeKey,
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),
       async close() {
         timers.forEach(clearInterval);

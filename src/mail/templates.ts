@@ -16,6 +16,7 @@ export const SUBJECTS = {
   'two-step-disabled': 'Two-step verification was turned off for your Lanyard account',
   'recovery-code-used': 'A recovery code was used to sign in to your Lanyard account',
   'trello-migrated': 'Your Trello account now signs in with Lanyard',
+  'trello-verify-email': 'Your Lanyard verification code: <%~ it.code %>',
   'retired-email-used': 'Log in to Lanyard with <%~ it.email %>',
   test: 'Lanyard test message',
 } as const;

@@ -13,6 +13,8 @@ import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { identifyInput, passwordInput } from './schema.ts';
 import type { SecondStep } from './second-step.ts';
+import type { TrelloMigration } from './trello-migration.ts';
+import type { TrelloLinking } from '../../identity/trello/linking.ts';
 
 /**
  * Identifier-first login (docs/flows/login.md): the email first, then the password. The first
@@ -28,6 +30,8 @@ export function loginRoutes(deps: {
   throttle: Throttle;
   events: SecurityEvents;
   secondStep: SecondStep;
+  trello: TrelloMigration;
+  linking: TrelloLinking;
   renderConsent: (ctx: Context) => Promise<void>;
 }) {
   const { interactions, accounts, views, throttle, events } = deps;
@@ -82,7 +86,24 @@ export function loginRoutes(deps: {
       await events.record({ type: 'login.failed', accountId: (await accounts.findByEmail(email))?.id, reason: 'throttled' }, meta);
       return page(ctx, 429, 'login/password', data, waitMessage(ctx, gate.retryAfterSeconds));
     }
+    // A retired address never logs in: every address of its account is told which one to use.
+    const retired = await deps.linking.findRetired(email);
+    if (retired) {
+      // The notice is mailed at most as often as a password reset, per address and client.
+      if ((await throttle.hit('reset', email, ctx.ip)).ok) await deps.linking.notifyRetiredUse(email, retired.account_id, meta);
+      ctx.state.log?.info({ accountId: retired.account_id, clientId: view.clientId }, 'login with a retired address refused');
+      return page(ctx, 200, 'login/retired', { uid: view.uid, clientName: name, title: 'Check your email', email });
+    }
     const result = await accounts.authenticate(email, input.password);
+    if (!result.ok && result.reason === 'unknown_account' && (await deps.trello.tryTrelloPassword(ctx, view.uid, email, input.password))) {
+      ctx.state.log?.info({ clientId: view.clientId }, 'trello password accepted: migration review');
+      return;
+    }
+    if (!result.ok && (result.reason === 'wrong_password' || result.reason === 'no_password') && (await deps.trello.isRetiredTrelloPassword(result.accountId, input.password))) {
+      await throttle.fail('password', email, ctx.ip);
+      await events.record({ type: 'login.failed', accountId: result.accountId, reason: 'trello_password' }, meta);
+      return page(ctx, 401, 'login/password', data, 'trello.password_retired');
+    }
     if (!result.ok) {
       const wait = await throttle.fail('password', email, ctx.ip);
       await events.record({ type: 'login.failed', accountId: result.accountId, reason: result.reason }, meta);

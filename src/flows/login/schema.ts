@@ -15,3 +15,11 @@ export const passwordInput = z.object({
 export const secondStepInput = z.object({
   code: z.string().max(64).default(''),
 });
+
+export const reviewInput = z.object({ email: z.string().max(320).default('') });
+
+export const changeEmailInput = z.object({ email: z.string().max(320).default('') });
+
+export const codeInput = z.object({ code: z.string().max(20).default('') });
+
+export const passwordOnlyInput = z.object({ password: z.string().max(MAX_PASSWORD_LENGTH).default('') });

@@ -16,7 +16,7 @@ import { chooseEmail } from './email-choice.ts';
  *
  * Everything a link changes happens in one transaction, with the member row locked: the account
  * is created (or the existing one proven by the caller is used), the other addresses are retired
- * for it, the member is marked linked and its Trello password forgotten, a Google identity is
+ * for it, the member is marked linked (its Trello password never works again), a Google identity is
  * attached, and the "member linked" event for Trello is queued. A process killed at any point
  * leaves the old state or the new one. There is no unlink.
  */
@@ -53,6 +53,7 @@ export function createTrelloLinking(deps: {
   outbox: Outbox;
   events: SecurityEvents;
   clock: Clock;
+  issuer: string;
 }) {
   const { db, trello, accounts, events, clock } = deps;
   const now = () => new Date(clock.now());
@@ -125,9 +126,39 @@ export function createTrelloLinking(deps: {
   return {
     link,
 
-    /** Checks a Trello password against the imported bcrypt hash (constant-time inside bcrypt). */
-    async checkLegacyPassword(member: TrelloMemberRow, password: string): Promise<boolean> {
-      if (!member.password_hash || member.linked_account_id) {
+    /**
+     * Someone typed a retired address at login: no login, and every address of the account
+     * (the current one and all retired ones) is told which address to use from now on.
+     */
+    async notifyRetiredUse(tried: string, accountId: string, meta: RequestMeta = {}): Promise<void> {
+      const account = await accounts.findById(accountId);
+      if (!account || account.status !== 'active') return;
+      const addresses = [account.email, ...(await trello.retiredOf(account.id))];
+      await db.transaction(async (tx) => {
+        for (const to of addresses) {
+          await deps.outbox.enqueue(tx, {
+            to,
+            template: 'retired-email-used',
+            data: { name: account.name, tried, email: account.email, when: now().toUTCString(), resetLink: `${deps.issuer}/password/forgot` },
+          });
+        }
+        await events.record({ type: 'login.retired_email', accountId: account.id, detail: { tried } }, meta, tx);
+      });
+      deps.outbox.kick();
+    },
+
+    /** A code proving a new address ("I can't use the address on my account"), mailed to it. */
+    async sendAddressCode(email: string, code: string, username: string): Promise<void> {
+      await db.transaction((tx) => deps.outbox.enqueue(tx, { to: email, template: 'trello-verify-email', data: { code, username } }));
+      deps.outbox.kick();
+    },
+
+    /**
+     * Checks a Trello password against the imported bcrypt hash (constant-time inside bcrypt).
+     * For a linked member this only recognises the old password, to say it no longer works.
+     */
+    async checkLegacyPassword(member: TrelloMemberRow | undefined, password: string): Promise<boolean> {
+      if (!member?.password_hash) {
         // Same cost either way, so the time does not tell whether a hash exists.
         await bcrypt.compare(password, DECOY_HASH);
         return false;

@@ -5,8 +5,8 @@ CREATE TABLE trello_members (
   member_id         text PRIMARY KEY,
   username          text NOT NULL,
   full_name         text,
-  -- bcrypt ($2a$/$2b$/$2y$); NULL for members who only ever used Google. Cleared once linked:
-  -- the Trello password no longer works anywhere.
+  -- bcrypt ($2a$/$2b$/$2y$); NULL for members who only ever used Google. Once linked it never
+  -- logs in again; it is kept only to recognise the old password and say what to use instead.
   password_hash     text,
   google_sub        text,
   google_email      text,

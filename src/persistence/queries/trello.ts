@@ -85,7 +85,7 @@ export function createTrelloQueries(db: Queryable) {
          SELECT *, $9::timestamptz, $9::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
          ON CONFLICT (member_id) DO UPDATE SET
            username = excluded.username, full_name = excluded.full_name, updated_at = excluded.updated_at,
-           password_hash = CASE WHEN trello_members.linked_account_id IS NULL THEN excluded.password_hash ELSE NULL END,
+           password_hash = CASE WHEN trello_members.linked_account_id IS NULL THEN excluded.password_hash ELSE trello_members.password_hash END,
            google_sub = CASE WHEN trello_members.linked_account_id IS NULL THEN excluded.google_sub ELSE trello_members.google_sub END,
            google_email = CASE WHEN trello_members.linked_account_id IS NULL THEN excluded.google_email ELSE trello_members.google_email END,
            enterprise_id = excluded.enterprise_id, enterprise_name = excluded.enterprise_name
@@ -105,10 +105,13 @@ export function createTrelloQueries(db: Queryable) {
       return { inserted, updated: rows.length - inserted, skippedLinked: rows.filter((r) => r.linked).length };
     },
 
-    /** Marks the member linked and forgets its Trello password, only if still unlinked. */
+    /**
+     * Marks the member linked, only if still unlinked. The Trello hash is kept but never accepted
+     * again: it only lets the login page recognise the old password and say what to use instead.
+     */
     async markLinked(tx: Queryable, memberId: string, accountId: string, by: string, now: Date): Promise<boolean> {
       const { rowCount } = await tx.query(
-        `UPDATE trello_members SET linked_account_id = $2, linked_at = $4, linked_by = $3, password_hash = NULL, updated_at = $4
+        `UPDATE trello_members SET linked_account_id = $2, linked_at = $4, linked_by = $3, updated_at = $4
          WHERE member_id = $1 AND linked_account_id IS NULL`,
         [memberId, accountId, by, now],
       );

@@ -61,7 +61,7 @@ describe('legacy Trello accounts: import and linking rules', () => {
     expect(progress).to.deep.equal([1000, 2000, 3000]);
   });
 
-  it('links in one transaction: one address kept, the others retired for the account, the member marked linked, its password forgotten', async () => {
+  it('links in one transaction: one address kept, the others retired for the account, the member marked linked', async () => {
     const member = legacyMember({
       emails: [
         { address: 'kept@example.com', verified: true, primary: true },
@@ -79,7 +79,7 @@ describe('legacy Trello accounts: import and linking rules', () => {
     expect(result.account.email_verified).to.equal(true);
     expect(result.retired.sort()).to.deep.equal(['old-one@example.com', 'unverified@example.com']);
     const stored = await linking().findByMemberId(member.id);
-    expect(stored).to.include({ linked_account_id: result.account.id, linked_by: 'password', password_hash: null });
+    expect(stored).to.include({ linked_account_id: result.account.id, linked_by: 'password' });
     expect(await linking().retiredOf(result.account.id)).to.deep.equal(['old-one@example.com', 'unverified@example.com']);
     expect(await server.registry.trello.queries.findIdentity('google', 'google-123')).to.deep.equal({ account_id: result.account.id });
     expect(await linking().memberIdOf(result.account.id)).to.equal(member.id);
@@ -98,7 +98,6 @@ describe('legacy Trello accounts: import and linking rules', () => {
     await importLegacy(server.registry, [{ ...member, emails: [{ address: 'someone-else@example.com', verified: true }] }]);
     const stored = await linking().findByMemberId(member.id);
     expect(stored?.linked_account_id).to.equal(first.ok ? first.account.id : 'x');
-    expect(stored?.password_hash).to.equal(null);
     expect(stored?.emails.map((e) => e.email)).to.deep.equal([member.emails[0]!.address]);
   });
 

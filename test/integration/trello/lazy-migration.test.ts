@@ -1,0 +1,184 @@
+import { expect } from 'chai';
+import supertest from 'supertest';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase } from '../../helpers/db.ts';
+import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
+import { csrfFrom } from '../../helpers/login-driver.ts';
+import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
+import { followToCallback, passPassword } from '../../helpers/two-step.ts';
+import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
+
+describe('legacy Trello accounts: migrating at login with the Trello password', () => {
+  let smtp: TestSmtp;
+  let server: TestServer;
+  let client: Awaited<ReturnType<typeof createClient>>;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    smtp = await startSmtp();
+    server = await startTestServer({ overrides: { smtpUrl: smtp.url } });
+    client = await createClient(server.registry, { firstParty: true, name: 'Trello' });
+  });
+  afterEach(async () => {
+    await server.close();
+    await smtp.close();
+  });
+
+  const linking = () => server.registry.trello.linking;
+
+  async function reachReview(email: string, password = TRELLO_PASSWORD) {
+    const flow = await passPassword(server.url, client, email, password);
+    expect(flow.page.status, flow.page.text.slice(0, 300)).to.equal(303);
+    expect(flow.page.headers.location).to.equal(`/interaction/${flow.uid}/trello/review`);
+    const review = await flow.agent.get(flow.page.headers.location!);
+    expect(review.status).to.equal(200);
+    return { ...flow, review };
+  }
+
+  it('reviews the kept address, creates the account with the same password re-hashed, links it and continues to the client', async () => {
+    const member = legacyMember({
+      emails: [
+        { address: 'grace@navy.example', verified: true, primary: true, lastUsedAt: '2025-05-01T00:00:00Z' },
+        { address: 'grace.old@example.org', verified: true, lastUsedAt: '2019-01-01T00:00:00Z' },
+        { address: 'typo@example.org', verified: false },
+      ],
+    });
+    await importLegacy(server.registry, [member]);
+    // Logging in with a secondary address works too: it belongs to the member.
+    const flow = await reachReview('grace.old@example.org');
+    expect(flow.review.text).to.contain('Update your Trello account');
+    expect(flow.review.text).to.match(/value="grace@navy.example" checked/);
+    expect(flow.review.text).to.contain('value="grace.old@example.org"');
+    expect(flow.review.text).not.to.contain('value="typo@example.org"'); // unverified: not offered
+
+    const done = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'grace@navy.example' });
+    expect(done.status).to.equal(303);
+    const callback = await followToCallback(flow.agent, server.url, done.headers.location!);
+    expect(callback.searchParams.get('code')).to.be.a('string');
+
+    const account = await server.registry.accounts.findByEmail('grace@navy.example');
+    expect(account?.password_hash).to.match(/^\$argon2id\$/);
+    expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(account!.id);
+    expect(await linking().retiredOf(account!.id)).to.deep.equal(['grace.old@example.org', 'typo@example.org']);
+    // The same password now logs in to the account, everywhere.
+    const again = await passPassword(server.url, client, 'grace@navy.example', TRELLO_PASSWORD);
+    expect(again.page.status).to.equal(303);
+    expect(again.page.headers.location).to.match(/\/auth\//);
+  });
+
+  it('answers a wrong Trello password exactly like an unknown account', async () => {
+    const member = legacyMember();
+    await importLegacy(server.registry, [member]);
+    const wrong = await passPassword(server.url, client, member.emails[0]!.address, 'not the trello password');
+    const unknown = await passPassword(server.url, client, 'nobody@example.com', 'not the trello password');
+    expect(wrong.page.status).to.equal(401);
+    expect(unknown.page.status).to.equal(401);
+    const alert = (html: string) => /<div class="alert"[\s\S]*?<\/div>/.exec(html)?.[0];
+    expect(alert(wrong.page.text)).to.equal(alert(unknown.page.text));
+  });
+
+  it('lets the person pick another verified address, and refuses one that is not theirs', async () => {
+    const member = legacyMember({ emails: [{ address: 'first@example.com', verified: true, primary: true }, { address: 'second@example.com', verified: true }] });
+    await importLegacy(server.registry, [member]);
+    const flow = await reachReview('first@example.com');
+    const stranger = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'someone@example.com' });
+    expect(stranger.status).to.equal(400);
+    const done = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'second@example.com' });
+    expect(done.status).to.equal(303);
+    expect((await server.registry.accounts.findByEmail('second@example.com'))?.id).to.be.a('string');
+    expect(await server.registry.accounts.findByEmail('first@example.com')).to.equal(undefined);
+  });
+
+  it('says so when the kept address is of another kind (company vs personal) than the last one used', async () => {
+    const member = legacyMember({ emails: [
+      { address: 'grace@acme.example', verified: true, primary: true, lastUsedAt: '2021-01-01T00:00:00Z' },
+      { address: 'grace@gmail.com', verified: true, lastUsedAt: '2025-09-01T00:00:00Z' },
+    ] });
+    await importLegacy(server.registry, [member]);
+    const flow = await reachReview('grace@gmail.com');
+    expect(flow.review.text).to.contain('which is not the address you used last');
+  });
+
+  it('links to an existing account only with that account’s password', async () => {
+    const existing = await createAccount(server.registry, { email: 'shared@example.com' });
+    const member = legacyMember({ emails: [{ address: 'shared@example.com', verified: true, primary: true }, { address: 'only-trello@example.com', verified: true }] });
+    await importLegacy(server.registry, [member]);
+    // The address typed has no account but belongs to the member; the kept one is taken.
+    const flow = await reachReview('only-trello@example.com');
+    const taken = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'shared@example.com' });
+    expect(taken.status).to.equal(409);
+    expect(taken.text).to.contain('This address already has an account');
+    const wrong = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(taken.text), email: 'shared@example.com', password: 'guess' });
+    expect(wrong.status).to.equal(401);
+    expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+    const proven = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(taken.text), email: 'shared@example.com', password: PASSWORD });
+    expect(proven.status).to.equal(303);
+    expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(existing.id);
+    expect(await linking().retiredOf(existing.id)).to.deep.equal(['only-trello@example.com']);
+  });
+
+  it('refuses the Trello password once linked, saying what to use instead', async () => {
+    const member = legacyMember();
+    await importLegacy(server.registry, [member]);
+    const flow = await reachReview(member.emails[0]!.address);
+    await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: member.emails[0]!.address });
+    const account = await server.registry.accounts.findByEmail(member.emails[0]!.address);
+    // The person changes the account's password; the old Trello password is refused by name.
+    await server.registry.passwordResets.change(account!.id, TRELLO_PASSWORD, 'a new password for everything', 'no-session');
+    const old = await passPassword(server.url, client, member.emails[0]!.address, TRELLO_PASSWORD);
+    expect(old.page.status).to.equal(401);
+    expect(old.page.text).to.contain('Your Trello password no longer works');
+  });
+
+  it('does not log in with a retired address, and tells every address of the account which one to use', async () => {
+    const member = legacyMember({ emails: [{ address: 'current@example.com', verified: true, primary: true }, { address: 'retired-a@example.com', verified: true }, { address: 'retired-b@example.com', verified: false }] });
+    await importLegacy(server.registry, [member]);
+    await linking().link({ memberId: member.id, email: 'current@example.com', method: 'bulk' });
+    const flow = await passPassword(server.url, client, 'Retired-A@example.com', 'whatever');
+    expect(flow.page.status).to.equal(200);
+    expect(flow.page.text).to.contain('Check your email');
+    expect(flow.page.text).to.contain('no longer logs in');
+    await server.registry.mail.delivery.deliverDue();
+    for (const to of ['current@example.com', 'retired-a@example.com', 'retired-b@example.com']) {
+      const mail = await smtp.lastTo(to);
+      expect(mail.subject).to.equal('Log in to Lanyard with current@example.com');
+      expect(mail.text).to.contain('Log in with this address from now on: current@example.com');
+    }
+  });
+
+  it('refuses a new address for an account managed by a Trello Enterprise, and changes nothing', async () => {
+    const member = legacyMember({ enterprise: { id: 'ent-1', name: 'Acme Enterprise' } });
+    await importLegacy(server.registry, [member]);
+    const flow = await reachReview(member.emails[0]!.address);
+    const page = await flow.agent.get(`/interaction/${flow.uid}/trello/change-email`);
+    expect(page.status).to.equal(403);
+    expect(page.text).to.contain('Ask the admin of your Trello Enterprise to contact our support team');
+    const post = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'new@example.com' });
+    expect(post.status).to.equal(403);
+    expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+  });
+
+  it('takes a new address proven by an emailed code when none of the old ones can be used', async () => {
+    const member = legacyMember();
+    await importLegacy(server.registry, [member]);
+    const flow = await reachReview(member.emails[0]!.address);
+    const form = await flow.agent.get(`/interaction/${flow.uid}/trello/change-email`);
+    const sent = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email`).type('form').send({ _csrf: csrfFrom(form.text), email: 'Fresh@Example.com' });
+    expect(sent.status).to.equal(200);
+    await server.registry.mail.delivery.deliverDue();
+    const code = /\b(\d{6})\b/.exec((await smtp.lastTo('fresh@example.com')).text ?? '')![1]!;
+    const wrong = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email/code`).type('form').send({ _csrf: csrfFrom(sent.text), code: code === '000000' ? '111111' : '000000' });
+    expect(wrong.status).to.equal(400);
+    const done = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email/code`).type('form').send({ _csrf: csrfFrom(sent.text), code });
+    expect(done.status).to.equal(303);
+    const account = await server.registry.accounts.findByEmail('fresh@example.com');
+    expect(account?.email_verified).to.equal(true);
+    expect(await linking().retiredOf(account!.id)).to.deep.equal([member.emails[0]!.address]);
+  });
+
+  it('refuses the review pages without the sealed state of this interaction', async () => {
+    const agent = supertest.agent(server.url);
+    const res = await agent.get('/interaction/not-a-real-uid/trello/review');
+    expect(res.status).to.equal(400);
+  });
+});
