@@ -24,6 +24,7 @@ import { secondStepRoutes } from './flows/login/second-step.ts';
 import { trelloMigrationRoutes } from './flows/login/trello-migration.ts';
 import { securityRoutes } from './flows/settings/security-routes.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
+import { trelloApiRoutes } from './routes/trello-api.ts';
 
 /**
  * Runs `middleware` only for paths under one of `prefixes`. The protocol endpoints (/token,
@@ -90,6 +91,8 @@ export function createApp(registry: Registry): Koa {
   const api = profileApiRoutes({ accounts, queries: registry.accountQueries, sessions: registry.browserSessions, avatars: registry.avatars, clock: registry.clock, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([api.routes() as Koa.Middleware, api.allowedMethods() as Koa.Middleware])));
   const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });
+  const trelloApi = trelloApiRoutes({ linking: registry.trello.linking, accounts, sessions: registry.browserSessions, trelloClientId: config.trello.clientId });
+  app.use(under(['/api/trello/'], compose([trelloApi.routes() as Koa.Middleware, trelloApi.allowedMethods() as Koa.Middleware])));
   app.use(under(['/api/security-events'], compose([securityApi.routes() as Koa.Middleware, securityApi.allowedMethods() as Koa.Middleware])));
 
   // Picture uploads parse their multipart body first, then check CSRF (the token is a form field).

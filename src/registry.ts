@@ -51,6 +51,7 @@ import { createTwoStepQueries } from './persistence/queries/two-step.ts';
 import { createTrelloQueries, type TrelloQueries } from './persistence/queries/trello.ts';
 import { createTrelloLinking, type TrelloLinking } from './identity/trello/linking.ts';
 import { createBulkMigration, type BulkMigration } from './identity/trello/bulk-migration.ts';
+import { createLinkWebhook, type LinkWebhook } from './identity/trello/link-webhook.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -89,6 +90,7 @@ export interface Registry {
     queries: TrelloQueries;
     linking: TrelloLinking;
     bulk: BulkMigration;
+    webhook: LinkWebhook;
   };
   mail: {
     outbox: Outbox;
@@ -167,6 +169,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     });
     const views = createViews(join(rootDir, 'views'), { cache: config.env !== 'development', productName: 'Lanyard' });
 
+    const trelloQueries = createTrelloQueries(db);
     let provider: Provider | undefined;
     const clients = createClientService({
       clients: createClientQueries(db),
@@ -183,6 +186,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       adapter: createPostgresAdapter(oidcPayloads, clock),
       findClient: (id) => clients.findMetadata(id),
       findAccount: (id) => accounts.findById(id),
+      trelloMemberId: (accountId) => trelloQueries.memberIdOf(accountId),
       pages: providerPages(views),
     });
 
@@ -246,9 +250,17 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       events.record({ type: 'logout', accountId }, { ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null, requestId: (ctx.state.requestId as string | undefined) ?? null, clientId: ctx.oidc.client?.clientId ?? null })
         .catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a logout failed'));
     });
-    const trelloQueries = createTrelloQueries(db);
     const trelloLinking = createTrelloLinking({ db, trello: trelloQueries, accounts: accountQueries, hasher, outbox, events, clock, issuer: config.issuer });
     const resetTokens = createPasswordResetQueries(db);
+    const linkWebhook = createLinkWebhook({
+      queries: trelloQueries,
+      clock,
+      logger,
+      url: config.trello.webhookUrl,
+      secret: async () => (await clients.findMetadata(config.trello.clientId))?.client_secret as string | undefined,
+      maxAttempts: config.mailMaxAttempts,
+    });
+    linkWebhook.start(config.mailPollSeconds);
     const passwordResets = createPasswordResetService({
       db,
       accounts: accountQueries,
@@ -352,6 +364,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         queries: trelloQueries,
         linking: trelloLinking,
         bulk: createBulkMigration({ linking: trelloLinking, trello: trelloQueries, accounts: accountQueries, resetTokens, outbox, clock, issuer: config.issuer }),
+        webhook: linkWebhook,
       },
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,
@@ -361,6 +374,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         timers.forEach(clearInterval);
         await background.idle();
         await delivery.stop();
+        await linkWebhook.stop();
         if (ownsDb) await db.close();
       },
     };

@@ -115,6 +115,15 @@ export const configSchema = z
      * `maxDelaySeconds`: there is no permanent lockout. Counters are forgotten after
      * `windowSeconds` without a failure.
      */
+    /**
+     * The Trello relying party (docs/flows/trello-migration.md): which client receives the
+     * `trello_member_id` claim and may call /api/trello/members, and where "member linked"
+     * events are posted (HMAC-signed with the client's secret; unset: events wait in the table).
+     */
+    trello: z.object({
+      clientId: z.string().min(1).max(100),
+      webhookUrl: z.url({ protocol: /^https?$/ }).optional(),
+    }),
     throttle: z.object({
       freeAttempts: z.coerce.number().int().min(1).max(100),
       baseDelaySeconds: z.coerce.number().min(0.1).max(3600),
@@ -180,6 +189,8 @@ export const environmentVariables: Record<string, string> = {
   MAIL_FROM: 'mailFrom',
   MAIL_POLL_SECONDS: 'mailPollSeconds',
   MAIL_MAX_ATTEMPTS: 'mailMaxAttempts',
+  TRELLO_CLIENT_ID: 'trello.clientId',
+  TRELLO_WEBHOOK_URL: 'trello.webhookUrl',
   THROTTLE_FREE_ATTEMPTS: 'throttle.freeAttempts',
   THROTTLE_BASE_DELAY_SECONDS: 'throttle.baseDelaySeconds',
   THROTTLE_MAX_DELAY_SECONDS: 'throttle.maxDelaySeconds',

@@ -37,6 +37,8 @@ export const messages: Record<string, { title: string; text: string }> = {
   'email.link_invalid': { title: 'This link can’t be used', text: 'The confirmation link has expired, was already used, or was replaced by a newer request. Your address has not changed.' },
   'account.managed': { title: 'Your organization manages this account', text: 'Ask your organization’s admin to change this.' },
   'api.invalid_paging': { title: 'Check the paging parameters', text: 'limit must be a whole number from 1 to 100, and cursor the "next" value of the previous page.' },
+  'api.forbidden': { title: 'Not allowed', text: 'This client may not call this API.' },
+  'api.trello_query': { title: 'Ask about one member', text: 'Give exactly one of member_id or email (a valid address).' },
   'api.unauthenticated': { title: 'Sign in first', text: 'This needs a signed-in session or a valid access token.' },
   'profile.invalid': { title: 'Check your profile', text: 'A field is too long or the time zone is not one we know (use a name like Europe/Paris).' },
   'avatar.invalid': { title: 'That picture can’t be used', text: 'Upload a JPEG, PNG, WebP or GIF image.' },

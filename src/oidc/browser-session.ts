@@ -16,6 +16,14 @@ export function createBrowserSessions(provider: Provider) {
       return { accountId: token.accountId, clientId: token.clientId! };
     },
 
+    /** The client behind a client-credentials access token (RFC 6749 §4.4), for server-to-server APIs. */
+    async serviceClient(ctx: Context): Promise<string | undefined> {
+      const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(ctx.get('authorization'));
+      if (!match) return undefined;
+      const token = await provider.ClientCredentials.find(match[1]!);
+      return token && !token.isExpired ? token.clientId : undefined;
+    },
+
     async current(ctx: Context): Promise<{ accountId: string; uid: string } | undefined> {
       const session = await provider.Session.get(ctx as never);
       return session.accountId ? { accountId: session.accountId, uid: session.uid } : undefined;

@@ -10,7 +10,9 @@ import type { ClientKind, ClientQueries, ClientRow } from '../persistence/querie
  * Relying-party clients, kept in the `clients` table and managed by the CLI.
  *
  * Three kinds (docs/flows/clients.md):
- * - web: confidential, authorization code (+ PKCE) with refresh tokens, client_secret_basic;
+ * - web: confidential, authorization code (+ PKCE) with refresh tokens, client_secret_basic; its
+ *   back end may also use client_credentials for our server-to-server APIs (each API decides
+ *   which clients it answers: today /api/trello/members, for the Trello client only);
  * - native: public (RFC 8252), no secret, PKCE S256 required, refresh tokens;
  * - service: confidential, client_credentials only (machine to machine).
  * Secrets are sealed with SECRET_KEY: oidc-provider needs the plain secret to check
@@ -48,7 +50,7 @@ function metadataFor(kind: ClientKind, input: Pick<ClientInput, 'redirectUris' |
   };
   switch (kind) {
     case 'web':
-      return { redirect_uris: input.redirectUris ?? [], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic', ...logout };
+      return { redirect_uris: input.redirectUris ?? [], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic', ...logout };
     case 'native':
       return { application_type: 'native', redirect_uris: input.redirectUris ?? [], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none', ...logout };
     case 'service':

@@ -31,6 +31,8 @@ export interface ProviderDeps {
   adapter: new (model: string) => Adapter;
   findClient: (clientId: string) => Promise<ClientMetadata | undefined>;
   findAccount: (id: string) => Promise<AccountRow | undefined>;
+  /** The Trello member linked to an account, released only to the Trello client. */
+  trelloMemberId: (accountId: string) => Promise<string | undefined>;
   pages: ProviderPages;
 }
 
@@ -89,7 +91,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     claims: {
       // amr (RFC 8176) tells relying parties how the user signed in (pwd, otp, ...).
-      openid: ['sub', 'amr'],
+      // trello_member_id: the legacy Trello member of the account, so Trello maps the login to
+      // the same boards. Returned by findAccount for the Trello client only.
+      openid: ['sub', 'amr', 'trello_member_id'],
       email: ['email', 'email_verified'],
       // Standard profile claims plus the fields of our profile (job_title … location).
       profile: ['name', 'nickname', 'picture', 'locale', 'zoneinfo', 'updated_at', 'job_title', 'department', 'organization', 'location'],
@@ -98,8 +102,19 @@ export function createProvider(deps: ProviderDeps): Provider {
       const account = await deps.findAccount(sub);
       // A deactivated or closed account can no longer use its tokens or sessions.
       if (!account || account.status !== 'active') return undefined;
-      const viewer = viewerFor(ctx.oidc?.client);
-      return { accountId: sub, claims: async () => profileClaims(account, viewer, `${config.issuer}/avatars/${account.id}.svg`) as never };
+      const client = ctx.oidc?.client;
+      const viewer = viewerFor(client);
+      return {
+        accountId: sub,
+        claims: async () => {
+          const claims = profileClaims(account, viewer, `${config.issuer}/avatars/${account.id}.svg`) as Record<string, unknown>;
+          if (client?.clientId === config.trello.clientId) {
+            const memberId = await deps.trelloMemberId(account.id);
+            if (memberId) claims.trello_member_id = memberId;
+          }
+          return claims as never;
+        },
+      };
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,

@@ -1,0 +1,65 @@
+import Router from '@koa/router';
+import type { AccountService } from '../identity/accounts.ts';
+import { normalizeEmail } from '../identity/email-address.ts';
+import type { TrelloLinking } from '../identity/trello/linking.ts';
+import type { BrowserSessions } from '../oidc/browser-session.ts';
+import { AppError } from '../shared/errors.ts';
+
+/**
+ * GET /api/trello/members?member_id=… or ?email=… (docs/flows/trello-migration.md): for the
+ * Trello relying party only, authenticated with an access token from its client credentials.
+ * Trello uses the answer to switch off its legacy login form per member:
+ *
+ * - `{ status: "unlinked", member_id }` — still a legacy account;
+ * - `{ status: "linked", member_id, account_id }` — logs in here only, its Trello password is dead;
+ * - `{ status: "retired", account_id, use_email }` — an address removed at linking;
+ * - 404 `{ status: "unknown" }` — no legacy member and no retired address match.
+ */
+export function trelloApiRoutes(deps: { linking: TrelloLinking; accounts: AccountService; sessions: BrowserSessions; trelloClientId: string }) {
+  const { linking } = deps;
+  const router = new Router();
+
+  router.get('/api/trello/members', async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    const clientId = await deps.sessions.serviceClient(ctx);
+    if (!clientId) {
+      ctx.set('WWW-Authenticate', 'Bearer realm="lanyard", error="invalid_token"');
+      throw new AppError('api.unauthenticated', 401);
+    }
+    if (clientId !== deps.trelloClientId) throw new AppError('api.forbidden', 403);
+
+    const memberId = typeof ctx.query.member_id === 'string' ? ctx.query.member_id : undefined;
+    const emailInput = typeof ctx.query.email === 'string' ? ctx.query.email : undefined;
+    if (Boolean(memberId) === Boolean(emailInput)) throw new AppError('api.trello_query', 400);
+
+    if (memberId) {
+      const member = memberId.length <= 64 ? await linking.findByMemberId(memberId) : undefined;
+      if (!member) return unknown();
+      ctx.body = member.linked_account_id
+        ? { status: 'linked', member_id: member.member_id, account_id: member.linked_account_id }
+        : { status: 'unlinked', member_id: member.member_id };
+      return;
+    }
+    const email = normalizeEmail(emailInput);
+    if (!email) throw new AppError('api.trello_query', 400);
+    const retired = await linking.findRetired(email);
+    if (retired) {
+      const account = await deps.accounts.findById(retired.account_id);
+      ctx.body = { status: 'retired', account_id: retired.account_id, use_email: account?.email ?? null };
+      return;
+    }
+    const members = await linking.findByEmail(email);
+    const linked = members.find((m) => m.linked_account_id);
+    const open = members.find((m) => !m.linked_account_id);
+    if (linked) ctx.body = { status: 'linked', member_id: linked.member_id, account_id: linked.linked_account_id };
+    else if (open) ctx.body = { status: 'unlinked', member_id: open.member_id };
+    else unknown();
+
+    function unknown() {
+      ctx.status = 404;
+      ctx.body = { status: 'unknown' };
+    }
+  });
+
+  return router;
+}
