@@ -49,7 +49,8 @@ export async function trelloMigrate(registry: Registry, dryRun: boolean): Promis
         out(`would link ${o.memberId} as ${o.email}${o.retire.length ? `, retiring ${o.retire.join(' ')}` : ''}`);
       }
     },
-    onBatch: (s) => bar?.update(s.examined),
+    // Without a terminal, one line per batch, so logs show how far a long run got.
+    onBatch: (s) => (bar ? bar.update(s.examined) : err(`progress: ${s.examined}/${total} examined, ${s.linked} ${dryRun ? 'would be linked' : 'linked'}`)),
   });
   bar?.stop();
   out(`${dryRun ? 'dry run: ' : ''}${summary.examined} unlinked examined, ${summary.linked} ${dryRun ? 'would be linked' : 'linked'}, ${summary.conflicts} conflicts`);

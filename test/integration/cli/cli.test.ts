@@ -1,30 +1,11 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openDatabase } from '../../../src/persistence/db.ts';
 import { startSmtp } from '../../helpers/smtp.ts';
-
-const root = join(import.meta.dirname, '..', '..', '..');
-
-/** Runs the real CLI in a child process on its own embedded database folder. */
-function cli(args: string[], env: Record<string, string>, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', join(root, 'src/cli/main.ts'), ...args], {
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
-      cwd: root,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
+import { cli } from '../../helpers/cli.ts';
 
 describe('command-line interface (npm run cli)', function () {
   this.timeout(60_000);

@@ -1,0 +1,72 @@
+import { expect } from 'chai';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase } from '../../helpers/db.ts';
+import { createAccount } from '../../helpers/factories.ts';
+import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
+import { importLegacy, legacyMember } from '../../helpers/trello.ts';
+import { csrfFrom } from '../../helpers/login-driver.ts';
+import supertest from 'supertest';
+
+describe('legacy Trello accounts: migrating the rest in bulk', () => {
+  let smtp: TestSmtp;
+  let server: TestServer;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    smtp = await startSmtp();
+    server = await startTestServer({ overrides: { smtpUrl: smtp.url } });
+  });
+  afterEach(async () => {
+    await server.close();
+    await smtp.close();
+  });
+
+  it('lists what it would do and every conflict in a dry run, changing nothing', async () => {
+    await createAccount(server.registry, { email: 'taken@example.com' });
+    const ok = legacyMember({ emails: [{ address: 'fine@example.com', verified: true, primary: true }, { address: 'extra@example.com', verified: false }] });
+    const clash = legacyMember({ emails: [{ address: 'taken@example.com', verified: true, primary: true }] });
+    await importLegacy(server.registry, [ok, clash]);
+    const outcomes: unknown[] = [];
+    const summary = await server.registry.trello.bulk.run({ dryRun: true, batchSize: 1, onOutcome: (o) => outcomes.push(o) });
+    expect(summary).to.deep.equal({ examined: 2, linked: 1, conflicts: 1 });
+    expect(outcomes).to.deep.include({ memberId: ok.id, action: 'link', email: 'fine@example.com', retire: ['extra@example.com'] });
+    expect(outcomes.find((o) => (o as { memberId: string }).memberId === clash.id)).to.deep.include({ action: 'conflict', email: 'taken@example.com' });
+    expect(await server.registry.trello.bulk.remaining()).to.equal(2);
+    expect(await server.registry.accounts.findByEmail('fine@example.com')).to.equal(undefined);
+  });
+
+  it('links every unlinked member without a password and emails a link to set one', async () => {
+    const members = [legacyMember({ username: 'ada' }), legacyMember(), legacyMember()];
+    await importLegacy(server.registry, members);
+    const summary = await server.registry.trello.bulk.run({ dryRun: false, batchSize: 2 });
+    expect(summary).to.deep.equal({ examined: 3, linked: 3, conflicts: 0 });
+    expect(await server.registry.trello.bulk.remaining()).to.equal(0);
+    const account = await server.registry.accounts.findByEmail(members[0]!.emails[0]!.address);
+    expect(account?.password_hash).to.equal(null);
+    expect((await server.registry.trello.linking.findByMemberId(members[0]!.id))?.linked_by).to.equal('bulk');
+
+    await server.registry.mail.delivery.deliverDue();
+    const mail = await smtp.lastTo(account!.email);
+    expect(mail.subject).to.equal('Your Trello account now signs in with Lanyard');
+    expect(mail.text).to.contain('Your Trello account (ada)');
+    const link = linkIn(mail, `${server.url}/password/reset?token=`);
+    const agent = supertest.agent(server.url);
+    const page = await agent.get(new URL(link).pathname + new URL(link).search);
+    expect(page.status).to.equal(200);
+    const set = await agent.post('/password/reset').type('form').send({ _csrf: csrfFrom(page.text), token: new URL(link).searchParams.get('token'), password: 'a password chosen after migration' });
+    expect(set.status).to.equal(200);
+    expect((await server.registry.accounts.authenticate(account!.email, 'a password chosen after migration')).ok).to.equal(true);
+  });
+
+  it('resumes: a second run continues with what is still unlinked and skips conflicts again', async () => {
+    await createAccount(server.registry, { email: 'clash@example.com' });
+    const first = legacyMember();
+    await importLegacy(server.registry, [first]);
+    await server.registry.trello.bulk.run({ dryRun: false });
+    const later = [legacyMember(), legacyMember({ emails: [{ address: 'clash@example.com', verified: true }] })];
+    await importLegacy(server.registry, later);
+    const summary = await server.registry.trello.bulk.run({ dryRun: false });
+    expect(summary).to.deep.equal({ examined: 2, linked: 1, conflicts: 1 });
+    expect(await server.registry.trello.bulk.remaining()).to.equal(1);
+  });
+});

@@ -1,0 +1,98 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openDatabase } from '../../../src/persistence/db.ts';
+import { cli, spawnCli } from '../../helpers/cli.ts';
+import { TRELLO_HASH } from '../../helpers/trello.ts';
+
+/** `trello import` and `trello migrate` as an operator runs them, on an embedded database of their own. */
+describe('command-line interface: trello import and migrate', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let env: Record<string, string>;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'lanyard-trello-cli-'));
+    env = { DATA_DIR: join(dir, 'data'), SECRET_KEY: randomBytes(32).toString('base64url') };
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const member = (i: number, extra: Record<string, unknown> = {}) => JSON.stringify({
+    id: `m${String(i).padStart(6, '0')}`,
+    username: `user${i}`,
+    passwordHash: TRELLO_HASH,
+    emails: [{ address: `member${i}@example.com`, verified: true, primary: true }, { address: `old${i}@example.com`, verified: true }],
+    ...extra,
+  });
+
+  function writeFile(lines: string[]): string {
+    const file = join(dir, 'members.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    return file;
+  }
+
+  it('imports, reporting each bad line, and is idempotent when run again', async () => {
+    const file = writeFile([member(1), 'not json', member(2), JSON.stringify({ id: 'm9', username: 'x', passwordHash: 'sha1$abc', emails: [{ address: 'a@b.co' }] }), member(3)]);
+    const first = await cli(['trello', 'import', file], env);
+    expect(first.code).to.equal(1); // some lines were skipped
+    expect(first.stderr).to.contain('line 2: invalid JSON (skipped)');
+    expect(first.stderr).to.contain('line 4: passwordHash: unknown hash format');
+    expect(first.stdout).to.contain('read 5 lines: 3 new, 0 updated (0 already linked: names only), 2 skipped');
+    const second = await cli(['trello', 'import', file], env);
+    expect(second.stdout).to.contain('0 new, 3 updated');
+  });
+
+  it('migrates in bulk after a dry run that lists every plan and conflict', async () => {
+    const file = writeFile([member(1), member(2)]);
+    await cli(['trello', 'import', file], env);
+    await cli(['accounts', 'create', '--email', 'member2@example.com'], env, 'a good long password\n');
+    const dry = await cli(['trello', 'migrate', '--dry-run'], env);
+    expect(dry.code, dry.stderr).to.equal(0);
+    expect(dry.stdout).to.contain('would link m000001 as member1@example.com, retiring old1@example.com');
+    expect(dry.stderr).to.contain('conflict m000002 member2@example.com: the address belongs to another account');
+    expect(dry.stdout).to.contain('dry run: 2 unlinked examined, 1 would be linked, 1 conflicts');
+    expect(dry.stderr).to.contain('progress: 2/2 examined, 1 would be linked');
+    const run = await cli(['trello', 'migrate'], env);
+    expect(run.stdout).to.contain('2 unlinked examined, 1 linked, 1 conflicts');
+    const again = await cli(['trello', 'migrate'], env);
+    expect(again.stdout).to.contain('1 unlinked examined, 0 linked, 1 conflicts');
+  });
+
+  it('leaves every member either fully linked or untouched when the process is killed mid-migration', async () => {
+    const lines = Array.from({ length: 1500 }, (_, i) => member(i));
+    await cli(['trello', 'import', writeFile(lines)], env);
+    const child = spawnCli(['trello', 'migrate'], env);
+    const closed = new Promise((resolve) => child.on('close', resolve));
+    // Kill it without warning as soon as it reports its first finished batch.
+    await new Promise<void>((resolve) => child.stderr!.on('data', (d: Buffer) => { if (d.toString().includes('progress:')) resolve(); }));
+    child.kill('SIGKILL');
+    await closed;
+
+    const db = await openDatabase({ dataDir: env.DATA_DIR });
+    try {
+      const { rows } = await db.query<{ member_id: string; linked_account_id: string | null; account: string | null; retired: number; events: number }>(
+        `SELECT m.member_id, m.linked_account_id,
+                (SELECT a.id FROM accounts a WHERE lower(a.email) = 'member' || ltrim(substr(m.member_id, 2), '0') || '@example.com') AS account,
+                (SELECT count(*)::int FROM retired_emails r WHERE r.account_id = m.linked_account_id) AS retired,
+                (SELECT count(*)::int FROM trello_link_events e WHERE e.member_id = m.member_id) AS events
+         FROM trello_members m WHERE m.member_id <> 'm000000'`,
+      );
+      const linked = rows.filter((r) => r.linked_account_id);
+      for (const r of rows) {
+        if (r.linked_account_id) expect({ account: r.account, retired: r.retired, events: r.events }).to.deep.equal({ account: r.linked_account_id, retired: 1, events: 1 });
+        else expect({ account: r.account, events: r.events }).to.deep.equal({ account: null, events: 0 });
+      }
+      expect(rows).to.have.length(1499);
+      // Killed part-way: the point of the test is a run that was interrupted.
+      expect(linked.length, 'linked before the kill').to.be.within(1, 1498);
+    } finally {
+      await db.close();
+    }
+    // And a new run finishes the job.
+    const rest = await cli(['trello', 'migrate'], env);
+    expect(rest.code, rest.stderr).to.equal(0);
+    expect(rest.stdout).to.match(/, 0 conflicts$/m);
+  });
+});
