@@ -22,6 +22,7 @@ import { profileApiRoutes } from './routes/profile-api.ts';
 import { avatarUploadRoutes } from './flows/settings/avatar-upload.ts';
 import { secondStepRoutes } from './flows/login/second-step.ts';
 import { trelloMigrationRoutes } from './flows/login/trello-migration.ts';
+import { googleLoginRoutes } from './flows/login/google.ts';
 import { securityRoutes } from './flows/settings/security-routes.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 import { trelloApiRoutes } from './routes/trello-api.ts';
@@ -69,7 +70,10 @@ export function createApp(registry: Registry): Koa {
   const linking = registry.trello.linking;
   const trello = trelloMigrationRoutes({ interactions, accounts, linking, hasher: registry.hasher, throttle, secondStep, box: registry.box, codeKey: registry.codeKey, views, now: () => registry.clock.now() });
   forms.use(trello.router.routes());
-  forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, trello, linking, renderConsent: consent.renderConsent }).routes());
+  if (registry.google) {
+    forms.use(googleLoginRoutes({ google: registry.google, federated: registry.federated, linking, interactions, secondStep, box: registry.box, views, issuer: config.issuer, now: () => registry.clock.now() }).routes());
+  }
+  forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, trello, linking, googleEnabled: Boolean(registry.google), renderConsent: consent.renderConsent }).routes());
   forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, minLength: config.passwordMinLength }).routes());
   forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, hasher: registry.hasher }).routes());
   forms.use(settingsRoutes({
@@ -99,7 +103,7 @@ export function createApp(registry: Registry): Koa {
   app.use(under(['/account/avatar'], avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey }).routes() as Koa.Middleware));
 
   const formRoutes = compose([forms.routes() as Koa.Middleware, forms.allowedMethods() as Koa.Middleware]);
-  app.use(under(['/interaction/', '/password/', '/account'], formRoutes));
+  app.use(under(['/interaction/', '/password/', '/account', '/login/'], formRoutes));
 
   app.use(mount(provider));
   return app;

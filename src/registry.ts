@@ -52,6 +52,8 @@ import { createTrelloQueries, type TrelloQueries } from './persistence/queries/t
 import { createTrelloLinking, type TrelloLinking } from './identity/trello/linking.ts';
 import { createBulkMigration, type BulkMigration } from './identity/trello/bulk-migration.ts';
 import { createLinkWebhook, type LinkWebhook } from './identity/trello/link-webhook.ts';
+import { createFederatedLogin, type FederatedLogin } from './identity/federated-login.ts';
+import { createGoogleClient, type GoogleClient } from './upstream/google.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -92,6 +94,9 @@ export interface Registry {
     bulk: BulkMigration;
     webhook: LinkWebhook;
   };
+  federated: FederatedLogin;
+  /** Present when GOOGLE_ISSUER, GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET are set. */
+  google: GoogleClient | undefined;
   mail: {
     outbox: Outbox;
     delivery: MailDelivery;
@@ -366,6 +371,10 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         bulk: createBulkMigration({ linking: trelloLinking, trello: trelloQueries, accounts: accountQueries, resetTokens, outbox, clock, issuer: config.issuer }),
         webhook: linkWebhook,
       },
+      federated: createFederatedLogin({ db, accounts: accountQueries, trello: trelloQueries, linking: trelloLinking, events, clock }),
+      google: config.google.issuer && config.google.clientId && config.google.clientSecret
+        ? createGoogleClient({ issuer: config.google.issuer, clientId: config.google.clientId, clientSecret: config.google.clientSecret, redirectUri: `${config.issuer}/login/google/callback` })
+        : undefined,
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
       cookieKeys,
       codeKey,

@@ -120,6 +120,17 @@ export const configSchema = z
      * `trello_member_id` claim and may call /api/trello/members, and where "member linked"
      * events are posted (HMAC-signed with the client's secret; unset: events wait in the table).
      */
+    /**
+     * "Continue with Google": an upstream OpenID Connect provider (Google's issuer in production;
+     * tests and development point it at a local provider). All three or none.
+     */
+    google: z.object({
+      issuer: z.url({ protocol: /^https?$/ }).optional(),
+      clientId: z.string().min(1).max(300).optional(),
+      clientSecret: z.string().min(1).max(300).optional(),
+    }).refine((g) => [g.issuer, g.clientId, g.clientSecret].every((v) => v === undefined) || [g.issuer, g.clientId, g.clientSecret].every((v) => v !== undefined), {
+      message: 'set GOOGLE_ISSUER, GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET together, or none of them',
+    }),
     trello: z.object({
       clientId: z.string().min(1).max(100),
       webhookUrl: z.url({ protocol: /^https?$/ }).optional(),
@@ -147,6 +158,9 @@ export const configSchema = z
     }
     if (config.devMailbox) {
       ctx.addIssue({ code: 'custom', path: ['devMailbox'], message: 'the development mailbox cannot be enabled in production' });
+    }
+    if (config.google.issuer && new URL(config.google.issuer).protocol !== 'https:') {
+      ctx.addIssue({ code: 'custom', path: ['google', 'issuer'], message: 'must be https in production' });
     }
   });
 
@@ -189,6 +203,9 @@ export const environmentVariables: Record<string, string> = {
   MAIL_FROM: 'mailFrom',
   MAIL_POLL_SECONDS: 'mailPollSeconds',
   MAIL_MAX_ATTEMPTS: 'mailMaxAttempts',
+  GOOGLE_ISSUER: 'google.issuer',
+  GOOGLE_CLIENT_ID: 'google.clientId',
+  GOOGLE_CLIENT_SECRET: 'google.clientSecret',
   TRELLO_CLIENT_ID: 'trello.clientId',
   TRELLO_WEBHOOK_URL: 'trello.webhookUrl',
   THROTTLE_FREE_ATTEMPTS: 'throttle.freeAttempts',

@@ -23,6 +23,7 @@ export const SECURITY_EVENT_TYPES = [
   'account.closed',
   'account.deactivated',
   'trello.linked',
+  'identity.linked',
   'login.retired_email',
 ] as const;
 

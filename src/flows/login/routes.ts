@@ -32,6 +32,8 @@ export function loginRoutes(deps: {
   secondStep: SecondStep;
   trello: TrelloMigration;
   linking: TrelloLinking;
+  /** Show "Continue with Google" (the upstream provider is configured). */
+  googleEnabled: boolean;
   renderConsent: (ctx: Context) => Promise<void>;
 }) {
   const { interactions, accounts, views, throttle, events } = deps;
@@ -52,14 +54,14 @@ export function loginRoutes(deps: {
     ctx.status = ctx.response.get('Retry-After') ? 429 : status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), error: errorMessage(error) });
+    ctx.body = views.render(name, { google: deps.googleEnabled, ...data, csrf: csrfToken(ctx), error: errorMessage(error) });
   }
 
   router.get('/', async (ctx) => {
     const view = await interactions.view(ctx);
     if (view.prompt === 'consent') return deps.renderConsent(ctx);
     const hint = normalizeEmail(view.loginHint);
-    page(ctx, 200, 'login/identify', { uid: view.uid, clientName: await clientName(view.clientId), title: 'Log in', email: hint }, undefined);
+    page(ctx, 200, 'login/identify', { uid: view.uid, clientName: await clientName(view.clientId), title: 'Log in', email: hint, google: deps.googleEnabled }, undefined);
   });
 
   router.post('/identify', async (ctx) => {

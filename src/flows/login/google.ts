@@ -1,0 +1,121 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type { FederatedLogin } from '../../identity/federated-login.ts';
+import type { TrelloLinking } from '../../identity/trello/linking.ts';
+import type { Interactions } from '../../oidc/interactions.ts';
+import type { GoogleClient } from '../../upstream/google.ts';
+import { AppError } from '../../shared/errors.ts';
+import type { SecretBox } from '../../shared/crypto.ts';
+import { csrfToken } from '../../http/csrf.ts';
+import { messageFor } from '../../http/messages.ts';
+import { requestMeta } from '../../http/request-meta.ts';
+import type { Views } from '../../http/views.ts';
+import type { SecondStep } from './second-step.ts';
+
+/**
+ * "Continue with Google" inside a login interaction.
+ *
+ * 1. GET /interaction/:uid/google — state, nonce and PKCE verifier go into a cookie sealed with
+ *    SECRET_KEY (HttpOnly, SameSite=Lax, ten minutes), then the browser goes upstream.
+ * 2. GET /login/google/callback — the one redirect URI registered upstream. The engine's
+ *    interaction cookie is scoped to /interaction/<uid>, so this only bounces the browser, with
+ *    the same query, to …
+ * 3. GET /interaction/:uid/google/callback — code exchanged (state, nonce, PKCE checked by
+ *    openid-client), the account resolved (src/identity/federated-login.ts), then the same
+ *    second-step logic as a password login, with amr ["fed"].
+ */
+const COOKIE = 'lanyard.google';
+const SEAL = 'google_login';
+
+interface Pending { uid: string; state: string; nonce: string; verifier: string; exp: number }
+
+export function googleLoginRoutes(deps: {
+  google: GoogleClient;
+  federated: FederatedLogin;
+  linking: TrelloLinking;
+  interactions: Interactions;
+  secondStep: SecondStep;
+  box: SecretBox;
+  views: Views;
+  issuer: string;
+  now: () => number;
+}) {
+  const { google, interactions, box } = deps;
+  const router = new Router();
+
+  function problem(ctx: Context, status: number, code: string, uid?: string) {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = deps.views.render('login/federated-problem', { ...messageFor(code), uid, csrf: csrfToken(ctx) });
+  }
+
+  function readPending(ctx: Context): Pending | undefined {
+    try {
+      const raw = ctx.cookies.get(COOKIE);
+      const pending = raw ? (JSON.parse(box.open(raw, SEAL)) as Pending) : undefined;
+      return pending && pending.exp > deps.now() / 1000 ? pending : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  router.get('/interaction/:uid/google', async (ctx) => {
+    const view = await interactions.view(ctx);
+    if (view.prompt !== 'login') throw new AppError('interaction.expired', 400);
+    let start;
+    try {
+      start = await google.start();
+    } catch (err) {
+      ctx.state.log?.error({ err: { message: (err as Error).message } }, 'google discovery failed');
+      return problem(ctx, 502, 'google.unavailable', view.uid);
+    }
+    const pending: Pending = { uid: view.uid, state: start.state, nonce: start.nonce, verifier: start.verifier, exp: Math.floor(deps.now() / 1000) + 600 };
+    ctx.cookies.set(COOKIE, box.seal(JSON.stringify(pending), SEAL), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/', signed: false, overwrite: true, maxAge: 600_000 });
+    ctx.status = 303;
+    ctx.redirect(start.url);
+  });
+
+  router.get('/login/google/callback', (ctx) => {
+    const pending = readPending(ctx);
+    if (!pending) return problem(ctx, 400, 'interaction.expired');
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${encodeURIComponent(pending.uid)}/google/callback?${ctx.querystring}`);
+  });
+
+  router.get('/interaction/:uid/google/callback', async (ctx) => {
+    const view = await interactions.view(ctx);
+    if (view.prompt !== 'login') throw new AppError('interaction.expired', 400);
+    const client = await interactions.client(view.clientId);
+    const it = { uid: view.uid, clientId: view.clientId, clientName: client?.name ?? view.clientId };
+    if (typeof ctx.query.error === 'string') {
+      ctx.state.log?.info({ error: ctx.query.error, description: ctx.query.error_description }, 'google answered with an error');
+      return problem(ctx, 400, ctx.query.error === 'access_denied' ? 'google.cancelled' : 'google.failed', it.uid);
+    }
+    const checks = readPending(ctx);
+    ctx.cookies.set(COOKIE, null, { path: '/' });
+    // The login started in this interaction; openid-client checks the state, nonce and PKCE.
+    if (!checks || checks.uid !== it.uid) return problem(ctx, 400, 'interaction.expired', it.uid);
+    let claims;
+    try {
+      claims = await google.finish(new URL(`${deps.issuer}/login/google/callback?${ctx.querystring}`), checks);
+    } catch (err) {
+      ctx.state.log?.warn({ err: { message: (err as Error).message } }, 'google login refused');
+      return problem(ctx, 400, 'google.failed', it.uid);
+    }
+    const meta = requestMeta(ctx, it.clientId);
+    const result = await deps.federated.resolveGoogle(claims, meta);
+    if (!result.ok) {
+      if (result.problem === 'google.email_retired') {
+        await deps.linking.notifyRetiredUse(result.email, result.retiredFor, meta);
+        return problem(ctx, 200, 'google.email_retired', it.uid);
+      }
+      return problem(ctx, result.problem === 'login.account_inactive' ? 403 : 409, result.problem, it.uid);
+    }
+    ctx.state.log?.info({ accountId: result.account.id, how: result.how }, 'google login');
+    // RFC 8176 has no value for a federated login; "fed" is the common one.
+    await deps.secondStep.afterFirstFactor(ctx, it, result.account, ['fed']);
+  });
+
+  return router;
+}
