@@ -24,6 +24,7 @@ import { secondStepRoutes } from './flows/login/second-step.ts';
 import { trelloMigrationRoutes } from './flows/login/trello-migration.ts';
 import { googleLoginRoutes } from './flows/login/google.ts';
 import { securityRoutes } from './flows/settings/security-routes.ts';
+import { trelloSettingsRoutes } from './flows/settings/trello-routes.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 import { trelloApiRoutes } from './routes/trello-api.ts';
 
@@ -75,6 +76,7 @@ export function createApp(registry: Registry): Koa {
   }
   forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, trello, linking, googleEnabled: Boolean(registry.google), renderConsent: consent.renderConsent }).routes());
   forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, minLength: config.passwordMinLength }).routes());
+  forms.use(trelloSettingsRoutes({ views, sessions: registry.browserSessions, accounts, linking, throttle, box: registry.box, now: () => registry.clock.now() }).routes());
   forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, hasher: registry.hasher }).routes());
   forms.use(settingsRoutes({
     issuer: config.issuer,

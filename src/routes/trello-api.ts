@@ -19,7 +19,7 @@ export function trelloApiRoutes(deps: { linking: TrelloLinking; accounts: Accoun
   const { linking } = deps;
   const router = new Router();
 
-  router.get('/api/trello/members', async (ctx) => {
+  async function authorize(ctx: Parameters<Parameters<typeof router.get>[1]>[0]) {
     ctx.set('Cache-Control', 'no-store');
     const clientId = await deps.sessions.serviceClient(ctx);
     if (!clientId) {
@@ -27,6 +27,17 @@ export function trelloApiRoutes(deps: { linking: TrelloLinking; accounts: Accoun
       throw new AppError('api.unauthenticated', 401);
     }
     if (clientId !== deps.trelloClientId) throw new AppError('api.forbidden', 403);
+  }
+
+  // Linking is irreversible (docs/flows/trello-migration.md): there is no unlink, and a request
+  // for one is answered as a conflict with the current state, never silently ignored.
+  router.delete('/api/trello/members/:memberId/link', async (ctx) => {
+    await authorize(ctx);
+    throw new AppError('trello.link_irreversible', 409);
+  });
+
+  router.get('/api/trello/members', async (ctx) => {
+    await authorize(ctx);
 
     const memberId = typeof ctx.query.member_id === 'string' ? ctx.query.member_id : undefined;
     const emailInput = typeof ctx.query.email === 'string' ? ctx.query.email : undefined;

@@ -21,3 +21,9 @@ export const disableTwoStepInput = z.object({
   password: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
   code: z.string().max(64).default(''),
 });
+
+/** A Trello username or address, and the Trello password. */
+export const trelloLoginInput = z.object({
+  login: z.string().max(320).default(''),
+  password: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
+});

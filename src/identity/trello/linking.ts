@@ -172,6 +172,12 @@ export function createTrelloLinking(deps: {
     findByMemberId: (id: string) => trello.findByMemberId(id),
     findByEmail: (email: string) => trello.findByEmail(email),
     findByGoogleSub: (sub: string) => trello.findByGoogleSub(sub),
+    /** By one of its addresses or its Trello username, as people type either. */
+    async findByLogin(login: string): Promise<TrelloMemberRow | undefined> {
+      const email = normalizeEmail(login);
+      if (email) return (await trello.findByEmail(email)).find((m) => !m.linked_account_id) ?? (await trello.findByEmail(email))[0];
+      return login.length <= 100 ? trello.findByUsername(login.trim()) : undefined;
+    },
     findByAccountId: (id: string) => trello.findByAccountId(id),
     memberIdOf: (accountId: string) => trello.memberIdOf(accountId),
     findRetired: (email: string) => trello.findRetired(email),

@@ -20,6 +20,8 @@ CREATE TABLE trello_members (
   imported_at       timestamptz NOT NULL,
   updated_at        timestamptz NOT NULL
 );
+-- "Update account" in settings finds a member by its Trello username too.
+CREATE INDEX trello_members__username ON trello_members (lower(username));
 CREATE UNIQUE INDEX trello_members__google_sub ON trello_members (google_sub) WHERE google_sub IS NOT NULL;
 -- The bulk migration walks unlinked members in id order, in batches.
 CREATE INDEX trello_members__unlinked ON trello_members (member_id) WHERE linked_account_id IS NULL;

@@ -70,6 +70,8 @@ export function createTrelloQueries(db: Queryable) {
     findByEmail: (email: string, tx: Queryable = db) =>
       findBy('m.member_id IN (SELECT member_id FROM trello_member_emails WHERE lower(email) = lower($1))', [email], tx),
 
+    findByUsername: async (username: string) => (await findBy('lower(m.username) = lower($1)', [username]))[0],
+
     findByGoogleSub: async (sub: string) => (await findBy('m.google_sub = $1', [sub]))[0],
 
     findByAccountId: async (accountId: string) => (await findBy('m.linked_account_id = $1', [accountId]))[0],

@@ -1,0 +1,80 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type { AccountService } from '../../identity/accounts.ts';
+import type { Throttle } from '../../identity/throttle.ts';
+import type { TrelloLinking } from '../../identity/trello/linking.ts';
+import type { BrowserSessions } from '../../oidc/browser-session.ts';
+import type { SecretBox } from '../../shared/crypto.ts';
+import { waitMessage } from '../../http/messages.ts';
+import { requestMeta } from '../../http/request-meta.ts';
+import type { Views } from '../../http/views.ts';
+import { parseForm } from '../../http/validate.ts';
+import { settingsKit } from './gate.ts';
+import { trelloLoginInput } from './schema.ts';
+
+/**
+ * Settings → Trello (docs/flows/trello-migration.md, path 3): a signed-in person links their
+ * legacy Trello account to this account at any time. The session proves the account, the
+ * Trello password proves the member; a review page shows what will happen before anything
+ * does. The account keeps its address; the member's addresses are retired for it. There is no
+ * unlink: the form for it does not exist, and a request for it gets 409.
+ */
+const COOKIE = 'lanyard.trello_link';
+
+export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSessions; accounts: AccountService; linking: TrelloLinking; throttle: Throttle; box: SecretBox; now: () => number }) {
+  const { linking, throttle, box } = deps;
+  const { page, signedIn, account, nav } = settingsKit(deps);
+  const router = new Router({ prefix: '/account/trello' });
+  const seal = (ctx: Context) => `trello_link:${ctx.state.sessionUid as string}`;
+
+  async function overview(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: Parameters<typeof page>[4]) {
+    const member = await linking.findByAccountId(account(ctx).id);
+    page(ctx, status, 'settings/trello', { title: 'Trello', ...nav(ctx, 'trello'), member, retired: member ? await linking.retiredOf(account(ctx).id) : [], login: '', ...extra }, error);
+  }
+
+  router.get('/', signedIn, (ctx) => overview(ctx, 200));
+
+  router.post('/', signedIn, async (ctx) => {
+    const input = parseForm(ctx, trelloLoginInput);
+    if (await linking.findByAccountId(account(ctx).id)) return overview(ctx, 409, {}, 'trello.account_has_member');
+    const subject = `trello:${input.login.trim().toLowerCase()}`;
+    const gate = await throttle.check('password', subject, ctx.ip);
+    if (!gate.ok) return overview(ctx, 429, { login: input.login }, waitMessage(ctx, gate.retryAfterSeconds));
+    const member = await linking.findByLogin(input.login);
+    if (!(await linking.checkLegacyPassword(member, input.password)) || !member) {
+      const wait = await throttle.fail('password', subject, ctx.ip);
+      return overview(ctx, 401, { login: input.login }, wait > 0 ? waitMessage(ctx, wait) : 'trello.credentials');
+    }
+    await throttle.succeed('password', subject, gate);
+    if (member.linked_account_id) return overview(ctx, 409, {}, 'trello.already_linked');
+    ctx.cookies.set(COOKIE, box.seal(JSON.stringify({ memberId: member.member_id, exp: Math.floor(deps.now() / 1000) + 600 }), seal(ctx)), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/account/trello', signed: false, overwrite: true, maxAge: 600_000 });
+    const keep = account(ctx).email.toLowerCase();
+    page(ctx, 200, 'settings/trello-review', {
+      title: 'Link your Trello account',
+      ...nav(ctx, 'trello'),
+      username: member.username,
+      retire: member.emails.map((e) => e.email).filter((e) => e !== keep),
+    });
+  });
+
+  router.post('/link', signedIn, async (ctx) => {
+    let pending: { memberId: string; exp: number } | undefined;
+    try {
+      const raw = ctx.cookies.get(COOKIE);
+      pending = raw ? (JSON.parse(box.open(raw, seal(ctx))) as { memberId: string; exp: number }) : undefined;
+    } catch {
+      pending = undefined;
+    }
+    ctx.cookies.set(COOKIE, null, { path: '/account/trello' });
+    if (!pending || pending.exp < deps.now() / 1000) return overview(ctx, 400, {}, 'trello.review_expired');
+    const result = await linking.link({ memberId: pending.memberId, email: account(ctx).email, method: 'manual', existingAccountId: account(ctx).id }, requestMeta(ctx));
+    if (!result.ok) return overview(ctx, result.problem === 'trello.already_linked' ? 409 : 400, {}, result.problem);
+    ctx.state.log?.info({ accountId: account(ctx).id, memberId: pending.memberId }, 'trello account linked from settings');
+    await overview(ctx, 200, { linkedNow: true });
+  });
+
+  // Linking cannot be undone: no form offers it, and asking for it gets a clear refusal.
+  router.post('/unlink', signedIn, (ctx) => overview(ctx, 409, {}, 'trello.link_irreversible'));
+
+  return router;
+}

@@ -1,0 +1,73 @@
+import { expect } from 'chai';
+import * as oidc from 'openid-client';
+import supertest from 'supertest';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase } from '../../helpers/db.ts';
+import { createAccount, createClient } from '../../helpers/factories.ts';
+import { csrfFrom } from '../../helpers/login-driver.ts';
+import { signInToAccount, submit } from '../../helpers/account-pages.ts';
+import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
+
+describe('legacy Trello accounts: "Update account" from settings, and no unlink anywhere', () => {
+  let server: TestServer;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    server = await startTestServer();
+  });
+  afterEach(async () => server.close());
+
+  it('links the Trello account to the signed-in account after the Trello password and a review', async () => {
+    const account = await createAccount(server.registry, { email: 'me@example.com' });
+    const member = legacyMember({ username: 'hopper', emails: [{ address: 'hopper@trello-era.example', verified: true, primary: true }, { address: 'me@example.com', verified: true }] });
+    await importLegacy(server.registry, [member]);
+    const { agent } = await signInToAccount(server.url, account.email);
+
+    const page = await agent.get('/account/trello');
+    expect(page.text).to.contain('Still using a separate Trello login?');
+    const wrong = await submit(agent, '/account/trello', '/account/trello', { login: 'hopper', password: 'nope' });
+    expect(wrong.status).to.equal(401);
+    expect(wrong.text).to.contain('Check your Trello details');
+
+    const review = await submit(agent, '/account/trello', '/account/trello', { login: 'HOPPER', password: TRELLO_PASSWORD });
+    expect(review.status).to.equal(200);
+    expect(review.text).to.contain('will sign in with this account (<strong>me@example.com</strong>)');
+    expect(review.text).to.contain('hopper@trello-era.example');
+    expect((await server.registry.trello.linking.findByMemberId(member.id))?.linked_account_id, 'nothing happens before the review is confirmed').to.equal(null);
+
+    const linked = await agent.post('/account/trello/link').type('form').send({ _csrf: csrfFrom(review.text) });
+    expect(linked.status).to.equal(200);
+    expect(linked.text).to.contain('Your Trello account is linked');
+    expect(linked.text).to.contain('Linked to the Trello account <strong>hopper</strong>');
+    const stored = await server.registry.trello.linking.findByMemberId(member.id);
+    expect(stored).to.include({ linked_account_id: account.id, linked_by: 'manual' });
+    expect(await server.registry.trello.linking.retiredOf(account.id)).to.deep.equal(['hopper@trello-era.example']);
+    expect((await server.registry.accounts.findById(account.id))?.email).to.equal('me@example.com');
+
+    // No second Trello account, and no unlink.
+    const unlink = await submit(agent, '/account/password', '/account/trello/unlink');
+    expect(unlink.status).to.equal(409);
+    expect(unlink.text).to.contain('Linking can’t be undone');
+    expect((await server.registry.trello.linking.findByMemberId(member.id))?.linked_account_id).to.equal(account.id);
+  });
+
+  it('refuses a replayed or foreign review', async () => {
+    const account = await createAccount(server.registry);
+    const member = legacyMember();
+    await importLegacy(server.registry, [member]);
+    const { agent } = await signInToAccount(server.url, account.email);
+    const page = await agent.get('/account/trello');
+    const blind = await agent.post('/account/trello/link').type('form').send({ _csrf: csrfFrom(page.text) });
+    expect(blind.status).to.equal(400);
+    expect(blind.text).to.contain('Start again');
+  });
+
+  it('answers an unlink request on the API with 409', async () => {
+    const trello = await createClient(server.registry, { clientId: 'trello', firstParty: true });
+    const config = await oidc.discovery(new URL(server.url), trello.clientId, trello.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const token = (await oidc.clientCredentialsGrant(config)).access_token;
+    const res = await supertest(server.url).delete('/api/trello/members/m1/link').set('Authorization', `Bearer ${token}`).set('Accept', 'application/json');
+    expect(res.status).to.equal(409);
+    expect(res.body.error).to.equal('trello.link_irreversible');
+  });
+});
