@@ -1,4 +1,7 @@
+import { Readable } from 'node:stream';
+import bcrypt from 'bcryptjs';
 import { randomSecret } from '../shared/ids.ts';
+import { importMembers } from '../identity/trello/legacy-import.ts';
 import type { Registry } from '../registry.ts';
 
 /** The demo relying parties: our four products as first-party web clients, and Trello's mobile app. */
@@ -55,6 +58,20 @@ export async function seedDemo(registry: Registry): Promise<string | undefined> 
     await accounts.create({ email: DEMO_EMAIL, password, name: 'Demo User', nickname: 'demo', emailVerified: true });
     lines.push('', `  demo account: ${DEMO_EMAIL} / ${password}`);
   }
+  // A legacy Trello account with two addresses, to try the migration at login.
+  const trelloPassword = randomSecret(12);
+  const legacy = {
+    id: 'demo-trello-member',
+    username: 'trellodemo',
+    fullName: 'Trello Demo',
+    passwordHash: bcrypt.hashSync(trelloPassword, 10),
+    emails: [
+      { address: 'trello-demo@lanyard.test', verified: true, primary: true, lastUsedAt: new Date().toISOString() },
+      { address: 'trello-demo.old@lanyard.test', verified: true },
+    ],
+  };
+  await importMembers({ db: registry.db, trello: registry.trello.queries, clock: registry.clock }, Readable.from([JSON.stringify(legacy)]));
+  lines.push(`  legacy Trello account (log in with its Trello password to migrate it): trello-demo@lanyard.test / ${trelloPassword}`);
   lines.push('');
   return lines.join('\n');
 }
