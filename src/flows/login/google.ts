@@ -6,10 +6,10 @@ import type { Interactions } from '../../oidc/interactions.ts';
 import type { GoogleClient } from '../../upstream/google.ts';
 import { AppError } from '../../shared/errors.ts';
 import type { SecretBox } from '../../shared/crypto.ts';
-import { csrfToken } from '../../http/csrf.ts';
 import { messageFor } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
+import { pageRenderer } from '../../http/page.ts';
 import type { SecondStep } from './second-step.ts';
 
 /**
@@ -43,12 +43,8 @@ export function googleLoginRoutes(deps: {
   const { google, interactions, box } = deps;
   const router = new Router();
 
-  function problem(ctx: Context, status: number, code: string, uid?: string) {
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = deps.views.render('login/federated-problem', { ...messageFor(code), uid, csrf: csrfToken(ctx) });
-  }
+  const page = pageRenderer(deps.views);
+  const problem = (ctx: Context, status: number, code: string, uid?: string) => page(ctx, status, 'login/federated-problem', { ...messageFor(code), uid });
 
   function readPending(ctx: Context): Pending | undefined {
     try {

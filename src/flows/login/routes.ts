@@ -6,10 +6,10 @@ import type { Interactions } from '../../oidc/interactions.ts';
 import type { SecurityEvents } from '../../identity/security-events.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import { AppError } from '../../shared/errors.ts';
-import { csrfToken } from '../../http/csrf.ts';
-import { errorMessage, waitMessage, type PageError } from '../../http/messages.ts';
+import { waitMessage } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
+import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { identifyInput, passwordInput } from './schema.ts';
 import type { SecondStep } from './second-step.ts';
@@ -49,13 +49,7 @@ export function loginRoutes(deps: {
     return view;
   }
 
-  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, error?: PageError) {
-    // A wait message has already set 429 and Retry-After.
-    ctx.status = ctx.response.get('Retry-After') ? 429 : status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(name, { google: deps.googleEnabled, ...data, csrf: csrfToken(ctx), error: errorMessage(error) });
-  }
+  const page = pageRenderer(views, { google: deps.googleEnabled });
 
   router.get('/', async (ctx) => {
     const view = await interactions.view(ctx);

@@ -6,10 +6,10 @@ import type { Throttle } from '../../identity/throttle.ts';
 import type { TwoStepService } from '../../identity/two-step.ts';
 import type { Interactions } from '../../oidc/interactions.ts';
 import { AppError } from '../../shared/errors.ts';
-import { csrfToken } from '../../http/csrf.ts';
-import { errorMessage, waitMessage, type PageError } from '../../http/messages.ts';
+import { waitMessage, type PageError } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
+import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { qrCodeSvg, recoveryCodesFile } from '../two-step-pages.ts';
 import { secondStepInput } from './schema.ts';
@@ -42,13 +42,7 @@ export function secondStepRoutes(deps: {
   const { interactions, accounts, twoStep, throttle, events, views } = deps;
   const router = new Router({ prefix: '/interaction/:uid/two-step' });
 
-  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, error?: PageError) {
-    // A wait message has already set 429 and Retry-After.
-    ctx.status = ctx.response.get('Retry-After') ? 429 : status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), error: errorMessage(error) });
-  }
+  const page = pageRenderer(views);
 
   const cookieOptions = (uid: string) => ({ httpOnly: true, sameSite: 'lax' as const, path: `/interaction/${uid}`, signed: true, overwrite: true });
 

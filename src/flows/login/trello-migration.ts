@@ -11,10 +11,10 @@ import type { Interactions } from '../../oidc/interactions.ts';
 import type { TrelloMemberRow } from '../../persistence/queries/trello.ts';
 import { AppError } from '../../shared/errors.ts';
 import { constantTimeEqual, hmac, type SecretBox } from '../../shared/crypto.ts';
-import { csrfToken } from '../../http/csrf.ts';
-import { errorMessage, waitMessage, type PageError } from '../../http/messages.ts';
+import { waitMessage, type PageError } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
+import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { changeEmailInput, codeInput, passwordOnlyInput, reviewInput } from './schema.ts';
 import type { SecondStep } from './second-step.ts';
@@ -59,12 +59,7 @@ export function trelloMigrationRoutes(deps: {
   const router = new Router({ prefix: '/interaction/:uid/trello' });
   const context = (uid: string) => `trello_pending:${uid}`;
 
-  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, error?: PageError) {
-    ctx.status = ctx.response.get('Retry-After') ? 429 : status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), error: errorMessage(error) });
-  }
+  const page = pageRenderer(views);
 
   function save(ctx: Context, uid: string, pending: Pending) {
     ctx.cookies.set(COOKIE, box.seal(JSON.stringify(pending), context(uid)), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: `/interaction/${uid}`, signed: false, overwrite: true, maxAge: TTL_SECONDS * 1000 });

@@ -3,11 +3,11 @@ import type { Context } from 'koa';
 import type { PasswordResetService } from '../../identity/password-reset.ts';
 import { normalizeEmail } from '../../identity/email-address.ts';
 import type { Background } from '../../shared/background.ts';
-import { csrfToken } from '../../http/csrf.ts';
-import { errorMessage, waitMessage, type PageError } from '../../http/messages.ts';
+import { waitMessage } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import type { Views } from '../../http/views.ts';
+import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { forgotInput, resetInput } from './schema.ts';
 
@@ -21,13 +21,7 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
   const { resets, views, background } = deps;
   const router = new Router({ prefix: '/password' });
 
-  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, error?: PageError) {
-    // A wait message has already set 429 and Retry-After.
-    ctx.status = ctx.response.get('Retry-After') ? 429 : status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), minLength: deps.minLength, error: errorMessage(error) });
-  }
+  const page = pageRenderer(views, { minLength: deps.minLength });
 
   router.get('/forgot', (ctx) => page(ctx, 200, 'recovery/forgot', { title: 'Reset your password', email: '' }));
 

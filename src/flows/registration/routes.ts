@@ -6,9 +6,9 @@ import type { Interactions } from '../../oidc/interactions.ts';
 import type { Background } from '../../shared/background.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import { AppError } from '../../shared/errors.ts';
-import { csrfToken } from '../../http/csrf.ts';
-import { errorMessage, waitMessage, type PageError } from '../../http/messages.ts';
+import { waitMessage } from '../../http/messages.ts';
 import type { Views } from '../../http/views.ts';
+import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { codeInput, detailsInput, emailInput } from './schema.ts';
 import type { SecondStep } from '../login/second-step.ts';
@@ -39,13 +39,7 @@ export function registrationRoutes(deps: {
     return { uid: view.uid, clientId: view.clientId, clientName: client?.name ?? view.clientId, loginHint: view.loginHint };
   }
 
-  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, error?: PageError) {
-    // A wait message has already set 429 and Retry-After.
-    ctx.status = ctx.response.get('Retry-After') ? 429 : status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), minLength: deps.minLength, error: errorMessage(error) });
-  }
+  const page = pageRenderer(views, { minLength: deps.minLength });
 
   router.get('/', async (ctx) => {
     const it = await loginInteraction(ctx);

@@ -1,21 +1,14 @@
 import type { Context, Next } from 'koa';
 import type { AccountRow, AccountService } from '../../identity/accounts.ts';
 import type { BrowserSessions } from '../../oidc/browser-session.ts';
-import { csrfToken } from '../../http/csrf.ts';
-import { errorMessage, type PageError } from '../../http/messages.ts';
 import type { Views } from '../../http/views.ts';
+import { pageRenderer } from '../../http/page.ts';
 
 /** What every settings router shares: the signed-in gate and the page renderer. */
 export function settingsKit(deps: { views: Views; sessions: BrowserSessions; accounts: AccountService }) {
   const { views, sessions, accounts } = deps;
 
-  function page(ctx: Context, status: number, name: string, data: Record<string, unknown>, error?: PageError) {
-    // A wait message has already set 429 and Retry-After.
-    ctx.status = ctx.response.get('Retry-After') ? 429 : status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = views.render(name, { ...data, csrf: csrfToken(ctx), error: errorMessage(error) });
-  }
+  const page = pageRenderer(views);
 
   /** Loads the signed-in, active account or sends the browser to sign in. */
   async function signedIn(ctx: Context, next: Next) {
