@@ -82,15 +82,16 @@ export function loginRoutes(deps: {
       await events.record({ type: 'login.failed', accountId: (await accounts.findByEmail(email))?.id, reason: 'throttled' }, meta);
       return page(ctx, 429, 'login/password', data, waitMessage(ctx, gate.retryAfterSeconds));
     }
+    const result = await accounts.authenticate(email, input.password);
     // A retired address never logs in: every address of its account is told which one to use.
-    const retired = await deps.linking.findRetired(email);
+    // An address is an account's or retired, never both: only an unknown one is looked up here.
+    const retired = !result.ok && result.reason === 'unknown_account' ? await deps.linking.findRetired(email) : undefined;
     if (retired) {
       // The notice is mailed at most as often as a password reset, per address and client.
       if ((await throttle.hit('reset', email, ctx.ip)).ok) await deps.linking.notifyRetiredUse(email, retired.account_id, meta);
       ctx.state.log?.info({ accountId: retired.account_id, clientId: view.clientId }, 'login with a retired address refused');
       return page(ctx, 200, 'login/retired', { uid: view.uid, clientName: name, title: 'Check your email', email });
     }
-    const result = await accounts.authenticate(email, input.password);
     if (!result.ok && result.reason === 'unknown_account' && (await deps.trello.tryTrelloPassword(ctx, view.uid, email, input.password))) {
       ctx.state.log?.info({ clientId: view.clientId }, 'trello password accepted: migration review');
       return;

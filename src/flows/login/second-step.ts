@@ -145,7 +145,7 @@ export function secondStepRoutes(deps: {
      * the login, or asks for the second step, or requires enrolment first.
      */
     async afterFirstFactor(ctx: Context, it: { uid: string; clientId: string; clientName: string }, account: AccountRow, amr: string[]): Promise<void> {
-      if (await twoStep.isEnabled(account.id)) {
+      if (account.two_step_enabled ?? (await twoStep.isEnabled(account.id))) {
         setPending(ctx, it.uid, { accountId: account.id, amr, stage: 'verify' });
         return page(ctx, 200, 'login/two-step', { title: 'Two-step verification', uid: it.uid, clientName: it.clientName });
       }

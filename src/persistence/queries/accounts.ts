@@ -25,6 +25,8 @@ export interface AccountRow {
   erased_at: Date | null;
   /** An operator (later: an organization policy) requires two-step verification. */
   two_step_required: boolean;
+  /** Only from `findByEmail` (the login lookup): a confirmed TOTP factor exists. */
+  two_step_enabled?: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -51,8 +53,16 @@ export function createAccountQueries(db: Queryable) {
     },
 
     /** `email` must already be normalised; the unique index is on lower(email). */
+    /**
+     * The login lookup. It also says whether two-step verification is on, so a password login
+     * needs no second round trip to know whether to ask for a code.
+     */
     async findByEmail(email: string): Promise<AccountRow | undefined> {
-      const { rows } = await db.query<AccountRow>(`SELECT ${COLUMNS} FROM accounts WHERE lower(email) = lower($1)`, [email]);
+      const { rows } = await db.query<AccountRow>(
+        `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM totp_factors t WHERE t.account_id = accounts.id AND t.confirmed_at IS NOT NULL) AS two_step_enabled
+         FROM accounts WHERE lower(email) = lower($1)`,
+        [email],
+      );
       return rows[0];
     },
 
