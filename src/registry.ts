@@ -234,6 +234,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       forget: async (ids) => {
         await activity.forgetAccounts(ids);
         await twoStepQueries.forgetAccounts(ids);
+        await trelloQueries.forgetAccounts(ids);
         await events.forgetAccounts(ids);
       },
       events,

@@ -173,6 +173,22 @@ export function createTrelloQueries(db: Queryable) {
       );
     },
 
+    /**
+     * Erasure of closed accounts: their upstream identities, retired addresses (released) and the
+     * personal data of the linked member go; the member row and its id stay, as the account row does.
+     */
+    async forgetAccounts(accountIds: string[]): Promise<void> {
+      if (!accountIds.length) return;
+      await db.query('DELETE FROM account_identities WHERE account_id = ANY($1::text[])', [accountIds]);
+      await db.query('DELETE FROM retired_emails WHERE account_id = ANY($1::text[])', [accountIds]);
+      await db.query('DELETE FROM trello_member_emails WHERE member_id IN (SELECT member_id FROM trello_members WHERE linked_account_id = ANY($1::text[]))', [accountIds]);
+      await db.query(
+        `UPDATE trello_members SET full_name = NULL, password_hash = NULL, google_email = NULL, username = 'erased:' || member_id
+         WHERE linked_account_id = ANY($1::text[])`,
+        [accountIds],
+      );
+    },
+
     // Link events for the Trello relying party
 
     async enqueueLinkEvent(tx: Queryable, memberId: string, accountId: string, now: Date): Promise<void> {

@@ -5,6 +5,7 @@ import { createAccount, PASSWORD } from '../../helpers/factories.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { signInToAccount, submit, type Agent } from '../../helpers/account-pages.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
+import { importLegacy, legacyMember } from '../../helpers/trello.ts';
 
 
 describe('closing an account (/account/close)', () => {
@@ -67,5 +68,20 @@ describe('closing an account (/account/close)', () => {
     expect((await signIn(account.email)).status, 'no login after erasure').to.equal(401);
     const again = await createAccount(server.registry, { email: account.email });
     expect(again.id, 'a new account gets a new id').not.to.equal(account.id);
+  });
+
+  it('erases what the Trello migration and Google attached: identities, retired addresses, the member’s personal data', async () => {
+    const member = legacyMember({ fullName: 'Linked Person', emails: [{ address: 'linked@example.com', verified: true, primary: true }, { address: 'retired@example.com', verified: true }], google: { sub: 'g-erase', email: 'linked@gmail.com' } });
+    await importLegacy(server.registry, [member]);
+    const linked = await server.registry.trello.linking.link({ memberId: member.id, email: 'linked@example.com', method: 'password', passwordHash: await server.registry.hasher.hash(PASSWORD) });
+    if (!linked.ok) throw new Error(linked.problem);
+    await close((await signIn('linked@example.com')).agent, PASSWORD);
+    now += 14 * 86_400_000 + 1000;
+    expect(await server.registry.accountClosure.eraseDue()).to.deep.equal([linked.account.id]);
+    expect(await server.registry.trello.queries.findIdentity('google', 'g-erase')).to.equal(undefined);
+    expect(await server.registry.trello.linking.findRetired('retired@example.com'), 'the retired address is released').to.equal(undefined);
+    const stored = await server.registry.trello.linking.findByMemberId(member.id);
+    expect(stored).to.include({ full_name: null, password_hash: null, google_email: null, username: `erased:${member.id}` });
+    expect(stored?.emails).to.deep.equal([]);
   });
 });
