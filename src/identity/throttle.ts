@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../shared/clock.ts';
 import { hmac } from '../shared/crypto.ts';
 import type { ThrottleQueries, ThrottleState } from '../persistence/queries/throttles.ts';
@@ -21,7 +22,12 @@ export interface ThrottleSettings {
   windowSeconds: number;
 }
 
-export type ThrottleCheck = { ok: true; counted: boolean } | { ok: false; retryAfterSeconds: number };
+/**
+ * The outcome of `attempt`: go ahead (the attempt is already counted against its subject), or
+ * wait. `subjectWaitUntil` is the wait the subject's counter now carries (0 for none), shown if
+ * this attempt then fails.
+ */
+export type Attempt = { ok: true; subjectWaitUntil: number } | { ok: false; retryAfterSeconds: number };
 
 /** From one client address, this many times the per-subject allowance (offices share addresses). */
 const IP_FACTOR = 10;
@@ -32,13 +38,6 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
   const subjectKey = (scope: ThrottleScope, subject: string) => `${scope}:s:${hmac(deps.key, `${scope}:${subject.toLowerCase()}`).slice(0, 32)}`;
   const ipKey = (scope: ThrottleScope, ip: string) => `${scope}:ip:${hmac(deps.key, `${scope}:ip:${ip}`).slice(0, 32)}`;
 
-  function keysFor(scope: ThrottleScope, subject: string | undefined, ip: string | undefined) {
-    const entries: { key: string; free: number }[] = [];
-    if (subject) entries.push({ key: subjectKey(scope, subject), free: settings.freeAttempts });
-    if (ip) entries.push({ key: ipKey(scope, ip), free: settings.freeAttempts * IP_FACTOR });
-    return entries;
-  }
-
   const windowStart = (now: number) => new Date(now - settings.windowSeconds * 1000);
 
   function waitOf(rows: ThrottleState[], now: number): number {
@@ -46,46 +45,58 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
     return until > now ? Math.ceil((until - now) / 1000) : 0;
   }
 
-  /** Before the action: may it be tried now? One indexed read. */
-  async function check(scope: ThrottleScope, subject: string | undefined, ip: string | undefined): Promise<ThrottleCheck> {
-    const entries = keysFor(scope, subject, ip);
-    if (!entries.length) return { ok: true, counted: false };
+  const secondsUntil = (until: number, now: number) => (until > now ? Math.ceil((until - now) / 1000) : 0);
+
+  /**
+   * Before the check: may it be tried now? The client address's counter is read; the subject's
+   * is incremented first (`reserve`), so requests sent in parallel cannot all slip through
+   * before the first failure is written — only the allowance passes, the rest wait.
+   */
+  async function attempt(scope: ThrottleScope, subject: string | undefined, ip: string | undefined): Promise<Attempt> {
     const now = clock.now();
-    const rows = await queries.find(entries.map((e) => e.key), windowStart(now));
-    const wait = waitOf(rows, now);
-    return wait > 0 ? { ok: false, retryAfterSeconds: wait } : { ok: true, counted: rows.some((r) => r.key === entries[0]!.key) };
+    if (ip) {
+      const [address] = await queries.find([ipKey(scope, ip)], windowStart(now));
+      const wait = waitOf(address ? [address] : [], now);
+      if (wait > 0) return { ok: false, retryAfterSeconds: wait };
+    }
+    if (!subject) return { ok: true, subjectWaitUntil: 0 };
+    const reserved = await queries.reserve({ key: subjectKey(scope, subject), free: settings.freeAttempts }, randomUUID(), new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
+    const until = reserved.blocked_until?.getTime() ?? 0;
+    if (!reserved.counted) return { ok: false, retryAfterSeconds: Math.max(1, secondsUntil(until, now)) };
+    return { ok: true, subjectWaitUntil: until };
   }
 
-  /** After a failure (or, for actions limited by count, after every request). Returns the wait now due, if any. */
-  async function fail(scope: ThrottleScope, subject: string | undefined, ip: string | undefined): Promise<number> {
-    const entries = keysFor(scope, subject, ip);
-    if (!entries.length) return 0;
+  /** After a failed check: the client address is counted too. Returns the wait now due, if any. */
+  async function failed(scope: ThrottleScope, ip: string | undefined, tried: Attempt): Promise<number> {
     const now = clock.now();
-    const rows = await queries.fail(entries, new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
-    return waitOf(rows, now);
+    const subjectWait = tried.ok ? secondsUntil(tried.subjectWaitUntil, now) : 0;
+    if (!ip) return subjectWait;
+    const rows = await queries.fail([{ key: ipKey(scope, ip), free: settings.freeAttempts * IP_FACTOR }], new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
+    return Math.max(subjectWait, waitOf(rows, now));
   }
 
   return {
-    check,
-    fail,
-
-    /**
-     * For actions limited by how often they are asked for (sign-up, reset emails): refused while
-     * waiting (not counted), else counted, and refused if this request used up the allowance.
-     */
-    async hit(scope: ThrottleScope, subject: string | undefined, ip: string | undefined): Promise<ThrottleCheck> {
-      const checked = await check(scope, subject, ip);
-      if (!checked.ok) return checked;
-      const wait = await fail(scope, subject, ip);
-      return wait > 0 ? { ok: false, retryAfterSeconds: wait } : checked;
-    },
+    attempt,
+    failed,
 
     /**
      * After a success: the subject's counter starts over. The address's counter does not, or one
      * account the attacker owns would reset the count for every guess against others.
      */
-    async succeed(scope: ThrottleScope, subject: string, checked: ThrottleCheck): Promise<void> {
-      if (checked.ok && checked.counted) await queries.clear([subjectKey(scope, subject)]);
+    async succeeded(scope: ThrottleScope, subject: string): Promise<void> {
+      await queries.clear([subjectKey(scope, subject)]);
+    },
+
+    /**
+     * For actions limited by how often they are asked for (sign-up, reset and notice emails):
+     * counted against subject and address; refused while waiting, and refused when this request
+     * used up the allowance.
+     */
+    async hit(scope: ThrottleScope, subject: string | undefined, ip: string | undefined): Promise<Attempt> {
+      const tried = await attempt(scope, subject, ip);
+      if (!tried.ok) return tried;
+      const wait = await failed(scope, ip, tried);
+      return wait > 0 ? { ok: false, retryAfterSeconds: wait } : tried;
     },
 
     /** Clears a subject's counter regardless (a password reset proves the owner). */

@@ -76,7 +76,7 @@ export function loginRoutes(deps: {
     if (!input.password) return page(ctx, 400, 'login/password', { uid: view.uid, clientName: name, title: 'Enter your password', email }, 'login.password_required');
     const data = { uid: view.uid, clientName: name, title: 'Enter your password', email };
     const meta = requestMeta(ctx, view.clientId);
-    const gate = await throttle.check('password', email, ctx.ip);
+    const gate = await throttle.attempt('password', email, ctx.ip);
     if (!gate.ok) {
       // Refused before the password is even checked: a guess made now tells nothing.
       await events.record({ type: 'login.failed', accountId: (await accounts.findByEmail(email))?.id, reason: 'throttled' }, meta);
@@ -93,21 +93,22 @@ export function loginRoutes(deps: {
       return page(ctx, 200, 'login/retired', { uid: view.uid, clientName: name, title: 'Check your email', email });
     }
     if (!result.ok && result.reason === 'unknown_account' && (await deps.trello.tryTrelloPassword(ctx, view.uid, email, input.password))) {
+      await throttle.succeeded('password', email);
       ctx.state.log?.info({ clientId: view.clientId }, 'trello password accepted: migration review');
       return;
     }
     if (!result.ok && (result.reason === 'wrong_password' || result.reason === 'no_password') && (await deps.trello.isRetiredTrelloPassword(result.accountId, input.password))) {
-      await throttle.fail('password', email, ctx.ip);
+      const wait = await throttle.failed('password', ctx.ip, gate);
       await events.record({ type: 'login.failed', accountId: result.accountId, reason: 'trello_password' }, meta);
-      return page(ctx, 401, 'login/password', data, 'trello.password_retired');
+      return page(ctx, 401, 'login/password', data, wait > 0 ? waitMessage(ctx, wait) : 'trello.password_retired');
     }
     if (!result.ok) {
-      const wait = await throttle.fail('password', email, ctx.ip);
+      const wait = await throttle.failed('password', ctx.ip, gate);
       await events.record({ type: 'login.failed', accountId: result.accountId, reason: result.reason }, meta);
       ctx.state.log?.info({ code: result.code, clientId: view.clientId }, 'login failed');
       return page(ctx, result.code === 'login.account_inactive' ? 403 : 401, 'login/password', data, wait > 0 ? waitMessage(ctx, wait) : result.code);
     }
-    await throttle.succeed('password', email, gate);
+    await throttle.succeeded('password', email);
     await deps.secondStep.afterFirstFactor(ctx, { uid: view.uid, clientId: view.clientId, clientName: name }, result.account, ['pwd']);
   });
 

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountRow, AccountService } from '../../identity/accounts.ts';
 import type { SecurityEvents } from '../../identity/security-events.ts';
-import type { Throttle } from '../../identity/throttle.ts';
+import type { Attempt, Throttle } from '../../identity/throttle.ts';
 import type { TwoStepService } from '../../identity/two-step.ts';
 import type { Interactions } from '../../oidc/interactions.ts';
 import { AppError } from '../../shared/errors.ts';
@@ -89,8 +89,8 @@ export function secondStepRoutes(deps: {
   }
 
   /** A failed code: counted against the account and the address, logged, the page shown again. */
-  async function refused(ctx: Context, accountId: string, clientId: string, problem: string): Promise<PageError> {
-    const wait = await throttle.fail('second-step', accountId, ctx.ip);
+  async function refused(ctx: Context, gate: Attempt, accountId: string, clientId: string, problem: string): Promise<PageError> {
+    const wait = await throttle.failed('second-step', ctx.ip, gate);
     await events.record({ type: 'login.failed', accountId, reason: 'second_step_failed' }, requestMeta(ctx, clientId));
     return wait > 0 ? waitMessage(ctx, wait) : problem;
   }
@@ -99,11 +99,11 @@ export function secondStepRoutes(deps: {
     const it = await pending(ctx, ['verify']);
     const input = parseForm(ctx, secondStepInput);
     const data = { title: 'Two-step verification', uid: it.uid, clientName: it.clientName };
-    const gate = await throttle.check('second-step', it.account.id, ctx.ip);
+    const gate = await throttle.attempt('second-step', it.account.id, ctx.ip);
     if (!gate.ok) return page(ctx, 429, 'login/two-step', data, waitMessage(ctx, gate.retryAfterSeconds));
     const result = await twoStep.verify(it.account, input.code, requestMeta(ctx, it.clientId));
-    if (!result.ok) return page(ctx, 401, 'login/two-step', data, await refused(ctx, it.account.id, it.clientId, result.problem));
-    await throttle.succeed('second-step', it.account.id, gate);
+    if (!result.ok) return page(ctx, 401, 'login/two-step', data, await refused(ctx, gate, it.account.id, it.clientId, result.problem));
+    await throttle.succeeded('second-step', it.account.id);
     // RFC 8176: "otp" for the authenticator code, "mfa" for more than one factor in all.
     const amr = result.method === 'totp' ? [...it.state.amr, 'otp', 'mfa'] : [...it.state.amr, 'mfa'];
     await finish(ctx, it.uid, it.clientId, it.account.id, amr, result.method);
@@ -117,11 +117,11 @@ export function secondStepRoutes(deps: {
   router.post('/enrol', async (ctx) => {
     const it = await pending(ctx, ['enrol']);
     const input = parseForm(ctx, secondStepInput);
-    const gate = await throttle.check('second-step', it.account.id, ctx.ip);
+    const gate = await throttle.attempt('second-step', it.account.id, ctx.ip);
     if (!gate.ok) return enrolPage(ctx, it, 429, waitMessage(ctx, gate.retryAfterSeconds));
     const result = await twoStep.confirmEnrolment(it.account, input.code, requestMeta(ctx, it.clientId));
-    if (!result.ok) return enrolPage(ctx, it, 400, await refused(ctx, it.account.id, it.clientId, result.problem));
-    await throttle.succeed('second-step', it.account.id, gate);
+    if (!result.ok) return enrolPage(ctx, it, 400, await refused(ctx, gate, it.account.id, it.clientId, result.problem));
+    await throttle.succeeded('second-step', it.account.id);
     setPending(ctx, it.uid, { accountId: it.account.id, amr: [...it.state.amr, 'otp', 'mfa'], stage: 'enrolled' });
     page(ctx, 200, 'login/recovery-codes', {
       title: 'Save your recovery codes',

@@ -136,14 +136,14 @@ export function trelloMigrationRoutes(deps: {
     const input = parseForm(ctx, passwordOnlyInput.extend({ email: changeEmailInput.shape.email }));
     const email = normalizeEmail(input.email) ?? '';
     const data = { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email };
-    const gate = await throttle.check('password', email, ctx.ip);
+    const gate = await throttle.attempt('password', email, ctx.ip);
     if (!gate.ok) return page(ctx, 429, 'login/trello-prove', data, waitMessage(ctx, gate.retryAfterSeconds));
     const auth = await deps.accounts.authenticate(email, input.password);
     if (!auth.ok) {
-      const wait = await throttle.fail('password', email, ctx.ip);
+      const wait = await throttle.failed('password', ctx.ip, gate);
       return page(ctx, 401, 'login/trello-prove', data, wait > 0 ? waitMessage(ctx, wait) : 'login.invalid_credentials');
     }
-    await throttle.succeed('password', email, gate);
+    await throttle.succeeded('password', email);
     await complete(ctx, it, { email: auth.account.email, existing: auth.account });
   });
 
@@ -176,11 +176,11 @@ export function trelloMigrationRoutes(deps: {
     if (!email || !it.pending.codeHash) throw new AppError('login.second_step_expired', 400);
     const input = parseForm(ctx, codeInput);
     const data = { title: 'Check your email', uid: it.uid, clientName: it.clientName, email };
-    const gate = await throttle.check('email-code', `trello:${it.member.member_id}`, ctx.ip);
+    const gate = await throttle.attempt('email-code', `trello:${it.member.member_id}`, ctx.ip);
     if (!gate.ok) return page(ctx, 429, 'login/trello-code', data, waitMessage(ctx, gate.retryAfterSeconds));
     const typed = input.code.replace(/\s/g, '');
     if (!constantTimeEqual(hmac(deps.codeKey, `trello-address:${it.uid}:${email}:${typed}`), it.pending.codeHash)) {
-      const wait = await throttle.fail('email-code', `trello:${it.member.member_id}`, ctx.ip);
+      const wait = await throttle.failed('email-code', ctx.ip, gate);
       return page(ctx, 400, 'login/trello-code', data, wait > 0 ? waitMessage(ctx, wait) : 'signup.code_invalid');
     }
     const owner = await deps.accounts.findByEmail(email);

@@ -60,13 +60,13 @@ export function registrationRoutes(deps: {
   router.post('/code', async (ctx) => {
     const it = await loginInteraction(ctx);
     const input = parseForm(ctx, codeInput);
-    const gate = await throttle.check('email-code', it.uid, ctx.ip);
+    const gate = await throttle.attempt('email-code', it.uid, ctx.ip);
     if (!gate.ok) {
       const flow = await registration.current(it.uid);
       return page(ctx, 429, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, waitMessage(ctx, gate.retryAfterSeconds));
     }
     const result = await registration.verifyCode(it.uid, input.code);
-    const wait = result === 'verified' ? 0 : await throttle.fail('email-code', it.uid, ctx.ip);
+    const wait = result === 'verified' ? 0 : await throttle.failed('email-code', ctx.ip, gate);
     if (result === 'verified') {
       ctx.status = 303;
       return ctx.redirect(`/interaction/${it.uid}/signup/details`);

@@ -90,10 +90,13 @@ export function securityRoutes(deps: {
 
   /** A password check in settings, throttled with the login's counter for this address. */
   async function passwordOk(ctx: Context, acc: AccountRow, password: string): Promise<true | PageError> {
-    const gate = await throttle.check('password', acc.email, ctx.ip);
+    const gate = await throttle.attempt('password', acc.email, ctx.ip);
     if (!gate.ok) return waitMessage(ctx, gate.retryAfterSeconds);
-    if ((await deps.hasher.verify(acc.password_hash, password)).ok) return true;
-    const wait = await throttle.fail('password', acc.email, ctx.ip);
+    if ((await deps.hasher.verify(acc.password_hash, password)).ok) {
+      await throttle.succeeded('password', acc.email);
+      return true;
+    }
+    const wait = await throttle.failed('password', ctx.ip, gate);
     return wait > 0 ? waitMessage(ctx, wait) : 'password.current_wrong';
   }
 
@@ -112,15 +115,15 @@ export function securityRoutes(deps: {
   router.post('/two-step/confirm', signedIn, async (ctx) => {
     const input = parseForm(ctx, confirmCodeInput);
     const acc = account(ctx);
-    const gate = await throttle.check('second-step', acc.id, ctx.ip);
+    const gate = await throttle.attempt('second-step', acc.id, ctx.ip);
     if (!gate.ok) return enrolPage(ctx, 429, waitMessage(ctx, gate.retryAfterSeconds));
     const result = await twoStep.confirmEnrolment(acc, input.code, requestMeta(ctx));
     if (!result.ok) {
       if (result.problem === 'two_step.already_enabled') return overview(ctx, 409, {}, result.problem);
-      const wait = await throttle.fail('second-step', acc.id, ctx.ip);
+      const wait = await throttle.failed('second-step', ctx.ip, gate);
       return enrolPage(ctx, 400, wait > 0 ? waitMessage(ctx, wait) : result.problem);
     }
-    await throttle.succeed('second-step', acc.id, gate);
+    await throttle.succeeded('second-step', acc.id);
     ctx.state.log?.info({ accountId: acc.id }, 'two-step verification turned on');
     codesPage(ctx, result.recoveryCodes, 'Two-step verification is on');
   });
@@ -138,15 +141,20 @@ export function securityRoutes(deps: {
   router.post('/two-step/disable', signedIn, async (ctx) => {
     const input = parseForm(ctx, disableTwoStepInput);
     const acc = account(ctx);
-    const gates = await Promise.all([throttle.check('second-step', acc.id, ctx.ip), throttle.check('password', acc.email, ctx.ip)]);
-    const blocked = gates.find((g) => !g.ok);
-    if (blocked && !blocked.ok) return overview(ctx, 429, {}, waitMessage(ctx, blocked.retryAfterSeconds));
+    // Both counters are charged before the check (a wrong password leaves the code attempt
+    // counted too: it must not become a way to reset the code counter).
+    const codeGate = await throttle.attempt('second-step', acc.id, ctx.ip);
+    if (!codeGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, codeGate.retryAfterSeconds));
+    const passwordGate = await throttle.attempt('password', acc.email, ctx.ip);
+    if (!passwordGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, passwordGate.retryAfterSeconds));
     const result = await twoStep.disable(acc, input.password, input.code, requestMeta(ctx));
     if (!result.ok) {
-      const wait = result.problem === 'password.current_wrong' ? await throttle.fail('password', acc.email, ctx.ip)
-        : result.problem === 'two_step.code_invalid' ? await throttle.fail('second-step', acc.id, ctx.ip) : 0;
+      const wait = result.problem === 'password.current_wrong' ? await throttle.failed('password', ctx.ip, passwordGate)
+        : result.problem === 'two_step.code_invalid' ? await throttle.failed('second-step', ctx.ip, codeGate) : 0;
       return overview(ctx, 400, {}, wait > 0 ? waitMessage(ctx, wait) : result.problem);
     }
+    await throttle.succeeded('password', acc.email);
+    await throttle.succeeded('second-step', acc.id);
     ctx.state.log?.info({ accountId: acc.id }, 'two-step verification turned off');
     await overview(ctx, 200, { disabled: true });
   });

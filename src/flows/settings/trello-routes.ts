@@ -38,14 +38,14 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
     const input = parseForm(ctx, trelloLoginInput);
     if (await linking.findByAccountId(account(ctx).id)) return overview(ctx, 409, {}, 'trello.account_has_member');
     const subject = `trello:${input.login.trim().toLowerCase()}`;
-    const gate = await throttle.check('password', subject, ctx.ip);
+    const gate = await throttle.attempt('password', subject, ctx.ip);
     if (!gate.ok) return overview(ctx, 429, { login: input.login }, waitMessage(ctx, gate.retryAfterSeconds));
     const member = await linking.findByLogin(input.login);
     if (!(await linking.checkLegacyPassword(member, input.password)) || !member) {
-      const wait = await throttle.fail('password', subject, ctx.ip);
+      const wait = await throttle.failed('password', ctx.ip, gate);
       return overview(ctx, 401, { login: input.login }, wait > 0 ? waitMessage(ctx, wait) : 'trello.credentials');
     }
-    await throttle.succeed('password', subject, gate);
+    await throttle.succeeded('password', subject);
     if (member.linked_account_id) return overview(ctx, 409, {}, 'trello.already_linked');
     ctx.cookies.set(COOKIE, box.seal(JSON.stringify({ memberId: member.member_id, exp: Math.floor(deps.now() / 1000) + 600 }), seal(ctx)), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/account/trello', signed: false, overwrite: true, maxAge: 600_000 });
     const keep = account(ctx).email.toLowerCase();

@@ -9,6 +9,9 @@ CREATE TABLE throttles (
   -- the wait inside ON CONFLICT.
   free_attempts   integer NOT NULL,
   blocked_until   timestamptz,
-  last_failure_at timestamptz NOT NULL
+  last_failure_at timestamptz NOT NULL,
+  -- Random token of the last attempt that was counted: RETURNING compares it to tell a counted
+  -- attempt from one refused because the key was already waiting.
+  last_attempt    text
 );
 CREATE INDEX throttles__last_failure_at ON throttles (last_failure_at);

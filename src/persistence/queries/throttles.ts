@@ -6,6 +6,10 @@ export interface ThrottleState {
   blocked_until: Date | null;
 }
 
+/** `n` failures with `free` allowed: the wait in seconds, doubling, capped (the exponent too, so it never overflows). */
+const waitSql = (n: string, free: string) =>
+  `CASE WHEN ${n} > ${free} THEN $3::timestamptz + make_interval(secs => least($6::float8, $5::float8 * power(2, least(${n} - ${free} - 1, 40)))) END`;
+
 /** Failure counters shared by every instance (migration 0011). */
 export function createThrottleQueries(db: Queryable) {
   return {
@@ -25,20 +29,42 @@ export function createThrottleQueries(db: Queryable) {
      */
     async fail(entries: { key: string; free: number }[], now: Date, since: Date, baseSeconds: number, maxSeconds: number): Promise<ThrottleState[]> {
       const next = 'CASE WHEN throttles.last_failure_at < $4 THEN 1 ELSE throttles.failures + 1 END';
-      const wait = (n: string, free: string) =>
-        `CASE WHEN ${n} > ${free} THEN $3::timestamptz + make_interval(secs => least($6::float8, $5::float8 * power(2, ${n} - ${free} - 1))) END`;
       const { rows } = await db.query<ThrottleState>(
         `INSERT INTO throttles (key, failures, free_attempts, blocked_until, last_failure_at)
-         SELECT k, 1, f, ${wait('1', 'f')}, $3 FROM unnest($1::text[], $2::int[]) AS t(k, f)
+         SELECT k, 1, f, ${waitSql('1', 'f')}, $3 FROM unnest($1::text[], $2::int[]) AS t(k, f)
          ON CONFLICT (key) DO UPDATE SET
            failures = ${next},
            free_attempts = excluded.free_attempts,
-           blocked_until = ${wait(next, 'excluded.free_attempts')},
+           blocked_until = ${waitSql(next, 'excluded.free_attempts')},
            last_failure_at = excluded.last_failure_at
          RETURNING key, failures, blocked_until`,
         [entries.map((e) => e.key), entries.map((e) => e.free), now, since, baseSeconds, maxSeconds],
       );
       return rows;
+    },
+
+    /**
+     * Counts an attempt *before* it is checked, unless the key is already waiting. The row lock
+     * of the upsert serialises concurrent attempts: of many sent at once, only those within the
+     * allowance are counted and let through; the one that exceeds it sets the wait, and every
+     * later one sees it. `counted` is false for an attempt refused because the key was waiting.
+     */
+    async reserve(entry: { key: string; free: number }, token: string, now: Date, since: Date, baseSeconds: number, maxSeconds: number): Promise<ThrottleState & { counted: boolean }> {
+      const waiting = 'throttles.blocked_until > $3 AND throttles.last_failure_at >= $4';
+      const next = 'CASE WHEN throttles.last_failure_at < $4 THEN 1 ELSE throttles.failures + 1 END';
+      const { rows } = await db.query<ThrottleState & { counted: boolean }>(
+        `INSERT INTO throttles (key, failures, free_attempts, blocked_until, last_failure_at, last_attempt)
+         VALUES ($1, 1, $2, ${waitSql('1', '$2::int')}, $3, $7)
+         ON CONFLICT (key) DO UPDATE SET
+           failures = CASE WHEN ${waiting} THEN throttles.failures ELSE ${next} END,
+           free_attempts = excluded.free_attempts,
+           blocked_until = CASE WHEN ${waiting} THEN throttles.blocked_until ELSE ${waitSql(next, 'excluded.free_attempts')} END,
+           last_failure_at = CASE WHEN ${waiting} THEN throttles.last_failure_at ELSE excluded.last_failure_at END,
+           last_attempt = CASE WHEN ${waiting} THEN throttles.last_attempt ELSE excluded.last_attempt END
+         RETURNING key, failures, blocked_until, last_attempt = $7 AS counted`,
+        [entry.key, entry.free, now, since, baseSeconds, maxSeconds, token],
+      );
+      return rows[0]!;
     },
 
     async clear(keys: string[]): Promise<void> {

@@ -117,6 +117,26 @@ describe('brute-force throttling', () => {
     expect((await attempt(b, account.email, PASSWORD)).status).to.equal(429);
   });
 
+  it('lets only the allowance through when many guesses arrive at once', async () => {
+    const account = await createAccount(a.registry);
+    // Ten guesses in parallel, over both instances: each is counted before its password is checked.
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => attempt(i % 2 ? a : b, account.email, `parallel ${i}`)));
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401), statuses.join(' ')).to.have.length(2);
+    expect(statuses.filter((s) => s === 429)).to.have.length(8);
+    const checked = (await a.registry.events.page(account.id, { limit: 20 })).events.filter((e) => e.reason === 'wrong_password');
+    expect(checked, 'passwords actually checked: the two free ones and the one that started the wait').to.have.length(3);
+  });
+
+  it('keeps counting after a very long run of failures (the doubling never overflows)', async () => {
+    const account = await createAccount(a.registry);
+    await attempt(a, account.email, 'first');
+    await a.registry.db.query("UPDATE throttles SET failures = 100000, blocked_until = NULL WHERE key LIKE 'password:s:%'");
+    const res = await attempt(a, account.email, 'again');
+    expect(res.status).to.equal(429);
+    expect(res.headers['retry-after']).to.equal('60');
+  });
+
   it('records throttled and failed attempts in the audit trail with their reason', async () => {
     const account = await createAccount(a.registry);
     for (const guess of ['p1', 'p2', 'p3', 'p4']) await attempt(a, account.email, guess);
