@@ -17,7 +17,8 @@ import type { TrelloLinking } from './trello/linking.ts';
  *    migrated automatically, without questions — the account keeps the member's best address
  *    that is free, or is linked to the account that has Google's verified address (Google
  *    proved the person owns it);
- * 3. an account whose address is Google's verified address: the identity is linked to it;
+ * 3. an account whose address is Google's verified address (and verified here too): the identity
+ *    is linked to it;
  * 4. otherwise a new account with Google's verified address, without a password.
  *
  * An unverified Google address never links or creates anything, and a retired address never
@@ -45,13 +46,15 @@ export function createFederatedLogin(deps: {
   }
 
   async function migrate(member: TrelloMemberRow, google: { sub: string; email: string | null }, verifiedEmail: string | undefined, meta: RequestMeta): Promise<FederatedResult> {
-    // Google's verified address, when it is an account's, proves that account is the person's.
+    // Google's verified address, when it is an account's (verified there too), proves that
+    // account is the person's.
     const owner = verifiedEmail ? await accounts.findByEmail(verifiedEmail) : undefined;
+    if (owner && !owner.email_verified) return { ok: false, problem: 'google.conflict' };
     if (owner) {
       const linked = await linking.link({ memberId: member.member_id, email: owner.email, method: 'google', existingAccountId: owner.id, google }, meta);
       return linked.ok ? { ok: true, account: linked.account, how: 'trello' } : { ok: false, problem: 'google.conflict' };
     }
-    for (const candidate of rankEmails(member.emails)) {
+    for (const candidate of rankEmails(member.emails).filter((e) => e.verified)) {
       if ((await accounts.findByEmail(candidate.email)) || (await accounts.isRetired(candidate.email))) continue;
       const linked = await linking.link({ memberId: member.member_id, email: candidate.email, method: 'google', google }, meta);
       if (linked.ok) return { ok: true, account: linked.account, how: 'trello' };
@@ -76,13 +79,17 @@ export function createFederatedLogin(deps: {
 
       const bySub = await trello.findByGoogleSub(claims.sub);
       if (bySub?.linked_account_id) return active(bySub.linked_account_id);
-      const member = bySub ?? (verifiedEmail ? (await trello.findByEmail(verifiedEmail)).find((m) => !m.linked_account_id) : undefined);
+      // By address only when the member verified it at Trello as Google did: an unverified
+      // address on a member proves nothing about who owns it.
+      const member = bySub ?? (verifiedEmail ? (await trello.findByVerifiedEmail(verifiedEmail)).find((m) => !m.linked_account_id) : undefined);
       if (member) return migrate(member, google, verifiedEmail, meta);
 
       if (!verifiedEmail) return { ok: false, problem: 'google.email_unverified' };
       const existing = await accounts.findByEmail(verifiedEmail);
       if (existing) {
         if (existing.status !== 'active') return { ok: false, problem: 'login.account_inactive' };
+        // An address nobody verified on our side proves nothing: its owner logs in with the password.
+        if (!existing.email_verified) return { ok: false, problem: 'google.conflict' };
         await db.transaction(async (tx) => {
           await trello.addIdentity(tx, { provider: 'google', subject: claims.sub, accountId: existing.id, email: verifiedEmail, now: now() });
           await deps.events.record({ type: 'identity.linked', accountId: existing.id, detail: { provider: 'google' } }, meta, tx);

@@ -87,12 +87,19 @@ export function createTwoStepService(deps: {
 
   /** The time step `code` belongs to, if it is valid now and newer than `afterTimeStep`. */
   async function matchingStep(secret: string, code: string, afterTimeStep: number): Promise<number | undefined> {
-    const result = await verifyTotp({ secret, token: code, epoch: epoch(), epochTolerance: TOLERANCE_SECONDS, afterTimeStep });
+    let result;
+    try {
+      result = await verifyTotp({ secret, token: code, epoch: epoch(), epochTolerance: TOLERANCE_SECONDS, afterTimeStep });
+    } catch {
+      // otplib refuses an afterTimeStep beyond the newest step it would accept (a clock that went
+      // back, or instances whose clocks differ): nothing it could match is new, so no match.
+      return undefined;
+    }
     // The TOTP result carries the matched step; the union type also covers HOTP, which has none.
     return result.valid && 'timeStep' in result ? (result.timeStep as number) : undefined;
   }
 
-  async function notify(tx: Queryable, account: AccountRow, template: 'two-step-disabled' | 'recovery-code-used', extra: Record<string, unknown> = {}) {
+  async function notify(tx: Queryable, account: AccountRow, template: 'two-step-enabled' | 'two-step-disabled' | 'recovery-code-used', extra: Record<string, unknown> = {}) {
     await outbox.enqueue(tx, {
       to: account.email,
       template,
@@ -176,8 +183,10 @@ export function createTwoStepService(deps: {
       const codes = await db.transaction(async (tx) => {
         if (!(await queries.confirm(tx, account.id, step, now()))) return undefined;
         await events.record({ type: 'two_step.enabled', accountId: account.id }, meta, tx);
+        await notify(tx, account, 'two-step-enabled');
         return replaceCodes(tx, account.id);
       });
+      if (codes) outbox.kick();
       return codes ? { ok: true, recoveryCodes: codes } : { ok: false, problem: 'two_step.code_invalid' };
     },
 

@@ -13,6 +13,7 @@ export const SUBJECTS = {
   'account-closed': 'Your Lanyard account was closed',
   'email-change-verify': 'Confirm your new Lanyard email address',
   'email-changed': 'Your Lanyard email address was changed',
+  'two-step-enabled': 'Two-step verification was turned on for your Lanyard account',
   'two-step-disabled': 'Two-step verification was turned off for your Lanyard account',
   'recovery-code-used': 'A recovery code was used to sign in to your Lanyard account',
   'trello-migrated': 'Your Trello account now signs in with Lanyard',

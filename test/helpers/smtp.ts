@@ -10,8 +10,8 @@ export interface TestSmtp {
   url: string;
   messages: ParsedMail[];
   failNext(code: number, times?: number): void;
-  /** The most recent message to `address`, waiting briefly for it to arrive. */
-  lastTo(address: string): Promise<ParsedMail>;
+  /** The most recent message to `address` (with `subject`, if given), waiting briefly for it to arrive. */
+  lastTo(address: string, subject?: string): Promise<ParsedMail>;
   close(): Promise<void>;
 }
 
@@ -43,9 +43,9 @@ export async function startSmtp(): Promise<TestSmtp> {
     failNext(code, times = 1) {
       for (let i = 0; i < times; i += 1) failures.push(code);
     },
-    async lastTo(address) {
+    async lastTo(address, subject) {
       for (let i = 0; i < 50; i += 1) {
-        const found = [...messages].reverse().find((m) => (Array.isArray(m.to) ? m.to : [m.to]).some((t) => t?.value.some((v) => v.address === address)));
+        const found = [...messages].reverse().find((m) => (subject === undefined || m.subject === subject) && (Array.isArray(m.to) ? m.to : [m.to]).some((t) => t?.value.some((v) => v.address === address)));
         if (found) return found;
         await new Promise((r) => setTimeout(r, 20));
       }

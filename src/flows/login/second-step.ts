@@ -28,7 +28,7 @@ const PENDING_COOKIE = 'lanyard.login_pending';
 const PENDING_SECONDS = 600;
 
 type Stage = 'verify' | 'enrol' | 'enrolled';
-interface Pending { accountId: string; amr: string[]; stage: Stage; exp: number }
+interface Pending { uid: string; accountId: string; amr: string[]; stage: Stage; exp: number }
 
 export function secondStepRoutes(deps: {
   interactions: Interactions;
@@ -46,8 +46,8 @@ export function secondStepRoutes(deps: {
 
   const cookieOptions = (uid: string) => ({ httpOnly: true, sameSite: 'lax' as const, path: `/interaction/${uid}`, signed: true, overwrite: true });
 
-  function setPending(ctx: Context, uid: string, pending: Omit<Pending, 'exp'>) {
-    const value: Pending = { ...pending, exp: Math.floor(deps.now() / 1000) + PENDING_SECONDS };
+  function setPending(ctx: Context, uid: string, pending: Omit<Pending, 'exp' | 'uid'>) {
+    const value: Pending = { ...pending, uid, exp: Math.floor(deps.now() / 1000) + PENDING_SECONDS };
     ctx.cookies.set(PENDING_COOKIE, Buffer.from(JSON.stringify(value)).toString('base64url'), { ...cookieOptions(uid), secure: ctx.secure, maxAge: PENDING_SECONDS * 1000 });
   }
 
@@ -62,7 +62,9 @@ export function secondStepRoutes(deps: {
     } catch {
       state = undefined;
     }
-    if (!state || state.exp < deps.now() / 1000 || !stage.includes(state.stage)) throw new AppError('login.second_step_expired', 400);
+    // Bound to this interaction: a cookie carried over to another one (its path is only a hint
+    // to browsers) proves nothing there.
+    if (!state || state.uid !== view.uid || state.exp < deps.now() / 1000 || !stage.includes(state.stage)) throw new AppError('login.second_step_expired', 400);
     const account = await accounts.findById(state.accountId);
     if (!account || account.status !== 'active') throw new AppError('login.second_step_expired', 400);
     const client = await interactions.client(view.clientId);

@@ -85,7 +85,7 @@ export function trelloMigrationRoutes(deps: {
 
   function reviewPage(ctx: Context, it: Awaited<ReturnType<typeof load>>, status: number, error?: PageError) {
     const choices = pickableEmails(it.member.emails);
-    const chosen = chooseEmail(it.member.emails)!;
+    const chosen = choices[0] ?? chooseEmail(it.member.emails)!;
     page(ctx, status, 'login/trello-review', {
       title: 'Update your Trello account',
       uid: it.uid,
@@ -95,7 +95,7 @@ export function trelloMigrationRoutes(deps: {
       chosen: chosen.email,
       kindChanges: kindChanges(chosen, it.member.emails),
       others: it.member.emails.length - 1,
-    }, error);
+    }, error ?? (choices.length ? undefined : 'trello.no_verified_address'));
   }
 
   async function complete(ctx: Context, it: Awaited<ReturnType<typeof load>>, plan: { email: string; existing?: AccountRow; verifiedElsewhere?: boolean }) {
@@ -144,6 +144,9 @@ export function trelloMigrationRoutes(deps: {
       return page(ctx, 401, 'login/trello-prove', data, wait > 0 ? waitMessage(ctx, wait) : 'login.invalid_credentials');
     }
     await throttle.succeeded('password', email);
+    // A link is for good: an account with a second factor must be proven with it too, which
+    // this page does not ask for. Settings → Trello does it after a full login.
+    if (auth.account.two_step_enabled) return page(ctx, 403, 'login/trello-prove', data, 'trello.two_step_first');
     await complete(ctx, it, { email: auth.account.email, existing: auth.account });
   });
 

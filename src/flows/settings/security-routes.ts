@@ -107,6 +107,10 @@ export function securityRoutes(deps: {
   router.get('/', signedIn, (ctx) => overview(ctx, 200));
 
   router.post('/two-step/start', signedIn, async (ctx) => {
+    // A stolen session alone must not be able to put its own authenticator on the account.
+    const input = parseForm(ctx, passwordOnlyInput);
+    const ok = await passwordOk(ctx, account(ctx), input.password);
+    if (ok !== true) return overview(ctx, 400, {}, ok);
     const enrolment = await twoStep.startEnrolment(account(ctx));
     if ('problem' in enrolment) return overview(ctx, 409, {}, enrolment.problem);
     page(ctx, 200, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), secret: enrolment.secret, qr: await qrCodeSvg(enrolment.uri) });

@@ -39,15 +39,16 @@ export function createBulkMigration(deps: {
   const { linking, trello, accounts, clock, issuer } = deps;
 
   async function plan(member: TrelloMemberRow): Promise<BulkOutcome> {
-    const chosen = chooseEmail(member.emails);
-    if (!chosen) return { memberId: member.member_id, action: 'conflict', email: undefined, reason: 'no address' };
+    // Only a verified address: the set-password link goes to it, and whoever reads it gets the account.
+    const chosen = chooseEmail(member.emails.filter((e) => e.verified));
+    if (!chosen) return { memberId: member.member_id, action: 'conflict', email: chooseEmail(member.emails)?.email, reason: 'no verified address: the person migrates by logging in with the Trello password' };
     if (await accounts.findByEmail(chosen.email)) {
       return { memberId: member.member_id, action: 'conflict', email: chosen.email, reason: 'the address belongs to another account: the person links by logging in (proving both)' };
     }
     if (await accounts.isRetired(chosen.email)) {
       return { memberId: member.member_id, action: 'conflict', email: chosen.email, reason: 'the address is retired for another account' };
     }
-    return { memberId: member.member_id, action: 'link', email: chosen.email, retire: member.emails.map((e) => e.email).filter((e) => e !== chosen.email) };
+    return { memberId: member.member_id, action: 'link', email: chosen.email, retire: member.emails.filter((e) => e.verified).map((e) => e.email).filter((e) => e !== chosen.email) };
   }
 
   return {

@@ -40,7 +40,7 @@ export interface LinkPlan {
 
 export type LinkResult =
   | { ok: true; account: AccountRow; created: boolean; retired: string[] }
-  | { ok: false; problem: 'trello.already_linked' | 'trello.email_taken' | 'trello.email_retired' | 'trello.email_not_theirs' | 'trello.account_unusable' };
+  | { ok: false; problem: 'trello.already_linked' | 'trello.email_taken' | 'trello.email_retired' | 'trello.email_not_theirs' | 'trello.account_unusable' | 'trello.account_has_member' };
 
 /** What `bcryptjs` accepts: the $2a$, $2b$ and $2y$ variants, cost 4–31. */
 export const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
@@ -66,7 +66,8 @@ export function createTrelloLinking(deps: {
         const member = await trello.findByMemberId(plan.memberId, tx, true);
         if (!member) throw new AppError('trello.unknown_member', 404);
         if (member.linked_account_id) return { ok: false, problem: 'trello.already_linked' };
-        const own = member.emails.find((e) => e.email.toLowerCase() === email);
+        // Only a verified Trello address is the member's: an unverified one may be anybody's.
+        const own = member.emails.find((e) => e.email.toLowerCase() === email && e.verified);
         if (!own && !plan.verifiedElsewhere && !plan.existingAccountId) return { ok: false, problem: 'trello.email_not_theirs' };
 
         let account: AccountRow | undefined;
@@ -74,6 +75,7 @@ export function createTrelloLinking(deps: {
         if (plan.existingAccountId) {
           account = await accounts.findById(plan.existingAccountId, tx);
           if (!account || account.status !== 'active') return { ok: false, problem: 'trello.account_unusable' };
+          if (await trello.findByAccountId(account.id, tx)) return { ok: false, problem: 'trello.account_has_member' };
         } else {
           const { rows } = await tx.query('SELECT 1 FROM accounts WHERE lower(email) = lower($1)', [email]);
           if (rows.length) return { ok: false, problem: 'trello.email_taken' };
@@ -81,7 +83,7 @@ export function createTrelloLinking(deps: {
           account = await accounts.insertWith(tx, {
             id: newId('acc'),
             email,
-            emailVerified: Boolean(own?.verified || plan.verifiedElsewhere || (plan.google && plan.google.email?.toLowerCase() === email)),
+            emailVerified: Boolean(own || plan.verifiedElsewhere || (plan.google && plan.google.email?.toLowerCase() === email)),
             name: member.full_name,
             nickname: member.username,
             passwordHash: plan.passwordHash ?? null,
@@ -90,7 +92,10 @@ export function createTrelloLinking(deps: {
         }
         const retired = await retireOthers(tx, member, account);
         if (!(await trello.markLinked(tx, member.member_id, account.id, plan.method, now()))) return { ok: false, problem: 'trello.already_linked' };
-        const google = plan.google ?? (member.google_sub ? { sub: member.google_sub, email: member.google_email } : undefined);
+        // The Google login that proved this link; or, for a new account, the member's own Google
+        // sign-in. Never the member's stored Google subject on an existing account: whoever
+        // controls that member must not gain a way into somebody else's account.
+        const google = plan.google ?? (created && member.google_sub ? { sub: member.google_sub, email: member.google_email } : undefined);
         if (google) await trello.addIdentity(tx, { provider: 'google', subject: google.sub, accountId: account.id, email: google.email, now: now() });
         await trello.enqueueLinkEvent(tx, member.member_id, account.id, now());
         await events.record({ type: 'trello.linked', accountId: account.id, detail: { memberId: member.member_id, method: plan.method, created, retired: retired.length } }, meta, tx);
@@ -106,11 +111,12 @@ export function createTrelloLinking(deps: {
   }
 
   /**
-   * Retires the member's other addresses for `account`: reserved for it, refused at login. An
-   * address that is another account's, or already retired for one, is that account's and stays so.
+   * Retires the member's other *verified* addresses for `account`: reserved for it, refused at
+   * login. An unverified one is dropped, not reserved: it may be somebody else's. An address that
+   * is another account's, or already retired for one, is that account's and stays so.
    */
   async function retireOthers(tx: Queryable, member: TrelloMemberRow, account: AccountRow): Promise<string[]> {
-    const others = member.emails.map((e) => e.email.toLowerCase()).filter((e) => e !== account.email.toLowerCase());
+    const others = member.emails.filter((e) => e.verified).map((e) => e.email.toLowerCase()).filter((e) => e !== account.email.toLowerCase());
     if (!others.length) return [];
     const { rows } = await tx.query<{ email: string }>(
       `SELECT e AS email FROM unnest($1::text[]) AS e

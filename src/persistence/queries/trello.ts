@@ -74,7 +74,11 @@ export function createTrelloQueries(db: Queryable) {
 
     findByGoogleSub: async (sub: string) => (await findBy('m.google_sub = $1', [sub]))[0],
 
-    findByAccountId: async (accountId: string) => (await findBy('m.linked_account_id = $1', [accountId]))[0],
+    findByAccountId: async (accountId: string, tx: Queryable = db) => (await findBy('m.linked_account_id = $1', [accountId], tx))[0],
+
+    /** Members with `email` among their *verified* addresses: only those count as proof. */
+    findByVerifiedEmail: (email: string, tx: Queryable = db) =>
+      findBy('m.member_id IN (SELECT member_id FROM trello_member_emails WHERE lower(email) = lower($1) AND verified)', [email], tx),
 
     /** The member id linked to an account, for the `trello_member_id` claim: one indexed read. */
     async memberIdOf(accountId: string): Promise<string | undefined> {

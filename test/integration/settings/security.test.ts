@@ -33,7 +33,7 @@ describe('settings: security, two-step verification and the audit trail (/accoun
   const post = (agent: Agent, path: string, fields: Record<string, string> = {}) => submit(agent, '/account/security', path, fields);
 
   async function turnOn(agent: Agent): Promise<{ secret: string; page: supertest.Response }> {
-    const start = await post(agent, '/account/security/two-step/start');
+    const start = await post(agent, '/account/security/two-step/start', { password: PASSWORD });
     expect(start.status).to.equal(200);
     const secret = /id="manual-key" class="key">([A-Z2-7 ]+)</.exec(start.text)![1]!.replace(/ /g, '');
     const page = await agent.post('/account/security/two-step/confirm').type('form').send({ _csrf: csrfFrom(start.text), code: await totpAt(secret, now) });
@@ -47,7 +47,9 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(before.status).to.equal(200);
     expect(before.text).to.match(/id="two-step-status"><span class="badge">Off/);
 
-    const start = await post(agent, '/account/security/two-step/start');
+    const noPassword = await post(agent, '/account/security/two-step/start', { password: 'not it' });
+    expect(noPassword.status, 'a session alone cannot add an authenticator').to.equal(400);
+    const start = await post(agent, '/account/security/two-step/start', { password: PASSWORD });
     expect(start.text).to.match(/<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     const secret = /id="manual-key" class="key">([A-Z2-7 ]+)</.exec(start.text)![1]!.replace(/ /g, '');
     expect(secret).to.have.length.of.at.least(32);
@@ -65,6 +67,8 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(file).to.contain(account.email);
     expect(file.match(/^[a-z2-9]{5}-[a-z2-9]{5}$/gm)).to.have.length(10);
 
+    await server.registry.mail.delivery.deliverDue();
+    expect((await smtp.lastTo(account.email)).subject).to.equal('Two-step verification was turned on for your Lanyard account');
     const after = await agent.get('/account/security');
     expect(after.text).to.match(/id="two-step-status"><span class="badge">On/);
     expect(after.text).to.contain('10 unused recovery codes');

@@ -23,12 +23,13 @@ describe('legacy Trello accounts: migrating the rest in bulk', () => {
 
   it('lists what it would do and every conflict in a dry run, changing nothing', async () => {
     await createAccount(server.registry, { email: 'taken@example.com' });
-    const ok = legacyMember({ emails: [{ address: 'fine@example.com', verified: true, primary: true }, { address: 'extra@example.com', verified: false }] });
+    const ok = legacyMember({ emails: [{ address: 'fine@example.com', verified: true, primary: true }, { address: 'extra@example.com', verified: true }, { address: 'unproven@example.com', verified: false }] });
     const clash = legacyMember({ emails: [{ address: 'taken@example.com', verified: true, primary: true }] });
     await importLegacy(server.registry, [ok, clash]);
     const outcomes: unknown[] = [];
     const summary = await server.registry.trello.bulk.run({ dryRun: true, batchSize: 1, onOutcome: (o) => outcomes.push(o) });
     expect(summary).to.deep.equal({ examined: 2, linked: 1, conflicts: 1 });
+    // The unverified address is neither kept nor retired: it may be somebody else's.
     expect(outcomes).to.deep.include({ memberId: ok.id, action: 'link', email: 'fine@example.com', retire: ['extra@example.com'] });
     expect(outcomes.find((o) => (o as { memberId: string }).memberId === clash.id)).to.deep.include({ action: 'conflict', email: 'taken@example.com' });
     expect(await server.registry.trello.bulk.remaining()).to.equal(2);
@@ -56,6 +57,16 @@ describe('legacy Trello accounts: migrating the rest in bulk', () => {
     const set = await agent.post('/password/reset').type('form').send({ _csrf: csrfFrom(page.text), token: new URL(link).searchParams.get('token'), password: 'a password chosen after migration' });
     expect(set.status).to.equal(200);
     expect((await server.registry.accounts.authenticate(account!.email, 'a password chosen after migration')).ok).to.equal(true);
+  });
+
+  it('never gives an unverified address an account: such members are conflicts, left to log in', async () => {
+    const member = legacyMember({ emails: [{ address: 'maybe-someone-elses@example.com', verified: false, primary: true }] });
+    await importLegacy(server.registry, [member]);
+    const outcomes: unknown[] = [];
+    const summary = await server.registry.trello.bulk.run({ dryRun: false, onOutcome: (o) => outcomes.push(o) });
+    expect(summary).to.deep.equal({ examined: 1, linked: 0, conflicts: 1 });
+    expect((outcomes[0] as { reason: string }).reason).to.match(/^no verified address/);
+    expect(await server.registry.accounts.findByEmail('maybe-someone-elses@example.com')).to.equal(undefined);
   });
 
   it('resumes: a second run continues with what is still unlinked and skips conflicts again', async () => {

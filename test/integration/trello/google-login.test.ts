@@ -104,6 +104,24 @@ describe('"Continue with Google" against a real local OpenID provider', () => {
     expect((await server.registry.trello.linking.findByMemberId(member.id))?.linked_by).to.equal('google');
   });
 
+  it('does not take an unverified Trello address, or an unverified account address, as proof', async () => {
+    // The attacker's legacy member lists the victim's address, unverified at Trello.
+    const attacker = legacyMember({ emails: [{ address: 'attacker@example.com', verified: true, primary: true }, { address: 'victim@gmail.com', verified: false }], google: { sub: 'g-attacker', email: 'attacker@gmail.com' } });
+    await importLegacy(server.registry, [attacker]);
+    const victim = await googleLogin({ sub: 'g-victim', email: 'victim@gmail.com', email_verified: true });
+    expect(victim.callback).to.not.equal(undefined);
+    expect((await server.registry.trello.linking.findByMemberId(attacker.id))?.linked_account_id, 'the attacker’s member stays unlinked').to.equal(null);
+    const account = await server.registry.accounts.findByEmail('victim@gmail.com');
+    expect(await server.registry.trello.queries.findIdentity('google', 'g-attacker')).to.equal(undefined);
+    expect(account?.id).to.be.a('string');
+
+    // An account whose address was never verified here is not linked by Google either.
+    await server.registry.accounts.create({ email: 'unverified-here@example.com', password: 'some long password', emailVerified: false });
+    const other = await googleLogin({ sub: 'g-other', email: 'unverified-here@example.com', email_verified: true });
+    expect(other.page?.status).to.equal(409);
+    expect(await server.registry.trello.queries.findIdentity('google', 'g-other')).to.equal(undefined);
+  });
+
   it('asks for the second step after Google when two-step verification is on', async () => {
     const existing = await createAccount(server.registry, { email: 'careful@gmail.com' });
     await enrolTwoStep(server.registry, existing);

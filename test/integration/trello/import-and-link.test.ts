@@ -77,16 +77,30 @@ describe('legacy Trello accounts: import and linking rules', () => {
     expect(result.created).to.equal(true);
     expect(result.account.email).to.equal('kept@example.com');
     expect(result.account.email_verified).to.equal(true);
-    expect(result.retired.sort()).to.deep.equal(['old-one@example.com', 'unverified@example.com']);
+    // Only verified addresses are retired (reserved): an unverified one may be somebody else's.
+    expect(result.retired).to.deep.equal(['old-one@example.com']);
     const stored = await linking().findByMemberId(member.id);
     expect(stored).to.include({ linked_account_id: result.account.id, linked_by: 'password' });
-    expect(await linking().retiredOf(result.account.id)).to.deep.equal(['old-one@example.com', 'unverified@example.com']);
+    expect(await linking().retiredOf(result.account.id)).to.deep.equal(['old-one@example.com']);
     expect(await server.registry.trello.queries.findIdentity('google', 'google-123')).to.deep.equal({ account_id: result.account.id });
     expect(await linking().memberIdOf(result.account.id)).to.equal(member.id);
     const events = (await server.registry.events.page(result.account.id)).events;
     expect(events[0]).to.deep.include({ type: 'trello.linked' });
     const db = await testDatabase();
     expect((await db.query('SELECT 1 FROM trello_link_events WHERE member_id = $1', [member.id])).rows).to.have.length(1);
+  });
+
+  it('refuses an unverified address of the member, and never puts the member’s Google sign-in on an existing account', async () => {
+    const victim = await createAccount(server.registry, { email: 'victim@example.com' });
+    const member = legacyMember({ emails: [{ address: 'attacker@example.com', verified: true, primary: true }, { address: 'claimed@example.com', verified: false }], google: { sub: 'attacker-google', email: 'attacker@gmail.com' } });
+    await importLegacy(server.registry, [member]);
+    expect(await linking().link({ memberId: member.id, email: 'claimed@example.com', method: 'password' })).to.deep.equal({ ok: false, problem: 'trello.email_not_theirs' });
+    const linked = await linking().link({ memberId: member.id, email: victim.email, method: 'manual', existingAccountId: victim.id });
+    expect(linked.ok).to.equal(true);
+    expect(await server.registry.trello.queries.findIdentity('google', 'attacker-google')).to.equal(undefined);
+    const second = legacyMember();
+    await importLegacy(server.registry, [second]);
+    expect(await linking().link({ memberId: second.id, email: victim.email, method: 'manual', existingAccountId: victim.id })).to.deep.equal({ ok: false, problem: 'trello.account_has_member' });
   });
 
   it('is irreversible: a second link is refused, and so is re-importing over the link', async () => {

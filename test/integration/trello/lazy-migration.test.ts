@@ -5,7 +5,7 @@ import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
-import { followToCallback, passPassword } from '../../helpers/two-step.ts';
+import { enrolTwoStep, followToCallback, passPassword } from '../../helpers/two-step.ts';
 import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
 
 describe('legacy Trello accounts: migrating at login with the Trello password', () => {
@@ -59,7 +59,8 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     const account = await server.registry.accounts.findByEmail('grace@navy.example');
     expect(account?.password_hash).to.match(/^\$argon2id\$/);
     expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(account!.id);
-    expect(await linking().retiredOf(account!.id)).to.deep.equal(['grace.old@example.org', 'typo@example.org']);
+    // The unverified address is dropped, not reserved: it may be somebody else's.
+    expect(await linking().retiredOf(account!.id)).to.deep.equal(['grace.old@example.org']);
     // The same password now logs in to the account, everywhere.
     const again = await passPassword(server.url, client, 'grace@navy.example', TRELLO_PASSWORD);
     expect(again.page.status).to.equal(303);
@@ -131,7 +132,7 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
   });
 
   it('does not log in with a retired address, and tells every address of the account which one to use', async () => {
-    const member = legacyMember({ emails: [{ address: 'current@example.com', verified: true, primary: true }, { address: 'retired-a@example.com', verified: true }, { address: 'retired-b@example.com', verified: false }] });
+    const member = legacyMember({ emails: [{ address: 'current@example.com', verified: true, primary: true }, { address: 'retired-a@example.com', verified: true }, { address: 'retired-b@example.com', verified: true }] });
     await importLegacy(server.registry, [member]);
     await linking().link({ memberId: member.id, email: 'current@example.com', method: 'bulk' });
     const flow = await passPassword(server.url, client, 'Retired-A@example.com', 'whatever');
@@ -144,6 +145,29 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
       expect(mail.subject).to.equal('Log in to Lanyard with current@example.com');
       expect(mail.text).to.contain('Log in with this address from now on: current@example.com');
     }
+  });
+
+  it('will not link to an existing account that uses two-step verification on its password alone', async () => {
+    const existing = await createAccount(server.registry, { email: 'guarded@example.com' });
+    await enrolTwoStep(server.registry, existing);
+    const member = legacyMember({ emails: [{ address: 'guarded@example.com', verified: true, primary: true }, { address: 'elsewhere@example.com', verified: true }] });
+    await importLegacy(server.registry, [member]);
+    const flow = await reachReview('elsewhere@example.com');
+    const taken = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'guarded@example.com' });
+    const proven = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(taken.text), email: 'guarded@example.com', password: PASSWORD });
+    expect(proven.status).to.equal(403);
+    expect(proven.text).to.contain('link your Trello account from Settings');
+    expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+  });
+
+  it('offers only a new, code-verified address when no Trello address was verified', async () => {
+    const member = legacyMember({ emails: [{ address: 'never-verified@example.com', verified: false, primary: true }] });
+    await importLegacy(server.registry, [member]);
+    const flow = await reachReview('never-verified@example.com');
+    expect(flow.review.text).to.contain('Confirm an address first');
+    expect(flow.review.text).not.to.contain('name="email"');
+    const attempt = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'never-verified@example.com' });
+    expect(attempt.status).to.equal(400);
   });
 
   it('refuses a new address for an account managed by a Trello Enterprise, and changes nothing', async () => {

@@ -128,8 +128,7 @@ describe('two-step verification at login (/interaction/:uid/two-step)', () => {
     expect((await events(account.id)).find((e) => e.type === 'recovery_code.used')?.detail).to.deep.equal({ remaining: 9 });
 
     await server.registry.mail.delivery.deliverDue();
-    const mail = await smtp.lastTo(account.email);
-    expect(mail.subject).to.equal('A recovery code was used to sign in to your Lanyard account');
+    const mail = await smtp.lastTo(account.email, 'A recovery code was used to sign in to your Lanyard account');
     expect(mail.text).to.contain('9 unused recovery codes left');
 
     const again = await passPassword(server.url, client, account.email);
@@ -197,6 +196,18 @@ describe('two-step verification at login (/interaction/:uid/two-step)', () => {
     const callback = await followToCallback(flow.agent, server.url, done.headers.location!);
     expect(callback.searchParams.get('code')).to.be.a('string');
     expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(true);
+  });
+
+  it('refuses a pending-step cookie carried over to another interaction', async () => {
+    const account = await createAccount(server.registry);
+    await enrolTwoStep(server.registry, account);
+    const first = await passPassword(server.url, client, account.email);
+    const cookies = ([] as string[]).concat(first.page.headers['set-cookie'] ?? []).filter((c) => c.startsWith('lanyard.login_pending')).map((c) => c.split(';')[0]!);
+    expect(cookies).to.have.length(2); // the value and its signature
+    const other = await passPassword(server.url, client, 'nobody@example.com');
+    const res = await other.agent.post(`/interaction/${other.uid}/two-step`).set('Cookie', cookies.join('; ')).type('form').send({ _csrf: csrfFrom(other.page.text), code: '123456' });
+    expect(res.status).to.equal(400);
+    expect(res.text).to.contain('Start again');
   });
 
   it('refuses the continue step before enrolment is confirmed, and a forged pending cookie', async () => {
