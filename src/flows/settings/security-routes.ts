@@ -76,6 +76,9 @@ export function securityRoutes(deps: {
       ...nav(ctx, 'security'),
       twoStep: state,
       required: twoStep.required(acc),
+      // Changes here are confirmed with the password; an account without one (Google, bulk
+      // migration) sets one first.
+      hasPassword: Boolean(acc.password_hash),
       enabledAt: state.enabledAt?.toUTCString(),
       events: recent.events.map(describeEvent),
       ...extra,

@@ -114,6 +114,16 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(fresh.text.match(/<li><code>[a-z2-9]{5}-[a-z2-9]{5}<\/code><\/li>/g)).to.have.length(10);
   });
 
+  it('asks an account without a password (Google, bulk migration) to set one before changing anything', async () => {
+    const account = await createAccount(server.registry);
+    const agent = await signIn(account.email);
+    await server.registry.db.query('UPDATE accounts SET password_hash = NULL WHERE id = $1', [account.id]);
+    const page = await agent.get('/account/security');
+    expect(page.text).to.contain('your account has none yet');
+    expect(page.text).to.contain('href="/password/forgot"');
+    expect(page.text).not.to.contain('/account/security/two-step/start');
+  });
+
   it('does not offer turning it off when the account requires it', async () => {
     const account = await createAccount(server.registry);
     const agent = await signIn(account.email);
