@@ -64,7 +64,7 @@ export function createApp(registry: Registry): Koa {
   const { throttle, events, twoStep } = registry;
   const consent = consentRoutes({ interactions, accounts, views });
   forms.use(consent.router.routes());
-  const secondStep = secondStepRoutes({ interactions, accounts, twoStep, throttle, events, views, now: () => registry.clock.now() });
+  const secondStep = secondStepRoutes({ interactions, accounts, twoStep, throttle, events, views, box: registry.box, now: () => registry.clock.now() });
   forms.use(secondStep.router.routes());
   // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
   forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, secondStep, minLength: config.passwordMinLength }).routes());
@@ -77,7 +77,7 @@ export function createApp(registry: Registry): Koa {
   forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, trello, linking, googleEnabled: Boolean(registry.google), renderConsent: consent.renderConsent }).routes());
   forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, minLength: config.passwordMinLength }).routes());
   forms.use(trelloSettingsRoutes({ views, sessions: registry.browserSessions, accounts, linking, throttle, box: registry.box, now: () => registry.clock.now() }).routes());
-  forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, hasher: registry.hasher }).routes());
+  forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, hasher: registry.hasher, box: registry.box, now: () => registry.clock.now() }).routes());
   forms.use(settingsRoutes({
     issuer: config.issuer,
     views,

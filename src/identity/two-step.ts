@@ -155,39 +155,37 @@ export function createTwoStepService(deps: {
     },
 
     /**
-     * Starts enrolment: a new secret, waiting for its first code. Starting again replaces a
-     * pending secret (the QR code scanned last is the one that counts), never a confirmed one.
+     * A new secret for enrolment. Nothing is stored: the caller keeps it sealed in the browser
+     * that asked (a cookie bound to its session or interaction), so a pending secret is never
+     * shown to anyone else, and an abandoned one simply disappears.
      */
     async startEnrolment(account: AccountRow): Promise<Enrolment | { problem: 'two_step.already_enabled' }> {
+      if ((await queries.findFactor(account.id))?.confirmed_at) return { problem: 'two_step.already_enabled' };
       const secret = generateSecret();
-      if (!(await queries.putPending(account.id, box.seal(secret, secretContext(account.id)), now()))) return { problem: 'two_step.already_enabled' };
       return { secret, uri: generateURI({ issuer: deps.productName, label: account.email, secret }) };
     },
 
-    /** The pending enrolment's secret, to show the same QR code again after a wrong code. */
-    async pendingEnrolment(account: AccountRow): Promise<Enrolment | undefined> {
-      const factor = await queries.findFactor(account.id);
-      if (!factor || factor.confirmed_at) return undefined;
-      const secret = box.open(factor.secret_sealed, secretContext(account.id));
+    /** The QR code and key of a secret being enrolled, to show them again after a wrong code. */
+    enrolmentFor(account: AccountRow, secret: string): Enrolment {
       return { secret, uri: generateURI({ issuer: deps.productName, label: account.email, secret }) };
     },
 
     /** The first correct code switches the factor on and returns the recovery codes, shown once. */
-    async confirmEnrolment(account: AccountRow, code: string, meta: RequestMeta): Promise<{ ok: true; recoveryCodes: string[] } | { ok: false; problem: TwoStepProblem }> {
-      const factor = await queries.findFactor(account.id);
-      if (!factor) return { ok: false, problem: 'two_step.code_invalid' };
-      if (factor.confirmed_at) return { ok: false, problem: 'two_step.already_enabled' };
+    async confirmEnrolment(account: AccountRow, secret: string, code: string, meta: RequestMeta): Promise<{ ok: true; recoveryCodes: string[] } | { ok: false; problem: TwoStepProblem }> {
+      if (!/^[A-Z2-7]{16,128}$/.test(secret)) return { ok: false, problem: 'two_step.code_invalid' };
       const digits = totpInput(code);
-      const step = digits ? await matchingStep(box.open(factor.secret_sealed, secretContext(account.id)), digits, Number(factor.last_time_step)) : undefined;
+      const step = digits ? await matchingStep(secret, digits, 0) : undefined;
       if (step === undefined) return { ok: false, problem: 'two_step.code_invalid' };
       const codes = await db.transaction(async (tx) => {
-        if (!(await queries.confirm(tx, account.id, step, now()))) return undefined;
+        // The unique account id decides a race with another enrolment: one factor per account.
+        if (!(await queries.insertConfirmed(tx, account.id, box.seal(secret, secretContext(account.id)), step, now()))) return undefined;
         await events.record({ type: 'two_step.enabled', accountId: account.id }, meta, tx);
         await notify(tx, account, 'two-step-enabled');
         return replaceCodes(tx, account.id);
       });
-      if (codes) outbox.kick();
-      return codes ? { ok: true, recoveryCodes: codes } : { ok: false, problem: 'two_step.code_invalid' };
+      if (!codes) return { ok: false, problem: 'two_step.already_enabled' };
+      outbox.kick();
+      return { ok: true, recoveryCodes: codes };
     },
 
     verify,

@@ -15,7 +15,7 @@ export function totpAt(secret: string, atMs: number): Promise<string> {
 export async function enrolTwoStep(registry: Registry, account: AccountRow): Promise<{ secret: string; recoveryCodes: string[] }> {
   const enrolment = await registry.twoStep.startEnrolment(account);
   if ('problem' in enrolment) throw new Error(enrolment.problem);
-  const result = await registry.twoStep.confirmEnrolment(account, await totpAt(enrolment.secret, registry.clock.now()), {});
+  const result = await registry.twoStep.confirmEnrolment(account, enrolment.secret, await totpAt(enrolment.secret, registry.clock.now()), {});
   if (!result.ok) throw new Error(result.problem);
   return { secret: enrolment.secret, recoveryCodes: result.recoveryCodes };
 }

@@ -6,6 +6,7 @@ import type { Attempt, Throttle } from '../../identity/throttle.ts';
 import type { TwoStepService } from '../../identity/two-step.ts';
 import type { Interactions } from '../../oidc/interactions.ts';
 import { AppError } from '../../shared/errors.ts';
+import type { SecretBox } from '../../shared/crypto.ts';
 import { waitMessage, type PageError } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
@@ -37,6 +38,7 @@ export function secondStepRoutes(deps: {
   throttle: Throttle;
   events: SecurityEvents;
   views: Views;
+  box: SecretBox;
   now: () => number;
 }) {
   const { interactions, accounts, twoStep, throttle, events, views } = deps;
@@ -78,9 +80,24 @@ export function secondStepRoutes(deps: {
     await interactions.finishLogin(ctx, { accountId, amr });
   }
 
+  // The secret being enrolled waits sealed in this browser, bound to this interaction; nothing
+  // about it is stored until the first correct code, and nobody else is ever shown it.
+  const ENROL_COOKIE = 'lanyard.login_enrol';
+  const sealFor = (uid: string) => `login_enrol:${uid}`;
+  function keptSecret(ctx: Context, uid: string): string | undefined {
+    try {
+      const raw = ctx.cookies.get(ENROL_COOKIE);
+      return raw ? (JSON.parse(deps.box.open(raw, sealFor(uid))) as { secret: string }).secret : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async function enrolPage(ctx: Context, it: { uid: string; clientName: string; account: AccountRow }, status: number, error?: PageError) {
-    const enrolment = (await twoStep.pendingEnrolment(it.account)) ?? (await twoStep.startEnrolment(it.account));
+    const kept = keptSecret(ctx, it.uid);
+    const enrolment = kept ? twoStep.enrolmentFor(it.account, kept) : await twoStep.startEnrolment(it.account);
     if ('problem' in enrolment) throw new AppError('interaction.expired', 400);
+    if (!kept) ctx.cookies.set(ENROL_COOKIE, deps.box.seal(JSON.stringify({ secret: enrolment.secret }), sealFor(it.uid)), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: `/interaction/${it.uid}`, signed: false, overwrite: true, maxAge: PENDING_SECONDS * 1000 });
     page(ctx, status, 'login/enrol', {
       title: 'Set up two-step verification',
       uid: it.uid,
@@ -121,9 +138,12 @@ export function secondStepRoutes(deps: {
     const input = parseForm(ctx, secondStepInput);
     const gate = await throttle.attempt('second-step', it.account.id, ctx.ip);
     if (!gate.ok) return enrolPage(ctx, it, 429, waitMessage(ctx, gate.retryAfterSeconds));
-    const result = await twoStep.confirmEnrolment(it.account, input.code, requestMeta(ctx, it.clientId));
+    const secret = keptSecret(ctx, it.uid);
+    if (!secret) return enrolPage(ctx, it, 400, 'two_step.enrolment_expired');
+    const result = await twoStep.confirmEnrolment(it.account, secret, input.code, requestMeta(ctx, it.clientId));
     if (!result.ok) return enrolPage(ctx, it, 400, await refused(ctx, gate, it.account.id, it.clientId, result.problem));
     await throttle.succeeded('second-step', it.account.id);
+    ctx.cookies.set(ENROL_COOKIE, null, { path: `/interaction/${it.uid}` });
     setPending(ctx, it.uid, { accountId: it.account.id, amr: [...it.state.amr, 'otp', 'mfa'], stage: 'enrolled' });
     page(ctx, 200, 'login/recovery-codes', {
       title: 'Save your recovery codes',

@@ -6,6 +6,7 @@ import type { SecurityEvents, SecurityEventView } from '../../identity/security-
 import type { Throttle } from '../../identity/throttle.ts';
 import type { TwoStepService } from '../../identity/two-step.ts';
 import type { BrowserSessions } from '../../oidc/browser-session.ts';
+import type { SecretBox } from '../../shared/crypto.ts';
 import { waitMessage, type PageError } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
@@ -63,6 +64,8 @@ export function securityRoutes(deps: {
   events: SecurityEvents;
   throttle: Throttle;
   hasher: PasswordHasher;
+  box: SecretBox;
+  now: () => number;
 }) {
   const { twoStep, events, throttle } = deps;
   const { page, signedIn, account, nav } = settingsKit(deps);
@@ -85,9 +88,27 @@ export function securityRoutes(deps: {
     }, error);
   }
 
+  // The secret being enrolled waits sealed in this browser, bound to its session, for 15 minutes;
+  // nothing about it is stored until the first correct code.
+  const ENROL_COOKIE = 'lanyard.enrol';
+  const sealFor = (ctx: Context) => `enrol:${ctx.state.sessionUid as string}`;
+  function keepSecret(ctx: Context, secret: string) {
+    ctx.cookies.set(ENROL_COOKIE, deps.box.seal(JSON.stringify({ secret, exp: Math.floor(deps.now() / 1000) + 900 }), sealFor(ctx)), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/account/security', signed: false, overwrite: true, maxAge: 900_000 });
+  }
+  function keptSecret(ctx: Context): string | undefined {
+    try {
+      const raw = ctx.cookies.get(ENROL_COOKIE);
+      const kept = raw ? (JSON.parse(deps.box.open(raw, sealFor(ctx))) as { secret: string; exp: number }) : undefined;
+      return kept && kept.exp > deps.now() / 1000 ? kept.secret : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async function enrolPage(ctx: Context, status: number, error?: PageError) {
-    const enrolment = await twoStep.pendingEnrolment(account(ctx));
-    if (!enrolment) return overview(ctx, 400, {}, 'two_step.code_invalid');
+    const secret = keptSecret(ctx);
+    if (!secret) return overview(ctx, 400, {}, 'two_step.enrolment_expired');
+    const enrolment = twoStep.enrolmentFor(account(ctx), secret);
     page(ctx, status, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), secret: enrolment.secret, qr: await qrCodeSvg(enrolment.uri) }, error);
   }
 
@@ -116,6 +137,7 @@ export function securityRoutes(deps: {
     if (ok !== true) return overview(ctx, 400, {}, ok);
     const enrolment = await twoStep.startEnrolment(account(ctx));
     if ('problem' in enrolment) return overview(ctx, 409, {}, enrolment.problem);
+    keepSecret(ctx, enrolment.secret);
     page(ctx, 200, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), secret: enrolment.secret, qr: await qrCodeSvg(enrolment.uri) });
   });
 
@@ -124,13 +146,16 @@ export function securityRoutes(deps: {
     const acc = account(ctx);
     const gate = await throttle.attempt('second-step', acc.id, ctx.ip);
     if (!gate.ok) return enrolPage(ctx, 429, waitMessage(ctx, gate.retryAfterSeconds));
-    const result = await twoStep.confirmEnrolment(acc, input.code, requestMeta(ctx));
+    const secret = keptSecret(ctx);
+    if (!secret) return overview(ctx, 400, {}, 'two_step.enrolment_expired');
+    const result = await twoStep.confirmEnrolment(acc, secret, input.code, requestMeta(ctx));
     if (!result.ok) {
       if (result.problem === 'two_step.already_enabled') return overview(ctx, 409, {}, result.problem);
       const wait = await throttle.failed('second-step', ctx.ip, gate);
       return enrolPage(ctx, 400, wait > 0 ? waitMessage(ctx, wait) : result.problem);
     }
     await throttle.succeeded('second-step', acc.id);
+    ctx.cookies.set(ENROL_COOKIE, null, { path: '/account/security' });
     ctx.state.log?.info({ accountId: acc.id }, 'two-step verification turned on');
     codesPage(ctx, result.recoveryCodes, 'Two-step verification is on');
   });

@@ -5,7 +5,8 @@ CREATE TABLE totp_factors (
   account_id     text PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
   -- The shared secret, sealed with SECRET_KEY and bound to the account (src/shared/crypto.ts).
   secret_sealed  text NOT NULL,
-  -- NULL while enrolment waits for the first correct code; the factor is on once set.
+  -- When the first correct code switched it on. A secret being enrolled is never stored: it
+  -- waits sealed in the cookie of the browser that asked (src/identity/two-step.ts).
   confirmed_at   timestamptz,
   -- The last RFC 6238 time step accepted: a code of that step or an older one is a replay.
   last_time_step bigint NOT NULL DEFAULT 0,

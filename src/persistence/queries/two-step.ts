@@ -16,21 +16,12 @@ export function createTwoStepQueries(db: Queryable) {
       return rows[0];
     },
 
-    /** Starts (or restarts) an enrolment; never replaces a confirmed factor. Returns false if one exists. */
-    async putPending(accountId: string, secretSealed: string, now: Date): Promise<boolean> {
-      const { rowCount } = await db.query(
-        `INSERT INTO totp_factors (account_id, secret_sealed, created_at) VALUES ($1, $2, $3)
-         ON CONFLICT (account_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, created_at = excluded.created_at, last_time_step = 0
-         WHERE totp_factors.confirmed_at IS NULL`,
-        [accountId, secretSealed, now],
-      );
-      return rowCount === 1;
-    },
-
-    async confirm(tx: Queryable, accountId: string, timeStep: number, now: Date): Promise<boolean> {
+    /** Stores a confirmed factor; false when the account already has one. */
+    async insertConfirmed(tx: Queryable, accountId: string, secretSealed: string, timeStep: number, now: Date): Promise<boolean> {
       const { rowCount } = await tx.query(
-        'UPDATE totp_factors SET confirmed_at = $3, last_time_step = $2 WHERE account_id = $1 AND confirmed_at IS NULL AND last_time_step < $2',
-        [accountId, timeStep, now],
+        `INSERT INTO totp_factors (account_id, secret_sealed, confirmed_at, last_time_step, created_at) VALUES ($1, $2, $4, $3, $4)
+         ON CONFLICT (account_id) DO NOTHING`,
+        [accountId, secretSealed, timeStep, now],
       );
       return rowCount === 1;
     },

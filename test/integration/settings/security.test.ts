@@ -75,6 +75,22 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(after.text).to.contain('Two-step verification turned on');
   });
 
+  it('keeps a secret being set up in the browser that asked: another session never sees or confirms it', async () => {
+    const account = await createAccount(server.registry);
+    const owner = await signIn(account.email);
+    const start = await post(owner, '/account/security/two-step/start', { password: PASSWORD });
+    const secret = /id="manual-key" class="key">([A-Z2-7 ]+)</.exec(start.text)![1]!.replace(/ /g, '');
+    const other = await signIn(account.email);
+    const probe = await post(other, '/account/security/two-step/confirm', { code: '000000' });
+    expect(probe.status).to.equal(400);
+    expect(probe.text).not.to.contain(secret.slice(0, 8));
+    const steal = await post(other, '/account/security/two-step/confirm', { code: await totpAt(secret, now) });
+    expect(steal.status).to.equal(400);
+    expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(false);
+    const db = await testDatabase();
+    expect((await db.query('SELECT 1 FROM totp_factors WHERE account_id = $1', [account.id])).rows, 'nothing stored before the first code').to.have.length(0);
+  });
+
   it('turns it off only with the password and a current code, and emails the owner', async () => {
     const account = await createAccount(server.registry);
     const agent = await signIn(account.email);
