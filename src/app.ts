@@ -91,6 +91,7 @@ export function createApp(registry: Registry): Koa {
     emailChanges: registry.emailChanges,
     accountQueries: registry.accountQueries,
     events,
+    throttle,
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());

@@ -10,7 +10,8 @@ import type { AccountActivityQueries } from '../../persistence/queries/account-a
 import type { Clock } from '../../shared/clock.ts';
 import { constantTimeEqual } from '../../shared/crypto.ts';
 import { randomSecret } from '../../shared/ids.ts';
-import { messageFor } from '../../http/messages.ts';
+import { messageFor, waitMessage, type PageError } from '../../http/messages.ts';
+import type { Throttle } from '../../identity/throttle.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { SecurityEvents } from '../../identity/security-events.ts';
 import { settingsKit } from './gate.ts';
@@ -49,6 +50,7 @@ export function settingsRoutes(deps: {
   emailChanges: EmailChangeService;
   accountQueries: AccountQueries;
   events: SecurityEvents;
+  throttle: Throttle;
   graceDays: number;
   minLength: number;
 }) {
@@ -56,6 +58,23 @@ export function settingsRoutes(deps: {
   const router = new Router({ prefix: '/account' });
 
   const { page, signedIn, account, nav } = settingsKit({ views, sessions, accounts });
+
+  /**
+   * Runs a change confirmed with the current password, throttled like a login with that
+   * password: a stolen session must not become a way to guess it.
+   */
+  async function withPassword<R extends { ok: true } | { ok: false; problem: string }>(ctx: Context, run: () => Promise<R>): Promise<R | { ok: false; problem: PageError }> {
+    const email = account(ctx).email;
+    const gate = await deps.throttle.attempt('password', email, ctx.ip);
+    if (!gate.ok) return { ok: false, problem: waitMessage(ctx, gate.retryAfterSeconds) };
+    const result = await run();
+    if (!result.ok && result.problem === 'password.current_wrong') {
+      const wait = await deps.throttle.failed('password', ctx.ip, gate);
+      return wait > 0 ? { ok: false, problem: waitMessage(ctx, wait) } : result;
+    }
+    await deps.throttle.succeeded('password', email);
+    return result;
+  }
 
   router.get('/login', (ctx) => {
     const next = typeof ctx.query.next === 'string' && /^\/account(\/[a-z-]*)?$/.test(ctx.query.next) ? ctx.query.next : '/account';
@@ -84,7 +103,7 @@ export function settingsRoutes(deps: {
 
   router.post('/password', signedIn, async (ctx) => {
     const input = parseForm(ctx, changePasswordInput);
-    const result = await deps.passwords.change(account(ctx).id, input.current, input.password, ctx.state.sessionUid as string, requestMeta(ctx));
+    const result = await withPassword(ctx, () => deps.passwords.change(account(ctx).id, input.current, input.password, ctx.state.sessionUid as string, requestMeta(ctx)));
     if (!result.ok) return page(ctx, 400, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength }, result.problem);
     page(ctx, 200, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength, changed: true });
   });
@@ -163,7 +182,7 @@ export function settingsRoutes(deps: {
 
   router.post('/email', signedIn, async (ctx) => {
     const input = parseForm(ctx, changeEmailInput);
-    const result = await deps.emailChanges.request(account(ctx).id, input.password, input.email);
+    const result = await withPassword(ctx, () => deps.emailChanges.request(account(ctx).id, input.password, input.email));
     if (!result.ok) return page(ctx, 400, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), newEmail: input.email }, result.problem);
     page(ctx, 200, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), sentTo: result.newEmail, newEmail: '' });
   });
@@ -182,7 +201,7 @@ export function settingsRoutes(deps: {
 
   router.post('/close', signedIn, async (ctx) => {
     const input = parseForm(ctx, closeAccountInput);
-    const result = await deps.closure.close(account(ctx).id, input.password, requestMeta(ctx));
+    const result = await withPassword(ctx, () => deps.closure.close(account(ctx).id, input.password, requestMeta(ctx)));
     if (!result.ok) return page(ctx, 400, 'settings/close', { title: 'Close your account', ...nav(ctx, 'close'), graceDays: deps.graceDays }, result.problem);
     ctx.state.log?.info({ accountId: account(ctx).id }, 'account closed by its owner');
     page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: result.deleteAfter.toUTCString() });

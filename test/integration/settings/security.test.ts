@@ -140,6 +140,18 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(page.text).not.to.contain('/account/security/two-step/start');
   });
 
+  it('throttles password guesses made through the settings forms like login attempts', async () => {
+    const account = await createAccount(server.registry);
+    const agent = await signIn(account.email);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) statuses.push((await submit(agent, '/account/close', '/account/close', { password: `guess ${i}` })).status);
+    expect(statuses).to.deep.equal([400, 400, 400, 400, 400, 429]);
+    const email = await submit(agent, '/account/email', '/account/email', { email: 'x@example.com', password: PASSWORD });
+    expect(email.status, 'even the right password waits').to.equal(429);
+    expect(email.headers['retry-after']).to.be.a('string');
+    expect((await server.registry.accounts.findById(account.id))?.status).to.equal('active');
+  });
+
   it('does not offer turning it off when the account requires it', async () => {
     const account = await createAccount(server.registry);
     const agent = await signIn(account.email);
