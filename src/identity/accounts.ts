@@ -9,7 +9,8 @@ import { MAX_PASSWORD_LENGTH } from './password-policy.ts';
 export type { AccountRow };
 
 export type Authentication =
-  | { ok: true; account: AccountRow; reopened?: boolean }
+  /** `reopen`: the account was closed by its owner and is still in its grace period; the login reopens it once complete. */
+  | { ok: true; account: AccountRow; reopen?: boolean }
   /** `accountId` and `reason` are for the audit trail only; people see `code`. */
   | { ok: false; code: 'login.invalid_credentials' | 'login.account_inactive'; accountId?: string; reason: 'unknown_account' | 'no_password' | 'wrong_password' | 'inactive' };
 
@@ -38,8 +39,9 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
      * Checks an email and password. An unknown address, an account without a password and a
      * wrong password all cost one argon2 verification and answer `login.invalid_credentials`,
      * so neither the message nor the time tells whether the account exists.
-     * Only after the right password is an inactive account reported as such. Logging in to an
-     * account closed by its owner, within the grace period, cancels the closure.
+     * Only after the right password is an inactive account reported as such. An account closed
+     * by its owner, within the grace period, answers `reopen`: the closure is cancelled when the
+     * whole login (second step included) completes, not on the password alone.
      */
     async authenticate(emailInput: string, password: string): Promise<Authentication> {
       const email = normalizeEmail(emailInput);
@@ -47,15 +49,17 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
       const check = await hasher.verify(account?.password_hash, password.slice(0, MAX_PASSWORD_LENGTH));
       if (!account) return { ok: false, code: 'login.invalid_credentials', reason: 'unknown_account' };
       if (!check.ok) return { ok: false, code: 'login.invalid_credentials', accountId: account.id, reason: account.password_hash ? 'wrong_password' : 'no_password' };
-      let reopened = false;
-      if (account.status === 'closed' && !account.erased_at) reopened = await accounts.reopen(account.id, new Date(clock.now()));
-      if (account.status !== 'active' && !reopened) return { ok: false, code: 'login.account_inactive', accountId: account.id, reason: 'inactive' };
+      const reopen = account.status === 'closed' && !account.erased_at && (account.delete_after?.getTime() ?? 0) > clock.now();
+      if (account.status !== 'active' && !reopen) return { ok: false, code: 'login.account_inactive', accountId: account.id, reason: 'inactive' };
       if (check.needsRehash && account.password_hash) {
         // Parameters were raised since this hash was made: store a new hash of the same password.
         await accounts.replacePasswordHash(account.id, account.password_hash, await hasher.hash(password));
       }
-      return reopened ? { ok: true, account: { ...account, status: 'active', closed_at: null, delete_after: null }, reopened } : { ok: true, account };
+      return reopen ? { ok: true, account, reopen } : { ok: true, account };
     },
+
+    /** Cancels an owner's closure within its grace period; false when it is too late. */
+    reopen: (accountId: string) => accounts.reopen(accountId, new Date(clock.now())),
 
     async create(input: NewAccountInput): Promise<AccountRow> {
       const email = normalizeEmail(input.email);

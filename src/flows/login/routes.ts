@@ -109,7 +109,7 @@ export function loginRoutes(deps: {
       return page(ctx, result.code === 'login.account_inactive' ? 403 : 401, 'login/password', data, wait > 0 ? waitMessage(ctx, wait) : result.code);
     }
     await throttle.succeeded('password', email);
-    await deps.secondStep.afterFirstFactor(ctx, { uid: view.uid, clientId: view.clientId, clientName: name }, result.account, ['pwd']);
+    await deps.secondStep.afterFirstFactor(ctx, { uid: view.uid, clientId: view.clientId, clientName: name }, result.account, ['pwd'], { reopen: Boolean(result.reopen) });
   });
 
   router.post('/abort', async (ctx) => {

@@ -29,7 +29,7 @@ const PENDING_COOKIE = 'lanyard.login_pending';
 const PENDING_SECONDS = 600;
 
 type Stage = 'verify' | 'enrol' | 'enrolled';
-interface Pending { uid: string; accountId: string; amr: string[]; stage: Stage; exp: number }
+interface Pending { uid: string; accountId: string; amr: string[]; stage: Stage; exp: number; reopen?: boolean }
 
 export function secondStepRoutes(deps: {
   interactions: Interactions;
@@ -68,13 +68,16 @@ export function secondStepRoutes(deps: {
     // to browsers) proves nothing there.
     if (!state || state.uid !== view.uid || state.exp < deps.now() / 1000 || !stage.includes(state.stage)) throw new AppError('login.second_step_expired', 400);
     const account = await accounts.findById(state.accountId);
-    if (!account || account.status !== 'active') throw new AppError('login.second_step_expired', 400);
+    const usable = account?.status === 'active' || (state.reopen && account?.status === 'closed');
+    if (!account || !usable) throw new AppError('login.second_step_expired', 400);
     const client = await interactions.client(view.clientId);
     return { uid: view.uid, clientId: view.clientId, clientName: client?.name ?? view.clientId, state, account };
   }
 
-  async function finish(ctx: Context, uid: string, clientId: string, accountId: string, amr: string[], method: string | undefined) {
+  async function finish(ctx: Context, uid: string, clientId: string, accountId: string, amr: string[], method: string | undefined, reopen = false) {
     ctx.cookies.set(PENDING_COOKIE, null, cookieOptions(uid));
+    // The owner closed it and came back within the grace period: the whole login proves it.
+    if (reopen && !(await accounts.reopen(accountId))) throw new AppError('login.account_inactive', 403);
     await events.record({ type: 'login.succeeded', accountId, detail: { amr } }, requestMeta(ctx, clientId));
     ctx.state.log?.info({ accountId, clientId, method }, 'login succeeded');
     await interactions.finishLogin(ctx, { accountId, amr });
@@ -125,7 +128,7 @@ export function secondStepRoutes(deps: {
     await throttle.succeeded('second-step', it.account.id);
     // RFC 8176: "otp" for the authenticator code, "mfa" for more than one factor in all.
     const amr = result.method === 'totp' ? [...it.state.amr, 'otp', 'mfa'] : [...it.state.amr, 'mfa'];
-    await finish(ctx, it.uid, it.clientId, it.account.id, amr, result.method);
+    await finish(ctx, it.uid, it.clientId, it.account.id, amr, result.method, it.state.reopen);
   });
 
   router.get('/enrol', async (ctx) => {
@@ -144,7 +147,7 @@ export function secondStepRoutes(deps: {
     if (!result.ok) return enrolPage(ctx, it, 400, await refused(ctx, gate, it.account.id, it.clientId, result.problem));
     await throttle.succeeded('second-step', it.account.id);
     ctx.cookies.set(ENROL_COOKIE, null, { path: `/interaction/${it.uid}` });
-    setPending(ctx, it.uid, { accountId: it.account.id, amr: [...it.state.amr, 'otp', 'mfa'], stage: 'enrolled' });
+    setPending(ctx, it.uid, { accountId: it.account.id, amr: [...it.state.amr, 'otp', 'mfa'], stage: 'enrolled', reopen: it.state.reopen ?? false });
     page(ctx, 200, 'login/recovery-codes', {
       title: 'Save your recovery codes',
       uid: it.uid,
@@ -156,7 +159,7 @@ export function secondStepRoutes(deps: {
 
   router.post('/continue', async (ctx) => {
     const it = await pending(ctx, ['enrolled']);
-    await finish(ctx, it.uid, it.clientId, it.account.id, it.state.amr, 'enrolment');
+    await finish(ctx, it.uid, it.clientId, it.account.id, it.state.amr, 'enrolment', it.state.reopen);
   });
 
   return {
@@ -166,17 +169,18 @@ export function secondStepRoutes(deps: {
      * Called once the first factor is proven (password, or a sign-up that chose one): finishes
      * the login, or asks for the second step, or requires enrolment first.
      */
-    async afterFirstFactor(ctx: Context, it: { uid: string; clientId: string; clientName: string }, account: AccountRow, amr: string[]): Promise<void> {
+    async afterFirstFactor(ctx: Context, it: { uid: string; clientId: string; clientName: string }, account: AccountRow, amr: string[], options: { reopen?: boolean } = {}): Promise<void> {
+      const reopen = options.reopen ?? false;
       if (account.two_step_enabled ?? (await twoStep.isEnabled(account.id))) {
-        setPending(ctx, it.uid, { accountId: account.id, amr, stage: 'verify' });
+        setPending(ctx, it.uid, { accountId: account.id, amr, stage: 'verify', reopen });
         return page(ctx, 200, 'login/two-step', { title: 'Two-step verification', uid: it.uid, clientName: it.clientName });
       }
       if (twoStep.required(account)) {
-        setPending(ctx, it.uid, { accountId: account.id, amr, stage: 'enrol' });
+        setPending(ctx, it.uid, { accountId: account.id, amr, stage: 'enrol', reopen });
         ctx.status = 303;
         return ctx.redirect(`/interaction/${it.uid}/two-step/enrol`);
       }
-      await finish(ctx, it.uid, it.clientId, account.id, amr, amr.join('+'));
+      await finish(ctx, it.uid, it.clientId, account.id, amr, amr.join('+'), reopen);
     },
   };
 }

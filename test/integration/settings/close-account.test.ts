@@ -1,11 +1,13 @@
 import { expect } from 'chai';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
-import { createAccount, PASSWORD } from '../../helpers/factories.ts';
+import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { signInToAccount, submit, type Agent } from '../../helpers/account-pages.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
 import { importLegacy, legacyMember } from '../../helpers/trello.ts';
+import { enrolTwoStep, passPassword, totpAt } from '../../helpers/two-step.ts';
+import { csrfFrom } from '../../helpers/login-driver.ts';
 
 
 describe('closing an account (/account/close)', () => {
@@ -55,6 +57,20 @@ describe('closing an account (/account/close)', () => {
     expect(status).to.equal(200);
     const row = await server.registry.accounts.findById(account.id);
     expect(row).to.include({ status: 'active', closed_at: null, delete_after: null });
+  });
+
+  it('reopens an account with two-step verification only once the second step is passed', async () => {
+    const account = await createAccount(server.registry);
+    const { secret } = await enrolTwoStep(server.registry, account);
+    await server.registry.accountClosure.close(account.id, PASSWORD);
+    now += 86_400_000;
+    const client = await createClient(server.registry, { firstParty: true });
+    const flow = await passPassword(server.url, client, account.email);
+    expect(flow.page.text).to.contain('Two-step verification');
+    expect((await server.registry.accounts.findById(account.id))?.status, 'the password alone does not reopen').to.equal('closed');
+    const done = await flow.agent.post(`/interaction/${flow.uid}/two-step`).type('form').send({ _csrf: csrfFrom(flow.page.text), code: await totpAt(secret, now) });
+    expect(done.status).to.equal(303);
+    expect((await server.registry.accounts.findById(account.id))?.status).to.equal('active');
   });
 
   it('erases personal data after the grace period and frees the address', async () => {
