@@ -99,6 +99,12 @@ export function createRegistrationService(deps: {
     },
 
     /** Verifies by the emailed link; returns the interaction it belongs to. */
+    /** The interaction a still-usable link belongs to, without using it. */
+    async linkTarget(token: string): Promise<string | undefined> {
+      if (typeof token !== 'string' || token.length < 20 || token.length > 100) return undefined;
+      return (await flows.findByLink(linkHash(token), now()))?.interaction_uid;
+    },
+
     async verifyLink(token: string): Promise<string | undefined> {
       if (typeof token !== 'string' || token.length < 20 || token.length > 100) return undefined;
       return (await flows.verifyByLink(linkHash(token), now()))?.interaction_uid;

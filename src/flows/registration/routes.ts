@@ -78,18 +78,19 @@ export function registrationRoutes(deps: {
     page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result === 'locked' ? 'signup.code_locked' : 'signup.expired');
   });
 
-  // The link in the email. In the browser that started the sign-up it continues the flow; in
-  // another one (the interaction cookie is not there) the address is still verified, and the
-  // person continues in the first window.
+  // The link in the email verifies the address only in the browser that started the sign-up
+  // (the interaction cookie is there). Opened anywhere else it changes nothing: otherwise someone
+  // who started a sign-up with another person's address would get it verified by that person's
+  // click, and own an account on their address. The code still works across devices.
   router.get('/verify', async (ctx) => {
     const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
-    const uid = await registration.verifyLink(token);
-    const here = uid === ctx.params.uid ? await interactions.view(ctx).then(() => true, () => false) : false;
-    if (uid && here) {
+    const target = await registration.linkTarget(token);
+    const here = target === ctx.params.uid && (await interactions.view(ctx).then((v) => v.uid === target, () => false));
+    if (here && (await registration.verifyLink(token)) === target) {
       ctx.status = 303;
-      return ctx.redirect(`/interaction/${uid}/signup/details`);
+      return ctx.redirect(`/interaction/${target}/signup/details`);
     }
-    page(ctx, uid ? 200 : 400, uid ? 'registration/verified-elsewhere' : 'registration/link-invalid', { title: uid ? 'Email verified' : 'This link can’t be used' });
+    page(ctx, target ? 200 : 400, target ? 'registration/verified-elsewhere' : 'registration/link-invalid', { title: target ? 'Open it where you started' : 'This link can’t be used' });
   });
 
   router.get('/details', async (ctx) => {

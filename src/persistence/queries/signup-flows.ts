@@ -43,6 +43,15 @@ export function createSignupFlowQueries(db: Queryable) {
     },
 
     /** Verifies by link: single use, unexpired; returns the flow it verified. */
+    /** The open, unverified flow a link belongs to, without verifying it. */
+    async findByLink(linkHash: string, now: Date): Promise<SignupFlowRow | undefined> {
+      const { rows } = await db.query<SignupFlowRow>(
+        `SELECT ${COLUMNS} FROM signup_flows WHERE link_hash = $1 AND verified_at IS NULL AND completed_at IS NULL AND expires_at > $2`,
+        [linkHash, now],
+      );
+      return rows[0];
+    },
+
     async verifyByLink(linkHash: string, now: Date): Promise<SignupFlowRow | undefined> {
       const { rows } = await db.query<SignupFlowRow>(
         `UPDATE signup_flows SET verified_at = $2 WHERE link_hash = $1 AND verified_at IS NULL AND completed_at IS NULL AND expires_at > $2 RETURNING ${COLUMNS}`,

@@ -93,15 +93,18 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
     expect(again.status, 'the link works once').to.equal(400);
   });
 
-  it('verifies by link in another browser, and the first window continues', async () => {
+  it('does not verify by a link opened in another browser (someone else may have started the sign-up)', async () => {
     const flow = await openSignUp();
     await submitEmail(flow, 'phone@example.com');
     const link = linkIn(await smtp.lastTo('phone@example.com'), `${server.url}/interaction/${flow.uid}/signup/verify?token=`);
     const elsewhere = await supertest(server.url).get(new URL(link).pathname + new URL(link).search);
     expect(elsewhere.status).to.equal(200);
-    expect(elsewhere.text).to.contain('Your email is verified');
+    expect(elsewhere.text).to.contain('only works in the browser where you started');
     const details = await flow.agent.get(`/interaction/${flow.uid}/signup/details`);
-    expect(details.status).to.equal(200);
+    expect(details.status, 'the flow is not verified').to.equal(400);
+    // The same link still works where the sign-up started.
+    const here = await flow.agent.get(new URL(link).pathname + new URL(link).search);
+    expect(here.status).to.equal(303);
   });
 
   it('tells an existing account by email, not on the page', async () => {
