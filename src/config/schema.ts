@@ -140,7 +140,9 @@ export const configSchema = z
       baseDelaySeconds: z.coerce.number().min(0.1).max(3600),
       maxDelaySeconds: z.coerce.number().int().min(1).max(86_400),
       windowSeconds: z.coerce.number().int().min(60).max(2_592_000),
-    }).refine((t) => t.maxDelaySeconds >= t.baseDelaySeconds, { message: 'maxDelaySeconds must be at least baseDelaySeconds' }),
+    }).refine((t) => t.maxDelaySeconds >= t.baseDelaySeconds, { message: 'maxDelaySeconds must be at least baseDelaySeconds' })
+      // A counter quiet for the window starts over: a wait longer than the window would vanish.
+      .refine((t) => t.maxDelaySeconds <= t.windowSeconds, { message: 'maxDelaySeconds must not exceed windowSeconds' }),
   })
   .superRefine((config, ctx) => {
     if (config.env !== 'production') return;

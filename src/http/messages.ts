@@ -25,6 +25,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'google.failed': { title: 'Google login didn’t complete', text: 'The answer from Google could not be accepted. Start again from the login page.' },
   'google.email_unverified': { title: 'Google hasn’t verified this address', text: 'Verify the address with Google first, or log in with your email and password.' },
   'google.conflict': { title: 'Log in with your password to continue', text: 'Your Trello account’s addresses already belong to another account. Log in with that account’s email and password to link them.' },
+  'google.two_step_first': { title: 'Log in with your password and code first', text: 'Your account uses two-step verification. Log in with your email, password and code, then link your Trello account from Settings → Trello.' },
   'google.email_retired': { title: 'Check your email', text: 'This Google address was removed from its account when the account moved from Trello. We sent a message to every address of that account saying which address to log in with.' },
   'trello.credentials': { title: 'Check your Trello details', text: 'That Trello username or address and password don’t match a Trello account that can still be linked.' },
   'trello.account_has_member': { title: 'A Trello account is already linked', text: 'Each account is linked to one Trello account.' },

@@ -26,7 +26,7 @@ import type { TrelloLinking } from './trello/linking.ts';
  */
 export type FederatedResult =
   | { ok: true; account: AccountRow; how: 'identity' | 'trello' | 'email' | 'created' }
-  | { ok: false; problem: 'google.email_unverified' | 'google.conflict' | 'login.account_inactive' }
+  | { ok: false; problem: 'google.email_unverified' | 'google.conflict' | 'google.two_step_first' | 'login.account_inactive' }
   | { ok: false; problem: 'google.email_retired'; retiredFor: string; email: string };
 
 export function createFederatedLogin(deps: {
@@ -50,6 +50,9 @@ export function createFederatedLogin(deps: {
     // account is the person's.
     const owner = verifiedEmail ? await accounts.findByEmail(verifiedEmail) : undefined;
     if (owner && !owner.email_verified) return { ok: false, problem: 'google.conflict' };
+    // A link is for good, and this runs before the second step: an account with one links its
+    // Trello account from Settings → Trello after a full login instead.
+    if (owner?.two_step_enabled) return { ok: false, problem: 'google.two_step_first' };
     if (owner) {
       const linked = await linking.link({ memberId: member.member_id, email: owner.email, method: 'google', existingAccountId: owner.id, google }, meta);
       return linked.ok ? { ok: true, account: linked.account, how: 'trello' } : { ok: false, problem: 'google.conflict' };

@@ -181,6 +181,8 @@ export function securityRoutes(deps: {
     if (!passwordGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, passwordGate.retryAfterSeconds));
     const result = await twoStep.disable(acc, input.password, input.code, requestMeta(ctx));
     if (!result.ok) {
+      // The right password with a wrong code: only the code counts against the person.
+      if (result.problem !== 'password.current_wrong') await throttle.succeeded('password', acc.email);
       const wait = result.problem === 'password.current_wrong' ? await throttle.failed('password', ctx.ip, passwordGate)
         : result.problem === 'two_step.code_invalid' ? await throttle.failed('second-step', ctx.ip, codeGate) : 0;
       return overview(ctx, 400, {}, wait > 0 ? waitMessage(ctx, wait) : result.problem);

@@ -122,6 +122,17 @@ describe('"Continue with Google" against a real local OpenID provider', () => {
     expect(await server.registry.trello.queries.findIdentity('google', 'g-other')).to.equal(undefined);
   });
 
+  it('does not link a Trello member for good to an account with two-step verification before its code', async () => {
+    const alice = await createAccount(server.registry, { email: 'alice@corp.example' });
+    await enrolTwoStep(server.registry, alice);
+    const member = legacyMember({ emails: [{ address: 'alice-trello@corp.example', verified: true, primary: true }], google: { sub: 'g-corp-admin', email: 'alice@corp.example' } });
+    await importLegacy(server.registry, [member]);
+    const result = await googleLogin({ sub: 'g-corp-admin', email: 'alice@corp.example', email_verified: true });
+    expect(result.page?.status).to.equal(409);
+    expect(result.page?.text).to.contain('Log in with your password and code first');
+    expect((await server.registry.trello.linking.findByMemberId(member.id))?.linked_account_id).to.equal(null);
+  });
+
   it('asks for the second step after Google when two-step verification is on', async () => {
     const existing = await createAccount(server.registry, { email: 'careful@gmail.com' });
     await enrolTwoStep(server.registry, existing);

@@ -39,6 +39,18 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses Google settings given in part, and a throttle wait longer than its window', () => {
+    for (const env of [{ GOOGLE_ISSUER: 'https://accounts.google.com' }, { THROTTLE_MAX_DELAY_SECONDS: '7200', THROTTLE_WINDOW_SECONDS: '3600' }]) {
+      try {
+        loadConfig(env);
+        expect.fail(`accepted ${JSON.stringify(env)}`);
+      } catch (err) {
+        expect(err).to.be.instanceOf(ConfigError);
+        expect((err as ConfigError).problems.join('\n')).to.match(/GOOGLE_CLIENT_ID|google|windowSeconds/);
+      }
+    }
+  });
+
   it('refuses development defaults in production', () => {
     try {
       loadConfig({ NODE_ENV: 'production', ISSUER: 'http://id.example.com', SEED_DEMO: 'true' });
