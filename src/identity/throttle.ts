@@ -80,8 +80,9 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
     failed,
 
     /**
-     * After a success: the subject's counter starts over. The address's counter does not, or one
-     * account the attacker owns would reset the count for every guess against others.
+     * After a success (or a password reset, which proves the owner): the subject's counter
+     * starts over. The address's counter does not, or one account the attacker owns would reset
+     * the count for every guess against others.
      */
     async succeeded(scope: ThrottleScope, subject: string): Promise<void> {
       await queries.clear([subjectKey(scope, subject)]);
@@ -97,11 +98,6 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
       if (!tried.ok) return tried;
       const wait = await failed(scope, ip, tried);
       return wait > 0 ? { ok: false, retryAfterSeconds: wait } : tried;
-    },
-
-    /** Clears a subject's counter regardless (a password reset proves the owner). */
-    async clear(scope: ThrottleScope, subject: string): Promise<void> {
-      await queries.clear([subjectKey(scope, subject)]);
     },
 
     sweep: (limit = 1000) => queries.sweep(windowStart(clock.now()), limit),

@@ -9,6 +9,7 @@ import type { SecretBox } from '../../shared/crypto.ts';
 import { messageFor } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
+import { sealedCookie } from '../../http/sealed-cookie.ts';
 import { pageRenderer } from '../../http/page.ts';
 import type { SecondStep } from './second-step.ts';
 
@@ -27,7 +28,7 @@ import type { SecondStep } from './second-step.ts';
 const COOKIE = 'lanyard.google';
 const SEAL = 'google_login';
 
-interface Pending { uid: string; state: string; nonce: string; verifier: string; exp: number }
+interface Pending { uid: string; state: string; nonce: string; verifier: string }
 
 export function googleLoginRoutes(deps: {
   google: GoogleClient;
@@ -40,21 +41,15 @@ export function googleLoginRoutes(deps: {
   issuer: string;
   now: () => number;
 }) {
-  const { google, interactions, box } = deps;
+  const { google, interactions } = deps;
   const router = new Router();
 
   const page = pageRenderer(deps.views);
   const problem = (ctx: Context, status: number, code: string, uid?: string) => page(ctx, status, 'login/federated-problem', { ...messageFor(code), uid });
 
-  function readPending(ctx: Context): Pending | undefined {
-    try {
-      const raw = ctx.cookies.get(COOKIE);
-      const pending = raw ? (JSON.parse(box.open(raw, SEAL)) as Pending) : undefined;
-      return pending && pending.exp > deps.now() / 1000 ? pending : undefined;
-    } catch {
-      return undefined;
-    }
-  }
+  // Path "/": read at /login/google/callback and again inside the interaction.
+  const pendingCookie = sealedCookie<Pending>(deps.box, deps.now, { name: COOKIE, ttlSeconds: 600 });
+  const readPending = (ctx: Context) => pendingCookie.get(ctx, SEAL);
 
   router.get('/interaction/:uid/google', async (ctx) => {
     const view = await interactions.view(ctx);
@@ -66,8 +61,7 @@ export function googleLoginRoutes(deps: {
       ctx.state.log?.error({ err: { message: (err as Error).message } }, 'google discovery failed');
       return problem(ctx, 502, 'google.unavailable', view.uid);
     }
-    const pending: Pending = { uid: view.uid, state: start.state, nonce: start.nonce, verifier: start.verifier, exp: Math.floor(deps.now() / 1000) + 600 };
-    ctx.cookies.set(COOKIE, box.seal(JSON.stringify(pending), SEAL), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/', signed: false, overwrite: true, maxAge: 600_000 });
+    pendingCookie.set(ctx, '/', SEAL, { uid: view.uid, state: start.state, nonce: start.nonce, verifier: start.verifier });
     ctx.status = 303;
     ctx.redirect(start.url);
   });
@@ -89,7 +83,7 @@ export function googleLoginRoutes(deps: {
       return problem(ctx, 400, ctx.query.error === 'access_denied' ? 'google.cancelled' : 'google.failed', it.uid);
     }
     const checks = readPending(ctx);
-    ctx.cookies.set(COOKIE, null, { path: '/' });
+    pendingCookie.clear(ctx, '/');
     // The login started in this interaction; openid-client checks the state, nonce and PKCE.
     if (!checks || checks.uid !== it.uid) return problem(ctx, 400, 'interaction.expired', it.uid);
     let claims;

@@ -12,6 +12,7 @@ import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
+import { sealedCookie } from '../../http/sealed-cookie.ts';
 import { qrCodeSvg, recoveryCodesFile } from '../two-step-pages.ts';
 import { secondStepInput } from './schema.ts';
 
@@ -85,22 +86,15 @@ export function secondStepRoutes(deps: {
 
   // The secret being enrolled waits sealed in this browser, bound to this interaction; nothing
   // about it is stored until the first correct code, and nobody else is ever shown it.
-  const ENROL_COOKIE = 'lanyard.login_enrol';
+  const enrolCookie = sealedCookie<{ secret: string }>(deps.box, deps.now, { name: 'lanyard.login_enrol', ttlSeconds: PENDING_SECONDS });
   const sealFor = (uid: string) => `login_enrol:${uid}`;
-  function keptSecret(ctx: Context, uid: string): string | undefined {
-    try {
-      const raw = ctx.cookies.get(ENROL_COOKIE);
-      return raw ? (JSON.parse(deps.box.open(raw, sealFor(uid))) as { secret: string }).secret : undefined;
-    } catch {
-      return undefined;
-    }
-  }
+  const keptSecret = (ctx: Context, uid: string) => enrolCookie.get(ctx, sealFor(uid))?.secret;
 
   async function enrolPage(ctx: Context, it: { uid: string; clientName: string; account: AccountRow }, status: number, error?: PageError) {
     const kept = keptSecret(ctx, it.uid);
     const enrolment = kept ? twoStep.enrolmentFor(it.account, kept) : await twoStep.startEnrolment(it.account);
     if ('problem' in enrolment) throw new AppError('interaction.expired', 400);
-    if (!kept) ctx.cookies.set(ENROL_COOKIE, deps.box.seal(JSON.stringify({ secret: enrolment.secret }), sealFor(it.uid)), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: `/interaction/${it.uid}`, signed: false, overwrite: true, maxAge: PENDING_SECONDS * 1000 });
+    if (!kept) enrolCookie.set(ctx, `/interaction/${it.uid}`, sealFor(it.uid), { secret: enrolment.secret });
     page(ctx, status, 'login/enrol', {
       title: 'Set up two-step verification',
       uid: it.uid,
@@ -146,7 +140,7 @@ export function secondStepRoutes(deps: {
     const result = await twoStep.confirmEnrolment(it.account, secret, input.code, requestMeta(ctx, it.clientId));
     if (!result.ok) return enrolPage(ctx, it, 400, await refused(ctx, gate, it.account.id, it.clientId, result.problem));
     await throttle.succeeded('second-step', it.account.id);
-    ctx.cookies.set(ENROL_COOKIE, null, { path: `/interaction/${it.uid}` });
+    enrolCookie.clear(ctx, `/interaction/${it.uid}`);
     setPending(ctx, it.uid, { accountId: it.account.id, amr: [...it.state.amr, 'otp', 'mfa'], stage: 'enrolled', reopen: it.state.reopen ?? false });
     page(ctx, 200, 'login/recovery-codes', {
       title: 'Save your recovery codes',

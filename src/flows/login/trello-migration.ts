@@ -14,6 +14,7 @@ import { constantTimeEqual, hmac, type SecretBox } from '../../shared/crypto.ts'
 import { waitMessage, type PageError } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
+import { sealedCookie } from '../../http/sealed-cookie.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { changeEmailInput, codeInput, passwordOnlyInput, reviewInput } from './schema.ts';
@@ -37,7 +38,6 @@ interface Pending {
   memberId: string;
   /** argon2id of the Trello password, computed once at the password step. */
   passwordHash: string;
-  exp: number;
   /** A new address being proven ("I can't use these addresses"), with its code's keyed hash. */
   newEmail?: string;
   codeHash?: string;
@@ -61,21 +61,14 @@ export function trelloMigrationRoutes(deps: {
 
   const page = pageRenderer(views);
 
-  function save(ctx: Context, uid: string, pending: Pending) {
-    ctx.cookies.set(COOKIE, box.seal(JSON.stringify(pending), context(uid)), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: `/interaction/${uid}`, signed: false, overwrite: true, maxAge: TTL_SECONDS * 1000 });
-  }
+  const pendingCookie = sealedCookie<Pending>(box, deps.now, { name: COOKIE, ttlSeconds: TTL_SECONDS });
+  const save = (ctx: Context, uid: string, pending: Pending) => pendingCookie.set(ctx, `/interaction/${uid}`, context(uid), pending);
 
   async function load(ctx: Context): Promise<{ uid: string; clientId: string; clientName: string; pending: Pending; member: TrelloMemberRow }> {
     const view = await interactions.view(ctx);
     if (view.prompt !== 'login') throw new AppError('interaction.expired', 400);
-    let pending: Pending | undefined;
-    try {
-      const raw = ctx.cookies.get(COOKIE);
-      pending = raw ? (JSON.parse(box.open(raw, context(view.uid))) as Pending) : undefined;
-    } catch {
-      pending = undefined;
-    }
-    if (!pending || pending.exp < deps.now() / 1000) throw new AppError('login.second_step_expired', 400);
+    const pending = pendingCookie.get(ctx, context(view.uid));
+    if (!pending) throw new AppError('login.second_step_expired', 400);
     const member = await linking.findByMemberId(pending.memberId);
     if (!member) throw new AppError('login.second_step_expired', 400);
     if (member.linked_account_id) throw new AppError('trello.already_linked', 409);
@@ -111,7 +104,7 @@ export function trelloMigrationRoutes(deps: {
       if (result.problem === 'trello.email_taken') return page(ctx, 409, 'login/trello-prove', { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email: plan.email });
       return reviewPage(ctx, it, result.problem === 'trello.already_linked' ? 409 : 400, result.problem);
     }
-    ctx.cookies.set(COOKIE, null, { path: `/interaction/${it.uid}` });
+    pendingCookie.clear(ctx, `/interaction/${it.uid}`);
     ctx.state.log?.info({ accountId: result.account.id, memberId: it.member.member_id, created: result.created }, 'trello account linked at login');
     await deps.secondStep.afterFirstFactor(ctx, { uid: it.uid, clientId: it.clientId, clientName: it.clientName }, result.account, ['pwd']);
   }
@@ -202,7 +195,7 @@ export function trelloMigrationRoutes(deps: {
     async tryTrelloPassword(ctx: Context, uid: string, email: string, password: string): Promise<boolean> {
       const member = (await linking.findByEmail(email)).find((m) => !m.linked_account_id);
       if (!(await linking.checkLegacyPassword(member, password)) || !member) return false;
-      save(ctx, uid, { memberId: member.member_id, passwordHash: await deps.hasher.hash(password), exp: Math.floor(deps.now() / 1000) + TTL_SECONDS });
+      save(ctx, uid, { memberId: member.member_id, passwordHash: await deps.hasher.hash(password) });
       ctx.status = 303;
       ctx.redirect(`/interaction/${uid}/trello/review`);
       return true;

@@ -46,7 +46,7 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
     const input = parseForm(ctx, resetInput);
     const result = await resets.reset(input.token, input.password, requestMeta(ctx));
     if (result.ok) {
-      await deps.throttle.clear('password', result.email);
+      await deps.throttle.succeeded('password', result.email);
       return page(ctx, 200, 'recovery/done', { title: 'Password changed' });
     }
     if (result.problem === 'reset.link_invalid') return page(ctx, 400, 'recovery/invalid', { title: 'This link can’t be used' });

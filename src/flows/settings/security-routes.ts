@@ -11,6 +11,7 @@ import { waitMessage, type PageError } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
+import { sealedCookie } from '../../http/sealed-cookie.ts';
 import { qrCodeSvg, recoveryCodesFile } from '../two-step-pages.ts';
 import { describeDevice } from './routes.ts';
 import { settingsKit } from './gate.ts';
@@ -90,20 +91,9 @@ export function securityRoutes(deps: {
 
   // The secret being enrolled waits sealed in this browser, bound to its session, for 15 minutes;
   // nothing about it is stored until the first correct code.
-  const ENROL_COOKIE = 'lanyard.enrol';
+  const enrolCookie = sealedCookie<{ secret: string }>(deps.box, deps.now, { name: 'lanyard.enrol', ttlSeconds: 900 });
   const sealFor = (ctx: Context) => `enrol:${ctx.state.sessionUid as string}`;
-  function keepSecret(ctx: Context, secret: string) {
-    ctx.cookies.set(ENROL_COOKIE, deps.box.seal(JSON.stringify({ secret, exp: Math.floor(deps.now() / 1000) + 900 }), sealFor(ctx)), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/account/security', signed: false, overwrite: true, maxAge: 900_000 });
-  }
-  function keptSecret(ctx: Context): string | undefined {
-    try {
-      const raw = ctx.cookies.get(ENROL_COOKIE);
-      const kept = raw ? (JSON.parse(deps.box.open(raw, sealFor(ctx))) as { secret: string; exp: number }) : undefined;
-      return kept && kept.exp > deps.now() / 1000 ? kept.secret : undefined;
-    } catch {
-      return undefined;
-    }
-  }
+  const keptSecret = (ctx: Context) => enrolCookie.get(ctx, sealFor(ctx))?.secret;
 
   async function enrolPage(ctx: Context, status: number, error?: PageError) {
     const secret = keptSecret(ctx);
@@ -137,7 +127,7 @@ export function securityRoutes(deps: {
     if (ok !== true) return overview(ctx, 400, {}, ok);
     const enrolment = await twoStep.startEnrolment(account(ctx));
     if ('problem' in enrolment) return overview(ctx, 409, {}, enrolment.problem);
-    keepSecret(ctx, enrolment.secret);
+    enrolCookie.set(ctx, '/account/security', sealFor(ctx), { secret: enrolment.secret });
     page(ctx, 200, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), secret: enrolment.secret, qr: await qrCodeSvg(enrolment.uri) });
   });
 
@@ -155,7 +145,7 @@ export function securityRoutes(deps: {
       return enrolPage(ctx, 400, wait > 0 ? waitMessage(ctx, wait) : result.problem);
     }
     await throttle.succeeded('second-step', acc.id);
-    ctx.cookies.set(ENROL_COOKIE, null, { path: '/account/security' });
+    enrolCookie.clear(ctx, '/account/security');
     ctx.state.log?.info({ accountId: acc.id }, 'two-step verification turned on');
     codesPage(ctx, result.recoveryCodes, 'Two-step verification is on');
   });

@@ -9,6 +9,7 @@ import { waitMessage } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
+import { sealedCookie } from '../../http/sealed-cookie.ts';
 import { settingsKit } from './gate.ts';
 import { trelloLoginInput } from './schema.ts';
 
@@ -26,6 +27,7 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
   const { page, signedIn, account, nav } = settingsKit(deps);
   const router = new Router({ prefix: '/account/trello' });
   const seal = (ctx: Context) => `trello_link:${ctx.state.sessionUid as string}`;
+  const reviewCookie = sealedCookie<{ memberId: string }>(box, deps.now, { name: COOKIE, ttlSeconds: 600 });
 
   async function overview(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: Parameters<typeof page>[4]) {
     const member = await linking.findByAccountId(account(ctx).id);
@@ -47,7 +49,7 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
     }
     await throttle.succeeded('password', subject);
     if (member.linked_account_id) return overview(ctx, 409, {}, 'trello.already_linked');
-    ctx.cookies.set(COOKIE, box.seal(JSON.stringify({ memberId: member.member_id, exp: Math.floor(deps.now() / 1000) + 600 }), seal(ctx)), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/account/trello', signed: false, overwrite: true, maxAge: 600_000 });
+    reviewCookie.set(ctx, '/account/trello', seal(ctx), { memberId: member.member_id });
     const keep = account(ctx).email.toLowerCase();
     page(ctx, 200, 'settings/trello-review', {
       title: 'Link your Trello account',
@@ -58,15 +60,9 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
   });
 
   router.post('/link', signedIn, async (ctx) => {
-    let pending: { memberId: string; exp: number } | undefined;
-    try {
-      const raw = ctx.cookies.get(COOKIE);
-      pending = raw ? (JSON.parse(box.open(raw, seal(ctx))) as { memberId: string; exp: number }) : undefined;
-    } catch {
-      pending = undefined;
-    }
-    ctx.cookies.set(COOKIE, null, { path: '/account/trello' });
-    if (!pending || pending.exp < deps.now() / 1000) return overview(ctx, 400, {}, 'trello.review_expired');
+    const pending = reviewCookie.get(ctx, seal(ctx));
+    reviewCookie.clear(ctx, '/account/trello');
+    if (!pending) return overview(ctx, 400, {}, 'trello.review_expired');
     const result = await linking.link({ memberId: pending.memberId, email: account(ctx).email, method: 'manual', existingAccountId: account(ctx).id }, requestMeta(ctx));
     if (!result.ok) return overview(ctx, result.problem === 'trello.already_linked' ? 409 : 400, {}, result.problem);
     ctx.state.log?.info({ accountId: account(ctx).id, memberId: pending.memberId }, 'trello account linked from settings');

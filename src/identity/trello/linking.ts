@@ -9,7 +9,6 @@ import type { Outbox } from '../../mail/outbox.ts';
 import { normalizeEmail } from '../email-address.ts';
 import type { PasswordHasher } from '../password-hasher.ts';
 import type { RequestMeta, SecurityEvents } from '../security-events.ts';
-import { chooseEmail } from './email-choice.ts';
 
 /**
  * Linking a legacy Trello member to a provider account (docs/flows/trello-migration.md).
@@ -172,8 +171,6 @@ export function createTrelloLinking(deps: {
       return bcrypt.compare(password, member.password_hash);
     },
 
-    /** The address a link would keep by the rules (verified, primary, recent, oldest). */
-    defaultEmail: (member: TrelloMemberRow) => chooseEmail(member.emails)?.email,
 
     findByMemberId: (id: string) => trello.findByMemberId(id),
     findByEmail: (email: string) => trello.findByEmail(email),
@@ -181,7 +178,10 @@ export function createTrelloLinking(deps: {
     /** By one of its addresses or its Trello username, as people type either. */
     async findByLogin(login: string): Promise<TrelloMemberRow | undefined> {
       const email = normalizeEmail(login);
-      if (email) return (await trello.findByEmail(email)).find((m) => !m.linked_account_id) ?? (await trello.findByEmail(email))[0];
+      if (email) {
+        const members = await trello.findByEmail(email);
+        return members.find((m) => !m.linked_account_id) ?? members[0];
+      }
       return login.length <= 100 ? trello.findByUsername(login.trim()) : undefined;
     },
     findByAccountId: (id: string) => trello.findByAccountId(id),
