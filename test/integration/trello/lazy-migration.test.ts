@@ -5,6 +5,7 @@ import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
+import { startInteraction } from '../../helpers/authorization.ts';
 import { enrolTwoStep, followToCallback, passPassword } from '../../helpers/two-step.ts';
 import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
 
@@ -201,8 +202,21 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
   });
 
   it('refuses the review pages without the sealed state of this interaction', async () => {
+    const member = legacyMember();
+    await importLegacy(server.registry, [member]);
+    // A real interaction, but no Trello password was given in it: no sealed state.
     const agent = supertest.agent(server.url);
-    const res = await agent.get('/interaction/not-a-real-uid/trello/review');
+    const uid = await startInteraction(agent, client);
+    const res = await agent.get(`/interaction/${uid}/trello/review`);
     expect(res.status).to.equal(400);
+    expect(res.text).to.contain('Start again');
+    // The state sealed for one interaction does not open in another.
+    const flow = await reachReview(member.emails[0]!.address);
+    const sealed = ([] as string[]).concat(flow.page.headers['set-cookie'] ?? []).find((c) => c.startsWith('lanyard.trello_pending='))!.split(';')[0]!;
+    const other = supertest.agent(server.url);
+    const otherUid = await startInteraction(other, client);
+    const carried = await other.get(`/interaction/${otherUid}/trello/review`).set('Cookie', sealed);
+    expect(carried.status).to.equal(400);
+    expect(carried.text, 'refused for the sealed state, not for a lost interaction').to.contain('Start again');
   });
 });
