@@ -266,7 +266,6 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       secret: async () => (await clients.findMetadata(config.trello.clientId))?.client_secret as string | undefined,
       maxAttempts: config.mailMaxAttempts,
     });
-    linkWebhook.start(config.mailPollSeconds);
     const passwordResets = createPasswordResetService({
       db,
       accounts: accountQueries,
@@ -314,6 +313,9 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       };
       timers.push(setInterval(() => void sweep(), config.sweepIntervalSeconds * 1000).unref());
     }
+
+    // Started last: nothing below can fail and leave its timer running.
+    linkWebhook.start(config.mailPollSeconds);
 
     return {
       config,
