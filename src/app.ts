@@ -10,6 +10,9 @@ import { requestContext } from './http/request-context.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { errorHandler } from './http/error-handler.ts';
 import { csrfProtection } from './http/csrf.ts';
+import { pinOriginToIssuer, trustProxyHops } from './http/issuer-origin.ts';
+import { metadataCaching } from './http/metadata-caching.ts';
+import { deviceCookies } from './http/device-cookie.ts';
 import { healthRoutes } from './routes/health.ts';
 import { staticRoutes } from './routes/static.ts';
 import { devMailboxRoutes } from './routes/dev-mailbox.ts';
@@ -42,7 +45,14 @@ function under(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
  */
 export function createApp(registry: Registry): Koa {
   const { config, views, interactions, accounts, provider } = registry;
-  const app = new Koa({ proxy: config.trustProxy });
+  const app = new Koa();
+  // The client's address: TRUST_PROXY hops from the right of X-Forwarded-For. Absolute URLs and
+  // the Secure flag of cookies: from ISSUER, never from Host or X-Forwarded-* (src/http/issuer-origin.ts).
+  // The engine is a Koa app of its own (it builds contexts for its cookies): the same for it.
+  for (const koa of [app, provider]) {
+    trustProxyHops(koa, config.trustProxy);
+    pinOriginToIssuer(koa, config.issuer);
+  }
   app.silent = true; // errors are logged by our own handlers, with the request id
   // oidc-provider mounted at "/" runs on this app's context, so its signed cookies use these keys.
   app.keys = registry.cookieKeys;
@@ -62,6 +72,7 @@ export function createApp(registry: Registry): Koa {
   forms.use(bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }));
   forms.use(csrfProtection(registry.csrfKey));
   const { throttle, events, twoStep } = registry;
+  const devices = deviceCookies({ tag: throttle.deviceTag });
   const consent = consentRoutes({ interactions, accounts, views });
   forms.use(consent.router.routes());
   const secondStep = secondStepRoutes({ interactions, accounts, twoStep, throttle, events, views, box: registry.box, now: () => registry.clock.now() });
@@ -74,8 +85,8 @@ export function createApp(registry: Registry): Koa {
   if (registry.google) {
     forms.use(googleLoginRoutes({ google: registry.google, federated: registry.federated, linking, interactions, secondStep, box: registry.box, views, issuer: config.issuer, now: () => registry.clock.now() }).routes());
   }
-  forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, trello, linking, googleEnabled: Boolean(registry.google), renderConsent: consent.renderConsent }).routes());
-  forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, minLength: config.passwordMinLength }).routes());
+  forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, trello, linking, devices, background: registry.background, googleEnabled: Boolean(registry.google), renderConsent: consent.renderConsent }).routes());
+  forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, devices, linking, minLength: config.passwordMinLength }).routes());
   forms.use(trelloSettingsRoutes({ views, sessions: registry.browserSessions, accounts, linking, throttle, box: registry.box, now: () => registry.clock.now() }).routes());
   forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, hasher: registry.hasher, box: registry.box, now: () => registry.clock.now() }).routes());
   forms.use(settingsRoutes({
@@ -108,6 +119,7 @@ export function createApp(registry: Registry): Koa {
   const formRoutes = compose([forms.routes() as Koa.Middleware, forms.allowedMethods() as Koa.Middleware]);
   app.use(under(['/interaction/', '/password/', '/account', '/login/'], formRoutes));
 
+  app.use(metadataCaching({ discoveryPath: '/.well-known/openid-configuration', jwksPath: '/jwks', keyActivationDelaySeconds: config.keyActivationDelaySeconds }));
   app.use(mount(provider));
   return app;
 }

@@ -54,8 +54,25 @@ export const configSchema = z
       .optional(),
     /** pino level: fatal | error | warn | info | debug | trace | silent. */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
-    /** Trust X-Forwarded-* headers (set behind a TLS-terminating proxy). */
-    trustProxy: flag,
+    /**
+     * How many reverse proxies stand between the clients and this server (0: none). The client's
+     * address is the one the outermost trusted proxy saw: the entry that many places from the
+     * right of X-Forwarded-For, never the leftmost one, which the client writes itself.
+     * `true` means 1 and `false` 0. Host, X-Forwarded-Host and X-Forwarded-Proto are never
+     * trusted: every absolute URL and the Secure flag of cookies come from ISSUER.
+     */
+    trustProxy: z
+      .union([z.boolean(), z.number(), z.string()])
+      .transform((value, ctx) => {
+        if (value === true || value === 'true' || value === 'yes') return 1;
+        if (value === false || value === 'false' || value === 'no') return 0;
+        const hops = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
+        if (!Number.isInteger(hops) || hops < 0 || hops > 10) {
+          ctx.addIssue({ code: 'custom', message: 'must be the number of trusted proxy hops (0-10), or true (1) / false (0)' });
+          return z.NEVER;
+        }
+        return hops;
+      }),
     /** Seed demo clients and a demo account on first start. Refused in production. */
     seedDemo: flag,
     /** Expose development helpers such as /dev/mailbox. Refused in production. */
@@ -145,6 +162,11 @@ export const configSchema = z
       .refine((t) => t.maxDelaySeconds <= t.windowSeconds, { message: 'maxDelaySeconds must not exceed windowSeconds' }),
   })
   .superRefine((config, ctx) => {
+    // A reset mail held back by the address's counter must leave the newest link sent still
+    // valid: then nobody can keep an owner from resetting (src/flows/recovery/routes.ts).
+    if (config.passwordResetTtl < config.throttle.maxDelaySeconds) {
+      ctx.addIssue({ code: 'custom', path: ['passwordResetTtl'], message: 'must be at least THROTTLE_MAX_DELAY_SECONDS' });
+    }
     if (config.env !== 'production') return;
     if (!config.secretKey) {
       ctx.addIssue({ code: 'custom', path: ['secretKey'], message: 'is required in production' });

@@ -10,6 +10,8 @@ import { AppError } from '../shared/errors.ts';
  * matching `_csrf` field (or `X-CSRF-Token` header) are refused before any handler runs.
  */
 export const CSRF_COOKIE = 'lanyard.csrf';
+/** With an https ISSUER the cookie is `__Host-` prefixed: Secure, path /, no Domain — a sibling host cannot plant one (RFC 6265bis §4.1.3.2). */
+const cookieName = (ctx: Context) => (ctx.secure ? `__Host-${CSRF_COOKIE}` : CSRF_COOKIE);
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function csrfToken(ctx: Context): string {
@@ -18,11 +20,11 @@ export function csrfToken(ctx: Context): string {
 
 export function csrfProtection(key: Buffer): Middleware {
   return async (ctx, next) => {
-    let secret = ctx.cookies.get(CSRF_COOKIE);
+    let secret = ctx.cookies.get(cookieName(ctx));
     ctx.state.csrfToken = () => {
       if (!secret) {
         secret = randomSecret(24);
-        ctx.cookies.set(CSRF_COOKIE, secret, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/', signed: false });
+        ctx.cookies.set(cookieName(ctx), secret, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/', signed: false });
       }
       return hmac(key, secret);
     };

@@ -53,11 +53,15 @@ export function createPasswordResetService(deps: {
   }
 
   return {
-    /** Sends a link to an active account; does nothing, visibly or in its answer, otherwise. */
-    async request(emailInput: string): Promise<void> {
+    /**
+     * Sends a link to an active account; does nothing otherwise. Runs after the response (the
+     * page is the same either way); the result, whether a link was sent, is for the caller's
+     * follow-up only.
+     */
+    async request(emailInput: string): Promise<boolean> {
       const email = normalizeEmail(emailInput);
       const account = email ? await accounts.findByEmail(email) : undefined;
-      if (!account || account.status !== 'active') return;
+      if (!account || account.status !== 'active') return false;
       const token = randomSecret(32);
       await db.transaction(async (tx) => {
         await tokens.replace(tx, { tokenHash: sha256(token), accountId: account.id, now: now(), expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000) });
@@ -68,6 +72,7 @@ export function createPasswordResetService(deps: {
         });
       });
       outbox.kick();
+      return true;
     },
 
     /** The account a link would reset, for the "choose a new password" page. */

@@ -4,7 +4,8 @@ import { hmac } from '../shared/crypto.ts';
 import type { ThrottleQueries, ThrottleState } from '../persistence/queries/throttles.ts';
 
 /**
- * Brute-force throttling (docs/decisions/0011-throttling-in-the-database.md).
+ * Brute-force throttling (docs/decisions/0011-throttling-in-the-database.md, revised by
+ * docs/decisions/0022-device-cookies-and-client-addresses.md).
  *
  * Each guarded action counts failures under two keys: its subject (the email address typed, the
  * account, the sign-up) and the client's address. The subject is the address as typed, so an
@@ -12,8 +13,17 @@ import type { ThrottleQueries, ThrottleState } from '../persistence/queries/thro
  * throttle tells nothing about existence. After the free attempts, every failure doubles the
  * wait up to a ceiling, so an attacker can slow an account down but never lock it for good, and
  * the counters live in the database, so every instance sees the same ones.
+ *
+ * A browser that has signed in to that subject before (a device cookie, OWASP's "device
+ * cookies") is counted under its own key instead, and is not held back by the subject's or the
+ * client address's counters: a stranger's failures can slow strangers down, never the owner on a
+ * known device.
+ *
+ * The client address counts only failures against subjects still within their free allowance:
+ * it catches one client spraying many subjects, while one person hammering one account (whose
+ * own counter already slows them) cannot get a whole office behind one NAT address blocked.
  */
-export type ThrottleScope = 'password' | 'second-step' | 'signup' | 'reset' | 'email-code';
+export type ThrottleScope = 'password' | 'second-step' | 'signup' | 'reset' | 'email-code' | 'notice';
 
 export interface ThrottleSettings {
   freeAttempts: number;
@@ -27,7 +37,9 @@ export interface ThrottleSettings {
  * wait. `subjectWaitUntil` is the wait the subject's counter now carries (0 for none), shown if
  * this attempt then fails.
  */
-export type Attempt = { ok: true; subjectWaitUntil: number } | { ok: false; retryAfterSeconds: number };
+export type Attempt =
+  | { ok: true; subjectWaitUntil: number; /** failures counted against the subject's key, this attempt included */ failures: number; viaDevice: boolean }
+  | { ok: false; retryAfterSeconds: number; /** which counter refused: the subject's (or device's), or the client address's */ by: 'subject' | 'address' };
 
 /** From one client address, this many times the per-subject allowance (offices share addresses). */
 const IP_FACTOR = 10;
@@ -37,6 +49,7 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
 
   const subjectKey = (scope: ThrottleScope, subject: string) => `${scope}:s:${hmac(deps.key, `${scope}:${subject.toLowerCase()}`).slice(0, 32)}`;
   const ipKey = (scope: ThrottleScope, ip: string) => `${scope}:ip:${hmac(deps.key, `${scope}:ip:${ip}`).slice(0, 32)}`;
+  const deviceKey = (scope: ThrottleScope, device: string) => `${scope}:d:${hmac(deps.key, `${scope}:d:${device}`).slice(0, 32)}`;
 
   const windowStart = (now: number) => new Date(now - settings.windowSeconds * 1000);
 
@@ -51,26 +64,35 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
    * Before the check: may it be tried now? The client address's counter is read; the subject's
    * is incremented first (`reserve`), so requests sent in parallel cannot all slip through
    * before the first failure is written — only the allowance passes, the rest wait.
+   *
+   * `device` is the id of a device cookie that names this subject (the caller has verified it):
+   * the attempt is then counted under the device's own key, and neither the subject's nor the
+   * client address's counter can refuse it.
    */
-  async function attempt(scope: ThrottleScope, subject: string | undefined, ip: string | undefined): Promise<Attempt> {
+  async function attempt(scope: ThrottleScope, subject: string | undefined, ip: string | undefined, device?: string): Promise<Attempt> {
     const now = clock.now();
-    if (ip) {
+    if (ip && !device) {
       const [address] = await queries.find([ipKey(scope, ip)], windowStart(now));
       const wait = waitOf(address ? [address] : [], now);
-      if (wait > 0) return { ok: false, retryAfterSeconds: wait };
+      if (wait > 0) return { ok: false, retryAfterSeconds: wait, by: 'address' };
     }
-    if (!subject) return { ok: true, subjectWaitUntil: 0 };
-    const reserved = await queries.reserve({ key: subjectKey(scope, subject), free: settings.freeAttempts }, randomUUID(), new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
+    const key = device ? deviceKey(scope, device) : subject ? subjectKey(scope, subject) : undefined;
+    if (!key) return { ok: true, subjectWaitUntil: 0, failures: 0, viaDevice: false };
+    const reserved = await queries.reserve({ key, free: settings.freeAttempts }, randomUUID(), new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
     const until = reserved.blocked_until?.getTime() ?? 0;
-    if (!reserved.counted) return { ok: false, retryAfterSeconds: Math.max(1, secondsUntil(until, now)) };
-    return { ok: true, subjectWaitUntil: until };
+    if (!reserved.counted) return { ok: false, retryAfterSeconds: Math.max(1, secondsUntil(until, now)), by: 'subject' };
+    return { ok: true, subjectWaitUntil: until, failures: reserved.failures, viaDevice: Boolean(device) };
   }
 
-  /** After a failed check: the client address is counted too. Returns the wait now due, if any. */
+  /**
+   * After a failed check: the client address is counted too, unless the attempt came from a
+   * known device or its subject is already past its free allowance (see the module comment).
+   * Returns the wait now due, if any.
+   */
   async function failed(scope: ThrottleScope, ip: string | undefined, tried: Attempt): Promise<number> {
     const now = clock.now();
     const subjectWait = tried.ok ? secondsUntil(tried.subjectWaitUntil, now) : 0;
-    if (!ip) return subjectWait;
+    if (!ip || (tried.ok && (tried.viaDevice || tried.failures > settings.freeAttempts))) return subjectWait;
     const rows = await queries.fail([{ key: ipKey(scope, ip), free: settings.freeAttempts * IP_FACTOR }], new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
     return Math.max(subjectWait, waitOf(rows, now));
   }
@@ -84,8 +106,8 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
      * starts over. The address's counter does not, or one account the attacker owns would reset
      * the count for every guess against others.
      */
-    async succeeded(scope: ThrottleScope, subject: string): Promise<void> {
-      await queries.clear([subjectKey(scope, subject)]);
+    async succeeded(scope: ThrottleScope, subject: string, device?: string): Promise<void> {
+      await queries.clear(device ? [subjectKey(scope, subject), deviceKey(scope, device)] : [subjectKey(scope, subject)]);
     },
 
     /**
@@ -93,12 +115,21 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
      * counted against subject and address; refused while waiting, and refused when this request
      * used up the allowance.
      */
-    async hit(scope: ThrottleScope, subject: string | undefined, ip: string | undefined): Promise<Attempt> {
-      const tried = await attempt(scope, subject, ip);
+    async hit(scope: ThrottleScope, subject: string | undefined, ip: string | undefined, device?: string): Promise<Attempt> {
+      const tried = await attempt(scope, subject, ip, device);
       if (!tried.ok) return tried;
+      const now = clock.now();
+      const subjectWait = secondsUntil(tried.subjectWaitUntil, now);
+      if (subjectWait > 0) return { ok: false, retryAfterSeconds: subjectWait, by: 'subject' };
       const wait = await failed(scope, ip, tried);
-      return wait > 0 ? { ok: false, retryAfterSeconds: wait } : tried;
+      return wait > 0 ? { ok: false, retryAfterSeconds: wait, by: 'address' } : tried;
     },
+
+    /**
+     * The tag a device cookie carries for a subject it has signed in to: a keyed hash, so the
+     * cookie names the subject without holding the address in clear.
+     */
+    deviceTag: (subject: string) => hmac(deps.key, `device:${subject.toLowerCase()}`).slice(0, 22),
 
     sweep: (limit = 1000) => queries.sweep(windowStart(clock.now()), limit),
   };

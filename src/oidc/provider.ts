@@ -71,6 +71,12 @@ export function createProvider(deps: ProviderDeps): Provider {
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.cookieKeys,
+      // With an https issuer every cookie is Secure (the origin is pinned to ISSUER), and the
+      // session cookie, set on path /, is `__Host-` prefixed so no sibling host can plant or
+      // shadow it (RFC 6265bis §4.1.3.2); the interaction cookies live on deeper paths.
+      ...(new URL(config.issuer).protocol === 'https:'
+        ? { names: { session: '__Host-session', interaction: '__Secure-interaction', resume: '__Secure-interaction_resume' } }
+        : {}),
       long: { httpOnly: true, sameSite: 'lax', signed: true },
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
@@ -209,7 +215,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
-  provider.proxy = config.trustProxy;
+  // Proxy trust and the origin (ISSUER) are set by the app for both Koa applications (src/app.ts).
 
   const logFor = (ctx: unknown) => ((ctx as { state?: { log?: Logger } } | undefined)?.state?.log ?? logger);
   provider.on('server_error', (ctx, err) => logFor(ctx).error({ err }, 'oidc server error'));

@@ -15,6 +15,8 @@ import { identifyInput, passwordInput } from './schema.ts';
 import type { SecondStep } from './second-step.ts';
 import type { TrelloMigration } from './trello-migration.ts';
 import type { TrelloLinking } from '../../identity/trello/linking.ts';
+import type { DeviceCookies } from '../../http/device-cookie.ts';
+import type { Background } from '../../shared/background.ts';
 
 /**
  * Identifier-first login (docs/flows/login.md): the email first, then the password. The first
@@ -32,6 +34,8 @@ export function loginRoutes(deps: {
   secondStep: SecondStep;
   trello: TrelloMigration;
   linking: TrelloLinking;
+  devices: DeviceCookies;
+  background: Background;
   /** Show "Continue with Google" (the upstream provider is configured). */
   googleEnabled: boolean;
   renderConsent: (ctx: Context) => Promise<void>;
@@ -76,24 +80,31 @@ export function loginRoutes(deps: {
     if (!input.password) return page(ctx, 400, 'login/password', { uid: view.uid, clientName: name, title: 'Enter your password', email }, 'login.password_required');
     const data = { uid: view.uid, clientName: name, title: 'Enter your password', email };
     const meta = requestMeta(ctx, view.clientId);
-    const gate = await throttle.attempt('password', email, ctx.ip);
+    // A browser that signed in with this address before has an allowance of its own.
+    const device = deps.devices.known(ctx, email);
+    const gate = await throttle.attempt('password', email, ctx.ip, device);
     if (!gate.ok) {
       // Refused before the password is even checked: a guess made now tells nothing.
       await events.record({ type: 'login.failed', accountId: (await accounts.findByEmail(email))?.id, reason: 'throttled' }, meta);
       return page(ctx, 429, 'login/password', data, waitMessage(ctx, gate.retryAfterSeconds));
     }
     const result = await accounts.authenticate(email, input.password);
-    // A retired address never logs in: every address of its account is told which one to use.
-    // An address is an account's or retired, never both: only an unknown one is looked up here.
+    // A retired address never logs in. Its answer is the one an unknown address or a wrong
+    // password gets — same status, page and throttling — so it cannot be used to test addresses;
+    // every address of its account is told, by mail and off the response path, which one to use
+    // (at most as often as a password reset). An address is an account's or retired, never both:
+    // only an unknown one is looked up here.
     const retired = !result.ok && result.reason === 'unknown_account' ? await deps.linking.findRetired(email) : undefined;
     if (retired) {
-      // The notice is mailed at most as often as a password reset, per address and client.
-      if ((await throttle.hit('reset', email, ctx.ip)).ok) await deps.linking.notifyRetiredUse(email, retired.account_id, meta);
-      ctx.state.log?.info({ accountId: retired.account_id, clientId: view.clientId }, 'login with a retired address refused');
-      return page(ctx, 200, 'login/retired', { uid: view.uid, clientName: name, title: 'Check your email', email });
+      const wait = await throttle.failed('password', ctx.ip, gate);
+      deps.background.run('retired address notice', async () => {
+        if ((await throttle.hit('notice', email, ctx.ip)).ok) await deps.linking.notifyRetiredUse(email, retired.account_id, meta);
+      });
+      ctx.state.log?.info({ clientId: view.clientId }, 'login with a retired address refused');
+      return page(ctx, 401, 'login/password', data, wait > 0 ? waitMessage(ctx, wait) : 'login.invalid_credentials');
     }
     if (!result.ok && result.reason === 'unknown_account' && (await deps.trello.tryTrelloPassword(ctx, view.uid, email, input.password))) {
-      await throttle.succeeded('password', email);
+      await throttle.succeeded('password', email, device);
       ctx.state.log?.info({ clientId: view.clientId }, 'trello password accepted: migration review');
       return;
     }
@@ -108,7 +119,8 @@ export function loginRoutes(deps: {
       ctx.state.log?.info({ code: result.code, clientId: view.clientId }, 'login failed');
       return page(ctx, result.code === 'login.account_inactive' ? 403 : 401, 'login/password', data, wait > 0 ? waitMessage(ctx, wait) : result.code);
     }
-    await throttle.succeeded('password', email);
+    await throttle.succeeded('password', email, device);
+    deps.devices.remember(ctx, email);
     await deps.secondStep.afterFirstFactor(ctx, { uid: view.uid, clientId: view.clientId, clientName: name }, result.account, ['pwd'], { reopen: Boolean(result.reopen) });
   });
 

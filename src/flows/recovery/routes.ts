@@ -10,14 +10,24 @@ import type { Views } from '../../http/views.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { forgotInput, resetInput } from './schema.ts';
+import type { DeviceCookies } from '../../http/device-cookie.ts';
+import type { TrelloLinking } from '../../identity/trello/linking.ts';
 
 /**
  * Password reset pages (docs/flows/password-reset.md). The request page answers the same way
  * whether or not the address has an account, and in the same time: the lookup and the email run
- * in the background, after the response. Requests are throttled per address typed and per client
- * address; a completed reset proves the owner and clears the login throttle of that address.
+ * in the background, after the response. A completed reset proves the owner and clears the login
+ * throttle of that address.
+ *
+ * Requests are counted per address typed and per client address, but only the client address's
+ * counter refuses a request (429). The address's counter decides whether another mail goes out:
+ * a stranger asking for resets of someone's address delays the next mail at most
+ * THROTTLE_MAX_DELAY_SECONDS, and each mail it did send went to the owner with a link that is
+ * valid for longer than that (PASSWORD_RESET_TTL ≥ the ceiling, checked at start-up) — so nobody
+ * can keep the owner from resetting. A browser that signed in with the address before has an
+ * allowance of its own (device cookies).
  */
-export function recoveryRoutes(deps: { resets: PasswordResetService; views: Views; background: Background; throttle: Throttle; minLength: number }) {
+export function recoveryRoutes(deps: { resets: PasswordResetService; views: Views; background: Background; throttle: Throttle; devices: DeviceCookies; linking: Pick<TrelloLinking, 'findRetired' | 'notifyRetiredUse'>; minLength: number }) {
   const { resets, views, background } = deps;
   const router = new Router({ prefix: '/password' });
 
@@ -29,9 +39,18 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
     const input = parseForm(ctx, forgotInput);
     const email = normalizeEmail(input.email);
     if (!email) return page(ctx, 400, 'recovery/forgot', { title: 'Reset your password', email: input.email }, 'login.invalid_email');
-    const gate = await deps.throttle.hit('reset', email, ctx.ip);
-    if (!gate.ok) return page(ctx, 429, 'recovery/forgot', { title: 'Reset your password', email }, waitMessage(ctx, gate.retryAfterSeconds));
-    background.run('password reset request', () => resets.request(email));
+    const gate = await deps.throttle.hit('reset', email, ctx.ip, deps.devices.known(ctx, email));
+    if (!gate.ok && gate.by === 'address') return page(ctx, 429, 'recovery/forgot', { title: 'Reset your password', email }, waitMessage(ctx, gate.retryAfterSeconds));
+    const meta = requestMeta(ctx);
+    if (gate.ok) {
+      background.run('password reset request', async () => {
+        if (await resets.request(email)) return;
+        // A retired address gets no link (it logs in nowhere), but its account is told which
+        // address to use — the same notice as a login with it, rate-limited the same way.
+        const retired = await deps.linking.findRetired(email);
+        if (retired && (await deps.throttle.hit('notice', email, meta.ip ?? undefined)).ok) await deps.linking.notifyRetiredUse(email, retired.account_id, meta);
+      });
+    }
     page(ctx, 200, 'recovery/sent', { title: 'Check your email', email });
   });
 
@@ -47,6 +66,7 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
     const result = await resets.reset(input.token, input.password, requestMeta(ctx));
     if (result.ok) {
       await deps.throttle.succeeded('password', result.email);
+      deps.devices.remember(ctx, result.email);
       return page(ctx, 200, 'recovery/done', { title: 'Password changed' });
     }
     if (result.problem === 'reset.link_invalid') return page(ctx, 400, 'recovery/invalid', { title: 'This link can’t be used' });

@@ -17,7 +17,7 @@ describe('loadConfig', () => {
     const config = loadConfig({ PORT: '8080', TRUST_PROXY: 'false', SEED_DEMO: 'no', ACCESS_TOKEN_TTL: '600', COOKIE_KEYS: `${'a'.repeat(32)}, ${'b'.repeat(32)}` });
     expect(config.port).to.equal(8080);
     expect(config.issuer).to.equal('http://localhost:8080');
-    expect(config.trustProxy).to.equal(false);
+    expect(config.trustProxy).to.equal(0);
     expect(config.seedDemo).to.equal(false);
     expect(config.ttl.accessToken).to.equal(600);
     expect(config.cookieKeys).to.deep.equal(['a'.repeat(32), 'b'.repeat(32)]);
