@@ -7,7 +7,11 @@ export function createBackground(report: (name: string, err: unknown) => void) {
   const inFlight = new Set<Promise<unknown>>();
   return {
     run(name: string, work: () => Promise<unknown>): void {
-      const task = work()
+      // Started on the next turn of the event loop, once the response has been handed to the
+      // socket: the embedded database runs on this thread, so work started at once would delay
+      // the response by what it does — and that time would tell.
+      const task = new Promise<void>((resolve) => setImmediate(resolve))
+        .then(work)
         .catch((err: unknown) => report(name, err))
         .finally(() => inFlight.delete(task));
       inFlight.add(task);

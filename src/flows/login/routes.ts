@@ -96,6 +96,9 @@ export function loginRoutes(deps: {
     // only an unknown one is looked up here.
     const retired = !result.ok && result.reason === 'unknown_account' ? await deps.linking.findRetired(email) : undefined;
     if (retired) {
+      // Unknown addresses and wrong passwords each cost one Trello (bcrypt) check after argon2:
+      // so does this answer, or its time would tell a retired address apart.
+      await deps.trello.isRetiredTrelloPassword(undefined, input.password);
       const wait = await throttle.failed('password', ctx.ip, gate);
       deps.background.run('retired address notice', async () => {
         if ((await throttle.hit('notice', email, ctx.ip)).ok) await deps.linking.notifyRetiredUse(email, retired.account_id, meta);
