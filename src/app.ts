@@ -10,6 +10,7 @@ import { requestContext } from './http/request-context.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { errorHandler } from './http/error-handler.ts';
 import { csrfProtection } from './http/csrf.ts';
+import { identityEncodingOnly, refuseNulInBody, refuseNulInUrl } from './http/input-guards.ts';
 import { healthRoutes } from './routes/health.ts';
 import { staticRoutes } from './routes/static.ts';
 import { devMailboxRoutes } from './routes/dev-mailbox.ts';
@@ -36,6 +37,9 @@ function under(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
   return (ctx, next) => (prefixes.some((prefix) => ctx.path.startsWith(prefix)) ? middleware(ctx, next) : next());
 }
 
+/** Paths our own routers answer; everything else is oidc-provider's. */
+const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/'];
+
 /**
  * The HTTP application: our middleware and routes in front, oidc-provider's endpoints mounted
  * behind them. Tests import this with a registry of their own.
@@ -50,6 +54,7 @@ export function createApp(registry: Registry): Koa {
   app.use(requestContext(registry.logger));
   app.use(securityHeaders({ hsts: new URL(config.issuer).protocol === 'https:' }));
   app.use(errorHandler(views));
+  app.use(refuseNulInUrl(OWN_PATHS));
 
   const open = new Router();
   open.use(healthRoutes(registry.db).routes());
@@ -59,7 +64,9 @@ export function createApp(registry: Registry): Koa {
 
   // Our HTML forms: bodies parsed with tight limits (oidc-provider parses its own), CSRF checked.
   const forms = new Router();
+  forms.use(identityEncodingOnly());
   forms.use(bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }));
+  forms.use(refuseNulInBody());
   forms.use(csrfProtection(registry.csrfKey));
   const { throttle, events, twoStep } = registry;
   const consent = consentRoutes({ interactions, accounts, views });
