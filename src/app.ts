@@ -10,7 +10,7 @@ import { requestContext } from './http/request-context.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { errorHandler } from './http/error-handler.ts';
 import { csrfProtection } from './http/csrf.ts';
-import { identityEncodingOnly, refuseNulInBody, refuseNulInUrl } from './http/input-guards.ts';
+import { identityEncodingOnly, refuseNulInBody, refuseNulInUrl, validHostOnly } from './http/input-guards.ts';
 import { healthRoutes } from './routes/health.ts';
 import { staticRoutes } from './routes/static.ts';
 import { devMailboxRoutes } from './routes/dev-mailbox.ts';
@@ -40,11 +40,20 @@ function under(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
 /** Paths our own routers answer; everything else is oidc-provider's. */
 const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/'];
 
+/** One route of ours: its methods and its path pattern (`:name` for a parameter). */
+export interface RouteEntry {
+  methods: string[];
+  path: string;
+}
+
+/** The app, and the routes of our own routers (the property suite sends hostile input to each). */
+export type LanyardApp = Koa & { readonly routeTable: readonly RouteEntry[] };
+
 /**
  * The HTTP application: our middleware and routes in front, oidc-provider's endpoints mounted
  * behind them. Tests import this with a registry of their own.
  */
-export function createApp(registry: Registry): Koa {
+export function createApp(registry: Registry): LanyardApp {
   const { config, views, interactions, accounts, provider } = registry;
   const app = new Koa({ proxy: config.trustProxy });
   app.silent = true; // errors are logged by our own handlers, with the request id
@@ -54,13 +63,20 @@ export function createApp(registry: Registry): Koa {
   app.use(requestContext(registry.logger));
   app.use(securityHeaders({ hsts: new URL(config.issuer).protocol === 'https:' }));
   app.use(errorHandler(views));
+  app.use(validHostOnly());
   app.use(refuseNulInUrl(OWN_PATHS));
+  // Every router is served through routesOf, so the route table cannot miss one.
+  const routers: Router[] = [];
+  const routesOf = (router: Router) => {
+    routers.push(router);
+    return router.routes() as Koa.Middleware;
+  };
 
   const open = new Router();
   open.use(healthRoutes(registry.db).routes());
   open.use(staticRoutes(join(rootDir, 'public')).routes());
   if (config.devMailbox && registry.mail.devMailbox) open.use(devMailboxRoutes(registry.mail.devMailbox, views).routes());
-  app.use(under(['/healthz', '/readyz', '/static/', '/dev/'], open.routes() as Koa.Middleware));
+  app.use(under(['/healthz', '/readyz', '/static/', '/dev/'], routesOf(open)));
 
   // Our HTML forms: bodies parsed with tight limits (oidc-provider parses its own), CSRF checked.
   const forms = new Router();
@@ -103,18 +119,21 @@ export function createApp(registry: Registry): Koa {
     minLength: config.passwordMinLength,
   }).routes());
   const api = profileApiRoutes({ accounts, queries: registry.accountQueries, sessions: registry.browserSessions, avatars: registry.avatars, clock: registry.clock, issuer: config.issuer, csrfKey: registry.csrfKey });
-  app.use(under(['/api/', '/avatars/'], compose([api.routes() as Koa.Middleware, api.allowedMethods() as Koa.Middleware])));
+  app.use(under(['/api/', '/avatars/'], compose([routesOf(api), api.allowedMethods() as Koa.Middleware])));
   const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });
   const trelloApi = trelloApiRoutes({ linking: registry.trello.linking, accounts, sessions: registry.browserSessions, trelloClientId: config.trello.clientId });
-  app.use(under(['/api/trello/'], compose([trelloApi.routes() as Koa.Middleware, trelloApi.allowedMethods() as Koa.Middleware])));
-  app.use(under(['/api/security-events'], compose([securityApi.routes() as Koa.Middleware, securityApi.allowedMethods() as Koa.Middleware])));
+  app.use(under(['/api/trello/'], compose([routesOf(trelloApi), trelloApi.allowedMethods() as Koa.Middleware])));
+  app.use(under(['/api/security-events'], compose([routesOf(securityApi), securityApi.allowedMethods() as Koa.Middleware])));
 
   // Picture uploads parse their multipart body first, then check CSRF (the token is a form field).
-  app.use(under(['/account/avatar'], avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey }).routes() as Koa.Middleware));
+  app.use(under(['/account/avatar'], routesOf(avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey }))));
 
-  const formRoutes = compose([forms.routes() as Koa.Middleware, forms.allowedMethods() as Koa.Middleware]);
+  const formRoutes = compose([routesOf(forms), forms.allowedMethods() as Koa.Middleware]);
   app.use(under(['/interaction/', '/password/', '/account', '/login/'], formRoutes));
 
   app.use(mount(provider));
-  return app;
+  const routeTable = routers.flatMap((router) => router.stack)
+    .filter((layer) => layer.methods.length > 0)
+    .map((layer) => ({ methods: layer.methods.filter((m) => m !== 'HEAD'), path: String(layer.path) }));
+  return Object.assign(app, { routeTable });
 }

@@ -48,3 +48,15 @@ export function refuseNulInUrl(ownPrefixes: readonly string[]): Middleware {
     await next();
   };
 }
+
+/**
+ * Refuses a request whose Host (or trusted X-Forwarded-Host) is not a valid host: RFC 9112 §3.2
+ * says such a request gets a 400. The engine builds URLs against the request's own address, and
+ * an unparseable one would fail there as a server error.
+ */
+export function validHostOnly(): Middleware {
+  return async (ctx, next) => {
+    if (!URL.canParse(`http://${ctx.host}/`)) throw new AppError('request.invalid_host', 400);
+    await next();
+  };
+}

@@ -63,6 +63,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'request.field_too_long': { title: 'That was too long', text: 'Something you entered is longer than we accept. Go back, shorten it and try again.' },
   'request.invalid_characters': { title: 'We couldn’t read that request', text: 'It contained characters we don’t accept. Go back and try again.' },
   'request.unsupported_encoding': { title: 'We couldn’t read that request', text: 'The request was sent in an encoding we don’t accept. Send it uncompressed.' },
+  'request.invalid_host': { title: 'We couldn’t read that request', text: 'The address it was sent to is not valid.' },
   'request.not_found': { title: 'Page not found', text: 'There is nothing at this address. Check the link, or return to the application you came from.' },
   'interaction.expired': { title: 'Your sign-in took too long', text: 'This sign-in page has expired or was already used. Return to the application and start signing in again.' },
   'server.error': { title: 'Something went wrong on our side', text: 'We couldn’t complete your request. Try again in a moment; if it keeps happening, contact support with the reference below.' },

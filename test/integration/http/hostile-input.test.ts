@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { gzipSync } from 'node:zlib';
+import { request } from 'node:http';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient } from '../../helpers/factories.ts';
@@ -75,6 +76,19 @@ describe('hostile input', () => {
     expect(gzipped.status).to.equal(415);
     expect((await server.registry.accounts.findById(account.id))!.name).to.equal('Ada Lovelace');
     expect(warnings()).to.include('request.invalid_characters');
+  });
+
+  it('answers a request with an invalid Host with 400 (RFC 9112 §3.2)', async () => {
+    for (const host of ['x y', '%00', 'a:b:c']) {
+      const status = await new Promise<number>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: new URL(server.url).port, path: '/.well-known/openid-configuration', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        }).on('error', reject).end();
+      });
+      expect(status, host).to.equal(400);
+    }
+    expect(warnings()).to.deep.equal(Array(3).fill('request.invalid_host'));
   });
 
   const payloadRows = async () => Number((await server.registry.db.query<{ n: string }>('SELECT count(*) AS n FROM oidc_payloads')).rows[0]!.n);
