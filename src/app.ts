@@ -13,6 +13,7 @@ import { csrfProtection } from './http/csrf.ts';
 import { pinOriginToIssuer, trustProxyHops } from './http/issuer-origin.ts';
 import { metadataCaching } from './http/metadata-caching.ts';
 import { deviceCookies } from './http/device-cookie.ts';
+import { identityEncodingOnly, refuseNulInBody, refuseNulInUrl, validHostOnly } from './http/input-guards.ts';
 import { healthRoutes } from './routes/health.ts';
 import { staticRoutes } from './routes/static.ts';
 import { devMailboxRoutes } from './routes/dev-mailbox.ts';
@@ -39,11 +40,23 @@ function under(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
   return (ctx, next) => (prefixes.some((prefix) => ctx.path.startsWith(prefix)) ? middleware(ctx, next) : next());
 }
 
+/** Paths our own routers answer; everything else is oidc-provider's. */
+const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/'];
+
+/** One route of ours: its methods and its path pattern (`:name` for a parameter). */
+export interface RouteEntry {
+  methods: string[];
+  path: string;
+}
+
+/** The app, and the routes of our own routers (the property suite sends hostile input to each). */
+export type LanyardApp = Koa & { readonly routeTable: readonly RouteEntry[] };
+
 /**
  * The HTTP application: our middleware and routes in front, oidc-provider's endpoints mounted
  * behind them. Tests import this with a registry of their own.
  */
-export function createApp(registry: Registry): Koa {
+export function createApp(registry: Registry): LanyardApp {
   const { config, views, interactions, accounts, provider } = registry;
   const app = new Koa();
   // The client's address: TRUST_PROXY hops from the right of X-Forwarded-For. Absolute URLs and
@@ -60,16 +73,26 @@ export function createApp(registry: Registry): Koa {
   app.use(requestContext(registry.logger));
   app.use(securityHeaders({ hsts: new URL(config.issuer).protocol === 'https:' }));
   app.use(errorHandler(views));
+  app.use(validHostOnly());
+  app.use(refuseNulInUrl(OWN_PATHS));
+  // Every router is served through routesOf, so the route table cannot miss one.
+  const routers: Router[] = [];
+  const routesOf = (router: Router) => {
+    routers.push(router);
+    return router.routes() as Koa.Middleware;
+  };
 
   const open = new Router();
   open.use(healthRoutes(registry.db).routes());
   open.use(staticRoutes(join(rootDir, 'public')).routes());
   if (config.devMailbox && registry.mail.devMailbox) open.use(devMailboxRoutes(registry.mail.devMailbox, views).routes());
-  app.use(under(['/healthz', '/readyz', '/static/', '/dev/'], open.routes() as Koa.Middleware));
+  app.use(under(['/healthz', '/readyz', '/static/', '/dev/'], routesOf(open)));
 
   // Our HTML forms: bodies parsed with tight limits (oidc-provider parses its own), CSRF checked.
   const forms = new Router();
+  forms.use(identityEncodingOnly());
   forms.use(bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }));
+  forms.use(refuseNulInBody());
   forms.use(csrfProtection(registry.csrfKey));
   const { throttle, events, twoStep } = registry;
   const devices = deviceCookies({ tag: throttle.deviceTag });
@@ -107,19 +130,22 @@ export function createApp(registry: Registry): Koa {
     minLength: config.passwordMinLength,
   }).routes());
   const api = profileApiRoutes({ accounts, queries: registry.accountQueries, sessions: registry.browserSessions, avatars: registry.avatars, clock: registry.clock, issuer: config.issuer, csrfKey: registry.csrfKey });
-  app.use(under(['/api/', '/avatars/'], compose([api.routes() as Koa.Middleware, api.allowedMethods() as Koa.Middleware])));
+  app.use(under(['/api/', '/avatars/'], compose([routesOf(api), api.allowedMethods() as Koa.Middleware])));
   const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });
   const trelloApi = trelloApiRoutes({ linking: registry.trello.linking, accounts, sessions: registry.browserSessions, trelloClientId: config.trello.clientId });
-  app.use(under(['/api/trello/'], compose([trelloApi.routes() as Koa.Middleware, trelloApi.allowedMethods() as Koa.Middleware])));
-  app.use(under(['/api/security-events'], compose([securityApi.routes() as Koa.Middleware, securityApi.allowedMethods() as Koa.Middleware])));
+  app.use(under(['/api/trello/'], compose([routesOf(trelloApi), trelloApi.allowedMethods() as Koa.Middleware])));
+  app.use(under(['/api/security-events'], compose([routesOf(securityApi), securityApi.allowedMethods() as Koa.Middleware])));
 
   // Picture uploads parse their multipart body first, then check CSRF (the token is a form field).
-  app.use(under(['/account/avatar'], avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey }).routes() as Koa.Middleware));
+  app.use(under(['/account/avatar'], routesOf(avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey }))));
 
-  const formRoutes = compose([forms.routes() as Koa.Middleware, forms.allowedMethods() as Koa.Middleware]);
+  const formRoutes = compose([routesOf(forms), forms.allowedMethods() as Koa.Middleware]);
   app.use(under(['/interaction/', '/password/', '/account', '/login/'], formRoutes));
 
   app.use(metadataCaching({ discoveryPath: '/.well-known/openid-configuration', jwksPath: '/jwks', keyActivationDelaySeconds: config.keyActivationDelaySeconds }));
   app.use(mount(provider));
-  return app;
+  const routeTable = routers.flatMap((router) => router.stack)
+    .filter((layer) => layer.methods.length > 0)
+    .map((layer) => ({ methods: layer.methods.filter((m) => m !== 'HEAD'), path: String(layer.path) }));
+  return Object.assign(app, { routeTable });
 }

@@ -18,7 +18,12 @@ export function csrfToken(ctx: Context): string {
   return (ctx.state.csrfToken as (() => string) | undefined)?.() ?? '';
 }
 
-export function csrfProtection(key: Buffer): Middleware {
+/**
+ * `queryToken`: the token may also come as `?_csrf=` in the URL, for a route that must decide
+ * before reading its body (a multipart upload). `Referrer-Policy: no-referrer` keeps the URL from
+ * other sites, and the access log records paths without their query.
+ */
+export function csrfProtection(key: Buffer, options: { queryToken?: boolean } = {}): Middleware {
   return async (ctx, next) => {
     let secret = ctx.cookies.get(cookieName(ctx));
     ctx.state.csrfToken = () => {
@@ -30,7 +35,8 @@ export function csrfProtection(key: Buffer): Middleware {
     };
     if (!SAFE.has(ctx.method)) {
       const body = ctx.request.body as Record<string, unknown> | undefined;
-      const sent = typeof body?._csrf === 'string' ? body._csrf : ctx.get('x-csrf-token');
+      const query = options.queryToken ? ctx.query._csrf : undefined;
+      const sent = typeof body?._csrf === 'string' ? body._csrf : typeof query === 'string' ? query : ctx.get('x-csrf-token');
       if (!secret || !sent || !constantTimeEqual(sent, hmac(key, secret))) throw new AppError('request.csrf', 403);
     }
     await next();

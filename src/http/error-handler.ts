@@ -4,16 +4,27 @@ import type { Logger } from '../shared/logger.ts';
 import { messageFor } from './messages.ts';
 import type { Views } from './views.ts';
 
+/**
+ * PostgreSQL's answers to input it cannot store or read as text (22021: a NUL or invalid UTF-8
+ * byte; 22P05: \u0000 in JSON): the client's bytes, not our failure. The edge refuses them first;
+ * this keeps any path that was missed a 400.
+ */
+const UNSTORABLE_INPUT = new Set(['22021', '22P05']);
+
 /** Maps anything thrown below to an AppError without leaking internals. */
 function normalise(err: unknown): AppError {
   if (isAppError(err)) return err;
-  const e = err as { status?: number; statusCode?: number; type?: string; expose?: boolean };
+  const e = err as { status?: number; statusCode?: number; type?: string; expose?: boolean; code?: unknown };
+  if (typeof e.code === 'string' && UNSTORABLE_INPUT.has(e.code)) return new AppError('request.invalid_characters', 400, { cause: err });
   const status = e.status ?? e.statusCode;
   if (status === 413) return new AppError('request.too_large', 413, { cause: err });
   if (status === 404) return new AppError('request.not_found', 404, { cause: err });
   if (status && status >= 400 && status < 500 && e.expose !== false) return new AppError('request.invalid_body', status, { cause: err });
   return new AppError('server.error', 500, { cause: err, expose: false });
 }
+
+/** Refusals of input that could not be read or stored: worth an operator's look (warn), not an alarm. */
+const MALFORMED = new Set([400, 411, 413, 414, 415, 422, 431]);
 
 /**
  * The one top-level handler for our own routes (convention 2): HTML for browsers, JSON for API
@@ -29,12 +40,16 @@ export function errorHandler(views: Views): Middleware {
       const err = normalise(thrown);
       const log = ctx.state.log as Logger | undefined;
       if (err.status >= 500) log?.error({ err: thrown, code: err.code }, 'request failed');
-      else log?.info({ code: err.code, status: err.status }, 'request refused');
+      else log?.[MALFORMED.has(err.status) ? 'warn' : 'info']({ code: err.code, status: err.status }, 'request refused');
       const message = messageFor(err.code);
       ctx.status = err.status;
       if (err.status === 503) ctx.set('Retry-After', '5');
+      const oauthError = err.details?.oauthError;
       if (ctx.accepts('html', 'json') === 'json') {
-        ctx.body = { error: err.code, message: message.text, requestId: ctx.state.requestId };
+        // A protocol client reads RFC 6749 §5.2's members; our own APIs read code and message.
+        ctx.body = typeof oauthError === 'string'
+          ? { error: oauthError, error_description: message.text }
+          : { error: err.code, message: message.text, requestId: ctx.state.requestId };
       } else {
         ctx.type = 'html';
         ctx.body = views.render('errors/error', { title: message.title, text: message.text, reference: ctx.state.requestId });

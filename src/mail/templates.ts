@@ -4,9 +4,13 @@ import type { Views } from '../http/views.ts';
  * Email templates: `views/email/<name>.txt.eta` and `<name>.htm.eta`, rendered with the product name
  * and the issuer's URL so every link points at this deployment. Subjects live here, beside the
  * list of templates, so a missing one is a type error rather than an empty subject line.
+ *
+ * A subject carries no secret: it is kept in `mail_outbox.subject` after the body is erased,
+ * logged by the development mailbox and shown in mail clients' notifications. Codes and links
+ * belong in the sealed body only, so subjects are rendered with the recipient's address alone.
  */
 export const SUBJECTS = {
-  'verify-email': 'Your Lanyard verification code: <%~ it.code %>',
+  'verify-email': 'Your Lanyard verification code',
   'already-registered': 'You already have a Lanyard account',
   'password-reset': 'Reset your Lanyard password',
   'password-changed': 'Your Lanyard password was changed',
@@ -17,7 +21,7 @@ export const SUBJECTS = {
   'two-step-disabled': 'Two-step verification was turned off for your Lanyard account',
   'recovery-code-used': 'A recovery code was used to sign in to your Lanyard account',
   'trello-migrated': 'Your Trello account now signs in with Lanyard',
-  'trello-verify-email': 'Your Lanyard verification code: <%~ it.code %>',
+  'trello-verify-email': 'Your Lanyard verification code',
   'retired-email-used': 'Log in to Lanyard with <%~ it.email %>',
   test: 'Lanyard test message',
 } as const;
@@ -34,7 +38,7 @@ export function createMailRenderer(views: Views, issuer: string) {
   return (template: MailTemplate, data: Record<string, unknown>): RenderedMail => {
     const it = { ...data, issuer };
     return {
-      subject: views.renderString(SUBJECTS[template], it).trim(),
+      subject: views.renderString(SUBJECTS[template], { email: data.email, issuer }).trim(),
       text: views.render(`email/${template}.txt.eta`, it),
       html: views.render(`email/${template}.htm.eta`, it),
     };

@@ -1,5 +1,6 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { sha256 } from '../shared/crypto.ts';
+import { containsNul } from '../shared/nul.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { OidcPayloadQueries } from '../persistence/queries/oidc-payloads.ts';
 
@@ -17,6 +18,10 @@ import type { OidcPayloadQueries } from '../persistence/queries/oidc-payloads.ts
  */
 export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock) {
   const now = () => new Date(clock.now());
+  // A NUL can only come from a request parameter, and PostgreSQL can store it neither in text
+  // nor in jsonb: a lookup finds nothing, and a payload to store is the client's invalid_request
+  // (RFC 6749 §5.2), which the engine answers in the protocol's way.
+  const hasNul = (value: string) => value.includes('\0');
 
   const restore = (id: string | undefined, row: { payload: Record<string, unknown>; consumed_at: Date | null } | undefined): AdapterPayload | undefined => {
     if (!row) return undefined;
@@ -34,6 +39,7 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock)
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      if (hasNul(id) || containsNul(payload)) throw new errors.InvalidRequest('parameters must not contain NUL characters');
       const { jti: _jti, ...stored } = payload;
       if (this.model === 'Interaction' && stored.session && typeof stored.session === 'object') {
         const { cookie: _cookie, ...session } = stored.session as Record<string, unknown>;
@@ -52,14 +58,17 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock)
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      if (hasNul(id)) return undefined;
       return restore(id, await queries.find(this.model, sha256(id), now()));
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      if (hasNul(uid)) return undefined;
       return restore(undefined, await queries.findBySessionUid(this.model, uid, now()));
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      if (hasNul(userCode)) return undefined;
       // Only the device flow looks codes up this way, and it is not enabled (it would need the
       // DeviceCode's id kept in clear: see docs/decisions/0004-hashed-protocol-artifacts.md).
       return restore(undefined, await queries.findByUserCodeHash(this.model, sha256(userCode), now()));
@@ -74,6 +83,7 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock)
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      if (hasNul(grantId)) return;
       await queries.revokeByGrantId(this.model, grantId);
     }
   };

@@ -165,6 +165,8 @@ export function createClientService(deps: {
 
     /** Metadata for oidc-provider's Client adapter; undefined for an unknown client. */
     async findMetadata(clientId: string): Promise<ClientMetadata | undefined> {
+      // Only ids that create() accepts can exist; anything else (a NUL, a megabyte) is not looked up.
+      if (!CLIENT_ID.test(clientId)) return undefined;
       const now = clock.now();
       const hit = cache.get(clientId);
       if (hit && now - hit.at < cacheSeconds * 1000) return hit.metadata;

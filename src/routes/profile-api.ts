@@ -10,6 +10,10 @@ import type { Clock } from '../shared/clock.ts';
 import { AppError } from '../shared/errors.ts';
 import { csrfProtection } from '../http/csrf.ts';
 import { parseForm } from '../http/validate.ts';
+import { identityEncodingOnly } from '../http/input-guards.ts';
+
+/** Account ids as minted by src/shared/ids.ts: anything else is no account, without a lookup. */
+const ACCOUNT_ID = /^acc_[A-Za-z0-9_-]{22}$/;
 
 /**
  * The profile as JSON (docs/flows/profile.md), and the generated avatars.
@@ -45,7 +49,7 @@ export function profileApiRoutes(deps: { accounts: AccountService; queries: Acco
     ctx.body = { ...present(account, 'self'), visibility: visibilityOf(account) };
   });
 
-  router.patch('/api/profiles/me', bodyParser({ enableTypes: ['json'], jsonLimit: '16kb' }), csrfProtection(deps.csrfKey), async (ctx) => {
+  router.patch('/api/profiles/me', identityEncodingOnly(), bodyParser({ enableTypes: ['json'], jsonLimit: '16kb' }), csrfProtection(deps.csrfKey), async (ctx) => {
     const session = await sessions.current(ctx);
     const account = session ? await activeAccount(session.accountId) : undefined;
     if (!account) throw new AppError('api.unauthenticated', 401);
@@ -57,7 +61,7 @@ export function profileApiRoutes(deps: { accounts: AccountService; queries: Acco
   });
 
   router.get('/api/profiles/:id', async (ctx) => {
-    const account = await activeAccount(ctx.params.id!);
+    const account = ACCOUNT_ID.test(ctx.params.id!) ? await activeAccount(ctx.params.id!) : undefined;
     if (!account) throw new AppError('request.not_found', 404);
     const viewer: Viewer = (await viewerAccountId(ctx)) === account.id ? 'self' : 'anyone';
     ctx.set('Cache-Control', 'private, no-cache');

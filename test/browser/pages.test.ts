@@ -131,7 +131,7 @@ describe('browser: login, consent, sign-up and settings pages', function () {
     await page.getByLabel('Verification code').waitFor();
     await server.registry.background.idle();
     await server.registry.mail.delivery.deliverDue();
-    const code = /(\d{6})/.exec((await smtp.lastTo('browser.user@example.com')).subject ?? '')![1]!;
+    const code = /^\s+(\d{6})\s*$/m.exec((await smtp.lastTo('browser.user@example.com')).text ?? '')![1]!;
     await page.getByLabel('Verification code').fill(code);
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.getByLabel('Full name').fill('Browser User');

@@ -8,7 +8,7 @@ import type { Config } from '../../src/config/schema.ts';
 import { createLogger, type Logger } from '../../src/shared/logger.ts';
 import type { Clock } from '../../src/shared/clock.ts';
 import { createRegistry, type Registry } from '../../src/registry.ts';
-import { createApp } from '../../src/app.ts';
+import { createApp, type RouteEntry } from '../../src/app.ts';
 import { testDatabase } from './db.ts';
 
 export const TEST_SECRET_KEY = randomBytes(32).toString('base64url');
@@ -25,6 +25,8 @@ export interface TestServer {
   url: string;
   registry: Registry;
   server: Server;
+  /** The routes of our own routers (oidc-provider's come from its discovery document). */
+  routeTable: readonly RouteEntry[];
   close(): Promise<void>;
 }
 
@@ -43,11 +45,13 @@ export async function startTestServer(options: { overrides?: Record<string, unkn
     db: await testDatabase(),
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  server.on('request', createApp(registry).callback());
+  const app = createApp(registry);
+  server.on('request', app.callback());
   return {
     url,
     registry,
     server,
+    routeTable: app.routeTable,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -51,7 +51,8 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
     return res;
   }
 
-  const codeIn = (text: string | undefined) => /\b(\d{6})\b/.exec(text ?? '')?.[1];
+  // The code stands on a line of its own in the message body (never in the subject).
+  const codeIn = (text: string | undefined) => /^\s+(\d{6})\s*$/m.exec(text ?? '')?.[1];
 
   it('verifies by code, creates the account, signs it in and returns to the relying party', async () => {
     const flow = await openSignUp();
@@ -60,9 +61,12 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
     expect(sent.text).to.contain('We sent a 6-digit code');
 
     const mail = await smtp.lastTo('new.person@example.com');
-    const code = codeIn(mail.subject);
+    const code = codeIn(mail.text);
     expect(code).to.match(/^\d{6}$/);
-    expect(mail.text).to.contain(code!);
+    expect(mail.subject).to.equal('Your Lanyard verification code');
+    // The subject outlives the sealed body in the outbox: it must not carry the code.
+    const stored = await server.registry.db.query<{ subject: string }>(`SELECT subject FROM mail_outbox WHERE recipient = 'new.person@example.com'`);
+    expect(stored.rows.map((r) => r.subject)).to.deep.equal(['Your Lanyard verification code']);
 
     const verified = await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code: code!.replace(/(\d{3})/, '$1 ') });
     expect(verified.status).to.equal(303);
@@ -124,7 +128,7 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
   it('locks the code after five wrong attempts', async () => {
     const flow = await openSignUp();
     await submitEmail(flow, 'guess@example.com');
-    const code = codeIn((await smtp.lastTo('guess@example.com')).subject)!;
+    const code = codeIn((await smtp.lastTo('guess@example.com')).text)!;
     const wrong = code === '000000' ? '111111' : '000000';
     for (let i = 0; i < 4; i += 1) {
       const res = await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code: wrong });
@@ -140,7 +144,7 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
   it('expires the code after fifteen minutes', async () => {
     const flow = await openSignUp();
     await submitEmail(flow, 'late@example.com');
-    const code = codeIn((await smtp.lastTo('late@example.com')).subject)!;
+    const code = codeIn((await smtp.lastTo('late@example.com')).text)!;
     now += 15 * 60_000 + 1000;
     const res = await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code });
     expect(res.text).to.contain('This sign-up has expired');
@@ -151,7 +155,7 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
     const early = await flow.agent.get(`/interaction/${flow.uid}/signup/details`);
     expect(early.status).to.equal(400);
     await submitEmail(flow, 'rules@example.com');
-    const code = codeIn((await smtp.lastTo('rules@example.com')).subject)!;
+    const code = codeIn((await smtp.lastTo('rules@example.com')).text)!;
     await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code });
     const common = await flow.agent.post(`/interaction/${flow.uid}/signup/details`).type('form').send({ _csrf: flow.csrf, name: 'Rules', password: 'qwerty123' });
     expect(common.status).to.equal(400);
@@ -165,7 +169,7 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
   it('refuses to create a second account when the address was registered meanwhile', async () => {
     const flow = await openSignUp();
     await submitEmail(flow, 'race@example.com');
-    const code = codeIn((await smtp.lastTo('race@example.com')).subject)!;
+    const code = codeIn((await smtp.lastTo('race@example.com')).text)!;
     await flow.agent.post(`/interaction/${flow.uid}/signup/code`).type('form').send({ _csrf: flow.csrf, code });
     await createAccount(server.registry, { email: 'race@example.com' });
     const res = await flow.agent.post(`/interaction/${flow.uid}/signup/details`).type('form').send({ _csrf: flow.csrf, name: 'Racer', password: PASSWORD });
@@ -177,7 +181,7 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
     const flow = await openSignUp();
     await submitEmail(flow, 'hashes@example.com');
     const mail = await smtp.lastTo('hashes@example.com');
-    const code = codeIn(mail.subject)!;
+    const code = codeIn(mail.text)!;
     const token = new URL(linkIn(mail, `${server.url}/interaction/`)).searchParams.get('token')!;
     const { rows } = await (await testDatabase()).query<{ dump: string }>("SELECT code_hash || ' ' || link_hash AS dump FROM signup_flows");
     expect(rows[0]!.dump).not.to.contain(code).and.not.contain(token);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import supertest from 'supertest';
+import { request } from 'node:http';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount } from '../../helpers/factories.ts';
@@ -25,7 +26,7 @@ describe('profile picture upload (/account/avatar)', () => {
 
   async function upload(agent: Agent, file: Buffer, name = 'me.png') {
     const csrf = csrfFrom((await agent.get('/account/profile')).text);
-    return agent.post('/account/avatar').field('_csrf', csrf).attach('picture', file, name);
+    return agent.post(`/account/avatar?_csrf=${encodeURIComponent(csrf)}`).attach('picture', file, name);
   }
 
   it('stores an uploaded picture at fixed sizes as WebP and points the picture claim at it', async () => {
@@ -66,14 +67,64 @@ describe('profile picture upload (/account/avatar)', () => {
     expect(res.headers.location).to.equal('/account/profile?avatar=avatar.too_large');
   });
 
-  it('requires a CSRF token and a session', async () => {
+  it('requires a CSRF token in the action URL and a session', async () => {
     const account = await createAccount(server.registry);
     const { agent } = await signInToAccount(server.url, account.email);
     const png = await sharp({ create: { width: 10, height: 10, channels: 3, background: '#000' } }).png().toBuffer();
     expect((await agent.post('/account/avatar').attach('picture', png, 'a.png')).status).to.equal(403);
+    // The form's token in the body is not read: the decision is made before the body.
+    const csrf = csrfFrom((await agent.get('/account/profile')).text);
+    expect((await agent.post('/account/avatar').field('_csrf', csrf).attach('picture', png, 'a.png')).status).to.equal(403);
+    const anonymous = supertest.agent(server.url);
+    const anonymousCsrf = csrfFrom((await anonymous.get('/password/forgot')).text);
+    expect((await anonymous.post(`/account/avatar?_csrf=${encodeURIComponent(anonymousCsrf)}`).attach('picture', png, 'a.png')).status).to.equal(401);
+    expect((await server.registry.accounts.findById(account.id))!.picture).to.equal(null);
+  });
+
+  it('refuses an anonymous upload on its headers, before the client has sent the body', async () => {
+    // Only the first 64 KB of a 5 MB body go out; the rest would follow the answer. A server that
+    // read (or buffered) the body before deciding would never answer, and the test would say so.
     const anonymous = supertest.agent(server.url);
     const csrf = csrfFrom((await anonymous.get('/password/forgot')).text);
-    expect((await anonymous.post('/account/avatar').field('_csrf', csrf).attach('picture', png, 'a.png')).status).to.equal(401);
+    const cookie = (await anonymous.jar.getCookies({ domain: '127.0.0.1', path: '/', secure: false, script: false })).map((c) => `${c.name}=${c.value}`).join('; ');
+    for (const [path, headers, expected] of [
+      [`/account/avatar?_csrf=${encodeURIComponent(csrf)}`, { cookie }, 401],
+      ['/account/avatar', {}, 403],
+    ] as const) {
+      const outcome = await new Promise<{ status: number; beforeBody: boolean }>((resolve, reject) => {
+        let bodySent = false;
+        const req = request(`${server.url}${path}`, { method: 'POST', headers: { ...headers, 'content-type': 'multipart/form-data; boundary=x', 'content-length': String(5 * 1024 * 1024) } }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode!, beforeBody: !bodySent });
+          req.destroy();
+        });
+        req.on('error', (err) => (bodySent ? undefined : reject(err)));
+        req.write(Buffer.alloc(64 * 1024, 0x61));
+        const fallback = setTimeout(() => {
+          bodySent = true;
+          req.end(Buffer.alloc(5 * 1024 * 1024 - 64 * 1024, 0x61));
+        }, 10_000);
+        req.on('close', () => clearTimeout(fallback));
+      });
+      expect(outcome).to.deep.equal({ status: expected, beforeBody: true });
+    }
+  });
+
+  it('answers a malformed multipart body with 400, never a server error', async () => {
+    const account = await createAccount(server.registry);
+    const { agent } = await signInToAccount(server.url, account.email);
+    const csrf = encodeURIComponent(csrfFrom((await agent.get('/account/profile')).text));
+    const noBoundary = await agent.post(`/account/avatar?_csrf=${csrf}`).set('content-type', 'multipart/form-data').send('x');
+    expect(noBoundary.status).to.equal(400);
+    const truncated = await agent.post(`/account/avatar?_csrf=${csrf}`).set('content-type', 'multipart/form-data; boundary=xx').send('--xx\r\ngarbage');
+    expect(truncated.status).to.equal(400);
+    const extraFields = await agent.post(`/account/avatar?_csrf=${csrf}`).field('a', '1').field('b', '2').field('c', '3');
+    expect(extraFields.status).to.equal(400);
+    const wrongField = await agent.post(`/account/avatar?_csrf=${csrf}`).attach('other', Buffer.from('x'), 'x.png');
+    expect(wrongField.status).to.equal(400);
+    const gzip = await agent.post(`/account/avatar?_csrf=${csrf}`).set('content-encoding', 'gzip').attach('picture', Buffer.from('x'), 'x.png');
+    expect(gzip.status).to.equal(415);
+    expect((await server.registry.accounts.findById(account.id))!.picture).to.equal(null);
   });
 
   it('removes the picture and falls back to the initials', async () => {
@@ -81,7 +132,7 @@ describe('profile picture upload (/account/avatar)', () => {
     const { agent } = await signInToAccount(server.url, account.email);
     await upload(agent, await sharp({ create: { width: 50, height: 50, channels: 3, background: '#fff' } }).png().toBuffer());
     const csrf = csrfFrom((await agent.get('/account/profile')).text);
-    const removed = await agent.post('/account/avatar/remove').field('_csrf', csrf);
+    const removed = await agent.post(`/account/avatar/remove?_csrf=${encodeURIComponent(csrf)}`);
     expect(removed.headers.location).to.equal('/account/profile?avatar=removed');
     expect((await server.registry.accounts.findById(account.id))!.picture).to.equal(null);
     expect((await supertest(server.url).get(`/avatars/${account.id}-128.webp`)).status).to.equal(404);

@@ -25,6 +25,21 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
     expect(await new Adapter('RefreshToken').find('token-value-1'), 'models are separate').to.equal(undefined);
   });
 
+  it('keeps NUL characters from PostgreSQL: lookups find nothing, a payload to store is invalid_request', async () => {
+    const interactions = new Adapter('Interaction');
+    expect(await interactions.find('a\u0000b')).to.equal(undefined);
+    expect(await new Adapter('Session').findByUid('u\u0000')).to.equal(undefined);
+    await interactions.revokeByGrantId('g\u0000');
+    let refused: unknown;
+    try {
+      await interactions.upsert('uid-1', { jti: 'uid-1', params: { nonce: 'n\u0000' } } as never, 60);
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).to.include({ error: 'invalid_request', statusCode: 400 });
+    expect(await interactions.find('uid-1')).to.equal(undefined);
+  });
+
   it('never stores the token value: only its hash is on disk', async () => {
     const db = await testDatabase();
     await new Adapter('RefreshToken').upsert('secret-refresh-value', { jti: 'secret-refresh-value', grantId: 'g2' }, 60);
