@@ -187,6 +187,7 @@ export function createTrelloLinking(deps: {
     findByAccountId: (id: string) => trello.findByAccountId(id),
     memberIdOf: (accountId: string) => trello.memberIdOf(accountId),
     findRetired: (email: string) => trello.findRetired(email),
+    memberByOwnedEmail: (email: string) => trello.memberByOwnedEmail(email),
     retiredOf: (accountId: string) => trello.retiredOf(accountId),
   };
 }

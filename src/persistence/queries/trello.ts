@@ -80,6 +80,39 @@ export function createTrelloQueries(db: Queryable) {
     findByVerifiedEmail: (email: string, tx: Queryable = db) =>
       findBy('m.member_id IN (SELECT member_id FROM trello_member_emails WHERE lower(email) = lower($1) AND verified)', [email], tx),
 
+    /**
+     * The member an address still resolves to, for Trello's status API (decision 0020): a linked
+     * member by its account's current address; else an unlinked member that has the address
+     * verified, or unverified while no account has it. Retired addresses are asked separately.
+     * Addresses dropped at linking, or given up since, resolve to nothing.
+     */
+    async memberByOwnedEmail(email: string): Promise<{ member_id: string; account_id: string | null } | undefined> {
+      const { rows } = await db.query<{ member_id: string; account_id: string | null }>(
+        `SELECT member_id, account_id FROM (
+           SELECT m.member_id, a.id AS account_id, 0 AS rank
+           FROM accounts a JOIN trello_members m ON m.linked_account_id = a.id
+           WHERE lower(a.email) = lower($1)
+           UNION ALL
+           SELECT m.member_id, NULL, CASE WHEN e.verified THEN 1 ELSE 2 END
+           FROM trello_member_emails e JOIN trello_members m ON m.member_id = e.member_id
+           WHERE lower(e.email) = lower($1) AND m.linked_account_id IS NULL
+             AND (e.verified OR NOT EXISTS (SELECT 1 FROM accounts a WHERE lower(a.email) = lower($1)))
+         ) AS owners ORDER BY rank, member_id LIMIT 1`,
+        [email],
+      );
+      return rows[0];
+    },
+
+    /** The addresses a linked account answers to: its own and those retired for it. */
+    async addressesOf(accountId: string): Promise<{ email: string | undefined; retired: string[] }> {
+      const { rows } = await db.query<{ email: string | null; retired: string[] | null }>(
+        `SELECT (SELECT email FROM accounts WHERE id = $1) AS email,
+                (SELECT array_agg(email ORDER BY email) FROM retired_emails WHERE account_id = $1) AS retired`,
+        [accountId],
+      );
+      return { email: rows[0]?.email ?? undefined, retired: rows[0]?.retired ?? [] };
+    },
+
     /** The member id linked to an account, for the `trello_member_id` claim: one indexed read. */
     async memberIdOf(accountId: string): Promise<string | undefined> {
       const { rows } = await db.query<{ member_id: string }>('SELECT member_id FROM trello_members WHERE linked_account_id = $1', [accountId]);
