@@ -113,6 +113,21 @@ export function createTrelloQueries(db: Queryable) {
       return { email: rows[0]?.email ?? undefined, retired: rows[0]?.retired ?? [] };
     },
 
+    /**
+     * After a successful password login: does an unlinked member have the account's address
+     * verified, while the account has no member yet? One indexed read (the link is offered).
+     */
+    async linkableByAccount(accountId: string, email: string): Promise<boolean> {
+      const { rows } = await db.query(
+        `SELECT 1 FROM trello_member_emails e JOIN trello_members m ON m.member_id = e.member_id
+         WHERE lower(e.email) = lower($2) AND e.verified AND m.linked_account_id IS NULL
+           AND NOT EXISTS (SELECT 1 FROM trello_members l WHERE l.linked_account_id = $1)
+         LIMIT 1`,
+        [accountId, email],
+      );
+      return rows.length > 0;
+    },
+
     /** The member id linked to an account, for the `trello_member_id` claim: one indexed read. */
     async memberIdOf(accountId: string): Promise<string | undefined> {
       const { rows } = await db.query<{ member_id: string }>('SELECT member_id FROM trello_members WHERE linked_account_id = $1', [accountId]);

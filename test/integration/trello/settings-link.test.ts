@@ -19,9 +19,10 @@ describe('legacy Trello accounts: "Update account" from settings, and no unlink 
 
   it('links the Trello account to the signed-in account after the Trello password and a review', async () => {
     const account = await createAccount(server.registry, { email: 'me@example.com' });
+    // Signed in first: a login after the import would offer the link right away (lazy-migration tests).
+    const { agent } = await signInToAccount(server.url, account.email);
     const member = legacyMember({ username: 'hopper', emails: [{ address: 'hopper@trello-era.example', verified: true, primary: true }, { address: 'me@example.com', verified: true }] });
     await importLegacy(server.registry, [member]);
-    const { agent } = await signInToAccount(server.url, account.email);
 
     const page = await agent.get('/account/trello');
     expect(page.text).to.contain('Still using a separate Trello login?');
