@@ -98,7 +98,8 @@ export function createApp(registry: Registry): LanyardApp {
   const devices = deviceCookies({ tag: throttle.deviceTag });
   const consent = consentRoutes({ interactions, accounts, views });
   forms.use(consent.router.routes());
-  const secondStep = secondStepRoutes({ interactions, accounts, twoStep, throttle, events, views, box: registry.box, now: () => registry.clock.now() });
+  // A Trello link proven during a login is made as it finishes (after the second step).
+  const secondStep = secondStepRoutes({ interactions, accounts, twoStep, throttle, events, views, box: registry.box, now: () => registry.clock.now(), beforeFinish: (ctx, it) => trello.linkOnFinish(ctx, it) });
   forms.use(secondStep.router.routes());
   // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
   forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, secondStep, minLength: config.passwordMinLength }).routes());

@@ -121,6 +121,11 @@ export interface RegistryOptions {
   db?: Database;
   /** Apply migrations at start (the default); the CLI's `migrate` does it explicitly. */
   migrate?: boolean;
+  /**
+   * Deliver from this process: the mail worker and the Trello webhook worker (the default, for
+   * the server). The CLI passes false: it only queues, and the server's workers deliver.
+   */
+  deliver?: boolean;
 }
 
 export const rootDir = join(import.meta.dirname, '..');
@@ -213,11 +218,11 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       render: createMailRenderer(views, config.issuer),
       clock,
       // With a running worker, a committed message goes out at once instead of at the next poll.
-      onEnqueued: config.mailPollSeconds > 0
+      onEnqueued: options.deliver !== false && config.mailPollSeconds > 0
         ? () => { delivery.deliverDue().catch((err: unknown) => logger.error({ err: { message: (err as Error).message } }, 'mail worker error')); }
         : undefined,
     });
-    delivery.start(config.mailPollSeconds);
+    if (options.deliver !== false) delivery.start(config.mailPollSeconds);
 
     const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, clock, logger });
     const activity = createAccountActivityQueries(db);
@@ -315,7 +320,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     }
 
     // Started last: nothing below can fail and leave its timer running.
-    linkWebhook.start(config.mailPollSeconds);
+    if (options.deliver !== false) linkWebhook.start(config.mailPollSeconds);
 
     return {
       config,
@@ -371,7 +376,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       trello: {
         queries: trelloQueries,
         linking: trelloLinking,
-        bulk: createBulkMigration({ linking: trelloLinking, trello: trelloQueries, accounts: accountQueries, resetTokens, outbox, clock, issuer: config.issuer }),
+        bulk: createBulkMigration({ linking: trelloLinking, trello: trelloQueries, resetTokens, outbox, clock, issuer: config.issuer }),
         webhook: linkWebhook,
       },
       federated: createFederatedLogin({ db, accounts: accountQueries, trello: trelloQueries, linking: trelloLinking, events, clock }),

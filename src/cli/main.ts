@@ -78,7 +78,8 @@ async function readPassword(): Promise<string> {
 }
 
 async function withRegistry<T>(config: Config, fn: (registry: Registry) => Promise<T>): Promise<T> {
-  const registry = await createRegistry(config, { logger: createLogger(config.logLevel === 'silent' ? 'silent' : 'warn', undefined) });
+  // A command never delivers: it queues, and the server's workers send (docs/operations.md).
+  const registry = await createRegistry(config, { logger: createLogger(config.logLevel === 'silent' ? 'silent' : 'warn', undefined), deliver: false });
   try {
     return await fn(registry);
   } finally {
@@ -235,11 +236,13 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
           } else if (action === 'retry') {
             const ids = positionals.slice(2);
             out(`queued again: ${await mail.queries.retryFailed(new Date(clock.now()), ids)}`);
-            await mail.delivery.deliverDue();
+            // Only through a real SMTP server: without one, this process's development mailbox
+            // would swallow the messages; they wait for the server's worker instead.
+            if (config.smtpUrl) await mail.delivery.deliverDue();
           } else if (action === 'test') {
             if (!v.email) throw new UsageError('mail test needs --email');
             const id = await db.transaction((tx) => mail.outbox.enqueue(tx, { to: v.email!, template: 'test', data: {} }));
-            await mail.delivery.deliverDue();
+            if (config.smtpUrl) await mail.delivery.deliverDue();
             const row = await mail.queries.find(id);
             out(`${id}: ${row?.status}${row?.last_error ? ` (${row.last_error})` : ''}`);
           } else {

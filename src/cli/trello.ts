@@ -2,14 +2,19 @@ import { createReadStream, statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Registry } from '../registry.ts';
 import { importMembers } from '../identity/trello/legacy-import.ts';
+import { progressLines } from './progress-lines.ts';
 
 /**
  * `npm run cli -- trello import FILE` and `trello migrate [--dry-run]` (docs/flows/trello-migration.md).
- * A progress bar on a terminal (cli-progress: redraws in place, or stays silent when piped);
- * problems go to standard error one per line, the summary to standard output.
+ * A progress bar on a terminal (cli-progress: redraws in place on standard error); when
+ * standard output is not a terminal (a log, cron), a progress line every few seconds there
+ * instead. Problems go to standard error one per line, the summary to standard output.
  */
 const out = (line: string) => process.stdout.write(`${line}\n`);
 const err = (line: string) => process.stderr.write(`${line}\n`);
+
+/** Exit status of `trello migrate` when members were left unlinked by conflicts (docs/operations.md). */
+export const EXIT_CONFLICTS = 3;
 
 function progressBar(label: string, total: number) {
   if (!process.stderr.isTTY) return undefined;
@@ -18,21 +23,29 @@ function progressBar(label: string, total: number) {
   return bar;
 }
 
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
 export async function trelloImport(registry: Registry, file: string): Promise<number> {
   const size = statSync(file).size;
   const input = createReadStream(file);
   const bar = progressBar('importing', size);
+  const lines = process.stdout.isTTY ? undefined : progressLines({ write: out, now: () => registry.clock.now(), unit: 'lines' });
+  const report = (line: number, reason: string, what: string) => {
+    if (bar) bar.stop();
+    err(`line ${line}: ${reason} (${what})`);
+    if (bar) bar.start(size, input.bytesRead);
+  };
   const summary = await importMembers({ db: registry.db, trello: registry.trello.queries, clock: registry.clock }, input, {
-    onProgress: () => bar?.update(input.bytesRead),
-    onSkip: (line, reason) => {
-      if (bar) bar.stop();
-      err(`line ${line}: ${reason} (skipped)`);
-      if (bar) bar.start(size, input.bytesRead);
+    onProgress: (n) => {
+      bar?.update(input.bytesRead);
+      lines?.report(n, size ? input.bytesRead / size : undefined);
     },
+    onSkip: (line, reason) => report(line, reason, 'skipped'),
+    onFlag: (line, reason) => report(line, reason, 'flagged'),
   });
   bar?.update(size);
   bar?.stop();
-  out(`read ${summary.lines} lines: ${summary.inserted} new, ${summary.updated} updated (${summary.linked} already linked: names only), ${summary.skipped.length} skipped`);
+  out(`read ${summary.lines} lines: ${summary.inserted} new, ${summary.updated} updated (${summary.linked} already linked: names only), ${summary.skipped.length} skipped, ${summary.flagged.length} flagged`);
   return summary.skipped.length ? 1 : 0;
 }
 
@@ -54,5 +67,14 @@ export async function trelloMigrate(registry: Registry, dryRun: boolean): Promis
   });
   bar?.stop();
   out(`${dryRun ? 'dry run: ' : ''}${summary.examined} unlinked examined, ${summary.linked} ${dryRun ? 'would be linked' : 'linked'}, ${summary.conflicts} conflicts`);
+  if (!dryRun && summary.linked) {
+    // The command only queues: the server's mail worker delivers (docs/operations.md).
+    const waiting = await registry.mail.queries.countWaiting();
+    out(`${plural(summary.linked, 'set-password message')} queued (links to ${registry.config.issuer}); ${plural(waiting, 'message')} wait in the outbox for the server's mail worker`);
+  }
+  if (summary.conflicts) {
+    err(`${plural(summary.conflicts, 'member')} ${dryRun ? 'would be' : 'were'} left unlinked by conflicts (listed above): exit status ${EXIT_CONFLICTS}`);
+    return EXIT_CONFLICTS;
+  }
   return 0;
 }

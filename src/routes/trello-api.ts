@@ -11,7 +11,8 @@ import { AppError } from '../shared/errors.ts';
  * Trello uses the answer to switch off its legacy login form per member:
  *
  * - `{ status: "unlinked", member_id }` — still a legacy account;
- * - `{ status: "linked", member_id, account_id }` — logs in here only, its Trello password is dead;
+ * - `{ status: "linked", member_id, account_id }` — logs in here only, its Trello password is dead
+ *   (by address: only the account's current address; an address dropped at linking is unknown);
  * - `{ status: "retired", account_id, use_email }` — an address removed at linking;
  * - 404 `{ status: "unknown" }` — no legacy member and no retired address match.
  */
@@ -31,9 +32,17 @@ export function trelloApiRoutes(deps: { linking: TrelloLinking; accounts: Accoun
 
   // Linking is irreversible (docs/flows/trello-migration.md): there is no unlink, and a request
   // for one is answered as a conflict with the current state, never silently ignored.
+  // The answer says what is true of this member: unknown, never linked, or linked for good.
   router.delete('/api/trello/members/:memberId/link', async (ctx) => {
     await authorize(ctx);
-    throw new AppError('trello.link_irreversible', 409);
+    const id = ctx.params.memberId ?? '';
+    const member = id.length <= 64 ? await linking.findByMemberId(id) : undefined;
+    if (!member) {
+      ctx.status = 404;
+      ctx.body = { status: 'unknown' };
+      return;
+    }
+    throw new AppError(member.linked_account_id ? 'trello.link_irreversible' : 'trello.not_linked', 409);
   });
 
   router.get('/api/trello/members', async (ctx) => {
@@ -59,11 +68,11 @@ export function trelloApiRoutes(deps: { linking: TrelloLinking; accounts: Accoun
       ctx.body = { status: 'retired', account_id: retired.account_id, use_email: account?.email ?? null };
       return;
     }
-    const members = await linking.findByEmail(email);
-    const linked = members.find((m) => m.linked_account_id);
-    const open = members.find((m) => !m.linked_account_id);
-    if (linked) ctx.body = { status: 'linked', member_id: linked.member_id, account_id: linked.linked_account_id };
-    else if (open) ctx.body = { status: 'unlinked', member_id: open.member_id };
+    // Only an address the member still owns resolves to it: an unverified one dropped at
+    // linking may be somebody else's now (decision 0020).
+    const owner = await linking.memberByOwnedEmail(email);
+    if (owner?.account_id) ctx.body = { status: 'linked', member_id: owner.member_id, account_id: owner.account_id };
+    else if (owner) ctx.body = { status: 'unlinked', member_id: owner.member_id };
     else unknown();
 
     function unknown() {

@@ -86,6 +86,46 @@ describe('browser: moving a Trello account', function () {
     }
   });
 
+  it('links a member whose address has an account: the account’s password, then the Trello password, then Trello gets the member id', async () => {
+    const account = await createAccount(server.registry, { email: 'ada@example.com' });
+    const member = legacyMember({ username: 'ada', emails: [{ address: 'ada@example.com', verified: true, primary: true }] });
+    await importLegacy(server.registry, [member]);
+    const page = await context.newPage();
+    const flow = await openTrelloLogin(page);
+    await logIn(page, 'ada@example.com', PASSWORD);
+
+    await page.getByRole('heading', { name: 'Link your Trello account' }).waitFor();
+    await page.getByLabel('Trello password').fill('not it');
+    await page.getByRole('button', { name: /Link and continue to Trello/ }).click();
+    await page.getByText('Check your Trello details').waitFor();
+    await page.getByLabel('Trello password').fill(TRELLO_PASSWORD);
+    await page.getByRole('button', { name: /Link and continue to Trello/ }).click();
+
+    await page.waitForURL((u) => u.href.startsWith(callback.url));
+    const tokens = await oidc.authorizationCodeGrant(flow.config, new URL(page.url()), { pkceCodeVerifier: flow.verifier, expectedState: oidc.skipStateCheck });
+    expect(tokens.claims()?.sub).to.equal(account.id);
+    expect(tokens.claims()?.trello_member_id).to.equal(member.id);
+  });
+
+  it('links a member whose address has an account: the Trello password there, then the account’s password', async () => {
+    const account = await createAccount(server.registry, { email: 'alan@example.com' });
+    const member = legacyMember({ username: 'alan', emails: [{ address: 'alan@example.com', verified: true, primary: true }] });
+    await importLegacy(server.registry, [member]);
+    const page = await context.newPage();
+    const flow = await openTrelloLogin(page);
+    await logIn(page, 'alan@example.com', TRELLO_PASSWORD);
+
+    await page.getByRole('heading', { name: 'This address already has an account' }).waitFor();
+    expect(await page.getByText('Your Trello password is right').isVisible()).to.equal(true);
+    await page.getByLabel('Password of the account').fill(PASSWORD);
+    await page.getByRole('button', { name: /Link and continue to Trello/ }).click();
+
+    await page.waitForURL((u) => u.href.startsWith(callback.url));
+    const tokens = await oidc.authorizationCodeGrant(flow.config, new URL(page.url()), { pkceCodeVerifier: flow.verifier, expectedState: oidc.skipStateCheck });
+    expect(tokens.claims()?.sub).to.equal(account.id);
+    expect(tokens.claims()?.trello_member_id).to.equal(member.id);
+  });
+
   it('links a Trello account from settings after reviewing what will happen', async () => {
     const account = await createAccount(server.registry, { email: 'linus@example.com' });
     const member = legacyMember({ username: 'linus', emails: [{ address: 'linus@old.example', verified: true, primary: true }] });

@@ -98,7 +98,7 @@ export function loginRoutes(deps: {
     if (retired) {
       // Unknown addresses and wrong passwords each cost one Trello (bcrypt) check after argon2:
       // so does this answer, or its time would tell a retired address apart.
-      await deps.trello.isRetiredTrelloPassword(undefined, input.password);
+      await deps.linking.matchLegacyPassword([], input.password);
       const wait = await throttle.failed('password', ctx.ip, gate);
       deps.background.run('retired address notice', async () => {
         if ((await throttle.hit('notice', email, ctx.ip)).ok) await deps.linking.notifyRetiredUse(email, retired.account_id, meta);
@@ -111,7 +111,14 @@ export function loginRoutes(deps: {
       ctx.state.log?.info({ clientId: view.clientId }, 'trello password accepted: migration review');
       return;
     }
-    if (!result.ok && (result.reason === 'wrong_password' || result.reason === 'no_password') && (await deps.trello.isRetiredTrelloPassword(result.accountId, input.password))) {
+    // A Trello password at an account's address: the linked member's (refused by name), or an
+    // unlinked member's — then the account is proven next and the member linked to it. The
+    // attempt stays counted; the account's password was not given (trello-migration.ts).
+    const trelloPassword = !result.ok && (result.reason === 'wrong_password' || result.reason === 'no_password')
+      ? await deps.trello.trelloPasswordOnAccount(ctx, view.uid, result.accountId, email, input.password)
+      : undefined;
+    if (trelloPassword === 'link_offered') return;
+    if (trelloPassword === 'retired' && !result.ok) {
       const wait = await throttle.failed('password', ctx.ip, gate);
       await events.record({ type: 'login.failed', accountId: result.accountId, reason: 'trello_password' }, meta);
       return page(ctx, 401, 'login/password', data, wait > 0 ? waitMessage(ctx, wait) : 'trello.password_retired');
@@ -124,6 +131,8 @@ export function loginRoutes(deps: {
     }
     await throttle.succeeded('password', email, device);
     deps.devices.remember(ctx, email);
+    // An unlinked Trello member has this address: the link is offered before going on.
+    if (await deps.trello.offerLink(ctx, { uid: view.uid, clientName: name }, result.account, ['pwd'], Boolean(result.reopen))) return;
     await deps.secondStep.afterFirstFactor(ctx, { uid: view.uid, clientId: view.clientId, clientName: name }, result.account, ['pwd'], { reopen: Boolean(result.reopen) });
   });
 

@@ -41,6 +41,8 @@ export function secondStepRoutes(deps: {
   views: Views;
   box: SecretBox;
   now: () => number;
+  /** Work proven earlier in the interaction that waits for the whole login (a Trello link). */
+  beforeFinish?: (ctx: Context, it: { uid: string; clientId: string; accountId: string }) => Promise<void>;
 }) {
   const { interactions, accounts, twoStep, throttle, events, views } = deps;
   const router = new Router({ prefix: '/interaction/:uid/two-step' });
@@ -79,6 +81,7 @@ export function secondStepRoutes(deps: {
     ctx.cookies.set(PENDING_COOKIE, null, cookieOptions(uid));
     // The owner closed it and came back within the grace period: the whole login proves it.
     if (reopen && !(await accounts.reopen(accountId))) throw new AppError('login.account_inactive', 403);
+    await deps.beforeFinish?.(ctx, { uid, clientId, accountId });
     await events.record({ type: 'login.succeeded', accountId, detail: { amr } }, requestMeta(ctx, clientId));
     ctx.state.log?.info({ accountId, clientId, method }, 'login succeeded');
     await interactions.finishLogin(ctx, { accountId, amr });

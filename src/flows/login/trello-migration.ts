@@ -28,8 +28,16 @@ import type { SecondStep } from './second-step.ts';
  * account keeps (and may pick another verified one, or prove a new one), then the account is
  * created with the same password re-hashed with argon2id, linked, and the authorization goes on.
  *
- * State between the pages: a cookie sealed with SECRET_KEY (AES-GCM, so the argon2 hash of the
- * password it carries is neither readable nor forgeable), scoped to this interaction, 15 minutes.
+ * When the address already has an account, the person proves both sides — the account's
+ * password and the Trello password, in either order — and the link to that account is made
+ * when the login finishes, after the account's second step if it has one (decision 0019):
+ *
+ * - the Trello password typed at an account's address → "enter that account's password" (/prove);
+ * - the account's own password typed, and an unlinked member has the address verified → "link
+ *   your Trello account?" asks the Trello password (/offer), or goes on without (/offer/skip).
+ *
+ * State between the pages: cookies sealed with SECRET_KEY (AES-GCM, so the argon2 hash of the
+ * password they carry is neither readable nor forgeable), scoped to this interaction, 15 minutes.
  */
 const COOKIE = 'lanyard.trello_pending';
 const TTL_SECONDS = 900;
@@ -38,10 +46,17 @@ interface Pending {
   memberId: string;
   /** argon2id of the Trello password, computed once at the password step. */
   passwordHash: string;
+  /** The account the Trello password was typed at (its address), when it has one. */
+  accountEmail?: string;
   /** A new address being proven ("I can't use these addresses"), with its code's keyed hash. */
   newEmail?: string;
   codeHash?: string;
 }
+
+/** Both sides proven: linked when this login finishes (after the second step, if any). */
+interface DeferredLink { memberId: string; accountId: string; email: string }
+/** The account's password passed; the Trello password may still be given to link. */
+interface Offer { accountId: string; amr: string[]; reopen: boolean }
 
 export function trelloMigrationRoutes(deps: {
   interactions: Interactions;
@@ -63,6 +78,8 @@ export function trelloMigrationRoutes(deps: {
 
   const pendingCookie = sealedCookie<Pending>(box, deps.now, { name: COOKIE, ttlSeconds: TTL_SECONDS });
   const save = (ctx: Context, uid: string, pending: Pending) => pendingCookie.set(ctx, `/interaction/${uid}`, context(uid), pending);
+  const linkCookie = sealedCookie<DeferredLink>(box, deps.now, { name: 'lanyard.trello_link', ttlSeconds: TTL_SECONDS });
+  const offerCookie = sealedCookie<Offer>(box, deps.now, { name: 'lanyard.trello_offer', ttlSeconds: TTL_SECONDS });
 
   async function load(ctx: Context): Promise<{ uid: string; clientId: string; clientName: string; pending: Pending; member: TrelloMemberRow }> {
     const view = await interactions.view(ctx);
@@ -91,6 +108,19 @@ export function trelloMigrationRoutes(deps: {
     }, error ?? (choices.length ? undefined : 'trello.no_verified_address'));
   }
 
+  /**
+   * Links to an existing account whose password was just proven: not now, but when the login
+   * finishes, so an account with two-step verification is linked only after its code.
+   */
+  async function linkOnFinish(ctx: Context, it: { uid: string; clientId: string; clientName: string }, memberId: string, account: AccountRow, amr: string[], reopen: boolean) {
+    pendingCookie.clear(ctx, `/interaction/${it.uid}`);
+    const deferred: DeferredLink = { memberId, accountId: account.id, email: account.email };
+    linkCookie.set(ctx, `/interaction/${it.uid}`, `trello_link:${it.uid}`, deferred);
+    // Without a second step the login finishes in this very request, before the browser has the cookie.
+    ctx.state.trelloLink = deferred;
+    await deps.secondStep.afterFirstFactor(ctx, it, account, amr, { reopen });
+  }
+
   async function complete(ctx: Context, it: Awaited<ReturnType<typeof load>>, plan: { email: string; existing?: AccountRow; verifiedElsewhere?: boolean }) {
     const result = await linking.link({
       memberId: it.member.member_id,
@@ -110,6 +140,13 @@ export function trelloMigrationRoutes(deps: {
   }
 
   router.get('/review', async (ctx) => reviewPage(ctx, await load(ctx), 200));
+
+  // The Trello password was typed at an address that has an account: prove that account.
+  router.get('/prove', async (ctx) => {
+    const it = await load(ctx);
+    if (!it.pending.accountEmail) throw new AppError('login.second_step_expired', 400);
+    page(ctx, 200, 'login/trello-prove', { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email: it.pending.accountEmail, trelloProven: true });
+  });
 
   router.post('/review', async (ctx) => {
     const it = await load(ctx);
@@ -137,10 +174,44 @@ export function trelloMigrationRoutes(deps: {
       return page(ctx, 401, 'login/trello-prove', data, wait > 0 ? waitMessage(ctx, wait) : 'login.invalid_credentials');
     }
     await throttle.succeeded('password', email);
-    // A link is for good: an account with a second factor must be proven with it too, which
-    // this page does not ask for. Settings → Trello does it after a full login.
-    if (auth.account.two_step_enabled) return page(ctx, 403, 'login/trello-prove', data, 'trello.two_step_first');
-    await complete(ctx, it, { email: auth.account.email, existing: auth.account });
+    if (await linking.findByAccountId(auth.account.id)) return page(ctx, 409, 'login/trello-prove', data, 'trello.account_has_member');
+    // A link is for good: an account with a second factor is linked only once that is passed too.
+    await linkOnFinish(ctx, it, it.member.member_id, auth.account, ['pwd'], Boolean(auth.reopen));
+  });
+
+  /** The account whose password passed in this interaction, waiting for the Trello answer. */
+  async function loadOffer(ctx: Context) {
+    const view = await interactions.view(ctx);
+    if (view.prompt !== 'login') throw new AppError('interaction.expired', 400);
+    const offer = offerCookie.get(ctx, `trello_offer:${view.uid}`);
+    const account = offer ? await deps.accounts.findById(offer.accountId) : undefined;
+    if (!offer || !account || !(account.status === 'active' || (offer.reopen && account.status === 'closed'))) throw new AppError('login.second_step_expired', 400);
+    const client = await interactions.client(view.clientId);
+    return { uid: view.uid, clientId: view.clientId, clientName: client?.name ?? view.clientId, offer, account };
+  }
+
+  router.post('/offer', async (ctx) => {
+    const it = await loadOffer(ctx);
+    const input = parseForm(ctx, passwordOnlyInput);
+    const data = { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: it.account.email };
+    // Throttled like the Trello password in Settings → Trello, under the same subject.
+    const subject = `trello:${it.account.email.toLowerCase()}`;
+    const gate = await throttle.attempt('password', subject, ctx.ip);
+    if (!gate.ok) return page(ctx, 429, 'login/trello-offer', data, waitMessage(ctx, gate.retryAfterSeconds));
+    const member = await linking.matchLegacyPassword(await linking.candidatesFor(it.account.email, { verifiedOnly: true }), input.password);
+    if (!member) {
+      const wait = await throttle.failed('password', ctx.ip, gate);
+      return page(ctx, 401, 'login/trello-offer', data, wait > 0 ? waitMessage(ctx, wait) : 'trello.credentials');
+    }
+    await throttle.succeeded('password', subject);
+    offerCookie.clear(ctx, `/interaction/${it.uid}`);
+    await linkOnFinish(ctx, it, member.member_id, it.account, it.offer.amr, it.offer.reopen);
+  });
+
+  router.post('/offer/skip', async (ctx) => {
+    const it = await loadOffer(ctx);
+    offerCookie.clear(ctx, `/interaction/${it.uid}`);
+    await deps.secondStep.afterFirstFactor(ctx, it, it.account, it.offer.amr, { reopen: it.offer.reopen });
   });
 
   // "I can't use any of these addresses": a new one, proven by a code, unless a Trello
@@ -193,8 +264,10 @@ export function trelloMigrationRoutes(deps: {
      * without a member costs the same bcrypt check, so the time does not tell.
      */
     async tryTrelloPassword(ctx: Context, uid: string, email: string, password: string): Promise<boolean> {
-      const member = (await linking.findByEmail(email)).find((m) => !m.linked_account_id);
-      if (!(await linking.checkLegacyPassword(member, password)) || !member) return false;
+      // Several members may have the address: the one whose password matches is the one, and
+      // every candidate costs its check whichever it is (decision 0019).
+      const member = await linking.matchLegacyPassword(await linking.candidatesFor(email), password);
+      if (!member) return false;
       save(ctx, uid, { memberId: member.member_id, passwordHash: await deps.hasher.hash(password) });
       ctx.status = 303;
       ctx.redirect(`/interaction/${uid}/trello/review`);
@@ -202,13 +275,48 @@ export function trelloMigrationRoutes(deps: {
     },
 
     /**
-     * For a wrong password on an existing account: was it the old Trello password of the member
-     * linked to it? Always one bcrypt check (a decoy without a member), like an unknown address
-     * costs, so the time of a failure does not tell whether the account exists.
+     * For a wrong password on an existing account: was it a Trello password? That of the member
+     * linked to the account — `retired`: it no longer works — or that of an unlinked member with
+     * the account's address — `link_offered`: the person is sent to prove the account, and the
+     * member is linked to it. The same bcrypt work whether or not a member exists (a decoy
+     * without one), so the time of a failure does not tell whether the account exists.
      */
-    async isRetiredTrelloPassword(accountId: string | undefined, password: string): Promise<boolean> {
-      const member = accountId ? await linking.findByAccountId(accountId) : undefined;
-      return linking.checkLegacyPassword(member, password);
+    async trelloPasswordOnAccount(ctx: Context, uid: string, accountId: string | undefined, email: string, password: string): Promise<'retired' | 'link_offered' | undefined> {
+      const linked = accountId ? await linking.findByAccountId(accountId) : undefined;
+      const member = await linking.matchLegacyPassword(linked ? [linked] : await linking.candidatesFor(email), password);
+      if (!member) return undefined;
+      if (member.linked_account_id) return 'retired';
+      save(ctx, uid, { memberId: member.member_id, passwordHash: await deps.hasher.hash(password), accountEmail: email });
+      ctx.status = 303;
+      ctx.redirect(`/interaction/${uid}/trello/prove`);
+      return 'link_offered';
+    },
+
+    /**
+     * After the account's own password: when an unlinked member has the account's address
+     * (verified) and the account has no member yet, offer to link it before going on. One
+     * indexed read on every successful password login.
+     */
+    async offerLink(ctx: Context, it: { uid: string; clientName: string }, account: AccountRow, amr: string[], reopen: boolean): Promise<boolean> {
+      if (!(await linking.linkableByAccount(account.id, account.email))) return false;
+      offerCookie.set(ctx, `/interaction/${it.uid}`, `trello_offer:${it.uid}`, { accountId: account.id, amr, reopen });
+      page(ctx, 200, 'login/trello-offer', { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: account.email });
+      return true;
+    },
+
+    /**
+     * Called by the second step as the login finishes: the link proven earlier in this
+     * interaction is made now, to the account that finished it. A link refused now (linked
+     * meanwhile) does not stop the login.
+     */
+    async linkOnFinish(ctx: Context, it: { uid: string; clientId: string; accountId: string }): Promise<void> {
+      const deferred = (ctx.state.trelloLink as DeferredLink | undefined) ?? linkCookie.get(ctx, `trello_link:${it.uid}`);
+      if (!deferred) return;
+      linkCookie.clear(ctx, `/interaction/${it.uid}`);
+      if (deferred.accountId !== it.accountId) return;
+      const result = await linking.link({ memberId: deferred.memberId, email: deferred.email, method: 'password', existingAccountId: deferred.accountId }, requestMeta(ctx, it.clientId));
+      if (result.ok) ctx.state.log?.info({ accountId: it.accountId, memberId: deferred.memberId }, 'trello account linked at login');
+      else ctx.state.log?.warn({ accountId: it.accountId, memberId: deferred.memberId, problem: result.problem }, 'trello link at login refused');
     },
   };
 }

@@ -70,7 +70,8 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
   });
 
   // Linking cannot be undone: no form offers it, and asking for it gets a clear refusal.
-  router.post('/unlink', signedIn, (ctx) => overview(ctx, 409, {}, 'trello.link_irreversible'));
+  // Without a linked member there is nothing to undo, and the answer says so instead.
+  router.post('/unlink', signedIn, async (ctx) => overview(ctx, 409, {}, (await linking.findByAccountId(account(ctx).id)) ? 'trello.link_irreversible' : 'trello.not_linked'));
 
   return router;
 }

@@ -1,18 +1,23 @@
 import { sha256 } from '../../shared/crypto.ts';
 import { randomSecret } from '../../shared/ids.ts';
 import type { Clock } from '../../shared/clock.ts';
-import type { AccountQueries } from '../../persistence/queries/accounts.ts';
 import type { PasswordResetQueries } from '../../persistence/queries/password-reset-tokens.ts';
 import type { TrelloMemberRow, TrelloQueries } from '../../persistence/queries/trello.ts';
 import type { Outbox } from '../../mail/outbox.ts';
-import { chooseEmail } from './email-choice.ts';
+import { chooseEmail, rankEmails } from './email-choice.ts';
 import type { TrelloLinking } from './linking.ts';
 
 /**
  * The fourth way (docs/flows/trello-migration.md): every member still unlinked gets an account,
  * without a password, and an email explaining the change with a link to set one. Batched and
  * resumable: each member is linked in its own transaction, and a run started again continues
- * with the members still unlinked. `dryRun` changes nothing and reports what it would do.
+ * with the members still unlinked.
+ *
+ * The dry run goes through the same planner, in the same order, as the real run: each batch's
+ * addresses are looked up at once (which are accounts' or retired), and the links planned
+ * earlier in the run are remembered, so an address kept or retired by an earlier link is seen
+ * as taken by the later members exactly as the real run meets it (decision 0020). It changes
+ * nothing.
  */
 export type BulkOutcome =
   | { memberId: string; action: 'link'; email: string; retire: string[] }
@@ -24,31 +29,54 @@ export interface BulkSummary {
   conflicts: number;
 }
 
+/** What the person of a conflicted member can actually do (docs/flows/trello-migration.md). */
+export const CONFLICT = {
+  noVerified: 'no verified address: the person logs in with a Trello address and the Trello password, then confirms an address by a code',
+  taken: 'the address belongs to another account: logging in there (with that account\'s password or the Trello password) offers the link, asking for both passwords',
+  retired: (alt: string | undefined) => alt
+    ? `the address was retired for another account by an earlier link: the person logs in with ${alt} and the Trello password, then picks or confirms another address`
+    : 'the address was retired for another account by an earlier link, and no other address of the member can log in: support must decide',
+} as const;
+
 /** How long the "set your password" link of a migrated account works. */
 export const SET_PASSWORD_TTL_SECONDS = 30 * 86_400;
 
 export function createBulkMigration(deps: {
   linking: TrelloLinking;
   trello: TrelloQueries;
-  accounts: AccountQueries;
   resetTokens: PasswordResetQueries;
   outbox: Outbox;
   clock: Clock;
   issuer: string;
 }) {
-  const { linking, trello, accounts, clock, issuer } = deps;
+  const { linking, trello, clock, issuer } = deps;
 
-  async function plan(member: TrelloMemberRow): Promise<BulkOutcome> {
-    // Only a verified address: the set-password link goes to it, and whoever reads it gets the account.
-    const chosen = chooseEmail(member.emails.filter((e) => e.verified));
-    if (!chosen) return { memberId: member.member_id, action: 'conflict', email: chooseEmail(member.emails)?.email, reason: 'no verified address: the person migrates by logging in with the Trello password' };
-    if (await accounts.findByEmail(chosen.email)) {
-      return { memberId: member.member_id, action: 'conflict', email: chosen.email, reason: 'the address belongs to another account: the person links by logging in (proving both)' };
-    }
-    if (await accounts.isRetired(chosen.email)) {
-      return { memberId: member.member_id, action: 'conflict', email: chosen.email, reason: 'the address is retired for another account' };
-    }
-    return { memberId: member.member_id, action: 'link', email: chosen.email, retire: member.emails.filter((e) => e.verified).map((e) => e.email).filter((e) => e !== chosen.email) };
+  /**
+   * Plans a batch, in member id order. `claimed` holds the addresses that links planned earlier
+   * in this run keep or retire (lower-case): the database does not show them yet in a dry run,
+   * nor, within a batch, in a real one.
+   */
+  async function planBatch(members: TrelloMemberRow[], claimed: Map<string, 'account' | 'retired'>): Promise<BulkOutcome[]> {
+    const used = await trello.addressesInUse([...new Set(members.flatMap((m) => m.emails.map((e) => e.email.toLowerCase())))]);
+    const useOf = (email: string) => claimed.get(email.toLowerCase()) ?? used.get(email.toLowerCase());
+    return members.map((member): BulkOutcome => {
+      // Only a verified address: the set-password link goes to it, and whoever reads it gets the account.
+      const verified = member.emails.filter((e) => e.verified);
+      const chosen = chooseEmail(verified);
+      if (!chosen) return { memberId: member.member_id, action: 'conflict', email: chooseEmail(member.emails)?.email, reason: CONFLICT.noVerified };
+      const use = useOf(chosen.email);
+      if (use === 'account') return { memberId: member.member_id, action: 'conflict', email: chosen.email, reason: CONFLICT.taken };
+      if (use === 'retired') {
+        const alt = rankEmails(member.emails).find((e) => useOf(e.email) !== 'retired')?.email;
+        return { memberId: member.member_id, action: 'conflict', email: chosen.email, reason: CONFLICT.retired(alt) };
+      }
+      // What the link will do: the chosen address becomes the account's; the other verified
+      // ones that are nobody's are retired for it (linking.ts, retireOthers).
+      const retire = verified.map((e) => e.email).filter((e) => e !== chosen.email && !useOf(e));
+      claimed.set(chosen.email.toLowerCase(), 'account');
+      for (const e of retire) claimed.set(e.toLowerCase(), 'retired');
+      return { memberId: member.member_id, action: 'link', email: chosen.email, retire };
+    });
   }
 
   return {
@@ -56,19 +84,22 @@ export function createBulkMigration(deps: {
 
     async run(options: { dryRun: boolean; batchSize?: number; onOutcome?: (outcome: BulkOutcome) => void; onBatch?: (summary: BulkSummary) => void }): Promise<BulkSummary> {
       const summary: BulkSummary = { examined: 0, linked: 0, conflicts: 0 };
+      const claimed = new Map<string, 'account' | 'retired'>();
       let after = '';
       for (;;) {
         const batch = await trello.unlinkedBatch(after, options.batchSize ?? 200);
         if (!batch.length) break;
         after = batch.at(-1)!.member_id;
-        for (const member of batch) {
+        const plans = await planBatch(batch, claimed);
+        for (const [i, member] of batch.entries()) {
           summary.examined += 1;
-          let outcome = await plan(member);
+          let outcome = plans[i]!;
           if (outcome.action === 'link' && !options.dryRun) {
             const token = randomSecret(32);
+            const planned = outcome;
             const result = await linking.link({
               memberId: member.member_id,
-              email: outcome.email,
+              email: planned.email,
               method: 'bulk',
               inTransaction: async (tx, account) => {
                 const now = new Date(clock.now());
@@ -76,16 +107,19 @@ export function createBulkMigration(deps: {
                 await deps.outbox.enqueue(tx, {
                   to: account.email,
                   template: 'trello-migrated',
-                  data: { name: account.name, email: account.email, username: member.username, link: `${issuer}/password/reset?token=${token}`, days: SET_PASSWORD_TTL_SECONDS / 86_400, retired: outcome.action === 'link' ? outcome.retire : [] },
+                  // Links are built from the configured issuer, whatever process queues the message.
+                  data: { name: account.name, email: account.email, username: member.username, link: `${issuer}/password/reset?token=${token}`, days: SET_PASSWORD_TTL_SECONDS / 86_400, retired: planned.retire },
                 });
               },
             });
-            if (!result.ok) outcome = { memberId: member.member_id, action: 'conflict', email: outcome.email, reason: result.problem };
+            if (!result.ok) outcome = { memberId: member.member_id, action: 'conflict', email: planned.email, reason: result.problem };
           }
           if (outcome.action === 'link') summary.linked += 1;
           else summary.conflicts += 1;
           options.onOutcome?.(outcome);
         }
+        // A real run's links are in the database now, where the next batch's lookup finds them.
+        if (!options.dryRun) claimed.clear();
         options.onBatch?.(summary);
       }
       if (!options.dryRun && summary.linked) deps.outbox.kick();

@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Clock } from '../../shared/clock.ts';
-import type { Database } from '../../persistence/db.ts';
+import type { Database, Queryable } from '../../persistence/db.ts';
 import type { ImportedMember, TrelloQueries } from '../../persistence/queries/trello.ts';
 import { normalizeEmail } from '../email-address.ts';
 import { BCRYPT_HASH } from './linking.ts';
@@ -32,6 +32,11 @@ const line = z.object({
   enterprise: z.object({ id: z.string().min(1).max(64), name: z.string().max(200).nullish() }).nullish(),
 });
 
+const holdsNul = (value: unknown): boolean =>
+  typeof value === 'string' ? value.includes('\0')
+    : typeof value === 'object' && value !== null ? Object.entries(value).some(([k, v]) => k.includes('\0') || holdsNul(v))
+      : false;
+
 export type LineResult = { ok: true; member: ImportedMember } | { ok: false; reason: string };
 
 /** Parses and checks one line; never throws. */
@@ -43,6 +48,8 @@ export function parseLine(text: string): LineResult {
     return { ok: false, reason: 'invalid JSON' };
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return { ok: false, reason: 'not a JSON object' };
+  // PostgreSQL text cannot hold U+0000: refused here, with its line, not by the database.
+  if (text.includes('\\u0000') && holdsNul(json)) return { ok: false, reason: 'a value contains a NUL character (\\u0000)' };
   if (!('id' in json) || (json as { id: unknown }).id === '' || (json as { id: unknown }).id == null) return { ok: false, reason: 'missing id' };
   const parsed = line.safeParse(json);
   if (!parsed.success) {
@@ -83,28 +90,108 @@ export interface ImportSummary {
   /** Already linked: only their names were refreshed. */
   linked: number;
   skipped: { line: number; reason: string }[];
+  /** Imported, with something the operator should know (a repeated id, a Google subject left out, a shared address). */
+  flagged: { line: number; reason: string }[];
 }
+
+interface Pending { line: number; member: ImportedMember }
+
+/** SQLSTATE classes a line's own data can cause: data exceptions (22) and constraint violations (23). */
+const dataError = (err: unknown) => /^2[23]/.test(String((err as { code?: unknown }).code ?? ''));
 
 export async function importMembers(deps: { db: Database; trello: TrelloQueries; clock: Clock }, input: Readable, options: {
   batchSize?: number;
-  /** Called after each batch with the bytes read so far, for a progress bar. */
+  /** Called after each batch with the lines read so far, for progress reports. */
   onProgress?: (linesRead: number) => void;
   /** Called for each bad line as it is found. */
   onSkip?: (line: number, reason: string) => void;
+  /** Called for each line imported with a remark. */
+  onFlag?: (line: number, reason: string) => void;
 } = {}): Promise<ImportSummary> {
   const batchSize = options.batchSize ?? 500;
-  const summary: ImportSummary = { lines: 0, inserted: 0, updated: 0, linked: 0, skipped: [] };
-  let batch: ImportedMember[] = [];
+  const summary: ImportSummary = { lines: 0, inserted: 0, updated: 0, linked: 0, skipped: [], flagged: [] };
+  // Rows written at or after this instant were written by this run: a member id met again
+  // in a later batch is a repeated line, not an update of an earlier import.
+  const runStart = new Date(deps.clock.now());
+  let batch: Pending[] = [];
+
+  const skip = (line: number, reason: string) => {
+    summary.skipped.push({ line, reason });
+    options.onSkip?.(line, reason);
+  };
+  const flag = (line: number, reason: string) => {
+    summary.flagged.push({ line, reason });
+    options.onFlag?.(line, reason);
+  };
+
+  /**
+   * Writes lines in one transaction. Everything a line can break is checked first, set-based,
+   * so that it becomes a remark on that line instead of an error for the whole batch. Returns
+   * the remarks, reported only once the transaction committed.
+   */
+  async function write(tx: Queryable, lines: Pending[]): Promise<{ line: number; reason: string }[]> {
+    const remarks: { line: number; reason: string }[] = [];
+    // The same member id twice in one batch: the later line wins, as it would across batches.
+    const byId = new Map<string, Pending>();
+    const repeated = new Set<string>();
+    for (const p of lines) {
+      const earlier = byId.get(p.member.memberId);
+      if (earlier) {
+        remarks.push({ line: p.line, reason: `id ${p.member.memberId} already on line ${earlier.line}: this line replaces it` });
+        repeated.add(p.member.memberId);
+      }
+      byId.set(p.member.memberId, p);
+    }
+    const unique = [...byId.values()];
+    const known = await deps.trello.importPrecheck(tx, unique.map((p) => ({ memberId: p.member.memberId, googleSub: p.member.googleSub })), runStart);
+    // A Google subject is unique across members: a second claim is imported without it (the
+    // member still logs in with the Trello password); a later run can give it once it is free.
+    const subs = new Map<string, string>();
+    for (const p of unique) {
+      const check = known.get(p.member.memberId);
+      if (check?.seenThisRun && !repeated.has(p.member.memberId)) remarks.push({ line: p.line, reason: `id ${p.member.memberId} already on an earlier line: this line replaces it` });
+      const sub = p.member.googleSub;
+      if (!sub || check?.linked) continue;
+      const holder = check?.subHolder ?? subs.get(sub);
+      if (holder && holder !== p.member.memberId) {
+        remarks.push({ line: p.line, reason: `google.sub is already member ${holder}'s: imported without it` });
+        p.member = { ...p.member, googleSub: null, googleEmail: null };
+      } else {
+        subs.set(sub, p.member.memberId);
+      }
+    }
+    const counts = await deps.trello.upsertBatch(tx, unique.map((p) => p.member), new Date(deps.clock.now()));
+    // An address verified on two unlinked members: kept on both (either may be the person), and
+    // flagged. At login the member whose Trello password matches is the one (decision 0019).
+    const lineOf = new Map(unique.map((p) => [p.member.memberId, p.line]));
+    for (const shared of await deps.trello.sharedVerifiedAddresses(tx, counts.open)) {
+      remarks.push({ line: lineOf.get(shared.member_id)!, reason: `address ${shared.email} is also verified on member ${shared.others.join(', ')}: whose Trello password matches at login gets it` });
+    }
+    summary.inserted += counts.inserted;
+    summary.updated += counts.updated + (lines.length - unique.length);
+    summary.linked += counts.skippedLinked;
+    return remarks.sort((a, b) => a.line - b.line);
+  }
 
   const flush = async () => {
     if (!batch.length) return;
-    // A member id seen twice in one batch: the later line wins, as it would across batches.
-    const unique = [...new Map(batch.map((m) => [m.memberId, m])).values()];
-    const counts = await deps.db.transaction((tx) => deps.trello.upsertBatch(tx, unique, new Date(deps.clock.now())));
-    summary.inserted += counts.inserted;
-    summary.updated += counts.updated + (batch.length - unique.length);
-    summary.linked += counts.skippedLinked;
+    const lines = batch;
     batch = [];
+    try {
+      for (const r of await deps.db.transaction((tx) => write(tx, lines))) flag(r.line, r.reason);
+    } catch (err) {
+      if (!dataError(err)) throw err;
+      // Something the checks did not foresee: the batch was rolled back. Line by line, so only
+      // the line at fault is skipped, with the database's reason, and the rest is imported.
+      for (const p of lines) {
+        try {
+          for (const r of await deps.db.transaction((tx) => write(tx, [p]))) flag(r.line, r.reason);
+        } catch (lineErr) {
+          if (!dataError(lineErr)) throw lineErr;
+          skip(p.line, `rejected by the database: ${(lineErr as Error).message.split('\n')[0]!.slice(0, 200)}`);
+        }
+      }
+    }
     options.onProgress?.(summary.lines);
   };
 
@@ -114,11 +201,10 @@ export async function importMembers(deps: { db: Database; trello: TrelloQueries;
     if (!text.trim()) continue;
     const result = parseLine(text);
     if (!result.ok) {
-      summary.skipped.push({ line: summary.lines, reason: result.reason });
-      options.onSkip?.(summary.lines, result.reason);
+      skip(summary.lines, result.reason);
       continue;
     }
-    batch.push(result.member);
+    batch.push({ line: summary.lines, member: result.member });
     if (batch.length >= batchSize) await flush();
   }
   await flush();

@@ -38,11 +38,16 @@ export function createLinkWebhook(deps: {
 
   async function deliver(event: LinkEventRow, secret: string): Promise<void> {
     const now = new Date(clock.now());
+    // The addresses that now lead to the member, read when sending: the account's own and the
+    // retired ones. Never an address dropped at linking (decision 0020).
+    const owned = await queries.addressesOf(event.account_id);
     const body = JSON.stringify({
       event_id: `link_${event.id}`,
       type: 'member.linked',
       member_id: event.member_id,
       account_id: event.account_id,
+      email: owned.email ?? null,
+      retired_emails: owned.retired,
       linked_at: event.created_at.toISOString(),
     });
     try {

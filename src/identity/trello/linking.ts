@@ -172,6 +172,35 @@ export function createTrelloLinking(deps: {
     },
 
 
+    /**
+     * The unlinked members an address may log in to with a Trello password, in the order that
+     * decides when two passwords would match: those that verified the address first, then by
+     * member id (decision 0019). `verifiedOnly` leaves out the others.
+     */
+    async candidatesFor(email: string, options: { verifiedOnly?: boolean } = {}): Promise<TrelloMemberRow[]> {
+      const normalized = normalizeEmail(email);
+      if (!normalized) return [];
+      const verified = (m: TrelloMemberRow) => m.emails.some((e) => e.email.toLowerCase() === normalized && e.verified);
+      return (await trello.findByEmail(normalized))
+        .filter((m) => !m.linked_account_id && (!options.verifiedOnly || verified(m)))
+        .sort((a, b) => Number(verified(b)) - Number(verified(a)) || (a.member_id < b.member_id ? -1 : a.member_id > b.member_id ? 1 : 0));
+    },
+
+    /**
+     * Which of `members` the Trello password opens. Every one is checked, whichever matches (or
+     * one decoy when there is none), so the time does not tell which member it was, nor whether
+     * one matched; the first in the given order wins when several do.
+     */
+    async matchLegacyPassword(members: readonly TrelloMemberRow[], password: string): Promise<TrelloMemberRow | undefined> {
+      if (!members.length) {
+        await bcrypt.compare(password, DECOY_HASH);
+        return undefined;
+      }
+      const results = await Promise.all(members.map((m) => (m.password_hash ? bcrypt.compare(password, m.password_hash) : bcrypt.compare(password, DECOY_HASH).then(() => false))));
+      return members.find((_, i) => results[i]);
+    },
+
+    linkableByAccount: (accountId: string, email: string) => trello.linkableByAccount(accountId, email),
     findByMemberId: (id: string) => trello.findByMemberId(id),
     findByEmail: (email: string) => trello.findByEmail(email),
     findByGoogleSub: (sub: string) => trello.findByGoogleSub(sub),
@@ -187,6 +216,7 @@ export function createTrelloLinking(deps: {
     findByAccountId: (id: string) => trello.findByAccountId(id),
     memberIdOf: (accountId: string) => trello.memberIdOf(accountId),
     findRetired: (email: string) => trello.findRetired(email),
+    memberByOwnedEmail: (email: string) => trello.memberByOwnedEmail(email),
     retiredOf: (accountId: string) => trello.retiredOf(accountId),
   };
 }

@@ -77,6 +77,12 @@ export function createMailOutboxQueries(db: Queryable) {
       return rowCount;
     },
 
+    /** Messages still to send (pending, or claimed by a worker now), for the CLI to report. */
+    async countWaiting(): Promise<number> {
+      const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM mail_outbox WHERE status IN ('pending', 'sending')`);
+      return rows[0]?.n ?? 0;
+    },
+
     async find(id: string): Promise<OutboxRow | undefined> {
       const { rows } = await db.query<OutboxRow>(`SELECT ${COLUMNS} FROM mail_outbox WHERE id = $1`, [id]);
       return rows[0];

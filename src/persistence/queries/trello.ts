@@ -80,6 +80,54 @@ export function createTrelloQueries(db: Queryable) {
     findByVerifiedEmail: (email: string, tx: Queryable = db) =>
       findBy('m.member_id IN (SELECT member_id FROM trello_member_emails WHERE lower(email) = lower($1) AND verified)', [email], tx),
 
+    /**
+     * The member an address still resolves to, for Trello's status API (decision 0020): a linked
+     * member by its account's current address; else an unlinked member that has the address
+     * verified, or unverified while no account has it. Retired addresses are asked separately.
+     * Addresses dropped at linking, or given up since, resolve to nothing.
+     */
+    async memberByOwnedEmail(email: string): Promise<{ member_id: string; account_id: string | null } | undefined> {
+      const { rows } = await db.query<{ member_id: string; account_id: string | null }>(
+        `SELECT member_id, account_id FROM (
+           SELECT m.member_id, a.id AS account_id, 0 AS rank
+           FROM accounts a JOIN trello_members m ON m.linked_account_id = a.id
+           WHERE lower(a.email) = lower($1)
+           UNION ALL
+           SELECT m.member_id, NULL, CASE WHEN e.verified THEN 1 ELSE 2 END
+           FROM trello_member_emails e JOIN trello_members m ON m.member_id = e.member_id
+           WHERE lower(e.email) = lower($1) AND m.linked_account_id IS NULL
+             AND (e.verified OR NOT EXISTS (SELECT 1 FROM accounts a WHERE lower(a.email) = lower($1)))
+         ) AS owners ORDER BY rank, member_id LIMIT 1`,
+        [email],
+      );
+      return rows[0];
+    },
+
+    /** The addresses a linked account answers to: its own and those retired for it. */
+    async addressesOf(accountId: string): Promise<{ email: string | undefined; retired: string[] }> {
+      const { rows } = await db.query<{ email: string | null; retired: string[] | null }>(
+        `SELECT (SELECT email FROM accounts WHERE id = $1) AS email,
+                (SELECT array_agg(email ORDER BY email) FROM retired_emails WHERE account_id = $1) AS retired`,
+        [accountId],
+      );
+      return { email: rows[0]?.email ?? undefined, retired: rows[0]?.retired ?? [] };
+    },
+
+    /**
+     * After a successful password login: does an unlinked member have the account's address
+     * verified, while the account has no member yet? One indexed read (the link is offered).
+     */
+    async linkableByAccount(accountId: string, email: string): Promise<boolean> {
+      const { rows } = await db.query(
+        `SELECT 1 FROM trello_member_emails e JOIN trello_members m ON m.member_id = e.member_id
+         WHERE lower(e.email) = lower($2) AND e.verified AND m.linked_account_id IS NULL
+           AND NOT EXISTS (SELECT 1 FROM trello_members l WHERE l.linked_account_id = $1)
+         LIMIT 1`,
+        [accountId, email],
+      );
+      return rows.length > 0;
+    },
+
     /** The member id linked to an account, for the `trello_member_id` claim: one indexed read. */
     async memberIdOf(accountId: string): Promise<string | undefined> {
       const { rows } = await db.query<{ member_id: string }>('SELECT member_id FROM trello_members WHERE linked_account_id = $1', [accountId]);
@@ -91,7 +139,42 @@ export function createTrelloQueries(db: Queryable) {
      * link (they belong to the provider account now); only its name fields are refreshed.
      * Returns how many were new.
      */
-    async upsertBatch(tx: Queryable, members: ImportedMember[], now: Date): Promise<{ inserted: number; updated: number; skippedLinked: number }> {
+    /**
+     * Before a batch is written, what each line would run into, in one statement: whether its
+     * member id was already written by this run (`runStart`), whether it is linked (then its
+     * Google subject is not replaced), and which other member holds its Google subject.
+     */
+    async importPrecheck(tx: Queryable, lines: { memberId: string; googleSub: string | null }[], runStart: Date): Promise<Map<string, { seenThisRun: boolean; linked: boolean; subHolder: string | null }>> {
+      const { rows } = await tx.query<{ member_id: string; seen: boolean | null; linked: boolean | null; holder: string | null }>(
+        `SELECT l.member_id, m.updated_at >= $3 AS seen, m.linked_account_id IS NOT NULL AS linked,
+                (SELECT h.member_id FROM trello_members h WHERE h.google_sub = l.google_sub AND h.member_id <> l.member_id) AS holder
+         FROM unnest($1::text[], $2::text[]) AS l (member_id, google_sub)
+         LEFT JOIN trello_members m ON m.member_id = l.member_id`,
+        [lines.map((l) => l.memberId), lines.map((l) => l.googleSub), runStart],
+      );
+      return new Map(rows.map((r) => [r.member_id, { seenThisRun: Boolean(r.seen), linked: Boolean(r.linked), subHolder: r.holder }]));
+    },
+
+    /**
+     * Addresses verified on one of `memberIds` and on another unlinked member too, with those
+     * members (one statement, by the index on lower(email)).
+     */
+    async sharedVerifiedAddresses(tx: Queryable, memberIds: string[]): Promise<{ member_id: string; email: string; others: string[] }[]> {
+      if (!memberIds.length) return [];
+      const { rows } = await tx.query<{ member_id: string; email: string; others: string[] }>(
+        `SELECT e.member_id, e.email, array_agg(o.member_id ORDER BY o.member_id) AS others
+         FROM trello_member_emails e
+         JOIN trello_member_emails o ON lower(o.email) = lower(e.email) AND o.member_id <> e.member_id AND o.verified
+         JOIN trello_members om ON om.member_id = o.member_id AND om.linked_account_id IS NULL
+         WHERE e.member_id = ANY($1::text[]) AND e.verified
+         GROUP BY e.member_id, e.email
+         ORDER BY e.member_id, e.email`,
+        [memberIds],
+      );
+      return rows;
+    },
+
+    async upsertBatch(tx: Queryable, members: ImportedMember[], now: Date): Promise<{ inserted: number; updated: number; skippedLinked: number; open: string[] }> {
       // Three set-based statements per batch, whatever its size: members, then their addresses.
       const col = <K extends keyof ImportedMember>(key: K) => members.map((m) => m[key]);
       const { rows } = await tx.query<{ member_id: string; inserted: boolean; linked: boolean }>(
@@ -116,7 +199,7 @@ export function createTrelloQueries(db: Queryable) {
         [emails.map((e) => e.memberId), emails.map((e) => e.email), emails.map((e) => e.verified), emails.map((e) => e.primary), emails.map((e) => e.lastUsedAt), emails.map((e) => e.addedAt)],
       );
       const inserted = rows.filter((r) => r.inserted).length;
-      return { inserted, updated: rows.length - inserted, skippedLinked: rows.filter((r) => r.linked).length };
+      return { inserted, updated: rows.length - inserted, skippedLinked: rows.filter((r) => r.linked).length, open: [...open] };
     },
 
     /**
@@ -135,6 +218,23 @@ export function createTrelloQueries(db: Queryable) {
     /** Unlinked members after `after`, in id order, for the bulk migration. */
     async unlinkedBatch(after: string, limit: number): Promise<TrelloMemberRow[]> {
       return findBy('m.linked_account_id IS NULL AND m.member_id > $1 ORDER BY m.member_id LIMIT $2', [after, limit]);
+    },
+
+    /**
+     * Which of `emails` are already an account's address or retired for one (one statement for
+     * a whole batch of the bulk migration). Keys are lower-case.
+     */
+    async addressesInUse(emails: string[], tx: Queryable = db): Promise<Map<string, 'account' | 'retired'>> {
+      if (!emails.length) return new Map();
+      const { rows } = await tx.query<{ email: string; kind: 'account' | 'retired' }>(
+        `SELECT lower(e) AS email,
+                CASE WHEN EXISTS (SELECT 1 FROM accounts a WHERE lower(a.email) = lower(e)) THEN 'account' ELSE 'retired' END AS kind
+         FROM unnest($1::text[]) AS e
+         WHERE EXISTS (SELECT 1 FROM accounts a WHERE lower(a.email) = lower(e))
+            OR EXISTS (SELECT 1 FROM retired_emails r WHERE lower(r.email) = lower(e))`,
+        [emails],
+      );
+      return new Map(rows.map((r) => [r.email, r.kind]));
     },
 
     async countUnlinked(): Promise<number> {

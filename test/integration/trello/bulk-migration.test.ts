@@ -6,6 +6,7 @@ import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
 import { importLegacy, legacyMember } from '../../helpers/trello.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
 import supertest from 'supertest';
+import { CONFLICT, type BulkOutcome } from '../../../src/identity/trello/bulk-migration.ts';
 
 describe('legacy Trello accounts: migrating the rest in bulk', () => {
   let smtp: TestSmtp;
@@ -34,6 +35,38 @@ describe('legacy Trello accounts: migrating the rest in bulk', () => {
     expect(outcomes.find((o) => (o as { memberId: string }).memberId === clash.id)).to.deep.include({ action: 'conflict', email: 'taken@example.com' });
     expect(await server.registry.trello.bulk.remaining()).to.equal(2);
     expect(await server.registry.accounts.findByEmail('fine@example.com')).to.equal(undefined);
+  });
+
+  it('predicts in the dry run exactly what the run then does, in the same order, across batches', async () => {
+    await createAccount(server.registry, { email: 'has-account@example.com' });
+    const v = (address: string, primary = false) => ({ address, verified: true, primary });
+    await importLegacy(server.registry, [
+      // Links with its own address and retires shared@: …
+      legacyMember({ id: 'bulk-01', emails: [v('one@example.com', true), v('shared@example.com')] }),
+      // … so this one's best address is retired by then (same batch).
+      legacyMember({ id: 'bulk-02', emails: [v('shared@example.com', true), v('two-alt@example.com')] }),
+      // The same verified address on two members: the first takes it (next batch) …
+      legacyMember({ id: 'bulk-03', emails: [v('both@example.com', true)] }),
+      // … and it is an account's when the second comes.
+      legacyMember({ id: 'bulk-04', emails: [v('both@example.com', true), v('four-alt@example.com')] }),
+      legacyMember({ id: 'bulk-05', emails: [v('has-account@example.com', true)] }),
+      legacyMember({ id: 'bulk-06', emails: [{ address: 'unproven@example.com', verified: false }] }),
+      // Its second address was retired by bulk-01: not retired again, not kept.
+      legacyMember({ id: 'bulk-07', emails: [v('seven@example.com', true), v('shared@example.com')] }),
+    ]);
+    const predicted: BulkOutcome[] = [];
+    const dry = await server.registry.trello.bulk.run({ dryRun: true, batchSize: 2, onOutcome: (o) => predicted.push(o) });
+    const done: BulkOutcome[] = [];
+    const real = await server.registry.trello.bulk.run({ dryRun: false, batchSize: 2, onOutcome: (o) => done.push(o) });
+    expect(dry).to.deep.equal(real);
+    expect(predicted).to.deep.equal(done);
+    expect(done.map((o) => [o.memberId, o.action])).to.deep.equal([
+      ['bulk-01', 'link'], ['bulk-02', 'conflict'], ['bulk-03', 'link'], ['bulk-04', 'conflict'], ['bulk-05', 'conflict'], ['bulk-06', 'conflict'], ['bulk-07', 'link'],
+    ]);
+    expect(done[1]).to.deep.include({ email: 'shared@example.com', reason: CONFLICT.retired('two-alt@example.com') });
+    expect(done[3]).to.deep.include({ email: 'both@example.com', reason: CONFLICT.taken });
+    expect(done[6]).to.deep.include({ email: 'seven@example.com', retire: [] });
+    expect(await server.registry.trello.bulk.remaining()).to.equal(4);
   });
 
   it('links every unlinked member without a password and emails a link to set one', async () => {

@@ -6,6 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { openDatabase } from '../../../src/persistence/db.ts';
 import { cli, spawnCli } from '../../helpers/cli.ts';
 import { TRELLO_HASH } from '../../helpers/trello.ts';
+import supertest from 'supertest';
+import { loadConfig } from '../../../src/config/load.ts';
+import { createRegistry } from '../../../src/registry.ts';
+import { createApp } from '../../../src/app.ts';
+import { createLogger } from '../../../src/shared/logger.ts';
+import { EXIT_CONFLICTS } from '../../../src/cli/trello.ts';
 
 /** `trello import` and `trello migrate` as an operator runs them, on an embedded database of their own. */
 describe('command-line interface: trello import and migrate', function () {
@@ -39,7 +45,7 @@ describe('command-line interface: trello import and migrate', function () {
     expect(first.code).to.equal(1); // some lines were skipped
     expect(first.stderr).to.contain('line 2: invalid JSON (skipped)');
     expect(first.stderr).to.contain('line 4: passwordHash: unknown hash format');
-    expect(first.stdout).to.contain('read 5 lines: 3 new, 0 updated (0 already linked: names only), 2 skipped');
+    expect(first.stdout).to.contain('read 5 lines: 3 new, 0 updated (0 already linked: names only), 2 skipped, 0 flagged');
     const second = await cli(['trello', 'import', file], env);
     expect(second.stdout).to.contain('0 new, 3 updated');
   });
@@ -49,15 +55,55 @@ describe('command-line interface: trello import and migrate', function () {
     await cli(['trello', 'import', file], env);
     await cli(['accounts', 'create', '--email', 'member2@example.com'], env, 'a good long password\n');
     const dry = await cli(['trello', 'migrate', '--dry-run'], env);
-    expect(dry.code, dry.stderr).to.equal(0);
+    expect(dry.code, dry.stderr).to.equal(EXIT_CONFLICTS);
     expect(dry.stdout).to.contain('would link m000001 as member1@example.com, retiring old1@example.com');
     expect(dry.stderr).to.contain('conflict m000002 member2@example.com: the address belongs to another account');
     expect(dry.stdout).to.contain('dry run: 2 unlinked examined, 1 would be linked, 1 conflicts');
     expect(dry.stderr).to.contain('progress: 2/2 examined, 1 would be linked');
+    expect(dry.stderr).to.contain('1 member would be left unlinked by conflicts (listed above): exit status 3');
     const run = await cli(['trello', 'migrate'], env);
     expect(run.stdout).to.contain('2 unlinked examined, 1 linked, 1 conflicts');
+    // Conflicts left behind are not a success: a documented status, and the count.
+    expect(run.code).to.equal(EXIT_CONFLICTS);
+    expect(run.stderr).to.contain('1 member were left unlinked by conflicts');
     const again = await cli(['trello', 'migrate'], env);
     expect(again.stdout).to.contain('1 unlinked examined, 0 linked, 1 conflicts');
+    expect(again.code).to.equal(EXIT_CONFLICTS);
+  });
+
+  it('reports a flagged line without aborting, and prints progress lines with rate and ETA when the output is not a terminal', async () => {
+    const lines = Array.from({ length: 1200 }, (_, i) => member(i, i === 700 ? { google: { sub: 'same' } } : i === 701 ? { google: { sub: 'same' } } : {}));
+    const result = await cli(['trello', 'import', writeFile(lines)], env);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stderr).to.contain(`line 702: google.sub is already member m000700's: imported without it (flagged)`);
+    expect(result.stdout).to.contain('read 1200 lines: 1200 new, 0 updated (0 already linked: names only), 0 skipped, 1 flagged');
+    // Standard output is a pipe here, as in a log or a cron job.
+    expect(result.stdout).to.match(/^progress: \d+ lines, \d+ lines\/s, \d+%, ETA (\d+h)?(\d+m)?\d+s?$/m);
+  });
+
+  it('only queues the set-password mail, with links from ISSUER, for the server\'s worker to deliver', async () => {
+    // A development setup: no SMTP_URL, a mail worker polling, the CLI on another port.
+    const devEnv = { ...env, ISSUER: 'https://id.example.test', PORT: '4999', MAIL_POLL_SECONDS: '1', DEV_MAILBOX: 'true' };
+    await cli(['trello', 'import', writeFile([member(1)])], devEnv);
+    const run = await cli(['trello', 'migrate'], devEnv);
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stdout).to.contain("1 set-password message queued (links to https://id.example.test); 1 message wait in the outbox for the server's mail worker");
+
+    // The server, started afterwards on the same data, delivers it to its development mailbox.
+    const config = loadConfig({ NODE_ENV: 'test', ...devEnv });
+    const registry = await createRegistry(config, { logger: createLogger('silent') });
+    try {
+      expect(await registry.mail.queries.countWaiting()).to.equal(1);
+      expect(await registry.mail.delivery.deliverDue()).to.equal(1);
+      const page = await supertest(createApp(registry).callback()).get('/dev/mailbox');
+      expect(page.status).to.equal(200);
+      expect(page.text).to.contain('member1@example.com');
+      const [mail] = registry.mail.devMailbox!.messages();
+      expect(mail!.text).to.match(/https:\/\/id\.example\.test\/password\/reset\?token=[\w-]{20,}/);
+      expect(mail!.text).not.to.contain('4999');
+    } finally {
+      await registry.close();
+    }
   });
 
   it('leaves every member either fully linked or untouched when the process is killed mid-migration', async () => {

@@ -61,6 +61,54 @@ describe('legacy Trello accounts: import and linking rules', () => {
     expect(progress).to.deep.equal([1000, 2000, 3000]);
   });
 
+  it('turns every constraint a line breaks into a reported line, never an aborted import', async () => {
+    const run = (lines: (Record<string, unknown> | string)[], batchSize: number) => importMembers(
+      { db: server.registry.db, trello: server.registry.trello.queries, clock: server.registry.clock },
+      Readable.from([lines.map((m) => (typeof m === 'string' ? m : JSON.stringify(m))).join('\n')]),
+      { batchSize },
+    );
+    const a = legacyMember({ google: { sub: 'sub-shared', email: 'a@gmail.com' } });
+    const b = legacyMember({ google: { sub: 'sub-shared', email: 'b@gmail.com' } });
+    const c = legacyMember({ google: { sub: 'sub-c' } });
+    const d = legacyMember({ google: { sub: 'sub-c' } });
+    const after = legacyMember();
+    // b claims a's subject in another batch, d claims c's in the same batch; a comes back; a NUL.
+    const summary = await run([a, c, d, b, { ...a, fullName: 'Again' }, { ...legacyMember(), username: 'nul\u0000' }, after], 3);
+    expect(summary.skipped).to.deep.equal([{ line: 6, reason: 'a value contains a NUL character (\\u0000)' }]);
+    expect(summary.flagged).to.deep.equal([
+      { line: 3, reason: `google.sub is already member ${c.id}'s: imported without it` },
+      { line: 4, reason: `google.sub is already member ${a.id}'s: imported without it` },
+      { line: 5, reason: `id ${a.id} already on an earlier line: this line replaces it` },
+    ]);
+    for (const m of [a, b, c, d, after]) expect(await linking().findByMemberId(m.id), m.id).to.not.equal(undefined);
+    expect((await linking().findByGoogleSub('sub-shared'))?.member_id).to.equal(a.id);
+    expect((await linking().findByGoogleSub('sub-c'))?.member_id).to.equal(c.id);
+    expect((await linking().findByMemberId(b.id))?.google_sub).to.equal(null);
+    expect((await linking().findByMemberId(a.id))?.full_name).to.equal('Again');
+
+    // Against what an earlier run stored, and a repeated id within one batch.
+    const e = legacyMember({ google: { sub: 'sub-shared' } });
+    const later = await run([e, e], 10);
+    expect(later.skipped).to.deep.equal([]);
+    expect(later.flagged).to.deep.equal([
+      { line: 2, reason: `id ${e.id} already on line 1: this line replaces it` },
+      { line: 2, reason: `google.sub is already member ${a.id}'s: imported without it` },
+    ]);
+    expect(await linking().findByMemberId(e.id)).to.not.equal(undefined);
+  });
+
+  it('flags an address verified on two unlinked members, and keeps it on both', async () => {
+    const first = legacyMember({ emails: [{ address: 'family@example.com', verified: true, primary: true }] });
+    const second = legacyMember({ emails: [{ address: 'Family@example.com', verified: true }, { address: 'own@example.com', verified: true }] });
+    const unverified = legacyMember({ emails: [{ address: 'family@example.com', verified: false }, { address: 'third@example.com', verified: true }] });
+    const summary = await importLegacy(server.registry, [first, second, unverified]);
+    expect(summary.flagged).to.deep.equal([
+      { line: 1, reason: `address family@example.com is also verified on member ${second.id}: whose Trello password matches at login gets it` },
+      { line: 2, reason: `address family@example.com is also verified on member ${first.id}: whose Trello password matches at login gets it` },
+    ]);
+    expect((await linking().findByEmail('family@example.com')).map((m) => m.member_id).sort()).to.deep.equal([first.id, second.id, unverified.id].sort());
+  });
+
   it('links in one transaction: one address kept, the others retired for the account, the member marked linked', async () => {
     const member = legacyMember({
       emails: [

@@ -8,6 +8,7 @@ import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { startInteraction } from '../../helpers/authorization.ts';
 import { enrolTwoStep, followToCallback, passPassword } from '../../helpers/two-step.ts';
 import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
+import bcrypt from 'bcryptjs';
 
 describe('legacy Trello accounts: migrating at login with the Trello password', () => {
   let smtp: TestSmtp;
@@ -149,17 +150,97 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     }
   });
 
-  it('will not link to an existing account that uses two-step verification on its password alone', async () => {
+  it('links to an account with two-step verification only once its code is given', async () => {
     const existing = await createAccount(server.registry, { email: 'guarded@example.com' });
-    await enrolTwoStep(server.registry, existing);
+    const { recoveryCodes } = await enrolTwoStep(server.registry, existing);
     const member = legacyMember({ emails: [{ address: 'guarded@example.com', verified: true, primary: true }, { address: 'elsewhere@example.com', verified: true }] });
     await importLegacy(server.registry, [member]);
     const flow = await reachReview('elsewhere@example.com');
     const taken = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'guarded@example.com' });
     const proven = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(taken.text), email: 'guarded@example.com', password: PASSWORD });
-    expect(proven.status).to.equal(403);
-    expect(proven.text).to.contain('link your Trello account from Settings');
+    expect(proven.status).to.equal(200);
+    expect(proven.text).to.contain('Two-step verification');
+    expect((await linking().findByMemberId(member.id))?.linked_account_id, 'not before the second step').to.equal(null);
+    const wrong = await flow.agent.post(`/interaction/${flow.uid}/two-step`).type('form').send({ _csrf: csrfFrom(proven.text), code: '000000' });
+    expect(wrong.status).to.equal(401);
     expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+    const done = await flow.agent.post(`/interaction/${flow.uid}/two-step`).type('form').send({ _csrf: csrfFrom(proven.text), code: recoveryCodes[0] });
+    expect(done.status).to.equal(303);
+    expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(existing.id);
+  });
+
+  describe('when the member’s address already has an account', () => {
+    let existing: Awaited<ReturnType<typeof createAccount>>;
+    let member: ReturnType<typeof legacyMember>;
+
+    beforeEach(async () => {
+      existing = await createAccount(server.registry, { email: 'both@example.com' });
+      member = legacyMember({ username: 'bothsides', emails: [{ address: 'both@example.com', verified: true, primary: true }, { address: 'trello-only@example.com', verified: true }] });
+      await importLegacy(server.registry, [member]);
+    });
+
+    it('takes the Trello password there, then the account’s password, and links the two', async () => {
+      const flow = await passPassword(server.url, client, 'both@example.com', TRELLO_PASSWORD);
+      expect(flow.page.status, flow.page.text.slice(0, 300)).to.equal(303);
+      expect(flow.page.headers.location).to.equal(`/interaction/${flow.uid}/trello/prove`);
+      const prove = await flow.agent.get(flow.page.headers.location!);
+      expect(prove.text).to.contain('Your Trello password is right');
+      const wrong = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(prove.text), email: 'both@example.com', password: TRELLO_PASSWORD });
+      expect(wrong.status, 'the Trello password does not prove the account').to.equal(401);
+      const done = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(prove.text), email: 'both@example.com', password: PASSWORD });
+      expect(done.status).to.equal(303);
+      await followToCallback(flow.agent, server.url, done.headers.location!);
+      expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(existing.id);
+      expect(await linking().retiredOf(existing.id)).to.deep.equal(['trello-only@example.com']);
+    });
+
+    it('offers the link after the account’s own password, asking the Trello password', async () => {
+      const flow = await passPassword(server.url, client, 'both@example.com', PASSWORD);
+      expect(flow.page.status).to.equal(200);
+      expect(flow.page.text).to.contain('Link your Trello account');
+      const wrong = await flow.agent.post(`/interaction/${flow.uid}/trello/offer`).type('form').send({ _csrf: csrfFrom(flow.page.text), password: PASSWORD });
+      expect(wrong.status).to.equal(401);
+      expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+      const done = await flow.agent.post(`/interaction/${flow.uid}/trello/offer`).type('form').send({ _csrf: csrfFrom(flow.page.text), password: TRELLO_PASSWORD });
+      expect(done.status).to.equal(303);
+      await followToCallback(flow.agent, server.url, done.headers.location!);
+      expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(existing.id);
+      // Linked: the offer is not made again.
+      const again = await passPassword(server.url, client, 'both@example.com', PASSWORD);
+      expect(again.page.status).to.equal(303);
+    });
+
+    it('lets the person go on without linking, and refuses the offer without its sealed state', async () => {
+      const flow = await passPassword(server.url, client, 'both@example.com', PASSWORD);
+      const skipped = await flow.agent.post(`/interaction/${flow.uid}/trello/offer/skip`).type('form').send({ _csrf: csrfFrom(flow.page.text) });
+      expect(skipped.status).to.equal(303);
+      const callback = await followToCallback(flow.agent, server.url, skipped.headers.location!);
+      expect(callback.searchParams.get('code')).to.be.a('string');
+      expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+      // Without the account's password in this interaction, the offer does not open.
+      const agent = supertest.agent(server.url);
+      const uid = await startInteraction(agent, client);
+      const login = await agent.get(`/interaction/${uid}`);
+      const forged = await agent.post(`/interaction/${uid}/trello/offer/skip`).type('form').send({ _csrf: csrfFrom(login.text) });
+      expect(forged.status).to.equal(400);
+    });
+  });
+
+  it('takes the member whose Trello password matches when two verified the address, whatever their order', async () => {
+    const make = () => [
+      legacyMember({ id: 'twin-a', username: 'twin-a', passwordHash: bcrypt.hashSync('password of twin a', 4), emails: [{ address: 'twins@example.com', verified: true, primary: true }] }),
+      legacyMember({ id: 'twin-b', username: 'twin-b', passwordHash: bcrypt.hashSync('password of twin b', 4), emails: [{ address: 'twins@example.com', verified: true, primary: true }] }),
+    ];
+    for (const order of [make(), make().reverse()]) {
+      await resetDatabase();
+      client = await createClient(server.registry, { firstParty: true, name: 'Trello' });
+      const imported = await importLegacy(server.registry, order);
+      expect(imported.flagged.map((f) => f.reason)).to.have.length(2);
+      for (const who of ['a', 'b']) {
+        const flow = await reachReview('twins@example.com', `password of twin ${who}`);
+        expect(flow.review.text).to.contain(`<strong>twin-${who}</strong>`);
+      }
+    }
   });
 
   it('offers only a new, code-verified address when no Trello address was verified', async () => {

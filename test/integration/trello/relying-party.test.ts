@@ -95,6 +95,63 @@ describe('legacy Trello accounts: what the Trello relying party gets', () => {
     expect((await ask(`member_id=${open.id}&email=open@example.com`)).status).to.equal(400);
   });
 
+  it('resolves an address to a member only while the member still owns it', async () => {
+    const trello = await createClient(server.registry, { clientId: 'trello', firstParty: true, name: 'Trello' });
+    const member = legacyMember({ emails: [
+      { address: 'kept@example.com', verified: true, primary: true },
+      { address: 'retired@example.com', verified: true },
+      { address: 'dropped@example.com', verified: false },
+    ] });
+    // An unlinked member whose unverified address somebody else has an account with.
+    const open = legacyMember({ emails: [{ address: 'open@example.com', verified: true, primary: true }, { address: 'claimed@example.com', verified: false }] });
+    await importLegacy(server.registry, [member, open]);
+    const linked = await server.registry.trello.linking.link({ memberId: member.id, email: 'kept@example.com', method: 'bulk' });
+    if (!linked.ok) throw new Error(linked.problem);
+    // Another person registers the address dropped at linking, and one the open member never verified.
+    const stranger = await createAccount(server.registry, { email: 'dropped@example.com' });
+    await createAccount(server.registry, { email: 'claimed@example.com' });
+    const token = await serviceToken(trello);
+    const ask = (query: string) => supertest(server.url).get(`/api/trello/members?${query}`).set('Authorization', `Bearer ${token}`).set('Accept', 'application/json');
+
+    expect((await ask('email=kept@example.com')).body).to.deep.equal({ status: 'linked', member_id: member.id, account_id: linked.account.id });
+    expect((await ask('email=retired@example.com')).body).to.deep.include({ status: 'retired', account_id: linked.account.id });
+    const dropped = await ask('email=dropped@example.com');
+    expect(dropped.status, 'the dropped address is the stranger’s now').to.equal(404);
+    expect(dropped.body).to.deep.equal({ status: 'unknown' });
+    expect((await ask('email=claimed@example.com')).status).to.equal(404);
+    expect((await ask('email=open@example.com')).body).to.deep.equal({ status: 'unlinked', member_id: open.id });
+
+    // The account moves to a new address: that one leads to the member, the old one no longer.
+    await server.registry.db.query('UPDATE accounts SET email = $2 WHERE id = $1', [linked.account.id, 'moved@example.com']);
+    expect((await ask('email=moved@example.com')).body).to.deep.equal({ status: 'linked', member_id: member.id, account_id: linked.account.id });
+    expect((await ask('email=kept@example.com')).status).to.equal(404);
+    expect(stranger.id).to.be.a('string');
+
+    // Nor does the webhook name an address the member no longer owns.
+    await server.registry.trello.webhook.deliverDue();
+    const body = JSON.parse(receiver.received.at(-1)!.body);
+    expect(body).to.deep.include({ member_id: member.id, email: 'moved@example.com', retired_emails: ['retired@example.com'] });
+    expect(receiver.received.at(-1)!.body).not.to.contain('dropped@example.com');
+  });
+
+  it('answers an unlink request with what is true of the member', async () => {
+    const trello = await createClient(server.registry, { clientId: 'trello', firstParty: true, name: 'Trello' });
+    const open = legacyMember();
+    const done = legacyMember();
+    await importLegacy(server.registry, [open, done]);
+    await server.registry.trello.linking.link({ memberId: done.id, email: done.emails[0]!.address, method: 'bulk' });
+    const token = await serviceToken(trello);
+    const unlink = (id: string) => supertest(server.url).delete(`/api/trello/members/${id}/link`).set('Authorization', `Bearer ${token}`).set('Accept', 'application/json');
+    const never = await unlink(open.id);
+    expect(never.status).to.equal(409);
+    expect(never.body).to.deep.include({ error: 'trello.not_linked' });
+    expect(never.body.message).not.to.contain('for good');
+    const linked = await unlink(done.id);
+    expect(linked.status).to.equal(409);
+    expect(linked.body).to.deep.include({ error: 'trello.link_irreversible' });
+    expect((await unlink('nobody')).status).to.equal(404);
+  });
+
   it('refuses other clients, user tokens and anonymous callers', async () => {
     const trello = await createClient(server.registry, { clientId: 'trello', firstParty: true, name: 'Trello' });
     const other = await createClient(server.registry, { clientId: 'bitbucket', firstParty: true, name: 'Bitbucket' });
