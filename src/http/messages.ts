@@ -11,6 +11,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'two_step.code_invalid': { title: 'That code isn’t right', text: 'Enter the 6-digit code your authenticator app shows now, or one of your unused recovery codes.' },
   'two_step.already_enabled': { title: 'Two-step verification is already on', text: 'Turn it off first if you want to set it up with another app.' },
   'two_step.enrolment_expired': { title: 'Start again', text: 'Setting up two-step verification took too long, or was started in another browser. Start again and scan the new code.' },
+  'two_step.required': { title: 'Two-step verification is required', text: 'Your account requires two-step verification, so it can’t be turned off. Lost your authenticator? Sign in with a recovery code, or ask your administrator.' },
   'two_step.not_enabled': { title: 'Two-step verification is off', text: 'There is nothing to turn off or verify.' },
   'throttle.wait': { title: 'Too many attempts', text: 'For your security, wait {wait} before trying again.' },
   'trello.password_retired': { title: 'Your Trello password no longer works', text: 'Your Trello account now signs in with this account. Log in with this account’s email and password — or reset the password if you don’t know it.' },
