@@ -62,7 +62,7 @@ export function createApp(registry: Registry): Koa {
   forms.use(bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }));
   forms.use(csrfProtection(registry.csrfKey));
   const { throttle, events, twoStep } = registry;
-  const consent = consentRoutes({ interactions, accounts, views });
+  const consent = consentRoutes({ interactions, accounts, release: registry.claimsRelease, views });
   forms.use(consent.router.routes());
   const secondStep = secondStepRoutes({ interactions, accounts, twoStep, throttle, events, views, box: registry.box, now: () => registry.clock.now() });
   forms.use(secondStep.router.routes());

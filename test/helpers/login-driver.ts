@@ -18,6 +18,8 @@ export class PageDriver {
   readonly base: string;
   /** Pages seen on the way, by kind, for assertions. */
   readonly seen: string[] = [];
+  /** The HTML of the last consent page shown, for assertions on what it lists. */
+  consentPage: string | undefined;
 
   constructor(base: string) {
     this.base = base;
@@ -44,6 +46,7 @@ export class PageDriver {
       let done;
       if (res.text.includes(`/interaction/${uid}/consent`)) {
         this.seen.push('consent');
+        this.consentPage = res.text;
         if (options.consent === false) {
           done = await this.agent.post(`/interaction/${uid}/abort`).type('form').send({ _csrf: csrf });
         } else {
