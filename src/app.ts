@@ -10,8 +10,10 @@ import { requestContext } from './http/request-context.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { errorHandler } from './http/error-handler.ts';
 import { csrfProtection } from './http/csrf.ts';
+import { formPageRedirects } from './http/form-pages.ts';
 import { healthRoutes } from './routes/health.ts';
-import { staticRoutes } from './routes/static.ts';
+import { STATIC_PATHS, staticRoutes } from './routes/static.ts';
+import { homeRoutes } from './routes/home.ts';
 import { devMailboxRoutes } from './routes/dev-mailbox.ts';
 import { loginRoutes } from './flows/login/routes.ts';
 import { consentRoutes } from './flows/consent/routes.ts';
@@ -23,10 +25,12 @@ import { avatarUploadRoutes } from './flows/settings/avatar-upload.ts';
 import { secondStepRoutes } from './flows/login/second-step.ts';
 import { trelloMigrationRoutes } from './flows/login/trello-migration.ts';
 import { googleLoginRoutes } from './flows/login/google.ts';
+import { finishedInteractionPage } from './flows/login/finished.ts';
 import { securityRoutes } from './flows/settings/security-routes.ts';
 import { trelloSettingsRoutes } from './flows/settings/trello-routes.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 import { trelloApiRoutes } from './routes/trello-api.ts';
+import { ACCOUNT_CLIENT_ID } from './oidc/browser-session.ts';
 
 /**
  * Runs `middleware` only for paths under one of `prefixes`. The protocol endpoints (/token,
@@ -55,12 +59,26 @@ export function createApp(registry: Registry): Koa {
   open.use(healthRoutes(registry.db).routes());
   open.use(staticRoutes(join(rootDir, 'public')).routes());
   if (config.devMailbox && registry.mail.devMailbox) open.use(devMailboxRoutes(registry.mail.devMailbox, views).routes());
-  app.use(under(['/healthz', '/readyz', '/static/', '/dev/'], open.routes() as Koa.Middleware));
+  app.use(under(['/healthz', '/readyz', '/static/', '/dev/', ...STATIC_PATHS], open.routes() as Koa.Middleware));
+  const home = homeRoutes({
+    views,
+    issuer: config.issuer,
+    development: config.devMailbox || config.seedDemo
+      ? {
+          mailbox: Boolean(config.devMailbox && registry.mail.devMailbox),
+          clients: async () => (await registry.clients.list())
+            .filter((c) => c.client_id !== ACCOUNT_CLIENT_ID)
+            .map((c) => ({ clientId: c.client_id, name: c.name, kind: c.kind, redirectUris: (c.metadata.redirect_uris as string[] | undefined) ?? [] })),
+        }
+      : undefined,
+  }).routes() as Koa.Middleware;
+  app.use((ctx, next) => (ctx.path === '/' ? home(ctx, next) : next()));
 
   // Our HTML forms: bodies parsed with tight limits (oidc-provider parses its own), CSRF checked.
   const forms = new Router();
   forms.use(bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }));
   forms.use(csrfProtection(registry.csrfKey));
+  forms.use(finishedInteractionPage({ interactions, views }));
   const { throttle, events, twoStep } = registry;
   const consent = consentRoutes({ interactions, accounts, release: registry.claimsRelease, views });
   forms.use(consent.router.routes());
@@ -103,9 +121,10 @@ export function createApp(registry: Registry): Koa {
   app.use(under(['/api/security-events'], compose([securityApi.routes() as Koa.Middleware, securityApi.allowedMethods() as Koa.Middleware])));
 
   // Picture uploads parse their multipart body first, then check CSRF (the token is a form field).
-  app.use(under(['/account/avatar'], avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey }).routes() as Koa.Middleware));
+  const avatarUpload = avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey });
+  app.use(under(['/account/avatar'], compose([avatarUpload.routes() as Koa.Middleware, formPageRedirects(avatarUpload, { page: '/account/profile' })])));
 
-  const formRoutes = compose([forms.routes() as Koa.Middleware, forms.allowedMethods() as Koa.Middleware]);
+  const formRoutes = compose([forms.routes() as Koa.Middleware, formPageRedirects(forms)]);
   app.use(under(['/interaction/', '/password/', '/account', '/login/'], formRoutes));
 
   app.use(mount(provider));

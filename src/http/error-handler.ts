@@ -25,6 +25,8 @@ export function errorHandler(views: Views): Middleware {
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) throw new AppError('request.not_found', 404);
+      // A router's 405 (its Allow header stays) answered like every other error, not as bare text.
+      if (ctx.status === 405 && ctx.body == null) throw new AppError('request.method_not_allowed', 405);
     } catch (thrown) {
       const err = normalise(thrown);
       const log = ctx.state.log as Logger | undefined;
@@ -33,7 +35,8 @@ export function errorHandler(views: Views): Middleware {
       const message = messageFor(err.code);
       ctx.status = err.status;
       if (err.status === 503) ctx.set('Retry-After', '5');
-      if (ctx.accepts('html', 'json') === 'json') {
+      // An API answers JSON whatever the Accept header says: its callers are programs.
+      if (ctx.path.startsWith('/api/') || ctx.accepts('html', 'json') === 'json') {
         ctx.body = { error: err.code, message: message.text, requestId: ctx.state.requestId };
       } else {
         ctx.type = 'html';

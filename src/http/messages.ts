@@ -62,6 +62,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'request.invalid_body': { title: 'We couldn’t read that request', text: 'The request was malformed. Go back and try again.' },
   'request.too_large': { title: 'That was too much', text: 'The request was larger than we accept. Shorten what you entered and try again.' },
   'request.field_too_long': { title: 'That was too long', text: 'Something you entered is longer than we accept. Go back, shorten it and try again.' },
+  'request.method_not_allowed': { title: 'That can’t be done here', text: 'This address doesn’t accept that kind of request. Go back to the page you came from and try again.' },
   'request.not_found': { title: 'Page not found', text: 'There is nothing at this address. Check the link, or return to the application you came from.' },
   'interaction.expired': { title: 'Your sign-in took too long', text: 'This sign-in page has expired or was already used. Return to the application and start signing in again.' },
   'server.error': { title: 'Something went wrong on our side', text: 'We couldn’t complete your request. Try again in a moment; if it keeps happening, contact support with the reference below.' },

@@ -20,6 +20,8 @@ export class PageDriver {
   readonly seen: string[] = [];
   /** The HTML of the last consent page shown, for assertions on what it lists. */
   consentPage: string | undefined;
+  /** The interactions passed through, in order (login, then consent if asked). */
+  readonly uids: string[] = [];
 
   constructor(base: string) {
     this.base = base;
@@ -43,6 +45,7 @@ export class PageDriver {
       const uid = /\/interaction\/([^/?]+)/.exec(location)?.[1];
       if (!uid) throw new Error(`unexpected page at ${location}`);
       const csrf = csrfFrom(res.text);
+      if (!this.uids.includes(uid)) this.uids.push(uid);
       let done;
       if (res.text.includes(`/interaction/${uid}/consent`)) {
         this.seen.push('consent');
