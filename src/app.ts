@@ -14,8 +14,10 @@ import { pinOriginToIssuer, trustProxyHops } from './http/issuer-origin.ts';
 import { metadataCaching } from './http/metadata-caching.ts';
 import { deviceCookies } from './http/device-cookie.ts';
 import { identityEncodingOnly, refuseNulInBody, refuseNulInUrl, validHostOnly } from './http/input-guards.ts';
+import { formPageRedirects } from './http/form-pages.ts';
 import { healthRoutes } from './routes/health.ts';
-import { staticRoutes } from './routes/static.ts';
+import { STATIC_PATHS, staticRoutes } from './routes/static.ts';
+import { homeRoutes } from './routes/home.ts';
 import { devMailboxRoutes } from './routes/dev-mailbox.ts';
 import { loginRoutes } from './flows/login/routes.ts';
 import { consentRoutes } from './flows/consent/routes.ts';
@@ -27,10 +29,12 @@ import { avatarUploadRoutes } from './flows/settings/avatar-upload.ts';
 import { secondStepRoutes } from './flows/login/second-step.ts';
 import { trelloMigrationRoutes } from './flows/login/trello-migration.ts';
 import { googleLoginRoutes } from './flows/login/google.ts';
+import { finishedInteractionPage } from './flows/login/finished.ts';
 import { securityRoutes } from './flows/settings/security-routes.ts';
 import { trelloSettingsRoutes } from './flows/settings/trello-routes.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 import { trelloApiRoutes } from './routes/trello-api.ts';
+import { ACCOUNT_CLIENT_ID } from './oidc/browser-session.ts';
 
 /**
  * Runs `middleware` only for paths under one of `prefixes`. The protocol endpoints (/token,
@@ -86,7 +90,21 @@ export function createApp(registry: Registry): LanyardApp {
   open.use(healthRoutes(registry.db).routes());
   open.use(staticRoutes(join(rootDir, 'public')).routes());
   if (config.devMailbox && registry.mail.devMailbox) open.use(devMailboxRoutes(registry.mail.devMailbox, views).routes());
-  app.use(under(['/healthz', '/readyz', '/static/', '/dev/'], routesOf(open)));
+  app.use(under(['/healthz', '/readyz', '/static/', '/dev/', ...STATIC_PATHS], routesOf(open)));
+  const home = homeRoutes({
+    views,
+    issuer: config.issuer,
+    development: config.devMailbox || config.seedDemo
+      ? {
+          mailbox: Boolean(config.devMailbox && registry.mail.devMailbox),
+          clients: async () => (await registry.clients.list())
+            .filter((c) => c.client_id !== ACCOUNT_CLIENT_ID)
+            .map((c) => ({ clientId: c.client_id, name: c.name, kind: c.kind, redirectUris: (c.metadata.redirect_uris as string[] | undefined) ?? [] })),
+        }
+      : undefined,
+  });
+  const homePage = routesOf(home);
+  app.use((ctx, next) => (ctx.path === '/' ? homePage(ctx, next) : next()));
 
   // Our HTML forms: bodies parsed with tight limits (oidc-provider parses its own), CSRF checked.
   const forms = new Router();
@@ -94,9 +112,10 @@ export function createApp(registry: Registry): LanyardApp {
   forms.use(bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }));
   forms.use(refuseNulInBody());
   forms.use(csrfProtection(registry.csrfKey));
+  forms.use(finishedInteractionPage({ interactions, views }));
   const { throttle, events, twoStep } = registry;
   const devices = deviceCookies({ tag: throttle.deviceTag });
-  const consent = consentRoutes({ interactions, accounts, views });
+  const consent = consentRoutes({ interactions, accounts, release: registry.claimsRelease, views });
   forms.use(consent.router.routes());
   // A Trello link proven during a login is made as it finishes (after the second step).
   const secondStep = secondStepRoutes({ interactions, accounts, twoStep, throttle, events, views, box: registry.box, now: () => registry.clock.now(), beforeFinish: (ctx, it) => trello.linkOnFinish(ctx, it) });
@@ -138,9 +157,10 @@ export function createApp(registry: Registry): LanyardApp {
   app.use(under(['/api/security-events'], compose([routesOf(securityApi), securityApi.allowedMethods() as Koa.Middleware])));
 
   // Picture uploads parse their multipart body first, then check CSRF (the token is a form field).
-  app.use(under(['/account/avatar'], routesOf(avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey }))));
+  const avatarUpload = avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey });
+  app.use(under(['/account/avatar'], compose([routesOf(avatarUpload), formPageRedirects(avatarUpload, { page: '/account/profile' })])));
 
-  const formRoutes = compose([routesOf(forms), forms.allowedMethods() as Koa.Middleware]);
+  const formRoutes = compose([routesOf(forms), formPageRedirects(forms)]);
   app.use(under(['/interaction/', '/password/', '/account', '/login/'], formRoutes));
 
   app.use(metadataCaching({ discoveryPath: '/.well-known/openid-configuration', jwksPath: '/jwks', keyActivationDelaySeconds: config.keyActivationDelaySeconds }));

@@ -54,6 +54,7 @@ import { createBulkMigration, type BulkMigration } from './identity/trello/bulk-
 import { createLinkWebhook, type LinkWebhook } from './identity/trello/link-webhook.ts';
 import { createFederatedLogin, type FederatedLogin } from './identity/federated-login.ts';
 import { createGoogleClient, type GoogleClient } from './upstream/google.ts';
+import { createClaimsRelease, type ClaimsRelease } from './identity/claims-release.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -88,6 +89,8 @@ export interface Registry {
   throttle: Throttle;
   twoStep: TwoStepService;
   hasher: PasswordHasher;
+  /** What relying parties receive about an account (tokens and the consent page). */
+  claimsRelease: ClaimsRelease;
   trello: {
     queries: TrelloQueries;
     linking: TrelloLinking;
@@ -180,6 +183,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const views = createViews(join(rootDir, 'views'), { cache: config.env !== 'development', productName: 'Lanyard' });
 
     const trelloQueries = createTrelloQueries(db);
+    const claimsRelease = createClaimsRelease({ issuer: config.issuer, trelloClientId: config.trello.clientId, trelloMemberId: (accountId) => trelloQueries.memberIdOf(accountId) });
     let provider: Provider | undefined;
     const clients = createClientService({
       clients: createClientQueries(db),
@@ -196,7 +200,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       adapter: createPostgresAdapter(oidcPayloads, clock),
       findClient: (id) => clients.findMetadata(id),
       findAccount: (id) => accounts.findById(id),
-      trelloMemberId: (accountId) => trelloQueries.memberIdOf(accountId),
+      release: claimsRelease,
       pages: providerPages(views),
     });
 
@@ -361,6 +365,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       events,
       throttle,
       hasher,
+      claimsRelease,
       twoStep: createTwoStepService({
         db,
         queries: twoStepQueries,

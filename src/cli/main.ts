@@ -14,34 +14,68 @@ import { trelloImport, trelloMigrate } from './trello.ts';
  * The command-line entry: `npm run cli -- <command>` (docs/operations.md).
  * With the embedded engine, stop the server first: one process at a time may open its files.
  */
-const USAGE = `usage: npm run cli -- <command>
-
-  migrate [--status]                       apply pending migrations (or list them)
-  clients list
+/**
+ * Each command's help, declared once: `npm run cli -- <command> --help` prints its entry, and the
+ * general usage (`--help` alone) lists every entry's synopsis. A new command adds its entry here.
+ */
+const HELP: Record<string, { synopsis: string; details?: string }> = {
+  migrate: {
+    synopsis: `  migrate [--status]                       apply pending migrations (or list them)`,
+    details: `The server applies migrations at start too. With the embedded engine, stop the server first:
+one process at a time may open its files.`,
+  },
+  clients: {
+    synopsis: `  clients list
   clients create --id ID --kind web|native|service --name NAME
                  [--redirect-uri URI]... [--post-logout-redirect-uri URI]...
                  [--backchannel-logout-uri URI] [--first-party]
   clients update ID [--name NAME] [--redirect-uri URI]... [--post-logout-redirect-uri URI]...
                  [--backchannel-logout-uri URI|--no-backchannel-logout] [--first-party|--third-party]
                  [--rotate-secret]
-  clients delete ID
-  keys list
+  clients delete ID`,
+    details: `Kinds: web (secret, authorization code + PKCE), native (public, PKCE S256; private-use
+scheme or loopback redirect), service (secret, client_credentials). A secret is printed once.
+--first-party marks our own products: no consent page for web clients (docs/flows/clients.md).`,
+  },
+  keys: {
+    synopsis: `  keys list
   keys rotate                              add new signing keys; old ones stay published until
-                                           everything they signed has expired
-  accounts create --email EMAIL [--name NAME]   password read from standard input
+                                           everything they signed has expired`,
+  },
+  accounts: {
+    synopsis: `  accounts create --email EMAIL [--name NAME]   password read from standard input
   accounts purge                           erase closed accounts whose grace period is over
   accounts require-two-step --email EMAIL [--off]
                                            require two-step verification at the next login
-                                           (or stop requiring it)
-  trello import FILE                       import legacy Trello accounts from JSON Lines
+                                           (or stop requiring it)`,
+  },
+  trello: {
+    synopsis: `  trello import FILE                       import legacy Trello accounts from JSON Lines
                                            (docs/trello-import-format.md); re-running updates
   trello migrate [--dry-run]               link every unlinked Trello account to a new account
                                            without password and email a set-password link;
-                                           --dry-run lists what it would do and every conflict
-  mail failed                              list messages that could not be delivered
+                                           --dry-run lists what it would do and every conflict`,
+  },
+  mail: {
+    synopsis: `  mail failed                              list messages that could not be delivered
   mail retry [ID]...                       queue failed messages again (all, or the listed ids)
-  mail test --email EMAIL                  queue a test message and deliver it now
+  mail test --email EMAIL                  queue a test message and deliver it now`,
+  },
+};
+
+const USAGE = `usage: npm run cli -- <command> [--help]
+
+${Object.values(HELP).map((h) => h.synopsis).join('\n')}
+
+npm run cli -- <command> --help shows one command's help.
 `;
+
+/** One command's help, or the general usage for a command we do not know. */
+function helpFor(command: string | undefined): string {
+  const help = command ? HELP[command] : undefined;
+  if (!help) return USAGE;
+  return `usage: npm run cli -- ${command} …\n\n${help.synopsis}\n${help.details ? `\n${help.details}\n` : ''}`;
+}
 
 const options = {
   status: { type: 'boolean' },
@@ -146,13 +180,19 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    // An unknown option after a known command: that command's help, not the whole list.
+    const command = argv.find((arg) => !arg.startsWith('-'));
+    process.stderr.write(`${(err as Error).message}\n\n${helpFor(command)}`);
     return 2;
   }
   const { values: v, positionals } = parsed;
   const [command, action, positional] = positionals;
   if (v.help || !command) {
-    out(USAGE);
+    if (command && !(command in HELP)) {
+      process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
+      return 2;
+    }
+    out(helpFor(command));
     return command || v.help ? 0 : 2;
   }
 
@@ -255,7 +295,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${USAGE}`);
+      process.stderr.write(`${err.message}\n\n${helpFor(command)}`);
       return 2;
     }
     if (err instanceof ConfigError) {

@@ -36,6 +36,8 @@ export function errorHandler(views: Views): Middleware {
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) throw new AppError('request.not_found', 404);
+      // A router's 405 (its Allow header stays) answered like every other error, not as bare text.
+      if (ctx.status === 405 && ctx.body == null) throw new AppError('request.method_not_allowed', 405);
     } catch (thrown) {
       const err = normalise(thrown);
       const log = ctx.state.log as Logger | undefined;
@@ -45,7 +47,8 @@ export function errorHandler(views: Views): Middleware {
       ctx.status = err.status;
       if (err.status === 503) ctx.set('Retry-After', '5');
       const oauthError = err.details?.oauthError;
-      if (ctx.accepts('html', 'json') === 'json') {
+      // An API answers JSON whatever the Accept header says: its callers are programs.
+      if (ctx.path.startsWith('/api/') || ctx.accepts('html', 'json') === 'json') {
         // A protocol client reads RFC 6749 §5.2's members; our own APIs read code and message.
         ctx.body = typeof oauthError === 'string'
           ? { error: oauthError, error_description: message.text }

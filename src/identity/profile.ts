@@ -4,7 +4,8 @@ import type { AccountQueries, AccountRow } from '../persistence/queries/accounts
 /**
  * The profile and who may see each field (docs/decisions/0010-profile-visibility.md).
  * Visibility is Anyone / Organization / Only you per field; the email defaults to Only you.
- * A field hidden from a viewer is left out, never blanked.
+ * A field hidden from a viewer is left out, never blanked. Visibility is about other people;
+ * what a relying party receives is what the person granted it (src/identity/claims-release.ts).
  */
 export const PROFILE_FIELDS = ['name', 'nickname', 'job_title', 'department', 'organization_name', 'location', 'zoneinfo', 'picture', 'email'] as const;
 export type ProfileField = (typeof PROFILE_FIELDS)[number];
@@ -59,28 +60,6 @@ export function initialsOf(name: string | null | undefined, email: string): stri
   const words = (name ?? '').trim().split(/\s+/).filter(Boolean);
   const letters = words.length ? words.slice(0, 2).map((w) => [...w][0]!) : [[...email][0] ?? '?'];
   return letters.join('').toUpperCase();
-}
-
-/**
- * Claims (OIDC Core §5.1, plus job_title, department, organization and location) of `account` as
- * `viewer` may see them. `picture` falls back to the generated initials avatar.
- */
-export function profileClaims(account: ProfileRow, viewer: Viewer, avatarUrl: string): Record<string, unknown> {
-  const visible = visibleProfile({ ...account, picture: account.picture ?? avatarUrl }, viewer);
-  return {
-    sub: account.id,
-    ...(visible.email ? { email: visible.email, email_verified: account.email_verified } : {}),
-    ...(visible.name ? { name: visible.name } : {}),
-    ...(visible.nickname ? { nickname: visible.nickname } : {}),
-    ...(visible.picture ? { picture: visible.picture } : {}),
-    ...(visible.zoneinfo ? { zoneinfo: visible.zoneinfo } : {}),
-    ...(visible.job_title ? { job_title: visible.job_title } : {}),
-    ...(visible.department ? { department: visible.department } : {}),
-    ...(visible.organization_name ? { organization: visible.organization_name } : {}),
-    ...(visible.location ? { location: visible.location } : {}),
-    ...(account.locale ? { locale: account.locale } : {}),
-    updated_at: Math.floor(account.updated_at.getTime() / 1000),
-  };
 }
 
 /** A square SVG avatar with the person's initials, colour picked from the account id. */

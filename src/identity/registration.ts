@@ -55,7 +55,7 @@ export function createRegistrationService(deps: {
           await outbox.enqueue(tx, {
             to: existing.email,
             template: 'already-registered',
-            data: { email: existing.email, loginLink: issuer, resetLink: `${issuer}/password/forgot` },
+            data: { email: existing.email, loginLink: `${issuer}/account`, resetLink: `${issuer}/password/forgot` },
           });
           return;
         }

@@ -25,7 +25,7 @@ const TOLERANCE_SECONDS = PERIOD;
 /** No 0/1/o/l/i: codes read aloud or copied from paper stay unambiguous. */
 const RECOVERY_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789';
 
-export type TwoStepProblem = 'two_step.code_invalid' | 'two_step.already_enabled' | 'two_step.not_enabled' | 'password.current_wrong';
+export type TwoStepProblem = 'two_step.code_invalid' | 'two_step.already_enabled' | 'two_step.not_enabled' | 'two_step.required' | 'password.current_wrong';
 
 export type SecondStep =
   | { ok: true; method: 'totp' | 'recovery'; recoveryCodesLeft?: number }
@@ -138,6 +138,9 @@ export function createTwoStepService(deps: {
     return { ok: true, method: 'recovery', recoveryCodesLeft: left };
   }
 
+  /** Whether the person must keep (or turn on) two-step verification. */
+  const required = (account: AccountRow): boolean => account.two_step_required || (deps.requiredFor?.(account) ?? false);
+
   return {
     async status(accountId: string): Promise<TwoStepStatus> {
       const factor = await queries.findFactor(accountId);
@@ -149,10 +152,8 @@ export function createTwoStepService(deps: {
       return Boolean((await queries.findFactor(accountId))?.confirmed_at);
     },
 
-    /** Whether the person must turn two-step verification on before logging in. */
-    required(account: AccountRow): boolean {
-      return account.two_step_required || (deps.requiredFor?.(account) ?? false);
-    },
+    /** Whether the person must turn two-step verification on before logging in, and keep it on. */
+    required,
 
     /**
      * A new secret for enrolment. Nothing is stored: the caller keeps it sealed in the browser
@@ -202,9 +203,11 @@ export function createTwoStepService(deps: {
 
     /**
      * Turning it off needs the password and a current code (a recovery code counts, for the
-     * person who lost the phone); the owner is told by email.
+     * person who lost the phone); the owner is told by email. An account that requires it
+     * cannot turn it off: the rule holds here, whatever page or request asks.
      */
     async disable(account: AccountRow, password: string, code: string, meta: RequestMeta): Promise<{ ok: true } | { ok: false; problem: TwoStepProblem }> {
+      if (required(account)) return { ok: false, problem: 'two_step.required' };
       const check = await hasher.verify(account.password_hash, password);
       if (!check.ok) return { ok: false, problem: 'password.current_wrong' };
       const second = await verify(account, code, meta);

@@ -28,6 +28,30 @@ export interface ClientView {
   native: boolean;
   policyUri: string | undefined;
   tosUri: string | undefined;
+  /** Where a person goes back to the app: its registered client_uri, else its redirect URI's site. */
+  homeUrl: string | undefined;
+}
+
+/**
+ * Marks, in the browser that finished it, that an interaction is over and for which client: the
+ * engine destroys a finished interaction, so a page reached with the back button could otherwise
+ * only say "expired". Signed with the cookie keys; scoped to the interaction's own path.
+ */
+const FINISHED_COOKIE = 'lanyard.finished';
+/** As long as an interaction lives by default: the back button is used soon or not at all. */
+const FINISHED_MAX_AGE_MS = 3600_000;
+
+/** The site of a web client's first http(s) redirect URI (never a native app's loopback or scheme). */
+function siteOf(redirectUris: readonly string[] | undefined): string | undefined {
+  for (const uri of redirectUris ?? []) {
+    try {
+      const url = new URL(uri);
+      if (url.protocol === 'https:' || url.protocol === 'http:') return `${url.origin}/`;
+    } catch {
+      // not a URL: try the next one
+    }
+  }
+  return undefined;
 }
 
 export function createInteractions(provider: Provider) {
@@ -44,10 +68,28 @@ export function createInteractions(provider: Provider) {
     }
   }
 
-  async function redirect(ctx: Context, result: Record<string, unknown>, merge: boolean): Promise<void> {
+  async function redirect(ctx: Context, details: { uid: string; params: Record<string, unknown> }, result: Record<string, unknown>, merge: boolean): Promise<void> {
     const url = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    ctx.cookies.set(FINISHED_COOKIE, String(details.params.client_id), {
+      path: `/interaction/${details.uid}`, httpOnly: true, sameSite: 'lax', secure: ctx.secure, signed: true, maxAge: FINISHED_MAX_AGE_MS,
+    });
     ctx.status = 303;
     ctx.redirect(url);
+  }
+
+  async function clientView(clientId: string): Promise<ClientView | undefined> {
+    const client = await provider.Client.find(clientId);
+    if (!client) return undefined;
+    const native = client.applicationType === 'native';
+    return {
+      clientId: client.clientId,
+      name: client.clientName ?? client.clientId,
+      firstParty: isFirstParty(client),
+      native,
+      policyUri: client.policyUri,
+      tosUri: client.tosUri,
+      homeUrl: client.clientUri ?? (native ? undefined : siteOf(client.redirectUris)),
+    };
   }
 
   return {
@@ -66,23 +108,21 @@ export function createInteractions(provider: Provider) {
       };
     },
 
-    async client(clientId: string): Promise<ClientView | undefined> {
-      const client = await provider.Client.find(clientId);
-      if (!client) return undefined;
-      return {
-        clientId: client.clientId,
-        name: client.clientName ?? client.clientId,
-        firstParty: isFirstParty(client),
-        native: client.applicationType === 'native',
-        policyUri: client.policyUri,
-        tosUri: client.tosUri,
-      };
+    client: clientView,
+
+    /**
+     * The client of an interaction this browser already finished (logged in, allowed or
+     * cancelled), when the page is opened again — the back button after returning to the app.
+     */
+    async finished(ctx: Context): Promise<ClientView | undefined> {
+      const clientId = ctx.cookies.get(FINISHED_COOKIE, { signed: true });
+      return clientId ? clientView(clientId) : undefined;
     },
 
     /** Ends the login prompt for `accountId`; amr values per RFC 8176. */
     async finishLogin(ctx: Context, login: { accountId: string; amr: string[] }): Promise<void> {
-      await load(ctx);
-      await redirect(ctx, { login: { accountId: login.accountId, amr: login.amr, remember: true } }, false);
+      const d = await load(ctx);
+      await redirect(ctx, d, { login: { accountId: login.accountId, amr: login.amr, remember: true } }, false);
     },
 
     /** Grants what the consent prompt asked for and continues the authorization. */
@@ -97,13 +137,13 @@ export function createInteractions(provider: Provider) {
       if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
       for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
       const grantId = await grant.save();
-      await redirect(ctx, { consent: d.grantId ? {} : { grantId } }, true);
+      await redirect(ctx, d, { consent: d.grantId ? {} : { grantId } }, true);
     },
 
     /** The user said no: the client receives access_denied (RFC 6749 §4.1.2.1). */
     async abort(ctx: Context): Promise<void> {
-      await load(ctx);
-      await redirect(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+      const d = await load(ctx);
+      await redirect(ctx, d, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
     },
   };
 }

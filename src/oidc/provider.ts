@@ -3,7 +3,7 @@ import type { JWK } from 'jose';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
-import { profileClaims, type Viewer } from '../identity/profile.ts';
+import { SCOPE_CLAIMS, type ClaimsRelease } from '../identity/claims-release.ts';
 
 /**
  * Builds the oidc-provider instance. This module and its siblings in src/oidc are the only
@@ -31,23 +31,14 @@ export interface ProviderDeps {
   adapter: new (model: string) => Adapter;
   findClient: (clientId: string) => Promise<ClientMetadata | undefined>;
   findAccount: (id: string) => Promise<AccountRow | undefined>;
-  /** The Trello member linked to an account, released only to the Trello client. */
-  trelloMemberId: (accountId: string) => Promise<string | undefined>;
+  /** What a client receives about the account: the same function the consent page lists from. */
+  release: ClaimsRelease;
   pages: ProviderPages;
 }
 
 /** Custom metadata keeps its registered (snake_case) name on the engine's Client instances. */
 export function isFirstParty(client: object | undefined): boolean {
   return (client as Record<string, unknown> | undefined)?.[FIRST_PARTY] === true;
-}
-
-/**
- * Who a client is as a viewer of the profile (docs/decisions/0010-profile-visibility.md): our own
- * products act for the account holder and see everything the scopes allow; a third-party client
- * sees only what the person made visible to anyone.
- */
-export function viewerFor(client: object | undefined): Viewer {
-  return isFirstParty(client) ? 'self' : 'anyone';
 }
 
 export function createProvider(deps: ProviderDeps): Provider {
@@ -95,30 +86,26 @@ export function createProvider(deps: ProviderDeps): Provider {
         }
       },
     },
-    claims: {
-      // amr (RFC 8176) tells relying parties how the user signed in (pwd, otp, ...).
-      // trello_member_id: the legacy Trello member of the account, so Trello maps the login to
-      // the same boards. Returned by findAccount for the Trello client only.
-      openid: ['sub', 'amr', 'trello_member_id'],
-      email: ['email', 'email_verified'],
-      // Standard profile claims plus the fields of our profile (job_title … location).
-      profile: ['name', 'nickname', 'picture', 'locale', 'zoneinfo', 'updated_at', 'job_title', 'department', 'organization', 'location'],
-    },
+    // Per scope, from the table the consent page is described from (src/identity/claims-release.ts):
+    // amr (RFC 8176) says how the user signed in; trello_member_id, for the Trello client only,
+    // maps the login to the same boards; profile adds our fields (job_title … location).
+    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    // The ID token carries the granted scopes' claims too, not only userinfo: relying parties (and
+    // our README's example) read `email` from the ID token, and OIDC Core §5.4 allows both
+    // (docs/decisions/0021-consent-releases-what-it-lists.md).
+    conformIdTokenClaims: false,
     async findAccount(ctx, sub): Promise<Account | undefined> {
       const account = await deps.findAccount(sub);
       // A deactivated or closed account can no longer use its tokens or sessions.
       if (!account || account.status !== 'active') return undefined;
-      const client = ctx.oidc?.client;
-      const viewer = viewerFor(client);
+      const clientId = ctx.oidc?.client?.clientId;
       return {
         accountId: sub,
-        claims: async () => {
-          const claims = profileClaims(account, viewer, `${config.issuer}/avatars/${account.id}.svg`) as Record<string, unknown>;
-          if (client?.clientId === config.trello.clientId) {
-            const memberId = await deps.trelloMemberId(account.id);
-            if (memberId) claims.trello_member_id = memberId;
-          }
-          return claims as never;
+        // Exactly what the grant covers (docs/decisions/0010-profile-visibility.md, "Revised"):
+        // the consent page listed these details from the same function.
+        claims: async (_use, scope, claims, rejected) => {
+          const released = await deps.release.forClient(account, clientId, { scopes: (scope ?? '').split(' '), claims: Object.keys(claims ?? {}), rejected });
+          return { sub, ...released.claims } as never;
         },
       };
     },

@@ -157,8 +157,16 @@ describe('browser: logging in and consenting in Chromium', function () {
 
     await page.getByRole('heading', { name: 'Board Exporter wants to access your account' }).waitFor();
     expect(await page.getByText(`Signed in as ${account.email}`).isVisible()).to.equal(true);
-    const items = await page.getByRole('list').getByRole('listitem').allTextContents();
-    expect(items.map((s) => s.trim())).to.deep.equal(['Know who you are when you log in', 'See your email address']);
+    const scopes = page.locator('#released > li');
+    expect(await scopes.count()).to.equal(2);
+    expect(await scopes.nth(0).textContent()).to.contain('Know who you are when you log in');
+    expect(await scopes.nth(1).textContent()).to.contain('See your email address');
+    expect((await page.locator('#released .details li').allTextContents()).map((s) => s.trim())).to.deep.equal([
+      'An identifier for your account',
+      'How you logged in (password, code from your app …)',
+      `Email address: ${account.email}`,
+      'Whether your email address is verified: verified',
+    ]);
     await page.screenshot({ path: '/tmp/lanyard-login-consent.png', fullPage: true });
 
     await page.getByRole('button', { name: 'Allow' }).click();
@@ -167,6 +175,7 @@ describe('browser: logging in and consenting in Chromium', function () {
     const tokens = await exchange(flow, landed);
     expect(tokens.claims()?.sub).to.equal(account.id);
     expect(tokens.claims()?.aud).to.equal(client.clientId);
+    expect(tokens.claims()?.email, 'the address the page listed').to.equal(account.email);
   });
 
   it('sends a user who clicks Cancel on the consent page back to the callback with error=access_denied and no code', async () => {

@@ -18,6 +18,10 @@ export class PageDriver {
   readonly base: string;
   /** Pages seen on the way, by kind, for assertions. */
   readonly seen: string[] = [];
+  /** The HTML of the last consent page shown, for assertions on what it lists. */
+  consentPage: string | undefined;
+  /** The interactions passed through, in order (login, then consent if asked). */
+  readonly uids: string[] = [];
 
   constructor(base: string) {
     this.base = base;
@@ -41,9 +45,11 @@ export class PageDriver {
       const uid = /\/interaction\/([^/?]+)/.exec(location)?.[1];
       if (!uid) throw new Error(`unexpected page at ${location}`);
       const csrf = csrfFrom(res.text);
+      if (!this.uids.includes(uid)) this.uids.push(uid);
       let done;
       if (res.text.includes(`/interaction/${uid}/consent`)) {
         this.seen.push('consent');
+        this.consentPage = res.text;
         if (options.consent === false) {
           done = await this.agent.post(`/interaction/${uid}/abort`).type('form').send({ _csrf: csrf });
         } else {

@@ -5,27 +5,17 @@ import type { Interactions } from '../../oidc/interactions.ts';
 import { AppError } from '../../shared/errors.ts';
 import { csrfToken } from '../../http/csrf.ts';
 import type { Views } from '../../http/views.ts';
-
-/** What each scope lets a client do, in the words the consent page uses. */
-const SCOPE_TEXT: Record<string, string> = {
-  openid: 'Know who you are when you log in',
-  profile: 'See your name, nickname, picture, language and time zone',
-  email: 'See your email address',
-  offline_access: 'Keep access to this information when you’re not using it',
-};
-
-export function describeScopes(scopes: string[], claims: string[]): string[] {
-  const items = scopes.map((scope) => SCOPE_TEXT[scope] ?? `Use the “${scope}” permission`);
-  if (claims.length) items.push(`See these details: ${claims.join(', ')}`);
-  return items;
-}
+import type { ClaimsRelease } from '../../identity/claims-release.ts';
 
 /**
  * Consent (docs/flows/consent.md). First-party products never reach this page unless they are
  * native apps: a custom URI scheme can be claimed by any app on the device, so RFC 8252 §8.6
  * has the user confirm which app they are signing in to.
+ *
+ * What the page lists comes from the function that releases the claims (src/identity/claims-release.ts),
+ * for the scopes and claims being asked: Allow grants exactly that, and the tokens carry exactly that.
  */
-export function consentRoutes(deps: { interactions: Interactions; accounts: AccountService; views: Views }) {
+export function consentRoutes(deps: { interactions: Interactions; accounts: AccountService; release: ClaimsRelease; views: Views }) {
   const { interactions, accounts, views } = deps;
   const router = new Router({ prefix: '/interaction/:uid' });
 
@@ -36,14 +26,16 @@ export function consentRoutes(deps: { interactions: Interactions; accounts: Acco
     if (!client) throw new AppError('interaction.expired', 400);
     if (client.firstParty && !view.reasons.includes('native_client_prompt')) return interactions.finishConsent(ctx);
     const account = await accounts.findById(view.sessionAccountId);
+    if (!account || account.status !== 'active') throw new AppError('interaction.expired', 400);
+    const release = await deps.release.forClient(account, client.clientId, { scopes: view.missingScopes, claims: view.missingClaims });
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');
     ctx.body = views.render('consent/consent', {
       title: `Allow ${client.name}`,
       uid: view.uid,
       clientName: client.name,
-      email: account?.email ?? '',
-      items: describeScopes(view.missingScopes, view.missingClaims),
+      email: account.email,
+      items: release.items,
       policyUri: client.policyUri,
       tosUri: client.tosUri,
       csrf: csrfToken(ctx),

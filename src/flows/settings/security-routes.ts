@@ -163,6 +163,11 @@ export function securityRoutes(deps: {
   router.post('/two-step/disable', signedIn, async (ctx) => {
     const input = parseForm(ctx, disableTwoStepInput);
     const acc = account(ctx);
+    // Refused before any counter is touched: nothing is being guessed, and the service refuses too.
+    if (twoStep.required(acc)) {
+      ctx.state.log?.warn({ accountId: acc.id }, 'refused turning off required two-step verification');
+      return overview(ctx, 403, {}, 'two_step.required');
+    }
     // Both counters are charged before the check (a wrong password leaves the code attempt
     // counted too: it must not become a way to reset the code counter).
     const codeGate = await throttle.attempt('second-step', acc.id, ctx.ip);

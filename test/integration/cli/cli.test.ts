@@ -118,6 +118,29 @@ describe('command-line interface (npm run cli)', function () {
     }
   });
 
+  it('prints each command’s own help, and the list of commands for --help alone', async () => {
+    const general = await cli(['--help'], env);
+    expect(general.code).to.equal(0);
+    for (const command of ['migrate', 'clients create', 'keys rotate', 'accounts create', 'trello import', 'mail test']) expect(general.stdout).to.contain(`  ${command}`);
+    for (const args of [['clients', '--help'], ['clients', 'create', '-h']]) {
+      const res = await cli(args, env);
+      expect(res.code, args.join(' ')).to.equal(0);
+      expect(res.stdout).to.contain('usage: npm run cli -- clients');
+      expect(res.stdout).to.contain('clients create --id ID --kind web|native|service');
+      expect(res.stdout).to.contain('Kinds: web');
+      for (const other of ['keys rotate', 'mail test', 'trello import', 'accounts purge']) expect(res.stdout, `${args.join(' ')} shows ${other}`).not.to.contain(other);
+    }
+    const trello = await cli(['trello', '--help'], env);
+    expect(trello.stdout).to.contain('trello migrate [--dry-run]');
+    expect(trello.stdout).not.to.contain('clients create');
+    // A mistake in one command's options shows that command's help.
+    const wrong = await cli(['clients', 'create', '--colour', 'blue'], env);
+    expect(wrong.code).to.equal(2);
+    expect(wrong.stderr).to.contain("Unknown option '--colour'");
+    expect(wrong.stderr).to.contain('usage: npm run cli -- clients');
+    expect(wrong.stderr).not.to.contain('mail test');
+  });
+
   it('explains usage errors and bad configuration in one line each', async () => {
     const unknown = await cli(['frobnicate'], env);
     expect(unknown.code).to.equal(2);

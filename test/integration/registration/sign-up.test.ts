@@ -121,6 +121,20 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
     const notice = await smtp.lastTo('taken@example.com');
     expect(notice.subject).to.equal('You already have a Lanyard account');
     expect(notice.text).to.contain('/password/forgot');
+    // Every link in it leads to a page (the "Log in" one used to end on a 404 at the root).
+    const links = (notice.text ?? '').split(/\s+/).filter((word) => word.startsWith(server.url));
+    expect(links).to.have.length.of.at.least(2);
+    for (const link of links) {
+      const browser = supertest.agent(server.url);
+      let location = link.slice(server.url.length);
+      let res = await browser.get(location);
+      for (let hop = 0; hop < 6 && [302, 303].includes(res.status); hop += 1) {
+        location = res.headers.location!.replace(server.url, '');
+        res = await browser.get(location);
+      }
+      expect(res.status, `${link} ends at ${location}`).to.equal(200);
+      expect(res.text).to.match(/<form method="post"/);
+    }
     const { rows } = await (await testDatabase()).query<{ n: number }>("SELECT count(*)::int AS n FROM signup_flows WHERE email = 'taken@example.com'");
     expect(rows[0]!.n).to.equal(0);
   });

@@ -58,19 +58,16 @@ describe('profile with per-field visibility (/account/profile, /api/profiles, cl
     expect((await supertest(server.url).get('/api/profiles/me').accept('json')).status).to.equal(401);
   });
 
-  it('releases claims by visibility: first-party products see the account holder’s view, third parties only public fields', async () => {
+  it('releases to relying parties what they were granted, whatever the visibility, which governs only other people', async () => {
     const account = await createAccount(server.registry, { name: 'Grace Hopper' });
-    const first = await userinfo(account.email, true);
-    expect(first.info).to.include({ email: account.email, name: 'Grace Hopper' });
-    const third = await userinfo(account.email, false);
-    expect(third.info).to.include({ name: 'Grace Hopper' });
-    expect(third.info, 'email is Only you by default: withheld, not blanked').not.to.have.any.keys('email', 'email_verified');
-
     const { agent } = await signInToAccount(server.url, account.email);
-    await submit(agent, '/account/profile', '/account/profile', { 'visibility[email]': 'anyone', 'visibility[name]': 'private' });
-    const again = await userinfo(account.email, false);
-    expect(again.info).to.include({ email: account.email });
-    expect(again.info).not.to.have.property('name');
+    await submit(agent, '/account/profile', '/account/profile', { 'visibility[email]': 'private', 'visibility[name]': 'private' });
+    const first = await userinfo(account.email, true);
+    expect(first.info).to.include({ email: account.email, email_verified: true, name: 'Grace Hopper' });
+    const third = await userinfo(account.email, false);
+    expect(third.info, 'granted on the consent page').to.include({ email: account.email, email_verified: true, name: 'Grace Hopper' });
+    const stranger = await supertest(server.url).get(`/api/profiles/${account.id}`).accept('json');
+    expect(stranger.body).not.to.have.any.keys('email', 'name');
   });
 
   it('reads your own profile with an access token', async () => {

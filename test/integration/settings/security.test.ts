@@ -162,6 +162,33 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(page.text).not.to.contain('/account/security/two-step/disable');
   });
 
+  it('refuses a POST turning it off when the account requires it, with the right password and code', async () => {
+    const account = await createAccount(server.registry);
+    const agent = await signIn(account.email);
+    const { secret } = await turnOn(agent);
+    await server.registry.twoStep.setRequired(account.id, true);
+    await server.registry.mail.delivery.deliverDue();
+    const before = (await server.registry.events.page(account.id, { limit: 50 })).events.length;
+    const mailsBefore = smtp.messages.length;
+
+    now += 30_000; // a fresh time step: the code itself is good
+    const res = await post(agent, '/account/security/two-step/disable', { password: PASSWORD, code: await totpAt(secret, now) });
+    expect(res.status).to.equal(403);
+    expect(res.text).to.contain('Two-step verification is required');
+    expect((await server.registry.twoStep.status(account.id)).enabled, 'the factor stays').to.equal(true);
+    const after = (await server.registry.events.page(account.id, { limit: 50 })).events;
+    expect(after.length, 'nothing added to the audit trail').to.equal(before);
+    expect(after.map((e) => e.type)).not.to.include('two_step.disabled');
+    await server.registry.mail.delivery.deliverDue();
+    expect(smtp.messages.length, 'no "turned off" mail').to.equal(mailsBefore);
+
+    // The service holds the rule too, for any other caller.
+    const row = (await server.registry.accounts.findById(account.id))!;
+    const direct = await server.registry.twoStep.disable(row, PASSWORD, await totpAt(secret, now + 30_000), {});
+    expect(direct).to.deep.equal({ ok: false, problem: 'two_step.required' });
+    expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(true);
+  });
+
   it('records each security event with time, account, client, address, browser and request id', async () => {
     const account = await createAccount(server.registry);
     const app = await createClient(server.registry, { name: 'Board Exporter', firstParty: false });

@@ -111,8 +111,10 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     const taken = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'shared@example.com' });
     expect(taken.status).to.equal(409);
     expect(taken.text).to.contain('This address already has an account');
+    expect(taken.text, 'a way out for someone who forgot that password').to.contain('<a href="/password/forgot">Forgot your password?</a>');
     const wrong = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(taken.text), email: 'shared@example.com', password: 'guess' });
     expect(wrong.status).to.equal(401);
+    expect(wrong.text).to.contain('<a href="/password/forgot">Forgot your password?</a>');
     expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
     const proven = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(taken.text), email: 'shared@example.com', password: PASSWORD });
     expect(proven.status).to.equal(303);
