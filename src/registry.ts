@@ -6,7 +6,7 @@ import { systemClock, type Clock } from './shared/clock.ts';
 import { createSecretBox, type SecretBox } from './shared/crypto.ts';
 import { randomSecret } from './shared/ids.ts';
 import type { Logger } from './shared/logger.ts';
-import { openDatabase, type Database } from './persistence/db.ts';
+import { openDatabase, timeoutsFrom, type Database } from './persistence/db.ts';
 import { migrate } from './persistence/migrate.ts';
 import { createAccountQueries, type AccountQueries } from './persistence/queries/accounts.ts';
 import { createClientQueries } from './persistence/queries/clients.ts';
@@ -140,7 +140,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const ownsDb = !options.db;
-  const db = options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir }));
+  const db = options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) }));
   const timers: NodeJS.Timeout[] = [];
 
   try {

@@ -4,7 +4,7 @@ import { loadConfig, ConfigError } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../shared/logger.ts';
 import { isAppError } from '../shared/errors.ts';
-import { openDatabase, DatabaseConnectError } from '../persistence/db.ts';
+import { openDatabase, timeoutsFrom, DatabaseConnectError, DatabaseUnavailableError } from '../persistence/db.ts';
 import { migrate, schemaStatus, DatabaseTooNewError } from '../persistence/migrate.ts';
 import { createRegistry, type Registry } from '../registry.ts';
 import type { ClientKind } from '../persistence/queries/clients.ts';
@@ -159,7 +159,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     const config = loadConfig(env);
     switch (command) {
       case 'migrate': {
-        const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir });
+        const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) });
         try {
           if (v.status) {
             const status = await schemaStatus(db);

@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
 import { profileClaims, type Viewer } from '../identity/profile.ts';
+import { protocolErrors, TemporarilyUnavailable, withProtocolErrors } from './unavailable.ts';
 
 /**
  * Builds the oidc-provider instance. This module and its siblings in src/oidc are the only
@@ -66,7 +67,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   }
 
   const configuration: Configuration = {
-    adapter: (name: string) => (name === 'Client' ? new ClientAdapter() : new deps.adapter(name)),
+    adapter: (name: string) => withProtocolErrors(name === 'Client' ? new ClientAdapter() : new deps.adapter(name)),
     clients: [],
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
@@ -99,7 +100,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       profile: ['name', 'nickname', 'picture', 'locale', 'zoneinfo', 'updated_at', 'job_title', 'department', 'organization', 'location'],
     },
     async findAccount(ctx, sub): Promise<Account | undefined> {
-      const account = await deps.findAccount(sub);
+      const account = await protocolErrors(() => deps.findAccount(sub));
       // A deactivated or closed account can no longer use its tokens or sessions.
       if (!account || account.status !== 'active') return undefined;
       const client = ctx.oidc?.client;
@@ -109,7 +110,7 @@ export function createProvider(deps: ProviderDeps): Provider {
         claims: async () => {
           const claims = profileClaims(account, viewer, `${config.issuer}/avatars/${account.id}.svg`) as Record<string, unknown>;
           if (client?.clientId === config.trello.clientId) {
-            const memberId = await deps.trelloMemberId(account.id);
+            const memberId = await protocolErrors(() => deps.trelloMemberId(account.id));
             if (memberId) claims.trello_member_id = memberId;
           }
           return claims as never;
@@ -212,13 +213,20 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = config.trustProxy;
 
   const logFor = (ctx: unknown) => ((ctx as { state?: { log?: Logger } } | undefined)?.state?.log ?? logger);
+  // A 503 tells the client when to come back (RFC 9110 §10.2.3); docs/reliability.md.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 503) ctx.set('Retry-After', '5');
+  });
   provider.on('server_error', (ctx, err) => logFor(ctx).error({ err }, 'oidc server error'));
   provider.on('grant.revoked', (ctx, grantId) => logFor(ctx).info({ grantId }, 'grant revoked'));
   provider.on('backchannel.error', (ctx, err, client) => logFor(ctx).warn({ err: { message: err.message }, clientId: client.clientId }, 'back-channel logout failed'));
   provider.on('backchannel.success', (ctx, client) => logFor(ctx).info({ clientId: client.clientId }, 'back-channel logout delivered'));
   for (const event of ['authorization.error', 'grant.error', 'introspection.error', 'revocation.error', 'userinfo.error', 'end_session.error'] as const) {
-    (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: unknown, err: Error & { error_description?: string }) =>
-      logFor(ctx).info({ event, error: err.message, description: err.error_description }, 'oidc request refused'));
+    (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: unknown, err: Error & { error_description?: string; error_detail?: string }) => {
+      if (err instanceof TemporarilyUnavailable) logFor(ctx).warn({ event, reason: err.error_detail }, 'service unavailable');
+      else logFor(ctx).info({ event, error: err.message, description: err.error_description }, 'oidc request refused');
+    });
   }
   return provider;
 }
