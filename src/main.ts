@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { availableParallelism } from 'node:os';
 import { loadConfig, ConfigError } from './config/load.ts';
 import { createLogger } from './shared/logger.ts';
-import { DatabaseConnectError } from './persistence/db.ts';
+import { DatabaseConnectError, DatabaseUnavailableError } from './persistence/db.ts';
+import { SecretKeyMismatchError } from './config/secret-key.ts';
 import { DatabaseTooNewError } from './persistence/migrate.ts';
 import { createRegistry } from './registry.ts';
 import { createApp } from './app.ts';
@@ -29,8 +30,12 @@ async function main(): Promise<void> {
   try {
     registry = await createRegistry(config, { logger });
   } catch (err) {
-    if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError) {
+    if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError || err instanceof SecretKeyMismatchError) {
       process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    if (err instanceof DatabaseUnavailableError) {
+      process.stderr.write(`DATABASE_URL: the database stopped answering during start-up (${err.message})\n`);
       process.exit(1);
     }
     throw err;

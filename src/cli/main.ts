@@ -9,6 +9,8 @@ import { migrate, schemaStatus, DatabaseTooNewError } from '../persistence/migra
 import { createRegistry, type Registry } from '../registry.ts';
 import type { ClientKind } from '../persistence/queries/clients.ts';
 import { trelloImport, trelloMigrate } from './trello.ts';
+import { SecretKeyMismatchError } from '../config/secret-key.ts';
+import { resealSecrets } from './secrets.ts';
 
 /**
  * The command-line entry: `npm run cli -- <command>` (docs/operations.md).
@@ -38,6 +40,8 @@ const USAGE = `usage: npm run cli -- <command>
   trello migrate [--dry-run]               link every unlinked Trello account to a new account
                                            without password and email a set-password link;
                                            --dry-run lists what it would do and every conflict
+  secrets reseal                           re-seal every secret at rest with SECRET_KEY after a
+                                           rotation (docs/operations.md); resumable
   mail failed                              list messages that could not be delivered
   mail retry [ID]...                       queue failed messages again (all, or the listed ids)
   mail test --email EMAIL                  queue a test message and deliver it now
@@ -226,6 +230,20 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
         if (action === 'migrate') return withRegistry(config, (registry) => trelloMigrate(registry, Boolean(v['dry-run'])));
         throw new UsageError(`unknown trello command: ${action ?? ''}`);
       }
+      case 'secrets': {
+        if (action !== 'reseal') throw new UsageError(`unknown secrets command: ${action ?? ''}`);
+        const report = await withRegistry(config, (registry) => resealSecrets(registry));
+        for (const c of report.columns) {
+          out(`${c.name}: ${c.resealed} re-sealed${c.unreadable.length ? `, ${c.unreadable.length} open with no configured key` : ''}`);
+          for (const key of c.unreadable) process.stderr.write(`${c.name} ${key}\n`);
+        }
+        if (report.columns.some((c) => c.unreadable.length)) {
+          process.stderr.write('some values open with no configured key: add the key that sealed them to SECRET_KEYS_PREVIOUS and run again\n');
+          return 1;
+        }
+        out(`every sealed value opens with SECRET_KEY (key ${report.keyId}) alone: SECRET_KEYS_PREVIOUS can be removed`);
+        return 0;
+      }
       case 'mail':
         await withRegistry(config, async ({ mail, db, clock }) => {
           if (action === 'failed') {
@@ -259,8 +277,12 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
       for (const line of err.problems) process.stderr.write(`${line}\n`);
       return 1;
     }
-    if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError) {
+    if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError || err instanceof SecretKeyMismatchError) {
       process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    if (err instanceof DatabaseUnavailableError) {
+      process.stderr.write(`DATABASE_URL: the database stopped answering (${err.message})\n`);
       return 1;
     }
     if (isAppError(err)) {

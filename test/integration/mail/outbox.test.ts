@@ -55,7 +55,7 @@ describe('mail outbox and delivery', () => {
   it('keeps bodies sealed at rest while they wait', async () => {
     await enqueue('sealed@example.com');
     const { rows } = await (await testDatabase()).query<{ body_sealed: string }>('SELECT body_sealed FROM mail_outbox');
-    expect(rows[0]!.body_sealed).to.match(/^v1\./).and.not.contain('test message');
+    expect(rows[0]!.body_sealed).to.match(/^v2\./).and.not.contain('test message');
   });
 
   it('on stop, finishes the message being sent and hands the rest of its batch back', async () => {
