@@ -219,6 +219,11 @@ async function openServer(url: string, options: OpenOptions): Promise<Database> 
         throw classify(err);
       }
       let broken = false;
+      // A checked-out connection that the server ends (idle-in-transaction timeout, shutdown)
+      // emits 'error' on the client itself, not on the pool: unheard, it would crash the
+      // process. The statement waiting on it fails on its own; the connection is dropped.
+      const lost = () => { broken = true; };
+      client.on('error', lost);
       try {
         await run(client, 'BEGIN');
         const result = await fn({
@@ -234,6 +239,7 @@ async function openServer(url: string, options: OpenOptions): Promise<Database> 
         if (!broken) await client.query('ROLLBACK').catch(() => { broken = true; });
         throw err;
       } finally {
+        client.off('error', lost);
         client.release(broken);
       }
     },

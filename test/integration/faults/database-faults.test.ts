@@ -55,6 +55,23 @@ describe('database faults (stopped or frozen PostgreSQL server)', function () {
     expect(Date.now() - started).to.be.below(9_000);
   });
 
+  it('ends a transaction left idle on the server (idle_in_transaction_session_timeout), and the pool carries on', async () => {
+    const schema = (await db.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]!.s;
+    const short = await openDatabase({ url: serverUrl!, schema, poolSize: 1, timeouts: { connectMs: 1_000, statementMs: 1_500, idleInTransactionMs: 1_000 } });
+    try {
+      const err = await short.transaction(async (tx) => {
+        await tx.query('SELECT 1');
+        await new Promise((resolve) => setTimeout(resolve, 3_000)); // idle three times the bound
+        await tx.query('SELECT 1');
+      }).then(() => undefined, (e: unknown) => e);
+      expect(err).to.be.instanceOf(DatabaseUnavailableError);
+      // The one pooled connection was dropped, not reused: the next query gets a fresh one.
+      expect((await short.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).to.equal(1);
+    } finally {
+      await short.close();
+    }
+  });
+
   it('answers 503 with Retry-After while the server is stopped, and serves again once it is back', async () => {
     expect((await token()).status).to.equal(200);
     const agent = supertest.agent(app.url);
