@@ -80,7 +80,7 @@ function classify(err: unknown): unknown {
 }
 
 /**
- * Bounds on every wait for a PostgreSQL server (docs/decisions/0016-database-timeouts.md). The
+ * Bounds on every wait for a PostgreSQL server (docs/decisions/0016-database-faults.md). The
  * embedded engine runs in-process and has nothing to wait for.
  */
 export interface DatabaseTimeouts {
