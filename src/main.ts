@@ -30,6 +30,10 @@ async function main(): Promise<void> {
   try {
     registry = await createRegistry(config, { logger });
   } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const line of err.problems) process.stderr.write(`${line}\n`);
+      process.exit(1);
+    }
     if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError || err instanceof SecretKeyMismatchError) {
       process.stderr.write(`${err.message}\n`);
       process.exit(1);

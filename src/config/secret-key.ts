@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Config } from './schema.ts';
+import { ConfigError } from './load.ts';
 import { SealedSecretError, type SecretBox } from '../shared/crypto.ts';
 
 /**
@@ -14,7 +15,7 @@ export function resolveSecretKey(config: Config, warn: (message: string) => void
   const path = join(config.dataDir, 'secret-key');
   if (existsSync(path)) {
     const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64url');
-    if (key.length !== 32) throw new Error(`${path}: not a 32-byte base64url key; delete it or set SECRET_KEY`);
+    if (key.length !== 32) throw new ConfigError([`SECRET_KEY: the development key in ${path} is not 32 base64url bytes; delete the file or set SECRET_KEY`]);
     warn(`SECRET_KEY is not set: using the development key in ${path}. Set SECRET_KEY in production.`);
     return key;
   }
