@@ -1,8 +1,9 @@
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { loadConfig, ConfigError } from './config/load.ts';
 import { createLogger } from './shared/logger.ts';
-import { DatabaseConnectError } from './persistence/db.ts';
+import { DatabaseConnectError, DatabaseUnavailableError } from './persistence/db.ts';
+import { SecretKeyMismatchError } from './config/secret-key.ts';
 import { DatabaseTooNewError } from './persistence/migrate.ts';
 import { createRegistry } from './registry.ts';
 import { createApp } from './app.ts';
@@ -29,8 +30,16 @@ async function main(): Promise<void> {
   try {
     registry = await createRegistry(config, { logger });
   } catch (err) {
-    if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError) {
+    if (err instanceof ConfigError) {
+      for (const line of err.problems) process.stderr.write(`${line}\n`);
+      process.exit(1);
+    }
+    if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError || err instanceof SecretKeyMismatchError) {
       process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    if (err instanceof DatabaseUnavailableError) {
+      process.stderr.write(`DATABASE_URL: the database stopped answering during start-up (${err.message})\n`);
       process.exit(1);
     }
     throw err;
@@ -58,17 +67,36 @@ async function main(): Promise<void> {
   logger.info({ issuer: config.issuer, port: config.port, host: config.host, database: registry.db.engine, cores: availableParallelism() }, 'Lanyard is listening');
   process.stdout.write(`Lanyard is running: ${config.issuer} (discovery: ${config.issuer}/.well-known/openid-configuration)\n`);
 
+  // Graceful shutdown (docs/reliability.md): stop accepting, let requests in flight finish (their
+  // responses close the connection), let the mail worker finish the message it is sending, close
+  // the pool, exit 0. Past SHUTDOWN_TIMEOUT_SECONDS the process exits 1 with work unfinished.
   let stopping = false;
+  const inFlight = new Set<ServerResponse>();
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (stopping) res.setHeader('Connection', 'close');
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+  });
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    // Stop accepting, let requests in flight finish, then close the database.
+    logger.info({ signal, inFlight: inFlight.size }, 'shutting down');
+    setTimeout(() => {
+      process.stderr.write(`SHUTDOWN_TIMEOUT_SECONDS: still stopping after ${config.shutdownTimeoutSeconds} s (${inFlight.size} requests in flight); exiting\n`);
+      process.exit(1);
+    }, config.shutdownTimeoutSeconds * 1000).unref();
+    // Keep-alive clients are told to reconnect (to another instance) after their current response.
+    for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
     server.close(() => {
-      void registry.close().finally(() => process.exit(0));
+      registry.close().then(() => {
+        logger.info('stopped');
+        process.exit(0);
+      }, (err: unknown) => {
+        process.stderr.write(`shutdown: ${(err as Error).message}\n`);
+        process.exit(1);
+      });
     });
     server.closeIdleConnections();
-    setTimeout(() => process.exit(1), 10_000).unref();
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/schema.ts';
-import { resolveSecretKey } from './config/secret-key.ts';
+import { openingSecrets, resolveSecretKey } from './config/secret-key.ts';
 import { systemClock, type Clock } from './shared/clock.ts';
 import { createSecretBox, type SecretBox } from './shared/crypto.ts';
 import { randomSecret } from './shared/ids.ts';
 import type { Logger } from './shared/logger.ts';
-import { openDatabase, type Database } from './persistence/db.ts';
+import { openDatabase, timeoutsFrom, type Database } from './persistence/db.ts';
 import { migrate } from './persistence/migrate.ts';
 import { createAccountQueries, type AccountQueries } from './persistence/queries/accounts.ts';
 import { createClientQueries } from './persistence/queries/clients.ts';
@@ -135,6 +135,18 @@ export const rootDir = join(import.meta.dirname, '..');
 
 const COOKIE_KEYS_SECRET = 'cookie_keys';
 
+/**
+ * A key for keyed hashes (verification and recovery codes, throttle subjects), derived from
+ * SECRET_KEY the first time and kept sealed in the database from then on: stored hashes must
+ * stay valid when SECRET_KEY rotates (docs/decisions/0017-secret-key-rotation.md).
+ */
+async function derivedKey(label: string, secretKey: Buffer, box: SecretBox, db: Database): Promise<Buffer> {
+  const name = `derived:${label}`;
+  const secrets = createInstanceSecretQueries(db);
+  const sealed = (await secrets.find(name)) ?? (await secrets.insertOrGet(name, box.seal(hmac(secretKey, label), name)));
+  return Buffer.from(box.open(sealed, name), 'base64url');
+}
+
 async function cookieKeysFor(config: Config, box: SecretBox, db: Database): Promise<string[]> {
   if (config.cookieKeys?.length) return config.cookieKeys;
   // Generated once and shared by every instance through the database (first writer wins).
@@ -148,7 +160,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const ownsDb = !options.db;
-  const db = options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir }));
+  const db = options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) }));
   const timers: NodeJS.Timeout[] = [];
 
   try {
@@ -158,14 +170,20 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     }
 
     const secretKey = resolveSecretKey(config, (message) => logger.warn(message));
-    const box = createSecretBox(secretKey);
-    // A separate key for verification codes, derived so that one secret stays the only one to keep.
-    const codeKey = Buffer.from(hmac(secretKey, 'lanyard:verification-codes'), 'base64url');
+    const box = createSecretBox(secretKey, config.secretKeysPrevious ?? []);
     const signingKeys = createSigningKeyService({ keys: createSigningKeyQueries(db), box, clock });
-    const createdKeys = await signingKeys.ensure();
-    if (createdKeys.length) logger.info({ kids: createdKeys }, 'signing keys generated');
-    const jwks = await signingKeys.loadJwks();
-    const cookieKeys = await cookieKeysFor(config, box, db);
+    // Everything sealed that start-up needs is opened here: a wrong key stops the process with one line.
+    const { jwks, cookieKeys, codeKey, throttleKey } = await openingSecrets(box, async () => {
+      const createdKeys = await signingKeys.ensure();
+      if (createdKeys.length) logger.info({ kids: createdKeys }, 'signing keys generated');
+      return {
+        jwks: await signingKeys.loadJwks(),
+        cookieKeys: await cookieKeysFor(config, box, db),
+        // Separate keys for keyed hashes, so that one secret stays the only one to keep.
+        codeKey: await derivedKey('lanyard:verification-codes', secretKey, box, db),
+        throttleKey: await derivedKey('lanyard:throttle-keys', secretKey, box, db),
+      };
+    });
 
     const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency);
     const accountQueries = createAccountQueries(db);
@@ -177,7 +195,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const throttle = createThrottle({
       queries: createThrottleQueries(db),
       clock,
-      key: Buffer.from(hmac(secretKey, 'lanyard:throttle-keys'), 'base64url'),
+      key: throttleKey,
       settings: config.throttle,
     });
     const views = createViews(join(rootDir, 'views'), { cache: config.env !== 'development', productName: 'Lanyard' });

@@ -4,11 +4,13 @@ import { loadConfig, ConfigError } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../shared/logger.ts';
 import { isAppError } from '../shared/errors.ts';
-import { openDatabase, DatabaseConnectError } from '../persistence/db.ts';
+import { openDatabase, timeoutsFrom, DatabaseConnectError, DatabaseUnavailableError } from '../persistence/db.ts';
 import { migrate, schemaStatus, DatabaseTooNewError } from '../persistence/migrate.ts';
 import { createRegistry, type Registry } from '../registry.ts';
 import type { ClientKind } from '../persistence/queries/clients.ts';
 import { trelloImport, trelloMigrate } from './trello.ts';
+import { SecretKeyMismatchError } from '../config/secret-key.ts';
+import { resealSecrets } from './secrets.ts';
 
 /**
  * The command-line entry: `npm run cli -- <command>` (docs/operations.md).
@@ -55,6 +57,10 @@ scheme or loopback redirect), service (secret, client_credentials). A secret is 
   trello migrate [--dry-run]               link every unlinked Trello account to a new account
                                            without password and email a set-password link;
                                            --dry-run lists what it would do and every conflict`,
+  },
+  secrets: {
+    synopsis: `  secrets reseal                           re-seal every secret at rest with SECRET_KEY after a
+                                           rotation (docs/operations.md); resumable`,
   },
   mail: {
     synopsis: `  mail failed                              list messages that could not be delivered
@@ -200,7 +206,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     const config = loadConfig(env);
     switch (command) {
       case 'migrate': {
-        const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir });
+        const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) });
         try {
           if (v.status) {
             const status = await schemaStatus(db);
@@ -267,6 +273,20 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
         if (action === 'migrate') return withRegistry(config, (registry) => trelloMigrate(registry, Boolean(v['dry-run'])));
         throw new UsageError(`unknown trello command: ${action ?? ''}`);
       }
+      case 'secrets': {
+        if (action !== 'reseal') throw new UsageError(`unknown secrets command: ${action ?? ''}`);
+        const report = await withRegistry(config, (registry) => resealSecrets(registry));
+        for (const c of report.columns) {
+          out(`${c.name}: ${c.resealed} re-sealed${c.unreadable.length ? `, ${c.unreadable.length} open with no configured key` : ''}`);
+          for (const key of c.unreadable) process.stderr.write(`${c.name} ${key}\n`);
+        }
+        if (report.columns.some((c) => c.unreadable.length)) {
+          process.stderr.write('some values open with no configured key: add the key that sealed them to SECRET_KEYS_PREVIOUS and run again\n');
+          return 1;
+        }
+        out(`every sealed value opens with SECRET_KEY (key ${report.keyId}) alone: SECRET_KEYS_PREVIOUS can be removed`);
+        return 0;
+      }
       case 'mail':
         await withRegistry(config, async ({ mail, db, clock }) => {
           if (action === 'failed') {
@@ -302,8 +322,12 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
       for (const line of err.problems) process.stderr.write(`${line}\n`);
       return 1;
     }
-    if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError) {
+    if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError || err instanceof SecretKeyMismatchError) {
       process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    if (err instanceof DatabaseUnavailableError) {
+      process.stderr.write(`DATABASE_URL: the database stopped answering (${err.message})\n`);
       return 1;
     }
     if (isAppError(err)) {

@@ -45,9 +45,19 @@ function setPath(target: Json, path: string, value: unknown): void {
   node[parts.at(-1)!] = value;
 }
 
-/** The environment variable that sets a configuration path, for error messages. */
-function variableFor(path: string): string {
-  return Object.entries(environmentVariables).find(([, p]) => p === path)?.[0] ?? path;
+/** Variables that hold a comma-separated list. */
+const LISTS = new Set(['COOKIE_KEYS', 'SECRET_KEYS_PREVIOUS']);
+
+/**
+ * One problem, reported against the environment variable that sets it. A problem with one item
+ * of a list (path `cookieKeys.1`) names the variable and the item's position
+ * (`COOKIE_KEYS: key 2: …`), never an internal path, and never the value (it may be a secret).
+ */
+function describeIssue(issue: { path: PropertyKey[]; message: string }): string {
+  const index = issue.path.findIndex((part) => typeof part === 'number');
+  const key = (index === -1 ? issue.path : issue.path.slice(0, index)).map(String).join('.');
+  const variable = Object.entries(environmentVariables).find(([, p]) => p === key)?.[0] ?? key;
+  return index === -1 ? `${variable}: ${issue.message}` : `${variable}: key ${Number(issue.path[index]) + 1}: ${issue.message}`;
 }
 
 export interface LoadOptions {
@@ -71,7 +81,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = {}): C
   for (const [variable, path] of Object.entries(environmentVariables)) {
     const value = env[variable];
     if (value === undefined || value === '') continue;
-    setPath(raw, path, variable === 'COOKIE_KEYS' ? value.split(',').map((k) => k.trim()).filter(Boolean) : value);
+    setPath(raw, path, LISTS.has(variable) ? value.split(',').map((k) => k.trim()).filter(Boolean) : value);
   }
   if (options.overrides) raw = merge(raw, options.overrides);
   if (raw.issuer === undefined) raw.issuer = `http://localhost:${String(raw.port ?? 3000)}`;
@@ -79,7 +89,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = {}): C
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(
-      parsed.error.issues.map((issue) => `${variableFor(issue.path.join('.'))}: ${issue.message}`),
+      parsed.error.issues.map(describeIssue),
     );
   }
   return parsed.data;

@@ -48,10 +48,27 @@ export const configSchema = z
      * generated cookie keys). Required in production; generated under dataDir in development.
      */
     secretKey: base64Key.optional(),
+    /**
+     * Former SECRET_KEYs, comma-separated: they still open what they sealed, SECRET_KEY seals
+     * everything new, and `secrets reseal` moves the rest over (docs/operations.md).
+     */
+    secretKeysPrevious: z.array(base64Key).optional(),
     /** Cookie-signing keys, newest first, comma-separated. Empty: generated once and kept in the database. */
     cookieKeys: z
       .array(z.string().min(32, 'each cookie key must be at least 32 characters'))
       .optional(),
+    /**
+     * Bounds on every wait for a PostgreSQL server (docs/decisions/0016-database-faults.md): a
+     * pooled connection, one statement (the server cancels it; the client gives up a second
+     * later), a transaction left idle. Past them a request gets 503 with Retry-After.
+     */
+    database: z.object({
+      connectTimeoutSeconds: z.coerce.number().min(0.1).max(60),
+      statementTimeoutSeconds: z.coerce.number().min(0.1).max(3600),
+      idleInTransactionTimeoutSeconds: z.coerce.number().min(1).max(86_400),
+    }),
+    /** After SIGTERM, how long requests in flight, the mail worker and the pool may take before the process exits 1. */
+    shutdownTimeoutSeconds: z.coerce.number().min(1).max(600),
     /** pino level: fatal | error | warn | info | debug | trace | silent. */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     /**
@@ -199,7 +216,12 @@ export const environmentVariables: Record<string, string> = {
   DATABASE_URL: 'databaseUrl',
   DATA_DIR: 'dataDir',
   SECRET_KEY: 'secretKey',
+  SECRET_KEYS_PREVIOUS: 'secretKeysPrevious',
   COOKIE_KEYS: 'cookieKeys',
+  DATABASE_CONNECT_TIMEOUT_SECONDS: 'database.connectTimeoutSeconds',
+  DATABASE_STATEMENT_TIMEOUT_SECONDS: 'database.statementTimeoutSeconds',
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: 'database.idleInTransactionTimeoutSeconds',
+  SHUTDOWN_TIMEOUT_SECONDS: 'shutdownTimeoutSeconds',
   LOG_LEVEL: 'logLevel',
   TRUST_PROXY: 'trustProxy',
   SEED_DEMO: 'seedDemo',

@@ -17,6 +17,8 @@ function normalise(err: unknown): AppError {
   const e = err as { status?: number; statusCode?: number; type?: string; expose?: boolean; code?: unknown };
   if (typeof e.code === 'string' && UNSTORABLE_INPUT.has(e.code)) return new AppError('request.invalid_characters', 400, { cause: err });
   const status = e.status ?? e.statusCode;
+  // The database did not answer (reached through the engine's models): retry later, not a bug.
+  if (status === 503) return new AppError('server.unavailable', 503, { cause: err, expose: false });
   if (status === 413) return new AppError('request.too_large', 413, { cause: err });
   if (status === 404) return new AppError('request.not_found', 404, { cause: err });
   if (status && status >= 400 && status < 500 && e.expose !== false) return new AppError('request.invalid_body', status, { cause: err });
@@ -41,7 +43,8 @@ export function errorHandler(views: Views): Middleware {
     } catch (thrown) {
       const err = normalise(thrown);
       const log = ctx.state.log as Logger | undefined;
-      if (err.status >= 500) log?.error({ err: thrown, code: err.code }, 'request failed');
+      if (err.status === 503) log?.warn({ code: err.code, reason: (thrown as { error_detail?: string }).error_detail ?? (thrown as Error).message }, 'service unavailable');
+      else if (err.status >= 500) log?.error({ err: thrown, code: err.code }, 'request failed');
       else log?.[MALFORMED.has(err.status) ? 'warn' : 'info']({ code: err.code, status: err.status }, 'request refused');
       const message = messageFor(err.code);
       ctx.status = err.status;

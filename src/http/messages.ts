@@ -70,6 +70,8 @@ export const messages: Record<string, { title: string; text: string }> = {
   'request.not_found': { title: 'Page not found', text: 'There is nothing at this address. Check the link, or return to the application you came from.' },
   'interaction.expired': { title: 'Your sign-in took too long', text: 'This sign-in page has expired or was already used. Return to the application and start signing in again.' },
   'server.error': { title: 'Something went wrong on our side', text: 'We couldn’t complete your request. Try again in a moment; if it keeps happening, contact support with the reference below.' },
+  'server.unavailable': { title: 'We’ll be right back', text: 'Lanyard can’t reach its data store just now. Wait a moment and try again.' },
+  'oidc.temporarily_unavailable': { title: 'We’ll be right back', text: 'Lanyard can’t reach its data store just now. Wait a moment, then return to the application and try again.' },
   'oidc.access_denied': { title: 'Access was not granted', text: 'The request was cancelled. Return to the application to try again.' },
   'oidc.invalid_request': { title: 'The application sent an invalid request', text: 'The application that sent you here made a request we can’t accept. Return to it and try again; if it keeps happening, tell its support team.' },
   'oidc.invalid_client': { title: 'Unknown application', text: 'The application that sent you here is not registered with us. Tell its support team.' },

@@ -44,7 +44,8 @@ export interface TwoStepStatus {
   recoveryCodesLeft: number;
 }
 
-const secretContext = (accountId: string) => `totp_factors:${accountId}`;
+/** Associated data of a TOTP secret (also used by `secrets reseal`). */
+export const secretContext = (accountId: string) => `totp_factors:${accountId}`;
 
 /** Lower case, no spaces or dashes: how codes are compared. */
 export function normaliseRecoveryCode(input: string): string {

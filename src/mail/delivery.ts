@@ -24,6 +24,7 @@ export function createMailDelivery(deps: { queries: MailOutboxQueries; box: Secr
   let running: Promise<number> | undefined;
   let again = false;
   let timer: NodeJS.Timeout | undefined;
+  let stopping = false;
 
   async function deliver(row: OutboxRow): Promise<void> {
     const now = () => new Date(clock.now());
@@ -62,12 +63,21 @@ export function createMailDelivery(deps: { queries: MailOutboxQueries; box: Secr
 
   async function drain(): Promise<number> {
     let sent = 0;
-    for (;;) {
+    while (!stopping) {
       const due = await queries.claimDue(new Date(clock.now()), BATCH, LEASE_SECONDS);
-      for (const row of due) await deliver(row);
-      sent += due.length;
+      for (const [i, row] of due.entries()) {
+        if (stopping) {
+          // Shutting down: the message being sent was finished; the rest of the batch is handed
+          // back at once rather than left to its lease, so another instance sends it now.
+          await queries.release(due.slice(i).map((r) => r.id));
+          return sent;
+        }
+        await deliver(row);
+        sent += 1;
+      }
       if (due.length < BATCH) return sent;
     }
+    return sent;
   }
 
   return {
@@ -82,7 +92,7 @@ export function createMailDelivery(deps: { queries: MailOutboxQueries; box: Secr
         do {
           again = false;
           total += await drain();
-        } while (again);
+        } while (again && !stopping);
         return total;
       })();
       try {
@@ -100,7 +110,9 @@ export function createMailDelivery(deps: { queries: MailOutboxQueries; box: Secr
       timer.unref();
     },
 
+    /** Stops polling and waits for the message being sent, if any; nothing further is claimed. */
     async stop(): Promise<void> {
+      stopping = true;
       if (timer) clearInterval(timer);
       timer = undefined;
       await running?.catch(() => 0);

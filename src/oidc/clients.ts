@@ -41,7 +41,8 @@ export interface ClientUpdate {
 }
 
 const CLIENT_ID = /^[a-z0-9][a-z0-9._-]{1,63}$/;
-const sealContext = (clientId: string) => `clients:${clientId}`;
+/** Associated data of a client secret (also used by `secrets reseal`). */
+export const sealContext = (clientId: string) => `clients:${clientId}`;
 
 function metadataFor(kind: ClientKind, input: Pick<ClientInput, 'redirectUris' | 'postLogoutRedirectUris' | 'backchannelLogoutUri'>): Record<string, unknown> {
   const logout = {

@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
 import { SCOPE_CLAIMS, type ClaimsRelease } from '../identity/claims-release.ts';
+import { protocolErrors, TemporarilyUnavailable, withProtocolErrors } from './unavailable.ts';
 
 /**
  * Builds the oidc-provider instance. This module and its siblings in src/oidc are the only
@@ -57,7 +58,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   }
 
   const configuration: Configuration = {
-    adapter: (name: string) => (name === 'Client' ? new ClientAdapter() : new deps.adapter(name)),
+    adapter: (name: string) => withProtocolErrors(name === 'Client' ? new ClientAdapter() : new deps.adapter(name)),
     clients: [],
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
@@ -95,7 +96,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     // (docs/decisions/0021-consent-releases-what-it-lists.md).
     conformIdTokenClaims: false,
     async findAccount(ctx, sub): Promise<Account | undefined> {
-      const account = await deps.findAccount(sub);
+      const account = await protocolErrors(() => deps.findAccount(sub));
       // A deactivated or closed account can no longer use its tokens or sessions.
       if (!account || account.status !== 'active') return undefined;
       const clientId = ctx.oidc?.client?.clientId;
@@ -104,7 +105,7 @@ export function createProvider(deps: ProviderDeps): Provider {
         // Exactly what the grant covers (docs/decisions/0010-profile-visibility.md, "Revised"):
         // the consent page listed these details from the same function.
         claims: async (_use, scope, claims, rejected) => {
-          const released = await deps.release.forClient(account, clientId, { scopes: (scope ?? '').split(' '), claims: Object.keys(claims ?? {}), rejected });
+          const released = await protocolErrors(() => deps.release.forClient(account, clientId, { scopes: (scope ?? '').split(' '), claims: Object.keys(claims ?? {}), rejected }));
           return { sub, ...released.claims } as never;
         },
       };
@@ -205,13 +206,20 @@ export function createProvider(deps: ProviderDeps): Provider {
   // Proxy trust and the origin (ISSUER) are set by the app for both Koa applications (src/app.ts).
 
   const logFor = (ctx: unknown) => ((ctx as { state?: { log?: Logger } } | undefined)?.state?.log ?? logger);
+  // A 503 tells the client when to come back (RFC 9110 §10.2.3); docs/reliability.md.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 503) ctx.set('Retry-After', '5');
+  });
   provider.on('server_error', (ctx, err) => logFor(ctx).error({ err }, 'oidc server error'));
   provider.on('grant.revoked', (ctx, grantId) => logFor(ctx).info({ grantId }, 'grant revoked'));
   provider.on('backchannel.error', (ctx, err, client) => logFor(ctx).warn({ err: { message: err.message }, clientId: client.clientId }, 'back-channel logout failed'));
   provider.on('backchannel.success', (ctx, client) => logFor(ctx).info({ clientId: client.clientId }, 'back-channel logout delivered'));
   for (const event of ['authorization.error', 'grant.error', 'introspection.error', 'revocation.error', 'userinfo.error', 'end_session.error'] as const) {
-    (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: unknown, err: Error & { error_description?: string }) =>
-      logFor(ctx).info({ event, error: err.message, description: err.error_description }, 'oidc request refused'));
+    (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: unknown, err: Error & { error_description?: string; error_detail?: string }) => {
+      if (err instanceof TemporarilyUnavailable) logFor(ctx).warn({ event, reason: err.error_detail }, 'service unavailable');
+      else logFor(ctx).info({ event, error: err.message, description: err.error_description }, 'oidc request refused');
+    });
   }
   return provider;
 }

@@ -24,7 +24,8 @@ function publicPart(jwk: JWK): JWK {
   return pub;
 }
 
-const sealContext = (kid: string) => `signing_keys:${kid}`;
+/** Associated data of a private key (also used by `secrets reseal`). */
+export const sealContext = (kid: string) => `signing_keys:${kid}`;
 
 export function createSigningKeyService(deps: { keys: SigningKeyQueries; box: SecretBox; clock: Clock }) {
   const { keys, box, clock } = deps;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { AppError } from '../shared/errors.ts';
 
 /**
  * The one small data-access layer: parameterised SQL in, plain rows out, on either engine.
@@ -36,6 +37,76 @@ export class DatabaseConnectError extends Error {
   }
 }
 
+/**
+ * The database did not answer: refused, dropped, timed out, shutting down. Raised by this layer for
+ * every connection-level failure so the layers above answer 503 with Retry-After (RFC 9110
+ * §15.6.4) instead of a 500, and never see a driver's error shape (docs/reliability.md).
+ */
+export class DatabaseUnavailableError extends AppError {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super('server.unavailable', 503, { message: `database unavailable (${reason})`, expose: false, cause: options?.cause });
+    this.name = 'DatabaseUnavailableError';
+  }
+}
+
+/** Socket errors that mean the server cannot be reached. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/**
+ * SQLSTATEs that mean the server, not the statement, failed (PostgreSQL Appendix A): class 08
+ * connection exception, 57P01-57P03 shutting down or starting, 57014 canceled by
+ * statement_timeout, 53300 too many connections, 25P03 idle-in-transaction timeout.
+ */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '57014', '53300', '25P03']);
+/** Messages of node-postgres for a dropped or timed-out connection, which carry no code. */
+const DRIVER_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Client was closed|Connection ended)/;
+
+/** Why `err` means the database is unavailable, or undefined for any other failure. */
+export function unavailableReason(err: unknown): string | undefined {
+  if (err instanceof DatabaseUnavailableError) return err.message;
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : '';
+  if (UNREACHABLE.has(code)) return code === 'ECONNREFUSED' ? 'connection refused' : code;
+  if (UNAVAILABLE_STATES.has(code) || code.startsWith('08')) return code === '57014' ? 'statement timeout' : `${code} ${message.split('\n')[0]}`;
+  if (DRIVER_MESSAGES.test(message)) return message.split('\n')[0];
+  return undefined;
+}
+
+/** `err` as a DatabaseUnavailableError when it is a connection-level failure, else unchanged. */
+function classify(err: unknown): unknown {
+  if (err instanceof DatabaseUnavailableError) return err;
+  const reason = unavailableReason(err);
+  return reason ? new DatabaseUnavailableError(reason, { cause: err }) : err;
+}
+
+/**
+ * Bounds on every wait for a PostgreSQL server (docs/decisions/0016-database-faults.md). The
+ * embedded engine runs in-process and has nothing to wait for.
+ */
+export interface DatabaseTimeouts {
+  /** Longest wait for a pooled connection, new or free (pg-pool `connectionTimeoutMillis`). */
+  connectMs: number;
+  /**
+   * Server-side `statement_timeout`. The client gives up one second later (`query_timeout`):
+   * normally the server cancels first and the connection stays usable; a server that answers
+   * nothing at all (frozen, partitioned) is caught by the client's bound.
+   */
+  statementMs: number;
+  /** Server-side `idle_in_transaction_session_timeout`: a transaction left open frees its locks. */
+  idleInTransactionMs: number;
+}
+
+export const defaultTimeouts: DatabaseTimeouts = { connectMs: 3_000, statementMs: 5_000, idleInTransactionMs: 15_000 };
+
+/** The configured bounds (seconds, `config.database`) in the pool's units. */
+export function timeoutsFrom(seconds: { connectTimeoutSeconds: number; statementTimeoutSeconds: number; idleInTransactionTimeoutSeconds: number }): DatabaseTimeouts {
+  return {
+    connectMs: Math.round(seconds.connectTimeoutSeconds * 1000),
+    statementMs: Math.round(seconds.statementTimeoutSeconds * 1000),
+    idleInTransactionMs: Math.round(seconds.idleInTransactionTimeoutSeconds * 1000),
+  };
+}
+
 export interface OpenOptions {
   /** postgres:// URL of a server; absent means the embedded engine. */
   url?: string | undefined;
@@ -45,6 +116,8 @@ export interface OpenOptions {
   schema?: string | undefined;
   /** Pool size on a server. */
   poolSize?: number;
+  /** Bounds on waits for a server; `defaultTimeouts` when absent. */
+  timeouts?: DatabaseTimeouts | undefined;
 }
 
 export async function openDatabase(options: OpenOptions): Promise<Database> {
@@ -97,10 +170,14 @@ function describeConnectError(url: string, err: unknown): string {
 }
 
 async function openServer(url: string, options: OpenOptions): Promise<Database> {
+  const timeouts = options.timeouts ?? defaultTimeouts;
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: timeouts.connectMs,
+    statement_timeout: timeouts.statementMs,
+    query_timeout: timeouts.statementMs + 1_000,
+    idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
     ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
   });
   // An idle client that loses its server must not crash the process; the next query reconnects.
@@ -122,29 +199,48 @@ async function openServer(url: string, options: OpenOptions): Promise<Database> 
   }
 
   const run = async <Row>(client: pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]) => {
-    const result = await client.query(sql, params as unknown[] | undefined);
-    return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
+    try {
+      const result = await client.query(sql, params as unknown[] | undefined);
+      return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
+    } catch (err) {
+      throw classify(err);
+    }
   };
 
   return {
     engine: 'postgres',
     query: (sql, params) => run(pool, sql, params),
-    exec: async (sql) => { await pool.query(sql); },
+    exec: async (sql) => { await run(pool, sql); },
     async transaction(fn) {
-      const client = await pool.connect();
+      let client: pg.PoolClient;
       try {
-        await client.query('BEGIN');
+        client = await pool.connect();
+      } catch (err) {
+        throw classify(err);
+      }
+      let broken = false;
+      // A checked-out connection that the server ends (idle-in-transaction timeout, shutdown)
+      // emits 'error' on the client itself, not on the pool: unheard, it would crash the
+      // process. The statement waiting on it fails on its own; the connection is dropped.
+      const lost = () => { broken = true; };
+      client.on('error', lost);
+      try {
+        await run(client, 'BEGIN');
         const result = await fn({
           query: (sql, params) => run(client, sql, params),
-          exec: async (sql) => { await client.query(sql); },
+          exec: async (sql) => { await run(client, sql); },
         });
-        await client.query('COMMIT');
+        await run(client, 'COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
+        // A connection that failed is dropped, not rolled back: ROLLBACK would wait on it for the
+        // whole query timeout, and the server ends the transaction when the connection goes.
+        broken = err instanceof DatabaseUnavailableError;
+        if (!broken) await client.query('ROLLBACK').catch(() => { broken = true; });
         throw err;
       } finally {
-        client.release();
+        client.off('error', lost);
+        client.release(broken);
       }
     },
     close: () => pool.end(),

@@ -24,3 +24,11 @@ export function cli(args: string[], env: Record<string, string>, input?: string)
     child.stdin!.end(input ?? '');
   });
 }
+
+/** Starts the real server (`npm start`) in a child process. */
+export function spawnServer(env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', join(root, 'src/main.ts')], {
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
+    cwd: root,
+  });
+}

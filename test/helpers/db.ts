@@ -14,7 +14,9 @@ export const serverUrl = process.env.DATABASE_URL || undefined;
 export async function openTestDatabase(): Promise<Database> {
   if (shared) return shared.db;
   const schema = serverUrl ? `lanyard_test_${randomBytes(4).toString('hex')}` : undefined;
-  const db = await openDatabase({ url: serverUrl, schema, poolSize: 20 });
+  // Generous bounds: a test machine shared by parallel runs can be slow without being faulty
+  // (the fault tests open their own pools with tight bounds).
+  const db = await openDatabase({ url: serverUrl, schema, poolSize: 20, timeouts: { connectMs: 15_000, statementMs: 30_000, idleInTransactionMs: 60_000 } });
   await migrate(db);
   shared = schema ? { db, schema } : { db };
   return db;

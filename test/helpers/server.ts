@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../../src/shared/logger.ts';
 import type { Clock } from '../../src/shared/clock.ts';
 import { createRegistry, type Registry } from '../../src/registry.ts';
 import { createApp, type RouteEntry } from '../../src/app.ts';
+import type { Database } from '../../src/persistence/db.ts';
 import { testDatabase } from './db.ts';
 
 export const TEST_SECRET_KEY = randomBytes(32).toString('base64url');
@@ -34,7 +35,7 @@ export interface TestServer {
  * A real Lanyard listening on 127.0.0.1 with an ephemeral port, its issuer set to that address,
  * on the run's shared database. Two can run at once (two instances of one deployment).
  */
-export async function startTestServer(options: { overrides?: Record<string, unknown>; clock?: Clock; logger?: Logger } = {}): Promise<TestServer> {
+export async function startTestServer(options: { overrides?: Record<string, unknown>; clock?: Clock; logger?: Logger; db?: Database } = {}): Promise<TestServer> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -42,7 +43,7 @@ export async function startTestServer(options: { overrides?: Record<string, unkn
   const config = testConfig({ issuer: url, port, ...options.overrides });
   const registry = await createRegistry(config, {
     logger: options.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
-    db: await testDatabase(),
+    db: options.db ?? (await testDatabase()),
     ...(options.clock ? { clock: options.clock } : {}),
   });
   const app = createApp(registry);

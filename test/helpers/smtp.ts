@@ -10,6 +10,11 @@ export interface TestSmtp {
   url: string;
   messages: ParsedMail[];
   failNext(code: number, times?: number): void;
+  /**
+   * Holds the next message's reply: `arrived` resolves when its data has been received, and the
+   * server answers (accepts it) only on `release()` — a send in flight for as long as the test wants.
+   */
+  holdNext(): { arrived: Promise<void>; release(): void };
   /** The most recent message to `address` (with `subject`, if given), waiting briefly for it to arrive. */
   lastTo(address: string, subject?: string): Promise<ParsedMail>;
   close(): Promise<void>;
@@ -18,6 +23,7 @@ export interface TestSmtp {
 export async function startSmtp(): Promise<TestSmtp> {
   const messages: ParsedMail[] = [];
   const failures: number[] = [];
+  const holds: { arrived: () => void; released: Promise<void> }[] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
@@ -29,7 +35,12 @@ export async function startSmtp(): Promise<TestSmtp> {
         stream.on('end', () => callback(Object.assign(new Error(`${failure} test failure`), { responseCode: failure })));
         return;
       }
-      simpleParser(stream).then((mail) => {
+      const hold = holds.shift();
+      simpleParser(stream).then(async (mail) => {
+        if (hold) {
+          hold.arrived();
+          await hold.released;
+        }
         messages.push(mail);
         callback();
       }, (err: Error) => callback(err));
@@ -42,6 +53,14 @@ export async function startSmtp(): Promise<TestSmtp> {
     messages,
     failNext(code, times = 1) {
       for (let i = 0; i < times; i += 1) failures.push(code);
+    },
+    holdNext() {
+      let arrived!: () => void;
+      let release!: () => void;
+      const arrivedPromise = new Promise<void>((resolve) => { arrived = resolve; });
+      const released = new Promise<void>((resolve) => { release = resolve; });
+      holds.push({ arrived, released });
+      return { arrived: arrivedPromise, release };
     },
     async lastTo(address, subject) {
       for (let i = 0; i < 50; i += 1) {

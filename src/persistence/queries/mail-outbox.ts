@@ -45,6 +45,15 @@ export function createMailOutboxQueries(db: Queryable) {
       return rows;
     },
 
+    /** Gives back claimed messages that were not attempted (the worker is stopping): due again at once, for any instance. */
+    async release(ids: string[]): Promise<void> {
+      if (!ids.length) return;
+      await db.query(
+        `UPDATE mail_outbox SET status = 'pending', attempts = attempts - 1, locked_until = NULL WHERE id = ANY($1::text[]) AND status = 'sending'`,
+        [ids],
+      );
+    },
+
     /** Accepted by the server: the body (and any one-time link in it) is erased. */
     async markSent(id: string, now: Date): Promise<void> {
       await db.query(

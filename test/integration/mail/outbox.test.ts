@@ -55,7 +55,33 @@ describe('mail outbox and delivery', () => {
   it('keeps bodies sealed at rest while they wait', async () => {
     await enqueue('sealed@example.com');
     const { rows } = await (await testDatabase()).query<{ body_sealed: string }>('SELECT body_sealed FROM mail_outbox');
-    expect(rows[0]!.body_sealed).to.match(/^v1\./).and.not.contain('test message');
+    expect(rows[0]!.body_sealed).to.match(/^v2\./).and.not.contain('test message');
+  });
+
+  it('on stop, finishes the message being sent and hands the rest of its batch back', async () => {
+    const ids = [(await enqueue('first@example.com')) as string, (await enqueue('second@example.com')) as string];
+    const held = smtp.holdNext();
+    const { delivery, queries } = server.registry.mail;
+    const draining = delivery.deliverDue();
+    await held.arrived;
+    const stopped = delivery.stop();
+    let stopDone = false;
+    void stopped.then(() => { stopDone = true; });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stopDone, 'stop waits for the send in flight').to.equal(false);
+    held.release();
+    await stopped;
+    await draining;
+    // Which of the two went first is not fixed (one batch); exactly one was sent.
+    const rows = await Promise.all(ids.map((id) => queries.find(id)));
+    const sent = rows.filter((r) => r?.status === 'sent');
+    const rest = rows.filter((r) => r?.status !== 'sent');
+    expect(sent).to.have.length(1);
+    expect(smtp.messages).to.have.length(1);
+    const to = smtp.messages[0]!.to;
+    expect(sent[0]).to.include({ attempts: 1, recipient: (Array.isArray(to) ? to[0] : to)!.value[0]!.address });
+    // Not attempted: due again at once, unclaimed, its attempt not counted.
+    expect(rest[0]).to.include({ status: 'pending', attempts: 0 });
   });
 
   it('retries a transient failure with backoff and sends exactly one copy', async () => {

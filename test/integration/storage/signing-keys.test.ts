@@ -32,7 +32,7 @@ describe('signing keys', () => {
     const { rows } = await db.query<{ public_jwk: Record<string, unknown>; private_jwk_sealed: string }>('SELECT public_jwk, private_jwk_sealed FROM signing_keys');
     for (const row of rows) {
       expect(row.public_jwk).not.to.have.any.keys('d', 'p', 'q');
-      expect(row.private_jwk_sealed).to.match(/^v1\./);
+      expect(row.private_jwk_sealed).to.match(/^v2\./);
       expect(row.private_jwk_sealed).not.to.contain('"d"');
     }
   });

@@ -162,7 +162,7 @@ describe('two-step verification at login (/interaction/:uid/two-step)', () => {
     const { secret, recoveryCodes } = await enrolTwoStep(server.registry, account);
     const db = await testDatabase();
     const { rows } = await db.query<{ secret_sealed: string }>('SELECT secret_sealed FROM totp_factors WHERE account_id = $1', [account.id]);
-    expect(rows[0]!.secret_sealed).to.match(/^v1\./);
+    expect(rows[0]!.secret_sealed).to.match(/^v2\./);
     expect(rows[0]!.secret_sealed).not.to.contain(secret);
     const codes = await db.query<{ code_hash: string }>('SELECT code_hash FROM recovery_codes WHERE account_id = $1', [account.id]);
     expect(codes.rows).to.have.length(10);

@@ -23,6 +23,50 @@ describe('loadConfig', () => {
     expect(config.cookieKeys).to.deep.equal(['a'.repeat(32), 'b'.repeat(32)]);
   });
 
+  it('reports a bad cookie key as COOKIE_KEYS with its position, never an internal path or the value', () => {
+    const short = 'short-cookie-key';
+    try {
+      loadConfig({ COOKIE_KEYS: `${'a'.repeat(32)},${short}` });
+      expect.fail('accepted a short cookie key');
+    } catch (err) {
+      expect(err).to.be.instanceOf(ConfigError);
+      const problems = (err as ConfigError).problems;
+      expect(problems).to.deep.equal(['COOKIE_KEYS: key 2: each cookie key must be at least 32 characters']);
+      expect(problems.join('\n')).not.to.contain(short);
+    }
+  });
+
+  it('reads former secret keys from SECRET_KEYS_PREVIOUS and reports a bad one by position', () => {
+    const old = Buffer.alloc(32, 9).toString('base64url');
+    const config = loadConfig({ SECRET_KEY: KEY, SECRET_KEYS_PREVIOUS: ` ${old} ` });
+    expect(config.secretKeysPrevious?.map((k) => k.toString('base64url'))).to.deep.equal([old]);
+    try {
+      loadConfig({ SECRET_KEY: KEY, SECRET_KEYS_PREVIOUS: `${old},not-a-key` });
+      expect.fail('accepted a malformed previous key');
+    } catch (err) {
+      const problems = (err as ConfigError).problems;
+      expect(problems).to.have.length(1);
+      expect(problems[0]).to.match(/^SECRET_KEYS_PREVIOUS: key 2: must be 32 random bytes/);
+    }
+  });
+
+  it('bounds database waits and shutdown, with defaults', () => {
+    const defaults = loadConfig({});
+    expect(defaults.database).to.deep.equal({ connectTimeoutSeconds: 3, statementTimeoutSeconds: 5, idleInTransactionTimeoutSeconds: 15 });
+    expect(defaults.shutdownTimeoutSeconds).to.equal(10);
+    const tuned = loadConfig({ DATABASE_STATEMENT_TIMEOUT_SECONDS: '0.5', SHUTDOWN_TIMEOUT_SECONDS: '30' });
+    expect(tuned.database.statementTimeoutSeconds).to.equal(0.5);
+    expect(tuned.shutdownTimeoutSeconds).to.equal(30);
+    try {
+      loadConfig({ DATABASE_CONNECT_TIMEOUT_SECONDS: '0', DATABASE_STATEMENT_TIMEOUT_SECONDS: 'never' });
+      expect.fail('accepted an unbounded wait');
+    } catch (err) {
+      const problems = (err as ConfigError).problems;
+      expect(problems.some((p) => p.startsWith('DATABASE_CONNECT_TIMEOUT_SECONDS:'))).to.equal(true);
+      expect(problems.some((p) => p.startsWith('DATABASE_STATEMENT_TIMEOUT_SECONDS:'))).to.equal(true);
+    }
+  });
+
   it('reports every bad key at once, one line each, named by its variable', () => {
     try {
       loadConfig({ PORT: 'eighty', ISSUER: 'ftp://x', DATABASE_URL: 'mysql://db', ARGON2_MEMORY_KIB: '1024', TRUST_PROXY: 'maybe' });
