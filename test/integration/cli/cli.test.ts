@@ -8,7 +8,8 @@ import { startSmtp } from '../../helpers/smtp.ts';
 import { cli } from '../../helpers/cli.ts';
 
 describe('command-line interface (npm run cli)', function () {
-  this.timeout(60_000);
+  // Each command is a whole process opening the embedded database (a few seconds each): a budget, not a speed check.
+  this.timeout(180_000);
   let dataDir: string;
   let env: Record<string, string>;
 
