@@ -21,7 +21,8 @@ export function requestContext(logger: Logger): Middleware {
       await next();
     } finally {
       const status = ctx.status;
-      log[status >= 500 ? 'error' : 'info']({
+      // A 503 is an outage the operator already sees at warn level (the database is away), not a bug.
+      log[status === 503 ? 'warn' : status >= 500 ? 'error' : 'info']({
         method: ctx.method,
         path: ctx.path,
         status,

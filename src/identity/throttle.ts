@@ -112,17 +112,15 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
 
     /**
      * For actions limited by how often they are asked for (sign-up, reset and notice emails):
-     * counted against subject and address; refused while waiting, and refused when this request
-     * used up the allowance.
+     * counted against subject and address, refused while a wait runs. The waits lie *between*
+     * requests: the request counted once a wait has run out goes ahead (and sets the next,
+     * longer wait), so the action is slowed down, never stopped — one request a day from a
+     * stranger cannot keep an owner's reset mail from going out.
      */
     async hit(scope: ThrottleScope, subject: string | undefined, ip: string | undefined, device?: string): Promise<Attempt> {
       const tried = await attempt(scope, subject, ip, device);
-      if (!tried.ok) return tried;
-      const now = clock.now();
-      const subjectWait = secondsUntil(tried.subjectWaitUntil, now);
-      if (subjectWait > 0) return { ok: false, retryAfterSeconds: subjectWait, by: 'subject' };
-      const wait = await failed(scope, ip, tried);
-      return wait > 0 ? { ok: false, retryAfterSeconds: wait, by: 'address' } : tried;
+      if (tried.ok) await failed(scope, ip, tried);
+      return tried;
     },
 
     /**

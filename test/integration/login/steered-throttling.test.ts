@@ -179,6 +179,24 @@ describe('throttling an attacker cannot steer', () => {
       expect(done.status).to.equal(200);
     });
 
+    it('keeps mailing the owner after each wait, however long a stranger keeps asking', async () => {
+      await start(1);
+      const owner = await createAccount(server.registry);
+      // A stranger asks again and again, from fresh addresses, each time a wait has run out.
+      for (let i = 0; i < 8; i += 1) {
+        await forgot(browser(), owner.email, `198.51.100.${i + 1}`);
+        now += 61_000;
+      }
+      const before = resetMails(owner.email).length;
+      expect(before, 'every request made after a wait sent its mail').to.equal(8);
+      // The owner, on a new browser, after the current wait: a new mail, with a working link.
+      const ownBrowser = browser();
+      await forgot(ownBrowser, owner.email, '192.0.2.1');
+      expect(resetMails(owner.email).length).to.equal(before + 1);
+      const link = new URL(linkIn(resetMails(owner.email).at(-1)!, `${server.url}/password/reset`));
+      expect((await ownBrowser.get(link.pathname + link.search)).status).to.equal(200);
+    });
+
     it('sends a fresh link to a browser that signed in with the address before', async () => {
       await start(1);
       const owner = await createAccount(server.registry);
@@ -199,8 +217,8 @@ describe('throttling an attacker cannot steer', () => {
       const before = smtp.messages.length;
       for (let i = 0; i < 4; i += 1) expect((await forgot(browser(), 'gone@example.com', '192.0.2.1')).status).to.equal(200);
       const notices = smtp.messages.slice(before).filter((m) => m.subject === 'Log in to Lanyard with kept@example.com');
-      // Each notice goes to both addresses; two free requests, then the notice waits.
-      expect(notices.length).to.equal(4);
+      // Each notice goes to both addresses; two free requests and the one that starts the wait.
+      expect(notices.length).to.equal(6);
     });
   });
 

@@ -167,12 +167,14 @@ describe('brute-force throttling', () => {
       return res;
     };
     const queued = async () => (await a.registry.db.query<{ n: number }>("SELECT count(*)::int AS n FROM mail_outbox WHERE template = 'password-reset'")).rows[0]!.n;
-    const known = [await request(account.email), await request(account.email), await request(account.email)].map((r) => r.status);
-    const unknown = [await request('ghost@example.com'), await request('ghost@example.com'), await request('ghost@example.com')].map((r) => r.status);
+    const known = [];
+    for (let i = 0; i < 4; i += 1) known.push((await request(account.email)).status);
+    const unknown = [];
+    for (let i = 0; i < 4; i += 1) unknown.push((await request('ghost@example.com')).status);
     // The address's counter holds mails back; only a client address's counter refuses (429).
-    expect(known).to.deep.equal([200, 200, 200]);
+    expect(known).to.deep.equal([200, 200, 200, 200]);
     expect(unknown).to.deep.equal(known);
-    expect(await queued(), 'two free requests mailed, the third held back').to.equal(2);
+    expect(await queued(), 'two free requests and the one that started the wait mailed, the fourth held back').to.equal(3);
   });
 
   it('throttles sign-up requests per address and wrong sign-up codes per sign-up', async () => {
@@ -181,6 +183,8 @@ describe('brute-force throttling', () => {
     const form = await agent.get(`/interaction/${uid}/signup`);
     const start = () => agent.post(`/interaction/${uid}/signup`).type('form').send({ _csrf: csrfFrom(form.text), email: 'new-person@example.com' });
     expect((await start()).status).to.equal(200);
+    expect((await start()).status).to.equal(200);
+    // The one that starts the wait still goes ahead; the next waits.
     expect((await start()).status).to.equal(200);
     expect((await start()).status).to.equal(429);
     await a.registry.background.idle();
