@@ -16,7 +16,8 @@ export function finishedInteractionPage(deps: { interactions: Interactions; view
     try {
       await next();
     } catch (err) {
-      if (!(ctx.method === 'GET' || ctx.method === 'HEAD') || !ctx.path.startsWith('/interaction/') || !isAppError(err) || err.code !== 'interaction.expired') throw err;
+      // GET (Back) or a form sent again (Back twice, then "resubmit"): either way it is done.
+      if (!ctx.path.startsWith('/interaction/') || !isAppError(err) || err.code !== 'interaction.expired') throw err;
       const client = await deps.interactions.finished(ctx);
       if (!client) throw err;
       ctx.state.log?.info({ clientId: client.clientId }, 'finished interaction opened again');

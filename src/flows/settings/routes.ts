@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import { flashMessages } from '../../http/flash.ts';
 import type { Context } from 'koa';
 import type { AccountService } from '../../identity/accounts.ts';
 import type { PasswordResetService } from '../../identity/password-reset.ts';
@@ -99,13 +100,22 @@ export function settingsRoutes(deps: {
 
   router.get('/', signedIn, (ctx) => page(ctx, 200, 'settings/overview', { title: 'Your account', ...nav(ctx, 'overview') }));
 
-  router.get('/password', signedIn, (ctx) => page(ctx, 200, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength }));
+  // Forms that succeed answer 303 to their page with the outcome (Post/Redirect/Get): a reload
+  // shows the page again instead of sending the form twice.
+  const flash = flashMessages({ name: 'lanyard.flash', path: '/account' });
+  const done = (ctx: Context, to: string, outcome: Record<string, string>) => {
+    flash.set(ctx, outcome);
+    ctx.status = 303;
+    ctx.redirect(to);
+  };
+
+  router.get('/password', signedIn, (ctx) => page(ctx, 200, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength, changed: flash.take(ctx).done === 'password' }));
 
   router.post('/password', signedIn, async (ctx) => {
     const input = parseForm(ctx, changePasswordInput);
     const result = await withPassword(ctx, () => deps.passwords.change(account(ctx).id, input.current, input.password, ctx.state.sessionUid as string, requestMeta(ctx)));
     if (!result.ok) return page(ctx, 400, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength }, result.problem);
-    page(ctx, 200, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength, changed: true });
+    done(ctx, '/account/password', { done: 'password' });
   });
 
   router.get('/sessions', signedIn, async (ctx) => {
@@ -164,7 +174,7 @@ export function settingsRoutes(deps: {
   router.get('/profile', signedIn, (ctx) => {
     const outcome = typeof ctx.query.avatar === 'string' ? ctx.query.avatar : '';
     const known = ['avatar.invalid', 'avatar.too_large'].includes(outcome);
-    profilePage(ctx, known ? 400 : 200, { avatarSaved: outcome === 'saved', avatarRemoved: outcome === 'removed' }, known ? outcome : undefined);
+    profilePage(ctx, known ? 400 : 200, { avatarSaved: outcome === 'saved', avatarRemoved: outcome === 'removed', saved: flash.take(ctx).done === 'profile' }, known ? outcome : undefined);
   });
 
   router.post('/profile', signedIn, async (ctx) => {
@@ -172,19 +182,19 @@ export function settingsRoutes(deps: {
     const parsed = profileUpdate.safeParse(body);
     if (!parsed.success) return profilePage(ctx, 400, {}, 'profile.invalid');
     await applyProfileUpdate(deps.accountQueries, account(ctx), parsed.data, new Date(clock.now()));
-    ctx.state.account = await accounts.findById(account(ctx).id);
-    profilePage(ctx, 200, { saved: true });
+    done(ctx, '/account/profile', { done: 'profile' });
   });
 
   router.get('/email', signedIn, async (ctx) => {
-    page(ctx, 200, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), pending: await deps.emailChanges.pending(account(ctx).id), newEmail: '' });
+    const outcome = flash.take(ctx);
+    page(ctx, 200, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), pending: await deps.emailChanges.pending(account(ctx).id), sentTo: outcome.done === 'email' ? outcome.to : undefined, newEmail: '' });
   });
 
   router.post('/email', signedIn, async (ctx) => {
     const input = parseForm(ctx, changeEmailInput);
     const result = await withPassword(ctx, () => deps.emailChanges.request(account(ctx).id, input.password, input.email));
     if (!result.ok) return page(ctx, 400, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), newEmail: input.email }, result.problem);
-    page(ctx, 200, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), sentTo: result.newEmail, newEmail: '' });
+    done(ctx, '/account/email', { done: 'email', to: result.newEmail });
   });
 
   // The link from the new address's inbox. It needs no session: the request was confirmed with

@@ -149,6 +149,11 @@ describe('pages without dead ends (/, end pages, form addresses, finished sign-i
       // A reload of a form's address lands there too.
       const reload = await driver.agent.get(`/interaction/${driver.uids[1]}/consent`).redirects(1);
       expect(reload.text).to.contain('You’re done here');
+      // A form sent again (Back twice, then "resubmit"): done too, and nothing happens twice.
+      const resent = await driver.agent.post(`/interaction/${driver.uids[0]}/password`).type('form')
+        .send({ _csrf: csrfFrom((await driver.agent.get('/password/forgot')).text), email: account.email, password: PASSWORD });
+      expect(resent.status).to.equal(200);
+      expect(resent.text).to.contain('You’re done here');
       // Another browser, or a sign-in that never finished, still hears that it expired.
       const stranger = await supertest(server.url).get(`/interaction/${driver.uids[0]}`).accept('html');
       expect(stranger.status).to.equal(400);

@@ -205,7 +205,7 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     const apps = await agent.get('/account/apps');
     const revoked = await agent.post(`/account/apps/${app.clientId}/revoke`).set('X-Request-Id', 'trace-0123456789').type('form').send({ _csrf: csrfFrom(apps.text) });
     expect(revoked.status).to.equal(303);
-    expect((await submit(agent, '/account/password', '/account/password', { current: PASSWORD, password: 'a different long passphrase' })).status).to.equal(200);
+    expect((await submit(agent, '/account/password', '/account/password', { current: PASSWORD, password: 'a different long passphrase' })).status).to.equal(303);
     expect((await submit(agent, '/account/sessions', '/account/sessions/end-others')).status).to.equal(303);
 
     const { events } = await server.registry.events.page(account.id, { limit: 50 });

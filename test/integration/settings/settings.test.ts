@@ -56,8 +56,11 @@ describe('account settings (/account)', () => {
     expect(common.text).to.contain('That password is too common');
 
     const changed = await post(here, '/account/password', { current: PASSWORD, password: 'a fresh passphrase' });
-    expect(changed.status).to.equal(200);
-    expect(changed.text).to.contain('Your password was changed');
+    // Post/Redirect/Get: the page shows the outcome once, and a reload cannot send the form again.
+    expect(changed.status).to.equal(303);
+    expect(changed.headers.location).to.equal('/account/password');
+    expect((await here.get('/account/password')).text).to.contain('Your password was changed');
+    expect((await here.get('/account/password')).text, 'shown once').to.not.contain('Your password was changed');
     expect((await here.get('/account')).status, 'this browser stays signed in').to.equal(200);
     expect((await elsewhere.get('/account')).status, 'the other browser is signed out').to.equal(303);
     expect((await server.registry.accounts.authenticate(account.email, 'a fresh passphrase')).ok).to.equal(true);

@@ -1,0 +1,27 @@
+import type { Context } from 'koa';
+
+/**
+ * One outcome carried across a redirect, so a form that succeeded answers with 303 to its page
+ * (Post/Redirect/Get): reloading the page then shows it again instead of sending the form a
+ * second time (a changed password re-sent with the old one would fail, and count as a guess).
+ * Signed with the cookie keys, HttpOnly, a minute long, read once.
+ */
+export function flashMessages(options: { name: string; path: string }) {
+  const { name, path } = options;
+  return {
+    set(ctx: Context, value: Record<string, string>): void {
+      ctx.cookies.set(name, Buffer.from(JSON.stringify(value)).toString('base64url'), { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path, maxAge: 60_000, overwrite: true });
+    },
+    take(ctx: Context): Record<string, string> {
+      const raw = ctx.cookies.get(name, { signed: true });
+      if (raw === undefined) return {};
+      ctx.cookies.set(name, null, { path });
+      try {
+        const value = JSON.parse(Buffer.from(raw, 'base64url').toString()) as unknown;
+        return value && typeof value === 'object' && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v === 'string')) as Record<string, string> : {};
+      } catch {
+        return {};
+      }
+    },
+  };
+}
