@@ -37,6 +37,11 @@ const SCOPE_TEXT: Record<string, string> = {
   offline_access: 'Keep access to this information when you’re not using it',
 };
 
+/** A granted scope as the person reads it (the consent page's words), for "Connected apps". */
+export function describeScope(scope: string): string {
+  return SCOPE_TEXT[scope] ?? scope;
+}
+
 /** Each claim as the person reads it. */
 const CLAIM_LABEL: Record<string, string> = {
   sub: 'An identifier for your account',

@@ -18,7 +18,8 @@ export function devMailboxRoutes(mailbox: DevMailbox, views: Views) {
         subject: m.subject,
         deliveredAt: m.deliveredAt.toISOString(),
         text: m.text,
-        links: [...new Set(m.text.match(/https?:\/\/\S+/g) ?? [])],
+        // A link written in parentheses or ending a sentence does not take the punctuation with it.
+        links: [...new Set((m.text.match(/https?:\/\/\S+/g) ?? []).map((l) => l.replace(/[).,;:!?'"]+$/, '')))],
       })),
     });
   });

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { flashMessages } from '../../http/flash.ts';
+import { describeScope } from '../../identity/claims-release.ts';
 import type { Context } from 'koa';
 import type { AccountService } from '../../identity/accounts.ts';
 import type { PasswordResetService } from '../../identity/password-reset.ts';
@@ -150,7 +151,7 @@ export function settingsRoutes(deps: {
 
   router.get('/apps', signedIn, async (ctx) => {
     const apps = (await activity.connectedApps(account(ctx).id, new Date(clock.now()))).filter((a) => a.client_id !== ACCOUNT_CLIENT_ID);
-    page(ctx, 200, 'settings/apps', { title: 'Connected apps', ...nav(ctx, 'apps'), apps: apps.map((a) => ({ ...a, name: a.name ?? a.client_id, scopes: a.scopes.split(' ').filter(Boolean) })) });
+    page(ctx, 200, 'settings/apps', { title: 'Connected apps', ...nav(ctx, 'apps'), apps: apps.map((a) => ({ ...a, name: a.name ?? a.client_id, scopes: a.scopes.split(' ').filter(Boolean).map(describeScope) })) });
   });
 
   router.post('/apps/:clientId/revoke', signedIn, async (ctx) => {
