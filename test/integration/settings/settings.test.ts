@@ -103,7 +103,7 @@ describe('account settings (/account)', () => {
 
     const agent = await signIn(account.email);
     const apps = await agent.get('/account/apps');
-    expect(apps.text).to.contain('Board Exporter').and.contain('openid, email');
+    expect(apps.text).to.contain('Board Exporter').and.contain('Know who you are when you log in · See your email address');
     expect(apps.text).not.to.contain('Lanyard account settings');
     expect((await post(agent, `/account/apps/${app.clientId}/revoke`)).status).to.equal(303);
     expect((await agent.get('/account/apps')).text).not.to.contain('Board Exporter');
