@@ -49,11 +49,11 @@ import { createThrottleQueries } from './persistence/queries/throttles.ts';
 import { createTwoStepService, type TwoStepService } from './identity/two-step.ts';
 import { createTwoStepQueries } from './persistence/queries/two-step.ts';
 import { createTrelloQueries, type TrelloQueries } from './persistence/queries/trello.ts';
-import { createTrelloLinking, type TrelloLinking } from './identity/trello/linking.ts';
-import { createBulkMigration, type BulkMigration } from './identity/trello/bulk-migration.ts';
-import { createLinkWebhook, type LinkWebhook } from './identity/trello/link-webhook.ts';
-import { createFederatedLogin, type FederatedLogin } from './identity/federated-login.ts';
-import { createGoogleClient, type GoogleClient } from './upstream/google.ts';
+import { createTrelloLinking, type TrelloLinking } from './legacy-trello/linking.ts';
+import { createBulkMigration, type BulkMigration } from './legacy-trello/bulk-migration.ts';
+import { createLinkWebhook, type LinkWebhook } from './legacy-trello/link-webhook.ts';
+import { createFederatedLogin, type FederatedLogin } from './federation/federated-login.ts';
+import { createGoogleClient, type GoogleClient } from './federation/google.ts';
 import { createClaimsRelease, type ClaimsRelease } from './identity/claims-release.ts';
 
 /**
