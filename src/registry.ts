@@ -246,8 +246,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     });
     if (options.deliver !== false) delivery.start(config.mailPollSeconds);
 
-    const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, clock, logger });
     const activity = createAccountActivityQueries(db);
+    const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, activity, clock, logger });
     const twoStepQueries = createTwoStepQueries(db);
     const accountClosure = createAccountClosureService({
       db,

@@ -19,6 +19,8 @@ import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts
  * attached, and the "member linked" event for Trello is queued. A process killed at any point
  * leaves the old state or the new one. There is no unlink.
  */
+export type { TrelloMemberRow };
+
 export type LinkMethod = 'password' | 'google' | 'manual' | 'bulk';
 
 export interface LinkPlan {
