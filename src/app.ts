@@ -135,21 +135,18 @@ export function createApp(registry: Registry): LanyardApp {
   forms.use(settingsRoutes({
     issuer: config.issuer,
     views,
-    clock: registry.clock,
     sessions: registry.browserSessions,
     accounts,
     passwords: registry.passwordResets,
     accountSessions: registry.accountSessions,
-    activity: registry.activity,
     closure: registry.accountClosure,
     emailChanges: registry.emailChanges,
-    accountQueries: registry.accountQueries,
     events,
     throttle,
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());
-  const api = profileApiRoutes({ accounts, queries: registry.accountQueries, sessions: registry.browserSessions, avatars: registry.avatars, clock: registry.clock, issuer: config.issuer, csrfKey: registry.csrfKey });
+  const api = profileApiRoutes({ accounts, sessions: registry.browserSessions, avatars: registry.avatars, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([routesOf(api), api.allowedMethods() as Koa.Middleware])));
   const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });
   const trelloApi = trelloApiRoutes({ linking: registry.trello.linking, accounts, sessions: registry.browserSessions, trelloClientId: config.trello.clientId });

@@ -15,7 +15,9 @@ import { createOidcPayloadQueries, type OidcPayloadQueries } from './persistence
 import { createSigningKeyQueries } from './persistence/queries/signing-keys.ts';
 import { createAccountService, type AccountService } from './identity/accounts.ts';
 import { createPasswordHasher, type PasswordHasher } from './identity/password-hasher.ts';
-import { createPostgresAdapter } from './oidc/adapter.ts';
+import { createPostgresAdapter, sweepExpiredPayloads } from './oidc/adapter.ts';
+import { listenToProviderEvents } from './oidc/provider-events.ts';
+import { createSweeper, type Sweeper } from './shared/sweeper.ts';
 import { createClientService, type ClientService } from './oidc/clients.ts';
 import { createInteractions, type Interactions } from './oidc/interactions.ts';
 import { createProvider } from './oidc/provider.ts';
@@ -49,11 +51,11 @@ import { createThrottleQueries } from './persistence/queries/throttles.ts';
 import { createTwoStepService, type TwoStepService } from './identity/two-step.ts';
 import { createTwoStepQueries } from './persistence/queries/two-step.ts';
 import { createTrelloQueries, type TrelloQueries } from './persistence/queries/trello.ts';
-import { createTrelloLinking, type TrelloLinking } from './identity/trello/linking.ts';
-import { createBulkMigration, type BulkMigration } from './identity/trello/bulk-migration.ts';
-import { createLinkWebhook, type LinkWebhook } from './identity/trello/link-webhook.ts';
-import { createFederatedLogin, type FederatedLogin } from './identity/federated-login.ts';
-import { createGoogleClient, type GoogleClient } from './upstream/google.ts';
+import { createTrelloLinking, type TrelloLinking } from './legacy-trello/linking.ts';
+import { createBulkMigration, type BulkMigration } from './legacy-trello/bulk-migration.ts';
+import { createLinkWebhook, type LinkWebhook } from './legacy-trello/link-webhook.ts';
+import { createFederatedLogin, type FederatedLogin } from './federation/federated-login.ts';
+import { createGoogleClient, type GoogleClient } from './federation/google.ts';
 import { createClaimsRelease, type ClaimsRelease } from './identity/claims-release.ts';
 
 /**
@@ -161,7 +163,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
   const clock = options.clock ?? systemClock;
   const ownsDb = !options.db;
   const db = options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) }));
-  const timers: NodeJS.Timeout[] = [];
+  let sweeper: Sweeper | undefined;
 
   try {
     if (options.migrate !== false) {
@@ -246,8 +248,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     });
     if (options.deliver !== false) delivery.start(config.mailPollSeconds);
 
-    const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, clock, logger });
     const activity = createAccountActivityQueries(db);
+    const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, activity, clock, logger });
     const twoStepQueries = createTwoStepQueries(db);
     const accountClosure = createAccountClosureService({
       db,
@@ -258,31 +260,12 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       issuer: config.issuer,
       graceDays: config.accountDeletionGraceDays,
       signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
-      forget: async (ids) => {
-        await activity.forgetAccounts(ids);
-        await twoStepQueries.forgetAccounts(ids);
-        await trelloQueries.forgetAccounts(ids);
-        await events.forgetAccounts(ids);
-      },
+      forgetters: [activity, twoStepQueries, trelloQueries, events],
+      logger,
       events,
     });
     await clients.ensureInternal(ACCOUNT_CLIENT_ID, 'Lanyard account settings', `${config.issuer}/account/callback`);
-    // Record the device and address of each session as an authorization completes, for the
-    // "Sessions" settings page. Off the response path: a failure is logged, never shown.
-    provider.on('authorization.success', (ctx) => {
-      const session = ctx.oidc.session;
-      if (!session?.accountId || !session.uid) return;
-      activity.touch({ sessionUid: session.uid, accountId: session.accountId, userAgent: ctx.get('user-agent').slice(0, 300) || null, ip: ctx.ip || null, now: new Date(clock.now()) })
-        .catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording session activity failed'));
-    });
-    // Logouts end in the engine (RP-initiated logout, OIDC RP-Initiated Logout 1.0 §2); the
-    // session object still names its account when the event fires.
-    provider.on('end_session.success', (ctx) => {
-      const accountId = ctx.oidc.session?.accountId;
-      if (!accountId) return;
-      events.record({ type: 'logout', accountId }, { ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null, requestId: (ctx.state.requestId as string | undefined) ?? null, clientId: ctx.oidc.client?.clientId ?? null })
-        .catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a logout failed'));
-    });
+    listenToProviderEvents({ provider, activity, events, clock, logger });
     const trelloLinking = createTrelloLinking({ db, trello: trelloQueries, accounts: accountQueries, hasher, outbox, events, clock, issuer: config.issuer });
     const resetTokens = createPasswordResetQueries(db);
     const linkWebhook = createLinkWebhook({
@@ -319,27 +302,15 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       ttlSeconds: config.signupCodeTtl,
     });
 
-    if (config.sweepIntervalSeconds > 0) {
-      // Expired protocol rows are deleted in small batches in the background; lookups already
-      // ignore them, so sweeping late is harmless and never blocks a request.
-      const sweep = async () => {
-        try {
-          let removed = 0;
-          for (let batch = 0; batch < 20; batch += 1) {
-            const n = await oidcPayloads.sweepExpired(new Date(clock.now()), 500);
-            removed += n;
-            if (n < 500) break;
-          }
-          if (removed) logger.debug({ removed }, 'expired protocol rows swept');
-          await throttle.sweep();
-          const erased = await accountClosure.eraseDue();
-          if (erased.length) logger.info({ accountIds: erased }, 'closed accounts erased after their grace period');
-        } catch (err) {
-          logger.warn({ err: { message: (err as Error).message } }, 'sweeping expired rows failed');
-        }
-      };
-      timers.push(setInterval(() => void sweep(), config.sweepIntervalSeconds * 1000).unref());
-    }
+    sweeper = createSweeper({
+      logger,
+      tasks: [
+        { name: 'expired protocol rows', run: () => sweepExpiredPayloads({ queries: oidcPayloads, clock, logger }) },
+        { name: 'throttle counters', run: () => throttle.sweep() },
+        { name: 'closed accounts', run: () => accountClosure.sweep() },
+      ],
+    });
+    sweeper.start(config.sweepIntervalSeconds);
 
     // Started last: nothing below can fail and leave its timer running.
     if (options.deliver !== false) linkWebhook.start(config.mailPollSeconds);
@@ -411,7 +382,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       codeKey,
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),
       async close() {
-        timers.forEach(clearInterval);
+        sweeper?.stop();
         await background.idle();
         await delivery.stop();
         await linkWebhook.stop();
@@ -419,7 +390,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       },
     };
   } catch (err) {
-    timers.forEach(clearInterval);
+    sweeper?.stop();
     if (ownsDb) await db.close().catch(() => {});
     throw err;
   }

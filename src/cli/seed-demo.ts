@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import bcrypt from 'bcryptjs';
 import { randomSecret } from '../shared/ids.ts';
-import { importMembers } from '../identity/trello/legacy-import.ts';
+import { importMembers } from '../legacy-trello/legacy-import.ts';
 import type { Registry } from '../registry.ts';
 
 /** The demo relying parties: our four products as first-party web clients, and Trello's mobile app. */

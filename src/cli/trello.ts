@@ -1,7 +1,7 @@
 import { createReadStream, statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Registry } from '../registry.ts';
-import { importMembers } from '../identity/trello/legacy-import.ts';
+import { importMembers } from '../legacy-trello/legacy-import.ts';
 import { progressLines } from './progress-lines.ts';
 
 /**

@@ -2,6 +2,7 @@ import type { Database } from '../persistence/db.ts';
 import type { AccountQueries } from '../persistence/queries/accounts.ts';
 import type { Outbox } from '../mail/outbox.ts';
 import type { Clock } from '../shared/clock.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 import type { RequestMeta, SecurityEvents } from './security-events.ts';
 
@@ -22,11 +23,21 @@ export function createAccountClosureService(deps: {
   issuer: string;
   graceDays: number;
   signOutEverywhere: (accountId: string) => Promise<unknown>;
-  /** Removes what other tables hold about erased accounts. */
-  forget: (accountIds: string[]) => Promise<void>;
+  /** What other tables hold about accounts, each asked to forget the erased ones, in this order. */
+  forgetters: Array<{ forgetAccounts(accountIds: string[]): Promise<void> }>;
+  logger: Logger;
   events: SecurityEvents;
 }) {
   const { db, accounts, hasher, outbox, clock } = deps;
+
+  /** Erases accounts whose grace period is over; returns their ids. */
+  async function eraseDue(limit = 500): Promise<string[]> {
+    const ids = await db.transaction((tx) => accounts.eraseDue(tx, new Date(clock.now()), limit));
+    if (ids.length) {
+      for (const forgetter of deps.forgetters) await forgetter.forgetAccounts(ids);
+    }
+    return ids;
+  }
 
   return {
     async close(accountId: string, password: string, meta: RequestMeta = {}): Promise<CloseResult> {
@@ -49,11 +60,12 @@ export function createAccountClosureService(deps: {
       return { ok: true, deleteAfter };
     },
 
-    /** Erases accounts whose grace period is over; returns their ids. */
-    async eraseDue(limit = 500): Promise<string[]> {
-      const ids = await db.transaction((tx) => accounts.eraseDue(tx, new Date(clock.now()), limit));
-      if (ids.length) await deps.forget(ids);
-      return ids;
+    eraseDue,
+
+    /** The sweeper's task: erases what is due and says so once. */
+    async sweep(): Promise<void> {
+      const erased = await eraseDue();
+      if (erased.length) deps.logger.info({ accountIds: erased }, 'closed accounts erased after their grace period');
     },
   };
 }

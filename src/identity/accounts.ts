@@ -5,6 +5,7 @@ import type { AccountQueries, AccountRow } from '../persistence/queries/accounts
 import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 import { MAX_PASSWORD_LENGTH } from './password-policy.ts';
+import { applyProfileUpdate, type ProfileUpdate } from './profile.ts';
 
 export type { AccountRow };
 
@@ -29,6 +30,9 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
 
   return {
     findById: (id: string) => accounts.findById(id),
+
+    /** Saves the profile fields and visibilities the person sent; the others keep their values. */
+    updateProfile: (account: AccountRow, input: ProfileUpdate) => applyProfileUpdate(accounts, account, input, new Date(clock.now())),
 
     async findByEmail(emailInput: string): Promise<AccountRow | undefined> {
       const email = normalizeEmail(emailInput);

@@ -86,7 +86,9 @@ export const profileUpdate = z.object({
 }).strict();
 
 /** Applies a validated update to an account (used by the API and the settings page). */
-export async function applyProfileUpdate(queries: AccountQueries, account: AccountRow, input: z.infer<typeof profileUpdate>, now: Date): Promise<void> {
+export type ProfileUpdate = z.infer<typeof profileUpdate>;
+
+export async function applyProfileUpdate(queries: AccountQueries, account: AccountRow, input: ProfileUpdate, now: Date): Promise<void> {
   const pick = (key: keyof typeof input, current: string | null) => (input[key] === undefined ? current : ((input[key] as string | null) || null));
   await queries.updateProfile(account.id, {
     name: pick('name', account.name),

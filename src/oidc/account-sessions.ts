@@ -1,5 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { Database } from '../persistence/db.ts';
+import type { AccountActivityQueries } from '../persistence/queries/account-activity.ts';
 import type { OidcPayloadQueries } from '../persistence/queries/oidc-payloads.ts';
 import type { Clock } from '../shared/clock.ts';
 import { sha256 } from '../shared/crypto.ts';
@@ -16,8 +17,8 @@ interface Authorization {
  * and refresh tokens is revoked, in one transaction; then each client that was part of an ended
  * session gets a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.5), as at a logout.
  */
-export function createAccountSessions(deps: { provider: Provider; db: Database; queries: OidcPayloadQueries; clock: Clock; logger: Logger }) {
-  const { provider, db, queries, clock, logger } = deps;
+export function createAccountSessions(deps: { provider: Provider; db: Database; queries: OidcPayloadQueries; activity: AccountActivityQueries; clock: Clock; logger: Logger }) {
+  const { provider, db, queries, activity, clock, logger } = deps;
 
   async function notify(accountId: string, notices: Array<{ clientId: string; sid: string }>): Promise<number> {
     const results = await Promise.allSettled(notices.map(async ({ clientId, sid }) => {
@@ -36,6 +37,15 @@ export function createAccountSessions(deps: { provider: Provider; db: Database; 
   }
 
   return {
+    /** Live sessions of the account with the device, address and clients of each (the "Sessions" settings page). */
+    list: (accountId: string) => activity.sessions(accountId, new Date(clock.now())),
+
+    /** Clients the account has granted access to, with the scopes granted (the "Connected apps" page). */
+    connectedApps: (accountId: string) => activity.connectedApps(accountId, new Date(clock.now())),
+
+    /** Revokes every grant of the account for one client, with their tokens and codes. */
+    revokeClient: (accountId: string, clientId: string) => activity.revokeClient(accountId, clientId),
+
     /** Signs out one session of the account (the "Sessions" settings page). False if it is not the account's. */
     async endOne(accountId: string, sessionUid: string): Promise<boolean> {
       const notices: Array<{ clientId: string; sid: string }> = [];

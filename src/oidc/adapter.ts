@@ -2,6 +2,7 @@ import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { sha256 } from '../shared/crypto.ts';
 import { containsNul } from '../shared/nul.ts';
 import type { Clock } from '../shared/clock.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { OidcPayloadQueries } from '../persistence/queries/oidc-payloads.ts';
 
 /**
@@ -87,4 +88,19 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock)
       await queries.revokeByGrantId(this.model, grantId);
     }
   };
+}
+
+/**
+ * Deletes expired engine rows in batches of 500 (at most 20 per call): small batches keep locks
+ * short while requests run, and lookups already ignore expired rows. Returns how many went.
+ */
+export async function sweepExpiredPayloads(deps: { queries: OidcPayloadQueries; clock: Clock; logger: Logger }): Promise<number> {
+  let removed = 0;
+  for (let batch = 0; batch < 20; batch += 1) {
+    const n = await deps.queries.sweepExpired(new Date(deps.clock.now()), 500);
+    removed += n;
+    if (n < 500) break;
+  }
+  if (removed) deps.logger.debug({ removed }, 'expired protocol rows swept');
+  return removed;
 }

@@ -15,6 +15,9 @@ import { protocolErrors, TemporarilyUnavailable, withProtocolErrors } from './un
 /** Custom client metadata that marks our own products: no consent screen for them. */
 export const FIRST_PARTY = 'lanyard_first_party';
 
+/** The engine's types the pages below receive, so that their implementation (src/flows/logout/pages.ts) need not import the engine. */
+export type { KoaContextWithOIDC, ErrorOut };
+
 export interface ProviderPages {
   /** The page for a protocol error that cannot go back to the client (renderError). */
   error(ctx: KoaContextWithOIDC, out: ErrorOut): string;

@@ -1,12 +1,10 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { bodyParser } from '@koa/bodyparser';
-import type { AccountService } from '../identity/accounts.ts';
-import { applyProfileUpdate, initialsAvatar, profileUpdate, visibilityOf, visibleProfile, type Viewer } from '../identity/profile.ts';
-import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
+import type { AccountRow, AccountService } from '../identity/accounts.ts';
+import { initialsAvatar, profileUpdate, visibilityOf, visibleProfile, type Viewer } from '../identity/profile.ts';
 import type { BrowserSessions } from '../oidc/browser-session.ts';
 import type { AvatarService } from '../identity/avatars.ts';
-import type { Clock } from '../shared/clock.ts';
 import { AppError } from '../shared/errors.ts';
 import { csrfProtection } from '../http/csrf.ts';
 import { parseForm } from '../http/validate.ts';
@@ -23,7 +21,7 @@ const ACCOUNT_ID = /^acc_[A-Za-z0-9_-]{22}$/;
  * - GET /avatars/:id.svg: the initials avatar, when the picture is visible to the viewer.
  * The same person is "self"; organizations do not exist yet, so everyone else is "anyone".
  */
-export function profileApiRoutes(deps: { accounts: AccountService; queries: AccountQueries; sessions: BrowserSessions; avatars: AvatarService; clock: Clock; issuer: string; csrfKey: Buffer }) {
+export function profileApiRoutes(deps: { accounts: AccountService; sessions: BrowserSessions; avatars: AvatarService; issuer: string; csrfKey: Buffer }) {
   const { accounts, sessions, issuer } = deps;
   const router = new Router();
 
@@ -54,7 +52,7 @@ export function profileApiRoutes(deps: { accounts: AccountService; queries: Acco
     const account = session ? await activeAccount(session.accountId) : undefined;
     if (!account) throw new AppError('api.unauthenticated', 401);
     const input = parseForm(ctx, profileUpdate);
-    await applyProfileUpdate(deps.queries, account, input, new Date(deps.clock.now()));
+    await accounts.updateProfile(account, input);
     const updated = (await activeAccount(account.id))!;
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { ...present(updated, 'self'), visibility: visibilityOf(updated) };

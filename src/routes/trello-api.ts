@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { AccountService } from '../identity/accounts.ts';
 import { normalizeEmail } from '../identity/email-address.ts';
-import type { TrelloLinking } from '../identity/trello/linking.ts';
+import type { TrelloLinking } from '../legacy-trello/linking.ts';
 import type { BrowserSessions } from '../oidc/browser-session.ts';
 import { AppError } from '../shared/errors.ts';
 

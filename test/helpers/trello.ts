@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import bcrypt from 'bcryptjs';
 import type { Registry } from '../../src/registry.ts';
-import { importMembers } from '../../src/identity/trello/legacy-import.ts';
+import { importMembers } from '../../src/legacy-trello/legacy-import.ts';
 
 export const TRELLO_PASSWORD = 'my old trello password';
 /** Cost 4 keeps tests fast; the import accepts any cost from 4 to 31. */

@@ -1,9 +1,9 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import type { FederatedLogin } from '../../identity/federated-login.ts';
-import type { TrelloLinking } from '../../identity/trello/linking.ts';
+import type { FederatedLogin } from '../../federation/federated-login.ts';
+import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 import type { Interactions } from '../../oidc/interactions.ts';
-import type { GoogleClient } from '../../upstream/google.ts';
+import type { GoogleClient } from '../../federation/google.ts';
 import { AppError } from '../../shared/errors.ts';
 import type { SecretBox } from '../../shared/crypto.ts';
 import { messageFor } from '../../http/messages.ts';
@@ -22,7 +22,7 @@ import type { SecondStep } from './second-step.ts';
  *    interaction cookie is scoped to /interaction/<uid>, so this only bounces the browser, with
  *    the same query, to …
  * 3. GET /interaction/:uid/google/callback — code exchanged (state, nonce, PKCE checked by
- *    openid-client), the account resolved (src/identity/federated-login.ts), then the same
+ *    openid-client), the account resolved (src/federation/federated-login.ts), then the same
  *    second-step logic as a password login, with amr ["fed"].
  */
 const COOKIE = 'lanyard.google';

@@ -14,7 +14,7 @@ import { parseForm } from '../../http/validate.ts';
 import { identifyInput, passwordInput } from './schema.ts';
 import type { SecondStep } from './second-step.ts';
 import type { TrelloMigration } from './trello-migration.ts';
-import type { TrelloLinking } from '../../identity/trello/linking.ts';
+import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 import type { DeviceCookies } from '../../http/device-cookie.ts';
 import type { Background } from '../../shared/background.ts';
 

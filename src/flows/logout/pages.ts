@@ -1,5 +1,4 @@
-import type { KoaContextWithOIDC, ErrorOut } from 'oidc-provider';
-import type { ProviderPages } from '../../oidc/provider.ts';
+import type { ErrorOut, KoaContextWithOIDC, ProviderPages } from '../../oidc/provider.ts';
 import { messageFor, messages } from '../../http/messages.ts';
 import type { Views } from '../../http/views.ts';
 

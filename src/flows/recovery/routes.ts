@@ -11,7 +11,7 @@ import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { forgotInput, resetInput } from './schema.ts';
 import type { DeviceCookies } from '../../http/device-cookie.ts';
-import type { TrelloLinking } from '../../identity/trello/linking.ts';
+import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 
 /**
  * Password reset pages (docs/flows/password-reset.md). The request page answers the same way

@@ -8,8 +8,6 @@ import type { AccountClosureService } from '../../identity/account-closure.ts';
 import type { EmailChangeService } from '../../identity/email-change.ts';
 import type { AccountSessions } from '../../oidc/account-sessions.ts';
 import { ACCOUNT_CLIENT_ID, type BrowserSessions } from '../../oidc/browser-session.ts';
-import type { AccountActivityQueries } from '../../persistence/queries/account-activity.ts';
-import type { Clock } from '../../shared/clock.ts';
 import { constantTimeEqual } from '../../shared/crypto.ts';
 import { randomSecret } from '../../shared/ids.ts';
 import { messageFor, waitMessage, type PageError } from '../../http/messages.ts';
@@ -20,8 +18,7 @@ import { settingsKit } from './gate.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { changeEmailInput, changePasswordInput, closeAccountInput } from './schema.ts';
-import { PROFILE_FIELDS, applyProfileUpdate, profileUpdate, visibilityOf } from '../../identity/profile.ts';
-import type { AccountQueries } from '../../persistence/queries/accounts.ts';
+import { PROFILE_FIELDS, profileUpdate, visibilityOf } from '../../identity/profile.ts';
 
 const STATE_COOKIE = 'lanyard.account_state';
 
@@ -42,21 +39,18 @@ export function describeDevice(userAgent: string | null): string {
 export function settingsRoutes(deps: {
   issuer: string;
   views: Views;
-  clock: Clock;
   sessions: BrowserSessions;
   accounts: AccountService;
   passwords: PasswordResetService;
   accountSessions: AccountSessions;
-  activity: AccountActivityQueries;
   closure: AccountClosureService;
   emailChanges: EmailChangeService;
-  accountQueries: AccountQueries;
   events: SecurityEvents;
   throttle: Throttle;
   graceDays: number;
   minLength: number;
 }) {
-  const { views, sessions, accounts, activity, clock } = deps;
+  const { views, sessions, accounts, accountSessions } = deps;
   const router = new Router({ prefix: '/account' });
 
   const { page, signedIn, account, nav } = settingsKit({ views, sessions, accounts });
@@ -120,7 +114,7 @@ export function settingsRoutes(deps: {
   });
 
   router.get('/sessions', signedIn, async (ctx) => {
-    const list = await activity.sessions(account(ctx).id, new Date(clock.now()));
+    const list = await accountSessions.list(account(ctx).id);
     page(ctx, 200, 'settings/sessions', {
       title: 'Where you’re logged in',
       ...nav(ctx, 'sessions'),
@@ -150,12 +144,12 @@ export function settingsRoutes(deps: {
   });
 
   router.get('/apps', signedIn, async (ctx) => {
-    const apps = (await activity.connectedApps(account(ctx).id, new Date(clock.now()))).filter((a) => a.client_id !== ACCOUNT_CLIENT_ID);
+    const apps = (await accountSessions.connectedApps(account(ctx).id)).filter((a) => a.client_id !== ACCOUNT_CLIENT_ID);
     page(ctx, 200, 'settings/apps', { title: 'Connected apps', ...nav(ctx, 'apps'), apps: apps.map((a) => ({ ...a, name: a.name ?? a.client_id, scopes: a.scopes.split(' ').filter(Boolean).map(describeScope) })) });
   });
 
   router.post('/apps/:clientId/revoke', signedIn, async (ctx) => {
-    await activity.revokeClient(account(ctx).id, ctx.params.clientId!);
+    await accountSessions.revokeClient(account(ctx).id, ctx.params.clientId!);
     await deps.events.record({ type: 'grant.revoked', accountId: account(ctx).id, detail: { client: ctx.params.clientId } }, requestMeta(ctx, ctx.params.clientId));
     ctx.state.log?.info({ accountId: account(ctx).id, clientId: ctx.params.clientId }, 'grant revoked by the user');
     ctx.status = 303;
@@ -182,7 +176,7 @@ export function settingsRoutes(deps: {
     const { _csrf: _token, ...body } = (ctx.request.body ?? {}) as Record<string, unknown>;
     const parsed = profileUpdate.safeParse(body);
     if (!parsed.success) return profilePage(ctx, 400, {}, 'profile.invalid');
-    await applyProfileUpdate(deps.accountQueries, account(ctx), parsed.data, new Date(clock.now()));
+    await accounts.updateProfile(account(ctx), parsed.data);
     done(ctx, '/account/profile', { done: 'profile' });
   });
 

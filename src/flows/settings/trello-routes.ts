@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountService } from '../../identity/accounts.ts';
 import type { Throttle } from '../../identity/throttle.ts';
-import type { TrelloLinking } from '../../identity/trello/linking.ts';
+import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 import type { BrowserSessions } from '../../oidc/browser-session.ts';
 import type { SecretBox } from '../../shared/crypto.ts';
 import { waitMessage } from '../../http/messages.ts';

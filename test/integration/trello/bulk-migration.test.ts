@@ -6,7 +6,7 @@ import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
 import { importLegacy, legacyMember } from '../../helpers/trello.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
 import supertest from 'supertest';
-import { CONFLICT, type BulkOutcome } from '../../../src/identity/trello/bulk-migration.ts';
+import { CONFLICT, type BulkOutcome } from '../../../src/legacy-trello/bulk-migration.ts';
 
 describe('legacy Trello accounts: migrating the rest in bulk', () => {
   let smtp: TestSmtp;

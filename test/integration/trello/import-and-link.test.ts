@@ -4,7 +4,7 @@ import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase, testDatabase } from '../../helpers/db.ts';
 import { createAccount } from '../../helpers/factories.ts';
 import { importLegacy, legacyMember } from '../../helpers/trello.ts';
-import { importMembers } from '../../../src/identity/trello/legacy-import.ts';
+import { importMembers } from '../../../src/legacy-trello/legacy-import.ts';
 
 describe('legacy Trello accounts: import and linking rules', () => {
   let server: TestServer;

@@ -9,7 +9,7 @@ import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
 import { PageDriver } from '../../helpers/login-driver.ts';
 import { importLegacy, legacyMember } from '../../helpers/trello.ts';
-import { SIGNATURE_HEADER } from '../../../src/identity/trello/link-webhook.ts';
+import { SIGNATURE_HEADER } from '../../../src/legacy-trello/link-webhook.ts';
 
 /** A webhook receiver on 127.0.0.1 that answers with the statuses queued in `answers` (then 204). */
 async function startWebhookReceiver() {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { chooseEmail, kindChanges, looksPersonal, pickableEmails, rankEmails } from '../../../src/identity/trello/email-choice.ts';
+import { chooseEmail, kindChanges, looksPersonal, pickableEmails, rankEmails } from '../../../src/legacy-trello/email-choice.ts';
 import type { TrelloEmail } from '../../../src/persistence/queries/trello.ts';
 
 const e = (email: string, o: Partial<TrelloEmail> = {}): TrelloEmail => ({ email, verified: false, is_primary: false, last_used_at: null, added_at: null, ...o });

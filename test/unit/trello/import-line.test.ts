@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { parseLine } from '../../../src/identity/trello/legacy-import.ts';
+import { parseLine } from '../../../src/legacy-trello/legacy-import.ts';
 
 const HASH = '$2b$10$akNXbQt/L4iu2ZNZF2Z1veCzA90Cp1.vvKJ9br0Zl7zs8KvS0ygx2';
 const good = { id: 'm1', username: 'ada', fullName: 'Ada', passwordHash: HASH, emails: [{ address: ' Ada@Example.com ', verified: true, primary: true, lastUsedAt: '2025-03-01T10:00:00Z' }] };

@@ -3,10 +3,10 @@ import { newId } from '../shared/ids.ts';
 import type { Database } from '../persistence/db.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import type { TrelloMemberRow, TrelloQueries } from '../persistence/queries/trello.ts';
-import { normalizeEmail } from './email-address.ts';
-import type { RequestMeta, SecurityEvents } from './security-events.ts';
-import { rankEmails } from './trello/email-choice.ts';
-import type { TrelloLinking } from './trello/linking.ts';
+import { normalizeEmail } from '../identity/email-address.ts';
+import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts';
+import { rankEmails } from '../legacy-trello/email-choice.ts';
+import type { TrelloLinking } from '../legacy-trello/linking.ts';
 
 /**
  * Which account a "Continue with Google" login belongs to (docs/flows/trello-migration.md,

@@ -1,9 +1,9 @@
-import { sha256 } from '../../shared/crypto.ts';
-import { randomSecret } from '../../shared/ids.ts';
-import type { Clock } from '../../shared/clock.ts';
-import type { PasswordResetQueries } from '../../persistence/queries/password-reset-tokens.ts';
-import type { TrelloMemberRow, TrelloQueries } from '../../persistence/queries/trello.ts';
-import type { Outbox } from '../../mail/outbox.ts';
+import { sha256 } from '../shared/crypto.ts';
+import { randomSecret } from '../shared/ids.ts';
+import type { Clock } from '../shared/clock.ts';
+import type { PasswordResetQueries } from '../persistence/queries/password-reset-tokens.ts';
+import type { TrelloMemberRow, TrelloQueries } from '../persistence/queries/trello.ts';
+import type { Outbox } from '../mail/outbox.ts';
 import { chooseEmail, rankEmails } from './email-choice.ts';
 import type { TrelloLinking } from './linking.ts';
 

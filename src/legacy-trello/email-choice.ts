@@ -1,4 +1,4 @@
-import type { TrelloEmail } from '../../persistence/queries/trello.ts';
+import type { TrelloEmail } from '../persistence/queries/trello.ts';
 
 /**
  * Which of a Trello member's addresses the account keeps (docs/flows/trello-migration.md):

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
-import type { Clock } from '../../shared/clock.ts';
-import type { Logger } from '../../shared/logger.ts';
-import type { LinkEventRow, TrelloQueries } from '../../persistence/queries/trello.ts';
+import type { Clock } from '../shared/clock.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { LinkEventRow, TrelloQueries } from '../persistence/queries/trello.ts';
 
 /**
  * Tells Trello that a member was linked (docs/decisions/0014-trello-link-webhook.md): a JSON POST

@@ -1,14 +1,14 @@
 import bcrypt from 'bcryptjs';
-import type { Clock } from '../../shared/clock.ts';
-import { AppError } from '../../shared/errors.ts';
-import { newId } from '../../shared/ids.ts';
-import type { Database, Queryable } from '../../persistence/db.ts';
-import type { AccountQueries, AccountRow } from '../../persistence/queries/accounts.ts';
-import type { TrelloMemberRow, TrelloQueries } from '../../persistence/queries/trello.ts';
-import type { Outbox } from '../../mail/outbox.ts';
-import { normalizeEmail } from '../email-address.ts';
-import type { PasswordHasher } from '../password-hasher.ts';
-import type { RequestMeta, SecurityEvents } from '../security-events.ts';
+import type { Clock } from '../shared/clock.ts';
+import { AppError } from '../shared/errors.ts';
+import { newId } from '../shared/ids.ts';
+import type { Database, Queryable } from '../persistence/db.ts';
+import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
+import type { TrelloMemberRow, TrelloQueries } from '../persistence/queries/trello.ts';
+import type { Outbox } from '../mail/outbox.ts';
+import { normalizeEmail } from '../identity/email-address.ts';
+import type { PasswordHasher } from '../identity/password-hasher.ts';
+import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts';
 
 /**
  * Linking a legacy Trello member to a provider account (docs/flows/trello-migration.md).
@@ -19,6 +19,8 @@ import type { RequestMeta, SecurityEvents } from '../security-events.ts';
  * attached, and the "member linked" event for Trello is queued. A process killed at any point
  * leaves the old state or the new one. There is no unlink.
  */
+export type { TrelloMemberRow };
+
 export type LinkMethod = 'password' | 'google' | 'manual' | 'bulk';
 
 export interface LinkPlan {

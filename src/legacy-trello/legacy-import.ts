@@ -1,10 +1,10 @@
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import type { Clock } from '../../shared/clock.ts';
-import type { Database, Queryable } from '../../persistence/db.ts';
-import type { ImportedMember, TrelloQueries } from '../../persistence/queries/trello.ts';
-import { normalizeEmail } from '../email-address.ts';
+import type { Clock } from '../shared/clock.ts';
+import type { Database, Queryable } from '../persistence/db.ts';
+import type { ImportedMember, TrelloQueries } from '../persistence/queries/trello.ts';
+import { normalizeEmail } from '../identity/email-address.ts';
 import { BCRYPT_HASH } from './linking.ts';
 
 /**
