@@ -57,6 +57,10 @@ scheme or loopback redirect), service (secret, client_credentials). A secret is 
   trello migrate [--dry-run]               link every unlinked Trello account to a new account
                                            without password and email a set-password link;
                                            --dry-run lists what it would do and every conflict`,
+    details: `trello migrate queues the set-password mail for the server's mail worker; the links in it are
+built from ISSUER, which must be the server's public URL (the same ISSUER and SECRET_KEY as the
+server). Outside tests it refuses to run without ISSUER. Exit status 3: members were left
+unlinked by conflicts, each listed on standard error with what the person can do.`,
   },
   secrets: {
     synopsis: `  secrets reseal                           re-seal every secret at rest with SECRET_KEY after a
@@ -270,7 +274,15 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
           if (!file) throw new UsageError('trello import needs a FILE');
           return withRegistry(config, (registry) => trelloImport(registry, file));
         }
-        if (action === 'migrate') return withRegistry(config, (registry) => trelloMigrate(registry, Boolean(v['dry-run'])));
+        if (action === 'migrate') {
+          // The set-password links in the queued mail are built from ISSUER: its default is this
+          // command's own PORT, not the server's public URL, and the links would lead nowhere.
+          // Tests run the command on the default on purpose; the dry run queues nothing.
+          if (!v['dry-run'] && config.issuerDefaulted && config.env !== 'test') {
+            throw new ConfigError([`ISSUER: not set; trello migrate builds the set-password links of its mail from it: set it to the server's public URL (without it the links would point to ${config.issuer})`]);
+          }
+          return withRegistry(config, (registry) => trelloMigrate(registry, Boolean(v['dry-run'])));
+        }
         throw new UsageError(`unknown trello command: ${action ?? ''}`);
       }
       case 'secrets': {

@@ -70,7 +70,7 @@ export async function trelloMigrate(registry: Registry, dryRun: boolean): Promis
   if (!dryRun && summary.linked) {
     // The command only queues: the server's mail worker delivers (docs/operations.md).
     const waiting = await registry.mail.queries.countWaiting();
-    out(`${plural(summary.linked, 'set-password message')} queued (links to ${registry.config.issuer}); ${plural(waiting, 'message')} wait in the outbox for the server's mail worker`);
+    out(`${plural(summary.linked, 'set-password message')} queued (links to ${registry.config.issuer}); ${plural(waiting, 'message')} ${waiting === 1 ? 'waits' : 'wait'} in the outbox for the server's mail worker`);
   }
   if (summary.conflicts) {
     err(`${plural(summary.conflicts, 'member')} ${dryRun ? 'would be' : 'were'} left unlinked by conflicts (listed above): exit status ${EXIT_CONFLICTS}`);

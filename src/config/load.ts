@@ -84,6 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadOptions = {}): C
     setPath(raw, path, LISTS.has(variable) ? value.split(',').map((k) => k.trim()).filter(Boolean) : value);
   }
   if (options.overrides) raw = merge(raw, options.overrides);
+  raw.issuerDefaulted = raw.issuer === undefined;
   if (raw.issuer === undefined) raw.issuer = `http://localhost:${String(raw.port ?? 3000)}`;
 
   const parsed = configSchema.safeParse(raw);

@@ -36,6 +36,12 @@ export const configSchema = z
         const url = new URL(value);
         return !url.search && !url.hash && (url.protocol === 'https:' || url.protocol === 'http:');
       }, { message: 'must be an http(s) URL without query or fragment' }),
+    /**
+     * Set by the loader, never by an operator: true when `issuer` is the http://localhost:PORT
+     * default, i.e. this process's own PORT rather than the server's public URL. Commands that
+     * put links into mail refuse to run on it (src/cli/main.ts).
+     */
+    issuerDefaulted: z.boolean().default(false),
     /** PostgreSQL server URL. Empty: the embedded engine (PGlite) under dataDir. */
     databaseUrl: z
       .string()

@@ -2,9 +2,9 @@ import { sha256 } from '../shared/crypto.ts';
 import { randomSecret } from '../shared/ids.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { PasswordResetQueries } from '../persistence/queries/password-reset-tokens.ts';
-import type { TrelloMemberRow, TrelloQueries } from '../persistence/queries/trello.ts';
+import type { AddressUse, TrelloMemberRow, TrelloQueries } from '../persistence/queries/trello.ts';
 import type { Outbox } from '../mail/outbox.ts';
-import { chooseEmail, rankEmails } from './email-choice.ts';
+import { chooseEmail, linkableEmails, rankEmails } from './email-choice.ts';
 import type { TrelloLinking } from './linking.ts';
 
 /**
@@ -33,9 +33,14 @@ export interface BulkSummary {
 export const CONFLICT = {
   noVerified: 'no verified address: the person logs in with a Trello address and the Trello password, then confirms an address by a code',
   taken: 'the address belongs to another account: logging in there (with that account\'s password or the Trello password) offers the link, asking for both passwords',
-  retired: (alt: string | undefined) => alt
-    ? `the address was retired for another account by an earlier link: the person logs in with ${alt} and the Trello password, then picks or confirms another address`
-    : 'the address was retired for another account by an earlier link, and no other address of the member can log in: support must decide',
+  /**
+   * Every verified address is an account's that already has a Trello member, or retired: no
+   * link can keep one. The Trello password at a non-retired address still leads to the
+   * member's own review, where a new address is proven by email.
+   */
+  noFreeAddress: (loginWith: string | undefined) => loginWith
+    ? `no verified address is free (each belongs to an account that already has a Trello member, or was retired): the person logs in with ${loginWith} and the Trello password, then confirms a new address by email`
+    : 'no verified address is free (each belongs to an account that already has a Trello member, or was retired), and no other address of the member can log in: support must decide',
 } as const;
 
 /** How long the "set your password" link of a migrated account works. */
@@ -56,24 +61,29 @@ export function createBulkMigration(deps: {
    * in this run keep or retire (lower-case): the database does not show them yet in a dry run,
    * nor, within a batch, in a real one.
    */
-  async function planBatch(members: TrelloMemberRow[], claimed: Map<string, 'account' | 'retired'>): Promise<BulkOutcome[]> {
+  async function planBatch(members: TrelloMemberRow[], claimed: Map<string, AddressUse>): Promise<BulkOutcome[]> {
     const used = await trello.addressesInUse([...new Set(members.flatMap((m) => m.emails.map((e) => e.email.toLowerCase())))]);
     const useOf = (email: string) => claimed.get(email.toLowerCase()) ?? used.get(email.toLowerCase());
     return members.map((member): BulkOutcome => {
       // Only a verified address: the set-password link goes to it, and whoever reads it gets the account.
       const verified = member.emails.filter((e) => e.verified);
-      const chosen = chooseEmail(verified);
-      if (!chosen) return { memberId: member.member_id, action: 'conflict', email: chooseEmail(member.emails)?.email, reason: CONFLICT.noVerified };
-      const use = useOf(chosen.email);
-      if (use === 'account') return { memberId: member.member_id, action: 'conflict', email: chosen.email, reason: CONFLICT.taken };
-      if (use === 'retired') {
-        const alt = rankEmails(member.emails).find((e) => useOf(e.email) !== 'retired')?.email;
-        return { memberId: member.member_id, action: 'conflict', email: chosen.email, reason: CONFLICT.retired(alt) };
+      if (!verified.length) return { memberId: member.member_id, action: 'conflict', email: chooseEmail(member.emails)?.email, reason: CONFLICT.noVerified };
+      // The best address a link can still keep: one of an account that already has a member,
+      // or retired, never can; the next best is taken instead (docs/flows/trello-migration.md).
+      const chosen = linkableEmails(verified, useOf)[0];
+      if (!chosen) {
+        // The Trello password works at any address that is not retired (an account's with a
+        // member leads to the member's own review too): the best one is named.
+        const loginWith = rankEmails(member.emails).find((e) => useOf(e.email) === undefined || useOf(e.email) === 'member')?.email;
+        return { memberId: member.member_id, action: 'conflict', email: chooseEmail(verified)!.email, reason: CONFLICT.noFreeAddress(loginWith) };
       }
+      // An account without a member has it: never linked without proof (decision 0013), so
+      // the person proves that account at login.
+      if (useOf(chosen.email) === 'account') return { memberId: member.member_id, action: 'conflict', email: chosen.email, reason: CONFLICT.taken };
       // What the link will do: the chosen address becomes the account's; the other verified
       // ones that are nobody's are retired for it (linking.ts, retireOthers).
       const retire = verified.map((e) => e.email).filter((e) => e !== chosen.email && !useOf(e));
-      claimed.set(chosen.email.toLowerCase(), 'account');
+      claimed.set(chosen.email.toLowerCase(), 'member');
       for (const e of retire) claimed.set(e.toLowerCase(), 'retired');
       return { memberId: member.member_id, action: 'link', email: chosen.email, retire };
     });
@@ -84,7 +94,7 @@ export function createBulkMigration(deps: {
 
     async run(options: { dryRun: boolean; batchSize?: number; onOutcome?: (outcome: BulkOutcome) => void; onBatch?: (summary: BulkSummary) => void }): Promise<BulkSummary> {
       const summary: BulkSummary = { examined: 0, linked: 0, conflicts: 0 };
-      const claimed = new Map<string, 'account' | 'retired'>();
+      const claimed = new Map<string, AddressUse>();
       let after = '';
       for (;;) {
         const batch = await trello.unlinkedBatch(after, options.batchSize ?? 200);

@@ -1,4 +1,4 @@
-import type { TrelloEmail } from '../persistence/queries/trello.ts';
+import type { AddressUse, TrelloEmail } from '../persistence/queries/trello.ts';
 
 /**
  * Which of a Trello member's addresses the account keeps (docs/flows/trello-migration.md):
@@ -23,6 +23,19 @@ export function chooseEmail(emails: readonly TrelloEmail[]): TrelloEmail | undef
 /** Addresses the person may pick instead in the review step: the verified ones, best first. */
 export function pickableEmails(emails: readonly TrelloEmail[]): TrelloEmail[] {
   return rankEmails(emails).filter((e) => e.verified);
+}
+
+/**
+ * The verified addresses a link can still keep, best first: not an address of an account that
+ * already has a Trello member (one member per account, decision 0013) nor one retired for an
+ * account. An account's address without a member stays: proving that account links to it.
+ * `useOf` says what an address already is (`addressesInUse`), undefined when it is free.
+ */
+export function linkableEmails(emails: readonly TrelloEmail[], useOf: (email: string) => AddressUse | undefined): TrelloEmail[] {
+  return pickableEmails(emails).filter((e) => {
+    const use = useOf(e.email);
+    return use !== 'member' && use !== 'retired';
+  });
 }
 
 /** Free-mail domains: an address there looks personal, anything else looks like a company's. */

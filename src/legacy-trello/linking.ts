@@ -203,6 +203,7 @@ export function createTrelloLinking(deps: {
     },
 
     linkableByAccount: (accountId: string, email: string) => trello.linkableByAccount(accountId, email),
+    addressesInUse: (emails: string[]) => trello.addressesInUse(emails.map((e) => e.toLowerCase())),
     findByMemberId: (id: string) => trello.findByMemberId(id),
     findByEmail: (email: string) => trello.findByEmail(email),
     findByGoogleSub: (sub: string) => trello.findByGoogleSub(sub),

@@ -112,12 +112,13 @@ export function loginRoutes(deps: {
       return;
     }
     // A Trello password at an account's address: the linked member's (refused by name), or an
-    // unlinked member's — then the account is proven next and the member linked to it. The
+    // unlinked member's — then the account is proven next and the member linked to it or, when
+    // the account already has its member, the member reviews another address of its own. The
     // attempt stays counted; the account's password was not given (trello-migration.ts).
     const trelloPassword = !result.ok && (result.reason === 'wrong_password' || result.reason === 'no_password')
       ? await deps.trello.trelloPasswordOnAccount(ctx, view.uid, result.accountId, email, input.password)
       : undefined;
-    if (trelloPassword === 'link_offered') return;
+    if (trelloPassword === 'link_offered' || trelloPassword === 'review') return;
     if (trelloPassword === 'retired' && !result.ok) {
       const wait = await throttle.failed('password', ctx.ip, gate);
       await events.record({ type: 'login.failed', accountId: result.accountId, reason: 'trello_password' }, meta);

@@ -5,7 +5,7 @@ import type { AccountRow, AccountService } from '../../identity/accounts.ts';
 import { normalizeEmail } from '../../identity/email-address.ts';
 import type { PasswordHasher } from '../../identity/password-hasher.ts';
 import type { Throttle } from '../../identity/throttle.ts';
-import { kindChanges, pickableEmails, chooseEmail } from '../../legacy-trello/email-choice.ts';
+import { kindChanges, linkableEmails, pickableEmails } from '../../legacy-trello/email-choice.ts';
 import type { TrelloLinking, TrelloMemberRow } from '../../legacy-trello/linking.ts';
 import type { Interactions } from '../../oidc/interactions.ts';
 import { AppError } from '../../shared/errors.ts';
@@ -92,19 +92,31 @@ export function trelloMigrationRoutes(deps: {
     return { uid: view.uid, clientId: view.clientId, clientName: client?.name ?? view.clientId, pending, member };
   }
 
-  function reviewPage(ctx: Context, it: Awaited<ReturnType<typeof load>>, status: number, error?: PageError) {
-    const choices = pickableEmails(it.member.emails);
-    const chosen = choices[0] ?? chooseEmail(it.member.emails)!;
+  /**
+   * The member's verified addresses a link can still keep: not one of an account that already
+   * has a Trello member, nor a retired one (the link would be refused: one member per account).
+   */
+  async function linkable(member: TrelloMemberRow) {
+    const used = await linking.addressesInUse(pickableEmails(member.emails).map((e) => e.email));
+    return linkableEmails(member.emails, (email) => used.get(email.toLowerCase()));
+  }
+
+  async function reviewPage(ctx: Context, it: Awaited<ReturnType<typeof load>>, status: number, error?: PageError) {
+    // Only addresses it can link to are offered, so none that can't be is preselected.
+    const choices = await linkable(it.member);
+    const chosen = choices[0];
+    // Verified addresses all taken (the person knows the Trello password, so may learn it) or none verified.
+    const missing = pickableEmails(it.member.emails).length ? 'trello.no_free_address' : 'trello.no_verified_address';
     page(ctx, status, 'login/trello-review', {
       title: 'Update your Trello account',
       uid: it.uid,
       clientName: it.clientName,
       username: it.member.username,
       choices: choices.map((e) => e.email),
-      chosen: chosen.email,
-      kindChanges: kindChanges(chosen, it.member.emails),
+      chosen: chosen?.email,
+      kindChanges: chosen ? kindChanges(chosen, it.member.emails) : false,
       others: it.member.emails.length - 1,
-    }, error ?? (choices.length ? undefined : 'trello.no_verified_address'));
+    }, error ?? (chosen ? undefined : missing));
   }
 
   /**
@@ -131,7 +143,7 @@ export function trelloMigrationRoutes(deps: {
     }, requestMeta(ctx, it.clientId));
     if (!result.ok) {
       if (result.problem === 'trello.email_taken') return page(ctx, 409, 'login/trello-prove', { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email: plan.email });
-      return reviewPage(ctx, it, result.problem === 'trello.already_linked' ? 409 : 400, result.problem);
+      return await reviewPage(ctx, it, result.problem === 'trello.already_linked' ? 409 : 400, result.problem);
     }
     pendingCookie.clear(ctx, `/interaction/${it.uid}`);
     ctx.state.log?.info({ accountId: result.account.id, memberId: it.member.member_id, created: result.created }, 'trello account linked at login');
@@ -151,8 +163,8 @@ export function trelloMigrationRoutes(deps: {
     const it = await load(ctx);
     const input = parseForm(ctx, reviewInput);
     const email = normalizeEmail(input.email);
-    // Only a verified address of the member can be picked here; others are proven by a code.
-    if (!email || !pickableEmails(it.member.emails).some((e) => e.email === email)) return reviewPage(ctx, it, 400, 'trello.email_not_theirs');
+    // Only a verified address of the member that a link can keep; others are proven by a code.
+    if (!email || !(await linkable(it.member)).some((e) => e.email === email)) return reviewPage(ctx, it, 400, 'trello.email_not_theirs');
     const owner = await deps.accounts.findByEmail(email);
     if (owner) return page(ctx, 409, 'login/trello-prove', { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email });
     await complete(ctx, it, { email });
@@ -275,20 +287,26 @@ export function trelloMigrationRoutes(deps: {
 
     /**
      * For a wrong password on an existing account: was it a Trello password? That of the member
-     * linked to the account — `retired`: it no longer works — or that of an unlinked member with
-     * the account's address — `link_offered`: the person is sent to prove the account, and the
-     * member is linked to it. The same bcrypt work whether or not a member exists (a decoy
-     * without one), so the time of a failure does not tell whether the account exists.
+     * linked to the account — `retired`: it no longer works —, that of an unlinked member with
+     * the account's address while the account has no member — `link_offered`: the person is
+     * sent to prove the account, and the member is linked to it —, or, when the account already
+     * has its member (one per account), that of an unlinked member with the address —
+     * `review`: the member's own review, where that address is not offered and another one is
+     * picked or proven by a code. Every hash (the linked member's and the candidates', or a
+     * decoy without any) is checked whichever matches, so the time of a failure does not tell
+     * whether the account exists, nor which branch was taken.
      */
-    async trelloPasswordOnAccount(ctx: Context, uid: string, accountId: string | undefined, email: string, password: string): Promise<'retired' | 'link_offered' | undefined> {
+    async trelloPasswordOnAccount(ctx: Context, uid: string, accountId: string | undefined, email: string, password: string): Promise<'retired' | 'link_offered' | 'review' | undefined> {
       const linked = accountId ? await linking.findByAccountId(accountId) : undefined;
-      const member = await linking.matchLegacyPassword(linked ? [linked] : await linking.candidatesFor(email), password);
+      // The linked member first: its old password is recognised as such even if an unlinked
+      // member of the same person has the same one.
+      const member = await linking.matchLegacyPassword([...(linked ? [linked] : []), ...(await linking.candidatesFor(email))], password);
       if (!member) return undefined;
       if (member.linked_account_id) return 'retired';
-      save(ctx, uid, { memberId: member.member_id, passwordHash: await deps.hasher.hash(password), accountEmail: email });
+      save(ctx, uid, { memberId: member.member_id, passwordHash: await deps.hasher.hash(password), ...(linked ? {} : { accountEmail: email }) });
       ctx.status = 303;
-      ctx.redirect(`/interaction/${uid}/trello/prove`);
-      return 'link_offered';
+      ctx.redirect(`/interaction/${uid}/trello/${linked ? 'review' : 'prove'}`);
+      return linked ? 'review' : 'link_offered';
     },
 
     /**

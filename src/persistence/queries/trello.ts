@@ -23,6 +23,9 @@ export interface TrelloMemberRow {
   emails: TrelloEmail[];
 }
 
+/** What an address already is here: see `addressesInUse`. */
+export type AddressUse = 'member' | 'account' | 'retired';
+
 export interface LinkEventRow {
   id: string;
   member_id: string;
@@ -221,14 +224,19 @@ export function createTrelloQueries(db: Queryable) {
     },
 
     /**
-     * Which of `emails` are already an account's address or retired for one (one statement for
-     * a whole batch of the bulk migration). Keys are lower-case.
+     * Which of `emails` are already an account's address — of an account that has a Trello
+     * member (`member`: no member can ever be linked there, one member per account) or not yet
+     * (`account`: a member proving that account may still link to it) — or retired for one.
+     * One statement for a whole batch of the bulk migration, or a member's addresses in the
+     * review. Keys are lower-case; a free address is absent.
      */
-    async addressesInUse(emails: string[], tx: Queryable = db): Promise<Map<string, 'account' | 'retired'>> {
+    async addressesInUse(emails: string[], tx: Queryable = db): Promise<Map<string, AddressUse>> {
       if (!emails.length) return new Map();
-      const { rows } = await tx.query<{ email: string; kind: 'account' | 'retired' }>(
+      const { rows } = await tx.query<{ email: string; kind: AddressUse }>(
         `SELECT lower(e) AS email,
-                CASE WHEN EXISTS (SELECT 1 FROM accounts a WHERE lower(a.email) = lower(e)) THEN 'account' ELSE 'retired' END AS kind
+                CASE WHEN EXISTS (SELECT 1 FROM accounts a JOIN trello_members m ON m.linked_account_id = a.id WHERE lower(a.email) = lower(e)) THEN 'member'
+                     WHEN EXISTS (SELECT 1 FROM accounts a WHERE lower(a.email) = lower(e)) THEN 'account'
+                     ELSE 'retired' END AS kind
          FROM unnest($1::text[]) AS e
          WHERE EXISTS (SELECT 1 FROM accounts a WHERE lower(a.email) = lower(e))
             OR EXISTS (SELECT 1 FROM retired_emails r WHERE lower(r.email) = lower(e))`,

@@ -53,6 +53,9 @@ describe('legacy Trello accounts: migrating the rest in bulk', () => {
       legacyMember({ id: 'bulk-06', emails: [{ address: 'unproven@example.com', verified: false }] }),
       // Its second address was retired by bulk-01: not retired again, not kept.
       legacyMember({ id: 'bulk-07', emails: [v('seven@example.com', true), v('shared@example.com')] }),
+      // Its only verified addresses are an account's with a member (bulk-03's) and retired
+      // (by bulk-01): nothing free; the Trello password at both@ leads to its own review.
+      legacyMember({ id: 'bulk-08', emails: [v('both@example.com', true), v('shared@example.com')] }),
     ]);
     const predicted: BulkOutcome[] = [];
     const dry = await server.registry.trello.bulk.run({ dryRun: true, batchSize: 2, onOutcome: (o) => predicted.push(o) });
@@ -61,12 +64,17 @@ describe('legacy Trello accounts: migrating the rest in bulk', () => {
     expect(dry).to.deep.equal(real);
     expect(predicted).to.deep.equal(done);
     expect(done.map((o) => [o.memberId, o.action])).to.deep.equal([
-      ['bulk-01', 'link'], ['bulk-02', 'conflict'], ['bulk-03', 'link'], ['bulk-04', 'conflict'], ['bulk-05', 'conflict'], ['bulk-06', 'conflict'], ['bulk-07', 'link'],
+      ['bulk-01', 'link'], ['bulk-02', 'link'], ['bulk-03', 'link'], ['bulk-04', 'link'], ['bulk-05', 'conflict'], ['bulk-06', 'conflict'], ['bulk-07', 'link'], ['bulk-08', 'conflict'],
     ]);
-    expect(done[1]).to.deep.include({ email: 'shared@example.com', reason: CONFLICT.retired('two-alt@example.com') });
-    expect(done[3]).to.deep.include({ email: 'both@example.com', reason: CONFLICT.taken });
+    // The best address taken for good (retired, or an account's that has a member): the best
+    // free verified one is kept instead.
+    expect(done[1]).to.deep.include({ email: 'two-alt@example.com', retire: [] });
+    expect(done[3]).to.deep.include({ email: 'four-alt@example.com', retire: [] });
+    // An account without a member: linked only by proving it, at login.
+    expect(done[4]).to.deep.include({ email: 'has-account@example.com', reason: CONFLICT.taken });
     expect(done[6]).to.deep.include({ email: 'seven@example.com', retire: [] });
-    expect(await server.registry.trello.bulk.remaining()).to.equal(4);
+    expect(done[7]).to.deep.include({ email: 'both@example.com', reason: CONFLICT.noFreeAddress('both@example.com') });
+    expect(await server.registry.trello.bulk.remaining()).to.equal(3);
   });
 
   it('links every unlinked member without a password and emails a link to set one', async () => {

@@ -87,7 +87,7 @@ describe('command-line interface: trello import and migrate', function () {
     await cli(['trello', 'import', writeFile([member(1)])], devEnv);
     const run = await cli(['trello', 'migrate'], devEnv);
     expect(run.code, run.stderr).to.equal(0);
-    expect(run.stdout).to.contain("1 set-password message queued (links to https://id.example.test); 1 message wait in the outbox for the server's mail worker");
+    expect(run.stdout).to.contain("1 set-password message queued (links to https://id.example.test); 1 message waits in the outbox for the server's mail worker");
 
     // The server, started afterwards on the same data, delivers it to its development mailbox.
     const config = loadConfig({ NODE_ENV: 'test', ...devEnv });
@@ -104,6 +104,27 @@ describe('command-line interface: trello import and migrate', function () {
     } finally {
       await registry.close();
     }
+  });
+
+  it('refuses to queue set-password mail outside tests without ISSUER, whose default is its own PORT', async () => {
+    // A development setup as in the walkthrough: the server on PORT 3950, the command run with
+    // DATA_DIR and no ISSUER — the links would have pointed to the command's own default port.
+    const devEnv = { ...env, NODE_ENV: 'development' };
+    await cli(['trello', 'import', writeFile([member(1)])], devEnv);
+    const refused = await cli(['trello', 'migrate'], devEnv);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr.trim().split('\n')).to.deep.equal([
+      "ISSUER: not set; trello migrate builds the set-password links of its mail from it: set it to the server's public URL (without it the links would point to http://localhost:3000)",
+    ]);
+    // Nothing was linked nor queued; the dry run, which queues nothing, still runs.
+    const dry = await cli(['trello', 'migrate', '--dry-run'], devEnv);
+    expect(dry.code, dry.stderr).to.equal(0);
+    expect(dry.stdout).to.contain('dry run: 1 unlinked examined, 1 would be linked, 0 conflicts');
+    const run = await cli(['trello', 'migrate'], { ...devEnv, ISSUER: 'http://localhost:3950' });
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stdout).to.contain('1 set-password message queued (links to http://localhost:3950); 1 message waits in the outbox');
+    const help = await cli(['trello', '--help'], env);
+    expect(help.stdout).to.contain("ISSUER, which must be the server's public URL");
   });
 
   it('leaves every member either fully linked or untouched when the process is killed mid-migration', async () => {

@@ -285,6 +285,71 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     expect(await linking().retiredOf(account!.id)).to.deep.equal([member.emails[0]!.address]);
   });
 
+  it('leads a member whose address is an account with a Trello member already to its own review, with another address', async () => {
+    const shareA = legacyMember({ id: 'tm-shareA', passwordHash: bcrypt.hashSync('password of share a', 4), emails: [{ address: 'shared@example.com', verified: true, primary: true }] });
+    const shareB = legacyMember({ id: 'tm-shareB', username: 'share-b', passwordHash: bcrypt.hashSync('password of share b', 4), emails: [{ address: 'shared@example.com', verified: true, primary: true }] });
+    await importLegacy(server.registry, [shareA, shareB]);
+    // The bulk run links shareA to shared@; shareB can't be linked there (one member per account).
+    await server.registry.trello.bulk.run({ dryRun: false });
+    const account = await server.registry.accounts.findByEmail('shared@example.com');
+    expect((await linking().findByMemberId(shareA.id))?.linked_account_id).to.equal(account!.id);
+
+    // shareB's Trello password at shared@: its own review, where shared@ is neither offered nor
+    // preselected, and a new address is proven by a code.
+    const flow = await reachReview('shared@example.com', 'password of share b');
+    expect(flow.review.text).to.contain('<strong>share-b</strong>');
+    expect(flow.review.text).to.contain('Confirm another address');
+    expect(flow.review.text).not.to.contain('name="email"');
+    const taken = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'shared@example.com' });
+    expect(taken.status).to.equal(400);
+    const form = await flow.agent.get(`/interaction/${flow.uid}/trello/change-email`);
+    const sent = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email`).type('form').send({ _csrf: csrfFrom(form.text), email: 'share-b@example.com' });
+    expect(sent.status).to.equal(200);
+    await server.registry.mail.delivery.deliverDue();
+    const code = /\b(\d{6})\b/.exec((await smtp.lastTo('share-b@example.com')).text ?? '')![1]!;
+    const done = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email/code`).type('form').send({ _csrf: csrfFrom(sent.text), code });
+    expect(done.status).to.equal(303);
+    const own = await server.registry.accounts.findByEmail('share-b@example.com');
+    expect((await linking().findByMemberId(shareB.id))?.linked_account_id).to.equal(own!.id);
+    // shared@ stays the first account's, not retired for the new one.
+    expect(await linking().retiredOf(own!.id)).to.deep.equal([]);
+    expect((await linking().findByMemberId(shareA.id))?.linked_account_id).to.equal(account!.id);
+
+    // The linked member's old password at shared@ is still recognised, and a wrong one answers
+    // like any wrong password.
+    const old = await passPassword(server.url, client, 'shared@example.com', 'password of share a');
+    expect(old.page.status).to.equal(401);
+    expect(old.page.text).to.contain('Your Trello password no longer works');
+    const wrong = await passPassword(server.url, client, 'shared@example.com', 'a wrong password');
+    expect(wrong.page.status).to.equal(401);
+    expect(wrong.page.text).to.contain('don’t match an account');
+  });
+
+  it('never offers nor preselects an address of an account that already has a Trello member', async () => {
+    const g1 = legacyMember({ id: 'tm-g1', emails: [{ address: 'g1@example.com', verified: true, primary: true }] });
+    await importLegacy(server.registry, [g1]);
+    await server.registry.trello.bulk.run({ dryRun: false });
+    const newshare = legacyMember({ id: 'tm-newshare', passwordHash: bcrypt.hashSync('password of newshare', 4), emails: [
+      { address: 'g1@example.com', verified: true, primary: true, lastUsedAt: '2025-06-01T00:00:00Z' },
+      { address: 'nover@example.com', verified: true, lastUsedAt: '2020-06-01T00:00:00Z' },
+    ] });
+    await importLegacy(server.registry, [newshare]);
+    for (const at of ['nover@example.com', 'g1@example.com']) {
+      const flow = await reachReview(at, 'password of newshare');
+      expect(flow.review.text).to.match(/value="nover@example.com" checked/);
+      expect(flow.review.text).not.to.contain('value="g1@example.com"');
+      const taken = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'g1@example.com' });
+      expect(taken.status).to.equal(400);
+      expect(taken.text).to.contain('Choose one of your addresses');
+    }
+    const flow = await reachReview('g1@example.com', 'password of newshare');
+    const done = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'nover@example.com' });
+    expect(done.status).to.equal(303);
+    const account = await server.registry.accounts.findByEmail('nover@example.com');
+    expect((await linking().findByMemberId(newshare.id))?.linked_account_id).to.equal(account!.id);
+    expect(await linking().retiredOf(account!.id)).to.deep.equal([]);
+  });
+
   it('refuses the review pages without the sealed state of this interaction', async () => {
     const member = legacyMember();
     await importLegacy(server.registry, [member]);
