@@ -16,14 +16,14 @@ import type Koa from 'koa';
 export function pinOriginToIssuer(app: Pick<Koa, 'request'>, issuer: string): void {
   const url = new URL(issuer);
   const protocol = url.protocol.slice(0, -1);
-  const fixed = (value: string) => ({ get: () => value, configurable: true, enumerable: true });
+  const fixed = (value: string | boolean) => ({ get: () => value, configurable: true, enumerable: true });
   Object.defineProperties(app.request, {
     protocol: fixed(protocol),
+    secure: fixed(protocol === 'https'),
     host: fixed(url.host),
     hostname: fixed(url.hostname),
     origin: fixed(url.origin),
   });
-  Object.defineProperty(app.request, 'secure', { get: () => protocol === 'https', configurable: true, enumerable: true });
 }
 
 /**

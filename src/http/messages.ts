@@ -30,7 +30,6 @@ export const messages: Record<string, { title: string; text: string }> = {
   'google.email_retired': { title: 'Check your email', text: 'This Google address was removed from its account when the account moved from Trello. We sent a message to every address of that account saying which address to log in with.' },
   'trello.credentials': { title: 'Check your Trello details', text: 'That Trello username or address and password don’t match a Trello account that can still be linked.' },
   'trello.account_has_member': { title: 'A Trello account is already linked', text: 'Each account is linked to one Trello account.' },
-  'trello.two_step_first': { title: 'Log in to that account first', text: 'That account uses two-step verification. Log in to it with your code, then link your Trello account from Settings → Trello.' },
   'trello.no_free_address': { title: 'Confirm another address', text: 'Your Trello addresses already belong to accounts here that have a Trello account linked, or were removed from one. Use another address you can read: we send it a code.' },
   'trello.no_verified_address': { title: 'Confirm an address first', text: 'None of your Trello addresses was verified. Use an address you can read: we send it a code.' },
   'trello.review_expired': { title: 'Start again', text: 'The review took too long. Enter your Trello details again.' },
