@@ -4,7 +4,7 @@
  * docs/decisions/0023-layout-and-import-rules.md explains the rules and the exceptions.
  * @type {import('dependency-cruiser').IConfiguration}
  */
-const DOMAIN = '^src/(identity|legacy-trello|federation)/';
+const DOMAIN = '^src/(identity|legacy-trello|federation|policy)/';
 const HTTP_LAYER = '^src/(flows|http|routes)/';
 
 module.exports = {
@@ -26,7 +26,7 @@ module.exports = {
     {
       name: 'domain-without-http-or-engine',
       severity: 'error',
-      comment: 'identity, legacy-trello and federation never see Koa, the engine or the HTTP layer.',
+      comment: 'identity, legacy-trello, federation and policy never see Koa, the engine or the HTTP layer.',
       from: { path: DOMAIN },
       to: { path: ['^node_modules/(@types/)?(koa|koa-[^/]+|@koa/[^/]+|koa__[^/]+|oidc-provider)/', '^src/(flows|http|routes|oidc)/', '^src/(app|registry|main)\\.[jt]s$'] },
     },

@@ -14,6 +14,7 @@ import { createInstanceSecretQueries } from './persistence/queries/instance-secr
 import { createOidcPayloadQueries, type OidcPayloadQueries } from './persistence/queries/oidc-payloads.ts';
 import { createSigningKeyQueries } from './persistence/queries/signing-keys.ts';
 import { createAccountService, type AccountService } from './identity/accounts.ts';
+import { createPolicy, type Policy } from './policy/policy.ts';
 import { createPasswordHasher, type PasswordHasher } from './identity/password-hasher.ts';
 import { createPostgresAdapter, sweepExpiredPayloads } from './oidc/adapter.ts';
 import { listenToProviderEvents } from './oidc/provider-events.ts';
@@ -90,6 +91,8 @@ export interface Registry {
   events: SecurityEvents;
   throttle: Throttle;
   twoStep: TwoStepService;
+  /** The one decision point for "may this account sign in, and how" (src/policy/). */
+  policy: Policy;
   hasher: PasswordHasher;
   /** What relying parties receive about an account (tokens and the consent page). */
   claimsRelease: ClaimsRelease;
@@ -190,6 +193,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency);
     const accountQueries = createAccountQueries(db);
     const accounts = createAccountService({ accounts: accountQueries, hasher, clock });
+    const policy = createPolicy({ accounts: accountQueries, clock });
     const passwordPolicy = createPasswordPolicy({ minLength: config.passwordMinLength });
     const background = createBackground((name, err) => logger.error({ task: name, err: { message: (err as Error).message } }, 'background task failed'));
     const oidcPayloads = createOidcPayloadQueries(db);
@@ -323,6 +327,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       box,
       views,
       accounts,
+      policy,
       accountQueries,
       clients,
       signingKeys,

@@ -5,6 +5,12 @@
 export const messages: Record<string, { title: string; text: string }> = {
   'login.invalid_credentials': { title: 'Check your email and password', text: 'That email and password don’t match an account. Check them and try again, or reset your password.' },
   'login.account_inactive': { title: 'This account can’t sign in', text: 'This account is deactivated or closed. Contact your administrator or our support team.' },
+  // The policy decision point's reasons (src/policy/decision.ts).
+  'policy.account_inactive': { title: 'This account can’t sign in', text: 'This account is deactivated or closed. Contact your administrator or our support team.' },
+  'policy.trello_password_retired': { title: 'Your Trello password no longer works', text: 'Your Trello account now signs in with this account. Log in with this account’s email and password — or reset the password if you don’t know it.' },
+  'policy.two_step_required': { title: 'Two-step verification is required', text: 'Your account requires two-step verification, so it can’t be turned off. Lost your authenticator? Sign in with a recovery code, or ask your administrator.' },
+  'policy.login_again': { title: 'Sign in again', text: 'Your account’s security settings changed since you signed in. Sign in again to continue.' },
+  'policy.method_not_allowed': { title: 'This way of signing in isn’t available', text: 'Your account can’t use this way of signing in. Use another one, or ask your administrator.' },
   'login.invalid_email': { title: 'Enter a valid email address', text: 'Enter the email address you use for your account, like name@example.com.' },
   'login.password_required': { title: 'Enter your password', text: 'Enter your password to continue.' },
   'login.second_step_expired': { title: 'Start again', text: 'Your sign-in waited too long for the second step. Enter your email and password again.' },

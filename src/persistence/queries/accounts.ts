@@ -25,8 +25,12 @@ export interface AccountRow {
   erased_at: Date | null;
   /** An operator (later: an organization policy) requires two-step verification. */
   two_step_required: boolean;
-  /** Only from `findByEmail` (the login lookup): a confirmed TOTP factor exists. */
+  /** Only from `findByEmail` and `findWithPolicy` (src/policy/): a confirmed TOTP factor exists. */
   two_step_enabled?: boolean;
+  /** Only from `findByEmail` and `findWithPolicy`: a Trello member is linked to the account. */
+  trello_linked?: boolean;
+  /** Only from `findByEmail` and `findWithPolicy`: the Trello Enterprises that manage the account (legacy data). */
+  trello_enterprises?: { id: string; name: string | null }[];
   created_at: Date;
   updated_at: Date;
 }
@@ -42,6 +46,16 @@ export interface NewAccount {
   passwordHash?: string | null;
 }
 
+/**
+ * What the policy decision point needs besides the row (src/policy/policy.ts), in the same
+ * statement: whether two-step verification is on, whether a Trello member is linked, and the
+ * Trello Enterprises that manage the account. Each is an indexed lookup by account id.
+ */
+const POLICY_COLUMNS = `EXISTS (SELECT 1 FROM totp_factors t WHERE t.account_id = accounts.id AND t.confirmed_at IS NOT NULL) AS two_step_enabled,
+  EXISTS (SELECT 1 FROM trello_members m WHERE m.linked_account_id = accounts.id) AS trello_linked,
+  (SELECT coalesce(json_agg(json_build_object('id', m.enterprise_id, 'name', m.enterprise_name)), '[]'::json)
+     FROM trello_members m WHERE m.linked_account_id = accounts.id AND m.enterprise_id IS NOT NULL) AS trello_enterprises`;
+
 const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, job_title, department, organization_name, location, profile_visibility, closed_at, delete_after, erased_at, two_step_required, created_at, updated_at';
 
 export function createAccountQueries(db: Queryable) {
@@ -52,6 +66,12 @@ export function createAccountQueries(db: Queryable) {
       return rows[0];
     },
 
+    /** The row with what the policy decision point needs, in one statement (refresh, userinfo, settings). */
+    async findWithPolicy(id: string): Promise<AccountRow | undefined> {
+      const { rows } = await db.query<AccountRow>(`SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE id = $1`, [id]);
+      return rows[0];
+    },
+
     /** `email` must already be normalised; the unique index is on lower(email). */
     /**
      * The login lookup. It also says whether two-step verification is on, so a password login
@@ -59,8 +79,7 @@ export function createAccountQueries(db: Queryable) {
      */
     async findByEmail(email: string): Promise<AccountRow | undefined> {
       const { rows } = await db.query<AccountRow>(
-        `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM totp_factors t WHERE t.account_id = accounts.id AND t.confirmed_at IS NOT NULL) AS two_step_enabled
-         FROM accounts WHERE lower(email) = lower($1)`,
+        `SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE lower(email) = lower($1)`,
         [email],
       );
       return rows[0];

@@ -1,0 +1,277 @@
+import { ACR_ONE_FACTOR, ACR_TWO_FACTORS, levelOf, satisfies, type Acr } from './levels.ts';
+
+/**
+ * The one decision point for "may this account sign in, and how" (docs/flows/login.md,
+ * docs/decisions/0024-one-policy-decision-point.md). Every path that authenticates a person, gives
+ * an account a credential, or lets a token keep working asks `decide`; nothing else in the code
+ * base decides whether an account's status, its managers or the way its session was made allow
+ * what is being attempted. It is a pure function: everything it needs is in its input, which
+ * `src/policy/policy.ts` loads in one query (or takes from a row the caller already has).
+ */
+
+/** How a factor was proven. Connectors (a company's OIDC or SAML provider) and passkeys come later. */
+export type Method =
+  | 'password'
+  | 'trello_password'
+  | 'google'
+  | 'totp'
+  | 'recovery_code'
+  /** A one-time code or link sent to the address: sign-up, password reset, a Trello member's new address. */
+  | 'email'
+  | `connector:${string}`;
+
+/** What is being attempted. */
+export type Stage =
+  /** The identifier step: which step comes after the address (home-realm discovery later). */
+  | 'identify'
+  /** A first factor was just proven (password, Trello password, Google, a connector). */
+  | 'first_factor'
+  /** A second factor was just proven (authenticator code, recovery code). */
+  | 'second_factor'
+  /** A new account is about to be created at an address. */
+  | 'sign_up'
+  /** "Forgot password": may a reset link be sent to this account? */
+  | 'reset_request'
+  /** A reset link was followed: may it set a password on this account? */
+  | 'reset_complete'
+  /** "I can't use the address on my account": a Trello member proves another address by code. */
+  | 'email_recovery'
+  /** A sensitive change in settings (password, email, closing, two-step): needs a recent, strong enough login. */
+  | 'reauthenticate'
+  /** Turning off a factor (two-step verification). */
+  | 'disable_factor'
+  /** The operator's bulk migration creates (or links to) an account for a Trello member. */
+  | 'bulk_migration'
+  /** A refresh token is used; `provenance` is how its grant's login was made. */
+  | 'refresh'
+  /** An access token reads userinfo. */
+  | 'userinfo'
+  /** An access token calls one of our APIs on the account's behalf (profile, security events). */
+  | 'api';
+
+/**
+ * Who manages an account besides its owner. None yet beyond Trello Enterprises from the legacy
+ * data; organizations (by verified domain) plug in here with their policies.
+ */
+export interface Manager {
+  kind: 'organization' | 'trello_enterprise';
+  id: string;
+  name: string;
+  /** The manager's rules for this account; absent when the manager sets none (a Trello Enterprise today). */
+  rules?: ManagerRules;
+}
+
+export interface ManagerRules {
+  /** Login only through this connector (SSO); absent: email and password (and Google). */
+  connector?: string;
+  /** Two-step verification required. */
+  twoStepRequired?: boolean;
+}
+
+/** The person or address the decision is about. */
+export type Subject =
+  /** No account at this address — or the caller must not say whether there is one (identifier step). */
+  | { kind: 'address'; email: string }
+  | {
+      kind: 'account';
+      id: string;
+      status: 'active' | 'deactivated' | 'closed';
+      /** Closed by its owner and still within the grace period: a full login reopens it. */
+      reopenable: boolean;
+      hasPassword: boolean;
+      twoStepEnabled: boolean;
+      /** An operator set "two-step required" on the account. */
+      twoStepRequired: boolean;
+      managers: Manager[];
+      /** The account has a Trello member linked to it (its Trello password never works again). */
+      trelloLinked?: boolean;
+    };
+
+export type AccountSubject = Extract<Subject, { kind: 'account' }>;
+
+/** How a session or grant was made: RFC 8176 methods, the level reached, when, and through which connector. */
+export interface Provenance {
+  amr: readonly string[];
+  acr: Acr;
+  /** Seconds since the epoch. */
+  authTime: number;
+  connector?: string;
+}
+
+export interface DecisionInput {
+  subject: Subject;
+  stage: Stage;
+  method?: Method;
+  /** The relying party, when there is one. */
+  client?: { id: string; firstParty: boolean };
+  /** How the current session or grant was made (refresh, userinfo, api, reauthenticate, second_factor). */
+  provenance?: Provenance;
+  /** The level the relying party asked for (`acr_values`); `reauthenticate` asks for the account's own. */
+  wantedAcr?: Acr;
+  /** Now, in seconds since the epoch (re-authentication freshness). */
+  now: number;
+}
+
+/** A reason the person can act on: each is a message code in src/http/messages.ts. */
+export type DenyReason =
+  | 'policy.account_inactive'
+  | 'policy.trello_password_retired'
+  | 'policy.two_step_required'
+  | 'policy.login_again'
+  | 'policy.method_not_allowed';
+
+export type Decision =
+  | { outcome: 'allow'; acr?: Acr }
+  /** Prove a second factor before going on; `methods` are those the account has. */
+  | { outcome: 'second_factor'; methods: ('totp' | 'recovery_code')[] }
+  /** Set up a second factor before going on. */
+  | { outcome: 'enrol'; factor: 'totp' }
+  /** Sign in through this connector instead (a company's identity provider). */
+  | { outcome: 'use_connector'; connector: string; manager: string }
+  /** Prove yourself again, by one of `methods` (settings: a recent login is needed). */
+  | { outcome: 'reauthenticate'; methods: Method[]; wantedAcr: Acr }
+  | { outcome: 'deny'; reason: DenyReason };
+
+/** How recent a login must be for a sensitive change in settings (privileged session). */
+export const REAUTHENTICATION_MAX_AGE_SECONDS = 10 * 60;
+
+const FIRST_FACTORS: ReadonlySet<string> = new Set(['password', 'trello_password', 'google']);
+
+/** The connector a manager requires, if any (the first manager that names one). */
+function requiredConnector(subject: AccountSubject): { connector: string; manager: string } | undefined {
+  const manager = subject.managers.find((m) => m.rules?.connector);
+  return manager?.rules?.connector ? { connector: manager.rules.connector, manager: manager.name } : undefined;
+}
+
+/** Two-step verification is required by the operator or by a manager. */
+export function twoStepRequired(subject: AccountSubject): boolean {
+  return subject.twoStepRequired || subject.managers.some((m) => m.rules?.twoStepRequired);
+}
+
+/** The level the account itself requires of every login and token. */
+export function requiredAcr(subject: AccountSubject): Acr {
+  return twoStepRequired(subject) ? ACR_TWO_FACTORS : ACR_ONE_FACTOR;
+}
+
+/** The methods this account can prove itself with now (for re-authentication). */
+export function methodsOf(subject: AccountSubject): Method[] {
+  const sso = requiredConnector(subject);
+  if (sso) return [`connector:${sso.connector}`];
+  return subject.hasPassword ? ['password', 'google'] : ['google'];
+}
+
+/** A login may proceed with this account's status (a reopenable closure is reopened at completion). */
+function usable(subject: AccountSubject): boolean {
+  return subject.status === 'active' || (subject.status === 'closed' && subject.reopenable);
+}
+
+/** After a first factor: a second one, enrolment, or done. */
+function afterFirstFactor(subject: AccountSubject, wanted: Acr | undefined): Decision {
+  if (subject.twoStepEnabled) return { outcome: 'second_factor', methods: ['totp', 'recovery_code'] };
+  // Required by the account's policy, or asked for by the relying party (a Jira admin page may
+  // want two factors): the person sets it up now rather than being turned away.
+  if (twoStepRequired(subject) || (wanted && !satisfies(ACR_ONE_FACTOR, wanted))) return { outcome: 'enrol', factor: 'totp' };
+  return { outcome: 'allow', acr: ACR_ONE_FACTOR };
+}
+
+/** Whether how a grant was made still meets what the account requires now. */
+function provenanceHolds(subject: AccountSubject, provenance: Provenance | undefined): Decision {
+  const sso = requiredConnector(subject);
+  if (sso && provenance?.connector !== sso.connector) return { outcome: 'deny', reason: 'policy.login_again' };
+  if (!satisfies(provenance?.acr ?? ACR_ONE_FACTOR, requiredAcr(subject))) return { outcome: 'deny', reason: 'policy.login_again' };
+  return { outcome: 'allow', acr: provenance?.acr ?? ACR_ONE_FACTOR };
+}
+
+export function decide(input: DecisionInput): Decision {
+  const { subject, stage, method, provenance } = input;
+
+  if (subject.kind === 'address') {
+    // No account (or none the caller may reveal): the answer is the one a password account gets,
+    // so the identifier step tells nothing. Later, a verified domain's SSO applies here.
+    switch (stage) {
+      case 'identify':
+      case 'sign_up':
+      case 'reset_request':
+      case 'email_recovery':
+      case 'bulk_migration':
+        return { outcome: 'allow' };
+      default:
+        return { outcome: 'deny', reason: 'policy.account_inactive' };
+    }
+  }
+
+  const sso = requiredConnector(subject);
+  switch (stage) {
+    case 'identify':
+      // Deliberately the same for every state an address can be in, until SSO requires otherwise.
+      return sso ? { outcome: 'use_connector', ...sso } : { outcome: 'allow' };
+
+    case 'first_factor': {
+      if (!method || !FIRST_FACTORS.has(method) && !method.startsWith('connector:')) return { outcome: 'deny', reason: 'policy.method_not_allowed' };
+      if (!usable(subject)) return { outcome: 'deny', reason: 'policy.account_inactive' };
+      if (sso && method !== `connector:${sso.connector}`) return { outcome: 'use_connector', ...sso };
+      // Once a member is linked its Trello password never works again (linking is irreversible).
+      if (method === 'trello_password' && subject.trelloLinked) return { outcome: 'deny', reason: 'policy.trello_password_retired' };
+      return afterFirstFactor(subject, input.wantedAcr);
+    }
+
+    case 'second_factor':
+      if (method !== 'totp' && method !== 'recovery_code') return { outcome: 'deny', reason: 'policy.method_not_allowed' };
+      if (!usable(subject)) return { outcome: 'deny', reason: 'policy.account_inactive' };
+      return { outcome: 'allow', acr: ACR_TWO_FACTORS };
+
+    case 'sign_up':
+      // The address already has an account: sign-up never reveals it (the flow mails the owner).
+      return { outcome: 'deny', reason: 'policy.method_not_allowed' };
+
+    case 'reset_request':
+    case 'reset_complete':
+      if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
+      // An account that must use its company's identity provider has no password to reset.
+      if (sso) return { outcome: 'use_connector', ...sso };
+      return { outcome: 'allow' };
+
+    case 'email_recovery':
+      if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
+      // A managed account's address belongs to its manager: only the manager changes it.
+      if (subject.managers.length) return { outcome: 'deny', reason: 'policy.method_not_allowed' };
+      return { outcome: 'allow' };
+
+    case 'reauthenticate': {
+      if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
+      const wanted = input.wantedAcr && satisfies(input.wantedAcr, requiredAcr(subject)) ? input.wantedAcr : requiredAcr(subject);
+      const recent = provenance && input.now - provenance.authTime <= REAUTHENTICATION_MAX_AGE_SECONDS;
+      const holds = provenanceHolds(subject, provenance);
+      if (recent && holds.outcome === 'allow' && satisfies(provenance.acr, wanted)) return { outcome: 'allow', acr: provenance.acr };
+      return { outcome: 'reauthenticate', methods: methodsOf(subject), wantedAcr: wanted };
+    }
+
+    case 'disable_factor': {
+      if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
+      if (twoStepRequired(subject)) return { outcome: 'deny', reason: 'policy.two_step_required' };
+      return decide({ ...input, stage: 'reauthenticate', wantedAcr: subject.twoStepEnabled ? ACR_TWO_FACTORS : undefined });
+    }
+
+    case 'bulk_migration':
+      // Bulk migration links members to accounts that can still be used; a deactivated account
+      // stays as its manager left it.
+      return subject.status === 'active' ? { outcome: 'allow' } : { outcome: 'deny', reason: 'policy.account_inactive' };
+
+    case 'refresh':
+    case 'userinfo':
+    case 'api':
+      if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
+      return provenanceHolds(subject, provenance);
+  }
+}
+
+/**
+ * Provenance from what the engine stores with a session, grant or token (amr, acr, auth_time).
+ * A login recorded before levels existed has amr only: its level follows from it.
+ */
+export function provenanceFrom(stored: { amr?: readonly string[] | undefined; acr?: string | undefined; authTime?: number | undefined; connector?: string | undefined } | undefined): Provenance | undefined {
+  if (!stored?.amr && !stored?.acr) return undefined;
+  const amr = [...(stored.amr ?? [])];
+  const acr = stored.acr === ACR_TWO_FACTORS || levelOf(amr) === ACR_TWO_FACTORS ? ACR_TWO_FACTORS : ACR_ONE_FACTOR;
+  return { amr, acr, authTime: stored.authTime ?? 0, ...(stored.connector ? { connector: stored.connector } : {}) };
+}

@@ -1,0 +1,120 @@
+import { expect } from 'chai';
+import {
+  ACR_ONE_FACTOR, ACR_TWO_FACTORS, decide, provenanceFrom, REAUTHENTICATION_MAX_AGE_SECONDS, requestedLevel,
+  type AccountSubject, type Decision, type DecisionInput, type Method, type Stage,
+} from '../../../src/policy/policy.ts';
+
+const NOW = 1_800_000_000;
+
+const account = (overrides: Partial<AccountSubject> = {}): AccountSubject => ({
+  kind: 'account', id: 'acc_1', status: 'active', reopenable: false, hasPassword: true, twoStepEnabled: false,
+  twoStepRequired: false, managers: [], trelloLinked: false, ...overrides,
+});
+const oneFactor = { amr: ['pwd'], acr: ACR_ONE_FACTOR, authTime: NOW - 60 } as const;
+const twoFactors = { amr: ['pwd', 'otp', 'mfa'], acr: ACR_TWO_FACTORS, authTime: NOW - 60 } as const;
+const sso = { kind: 'organization' as const, id: 'org_1', name: 'Acme', rules: { connector: 'acme-oidc' } };
+const requires2sv = { kind: 'organization' as const, id: 'org_1', name: 'Acme', rules: { twoStepRequired: true } };
+const enterprise = { kind: 'trello_enterprise' as const, id: 'ent_1', name: 'Acme Trello' };
+
+const run = (input: Omit<DecisionInput, 'now'>): Decision => decide({ ...input, now: NOW });
+
+describe('policy decision point (decision table)', () => {
+  // [description, input, expected]
+  const table: [string, Omit<DecisionInput, 'now'>, Decision][] = [
+    // The identifier step answers alike for an unknown address and a password account.
+    ['identify: unknown address', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'identify' }, { outcome: 'allow' }],
+    ['identify: password account', { subject: account(), stage: 'identify' }, { outcome: 'allow' }],
+    ['identify: deactivated account looks like any other', { subject: account({ status: 'deactivated' }), stage: 'identify' }, { outcome: 'allow' }],
+    ['identify: SSO required', { subject: account({ managers: [sso] }), stage: 'identify' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+
+    ['password, no two-step', { subject: account(), stage: 'first_factor', method: 'password' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['password, two-step on', { subject: account({ twoStepEnabled: true }), stage: 'first_factor', method: 'password' }, { outcome: 'second_factor', methods: ['totp', 'recovery_code'] }],
+    ['password, two-step required by the operator', { subject: account({ twoStepRequired: true }), stage: 'first_factor', method: 'password' }, { outcome: 'enrol', factor: 'totp' }],
+    ['password, two-step required by a manager', { subject: account({ managers: [requires2sv] }), stage: 'first_factor', method: 'password' }, { outcome: 'enrol', factor: 'totp' }],
+    ['password, relying party asks for two factors', { subject: account(), stage: 'first_factor', method: 'password', wantedAcr: ACR_TWO_FACTORS }, { outcome: 'enrol', factor: 'totp' }],
+    ['password, relying party asks for one factor', { subject: account({ twoStepEnabled: true }), stage: 'first_factor', method: 'password', wantedAcr: ACR_ONE_FACTOR }, { outcome: 'second_factor', methods: ['totp', 'recovery_code'] }],
+    ['password, deactivated', { subject: account({ status: 'deactivated' }), stage: 'first_factor', method: 'password' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['password, closed within grace', { subject: account({ status: 'closed', reopenable: true }), stage: 'first_factor', method: 'password' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['password, closed past grace', { subject: account({ status: 'closed' }), stage: 'first_factor', method: 'password' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['password, SSO required', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'password' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+    ['Trello-managed (no rules) changes nothing', { subject: account({ managers: [enterprise] }), stage: 'first_factor', method: 'password' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['Trello password, member not linked', { subject: account(), stage: 'first_factor', method: 'trello_password' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['Trello password, member linked', { subject: account({ trelloLinked: true }), stage: 'first_factor', method: 'trello_password' }, { outcome: 'deny', reason: 'policy.trello_password_retired' }],
+    ['Trello password, SSO required', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'trello_password' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+    ['Google, two-step on', { subject: account({ hasPassword: false, twoStepEnabled: true }), stage: 'first_factor', method: 'google' }, { outcome: 'second_factor', methods: ['totp', 'recovery_code'] }],
+    ['Google, SSO required', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'google' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+    ['the required connector', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'connector:acme-oidc' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['a second factor is not a first', { subject: account(), stage: 'first_factor', method: 'totp' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
+
+    ['second factor: code', { subject: account({ twoStepEnabled: true }), stage: 'second_factor', method: 'totp' }, { outcome: 'allow', acr: ACR_TWO_FACTORS }],
+    ['second factor: deactivated meanwhile', { subject: account({ status: 'deactivated', twoStepEnabled: true }), stage: 'second_factor', method: 'recovery_code' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['second factor: a password is not one', { subject: account(), stage: 'second_factor', method: 'password' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
+
+    ['sign-up at a free address', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'sign_up' }, { outcome: 'allow' }],
+    ['sign-up at a taken address', { subject: account(), stage: 'sign_up' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
+
+    ['reset request, active', { subject: account(), stage: 'reset_request' }, { outcome: 'allow' }],
+    ['reset request, password-less Google account', { subject: account({ hasPassword: false }), stage: 'reset_request' }, { outcome: 'allow' }],
+    ['reset request, deactivated', { subject: account({ status: 'deactivated' }), stage: 'reset_request' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['reset request, SSO required', { subject: account({ managers: [sso] }), stage: 'reset_request' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+    ['reset completion, deactivated meanwhile', { subject: account({ status: 'deactivated' }), stage: 'reset_complete' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['reset completion, SSO required meanwhile', { subject: account({ managers: [sso] }), stage: 'reset_complete' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+
+    ['email recovery, unmanaged', { subject: account(), stage: 'email_recovery' }, { outcome: 'allow' }],
+    ['email recovery, managed', { subject: account({ managers: [enterprise] }), stage: 'email_recovery' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
+
+    ['reauthenticate: recent password login', { subject: account(), stage: 'reauthenticate', provenance: oneFactor }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['reauthenticate: old login', { subject: account(), stage: 'reauthenticate', provenance: { ...oneFactor, authTime: NOW - REAUTHENTICATION_MAX_AGE_SECONDS - 1 } }, { outcome: 'reauthenticate', methods: ['password', 'google'], wantedAcr: ACR_ONE_FACTOR }],
+    ['reauthenticate: password-less account proves itself through Google', { subject: account({ hasPassword: false }), stage: 'reauthenticate' }, { outcome: 'reauthenticate', methods: ['google'], wantedAcr: ACR_ONE_FACTOR }],
+    ['reauthenticate: one factor where two are required', { subject: account({ twoStepRequired: true, twoStepEnabled: true }), stage: 'reauthenticate', provenance: oneFactor }, { outcome: 'reauthenticate', methods: ['password', 'google'], wantedAcr: ACR_TWO_FACTORS }],
+    ['reauthenticate: SSO account', { subject: account({ managers: [sso] }), stage: 'reauthenticate', provenance: oneFactor }, { outcome: 'reauthenticate', methods: ['connector:acme-oidc'], wantedAcr: ACR_ONE_FACTOR }],
+
+    ['turn two-step off, recent two-factor login', { subject: account({ twoStepEnabled: true }), stage: 'disable_factor', provenance: twoFactors }, { outcome: 'allow', acr: ACR_TWO_FACTORS }],
+    ['turn two-step off, one-factor login', { subject: account({ twoStepEnabled: true }), stage: 'disable_factor', provenance: oneFactor }, { outcome: 'reauthenticate', methods: ['password', 'google'], wantedAcr: ACR_TWO_FACTORS }],
+    ['turn two-step off where it is required', { subject: account({ twoStepEnabled: true, twoStepRequired: true }), stage: 'disable_factor', provenance: twoFactors }, { outcome: 'deny', reason: 'policy.two_step_required' }],
+
+    ['bulk migration to an active account', { subject: account(), stage: 'bulk_migration' }, { outcome: 'allow' }],
+    ['bulk migration to a deactivated account', { subject: account({ status: 'deactivated' }), stage: 'bulk_migration' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['bulk migration creating an account', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'bulk_migration' }, { outcome: 'allow' }],
+
+    ['refresh, nothing changed', { subject: account(), stage: 'refresh', provenance: oneFactor }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['refresh, account deactivated', { subject: account({ status: 'deactivated' }), stage: 'refresh', provenance: oneFactor }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['refresh, two-step became required', { subject: account({ twoStepRequired: true }), stage: 'refresh', provenance: oneFactor }, { outcome: 'deny', reason: 'policy.login_again' }],
+    ['refresh, two-step required and proven', { subject: account({ twoStepRequired: true }), stage: 'refresh', provenance: twoFactors }, { outcome: 'allow', acr: ACR_TWO_FACTORS }],
+    ['refresh, SSO became required', { subject: account({ managers: [sso] }), stage: 'refresh', provenance: twoFactors }, { outcome: 'deny', reason: 'policy.login_again' }],
+    ['refresh, SSO login', { subject: account({ managers: [sso] }), stage: 'refresh', provenance: { ...oneFactor, connector: 'acme-oidc' } }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['refresh, login recorded before levels', { subject: account(), stage: 'refresh' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['userinfo, two-step became required', { subject: account({ twoStepRequired: true }), stage: 'userinfo', provenance: oneFactor }, { outcome: 'deny', reason: 'policy.login_again' }],
+    ['api, closed account', { subject: account({ status: 'closed', reopenable: true }), stage: 'api', provenance: oneFactor }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['api, unknown account', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'api' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+  ];
+
+  for (const [name, input, expected] of table) {
+    it(name, () => expect(run(input)).to.deep.equal(expected));
+  }
+
+  it('answers every stage and method without throwing', () => {
+    const stages: Stage[] = ['identify', 'first_factor', 'second_factor', 'sign_up', 'reset_request', 'reset_complete', 'email_recovery', 'reauthenticate', 'disable_factor', 'bulk_migration', 'refresh', 'userinfo', 'api'];
+    const methods: (Method | undefined)[] = [undefined, 'password', 'trello_password', 'google', 'totp', 'recovery_code', 'email', 'connector:x'];
+    const subjects = [account(), account({ status: 'deactivated' }), account({ managers: [sso, requires2sv] }), { kind: 'address' as const, email: 'x@example.com' }];
+    for (const stage of stages) for (const method of methods) for (const subject of subjects) {
+      const decision = run({ subject, stage, ...(method ? { method } : {}) });
+      expect(['allow', 'second_factor', 'enrol', 'use_connector', 'reauthenticate', 'deny']).to.include(decision.outcome);
+    }
+  });
+});
+
+describe('assurance levels', () => {
+  it('takes the lowest known level a relying party lists, ignoring unknown values', () => {
+    expect(requestedLevel(`urn:other ${ACR_TWO_FACTORS}`)).to.equal(ACR_TWO_FACTORS);
+    expect(requestedLevel(`${ACR_TWO_FACTORS} ${ACR_ONE_FACTOR}`)).to.equal(ACR_ONE_FACTOR);
+    expect(requestedLevel('urn:other')).to.equal(undefined);
+    expect(requestedLevel(undefined)).to.equal(undefined);
+  });
+
+  it('reads the level from what the engine stored, amr alone included', () => {
+    expect(provenanceFrom({ amr: ['pwd', 'otp', 'mfa'], authTime: 5 })).to.deep.equal({ amr: ['pwd', 'otp', 'mfa'], acr: ACR_TWO_FACTORS, authTime: 5 });
+    expect(provenanceFrom({ amr: ['fed'], acr: ACR_ONE_FACTOR, authTime: 5, connector: 'acme' })).to.deep.equal({ amr: ['fed'], acr: ACR_ONE_FACTOR, authTime: 5, connector: 'acme' });
+    expect(provenanceFrom({})).to.equal(undefined);
+  });
+});
