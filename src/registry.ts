@@ -51,7 +51,10 @@ import { createThrottle, type Throttle } from './identity/throttle.ts';
 import { createThrottleQueries } from './persistence/queries/throttles.ts';
 import { createTwoStepService, type TwoStepService } from './identity/two-step.ts';
 import { createTwoStepQueries } from './persistence/queries/two-step.ts';
-import { createTrelloQueries, type TrelloQueries } from './persistence/queries/trello.ts';
+import { createTrelloMemberQueries, type TrelloMemberQueries } from './persistence/queries/trello-members.ts';
+import { createTrelloLinkEventQueries, type TrelloLinkEventQueries } from './persistence/queries/trello-link-events.ts';
+import { createRetiredEmailQueries } from './persistence/queries/retired-emails.ts';
+import { createAccountIdentityQueries, type AccountIdentityQueries } from './persistence/queries/account-identities.ts';
 import { createTrelloLinking, type TrelloLinking } from './legacy-trello/linking.ts';
 import { createBulkMigration, type BulkMigration } from './legacy-trello/bulk-migration.ts';
 import { createLinkWebhook, type LinkWebhook } from './legacy-trello/link-webhook.ts';
@@ -97,12 +100,15 @@ export interface Registry {
   /** What relying parties receive about an account (tokens and the consent page). */
   claimsRelease: ClaimsRelease;
   trello: {
-    queries: TrelloQueries;
+    members: TrelloMemberQueries;
+    linkEvents: TrelloLinkEventQueries;
     linking: TrelloLinking;
     bulk: BulkMigration;
     webhook: LinkWebhook;
   };
   federated: FederatedLogin;
+  /** Upstream identities (Google, later company SSO) linked to accounts. */
+  accountIdentities: AccountIdentityQueries;
   /** Present when GOOGLE_ISSUER, GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET are set. */
   google: GoogleClient | undefined;
   mail: {
@@ -206,8 +212,11 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     });
     const views = createViews(join(rootDir, 'views'), { cache: config.env !== 'development', productName: 'Lanyard' });
 
-    const trelloQueries = createTrelloQueries(db);
-    const claimsRelease = createClaimsRelease({ issuer: config.issuer, trelloClientId: config.trello.clientId, trelloMemberId: (accountId) => trelloQueries.memberIdOf(accountId) });
+    const trelloMembers = createTrelloMemberQueries(db);
+    const trelloLinkEvents = createTrelloLinkEventQueries(db);
+    const retiredEmails = createRetiredEmailQueries(db);
+    const accountIdentities = createAccountIdentityQueries(db);
+    const claimsRelease = createClaimsRelease({ issuer: config.issuer, trelloClientId: config.trello.clientId, trelloMemberId: (accountId) => trelloMembers.memberIdOf(accountId) });
     let provider: Provider | undefined;
     const clients = createClientService({
       clients: createClientQueries(db),
@@ -264,16 +273,17 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       issuer: config.issuer,
       graceDays: config.accountDeletionGraceDays,
       signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
-      forgetters: [activity, twoStepQueries, trelloQueries, events],
+      forgetters: [activity, twoStepQueries, accountIdentities, retiredEmails, trelloMembers, events],
       logger,
       events,
     });
     await clients.ensureInternal(ACCOUNT_CLIENT_ID, 'Lanyard account settings', `${config.issuer}/account/callback`);
     listenToProviderEvents({ provider, activity, events, clock, logger });
-    const trelloLinking = createTrelloLinking({ db, trello: trelloQueries, accounts: accountQueries, hasher, outbox, events, clock, issuer: config.issuer });
+    const trelloLinking = createTrelloLinking({ db, trelloMembers, retiredEmails, identities: accountIdentities, linkEvents: trelloLinkEvents, accounts: accountQueries, hasher, outbox, events, clock, issuer: config.issuer });
     const resetTokens = createPasswordResetQueries(db);
     const linkWebhook = createLinkWebhook({
-      queries: trelloQueries,
+      linkEvents: trelloLinkEvents,
+      retiredEmails,
       clock,
       logger,
       url: config.trello.webhookUrl,
@@ -373,12 +383,14 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         productName: 'Lanyard',
       }),
       trello: {
-        queries: trelloQueries,
+        members: trelloMembers,
+        linkEvents: trelloLinkEvents,
         linking: trelloLinking,
-        bulk: createBulkMigration({ linking: trelloLinking, trello: trelloQueries, resetTokens, outbox, clock, issuer: config.issuer }),
+        bulk: createBulkMigration({ linking: trelloLinking, trelloMembers, resetTokens, outbox, clock, issuer: config.issuer }),
         webhook: linkWebhook,
       },
-      federated: createFederatedLogin({ db, accounts: accountQueries, trello: trelloQueries, linking: trelloLinking, events, clock }),
+      accountIdentities,
+      federated: createFederatedLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),
       google: config.google.issuer && config.google.clientId && config.google.clientSecret
         ? createGoogleClient({ issuer: config.google.issuer, clientId: config.google.clientId, clientSecret: config.google.clientSecret, redirectUri: `${config.issuer}/login/google/callback` })
         : undefined,

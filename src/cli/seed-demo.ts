@@ -70,7 +70,7 @@ export async function seedDemo(registry: Registry): Promise<string | undefined> 
       { address: 'trello-demo.old@lanyard.test', verified: true },
     ],
   };
-  await importMembers({ db: registry.db, trello: registry.trello.queries, clock: registry.clock }, Readable.from([JSON.stringify(legacy)]));
+  await importMembers({ db: registry.db, trelloMembers: registry.trello.members, clock: registry.clock }, Readable.from([JSON.stringify(legacy)]));
   lines.push(`  legacy Trello account (log in with its Trello password to migrate it): trello-demo@lanyard.test / ${trelloPassword}`);
   lines.push('');
   return lines.join('\n');

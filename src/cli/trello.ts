@@ -35,7 +35,7 @@ export async function trelloImport(registry: Registry, file: string): Promise<nu
     err(`line ${line}: ${reason} (${what})`);
     if (bar) bar.start(size, input.bytesRead);
   };
-  const summary = await importMembers({ db: registry.db, trello: registry.trello.queries, clock: registry.clock }, input, {
+  const summary = await importMembers({ db: registry.db, trelloMembers: registry.trello.members, clock: registry.clock }, input, {
     onProgress: (n) => {
       bar?.update(input.bytesRead);
       lines?.report(n, size ? input.bytesRead / size : undefined);

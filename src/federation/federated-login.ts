@@ -2,7 +2,9 @@ import type { Clock } from '../shared/clock.ts';
 import { newId } from '../shared/ids.ts';
 import type { Database } from '../persistence/db.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
-import type { TrelloMemberRow, TrelloQueries } from '../persistence/queries/trello.ts';
+import type { AccountIdentityQueries } from '../persistence/queries/account-identities.ts';
+import type { RetiredEmailQueries } from '../persistence/queries/retired-emails.ts';
+import type { TrelloMemberQueries, TrelloMemberRow } from '../persistence/queries/trello-members.ts';
 import { normalizeEmail } from '../identity/email-address.ts';
 import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts';
 import { rankEmails } from '../legacy-trello/email-choice.ts';
@@ -32,12 +34,14 @@ export type FederatedResult =
 export function createFederatedLogin(deps: {
   db: Database;
   accounts: AccountQueries;
-  trello: TrelloQueries;
+  identities: AccountIdentityQueries;
+  retiredEmails: RetiredEmailQueries;
+  trelloMembers: TrelloMemberQueries;
   linking: TrelloLinking;
   events: SecurityEvents;
   clock: Clock;
 }) {
-  const { db, accounts, trello, linking } = deps;
+  const { db, accounts, identities, retiredEmails, trelloMembers, linking } = deps;
   const now = () => new Date(deps.clock.now());
 
   async function active(accountId: string): Promise<FederatedResult> {
@@ -68,7 +72,7 @@ export function createFederatedLogin(deps: {
 
   return {
     async resolveGoogle(claims: { sub: string; email: string | undefined; emailVerified: boolean; name: string | undefined }, meta: RequestMeta = {}): Promise<FederatedResult> {
-      const known = await trello.findIdentity('google', claims.sub);
+      const known = await identities.findIdentity('google', claims.sub);
       if (known) return active(known.account_id);
 
       const email = claims.email ? normalizeEmail(claims.email) : undefined;
@@ -76,15 +80,15 @@ export function createFederatedLogin(deps: {
       const google = { sub: claims.sub, email: email ?? null };
 
       if (verifiedEmail) {
-        const retired = await trello.findRetired(verifiedEmail);
+        const retired = await retiredEmails.findRetired(verifiedEmail);
         if (retired) return { ok: false, problem: 'google.email_retired', retiredFor: retired.account_id, email: verifiedEmail };
       }
 
-      const bySub = await trello.findByGoogleSub(claims.sub);
+      const bySub = await trelloMembers.findByGoogleSub(claims.sub);
       if (bySub?.linked_account_id) return active(bySub.linked_account_id);
       // By address only when the member verified it at Trello as Google did: an unverified
       // address on a member proves nothing about who owns it.
-      const member = bySub ?? (verifiedEmail ? (await trello.findByVerifiedEmail(verifiedEmail)).find((m) => !m.linked_account_id) : undefined);
+      const member = bySub ?? (verifiedEmail ? (await trelloMembers.findByVerifiedEmail(verifiedEmail)).find((m) => !m.linked_account_id) : undefined);
       if (member) return migrate(member, google, verifiedEmail, meta);
 
       if (!verifiedEmail) return { ok: false, problem: 'google.email_unverified' };
@@ -94,7 +98,7 @@ export function createFederatedLogin(deps: {
         // An address nobody verified on our side proves nothing: its owner logs in with the password.
         if (!existing.email_verified) return { ok: false, problem: 'google.conflict' };
         await db.transaction(async (tx) => {
-          await trello.addIdentity(tx, { provider: 'google', subject: claims.sub, accountId: existing.id, email: verifiedEmail, now: now() });
+          await identities.addIdentity(tx, { provider: 'google', subject: claims.sub, accountId: existing.id, email: verifiedEmail, now: now() });
           await deps.events.record({ type: 'identity.linked', accountId: existing.id, detail: { provider: 'google' } }, meta, tx);
         });
         return { ok: true, account: existing, how: 'email' };
@@ -102,7 +106,7 @@ export function createFederatedLogin(deps: {
       try {
         const account = await db.transaction(async (tx) => {
           const created = await accounts.insertWith(tx, { id: newId('acc'), email: verifiedEmail, emailVerified: true, name: claims.name ?? null, passwordHash: null });
-          await trello.addIdentity(tx, { provider: 'google', subject: claims.sub, accountId: created.id, email: verifiedEmail, now: now() });
+          await identities.addIdentity(tx, { provider: 'google', subject: claims.sub, accountId: created.id, email: verifiedEmail, now: now() });
           await deps.events.record({ type: 'identity.linked', accountId: created.id, detail: { provider: 'google', created: true } }, meta, tx);
           return created;
         });
@@ -110,7 +114,7 @@ export function createFederatedLogin(deps: {
       } catch (err) {
         // Two first logins racing: the other one created the account; use it.
         if ((err as { code?: string }).code === '23505') {
-          const raced = await trello.findIdentity('google', claims.sub);
+          const raced = await identities.findIdentity('google', claims.sub);
           if (raced) return active(raced.account_id);
         }
         throw err;

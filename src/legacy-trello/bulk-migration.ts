@@ -2,7 +2,7 @@ import { sha256 } from '../shared/crypto.ts';
 import { randomSecret } from '../shared/ids.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { PasswordResetQueries } from '../persistence/queries/password-reset-tokens.ts';
-import type { AddressUse, TrelloMemberRow, TrelloQueries } from '../persistence/queries/trello.ts';
+import type { AddressUse, TrelloMemberQueries, TrelloMemberRow } from '../persistence/queries/trello-members.ts';
 import type { Outbox } from '../mail/outbox.ts';
 import { chooseEmail, linkableEmails, rankEmails } from './email-choice.ts';
 import type { TrelloLinking } from './linking.ts';
@@ -48,13 +48,13 @@ export const SET_PASSWORD_TTL_SECONDS = 30 * 86_400;
 
 export function createBulkMigration(deps: {
   linking: TrelloLinking;
-  trello: TrelloQueries;
+  trelloMembers: TrelloMemberQueries;
   resetTokens: PasswordResetQueries;
   outbox: Outbox;
   clock: Clock;
   issuer: string;
 }) {
-  const { linking, trello, clock, issuer } = deps;
+  const { linking, trelloMembers, clock, issuer } = deps;
 
   /**
    * Plans a batch, in member id order. `claimed` holds the addresses that links planned earlier
@@ -62,7 +62,7 @@ export function createBulkMigration(deps: {
    * nor, within a batch, in a real one.
    */
   async function planBatch(members: TrelloMemberRow[], claimed: Map<string, AddressUse>): Promise<BulkOutcome[]> {
-    const used = await trello.addressesInUse([...new Set(members.flatMap((m) => m.emails.map((e) => e.email.toLowerCase())))]);
+    const used = await trelloMembers.addressesInUse([...new Set(members.flatMap((m) => m.emails.map((e) => e.email.toLowerCase())))]);
     const useOf = (email: string) => claimed.get(email.toLowerCase()) ?? used.get(email.toLowerCase());
     return members.map((member): BulkOutcome => {
       // Only a verified address: the set-password link goes to it, and whoever reads it gets the account.
@@ -90,14 +90,14 @@ export function createBulkMigration(deps: {
   }
 
   return {
-    remaining: () => trello.countUnlinked(),
+    remaining: () => trelloMembers.countUnlinked(),
 
     async run(options: { dryRun: boolean; batchSize?: number; onOutcome?: (outcome: BulkOutcome) => void; onBatch?: (summary: BulkSummary) => void }): Promise<BulkSummary> {
       const summary: BulkSummary = { examined: 0, linked: 0, conflicts: 0 };
       const claimed = new Map<string, AddressUse>();
       let after = '';
       for (;;) {
-        const batch = await trello.unlinkedBatch(after, options.batchSize ?? 200);
+        const batch = await trelloMembers.unlinkedBatch(after, options.batchSize ?? 200);
         if (!batch.length) break;
         after = batch.at(-1)!.member_id;
         const plans = await planBatch(batch, claimed);

@@ -1,4 +1,4 @@
-import type { AddressUse, TrelloEmail } from '../persistence/queries/trello.ts';
+import type { AddressUse, TrelloEmail } from '../persistence/queries/trello-members.ts';
 
 /**
  * Which of a Trello member's addresses the account keeps (docs/flows/trello-migration.md):

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Clock } from '../shared/clock.ts';
 import type { Database, Queryable } from '../persistence/db.ts';
-import type { ImportedMember, TrelloQueries } from '../persistence/queries/trello.ts';
+import type { ImportedMember, TrelloMemberQueries } from '../persistence/queries/trello-members.ts';
 import { normalizeEmail } from '../identity/email-address.ts';
 import { BCRYPT_HASH } from './linking.ts';
 
@@ -99,7 +99,7 @@ interface Pending { line: number; member: ImportedMember }
 /** SQLSTATE classes a line's own data can cause: data exceptions (22) and constraint violations (23). */
 const dataError = (err: unknown) => /^2[23]/.test(String((err as { code?: unknown }).code ?? ''));
 
-export async function importMembers(deps: { db: Database; trello: TrelloQueries; clock: Clock }, input: Readable, options: {
+export async function importMembers(deps: { db: Database; trelloMembers: TrelloMemberQueries; clock: Clock }, input: Readable, options: {
   batchSize?: number;
   /** Called after each batch with the lines read so far, for progress reports. */
   onProgress?: (linesRead: number) => void;
@@ -143,7 +143,7 @@ export async function importMembers(deps: { db: Database; trello: TrelloQueries;
       byId.set(p.member.memberId, p);
     }
     const unique = [...byId.values()];
-    const known = await deps.trello.importPrecheck(tx, unique.map((p) => ({ memberId: p.member.memberId, googleSub: p.member.googleSub })), runStart);
+    const known = await deps.trelloMembers.importPrecheck(tx, unique.map((p) => ({ memberId: p.member.memberId, googleSub: p.member.googleSub })), runStart);
     // A Google subject is unique across members: a second claim is imported without it (the
     // member still logs in with the Trello password); a later run can give it once it is free.
     const subs = new Map<string, string>();
@@ -160,11 +160,11 @@ export async function importMembers(deps: { db: Database; trello: TrelloQueries;
         subs.set(sub, p.member.memberId);
       }
     }
-    const counts = await deps.trello.upsertBatch(tx, unique.map((p) => p.member), new Date(deps.clock.now()));
+    const counts = await deps.trelloMembers.upsertBatch(tx, unique.map((p) => p.member), new Date(deps.clock.now()));
     // An address verified on two unlinked members: kept on both (either may be the person), and
     // flagged. At login the member whose Trello password matches is the one (decision 0019).
     const lineOf = new Map(unique.map((p) => [p.member.memberId, p.line]));
-    for (const shared of await deps.trello.sharedVerifiedAddresses(tx, counts.open)) {
+    for (const shared of await deps.trelloMembers.sharedVerifiedAddresses(tx, counts.open)) {
       remarks.push({ line: lineOf.get(shared.member_id)!, reason: `address ${shared.email} is also verified on member ${shared.others.join(', ')}: whose Trello password matches at login gets it` });
     }
     summary.inserted += counts.inserted;

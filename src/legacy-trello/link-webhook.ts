@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { LinkEventRow, TrelloQueries } from '../persistence/queries/trello.ts';
+import type { RetiredEmailQueries } from '../persistence/queries/retired-emails.ts';
+import type { LinkEventRow, TrelloLinkEventQueries } from '../persistence/queries/trello-link-events.ts';
 
 /**
  * Tells Trello that a member was linked (docs/decisions/0014-trello-link-webhook.md): a JSON POST
@@ -22,7 +23,9 @@ export function signPayload(secret: string, timestamp: number, body: string): st
 }
 
 export function createLinkWebhook(deps: {
-  queries: TrelloQueries;
+  linkEvents: TrelloLinkEventQueries;
+  /** For the addresses the event names. */
+  retiredEmails: RetiredEmailQueries;
   clock: Clock;
   logger: Logger;
   url: string | undefined;
@@ -31,7 +34,7 @@ export function createLinkWebhook(deps: {
   maxAttempts: number;
   fetch?: typeof fetch;
 }) {
-  const { queries, clock, logger } = deps;
+  const { linkEvents, retiredEmails, clock, logger } = deps;
   const send = deps.fetch ?? fetch;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | undefined;
@@ -40,7 +43,7 @@ export function createLinkWebhook(deps: {
     const now = new Date(clock.now());
     // The addresses that now lead to the member, read when sending: the account's own and the
     // retired ones. Never an address dropped at linking (decision 0020).
-    const owned = await queries.addressesOf(event.account_id);
+    const owned = await retiredEmails.addressesOf(event.account_id);
     const body = JSON.stringify({
       event_id: `link_${event.id}`,
       type: 'member.linked',
@@ -59,14 +62,14 @@ export function createLinkWebhook(deps: {
         redirect: 'error',
       });
       if (res.ok) {
-        await queries.linkEventDelivered(event.id, now);
+        await linkEvents.linkEventDelivered(event.id, now);
         return;
       }
       throw new Error(`HTTP ${res.status}`);
     } catch (err) {
       const attempts = event.attempts + 1;
       const next = attempts >= deps.maxAttempts ? null : new Date(clock.now() + Math.min(3600, 30 * 2 ** (attempts - 1)) * 1000);
-      await queries.linkEventFailed(event.id, (err as Error).message, next, now);
+      await linkEvents.linkEventFailed(event.id, (err as Error).message, next, now);
       logger[next ? 'warn' : 'error']({ eventId: event.id, memberId: event.member_id, attempts, err: { message: (err as Error).message } }, next ? 'trello link event will be retried' : 'trello link event failed for good');
     }
   }
@@ -80,7 +83,7 @@ export function createLinkWebhook(deps: {
     }
     let sent = 0;
     for (;;) {
-      const due = await queries.claimDueLinkEvents(new Date(clock.now()), 60, 20);
+      const due = await linkEvents.claimDueLinkEvents(new Date(clock.now()), 60, 20);
       for (const event of due) await deliver(event, secret);
       sent += due.length;
       if (due.length < 20) return sent;

@@ -4,7 +4,10 @@ import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import type { Database, Queryable } from '../persistence/db.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
-import type { TrelloMemberRow, TrelloQueries } from '../persistence/queries/trello.ts';
+import type { AccountIdentityQueries } from '../persistence/queries/account-identities.ts';
+import type { RetiredEmailQueries } from '../persistence/queries/retired-emails.ts';
+import type { TrelloLinkEventQueries } from '../persistence/queries/trello-link-events.ts';
+import type { TrelloMemberQueries, TrelloMemberRow } from '../persistence/queries/trello-members.ts';
 import type { Outbox } from '../mail/outbox.ts';
 import { normalizeEmail } from '../identity/email-address.ts';
 import type { PasswordHasher } from '../identity/password-hasher.ts';
@@ -48,7 +51,10 @@ export const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$
 
 export function createTrelloLinking(deps: {
   db: Database;
-  trello: TrelloQueries;
+  trelloMembers: TrelloMemberQueries;
+  retiredEmails: RetiredEmailQueries;
+  identities: AccountIdentityQueries;
+  linkEvents: TrelloLinkEventQueries;
   accounts: AccountQueries;
   hasher: PasswordHasher;
   outbox: Outbox;
@@ -56,7 +62,7 @@ export function createTrelloLinking(deps: {
   clock: Clock;
   issuer: string;
 }) {
-  const { db, trello, accounts, events, clock } = deps;
+  const { db, trelloMembers, retiredEmails, identities, linkEvents, accounts, events, clock } = deps;
   const now = () => new Date(clock.now());
 
   async function link(plan: LinkPlan, meta: RequestMeta = {}): Promise<LinkResult> {
@@ -64,7 +70,7 @@ export function createTrelloLinking(deps: {
     if (!email) return { ok: false, problem: 'trello.email_not_theirs' };
     try {
       const result = await db.transaction(async (tx): Promise<LinkResult> => {
-        const member = await trello.findByMemberId(plan.memberId, tx, true);
+        const member = await trelloMembers.findByMemberId(plan.memberId, tx, true);
         if (!member) throw new AppError('trello.unknown_member', 404);
         if (member.linked_account_id) return { ok: false, problem: 'trello.already_linked' };
         // Only a verified Trello address is the member's: an unverified one may be anybody's.
@@ -76,7 +82,7 @@ export function createTrelloLinking(deps: {
         if (plan.existingAccountId) {
           account = await accounts.findById(plan.existingAccountId, tx);
           if (!account || account.status !== 'active') return { ok: false, problem: 'trello.account_unusable' };
-          if (await trello.findByAccountId(account.id, tx)) return { ok: false, problem: 'trello.account_has_member' };
+          if (await trelloMembers.findByAccountId(account.id, tx)) return { ok: false, problem: 'trello.account_has_member' };
         } else {
           const { rows } = await tx.query('SELECT 1 FROM accounts WHERE lower(email) = lower($1)', [email]);
           if (rows.length) return { ok: false, problem: 'trello.email_taken' };
@@ -92,13 +98,13 @@ export function createTrelloLinking(deps: {
           created = true;
         }
         const retired = await retireOthers(tx, member, account);
-        if (!(await trello.markLinked(tx, member.member_id, account.id, plan.method, now()))) return { ok: false, problem: 'trello.already_linked' };
+        if (!(await trelloMembers.markLinked(tx, member.member_id, account.id, plan.method, now()))) return { ok: false, problem: 'trello.already_linked' };
         // The Google login that proved this link; or, for a new account, the member's own Google
         // sign-in. Never the member's stored Google subject on an existing account: whoever
         // controls that member must not gain a way into somebody else's account.
         const google = plan.google ?? (created && member.google_sub ? { sub: member.google_sub, email: member.google_email } : undefined);
-        if (google) await trello.addIdentity(tx, { provider: 'google', subject: google.sub, accountId: account.id, email: google.email, now: now() });
-        await trello.enqueueLinkEvent(tx, member.member_id, account.id, now());
+        if (google) await identities.addIdentity(tx, { provider: 'google', subject: google.sub, accountId: account.id, email: google.email, now: now() });
+        await linkEvents.enqueueLinkEvent(tx, member.member_id, account.id, now());
         await events.record({ type: 'trello.linked', accountId: account.id, detail: { memberId: member.member_id, method: plan.method, created, retired: retired.length } }, meta, tx);
         await plan.inTransaction?.(tx, account, member);
         return { ok: true, account, created, retired };
@@ -126,7 +132,7 @@ export function createTrelloLinking(deps: {
       [others],
     );
     const free = rows.map((r) => r.email);
-    await trello.retire(tx, account.id, free, `trello:${member.member_id}`, now());
+    await retiredEmails.retire(tx, account.id, free, `trello:${member.member_id}`, now());
     return free;
   }
 
@@ -140,7 +146,7 @@ export function createTrelloLinking(deps: {
     async notifyRetiredUse(tried: string, accountId: string, meta: RequestMeta = {}): Promise<void> {
       const account = await accounts.findById(accountId);
       if (!account || account.status !== 'active') return;
-      const addresses = [account.email, ...(await trello.retiredOf(account.id))];
+      const addresses = [account.email, ...(await retiredEmails.retiredOf(account.id))];
       await db.transaction(async (tx) => {
         for (const to of addresses) {
           await deps.outbox.enqueue(tx, {
@@ -183,7 +189,7 @@ export function createTrelloLinking(deps: {
       const normalized = normalizeEmail(email);
       if (!normalized) return [];
       const verified = (m: TrelloMemberRow) => m.emails.some((e) => e.email.toLowerCase() === normalized && e.verified);
-      return (await trello.findByEmail(normalized))
+      return (await trelloMembers.findByEmail(normalized))
         .filter((m) => !m.linked_account_id && (!options.verifiedOnly || verified(m)))
         .sort((a, b) => Number(verified(b)) - Number(verified(a)) || (a.member_id < b.member_id ? -1 : a.member_id > b.member_id ? 1 : 0));
     },
@@ -202,25 +208,25 @@ export function createTrelloLinking(deps: {
       return members.find((_, i) => results[i]);
     },
 
-    linkableByAccount: (accountId: string, email: string) => trello.linkableByAccount(accountId, email),
-    addressesInUse: (emails: string[]) => trello.addressesInUse(emails.map((e) => e.toLowerCase())),
-    findByMemberId: (id: string) => trello.findByMemberId(id),
-    findByEmail: (email: string) => trello.findByEmail(email),
-    findByGoogleSub: (sub: string) => trello.findByGoogleSub(sub),
+    linkableByAccount: (accountId: string, email: string) => trelloMembers.linkableByAccount(accountId, email),
+    addressesInUse: (emails: string[]) => trelloMembers.addressesInUse(emails.map((e) => e.toLowerCase())),
+    findByMemberId: (id: string) => trelloMembers.findByMemberId(id),
+    findByEmail: (email: string) => trelloMembers.findByEmail(email),
+    findByGoogleSub: (sub: string) => trelloMembers.findByGoogleSub(sub),
     /** By one of its addresses or its Trello username, as people type either. */
     async findByLogin(login: string): Promise<TrelloMemberRow | undefined> {
       const email = normalizeEmail(login);
       if (email) {
-        const members = await trello.findByEmail(email);
+        const members = await trelloMembers.findByEmail(email);
         return members.find((m) => !m.linked_account_id) ?? members[0];
       }
-      return login.length <= 100 ? trello.findByUsername(login.trim()) : undefined;
+      return login.length <= 100 ? trelloMembers.findByUsername(login.trim()) : undefined;
     },
-    findByAccountId: (id: string) => trello.findByAccountId(id),
-    memberIdOf: (accountId: string) => trello.memberIdOf(accountId),
-    findRetired: (email: string) => trello.findRetired(email),
-    memberByOwnedEmail: (email: string) => trello.memberByOwnedEmail(email),
-    retiredOf: (accountId: string) => trello.retiredOf(accountId),
+    findByAccountId: (id: string) => trelloMembers.findByAccountId(id),
+    memberIdOf: (accountId: string) => trelloMembers.memberIdOf(accountId),
+    findRetired: (email: string) => retiredEmails.findRetired(email),
+    memberByOwnedEmail: (email: string) => trelloMembers.memberByOwnedEmail(email),
+    retiredOf: (accountId: string) => retiredEmails.retiredOf(accountId),
   };
 }
 

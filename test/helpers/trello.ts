@@ -26,5 +26,5 @@ export function legacyMember(fields: Record<string, unknown> = {}) {
 /** Imports members (objects or raw lines) through the real streaming import. */
 export async function importLegacy(registry: Registry, members: (Record<string, unknown> | string)[]) {
   const text = members.map((m) => (typeof m === 'string' ? m : JSON.stringify(m))).join('\n');
-  return importMembers({ db: registry.db, trello: registry.trello.queries, clock: registry.clock }, Readable.from([text]));
+  return importMembers({ db: registry.db, trelloMembers: registry.trello.members, clock: registry.clock }, Readable.from([text]));
 }

@@ -94,7 +94,7 @@ describe('closing an account (/account/close)', () => {
     await close((await signIn('linked@example.com')).agent, PASSWORD);
     now += 14 * 86_400_000 + 1000;
     expect(await server.registry.accountClosure.eraseDue()).to.deep.equal([linked.account.id]);
-    expect(await server.registry.trello.queries.findIdentity('google', 'g-erase')).to.equal(undefined);
+    expect(await server.registry.accountIdentities.findIdentity('google', 'g-erase')).to.equal(undefined);
     expect(await server.registry.trello.linking.findRetired('retired@example.com'), 'the retired address is released').to.equal(undefined);
     const stored = await server.registry.trello.linking.findByMemberId(member.id);
     expect(stored).to.include({ full_name: null, password_hash: null, google_email: null, username: `erased:${member.id}` });

@@ -58,7 +58,7 @@ describe('"Continue with Google" against a real local OpenID provider', () => {
     expect(result.callback?.searchParams.get('code')).to.be.a('string');
     const account = await server.registry.accounts.findByEmail('new.person@gmail.com');
     expect(account).to.include({ email_verified: true, name: 'New Person', password_hash: null });
-    expect(await server.registry.trello.queries.findIdentity('google', 'g-new')).to.deep.equal({ account_id: account!.id });
+    expect(await server.registry.accountIdentities.findIdentity('google', 'g-new')).to.deep.equal({ account_id: account!.id });
     // Next time the subject alone finds it, even if the address changed at Google.
     const again = await googleLogin({ sub: 'g-new', email: 'renamed@gmail.com', email_verified: true });
     expect(again.callback?.searchParams.get('code')).to.be.a('string');
@@ -69,7 +69,7 @@ describe('"Continue with Google" against a real local OpenID provider', () => {
     const existing = await createAccount(server.registry, { email: 'ada@gmail.com' });
     const result = await googleLogin({ sub: 'g-ada', email: 'ada@gmail.com', email_verified: true });
     expect(result.callback).to.not.equal(undefined);
-    expect(await server.registry.trello.queries.findIdentity('google', 'g-ada')).to.deep.equal({ account_id: existing.id });
+    expect(await server.registry.accountIdentities.findIdentity('google', 'g-ada')).to.deep.equal({ account_id: existing.id });
   });
 
   it('never links or creates with an unverified Google address', async () => {
@@ -77,7 +77,7 @@ describe('"Continue with Google" against a real local OpenID provider', () => {
     const result = await googleLogin({ sub: 'g-evil', email: 'victim@example.com', email_verified: false });
     expect(result.page?.status).to.equal(409);
     expect(result.page?.text).to.contain('Google hasn’t verified this address');
-    expect(await server.registry.trello.queries.findIdentity('google', 'g-evil')).to.equal(undefined);
+    expect(await server.registry.accountIdentities.findIdentity('google', 'g-evil')).to.equal(undefined);
   });
 
   it('migrates a Trello member with this Google subject automatically, without questions', async () => {
@@ -93,7 +93,7 @@ describe('"Continue with Google" against a real local OpenID provider', () => {
     const account = await server.registry.accounts.findById(stored!.linked_account_id!);
     expect(account?.email).to.equal('grace@acme.example');
     expect(await server.registry.trello.linking.retiredOf(account!.id)).to.deep.equal(['grace.h@example.org']);
-    expect(await server.registry.trello.queries.findIdentity('google', 'g-grace')).to.deep.equal({ account_id: account!.id });
+    expect(await server.registry.accountIdentities.findIdentity('google', 'g-grace')).to.deep.equal({ account_id: account!.id });
   });
 
   it('migrates a Trello member whose address Google verified, even without a stored Google link', async () => {
@@ -112,14 +112,14 @@ describe('"Continue with Google" against a real local OpenID provider', () => {
     expect(victim.callback).to.not.equal(undefined);
     expect((await server.registry.trello.linking.findByMemberId(attacker.id))?.linked_account_id, 'the attacker’s member stays unlinked').to.equal(null);
     const account = await server.registry.accounts.findByEmail('victim@gmail.com');
-    expect(await server.registry.trello.queries.findIdentity('google', 'g-attacker')).to.equal(undefined);
+    expect(await server.registry.accountIdentities.findIdentity('google', 'g-attacker')).to.equal(undefined);
     expect(account?.id).to.be.a('string');
 
     // An account whose address was never verified here is not linked by Google either.
     await server.registry.accounts.create({ email: 'unverified-here@example.com', password: 'some long password', emailVerified: false });
     const other = await googleLogin({ sub: 'g-other', email: 'unverified-here@example.com', email_verified: true });
     expect(other.page?.status).to.equal(409);
-    expect(await server.registry.trello.queries.findIdentity('google', 'g-other')).to.equal(undefined);
+    expect(await server.registry.accountIdentities.findIdentity('google', 'g-other')).to.equal(undefined);
   });
 
   it('does not link a Trello member for good to an account with two-step verification before its code', async () => {

@@ -55,7 +55,7 @@ describe('legacy Trello accounts: import and linking rules', () => {
       }
     })());
     const progress: number[] = [];
-    const summary = await importMembers({ db: server.registry.db, trello: server.registry.trello.queries, clock: server.registry.clock }, lines, { batchSize: 1000, onProgress: (n) => progress.push(n) });
+    const summary = await importMembers({ db: server.registry.db, trelloMembers: server.registry.trello.members, clock: server.registry.clock }, lines, { batchSize: 1000, onProgress: (n) => progress.push(n) });
     expect(produced).to.equal(3000);
     expect(summary.inserted).to.equal(3000);
     expect(progress).to.deep.equal([1000, 2000, 3000]);
@@ -63,7 +63,7 @@ describe('legacy Trello accounts: import and linking rules', () => {
 
   it('turns every constraint a line breaks into a reported line, never an aborted import', async () => {
     const run = (lines: (Record<string, unknown> | string)[], batchSize: number) => importMembers(
-      { db: server.registry.db, trello: server.registry.trello.queries, clock: server.registry.clock },
+      { db: server.registry.db, trelloMembers: server.registry.trello.members, clock: server.registry.clock },
       Readable.from([lines.map((m) => (typeof m === 'string' ? m : JSON.stringify(m))).join('\n')]),
       { batchSize },
     );
@@ -130,7 +130,7 @@ describe('legacy Trello accounts: import and linking rules', () => {
     const stored = await linking().findByMemberId(member.id);
     expect(stored).to.include({ linked_account_id: result.account.id, linked_by: 'password' });
     expect(await linking().retiredOf(result.account.id)).to.deep.equal(['old-one@example.com']);
-    expect(await server.registry.trello.queries.findIdentity('google', 'google-123')).to.deep.equal({ account_id: result.account.id });
+    expect(await server.registry.accountIdentities.findIdentity('google', 'google-123')).to.deep.equal({ account_id: result.account.id });
     expect(await linking().memberIdOf(result.account.id)).to.equal(member.id);
     const events = (await server.registry.events.page(result.account.id)).events;
     expect(events[0]).to.deep.include({ type: 'trello.linked' });
@@ -145,7 +145,7 @@ describe('legacy Trello accounts: import and linking rules', () => {
     expect(await linking().link({ memberId: member.id, email: 'claimed@example.com', method: 'password' })).to.deep.equal({ ok: false, problem: 'trello.email_not_theirs' });
     const linked = await linking().link({ memberId: member.id, email: victim.email, method: 'manual', existingAccountId: victim.id });
     expect(linked.ok).to.equal(true);
-    expect(await server.registry.trello.queries.findIdentity('google', 'attacker-google')).to.equal(undefined);
+    expect(await server.registry.accountIdentities.findIdentity('google', 'attacker-google')).to.equal(undefined);
     const second = legacyMember();
     await importLegacy(server.registry, [second]);
     expect(await linking().link({ memberId: second.id, email: victim.email, method: 'manual', existingAccountId: victim.id })).to.deep.equal({ ok: false, problem: 'trello.account_has_member' });

@@ -175,14 +175,14 @@ describe('legacy Trello accounts: what the Trello relying party gets', () => {
 
     expect(await server.registry.trello.webhook.deliverDue()).to.equal(1);
     expect(receiver.received).to.have.length(1);
-    const [failed] = await server.registry.trello.queries.linkEvents(member.id);
+    const [failed] = await server.registry.trello.linkEvents.linkEvents(member.id);
     expect(failed).to.include({ attempts: 1, delivered_at: null, last_error: 'HTTP 503' });
 
     // Not due again until the backoff has passed.
     expect(await server.registry.trello.webhook.deliverDue()).to.equal(0);
     now += 31_000;
     expect(await server.registry.trello.webhook.deliverDue()).to.equal(1);
-    const [delivered] = await server.registry.trello.queries.linkEvents(member.id);
+    const [delivered] = await server.registry.trello.linkEvents.linkEvents(member.id);
     expect(delivered!.delivered_at).to.be.instanceOf(Date);
 
     const last = receiver.received.at(-1)!;

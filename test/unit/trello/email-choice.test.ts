@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { chooseEmail, kindChanges, looksPersonal, pickableEmails, rankEmails } from '../../../src/legacy-trello/email-choice.ts';
-import type { TrelloEmail } from '../../../src/persistence/queries/trello.ts';
+import type { TrelloEmail } from '../../../src/persistence/queries/trello-members.ts';
 
 const e = (email: string, o: Partial<TrelloEmail> = {}): TrelloEmail => ({ email, verified: false, is_primary: false, last_used_at: null, added_at: null, ...o });
 const day = (n: number) => new Date(Date.UTC(2024, 0, n));

@@ -26,14 +26,6 @@ export interface TrelloMemberRow {
 /** What an address already is here: see `addressesInUse`. */
 export type AddressUse = 'member' | 'account' | 'retired';
 
-export interface LinkEventRow {
-  id: string;
-  member_id: string;
-  account_id: string;
-  created_at: Date;
-  attempts: number;
-}
-
 export interface ImportedMember {
   memberId: string;
   username: string;
@@ -59,8 +51,13 @@ function hydrate(row: TrelloMemberRow & { emails: (Omit<TrelloEmail, 'last_used_
   };
 }
 
-/** Legacy Trello members, their addresses, retired addresses and upstream identities (migration 0013). */
-export function createTrelloQueries(db: Queryable) {
+/**
+ * Legacy Trello members and their addresses (`trello_members` with its child
+ * `trello_member_emails`, migration 0013). A query that also reads `accounts` or
+ * `retired_emails` is here when what it answers is about members (`addressesInUse`,
+ * `memberByOwnedEmail`, `linkableByAccount`).
+ */
+export function createTrelloMemberQueries(db: Queryable) {
   async function findBy(where: string, params: unknown[], tx: Queryable = db, lock = false): Promise<TrelloMemberRow[]> {
     const { rows } = await tx.query<Parameters<typeof hydrate>[0]>(`SELECT ${MEMBER} FROM trello_members m WHERE ${where}${lock ? ' FOR UPDATE OF m' : ''}`, params);
     return rows.map(hydrate);
@@ -106,16 +103,6 @@ export function createTrelloQueries(db: Queryable) {
       return rows[0];
     },
 
-    /** The addresses a linked account answers to: its own and those retired for it. */
-    async addressesOf(accountId: string): Promise<{ email: string | undefined; retired: string[] }> {
-      const { rows } = await db.query<{ email: string | null; retired: string[] | null }>(
-        `SELECT (SELECT email FROM accounts WHERE id = $1) AS email,
-                (SELECT array_agg(email ORDER BY email) FROM retired_emails WHERE account_id = $1) AS retired`,
-        [accountId],
-      );
-      return { email: rows[0]?.email ?? undefined, retired: rows[0]?.retired ?? [] };
-    },
-
     /**
      * After a successful password login: does an unlinked member have the account's address
      * verified, while the account has no member yet? One indexed read (the link is offered).
@@ -137,11 +124,6 @@ export function createTrelloQueries(db: Queryable) {
       return rows[0]?.member_id;
     },
 
-    /**
-     * Inserts or updates a batch of imported members. A linked member keeps its addresses and
-     * link (they belong to the provider account now); only its name fields are refreshed.
-     * Returns how many were new.
-     */
     /**
      * Before a batch is written, what each line would run into, in one statement: whether its
      * member id was already written by this run (`runStart`), whether it is linked (then its
@@ -177,6 +159,11 @@ export function createTrelloQueries(db: Queryable) {
       return rows;
     },
 
+    /**
+     * Inserts or updates a batch of imported members. A linked member keeps its addresses and
+     * link (they belong to the provider account now); only its name fields are refreshed.
+     * Returns how many were new.
+     */
     async upsertBatch(tx: Queryable, members: ImportedMember[], now: Date): Promise<{ inserted: number; updated: number; skippedLinked: number; open: string[] }> {
       // Three set-based statements per batch, whatever its size: members, then their addresses.
       const col = <K extends keyof ImportedMember>(key: K) => members.map((m) => m[key]);
@@ -250,49 +237,12 @@ export function createTrelloQueries(db: Queryable) {
       return rows[0]?.n ?? 0;
     },
 
-    // Retired addresses
-
-    async retire(tx: Queryable, accountId: string, emails: string[], reason: string, now: Date): Promise<void> {
-      if (!emails.length) return;
-      await tx.query(
-        `INSERT INTO retired_emails (email, account_id, retired_at, reason) SELECT e, $2, $3, $4 FROM unnest($1::text[]) AS e
-         ON CONFLICT (lower(email)) DO NOTHING`,
-        [emails, accountId, now, reason],
-      );
-    },
-
-    async findRetired(email: string, tx: Queryable = db): Promise<{ email: string; account_id: string } | undefined> {
-      const { rows } = await tx.query<{ email: string; account_id: string }>('SELECT email, account_id FROM retired_emails WHERE lower(email) = lower($1)', [email]);
-      return rows[0];
-    },
-
-    async retiredOf(accountId: string): Promise<string[]> {
-      const { rows } = await db.query<{ email: string }>('SELECT email FROM retired_emails WHERE account_id = $1 ORDER BY email', [accountId]);
-      return rows.map((r) => r.email);
-    },
-
-    // Upstream identities
-
-    async findIdentity(provider: string, subject: string): Promise<{ account_id: string } | undefined> {
-      const { rows } = await db.query<{ account_id: string }>('SELECT account_id FROM account_identities WHERE provider = $1 AND subject = $2', [provider, subject]);
-      return rows[0];
-    },
-
-    async addIdentity(tx: Queryable, identity: { provider: string; subject: string; accountId: string; email: string | null; now: Date }): Promise<void> {
-      await tx.query(
-        'INSERT INTO account_identities (provider, subject, account_id, email, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
-        [identity.provider, identity.subject, identity.accountId, identity.email, identity.now],
-      );
-    },
-
     /**
-     * Erasure of closed accounts: their upstream identities, retired addresses (released) and the
-     * personal data of the linked member go; the member row and its id stay, as the account row does.
+     * Erasure of closed accounts: the personal data of the linked member goes; the member row
+     * and its id stay, as the account row does.
      */
     async forgetAccounts(accountIds: string[]): Promise<void> {
       if (!accountIds.length) return;
-      await db.query('DELETE FROM account_identities WHERE account_id = ANY($1::text[])', [accountIds]);
-      await db.query('DELETE FROM retired_emails WHERE account_id = ANY($1::text[])', [accountIds]);
       await db.query('DELETE FROM trello_member_emails WHERE member_id IN (SELECT member_id FROM trello_members WHERE linked_account_id = ANY($1::text[]))', [accountIds]);
       await db.query(
         `UPDATE trello_members SET full_name = NULL, password_hash = NULL, google_email = NULL, username = 'erased:' || member_id
@@ -300,47 +250,7 @@ export function createTrelloQueries(db: Queryable) {
         [accountIds],
       );
     },
-
-    // Link events for the Trello relying party
-
-    async enqueueLinkEvent(tx: Queryable, memberId: string, accountId: string, now: Date): Promise<void> {
-      await tx.query('INSERT INTO trello_link_events (member_id, account_id, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)', [memberId, accountId, now]);
-    },
-
-    /**
-     * Claims due events for delivery: their next attempt moves `leaseSeconds` ahead, so another
-     * instance does not send them meanwhile, and a process that dies mid-send is retried later.
-     */
-    async claimDueLinkEvents(now: Date, leaseSeconds: number, limit: number): Promise<LinkEventRow[]> {
-      const { rows } = await db.query<LinkEventRow>(
-        `UPDATE trello_link_events SET next_attempt_at = $1::timestamptz + make_interval(secs => $2)
-         WHERE id IN (SELECT id FROM trello_link_events WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1
-                      ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-         RETURNING id, member_id, account_id, created_at, attempts`,
-        [now, leaseSeconds, limit],
-      );
-      return rows;
-    },
-
-    async linkEventDelivered(id: string, now: Date): Promise<void> {
-      await db.query('UPDATE trello_link_events SET delivered_at = $2, attempts = attempts + 1, last_error = NULL WHERE id = $1', [id, now]);
-    },
-
-    async linkEventFailed(id: string, error: string, nextAttemptAt: Date | null, now: Date): Promise<void> {
-      await db.query(
-        'UPDATE trello_link_events SET attempts = attempts + 1, last_error = $2, next_attempt_at = COALESCE($3, next_attempt_at), failed_at = CASE WHEN $3::timestamptz IS NULL THEN $4::timestamptz END WHERE id = $1',
-        [id, error.slice(0, 500), nextAttemptAt, now],
-      );
-    },
-
-    async linkEvents(memberId: string): Promise<(LinkEventRow & { delivered_at: Date | null; failed_at: Date | null; last_error: string | null })[]> {
-      const { rows } = await db.query<LinkEventRow & { delivered_at: Date | null; failed_at: Date | null; last_error: string | null }>(
-        'SELECT id, member_id, account_id, created_at, attempts, delivered_at, failed_at, last_error FROM trello_link_events WHERE member_id = $1 ORDER BY id',
-        [memberId],
-      );
-      return rows;
-    },
   };
 }
 
-export type TrelloQueries = ReturnType<typeof createTrelloQueries>;
+export type TrelloMemberQueries = ReturnType<typeof createTrelloMemberQueries>;

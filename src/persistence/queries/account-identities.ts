@@ -1,0 +1,30 @@
+import type { Queryable } from '../db.ts';
+
+/**
+ * Upstream identities linked to accounts (`account_identities`, migration 0013): a provider's
+ * subject (Google today, company SSO later) and the account it logs in to. Not Trello's: a
+ * Trello link only adds one when the member used Google.
+ */
+export function createAccountIdentityQueries(db: Queryable) {
+  return {
+    async findIdentity(provider: string, subject: string): Promise<{ account_id: string } | undefined> {
+      const { rows } = await db.query<{ account_id: string }>('SELECT account_id FROM account_identities WHERE provider = $1 AND subject = $2', [provider, subject]);
+      return rows[0];
+    },
+
+    async addIdentity(tx: Queryable, identity: { provider: string; subject: string; accountId: string; email: string | null; now: Date }): Promise<void> {
+      await tx.query(
+        'INSERT INTO account_identities (provider, subject, account_id, email, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+        [identity.provider, identity.subject, identity.accountId, identity.email, identity.now],
+      );
+    },
+
+    /** Erasure of closed accounts: their upstream identities go. */
+    async forgetAccounts(accountIds: string[]): Promise<void> {
+      if (!accountIds.length) return;
+      await db.query('DELETE FROM account_identities WHERE account_id = ANY($1::text[])', [accountIds]);
+    },
+  };
+}
+
+export type AccountIdentityQueries = ReturnType<typeof createAccountIdentityQueries>;
