@@ -232,7 +232,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       cookieKeys,
       adapter: createPostgresAdapter(oidcPayloads, clock),
       findClient: (id) => clients.findMetadata(id),
-      findAccount: (id) => accounts.findById(id),
+      findAccount: (id) => policy.load(id),
+      decide: (input) => policy.decide(input),
       release: claimsRelease,
       pages: providerPages(views),
     });
@@ -349,7 +350,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       passwordResets,
       registration,
       accountSessions,
-      browserSessions: createBrowserSessions(provider),
+      browserSessions: createBrowserSessions(provider, policy),
       accountClosure,
       avatars: createAvatarService({ db, avatars: createAvatarQueries(db), issuer: config.issuer }),
       emailChanges: createEmailChangeService({

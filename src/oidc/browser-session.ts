@@ -1,19 +1,43 @@
 import type Provider from 'oidc-provider';
 import type { Context } from 'koa';
+import type { AccountRow } from '../persistence/queries/accounts.ts';
+import type { AccountSubject, Decision, DecisionInput, DenyReason } from '../policy/policy.ts';
+import { tokenProvenance } from './provenance.ts';
+
+/** An access token presented to one of our APIs: its account when the policy allows its use, else why not. */
+export type Bearer =
+  | { ok: true; accountId: string; clientId: string; account: AccountRow }
+  | { ok: false; accountId: string; clientId: string; reason: DenyReason };
+
+export interface BearerPolicy {
+  /** The account with its policy subject, in one statement (`policy.load`). */
+  load(accountId: string): Promise<{ account: AccountRow; subject: AccountSubject } | undefined>;
+  decide(input: Omit<DecisionInput, 'now'>): Decision;
+}
 
 /**
  * Who is signed in to this browser, read from oidc-provider's own session cookie. Lanyard's
  * account pages use the same session as every relying party: signing out anywhere signs out here.
  */
-export function createBrowserSessions(provider: Provider) {
+export function createBrowserSessions(provider: Provider, policy: BearerPolicy) {
   return {
-    /** The account behind an `Authorization: Bearer` access token (RFC 6750 §2.1), if valid. */
-    async bearer(ctx: Context): Promise<{ accountId: string; clientId: string } | undefined> {
+    /**
+     * The account behind an `Authorization: Bearer` access token (RFC 6750 §2.1), if the token is
+     * valid: with `ok: false` when the decision point refuses its use now (stage "api": the
+     * account was deactivated, or two-step became required after a one-factor login), so the API
+     * answers 401 as userinfo does. The account is loaded once, with its policy columns.
+     */
+    async bearer(ctx: Context): Promise<Bearer | undefined> {
       const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(ctx.get('authorization'));
       if (!match) return undefined;
       const token = await provider.AccessToken.find(match[1]!);
       if (!token || token.isExpired || !token.accountId) return undefined;
-      return { accountId: token.accountId, clientId: token.clientId! };
+      const ids = { accountId: token.accountId, clientId: token.clientId! };
+      const loaded = await policy.load(token.accountId);
+      if (!loaded) return { ok: false, ...ids, reason: 'policy.account_inactive' };
+      const decision = policy.decide({ stage: 'api', subject: loaded.subject, provenance: tokenProvenance(token) });
+      if (decision.outcome !== 'allow') return { ok: false, ...ids, reason: decision.outcome === 'deny' ? decision.reason : 'policy.login_again' };
+      return { ok: true, ...ids, account: loaded.account };
     },
 
     /** The client behind a client-credentials access token (RFC 6749 §4.4), for server-to-server APIs. */

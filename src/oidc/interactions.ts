@@ -2,6 +2,10 @@ import type Provider from 'oidc-provider';
 import type { Context } from 'koa';
 import { AppError } from '../shared/errors.ts';
 import { isFirstParty } from './provider.ts';
+import { levelOf, requestedLevel, type Acr } from '../policy/policy.ts';
+import { SESSION_INSUFFICIENT } from './provenance.ts';
+
+export { SESSION_INSUFFICIENT };
 
 /**
  * The flows' window onto oidc-provider's interactions (login, consent): they read what the
@@ -19,6 +23,12 @@ export interface InteractionView {
   /** Account of the current session, if any (prompt=login / max_age re-authentication). */
   sessionAccountId: string | undefined;
   loginHint: string | undefined;
+  /**
+   * The level the relying party asked for with `acr_values` (OIDC Core §3.1.2.1), for the login
+   * flow to ask the decision point with. (The `claims` parameter, where an essential acr would be
+   * asked for, is not enabled.)
+   */
+  wantedAcr: Acr | undefined;
 }
 
 export interface ClientView {
@@ -105,6 +115,7 @@ export function createInteractions(provider: Provider) {
         missingClaims: details.missingOIDCClaims ?? [],
         sessionAccountId: d.session?.accountId,
         loginHint: typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined,
+        wantedAcr: requestedLevel(d.params.acr_values),
       };
     },
 
@@ -119,10 +130,15 @@ export function createInteractions(provider: Provider) {
       return clientId ? clientView(clientId) : undefined;
     },
 
-    /** Ends the login prompt for `accountId`; amr values per RFC 8176. */
-    async finishLogin(ctx: Context, login: { accountId: string; amr: string[] }): Promise<void> {
+    /**
+     * Ends the login prompt for `accountId`; amr values per RFC 8176, `acr` the level the
+     * decision point said the login reached (by default, the level its methods amount to). The
+     * engine keeps both on the session and copies them to the codes and refresh tokens it issues.
+     */
+    async finishLogin(ctx: Context, login: { accountId: string; amr: string[]; acr?: Acr }): Promise<void> {
       const d = await load(ctx);
-      await redirect(ctx, d, { login: { accountId: login.accountId, amr: login.amr, remember: true } }, false);
+      const acr = login.acr ?? levelOf(login.amr);
+      await redirect(ctx, d, { login: { accountId: login.accountId, amr: login.amr, acr, remember: true } }, false);
     },
 
     /** Grants what the consent prompt asked for and continues the authorization. */

@@ -4,7 +4,9 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
 import { SCOPE_CLAIMS, type ClaimsRelease } from '../identity/claims-release.ts';
+import { ACR_VALUES, type AccountSubject, type Decision, type DecisionInput } from '../policy/policy.ts';
 import { protocolErrors, TemporarilyUnavailable, withProtocolErrors } from './unavailable.ts';
+import { accessTokenProvenance, loginPolicy, stageFor, tokenProvenance } from './provenance.ts';
 
 /**
  * Builds the oidc-provider instance. This module and its siblings in src/oidc are the only
@@ -34,7 +36,10 @@ export interface ProviderDeps {
   cookieKeys: string[];
   adapter: new (model: string) => Adapter;
   findClient: (clientId: string) => Promise<ClientMetadata | undefined>;
-  findAccount: (id: string) => Promise<AccountRow | undefined>;
+  /** The account and its policy subject, in one statement (the decision point's loader, `policy.load`). */
+  findAccount: (id: string) => Promise<{ account: AccountRow; subject: AccountSubject } | undefined>;
+  /** The decision point (`policy.decide`): refresh, userinfo, introspection and a reused session ask it. */
+  decide: (input: Omit<DecisionInput, 'now'>) => Decision;
   /** What a client receives about the account: the same function the consent page lists from. */
   release: ClaimsRelease;
   pages: ProviderPages;
@@ -47,6 +52,10 @@ export function isFirstParty(client: object | undefined): boolean {
 
 export function createProvider(deps: ProviderDeps): Provider {
   const { config, logger, pages } = deps;
+  // The subject findAccount loaded for the Account it returned: the login prompt's check reads it
+  // back for the same request instead of querying again.
+  const subjects = new WeakMap<object, AccountSubject>();
+  const logFor = (ctx: unknown) => ((ctx as { state?: { log?: Logger } } | undefined)?.state?.log ?? logger);
 
   // Clients live in the database (managed by the CLI); the engine reads them through the
   // "Client" model adapter and caches the validated instance per metadata hash.
@@ -93,17 +102,35 @@ export function createProvider(deps: ProviderDeps): Provider {
     // Per scope, from the table the consent page is described from (src/identity/claims-release.ts):
     // amr (RFC 8176) says how the user signed in; trello_member_id, for the Trello client only,
     // maps the login to the same boards; profile adds our fields (job_title … location).
-    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    // The openid scope also puts acr (the level reached) and auth_time in every ID token (OIDC Core §2).
+    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, scope === 'openid' ? [...claims, 'acr', 'auth_time'] : [...claims]])),
     // The ID token carries the granted scopes' claims too, not only userinfo: relying parties (and
     // our README's example) read `email` from the ID token, and OIDC Core §5.4 allows both
     // (docs/decisions/0021-consent-releases-what-it-lists.md).
     conformIdTokenClaims: false,
-    async findAccount(ctx, sub): Promise<Account | undefined> {
-      const account = await protocolErrors(() => deps.findAccount(sub));
-      // A deactivated or closed account can no longer use its tokens or sessions.
-      if (!account || account.status !== 'active') return undefined;
+    /**
+     * The account behind a session or token. Using a grant (refresh token, authorization code)
+     * or an access token (userinfo) asks the decision point whether how the grant was made still
+     * meets what the account requires now: when the policy tightened (two-step became required)
+     * or the account was deactivated, the engine answers invalid_grant or invalid_token. One
+     * statement loads the row and its policy columns (docs/decisions/0025-session-provenance-and-levels.md).
+     */
+    async findAccount(ctx, sub, token): Promise<Account | undefined> {
+      const loaded = await protocolErrors(() => deps.findAccount(sub));
+      if (!loaded) return undefined;
+      const { account, subject } = loaded;
+      const stage = stageFor(token);
+      if (stage) {
+        const decision = deps.decide({ stage, subject, provenance: tokenProvenance(token!) });
+        if (decision.outcome !== 'allow') {
+          logFor(ctx).info({ accountId: sub, stage, outcome: decision.outcome, reason: 'reason' in decision ? decision.reason : undefined }, 'policy refused the token');
+          return undefined;
+        }
+      // At /auth: a deactivated or closed account's session no longer signs anyone in; whether
+      // the session's provenance still suffices is the login prompt's check (provenance.ts).
+      } else if (account.status !== 'active') return undefined;
       const clientId = ctx.oidc?.client?.clientId;
-      return {
+      const found: Account = {
         accountId: sub,
         // Exactly what the grant covers (docs/decisions/0010-profile-visibility.md, "Revised"):
         // the consent page listed these details from the same function.
@@ -112,9 +139,21 @@ export function createProvider(deps: ProviderDeps): Provider {
           return { sub, ...released.claims } as never;
         },
       };
+      subjects.set(found, subject);
+      return found;
     },
+    // The engine's provenance (acr, amr, auth_time) rides on each access token, in its own row.
+    extraTokenClaims: (ctx, token) => accessTokenProvenance(ctx, token),
+    // Assurance levels (src/policy/levels.ts): advertised in discovery, accepted in acr_values.
+    acrValues: [...ACR_VALUES],
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      // The engine's prompts, and a login check of ours: a reused session must still meet the
+      // account's policy and the level asked for (src/oidc/provenance.ts).
+      policy: loginPolicy({
+        decide: deps.decide,
+        subjectOf: (ctx) => (ctx.oidc.account ? subjects.get(ctx.oidc.account) : undefined),
+      }),
     },
     /**
      * First-party products need no consent screen: their grant is created, or extended with
@@ -168,8 +207,18 @@ export function createProvider(deps: ProviderDeps): Provider {
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // RFC 7662 §2.1: only authenticated (confidential) clients may introspect.
-        allowedPolicy: (_ctx, client) => client.clientAuthMethod !== 'none',
+        // RFC 7662 §2.1: only authenticated (confidential) clients may introspect. A token whose
+        // grant no longer meets the account's policy is reported inactive (§2.2), as userinfo
+        // and our APIs refuse it.
+        allowedPolicy: async (_ctx, client, token) => {
+          if (client.clientAuthMethod === 'none') return false;
+          const accountId = 'accountId' in token ? token.accountId : undefined;
+          if (!accountId) return true;
+          const loaded = await protocolErrors(() => deps.findAccount(accountId));
+          if (!loaded) return false;
+          const stage = token.kind === 'AccessToken' ? 'api' : 'refresh';
+          return deps.decide({ stage, subject: loaded.subject, provenance: tokenProvenance(token) }).outcome === 'allow';
+        },
       },
       revocation: {
         enabled: true,
@@ -208,7 +257,6 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(config.issuer, configuration);
   // Proxy trust and the origin (ISSUER) are set by the app for both Koa applications (src/app.ts).
 
-  const logFor = (ctx: unknown) => ((ctx as { state?: { log?: Logger } } | undefined)?.state?.log ?? logger);
   // A 503 tells the client when to come back (RFC 9110 §10.2.3); docs/reliability.md.
   provider.use(async (ctx, next) => {
     await next();

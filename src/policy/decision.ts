@@ -42,8 +42,17 @@ export type Stage =
   | 'disable_factor'
   /** The operator's bulk migration creates (or links to) an account for a Trello member. */
   | 'bulk_migration'
-  /** A refresh token is used; `provenance` is how its grant's login was made. */
+  /**
+   * A grant is used at the token endpoint (a refresh token, or the authorization code just
+   * issued); `provenance` is how its login was made.
+   */
   | 'refresh'
+  /**
+   * A browser session is used again at /auth (single sign-on): does how it was made still meet
+   * the account's policy and the level the relying party asks for (`wantedAcr`)? Refused: the
+   * engine's login prompt runs again (src/oidc/login-checks.ts).
+   */
+  | 'session'
   /** An access token reads userinfo. */
   | 'userinfo'
   /** An access token calls one of our APIs on the account's behalf (profile, security events). */
@@ -262,6 +271,15 @@ export function decide(input: DecisionInput): Decision {
     case 'api':
       if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
       return provenanceHolds(subject, provenance);
+
+    case 'session': {
+      if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
+      const holds = provenanceHolds(subject, provenance);
+      if (holds.outcome !== 'allow') return holds;
+      // The relying party asks for more than this session proved (acr_values, OIDC Core §3.1.2.1).
+      if (input.wantedAcr && !satisfies(provenance?.acr ?? ACR_ONE_FACTOR, input.wantedAcr)) return { outcome: 'deny', reason: 'policy.login_again' };
+      return holds;
+    }
   }
 }
 

@@ -25,8 +25,22 @@ export function profileApiRoutes(deps: { accounts: AccountService; sessions: Bro
   const { accounts, sessions, issuer } = deps;
   const router = new Router();
 
+  /**
+   * Who is asking: the account of a bearer access token the decision point still allows (stage
+   * "api"), else the browser session's. A token it refuses (the account was deactivated, or
+   * two-step became required after a one-factor login) identifies nobody: /me answers 401 with
+   * RFC 6750 §3.1's invalid_token, as userinfo does.
+   */
+  async function viewer(ctx: Context): Promise<{ accountId: string; account?: AccountRow } | 'refused' | undefined> {
+    const bearer = await sessions.bearer(ctx);
+    if (bearer) return bearer.ok ? { accountId: bearer.accountId, account: bearer.account } : 'refused';
+    const session = await sessions.current(ctx);
+    return session ? { accountId: session.accountId } : undefined;
+  }
+
   async function viewerAccountId(ctx: Context): Promise<string | undefined> {
-    return (await sessions.bearer(ctx))?.accountId ?? (await sessions.current(ctx))?.accountId;
+    const who = await viewer(ctx);
+    return typeof who === 'object' ? who.accountId : undefined;
   }
 
   async function activeAccount(id: string) {
@@ -40,8 +54,13 @@ export function profileApiRoutes(deps: { accounts: AccountService; sessions: Bro
   });
 
   router.get('/api/profiles/me', async (ctx) => {
-    const id = await viewerAccountId(ctx);
-    const account = id ? await activeAccount(id) : undefined;
+    const who = await viewer(ctx);
+    if (who === 'refused') {
+      ctx.set('WWW-Authenticate', 'Bearer realm="lanyard", error="invalid_token"');
+      throw new AppError('api.unauthenticated', 401);
+    }
+    // A bearer token's account came with the decision (active, loaded once); a session's is read here.
+    const account = who?.account ?? (who ? await activeAccount(who.accountId) : undefined);
     if (!account) throw new AppError('api.unauthenticated', 401);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { ...present(account, 'self'), visibility: visibilityOf(account) };

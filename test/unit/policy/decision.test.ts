@@ -87,6 +87,14 @@ describe('policy decision point (decision table)', () => {
     ['userinfo, two-step became required', { subject: account({ twoStepRequired: true }), stage: 'userinfo', provenance: oneFactor }, { outcome: 'deny', reason: 'policy.login_again' }],
     ['api, closed account', { subject: account({ status: 'closed', reopenable: true }), stage: 'api', provenance: oneFactor }, { outcome: 'deny', reason: 'policy.account_inactive' }],
     ['api, unknown account', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'api' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+
+    // A browser session reused at /auth: the login prompt runs again when it no longer suffices.
+    ['session, nothing changed', { subject: account(), stage: 'session', provenance: oneFactor }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['session, two-step became required', { subject: account({ twoStepRequired: true }), stage: 'session', provenance: oneFactor }, { outcome: 'deny', reason: 'policy.login_again' }],
+    ['session, relying party asks for two factors', { subject: account(), stage: 'session', provenance: oneFactor, wantedAcr: ACR_TWO_FACTORS }, { outcome: 'deny', reason: 'policy.login_again' }],
+    ['session, two factors satisfy a request for one', { subject: account(), stage: 'session', provenance: twoFactors, wantedAcr: ACR_ONE_FACTOR }, { outcome: 'allow', acr: ACR_TWO_FACTORS }],
+    ['session, account deactivated', { subject: account({ status: 'deactivated' }), stage: 'session', provenance: twoFactors }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['session, SSO became required', { subject: account({ managers: [sso] }), stage: 'session', provenance: twoFactors }, { outcome: 'deny', reason: 'policy.login_again' }],
   ];
 
   for (const [name, input, expected] of table) {
@@ -94,7 +102,7 @@ describe('policy decision point (decision table)', () => {
   }
 
   it('answers every stage and method without throwing', () => {
-    const stages: Stage[] = ['identify', 'first_factor', 'second_factor', 'sign_up', 'reset_request', 'reset_complete', 'email_recovery', 'reauthenticate', 'disable_factor', 'bulk_migration', 'refresh', 'userinfo', 'api'];
+    const stages: Stage[] = ['identify', 'first_factor', 'second_factor', 'sign_up', 'reset_request', 'reset_complete', 'email_recovery', 'reauthenticate', 'disable_factor', 'bulk_migration', 'refresh', 'userinfo', 'api', 'session'];
     const methods: (Method | undefined)[] = [undefined, 'password', 'trello_password', 'google', 'totp', 'recovery_code', 'email', 'connector:x'];
     const subjects = [account(), account({ status: 'deactivated' }), account({ managers: [sso, requires2sv] }), { kind: 'address' as const, email: 'x@example.com' }];
     for (const stage of stages) for (const method of methods) for (const subject of subjects) {
