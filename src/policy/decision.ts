@@ -50,7 +50,7 @@ export type Stage =
   /**
    * A browser session is used again at /auth (single sign-on): does how it was made still meet
    * the account's policy and the level the relying party asks for (`wantedAcr`)? Refused: the
-   * engine's login prompt runs again (src/oidc/login-checks.ts).
+   * engine's login prompt runs again (src/oidc/provenance.ts).
    */
   | 'session'
   /** An access token reads userinfo. */
