@@ -4,7 +4,7 @@
  * docs/decisions/0023-layout-and-import-rules.md explains the rules and the exceptions.
  * @type {import('dependency-cruiser').IConfiguration}
  */
-const DOMAIN = '^src/(identity|legacy-trello|federation|policy)/';
+const DOMAIN = '^src/(identity|legacy-trello|federation|policy|organizations)/';
 const HTTP_LAYER = '^src/(flows|http|routes)/';
 
 module.exports = {
@@ -26,7 +26,7 @@ module.exports = {
     {
       name: 'domain-without-http-or-engine',
       severity: 'error',
-      comment: 'identity, legacy-trello, federation and policy never see Koa, the engine or the HTTP layer.',
+      comment: 'identity, legacy-trello, federation, policy and organizations never see Koa, the engine or the HTTP layer.',
       from: { path: DOMAIN },
       to: { path: ['^node_modules/(@types/)?(koa|koa-[^/]+|@koa/[^/]+|koa__[^/]+|oidc-provider)/', '^src/(flows|http|routes|oidc)/', '^src/(app|registry|main)\\.[jt]s$'] },
     },

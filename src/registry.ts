@@ -61,6 +61,12 @@ import { createLinkWebhook, type LinkWebhook } from './legacy-trello/link-webhoo
 import { createFederatedLogin, type FederatedLogin } from './federation/federated-login.ts';
 import { createGoogleClient, type GoogleClient } from './federation/google.ts';
 import { createClaimsRelease, type ClaimsRelease } from './identity/claims-release.ts';
+import { createOrganizationQueries } from './persistence/queries/organizations.ts';
+import { createOrganizationDomainQueries } from './persistence/queries/organization-domains.ts';
+import { createAccountManagerQueries, type AccountManagerQueries } from './persistence/queries/account-managers.ts';
+import { createDomainVerifier } from './organizations/domain-verification.ts';
+import { createOrganizationService, type OrganizationService } from './organizations/organizations.ts';
+import { createDomainRecheck, type DomainRecheck } from './organizations/domain-recheck.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -107,6 +113,13 @@ export interface Registry {
     webhook: LinkWebhook;
   };
   federated: FederatedLogin;
+  /** Organizations, their verified domains and the accounts they manage (src/organizations/). */
+  organizations: {
+    service: OrganizationService;
+    /** The periodic re-check of verified domains (started with the other workers). */
+    recheck: DomainRecheck;
+    managers: AccountManagerQueries;
+  };
   /** Upstream identities (Google, later company SSO) linked to accounts. */
   accountIdentities: AccountIdentityQueries;
   /** Present when GOOGLE_ISSUER, GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET are set. */
@@ -317,6 +330,27 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       ttlSeconds: config.signupCodeTtl,
     });
 
+    const organizationQueries = createOrganizationQueries(db);
+    const organizationDomains = createOrganizationDomainQueries(db);
+    const domainHttp = { httpScheme: config.domainVerification.httpScheme, httpPort: config.domainVerification.httpPort };
+    const domainVerifier = createDomainVerifier({
+      dnsServers: config.dnsServers,
+      ...domainHttp,
+      timeoutMs: config.domainVerification.timeoutSeconds * 1000,
+      allowPrivateNetwork: config.allowPrivateNetworkCalls,
+    });
+    const domainRecheck = createDomainRecheck({
+      db,
+      domains: organizationDomains,
+      organizations: organizationQueries,
+      verifier: domainVerifier,
+      outbox,
+      clock,
+      logger,
+      intervalSeconds: config.domainVerification.recheckIntervalSeconds,
+      http: domainHttp,
+    });
+
     sweeper = createSweeper({
       logger,
       tasks: [
@@ -329,6 +363,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
 
     // Started last: nothing below can fail and leave its timer running.
     if (options.deliver !== false) linkWebhook.start(config.mailPollSeconds);
+    if (options.deliver !== false) domainRecheck.start();
 
     return {
       config,
@@ -391,6 +426,11 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         webhook: linkWebhook,
       },
       accountIdentities,
+      organizations: {
+        service: createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, clock, http: domainHttp }),
+        recheck: domainRecheck,
+        managers: createAccountManagerQueries(db),
+      },
       federated: createFederatedLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),
       google: config.google.issuer && config.google.clientId && config.google.clientSecret
         ? createGoogleClient({ issuer: config.google.issuer, clientId: config.google.clientId, clientSecret: config.google.clientSecret, redirectUri: `${config.issuer}/login/google/callback` })
@@ -404,6 +444,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         await background.idle();
         await delivery.stop();
         await linkWebhook.stop();
+        await domainRecheck.stop();
         if (ownsDb) await db.close();
       },
     };

@@ -46,7 +46,7 @@ function setPath(target: Json, path: string, value: unknown): void {
 }
 
 /** Variables that hold a comma-separated list. */
-const LISTS = new Set(['COOKIE_KEYS', 'SECRET_KEYS_PREVIOUS']);
+const LISTS = new Set(['COOKIE_KEYS', 'SECRET_KEYS_PREVIOUS', 'DNS_SERVERS']);
 
 /**
  * One problem, reported against the environment variable that sets it. A problem with one item

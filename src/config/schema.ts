@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -11,6 +12,15 @@ const seconds = (max: number) => z.coerce.number().int().min(1).max(max);
 const flag = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })])
   .transform((value) => value === true || value === 'true' || value === '1' || value === 'yes');
+
+/** A DNS server as `dns.Resolver#setServers` takes it: `ip`, `ip:port` or `[ipv6]:port`. */
+function isDnsServer(value: string): boolean {
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(value);
+  const withPort = /^([^:]+):(\d{1,5})$/.exec(value);
+  const [ip, port] = bracketed ? [bracketed[1]!, bracketed[2]] : withPort ? [withPort[1]!, withPort[2]] : [value, undefined];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return false;
+  return bracketed ? isIP(ip) === 6 : withPort ? isIP(ip) === 4 : isIP(ip) !== 0;
+}
 
 const base64Key = z
   .string()
@@ -135,6 +145,23 @@ export const configSchema = z
      * to an internal host). Off by default: the engine refuses special-use addresses against SSRF.
      */
     allowPrivateNetworkCalls: flag,
+    /**
+     * DNS servers for domain verification and its HTTPS check, comma-separated `ip[:port]`
+     * (`[ipv6]:port`). Empty: the system's resolvers (/etc/resolv.conf; /etc/hosts is not read).
+     */
+    dnsServers: z.array(z.string().trim().refine(isDnsServer, { message: 'must be an IP address, ip:port or [ipv6]:port' })).optional(),
+    /**
+     * Domain verification (docs/decisions/0028-domain-verification.md). The HTTPS file's scheme
+     * and port can be changed for tests and development only: production checks
+     * https://<domain>:443. Held domains are re-checked every `recheckIntervalSeconds`
+     * (0: no re-check worker in this process).
+     */
+    domainVerification: z.object({
+      httpScheme: z.enum(['https', 'http']),
+      httpPort: z.coerce.number().int().min(1).max(65535),
+      timeoutSeconds: z.coerce.number().min(0.5).max(60),
+      recheckIntervalSeconds: z.coerce.number().int().min(0).max(2_592_000),
+    }),
     /** SMTP server for outgoing mail (smtp:// or smtps://, credentials in the URL). Empty: the development mailbox. */
     smtpUrl: z
       .string()
@@ -206,6 +233,12 @@ export const configSchema = z
     if (config.devMailbox) {
       ctx.addIssue({ code: 'custom', path: ['devMailbox'], message: 'the development mailbox cannot be enabled in production' });
     }
+    if (config.domainVerification.httpScheme !== 'https') {
+      ctx.addIssue({ code: 'custom', path: ['domainVerification', 'httpScheme'], message: 'must be https in production' });
+    }
+    if (config.domainVerification.httpPort !== 443) {
+      ctx.addIssue({ code: 'custom', path: ['domainVerification', 'httpPort'], message: 'must be 443 in production' });
+    }
     if (config.google.issuer && new URL(config.google.issuer).protocol !== 'https:') {
       ctx.addIssue({ code: 'custom', path: ['google', 'issuer'], message: 'must be https in production' });
     }
@@ -251,6 +284,11 @@ export const environmentVariables: Record<string, string> = {
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
   ALLOW_PRIVATE_NETWORK_CALLS: 'allowPrivateNetworkCalls',
+  DNS_SERVERS: 'dnsServers',
+  DOMAIN_VERIFICATION_HTTP_SCHEME: 'domainVerification.httpScheme',
+  DOMAIN_VERIFICATION_HTTP_PORT: 'domainVerification.httpPort',
+  DOMAIN_VERIFICATION_TIMEOUT_SECONDS: 'domainVerification.timeoutSeconds',
+  DOMAIN_RECHECK_INTERVAL_SECONDS: 'domainVerification.recheckIntervalSeconds',
   SMTP_URL: 'smtpUrl',
   MAIL_FROM: 'mailFrom',
   MAIL_POLL_SECONDS: 'mailPollSeconds',

@@ -23,6 +23,7 @@ export const SUBJECTS = {
   'trello-migrated': 'Your Trello account now signs in with Lanyard',
   'trello-verify-email': 'Your Lanyard verification code',
   'retired-email-used': 'Log in to Lanyard with <%~ it.email %>',
+  'organization-domain-failing': 'A verified domain of your Lanyard organization failed its check',
   test: 'Lanyard test message',
 } as const;
 

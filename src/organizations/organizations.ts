@@ -1,0 +1,231 @@
+import type { Database } from '../persistence/db.ts';
+import type { AccountQueries } from '../persistence/queries/accounts.ts';
+import type { OrganizationQueries, OrganizationRole } from '../persistence/queries/organizations.ts';
+import { isHeldConflict, type DomainRow, type DomainState, type OrganizationDomainQueries } from '../persistence/queries/organization-domains.ts';
+import type { Clock } from '../shared/clock.ts';
+import { newId } from '../shared/ids.ts';
+import { normalizeDomain, normalizeDomainSyntax, type DomainProblem } from './domain-name.ts';
+import { instructionsFor, newVerificationToken, type CheckProblem, type CheckResult, type DomainVerifier, type VerificationMethod } from './domain-verification.ts';
+
+/**
+ * Organizations and their domains (docs/flows/organizations.md). Every method that acts for a
+ * person takes the acting account first and checks it here, not in the HTTP layer: an
+ * organization the actor does not belong to answers `organization.not_found` — the same as one
+ * that does not exist, so ids cannot be probed — and a member who is not an admin gets
+ * `organization.forbidden` for what only admins may do.
+ */
+export type AccessProblem = 'organization.not_found' | 'organization.forbidden' | 'account.inactive';
+
+export interface OrganizationView {
+  id: string;
+  name: string;
+  role: OrganizationRole;
+  createdAt: Date;
+}
+
+export interface DomainView {
+  id: string;
+  organizationId: string;
+  domain: string;
+  state: DomainState;
+  method: VerificationMethod | null;
+  addedAt: Date;
+  verifiedAt: Date | null;
+  lastCheckedAt: Date | null;
+  lastError: string | null;
+  failingSince: Date | null;
+  /** What to publish: the TXT record on the domain, or the file. */
+  instructions: ReturnType<typeof instructionsFor>;
+}
+
+/** A summary of why verification failed, most telling first; `checks` has each method's own answer. */
+export type VerificationProblem = 'verification.wrong_token' | 'verification.dns_error' | 'verification.not_found' | 'verification.http_error';
+
+export type VerifyResult =
+  | { ok: true; domain: DomainView; method: VerificationMethod }
+  | { ok: false; problem: AccessProblem | 'domain.not_found' | 'domain.taken' | 'domain.public_email' }
+  | { ok: false; problem: VerificationProblem; checks: CheckResult[]; domain: DomainView };
+
+export const MAX_ORGANIZATION_NAME = 100;
+/** Domains one organization may add: a bound on what one admin can make the re-check worker fetch. */
+export const MAX_DOMAINS_PER_ORGANIZATION = 50;
+
+const PROBLEM_ORDER: CheckProblem[] = ['wrong_token', 'dns_error', 'not_found', 'http_error'];
+
+export function createOrganizationService(deps: {
+  db: Database;
+  accounts: AccountQueries;
+  organizations: OrganizationQueries;
+  domains: OrganizationDomainQueries;
+  verifier: DomainVerifier;
+  clock: Clock;
+  /** Where the HTTPS file is looked for (DOMAIN_VERIFICATION_HTTP_SCHEME / _PORT). */
+  http: { httpScheme: 'https' | 'http'; httpPort: number };
+}) {
+  const { db, accounts, organizations, domains, verifier, clock } = deps;
+  const now = () => new Date(clock.now());
+
+  const domainView = (row: DomainRow): DomainView => ({
+    id: row.id,
+    organizationId: row.organization_id,
+    domain: row.domain,
+    state: row.state,
+    method: row.method,
+    addedAt: row.added_at,
+    verifiedAt: row.verified_at,
+    lastCheckedAt: row.last_checked_at,
+    lastError: row.last_error,
+    failingSince: row.failing_since,
+    instructions: instructionsFor(row.domain, row.verification_token, deps.http),
+  });
+
+  /** The actor's membership, or why it may not act. */
+  async function authorize(actorId: string, organizationId: string, needed: OrganizationRole): Promise<{ ok: true; role: OrganizationRole; name: string } | { ok: false; problem: AccessProblem }> {
+    if (typeof organizationId !== 'string' || organizationId.length > 100) return { ok: false, problem: 'organization.not_found' };
+    const actor = await accounts.findById(actorId);
+    if (!actor || actor.status !== 'active') return { ok: false, problem: 'account.inactive' };
+    const membership = await organizations.membership(actorId, organizationId);
+    if (!membership) return { ok: false, problem: 'organization.not_found' };
+    if (needed === 'admin' && membership.role !== 'admin') return { ok: false, problem: 'organization.forbidden' };
+    return { ok: true, role: membership.role, name: membership.name };
+  }
+
+  /** The domain if it belongs to the organization (a domain of another organization is not found). */
+  async function domainOf(organizationId: string, domainId: string): Promise<DomainRow | undefined> {
+    if (typeof domainId !== 'string' || domainId.length > 100) return undefined;
+    const row = await domains.find(domainId);
+    return row?.organization_id === organizationId ? row : undefined;
+  }
+
+  return {
+    authorize,
+
+    /** Any active account can create an organization; it becomes its first admin. */
+    async create(actorId: string, nameInput: unknown): Promise<{ ok: true; organization: OrganizationView } | { ok: false; problem: 'organization.name_invalid' | 'account.inactive' }> {
+      const name = typeof nameInput === 'string' ? nameInput.normalize('NFC').trim().replace(/\s+/g, ' ') : '';
+      // Control characters would end up in mail subjects and CSV exports.
+      if (!name || name.length > MAX_ORGANIZATION_NAME || /\p{Cc}/u.test(name)) return { ok: false, problem: 'organization.name_invalid' };
+      const actor = await accounts.findById(actorId);
+      if (!actor || actor.status !== 'active') return { ok: false, problem: 'account.inactive' };
+      const at = now();
+      const row = await db.transaction(async (tx) => {
+        const created = await organizations.insert(tx, { id: newId('org'), name, createdBy: actorId, now: at });
+        await organizations.addMember(tx, { organizationId: created.id, accountId: actorId, role: 'admin', addedBy: null, now: at });
+        return created;
+      });
+      return { ok: true, organization: { id: row.id, name: row.name, role: 'admin', createdAt: row.created_at } };
+    },
+
+    /** The organizations an account belongs to, with its role in each. */
+    async listFor(accountId: string): Promise<OrganizationView[]> {
+      const rows = await organizations.listForAccount(accountId);
+      return rows.map((r) => ({ id: r.id, name: r.name, role: r.role, createdAt: r.created_at }));
+    },
+
+    async get(actorId: string, organizationId: string): Promise<{ ok: true; organization: OrganizationView } | { ok: false; problem: AccessProblem }> {
+      const access = await authorize(actorId, organizationId, 'member');
+      if (!access.ok) return access;
+      const row = (await organizations.find(organizationId))!;
+      return { ok: true, organization: { id: row.id, name: row.name, role: access.role, createdAt: row.created_at } };
+    },
+
+    /**
+     * Adds a domain to verify and returns its token and what to publish. Adding a domain the
+     * organization already has returns that one (same token). Refused: malformed names, public
+     * mail providers, and a domain another organization holds.
+     */
+    async addDomain(actorId: string, organizationId: string, input: unknown): Promise<
+      { ok: true; domain: DomainView; existing: boolean } | { ok: false; problem: AccessProblem | DomainProblem | 'domain.taken' | 'domain.limit' }
+    > {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      const normalized = normalizeDomain(input);
+      if (!normalized.ok) return normalized;
+      const { domain } = normalized;
+      const existing = await domains.findInOrganization(organizationId, domain);
+      if (existing) return { ok: true, domain: domainView(existing), existing: true };
+      const holder = await domains.held(domain);
+      if (holder) return { ok: false, problem: 'domain.taken' };
+      if ((await domains.listForOrganization(organizationId)).length >= MAX_DOMAINS_PER_ORGANIZATION) return { ok: false, problem: 'domain.limit' };
+      try {
+        const row = await db.transaction((tx) => domains.insert(tx, { id: newId('dom'), organizationId, domain, token: newVerificationToken(), addedBy: actorId, now: now() }));
+        return { ok: true, domain: domainView(row), existing: false };
+      } catch (err) {
+        // Two admins adding the same domain at once: the second gets the first's row.
+        if ((err as { code?: string }).code !== '23505') throw err;
+        const row = await domains.findInOrganization(organizationId, domain);
+        if (!row) throw err;
+        return { ok: true, domain: domainView(row), existing: true };
+      }
+    },
+
+    async listDomains(actorId: string, organizationId: string): Promise<{ ok: true; domains: DomainView[] } | { ok: false; problem: AccessProblem }> {
+      const access = await authorize(actorId, organizationId, 'member');
+      if (!access.ok) return access;
+      return { ok: true, domains: (await domains.listForOrganization(organizationId)).map(domainView) };
+    },
+
+    /** One domain's state (pending / verified / failing), with its last check. */
+    async domainState(actorId: string, organizationId: string, domainId: string): Promise<{ ok: true; domain: DomainView } | { ok: false; problem: AccessProblem | 'domain.not_found' }> {
+      const access = await authorize(actorId, organizationId, 'member');
+      if (!access.ok) return access;
+      const row = await domainOf(organizationId, domainId);
+      return row ? { ok: true, domain: domainView(row) } : { ok: false, problem: 'domain.not_found' };
+    },
+
+    /**
+     * Checks the published token now (DNS record first, then the file). On success the domain
+     * is verified (or verified again, when it was failing); on failure a pending domain keeps
+     * the error for the admin, and the answer says why, per method.
+     */
+    async verifyDomain(actorId: string, organizationId: string, domainId: string): Promise<VerifyResult> {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      const row = await domainOf(organizationId, domainId);
+      if (!row) return { ok: false, problem: 'domain.not_found' };
+      // The list of public providers may have grown since the domain was added.
+      const stillAllowed = normalizeDomain(row.domain);
+      if (!stillAllowed.ok) return { ok: false, problem: 'domain.public_email' };
+      const holder = await domains.held(row.domain);
+      if (holder && holder.id !== row.id) return { ok: false, problem: 'domain.taken' };
+
+      const outcome = await verifier.check(row.domain, row.verification_token);
+      if (!outcome.ok) {
+        const problem = PROBLEM_ORDER.find((p) => outcome.results.some((r) => !r.ok && r.problem === p)) ?? 'not_found';
+        const summary = outcome.results.map((r) => (r.ok ? '' : r.detail)).filter(Boolean).join('; ');
+        await domains.recordAttempt(row.id, summary, now());
+        const fresh = (await domains.find(row.id)) ?? row;
+        return { ok: false, problem: `verification.${problem}`, checks: outcome.results, domain: domainView(fresh) };
+      }
+      try {
+        const verified = await db.transaction((tx) => domains.markVerified(tx, row.id, outcome.method, now()));
+        return { ok: true, domain: domainView(verified ?? row), method: outcome.method };
+      } catch (err) {
+        // Another organization proved the same domain between our check and this update.
+        if (isHeldConflict(err)) return { ok: false, problem: 'domain.taken' };
+        throw err;
+      }
+    },
+
+    /**
+     * Whether new accounts at `domain` must not be claimed now: its holder's last re-check
+     * failed. Claiming (on verification, at sign-up) asks this first; accounts already managed
+     * stay managed either way.
+     */
+    async claimsFrozen(domainInput: string): Promise<boolean> {
+      const normalized = normalizeDomainSyntax(domainInput);
+      if (!normalized.ok) return false;
+      return (await domains.held(normalized.domain))?.state === 'failing';
+    },
+
+    /** The organization holding a domain (verified or failing), and whether its claims are frozen. */
+    async holderOf(domainInput: string): Promise<{ organizationId: string; domainId: string; frozen: boolean } | undefined> {
+      const normalized = normalizeDomainSyntax(domainInput);
+      if (!normalized.ok) return undefined;
+      const row = await domains.held(normalized.domain);
+      return row ? { organizationId: row.organization_id, domainId: row.id, frozen: row.state === 'failing' } : undefined;
+    },
+  };
+}
+
+export type OrganizationService = ReturnType<typeof createOrganizationService>;

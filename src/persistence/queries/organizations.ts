@@ -1,0 +1,130 @@
+import type { Queryable } from '../db.ts';
+
+export type OrganizationRole = 'admin' | 'member';
+
+export interface OrganizationRow {
+  id: string;
+  name: string;
+  created_at: Date;
+  created_by: string;
+}
+
+export interface MembershipRow extends OrganizationRow {
+  role: OrganizationRole;
+}
+
+export interface MemberRow {
+  account_id: string;
+  email: string;
+  name: string | null;
+  role: OrganizationRole;
+  added_at: Date;
+  added_by: string | null;
+}
+
+export interface InvitationRow {
+  id: string;
+  organization_id: string;
+  email: string;
+  role: OrganizationRole;
+  invited_by: string;
+  created_at: Date;
+  expires_at: Date;
+  accepted_at: Date | null;
+  accepted_by: string | null;
+}
+
+const INVITATION = 'id, organization_id, email, role, invited_by, created_at, expires_at, accepted_at, accepted_by';
+
+/** Organizations, their members and admin invitations (`organizations`, `organization_members`, `organization_invitations`, migration 0017). */
+export function createOrganizationQueries(db: Queryable) {
+  return {
+    async insert(tx: Queryable, row: { id: string; name: string; createdBy: string; now: Date }): Promise<OrganizationRow> {
+      const { rows } = await tx.query<OrganizationRow>(
+        'INSERT INTO organizations (id, name, created_at, created_by) VALUES ($1, $2, $3, $4) RETURNING id, name, created_at, created_by',
+        [row.id, row.name, row.now, row.createdBy],
+      );
+      return rows[0]!;
+    },
+
+    async find(id: string, tx: Queryable = db): Promise<OrganizationRow | undefined> {
+      const { rows } = await tx.query<OrganizationRow>('SELECT id, name, created_at, created_by FROM organizations WHERE id = $1', [id]);
+      return rows[0];
+    },
+
+    async addMember(tx: Queryable, row: { organizationId: string; accountId: string; role: OrganizationRole; addedBy: string | null; now: Date }): Promise<void> {
+      await tx.query(
+        `INSERT INTO organization_members (organization_id, account_id, role, added_at, added_by) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (organization_id, account_id) DO UPDATE SET role = CASE WHEN excluded.role = 'admin' THEN 'admin' ELSE organization_members.role END`,
+        [row.organizationId, row.accountId, row.role, row.now, row.addedBy],
+      );
+    },
+
+    /** The organization with the account's role in it; undefined when it is not a member (or there is no such organization). */
+    async membership(accountId: string, organizationId: string, tx: Queryable = db): Promise<MembershipRow | undefined> {
+      const { rows } = await tx.query<MembershipRow>(
+        `SELECT o.id, o.name, o.created_at, o.created_by, m.role FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+         WHERE m.account_id = $1 AND m.organization_id = $2`,
+        [accountId, organizationId],
+      );
+      return rows[0];
+    },
+
+    /** Every organization the account belongs to, by name. */
+    async listForAccount(accountId: string): Promise<MembershipRow[]> {
+      const { rows } = await db.query<MembershipRow>(
+        `SELECT o.id, o.name, o.created_at, o.created_by, m.role FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+         WHERE m.account_id = $1 ORDER BY lower(o.name), o.id`,
+        [accountId],
+      );
+      return rows;
+    },
+
+    async members(organizationId: string, role?: OrganizationRole, tx: Queryable = db): Promise<MemberRow[]> {
+      const { rows } = await tx.query<MemberRow>(
+        `SELECT m.account_id, a.email, a.name, m.role, m.added_at, m.added_by FROM organization_members m JOIN accounts a ON a.id = m.account_id
+         WHERE m.organization_id = $1 AND ($2::text IS NULL OR m.role = $2) ORDER BY m.added_at, m.account_id`,
+        [organizationId, role ?? null],
+      );
+      return rows;
+    },
+
+    /** A new invitation replaces the open one of the same address. */
+    async replaceInvitation(tx: Queryable, row: { id: string; organizationId: string; email: string; role: OrganizationRole; tokenHash: string; invitedBy: string; now: Date; expiresAt: Date }): Promise<void> {
+      await tx.query('DELETE FROM organization_invitations WHERE organization_id = $1 AND lower(email) = lower($2) AND accepted_at IS NULL', [row.organizationId, row.email]);
+      await tx.query(
+        `INSERT INTO organization_invitations (id, organization_id, email, role, token_hash, invited_by, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [row.id, row.organizationId, row.email, row.role, row.tokenHash, row.invitedBy, row.now, row.expiresAt],
+      );
+    },
+
+    async findOpenInvitation(tokenHash: string, now: Date): Promise<InvitationRow | undefined> {
+      const { rows } = await db.query<InvitationRow>(
+        `SELECT ${INVITATION} FROM organization_invitations WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2`,
+        [tokenHash, now],
+      );
+      return rows[0];
+    },
+
+    /** Spends the invitation; undefined when it was already accepted or has expired (a double submit, a race). */
+    async acceptInvitation(tx: Queryable, tokenHash: string, accountId: string, now: Date): Promise<InvitationRow | undefined> {
+      const { rows } = await tx.query<InvitationRow>(
+        `UPDATE organization_invitations SET accepted_at = $3, accepted_by = $2
+         WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $3 RETURNING ${INVITATION}`,
+        [tokenHash, accountId, now],
+      );
+      return rows[0];
+    },
+
+    async openInvitations(organizationId: string, now: Date): Promise<InvitationRow[]> {
+      const { rows } = await db.query<InvitationRow>(
+        `SELECT ${INVITATION} FROM organization_invitations WHERE organization_id = $1 AND accepted_at IS NULL AND expires_at > $2 ORDER BY created_at`,
+        [organizationId, now],
+      );
+      return rows;
+    },
+  };
+}
+
+export type OrganizationQueries = ReturnType<typeof createOrganizationQueries>;
