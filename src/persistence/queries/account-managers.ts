@@ -16,7 +16,7 @@ export interface AccountManagerRow {
 }
 
 /**
- * Who manages an account besides its owner (`account_managers`, migration 0017): at most one
+ * Who manages an account besides its owner (`account_managers`, migration 0015): at most one
  * organization and one Trello Enterprise. Nothing here removes a manager because a domain's
  * re-check failed; only an explicit release does (decision 0028).
  */

@@ -20,7 +20,7 @@ export interface DomainRow {
 
 const COLUMNS = 'id, organization_id, domain, verification_token, state, method, added_at, added_by, verified_at, last_checked_at, last_error, failing_since';
 
-/** Domains organizations claim and prove (`organization_domains`, migration 0017; docs/flows/organizations.md). */
+/** Domains organizations claim and prove (`organization_domains`, migration 0015; docs/flows/organizations.md). */
 export function createOrganizationDomainQueries(db: Queryable) {
   return {
     async insert(tx: Queryable, row: { id: string; organizationId: string; domain: string; token: string; addedBy: string; now: Date }): Promise<DomainRow> {

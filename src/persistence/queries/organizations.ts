@@ -36,7 +36,7 @@ export interface InvitationRow {
 
 const INVITATION = 'id, organization_id, email, role, invited_by, created_at, expires_at, accepted_at, accepted_by';
 
-/** Organizations, their members and admin invitations (`organizations`, `organization_members`, `organization_invitations`, migration 0017). */
+/** Organizations, their members and admin invitations (`organizations`, `organization_members`, `organization_invitations`, migration 0015). */
 export function createOrganizationQueries(db: Queryable) {
   return {
     async insert(tx: Queryable, row: { id: string; name: string; createdBy: string; now: Date }): Promise<OrganizationRow> {
