@@ -131,7 +131,7 @@ export function createApp(registry: Registry): LanyardApp {
   forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, trello, linking, devices, background: registry.background, googleEnabled: Boolean(registry.google), renderConsent: consent.renderConsent }).routes());
   forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, devices, linking, minLength: config.passwordMinLength }).routes());
   forms.use(trelloSettingsRoutes({ views, sessions: registry.browserSessions, accounts, linking, throttle, box: registry.box, now: () => registry.clock.now() }).routes());
-  forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, hasher: registry.hasher, box: registry.box, now: () => registry.clock.now() }).routes());
+  forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, reauthentication: registry.reauthentication, box: registry.box, now: () => registry.clock.now() }).routes());
   forms.use(settingsRoutes({
     issuer: config.issuer,
     views,
@@ -143,6 +143,7 @@ export function createApp(registry: Registry): LanyardApp {
     emailChanges: registry.emailChanges,
     events,
     throttle,
+    reauthentication: registry.reauthentication,
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());

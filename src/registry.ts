@@ -15,6 +15,7 @@ import { createOidcPayloadQueries, type OidcPayloadQueries } from './persistence
 import { createSigningKeyQueries } from './persistence/queries/signing-keys.ts';
 import { createAccountService, type AccountService } from './identity/accounts.ts';
 import { createPolicy, type Policy } from './policy/policy.ts';
+import { createReauthentication, type Reauthentication } from './identity/reauthentication.ts';
 import { createPasswordHasher, type PasswordHasher } from './identity/password-hasher.ts';
 import { createPostgresAdapter, sweepExpiredPayloads } from './oidc/adapter.ts';
 import { listenToProviderEvents } from './oidc/provider-events.ts';
@@ -102,6 +103,8 @@ export interface Registry {
   twoStep: TwoStepService;
   /** The one decision point for "may this account sign in, and how" (src/policy/). */
   policy: Policy;
+  /** Privileged sessions: a sensitive change in settings needs a recent login (decision 0027). */
+  reauthentication: Reauthentication;
   hasher: PasswordHasher;
   /** What relying parties receive about an account (tokens and the consent page). */
   claimsRelease: ClaimsRelease;
@@ -213,6 +216,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const accountQueries = createAccountQueries(db);
     const accounts = createAccountService({ accounts: accountQueries, hasher, clock });
     const policy = createPolicy({ accounts: accountQueries, clock });
+    const reauthentication = createReauthentication({ policy, hasher });
     const passwordPolicy = createPasswordPolicy({ minLength: config.passwordMinLength });
     const background = createBackground((name, err) => logger.error({ task: name, err: { message: (err as Error).message } }, 'background task failed'));
     const oidcPayloads = createOidcPayloadQueries(db);
@@ -281,7 +285,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const accountClosure = createAccountClosureService({
       db,
       accounts: accountQueries,
-      hasher,
+      reauthentication,
       outbox,
       clock,
       issuer: config.issuer,
@@ -316,6 +320,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       ttlSeconds: config.passwordResetTtl,
       signOutEverywhere: (accountId, keepSessionUid) => accountSessions.endAll(accountId, { keepSessionUid }),
       events,
+      decisions: policy,
+      reauthentication,
     });
     const registration = createRegistrationService({
       db,
@@ -328,6 +334,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       issuer: config.issuer,
       codeKey,
       ttlSeconds: config.signupCodeTtl,
+      decisions: policy,
     });
 
     const organizationQueries = createOrganizationQueries(db);
@@ -374,6 +381,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       views,
       accounts,
       policy,
+      reauthentication,
       accountQueries,
       clients,
       signingKeys,
@@ -392,7 +400,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         db,
         accounts: accountQueries,
         changes: createEmailChangeQueries(db),
-        hasher,
+        reauthentication,
         outbox,
         clock,
         issuer: config.issuer,
@@ -410,7 +418,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         db,
         queries: twoStepQueries,
         box,
-        hasher,
+        reauthentication,
         outbox,
         events,
         clock,
@@ -422,7 +430,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         members: trelloMembers,
         linkEvents: trelloLinkEvents,
         linking: trelloLinking,
-        bulk: createBulkMigration({ linking: trelloLinking, trelloMembers, resetTokens, outbox, clock, issuer: config.issuer }),
+        bulk: createBulkMigration({ linking: trelloLinking, trelloMembers, resetTokens, outbox, clock, issuer: config.issuer, decisions: policy }),
         webhook: linkWebhook,
       },
       accountIdentities,

@@ -53,6 +53,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'signup.email_taken': { title: 'This address already has an account', text: 'Someone created an account with this address meanwhile. Log in instead, or reset the password.' },
   'signup.name_required': { title: 'Enter your name', text: 'Tell us what to call you. You can change it later.' },
   'password.current_wrong': { title: 'Your current password is not right', text: 'Enter the password you use now. Forgot it? Log out and reset it.' },
+  'reauth.required': { title: 'Confirm it’s you', text: 'This change needs a recent login. Log in again, or type your current password where the form asks for it, then try again.' },
   'password.same': { title: 'Choose a different password', text: 'The new password is the same as the current one.' },
   'account.sign_in_failed': { title: 'We couldn’t sign you in', text: 'Signing in to your account settings did not complete. Try again.' },
   'email.same': { title: 'That is your current address', text: 'Enter the new address you want to use.' },

@@ -3,13 +3,14 @@ import type { AccountQueries } from '../persistence/queries/accounts.ts';
 import type { Outbox } from '../mail/outbox.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { PasswordHasher } from './password-hasher.ts';
 import type { RequestMeta, SecurityEvents } from './security-events.ts';
+import type { Confirmation, ProofInput, Reauthentication } from './reauthentication.ts';
 
-export type CloseResult = { ok: true; deleteAfter: Date } | { ok: false; problem: 'password.current_wrong' };
+export type CloseResult = { ok: true; deleteAfter: Date } | { ok: false; problem: 'password.current_wrong' } | Exclude<Confirmation, { ok: true }>;
 
 /**
- * "Close my account" (docs/flows/settings.md): the password is required; the account is closed at
+ * "Close my account" (docs/flows/settings.md): confirmed by a recent login or the current password
+ * (the decision point says which, `reauthentication.ts`); the account is closed at
  * once (no login, no tokens: findAccount refuses it), everyone is signed out, and an email says
  * how to cancel. Logging in within `graceDays` reopens it (accounts.authenticate); after that the
  * personal data is erased by `eraseDue`, run by the background sweeper and `accounts purge`.
@@ -17,7 +18,6 @@ export type CloseResult = { ok: true; deleteAfter: Date } | { ok: false; problem
 export function createAccountClosureService(deps: {
   db: Database;
   accounts: AccountQueries;
-  hasher: PasswordHasher;
   outbox: Outbox;
   clock: Clock;
   issuer: string;
@@ -27,8 +27,9 @@ export function createAccountClosureService(deps: {
   forgetters: Array<{ forgetAccounts(accountIds: string[]): Promise<void> }>;
   logger: Logger;
   events: SecurityEvents;
+  reauthentication: Reauthentication;
 }) {
-  const { db, accounts, hasher, outbox, clock } = deps;
+  const { db, accounts, outbox, clock } = deps;
 
   /** Erases accounts whose grace period is over; returns their ids. */
   async function eraseDue(limit = 500): Promise<string[]> {
@@ -40,10 +41,11 @@ export function createAccountClosureService(deps: {
   }
 
   return {
-    async close(accountId: string, password: string, meta: RequestMeta = {}): Promise<CloseResult> {
+    async close(accountId: string, proof: ProofInput, meta: RequestMeta = {}): Promise<CloseResult> {
       const account = await accounts.findById(accountId);
-      const check = await hasher.verify(account?.password_hash, password);
-      if (!account || account.status !== 'active' || !check.ok) return { ok: false, problem: 'password.current_wrong' };
+      if (!account || account.status !== 'active') return { ok: false, problem: 'password.current_wrong' };
+      const confirmed = await deps.reauthentication.confirm(account, proof);
+      if (!confirmed.ok) return confirmed;
       const now = new Date(clock.now());
       const deleteAfter = new Date(clock.now() + deps.graceDays * 86_400_000);
       await db.transaction(async (tx) => {

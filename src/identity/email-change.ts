@@ -6,15 +6,18 @@ import type { Clock } from '../shared/clock.ts';
 import { sha256 } from '../shared/crypto.ts';
 import { randomSecret } from '../shared/ids.ts';
 import { normalizeEmail } from './email-address.ts';
-import type { PasswordHasher } from './password-hasher.ts';
 import type { RequestMeta, SecurityEvents } from './security-events.ts';
+import type { Confirmation, ProofInput, Reauthentication } from './reauthentication.ts';
 
-export type RequestResult = { ok: true; newEmail: string } | { ok: false; problem: 'password.current_wrong' | 'login.invalid_email' | 'email.same' | 'account.managed' };
+export type RequestResult =
+  | { ok: true; newEmail: string }
+  | { ok: false; problem: 'password.current_wrong' | 'login.invalid_email' | 'email.same' | 'account.managed' }
+  | Exclude<Confirmation, { ok: true }>;
 export type ConfirmResult = { ok: true; account: AccountRow } | { ok: false; problem: 'email.link_invalid' | 'signup.email_taken' };
 
 /**
- * Changing the one address of an account (docs/flows/settings.md). The current password is
- * required; the new address must be verified by a link before anything changes; then the old
+ * Changing the one address of an account (docs/flows/settings.md). It is confirmed by a recent
+ * login or the current password (the decision point says which, `reauthentication.ts`); the new address must be verified by a link before anything changes; then the old
  * address is told, and can no longer be used to log in (an account has exactly one address).
  * An address that already has an account gets the "already registered" email instead, so the
  * settings page does not reveal it.
@@ -26,25 +29,26 @@ export function createEmailChangeService(deps: {
   db: Database;
   accounts: AccountQueries;
   changes: EmailChangeQueries;
-  hasher: PasswordHasher;
   outbox: Outbox;
   clock: Clock;
   issuer: string;
   ttlSeconds: number;
   managedBy: (account: AccountRow) => string | undefined;
   events: SecurityEvents;
+  reauthentication: Reauthentication;
 }) {
-  const { db, accounts, changes, hasher, outbox, clock, issuer } = deps;
+  const { db, accounts, changes, outbox, clock, issuer } = deps;
   const now = () => new Date(clock.now());
 
   return {
     pending: (accountId: string) => changes.pending(accountId, now()),
 
-    async request(accountId: string, password: string, newEmailInput: string): Promise<RequestResult> {
+    async request(accountId: string, proof: ProofInput, newEmailInput: string): Promise<RequestResult> {
       const account = await accounts.findById(accountId);
       if (!account || account.status !== 'active') return { ok: false, problem: 'password.current_wrong' };
       if (deps.managedBy(account)) return { ok: false, problem: 'account.managed' };
-      if (!(await hasher.verify(account.password_hash, password)).ok) return { ok: false, problem: 'password.current_wrong' };
+      const confirmed = await deps.reauthentication.confirm(account, proof);
+      if (!confirmed.ok) return confirmed;
       const newEmail = normalizeEmail(newEmailInput);
       if (!newEmail) return { ok: false, problem: 'login.invalid_email' };
       if (newEmail === account.email) return { ok: false, problem: 'email.same' };

@@ -9,10 +9,19 @@ import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 import type { PasswordPolicy, PasswordProblem } from './password-policy.ts';
 import type { RequestMeta, SecurityEvents } from './security-events.ts';
+import type { Policy, DenyReason } from '../policy/policy.ts';
+import type { AccountRow } from '../persistence/queries/accounts.ts';
+import { asProof, type Reauthentication, type ProofInput } from './reauthentication.ts';
 
-export type ChangeResult = { ok: true } | { ok: false; problem: PasswordProblem | 'password.current_wrong' | 'password.same' };
+export type ChangeResult =
+  | { ok: true }
+  | { ok: false; problem: PasswordProblem | 'password.current_wrong' | 'password.same' }
+  | Exclude<Awaited<ReturnType<Reauthentication['confirm']>>, { ok: true } | { problem: 'password.current_wrong' }>;
 
-export type ResetResult = { ok: true; accountId: string; email: string } | { ok: false; problem: PasswordProblem | 'reset.link_invalid' };
+export type ResetResult = { ok: true; accountId: string; email: string } | { ok: false; problem: PasswordProblem | 'reset.link_invalid' | DenyReason };
+
+/** What a reset link leads to: the account whose password it sets, or why it sets none. */
+export type LinkCheck = { ok: true; account: AccountRow } | { ok: false; problem: 'reset.link_invalid' | DenyReason };
 
 /**
  * "Forgot password?" (docs/flows/password-reset.md). A link holds 256 random bits; only their
@@ -33,6 +42,10 @@ export function createPasswordResetService(deps: {
   ttlSeconds: number;
   signOutEverywhere: (accountId: string, keepSessionUid?: string) => Promise<unknown>;
   events: SecurityEvents;
+  /** The decision point: may a link be sent (`reset_request`), may it set a password (`reset_complete`). */
+  decisions: Policy;
+  /** Confirms a change in settings by a recent login or the current password. */
+  reauthentication: Reauthentication;
 }) {
   const { db, accounts, tokens, hasher, policy, outbox, clock, issuer } = deps;
   const now = () => new Date(clock.now());
@@ -45,11 +58,20 @@ export function createPasswordResetService(deps: {
       data: { name: account.name, email: account.email, when: now().toUTCString(), resetLink: `${issuer}/password/forgot` },
     });
 
-  async function usableAccount(token: string) {
-    if (typeof token !== 'string' || token.length < 20 || token.length > 100) return undefined;
+  /**
+   * The account a link would reset, if the decision point lets a password be set on it now
+   * (`reset_complete`): a link followed after the account was deactivated — or, later, moved to
+   * its company's sign-in — sets nothing. A password-less account (Google, bulk migration) may:
+   * the bulk migration's "set your password" mail is such a link.
+   */
+  async function usableAccount(token: string): Promise<LinkCheck> {
+    if (typeof token !== 'string' || token.length < 20 || token.length > 100) return { ok: false, problem: 'reset.link_invalid' };
     const row = await tokens.findUsable(sha256(token), now());
-    const account = row ? await accounts.findById(row.account_id) : undefined;
-    return account?.status === 'active' ? account : undefined;
+    const loaded = row ? await deps.decisions.load(row.account_id) : undefined;
+    if (!loaded) return { ok: false, problem: 'reset.link_invalid' };
+    const decision = deps.decisions.decide({ subject: loaded.subject, stage: 'reset_complete', method: 'email' });
+    if (decision.outcome === 'allow') return { ok: true, account: loaded.account };
+    return { ok: false, problem: decision.outcome === 'deny' ? decision.reason : 'policy.method_not_allowed' };
   }
 
   return {
@@ -60,8 +82,14 @@ export function createPasswordResetService(deps: {
      */
     async request(emailInput: string): Promise<boolean> {
       const email = normalizeEmail(emailInput);
-      const account = email ? await accounts.findByEmail(email) : undefined;
-      if (!account || account.status !== 'active') return false;
+      if (!email) return false;
+      // The decision point (`reset_request`): an active account gets a link, with or without a
+      // password (Google, bulk migration); a deactivated or closed one gets nothing, not even an
+      // explanation (docs/decisions/0027-reauthentication-by-any-method.md, "Reset requests").
+      const { account, subject } = await deps.decisions.subjectForEmail(email);
+      if (!account) return false;
+      const decision = deps.decisions.decide({ subject, stage: 'reset_request', method: 'email' });
+      if (decision.outcome !== 'allow') return false;
       const token = randomSecret(32);
       await db.transaction(async (tx) => {
         await tokens.replace(tx, { tokenHash: sha256(token), accountId: account.id, now: now(), expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000) });
@@ -75,19 +103,22 @@ export function createPasswordResetService(deps: {
       return true;
     },
 
-    /** The account a link would reset, for the "choose a new password" page. */
+    /** The account a link would reset, or why it resets none, for the "choose a new password" page. */
     check: usableAccount,
 
     /**
-     * "Change password" in settings: the current password is required; every other session ends
-     * (this one stays signed in) and a confirmation is sent.
+     * "Change password" in settings, confirmed by a recent login or the current password (the
+     * decision point says which: docs/flows/settings.md); an account without a password (Google,
+     * bulk migration) adds one the same way, without being asked for one it does not have.
+     * Every other session ends (this one stays signed in) and a confirmation is sent.
      */
-    async change(accountId: string, current: string, next: string, keepSessionUid: string, meta: RequestMeta = {}): Promise<ChangeResult> {
+    async change(accountId: string, proofInput: ProofInput, next: string, keepSessionUid: string, meta: RequestMeta = {}): Promise<ChangeResult> {
+      const proof = asProof(proofInput);
       const account = await accounts.findById(accountId);
       if (!account || account.status !== 'active') return { ok: false, problem: 'password.current_wrong' };
-      const check = await hasher.verify(account.password_hash, current);
-      if (!check.ok) return { ok: false, problem: 'password.current_wrong' };
-      if (current === next) return { ok: false, problem: 'password.same' };
+      const confirmed = await deps.reauthentication.confirm(account, proof);
+      if (!confirmed.ok) return confirmed;
+      if (proof.password && proof.password === next) return { ok: false, problem: 'password.same' };
       const problem = policy.check(next, { email: account.email, name: account.name });
       if (problem) return { ok: false, problem };
       const hash = await hasher.hash(next);
@@ -103,8 +134,9 @@ export function createPasswordResetService(deps: {
     },
 
     async reset(token: string, password: string, meta: RequestMeta = {}): Promise<ResetResult> {
-      const account = await usableAccount(token);
-      if (!account) return { ok: false, problem: 'reset.link_invalid' };
+      const usable = await usableAccount(token);
+      if (!usable.ok) return usable;
+      const { account } = usable;
       const problem = policy.check(password, { email: account.email, name: account.name });
       if (problem) return { ok: false, problem };
       const hash = await hasher.hash(password);

@@ -9,11 +9,12 @@ import { newId, randomSecret } from '../shared/ids.ts';
 import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 import type { PasswordPolicy, PasswordProblem } from './password-policy.ts';
+import type { Policy } from '../policy/policy.ts';
 
 export type CodeCheck = 'verified' | 'invalid' | 'locked' | 'expired';
 export type CompleteResult =
   | { ok: true; account: AccountRow }
-  | { ok: false; problem: PasswordProblem | 'signup.expired' | 'signup.email_taken' | 'signup.name_required' };
+  | { ok: false; problem: PasswordProblem | 'signup.expired' | 'signup.email_taken' | 'signup.name_required' | 'policy.method_not_allowed' };
 
 /** Wrong codes allowed per flow before it must be started again. */
 export const MAX_CODE_ATTEMPTS = 5;
@@ -37,6 +38,8 @@ export function createRegistrationService(deps: {
   issuer: string;
   codeKey: Buffer;
   ttlSeconds: number;
+  /** The decision point (`sign_up`): may an account be created at this address? */
+  decisions: Pick<Policy, 'decide' | 'subjectForEmail'>;
 }) {
   const { db, accounts, flows, hasher, policy, outbox, clock, issuer, codeKey } = deps;
   const now = () => new Date(clock.now());
@@ -48,8 +51,15 @@ export function createRegistrationService(deps: {
     async start(interactionUid: string, emailInput: string): Promise<void> {
       const email = normalizeEmail(emailInput);
       if (!email) return;
-      // A retired address is reserved for its account: it gets the same notice as a registered one.
-      const existing = (await accounts.findByEmail(email)) ?? ((await accounts.isRetired(email)) ? { email } : undefined);
+      // The decision point answers for the address: an account there refuses (its owner gets the
+      // "already registered" notice), a bare address allows — or, once a company's domain signs
+      // in through its own identity provider, sends the person there (nothing is mailed: the
+      // login page's identifier step will say so). A retired address is reserved for its
+      // account: it gets the same notice as a registered one.
+      const { account, subject } = await deps.decisions.subjectForEmail(email);
+      const decision = deps.decisions.decide({ subject, stage: 'sign_up', method: 'email' });
+      const existing = account ?? ((await accounts.isRetired(email)) ? { email } : undefined);
+      if (!existing && decision.outcome !== 'allow') return;
       await db.transaction(async (tx) => {
         if (existing) {
           await outbox.enqueue(tx, {
@@ -118,6 +128,11 @@ export function createRegistrationService(deps: {
       if (!name) return { ok: false, problem: 'signup.name_required' };
       const problem = policy.check(input.password, { email: flow.email, name });
       if (problem) return { ok: false, problem };
+      // Asked again right before creating: the answer may have changed since the code was sent
+      // (the address was registered meanwhile, or its domain now signs in elsewhere).
+      const { subject } = await deps.decisions.subjectForEmail(flow.email);
+      const decision = deps.decisions.decide({ subject, stage: 'sign_up', method: 'email' });
+      if (decision.outcome !== 'allow') return { ok: false, problem: subject.kind === 'account' ? 'signup.email_taken' : 'policy.method_not_allowed' };
       const passwordHash = await hasher.hash(input.password);
       try {
         const account = await db.transaction(async (tx) => {

@@ -6,7 +6,7 @@ import type { Database, Queryable } from '../persistence/db.ts';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
 import type { TwoStepQueries } from '../persistence/queries/two-step.ts';
 import type { Outbox } from '../mail/outbox.ts';
-import type { PasswordHasher } from './password-hasher.ts';
+import { asProof, type Confirmation, type ProofInput, type Reauthentication } from './reauthentication.ts';
 import type { RequestMeta, SecurityEvents } from './security-events.ts';
 
 /**
@@ -62,7 +62,6 @@ export function createTwoStepService(deps: {
   db: Database;
   queries: TwoStepQueries;
   box: SecretBox;
-  hasher: PasswordHasher;
   outbox: Outbox;
   events: SecurityEvents;
   clock: Clock;
@@ -73,8 +72,10 @@ export function createTwoStepService(deps: {
   productName: string;
   /** Organization policies will add their own reasons; today only the account's flag. */
   requiredFor?: (account: AccountRow) => boolean;
+  /** Confirms turning it off by a recent login at two factors, or the password and a code. */
+  reauthentication: Reauthentication;
 }) {
-  const { db, queries, box, hasher, outbox, events, clock } = deps;
+  const { db, queries, box, outbox, events, clock } = deps;
   const now = () => new Date(clock.now());
   const epoch = () => Math.floor(clock.now() / 1000);
   const hashCode = (accountId: string, code: string) => hmac(deps.codeKey, `recovery:${accountId}:${normaliseRecoveryCode(code)}`);
@@ -203,16 +204,30 @@ export function createTwoStepService(deps: {
     },
 
     /**
-     * Turning it off needs the password and a current code (a recovery code counts, for the
-     * person who lost the phone); the owner is told by email. An account that requires it
-     * cannot turn it off: the rule holds here, whatever page or request asks.
+     * Turning it off asks the decision point (`disable_factor`): refused when the account
+     * requires it (by its own flag or, later, a manager's rule), whatever page or request asks;
+     * otherwise it needs a recent login at two factors, or the password and a current code typed
+     * now (a recovery code counts, for the person who lost the phone). A code typed is always
+     * checked. The owner is told by email.
      */
-    async disable(account: AccountRow, password: string, code: string, meta: RequestMeta): Promise<{ ok: true } | { ok: false; problem: TwoStepProblem }> {
-      if (required(account)) return { ok: false, problem: 'two_step.required' };
-      const check = await hasher.verify(account.password_hash, password);
-      if (!check.ok) return { ok: false, problem: 'password.current_wrong' };
-      const second = await verify(account, code, meta);
-      if (!second.ok) return second;
+    async disable(account: AccountRow, proofInput: ProofInput, code: string, meta: RequestMeta): Promise<{ ok: true } | { ok: false; problem: TwoStepProblem } | Exclude<Confirmation, { ok: true }>> {
+      const typedCode = code.trim().length > 0;
+      let checked: SecondStep | undefined;
+      const confirmed = await deps.reauthentication.confirm(account, asProof(proofInput), {
+        stage: 'disable_factor',
+        secondFactor: typedCode ? async () => (checked = await verify(account, code, meta)).ok : undefined,
+      });
+      if (!confirmed.ok) {
+        if (confirmed.problem === 'policy.two_step_required') return { ok: false, problem: 'two_step.required' };
+        const wrongCode = checked as SecondStep | undefined;
+        if (wrongCode && !wrongCode.ok) return wrongCode;
+        return confirmed;
+      }
+      if (!checked && typedCode) {
+        checked = await verify(account, code, meta);
+        if (!checked.ok) return checked;
+      }
+      if (!(await queries.findFactor(account.id))?.confirmed_at) return { ok: false, problem: 'two_step.not_enabled' };
       await db.transaction(async (tx) => {
         await queries.removeFactor(tx, account.id);
         await events.record({ type: 'two_step.disabled', accountId: account.id }, meta, tx);

@@ -6,6 +6,7 @@ import type { AddressUse, TrelloMemberQueries, TrelloMemberRow } from '../persis
 import type { Outbox } from '../mail/outbox.ts';
 import { chooseEmail, linkableEmails, rankEmails } from './email-choice.ts';
 import type { TrelloLinking } from './linking.ts';
+import type { Policy } from '../policy/policy.ts';
 
 /**
  * The fourth way (docs/flows/trello-migration.md): every member still unlinked gets an account,
@@ -34,6 +35,11 @@ export const CONFLICT = {
   noVerified: 'no verified address: the person logs in with a Trello address and the Trello password, then confirms an address by a code',
   taken: 'the address belongs to another account: logging in there (with that account\'s password or the Trello password) offers the link, asking for both passwords',
   /**
+   * The decision point refuses linking to the account at the best address (`bulk_migration`):
+   * it is deactivated or closed, and stays as its owner or operator left it.
+   */
+  refused: (why: string) => `the address belongs to an account that cannot take a Trello member now (${why}): support must reactivate it, or the person proves another address`,
+  /**
    * Every verified address is an account's that already has a Trello member, or retired: no
    * link can keep one. The Trello password at a non-retired address still leads to the
    * member's own review, where a new address is proven by email.
@@ -53,8 +59,20 @@ export function createBulkMigration(deps: {
   outbox: Outbox;
   clock: Clock;
   issuer: string;
+  /** The decision point (`bulk_migration`): may a member be linked to this address's account, or get a new one? */
+  decisions: Pick<Policy, 'decide' | 'subjectForEmail'>;
 }) {
   const { linking, trelloMembers, clock, issuer } = deps;
+
+  /** Why the account at an address may not take a member now, in the report's words; undefined when it may. */
+  async function refusal(email: string, free: boolean): Promise<string | undefined> {
+    // A free address (the batch's lookup found no account there) is asked about as a bare
+    // address, with no statement; an account's is loaded with its policy columns.
+    const subject = free ? { kind: 'address' as const, email } : (await deps.decisions.subjectForEmail(email)).subject;
+    const decision = deps.decisions.decide({ subject, stage: 'bulk_migration', method: 'email' });
+    if (decision.outcome === 'allow') return undefined;
+    return decision.outcome === 'deny' && decision.reason === 'policy.account_inactive' ? 'deactivated or closed' : decision.outcome === 'deny' ? decision.reason : decision.outcome;
+  }
 
   /**
    * Plans a batch, in member id order. `claimed` holds the addresses that links planned earlier
@@ -64,7 +82,8 @@ export function createBulkMigration(deps: {
   async function planBatch(members: TrelloMemberRow[], claimed: Map<string, AddressUse>): Promise<BulkOutcome[]> {
     const used = await trelloMembers.addressesInUse([...new Set(members.flatMap((m) => m.emails.map((e) => e.email.toLowerCase())))]);
     const useOf = (email: string) => claimed.get(email.toLowerCase()) ?? used.get(email.toLowerCase());
-    return members.map((member): BulkOutcome => {
+    // The accounts at the chosen addresses are asked about one by one, only for these conflicts.
+    const outcomes = members.map((member): BulkOutcome => {
       // Only a verified address: the set-password link goes to it, and whoever reads it gets the account.
       const verified = member.emails.filter((e) => e.verified);
       if (!verified.length) return { memberId: member.member_id, action: 'conflict', email: chooseEmail(member.emails)?.email, reason: CONFLICT.noVerified };
@@ -87,6 +106,21 @@ export function createBulkMigration(deps: {
       for (const e of retire) claimed.set(e.toLowerCase(), 'retired');
       return { memberId: member.member_id, action: 'link', email: chosen.email, retire };
     });
+    // An account at the best address: the decision point says whether it may take a member at
+    // all (a deactivated one may not, and its person cannot log in there to prove it either), so
+    // the report names what actually works. A new account at a free address is the address's
+    // answer (allowed; later an organization's domain may say otherwise).
+    return Promise.all(outcomes.map(async (outcome): Promise<BulkOutcome> => {
+      if (outcome.action === 'conflict' && outcome.reason === CONFLICT.taken && outcome.email) {
+        const why = await refusal(outcome.email, false);
+        return why ? { ...outcome, reason: CONFLICT.refused(why) } : outcome;
+      }
+      if (outcome.action === 'link') {
+        const why = await refusal(outcome.email, true);
+        return why ? { memberId: outcome.memberId, action: 'conflict', email: outcome.email, reason: CONFLICT.refused(why) } : outcome;
+      }
+      return outcome;
+    }));
   }
 
   return {

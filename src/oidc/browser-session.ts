@@ -15,6 +15,13 @@ export interface BearerPolicy {
   decide(input: Omit<DecisionInput, 'now'>): Decision;
 }
 
+/** A browser's session: its account, and how (and when) its last login was made. */
+export interface SignedInSession {
+  accountId: string;
+  uid: string;
+  login: { amr: string[] | undefined; acr: string | undefined; authTime: number | undefined };
+}
+
 /**
  * Who is signed in to this browser, read from oidc-provider's own session cookie. Lanyard's
  * account pages use the same session as every relying party: signing out anywhere signs out here.
@@ -48,9 +55,20 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy) 
       return token && !token.isExpired ? token.clientId : undefined;
     },
 
-    async current(ctx: Context): Promise<{ accountId: string; uid: string } | undefined> {
+    /**
+     * The signed-in account of this browser and how its last login was made: the RFC 8176
+     * methods, the level and the login time the engine keeps with the session. Settings give
+     * them to the decision point, which decides whether a sensitive change needs a new login
+     * (privileged session, docs/flows/settings.md).
+     */
+    async current(ctx: Context): Promise<SignedInSession | undefined> {
       const session = await provider.Session.get(ctx as never);
-      return session.accountId ? { accountId: session.accountId, uid: session.uid } : undefined;
+      if (!session.accountId) return undefined;
+      return {
+        accountId: session.accountId,
+        uid: session.uid,
+        login: { amr: session.amr, acr: session.acr, authTime: session.authTime() },
+      };
     },
   };
 }

@@ -34,10 +34,13 @@ export interface UpstreamUser {
  * `listen()` first (the port is needed in Lanyard's configuration), then `configure()` with
  * Lanyard's redirect URI.
  */
-export async function startUpstreamIdp() {
+export async function startUpstreamIdp(options: { host?: string } = {}) {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // A browser keeps cookies per host, not per port: with both servers at 127.0.0.1 the two
+  // engines' session cookies (same names) would overwrite each other. Browser tests name the
+  // upstream `localhost` (still listening on 127.0.0.1 only).
+  const issuer = `http://${options.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`;
   const clientId = 'lanyard-at-google';
   const clientSecret = 'upstream-client-secret-0123456789';
   let current: UpstreamUser | undefined;

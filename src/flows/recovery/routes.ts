@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { PasswordResetService } from '../../identity/password-reset.ts';
 import { normalizeEmail } from '../../identity/email-address.ts';
 import type { Background } from '../../shared/background.ts';
-import { waitMessage } from '../../http/messages.ts';
+import { messageFor, waitMessage, type PageError } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import type { Views } from '../../http/views.ts';
@@ -54,11 +54,20 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
     page(ctx, 200, 'recovery/sent', { title: 'Check your email', email });
   });
 
+  /**
+   * A link that sets nothing: spent, replaced or expired (400), or refused by the decision point
+   * because of the account's state — deactivated or closed since it was sent, or (later) moved
+   * to its company's sign-in (403, with the reason the person can act on).
+   */
+  const unusable = (ctx: Context, problem: string) => problem === 'reset.link_invalid'
+    ? page(ctx, 400, 'recovery/invalid', { title: 'This link can’t be used' })
+    : page(ctx, 403, 'recovery/invalid', { title: 'This link can’t be used', refused: messageFor(problem) });
+
   router.get('/reset', async (ctx) => {
     const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
-    const account = await resets.check(token);
-    if (!account) return page(ctx, 400, 'recovery/invalid', { title: 'This link can’t be used' });
-    page(ctx, 200, 'recovery/reset', { title: 'Choose a new password', token, email: account.email });
+    const usable = await resets.check(token);
+    if (!usable.ok) return unusable(ctx, usable.problem);
+    page(ctx, 200, 'recovery/reset', { title: 'Choose a new password', token, email: usable.account.email });
   });
 
   router.post('/reset', async (ctx) => {
@@ -69,9 +78,9 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
       deps.devices.remember(ctx, result.email);
       return page(ctx, 200, 'recovery/done', { title: 'Password changed' });
     }
-    if (result.problem === 'reset.link_invalid') return page(ctx, 400, 'recovery/invalid', { title: 'This link can’t be used' });
-    const account = await resets.check(input.token);
-    page(ctx, 400, 'recovery/reset', { title: 'Choose a new password', token: input.token, email: account?.email ?? '' }, result.problem);
+    if (result.problem === 'reset.link_invalid' || result.problem.startsWith('policy.')) return unusable(ctx, result.problem);
+    const usable = await resets.check(input.token);
+    page(ctx, 400, 'recovery/reset', { title: 'Choose a new password', token: input.token, email: usable.ok ? usable.account.email : '' }, result.problem as PageError);
   });
 
   return router;

@@ -110,7 +110,7 @@ export function registrationRoutes(deps: {
     }
     if (result.problem === 'signup.expired') return page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result.problem);
     const flow = await registration.current(it.uid);
-    page(ctx, result.problem === 'signup.email_taken' ? 409 : 400, 'registration/details', { ...it, title: 'Finish creating your account', email: flow?.email ?? '', name: input.name }, result.problem);
+    page(ctx, result.problem === 'signup.email_taken' ? 409 : result.problem.startsWith('policy.') ? 403 : 400, 'registration/details', { ...it, title: 'Finish creating your account', email: flow?.email ?? '', name: input.name }, result.problem);
   });
 
   return router;

@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import type { AccountRow, AccountService } from '../../identity/accounts.ts';
-import type { BrowserSessions } from '../../oidc/browser-session.ts';
+import type { BrowserSessions, SignedInSession } from '../../oidc/browser-session.ts';
 import type { Views } from '../../http/views.ts';
 import { pageRenderer } from '../../http/page.ts';
 
@@ -23,11 +23,14 @@ export function settingsKit(deps: { views: Views; sessions: BrowserSessions; acc
     }
     ctx.state.account = account;
     ctx.state.sessionUid = session.uid;
+    // How this session's login was made, for the decision point's `reauthenticate` (privileged session).
+    ctx.state.login = session.login;
     await next();
   }
 
   const account = (ctx: Context) => ctx.state.account as AccountRow;
   const nav = (ctx: Context, current: string) => ({ email: account(ctx).email, name: account(ctx).name, current });
+  const login = (ctx: Context) => ctx.state.login as SignedInSession['login'];
 
-  return { page, signedIn, account, nav };
+  return { page, signedIn, account, nav, login };
 }

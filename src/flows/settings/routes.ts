@@ -10,8 +10,10 @@ import type { AccountSessions } from '../../oidc/account-sessions.ts';
 import { ACCOUNT_CLIENT_ID, type BrowserSessions } from '../../oidc/browser-session.ts';
 import { constantTimeEqual } from '../../shared/crypto.ts';
 import { randomSecret } from '../../shared/ids.ts';
-import { messageFor, waitMessage, type PageError } from '../../http/messages.ts';
+import { messageFor } from '../../http/messages.ts';
 import type { Throttle } from '../../identity/throttle.ts';
+import type { Reauthentication } from '../../identity/reauthentication.ts';
+import { privilegedSession } from './privileged-session.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { SecurityEvents } from '../../identity/security-events.ts';
 import { settingsKit } from './gate.ts';
@@ -47,36 +49,34 @@ export function settingsRoutes(deps: {
   emailChanges: EmailChangeService;
   events: SecurityEvents;
   throttle: Throttle;
+  reauthentication: Reauthentication;
   graceDays: number;
   minLength: number;
 }) {
   const { views, sessions, accounts, accountSessions } = deps;
   const router = new Router({ prefix: '/account' });
 
-  const { page, signedIn, account, nav } = settingsKit({ views, sessions, accounts });
+  const { page, signedIn, account, nav, login } = settingsKit({ views, sessions, accounts });
+  const { confirmView, sensitive, statusOf } = privilegedSession({ reauthentication: deps.reauthentication, throttle: deps.throttle, account, login });
 
   /**
-   * Runs a change confirmed with the current password, throttled like a login with that
-   * password: a stolen session must not become a way to guess it.
+   * Starts the settings' own authorization. With `reauth=1` ("Confirm it's you") it asks for a
+   * new login whatever the session (`prompt=login`, OIDC Core §3.1.2.1), with the signed-in
+   * address as `login_hint`: the person proves themselves by any method the login pages offer
+   * them — the password, or Google for a password-less Google account — and the session's login
+   * time, methods and level become the new login's.
    */
-  async function withPassword<R extends { ok: true } | { ok: false; problem: string }>(ctx: Context, run: () => Promise<R>): Promise<R | { ok: false; problem: PageError }> {
-    const email = account(ctx).email;
-    const gate = await deps.throttle.attempt('password', email, ctx.ip);
-    if (!gate.ok) return { ok: false, problem: waitMessage(ctx, gate.retryAfterSeconds) };
-    const result = await run();
-    if (!result.ok && result.problem === 'password.current_wrong') {
-      const wait = await deps.throttle.failed('password', ctx.ip, gate);
-      return wait > 0 ? { ok: false, problem: waitMessage(ctx, wait) } : result;
-    }
-    await deps.throttle.succeeded('password', email);
-    return result;
-  }
-
-  router.get('/login', (ctx) => {
+  router.get('/login', async (ctx) => {
     const next = typeof ctx.query.next === 'string' && /^\/account(\/[a-z-]*)?$/.test(ctx.query.next) ? ctx.query.next : '/account';
     const state = `${randomSecret(16)}.${Buffer.from(next).toString('base64url')}`;
     ctx.cookies.set(STATE_COOKIE, state, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/account', maxAge: 600_000, signed: false });
     const query = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, response_type: 'none', scope: 'openid', redirect_uri: `${deps.issuer}/account/callback`, state });
+    if (ctx.query.reauth === '1') {
+      query.set('prompt', 'login');
+      const session = await sessions.current(ctx);
+      const email = session ? (await accounts.findById(session.accountId))?.email : undefined;
+      if (email) query.set('login_hint', email);
+    }
     ctx.status = 303;
     ctx.redirect(`/auth?${query}`);
   });
@@ -104,12 +104,22 @@ export function settingsRoutes(deps: {
     ctx.redirect(to);
   };
 
-  router.get('/password', signedIn, (ctx) => page(ctx, 200, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength, changed: flash.take(ctx).done === 'password' }));
+  const passwordPage = async (ctx: Context) => ({
+    title: account(ctx).password_hash ? 'Change password' : 'Set a password',
+    ...nav(ctx, 'password'),
+    minLength: deps.minLength,
+    hasPassword: Boolean(account(ctx).password_hash),
+    confirm: await confirmView(ctx, '/account/password'),
+  });
 
+  router.get('/password', signedIn, async (ctx) => page(ctx, 200, 'settings/password', { ...(await passwordPage(ctx)), changed: flash.take(ctx).done === 'password' }));
+
+  // An account without a password (Google, bulk migration) sets one here too: it is never asked
+  // for a current password it does not have, only for a recent login (by Google, for it).
   router.post('/password', signedIn, async (ctx) => {
     const input = parseForm(ctx, changePasswordInput);
-    const result = await withPassword(ctx, () => deps.passwords.change(account(ctx).id, input.current, input.password, ctx.state.sessionUid as string, requestMeta(ctx)));
-    if (!result.ok) return page(ctx, 400, 'settings/password', { title: 'Change password', ...nav(ctx, 'password'), minLength: deps.minLength }, result.problem);
+    const result = await sensitive(ctx, input.current, (proof) => deps.passwords.change(account(ctx).id, proof, input.password, ctx.state.sessionUid as string, requestMeta(ctx)));
+    if (!result.ok) return page(ctx, statusOf(result.problem), 'settings/password', await passwordPage(ctx), result.problem);
     done(ctx, '/account/password', { done: 'password' });
   });
 
@@ -182,18 +192,18 @@ export function settingsRoutes(deps: {
 
   router.get('/email', signedIn, async (ctx) => {
     const outcome = flash.take(ctx);
-    page(ctx, 200, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), pending: await deps.emailChanges.pending(account(ctx).id), sentTo: outcome.done === 'email' ? outcome.to : undefined, newEmail: '' });
+    page(ctx, 200, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), pending: await deps.emailChanges.pending(account(ctx).id), sentTo: outcome.done === 'email' ? outcome.to : undefined, newEmail: '', confirm: await confirmView(ctx, '/account/email') });
   });
 
   router.post('/email', signedIn, async (ctx) => {
     const input = parseForm(ctx, changeEmailInput);
-    const result = await withPassword(ctx, () => deps.emailChanges.request(account(ctx).id, input.password, input.email));
-    if (!result.ok) return page(ctx, 400, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), newEmail: input.email }, result.problem);
+    const result = await sensitive(ctx, input.password, (proof) => deps.emailChanges.request(account(ctx).id, proof, input.email));
+    if (!result.ok) return page(ctx, statusOf(result.problem), 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), newEmail: input.email, confirm: await confirmView(ctx, '/account/email') }, result.problem);
     done(ctx, '/account/email', { done: 'email', to: result.newEmail });
   });
 
-  // The link from the new address's inbox. It needs no session: the request was confirmed with
-  // the password, and the link proves the new address is the person's.
+  // The link from the new address's inbox. It needs no session: the request was confirmed by a
+  // recent login or the password, and the link proves the new address is the person's.
   router.get('/email/verify', async (ctx) => {
     const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
     const result = await deps.emailChanges.confirm(token, requestMeta(ctx));
@@ -202,12 +212,14 @@ export function settingsRoutes(deps: {
     page(ctx, 200, 'settings/email-changed', { title: 'Email address changed', email: result.account.email });
   });
 
-  router.get('/close', signedIn, (ctx) => page(ctx, 200, 'settings/close', { title: 'Close your account', ...nav(ctx, 'close'), graceDays: deps.graceDays }));
+  const closePage = async (ctx: Context) => ({ title: 'Close your account', ...nav(ctx, 'close'), graceDays: deps.graceDays, confirm: await confirmView(ctx, '/account/close') });
+
+  router.get('/close', signedIn, async (ctx) => page(ctx, 200, 'settings/close', await closePage(ctx)));
 
   router.post('/close', signedIn, async (ctx) => {
     const input = parseForm(ctx, closeAccountInput);
-    const result = await withPassword(ctx, () => deps.closure.close(account(ctx).id, input.password, requestMeta(ctx)));
-    if (!result.ok) return page(ctx, 400, 'settings/close', { title: 'Close your account', ...nav(ctx, 'close'), graceDays: deps.graceDays }, result.problem);
+    const result = await sensitive(ctx, input.password, (proof) => deps.closure.close(account(ctx).id, proof, requestMeta(ctx)));
+    if (!result.ok) return page(ctx, statusOf(result.problem), 'settings/close', await closePage(ctx), result.problem);
     ctx.state.log?.info({ accountId: account(ctx).id }, 'account closed by its owner');
     page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: result.deleteAfter.toUTCString() });
   });

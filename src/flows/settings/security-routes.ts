@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import type { AccountRow, AccountService } from '../../identity/accounts.ts';
-import type { PasswordHasher } from '../../identity/password-hasher.ts';
+import type { AccountService } from '../../identity/accounts.ts';
+import type { Reauthentication } from '../../identity/reauthentication.ts';
 import type { SecurityEvents, SecurityEventView } from '../../identity/security-events.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import type { TwoStepService } from '../../identity/two-step.ts';
@@ -15,6 +15,7 @@ import { sealedCookie } from '../../http/sealed-cookie.ts';
 import { qrCodeSvg, recoveryCodesFile } from '../two-step-pages.ts';
 import { describeDevice } from './routes.ts';
 import { settingsKit } from './gate.ts';
+import { privilegedSession } from './privileged-session.ts';
 import { confirmCodeInput, disableTwoStepInput, passwordOnlyInput } from './schema.ts';
 
 /** How each audit event reads in "Recent security activity". */
@@ -64,25 +65,33 @@ export function securityRoutes(deps: {
   twoStep: TwoStepService;
   events: SecurityEvents;
   throttle: Throttle;
-  hasher: PasswordHasher;
+  reauthentication: Reauthentication;
   box: SecretBox;
   now: () => number;
 }) {
   const { twoStep, events, throttle } = deps;
-  const { page, signedIn, account, nav } = settingsKit(deps);
+  const { page, signedIn, account, nav, login } = settingsKit(deps);
+  const { confirmView, sensitive, statusOf } = privilegedSession({ reauthentication: deps.reauthentication, throttle, account, login });
   const router = new Router({ prefix: '/account/security' });
 
   async function overview(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: PageError) {
     const acc = account(ctx);
-    const [state, recent] = await Promise.all([twoStep.status(acc.id), events.page(acc.id, { limit: 15 })]);
+    const [state, recent, confirm, confirmOff] = await Promise.all([
+      twoStep.status(acc.id),
+      events.page(acc.id, { limit: 15 }),
+      confirmView(ctx, '/account/security'),
+      confirmView(ctx, '/account/security', 'disable_factor'),
+    ]);
     page(ctx, status, 'settings/security', {
       title: 'Security',
       ...nav(ctx, 'security'),
       twoStep: state,
-      required: twoStep.required(acc),
-      // Changes here are confirmed with the password; an account without one (Google, bulk
-      // migration) sets one first.
-      hasPassword: Boolean(acc.password_hash),
+      // The decision point refuses turning it off (`disable_factor`): the form is not shown.
+      required: confirmOff.denied === 'policy.two_step_required',
+      // Changes here are confirmed by a recent login, or by what the decision point lists: the
+      // password typed here, or a new login (Google, for an account without a password).
+      confirm,
+      confirmOff,
       enabledAt: state.enabledAt?.toUTCString(),
       events: recent.events.map(describeEvent),
       ...extra,
@@ -102,17 +111,8 @@ export function securityRoutes(deps: {
     page(ctx, status, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), secret: enrolment.secret, qr: await qrCodeSvg(enrolment.uri) }, error);
   }
 
-  /** A password check in settings, throttled with the login's counter for this address. */
-  async function passwordOk(ctx: Context, acc: AccountRow, password: string): Promise<true | PageError> {
-    const gate = await throttle.attempt('password', acc.email, ctx.ip);
-    if (!gate.ok) return waitMessage(ctx, gate.retryAfterSeconds);
-    if ((await deps.hasher.verify(acc.password_hash, password)).ok) {
-      await throttle.succeeded('password', acc.email);
-      return true;
-    }
-    const wait = await throttle.failed('password', ctx.ip, gate);
-    return wait > 0 ? waitMessage(ctx, wait) : 'password.current_wrong';
-  }
+  /** A change confirmed by a recent login or the password typed (throttled like at login). */
+  const confirmed = (ctx: Context, typed: string) => sensitive(ctx, typed, (proof) => deps.reauthentication.confirm(account(ctx), proof));
 
   function codesPage(ctx: Context, codes: string[], title: string) {
     page(ctx, 200, 'settings/recovery-codes', { title, ...nav(ctx, 'security'), codes, download: recoveryCodesFile(account(ctx).email, codes) });
@@ -121,10 +121,11 @@ export function securityRoutes(deps: {
   router.get('/', signedIn, (ctx) => overview(ctx, 200));
 
   router.post('/two-step/start', signedIn, async (ctx) => {
-    // A stolen session alone must not be able to put its own authenticator on the account.
+    // A stolen session alone must not be able to put its own authenticator on the account: a
+    // recent login, or the password typed now.
     const input = parseForm(ctx, passwordOnlyInput);
-    const ok = await passwordOk(ctx, account(ctx), input.password);
-    if (ok !== true) return overview(ctx, 400, {}, ok);
+    const ok = await confirmed(ctx, input.password);
+    if (!ok.ok) return overview(ctx, statusOf(ok.problem), {}, ok.problem);
     const enrolment = await twoStep.startEnrolment(account(ctx));
     if ('problem' in enrolment) return overview(ctx, 409, {}, enrolment.problem);
     enrolCookie.set(ctx, '/account/security', sealFor(ctx), { secret: enrolment.secret });
@@ -153,8 +154,8 @@ export function securityRoutes(deps: {
   router.post('/recovery-codes', signedIn, async (ctx) => {
     const input = parseForm(ctx, passwordOnlyInput);
     const acc = account(ctx);
-    const ok = await passwordOk(ctx, acc, input.password);
-    if (ok !== true) return overview(ctx, 400, {}, ok);
+    const ok = await confirmed(ctx, input.password);
+    if (!ok.ok) return overview(ctx, statusOf(ok.problem), {}, ok.problem);
     const codes = await twoStep.regenerateRecoveryCodes(acc, requestMeta(ctx));
     if (!codes) return overview(ctx, 409, {}, 'two_step.not_enabled');
     codesPage(ctx, codes, 'New recovery codes');
@@ -163,27 +164,30 @@ export function securityRoutes(deps: {
   router.post('/two-step/disable', signedIn, async (ctx) => {
     const input = parseForm(ctx, disableTwoStepInput);
     const acc = account(ctx);
-    // Refused before any counter is touched: nothing is being guessed, and the service refuses too.
-    if (twoStep.required(acc)) {
-      ctx.state.log?.warn({ accountId: acc.id }, 'refused turning off required two-step verification');
-      return overview(ctx, 403, {}, 'two_step.required');
+    // The decision point refuses a required factor before any counter is touched: nothing is
+    // being guessed, and the service asks it too.
+    const off = await deps.reauthentication.options(acc, login(ctx), 'disable_factor');
+    if (off.denied) {
+      ctx.state.log?.warn({ accountId: acc.id }, 'refused turning off two-step verification');
+      return overview(ctx, 403, {}, off.denied === 'policy.two_step_required' ? 'two_step.required' : off.denied);
     }
-    // Both counters are charged before the check (a wrong password leaves the code attempt
-    // counted too: it must not become a way to reset the code counter).
-    const codeGate = await throttle.attempt('second-step', acc.id, ctx.ip);
-    if (!codeGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, codeGate.retryAfterSeconds));
-    const passwordGate = await throttle.attempt('password', acc.email, ctx.ip);
-    if (!passwordGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, passwordGate.retryAfterSeconds));
-    const result = await twoStep.disable(acc, input.password, input.code, requestMeta(ctx));
+    // What was typed is counted before the check (a wrong password leaves the code attempt
+    // counted too: it must not become a way to reset the code counter). Nothing typed, nothing
+    // guessed: a recent login at two factors alone turns it off.
+    const codeGate = input.code ? await throttle.attempt('second-step', acc.id, ctx.ip) : undefined;
+    if (codeGate && !codeGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, codeGate.retryAfterSeconds));
+    const passwordGate = input.password ? await throttle.attempt('password', acc.email, ctx.ip) : undefined;
+    if (passwordGate && !passwordGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, passwordGate.retryAfterSeconds));
+    const result = await twoStep.disable(acc, { login: login(ctx), password: input.password || undefined }, input.code, requestMeta(ctx));
     if (!result.ok) {
       // The right password with a wrong code: only the code counts against the person.
-      if (result.problem !== 'password.current_wrong') await throttle.succeeded('password', acc.email);
-      const wait = result.problem === 'password.current_wrong' ? await throttle.failed('password', ctx.ip, passwordGate)
-        : result.problem === 'two_step.code_invalid' ? await throttle.failed('second-step', ctx.ip, codeGate) : 0;
-      return overview(ctx, 400, {}, wait > 0 ? waitMessage(ctx, wait) : result.problem);
+      if (passwordGate && result.problem !== 'password.current_wrong') await throttle.succeeded('password', acc.email);
+      const wait = result.problem === 'password.current_wrong' && passwordGate ? await throttle.failed('password', ctx.ip, passwordGate)
+        : result.problem === 'two_step.code_invalid' && codeGate ? await throttle.failed('second-step', ctx.ip, codeGate) : 0;
+      return overview(ctx, statusOf(result.problem), {}, wait > 0 ? waitMessage(ctx, wait) : result.problem);
     }
-    await throttle.succeeded('password', acc.email);
-    await throttle.succeeded('second-step', acc.id);
+    if (passwordGate) await throttle.succeeded('password', acc.email);
+    if (codeGate) await throttle.succeeded('second-step', acc.id);
     ctx.state.log?.info({ accountId: acc.id }, 'two-step verification turned off');
     await overview(ctx, 200, { disabled: true });
   });

@@ -130,14 +130,28 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(fresh.text.match(/<li><code>[a-z2-9]{5}-[a-z2-9]{5}<\/code><\/li>/g)).to.have.length(10);
   });
 
-  it('asks an account without a password (Google, bulk migration) to set one before changing anything', async () => {
+  it('lets an account without a password (Google, bulk migration) turn it on after a recent login, without asking for a password it does not have', async () => {
     const account = await createAccount(server.registry);
     const agent = await signIn(account.email);
     await server.registry.db.query('UPDATE accounts SET password_hash = NULL WHERE id = $1', [account.id]);
     const page = await agent.get('/account/security');
-    expect(page.text).to.contain('your account has none yet');
-    expect(page.text).to.contain('href="/password/forgot"');
-    expect(page.text).not.to.contain('/account/security/two-step/start');
+    expect(page.text).to.contain('/account/security/two-step/start');
+    expect(page.text, 'no password field').not.to.contain('id="on-password"');
+    expect(page.text, 'a recent login: nothing to confirm').not.to.contain('Confirm it’s you');
+    const start = await post(agent, '/account/security/two-step/start');
+    expect(start.status).to.equal(200);
+    expect(start.text).to.contain('id="manual-key"');
+
+    // Later, the login is no longer recent: the page offers logging in again (by Google, for
+    // such an account), never a password field.
+    now += 11 * 60_000;
+    const later = await agent.get('/account/security');
+    expect(later.text).to.contain('Confirm it’s you').and.contain('with Google');
+    expect(later.text).to.contain('href="/account/login?reauth=1&amp;next=%2Faccount%2Fsecurity"');
+    expect(later.text).not.to.contain('id="on-password"');
+    const refused = await post(agent, '/account/security/two-step/start');
+    expect(refused.status).to.equal(403);
+    expect(refused.text).to.contain('Confirm it’s you');
   });
 
   it('throttles password guesses made through the settings forms like login attempts', async () => {

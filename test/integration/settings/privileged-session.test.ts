@@ -1,0 +1,243 @@
+import { expect } from 'chai';
+import supertest from 'supertest';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase } from '../../helpers/db.ts';
+import { createAccount, PASSWORD } from '../../helpers/factories.ts';
+import { csrfFrom } from '../../helpers/login-driver.ts';
+import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
+import { signInToAccount, submit, type Agent } from '../../helpers/account-pages.ts';
+import { enrolTwoStep, totpAt } from '../../helpers/two-step.ts';
+import { startUpstreamIdp } from '../../helpers/upstream-idp.ts';
+import type { Clock } from '../../../src/shared/clock.ts';
+
+const UA = 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36';
+const ELEVEN_MINUTES = 11 * 60_000;
+
+/**
+ * Privileged sessions (docs/flows/settings.md, decision 0027): a sensitive change in settings is
+ * confirmed by a recent login at the level the account requires — the decision point's
+ * `reauthenticate` and `disable_factor`, given how the browser's session was made — or by any
+ * method it lists: the current password typed on the form, or a new login (`prompt=login`),
+ * which for a password-less Google account is Google.
+ *
+ * The decision point reads the time from the server's clock and the login time from the engine's
+ * session (real time): moving the clock on ages the login without touching anything else.
+ */
+describe('settings: privileged sessions (re-authentication by any allowed method)', () => {
+  let smtp: TestSmtp;
+  let server: TestServer;
+  let now = Math.floor(Date.now() / 30_000) * 30_000 + 15_000;
+  const clock: Clock = { now: () => now };
+  let upstream: Awaited<ReturnType<typeof startUpstreamIdp>>;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    now = Math.floor(Date.now() / 30_000) * 30_000 + 15_000;
+    smtp = await startSmtp();
+    upstream = await startUpstreamIdp();
+    server = await startTestServer({ clock, overrides: { smtpUrl: smtp.url, google: { issuer: upstream.issuer, clientId: upstream.clientId, clientSecret: upstream.clientSecret } } });
+    upstream.configure(`${server.url}/login/google/callback`);
+  });
+  afterEach(async () => {
+    await server.close();
+    await upstream.close();
+    await smtp.close();
+  });
+
+  const signIn = async (email: string) => (await signInToAccount(server.url, email, { userAgent: UA })).agent;
+  const outboxTo = async (email: string) => (await server.registry.db.query<{ n: number }>('SELECT count(*)::int AS n FROM mail_outbox WHERE recipient = $1', [email])).rows[0]!.n;
+
+  /**
+   * Follows "Log in again" from a settings page through the login pages (password, then the
+   * code when asked) back to the settings page; returns that page's path.
+   */
+  async function logInAgain(agent: Agent, href: string, proof: { email: string; password: string; code?: () => Promise<string> }): Promise<string> {
+    let location = href.replace(/&amp;/g, '&');
+    for (let step = 0; step < 15; step += 1) {
+      const res = await agent.get(location);
+      if (res.status === 302 || res.status === 303) {
+        location = res.headers.location!.replace(server.url, '');
+        continue;
+      }
+      const uid = /^\/interaction\/([^/?]+)$/.exec(location)?.[1];
+      if (!uid) return location;
+      const { email } = proof;
+      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
+      let done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password: proof.password });
+      if (done.status === 200 && proof.code) done = await agent.post(`/interaction/${uid}/two-step`).type('form').send({ _csrf: csrfFrom(done.text), code: await proof.code() });
+      expect(done.status, done.text.slice(0, 300)).to.equal(303);
+      location = done.headers.location!.replace(server.url, '');
+    }
+    throw new Error('did not come back to the settings');
+  }
+
+  it('lets a recent login change the password, the address and close the account without typing the password', async () => {
+    const account = await createAccount(server.registry);
+    const agent = await signIn(account.email);
+    const form = await agent.get('/account/password');
+    expect(form.text, 'no current password asked').not.to.contain('id="current"');
+    expect(form.text).not.to.contain('Confirm it’s you');
+    const changed = await submit(agent, '/account/password', '/account/password', { password: 'changed without retyping' });
+    expect(changed.status).to.equal(303);
+    expect((await server.registry.accounts.authenticate(account.email, 'changed without retyping')).ok).to.equal(true);
+
+    const email = await submit(agent, '/account/email', '/account/email', { email: 'moved@example.com' });
+    expect(email.status).to.equal(303);
+    expect(await outboxTo('moved@example.com')).to.equal(1);
+
+    const closed = await submit(agent, '/account/close', '/account/close', {});
+    expect(closed.status).to.equal(200);
+    expect((await server.registry.accounts.findById(account.id))?.status).to.equal('closed');
+  });
+
+  it('refuses an old session every sensitive change until the person confirms: the password typed, or a new login', async () => {
+    const account = await createAccount(server.registry);
+    const agent = await signIn(account.email);
+    now += ELEVEN_MINUTES;
+
+    // A stolen (or forgotten) session of more than ten minutes changes nothing on its own.
+    const page = await agent.get('/account/password');
+    expect(page.text).to.contain('Confirm it’s you').and.contain('id="current"');
+    const password = await submit(agent, '/account/password', '/account/password', { password: 'a thief’s new password' });
+    expect(password.status).to.equal(403);
+    expect(password.text).to.contain('Confirm it’s you');
+    expect((await server.registry.accounts.authenticate(account.email, PASSWORD)).ok, 'unchanged').to.equal(true);
+    const email = await submit(agent, '/account/email', '/account/email', { email: 'thief@example.com' });
+    expect(email.status).to.equal(403);
+    expect(await outboxTo('thief@example.com'), 'no link to the new address').to.equal(0);
+    const close = await submit(agent, '/account/close', '/account/close', {});
+    expect(close.status).to.equal(403);
+    expect((await server.registry.accounts.findById(account.id))?.status).to.equal('active');
+    const twoStep = await submit(agent, '/account/security', '/account/security/two-step/start', {});
+    expect(twoStep.status, 'nor put its own authenticator on the account').to.equal(403);
+
+    // One way: the current password, typed on the form (and throttled like a login).
+    const wrong = await submit(agent, '/account/password', '/account/password', { current: 'a guess', password: 'a thief’s new password' });
+    expect(wrong.status).to.equal(400);
+    expect(wrong.text).to.contain('Your current password is not right');
+    const typed = await submit(agent, '/account/password', '/account/password', { current: PASSWORD, password: 'confirmed by typing it' });
+    expect(typed.status).to.equal(303);
+
+    // The other: log in again (prompt=login), then the change needs nothing more.
+    now += ELEVEN_MINUTES;
+    const close2 = await agent.get('/account/close');
+    const href = /id="log-in-again" href="([^"]+)"/.exec(close2.text)![1]!;
+    expect(href).to.equal('/account/login?reauth=1&amp;next=%2Faccount%2Fclose');
+    const start = await agent.get(href.replace(/&amp;/g, '&'));
+    const auth = new URL(start.headers.location!, server.url);
+    expect(auth.searchParams.get('prompt')).to.equal('login');
+    expect(auth.searchParams.get('login_hint')).to.equal(account.email);
+    now = Date.now(); // the new login happens at the engine's (real) time
+    expect(await logInAgain(agent, href, { email: account.email, password: 'confirmed by typing it' })).to.equal('/account/close');
+    const after = await agent.get('/account/close');
+    expect(after.text).not.to.contain('Confirm it’s you');
+    expect((await submit(agent, '/account/close', '/account/close', {})).status).to.equal(200);
+    expect((await server.registry.accounts.findById(account.id))?.status).to.equal('closed');
+  });
+
+  it('asks for two factors once two-step verification became required: a recent one-factor login and the password alone no longer do', async () => {
+    const account = await createAccount(server.registry);
+    const agent = await signIn(account.email);
+    const row = (await server.registry.accounts.findById(account.id))!;
+    const { secret } = await enrolTwoStep(server.registry, row);
+    // Before: the recent password login is enough.
+    expect((await agent.get('/account/email')).text).not.to.contain('Confirm it’s you');
+
+    // The operator's flag, which only the decision point reads here.
+    await server.registry.db.query('UPDATE accounts SET two_step_required = true WHERE id = $1', [account.id]);
+    const page = await agent.get('/account/email');
+    expect(page.text).to.contain('Confirm it’s you').and.contain('with two-step verification');
+    expect(page.text, 'a password alone is not two factors').not.to.contain('id="password"');
+    const bare = await submit(agent, '/account/email', '/account/email', { email: 'new@example.com' });
+    expect(bare.status).to.equal(403);
+    const withPassword = await submit(agent, '/account/email', '/account/email', { email: 'new@example.com', password: PASSWORD });
+    expect(withPassword.status).to.equal(403);
+    expect(await outboxTo('new@example.com')).to.equal(0);
+
+    // A new login with the password and the code reaches two factors.
+    now += 30_000;
+    const href = /id="log-in-again" href="([^"]+)"/.exec(page.text)![1]!;
+    expect(await logInAgain(agent, href, { email: account.email, password: PASSWORD, code: () => totpAt(secret, now) })).to.equal('/account/email');
+    const done = await submit(agent, '/account/email', '/account/email', { email: 'new@example.com' });
+    expect(done.status).to.equal(303);
+    expect(await outboxTo('new@example.com')).to.equal(1);
+  });
+
+  it('turns two-step off after a recent two-factor login with nothing typed; after a one-factor login only with the password and a code', async () => {
+    const account = await createAccount(server.registry);
+    const row = (await server.registry.accounts.findById(account.id))!;
+    const { secret } = await enrolTwoStep(server.registry, row);
+
+    // Signed in with password and code: two factors, just now.
+    const agent = supertest.agent(server.url).set('User-Agent', UA);
+    now += 30_000;
+    expect(await logInAgain(agent, '/account/login?next=/account/security', { email: account.email, password: PASSWORD, code: () => totpAt(secret, now) })).to.equal('/account/security');
+    const page = await agent.get('/account/security');
+    expect(page.text).to.contain('Turn off two-step verification').and.not.to.contain('id="off-code"');
+    const off = await submit(agent, '/account/security', '/account/security/two-step/disable', {});
+    expect(off.status).to.equal(200);
+    expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(false);
+
+    // On again, from a session whose login was one factor (it was off then).
+    const other = await signIn(account.email);
+    const again = await enrolTwoStep(server.registry, row);
+    const onePage = await other.get('/account/security');
+    expect(onePage.text).to.contain('id="off-password"').and.contain('id="off-code"');
+    const bare = await submit(other, '/account/security', '/account/security/two-step/disable', {});
+    expect(bare.status).to.equal(403);
+    const passwordOnly = await submit(other, '/account/security', '/account/security/two-step/disable', { password: PASSWORD });
+    expect(passwordOnly.status).to.equal(403);
+    expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(true);
+    now += 30_000;
+    const both = await submit(other, '/account/security', '/account/security/two-step/disable', { password: PASSWORD, code: await totpAt(again.secret, now) });
+    expect(both.status).to.equal(200);
+    expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(false);
+  });
+
+  it('lets a password-less Google account add a password without a current one, and confirm through Google when its login is old', async () => {
+    upstream.signInAs({ sub: 'g-grace', email: 'grace@gmail.com', email_verified: true, name: 'Grace Hopper' });
+    const google = supertest.agent(upstream.issuer);
+    const agent = supertest.agent(server.url).set('User-Agent', UA);
+
+    /** Follows redirects across Lanyard and the Google stand-in, clicking "Continue with Google" on the login page. */
+    async function viaGoogle(start: string): Promise<string> {
+      let location = `${server.url}${start}`;
+      for (let i = 0; i < 25; i += 1) {
+        const url = new URL(location);
+        const onLanyard = url.origin === server.url;
+        const res = await (onLanyard ? agent : google).get(url.pathname + url.search);
+        if (res.status === 302 || res.status === 303) {
+          location = new URL(res.headers.location!, url).href;
+          continue;
+        }
+        const uid = onLanyard ? /^\/interaction\/([^/?]+)$/.exec(url.pathname)?.[1] : undefined;
+        if (!uid) return url.pathname;
+        expect(res.text).to.contain(`href="/interaction/${uid}/google"`);
+        location = `${server.url}/interaction/${uid}/google`;
+      }
+      throw new Error('too many redirects');
+    }
+
+    expect(await viaGoogle('/account/password')).to.equal('/account/password');
+    const account = (await server.registry.accounts.findByEmail('grace@gmail.com'))!;
+    expect(account.password_hash).to.equal(null);
+    const form = await agent.get('/account/password');
+    expect(form.text).to.contain('Set a password').and.not.to.contain('id="current"');
+
+    now += ELEVEN_MINUTES;
+    const old = await agent.get('/account/password');
+    expect(old.text).to.contain('Confirm it’s you').and.contain('with Google');
+    expect(old.text, 'never asked for a password it does not have').not.to.contain('id="current"');
+    const refused = await submit(agent, '/account/password', '/account/password', { password: 'a first password of her own' });
+    expect(refused.status).to.equal(403);
+    expect((await server.registry.accounts.findById(account.id))?.password_hash).to.equal(null);
+
+    // "Log in again" → the login pages (prompt=login) → Google → back, confirmed.
+    const href = /id="log-in-again" href="([^"]+)"/.exec(old.text)![1]!.replace(/&amp;/g, '&');
+    now = Date.now();
+    expect(await viaGoogle(href)).to.equal('/account/password');
+    const set = await submit(agent, '/account/password', '/account/password', { password: 'a first password of her own' });
+    expect(set.status).to.equal(303);
+    expect((await server.registry.accounts.authenticate('grace@gmail.com', 'a first password of her own')).ok).to.equal(true);
+  });
+});
