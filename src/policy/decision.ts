@@ -235,7 +235,9 @@ export function decide(input: DecisionInput): Decision {
 
     case 'reset_request':
     case 'reset_complete':
-      if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
+      // An owner who closed the account and forgot the password may still reset it within the
+      // grace period: the reset only sets the password, the login that follows reopens it.
+      if (!usable(subject)) return { outcome: 'deny', reason: 'policy.account_inactive' };
       // An account that must use its company's identity provider has no password to reset.
       if (sso) return { outcome: 'use_connector', ...sso };
       return { outcome: 'allow' };

@@ -38,6 +38,17 @@ describe('password reset consults the decision point', () => {
   /** The page without what legitimately differs: the address typed and the CSRF token. */
   const shape = (text: string, email: string) => text.replaceAll(email, 'EMAIL').replace(/name="_csrf" value="[^"]+"/g, '');
 
+  it('sends a link to an account its owner closed and can still reopen, and none once the grace period is over', async () => {
+    const closed = await createAccount(server.registry, { email: 'closed@example.com' });
+    const past = await createAccount(server.registry, { email: 'past@example.com' });
+    await server.registry.db.query(`UPDATE accounts SET status = 'closed', closed_at = now(), delete_after = now() + interval '7 days' WHERE id = $1`, [closed.id]);
+    await server.registry.db.query(`UPDATE accounts SET status = 'closed', closed_at = now() - interval '15 days', delete_after = now() - interval '1 day' WHERE id = $1`, [past.id]);
+    await requestReset(closed.email);
+    await requestReset(past.email);
+    expect(mailsTo(closed.email), 'within the grace period: the login after the reset reopens it').to.equal(1);
+    expect(mailsTo(past.email), 'past the grace period').to.equal(0);
+  });
+
   it('sends no link to a deactivated account, with the same page an active account gets; a password-less account still gets one', async () => {
     const active = await createAccount(server.registry, { email: 'active@example.com' });
     const off = await createAccount(server.registry, { email: 'off@example.com' });

@@ -56,6 +56,8 @@ describe('policy decision point (decision table)', () => {
     ['reset request, active', { subject: account(), stage: 'reset_request' }, { outcome: 'allow' }],
     ['reset request, password-less Google account', { subject: account({ hasPassword: false }), stage: 'reset_request' }, { outcome: 'allow' }],
     ['reset request, deactivated', { subject: account({ status: 'deactivated' }), stage: 'reset_request' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['reset request, closed within grace (the login after it reopens)', { subject: account({ status: 'closed', reopenable: true }), stage: 'reset_request' }, { outcome: 'allow' }],
+    ['reset request, closed past grace', { subject: account({ status: 'closed' }), stage: 'reset_request' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
     ['reset request, SSO required', { subject: account({ managers: [sso] }), stage: 'reset_request' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
     ['reset completion, deactivated meanwhile', { subject: account({ status: 'deactivated' }), stage: 'reset_complete' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
     ['reset completion, SSO required meanwhile', { subject: account({ managers: [sso] }), stage: 'reset_complete' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
