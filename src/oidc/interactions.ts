@@ -2,6 +2,7 @@ import type Provider from 'oidc-provider';
 import type { Context } from 'koa';
 import { AppError } from '../shared/errors.ts';
 import { isFirstParty } from './provider.ts';
+import { levelOf, requestedLevel, type Acr } from '../policy/levels.ts';
 
 /**
  * The flows' window onto oidc-provider's interactions (login, consent): they read what the
@@ -11,6 +12,11 @@ import { isFirstParty } from './provider.ts';
 export interface InteractionView {
   uid: string;
   prompt: 'login' | 'consent' | string;
+  /**
+   * Seconds until the engine forgets this interaction: login flow state lives no longer. The
+   * engine dates it by the system clock; what is left is what counts (as in the adapter).
+   */
+  expiresIn: number;
   reasons: string[];
   clientId: string;
   /** Scopes and claims the client asks for that the user has not granted yet. */
@@ -19,6 +25,8 @@ export interface InteractionView {
   /** Account of the current session, if any (prompt=login / max_age re-authentication). */
   sessionAccountId: string | undefined;
   loginHint: string | undefined;
+  /** The level the relying party asked for with `acr_values` (OIDC Core §3.1.2.1), if any. */
+  wantedAcr: Acr | undefined;
 }
 
 export interface ClientView {
@@ -99,12 +107,14 @@ export function createInteractions(provider: Provider) {
       return {
         uid: d.uid,
         prompt: d.prompt.name,
+        expiresIn: Math.max(0, d.exp - Math.floor(Date.now() / 1000)),
         reasons: d.prompt.reasons,
         clientId: String(d.params.client_id),
         missingScopes: details.missingOIDCScope ?? [],
         missingClaims: details.missingOIDCClaims ?? [],
         sessionAccountId: d.session?.accountId,
         loginHint: typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined,
+        wantedAcr: requestedLevel(d.params.acr_values),
       };
     },
 
@@ -119,10 +129,10 @@ export function createInteractions(provider: Provider) {
       return clientId ? clientView(clientId) : undefined;
     },
 
-    /** Ends the login prompt for `accountId`; amr values per RFC 8176. */
-    async finishLogin(ctx: Context, login: { accountId: string; amr: string[] }): Promise<void> {
+    /** Ends the login prompt for `accountId`; amr values per RFC 8176, acr the level reached (default: from amr). */
+    async finishLogin(ctx: Context, login: { accountId: string; amr: string[]; acr?: Acr }): Promise<void> {
       const d = await load(ctx);
-      await redirect(ctx, d, { login: { accountId: login.accountId, amr: login.amr, remember: true } }, false);
+      await redirect(ctx, d, { login: { accountId: login.accountId, amr: login.amr, acr: login.acr ?? levelOf(login.amr), remember: true } }, false);
     },
 
     /** Grants what the consent prompt asked for and continues the authorization. */
