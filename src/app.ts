@@ -26,9 +26,13 @@ import { registrationRoutes } from './flows/registration/routes.ts';
 import { settingsRoutes } from './flows/settings/routes.ts';
 import { profileApiRoutes } from './routes/profile-api.ts';
 import { avatarUploadRoutes } from './flows/settings/avatar-upload.ts';
-import { secondStepRoutes } from './flows/login/second-step.ts';
-import { trelloMigrationRoutes } from './flows/login/trello-migration.ts';
-import { googleLoginRoutes } from './flows/login/google.ts';
+import { secondStepStrategy } from './flows/login/second-step.ts';
+import { trelloMigrationStrategy } from './flows/login/trello-migration.ts';
+import { googleStrategy } from './flows/login/google.ts';
+import { passwordStrategy } from './flows/login/password.ts';
+import { createLoginCompletion } from './flows/login/completion.ts';
+import type { LoginStrategy } from './flows/login/strategy.ts';
+import { pageRenderer } from './http/page.ts';
 import { finishedInteractionPage } from './flows/login/finished.ts';
 import { securityRoutes } from './flows/settings/security-routes.ts';
 import { trelloSettingsRoutes } from './flows/settings/trello-routes.ts';
@@ -117,18 +121,24 @@ export function createApp(registry: Registry): LanyardApp {
   const devices = deviceCookies({ tag: throttle.deviceTag });
   const consent = consentRoutes({ interactions, accounts, release: registry.claimsRelease, views });
   forms.use(consent.router.routes());
-  // A Trello link proven during a login is made as it finishes (after the second step).
-  const secondStep = secondStepRoutes({ interactions, accounts, twoStep, throttle, events, views, box: registry.box, now: () => registry.clock.now(), beforeFinish: (ctx, it) => trello.linkOnFinish(ctx, it) });
-  forms.use(secondStep.router.routes());
-  // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
-  forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, secondStep, minLength: config.passwordMinLength }).routes());
+  // Login (docs/flows/login.md): strategies prove factors, the completion service decides and
+  // finishes; the Trello strategy adds the link offer and the link waiting for the whole login.
+  const { policy, loginFlows: flows } = registry;
   const linking = registry.trello.linking;
-  const trello = trelloMigrationRoutes({ interactions, accounts, linking, hasher: registry.hasher, throttle, secondStep, box: registry.box, codeKey: registry.codeKey, views, now: () => registry.clock.now() });
-  forms.use(trello.router.routes());
-  if (registry.google) {
-    forms.use(googleLoginRoutes({ google: registry.google, federated: registry.federated, linking, interactions, secondStep, box: registry.box, views, issuer: config.issuer, now: () => registry.clock.now() }).routes());
-  }
-  forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, trello, linking, devices, background: registry.background, googleEnabled: Boolean(registry.google), renderConsent: consent.renderConsent }).routes());
+  const now = () => registry.clock.now();
+  const trello = trelloMigrationStrategy({ accounts, linking, hasher: registry.hasher, throttle, policy, flows, codeKey: registry.codeKey, views });
+  const completion = createLoginCompletion({ policy, accounts, flows, interactions, events, views, hooks: trello.hooks });
+  const loginPage = pageRenderer(views, { google: Boolean(registry.google) });
+  const strategies: LoginStrategy[] = [
+    passwordStrategy({ accounts, throttle, events, trello, linking, devices, background: registry.background, page: loginPage }),
+    trello.strategy,
+    secondStepStrategy({ twoStep, policy, flows, throttle, events, views, box: registry.box, now }),
+  ];
+  if (registry.google) strategies.push(googleStrategy({ google: registry.google, federated: registry.federated, linking, box: registry.box, views, issuer: config.issuer, now }));
+  // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
+  forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, completion, minLength: config.passwordMinLength }).routes());
+  for (const strategy of strategies) if (strategy.outside) forms.use(strategy.outside.routes());
+  forms.use(loginRoutes({ interactions, policy, completion, strategies, page: loginPage, renderConsent: consent.renderConsent }).routes());
   forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, devices, linking, minLength: config.passwordMinLength }).routes());
   forms.use(trelloSettingsRoutes({ views, sessions: registry.browserSessions, accounts, linking, throttle, box: registry.box, now: () => registry.clock.now() }).routes());
   forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, reauthentication: registry.reauthentication, box: registry.box, now: () => registry.clock.now() }).routes());

@@ -22,6 +22,8 @@ import { listenToProviderEvents } from './oidc/provider-events.ts';
 import { createSweeper, type Sweeper } from './shared/sweeper.ts';
 import { createClientService, type ClientService } from './oidc/clients.ts';
 import { createInteractions, type Interactions } from './oidc/interactions.ts';
+import { createLoginFlows, type LoginFlows } from './oidc/login-flows.ts';
+import { createLoginFlowQueries } from './persistence/queries/login-flows.ts';
 import { createProvider } from './oidc/provider.ts';
 import { createSigningKeyService, type SigningKeyService } from './oidc/signing-keys.ts';
 import { createViews, type Views } from './http/views.ts';
@@ -88,6 +90,8 @@ export interface Registry {
   oidcPayloads: OidcPayloadQueries;
   provider: Provider;
   interactions: Interactions;
+  /** Each login interaction's state between requests (src/oidc/login-flows.ts). */
+  loginFlows: LoginFlows;
   background: Background;
   passwordPolicy: PasswordPolicy;
   passwordResets: PasswordResetService;
@@ -358,10 +362,12 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       http: domainHttp,
     });
 
+    const loginFlows = createLoginFlows({ queries: createLoginFlowQueries(db), clock, logger });
     sweeper = createSweeper({
       logger,
       tasks: [
         { name: 'expired protocol rows', run: () => sweepExpiredPayloads({ queries: oidcPayloads, clock, logger }) },
+        { name: 'expired login flows', run: () => loginFlows.sweep() },
         { name: 'throttle counters', run: () => throttle.sweep() },
         { name: 'closed accounts', run: () => accountClosure.sweep() },
       ],
@@ -388,6 +394,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       oidcPayloads,
       provider,
       interactions: createInteractions(provider),
+      loginFlows,
       background,
       passwordPolicy,
       passwordResets,

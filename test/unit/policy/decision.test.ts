@@ -39,6 +39,8 @@ describe('policy decision point (decision table)', () => {
     ['password, SSO required', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'password' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
     ['Trello-managed (no rules) changes nothing', { subject: account({ managers: [enterprise] }), stage: 'first_factor', method: 'password' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
     ['Trello password, member not linked', { subject: account(), stage: 'first_factor', method: 'trello_password' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['Trello password, member without an account here', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'first_factor', method: 'trello_password' }, { outcome: 'allow' }],
+    ['password at an address without an account', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'first_factor', method: 'password' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
     ['Trello password, member linked', { subject: account({ trelloLinked: true }), stage: 'first_factor', method: 'trello_password' }, { outcome: 'deny', reason: 'policy.trello_password_retired' }],
     ['Trello password, SSO required', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'trello_password' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
     ['Google, two-step on', { subject: account({ hasPassword: false, twoStepEnabled: true }), stage: 'first_factor', method: 'google' }, { outcome: 'second_factor', methods: ['totp', 'recovery_code'] }],
@@ -64,6 +66,8 @@ describe('policy decision point (decision table)', () => {
 
     ['email recovery, unmanaged', { subject: account(), stage: 'email_recovery' }, { outcome: 'allow' }],
     ['email recovery, managed', { subject: account({ managers: [enterprise] }), stage: 'email_recovery' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
+    ['email recovery, a Trello member without an account', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'email_recovery' }, { outcome: 'allow' }],
+    ['email recovery, a Trello Enterprise\'s member without an account', { subject: { kind: 'address', email: 'x@example.com', managers: [enterprise] }, stage: 'email_recovery' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
 
     ['reauthenticate: recent password login', { subject: account(), stage: 'reauthenticate', provenance: oneFactor }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
     ['reauthenticate: old login', { subject: account(), stage: 'reauthenticate', provenance: { ...oneFactor, authTime: NOW - REAUTHENTICATION_MAX_AGE_SECONDS - 1 } }, { outcome: 'reauthenticate', methods: ['password', 'google'], wantedAcr: ACR_ONE_FACTOR }],
