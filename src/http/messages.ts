@@ -29,6 +29,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'trello.unknown_member': { title: 'Unknown Trello account', text: 'No Trello account matches. Check what you entered.' },
   'google.unavailable': { title: 'Google can’t be reached right now', text: 'Try again in a moment, or log in with your email and password.' },
   'google.cancelled': { title: 'Google login was cancelled', text: 'Nothing changed. Log in with Google again, or with your email and password.' },
+  'google.not_fresh': { title: 'Sign in to Google again', text: 'To confirm it’s you, Google must ask you to sign in now, and it didn’t. Start again from the login page, or use your password.' },
   'google.failed': { title: 'Google login didn’t complete', text: 'The answer from Google could not be accepted. Start again from the login page.' },
   'google.email_unverified': { title: 'Google hasn’t verified this address', text: 'Verify the address with Google first, or log in with your email and password.' },
   'google.conflict': { title: 'Log in with your password to continue', text: 'Your Trello account’s addresses already belong to another account. Log in with that account’s email and password to link them.' },

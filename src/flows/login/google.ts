@@ -31,7 +31,14 @@ import type { LoginStrategy } from './strategy.ts';
 const COOKIE = 'lanyard.google';
 const SEAL = 'google_login';
 
-interface Pending { uid: string; state: string; nonce: string; verifier: string }
+/**
+ * `since`: set when the login re-authenticates someone already signed in here (seconds): Google's
+ * sign-in must be at least that recent, or its session answered for a fresh login.
+ */
+interface Pending { uid: string; state: string; nonce: string; verifier: string; since?: number }
+
+/** Clock skew allowed between us and the upstream when checking `auth_time` (seconds). */
+const AUTH_TIME_SKEW_SECONDS = 60;
 
 export function googleStrategy(deps: {
   google: GoogleClient;
@@ -70,12 +77,13 @@ export function googleStrategy(deps: {
         async handle(ctx, it) {
           let start;
           try {
-            start = await google.start();
+            start = await google.start({ fresh: it.reauthenticating });
           } catch (err) {
             ctx.state.log?.error({ err: { message: (err as Error).message } }, 'google discovery failed');
             return problem(ctx, 502, 'google.unavailable', it.uid);
           }
-          pendingCookie.set(ctx, '/', SEAL, { uid: it.uid, state: start.state, nonce: start.nonce, verifier: start.verifier });
+          const since = it.reauthenticating ? Math.floor(deps.now() / 1000) : undefined;
+          pendingCookie.set(ctx, '/', SEAL, { uid: it.uid, state: start.state, nonce: start.nonce, verifier: start.verifier, ...(since ? { since } : {}) });
           ctx.status = 303;
           ctx.redirect(start.url);
         },
@@ -98,6 +106,11 @@ export function googleStrategy(deps: {
           } catch (err) {
             ctx.state.log?.warn({ err: { message: (err as Error).message } }, 'google login refused');
             return problem(ctx, 400, 'google.failed', it.uid);
+          }
+          // A re-authentication needs a sign-in made for it, not Google's standing session.
+          if (checks.since !== undefined && (claims.authTime === undefined || claims.authTime < checks.since - AUTH_TIME_SKEW_SECONDS)) {
+            ctx.state.log?.info({ authTime: claims.authTime }, 'google sign-in not fresh enough for a re-authentication');
+            return problem(ctx, 401, 'google.not_fresh', it.uid);
           }
           const meta = requestMeta(ctx, it.clientId);
           const result = await deps.federated.resolveGoogle(claims, meta);

@@ -13,6 +13,12 @@ export interface LoginContext {
   /** The level the relying party asked for (`acr_values`). */
   wantedAcr: Acr | undefined;
   loginHint: string | undefined;
+  /**
+   * Someone is already signed in here and must prove themselves again (prompt=login, max_age, a
+   * session that no longer meets the policy, a sensitive change in settings): upstream logins
+   * must be fresh too.
+   */
+  reauthenticating: boolean;
 }
 
 export const loginContextOf = (view: InteractionView, clientName: string): LoginContext => ({
@@ -22,6 +28,7 @@ export const loginContextOf = (view: InteractionView, clientName: string): Login
   expiresIn: view.expiresIn,
   wantedAcr: view.wantedAcr,
   loginHint: view.loginHint,
+  reauthenticating: view.sessionAccountId !== undefined,
 });
 
 /**
