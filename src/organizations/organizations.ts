@@ -267,7 +267,7 @@ export function createOrganizationService(deps: {
      * answer `admin.last` to the second.
      */
     async removeAdmin(actorId: string, organizationId: string, targetId: string, meta: AuditMeta = {}): Promise<
-      { ok: true; email: string } | { ok: false; problem: AccessProblem | 'admin.not_found' | 'admin.last' }
+      { ok: true; email: string; organizationName: string } | { ok: false; problem: AccessProblem | 'admin.not_found' | 'admin.last' }
     > {
       const access = await authorize(actorId, organizationId, 'admin');
       if (!access.ok) return access;
@@ -280,7 +280,7 @@ export function createOrganizationService(deps: {
         await organizations.removeMember(tx, organizationId, targetId);
         const leaving = targetId === actorId;
         await audit.record(tx, organizationId, { action: leaving ? 'admin.left' : 'admin.removed', actorId, targetType: 'account', targetId, targetLabel: target.email }, meta);
-        return { ok: true as const, email: target.email };
+        return { ok: true as const, email: target.email, organizationName: access.name };
       });
     },
 
