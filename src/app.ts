@@ -36,6 +36,7 @@ import { pageRenderer } from './http/page.ts';
 import { finishedInteractionPage } from './flows/login/finished.ts';
 import { securityRoutes } from './flows/settings/security-routes.ts';
 import { trelloSettingsRoutes } from './flows/settings/trello-routes.ts';
+import { adminRoutes } from './flows/admin/routes.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 import { trelloApiRoutes } from './routes/trello-api.ts';
 import { ACCOUNT_CLIENT_ID } from './oidc/browser-session.ts';
@@ -49,7 +50,7 @@ function under(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
 }
 
 /** Paths our own routers answer; everything else is oidc-provider's. */
-const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/'];
+const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/', '/admin'];
 
 /** One route of ours: its methods and its path pattern (`:name` for a parameter). */
 export interface RouteEntry {
@@ -157,6 +158,7 @@ export function createApp(registry: Registry): LanyardApp {
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());
+  forms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, box: registry.box, now: () => registry.clock.now() }).routes());
   const api = profileApiRoutes({ accounts, sessions: registry.browserSessions, avatars: registry.avatars, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([routesOf(api), api.allowedMethods() as Koa.Middleware])));
   const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });
@@ -169,7 +171,7 @@ export function createApp(registry: Registry): LanyardApp {
   app.use(under(['/account/avatar'], compose([routesOf(avatarUpload), formPageRedirects(avatarUpload, { page: '/account/profile' })])));
 
   const formRoutes = compose([routesOf(forms), formPageRedirects(forms)]);
-  app.use(under(['/interaction/', '/password/', '/account', '/login/'], formRoutes));
+  app.use(under(['/interaction/', '/password/', '/account', '/login/', '/admin'], formRoutes));
 
   app.use(metadataCaching({ discoveryPath: '/.well-known/openid-configuration', jwksPath: '/jwks', keyActivationDelaySeconds: config.keyActivationDelaySeconds }));
   app.use(mount(provider));

@@ -70,6 +70,9 @@ import { createAccountManagerQueries, type AccountManagerQueries } from './persi
 import { createDomainVerifier } from './organizations/domain-verification.ts';
 import { createOrganizationService, type OrganizationService } from './organizations/organizations.ts';
 import { createDomainRecheck, type DomainRecheck } from './organizations/domain-recheck.ts';
+import { createOrganizationEventQueries } from './persistence/queries/organization-events.ts';
+import { createAdminAudit } from './organizations/admin-audit.ts';
+import { createInvitationService, type InvitationService } from './organizations/invitations.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -126,6 +129,8 @@ export interface Registry {
     /** The periodic re-check of verified domains (started with the other workers). */
     recheck: DomainRecheck;
     managers: AccountManagerQueries;
+    /** Admin invitations by email (the console's admins page). */
+    invitations: InvitationService;
   };
   /** Upstream identities (Google, later company SSO) linked to accounts. */
   accountIdentities: AccountIdentityQueries;
@@ -363,6 +368,10 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     });
 
     const loginFlows = createLoginFlows({ queries: createLoginFlowQueries(db), clock, logger });
+    const accountManagers = createAccountManagerQueries(db);
+    const adminAudit = createAdminAudit({ queries: createOrganizationEventQueries(db), clock });
+    const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp });
+
     sweeper = createSweeper({
       logger,
       tasks: [
@@ -442,9 +451,10 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       },
       accountIdentities,
       organizations: {
-        service: createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, clock, http: domainHttp }),
+        service: organizationService,
         recheck: domainRecheck,
-        managers: createAccountManagerQueries(db),
+        managers: accountManagers,
+        invitations: createInvitationService({ db, accounts: accountQueries, organizations: organizationQueries, service: organizationService, audit: adminAudit, outbox, clock, codeKey, issuer: config.issuer, ttlSeconds: config.organizationInvitationTtl }),
       },
       federated: createFederatedLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),
       google: config.google.issuer && config.google.clientId && config.google.clientSecret
