@@ -2,8 +2,9 @@ import type { Context } from 'koa';
 import type { AccountRow } from '../../identity/accounts.ts';
 import type { ConfirmOptions, Proof, Reauthentication, ReauthStage } from '../../identity/reauthentication.ts';
 import type { Throttle } from '../../identity/throttle.ts';
+import { throttled } from '../throttled.ts';
 import type { SignedInSession } from '../../oidc/browser-session.ts';
-import { waitMessage, type PageError } from '../../http/messages.ts';
+import type { PageError } from '../../http/messages.ts';
 
 /** What a settings page shows to confirm a change: the decision point's options and the way to log in again. */
 export type ConfirmView = ConfirmOptions & { signInAgain: string };
@@ -40,16 +41,10 @@ export function privilegedSession(deps: {
   async function sensitive<R extends { ok: true } | { ok: false; problem: string }>(ctx: Context, typed: string, run: (proof: Proof) => Promise<R>): Promise<R | { ok: false; problem: PageError }> {
     const proof: Proof = { login: login(ctx), password: typed || undefined };
     if (!typed) return run(proof);
-    const email = account(ctx).email;
-    const gate = await throttle.attempt('password', email, ctx.ip);
-    if (!gate.ok) return { ok: false, problem: waitMessage(ctx, gate.retryAfterSeconds) };
-    const result = await run(proof);
-    if (!result.ok && result.problem === 'password.current_wrong') {
-      const wait = await throttle.failed('password', ctx.ip, gate);
-      return wait > 0 ? { ok: false, problem: waitMessage(ctx, wait) } : result;
-    }
-    await throttle.succeeded('password', email);
-    return result;
+    const guarded = await throttled(ctx, throttle, { scope: 'password', subject: account(ctx).email }, () => run(proof), (r) => (!r.ok && r.problem === 'password.current_wrong' ? 'failed' : 'passed'));
+    if (guarded.refused) return { ok: false, problem: guarded.error };
+    const { result } = guarded;
+    return result.ok ? result : { ...result, problem: guarded.orWait(result.problem) };
   }
 
   /** A refused change's status: 403 when a new login is needed or the decision point refuses, else 400. */

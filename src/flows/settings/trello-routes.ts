@@ -2,10 +2,10 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountService } from '../../identity/accounts.ts';
 import type { Throttle } from '../../identity/throttle.ts';
+import { throttled } from '../throttled.ts';
 import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 import type { BrowserSessions } from '../../oidc/browser-session.ts';
 import type { SecretBox } from '../../shared/crypto.ts';
-import { waitMessage } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
@@ -40,14 +40,13 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
     const input = parseForm(ctx, trelloLoginInput);
     if (await linking.findByAccountId(account(ctx).id)) return overview(ctx, 409, {}, 'trello.account_has_member');
     const subject = `trello:${input.login.trim().toLowerCase()}`;
-    const gate = await throttle.attempt('password', subject, ctx.ip);
-    if (!gate.ok) return overview(ctx, 429, { login: input.login }, waitMessage(ctx, gate.retryAfterSeconds));
-    const member = await linking.findByLogin(input.login);
-    if (!(await linking.checkLegacyPassword(member, input.password)) || !member) {
-      const wait = await throttle.failed('password', ctx.ip, gate);
-      return overview(ctx, 401, { login: input.login }, wait > 0 ? waitMessage(ctx, wait) : 'trello.credentials');
-    }
-    await throttle.succeeded('password', subject);
+    const guarded = await throttled(ctx, throttle, { scope: 'password', subject }, async () => {
+      const member = await linking.findByLogin(input.login);
+      return member && (await linking.checkLegacyPassword(member, input.password)) ? member : undefined;
+    }, (member) => (member ? 'passed' : 'failed'));
+    if (guarded.refused) return overview(ctx, 429, { login: input.login }, guarded.error);
+    const member = guarded.result;
+    if (!member) return overview(ctx, 401, { login: input.login }, guarded.orWait('trello.credentials'));
     if (member.linked_account_id) return overview(ctx, 409, {}, 'trello.already_linked');
     reviewCookie.set(ctx, '/account/trello', seal(ctx), { memberId: member.member_id });
     const keep = account(ctx).email.toLowerCase();
