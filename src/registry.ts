@@ -68,6 +68,7 @@ import { createAccountManagerQueries, type AccountManagerQueries } from './persi
 import { createDomainVerifier } from './organizations/domain-verification.ts';
 import { createOrganizationService, type OrganizationService } from './organizations/organizations.ts';
 import { createDomainRecheck, type DomainRecheck } from './organizations/domain-recheck.ts';
+import { createManagedAccounts, type ManagedAccounts } from './organizations/managed-accounts.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -122,6 +123,8 @@ export interface Registry {
     /** The periodic re-check of verified domains (started with the other workers). */
     recheck: DomainRecheck;
     managers: AccountManagerQueries;
+    /** Claiming, who manages an account, and the admins' actions on managed accounts. */
+    managedAccounts: ManagedAccounts;
   };
   /** Upstream identities (Google, later company SSO) linked to accounts. */
   accountIdentities: AccountIdentityQueries;
@@ -294,6 +297,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       forgetters: [activity, twoStepQueries, accountIdentities, retiredEmails, trelloMembers, events],
       logger,
       events,
+      decisions: policy,
     });
     await clients.ensureInternal(ACCOUNT_CLIENT_ID, 'Lanyard account settings', `${config.issuer}/account/callback`);
     listenToProviderEvents({ provider, activity, events, clock, logger });
@@ -345,6 +349,21 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       ...domainHttp,
       timeoutMs: config.domainVerification.timeoutSeconds * 1000,
       allowPrivateNetwork: config.allowPrivateNetworkCalls,
+    });
+    const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, clock, http: domainHttp });
+    const accountManagers = createAccountManagerQueries(db);
+    const managedAccounts = createManagedAccounts({
+      db,
+      accounts: accountQueries,
+      managers: accountManagers,
+      organizations: organizationQueries,
+      domains: organizationDomains,
+      authorize: organizationService.authorize,
+      outbox,
+      events,
+      clock,
+      issuer: config.issuer,
+      signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
     });
     const domainRecheck = createDomainRecheck({
       db,
@@ -405,8 +424,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         clock,
         issuer: config.issuer,
         ttlSeconds: config.passwordResetTtl,
-        // No account is managed by an organization yet (organizations come later).
-        managedBy: () => undefined,
+        decisions: policy,
         events,
       }),
       activity,
@@ -435,9 +453,10 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       },
       accountIdentities,
       organizations: {
-        service: createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, clock, http: domainHttp }),
+        service: organizationService,
         recheck: domainRecheck,
-        managers: createAccountManagerQueries(db),
+        managers: accountManagers,
+        managedAccounts,
       },
       federated: createFederatedLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),
       google: config.google.issuer && config.google.clientId && config.google.clientSecret

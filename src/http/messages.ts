@@ -10,6 +10,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'policy.trello_password_retired': { title: 'Your Trello password no longer works', text: 'Your Trello account now signs in with this account. Log in with this account’s email and password — or reset the password if you don’t know it.' },
   'policy.two_step_required': { title: 'Two-step verification is required', text: 'Your account requires two-step verification, so it can’t be turned off. Lost your authenticator? Sign in with a recovery code, or ask your administrator.' },
   'policy.login_again': { title: 'Sign in again', text: 'Your account’s security settings changed since you signed in. Sign in again to continue.' },
+  'policy.account_managed': { title: 'Your organization manages this account', text: 'Only your organization’s admins can do this. Ask one of them.' },
   'policy.method_not_allowed': { title: 'This way of signing in isn’t available', text: 'Your account can’t use this way of signing in. Use another one, or ask your administrator.' },
   'login.invalid_email': { title: 'Enter a valid email address', text: 'Enter the email address you use for your account, like name@example.com.' },
   'login.password_required': { title: 'Enter your password', text: 'Enter your password to continue.' },

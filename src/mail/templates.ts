@@ -24,6 +24,8 @@ export const SUBJECTS = {
   'trello-verify-email': 'Your Lanyard verification code',
   'retired-email-used': 'Log in to Lanyard with <%~ it.email %>',
   'organization-domain-failing': 'A verified domain of your Lanyard organization failed its check',
+  'account-managed': 'Your organization now manages your Lanyard account',
+  'managed-email-changed': 'Your organization changed your Lanyard email address',
   test: 'Lanyard test message',
 } as const;
 

@@ -8,10 +8,11 @@ export * from './levels.ts';
 /**
  * The decision point's loader: turns an account row (or an address) into the decision's subject,
  * with one statement when the caller has nothing yet (`findWithPolicy` / `findByEmail` carry the
- * two-step, Trello-link and management columns) and none when it already holds such a row.
+ * two-step, Trello-link and management columns — managers from `account_managers`) and none when it already holds such a row.
  */
 export function subjectOf(account: AccountRow, now: number): AccountSubject {
-  const managers: Manager[] = (account.trello_enterprises ?? []).map((e) => ({ kind: 'trello_enterprise', id: e.id, name: e.name ?? e.id }));
+  // From `account_managers` (decision 0030). Organizations set no rules yet (issue 13 adds them).
+  const managers: Manager[] = (account.managers ?? []).map((m) => ({ kind: m.kind, id: m.id, name: m.name }));
   return {
     kind: 'account',
     id: account.id,
