@@ -1,4 +1,4 @@
-import type { Database } from '../persistence/db.ts';
+import type { Database, Queryable } from '../persistence/db.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import type { EmailChangeQueries } from '../persistence/queries/email-changes.ts';
 import type { Outbox } from '../mail/outbox.ts';
@@ -45,8 +45,8 @@ export function createEmailChangeService(deps: {
   const now = () => new Date(clock.now());
 
   /** The account and whether its owner may change its address now (one statement). */
-  async function changeable(accountId: string): Promise<{ account?: AccountRow; problem?: 'account.managed' | 'inactive' }> {
-    const loaded = await deps.decisions.load(accountId);
+  async function changeable(accountId: string, tx?: Queryable): Promise<{ account?: AccountRow; problem?: 'account.managed' | 'inactive' }> {
+    const loaded = await deps.decisions.load(accountId, tx);
     if (!loaded) return { problem: 'inactive' };
     const decision = deps.decisions.decide({ subject: loaded.subject, stage: 'email_change' });
     if (decision.outcome === 'allow') return { account: loaded.account };
@@ -89,11 +89,10 @@ export function createEmailChangeService(deps: {
         const result = await db.transaction(async (tx) => {
           const change = await changes.take(tx, sha256(token), now());
           if (!change) return undefined;
-          const before = await accounts.findById(change.account_id, tx);
-          if (!before || before.status !== 'active') return undefined;
-          // Managed since the request (claimed by an organization, an Enterprise set by the import):
-          // the link is spent and nothing changes.
-          if ((await changeable(before.id)).problem) return undefined;
+          // Managed since the request (claimed by an organization, an Enterprise set by the import),
+          // or no longer active: the link is spent and nothing changes.
+          const { account: before } = await changeable(change.account_id, tx);
+          if (!before) return undefined;
           await accounts.setEmail(tx, before.id, change.new_email, now());
           await outbox.enqueue(tx, {
             to: before.email,

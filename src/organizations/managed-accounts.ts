@@ -277,7 +277,7 @@ export function createManagedAccounts(deps: {
           if (email !== undefined && email !== target.email.toLowerCase()) {
             const held = await domains.held(emailDomainOf(email), tx);
             if (!held || held.organization_id !== organizationId || held.state !== 'verified') return { ok: false as const, problem: 'email.domain_not_verified' as const };
-            if ((await accounts.findByEmail(email)) || (await accounts.isRetired(email, tx))) return { ok: false as const, problem: 'signup.email_taken' as const };
+            if ((await accounts.findByEmail(email, tx)) || (await accounts.isRetired(email, tx))) return { ok: false as const, problem: 'signup.email_taken' as const };
             await accounts.setEmail(tx, target.id, email, at);
             for (const to of [target.email, email]) {
               await outbox.enqueue(tx, {

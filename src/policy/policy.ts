@@ -1,4 +1,5 @@
 import type { Clock } from '../shared/clock.ts';
+import type { Queryable } from '../persistence/db.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import { decide, type AccountSubject, type Decision, type DecisionInput, type Manager, type Subject } from './decision.ts';
 
@@ -45,9 +46,9 @@ export function createPolicy(deps: { accounts: AccountQueries; clock: Clock }) {
       return subjectOf(full, clock.now());
     },
 
-    /** An account with its subject, in one statement; undefined when there is no such account. */
-    async load(accountId: string): Promise<{ account: AccountRow; subject: AccountSubject } | undefined> {
-      const account = await accounts.findWithPolicy(accountId);
+    /** An account with its subject, in one statement (inside `tx` when given); undefined when there is no such account. */
+    async load(accountId: string, tx?: Queryable): Promise<{ account: AccountRow; subject: AccountSubject } | undefined> {
+      const account = await accounts.findWithPolicy(accountId, tx);
       return account ? { account, subject: subjectOf(account, clock.now()) } : undefined;
     },
 

@@ -94,8 +94,8 @@ export function createAccountQueries(db: Queryable) {
     },
 
     /** The row with what the policy decision point needs, in one statement (refresh, userinfo, settings). */
-    async findWithPolicy(id: string): Promise<AccountRow | undefined> {
-      const { rows } = await db.query<AccountRow>(`SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE id = $1`, [id]);
+    async findWithPolicy(id: string, tx: Queryable = db): Promise<AccountRow | undefined> {
+      const { rows } = await tx.query<AccountRow>(`SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE id = $1`, [id]);
       return rows[0];
     },
 
@@ -104,8 +104,8 @@ export function createAccountQueries(db: Queryable) {
      * The login lookup. It also says whether two-step verification is on, so a password login
      * needs no second round trip to know whether to ask for a code.
      */
-    async findByEmail(email: string): Promise<AccountRow | undefined> {
-      const { rows } = await db.query<AccountRow>(
+    async findByEmail(email: string, tx: Queryable = db): Promise<AccountRow | undefined> {
+      const { rows } = await tx.query<AccountRow>(
         `SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE lower(email) = lower($1)`,
         [email],
       );
