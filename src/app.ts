@@ -26,12 +26,17 @@ import { registrationRoutes } from './flows/registration/routes.ts';
 import { settingsRoutes } from './flows/settings/routes.ts';
 import { profileApiRoutes } from './routes/profile-api.ts';
 import { avatarUploadRoutes } from './flows/settings/avatar-upload.ts';
-import { secondStepRoutes } from './flows/login/second-step.ts';
-import { trelloMigrationRoutes } from './flows/login/trello-migration.ts';
-import { googleLoginRoutes } from './flows/login/google.ts';
+import { secondStepStrategy } from './flows/login/second-step.ts';
+import { trelloMigrationStrategy } from './flows/login/trello-migration.ts';
+import { googleStrategy } from './flows/login/google.ts';
+import { passwordStrategy } from './flows/login/password.ts';
+import { createLoginCompletion } from './flows/login/completion.ts';
+import type { LoginStrategy } from './flows/login/strategy.ts';
+import { pageRenderer } from './http/page.ts';
 import { finishedInteractionPage } from './flows/login/finished.ts';
 import { securityRoutes } from './flows/settings/security-routes.ts';
 import { trelloSettingsRoutes } from './flows/settings/trello-routes.ts';
+import { adminRoutes } from './flows/admin/routes.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 import { trelloApiRoutes } from './routes/trello-api.ts';
 import { ACCOUNT_CLIENT_ID } from './oidc/browser-session.ts';
@@ -45,7 +50,7 @@ function under(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
 }
 
 /** Paths our own routers answer; everything else is oidc-provider's. */
-const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/'];
+const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/', '/admin'];
 
 /** One route of ours: its methods and its path pattern (`:name` for a parameter). */
 export interface RouteEntry {
@@ -117,18 +122,24 @@ export function createApp(registry: Registry): LanyardApp {
   const devices = deviceCookies({ tag: throttle.deviceTag });
   const consent = consentRoutes({ interactions, accounts, release: registry.claimsRelease, views });
   forms.use(consent.router.routes());
-  // A Trello link proven during a login is made as it finishes (after the second step).
-  const secondStep = secondStepRoutes({ interactions, accounts, twoStep, throttle, events, views, box: registry.box, now: () => registry.clock.now(), beforeFinish: (ctx, it) => trello.linkOnFinish(ctx, it) });
-  forms.use(secondStep.router.routes());
-  // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
-  forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, secondStep, minLength: config.passwordMinLength }).routes());
+  // Login (docs/flows/login.md): strategies prove factors, the completion service decides and
+  // finishes; the Trello strategy adds the link offer and the link waiting for the whole login.
+  const { policy, loginFlows: flows } = registry;
   const linking = registry.trello.linking;
-  const trello = trelloMigrationRoutes({ interactions, accounts, linking, hasher: registry.hasher, throttle, secondStep, box: registry.box, codeKey: registry.codeKey, views, now: () => registry.clock.now() });
-  forms.use(trello.router.routes());
-  if (registry.google) {
-    forms.use(googleLoginRoutes({ google: registry.google, federated: registry.federated, linking, interactions, secondStep, box: registry.box, views, issuer: config.issuer, now: () => registry.clock.now() }).routes());
-  }
-  forms.use(loginRoutes({ interactions, accounts, views, throttle, events, secondStep, trello, linking, devices, background: registry.background, googleEnabled: Boolean(registry.google), renderConsent: consent.renderConsent }).routes());
+  const now = () => registry.clock.now();
+  const trello = trelloMigrationStrategy({ accounts, linking, hasher: registry.hasher, throttle, policy, flows, codeKey: registry.codeKey, views });
+  const completion = createLoginCompletion({ policy, accounts, flows, interactions, events, views, hooks: trello.hooks });
+  const loginPage = pageRenderer(views, { google: Boolean(registry.google) });
+  const strategies: LoginStrategy[] = [
+    passwordStrategy({ accounts, throttle, events, trello, linking, devices, background: registry.background, page: loginPage }),
+    trello.strategy,
+    secondStepStrategy({ twoStep, policy, flows, throttle, events, views, box: registry.box, now }),
+  ];
+  if (registry.google) strategies.push(googleStrategy({ google: registry.google, federated: registry.federated, linking, box: registry.box, views, issuer: config.issuer, now }));
+  // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
+  forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, completion, minLength: config.passwordMinLength }).routes());
+  for (const strategy of strategies) if (strategy.outside) forms.use(strategy.outside.routes());
+  forms.use(loginRoutes({ interactions, policy, completion, strategies, page: loginPage, renderConsent: consent.renderConsent }).routes());
   forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, devices, linking, minLength: config.passwordMinLength }).routes());
   forms.use(trelloSettingsRoutes({ views, sessions: registry.browserSessions, accounts, linking, throttle, box: registry.box, now: () => registry.clock.now() }).routes());
   forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, reauthentication: registry.reauthentication, box: registry.box, now: () => registry.clock.now() }).routes());
@@ -148,6 +159,7 @@ export function createApp(registry: Registry): LanyardApp {
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());
+  forms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, box: registry.box, now: () => registry.clock.now() }).routes());
   const api = profileApiRoutes({ accounts, sessions: registry.browserSessions, avatars: registry.avatars, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([routesOf(api), api.allowedMethods() as Koa.Middleware])));
   const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });
@@ -160,7 +172,7 @@ export function createApp(registry: Registry): LanyardApp {
   app.use(under(['/account/avatar'], compose([routesOf(avatarUpload), formPageRedirects(avatarUpload, { page: '/account/profile' })])));
 
   const formRoutes = compose([routesOf(forms), formPageRedirects(forms)]);
-  app.use(under(['/interaction/', '/password/', '/account', '/login/'], formRoutes));
+  app.use(under(['/interaction/', '/password/', '/account', '/login/', '/admin'], formRoutes));
 
   app.use(metadataCaching({ discoveryPath: '/.well-known/openid-configuration', jwksPath: '/jwks', keyActivationDelaySeconds: config.keyActivationDelaySeconds }));
   app.use(mount(provider));

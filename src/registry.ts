@@ -22,6 +22,8 @@ import { listenToProviderEvents } from './oidc/provider-events.ts';
 import { createSweeper, type Sweeper } from './shared/sweeper.ts';
 import { createClientService, type ClientService } from './oidc/clients.ts';
 import { createInteractions, type Interactions } from './oidc/interactions.ts';
+import { createLoginFlows, type LoginFlows } from './oidc/login-flows.ts';
+import { createLoginFlowQueries } from './persistence/queries/login-flows.ts';
 import { createProvider } from './oidc/provider.ts';
 import { createSigningKeyService, type SigningKeyService } from './oidc/signing-keys.ts';
 import { createViews, type Views } from './http/views.ts';
@@ -69,6 +71,9 @@ import { createDomainVerifier } from './organizations/domain-verification.ts';
 import { createOrganizationService, type OrganizationService } from './organizations/organizations.ts';
 import { createDomainRecheck, type DomainRecheck } from './organizations/domain-recheck.ts';
 import { createManagedAccounts, type ManagedAccounts } from './organizations/managed-accounts.ts';
+import { createOrganizationEventQueries } from './persistence/queries/organization-events.ts';
+import { createAdminAudit } from './organizations/admin-audit.ts';
+import { createInvitationService, type InvitationService } from './organizations/invitations.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -89,6 +94,8 @@ export interface Registry {
   oidcPayloads: OidcPayloadQueries;
   provider: Provider;
   interactions: Interactions;
+  /** Each login interaction's state between requests (src/oidc/login-flows.ts). */
+  loginFlows: LoginFlows;
   background: Background;
   passwordPolicy: PasswordPolicy;
   passwordResets: PasswordResetService;
@@ -125,6 +132,8 @@ export interface Registry {
     managers: AccountManagerQueries;
     /** Claiming, who manages an account, and the admins' actions on managed accounts. */
     managedAccounts: ManagedAccounts;
+    /** Admin invitations by email (the console's admins page). */
+    invitations: InvitationService;
   };
   /** Upstream identities (Google, later company SSO) linked to accounts. */
   accountIdentities: AccountIdentityQueries;
@@ -350,21 +359,6 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       timeoutMs: config.domainVerification.timeoutSeconds * 1000,
       allowPrivateNetwork: config.allowPrivateNetworkCalls,
     });
-    const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, clock, http: domainHttp });
-    const accountManagers = createAccountManagerQueries(db);
-    const managedAccounts = createManagedAccounts({
-      db,
-      accounts: accountQueries,
-      managers: accountManagers,
-      organizations: organizationQueries,
-      domains: organizationDomains,
-      authorize: organizationService.authorize,
-      outbox,
-      events,
-      clock,
-      issuer: config.issuer,
-      signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
-    });
     const domainRecheck = createDomainRecheck({
       db,
       domains: organizationDomains,
@@ -377,10 +371,30 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       http: domainHttp,
     });
 
+    const loginFlows = createLoginFlows({ queries: createLoginFlowQueries(db), clock, logger });
+    const accountManagers = createAccountManagerQueries(db);
+    const adminAudit = createAdminAudit({ queries: createOrganizationEventQueries(db), clock });
+    const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp });
+    const managedAccounts = createManagedAccounts({
+      db,
+      accounts: accountQueries,
+      managers: accountManagers,
+      organizations: organizationQueries,
+      domains: organizationDomains,
+      authorize: organizationService.authorize,
+      outbox,
+      audit: adminAudit,
+      events,
+      clock,
+      issuer: config.issuer,
+      signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
+    });
+
     sweeper = createSweeper({
       logger,
       tasks: [
         { name: 'expired protocol rows', run: () => sweepExpiredPayloads({ queries: oidcPayloads, clock, logger }) },
+        { name: 'expired login flows', run: () => loginFlows.sweep() },
         { name: 'throttle counters', run: () => throttle.sweep() },
         { name: 'closed accounts', run: () => accountClosure.sweep() },
       ],
@@ -407,6 +421,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       oidcPayloads,
       provider,
       interactions: createInteractions(provider),
+      loginFlows,
       background,
       passwordPolicy,
       passwordResets,
@@ -457,6 +472,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         recheck: domainRecheck,
         managers: accountManagers,
         managedAccounts,
+        invitations: createInvitationService({ db, accounts: accountQueries, organizations: organizationQueries, service: organizationService, audit: adminAudit, outbox, clock, codeKey, issuer: config.issuer, ttlSeconds: config.organizationInvitationTtl }),
       },
       federated: createFederatedLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),
       google: config.google.issuer && config.google.clientId && config.google.clientSecret

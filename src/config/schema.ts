@@ -162,6 +162,8 @@ export const configSchema = z
       timeoutSeconds: z.coerce.number().min(0.5).max(60),
       recheckIntervalSeconds: z.coerce.number().int().min(0).max(2_592_000),
     }),
+    /** How long an organization's admin invitation link stays valid, in seconds (at most 30 days). */
+    organizationInvitationTtl: seconds(2_592_000),
     /** SMTP server for outgoing mail (smtp:// or smtps://, credentials in the URL). Empty: the development mailbox. */
     smtpUrl: z
       .string()
@@ -289,6 +291,7 @@ export const environmentVariables: Record<string, string> = {
   DOMAIN_VERIFICATION_HTTP_PORT: 'domainVerification.httpPort',
   DOMAIN_VERIFICATION_TIMEOUT_SECONDS: 'domainVerification.timeoutSeconds',
   DOMAIN_RECHECK_INTERVAL_SECONDS: 'domainVerification.recheckIntervalSeconds',
+  ORGANIZATION_INVITATION_TTL: 'organizationInvitationTtl',
   SMTP_URL: 'smtpUrl',
   MAIL_FROM: 'mailFrom',
   MAIL_POLL_SECONDS: 'mailPollSeconds',

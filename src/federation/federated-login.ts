@@ -28,7 +28,7 @@ import type { TrelloLinking } from '../legacy-trello/linking.ts';
  */
 export type FederatedResult =
   | { ok: true; account: AccountRow; how: 'identity' | 'trello' | 'email' | 'created' }
-  | { ok: false; problem: 'google.email_unverified' | 'google.conflict' | 'google.two_step_first' | 'login.account_inactive' }
+  | { ok: false; problem: 'google.email_unverified' | 'google.conflict' | 'google.two_step_first' }
   | { ok: false; problem: 'google.email_retired'; retiredFor: string; email: string };
 
 export function createFederatedLogin(deps: {
@@ -44,9 +44,15 @@ export function createFederatedLogin(deps: {
   const { db, accounts, identities, retiredEmails, trelloMembers, linking } = deps;
   const now = () => new Date(deps.clock.now());
 
-  async function active(accountId: string): Promise<FederatedResult> {
+  /**
+   * The account a known Google identity belongs to, whatever its state: whether it may sign in
+   * (deactivated, closed within its grace period) is the decision point's answer, asked by the
+   * login's completion service.
+   */
+  async function known(accountId: string): Promise<FederatedResult> {
     const account = await accounts.findById(accountId);
-    return account?.status === 'active' ? { ok: true, account, how: 'identity' } : { ok: false, problem: 'login.account_inactive' };
+    // Identities are removed with their account (erasure): a dangling one is a conflict to look into.
+    return account ? { ok: true, account, how: 'identity' } : { ok: false, problem: 'google.conflict' };
   }
 
   async function migrate(member: TrelloMemberRow, google: { sub: string; email: string | null }, verifiedEmail: string | undefined, meta: RequestMeta): Promise<FederatedResult> {
@@ -72,8 +78,8 @@ export function createFederatedLogin(deps: {
 
   return {
     async resolveGoogle(claims: { sub: string; email: string | undefined; emailVerified: boolean; name: string | undefined }, meta: RequestMeta = {}): Promise<FederatedResult> {
-      const known = await identities.findIdentity('google', claims.sub);
-      if (known) return active(known.account_id);
+      const identity = await identities.findIdentity('google', claims.sub);
+      if (identity) return known(identity.account_id);
 
       const email = claims.email ? normalizeEmail(claims.email) : undefined;
       const verifiedEmail = claims.emailVerified ? email : undefined;
@@ -85,7 +91,7 @@ export function createFederatedLogin(deps: {
       }
 
       const bySub = await trelloMembers.findByGoogleSub(claims.sub);
-      if (bySub?.linked_account_id) return active(bySub.linked_account_id);
+      if (bySub?.linked_account_id) return known(bySub.linked_account_id);
       // By address only when the member verified it at Trello as Google did: an unverified
       // address on a member proves nothing about who owns it.
       const member = bySub ?? (verifiedEmail ? (await trelloMembers.findByVerifiedEmail(verifiedEmail)).find((m) => !m.linked_account_id) : undefined);
@@ -94,9 +100,12 @@ export function createFederatedLogin(deps: {
       if (!verifiedEmail) return { ok: false, problem: 'google.email_unverified' };
       const existing = await accounts.findByEmail(verifiedEmail);
       if (existing) {
-        if (existing.status !== 'active') return { ok: false, problem: 'login.account_inactive' };
         // An address nobody verified on our side proves nothing: its owner logs in with the password.
         if (!existing.email_verified) return { ok: false, problem: 'google.conflict' };
+        // Nothing is attached to an account that is not active: the completion service asks the
+        // decision point, which refuses it (or reopens a closure within its grace period; the
+        // identity is linked at the next login then).
+        if (existing.status !== 'active') return { ok: true, account: existing, how: 'email' };
         await db.transaction(async (tx) => {
           await identities.addIdentity(tx, { provider: 'google', subject: claims.sub, accountId: existing.id, email: verifiedEmail, now: now() });
           await deps.events.record({ type: 'identity.linked', accountId: existing.id, detail: { provider: 'google' } }, meta, tx);
@@ -115,7 +124,7 @@ export function createFederatedLogin(deps: {
         // Two first logins racing: the other one created the account; use it.
         if ((err as { code?: string }).code === '23505') {
           const raced = await identities.findIdentity('google', claims.sub);
-          if (raced) return active(raced.account_id);
+          if (raced) return known(raced.account_id);
         }
         throw err;
       }

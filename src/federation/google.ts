@@ -12,6 +12,8 @@ export interface UpstreamClaims {
   email: string | undefined;
   emailVerified: boolean;
   name: string | undefined;
+  /** When the person last signed in upstream (seconds), when the upstream says. */
+  authTime: number | undefined;
 }
 
 export interface UpstreamStart {
@@ -36,7 +38,13 @@ export function createGoogleClient(settings: { issuer: string; clientId: string;
   }
 
   return {
-    async start(): Promise<UpstreamStart> {
+    /**
+     * `fresh`: this login re-authenticates someone already signed in here (prompt=login, max_age,
+     * a sensitive change in settings), so the upstream's own session must not answer for it.
+     * `max_age=0` asks for a new sign-in and for `auth_time` in the ID token (OIDC Core §3.1.2.1);
+     * `prompt=login` is not used because Google refuses it. The caller checks `authTime`.
+     */
+    async start(options: { fresh?: boolean } = {}): Promise<UpstreamStart> {
       const verifier = client.randomPKCECodeVerifier();
       const state = client.randomState();
       const nonce = client.randomNonce();
@@ -47,6 +55,7 @@ export function createGoogleClient(settings: { issuer: string; clientId: string;
         nonce,
         code_challenge: await client.calculatePKCECodeChallenge(verifier),
         code_challenge_method: 'S256',
+        ...(options.fresh ? { max_age: '0' } : {}),
       });
       return { url: url.href, state, nonce, verifier };
     },
@@ -69,6 +78,7 @@ export function createGoogleClient(settings: { issuer: string; clientId: string;
         email: typeof claims.email === 'string' ? claims.email : undefined,
         emailVerified: claims.email_verified === true,
         name: typeof claims.name === 'string' ? claims.name : undefined,
+        authTime: typeof claims.auth_time === 'number' ? claims.auth_time : undefined,
       };
     },
   };

@@ -52,7 +52,7 @@ export function createAccountClosureService(deps: {
       const loaded = await deps.decisions.load(accountId);
       if (!loaded) return { ok: false, problem: 'password.current_wrong' };
       const allowed = deps.decisions.decide({ subject: loaded.subject, stage: 'close_account' });
-      if (allowed.outcome === 'deny' && allowed.reason === 'policy.account_managed') return { ok: false, problem: 'account.managed' };
+      if (allowed.outcome === 'deny' && allowed.reason === 'policy.method_not_allowed') return { ok: false, problem: 'account.managed' };
       if (allowed.outcome !== 'allow') return { ok: false, problem: 'password.current_wrong' };
       const { account } = loaded;
       const confirmed = await deps.reauthentication.confirm(account, proof);

@@ -10,10 +10,14 @@ import { applyProfileUpdate, type ProfileUpdate, type Viewer } from './profile.t
 export type { AccountRow };
 
 export type Authentication =
-  /** `reopen`: the account was closed by its owner and is still in its grace period; the login reopens it once complete. */
-  | { ok: true; account: AccountRow; reopen?: boolean }
+  /**
+   * The password is the account's, whatever the account's state: whether it may sign in
+   * (deactivated, closed, reopened within its grace period) is the decision point's answer
+   * (src/policy/), asked by the login's completion service.
+   */
+  | { ok: true; account: AccountRow }
   /** `accountId` and `reason` are for the audit trail only; people see `code`. */
-  | { ok: false; code: 'login.invalid_credentials' | 'login.account_inactive'; accountId?: string; reason: 'unknown_account' | 'no_password' | 'wrong_password' | 'inactive' };
+  | { ok: false; code: 'login.invalid_credentials'; accountId?: string; reason: 'unknown_account' | 'no_password' | 'wrong_password' };
 
 export interface NewAccountInput {
   email: string;
@@ -53,10 +57,10 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
     /**
      * Checks an email and password. An unknown address, an account without a password and a
      * wrong password all cost one argon2 verification and answer `login.invalid_credentials`,
-     * so neither the message nor the time tells whether the account exists.
-     * Only after the right password is an inactive account reported as such. An account closed
-     * by its owner, within the grace period, answers `reopen`: the closure is cancelled when the
-     * whole login (second step included) completes, not on the password alone.
+     * so neither the message nor the time tells whether the account exists. It verifies only:
+     * whether the account may sign in now is the decision point's (src/policy/decision.ts), so
+     * an inactive account is reported as such only after the right password, and a closure is
+     * cancelled only when the whole login (second step included) completes.
      */
     async authenticate(emailInput: string, password: string): Promise<Authentication> {
       const email = normalizeEmail(emailInput);
@@ -64,13 +68,11 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
       const check = await hasher.verify(account?.password_hash, password.slice(0, MAX_PASSWORD_LENGTH));
       if (!account) return { ok: false, code: 'login.invalid_credentials', reason: 'unknown_account' };
       if (!check.ok) return { ok: false, code: 'login.invalid_credentials', accountId: account.id, reason: account.password_hash ? 'wrong_password' : 'no_password' };
-      const reopen = account.status === 'closed' && !account.erased_at && (account.delete_after?.getTime() ?? 0) > clock.now();
-      if (account.status !== 'active' && !reopen) return { ok: false, code: 'login.account_inactive', accountId: account.id, reason: 'inactive' };
       if (check.needsRehash && account.password_hash) {
         // Parameters were raised since this hash was made: store a new hash of the same password.
         await accounts.replacePasswordHash(account.id, account.password_hash, await hasher.hash(password));
       }
-      return reopen ? { ok: true, account, reopen } : { ok: true, account };
+      return { ok: true, account };
     },
 
     /** Cancels an owner's closure within its grace period; false when it is too late. */

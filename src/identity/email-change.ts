@@ -24,7 +24,7 @@ export type ConfirmResult = { ok: true; account: AccountRow } | { ok: false; pro
  * settings page does not reveal it.
  *
  * A managed account's address belongs to its managers (an organization, a Trello Enterprise —
- * after linking too): the decision point's `email_change` stage refuses the change with "ask
+ * after linking too): the decision point's `email_change` stage refuses the change (method_not_allowed), answered "ask
  * your admin", at the request and again when the link is followed (decision 0030). An
  * organization's admin changes it instead (src/organizations/managed-accounts.ts).
  */
@@ -50,7 +50,7 @@ export function createEmailChangeService(deps: {
     if (!loaded) return { problem: 'inactive' };
     const decision = deps.decisions.decide({ subject: loaded.subject, stage: 'email_change' });
     if (decision.outcome === 'allow') return { account: loaded.account };
-    return { problem: decision.outcome === 'deny' && decision.reason === 'policy.account_managed' ? 'account.managed' : 'inactive' };
+    return { problem: decision.outcome === 'deny' && decision.reason === 'policy.method_not_allowed' ? 'account.managed' : 'inactive' };
   }
 
   return {

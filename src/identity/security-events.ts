@@ -25,9 +25,8 @@ export const SECURITY_EVENT_TYPES = [
   'trello.linked',
   'identity.linked',
   'login.retired_email',
-  // An organization's admin acted (src/organizations/managed-accounts.ts): detail names the
-  // actor and the organization; a claim is recorded on the admin who claimed.
-  'organization.accounts_claimed',
+  // An organization's admin acted on the account (src/organizations/managed-accounts.ts): detail
+  // names the actor and the organization (the organization's own trail is organization_events).
   'organization.account_updated',
   'organization.account_deactivated',
   'organization.account_reactivated',

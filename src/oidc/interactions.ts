@@ -15,6 +15,11 @@ export { SESSION_INSUFFICIENT };
 export interface InteractionView {
   uid: string;
   prompt: 'login' | 'consent' | string;
+  /**
+   * Seconds until the engine forgets this interaction: login flow state lives no longer. The
+   * engine dates it by the system clock; what is left is what counts (as in the adapter).
+   */
+  expiresIn: number;
   reasons: string[];
   clientId: string;
   /** Scopes and claims the client asks for that the user has not granted yet. */
@@ -109,6 +114,7 @@ export function createInteractions(provider: Provider) {
       return {
         uid: d.uid,
         prompt: d.prompt.name,
+        expiresIn: Math.max(0, d.exp - Math.floor(Date.now() / 1000)),
         reasons: d.prompt.reasons,
         clientId: String(d.params.client_id),
         missingScopes: details.missingOIDCScope ?? [],

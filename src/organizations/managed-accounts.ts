@@ -9,6 +9,7 @@ import type { Clock } from '../shared/clock.ts';
 import { normalizeEmail } from '../identity/email-address.ts';
 import type { RequestMeta, SecurityEvents, SecurityEventType } from '../identity/security-events.ts';
 import type { AccessProblem, OrganizationService } from './organizations.ts';
+import type { AdminAudit, OrganizationAction } from './admin-audit.ts';
 
 /**
  * Managed accounts (docs/flows/organizations.md "Managed accounts", decision 0030): claiming the
@@ -59,6 +60,15 @@ export interface ListFilter {
   limit?: unknown;
 }
 
+/** The account's own security event for each admin action on it. */
+const ACCOUNT_EVENTS: Partial<Record<OrganizationAction, SecurityEventType>> = {
+  'account.updated': 'organization.account_updated',
+  'account.deactivated': 'organization.account_deactivated',
+  'account.reactivated': 'organization.account_reactivated',
+  'account.deletion_scheduled': 'organization.account_deletion_scheduled',
+  'account.deletion_cancelled': 'organization.account_deletion_cancelled',
+};
+
 const STATUS_FILTERS: readonly ManagedStatusFilter[] = ['active', 'deactivated', 'pending_deletion'];
 
 const view = (row: ManagedAccountRow): ManagedAccountView => ({
@@ -97,6 +107,9 @@ export function createManagedAccounts(deps: {
   /** The organization service's authorization (the actor's membership and role). */
   authorize: OrganizationService['authorize'];
   outbox: Outbox;
+  /** The organization's audit trail (decision 0029): what its admins did. */
+  audit: AdminAudit;
+  /** The account's own trail (its owner sees what an admin did to it). */
   events: SecurityEvents;
   clock: Clock;
   issuer: string;
@@ -109,12 +122,17 @@ export function createManagedAccounts(deps: {
   const graceDays = deps.graceDays ?? MANAGED_DELETION_GRACE_DAYS;
 
   /**
-   * The audit trail of admin actions: one call site for every action, so it can move to an
-   * organization events mechanism in one place. Recorded on the target account (its owner sees it
-   * in the security activity), or on the actor for a claim, with the actor and the organization.
+   * The audit trail of admin actions: the one call site of every action, in the transaction of
+   * the change. The organization's trail (`organization_events`, decision 0029) records who did
+   * what to which account; an action on one account is also written to that account's own
+   * security events, with the actor and the organization, so its owner sees it.
    */
-  async function audit(type: SecurityEventType, target: { accountId: string; actorId: string; organizationId: string; detail?: Record<string, unknown> }, meta: RequestMeta, tx: Queryable): Promise<void> {
-    await deps.events.record({ type, accountId: target.accountId, detail: { actorId: target.actorId, organizationId: target.organizationId, ...target.detail } }, meta, tx);
+  async function audit(action: OrganizationAction, entry: { organizationId: string; actorId: string; target: { type: 'account' | 'domain'; id: string; label: string }; detail?: Record<string, unknown> }, meta: RequestMeta, tx: Queryable): Promise<void> {
+    await deps.audit.record(tx, entry.organizationId, { action, actorId: entry.actorId, targetType: entry.target.type, targetId: entry.target.id, targetLabel: entry.target.label.slice(0, 320), detail: entry.detail }, meta);
+    const accountEvent = ACCOUNT_EVENTS[action];
+    if (accountEvent && entry.target.type === 'account') {
+      await deps.events.record({ type: accountEvent, accountId: entry.target.id, detail: { actorId: entry.actorId, organizationId: entry.organizationId, ...entry.detail } }, meta, tx);
+    }
   }
 
   /** The organization's admins' addresses, whom a managed person asks. */
@@ -224,7 +242,7 @@ export function createManagedAccounts(deps: {
             data: { name: account.name, email: account.email, organization: access.name, domain: domainToUnicode(row!.domain) || row!.domain, admins, settingsLink: `${deps.issuer}/account` },
           });
         }
-        await audit('organization.accounts_claimed', { accountId: actorId, actorId, organizationId, detail: { domainId: row!.id, domain: row!.domain, claimed: claimed.length } }, meta, tx);
+        await audit('accounts.claimed', { organizationId, actorId, target: { type: 'domain', id: row!.id, label: row!.domain }, detail: { claimed: claimed.length } }, meta, tx);
         return { ok: true as const, claimed: claimed.length };
       });
       if (result.ok && result.claimed) outbox.kick();
@@ -294,7 +312,7 @@ export function createManagedAccounts(deps: {
             await accounts.setName(tx, target.id, name, at);
             changes.name = true;
           }
-          if (Object.keys(changes).length) await audit('organization.account_updated', { accountId: target.id, actorId, organizationId, detail: changes }, meta, tx);
+          if (Object.keys(changes).length) await audit('account.updated', { organizationId, actorId, target: { type: 'account', id: target.id, label: email ?? target.email }, detail: changes }, meta, tx);
           const updated = (await managers.managedBy(organizationId, target.id, tx))!;
           return { ok: true as const, account: view(updated) };
         });
@@ -316,7 +334,7 @@ export function createManagedAccounts(deps: {
       const result = await onManaged(actorId, organizationId, accountId, async (tx, target) => {
         if (target.status !== 'active') return { ok: false as const, problem: 'account.state' as const };
         await accounts.deactivate(tx, target.id, now(), null);
-        await audit('organization.account_deactivated', { accountId: target.id, actorId, organizationId }, meta, tx);
+        await audit('account.deactivated', { organizationId, actorId, target: { type: 'account', id: target.id, label: target.email } }, meta, tx);
         return { ok: true as const, account: view({ ...target, status: 'deactivated' }) };
       });
       if (result.ok) await deps.signOutEverywhere(result.account.id);
@@ -327,7 +345,7 @@ export function createManagedAccounts(deps: {
     async reactivate(actorId: string, organizationId: string, accountId: unknown, meta: RequestMeta = {}): Promise<{ ok: true; account: ManagedAccountView } | { ok: false; problem: ManagedProblem }> {
       return onManaged(actorId, organizationId, accountId, async (tx, target) => {
         if (!(await accounts.reactivate(tx, target.id, now()))) return { ok: false as const, problem: 'account.state' as const };
-        await audit('organization.account_reactivated', { accountId: target.id, actorId, organizationId, detail: target.delete_after ? { deletionCancelled: true } : {} }, meta, tx);
+        await audit('account.reactivated', { organizationId, actorId, target: { type: 'account', id: target.id, label: target.email }, detail: target.delete_after ? { deletionCancelled: true } : {} }, meta, tx);
         return { ok: true as const, account: view({ ...target, status: 'active', delete_after: null }) };
       });
     },
@@ -341,7 +359,7 @@ export function createManagedAccounts(deps: {
       const result = await onManaged(actorId, organizationId, accountId, async (tx, target) => {
         if (target.status === 'closed' || target.delete_after) return { ok: false as const, problem: 'account.state' as const };
         await accounts.deactivate(tx, target.id, now(), deleteAfter);
-        await audit('organization.account_deletion_scheduled', { accountId: target.id, actorId, organizationId, detail: { deleteAfter: deleteAfter.toISOString() } }, meta, tx);
+        await audit('account.deletion_scheduled', { organizationId, actorId, target: { type: 'account', id: target.id, label: target.email }, detail: { deleteAfter: deleteAfter.toISOString() } }, meta, tx);
         return { ok: true as const, account: view({ ...target, status: 'deactivated', delete_after: deleteAfter }), deleteAfter, wasActive: target.status === 'active' };
       });
       if (!result.ok) return result;
@@ -353,7 +371,7 @@ export function createManagedAccounts(deps: {
     async cancelDeletion(actorId: string, organizationId: string, accountId: unknown, meta: RequestMeta = {}): Promise<{ ok: true; account: ManagedAccountView } | { ok: false; problem: ManagedProblem }> {
       return onManaged(actorId, organizationId, accountId, async (tx, target) => {
         if (!(await accounts.cancelDeletion(tx, target.id, now()))) return { ok: false as const, problem: 'account.state' as const };
-        await audit('organization.account_deletion_cancelled', { accountId: target.id, actorId, organizationId }, meta, tx);
+        await audit('account.deletion_cancelled', { organizationId, actorId, target: { type: 'account', id: target.id, label: target.email } }, meta, tx);
         return { ok: true as const, account: view({ ...target, delete_after: null }) };
       });
     },

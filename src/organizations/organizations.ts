@@ -1,10 +1,12 @@
 import type { Database } from '../persistence/db.ts';
 import type { AccountQueries } from '../persistence/queries/accounts.ts';
+import type { AccountManagerQueries } from '../persistence/queries/account-managers.ts';
 import type { OrganizationQueries, OrganizationRole } from '../persistence/queries/organizations.ts';
 import { isHeldConflict, type DomainRow, type DomainState, type OrganizationDomainQueries } from '../persistence/queries/organization-domains.ts';
 import type { Clock } from '../shared/clock.ts';
 import { newId } from '../shared/ids.ts';
 import { normalizeDomain, normalizeDomainSyntax, type DomainProblem } from './domain-name.ts';
+import type { AdminAudit, AuditEventView, AuditMeta } from './admin-audit.ts';
 import { instructionsFor, newVerificationToken, type CheckProblem, type CheckResult, type DomainVerifier, type VerificationMethod } from './domain-verification.ts';
 
 /**
@@ -46,6 +48,14 @@ export type VerifyResult =
   | { ok: false; problem: AccessProblem | 'domain.not_found' | 'domain.taken' | 'domain.public_email' }
   | { ok: false; problem: VerificationProblem; checks: CheckResult[]; domain: DomainView };
 
+export interface AdminView {
+  accountId: string;
+  email: string;
+  name: string | null;
+  addedAt: Date;
+  you: boolean;
+}
+
 export const MAX_ORGANIZATION_NAME = 100;
 /** Domains one organization may add: a bound on what one admin can make the re-check worker fetch. */
 export const MAX_DOMAINS_PER_ORGANIZATION = 50;
@@ -58,11 +68,14 @@ export function createOrganizationService(deps: {
   organizations: OrganizationQueries;
   domains: OrganizationDomainQueries;
   verifier: DomainVerifier;
+  managers: AccountManagerQueries;
+  /** Every admin action is recorded here, in the transaction of the change (decision 0029). */
+  audit: AdminAudit;
   clock: Clock;
   /** Where the HTTPS file is looked for (DOMAIN_VERIFICATION_HTTP_SCHEME / _PORT). */
   http: { httpScheme: 'https' | 'http'; httpPort: number };
 }) {
-  const { db, accounts, organizations, domains, verifier, clock } = deps;
+  const { db, accounts, organizations, domains, verifier, managers, audit, clock } = deps;
   const now = () => new Date(clock.now());
 
   const domainView = (row: DomainRow): DomainView => ({
@@ -101,7 +114,7 @@ export function createOrganizationService(deps: {
     authorize,
 
     /** Any active account can create an organization; it becomes its first admin. */
-    async create(actorId: string, nameInput: unknown): Promise<{ ok: true; organization: OrganizationView } | { ok: false; problem: 'organization.name_invalid' | 'account.inactive' }> {
+    async create(actorId: string, nameInput: unknown, meta: AuditMeta = {}): Promise<{ ok: true; organization: OrganizationView } | { ok: false; problem: 'organization.name_invalid' | 'account.inactive' }> {
       const name = typeof nameInput === 'string' ? nameInput.normalize('NFC').trim().replace(/\s+/g, ' ') : '';
       // Control characters would end up in mail subjects and CSV exports.
       if (!name || name.length > MAX_ORGANIZATION_NAME || /\p{Cc}/u.test(name)) return { ok: false, problem: 'organization.name_invalid' };
@@ -111,6 +124,7 @@ export function createOrganizationService(deps: {
       const row = await db.transaction(async (tx) => {
         const created = await organizations.insert(tx, { id: newId('org'), name, createdBy: actorId, now: at });
         await organizations.addMember(tx, { organizationId: created.id, accountId: actorId, role: 'admin', addedBy: null, now: at });
+        await audit.record(tx, created.id, { action: 'organization.created', actorId, targetType: 'organization', targetId: created.id, targetLabel: name }, meta);
         return created;
       });
       return { ok: true, organization: { id: row.id, name: row.name, role: 'admin', createdAt: row.created_at } };
@@ -134,7 +148,7 @@ export function createOrganizationService(deps: {
      * organization already has returns that one (same token). Refused: malformed names, public
      * mail providers, and a domain another organization holds.
      */
-    async addDomain(actorId: string, organizationId: string, input: unknown): Promise<
+    async addDomain(actorId: string, organizationId: string, input: unknown, meta: AuditMeta = {}): Promise<
       { ok: true; domain: DomainView; existing: boolean } | { ok: false; problem: AccessProblem | DomainProblem | 'domain.taken' | 'domain.limit' }
     > {
       const access = await authorize(actorId, organizationId, 'admin');
@@ -148,7 +162,11 @@ export function createOrganizationService(deps: {
       if (holder) return { ok: false, problem: 'domain.taken' };
       if ((await domains.listForOrganization(organizationId)).length >= MAX_DOMAINS_PER_ORGANIZATION) return { ok: false, problem: 'domain.limit' };
       try {
-        const row = await db.transaction((tx) => domains.insert(tx, { id: newId('dom'), organizationId, domain, token: newVerificationToken(), addedBy: actorId, now: now() }));
+        const row = await db.transaction(async (tx) => {
+          const inserted = await domains.insert(tx, { id: newId('dom'), organizationId, domain, token: newVerificationToken(), addedBy: actorId, now: now() });
+          await audit.record(tx, organizationId, { action: 'domain.added', actorId, targetType: 'domain', targetId: inserted.id, targetLabel: domain }, meta);
+          return inserted;
+        });
         return { ok: true, domain: domainView(row), existing: false };
       } catch (err) {
         // Two admins adding the same domain at once: the second gets the first's row.
@@ -178,7 +196,7 @@ export function createOrganizationService(deps: {
      * is verified (or verified again, when it was failing); on failure a pending domain keeps
      * the error for the admin, and the answer says why, per method.
      */
-    async verifyDomain(actorId: string, organizationId: string, domainId: string): Promise<VerifyResult> {
+    async verifyDomain(actorId: string, organizationId: string, domainId: string, meta: AuditMeta = {}): Promise<VerifyResult> {
       const access = await authorize(actorId, organizationId, 'admin');
       if (!access.ok) return access;
       const row = await domainOf(organizationId, domainId);
@@ -193,18 +211,114 @@ export function createOrganizationService(deps: {
       if (!outcome.ok) {
         const problem = PROBLEM_ORDER.find((p) => outcome.results.some((r) => !r.ok && r.problem === p)) ?? 'not_found';
         const summary = outcome.results.map((r) => (r.ok ? '' : r.detail)).filter(Boolean).join('; ');
-        await domains.recordAttempt(row.id, summary, now());
+        await db.transaction(async (tx) => {
+          await domains.recordAttempt(row.id, summary, now(), tx);
+          await audit.record(tx, organizationId, { action: 'domain.verification_failed', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { problem: `verification.${problem}` } }, meta);
+        });
         const fresh = (await domains.find(row.id)) ?? row;
         return { ok: false, problem: `verification.${problem}`, checks: outcome.results, domain: domainView(fresh) };
       }
       try {
-        const verified = await db.transaction((tx) => domains.markVerified(tx, row.id, outcome.method, now()));
+        const verified = await db.transaction(async (tx) => {
+          const marked = await domains.markVerified(tx, row.id, outcome.method, now());
+          await audit.record(tx, organizationId, { action: 'domain.verified', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { method: outcome.method } }, meta);
+          return marked;
+        });
         return { ok: true, domain: domainView(verified ?? row), method: outcome.method };
       } catch (err) {
         // Another organization proved the same domain between our check and this update.
         if (isHeldConflict(err)) return { ok: false, problem: 'domain.taken' };
         throw err;
       }
+    },
+
+    /**
+     * Removes a domain and its token. A domain that manages accounts is not removed here:
+     * releasing them is its own decision, with its own page, and comes with claiming (decision
+     * 0028: nothing is released without someone deciding it).
+     */
+    async removeDomain(actorId: string, organizationId: string, domainId: string, meta: AuditMeta = {}): Promise<
+      { ok: true; domain: DomainView } | { ok: false; problem: AccessProblem | 'domain.not_found' | 'domain.manages_accounts' }
+    > {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      const row = await domainOf(organizationId, domainId);
+      if (!row) return { ok: false, problem: 'domain.not_found' };
+      if ((await managers.countForDomain(row.id)) > 0) return { ok: false, problem: 'domain.manages_accounts' };
+      const removed = await db.transaction(async (tx) => {
+        const gone = await domains.remove(tx, organizationId, row.id);
+        if (gone) await audit.record(tx, organizationId, { action: 'domain.removed', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { state: row.state } }, meta);
+        return gone;
+      });
+      return removed ? { ok: true, domain: domainView(removed) } : { ok: false, problem: 'domain.not_found' };
+    },
+
+    /** The organization's admins, oldest first. */
+    async admins(actorId: string, organizationId: string): Promise<{ ok: true; admins: AdminView[] } | { ok: false; problem: AccessProblem }> {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      const rows = await organizations.members(organizationId, 'admin');
+      return { ok: true, admins: rows.map((r) => ({ accountId: r.account_id, email: r.email, name: r.name, addedAt: r.added_at, you: r.account_id === actorId })) };
+    },
+
+    /**
+     * Removes an admin (`targetId` the actor itself: leaving). An organization keeps at least one
+     * admin: the row lock on the organization makes two admins removing each other at once
+     * answer `admin.last` to the second.
+     */
+    async removeAdmin(actorId: string, organizationId: string, targetId: string, meta: AuditMeta = {}): Promise<
+      { ok: true; email: string; organizationName: string } | { ok: false; problem: AccessProblem | 'admin.not_found' | 'admin.last' }
+    > {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      if (typeof targetId !== 'string' || targetId.length > 100) return { ok: false, problem: 'admin.not_found' };
+      return db.transaction(async (tx) => {
+        await organizations.lock(tx, organizationId);
+        const target = (await organizations.members(organizationId, 'admin', tx)).find((m) => m.account_id === targetId);
+        if (!target) return { ok: false as const, problem: 'admin.not_found' as const };
+        if ((await organizations.countAdmins(tx, organizationId)) <= 1) return { ok: false as const, problem: 'admin.last' as const };
+        await organizations.removeMember(tx, organizationId, targetId);
+        const leaving = targetId === actorId;
+        await audit.record(tx, organizationId, { action: leaving ? 'admin.left' : 'admin.removed', actorId, targetType: 'account', targetId, targetLabel: target.email }, meta);
+        return { ok: true as const, email: target.email, organizationName: access.name };
+      });
+    },
+
+    /** What the console's dashboard shows: domains, managed accounts, open invitations, recent admin activity. */
+    async dashboard(actorId: string, organizationId: string): Promise<
+      { ok: true; organization: OrganizationView; domains: DomainView[]; managedAccounts: number; pendingInvitations: number; recent: AuditEventView[] } | { ok: false; problem: AccessProblem }
+    > {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      const [row, domainRows, managedAccounts, invitations, recent] = await Promise.all([
+        organizations.find(organizationId),
+        domains.listForOrganization(organizationId),
+        managers.countForOrganization(organizationId),
+        organizations.openInvitations(organizationId, now()),
+        audit.page(organizationId, { limit: 5 }),
+      ]);
+      return {
+        ok: true,
+        organization: { id: row!.id, name: row!.name, role: access.role, createdAt: row!.created_at },
+        domains: domainRows.map(domainView),
+        managedAccounts,
+        pendingInvitations: invitations.length,
+        recent: recent.events,
+      };
+    },
+
+    /** A page of the audit log (admins only). */
+    async auditPage(actorId: string, organizationId: string, options: { cursor?: string | undefined; limit?: number | undefined } = {}) {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      return { ok: true as const, ...(await audit.page(organizationId, options)) };
+    },
+
+    /** The whole audit log, for the CSV export (admins only); read lazily in batches. */
+    async auditExport(actorId: string, organizationId: string): Promise<{ ok: true; events: AsyncGenerator<AuditEventView> } | { ok: false; problem: AccessProblem }> {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      return { ok: true, events: audit.all(organizationId) };
     },
 
     /**

@@ -87,8 +87,12 @@ export interface ManagerRules {
 
 /** The person or address the decision is about. */
 export type Subject =
-  /** No account at this address — or the caller must not say whether there is one (identifier step). */
-  | { kind: 'address'; email: string }
+  /**
+   * No account at this address — or the caller must not say whether there is one (identifier
+   * step). `managers`: who already manages the address without an account (a Trello member's
+   * Enterprise; later an organization by verified domain).
+   */
+  | { kind: 'address'; email: string; managers?: Manager[] }
   | {
       kind: 'account';
       id: string;
@@ -135,9 +139,7 @@ export type DenyReason =
   | 'policy.trello_password_retired'
   | 'policy.two_step_required'
   | 'policy.login_again'
-  | 'policy.method_not_allowed'
-  /** Only the account's managers may do this (change its address, close it). */
-  | 'policy.account_managed';
+  | 'policy.method_not_allowed';
 
 export type Decision =
   | { outcome: 'allow'; acr?: Acr }
@@ -211,9 +213,15 @@ export function decide(input: DecisionInput): Decision {
       case 'identify':
       case 'sign_up':
       case 'reset_request':
-      case 'email_recovery':
       case 'bulk_migration':
         return { outcome: 'allow' };
+      case 'email_recovery':
+        // An address a manager owns is changed by that manager only (a Trello Enterprise's member).
+        return subject.managers?.length ? { outcome: 'deny', reason: 'policy.method_not_allowed' } : { outcome: 'allow' };
+      case 'first_factor':
+        // A legacy Trello member without an account here proves itself with its Trello password;
+        // its review then creates (or links) the account. No other first factor exists without one.
+        return method === 'trello_password' ? { outcome: 'allow' } : { outcome: 'deny', reason: 'policy.account_inactive' };
       default:
         return { outcome: 'deny', reason: 'policy.account_inactive' };
     }
@@ -262,8 +270,9 @@ export function decide(input: DecisionInput): Decision {
     case 'close_account':
       if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
       // The address (and the account) belong to whoever manages it: each manager's restriction
-      // applies, a Trello Enterprise's after linking as much as before.
-      if (subject.managers.length) return { outcome: 'deny', reason: 'policy.account_managed' };
+      // applies, a Trello Enterprise's after linking as much as before. Only its managers may do
+      // this (the services say so as `account.managed`, "ask your admin").
+      if (subject.managers.length) return { outcome: 'deny', reason: 'policy.method_not_allowed' };
       return { outcome: 'allow' };
 
     case 'reauthenticate': {

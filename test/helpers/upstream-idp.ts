@@ -45,6 +45,10 @@ export async function startUpstreamIdp(options: { host?: string } = {}) {
   const clientSecret = 'upstream-client-secret-0123456789';
   let current: UpstreamUser | undefined;
   const users = new Map<string, UpstreamUser>();
+  /** Seconds to backdate the next login's auth_time by: an upstream answering from an old session. */
+  let staleBy = 0;
+  /** The authorization requests received (their query parameters), oldest first. */
+  const requests: URLSearchParams[] = [];
 
   return {
     issuer,
@@ -71,6 +75,7 @@ export async function startUpstreamIdp(options: { host?: string } = {}) {
         interactions: { url: (_ctx, interaction) => `/login/${interaction.uid}` },
       });
       provider.use(async (ctx, next) => {
+        if (ctx.path === '/auth') requests.push(new URLSearchParams(ctx.querystring));
         const match = /^\/login\/([^/]+)$/.exec(ctx.path);
         if (!match) return next();
         const details = await provider.interactionDetails(ctx.req, ctx.res);
@@ -80,10 +85,20 @@ export async function startUpstreamIdp(options: { host?: string } = {}) {
         }
         const grant = new provider.Grant({ accountId: current.sub, clientId: String(details.params.client_id) });
         grant.addOIDCScope(String(details.params.scope));
-        await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: current.sub }, consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: false });
+        const ts = staleBy ? Math.floor(Date.now() / 1000) - staleBy : undefined;
+        staleBy = 0;
+        await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: current.sub, ...(ts ? { ts } : {}) }, consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: false });
       });
       server.on('request', provider.callback());
     },
+    /**
+     * The next login reports an old sign-in (auth_time `seconds` ago), as Google does when it
+     * answers from its own session whatever max_age asked for.
+     */
+    staleNext(seconds: number) {
+      staleBy = seconds;
+    },
+    requests,
     /** The next login is refused, as when the person cancels at Google. */
     cancelNext() {
       current = undefined;

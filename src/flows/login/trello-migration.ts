@@ -1,5 +1,4 @@
 import { randomInt } from 'node:crypto';
-import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountRow, AccountService } from '../../identity/accounts.ts';
 import { normalizeEmail } from '../../identity/email-address.ts';
@@ -7,90 +6,72 @@ import type { PasswordHasher } from '../../identity/password-hasher.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import { kindChanges, linkableEmails, pickableEmails } from '../../legacy-trello/email-choice.ts';
 import type { TrelloLinking, TrelloMemberRow } from '../../legacy-trello/linking.ts';
-import type { Interactions } from '../../oidc/interactions.ts';
+import type { LoginFlow, LoginFlows, TrelloMemberProof } from '../../oidc/login-flows.ts';
+import type { Decision, Policy, Subject } from '../../policy/policy.ts';
 import { AppError } from '../../shared/errors.ts';
-import { constantTimeEqual, hmac, type SecretBox } from '../../shared/crypto.ts';
+import { constantTimeEqual, hmac } from '../../shared/crypto.ts';
 import { waitMessage, type PageError } from '../../http/messages.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
-import { sealedCookie } from '../../http/sealed-cookie.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
+import { throttled } from '../throttled.ts';
+import type { CompletionHooks } from './completion.ts';
+import type { LoginContext } from './interaction.ts';
 import { changeEmailInput, codeInput, passwordOnlyInput, reviewInput } from './schema.ts';
-import type { SecondStep } from './second-step.ts';
+import type { Factor, LoginStrategy } from './strategy.ts';
 
 /**
- * Lazy migration of a legacy Trello account at login (docs/flows/trello-migration.md, path 1).
+ * The Trello password's strategy: lazy migration of a legacy Trello account at login
+ * (docs/flows/trello-migration.md, path 1).
  *
- * The password step hands over here when the address typed has no account but belongs to an
- * unlinked Trello member whose Trello password was right. The person reviews the address the
- * account keeps (and may pick another verified one, or prove a new one), then the account is
- * created with the same password re-hashed with argon2id, linked, and the authorization goes on.
+ * The password step hands over here when the password typed is a Trello member's. The decision
+ * point is asked about the member as a first factor (`trello_password`): the member of an
+ * account is refused by name (its Trello password no longer works once linked), an unlinked one
+ * goes on — to its review (the address the account keeps, another verified one, or a new one
+ * proven by code; "I can't use the address on my account" is the `email_recovery` stage, refused
+ * for a member a Trello Enterprise manages), or, when the address already has an account, to
+ * "enter that account's password" (/prove). The account's own password, when an unlinked member
+ * has the address verified, is followed by "link your Trello account?" (/offer): an interlude of
+ * the completion service. A link to an existing account waits in the flow record and is made as
+ * the login finishes, after the account's second step if it has one (decision 0019).
  *
- * When the address already has an account, the person proves both sides — the account's
- * password and the Trello password, in either order — and the link to that account is made
- * when the login finishes, after the account's second step if it has one (decision 0019):
- *
- * - the Trello password typed at an account's address → "enter that account's password" (/prove);
- * - the account's own password typed, and an unlinked member has the address verified → "link
- *   your Trello account?" asks the Trello password (/offer), or goes on without (/offer/skip).
- *
- * State between the pages: cookies sealed with SECRET_KEY (AES-GCM, so the argon2 hash of the
- * password they carry is neither readable nor forgeable), scoped to this interaction, 15 minutes.
+ * State between the pages: the interaction's flow record (src/oidc/login-flows.ts), which holds
+ * the member, the argon2id of its Trello password (computed once) and a new address's keyed
+ * code hash.
  */
-const COOKIE = 'lanyard.trello_pending';
-const TTL_SECONDS = 900;
-
-interface Pending {
-  memberId: string;
-  /** argon2id of the Trello password, computed once at the password step. */
-  passwordHash: string;
-  /** The account the Trello password was typed at (its address), when it has one. */
-  accountEmail?: string;
-  /** A new address being proven ("I can't use these addresses"), with its code's keyed hash. */
-  newEmail?: string;
-  codeHash?: string;
-}
-
-/** Both sides proven: linked when this login finishes (after the second step, if any). */
-interface DeferredLink { memberId: string; accountId: string; email: string }
-/** The account's password passed; the Trello password may still be given to link. */
-interface Offer { accountId: string; amr: string[]; reopen: boolean }
-
-export function trelloMigrationRoutes(deps: {
-  interactions: Interactions;
+export function trelloMigrationStrategy(deps: {
   accounts: AccountService;
   linking: TrelloLinking;
   hasher: PasswordHasher;
   throttle: Throttle;
-  secondStep: SecondStep;
-  box: SecretBox;
+  policy: Policy;
+  flows: LoginFlows;
   codeKey: Buffer;
   views: Views;
-  now: () => number;
 }) {
-  const { interactions, linking, throttle, views, box } = deps;
-  const router = new Router({ prefix: '/interaction/:uid/trello' });
-  const context = (uid: string) => `trello_pending:${uid}`;
+  const { linking, throttle, flows, policy } = deps;
+  const page = pageRenderer(deps.views);
 
-  const page = pageRenderer(views);
+  /** A member not linked to any account is an address without an account here, possibly managed. */
+  const memberSubject = (member: TrelloMemberRow, email: string): Subject => ({
+    kind: 'address',
+    email,
+    managers: member.enterprise_id ? [{ kind: 'trello_enterprise', id: member.enterprise_id, name: member.enterprise_name ?? member.enterprise_id }] : [],
+  });
 
-  const pendingCookie = sealedCookie<Pending>(box, deps.now, { name: COOKIE, ttlSeconds: TTL_SECONDS });
-  const save = (ctx: Context, uid: string, pending: Pending) => pendingCookie.set(ctx, `/interaction/${uid}`, context(uid), pending);
-  const linkCookie = sealedCookie<DeferredLink>(box, deps.now, { name: 'lanyard.trello_link', ttlSeconds: TTL_SECONDS });
-  const offerCookie = sealedCookie<Offer>(box, deps.now, { name: 'lanyard.trello_offer', ttlSeconds: TTL_SECONDS });
-
-  async function load(ctx: Context): Promise<{ uid: string; clientId: string; clientName: string; pending: Pending; member: TrelloMemberRow }> {
-    const view = await interactions.view(ctx);
-    if (view.prompt !== 'login') throw new AppError('interaction.expired', 400);
-    const pending = pendingCookie.get(ctx, context(view.uid));
-    if (!pending) throw new AppError('login.second_step_expired', 400);
-    const member = await linking.findByMemberId(pending.memberId);
+  /** The member proven in this interaction, and the flow holding it. */
+  async function load(it: LoginContext): Promise<{ flow: LoginFlow; proof: TrelloMemberProof; member: TrelloMemberRow }> {
+    const flow = await flows.find(it.uid);
+    const proof = flow?.step === 'trello_member' ? flow.trello.member : undefined;
+    if (!flow || !proof) throw new AppError('login.second_step_expired', 400);
+    const member = await linking.findByMemberId(proof.memberId);
     if (!member) throw new AppError('login.second_step_expired', 400);
     if (member.linked_account_id) throw new AppError('trello.already_linked', 409);
-    const client = await interactions.client(view.clientId);
-    return { uid: view.uid, clientId: view.clientId, clientName: client?.name ?? view.clientId, pending, member };
+    return { flow, proof, member };
   }
+
+  const saveProof = (it: LoginContext, proof: TrelloMemberProof) => flows.save(it, { step: 'trello_member', trello: { member: proof } });
 
   /**
    * The member's verified addresses a link can still keep: not one of an account that already
@@ -101,241 +82,268 @@ export function trelloMigrationRoutes(deps: {
     return linkableEmails(member.emails, (email) => used.get(email.toLowerCase()));
   }
 
-  async function reviewPage(ctx: Context, it: Awaited<ReturnType<typeof load>>, status: number, error?: PageError) {
+  async function reviewPage(ctx: Context, it: LoginContext, member: TrelloMemberRow, status: number, error?: PageError) {
     // Only addresses it can link to are offered, so none that can't be is preselected.
-    const choices = await linkable(it.member);
+    const choices = await linkable(member);
     const chosen = choices[0];
     // Verified addresses all taken (the person knows the Trello password, so may learn it) or none verified.
-    const missing = pickableEmails(it.member.emails).length ? 'trello.no_free_address' : 'trello.no_verified_address';
+    const missing = pickableEmails(member.emails).length ? 'trello.no_free_address' : 'trello.no_verified_address';
     page(ctx, status, 'login/trello-review', {
       title: 'Update your Trello account',
       uid: it.uid,
       clientName: it.clientName,
-      username: it.member.username,
+      username: member.username,
       choices: choices.map((e) => e.email),
       chosen: chosen?.email,
-      kindChanges: chosen ? kindChanges(chosen, it.member.emails) : false,
-      others: it.member.emails.length - 1,
+      kindChanges: chosen ? kindChanges(chosen, member.emails) : false,
+      others: member.emails.length - 1,
     }, error ?? (chosen ? undefined : missing));
   }
 
-  /**
-   * Links to an existing account whose password was just proven: not now, but when the login
-   * finishes, so an account with two-step verification is linked only after its code.
-   */
-  async function linkOnFinish(ctx: Context, it: { uid: string; clientId: string; clientName: string }, memberId: string, account: AccountRow, amr: string[], reopen: boolean) {
-    pendingCookie.clear(ctx, `/interaction/${it.uid}`);
-    const deferred: DeferredLink = { memberId, accountId: account.id, email: account.email };
-    linkCookie.set(ctx, `/interaction/${it.uid}`, `trello_link:${it.uid}`, deferred);
-    // Without a second step the login finishes in this very request, before the browser has the cookie.
-    ctx.state.trelloLink = deferred;
-    await deps.secondStep.afterFirstFactor(ctx, it, account, amr, { reopen });
+  const provePage = (ctx: Context, it: LoginContext, status: number, email: string, error?: PageError, extra: Record<string, unknown> = {}) =>
+    page(ctx, status, 'login/trello-prove', { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email, ...extra }, error);
+
+  const managedPage = (ctx: Context, it: LoginContext, member: TrelloMemberRow, reason: string) =>
+    page(ctx, 403, 'login/trello-managed', { title: 'Your Enterprise manages this account', uid: it.uid, clientName: it.clientName, enterprise: member.enterprise_name ?? member.enterprise_id ?? '' }, reason === 'policy.method_not_allowed' ? undefined : reason);
+
+  /** "I can't use the address on my account": may this member prove a new address (decision point, `email_recovery`)? */
+  function emailRecovery(member: TrelloMemberRow): Decision {
+    return policy.decide({ subject: memberSubject(member, member.emails[0]?.email ?? ''), stage: 'email_recovery', method: 'email' });
   }
 
-  async function complete(ctx: Context, it: Awaited<ReturnType<typeof load>>, plan: { email: string; existing?: AccountRow; verifiedElsewhere?: boolean }) {
+  /** Links the member to a new account (or an existing one proven here), then the login goes on with its password. */
+  async function complete(ctx: Context, it: LoginContext, loaded: Awaited<ReturnType<typeof load>>, plan: { email: string; verifiedElsewhere?: boolean }): Promise<Factor | undefined> {
     const result = await linking.link({
-      memberId: it.member.member_id,
+      memberId: loaded.member.member_id,
       email: plan.email,
       method: 'password',
-      passwordHash: plan.existing ? null : it.pending.passwordHash,
-      ...(plan.existing ? { existingAccountId: plan.existing.id } : {}),
+      passwordHash: loaded.proof.passwordHash,
       ...(plan.verifiedElsewhere ? { verifiedElsewhere: true } : {}),
     }, requestMeta(ctx, it.clientId));
     if (!result.ok) {
-      if (result.problem === 'trello.email_taken') return page(ctx, 409, 'login/trello-prove', { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email: plan.email });
-      return await reviewPage(ctx, it, result.problem === 'trello.already_linked' ? 409 : 400, result.problem);
+      if (result.problem === 'trello.email_taken') return void provePage(ctx, it, 409, plan.email);
+      return void (await reviewPage(ctx, it, loaded.member, result.problem === 'trello.already_linked' ? 409 : 400, result.problem));
     }
-    pendingCookie.clear(ctx, `/interaction/${it.uid}`);
-    ctx.state.log?.info({ accountId: result.account.id, memberId: it.member.member_id, created: result.created }, 'trello account linked at login');
-    await deps.secondStep.afterFirstFactor(ctx, { uid: it.uid, clientId: it.clientId, clientName: it.clientName }, result.account, ['pwd']);
+    ctx.state.log?.info({ accountId: result.account.id, memberId: loaded.member.member_id, created: result.created }, 'trello account linked at login');
+    // The Trello password is now the account's own password (re-hashed with argon2id).
+    return { account: result.account, method: 'password', amr: ['pwd'], flow: { ...loaded.flow, trello: {} }, via: 'trello_review' };
   }
-
-  router.get('/review', async (ctx) => reviewPage(ctx, await load(ctx), 200));
-
-  // The Trello password was typed at an address that has an account: prove that account.
-  router.get('/prove', async (ctx) => {
-    const it = await load(ctx);
-    if (!it.pending.accountEmail) throw new AppError('login.second_step_expired', 400);
-    page(ctx, 200, 'login/trello-prove', { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email: it.pending.accountEmail, trelloProven: true });
-  });
-
-  router.post('/review', async (ctx) => {
-    const it = await load(ctx);
-    const input = parseForm(ctx, reviewInput);
-    const email = normalizeEmail(input.email);
-    // Only a verified address of the member that a link can keep; others are proven by a code.
-    if (!email || !(await linkable(it.member)).some((e) => e.email === email)) return reviewPage(ctx, it, 400, 'trello.email_not_theirs');
-    const owner = await deps.accounts.findByEmail(email);
-    if (owner) return page(ctx, 409, 'login/trello-prove', { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email });
-    await complete(ctx, it, { email });
-  });
-
-  // The address belongs to an account already: its password proves it is the same person, and
-  // the Trello account is linked to that account. Never two accounts for one person silently.
-  router.post('/prove', async (ctx) => {
-    const it = await load(ctx);
-    const input = parseForm(ctx, passwordOnlyInput.extend({ email: changeEmailInput.shape.email }));
-    const email = normalizeEmail(input.email) ?? '';
-    const data = { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email };
-    const gate = await throttle.attempt('password', email, ctx.ip);
-    if (!gate.ok) return page(ctx, 429, 'login/trello-prove', data, waitMessage(ctx, gate.retryAfterSeconds));
-    const auth = await deps.accounts.authenticate(email, input.password);
-    if (!auth.ok) {
-      const wait = await throttle.failed('password', ctx.ip, gate);
-      return page(ctx, 401, 'login/trello-prove', data, wait > 0 ? waitMessage(ctx, wait) : 'login.invalid_credentials');
-    }
-    await throttle.succeeded('password', email);
-    if (await linking.findByAccountId(auth.account.id)) return page(ctx, 409, 'login/trello-prove', data, 'trello.account_has_member');
-    // A link is for good: an account with a second factor is linked only once that is passed too.
-    await linkOnFinish(ctx, it, it.member.member_id, auth.account, ['pwd'], Boolean(auth.reopen));
-  });
 
   /** The account whose password passed in this interaction, waiting for the Trello answer. */
-  async function loadOffer(ctx: Context) {
-    const view = await interactions.view(ctx);
-    if (view.prompt !== 'login') throw new AppError('interaction.expired', 400);
-    const offer = offerCookie.get(ctx, `trello_offer:${view.uid}`);
-    const account = offer ? await deps.accounts.findById(offer.accountId) : undefined;
-    if (!offer || !account || !(account.status === 'active' || (offer.reopen && account.status === 'closed'))) throw new AppError('login.second_step_expired', 400);
-    const client = await interactions.client(view.clientId);
-    return { uid: view.uid, clientId: view.clientId, clientName: client?.name ?? view.clientId, offer, account };
+  async function loadOffer(it: LoginContext): Promise<{ flow: LoginFlow; account: AccountRow }> {
+    const flow = await flows.find(it.uid);
+    const account = flow?.step === 'trello_offer' && flow.accountId ? await deps.accounts.findById(flow.accountId) : undefined;
+    if (!flow || !account) throw new AppError('login.second_step_expired', 400);
+    return { flow, account };
   }
 
-  router.post('/offer', async (ctx) => {
-    const it = await loadOffer(ctx);
-    const input = parseForm(ctx, passwordOnlyInput);
-    const data = { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: it.account.email };
-    // Throttled like the Trello password in Settings → Trello, under the same subject.
-    const subject = `trello:${it.account.email.toLowerCase()}`;
-    const gate = await throttle.attempt('password', subject, ctx.ip);
-    if (!gate.ok) return page(ctx, 429, 'login/trello-offer', data, waitMessage(ctx, gate.retryAfterSeconds));
-    const member = await linking.matchLegacyPassword(await linking.candidatesFor(it.account.email, { verifiedOnly: true }), input.password);
-    if (!member) {
-      const wait = await throttle.failed('password', ctx.ip, gate);
-      return page(ctx, 401, 'login/trello-offer', data, wait > 0 ? waitMessage(ctx, wait) : 'trello.credentials');
-    }
-    await throttle.succeeded('password', subject);
-    offerCookie.clear(ctx, `/interaction/${it.uid}`);
-    await linkOnFinish(ctx, it, member.member_id, it.account, it.offer.amr, it.offer.reopen);
-  });
+  const strategy: LoginStrategy = {
+    name: 'trello-password',
+    methods: ['trello_password'],
+    steps: [
+      {
+        method: 'get',
+        path: '/trello/review',
+        async handle(ctx, it) {
+          await reviewPage(ctx, it, (await load(it)).member, 200);
+        },
+      },
+      {
+        // The Trello password was typed at an address that has an account: prove that account.
+        method: 'get',
+        path: '/trello/prove',
+        async handle(ctx, it) {
+          const { proof } = await load(it);
+          if (!proof.accountEmail) throw new AppError('login.second_step_expired', 400);
+          provePage(ctx, it, 200, proof.accountEmail, undefined, { trelloProven: true });
+        },
+      },
+      {
+        method: 'post',
+        path: '/trello/review',
+        async handle(ctx, it) {
+          const loaded = await load(it);
+          const input = parseForm(ctx, reviewInput);
+          const email = normalizeEmail(input.email);
+          // Only a verified address of the member that a link can keep; others are proven by a code.
+          if (!email || !(await linkable(loaded.member)).some((e) => e.email === email)) return reviewPage(ctx, it, loaded.member, 400, 'trello.email_not_theirs');
+          if (await deps.accounts.findByEmail(email)) return provePage(ctx, it, 409, email);
+          return complete(ctx, it, loaded, { email });
+        },
+      },
+      {
+        // The address belongs to an account already: its password proves it is the same person,
+        // and the Trello account is linked to it as the login finishes (after its second step).
+        method: 'post',
+        path: '/trello/prove',
+        async handle(ctx, it) {
+          const { flow, member } = await load(it);
+          const input = parseForm(ctx, passwordOnlyInput.extend({ email: changeEmailInput.shape.email }));
+          const email = normalizeEmail(input.email) ?? '';
+          const t = await throttled(ctx, throttle, { scope: 'password', subject: email }, () => deps.accounts.authenticate(email, input.password), (r) => (r.ok ? 'passed' : 'failed'));
+          if (t.refused) return provePage(ctx, it, 429, email, t.error);
+          if (!t.result.ok) return provePage(ctx, it, 401, email, t.orWait('login.invalid_credentials'));
+          const account = t.result.account;
+          if (await linking.findByAccountId(account.id)) return provePage(ctx, it, 409, email, 'trello.account_has_member');
+          // A link is for good: an account with a second factor is linked only once that is passed too.
+          const waiting: LoginFlow = { ...flow, trello: { link: { memberId: member.member_id, accountId: account.id, email: account.email } } };
+          return { account, method: 'password', amr: ['pwd'], flow: waiting, via: 'trello_prove', refusal: { view: 'login/trello-prove', data: { title: 'This address already has an account', email } } };
+        },
+      },
+      {
+        method: 'post',
+        path: '/trello/offer',
+        async handle(ctx, it) {
+          const { flow, account } = await loadOffer(it);
+          const input = parseForm(ctx, passwordOnlyInput);
+          const data = { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: account.email };
+          // Throttled like the Trello password in Settings → Trello, under the same subject.
+          const t = await throttled(ctx, throttle, { scope: 'password', subject: `trello:${account.email.toLowerCase()}` },
+            async () => linking.matchLegacyPassword(await linking.candidatesFor(account.email, { verifiedOnly: true }), input.password), (m) => (m ? 'passed' : 'failed'));
+          if (t.refused) return page(ctx, 429, 'login/trello-offer', data, t.error);
+          if (!t.result) return page(ctx, 401, 'login/trello-offer', data, t.orWait('trello.credentials'));
+          const link = { memberId: t.result.member_id, accountId: account.id, email: account.email };
+          return { account, method: 'password', amr: flow.amr, flow: { ...flow, trello: { link, offerAnswered: true } }, via: 'trello_offer' };
+        },
+      },
+      {
+        method: 'post',
+        path: '/trello/offer/skip',
+        async handle(_ctx, it) {
+          const { flow, account } = await loadOffer(it);
+          return { account, method: 'password', amr: flow.amr, flow: { ...flow, trello: { offerAnswered: true } }, via: 'trello_offer' };
+        },
+      },
+      {
+        method: 'get',
+        path: '/trello/change-email',
+        async handle(ctx, it) {
+          const { member } = await load(it);
+          const decision = emailRecovery(member);
+          if (decision.outcome === 'deny') return managedPage(ctx, it, member, decision.reason);
+          page(ctx, 200, 'login/trello-change-email', { title: 'Use another address', uid: it.uid, clientName: it.clientName, email: '' });
+        },
+      },
+      {
+        method: 'post',
+        path: '/trello/change-email',
+        async handle(ctx, it) {
+          const { proof, member } = await load(it);
+          const decision = emailRecovery(member);
+          if (decision.outcome === 'deny') return managedPage(ctx, it, member, decision.reason);
+          const input = parseForm(ctx, changeEmailInput);
+          const email = normalizeEmail(input.email);
+          const data = { title: 'Use another address', uid: it.uid, clientName: it.clientName, email: input.email };
+          if (!email) return page(ctx, 400, 'login/trello-change-email', data, 'login.invalid_email');
+          const gate = await throttle.hit('signup', email, ctx.ip);
+          if (!gate.ok) return page(ctx, 429, 'login/trello-change-email', data, waitMessage(ctx, gate.retryAfterSeconds));
+          const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+          await saveProof(it, { ...proof, newEmail: email, codeHash: hmac(deps.codeKey, `trello-address:${it.uid}:${email}:${code}`) });
+          await linking.sendAddressCode(email, code, member.username);
+          page(ctx, 200, 'login/trello-code', { title: 'Check your email', uid: it.uid, clientName: it.clientName, email });
+        },
+      },
+      {
+        method: 'post',
+        path: '/trello/change-email/code',
+        async handle(ctx, it) {
+          const loaded = await load(it);
+          const { proof, member } = loaded;
+          const email = proof.newEmail;
+          if (!email || !proof.codeHash) throw new AppError('login.second_step_expired', 400);
+          const input = parseForm(ctx, codeInput);
+          const data = { title: 'Check your email', uid: it.uid, clientName: it.clientName, email };
+          const typed = input.code.replace(/\s/g, '');
+          const t = await throttled(ctx, throttle, { scope: 'email-code', subject: `trello:${member.member_id}` },
+            async () => constantTimeEqual(hmac(deps.codeKey, `trello-address:${it.uid}:${email}:${typed}`), proof.codeHash!), (ok) => (ok ? 'kept' : 'failed'));
+          if (t.refused) return page(ctx, 429, 'login/trello-code', data, t.error);
+          if (!t.result) {
+            await flows.failed(it.uid);
+            return page(ctx, 400, 'login/trello-code', data, t.orWait('signup.code_invalid'));
+          }
+          if (await deps.accounts.findByEmail(email)) return provePage(ctx, it, 409, email);
+          return complete(ctx, it, loaded, { email, verifiedElsewhere: true });
+        },
+      },
+    ],
+  };
 
-  router.post('/offer/skip', async (ctx) => {
-    const it = await loadOffer(ctx);
-    offerCookie.clear(ctx, `/interaction/${it.uid}`);
-    await deps.secondStep.afterFirstFactor(ctx, it, it.account, it.offer.amr, { reopen: it.offer.reopen });
-  });
+  /** Saves the member proven by its Trello password and sends the browser to its next page. */
+  async function proceed(ctx: Context, it: LoginContext, member: TrelloMemberRow, password: string, next: 'review' | 'prove', accountEmail?: string) {
+    await saveProof(it, { memberId: member.member_id, passwordHash: await deps.hasher.hash(password), ...(accountEmail ? { accountEmail } : {}) });
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${it.uid}/trello/${next}`);
+  }
 
-  // "I can't use any of these addresses": a new one, proven by a code, unless a Trello
-  // Enterprise manages the account — then its admin must go through support, and nothing changes.
-  router.get('/change-email', async (ctx) => {
-    const it = await load(ctx);
-    if (it.member.enterprise_id) return page(ctx, 403, 'login/trello-managed', { title: 'Your Enterprise manages this account', uid: it.uid, clientName: it.clientName, enterprise: it.member.enterprise_name ?? it.member.enterprise_id });
-    page(ctx, 200, 'login/trello-change-email', { title: 'Use another address', uid: it.uid, clientName: it.clientName, email: '' });
-  });
-
-  router.post('/change-email', async (ctx) => {
-    const it = await load(ctx);
-    if (it.member.enterprise_id) return page(ctx, 403, 'login/trello-managed', { title: 'Your Enterprise manages this account', uid: it.uid, clientName: it.clientName, enterprise: it.member.enterprise_name ?? it.member.enterprise_id });
-    const input = parseForm(ctx, changeEmailInput);
-    const email = normalizeEmail(input.email);
-    const data = { title: 'Use another address', uid: it.uid, clientName: it.clientName, email: input.email };
-    if (!email) return page(ctx, 400, 'login/trello-change-email', data, 'login.invalid_email');
-    const gate = await throttle.hit('signup', email, ctx.ip);
-    if (!gate.ok) return page(ctx, 429, 'login/trello-change-email', data, waitMessage(ctx, gate.retryAfterSeconds));
-    const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-    save(ctx, it.uid, { ...it.pending, newEmail: email, codeHash: hmac(deps.codeKey, `trello-address:${it.uid}:${email}:${code}`) });
-    await linking.sendAddressCode(email, code, it.member.username);
-    page(ctx, 200, 'login/trello-code', { title: 'Check your email', uid: it.uid, clientName: it.clientName, email });
-  });
-
-  router.post('/change-email/code', async (ctx) => {
-    const it = await load(ctx);
-    const email = it.pending.newEmail;
-    if (!email || !it.pending.codeHash) throw new AppError('login.second_step_expired', 400);
-    const input = parseForm(ctx, codeInput);
-    const data = { title: 'Check your email', uid: it.uid, clientName: it.clientName, email };
-    const gate = await throttle.attempt('email-code', `trello:${it.member.member_id}`, ctx.ip);
-    if (!gate.ok) return page(ctx, 429, 'login/trello-code', data, waitMessage(ctx, gate.retryAfterSeconds));
-    const typed = input.code.replace(/\s/g, '');
-    if (!constantTimeEqual(hmac(deps.codeKey, `trello-address:${it.uid}:${email}:${typed}`), it.pending.codeHash)) {
-      const wait = await throttle.failed('email-code', ctx.ip, gate);
-      return page(ctx, 400, 'login/trello-code', data, wait > 0 ? waitMessage(ctx, wait) : 'signup.code_invalid');
-    }
-    const owner = await deps.accounts.findByEmail(email);
-    if (owner) return page(ctx, 409, 'login/trello-prove', { title: 'This address already has an account', uid: it.uid, clientName: it.clientName, email });
-    await complete(ctx, it, { email, verifiedElsewhere: true });
-  });
-
-  return {
-    router,
-
-    /**
-     * At the password step, for an address without an account: if an unlinked Trello member has
-     * it and the password is that member's Trello password, start the review. An address
-     * without a member costs the same bcrypt check, so the time does not tell.
-     */
-    async tryTrelloPassword(ctx: Context, uid: string, email: string, password: string): Promise<boolean> {
-      // Several members may have the address: the one whose password matches is the one, and
-      // every candidate costs its check whichever it is (decision 0019).
-      const member = await linking.matchLegacyPassword(await linking.candidatesFor(email), password);
-      if (!member) return false;
-      save(ctx, uid, { memberId: member.member_id, passwordHash: await deps.hasher.hash(password) });
-      ctx.status = 303;
-      ctx.redirect(`/interaction/${uid}/trello/review`);
-      return true;
-    },
-
-    /**
-     * For a wrong password on an existing account: was it a Trello password? That of the member
-     * linked to the account — `retired`: it no longer works —, that of an unlinked member with
-     * the account's address while the account has no member — `link_offered`: the person is
-     * sent to prove the account, and the member is linked to it —, or, when the account already
-     * has its member (one per account), that of an unlinked member with the address —
-     * `review`: the member's own review, where that address is not offered and another one is
-     * picked or proven by a code. Every hash (the linked member's and the candidates', or a
-     * decoy without any) is checked whichever matches, so the time of a failure does not tell
-     * whether the account exists, nor which branch was taken.
-     */
-    async trelloPasswordOnAccount(ctx: Context, uid: string, accountId: string | undefined, email: string, password: string): Promise<'retired' | 'link_offered' | 'review' | undefined> {
-      const linked = accountId ? await linking.findByAccountId(accountId) : undefined;
-      // The linked member first: its old password is recognised as such even if an unlinked
-      // member of the same person has the same one.
-      const member = await linking.matchLegacyPassword([...(linked ? [linked] : []), ...(await linking.candidatesFor(email))], password);
-      if (!member) return undefined;
-      if (member.linked_account_id) return 'retired';
-      save(ctx, uid, { memberId: member.member_id, passwordHash: await deps.hasher.hash(password), ...(linked ? {} : { accountEmail: email }) });
-      ctx.status = 303;
-      ctx.redirect(`/interaction/${uid}/trello/${linked ? 'review' : 'prove'}`);
-      return linked ? 'review' : 'link_offered';
-    },
-
+  const hooks: CompletionHooks = {
     /**
      * After the account's own password: when an unlinked member has the account's address
      * (verified) and the account has no member yet, offer to link it before going on. One
      * indexed read on every successful password login.
      */
-    async offerLink(ctx: Context, it: { uid: string; clientName: string }, account: AccountRow, amr: string[], reopen: boolean): Promise<boolean> {
+    async interlude(ctx, it, { account, factor, flow }) {
+      if (factor.via !== 'password' || flow?.trello.offerAnswered) return false;
       if (!(await linking.linkableByAccount(account.id, account.email))) return false;
-      offerCookie.set(ctx, `/interaction/${it.uid}`, `trello_offer:${it.uid}`, { accountId: account.id, amr, reopen });
+      await flows.save(it, { step: 'trello_offer', accountId: account.id, amr: factor.amr });
       page(ctx, 200, 'login/trello-offer', { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: account.email });
       return true;
     },
 
     /**
-     * Called by the second step as the login finishes: the link proven earlier in this
-     * interaction is made now, to the account that finished it. A link refused now (linked
-     * meanwhile) does not stop the login.
+     * As the login finishes: the link proven earlier in this interaction is made now, to the
+     * account that finished it. A link refused now (linked meanwhile) does not stop the login.
      */
-    async linkOnFinish(ctx: Context, it: { uid: string; clientId: string; accountId: string }): Promise<void> {
-      const deferred = (ctx.state.trelloLink as DeferredLink | undefined) ?? linkCookie.get(ctx, `trello_link:${it.uid}`);
-      if (!deferred) return;
-      linkCookie.clear(ctx, `/interaction/${it.uid}`);
-      if (deferred.accountId !== it.accountId) return;
+    async beforeFinish(ctx, it, { accountId, flow }) {
+      const deferred = flow?.trello.link;
+      if (!deferred || deferred.accountId !== accountId) return;
       const result = await linking.link({ memberId: deferred.memberId, email: deferred.email, method: 'password', existingAccountId: deferred.accountId }, requestMeta(ctx, it.clientId));
-      if (result.ok) ctx.state.log?.info({ accountId: it.accountId, memberId: deferred.memberId }, 'trello account linked at login');
-      else ctx.state.log?.warn({ accountId: it.accountId, memberId: deferred.memberId, problem: result.problem }, 'trello link at login refused');
+      if (result.ok) ctx.state.log?.info({ accountId, memberId: deferred.memberId }, 'trello account linked at login');
+      else ctx.state.log?.warn({ accountId, memberId: deferred.memberId, problem: result.problem }, 'trello link at login refused');
+    },
+  };
+
+  return {
+    strategy,
+    hooks,
+
+    /**
+     * At the password step, for an address without an account: if an unlinked Trello member has
+     * it and the password is that member's Trello password, the decision point is asked about
+     * the member, then its review starts. An address without a member costs the same bcrypt
+     * check, so the time does not tell. Several members may have the address: the one whose
+     * password matches is the one, and every candidate costs its check (decision 0019).
+     */
+    async tryTrelloPassword(ctx: Context, it: LoginContext, email: string, password: string): Promise<Decision | undefined> {
+      const member = await linking.matchLegacyPassword(await linking.candidatesFor(email), password);
+      if (!member) return undefined;
+      const decision = policy.decide({ subject: memberSubject(member, email), stage: 'first_factor', method: 'trello_password', wantedAcr: it.wantedAcr });
+      if (decision.outcome !== 'deny') await proceed(ctx, it, member, password, 'review');
+      return decision;
+    },
+
+    /**
+     * For a wrong password on an existing account: was it a Trello password? That of the member
+     * linked to the account — `linked`: the factor goes to the decision point, which refuses it
+     * by name —, that of an unlinked member with the account's address while the account has no
+     * member — `prove`: the account is proven next, and the member linked to it —, or, when the
+     * account already has its member (one per account), that of an unlinked member with the
+     * address — `review`: the member's own review. Every hash (the linked member's and the
+     * candidates', or a decoy without any) is checked whichever matches, so the time of a
+     * failure does not tell whether the account exists, nor which branch was taken.
+     */
+    async trelloPasswordOnAccount(ctx: Context, it: LoginContext, accountId: string | undefined, email: string, password: string): Promise<'linked' | 'prove' | 'review' | Decision | undefined> {
+      const linked = accountId ? await linking.findByAccountId(accountId) : undefined;
+      // The linked member first: its old password is recognised as such even if an unlinked
+      // member of the same person has the same one.
+      const member = await linking.matchLegacyPassword([...(linked ? [linked] : []), ...(await linking.candidatesFor(email))], password);
+      if (!member) return undefined;
+      if (member.linked_account_id) return 'linked';
+      const decision = policy.decide({ subject: memberSubject(member, email), stage: 'first_factor', method: 'trello_password', wantedAcr: it.wantedAcr });
+      if (decision.outcome === 'deny') return decision;
+      await proceed(ctx, it, member, password, linked ? 'review' : 'prove', linked ? undefined : email);
+      return linked ? 'review' : 'prove';
     },
   };
 }
 
-export type TrelloMigration = ReturnType<typeof trelloMigrationRoutes>;
+export type TrelloMigration = ReturnType<typeof trelloMigrationStrategy>;

@@ -5,13 +5,14 @@ import { normalizeEmail } from '../../identity/email-address.ts';
 import type { Interactions } from '../../oidc/interactions.ts';
 import type { Background } from '../../shared/background.ts';
 import type { Throttle } from '../../identity/throttle.ts';
-import { AppError } from '../../shared/errors.ts';
 import { waitMessage } from '../../http/messages.ts';
 import type { Views } from '../../http/views.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { codeInput, detailsInput, emailInput } from './schema.ts';
-import type { SecondStep } from '../login/second-step.ts';
+import type { LoginCompletion } from '../login/completion.ts';
+import { loginInteraction as loginGuard } from '../login/interaction.ts';
+import { throttled } from '../throttled.ts';
 
 /**
  * Sign-up inside a login interaction (docs/flows/sign-up.md), so the new account ends signed in
@@ -25,19 +26,15 @@ export function registrationRoutes(deps: {
   views: Views;
   background: Background;
   throttle: Throttle;
-  secondStep: SecondStep;
+  /** The login's completion service: the new account's login goes on as any other. */
+  completion: LoginCompletion;
   minLength: number;
 }) {
   const { throttle } = deps;
   const { registration, interactions, views, background } = deps;
   const router = new Router({ prefix: '/interaction/:uid/signup' });
 
-  async function loginInteraction(ctx: Context) {
-    const view = await interactions.view(ctx);
-    if (view.prompt !== 'login') throw new AppError('interaction.expired', 400);
-    const client = await interactions.client(view.clientId);
-    return { uid: view.uid, clientId: view.clientId, clientName: client?.name ?? view.clientId, loginHint: view.loginHint };
-  }
+  const loginInteraction = (ctx: Context) => loginGuard(interactions, ctx);
 
   const page = pageRenderer(views, { minLength: deps.minLength });
 
@@ -60,20 +57,20 @@ export function registrationRoutes(deps: {
   router.post('/code', async (ctx) => {
     const it = await loginInteraction(ctx);
     const input = parseForm(ctx, codeInput);
-    const gate = await throttle.attempt('email-code', it.uid, ctx.ip);
-    if (!gate.ok) {
+    // A right code proves the sign-up, not a returning person: its counter is kept, not cleared.
+    const t = await throttled(ctx, throttle, { scope: 'email-code', subject: it.uid }, () => registration.verifyCode(it.uid, input.code), (r) => (r === 'verified' ? 'kept' : 'failed'));
+    if (t.refused) {
       const flow = await registration.current(it.uid);
-      return page(ctx, 429, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, waitMessage(ctx, gate.retryAfterSeconds));
+      return page(ctx, 429, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, t.error);
     }
-    const result = await registration.verifyCode(it.uid, input.code);
-    const wait = result === 'verified' ? 0 : await throttle.failed('email-code', ctx.ip, gate);
+    const result = t.result;
     if (result === 'verified') {
       ctx.status = 303;
       return ctx.redirect(`/interaction/${it.uid}/signup/details`);
     }
     if (result === 'invalid') {
       const flow = await registration.current(it.uid);
-      return page(ctx, 400, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, wait > 0 ? waitMessage(ctx, wait) : 'signup.code_invalid');
+      return page(ctx, 400, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, t.orWait('signup.code_invalid'));
     }
     page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result === 'locked' ? 'signup.code_locked' : 'signup.expired');
   });
@@ -106,7 +103,9 @@ export function registrationRoutes(deps: {
     const result = await registration.complete(it.uid, input);
     if (result.ok) {
       ctx.state.log?.info({ accountId: result.account.id }, 'account created');
-      return deps.secondStep.afterFirstFactor(ctx, it, result.account, ['pwd']);
+      // The password just chosen is the first factor: the decision point decides what follows
+      // (two-step verification when required or asked for by the relying party).
+      return deps.completion.proved(ctx, it, { account: result.account, method: 'password', amr: ['pwd'], via: 'signup' });
     }
     if (result.problem === 'signup.expired') return page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result.problem);
     const flow = await registration.current(it.uid);

@@ -26,6 +26,13 @@ import { PROFILE_FIELDS, profileUpdate, visibilityOf } from '../../identity/prof
 const STATE_COOKIE = 'lanyard.account_state';
 
 /** A readable device description from a User-Agent header, for the sessions list. */
+/**
+ * Where signing in from the settings or the organizations console may return to: our own
+ * settings and console pages only — a path of lowercase segments, never another origin (no `//`,
+ * no dots, no query), so `next` cannot become an open redirect.
+ */
+const RETURN_PATH = /^\/(account|admin)(\/[a-z0-9_-]+)*$/;
+
 export function describeDevice(userAgent: string | null): string {
   if (!userAgent) return 'Unknown device';
   const browser = /Edg\//.test(userAgent) ? 'Edge' : /Firefox\//.test(userAgent) ? 'Firefox' : /Chrom(e|ium)\//.test(userAgent) ? 'Chrome' : /Safari\//.test(userAgent) ? 'Safari' : undefined;
@@ -70,7 +77,7 @@ export function settingsRoutes(deps: {
    * time, methods and level become the new login's.
    */
   router.get('/login', async (ctx) => {
-    const next = typeof ctx.query.next === 'string' && /^\/account(\/[a-z-]*)?$/.test(ctx.query.next) ? ctx.query.next : '/account';
+    const next = typeof ctx.query.next === 'string' && RETURN_PATH.test(ctx.query.next) ? ctx.query.next : '/account';
     const state = `${randomSecret(16)}.${Buffer.from(next).toString('base64url')}`;
     ctx.cookies.set(STATE_COOKIE, state, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/account', maxAge: 600_000, signed: false });
     const query = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, response_type: 'none', scope: 'openid', redirect_uri: `${deps.issuer}/account/callback`, state });
@@ -93,7 +100,7 @@ export function settingsRoutes(deps: {
     }
     const next = Buffer.from(state.split('.')[1] ?? '', 'base64url').toString();
     ctx.status = 303;
-    ctx.redirect(/^\/account(\/[a-z-]*)?$/.test(next) ? next : '/account');
+    ctx.redirect(RETURN_PATH.test(next) ? next : '/account');
   });
 
   /** The account's managers for the page (an organization, a Trello Enterprise), with whom to ask. */

@@ -34,7 +34,6 @@ const DESCRIPTIONS: Record<string, string> = {
   'grant.revoked': 'App access removed',
   'account.closed': 'Account closed',
   'account.deactivated': 'Account deactivated',
-  'organization.accounts_claimed': 'Your organization claimed the accounts on a verified domain',
   'organization.account_updated': 'Your organization’s admin changed your name or address',
   'organization.account_deactivated': 'Your organization’s admin deactivated the account',
   'organization.account_reactivated': 'Your organization’s admin reactivated the account',

@@ -67,9 +67,18 @@ export function createOrganizationDomainQueries(db: Queryable) {
       return rows[0];
     },
 
+    /**
+     * Removes a domain of the organization. The caller has checked it manages no account; the
+     * foreign key from account_managers refuses the delete anyway if one was claimed meanwhile.
+     */
+    async remove(tx: Queryable, organizationId: string, id: string): Promise<DomainRow | undefined> {
+      const { rows } = await tx.query<DomainRow>(`DELETE FROM organization_domains WHERE organization_id = $1 AND id = $2 RETURNING ${COLUMNS}`, [organizationId, id]);
+      return rows[0];
+    },
+
     /** A failed attempt on a pending domain: remembered for the admin, the state stays pending. */
-    async recordAttempt(id: string, error: string, now: Date): Promise<void> {
-      await db.query(`UPDATE organization_domains SET last_checked_at = $2, last_error = $3 WHERE id = $1 AND state = 'pending'`, [id, now, error.slice(0, 500)]);
+    async recordAttempt(id: string, error: string, now: Date, tx: Queryable = db): Promise<void> {
+      await tx.query(`UPDATE organization_domains SET last_checked_at = $2, last_error = $3 WHERE id = $1 AND state = 'pending'`, [id, now, error.slice(0, 500)]);
     },
 
     /**

@@ -117,6 +117,40 @@ export function createOrganizationQueries(db: Queryable) {
       return rows[0];
     },
 
+    /** An invitation by its token's hash, whatever its state (the page says why it cannot be used). */
+    async findInvitation(tokenHash: string): Promise<InvitationRow | undefined> {
+      const { rows } = await db.query<InvitationRow>(`SELECT ${INVITATION} FROM organization_invitations WHERE token_hash = $1`, [tokenHash]);
+      return rows[0];
+    },
+
+    /** Withdraws an open invitation (its link stops working); undefined when there was none open. */
+    async revokeInvitation(tx: Queryable, organizationId: string, invitationId: string): Promise<InvitationRow | undefined> {
+      const { rows } = await tx.query<InvitationRow>(
+        `DELETE FROM organization_invitations WHERE organization_id = $1 AND id = $2 AND accepted_at IS NULL RETURNING ${INVITATION}`,
+        [organizationId, invitationId],
+      );
+      return rows[0];
+    },
+
+    /**
+     * Locks the organization's row until the transaction ends: changes to its admins are made one
+     * at a time, so two admins removing each other at once cannot leave it with none.
+     */
+    async lock(tx: Queryable, organizationId: string): Promise<boolean> {
+      const { rows } = await tx.query('SELECT id FROM organizations WHERE id = $1 FOR UPDATE', [organizationId]);
+      return rows.length === 1;
+    },
+
+    async removeMember(tx: Queryable, organizationId: string, accountId: string): Promise<boolean> {
+      const { rowCount } = await tx.query('DELETE FROM organization_members WHERE organization_id = $1 AND account_id = $2', [organizationId, accountId]);
+      return rowCount === 1;
+    },
+
+    async countAdmins(tx: Queryable, organizationId: string): Promise<number> {
+      const { rows } = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM organization_members WHERE organization_id = $1 AND role = 'admin'`, [organizationId]);
+      return rows[0]!.n;
+    },
+
     async openInvitations(organizationId: string, now: Date): Promise<InvitationRow[]> {
       const { rows } = await db.query<InvitationRow>(
         `SELECT ${INVITATION} FROM organization_invitations WHERE organization_id = $1 AND accepted_at IS NULL AND expires_at > $2 ORDER BY created_at`,

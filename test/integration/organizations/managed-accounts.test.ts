@@ -111,9 +111,10 @@ describe('organizations: managed accounts', () => {
       const after = await managed.previewClaim(admin.id, org.id, domainId);
       expect(after.ok && after.count).to.equal(0);
       expect(await managed.claim(admin.id, org.id, domainId)).to.deep.equal({ ok: true, claimed: 0 });
-      const { rows } = await server.registry.db.query<{ detail: { organizationId: string; claimed: number; actorId: string } }>(
-        `SELECT detail FROM security_events WHERE type = 'organization.accounts_claimed' AND account_id = $1 ORDER BY id`, [admin.id]);
-      expect(rows.map((r) => [r.detail.organizationId, r.detail.claimed, r.detail.actorId])).to.deep.equal([[org.id, 2, admin.id], [org.id, 0, admin.id]]);
+      // The organization's audit trail has both claims, with the actor and the domain.
+      const { rows } = await server.registry.db.query<{ actor_id: string; target_id: string; target_label: string; detail: { claimed: number } }>(
+        `SELECT actor_id, target_id, target_label, detail FROM organization_events WHERE organization_id = $1 AND action = 'accounts.claimed' ORDER BY id`, [org.id]);
+      expect(rows.map((r) => [r.actor_id, r.target_id, r.target_label, r.detail.claimed])).to.deep.equal([[admin.id, domainId, 'acme.test', 2], [admin.id, domainId, 'acme.test', 0]]);
     });
 
     it('claims nothing from a pending domain, and nothing new from a failing one, whose accounts stay managed', async () => {
@@ -437,7 +438,10 @@ describe('organizations: managed accounts', () => {
       expect(back.ok && back.account.status).to.equal('active');
       expect((await signInToAccount(server.url, dora.email)).status).to.equal(200);
       const types = (await server.registry.db.query<{ type: string }>(`SELECT type FROM security_events WHERE account_id = $1 AND type LIKE 'organization.%' ORDER BY id`, [dora.id])).rows.map((r) => r.type);
-      expect(types).to.deep.equal(['organization.account_deactivated', 'organization.account_reactivated']);
+      expect(types, 'the owner\'s own trail').to.deep.equal(['organization.account_deactivated', 'organization.account_reactivated']);
+      const audit = (await server.registry.db.query<{ action: string; actor_id: string; target_id: string; ip: string }>(`SELECT action, actor_id, target_id, ip FROM organization_events WHERE organization_id = $1 AND target_type = 'account' ORDER BY id`, [org.id])).rows;
+      expect(audit.map((r) => [r.action, r.actor_id, r.target_id])).to.deep.equal([['account.deactivated', admin.id, dora.id], ['account.reactivated', admin.id, dora.id]]);
+      expect(audit[0]!.ip).to.equal('127.0.0.1');
     });
 
     it('deletes after a 14-day grace period the admin can cancel (the clock is injected)', async () => {

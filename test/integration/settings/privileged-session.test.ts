@@ -234,8 +234,17 @@ describe('settings: privileged sessions (re-authentication by any allowed method
 
     // "Log in again" → the login pages (prompt=login) → Google → back, confirmed.
     const href = /id="log-in-again" href="([^"]+)"/.exec(old.text)![1]!.replace(/&amp;/g, '&');
+    // Google answering from its own standing session (an old auth_time, whatever max_age asked)
+    // does not confirm anything.
+    upstream.staleNext(3600);
+    const stale = await viaGoogle(href);
+    expect(stale).to.match(/^\/interaction\/[^/]+\/google\/callback$/);
+    expect((await submit(agent, '/account/password', '/account/password', { password: 'a first password of her own' })).status).to.equal(403);
+    // The stand-in stamps auth_time with the real clock: ours follows it for the new sign-in.
     now = Date.now();
     expect(await viaGoogle(href)).to.equal('/account/password');
+    // Only the re-authentications asked Google for a new sign-in (max_age=0); the first login did not.
+    expect(upstream.requests.map((q) => q.get('max_age'))).to.deep.equal([null, '0', '0']);
     const set = await submit(agent, '/account/password', '/account/password', { password: 'a first password of her own' });
     expect(set.status).to.equal(303);
     expect((await server.registry.accounts.authenticate('grace@gmail.com', 'a first password of her own')).ok).to.equal(true);

@@ -38,6 +38,20 @@ describe('account settings (/account)', () => {
     expect(page.text).to.contain('Katherine Johnson').and.contain(account.email);
   });
 
+  it('returns after signing in only to its own settings and console pages, never elsewhere', async () => {
+    /** Where the login started with `next` would return to (it rides in the state parameter). */
+    const returnsTo = async (next: string) => {
+      const res = await supertest(server.url).get(`/account/login?next=${encodeURIComponent(next)}`);
+      const state = new URL(res.headers.location!, server.url).searchParams.get('state')!;
+      return Buffer.from(state.split('.')[1]!, 'base64url').toString();
+    };
+    expect(await returnsTo('/account/security')).to.equal('/account/security');
+    expect(await returnsTo('/admin/org_0123456789abcdef/domains')).to.equal('/admin/org_0123456789abcdef/domains');
+    for (const elsewhere of ['//evil.example', '/\\evil.example', 'https://evil.example/account', '/account/../../evil', '/account?x=//evil', '/adminx', '/account//evil.example']) {
+      expect(await returnsTo(elsewhere), elsewhere).to.equal('/account');
+    }
+  });
+
   it('refuses a forged sign-in callback', async () => {
     const res = await supertest(server.url).get('/account/callback?state=forged');
     expect(res.status).to.equal(400);

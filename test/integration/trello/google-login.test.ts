@@ -141,6 +141,23 @@ describe('"Continue with Google" against a real local OpenID provider', () => {
     expect(result.page?.text).to.contain('Two-step verification');
   });
 
+  it('asks the decision point after Google: a deactivated account is refused, one with two-step required enrols', async () => {
+    const gone = await createAccount(server.registry, { email: 'gone@gmail.com' });
+    await server.registry.db.query("UPDATE accounts SET status = 'deactivated', email_verified = true WHERE id = $1", [gone.id]);
+    const refused = await googleLogin({ sub: 'g-gone', email: 'gone@gmail.com', email_verified: true });
+    expect(refused.page?.status).to.equal(403);
+    expect(refused.page?.text).to.contain('This account can’t sign in');
+    expect(refused.callback).to.equal(undefined);
+    // Nothing was attached to the deactivated account.
+    expect((await server.registry.db.query('SELECT 1 FROM account_identities WHERE account_id = $1', [gone.id])).rows).to.deep.equal([]);
+
+    const required = await createAccount(server.registry, { email: 'required@gmail.com' });
+    await server.registry.db.query('UPDATE accounts SET two_step_required = true, email_verified = true WHERE id = $1', [required.id]);
+    const enrol = await googleLogin({ sub: 'g-required', email: 'required@gmail.com', email_verified: true });
+    expect(enrol.page?.status).to.equal(200);
+    expect(enrol.page?.text).to.contain('Set up two-step verification');
+  });
+
   it('does not log in with a retired address and notifies the account', async () => {
     const member = legacyMember({ emails: [{ address: 'now@example.com', verified: true, primary: true }, { address: 'then@gmail.com', verified: true }] });
     await importLegacy(server.registry, [member]);

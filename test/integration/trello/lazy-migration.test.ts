@@ -359,13 +359,17 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     const res = await agent.get(`/interaction/${uid}/trello/review`);
     expect(res.status).to.equal(400);
     expect(res.text).to.contain('Start again');
-    // The state sealed for one interaction does not open in another.
+    // The member proven in one interaction is that interaction's flow record (decision 0026):
+    // nothing of it travels in a cookie, and another interaction, carrying every cookie the first
+    // one was given, has no member proven.
     const flow = await reachReview(member.emails[0]!.address);
-    const sealed = ([] as string[]).concat(flow.page.headers['set-cookie'] ?? []).find((c) => c.startsWith('lanyard.trello_pending='))!.split(';')[0]!;
+    const setCookies = ([] as string[]).concat(flow.page.headers['set-cookie'] ?? []);
+    expect(setCookies.filter((c) => c.startsWith('lanyard.trello_pending='))).to.deep.equal([]);
+    expect((await server.registry.db.query("SELECT 1 FROM login_flows WHERE step = 'trello_member' AND trello->'member'->>'memberId' = $1", [member.id])).rows).to.have.length(1);
     const other = supertest.agent(server.url);
     const otherUid = await startInteraction(other, client);
-    const carried = await other.get(`/interaction/${otherUid}/trello/review`).set('Cookie', sealed);
+    const carried = await other.get(`/interaction/${otherUid}/trello/review`).set('Cookie', setCookies.map((c) => c.split(';')[0]!).filter((c) => !c.startsWith('_interaction')).join('; '));
     expect(carried.status).to.equal(400);
-    expect(carried.text, 'refused for the sealed state, not for a lost interaction').to.contain('Start again');
+    expect(carried.text, 'refused for the missing state, not for a lost interaction').to.contain('Start again');
   });
 });

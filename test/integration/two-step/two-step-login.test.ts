@@ -198,16 +198,30 @@ describe('two-step verification at login (/interaction/:uid/two-step)', () => {
     expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(true);
   });
 
-  it('refuses a pending-step cookie carried over to another interaction', async () => {
+  it('keeps the pending second step on the server, keyed by a hash of its interaction, and reachable from that interaction only', async () => {
     const account = await createAccount(server.registry);
-    await enrolTwoStep(server.registry, account);
+    const { secret } = await enrolTwoStep(server.registry, account);
+    now += 30_000; // the enrolment used this step's code
     const first = await passPassword(server.url, client, account.email);
-    const cookies = ([] as string[]).concat(first.page.headers['set-cookie'] ?? []).filter((c) => c.startsWith('lanyard.login_pending')).map((c) => c.split(';')[0]!);
-    expect(cookies).to.have.length(2); // the value and its signature
+    expect(first.page.text).to.contain('Two-step verification');
+    // Nothing about the first factor travels in a cookie (decision 0026): the flow record holds it.
+    const setCookies = ([] as string[]).concat(first.page.headers['set-cookie'] ?? []);
+    expect(setCookies.filter((c) => c.startsWith('lanyard.login_pending'))).to.deep.equal([]);
+    const { rows } = await server.registry.db.query<{ uid_hash: string; step: string; account_id: string; amr: string[] }>('SELECT uid_hash, step, account_id, amr FROM login_flows WHERE account_id = $1', [account.id]);
+    expect(rows).to.have.length(1);
+    expect(rows[0]).to.include({ step: 'second_factor', account_id: account.id });
+    expect(rows[0]!.amr).to.deep.equal(['pwd']);
+    expect(rows[0]!.uid_hash).not.to.contain(first.uid);
+    // Another interaction, carrying every cookie the first one was given, has no second step pending.
     const other = await passPassword(server.url, client, 'nobody@example.com');
-    const res = await other.agent.post(`/interaction/${other.uid}/two-step`).set('Cookie', cookies.join('; ')).type('form').send({ _csrf: csrfFrom(other.page.text), code: '123456' });
+    const carried = setCookies.map((c) => c.split(';')[0]!).filter((c) => !c.startsWith('_interaction'));
+    const res = await other.agent.post(`/interaction/${other.uid}/two-step`).set('Cookie', carried.join('; ')).type('form').send({ _csrf: csrfFrom(other.page.text), code: await totpAt(secret, now) });
     expect(res.status).to.equal(400);
     expect(res.text).to.contain('Start again');
+    // The first interaction finishes with its code, and its flow record goes with it.
+    const done = await submitCode(first, await totpAt(secret, now));
+    expect(done.status).to.equal(303);
+    expect((await server.registry.db.query('SELECT 1 FROM login_flows WHERE account_id = $1', [account.id])).rows).to.deep.equal([]);
   });
 
   it('refuses the continue step before enrolment is confirmed, and a forged pending cookie', async () => {

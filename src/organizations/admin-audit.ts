@@ -1,0 +1,123 @@
+import type { Queryable } from '../persistence/db.ts';
+import type { NewOrganizationEvent, OrganizationEventQueries, OrganizationEventRow } from '../persistence/queries/organization-events.ts';
+import type { Clock } from '../shared/clock.ts';
+
+/**
+ * The audit trail of organization admins' actions (docs/flows/organizations.md, decision 0029):
+ * who did what to which target, when, from which address. Each record is written in the
+ * transaction of the change it records, so the log holds a change if and only if it happened.
+ * Reading it is an admin's right: `page` and `all` take an organization the caller has already
+ * authorized (the organization service does).
+ */
+export const ORGANIZATION_ACTIONS = [
+  'organization.created',
+  'domain.added',
+  'domain.verified',
+  'domain.verification_failed',
+  'domain.removed',
+  'invitation.sent',
+  'invitation.revoked',
+  'invitation.accepted',
+  'admin.removed',
+  'admin.left',
+  // Managed accounts (src/organizations/managed-accounts.ts, decision 0030).
+  'accounts.claimed',
+  'account.updated',
+  'account.deactivated',
+  'account.reactivated',
+  'account.deletion_scheduled',
+  'account.deletion_cancelled',
+] as const;
+
+export type OrganizationAction = (typeof ORGANIZATION_ACTIONS)[number];
+
+/** Where the request came from, read off it by the HTTP layer (`requestMeta`). */
+export interface AuditMeta {
+  ip?: string | null | undefined;
+  requestId?: string | null | undefined;
+}
+
+export interface AuditEntry {
+  action: OrganizationAction;
+  actorId: string | null;
+  targetType?: NewOrganizationEvent['targetType'];
+  targetId?: string | undefined;
+  targetLabel?: string | undefined;
+  detail?: Record<string, unknown> | undefined;
+}
+
+export interface AuditEventView {
+  id: string;
+  at: Date;
+  action: string;
+  actorId: string | null;
+  actorEmail: string | null;
+  targetType: string | null;
+  targetId: string | null;
+  targetLabel: string | null;
+  detail: Record<string, unknown> | null;
+  ip: string | null;
+  requestId: string | null;
+}
+
+export const MAX_AUDIT_PAGE = 100;
+/** Rows read per query while exporting: the export streams, its memory does not grow with the log. */
+const EXPORT_BATCH = 500;
+
+export function createAdminAudit(deps: { queries: OrganizationEventQueries; clock: Clock }) {
+  const { queries, clock } = deps;
+
+  const view = (row: OrganizationEventRow): AuditEventView => ({
+    id: row.id,
+    at: row.occurred_at,
+    action: row.action,
+    actorId: row.actor_id,
+    actorEmail: row.actor_email,
+    targetType: row.target_type,
+    targetId: row.target_id,
+    targetLabel: row.target_label,
+    detail: row.detail,
+    ip: row.ip,
+    requestId: row.request_id,
+  });
+
+  return {
+    /** Appends one record, in the transaction `tx` of the change it records. */
+    async record(tx: Queryable, organizationId: string, entry: AuditEntry, meta: AuditMeta = {}): Promise<void> {
+      await queries.insert(tx, {
+        organizationId,
+        occurredAt: new Date(clock.now()),
+        actorId: entry.actorId,
+        action: entry.action,
+        targetType: entry.targetType,
+        targetId: entry.targetId,
+        targetLabel: entry.targetLabel,
+        detail: entry.detail,
+        ip: meta.ip,
+        requestId: meta.requestId,
+      });
+    },
+
+    /** A page, newest first; `cursor` is the previous page's `next` (keyset paging on the id). */
+    async page(organizationId: string, options: { limit?: number | undefined; cursor?: string | undefined } = {}): Promise<{ events: AuditEventView[]; next: string | undefined }> {
+      const limit = Math.min(Math.max(options.limit ?? 25, 1), MAX_AUDIT_PAGE);
+      const cursor = options.cursor && /^\d{1,18}$/.test(options.cursor) ? options.cursor : undefined;
+      const rows = await queries.page(organizationId, limit + 1, cursor);
+      const events = rows.slice(0, limit).map(view);
+      return { events, next: rows.length > limit ? events.at(-1)?.id : undefined };
+    },
+
+    /** Every record, newest first, read in batches. */
+    async *all(organizationId: string): AsyncGenerator<AuditEventView> {
+      let cursor: string | undefined;
+      for (;;) {
+        const rows = await queries.page(organizationId, EXPORT_BATCH, cursor);
+        for (const row of rows) yield view(row);
+        if (rows.length < EXPORT_BATCH) return;
+        cursor = rows.at(-1)!.id;
+      }
+    },
+  };
+}
+
+export type AdminAudit = ReturnType<typeof createAdminAudit>;

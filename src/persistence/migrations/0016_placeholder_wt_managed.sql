@@ -1,1 +1,0 @@
--- Placeholder on branch wt-managed only: another branch holds migration 0016. Drop this file at merge.

@@ -1,0 +1,103 @@
+import { expect } from 'chai';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { resetDatabase } from '../helpers/db.ts';
+import { createAccount, PASSWORD } from '../helpers/factories.ts';
+import { launchChromium } from '../helpers/browser.ts';
+import { startSmtp, linkIn, type TestSmtp } from '../helpers/smtp.ts';
+import { startDns, type TestDns } from '../helpers/dns-server.ts';
+
+/** The admin console in real Chromium: create an organization, add and verify a domain, invite an admin. */
+describe('browser: admin console', function () {
+  this.timeout(60_000);
+  let browser: Browser;
+  let server: TestServer;
+  let smtp: TestSmtp;
+  let dns: TestDns;
+  let context: BrowserContext;
+
+  before(async () => {
+    browser = await launchChromium();
+    dns = await startDns();
+  });
+  after(async () => {
+    await browser?.close();
+    await dns?.close();
+  });
+  beforeEach(async () => {
+    await resetDatabase();
+    dns.txt.clear();
+    smtp = await startSmtp();
+    server = await startTestServer({ overrides: { smtpUrl: smtp.url, dnsServers: [dns.server], domainVerification: { httpScheme: 'http', httpPort: 9, timeoutSeconds: 1, recheckIntervalSeconds: 0 } } });
+    context = await browser.newContext();
+  });
+  afterEach(async () => {
+    await context.close();
+    await server.close();
+    await smtp.close();
+  });
+
+  async function signIn(page: Page, email: string) {
+    await page.goto(`${server.url}/account`);
+    await page.getByLabel('Email').fill(email);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(`${server.url}/account`);
+  }
+
+  it('creates an organization, adds and verifies a domain, and invites an admin', async () => {
+    const account = await createAccount(server.registry, { email: 'owner@acme.test' });
+    const page = await context.newPage();
+    await signIn(page, account.email);
+
+    await page.goto(`${server.url}/admin`);
+    await page.getByLabel('Organization name').fill('Acme');
+    await page.getByRole('button', { name: 'Create organization' }).click();
+    expect(await page.getByRole('heading', { name: 'Acme', level: 1 }).isVisible()).to.equal(true);
+    expect(await page.getByRole('status').textContent()).to.contain('Organization created');
+
+    await page.getByRole('link', { name: 'Domains' }).click();
+    await page.getByLabel('Domain', { exact: true }).fill('acme.test');
+    await page.getByRole('button', { name: 'Add domain' }).click();
+    const txtValue = await page.getByLabel('Value').inputValue();
+    expect(txtValue).to.match(/^lanyard-domain-verification=/);
+
+    await page.getByRole('button', { name: 'Verify acme.test now' }).click();
+    expect(await page.getByRole('alert').textContent()).to.contain('We couldn’t find your token yet');
+    expect(await page.locator('#verification-result').textContent()).to.contain('DNS TXT record');
+
+    dns.txt.set('acme.test', [[txtValue]]);
+    await page.getByRole('button', { name: 'Verify acme.test now' }).click();
+    expect(await page.getByRole('status').textContent()).to.contain('Verified');
+    expect(await page.locator('#domains').textContent()).to.contain('verified');
+
+    await page.getByRole('link', { name: 'Admins' }).click();
+    await page.getByLabel('Email address').fill('second@acme.test');
+    await page.getByRole('button', { name: 'Send invitation' }).click();
+    expect(await page.getByRole('status').textContent()).to.contain('Invitation sent to second@acme.test');
+    expect(await page.locator('#invitations').textContent()).to.contain('second@acme.test');
+
+    await server.registry.background.idle();
+    await server.registry.mail.delivery.deliverDue();
+    const link = linkIn(await smtp.lastTo('second@acme.test'), `${server.url}/admin/invitation?token=`);
+
+    // The invited person, in a browser of their own.
+    await createAccount(server.registry, { email: 'second@acme.test' });
+    const other = await browser.newContext();
+    try {
+      const theirs = await other.newPage();
+      await signIn(theirs, 'second@acme.test');
+      await theirs.goto(link);
+      expect(theirs.url()).to.equal(`${server.url}/admin/invitation`);
+      await theirs.getByRole('button', { name: 'Accept and become an admin' }).click();
+      expect(await theirs.getByRole('status').textContent()).to.contain('You are now an admin of Acme');
+    } finally {
+      await other.close();
+    }
+
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    const log = await page.locator('#audit-log').textContent();
+    for (const what of ['created the organization', 'added the domain', 'verified the domain', 'invited', 'accepted the invitation of']) expect(log).to.contain(what);
+  });
+});

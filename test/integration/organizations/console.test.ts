@@ -1,0 +1,422 @@
+import { expect } from 'chai';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase } from '../../helpers/db.ts';
+import { createAccount } from '../../helpers/factories.ts';
+import { startDns, type TestDns } from '../../helpers/dns-server.ts';
+import { startWebFiles, type TestWebFiles } from '../../helpers/web-files.ts';
+import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
+import { signInToAccount, type Agent } from '../../helpers/account-pages.ts';
+import { csrfFrom } from '../../helpers/login-driver.ts';
+import type { Clock } from '../../../src/shared/clock.ts';
+import { csvCell } from '../../../src/shared/csv.ts';
+
+/**
+ * The admin console through its pages, as a browser without JavaScript would use it: a real
+ * DNS server on loopback answers the verification, a real SMTP server receives invitations.
+ */
+describe('organizations: admin console', () => {
+  let dns: TestDns;
+  let web: TestWebFiles;
+  let smtp: TestSmtp;
+  let server: TestServer;
+  let now = Date.UTC(2026, 10, 1, 12);
+  const clock: Clock = { now: () => now };
+  const INVITATION_TTL = 3 * 86_400;
+
+  before(async () => {
+    dns = await startDns();
+    web = await startWebFiles();
+  });
+  after(async () => {
+    await dns.close();
+    await web.close();
+  });
+  beforeEach(async () => {
+    await resetDatabase();
+    dns.txt.clear();
+    dns.a.clear();
+    now = Date.UTC(2026, 10, 1, 12);
+    smtp = await startSmtp();
+    server = await startTestServer({
+      clock,
+      overrides: {
+        smtpUrl: smtp.url,
+        dnsServers: [dns.server],
+        organizationInvitationTtl: INVITATION_TTL,
+        domainVerification: { httpScheme: 'http', httpPort: web.port, timeoutSeconds: 2, recheckIntervalSeconds: 0 },
+      },
+    });
+  });
+  afterEach(async () => {
+    await server.close();
+    await smtp.close();
+  });
+
+  const deliver = async () => {
+    await server.registry.background.idle();
+    await server.registry.mail.delivery.deliverDue();
+  };
+
+  async function signIn(email?: string): Promise<{ agent: Agent; email: string; id: string }> {
+    const account = await createAccount(server.registry, email ? { email } : {});
+    const { agent, status } = await signInToAccount(server.url, account.email);
+    expect(status).to.equal(200);
+    return { agent, email: account.email, id: account.id };
+  }
+
+  /** Posts a form found on `formPath` (for its CSRF token). */
+  async function post(agent: Agent, formPath: string, path: string, fields: Record<string, string> = {}) {
+    const form = await agent.get(formPath);
+    expect(form.status, `GET ${formPath}`).to.equal(200);
+    return agent.post(path).type('form').send({ _csrf: csrfFrom(form.text), ...fields });
+  }
+
+  async function createOrg(agent: Agent, name = 'Acme'): Promise<string> {
+    const res = await post(agent, '/admin', '/admin/organizations', { name });
+    expect(res.status).to.equal(303);
+    const path = res.headers.location!;
+    expect(path).to.match(/^\/admin\/organizations\/org_/);
+    return path;
+  }
+
+  async function addDomain(agent: Agent, org: string, domain: string) {
+    const res = await post(agent, `${org}/domains`, `${org}/domains`, { domain });
+    expect(res.status).to.equal(303);
+    const id = /#(dom_[^&]+)$/.exec(res.headers.location!)?.[1];
+    expect(id).to.be.a('string');
+    const page = await agent.get(`${org}/domains`);
+    const token = new RegExp(`id="txt-value-${id}" type="text" readonly value="([^"]+)"`).exec(page.text)?.[1];
+    expect(token).to.match(/^lanyard-domain-verification=[A-Za-z0-9_-]{27}$/);
+    return { id: id!, txtValue: token!, page };
+  }
+
+  it('signs in through the settings gate: without a session /admin sends the browser to sign in', async () => {
+    const res = await (await import('supertest')).default(server.url).get('/admin');
+    expect(res.status).to.equal(303);
+    expect(res.headers.location).to.equal('/account/login?next=%2Fadmin');
+  });
+
+  it('creates an organization (creator becomes admin) and shows it on the list and the dashboard', async () => {
+    const { agent } = await signIn();
+    const empty = await agent.get('/admin');
+    expect(empty.text).to.contain('You don’t run an organization yet');
+    const bad = await post(agent, '/admin', '/admin/organizations', { name: '   ' });
+    expect(bad.status).to.equal(400);
+    expect(bad.text).to.contain('Check the name');
+    const org = await createOrg(agent, 'Acme Corp');
+    const dash = await agent.get(org);
+    expect(dash.status).to.equal(200);
+    expect(dash.text).to.contain('Organization created');
+    expect(dash.text).to.match(/id="managed-count">0</);
+    expect(dash.text).to.match(/id="pending-invitations">0</);
+    expect(dash.text).to.contain('created the organization Acme Corp');
+    const list = await agent.get('/admin');
+    expect(list.text).to.contain('Acme Corp').and.to.contain('Admin');
+  });
+
+  it('adds a domain, shows its token, verifies it against the real DNS server, with a clear per-method failure first', async () => {
+    const { agent } = await signIn();
+    const org = await createOrg(agent);
+    const refused = await post(agent, `${org}/domains`, `${org}/domains`, { domain: 'gmail.com' });
+    expect(refused.status).to.equal(400);
+    expect(refused.text).to.contain('public email provider');
+    const malformed = await post(agent, `${org}/domains`, `${org}/domains`, { domain: 'https://acme.test/x' });
+    expect(malformed.text).to.contain('That isn’t a domain name');
+
+    const { id, txtValue, page } = await addDomain(agent, org, 'Acme.TEST');
+    expect(page.text).to.contain('acme.test').and.to.contain('pending');
+    expect(page.text).to.contain(`http://acme.test:${web.port}/.well-known/lanyard-domain-verification.txt`);
+
+    const failed = await post(agent, `${org}/domains`, `${org}/domains/${id}/verify`);
+    expect(failed.status).to.equal(200);
+    expect(failed.text).to.contain('We couldn’t find your token yet');
+    expect(failed.text).to.match(/DNS TXT record:<\/strong> no TXT record lanyard-domain-verification=… on acme\.test/);
+    expect(failed.text).to.contain('HTTPS file:</strong>');
+
+    dns.txt.set('acme.test', [[txtValue]]);
+    const ok = await post(agent, `${org}/domains`, `${org}/domains/${id}/verify`);
+    expect(ok.status).to.equal(303);
+    const after = await agent.get(`${org}/domains`);
+    expect(after.text).to.contain('Verified. Your organization now holds this domain.');
+    expect(after.text).to.contain('state-verified').and.to.contain('by DNS record');
+    expect(dns.queries.some((q) => q.name === 'acme.test')).to.equal(true);
+  });
+
+  it('removes a domain only after a confirmation page that says what happens', async () => {
+    const { agent } = await signIn();
+    const org = await createOrg(agent);
+    const { id } = await addDomain(agent, org, 'acme.test');
+    const confirm = await agent.get(`${org}/domains/${id}/remove`);
+    expect(confirm.status).to.equal(200);
+    expect(confirm.text).to.contain('Remove acme.test?').and.to.contain('adding the domain again gives a new token');
+    const res = await agent.post(`${org}/domains/${id}/remove`).type('form').send({ _csrf: csrfFrom(confirm.text) });
+    expect(res.status).to.equal(303);
+    const page = await agent.get(`${org}/domains`);
+    expect(page.text).to.contain('acme.test was removed');
+    expect(page.text).not.to.contain('id="domains"');
+  });
+
+  it('answers 404 to anyone but the organization’s admins, for pages and actions alike', async () => {
+    const a = await signIn();
+    const b = await signIn();
+    const orgA = await createOrg(a.agent, 'Org A');
+    const orgB = await createOrg(b.agent, 'Org B');
+    const { id: domainB } = await addDomain(b.agent, orgB, 'b.test');
+    const missing = await a.agent.get('/admin/organizations/org_doesnotexist');
+    expect(missing.status).to.equal(404);
+    for (const path of ['', '/domains', '/admins', '/audit', '/audit.csv', `/domains/${domainB}/remove`, '/leave']) {
+      const res = await a.agent.get(`${orgB}${path}`);
+      expect(res.status, path).to.equal(404);
+      expect(res.text).to.equal(missing.text.replace(/Reference: <code>[^<]*<\/code>/, res.text.match(/Reference: <code>[^<]*<\/code>/)?.[0] ?? ''));
+    }
+    // Actions with A's own CSRF token, aimed at B.
+    const form = await a.agent.get(`${orgA}/domains`);
+    const csrf = csrfFrom(form.text);
+    for (const [path, fields] of [[`${orgB}/domains`, { domain: 'evil.test' }], [`${orgB}/domains/${domainB}/verify`, {}], [`${orgB}/domains/${domainB}/remove`, {}], [`${orgB}/invitations`, { email: 'x@evil.test' }], [`${orgB}/admins/${b.id}/remove`, {}], [`${orgB}/leave`, {}]] as const) {
+      const res = await a.agent.post(path).type('form').send({ _csrf: csrf, ...fields });
+      expect(res.status, path).to.equal(404);
+    }
+    // A domain of B through A's organization is not found either.
+    expect((await a.agent.post(`${orgA}/domains/${domainB}/verify`).type('form').send({ _csrf: csrf })).status).to.equal(404);
+    const bDomains = await b.agent.get(`${orgB}/domains`);
+    expect(bDomains.text).to.contain('b.test');
+    expect(bDomains.text).not.to.contain('evil.test');
+    // A member (not an admin) gets the same 404.
+    const member = await signIn();
+    const orgBId = orgB.split('/').pop()!;
+    await server.registry.db.query(`INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'member', now())`, [orgBId, member.id]);
+    expect((await member.agent.get(orgB)).status).to.equal(404);
+    expect((await member.agent.get(`${orgB}/audit`)).status).to.equal(404);
+  });
+
+  it('refuses a form without its CSRF token', async () => {
+    const { agent } = await signIn();
+    const org = await createOrg(agent);
+    const res = await agent.post(`${org}/domains`).type('form').send({ domain: 'acme.test' });
+    expect(res.status).to.equal(403);
+    const wrong = await agent.post('/admin/organizations').type('form').send({ _csrf: 'forged', name: 'X' });
+    expect(wrong.status).to.equal(403);
+    expect((await server.registry.organizations.service.listDomains((await server.registry.db.query<{ created_by: string }>('SELECT created_by FROM organizations')).rows[0]!.created_by, org.split('/').pop()!) as { domains: unknown[] }).domains).to.have.length(0);
+  });
+
+  describe('invitations', () => {
+    async function invite(agent: Agent, org: string, email: string) {
+      const res = await post(agent, `${org}/admins`, `${org}/invitations`, { email });
+      expect(res.status).to.equal(303);
+      await deliver();
+      const mail = await smtp.lastTo(email.toLowerCase());
+      expect(mail.subject).to.equal('You’re invited to be an admin of an organization on Lanyard');
+      return linkIn(mail, `${server.url}/admin/invitation?token=`);
+    }
+
+    it('invites by email, and the invited account accepts after signing in', async () => {
+      const admin = await signIn();
+      const org = await createOrg(admin.agent, 'Acme');
+      const invitee = await signIn('new.admin@acme.test');
+      const link = await invite(admin.agent, org, 'New.Admin@acme.test');
+      const admins = await admin.agent.get(`${org}/admins`);
+      expect(admins.text).to.contain('Invitation sent to new.admin@acme.test');
+      expect(admins.text).to.match(/id="invitations"[\s\S]*new\.admin@acme\.test/);
+      expect((await admin.agent.get(org)).text).to.match(/id="pending-invitations">1</);
+      // Only a keyed hash of the token is stored.
+      const token = new URL(link).searchParams.get('token')!;
+      const stored = await server.registry.db.query<{ token_hash: string }>('SELECT token_hash FROM organization_invitations');
+      expect(stored.rows[0]!.token_hash).not.to.contain(token);
+
+      const opened = await invitee.agent.get(link.replace(server.url, ''));
+      expect(opened.status).to.equal(303);
+      expect(opened.headers.location).to.equal('/admin/invitation');
+      const page = await invitee.agent.get('/admin/invitation');
+      expect(page.text).to.contain('Join Acme').and.to.contain('Accept and become an admin');
+      const accepted = await invitee.agent.post('/admin/invitation/accept').type('form').send({ _csrf: csrfFrom(page.text) });
+      expect(accepted.status).to.equal(303);
+      expect(accepted.headers.location).to.equal(org);
+      const dash = await invitee.agent.get(org);
+      expect(dash.status).to.equal(200);
+      expect(dash.text).to.contain('You are now an admin of Acme');
+      // One use: the same link again.
+      const again = await invitee.agent.get(link.replace(server.url, ''));
+      expect(again.status).to.equal(410);
+      expect(again.text).to.contain('already used');
+    });
+
+    it('sends the invitation to an address without an account, and the page asks to sign in', async () => {
+      const admin = await signIn();
+      const org = await createOrg(admin.agent);
+      const link = await invite(admin.agent, org, 'nobody@elsewhere.test');
+      const anonymous = (await import('supertest')).default.agent(server.url);
+      const opened = await anonymous.get(link.replace(server.url, ''));
+      expect(opened.status).to.equal(303);
+      const page = await anonymous.get('/admin/invitation');
+      expect(page.status).to.equal(200);
+      expect(page.text).to.contain('Sign in with <strong>nobody@elsewhere.test</strong>');
+      expect(page.text).not.to.contain('Accept and become an admin');
+    });
+
+    it('refuses another account than the invited address, and says so', async () => {
+      const admin = await signIn();
+      const org = await createOrg(admin.agent);
+      const link = await invite(admin.agent, org, 'invited@acme.test');
+      const other = await signIn('someone.else@acme.test');
+      await other.agent.get(link.replace(server.url, ''));
+      const page = await other.agent.get('/admin/invitation');
+      expect(page.text).to.contain('Sign in with the invited address').and.to.contain('You are signed in as <strong>someone.else@acme.test</strong>');
+      expect(page.text).not.to.contain('Accept and become an admin');
+      // No form is offered; a forged submit (with a token from another page) is refused too.
+      const forced = await other.agent.post('/admin/invitation/accept').type('form').send({ _csrf: csrfFrom((await other.agent.get('/admin')).text) });
+      expect(forced.status).to.equal(403);
+      expect((await other.agent.get(org)).status).to.equal(404);
+    });
+
+    it('refuses an expired, a revoked and a replaced invitation', async () => {
+      const admin = await signIn();
+      const org = await createOrg(admin.agent);
+      const invitee = await signIn('late@acme.test');
+      const expiring = await invite(admin.agent, org, 'late@acme.test');
+      now += (INVITATION_TTL + 1) * 1000;
+      const expired = await invitee.agent.get(expiring.replace(server.url, ''));
+      expect(expired.status).to.equal(410);
+      expect(expired.text).to.contain('This invitation has expired');
+
+      const revoked = await invite(admin.agent, org, 'late@acme.test');
+      await invitee.agent.get(revoked.replace(server.url, ''));
+      const accept = await invitee.agent.get('/admin/invitation');
+      const page = await admin.agent.get(`${org}/admins`);
+      const invitationId = /\/invitations\/(inv_[^/]+)\/revoke/.exec(page.text)![1]!;
+      const res = await admin.agent.post(`${org}/invitations/${invitationId}/revoke`).type('form').send({ _csrf: csrfFrom(page.text) });
+      expect(res.status).to.equal(303);
+      expect((await admin.agent.get(`${org}/admins`)).text).to.contain('its link no longer works');
+      const refused = await invitee.agent.post('/admin/invitation/accept').type('form').send({ _csrf: csrfFrom(accept.text) });
+      expect(refused.status).to.equal(404);
+      expect(refused.text).to.contain('This invitation can’t be used');
+      expect((await invitee.agent.get(revoked.replace(server.url, ''))).status).to.equal(404);
+
+      const first = await invite(admin.agent, org, 'late@acme.test');
+      await invite(admin.agent, org, 'late@acme.test');
+      expect((await invitee.agent.get(first.replace(server.url, ''))).status).to.equal(404);
+      expect((await invitee.agent.get('/admin/organizations/x')).status).to.equal(404);
+    });
+
+    it('removes an admin after a confirmation, never the last one, and lets an admin leave', async () => {
+      const admin = await signIn();
+      const org = await createOrg(admin.agent);
+      const onlyOne = await admin.agent.get(`${org}/leave`);
+      expect(onlyOne.text).to.contain('only admin, so this can’t be done');
+      expect(onlyOne.text).not.to.contain(`action="${org}/leave"`);
+      const forced = await admin.agent.post(`${org}/leave`).type('form').send({ _csrf: csrfFrom((await admin.agent.get(`${org}/admins`)).text) });
+      expect(forced.status).to.equal(409);
+      expect(forced.text).to.contain('An organization needs an admin');
+
+      const second = await signIn('second@acme.test');
+      const link = await invite(admin.agent, org, 'second@acme.test');
+      await second.agent.get(link.replace(server.url, ''));
+      const page = await second.agent.get('/admin/invitation');
+      await second.agent.post('/admin/invitation/accept').type('form').send({ _csrf: csrfFrom(page.text) });
+
+      const confirm = await admin.agent.get(`${org}/admins/${second.id}/remove`);
+      expect(confirm.text).to.contain('Remove second@acme.test?').and.to.contain('stops being an admin of Acme at once');
+      const removed = await admin.agent.post(`${org}/admins/${second.id}/remove`).type('form').send({ _csrf: csrfFrom(confirm.text) });
+      expect(removed.status).to.equal(303);
+      expect((await admin.agent.get(`${org}/admins`)).text).to.contain('second@acme.test is no longer an admin');
+      expect((await second.agent.get(org)).status).to.equal(404);
+
+      // Back again, then the first admin leaves.
+      const again = await invite(admin.agent, org, 'second@acme.test');
+      await second.agent.get(again.replace(server.url, ''));
+      const page2 = await second.agent.get('/admin/invitation');
+      await second.agent.post('/admin/invitation/accept').type('form').send({ _csrf: csrfFrom(page2.text) });
+      const leave = await admin.agent.get(`${org}/leave`);
+      expect(leave.text).to.contain('Leave Acme?');
+      const left = await admin.agent.post(`${org}/leave`).type('form').send({ _csrf: csrfFrom(leave.text) });
+      expect(left.status).to.equal(303);
+      expect(left.headers.location).to.equal('/admin');
+      expect((await admin.agent.get('/admin')).text).to.contain('You left Acme');
+      expect((await admin.agent.get(org)).status).to.equal(404);
+      expect((await second.agent.get(org)).status).to.equal(200);
+    });
+  });
+
+  describe('audit log', () => {
+    it('records every admin action with who, what, target and when, pages it, and exports a safe CSV', async () => {
+      const admin = await signIn();
+      const org = await createOrg(admin.agent, '=HYPERLINK("http://evil.test","x")');
+      const { id, txtValue } = await addDomain(admin.agent, org, 'acme.test');
+      await post(admin.agent, `${org}/domains`, `${org}/domains/${id}/verify`);
+      dns.txt.set('acme.test', [[txtValue]]);
+      await post(admin.agent, `${org}/domains`, `${org}/domains/${id}/verify`);
+      const invited = await post(admin.agent, `${org}/admins`, `${org}/invitations`, { email: '-2+3@acme.test' });
+      expect(invited.status).to.equal(303);
+      const page = await admin.agent.get(`${org}/admins`);
+      const invitationId = /\/invitations\/(inv_[^/]+)\/revoke/.exec(page.text)![1]!;
+      await admin.agent.post(`${org}/invitations/${invitationId}/revoke`).type('form').send({ _csrf: csrfFrom(page.text) });
+
+      const log = await admin.agent.get(`${org}/audit`);
+      expect(log.status).to.equal(200);
+      const rows = [...log.text.matchAll(/<tr><td>([^<]+)<\/td><td>([^<]+)<\/td><td>([^<]+)(?:<span[^>]*>[^<]*<\/span>)?<\/td><td>([^<]*)<\/td><\/tr>/g)].map((m) => [m[2], m[3]!.trim(), m[4]]);
+      expect(rows).to.deep.equal([
+        [admin.email, 'revoked the invitation of', '-2+3@acme.test'],
+        [admin.email, 'invited', '-2+3@acme.test'],
+        [admin.email, 'verified the domain', 'acme.test'],
+        [admin.email, 'tried to verify the domain', 'acme.test'],
+        [admin.email, 'added the domain', 'acme.test'],
+        [admin.email, 'created the organization', '=HYPERLINK(&quot;http://evil.test&quot;,&quot;x&quot;)'],
+      ]);
+      expect(log.text).to.contain('2026-11-01 12:00 UTC');
+
+      const csv = await admin.agent.get(`${org}/audit.csv`).buffer(true).parse((res, done) => {
+        let text = '';
+        res.on('data', (c: Buffer) => { text += c.toString(); });
+        res.on('end', () => done(null, text));
+      });
+      expect(csv.status).to.equal(200);
+      expect(csv.headers['content-type']).to.match(/^text\/csv/);
+      expect(csv.headers['content-disposition']).to.match(/^attachment; filename="audit-org_[A-Za-z0-9_-]+\.csv"$/);
+      const lines = (csv.body as string).split('\r\n');
+      expect(lines[0]).to.equal('time,actor,actor_id,action,target_type,target_id,target,detail,ip,request_id');
+      expect(lines).to.have.length(8); // header, six records, the empty string after the last CRLF
+      const created = lines.find((l) => l.includes('organization.created'))!;
+      // A formula is defused with a leading quote, and quoted because it holds commas and quotes.
+      expect(created).to.contain(`"'=HYPERLINK(""http://evil.test"",""x"")"`);
+      expect(lines.find((l) => l.includes('invitation.sent'))).to.contain(`,'-2+3@acme.test,`);
+      expect(lines.find((l) => l.includes('domain.verified'))).to.contain('"{""method"":""dns""}"');
+      expect(lines.find((l) => l.includes('domain.verification_failed'))).to.contain('verification.not_found');
+
+      // The table refuses changes.
+      let refused = false;
+      try {
+        await server.registry.db.query(`UPDATE organization_events SET action = 'domain.removed'`);
+      } catch {
+        refused = true;
+      }
+      expect(refused).to.equal(true);
+    });
+
+    it('pages the log 25 at a time, newest first', async () => {
+      const admin = await signIn();
+      const org = await createOrg(admin.agent);
+      for (let i = 0; i < 30; i += 1) await post(admin.agent, `${org}/domains`, `${org}/domains`, { domain: `d${i}.acme.test` });
+      const first = await admin.agent.get(`${org}/audit`);
+      expect(first.text.match(/<tr><td>/g)).to.have.length(25);
+      expect(first.text).to.contain('d29.acme.test');
+      const next = /href="([^"]+\/audit\?before=\d+)" rel="next"/.exec(first.text)![1]!;
+      const second = await admin.agent.get(next);
+      expect(second.text.match(/<tr><td>/g)).to.have.length(6);
+      expect(second.text).to.contain('created the organization').and.to.contain('d0.acme.test');
+      expect(second.text).not.to.contain('rel="next"');
+      expect((await admin.agent.get(`${org}/audit?before=nonsense`)).status).to.equal(200);
+    });
+  });
+
+  it('csvCell defuses formulas and quotes as RFC 4180 says', () => {
+    expect(csvCell('=1+1')).to.equal(`'=1+1`);
+    expect(csvCell('+1')).to.equal(`'+1`);
+    expect(csvCell('-1')).to.equal(`'-1`);
+    expect(csvCell('@SUM(A1)')).to.equal(`'@SUM(A1)`);
+    expect(csvCell('\t=1')).to.equal(`'\t=1`);
+    expect(csvCell('a,b')).to.equal('"a,b"');
+    expect(csvCell('say "hi"')).to.equal('"say ""hi"""');
+    expect(csvCell('line\nbreak')).to.equal('"line\nbreak"');
+    expect(csvCell(null)).to.equal('');
+    expect(csvCell('plain')).to.equal('plain');
+  });
+});
