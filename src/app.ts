@@ -152,6 +152,7 @@ export function createApp(registry: Registry): LanyardApp {
     accountSessions: registry.accountSessions,
     closure: registry.accountClosure,
     emailChanges: registry.emailChanges,
+    management: registry.organizations.managedAccounts,
     events,
     throttle,
     reauthentication: registry.reauthentication,

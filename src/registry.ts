@@ -70,6 +70,7 @@ import { createAccountManagerQueries, type AccountManagerQueries } from './persi
 import { createDomainVerifier } from './organizations/domain-verification.ts';
 import { createOrganizationService, type OrganizationService } from './organizations/organizations.ts';
 import { createDomainRecheck, type DomainRecheck } from './organizations/domain-recheck.ts';
+import { createManagedAccounts, type ManagedAccounts } from './organizations/managed-accounts.ts';
 import { createOrganizationEventQueries } from './persistence/queries/organization-events.ts';
 import { createAdminAudit } from './organizations/admin-audit.ts';
 import { createInvitationService, type InvitationService } from './organizations/invitations.ts';
@@ -129,6 +130,8 @@ export interface Registry {
     /** The periodic re-check of verified domains (started with the other workers). */
     recheck: DomainRecheck;
     managers: AccountManagerQueries;
+    /** Claiming, who manages an account, and the admins' actions on managed accounts. */
+    managedAccounts: ManagedAccounts;
     /** Admin invitations by email (the console's admins page). */
     invitations: InvitationService;
   };
@@ -303,6 +306,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       forgetters: [activity, twoStepQueries, accountIdentities, retiredEmails, trelloMembers, events],
       logger,
       events,
+      decisions: policy,
     });
     await clients.ensureInternal(ACCOUNT_CLIENT_ID, 'Lanyard account settings', `${config.issuer}/account/callback`);
     listenToProviderEvents({ provider, activity, events, clock, logger });
@@ -371,6 +375,20 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const accountManagers = createAccountManagerQueries(db);
     const adminAudit = createAdminAudit({ queries: createOrganizationEventQueries(db), clock });
     const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp });
+    const managedAccounts = createManagedAccounts({
+      db,
+      accounts: accountQueries,
+      managers: accountManagers,
+      organizations: organizationQueries,
+      domains: organizationDomains,
+      authorize: organizationService.authorize,
+      outbox,
+      audit: adminAudit,
+      events,
+      clock,
+      issuer: config.issuer,
+      signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
+    });
 
     sweeper = createSweeper({
       logger,
@@ -421,8 +439,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         clock,
         issuer: config.issuer,
         ttlSeconds: config.passwordResetTtl,
-        // No account is managed by an organization yet (organizations come later).
-        managedBy: () => undefined,
+        decisions: policy,
         events,
       }),
       activity,
@@ -454,6 +471,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         service: organizationService,
         recheck: domainRecheck,
         managers: accountManagers,
+        managedAccounts,
         invitations: createInvitationService({ db, accounts: accountQueries, organizations: organizationQueries, service: organizationService, audit: adminAudit, outbox, clock, codeKey, issuer: config.issuer, ttlSeconds: config.organizationInvitationTtl }),
       },
       federated: createFederatedLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),

@@ -5,8 +5,9 @@ import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { RequestMeta, SecurityEvents } from './security-events.ts';
 import type { Confirmation, ProofInput, Reauthentication } from './reauthentication.ts';
+import type { Policy } from '../policy/policy.ts';
 
-export type CloseResult = { ok: true; deleteAfter: Date } | { ok: false; problem: 'password.current_wrong' } | Exclude<Confirmation, { ok: true }>;
+export type CloseResult = { ok: true; deleteAfter: Date } | { ok: false; problem: 'password.current_wrong' | 'account.managed' } | Exclude<Confirmation, { ok: true }>;
 
 /**
  * "Close my account" (docs/flows/settings.md): confirmed by a recent login or the current password
@@ -14,6 +15,10 @@ export type CloseResult = { ok: true; deleteAfter: Date } | { ok: false; problem
  * once (no login, no tokens: findAccount refuses it), everyone is signed out, and an email says
  * how to cancel. Logging in within `graceDays` reopens it (accounts.authenticate); after that the
  * personal data is erased by `eraseDue`, run by the background sweeper and `accounts purge`.
+ *
+ * A managed account is not its owner's to close: the decision point's `close_account` stage
+ * refuses it (its managers delete it, src/organizations/managed-accounts.ts; decision 0030).
+ * `eraseDue` also erases what an organization's admin deleted once its grace period is over.
  */
 export function createAccountClosureService(deps: {
   db: Database;
@@ -28,6 +33,8 @@ export function createAccountClosureService(deps: {
   logger: Logger;
   events: SecurityEvents;
   reauthentication: Reauthentication;
+  /** The decision point: its loader and `decide` (stage `close_account`). */
+  decisions: Pick<Policy, 'load' | 'decide'>;
 }) {
   const { db, accounts, outbox, clock } = deps;
 
@@ -42,8 +49,12 @@ export function createAccountClosureService(deps: {
 
   return {
     async close(accountId: string, proof: ProofInput, meta: RequestMeta = {}): Promise<CloseResult> {
-      const account = await accounts.findById(accountId);
-      if (!account || account.status !== 'active') return { ok: false, problem: 'password.current_wrong' };
+      const loaded = await deps.decisions.load(accountId);
+      if (!loaded) return { ok: false, problem: 'password.current_wrong' };
+      const allowed = deps.decisions.decide({ subject: loaded.subject, stage: 'close_account' });
+      if (allowed.outcome === 'deny' && allowed.reason === 'policy.method_not_allowed') return { ok: false, problem: 'account.managed' };
+      if (allowed.outcome !== 'allow') return { ok: false, problem: 'password.current_wrong' };
+      const { account } = loaded;
       const confirmed = await deps.reauthentication.confirm(account, proof);
       if (!confirmed.ok) return confirmed;
       const now = new Date(clock.now());

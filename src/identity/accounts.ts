@@ -5,7 +5,7 @@ import type { AccountQueries, AccountRow } from '../persistence/queries/accounts
 import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 import { MAX_PASSWORD_LENGTH } from './password-policy.ts';
-import { applyProfileUpdate, type ProfileUpdate } from './profile.ts';
+import { applyProfileUpdate, type ProfileUpdate, type Viewer } from './profile.ts';
 
 export type { AccountRow };
 
@@ -37,6 +37,17 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
 
     /** Saves the profile fields and visibilities the person sent; the others keep their values. */
     updateProfile: (account: AccountRow, input: ProfileUpdate) => applyProfileUpdate(accounts, account, input, new Date(clock.now())),
+
+    /**
+     * Who `viewerId` is to the account's profile (decision 0010): the person themself; someone of
+     * the same organization — an admin or member of an organization that manages the account, or
+     * an account managed by the same organization; or anyone (no viewer, or nobody in common).
+     */
+    async audience(viewerId: string | undefined, accountId: string): Promise<Viewer> {
+      if (!viewerId) return 'anyone';
+      if (viewerId === accountId) return 'self';
+      return (await accounts.shareOrganization(viewerId, accountId)) ? 'organization' : 'anyone';
+    },
 
     async findByEmail(emailInput: string): Promise<AccountRow | undefined> {
       const email = normalizeEmail(emailInput);

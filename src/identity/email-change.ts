@@ -1,4 +1,4 @@
-import type { Database } from '../persistence/db.ts';
+import type { Database, Queryable } from '../persistence/db.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import type { EmailChangeQueries } from '../persistence/queries/email-changes.ts';
 import type { Outbox } from '../mail/outbox.ts';
@@ -8,6 +8,7 @@ import { randomSecret } from '../shared/ids.ts';
 import { normalizeEmail } from './email-address.ts';
 import type { RequestMeta, SecurityEvents } from './security-events.ts';
 import type { Confirmation, ProofInput, Reauthentication } from './reauthentication.ts';
+import type { Policy } from '../policy/policy.ts';
 
 export type RequestResult =
   | { ok: true; newEmail: string }
@@ -22,8 +23,10 @@ export type ConfirmResult = { ok: true; account: AccountRow } | { ok: false; pro
  * An address that already has an account gets the "already registered" email instead, so the
  * settings page does not reveal it.
  *
- * `managedBy` is the hook for accounts managed by an organization: when it names a manager, the
- * change is refused with "ask your admin" (organizations arrive in a later issue).
+ * A managed account's address belongs to its managers (an organization, a Trello Enterprise —
+ * after linking too): the decision point's `email_change` stage refuses the change (method_not_allowed), answered "ask
+ * your admin", at the request and again when the link is followed (decision 0030). An
+ * organization's admin changes it instead (src/organizations/managed-accounts.ts).
  */
 export function createEmailChangeService(deps: {
   db: Database;
@@ -33,20 +36,30 @@ export function createEmailChangeService(deps: {
   clock: Clock;
   issuer: string;
   ttlSeconds: number;
-  managedBy: (account: AccountRow) => string | undefined;
+  /** The decision point: its loader and `decide` (stage `email_change`). */
+  decisions: Pick<Policy, 'load' | 'decide'>;
   events: SecurityEvents;
   reauthentication: Reauthentication;
 }) {
   const { db, accounts, changes, outbox, clock, issuer } = deps;
   const now = () => new Date(clock.now());
 
+  /** The account and whether its owner may change its address now (one statement). */
+  async function changeable(accountId: string, tx?: Queryable): Promise<{ account?: AccountRow; problem?: 'account.managed' | 'inactive' }> {
+    const loaded = await deps.decisions.load(accountId, tx);
+    if (!loaded) return { problem: 'inactive' };
+    const decision = deps.decisions.decide({ subject: loaded.subject, stage: 'email_change' });
+    if (decision.outcome === 'allow') return { account: loaded.account };
+    return { problem: decision.outcome === 'deny' && decision.reason === 'policy.method_not_allowed' ? 'account.managed' : 'inactive' };
+  }
+
   return {
     pending: (accountId: string) => changes.pending(accountId, now()),
 
     async request(accountId: string, proof: ProofInput, newEmailInput: string): Promise<RequestResult> {
-      const account = await accounts.findById(accountId);
-      if (!account || account.status !== 'active') return { ok: false, problem: 'password.current_wrong' };
-      if (deps.managedBy(account)) return { ok: false, problem: 'account.managed' };
+      const { account, problem } = await changeable(accountId);
+      if (problem === 'account.managed') return { ok: false, problem };
+      if (!account) return { ok: false, problem: 'password.current_wrong' };
       const confirmed = await deps.reauthentication.confirm(account, proof);
       if (!confirmed.ok) return confirmed;
       const newEmail = normalizeEmail(newEmailInput);
@@ -76,8 +89,10 @@ export function createEmailChangeService(deps: {
         const result = await db.transaction(async (tx) => {
           const change = await changes.take(tx, sha256(token), now());
           if (!change) return undefined;
-          const before = await accounts.findById(change.account_id, tx);
-          if (!before || before.status !== 'active') return undefined;
+          // Managed since the request (claimed by an organization, an Enterprise set by the import),
+          // or no longer active: the link is spent and nothing changes.
+          const { account: before } = await changeable(change.account_id, tx);
+          if (!before) return undefined;
           await accounts.setEmail(tx, before.id, change.new_email, now());
           await outbox.enqueue(tx, {
             to: before.email,

@@ -25,6 +25,13 @@ export const SECURITY_EVENT_TYPES = [
   'trello.linked',
   'identity.linked',
   'login.retired_email',
+  // An organization's admin acted on the account (src/organizations/managed-accounts.ts): detail
+  // names the actor and the organization (the organization's own trail is organization_events).
+  'organization.account_updated',
+  'organization.account_deactivated',
+  'organization.account_reactivated',
+  'organization.account_deletion_scheduled',
+  'organization.account_deletion_cancelled',
 ] as const;
 
 export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number];

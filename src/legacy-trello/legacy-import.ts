@@ -161,6 +161,9 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
       }
     }
     const counts = await deps.trelloMembers.upsertBatch(tx, unique.map((p) => p.member), new Date(deps.clock.now()));
+    // A linked member's Enterprise set, renamed or dropped by this import changes who manages its
+    // account (account_managers, decision 0030), in the batch's transaction.
+    await deps.trelloMembers.syncEnterpriseManagers(tx, unique.map((p) => p.member.memberId), new Date(deps.clock.now()));
     // An address verified on two unlinked members: kept on both (either may be the person), and
     // flagged. At login the member whose Trello password matches is the one (decision 0019).
     const lineOf = new Map(unique.map((p) => [p.member.memberId, p.line]));

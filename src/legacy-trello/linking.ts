@@ -99,6 +99,9 @@ export function createTrelloLinking(deps: {
         }
         const retired = await retireOthers(tx, member, account);
         if (!(await trelloMembers.markLinked(tx, member.member_id, account.id, plan.method, now()))) return { ok: false, problem: 'trello.already_linked' };
+        // The member's Trello Enterprise manages the account from the link on (decision 0030):
+        // its restrictions hold after linking as before.
+        await trelloMembers.syncEnterpriseManagers(tx, [member.member_id], now());
         // The Google login that proved this link; or, for a new account, the member's own Google
         // sign-in. Never the member's stored Google subject on an existing account: whoever
         // controls that member must not gain a way into somebody else's account.

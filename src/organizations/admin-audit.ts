@@ -20,6 +20,13 @@ export const ORGANIZATION_ACTIONS = [
   'invitation.accepted',
   'admin.removed',
   'admin.left',
+  // Managed accounts (src/organizations/managed-accounts.ts, decision 0030).
+  'accounts.claimed',
+  'account.updated',
+  'account.deactivated',
+  'account.reactivated',
+  'account.deletion_scheduled',
+  'account.deletion_cancelled',
 ] as const;
 
 export type OrganizationAction = (typeof ORGANIZATION_ACTIONS)[number];

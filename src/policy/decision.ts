@@ -36,6 +36,13 @@ export type Stage =
   | 'reset_complete'
   /** "I can't use the address on my account": a Trello member proves another address by code. */
   | 'email_recovery'
+  /**
+   * The owner changes the account's address (settings). A managed account's address belongs to
+   * its managers: only an organization's admin changes it (decision 0030).
+   */
+  | 'email_change'
+  /** The owner closes the account (settings). A managed account is deleted by its managers only. */
+  | 'close_account'
   /** A sensitive change in settings (password, email, closing, two-step): needs a recent, strong enough login. */
   | 'reauthenticate'
   /** Turning off a factor (two-step verification). */
@@ -59,8 +66,9 @@ export type Stage =
   | 'api';
 
 /**
- * Who manages an account besides its owner. None yet beyond Trello Enterprises from the legacy
- * data; organizations (by verified domain) plug in here with their policies.
+ * Who manages an account besides its owner (`account_managers`, decision 0030): at most an
+ * organization (by a verified domain of the account's address) and a Trello Enterprise (from the
+ * legacy import). Organizations set no rules yet; their policies (issue 13) plug in as `rules`.
  */
 export interface Manager {
   kind: 'organization' | 'trello_enterprise';
@@ -255,6 +263,15 @@ export function decide(input: DecisionInput): Decision {
     case 'email_recovery':
       if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
       // A managed account's address belongs to its manager: only the manager changes it.
+      if (subject.managers.length) return { outcome: 'deny', reason: 'policy.method_not_allowed' };
+      return { outcome: 'allow' };
+
+    case 'email_change':
+    case 'close_account':
+      if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
+      // The address (and the account) belong to whoever manages it: each manager's restriction
+      // applies, a Trello Enterprise's after linking as much as before. Only its managers may do
+      // this (the services say so as `account.managed`, "ask your admin").
       if (subject.managers.length) return { outcome: 'deny', reason: 'policy.method_not_allowed' };
       return { outcome: 'allow' };
 

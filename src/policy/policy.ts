@@ -1,4 +1,5 @@
 import type { Clock } from '../shared/clock.ts';
+import type { Queryable } from '../persistence/db.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import { decide, type AccountSubject, type Decision, type DecisionInput, type Manager, type Subject } from './decision.ts';
 
@@ -8,10 +9,11 @@ export * from './levels.ts';
 /**
  * The decision point's loader: turns an account row (or an address) into the decision's subject,
  * with one statement when the caller has nothing yet (`findWithPolicy` / `findByEmail` carry the
- * two-step, Trello-link and management columns) and none when it already holds such a row.
+ * two-step, Trello-link and management columns — managers from `account_managers`) and none when it already holds such a row.
  */
 export function subjectOf(account: AccountRow, now: number): AccountSubject {
-  const managers: Manager[] = (account.trello_enterprises ?? []).map((e) => ({ kind: 'trello_enterprise', id: e.id, name: e.name ?? e.id }));
+  // From `account_managers` (decision 0030). Organizations set no rules yet (issue 13 adds them).
+  const managers: Manager[] = (account.managers ?? []).map((m) => ({ kind: m.kind, id: m.id, name: m.name }));
   return {
     kind: 'account',
     id: account.id,
@@ -44,9 +46,9 @@ export function createPolicy(deps: { accounts: AccountQueries; clock: Clock }) {
       return subjectOf(full, clock.now());
     },
 
-    /** An account with its subject, in one statement; undefined when there is no such account. */
-    async load(accountId: string): Promise<{ account: AccountRow; subject: AccountSubject } | undefined> {
-      const account = await accounts.findWithPolicy(accountId);
+    /** An account with its subject, in one statement (inside `tx` when given); undefined when there is no such account. */
+    async load(accountId: string, tx?: Queryable): Promise<{ account: AccountRow; subject: AccountSubject } | undefined> {
+      const account = await accounts.findWithPolicy(accountId, tx);
       return account ? { account, subject: subjectOf(account, clock.now()) } : undefined;
     },
 

@@ -19,7 +19,9 @@ const ACCOUNT_ID = /^acc_[A-Za-z0-9_-]{22}$/;
  * - PATCH /api/profiles/me: update it (session with X-CSRF-Token, JSON body).
  * - GET /api/profiles/:id: someone's profile, with only the fields you may see.
  * - GET /avatars/:id.svg: the initials avatar, when the picture is visible to the viewer.
- * The same person is "self"; organizations do not exist yet, so everyone else is "anyone".
+ * The same person is "self"; someone in an organization with the account (an admin or member of
+ * an organization that manages it, or an account the same organization manages) is
+ * "organization"; everyone else is "anyone" (decision 0010).
  */
 export function profileApiRoutes(deps: { accounts: AccountService; sessions: BrowserSessions; avatars: AvatarService; issuer: string; csrfKey: Buffer }) {
   const { accounts, sessions, issuer } = deps;
@@ -80,7 +82,7 @@ export function profileApiRoutes(deps: { accounts: AccountService; sessions: Bro
   router.get('/api/profiles/:id', async (ctx) => {
     const account = ACCOUNT_ID.test(ctx.params.id!) ? await activeAccount(ctx.params.id!) : undefined;
     if (!account) throw new AppError('request.not_found', 404);
-    const viewer: Viewer = (await viewerAccountId(ctx)) === account.id ? 'self' : 'anyone';
+    const viewer: Viewer = await accounts.audience(await viewerAccountId(ctx), account.id);
     ctx.set('Cache-Control', 'private, no-cache');
     ctx.body = present(account, viewer);
   });
@@ -89,7 +91,9 @@ export function profileApiRoutes(deps: { accounts: AccountService; sessions: Bro
   router.get('/avatars/:file', async (ctx) => {
     const match = /^(acc_[A-Za-z0-9_-]{22})(?:\.svg|-(\d{2,3})\.webp)$/.exec(ctx.params.file!);
     const account = match ? await activeAccount(match[1]!) : undefined;
-    const viewer: Viewer = account && (await viewerAccountId(ctx)) === account.id ? 'self' : 'anyone';
+    // A picture anyone may see needs no lookup of who is asking.
+    const public_ = account && visibleProfile({ ...account, picture: 'any' }, 'anyone').picture;
+    const viewer: Viewer = account && !public_ ? await accounts.audience(await viewerAccountId(ctx), account.id) : 'anyone';
     if (!account || !visibleProfile({ ...account, picture: 'any' }, viewer).picture) throw new AppError('request.not_found', 404);
     ctx.set('Cache-Control', 'private, max-age=300');
     if (!match![2]) {

@@ -6,6 +6,7 @@ import type { AccountService } from '../../identity/accounts.ts';
 import type { PasswordResetService } from '../../identity/password-reset.ts';
 import type { AccountClosureService } from '../../identity/account-closure.ts';
 import type { EmailChangeService } from '../../identity/email-change.ts';
+import type { ManagedAccounts } from '../../organizations/managed-accounts.ts';
 import type { AccountSessions } from '../../oidc/account-sessions.ts';
 import { ACCOUNT_CLIENT_ID, type BrowserSessions } from '../../oidc/browser-session.ts';
 import { constantTimeEqual } from '../../shared/crypto.ts';
@@ -54,6 +55,8 @@ export function settingsRoutes(deps: {
   accountSessions: AccountSessions;
   closure: AccountClosureService;
   emailChanges: EmailChangeService;
+  /** Who manages an account and whom to ask (the pages say it; the services enforce it). */
+  management: Pick<ManagedAccounts, 'managementOf'>;
   events: SecurityEvents;
   throttle: Throttle;
   reauthentication: Reauthentication;
@@ -100,7 +103,10 @@ export function settingsRoutes(deps: {
     ctx.redirect(RETURN_PATH.test(next) ? next : '/account');
   });
 
-  router.get('/', signedIn, (ctx) => page(ctx, 200, 'settings/overview', { title: 'Your account', ...nav(ctx, 'overview') }));
+  /** The account's managers for the page (an organization, a Trello Enterprise), with whom to ask. */
+  const managedBy = async (ctx: Context) => ({ managers: await deps.management.managementOf(account(ctx).id) });
+
+  router.get('/', signedIn, async (ctx) => page(ctx, 200, 'settings/overview', { title: 'Your account', ...nav(ctx, 'overview'), ...(await managedBy(ctx)) }));
 
   // Forms that succeed answer 303 to their page with the outcome (Post/Redirect/Get): a reload
   // shows the page again instead of sending the form twice.
@@ -199,13 +205,13 @@ export function settingsRoutes(deps: {
 
   router.get('/email', signedIn, async (ctx) => {
     const outcome = flash.take(ctx);
-    page(ctx, 200, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), pending: await deps.emailChanges.pending(account(ctx).id), sentTo: outcome.done === 'email' ? outcome.to : undefined, newEmail: '', confirm: await confirmView(ctx, '/account/email') });
+    page(ctx, 200, 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), ...(await managedBy(ctx)), pending: await deps.emailChanges.pending(account(ctx).id), sentTo: outcome.done === 'email' ? outcome.to : undefined, newEmail: '', confirm: await confirmView(ctx, '/account/email') });
   });
 
   router.post('/email', signedIn, async (ctx) => {
     const input = parseForm(ctx, changeEmailInput);
     const result = await sensitive(ctx, input.password, (proof) => deps.emailChanges.request(account(ctx).id, proof, input.email));
-    if (!result.ok) return page(ctx, statusOf(result.problem), 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), newEmail: input.email, confirm: await confirmView(ctx, '/account/email') }, result.problem);
+    if (!result.ok) return page(ctx, result.problem === 'account.managed' ? 403 : statusOf(result.problem), 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), ...(await managedBy(ctx)), newEmail: input.email, confirm: await confirmView(ctx, '/account/email') }, result.problem);
     done(ctx, '/account/email', { done: 'email', to: result.newEmail });
   });
 
@@ -219,14 +225,14 @@ export function settingsRoutes(deps: {
     page(ctx, 200, 'settings/email-changed', { title: 'Email address changed', email: result.account.email });
   });
 
-  const closePage = async (ctx: Context) => ({ title: 'Close your account', ...nav(ctx, 'close'), graceDays: deps.graceDays, confirm: await confirmView(ctx, '/account/close') });
+  const closePage = async (ctx: Context) => ({ title: 'Close your account', ...nav(ctx, 'close'), ...(await managedBy(ctx)), graceDays: deps.graceDays, confirm: await confirmView(ctx, '/account/close') });
 
   router.get('/close', signedIn, async (ctx) => page(ctx, 200, 'settings/close', await closePage(ctx)));
 
   router.post('/close', signedIn, async (ctx) => {
     const input = parseForm(ctx, closeAccountInput);
     const result = await sensitive(ctx, input.password, (proof) => deps.closure.close(account(ctx).id, proof, requestMeta(ctx)));
-    if (!result.ok) return page(ctx, statusOf(result.problem), 'settings/close', await closePage(ctx), result.problem);
+    if (!result.ok) return page(ctx, result.problem === 'account.managed' ? 403 : statusOf(result.problem), 'settings/close', await closePage(ctx), result.problem);
     ctx.state.log?.info({ accountId: account(ctx).id }, 'account closed by its owner');
     page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: result.deleteAfter.toUTCString() });
   });

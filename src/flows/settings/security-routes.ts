@@ -35,6 +35,11 @@ const DESCRIPTIONS: Record<string, string> = {
   'grant.revoked': 'App access removed',
   'account.closed': 'Account closed',
   'account.deactivated': 'Account deactivated',
+  'organization.account_updated': 'Your organization’s admin changed your name or address',
+  'organization.account_deactivated': 'Your organization’s admin deactivated the account',
+  'organization.account_reactivated': 'Your organization’s admin reactivated the account',
+  'organization.account_deletion_scheduled': 'Your organization’s admin deleted the account (erased after a grace period)',
+  'organization.account_deletion_cancelled': 'Your organization’s admin cancelled the account’s deletion',
 };
 
 const REASONS: Record<string, string> = {

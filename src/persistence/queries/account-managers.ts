@@ -15,6 +15,29 @@ export interface AccountManagerRow {
   manager_name: string | null;
 }
 
+/** A managed account as an organization's admins see it (lists, the claim preview, the export). */
+export interface ManagedAccountRow {
+  id: string;
+  email: string;
+  name: string | null;
+  status: 'active' | 'deactivated' | 'closed';
+  delete_after: Date | null;
+  created_at: Date;
+  /** When the organization started managing it (absent in the claim preview). */
+  since?: Date;
+}
+
+/** What an admin's list can be filtered by. `pending_deletion`: deactivated with a deletion date. */
+export type ManagedStatusFilter = 'active' | 'deactivated' | 'pending_deletion';
+
+/** `%`, `_` and `\` taken literally in a LIKE pattern. */
+const likePrefix = (text: string) => `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/** The address's domain, as the index `accounts__email_domain` (migration 0018) has it. */
+const EMAIL_DOMAIN = `lower(split_part(a.email, '@', -1))`;
+
+const MANAGED = 'a.id, a.email, a.name, a.status, a.delete_after, a.created_at';
+
 /**
  * Who manages an account besides its owner (`account_managers`, migration 0015): at most one
  * organization and one Trello Enterprise. Nothing here removes a manager because a domain's
@@ -49,6 +72,77 @@ export function createAccountManagerQueries(db: Queryable) {
          ON CONFLICT (account_id, kind) DO UPDATE SET enterprise_id = excluded.enterprise_id, enterprise_name = excluded.enterprise_name, trello_member_id = excluded.trello_member_id`,
         [row.accountId, row.enterpriseId, row.enterpriseName, row.memberId, row.now],
       );
+    },
+
+    /**
+     * Accounts on a domain that no organization manages yet, for the claim preview: how many, and
+     * a page of them by address. `domains` holds the domain's forms an address may use (ASCII and
+     * Unicode). Erased accounts are not on any domain any more.
+     */
+    async claimable(domains: string[], page: { after?: string | undefined; limit: number }): Promise<{ count: number; accounts: ManagedAccountRow[] }> {
+      const where = `${EMAIL_DOMAIN} = ANY($1::text[]) AND a.erased_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM account_managers m WHERE m.account_id = a.id AND m.kind = 'organization')`;
+      const { rows: count } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM accounts a WHERE ${where}`, [domains]);
+      const { rows } = await db.query<ManagedAccountRow>(
+        `SELECT ${MANAGED} FROM accounts a WHERE ${where} AND ($2::text IS NULL OR lower(a.email) > $2) ORDER BY lower(a.email) LIMIT $3`,
+        [domains, page.after?.toLowerCase() ?? null, page.limit],
+      );
+      return { count: count[0]!.n, accounts: rows };
+    },
+
+    /**
+     * Claims every account on the domain that no organization manages yet, in one statement,
+     * inside the caller's transaction; returns those it claimed (to be told by mail).
+     */
+    async claimDomain(tx: Queryable, row: { organizationId: string; domainId: string; domains: string[]; now: Date }): Promise<ManagedAccountRow[]> {
+      const { rows } = await tx.query<ManagedAccountRow>(
+        `WITH claimed AS (
+           INSERT INTO account_managers (account_id, kind, organization_id, domain_id, since)
+           SELECT a.id, 'organization', $1, $2, $4 FROM accounts a
+           WHERE ${EMAIL_DOMAIN} = ANY($3::text[]) AND a.erased_at IS NULL
+           ON CONFLICT (account_id, kind) DO NOTHING
+           RETURNING account_id
+         )
+         SELECT ${MANAGED} FROM accounts a JOIN claimed c ON c.account_id = a.id ORDER BY lower(a.email)`,
+        [row.organizationId, row.domainId, row.domains, row.now],
+      );
+      return rows;
+    },
+
+    /**
+     * The organization's managed accounts, by address (keyset paging: `after` is the last
+     * address of the previous page). `query` is a prefix of the address or of the name,
+     * case-insensitive; erased accounts are left out.
+     */
+    async listForOrganization(organizationId: string, filter: { query?: string | undefined; status?: ManagedStatusFilter | undefined; after?: string | undefined; limit: number }): Promise<ManagedAccountRow[]> {
+      const { rows } = await db.query<ManagedAccountRow>(
+        `SELECT ${MANAGED}, m.since FROM account_managers m JOIN accounts a ON a.id = m.account_id
+         WHERE m.organization_id = $1 AND m.kind = 'organization' AND a.erased_at IS NULL
+           AND ($2::text IS NULL OR lower(a.email) LIKE $2 OR lower(a.name) LIKE $2)
+           AND (CASE $3::text WHEN 'active' THEN a.status = 'active'
+                              WHEN 'deactivated' THEN a.status = 'deactivated' AND a.delete_after IS NULL
+                              WHEN 'pending_deletion' THEN a.status = 'deactivated' AND a.delete_after IS NOT NULL
+                              ELSE true END)
+           AND ($4::text IS NULL OR lower(a.email) > $4)
+         ORDER BY lower(a.email) LIMIT $5`,
+        [organizationId, filter.query ? likePrefix(filter.query.toLowerCase()) : null, filter.status ?? null, filter.after?.toLowerCase() ?? null, filter.limit],
+      );
+      return rows;
+    },
+
+    /** The account if this organization manages it (and it is not erased); locked with `tx` when asked. */
+    async managedBy(organizationId: string, accountId: string, tx: Queryable = db, lock = false): Promise<ManagedAccountRow | undefined> {
+      const { rows } = await tx.query<ManagedAccountRow>(
+        `SELECT ${MANAGED}, m.since FROM account_managers m JOIN accounts a ON a.id = m.account_id
+         WHERE m.organization_id = $1 AND m.kind = 'organization' AND m.account_id = $2 AND a.erased_at IS NULL${lock ? ' FOR UPDATE OF a' : ''}`,
+        [organizationId, accountId],
+      );
+      return rows[0];
+    },
+
+    /** The import's side: the Enterprise was dropped from a linked member on re-import. */
+    async dropTrelloEnterprise(tx: Queryable, accountId: string): Promise<void> {
+      await tx.query(`DELETE FROM account_managers WHERE account_id = $1 AND kind = 'trello_enterprise'`, [accountId]);
     },
 
     async countForOrganization(organizationId: string): Promise<number> {

@@ -1,3 +1,4 @@
+import { domainToASCII } from 'node:url';
 import type { Queryable } from '../db.ts';
 
 export type AccountStatus = 'active' | 'deactivated' | 'closed';
@@ -29,8 +30,12 @@ export interface AccountRow {
   two_step_enabled?: boolean;
   /** Only from `findByEmail` and `findWithPolicy`: a Trello member is linked to the account. */
   trello_linked?: boolean;
-  /** Only from `findByEmail` and `findWithPolicy`: the Trello Enterprises that manage the account (legacy data). */
-  trello_enterprises?: { id: string; name: string | null }[];
+  /**
+   * Only from `findByEmail` and `findWithPolicy`: who manages the account besides its owner
+   * (`account_managers`: an organization by verified domain, a Trello Enterprise from the import),
+   * ordered by kind.
+   */
+  managers?: { kind: 'organization' | 'trello_enterprise'; id: string; name: string }[];
   created_at: Date;
   updated_at: Date;
 }
@@ -48,13 +53,35 @@ export interface NewAccount {
 
 /**
  * What the policy decision point needs besides the row (src/policy/policy.ts), in the same
- * statement: whether two-step verification is on, whether a Trello member is linked, and the
- * Trello Enterprises that manage the account. Each is an indexed lookup by account id.
+ * statement: whether two-step verification is on, whether a Trello member is linked, and who
+ * manages the account (`account_managers`, decision 0030). Each is an indexed lookup by account id.
  */
 const POLICY_COLUMNS = `EXISTS (SELECT 1 FROM totp_factors t WHERE t.account_id = accounts.id AND t.confirmed_at IS NOT NULL) AS two_step_enabled,
   EXISTS (SELECT 1 FROM trello_members m WHERE m.linked_account_id = accounts.id) AS trello_linked,
-  (SELECT coalesce(json_agg(json_build_object('id', m.enterprise_id, 'name', m.enterprise_name)), '[]'::json)
-     FROM trello_members m WHERE m.linked_account_id = accounts.id AND m.enterprise_id IS NOT NULL) AS trello_enterprises`;
+  (SELECT coalesce(json_agg(json_build_object('kind', am.kind, 'id', coalesce(am.organization_id, am.enterprise_id),
+            'name', coalesce(o.name, am.enterprise_name, am.enterprise_id)) ORDER BY am.kind), '[]'::json)
+     FROM account_managers am LEFT JOIN organizations o ON o.id = am.organization_id WHERE am.account_id = accounts.id) AS managers`;
+
+/**
+ * The domain part of an address as organization domains store it: lower-case ASCII, an
+ * internationalised name as punycode (src/organizations/domain-name.ts). Empty when it has none.
+ */
+export function emailDomainOf(email: string): string {
+  const domain = email.slice(email.lastIndexOf('@') + 1).toLowerCase();
+  return domain ? domainToASCII(domain) || domain : '';
+}
+
+/**
+ * Makes the organization holding the (verified, not failing) domain of the account's address its
+ * organization manager, unless one already manages it — or, for an account it manages already,
+ * records the domain it is on now. A failing domain claims nobody (claims frozen, decision 0028).
+ * `$1` is the account id, `$2` the ASCII domain; returns the organization's id and name when the
+ * account became managed by this statement.
+ */
+const CLAIM_BY_DOMAIN = `INSERT INTO account_managers (account_id, kind, organization_id, domain_id, since)
+  SELECT $1, 'organization', d.organization_id, d.id, now() FROM organization_domains d WHERE d.domain = $2 AND d.state = 'verified'
+  ON CONFLICT (account_id, kind) DO UPDATE SET domain_id = excluded.domain_id WHERE account_managers.organization_id = excluded.organization_id
+  RETURNING organization_id, (xmax = 0) AS inserted`;
 
 const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, job_title, department, organization_name, location, profile_visibility, closed_at, delete_after, erased_at, two_step_required, created_at, updated_at';
 
@@ -67,8 +94,8 @@ export function createAccountQueries(db: Queryable) {
     },
 
     /** The row with what the policy decision point needs, in one statement (refresh, userinfo, settings). */
-    async findWithPolicy(id: string): Promise<AccountRow | undefined> {
-      const { rows } = await db.query<AccountRow>(`SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE id = $1`, [id]);
+    async findWithPolicy(id: string, tx: Queryable = db): Promise<AccountRow | undefined> {
+      const { rows } = await tx.query<AccountRow>(`SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE id = $1`, [id]);
       return rows[0];
     },
 
@@ -77,8 +104,8 @@ export function createAccountQueries(db: Queryable) {
      * The login lookup. It also says whether two-step verification is on, so a password login
      * needs no second round trip to know whether to ask for a code.
      */
-    async findByEmail(email: string): Promise<AccountRow | undefined> {
-      const { rows } = await db.query<AccountRow>(
+    async findByEmail(email: string, tx: Queryable = db): Promise<AccountRow | undefined> {
+      const { rows } = await tx.query<AccountRow>(
         `SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE lower(email) = lower($1)`,
         [email],
       );
@@ -89,14 +116,27 @@ export function createAccountQueries(db: Queryable) {
       return this.insertWith(db, account);
     },
 
-    /** Inserts inside the caller's transaction. */
+    /**
+     * Inserts inside the caller's transaction. Every path that creates an account comes here
+     * (sign-up, Google, Trello linking and the bulk migration, the CLI): an address on a domain an
+     * organization has verified makes the account managed by it from its creation, in the same
+     * statement (decision 0030).
+     */
     async insertWith(tx: Queryable, account: NewAccount): Promise<AccountRow> {
       const { rows } = await tx.query<AccountRow>(
-        `INSERT INTO accounts (id, email, email_verified, name, nickname, locale, zoneinfo, password_hash, password_changed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $8::text IS NULL THEN NULL ELSE now() END)
-         RETURNING ${COLUMNS}`,
+        `WITH inserted AS (
+           INSERT INTO accounts (id, email, email_verified, name, nickname, locale, zoneinfo, password_hash, password_changed_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $8::text IS NULL THEN NULL ELSE now() END)
+           RETURNING ${COLUMNS}
+         ), claimed AS (
+           INSERT INTO account_managers (account_id, kind, organization_id, domain_id, since)
+           SELECT i.id, 'organization', d.organization_id, d.id, now() FROM inserted i
+           JOIN organization_domains d ON d.domain = $9 AND d.state = 'verified'
+           RETURNING account_id
+         )
+         SELECT inserted.* FROM inserted`,
         [account.id, account.email, account.emailVerified, account.name ?? null, account.nickname ?? null,
-          account.locale ?? null, account.zoneinfo ?? null, account.passwordHash ?? null],
+          account.locale ?? null, account.zoneinfo ?? null, account.passwordHash ?? null, emailDomainOf(account.email)],
       );
       return rows[0]!;
     },
@@ -126,8 +166,70 @@ export function createAccountQueries(db: Queryable) {
       );
     },
 
-    async setEmail(tx: Queryable, id: string, email: string, now: Date): Promise<void> {
+    /**
+     * Changes the address. On a domain an organization has verified, an account nobody manages
+     * becomes managed by it (as a new account there would be), and one it manages records the
+     * domain it is on now. Returns the organization that started managing the account, if any.
+     */
+    async setEmail(tx: Queryable, id: string, email: string, now: Date): Promise<{ claimedBy?: string }> {
       await tx.query('UPDATE accounts SET email = $2, email_verified = true, updated_at = $3 WHERE id = $1', [id, email, now]);
+      const { rows } = await tx.query<{ organization_id: string; inserted: boolean }>(CLAIM_BY_DOMAIN, [id, emailDomainOf(email)]);
+      const claimed = rows.find((r) => r.inserted);
+      return claimed ? { claimedBy: claimed.organization_id } : {};
+    },
+
+    async setName(tx: Queryable, id: string, name: string | null, now: Date): Promise<void> {
+      await tx.query('UPDATE accounts SET name = $2, updated_at = $3 WHERE id = $1', [id, name, now]);
+    },
+
+    /**
+     * Deactivates an active account (an admin's act): no login, no token (the decision point
+     * reads the status). With `deleteAfter`, the sweeper erases it then unless the deletion is
+     * cancelled. A deactivated account may be given a deletion date later. False when the
+     * account is closed or erased.
+     */
+    async deactivate(tx: Queryable, id: string, now: Date, deleteAfter: Date | null): Promise<boolean> {
+      const { rowCount } = await tx.query(
+        `UPDATE accounts SET status = 'deactivated', delete_after = COALESCE($3, delete_after), updated_at = $2
+         WHERE id = $1 AND status IN ('active', 'deactivated') AND erased_at IS NULL`,
+        [id, now, deleteAfter],
+      );
+      return rowCount === 1;
+    },
+
+    /** Reactivates a deactivated account (and cancels its deletion, if one was due). */
+    async reactivate(tx: Queryable, id: string, now: Date): Promise<boolean> {
+      const { rowCount } = await tx.query(
+        `UPDATE accounts SET status = 'active', delete_after = NULL, updated_at = $2 WHERE id = $1 AND status = 'deactivated' AND erased_at IS NULL`,
+        [id, now],
+      );
+      return rowCount === 1;
+    },
+
+    /** Cancels a pending deletion of a deactivated account; it stays deactivated. */
+    async cancelDeletion(tx: Queryable, id: string, now: Date): Promise<boolean> {
+      const { rowCount } = await tx.query(
+        `UPDATE accounts SET delete_after = NULL, updated_at = $2 WHERE id = $1 AND status = 'deactivated' AND delete_after IS NOT NULL AND erased_at IS NULL`,
+        [id, now],
+      );
+      return rowCount === 1;
+    },
+
+    /**
+     * Whether `viewerId` is in an organization with `accountId`, for profile visibility's
+     * "Organization" audience (decision 0010): the viewer is an admin or member of an
+     * organization that manages the account, or both accounts are managed by one organization.
+     * One statement, by the indexes on account_managers and organization_members.
+     */
+    async shareOrganization(viewerId: string, accountId: string): Promise<boolean> {
+      const { rows } = await db.query(
+        `SELECT 1 FROM account_managers target
+         WHERE target.account_id = $2 AND target.kind = 'organization' AND (
+           EXISTS (SELECT 1 FROM organization_members m WHERE m.organization_id = target.organization_id AND m.account_id = $1)
+           OR EXISTS (SELECT 1 FROM account_managers v WHERE v.account_id = $1 AND v.kind = 'organization' AND v.organization_id = target.organization_id))`,
+        [viewerId, accountId],
+      );
+      return rows.length > 0;
     },
 
     async close(tx: Queryable, id: string, now: Date, deleteAfter: Date): Promise<boolean> {
@@ -149,15 +251,16 @@ export function createAccountQueries(db: Queryable) {
     },
 
     /**
-     * Erases the personal data of closed accounts whose grace period is over. The row (and its id,
-     * which the audit trail refers to) stays; the address becomes free for a new account.
+     * Erases the personal data of closed accounts whose grace period is over, and of accounts an
+     * organization's admin deleted (deactivated with a deletion date). The row (and its id, which
+     * the audit trail refers to) stays; the address becomes free for a new account.
      */
     async eraseDue(tx: Queryable, now: Date, limit: number): Promise<string[]> {
       const { rows } = await tx.query<{ id: string }>(
         `UPDATE accounts SET email = 'erased:' || id, email_verified = false, name = NULL, nickname = NULL, picture = NULL,
            locale = NULL, zoneinfo = NULL, password_hash = NULL, job_title = NULL, department = NULL,
            organization_name = NULL, location = NULL, profile_visibility = '{}'::jsonb, erased_at = $1, updated_at = $1
-         WHERE id IN (SELECT id FROM accounts WHERE status = 'closed' AND erased_at IS NULL AND delete_after <= $1 LIMIT $2)
+         WHERE id IN (SELECT id FROM accounts WHERE status IN ('closed', 'deactivated') AND erased_at IS NULL AND delete_after <= $1 LIMIT $2)
          RETURNING id`,
         [now, limit],
       );

@@ -205,6 +205,30 @@ export function createTrelloMemberQueries(db: Queryable) {
       return rowCount === 1;
     },
 
+    /**
+     * Keeps `account_managers` (decision 0030) in step with the Trello Enterprise of linked
+     * members among `memberIds`: an Enterprise set or renamed on the member manages its account,
+     * one dropped by a re-import no longer does. Unlinked members have no account to manage yet.
+     * Two set-based statements, in the caller's transaction (the import's batch, the link).
+     */
+    async syncEnterpriseManagers(tx: Queryable, memberIds: string[], now: Date): Promise<void> {
+      if (!memberIds.length) return;
+      await tx.query(
+        `INSERT INTO account_managers (account_id, kind, enterprise_id, enterprise_name, trello_member_id, since)
+         SELECT m.linked_account_id, 'trello_enterprise', m.enterprise_id, m.enterprise_name, m.member_id, $2
+         FROM trello_members m WHERE m.member_id = ANY($1::text[]) AND m.linked_account_id IS NOT NULL AND m.enterprise_id IS NOT NULL
+         ON CONFLICT (account_id, kind) DO UPDATE SET enterprise_id = excluded.enterprise_id, enterprise_name = excluded.enterprise_name,
+           trello_member_id = excluded.trello_member_id,
+           since = CASE WHEN account_managers.enterprise_id = excluded.enterprise_id THEN account_managers.since ELSE excluded.since END`,
+        [memberIds, now],
+      );
+      await tx.query(
+        `DELETE FROM account_managers am USING trello_members m
+         WHERE am.kind = 'trello_enterprise' AND am.account_id = m.linked_account_id AND m.member_id = ANY($1::text[]) AND m.enterprise_id IS NULL`,
+        [memberIds],
+      );
+    },
+
     /** Unlinked members after `after`, in id order, for the bulk migration. */
     async unlinkedBatch(after: string, limit: number): Promise<TrelloMemberRow[]> {
       return findBy('m.linked_account_id IS NULL AND m.member_id > $1 ORDER BY m.member_id LIMIT $2', [after, limit]);

@@ -15,6 +15,7 @@ const twoFactors = { amr: ['pwd', 'otp', 'mfa'], acr: ACR_TWO_FACTORS, authTime:
 const sso = { kind: 'organization' as const, id: 'org_1', name: 'Acme', rules: { connector: 'acme-oidc' } };
 const requires2sv = { kind: 'organization' as const, id: 'org_1', name: 'Acme', rules: { twoStepRequired: true } };
 const enterprise = { kind: 'trello_enterprise' as const, id: 'ent_1', name: 'Acme Trello' };
+const orgManager = { kind: 'organization' as const, id: 'org_2', name: 'Acme' };
 
 const run = (input: Omit<DecisionInput, 'now'>): Decision => decide({ ...input, now: NOW });
 
@@ -69,6 +70,18 @@ describe('policy decision point (decision table)', () => {
     ['email recovery, a Trello member without an account', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'email_recovery' }, { outcome: 'allow' }],
     ['email recovery, a Trello Enterprise\'s member without an account', { subject: { kind: 'address', email: 'x@example.com', managers: [enterprise] }, stage: 'email_recovery' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
 
+    ['email change, unmanaged', { subject: account(), stage: 'email_change' }, { outcome: 'allow' }],
+    ['email change, managed by an organization', { subject: account({ managers: [orgManager] }), stage: 'email_change' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
+    ['email change, managed by a Trello Enterprise (linked or not)', { subject: account({ managers: [enterprise], trelloLinked: true }), stage: 'email_change' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
+    ['email change, both managers', { subject: account({ managers: [orgManager, enterprise] }), stage: 'email_change' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
+    ['email change, deactivated', { subject: account({ status: 'deactivated' }), stage: 'email_change' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['email change, no account', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'email_change' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['close, unmanaged', { subject: account(), stage: 'close_account' }, { outcome: 'allow' }],
+    ['close, managed by an organization', { subject: account({ managers: [orgManager] }), stage: 'close_account' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
+    ['close, managed by a Trello Enterprise', { subject: account({ managers: [enterprise] }), stage: 'close_account' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
+    ['close, already closed', { subject: account({ status: 'closed', reopenable: true }), stage: 'close_account' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
+    ['an organization without rules changes no login', { subject: account({ managers: [orgManager] }), stage: 'first_factor', method: 'password' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+
     ['reauthenticate: recent password login', { subject: account(), stage: 'reauthenticate', provenance: oneFactor }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
     ['reauthenticate: old login', { subject: account(), stage: 'reauthenticate', provenance: { ...oneFactor, authTime: NOW - REAUTHENTICATION_MAX_AGE_SECONDS - 1 } }, { outcome: 'reauthenticate', methods: ['password', 'google'], wantedAcr: ACR_ONE_FACTOR }],
     ['reauthenticate: password-less account proves itself through Google', { subject: account({ hasPassword: false }), stage: 'reauthenticate' }, { outcome: 'reauthenticate', methods: ['google'], wantedAcr: ACR_ONE_FACTOR }],
@@ -108,7 +121,7 @@ describe('policy decision point (decision table)', () => {
   }
 
   it('answers every stage and method without throwing', () => {
-    const stages: Stage[] = ['identify', 'first_factor', 'second_factor', 'sign_up', 'reset_request', 'reset_complete', 'email_recovery', 'reauthenticate', 'disable_factor', 'bulk_migration', 'refresh', 'userinfo', 'api', 'session'];
+    const stages: Stage[] = ['identify', 'first_factor', 'second_factor', 'sign_up', 'reset_request', 'reset_complete', 'email_recovery', 'email_change', 'close_account', 'reauthenticate', 'disable_factor', 'bulk_migration', 'refresh', 'userinfo', 'api', 'session'];
     const methods: (Method | undefined)[] = [undefined, 'password', 'trello_password', 'google', 'totp', 'recovery_code', 'email', 'connector:x'];
     const subjects = [account(), account({ status: 'deactivated' }), account({ managers: [sso, requires2sv] }), { kind: 'address' as const, email: 'x@example.com' }];
     for (const stage of stages) for (const method of methods) for (const subject of subjects) {
