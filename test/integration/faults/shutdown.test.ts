@@ -52,25 +52,36 @@ async function untilRefused(port: number): Promise<void> {
   throw new Error('the server kept accepting connections after SIGTERM');
 }
 
-/** A token request whose body is sent in two parts: it is in flight until `finish()`. */
+/**
+ * A token request whose body is sent in two parts: it is in flight until `finish()`. It asks
+ * `Expect: 100-continue` (RFC 9110 §10.1.1), so `opened` resolves only once the server has parsed
+ * the headers and the request is active on its side — a connection whose request has not been
+ * read yet is idle to the server, and closing idle connections at shutdown is right.
+ */
 function tokenRequestInFlight(port: number, clientId: string, secret: string) {
   const body = 'grant_type=client_credentials&scope=';
   const socket: Socket = connect(port, '127.0.0.1');
   let response = '';
-  socket.on('data', (d: Buffer) => { response += d.toString(); });
-  const answered = new Promise<string>((resolve) => socket.on('close', () => resolve(response)));
-  const opened = new Promise<void>((resolve) => socket.once('connect', () => {
+  let continued: () => void;
+  const opened = new Promise<void>((resolve) => { continued = resolve; });
+  socket.on('data', (d: Buffer) => {
+    response += d.toString();
+    if (response.includes('100 Continue')) continued();
+  });
+  const CONTINUE = /^HTTP\/1\.1 100 Continue\r\n\r\n/;
+  const answered = new Promise<string>((resolve) => socket.on('close', () => resolve(response.replace(CONTINUE, ''))));
+  socket.once('connect', () => {
     socket.write([
       'POST /token HTTP/1.1',
       `Host: 127.0.0.1:${port}`,
       `Authorization: Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`,
       'Content-Type: application/x-www-form-urlencoded',
       `Content-Length: ${body.length}`,
+      'Expect: 100-continue',
       '',
       body.slice(0, 10),
     ].join('\r\n'));
-    resolve();
-  }));
+  });
   return { opened, answered, finish: () => socket.write(body.slice(10)), socket };
 }
 
