@@ -35,16 +35,15 @@ export function loginRoutes(deps: {
   });
 
   // The identifier step asks the decision point which step follows the address (home-realm
-  // discovery, once connectors exist). Its answer is the same for an unknown address and for
-  // every state of a password account (`identify` never tells them apart), so the page tells
-  // nothing about whether an account exists; the lookup costs one indexed read either way.
+  // discovery, once connectors exist). It asks about the address, never its account: discovery
+  // goes by the address's domain (a company's verified domain and its sign-in policy, issue 13),
+  // so the answer cannot tell whether an account exists, and the step costs no account lookup.
   router.post('/identify', async (ctx) => {
     const it = await loginInteraction(interactions, ctx);
     const input = parseForm(ctx, identifyInput);
     const email = normalizeEmail(input.email);
     if (!email) return page(ctx, 400, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email: input.email }, 'login.invalid_email');
-    const { subject } = await deps.policy.subjectForEmail(email);
-    const decision = deps.policy.decide({ subject, stage: 'identify', wantedAcr: it.wantedAcr });
+    const decision = deps.policy.decide({ subject: { kind: 'address', email }, stage: 'identify', wantedAcr: it.wantedAcr });
     if (decision.outcome === 'use_connector' || decision.outcome === 'deny') {
       // No connector exists yet (company SSO comes with organizations): a connector strategy's
       // start step goes here. Until then the person is told this way is not available.

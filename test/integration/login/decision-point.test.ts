@@ -63,18 +63,21 @@ describe('login paths consult the decision point', () => {
   });
 
   it('identifier step: acts on the decision point’s answer (a required connector, before any exists, is refused)', async () => {
-    await createAccount(server.registry, { email: 'sso@example.com' });
+    await createAccount(server.registry, { email: 'someone@acme.example' });
     const policy = server.registry.policy;
     const decide = policy.decide;
-    // No data source says "SSO required" before organizations exist (issue 13): the decision
-    // point itself is made to answer so, as it will for such an account.
-    policy.decide = (input) => (input.stage === 'identify' && input.subject.kind === 'account' ? { outcome: 'use_connector', connector: 'acme', manager: 'Acme' } : decide(input));
+    // No data source says "SSO required" before organizations have sign-in policies (issue 13):
+    // the decision point itself is made to answer so for an address on the company's domain, as
+    // home-realm discovery will.
+    policy.decide = (input) => (input.stage === 'identify' && input.subject.kind === 'address' && input.subject.email.endsWith('@acme.example') ? { outcome: 'use_connector', connector: 'acme', manager: 'Acme' } : decide(input));
     try {
-      const refused = await identify('sso@example.com');
-      expect(refused.res.status).to.equal(403);
-      expect(refused.res.text).to.contain('This way of signing in isn’t available');
-      expect(refused.res.text).not.to.contain('name="password"');
-      // An address without an account is not the subject of that answer: the password page.
+      for (const email of ['someone@acme.example', 'nobody-yet@acme.example']) {
+        const refused = await identify(email);
+        expect(refused.res.status, email).to.equal(403);
+        expect(refused.res.text).to.contain('This way of signing in isn’t available');
+        expect(refused.res.text).not.to.contain('name="password"');
+      }
+      // An address on another domain is not the subject of that answer: the password page.
       expect((await identify('someone-else@example.com')).res.text).to.contain('name="password"');
     } finally {
       policy.decide = decide;

@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import { openDatabase, type Database, type Queryable } from '../src/persistence/db.ts';
+import { migrate } from '../src/persistence/migrate.ts';
+import { startLanyard, type BenchClients } from './lanyard.ts';
+import { basic, browser, pkce } from './browser.ts';
+import { authorize, passwordPages } from './scenarios.ts';
+
+/**
+ * `npm run bench:statements`: the SQL statements and commits one password login and one refresh
+ * cost on Lanyard, each listed in order (docs/benchmarks.md, "Statements per operation"). Counts,
+ * not timings: they do not depend on the machine. With DATABASE_URL, against the server.
+ */
+
+/** A statement, or (`marker`) the HTTP request the statements after it belong to. */
+interface Recorded { sql: string; inTransaction: boolean; marker?: boolean }
+
+/** The database with every statement recorded (transactions: BEGIN and COMMIT count as one commit). */
+function recording(db: Database, into: Recorded[], commits: { count: number }): Database {
+  const short = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 110);
+  const wrap = (q: Queryable, inTransaction: boolean): Queryable => ({
+    query: (sql, params) => {
+      into.push({ sql: short(sql), inTransaction });
+      return q.query(sql, params);
+    },
+  }) as Queryable;
+  return {
+    ...db,
+    query: (sql, params) => {
+      into.push({ sql: short(sql), inTransaction: false });
+      return db.query(sql, params);
+    },
+    transaction: async (fn) => {
+      const result = await db.transaction((tx) => fn(wrap(tx, true) as never));
+      commits.count += 1;
+      return result;
+    },
+  };
+}
+
+const url = process.env.DATABASE_URL || undefined;
+const schema = url ? `lanyard_statements_${randomBytes(4).toString('hex')}` : undefined;
+const inner = await openDatabase({ url, schema, poolSize: 4 });
+const statements: Recorded[] = [];
+const commits = { count: 0 };
+const PASSWORD = 'bench password, long enough 0123';
+
+try {
+  await migrate(inner);
+  const clients: BenchClients = {
+    service: { id: 'bench-service', secret: randomBytes(24).toString('base64url') },
+    web: { id: 'bench-web', secret: randomBytes(24).toString('base64url'), redirectUri: 'http://127.0.0.1:9/callback' },
+  };
+  const lanyard = await startLanyard(recording(inner, statements, commits), clients, PASSWORD);
+  const signIn = passwordPages(lanyard.account.email, PASSWORD);
+  /** A browser whose requests are marked in the list, so each statement shows the request it served. */
+  const marked = (base: string) => {
+    const go = browser(base);
+    return (path: string, init?: RequestInit) => {
+      statements.push({ sql: `── ${init?.method ?? 'GET'} ${path.split('?')[0]}`, inTransaction: false, marker: true });
+      return go(path, init);
+    };
+  };
+
+  async function measure(name: string, work: () => Promise<void>) {
+    await work(); // warm: caches (clients, keys) filled as in steady state
+    statements.length = 0;
+    commits.count = 0;
+    await work();
+    const sql = statements.filter((s) => !s.marker);
+    const writes = sql.filter((s) => /^(INSERT|UPDATE|DELETE|WITH)/i.test(s.sql)).length;
+    process.stdout.write(`\n${name}: ${sql.length} statements (${writes} writing), ${commits.count} transactions committed\n`);
+    let n = 0;
+    for (const s of statements) {
+      if (s.marker) process.stdout.write(`     ${s.sql}\n`);
+      else process.stdout.write(`  ${String((n += 1)).padStart(2)}${s.inTransaction ? ' tx' : '   '} ${s.sql}\n`);
+    }
+  }
+
+  await measure('password login (GET /auth … code, fresh browser)', async () => {
+    await authorize(marked(lanyard.url), lanyard.url, clients.web, pkce().challenge, signIn);
+  });
+
+  // A refresh token from a real code flow, then one refresh (rotation).
+  const go = browser(lanyard.url);
+  async function refreshToken(): Promise<string> {
+    const { verifier, challenge } = pkce();
+    const code = await authorize(go, lanyard.url, clients.web, challenge, signIn);
+    const res = await fetch(`${lanyard.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clients.web.id, clients.web.secret) }, body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: clients.web.redirectUri, code_verifier: verifier }).toString() });
+    return ((await res.json()) as { refresh_token: string }).refresh_token;
+  }
+  const tokens = [await refreshToken(), await refreshToken()];
+  await measure('refresh_token (POST /token, rotation)', async () => {
+    const res = await fetch(`${lanyard.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clients.web.id, clients.web.secret) }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.shift()! }).toString() });
+    if (res.status !== 200) throw new Error(`refresh: ${res.status} ${await res.text()}`);
+  });
+  await lanyard.close();
+} finally {
+  if (schema) await inner.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
+  await inner.close();
+}
