@@ -261,7 +261,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       cookieKeys,
       adapter: createPostgresAdapter(oidcPayloads, clock),
       findClient: (id) => clients.findMetadata(id),
-      findAccount: (id) => policy.load(id),
+      findAccount: (id) => policy.loadForTokens(id),
       decide: (input) => policy.decide(input),
       release: claimsRelease,
       pages: providerPages(views),

@@ -10,8 +10,8 @@ export type Bearer =
   | { ok: false; accountId: string; clientId: string; reason: DenyReason };
 
 export interface BearerPolicy {
-  /** The account with its policy subject, in one statement (`policy.load`). */
-  load(accountId: string): Promise<{ account: AccountRow; subject: AccountSubject } | undefined>;
+  /** The account with its policy subject for the token stages, in one statement (`policy.loadForTokens`). */
+  loadForTokens(accountId: string): Promise<{ account: AccountRow; subject: AccountSubject } | undefined>;
   decide(input: Omit<DecisionInput, 'now'>): Decision;
 }
 
@@ -40,7 +40,7 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy) 
       const token = await provider.AccessToken.find(match[1]!);
       if (!token || token.isExpired || !token.accountId) return undefined;
       const ids = { accountId: token.accountId, clientId: token.clientId! };
-      const loaded = await policy.load(token.accountId);
+      const loaded = await policy.loadForTokens(token.accountId);
       if (!loaded) return { ok: false, ...ids, reason: 'policy.account_inactive' };
       const decision = policy.decide({ stage: 'api', subject: loaded.subject, provenance: tokenProvenance(token) });
       if (decision.outcome !== 'allow') return { ok: false, ...ids, reason: decision.outcome === 'deny' ? decision.reason : 'policy.login_again' };

@@ -36,7 +36,7 @@ export interface ProviderDeps {
   cookieKeys: string[];
   adapter: new (model: string) => Adapter;
   findClient: (clientId: string) => Promise<ClientMetadata | undefined>;
-  /** The account and its policy subject, in one statement (the decision point's loader, `policy.load`). */
+  /** The account and its policy subject for the token stages, in one statement (`policy.loadForTokens`). */
   findAccount: (id: string) => Promise<{ account: AccountRow; subject: AccountSubject } | undefined>;
   /** The decision point (`policy.decide`): refresh, userinfo, introspection and a reused session ask it. */
   decide: (input: Omit<DecisionInput, 'now'>) => Decision;

@@ -13,7 +13,7 @@ export * from './levels.ts';
  */
 export function subjectOf(account: AccountRow, now: number): AccountSubject {
   // From `account_managers` (decision 0030). Organizations set no rules yet (issue 13 adds them).
-  const managers: Manager[] = (account.managers ?? []).map((m) => ({ kind: m.kind, id: m.id, name: m.name }));
+  const managers: Manager[] = (account.managers ?? []).map(([kind, id, name]) => ({ kind, id, name }));
   return {
     kind: 'account',
     id: account.id,
@@ -49,6 +49,17 @@ export function createPolicy(deps: { accounts: AccountQueries; clock: Clock }) {
     /** An account with its subject, in one statement (inside `tx` when given); undefined when there is no such account. */
     async load(accountId: string, tx?: Queryable): Promise<{ account: AccountRow; subject: AccountSubject } | undefined> {
       const account = await accounts.findWithPolicy(accountId, tx);
+      return account ? { account, subject: subjectOf(account, clock.now()) } : undefined;
+    },
+
+    /**
+     * An account and its subject for the token stages (refresh, userinfo, api, session), in one
+     * lighter statement (`findForTokens`): those stages read the status, what is required and
+     * the managers, never whether two-step is on or a Trello member linked, which this subject
+     * leaves false (test/unit/policy/decision.test.ts proves the token stages ignore them).
+     */
+    async loadForTokens(accountId: string): Promise<{ account: AccountRow; subject: AccountSubject } | undefined> {
+      const account = await accounts.findForTokens(accountId);
       return account ? { account, subject: subjectOf(account, clock.now()) } : undefined;
     },
 

@@ -31,11 +31,11 @@ export interface AccountRow {
   /** Only from `findByEmail` and `findWithPolicy`: a Trello member is linked to the account. */
   trello_linked?: boolean;
   /**
-   * Only from `findByEmail` and `findWithPolicy`: who manages the account besides its owner
-   * (`account_managers`: an organization by verified domain, a Trello Enterprise from the import),
-   * ordered by kind.
+   * Only from `findByEmail`, `findWithPolicy` and `findForTokens`: who manages the account
+   * besides its owner, as [kind, id, name] (`account_managers`: an organization by verified
+   * domain, a Trello Enterprise from the import), ordered by kind.
    */
-  managers?: { kind: 'organization' | 'trello_enterprise'; id: string; name: string }[];
+  managers?: ['organization' | 'trello_enterprise', string, string][];
   created_at: Date;
   updated_at: Date;
 }
@@ -52,15 +52,23 @@ export interface NewAccount {
 }
 
 /**
+ * Who manages the account besides its owner (`account_managers`, decision 0030), as rows of
+ * [kind, id, name] — an organization by verified domain, a Trello Enterprise from the import —
+ * ordered by kind. A text array rather than JSON and a scalar name lookup rather than a join:
+ * this rides on every login and every token use, and each costs measurably more (docs/benchmarks.md).
+ */
+const MANAGERS = `ARRAY(SELECT ARRAY[am.kind, coalesce(am.organization_id, am.enterprise_id),
+    coalesce((SELECT o.name FROM organizations o WHERE o.id = am.organization_id), am.enterprise_name, am.enterprise_id)]
+  FROM account_managers am WHERE am.account_id = accounts.id ORDER BY am.kind) AS managers`;
+
+/**
  * What the policy decision point needs besides the row (src/policy/policy.ts), in the same
  * statement: whether two-step verification is on, whether a Trello member is linked, and who
- * manages the account (`account_managers`, decision 0030). Each is an indexed lookup by account id.
+ * manages the account. Each is an indexed lookup by account id.
  */
 const POLICY_COLUMNS = `EXISTS (SELECT 1 FROM totp_factors t WHERE t.account_id = accounts.id AND t.confirmed_at IS NOT NULL) AS two_step_enabled,
   EXISTS (SELECT 1 FROM trello_members m WHERE m.linked_account_id = accounts.id) AS trello_linked,
-  (SELECT coalesce(json_agg(json_build_object('kind', am.kind, 'id', coalesce(am.organization_id, am.enterprise_id),
-            'name', coalesce(o.name, am.enterprise_name, am.enterprise_id)) ORDER BY am.kind), '[]'::json)
-     FROM account_managers am LEFT JOIN organizations o ON o.id = am.organization_id WHERE am.account_id = accounts.id) AS managers`;
+  ${MANAGERS}`;
 
 /**
  * The domain part of an address as organization domains store it: lower-case ASCII, an
@@ -96,6 +104,17 @@ export function createAccountQueries(db: Queryable) {
     /** The row with what the policy decision point needs, in one statement (refresh, userinfo, settings). */
     async findWithPolicy(id: string, tx: Queryable = db): Promise<AccountRow | undefined> {
       const { rows } = await tx.query<AccountRow>(`SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE id = $1`, [id]);
+      return rows[0];
+    },
+
+    /**
+     * The row with what the decision point's token stages need (refresh, userinfo, our APIs, a
+     * session reused at /auth): status, two-step required and the managers — not whether
+     * two-step is on or a Trello member linked, which only logins and settings ask about. The
+     * account read on every refresh, so it carries no more than that.
+     */
+    async findForTokens(id: string): Promise<AccountRow | undefined> {
+      const { rows } = await db.query<AccountRow>(`SELECT ${COLUMNS}, ${MANAGERS} FROM accounts WHERE id = $1`, [id]);
       return rows[0];
     },
 

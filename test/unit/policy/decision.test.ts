@@ -120,6 +120,20 @@ describe('policy decision point (decision table)', () => {
     it(name, () => expect(run(input)).to.deep.equal(expected));
   }
 
+  it('decides the token stages without whether two-step is on, a Trello member is linked or a password is set (the token loader leaves them out)', () => {
+    const tokenStages: Stage[] = ['refresh', 'userinfo', 'api', 'session'];
+    const bases = [account(), account({ twoStepRequired: true }), account({ status: 'deactivated' }), account({ managers: [sso] }), account({ managers: [requires2sv] })];
+    const provenances = [undefined, oneFactor, twoFactors, { ...oneFactor, connector: 'acme-oidc' }];
+    for (const stage of tokenStages) for (const base of bases) for (const provenance of provenances) for (const wantedAcr of [undefined, ACR_TWO_FACTORS] as const) {
+      const answers = [false, true].flatMap((flag) => [
+        run({ subject: { ...base, twoStepEnabled: flag }, stage, ...(provenance ? { provenance } : {}), ...(wantedAcr ? { wantedAcr } : {}) }),
+        run({ subject: { ...base, trelloLinked: flag }, stage, ...(provenance ? { provenance } : {}), ...(wantedAcr ? { wantedAcr } : {}) }),
+        run({ subject: { ...base, hasPassword: flag }, stage, ...(provenance ? { provenance } : {}), ...(wantedAcr ? { wantedAcr } : {}) }),
+      ]);
+      for (const answer of answers) expect(answer, `${stage}`).to.deep.equal(answers[0]);
+    }
+  });
+
   it('answers every stage and method without throwing', () => {
     const stages: Stage[] = ['identify', 'first_factor', 'second_factor', 'sign_up', 'reset_request', 'reset_complete', 'email_recovery', 'email_change', 'close_account', 'reauthenticate', 'disable_factor', 'bulk_migration', 'refresh', 'userinfo', 'api', 'session'];
     const methods: (Method | undefined)[] = [undefined, 'password', 'trello_password', 'google', 'totp', 'recovery_code', 'email', 'connector:x'];
