@@ -56,10 +56,11 @@ export interface NewAccount {
  * [kind, id, name] — an organization by verified domain, a Trello Enterprise from the import —
  * ordered by kind. A text array rather than JSON and a scalar name lookup rather than a join:
  * this rides on every login and every token use, and each costs measurably more (docs/benchmarks.md).
+ * Only read for an account whose `managed` flag (kept by a trigger, migration 0019) says it has any.
  */
-const MANAGERS = `ARRAY(SELECT ARRAY[am.kind, coalesce(am.organization_id, am.enterprise_id),
+const MANAGERS = `CASE WHEN accounts.managed THEN ARRAY(SELECT ARRAY[am.kind, coalesce(am.organization_id, am.enterprise_id),
     coalesce((SELECT o.name FROM organizations o WHERE o.id = am.organization_id), am.enterprise_name, am.enterprise_id)]
-  FROM account_managers am WHERE am.account_id = accounts.id ORDER BY am.kind) AS managers`;
+  FROM account_managers am WHERE am.account_id = accounts.id ORDER BY am.kind) END AS managers`;
 
 /**
  * What the policy decision point needs besides the row (src/policy/policy.ts), in the same

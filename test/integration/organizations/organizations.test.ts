@@ -96,4 +96,30 @@ describe('organizations: membership and authorization', () => {
     ]).catch((err: unknown) => err);
     expect(mixed).to.have.property('code', '23514');
   });
+
+  it('keeps the account’s managed flag in step with its managers, so the decision point reads them only when there are some', async () => {
+    const admin = await createAccount(server.registry);
+    const org = await service.create(admin.id, 'Flagged');
+    if (!org.ok) throw new Error('not created');
+    const account = await createAccount(server.registry);
+    const db = await testDatabase();
+    await db.query(`INSERT INTO trello_members (member_id, username, enterprise_id, enterprise_name, linked_account_id, imported_at, updated_at)
+                    VALUES ('m9', 'grace', 'ent-9', 'Flagged Enterprise', $1, now(), now())`, [account.id]);
+    const flag = async () => (await db.query<{ managed: boolean }>('SELECT managed FROM accounts WHERE id = $1', [account.id])).rows[0]!.managed;
+    const managersOf = async () => (await server.registry.policy.loadForTokens(account.id))!.subject.managers;
+    expect(await flag()).to.equal(false);
+    expect(await managersOf()).to.deep.equal([]);
+    const { managers } = server.registry.organizations;
+    await db.transaction(async (tx) => {
+      await managers.claimForOrganization(tx, { accountId: account.id, organizationId: org.organization.id, domainId: null as unknown as string, now: new Date() });
+      await managers.setTrelloEnterprise(tx, { accountId: account.id, enterpriseId: 'ent-9', enterpriseName: 'Flagged Enterprise', memberId: 'm9', now: new Date() });
+    });
+    expect(await flag()).to.equal(true);
+    expect(await managersOf()).to.deep.equal([{ kind: 'organization', id: org.organization.id, name: 'Flagged' }, { kind: 'trello_enterprise', id: 'ent-9', name: 'Flagged Enterprise' }]);
+    await db.query(`DELETE FROM account_managers WHERE account_id = $1 AND kind = 'organization'`, [account.id]);
+    expect(await flag(), 'one manager left').to.equal(true);
+    await db.query('DELETE FROM account_managers WHERE account_id = $1', [account.id]);
+    expect(await flag(), 'none left').to.equal(false);
+    expect(await managersOf()).to.deep.equal([]);
+  });
 });
