@@ -1,4 +1,5 @@
 import { domainToUnicode } from 'node:url';
+import { csvRecord } from '../shared/csv.ts';
 import type { Database, Queryable } from '../persistence/db.ts';
 import { emailDomainOf, type AccountQueries } from '../persistence/queries/accounts.ts';
 import type { AccountManagerQueries, ManagedAccountRow, ManagedStatusFilter } from '../persistence/queries/account-managers.ts';
@@ -85,17 +86,6 @@ const view = (row: ManagedAccountRow): ManagedAccountView => ({
 function domainForms(domain: string): string[] {
   const unicode = domainToUnicode(domain);
   return unicode && unicode !== domain ? [domain, unicode] : [domain];
-}
-
-/**
- * One CSV cell (RFC 4180): quoted when it holds a comma, quote or line break, and a cell that a
- * spreadsheet would read as a formula (starting with = + - @, or a tab or carriage return) is
- * prefixed with a single quote (OWASP "CSV injection").
- */
-export function csvCell(value: string | null | undefined): string {
-  let text = value ?? '';
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 export function createManagedAccounts(deps: {
@@ -253,20 +243,20 @@ export function createManagedAccounts(deps: {
 
     /** The same list (search and filter apply, not paging) as CSV, safe to open in a spreadsheet. */
     async exportCsv(actorId: string, organizationId: string, filter: Omit<ListFilter, 'after' | 'limit'> = {}): Promise<{ ok: true; csv: string; count: number } | { ok: false; problem: AccessProblem | 'list.invalid' }> {
-      const lines = ['id,email,name,status,delete_after,created_at,managed_since'];
+      const lines = [csvRecord(['id', 'email', 'name', 'status', 'delete_after', 'created_at', 'managed_since'])];
       let after: string | undefined;
       let count = 0;
       for (;;) {
         const page = await list(actorId, organizationId, { ...filter, after, limit: MAX_PAGE_SIZE });
         if (!page.ok) return page;
         for (const a of page.accounts) {
-          lines.push([a.id, a.email, a.name, a.status, a.deleteAfter?.toISOString(), a.createdAt.toISOString(), a.managedSince?.toISOString()].map(csvCell).join(','));
+          lines.push(csvRecord([a.id, a.email, a.name, a.status, a.deleteAfter, a.createdAt, a.managedSince]));
         }
         count += page.accounts.length;
         if (!page.next) break;
         after = page.next;
       }
-      return { ok: true, csv: `${lines.join('\r\n')}\r\n`, count };
+      return { ok: true, csv: lines.join(''), count };
     },
 
     /**
