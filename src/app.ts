@@ -36,6 +36,7 @@ import { pageRenderer } from './http/page.ts';
 import { finishedInteractionPage } from './flows/login/finished.ts';
 import { securityRoutes } from './flows/settings/security-routes.ts';
 import { trelloSettingsRoutes } from './flows/settings/trello-routes.ts';
+import { settingsKit } from './flows/settings/gate.ts';
 import { adminRoutes } from './flows/admin/routes.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 import { trelloApiRoutes } from './routes/trello-api.ts';
@@ -159,6 +160,12 @@ export function createApp(registry: Registry): LanyardApp {
     graceDays: config.accountDeletionGraceDays,
     minLength: config.passwordMinLength,
   }).routes());
+  // Every change in the organization console — inviting or removing admins, domains, managed
+  // accounts — needs a recent login at the account's level, not just a session (decision 0027):
+  // one gate in front of all its forms, so no new form can forget it.
+  const consoleKit = settingsKit({ views, sessions: registry.browserSessions, accounts });
+  const consoleChange = compose([consoleKit.signedIn, consoleKit.privileged((ctx) => /^\/admin\/organizations\/[A-Za-z0-9_-]+/.exec(ctx.path)?.[0] ?? '/admin')]);
+  forms.use((ctx, next) => (ctx.method === 'POST' && ctx.path.startsWith('/admin/') ? consoleChange(ctx, next) : next()));
   forms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, box: registry.box, now: () => registry.clock.now() }).routes());
   const api = profileApiRoutes({ accounts, sessions: registry.browserSessions, avatars: registry.avatars, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([routesOf(api), api.allowedMethods() as Koa.Middleware])));

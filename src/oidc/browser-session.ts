@@ -1,7 +1,7 @@
 import type Provider from 'oidc-provider';
 import type { Context } from 'koa';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
-import type { AccountSubject, Decision, DecisionInput, DenyReason } from '../policy/policy.ts';
+import { provenanceFrom, type AccountSubject, type Decision, type DecisionInput, type DenyReason } from '../policy/policy.ts';
 import { tokenProvenance } from './provenance.ts';
 
 /** An access token presented to one of our APIs: its account when the policy allows its use, else why not. */
@@ -15,6 +15,15 @@ export interface BearerPolicy {
   decide(input: Omit<DecisionInput, 'now'>): Decision;
 }
 
+/**
+ * A browser session seen by our own pages: signed in and still meeting the account's policy
+ * (`ok`), signed in but no longer meeting it (`insufficient`: a deactivated account, two-step
+ * required since a one-factor login — the person logs in again), or nobody.
+ */
+export type Standing =
+  | { ok: true; session: SignedInSession; account: AccountRow; subject: AccountSubject }
+  | { ok: false; session: SignedInSession | undefined; reason: DenyReason | undefined };
+
 /** A browser's session: its account, and how (and when) its last login was made. */
 export interface SignedInSession {
   accountId: string;
@@ -27,6 +36,22 @@ export interface SignedInSession {
  * account pages use the same session as every relying party: signing out anywhere signs out here.
  */
 export function createBrowserSessions(provider: Provider, policy: BearerPolicy) {
+  /**
+   * The signed-in account of this browser and how its last login was made: the RFC 8176
+   * methods, the level and the login time the engine keeps with the session. Settings give
+   * them to the decision point, which decides whether a sensitive change needs a new login
+   * (privileged session, docs/flows/settings.md).
+   */
+  async function current(ctx: Context): Promise<SignedInSession | undefined> {
+    const session = await provider.Session.get(ctx as never);
+    if (!session.accountId) return undefined;
+    return {
+      accountId: session.accountId,
+      uid: session.uid,
+      login: { amr: session.amr, acr: session.acr, authTime: session.authTime() },
+    };
+  }
+
   return {
     /**
      * The account behind an `Authorization: Bearer` access token (RFC 6750 §2.1), if the token is
@@ -55,20 +80,31 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy) 
       return token && !token.isExpired ? token.clientId : undefined;
     },
 
+    current,
+
     /**
-     * The signed-in account of this browser and how its last login was made: the RFC 8176
-     * methods, the level and the login time the engine keeps with the session. Settings give
-     * them to the decision point, which decides whether a sensitive change needs a new login
-     * (privileged session, docs/flows/settings.md).
+     * The session as the account pages and the console take it: the decision point's `session`
+     * stage, as the engine asks it when a relying party reuses the session at /auth
+     * (src/oidc/provenance.ts) — our own pages get no more from a session than a relying party
+     * would. One statement (the account with what the stage reads).
      */
-    async current(ctx: Context): Promise<SignedInSession | undefined> {
-      const session = await provider.Session.get(ctx as never);
-      if (!session.accountId) return undefined;
-      return {
-        accountId: session.accountId,
-        uid: session.uid,
-        login: { amr: session.amr, acr: session.acr, authTime: session.authTime() },
-      };
+    async standing(ctx: Context): Promise<Standing> {
+      const session = await current(ctx);
+      if (!session) return { ok: false, session: undefined, reason: undefined };
+      const loaded = await policy.loadForTokens(session.accountId);
+      if (!loaded) return { ok: false, session, reason: 'policy.account_inactive' };
+      const decision = policy.decide({ stage: 'session', subject: loaded.subject, provenance: provenanceFrom(session.login) });
+      if (decision.outcome !== 'allow') return { ok: false, session, reason: decision.outcome === 'deny' ? decision.reason : 'policy.login_again' };
+      return { ok: true, session, account: loaded.account, subject: loaded.subject };
+    },
+
+    /**
+     * Whether this standing session may make a privileged change without proving itself again:
+     * the decision point's `reauthenticate` stage (a login within the last minutes at the level
+     * the account requires; docs/flows/settings.md, decision 0027).
+     */
+    privileged(standing: Extract<Standing, { ok: true }>): boolean {
+      return policy.decide({ stage: 'reauthenticate', subject: standing.subject, provenance: provenanceFrom(standing.session.login) }).outcome === 'allow';
     },
   };
 }

@@ -7,8 +7,9 @@ export type Agent = ReturnType<typeof supertest.agent>;
 /**
  * Opens /account in a fresh browser-like agent, signing in through the login pages on the way.
  * `status` is 200 when /account was reached, else the status of the failed password step.
+ * With `code`, a second step asked for is answered with it.
  */
-export async function signInToAccount(base: string, email: string, options: { password?: string; userAgent?: string } = {}): Promise<{ agent: Agent; status: number }> {
+export async function signInToAccount(base: string, email: string, options: { password?: string; userAgent?: string; code?: () => Promise<string> } = {}): Promise<{ agent: Agent; status: number }> {
   const agent = supertest.agent(base).set('User-Agent', options.userAgent ?? 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36');
   let location = '/account';
   for (let step = 0; step < 12; step += 1) {
@@ -21,7 +22,9 @@ export async function signInToAccount(base: string, email: string, options: { pa
     const uid = /\/interaction\/([^/?]+)/.exec(location)?.[1];
     if (!uid) throw new Error(`unexpected page ${location}: ${res.status}`);
     const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
-    const done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password: options.password ?? PASSWORD });
+    let done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password: options.password ?? PASSWORD });
+    // Two-step verification on: the code, when the caller has one.
+    if (done.status === 200 && options.code) done = await agent.post(`/interaction/${uid}/two-step`).type('form').send({ _csrf: csrfFrom(done.text), code: await options.code() });
     if (done.status !== 303) return { agent, status: done.status };
     location = done.headers.location!.replace(base, '');
   }

@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import type { AccountRow, AccountService } from '../../identity/accounts.ts';
-import type { BrowserSessions, SignedInSession } from '../../oidc/browser-session.ts';
+import type { BrowserSessions, SignedInSession, Standing } from '../../oidc/browser-session.ts';
 import type { Views } from '../../http/views.ts';
 import { pageRenderer } from '../../http/page.ts';
 
@@ -10,27 +10,51 @@ export function settingsKit(deps: { views: Views; sessions: BrowserSessions; acc
 
   const page = pageRenderer(views);
 
-  /** Loads the signed-in, active account or sends the browser to sign in. */
+  /**
+   * Loads the signed-in account or sends the browser to sign in. The session must still meet
+   * the account's policy (the decision point's `session` stage, as for a relying party reusing
+   * it at /auth): a deactivated account, or two-step required since a one-factor login, logs in
+   * again — at the level the account now requires — before any settings or console page.
+   */
   async function signedIn(ctx: Context, next: Next) {
-    const session = await sessions.current(ctx);
-    const account = session ? await accounts.findById(session.accountId) : undefined;
-    if (!session || !account || account.status !== 'active') {
+    const standing = await sessions.standing(ctx);
+    if (!standing.ok) {
+      if (standing.session) ctx.state.log?.info({ accountId: standing.session.accountId, reason: standing.reason }, 'session no longer meets the account policy');
       if (ctx.method !== 'GET') {
         return page(ctx, 401, 'errors/error', { title: 'Sign in again', text: 'Your session ended. Sign in again to change your settings.' });
       }
       ctx.status = 303;
-      return ctx.redirect(`/account/login?next=${encodeURIComponent(ctx.path)}`);
+      // A session that is still there but falls short asks for a new login, not the old session back.
+      return ctx.redirect(`/account/login?${standing.session ? 'reauth=1&' : ''}next=${encodeURIComponent(ctx.path)}`);
     }
-    ctx.state.account = account;
-    ctx.state.sessionUid = session.uid;
+    ctx.state.account = standing.account;
+    ctx.state.sessionUid = standing.session.uid;
+    ctx.state.standing = standing;
     // How this session's login was made, for the decision point's `reauthenticate` (privileged session).
-    ctx.state.login = session.login;
+    ctx.state.login = standing.session.login;
     await next();
+  }
+
+  /**
+   * After `signedIn`: a change that needs a recent login (the organization console's actions)
+   * proceeds only when the decision point's `reauthenticate` stage allows it; otherwise the
+   * page says so and offers logging in again, back to `returnTo`.
+   */
+  function privileged(returnTo: (ctx: Context) => string) {
+    return async (ctx: Context, next: Next) => {
+      if (sessions.privileged(ctx.state.standing as Extract<Standing, { ok: true }>)) return next();
+      ctx.state.log?.info({ accountId: (ctx.state.account as AccountRow).id, path: ctx.path }, 'privileged change refused: no recent login');
+      return page(ctx, 403, 'errors/reauthenticate', {
+        title: 'Confirm it’s you',
+        text: 'This change needs a recent login. Log in again, then make the change.',
+        signInAgain: `/account/login?reauth=1&next=${encodeURIComponent(returnTo(ctx))}`,
+      });
+    };
   }
 
   const account = (ctx: Context) => ctx.state.account as AccountRow;
   const nav = (ctx: Context, current: string) => ({ email: account(ctx).email, name: account(ctx).name, current });
   const login = (ctx: Context) => ctx.state.login as SignedInSession['login'];
 
-  return { page, signedIn, account, nav, login };
+  return { page, signedIn, privileged, account, nav, login };
 }

@@ -28,10 +28,11 @@ const STATE_COOKIE = 'lanyard.account_state';
 /** A readable device description from a User-Agent header, for the sessions list. */
 /**
  * Where signing in from the settings or the organizations console may return to: our own
- * settings and console pages only — a path of lowercase segments, never another origin (no `//`,
+ * settings and console pages only — a path of plain segments (letters, digits, `_`, `-`: the
+ * console's ids are mixed case), never another origin (no `//`,
  * no dots, no query), so `next` cannot become an open redirect.
  */
-const RETURN_PATH = /^\/(account|admin)(\/[a-z0-9_-]+)*$/;
+const RETURN_PATH = /^\/(account|admin)(\/[A-Za-z0-9_-]+)*$/;
 
 export function describeDevice(userAgent: string | null): string {
   if (!userAgent) return 'Unknown device';

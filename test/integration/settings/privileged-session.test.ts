@@ -141,22 +141,27 @@ describe('settings: privileged sessions (re-authentication by any allowed method
     const row = (await server.registry.accounts.findById(account.id))!;
     const { secret } = await enrolTwoStep(server.registry, row);
     // Before: the recent password login is enough.
-    expect((await agent.get('/account/email')).text).not.to.contain('Confirm it’s you');
+    const before = await agent.get('/account/email');
+    expect(before.text).not.to.contain('Confirm it’s you');
+    const csrf = csrfFrom(before.text);
 
     // The operator's flag, which only the decision point reads here.
     await server.registry.db.query('UPDATE accounts SET two_step_required = true WHERE id = $1', [account.id]);
+    // The one-factor session no longer opens the settings at all (the decision point's session
+    // stage, as a relying party's /auth would): it is sent to log in again at two factors, and a
+    // form posted meanwhile — with or without the password — changes nothing.
     const page = await agent.get('/account/email');
-    expect(page.text).to.contain('Confirm it’s you').and.contain('with two-step verification');
-    expect(page.text, 'a password alone is not two factors').not.to.contain('id="password"');
-    const bare = await submit(agent, '/account/email', '/account/email', { email: 'new@example.com' });
-    expect(bare.status).to.equal(403);
-    const withPassword = await submit(agent, '/account/email', '/account/email', { email: 'new@example.com', password: PASSWORD });
-    expect(withPassword.status).to.equal(403);
+    expect(page.status).to.equal(303);
+    expect(page.headers.location).to.equal('/account/login?reauth=1&next=%2Faccount%2Femail');
+    for (const fields of [{ email: 'new@example.com' }, { email: 'new@example.com', password: PASSWORD }]) {
+      const res = await agent.post('/account/email').type('form').send({ _csrf: csrf, ...fields });
+      expect(res.status, JSON.stringify(fields)).to.equal(401);
+    }
     expect(await outboxTo('new@example.com')).to.equal(0);
 
     // A new login with the password and the code reaches two factors.
     now += 30_000;
-    const href = /id="log-in-again" href="([^"]+)"/.exec(page.text)![1]!;
+    const href = page.headers.location!;
     expect(await logInAgain(agent, href, { email: account.email, password: PASSWORD, code: () => totpAt(secret, now) })).to.equal('/account/email');
     const done = await submit(agent, '/account/email', '/account/email', { email: 'new@example.com' });
     expect(done.status).to.equal(303);
