@@ -35,6 +35,8 @@ export type OrganizationAction = (typeof ORGANIZATION_ACTIONS)[number];
 export interface AuditMeta {
   ip?: string | null | undefined;
   requestId?: string | null | undefined;
+  /** The OAuth client an admin acted through (the management API); recorded in the detail. */
+  clientId?: string | null | undefined;
 }
 
 export interface AuditEntry {
@@ -92,7 +94,8 @@ export function createAdminAudit(deps: { queries: OrganizationEventQueries; cloc
         targetType: entry.targetType,
         targetId: entry.targetId,
         targetLabel: entry.targetLabel,
-        detail: entry.detail,
+        // Through the management API the client is part of "who": the admin, by way of that app.
+        detail: meta.clientId ? { ...entry.detail, clientId: meta.clientId } : entry.detail,
         ip: meta.ip,
         requestId: meta.requestId,
       });
