@@ -264,6 +264,21 @@ describe('organizations: management API', () => {
     });
   });
 
+  describe('a member who is not an admin', () => {
+    it('gets 403 organization.forbidden for what only admins do, and changes nothing', async () => {
+      const { org } = await adminWithOrg();
+      const member = await createAccount(server.registry, { email: `member-${unique()}@admins.example` });
+      await server.registry.db.query(`INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'member', now())`, [org.id, member.id]);
+      const { token } = await tokenFor(member.email, firstParty);
+      expect((await api(token, 'GET', '')).body.organizations.map((o: { id: string; role: string }) => [o.id, o.role])).to.deep.equal([[org.id, 'member']]);
+      for (const [method, path, body] of [['GET', `/${org.id}`], ['POST', `/${org.id}/domains`, { domain: `m-${unique()}.test` }], ['GET', `/${org.id}/accounts`], ['POST', `/${org.id}/invitations`, { email: 'x@example.com' }], ['GET', `/${org.id}/audit`]] as const) {
+        const res = await api(token, method, path, body);
+        expect([res.status, res.body.error], `${method} ${path}`).to.deep.equal([403, 'organization.forbidden']);
+      }
+      expect((await events(org.id)).map((e) => e.action)).to.deep.equal(['organization.created']);
+    });
+  });
+
   describe('endpoints', () => {
     it('domains: add (201, then 200 for the same), list, get, verify against the real DNS server (409 first, then 200), remove', async () => {
       const { org, token, admin } = await adminWithOrg();
