@@ -40,6 +40,8 @@ import { settingsKit } from './flows/settings/gate.ts';
 import { adminRoutes } from './flows/admin/routes.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 import { trelloApiRoutes } from './routes/trello-api.ts';
+import { organizationsApiRoutes, ORGANIZATIONS_API } from './routes/organizations-api/routes.ts';
+import { apiErrors } from './routes/organizations-api/errors.ts';
 import { ACCOUNT_CLIENT_ID } from './oidc/browser-session.ts';
 
 /**
@@ -173,6 +175,9 @@ export function createApp(registry: Registry): LanyardApp {
   const trelloApi = trelloApiRoutes({ linking: registry.trello.linking, accounts, sessions: registry.browserSessions, trelloClientId: config.trello.clientId });
   app.use(under(['/api/trello/'], compose([routesOf(trelloApi), trelloApi.allowedMethods() as Koa.Middleware])));
   app.use(under(['/api/security-events'], compose([routesOf(securityApi), securityApi.allowedMethods() as Koa.Middleware])));
+  // The management API: bearer tokens with the organizations:manage scope, never cookies (decision 0032).
+  const organizationsApi = organizationsApiRoutes({ sessions: registry.browserSessions, ...registry.organizations, organizations: registry.organizations.service });
+  app.use(under([ORGANIZATIONS_API], compose([apiErrors(), routesOf(organizationsApi), organizationsApi.allowedMethods() as Koa.Middleware])));
 
   // Picture uploads parse their multipart body first, then check CSRF (the token is a form field).
   const avatarUpload = avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey });

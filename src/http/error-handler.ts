@@ -11,8 +11,8 @@ import type { Views } from './views.ts';
  */
 const UNSTORABLE_INPUT = new Set(['22021', '22P05']);
 
-/** Maps anything thrown below to an AppError without leaking internals. */
-function normalise(err: unknown): AppError {
+/** Maps anything thrown below to an AppError without leaking internals (the management API's error answers use it too). */
+export function normalise(err: unknown): AppError {
   if (isAppError(err)) return err;
   const e = err as { status?: number; statusCode?: number; type?: string; expose?: boolean; code?: unknown };
   if (typeof e.code === 'string' && UNSTORABLE_INPUT.has(e.code)) return new AppError('request.invalid_characters', 400, { cause: err });
@@ -28,6 +28,13 @@ function normalise(err: unknown): AppError {
 /** Refusals of input that could not be read or stored: worth an operator's look (warn), not an alarm. */
 const MALFORMED = new Set([400, 411, 413, 414, 415, 422, 431]);
 
+/** Logs an error answer: server errors with the thrown error, refusals by code (never a body or a secret). */
+export function logError(log: Logger | undefined, thrown: unknown, err: AppError): void {
+  if (err.status === 503) log?.warn({ code: err.code, reason: (thrown as { error_detail?: string }).error_detail ?? (thrown as Error).message }, 'service unavailable');
+  else if (err.status >= 500) log?.error({ err: thrown, code: err.code }, 'request failed');
+  else log?.[MALFORMED.has(err.status) ? 'warn' : 'info']({ code: err.code, status: err.status }, 'request refused');
+}
+
 /**
  * The one top-level handler for our own routes (convention 2): HTML for browsers, JSON for API
  * callers, never a stack trace. Server errors are logged with the request id, which the page
@@ -42,10 +49,7 @@ export function errorHandler(views: Views): Middleware {
       if (ctx.status === 405 && ctx.body == null) throw new AppError('request.method_not_allowed', 405);
     } catch (thrown) {
       const err = normalise(thrown);
-      const log = ctx.state.log as Logger | undefined;
-      if (err.status === 503) log?.warn({ code: err.code, reason: (thrown as { error_detail?: string }).error_detail ?? (thrown as Error).message }, 'service unavailable');
-      else if (err.status >= 500) log?.error({ err: thrown, code: err.code }, 'request failed');
-      else log?.[MALFORMED.has(err.status) ? 'warn' : 'info']({ code: err.code, status: err.status }, 'request refused');
+      logError(ctx.state.log as Logger | undefined, thrown, err);
       const message = messageFor(err.code);
       ctx.status = err.status;
       if (err.status === 503) ctx.set('Retry-After', '5');

@@ -29,12 +29,25 @@ const CLAIM_SCOPE = new Map<string, ScopeWithClaims>(
   (Object.entries(SCOPE_CLAIMS) as [ScopeWithClaims, readonly string[]][]).flatMap(([scope, claims]) => claims.map((claim) => [claim, scope] as const)),
 );
 
+/**
+ * The scope of the organizations management API (docs/flows/organizations.md "Management API",
+ * decision 0032). It releases nothing about the person: it lets the client act as them on
+ * `/api/organizations/*`, for the organizations they administer and only while they are an
+ * admin there (the organization services check that at every call).
+ */
+export const MANAGE_ORGANIZATIONS_SCOPE = 'organizations:manage';
+
+/** Scopes that authorize our own APIs rather than release claims (the engine advertises them). */
+export const API_SCOPES = [MANAGE_ORGANIZATIONS_SCOPE] as const;
+
 /** What each scope lets a client do, in the words the consent page uses. */
 const SCOPE_TEXT: Record<string, string> = {
   openid: 'Know who you are when you log in',
   profile: 'See your profile',
   email: 'See your email address',
   offline_access: 'Keep access to this information when you’re not using it',
+  // An admin's powers, said in full: the person allows an app to do as they could in the console.
+  [MANAGE_ORGANIZATIONS_SCOPE]: 'Manage the organizations you administer, as you: verify and remove their domains, claim the accounts on them, edit, deactivate and delete the accounts they manage, invite and remove admins, and read their audit log',
 };
 
 /** A granted scope as the person reads it (the consent page's words), for "Connected apps". */

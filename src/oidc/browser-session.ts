@@ -6,7 +6,7 @@ import { tokenProvenance } from './provenance.ts';
 
 /** An access token presented to one of our APIs: its account when the policy allows its use, else why not. */
 export type Bearer =
-  | { ok: true; accountId: string; clientId: string; account: AccountRow }
+  | { ok: true; accountId: string; clientId: string; account: AccountRow; scopes: ReadonlySet<string> }
   | { ok: false; accountId: string; clientId: string; reason: DenyReason };
 
 export interface BearerPolicy {
@@ -69,7 +69,7 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy) 
       if (!loaded) return { ok: false, ...ids, reason: 'policy.account_inactive' };
       const decision = policy.decide({ stage: 'api', subject: loaded.subject, provenance: tokenProvenance(token) });
       if (decision.outcome !== 'allow') return { ok: false, ...ids, reason: decision.outcome === 'deny' ? decision.reason : 'policy.login_again' };
-      return { ok: true, ...ids, account: loaded.account };
+      return { ok: true, ...ids, account: loaded.account, scopes: new Set((token.scope ?? '').split(' ').filter(Boolean)) };
     },
 
     /** The client behind a client-credentials access token (RFC 6749 §4.4), for server-to-server APIs. */

@@ -3,7 +3,7 @@ import type { JWK } from 'jose';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
-import { SCOPE_CLAIMS, type ClaimsRelease } from '../identity/claims-release.ts';
+import { API_SCOPES, SCOPE_CLAIMS, type ClaimsRelease } from '../identity/claims-release.ts';
 import { ACR_VALUES, type AccountSubject, type Decision, type DecisionInput } from '../policy/policy.ts';
 import { protocolErrors, TemporarilyUnavailable, withProtocolErrors } from './unavailable.ts';
 import { accessTokenProvenance, loginPolicy, stageFor, tokenProvenance } from './provenance.ts';
@@ -108,6 +108,11 @@ export function createProvider(deps: ProviderDeps): Provider {
     // our README's example) read `email` from the ID token, and OIDC Core §5.4 allows both
     // (docs/decisions/0021-consent-releases-what-it-lists.md).
     conformIdTokenClaims: false,
+    // Scopes the engine accepts besides those of `claims`: offline_access (OIDC Core §11), and
+    // the scopes of our own APIs, which release no claims and are checked by those APIs on the
+    // access token (organizations:manage, docs/decisions/0032-management-api-authorization.md).
+    // Unlisted scopes are dropped from requests by the engine, so this is what makes them grantable.
+    scopes: ['openid', 'offline_access', ...API_SCOPES],
     /**
      * The account behind a session or token. Using a grant (refresh token, authorization code)
      * or an access token (userinfo) asks the decision point whether how the grant was made still

@@ -1,6 +1,7 @@
 import type { Queryable } from '../persistence/db.ts';
 import type { NewOrganizationEvent, OrganizationEventQueries, OrganizationEventRow } from '../persistence/queries/organization-events.ts';
 import type { Clock } from '../shared/clock.ts';
+import { csvRecord } from '../shared/csv.ts';
 
 /**
  * The audit trail of organization admins' actions (docs/flows/organizations.md, decision 0029):
@@ -35,6 +36,8 @@ export type OrganizationAction = (typeof ORGANIZATION_ACTIONS)[number];
 export interface AuditMeta {
   ip?: string | null | undefined;
   requestId?: string | null | undefined;
+  /** The OAuth client an admin acted through (the management API); recorded in the detail. */
+  clientId?: string | null | undefined;
 }
 
 export interface AuditEntry {
@@ -61,6 +64,14 @@ export interface AuditEventView {
 }
 
 export const MAX_AUDIT_PAGE = 100;
+
+/** The audit log's CSV header: the columns of the console's export (`…/audit.csv`), the management API's too. */
+export const AUDIT_CSV_HEADER = csvRecord(['time', 'actor', 'actor_id', 'action', 'target_type', 'target_id', 'target', 'detail', 'ip', 'request_id']);
+
+/** One record as a CSV line (RFC 4180, formula cells defused by `csvRecord`; decision 0029). */
+export function auditCsvRecord(e: AuditEventView): string {
+  return csvRecord([e.at.toISOString(), e.actorEmail, e.actorId, e.action, e.targetType, e.targetId, e.targetLabel, e.detail ? JSON.stringify(e.detail) : '', e.ip, e.requestId]);
+}
 /** Rows read per query while exporting: the export streams, its memory does not grow with the log. */
 const EXPORT_BATCH = 500;
 
@@ -92,7 +103,8 @@ export function createAdminAudit(deps: { queries: OrganizationEventQueries; cloc
         targetType: entry.targetType,
         targetId: entry.targetId,
         targetLabel: entry.targetLabel,
-        detail: entry.detail,
+        // Through the management API the client is part of "who": the admin, by way of that app.
+        detail: meta.clientId ? { ...entry.detail, clientId: meta.clientId } : entry.detail,
         ip: meta.ip,
         requestId: meta.requestId,
       });

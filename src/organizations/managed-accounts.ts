@@ -241,6 +241,15 @@ export function createManagedAccounts(deps: {
 
     list,
 
+    /** One account this organization manages (admins only); any other account is `account.not_found`. */
+    async get(actorId: string, organizationId: string, accountId: unknown): Promise<{ ok: true; account: ManagedAccountView } | { ok: false; problem: AccessProblem | 'account.not_found' }> {
+      const access = await deps.authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      if (typeof accountId !== 'string' || accountId.length > 100) return { ok: false, problem: 'account.not_found' };
+      const row = await managers.managedBy(organizationId, accountId);
+      return row ? { ok: true, account: view(row) } : { ok: false, problem: 'account.not_found' };
+    },
+
     /** The same list (search and filter apply, not paging) as CSV, safe to open in a spreadsheet. */
     async exportCsv(actorId: string, organizationId: string, filter: Omit<ListFilter, 'after' | 'limit'> = {}): Promise<{ ok: true; csv: string; count: number } | { ok: false; problem: AccessProblem | 'list.invalid' }> {
       const lines = [csvRecord(['id', 'email', 'name', 'status', 'delete_after', 'created_at', 'managed_since'])];
