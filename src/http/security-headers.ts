@@ -3,10 +3,12 @@ import type { Middleware } from 'koa';
 /**
  * Headers for every response, set before the rest runs: oidc-provider adds the hash of its
  * inline auto-submit script to `script-src` when it answers with form_post, so the directive
- * must already be there. Our own pages use no script at all. form-action is left open because
- * an OAuth form post legitimately lands on the relying party's redirect URI.
+ * must already be there. Our own pages use no inline script: the one script, the console's
+ * search as you type, is a static file (script-src 'self') that fetches the same page it enhances
+ * (connect-src 'self'; decision 0031). form-action is left open because an OAuth form post
+ * legitimately lands on the relying party's redirect URI.
  */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
+const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
 export function securityHeaders(options: { hsts: boolean }): Middleware {
   return async (ctx, next) => {

@@ -178,6 +178,20 @@ export function createManagedAccounts(deps: {
     return { ok: true, accounts: rows.map(view), ...(rows.length === limit && last ? { next: last.email } : {}) };
   }
 
+  /**
+   * The accounts among `accountIds` that this organization manages, by address (the console's
+   * detail page and its bulk confirmation). Ids of any other account are left out — the same as
+   * ids that do not exist — and so are duplicates; at most `MAX_PAGE_SIZE` ids are looked at.
+   */
+  async function find(actorId: string, organizationId: string, accountIds: unknown): Promise<{ ok: true; accounts: ManagedAccountView[] } | { ok: false; problem: AccessProblem | 'list.invalid' }> {
+    const access = await deps.authorize(actorId, organizationId, 'admin');
+    if (!access.ok) return access;
+    if (!Array.isArray(accountIds) || accountIds.length > MAX_PAGE_SIZE) return { ok: false, problem: 'list.invalid' };
+    const ids = [...new Set(accountIds.filter((id): id is string => typeof id === 'string' && id.length > 0 && id.length <= 100))];
+    if (!ids.length) return { ok: true, accounts: [] };
+    return { ok: true, accounts: (await managers.managedAmong(organizationId, ids)).map(view) };
+  }
+
   return {
     /** Who manages the account and whom to ask, for the settings pages. */
     async managementOf(accountId: string): Promise<ManagementView[]> {
@@ -249,6 +263,8 @@ export function createManagedAccounts(deps: {
       const row = await managers.managedBy(organizationId, accountId);
       return row ? { ok: true, account: view(row) } : { ok: false, problem: 'account.not_found' };
     },
+
+    find,
 
     /** The same list (search and filter apply, not paging) as CSV, safe to open in a spreadsheet. */
     async exportCsv(actorId: string, organizationId: string, filter: Omit<ListFilter, 'after' | 'limit'> = {}): Promise<{ ok: true; csv: string; count: number } | { ok: false; problem: AccessProblem | 'list.invalid' }> {

@@ -100,4 +100,71 @@ describe('browser: admin console', function () {
     const log = await page.locator('#audit-log').textContent();
     for (const what of ['created the organization', 'added the domain', 'verified the domain', 'invited', 'accepted the invitation of']) expect(log).to.contain(what);
   });
+
+  it('claims a domain’s accounts after the preview, searches as you type, deactivates with a confirmation and reactivates', async () => {
+    const admin = await createAccount(server.registry, { email: 'owner@admins.test' });
+    for (const [email, name] of [['ada@acme.test', 'Ada Lovelace'], ['alan@acme.test', 'Alan Turing'], ['grace@acme.test', 'Grace Hopper']]) {
+      await server.registry.accounts.create({ email: email!, name, emailVerified: true });
+    }
+    const page = await context.newPage();
+    const scriptErrors: string[] = [];
+    page.on('pageerror', (err) => scriptErrors.push(err.message));
+    page.on('console', (msg) => { if (msg.type() === 'error') scriptErrors.push(msg.text()); });
+    await signIn(page, admin.email);
+
+    await page.goto(`${server.url}/admin`);
+    await page.getByLabel('Organization name').fill('Acme');
+    await page.getByRole('button', { name: 'Create organization' }).click();
+    await page.getByRole('link', { name: 'Domains' }).click();
+    await page.getByLabel('Domain', { exact: true }).fill('acme.test');
+    await page.getByRole('button', { name: 'Add domain' }).click();
+    dns.txt.set('acme.test', [[await page.getByLabel('Value').inputValue()]]);
+    await page.getByRole('button', { name: 'Verify acme.test now' }).click();
+    expect(await page.getByRole('status').textContent()).to.contain('Verified');
+
+    // The preview says how many, which, and what happens; then one button claims them.
+    await page.getByRole('link', { name: 'Review accounts to claim on acme.test' }).click();
+    expect(await page.locator('#claim-count').textContent()).to.contain('3 accounts use an address on acme.test');
+    expect(await page.locator('#claim-effects').textContent()).to.contain('can no longer change their email address or close their account themselves');
+    expect(await page.locator('#claim-accounts tbody tr').count()).to.equal(3);
+    await page.getByRole('button', { name: 'Claim 3 accounts' }).click();
+    expect(await page.getByRole('status').first().textContent()).to.contain('3 accounts were claimed');
+    expect(await page.getByRole('heading', { name: 'Managed accounts', level: 1 }).isVisible()).to.equal(true);
+
+    // Search as you type: the list narrows without submitting the form (the URL follows).
+    const listUrl = page.url();
+    // (Waits by locator: the page's CSP refuses the evaluated strings of waitForFunction.)
+    const onlyRow = async (email: string) => {
+      await page.locator('#accounts tbody tr', { hasText: email }).waitFor();
+      await page.locator('#accounts tbody tr').nth(1).waitFor({ state: 'detached' });
+      expect(await page.locator('#accounts tbody tr').count()).to.equal(1);
+    };
+    await page.getByLabel('Search by address or name').pressSequentially('al', { delay: 40 });
+    await onlyRow('alan@acme.test');
+    expect(await page.locator('#accounts tbody').textContent()).to.contain('alan@acme.test');
+    expect(page.url()).to.equal(`${listUrl}?q=al`);
+    await page.getByLabel('Search by address or name').fill('');
+    await page.getByLabel('Search by address or name').pressSequentially('grace h', { delay: 40 });
+    await onlyRow('grace@acme.test');
+
+    // Deactivate through its confirmation page, which says exactly what happens.
+    await page.getByRole('link', { name: 'grace@acme.test' }).click();
+    await page.getByRole('link', { name: 'Deactivate grace@acme.test' }).click();
+    expect(await page.locator('#confirm-effects').textContent()).to.contain('Deactivating grace@acme.test signs them out of Jira, Confluence, Bitbucket, Trello');
+    await page.getByRole('button', { name: 'Deactivate grace@acme.test' }).click();
+    expect(await page.getByRole('status').first().textContent()).to.contain('grace@acme.test is deactivated');
+    expect(await page.locator('#account-status').textContent()).to.equal('Deactivated');
+
+    // The status filter updates the list at once, too.
+    await page.getByRole('link', { name: 'Managed accounts' }).first().click();
+    await page.getByLabel('Status').selectOption('deactivated');
+    await onlyRow('grace@acme.test');
+    expect(await page.locator('#accounts tbody').textContent()).to.contain('grace@acme.test');
+
+    await page.getByRole('link', { name: 'grace@acme.test' }).click();
+    await page.getByRole('button', { name: 'Reactivate grace@acme.test' }).click();
+    expect(await page.getByRole('status').first().textContent()).to.contain('grace@acme.test is active again');
+    expect(await page.locator('#account-status').textContent()).to.equal('Active');
+    expect(scriptErrors, 'no script or CSP errors').to.deep.equal([]);
+  });
 });

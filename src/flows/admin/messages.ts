@@ -31,6 +31,20 @@ const MESSAGES: Record<string, Message> = {
   'invitation.none': { title: 'No invitation to accept', text: 'Open the link from the invitation email again.' },
   'admin.not_found': { title: 'Not an admin', text: 'That person is not an admin of this organization (any more).' },
   'admin.last': { title: 'An organization needs an admin', text: 'This is the organization’s last admin. Invite another admin first.' },
+  'domain.not_verified': { title: 'Verify the domain first', text: 'Only a verified domain can claim accounts: publish its token and verify it on the Domains page.' },
+  'domain.claims_frozen': { title: 'Claims are frozen for this domain', text: 'Its last re-check failed, so it claims no new accounts until it verifies again. Accounts it already manages stay managed. Fix the TXT record or file, then verify it on the Domains page.' },
+  'list.invalid': { title: 'Check the search', text: 'Search by the start of an address or a name (at most 320 characters), and pick a status from the list.' },
+  'account.self': { title: 'This is your own account', text: 'Admins can’t edit, deactivate or delete their own account here. Another admin of the organization can; your own settings are under Your account.' },
+  'account.state': { title: 'The account’s state doesn’t allow that', text: 'It changed meanwhile, or that action doesn’t apply to it now. Its page shows what you can do.' },
+  'account.name_invalid': { title: 'Check the name', text: 'A name has at most 200 characters and no control characters. Leave it empty to clear it.' },
+  'login.invalid_email': { title: 'Enter a valid email address', text: 'Enter the new address, like name@example.com.' },
+  'email.same': { title: 'That is the current address', text: 'Enter another address to move the account to.' },
+  'email.domain_not_verified': { title: 'That address is not on a verified domain of this organization', text: 'A managed account’s address can only move to another domain your organization has verified (see the Domains page). Addresses elsewhere are the person’s own to choose.' },
+  'signup.email_taken': { title: 'That address is taken', text: 'Another account uses this address, or it is reserved for one. Choose another.' },
+  'bulk.action': { title: 'Choose an action', text: 'Select accounts on the list, then press Deactivate, Reactivate or Delete.' },
+  'bulk.none': { title: 'No account selected', text: 'Tick the accounts on the list first, then choose the action.' },
+  'bulk.too_many': { title: 'Too many accounts at once', text: 'A bulk action takes at most 100 accounts. Select fewer, or narrow the list with the search or the status filter, and repeat.' },
+  'bulk.none_eligible': { title: 'Nothing to do', text: 'None of the selected accounts can take this action now (see why below).' },
 };
 
 export function adminMessage(code: string): Message {

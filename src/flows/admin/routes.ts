@@ -5,6 +5,7 @@ import type { AccountService } from '../../identity/accounts.ts';
 import type { BrowserSessions } from '../../oidc/browser-session.ts';
 import type { OrganizationService, DomainView } from '../../organizations/organizations.ts';
 import type { InvitationService } from '../../organizations/invitations.ts';
+import type { ManagedAccounts } from '../../organizations/managed-accounts.ts';
 import type { AuditEventView, OrganizationAction } from '../../organizations/admin-audit.ts';
 import type { SecretBox } from '../../shared/crypto.ts';
 import { AppError } from '../../shared/errors.ts';
@@ -16,6 +17,7 @@ import { parseForm } from '../../http/validate.ts';
 import type { Views } from '../../http/views.ts';
 import { settingsKit } from '../settings/gate.ts';
 import { adminMessage } from './messages.ts';
+import { managedAccountPages } from './managed-accounts.ts';
 import { addDomainInput, createOrganizationInput, inviteInput } from './schema.ts';
 
 /**
@@ -76,6 +78,7 @@ export function adminRoutes(deps: {
   accounts: AccountService;
   organizations: OrganizationService;
   invitations: InvitationService;
+  managed: ManagedAccounts;
   box: SecretBox;
   now: () => number;
 }) {
@@ -310,6 +313,10 @@ export function adminRoutes(deps: {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = Readable.from(lines());
   });
+
+  // ---- Claiming and managed accounts (their own module) ---------------------------------------
+
+  managedAccountPages(router, { page, signedIn, me, meta, done, notFound, takeFlash: (ctx) => flash.take(ctx), shell, when, now: deps.now }, { managed: deps.managed, organizations });
 
   // ---- Accepting an invitation ---------------------------------------------------------------
 

@@ -6,3 +6,9 @@ export const createOrganizationInput = z.object({ name: z.string().max(400).defa
 export const addDomainInput = z.object({ domain: z.string().max(1000).default('') });
 
 export const inviteInput = z.object({ email: z.string().max(320).default('') });
+
+/** An admin's edit of a managed account (judged by src/organizations/managed-accounts.ts). */
+export const editAccountInput = z.object({ name: z.string().max(400).default(''), email: z.string().max(320).default('') });
+
+/** A confirmed bulk action: the accounts' ids, space-separated (counted and bounded by the route). */
+export const bulkInput = z.object({ action: z.enum(['deactivate', 'reactivate', 'delete']), ids: z.string().max(20_000).default('') });

@@ -140,6 +140,17 @@ export function createAccountManagerQueries(db: Queryable) {
       return rows[0];
     },
 
+    /** Those of `accountIds` this organization manages (not erased), by address: the console's detail page and bulk confirmation. */
+    async managedAmong(organizationId: string, accountIds: string[]): Promise<ManagedAccountRow[]> {
+      const { rows } = await db.query<ManagedAccountRow>(
+        `SELECT ${MANAGED}, m.since FROM account_managers m JOIN accounts a ON a.id = m.account_id
+         WHERE m.organization_id = $1 AND m.kind = 'organization' AND m.account_id = ANY($2::text[]) AND a.erased_at IS NULL
+         ORDER BY lower(a.email)`,
+        [organizationId, accountIds],
+      );
+      return rows;
+    },
+
     /** The import's side: the Enterprise was dropped from a linked member on re-import. */
     async dropTrelloEnterprise(tx: Queryable, accountId: string): Promise<void> {
       await tx.query(`DELETE FROM account_managers WHERE account_id = $1 AND kind = 'trello_enterprise'`, [accountId]);

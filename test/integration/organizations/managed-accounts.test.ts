@@ -378,6 +378,27 @@ describe('organizations: managed accounts', () => {
       expect(exported.csv).not.to.contain('outsider');
     });
 
+    it('finds accounts by id for the console: only those this organization manages, each once, at most 100 ids', async () => {
+      const { admin, org, people } = await orgWithPeople();
+      const other = await verifiedOrg('beta.test', 'Beta');
+      const betaUser = await createAccount(server.registry, { email: 'bo@beta.test' });
+      const unmanaged = await createAccount(server.registry, { email: 'solo@private.test' });
+      const [alice, bert] = [people[0]!, people[1]!];
+      const found = await managed.find(admin.id, org.id, [bert.id, alice.id, alice.id, betaUser.id, unmanaged.id, 'acc_nope', 42, '']);
+      if (!found.ok) throw new Error(found.problem);
+      expect(found.accounts.map((a) => a.email)).to.deep.equal(['alice@acme.test', 'bert@acme.test']);
+      expect(found.accounts[0]).to.deep.include({ id: alice.id, name: 'Alice Archer', status: 'active', deleteAfter: null });
+      expect(found.accounts[0]!.managedSince).to.be.instanceOf(Date);
+      await managed.delete(admin.id, org.id, bert.id);
+      const pending = await managed.find(admin.id, org.id, [bert.id]);
+      expect(pending.ok && pending.accounts[0]!.status).to.equal('pending_deletion');
+      expect(await managed.find(admin.id, org.id, [])).to.deep.equal({ ok: true, accounts: [] });
+      expect(await managed.find(admin.id, org.id, Array.from({ length: 101 }, (_, i) => `acc_${i}`))).to.deep.equal({ ok: false, problem: 'list.invalid' });
+      expect(await managed.find(admin.id, org.id, alice.id)).to.deep.equal({ ok: false, problem: 'list.invalid' });
+      expect(await managed.find(other.admin.id, org.id, [alice.id])).to.deep.equal({ ok: false, problem: 'organization.not_found' });
+      expect(await managed.find(other.admin.id, other.org.id, [alice.id])).to.deep.equal({ ok: true, accounts: [] });
+    });
+
     it('edits the name and moves the address to another verified domain of the organization only, telling both addresses', async () => {
       const { admin, org, people } = await orgWithPeople();
       const alice = people[0]!;
