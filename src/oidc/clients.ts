@@ -83,6 +83,8 @@ export function createClientService(deps: {
   // Client lookups happen on every token request: a short in-process cache keeps them off the
   // database on the hot path. Changes made by the CLI take effect within `cacheSeconds`.
   const cache = new Map<string, { at: number; metadata: ClientMetadata | undefined }>();
+  /** Clients Lanyard itself needs, with this process's own metadata (`ensureInternal`). */
+  const internal = new Map<string, ClientMetadata>();
 
   async function checked(row: ClientRow): Promise<void> {
     try {
@@ -147,27 +149,34 @@ export function createClientService(deps: {
     list: () => clients.list(),
 
     /**
-     * Creates or refreshes a client Lanyard itself needs (the account pages), public and limited to
+     * A client Lanyard itself needs (the account pages), public and limited to
      * response_type=none: it only establishes the browser session, never receives a code or token.
+     * Its metadata is this process's own — the redirect URI from this instance's ISSUER — and is
+     * never read back from the database: a CLI run (whose ISSUER may differ or default) would
+     * otherwise rewrite the row under a running server and break its sign-in. The row is only
+     * inserted once, so that listings and the audit trail know the client.
      */
     async ensureInternal(clientId: string, name: string, redirectUri: string): Promise<void> {
       const metadata = { redirect_uris: [redirectUri], response_types: ['none'], grant_types: [], token_endpoint_auth_method: 'none', post_logout_redirect_uris: [] };
-      const existing = await clients.find(clientId);
       const row: ClientRow = { client_id: clientId, kind: 'web', name, secret_sealed: null, first_party: true, metadata, created_at: new Date(clock.now()), updated_at: new Date(clock.now()) };
-      if (!existing) {
-        await checked(row);
-        await clients.insert(row);
-      } else if (JSON.stringify(existing.metadata) !== JSON.stringify(metadata) || !existing.first_party) {
-        await checked(row);
-        await clients.update(row);
+      await checked(row);
+      internal.set(clientId, toProviderMetadata(row, box));
+      if (!(await clients.find(clientId))) {
+        try {
+          await clients.insert(row);
+        } catch (err) {
+          // Another instance inserted it at the same moment: either row will do.
+          if ((err as { code?: string }).code !== '23505') throw err;
+        }
       }
-      cache.delete(clientId);
     },
 
     /** Metadata for oidc-provider's Client adapter; undefined for an unknown client. */
     async findMetadata(clientId: string): Promise<ClientMetadata | undefined> {
       // Only ids that create() accepts can exist; anything else (a NUL, a megabyte) is not looked up.
       if (!CLIENT_ID.test(clientId)) return undefined;
+      const own = internal.get(clientId);
+      if (own) return own;
       const now = clock.now();
       const hit = cache.get(clientId);
       if (hit && now - hit.at < cacheSeconds * 1000) return hit.metadata;

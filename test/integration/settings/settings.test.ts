@@ -52,6 +52,17 @@ describe('account settings (/account)', () => {
     }
   });
 
+  it('keeps signing in to the account pages when another process (a CLI run with another ISSUER) opens the same database', async () => {
+    const account = await createAccount(server.registry);
+    const other = await startTestServer({ overrides: { issuer: 'http://127.0.0.1:9' } });
+    try {
+      const { status } = await signInToAccount(server.url, account.email);
+      expect(status, 'the account pages still sign in through this server').to.equal(200);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('refuses a forged sign-in callback', async () => {
     const res = await supertest(server.url).get('/account/callback?state=forged');
     expect(res.status).to.equal(400);
