@@ -36,3 +36,27 @@ export async function submit(agent: Agent, formPath: string, path: string, field
   const form = await agent.get(formPath);
   return agent.post(path).type('form').send({ _csrf: csrfFrom(form.text), ...fields });
 }
+
+/**
+ * Follows a "Log in again" link (a settings or console page's `signInAgain`) through the login
+ * pages — the address, the password and, when asked and given, the code — back to the page it
+ * returns to; returns that page's path.
+ */
+export async function logInAgain(agent: Agent, base: string, href: string, proof: { email: string; password?: string; code?: () => Promise<string> }): Promise<string> {
+  let location = href.replace(/&amp;/g, '&');
+  for (let step = 0; step < 15; step += 1) {
+    const res = await agent.get(location);
+    if (res.status === 302 || res.status === 303) {
+      location = res.headers.location!.replace(base, '');
+      continue;
+    }
+    const uid = /^\/interaction\/([^/?]+)$/.exec(location)?.[1];
+    if (!uid) return location;
+    const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email: proof.email });
+    let done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email: proof.email, password: proof.password ?? PASSWORD });
+    if (done.status === 200 && proof.code) done = await agent.post(`/interaction/${uid}/two-step`).type('form').send({ _csrf: csrfFrom(done.text), code: await proof.code() });
+    if (done.status !== 303) throw new Error(`logging in again: ${done.status} ${done.text.slice(0, 300)}`);
+    location = done.headers.location!.replace(base, '');
+  }
+  throw new Error('did not come back from logging in again');
+}

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
-import { createAccount, PASSWORD } from '../../helpers/factories.ts';
+import { createAccount } from '../../helpers/factories.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
-import { signInToAccount, type Agent } from '../../helpers/account-pages.ts';
+import { logInAgain, signInToAccount, type Agent } from '../../helpers/account-pages.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
 
 const ELEVEN_MINUTES = 11 * 60_000;
@@ -35,25 +35,6 @@ describe('account pages and console: the session is held to the policy', () => {
     return agent.post(path).type('form').send({ _csrf: csrfFrom(form.text), ...fields });
   }
 
-  /** Follows a "Log in again" link through the password pages; returns where it comes back to. */
-  async function logInAgain(agent: Agent, href: string, email: string): Promise<string> {
-    let location = href.replace(/&amp;/g, '&');
-    for (let step = 0; step < 12; step += 1) {
-      const res = await agent.get(location);
-      if (res.status === 302 || res.status === 303) {
-        location = res.headers.location!.replace(server.url, '');
-        continue;
-      }
-      const uid = /^\/interaction\/([^/?]+)$/.exec(location)?.[1];
-      if (!uid) return location;
-      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
-      const done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password: PASSWORD });
-      expect(done.status, done.text.slice(0, 300)).to.equal(303);
-      location = done.headers.location!.replace(server.url, '');
-    }
-    throw new Error('did not come back');
-  }
-
   it('refuses every console change from an old session until the person logs in again, then comes back to the organization', async () => {
     const admin = await createAccount(server.registry);
     const { agent } = await signInToAccount(server.url, admin.email);
@@ -77,7 +58,7 @@ describe('account pages and console: the session is held to the policy', () => {
     // "Log in again" comes back to the organization (its id is mixed case), and the change goes through.
     const href = /id="log-in-again" href="([^"]+)"/.exec(invite.text)![1]!;
     now = Date.now();
-    expect(await logInAgain(agent, href, admin.email)).to.equal(org);
+    expect(await logInAgain(agent, server.url, href, { email: admin.email })).to.equal(org);
     expect((await post(agent, `${org}/admins`, `${org}/invitations`, { email: 'colleague@example.com' })).status).to.equal(303);
   });
 

@@ -5,7 +5,7 @@ import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, PASSWORD } from '../../helpers/factories.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
-import { signInToAccount, submit, type Agent } from '../../helpers/account-pages.ts';
+import { logInAgain as followLogInAgain, signInToAccount, submit, type Agent } from '../../helpers/account-pages.ts';
 import { enrolTwoStep, totpAt } from '../../helpers/two-step.ts';
 import { startUpstreamIdp } from '../../helpers/upstream-idp.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
@@ -47,29 +47,7 @@ describe('settings: privileged sessions (re-authentication by any allowed method
   const signIn = async (email: string) => (await signInToAccount(server.url, email, { userAgent: UA })).agent;
   const outboxTo = async (email: string) => (await server.registry.db.query<{ n: number }>('SELECT count(*)::int AS n FROM mail_outbox WHERE recipient = $1', [email])).rows[0]!.n;
 
-  /**
-   * Follows "Log in again" from a settings page through the login pages (password, then the
-   * code when asked) back to the settings page; returns that page's path.
-   */
-  async function logInAgain(agent: Agent, href: string, proof: { email: string; password: string; code?: () => Promise<string> }): Promise<string> {
-    let location = href.replace(/&amp;/g, '&');
-    for (let step = 0; step < 15; step += 1) {
-      const res = await agent.get(location);
-      if (res.status === 302 || res.status === 303) {
-        location = res.headers.location!.replace(server.url, '');
-        continue;
-      }
-      const uid = /^\/interaction\/([^/?]+)$/.exec(location)?.[1];
-      if (!uid) return location;
-      const { email } = proof;
-      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
-      let done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password: proof.password });
-      if (done.status === 200 && proof.code) done = await agent.post(`/interaction/${uid}/two-step`).type('form').send({ _csrf: csrfFrom(done.text), code: await proof.code() });
-      expect(done.status, done.text.slice(0, 300)).to.equal(303);
-      location = done.headers.location!.replace(server.url, '');
-    }
-    throw new Error('did not come back to the settings');
-  }
+  const logInAgain = (agent: Agent, href: string, proof: { email: string; password: string; code?: () => Promise<string> }) => followLogInAgain(agent, server.url, href, proof);
 
   it('lets a recent login change the password, the address and close the account without typing the password', async () => {
     const account = await createAccount(server.registry);
