@@ -54,17 +54,20 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy) 
 
   return {
     /**
-     * The account behind an `Authorization: Bearer` access token (RFC 6750 §2.1), if the token is
+     * The account behind an `Authorization: Bearer` access token (RFC 6750 §2.1; the scheme is
+     * case-insensitive, RFC 9110 §11.1), if the token — and its client — is
      * valid: with `ok: false` when the decision point refuses its use now (stage "api": the
      * account was deactivated, or two-step became required after a one-factor login), so the API
      * answers 401 as userinfo does. The account is loaded once, with its policy columns.
      */
     async bearer(ctx: Context): Promise<Bearer | undefined> {
-      const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(ctx.get('authorization'));
+      const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(ctx.get('authorization'));
       if (!match) return undefined;
       const token = await provider.AccessToken.find(match[1]!);
       if (!token || token.isExpired || !token.accountId) return undefined;
-      const ids = { accountId: token.accountId, clientId: token.clientId! };
+      // A deleted client's tokens stop at once, as at userinfo (the lookup is cached in-process).
+      if (!token.clientId || !(await provider.Client.find(token.clientId))) return undefined;
+      const ids = { accountId: token.accountId, clientId: token.clientId };
       const loaded = await policy.loadForTokens(token.accountId);
       if (!loaded) return { ok: false, ...ids, reason: 'policy.account_inactive' };
       const decision = policy.decide({ stage: 'api', subject: loaded.subject, provenance: tokenProvenance(token) });
@@ -74,10 +77,12 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy) 
 
     /** The client behind a client-credentials access token (RFC 6749 §4.4), for server-to-server APIs. */
     async serviceClient(ctx: Context): Promise<string | undefined> {
-      const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(ctx.get('authorization'));
+      const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(ctx.get('authorization'));
       if (!match) return undefined;
       const token = await provider.ClientCredentials.find(match[1]!);
-      return token && !token.isExpired ? token.clientId : undefined;
+      if (!token || token.isExpired || !token.clientId) return undefined;
+      // A deleted client's tokens stop at once (the lookup is cached in-process).
+      return (await provider.Client.find(token.clientId)) ? token.clientId : undefined;
     },
 
     current,

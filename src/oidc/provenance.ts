@@ -1,4 +1,5 @@
 import { errors, interactionPolicy, type AccessToken, type AuthorizationCode, type KoaContextWithOIDC, type RefreshToken } from 'oidc-provider';
+import { MANAGE_ORGANIZATIONS_SCOPE } from '../identity/claims-release.ts';
 import { provenanceFrom, requestedLevel, type AccountSubject, type Decision, type DecisionInput, type Provenance, type Stage } from '../policy/policy.ts';
 
 /**
@@ -91,7 +92,13 @@ export function loginPolicy(deps: { decide: PolicyDecide; subjectOf: (ctx: KoaCo
       }
       const wantedAcr = requestedLevel(oidc.params?.acr_values);
       const decision = deps.decide({ stage: 'session', subject, provenance, ...(wantedAcr ? { wantedAcr } : {}) });
-      return decision.outcome === 'allow' ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+      if (decision.outcome !== 'allow') return Check.REQUEST_PROMPT;
+      // Acting as an organization's admin is a privileged change like the console's: the
+      // session's login must be recent (the decision point's `reauthenticate`), or a stale or
+      // stolen session would mint an admin token for any client (decision 0032).
+      const scopes = typeof oidc.params?.scope === 'string' ? oidc.params.scope.split(' ') : [];
+      if (scopes.includes(MANAGE_ORGANIZATIONS_SCOPE) && deps.decide({ stage: 'reauthenticate', subject, provenance }).outcome !== 'allow') return Check.REQUEST_PROMPT;
+      return Check.NO_NEED_TO_PROMPT;
     },
   ));
   return policy;

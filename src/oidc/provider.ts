@@ -3,7 +3,7 @@ import type { JWK } from 'jose';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
-import { API_SCOPES, SCOPE_CLAIMS, type ClaimsRelease } from '../identity/claims-release.ts';
+import { API_SCOPES, MANAGE_ORGANIZATIONS_SCOPE, SCOPE_CLAIMS, type ClaimsRelease } from '../identity/claims-release.ts';
 import { ACR_VALUES, type AccountSubject, type Decision, type DecisionInput } from '../policy/policy.ts';
 import { protocolErrors, TemporarilyUnavailable, withProtocolErrors } from './unavailable.ts';
 import { accessTokenProvenance, loginPolicy, stageFor, tokenProvenance } from './provenance.ts';
@@ -171,9 +171,11 @@ export function createProvider(deps: ProviderDeps): Provider {
       const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
       if (!isFirstParty(client)) return existing;
       const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
-      const scopes = [...ctx.oidc.requestParamOIDCScopes];
-      const claims = [...ctx.oidc.requestParamClaims];
       const granted = new Set((grant.getOIDCScope() ?? '').split(' '));
+      // Acting as an organization's admin is never granted silently, not even to our own
+      // products: the consent page names it (decision 0032), so it is left for consent to add.
+      const scopes = [...ctx.oidc.requestParamOIDCScopes].filter((s) => s !== MANAGE_ORGANIZATIONS_SCOPE || granted.has(s));
+      const claims = [...ctx.oidc.requestParamClaims];
       const grantedClaims = new Set(grant.getOIDCClaims?.() ?? []);
       if (!existing || scopes.some((s) => !granted.has(s)) || claims.some((c) => !grantedClaims.has(c))) {
         grant.addOIDCScope(scopes.join(' '));

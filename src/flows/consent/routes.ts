@@ -1,3 +1,4 @@
+import { MANAGE_ORGANIZATIONS_SCOPE } from '../../identity/claims-release.ts';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountService } from '../../identity/accounts.ts';
@@ -24,7 +25,10 @@ export function consentRoutes(deps: { interactions: Interactions; accounts: Acco
     if (view.prompt !== 'consent' || !view.sessionAccountId) throw new AppError('interaction.expired', 400);
     const client = await interactions.client(view.clientId);
     if (!client) throw new AppError('interaction.expired', 400);
-    if (client.firstParty && !view.reasons.includes('native_client_prompt')) return interactions.finishConsent(ctx);
+    // Our own products skip the page — except for acting as an organization's admin, which is
+    // always asked for by name (decision 0032), and for native apps (RFC 8252 §8.6).
+    const named = view.missingScopes.includes(MANAGE_ORGANIZATIONS_SCOPE);
+    if (client.firstParty && !named && !view.reasons.includes('native_client_prompt')) return interactions.finishConsent(ctx);
     const account = await accounts.findById(view.sessionAccountId);
     if (!account || account.status !== 'active') throw new AppError('interaction.expired', 400);
     const release = await deps.release.forClient(account, client.clientId, { scopes: view.missingScopes, claims: view.missingClaims });

@@ -117,12 +117,58 @@ describe('organizations: management API', () => {
       expect(apps.text).to.contain('Acme Provisioner').and.contain('Manage the organizations you administer');
     });
 
-    it('a first-party client gets the scope without a consent page (the first-party rule)', async () => {
+    it('a first-party client gets the scope only through a consent page that names it; a first-party native app too', async () => {
       const admin = await createAccount(server.registry, { email: `admin-${unique()}@admins.example` });
       const { token, tokens, driver } = await tokenFor(admin.email, firstParty);
-      expect(driver.seen).to.not.include('consent');
+      expect(driver.seen, 'acting as an admin is never granted silently').to.include('consent');
+      expect(driver.consentPage).to.contain(`data-scope="${SCOPE}"`).and.contain('Manage the organizations you administer');
       expect(tokens.scope?.split(' ')).to.include(SCOPE);
       expect((await api(token, 'GET', '')).body).to.deep.equal({ organizations: [] });
+      // Without the scope our own product is not asked at all (the first-party rule).
+      const other = await createAccount(server.registry, { email: `plain-${unique()}@admins.example` });
+      expect((await tokenFor(other.email, firstParty, 'openid email')).driver.seen).to.not.include('consent');
+      // A first-party native app (always shown the page, RFC 8252 §8.6) lists the scope on it.
+      const native = await createClient(server.registry, { firstParty: true, kind: 'native', name: 'Admin App', redirectUris: ['http://127.0.0.1/callback'] });
+      const nativeConfig = await oidc.discovery(new URL(server.url), native.clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const nativeUrl = oidc.buildAuthorizationUrl(nativeConfig, { redirect_uri: native.redirectUri, scope: `openid ${SCOPE}`, state: oidc.randomState(), code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+      const nativeDriver = new PageDriver(server.url);
+      await nativeDriver.authorize(nativeUrl.href, { email: other.email, password: PASSWORD });
+      expect(nativeDriver.consentPage).to.contain(`data-scope="${SCOPE}"`).and.contain('Manage the organizations you administer');
+    });
+
+    it('asks for a new login before granting the scope to a session whose login is not recent (a stale or stolen session mints no admin token)', async () => {
+      const admin = await createAccount(server.registry, { email: `stale-${unique()}@admins.example` });
+      const driver = new PageDriver(server.url);
+      const config = await oidc.discovery(new URL(server.url), firstParty.clientId, firstParty.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+      const start = async (scope: string, extra: Record<string, string> = {}) => {
+        const verifier = oidc.randomPKCECodeVerifier();
+        return oidc.buildAuthorizationUrl(config, { redirect_uri: firstParty.redirectUri, scope, state: oidc.randomState(), code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra });
+      };
+      await driver.authorize((await start('openid')).href, { email: admin.email, password: PASSWORD });
+      // Age the session's login past the privileged window (as an attacker's stolen cookie would be).
+      await server.registry.db.query(`UPDATE oidc_payloads SET payload = jsonb_set(payload, '{loginTs}', to_jsonb((payload->>'loginTs')::bigint - 1200)) WHERE model = 'Session' AND account_id = $1`, [admin.id]);
+      const plain = await driver.agent.get(driver.path((await start('openid')).href));
+      expect(plain.status, 'an ordinary sign-in still reuses the session').to.equal(303);
+      expect(plain.headers.location).to.match(/^http:\/\/127\.0\.0\.1.*code=/);
+      const silent = await driver.agent.get(driver.path((await start(`openid ${SCOPE}`, { prompt: 'none' })).href));
+      expect(silent.headers.location, 'prompt=none: login_required').to.contain('error=login_required');
+      const asked = await driver.agent.get(driver.path((await start(`openid ${SCOPE}`)).href));
+      expect(asked.status).to.equal(303);
+      expect(asked.headers.location, 'to the login pages, not a code').to.match(/^\/interaction\//);
+    });
+
+    it('takes the Bearer scheme in any case (RFC 9110 §11.1), and stops a deleted client’s tokens at once', async () => {
+      const { admin } = await adminWithOrg();
+      const app = await createClient(server.registry, { name: 'Soon Deleted' });
+      const { token } = await tokenFor(admin.email, app);
+      for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
+        expect((await api(undefined, 'GET', '', undefined, { Authorization: `${scheme} ${token}` })).status, scheme).to.equal(200);
+      }
+      await server.registry.clients.delete(app.clientId);
+      // The client lookup is cached for CLIENT_CACHE_SECONDS; the test configuration caches nothing.
+      const gone = await api(token, 'GET', '');
+      expect(gone.status).to.equal(401);
+      expect(gone.body).to.include({ error: 'invalid_token' });
     });
 
     it('refuses a token without the scope: 403 insufficient_scope naming it (RFC 6750 §3.1)', async () => {
