@@ -34,11 +34,14 @@ export function displayText(input: unknown, max: number, options: { allowEmpty?:
   if (typeof input !== 'string') return { ok: false };
   // Bounded before any work: normalising a megabyte is wasted time.
   if (input.length > max * 4) return { ok: false };
-  const value = input.normalize('NFC').trim().replace(/\s+/g, ' ');
-  if (!value) return options.allowEmpty ? { ok: true, value: '' } : { ok: false };
-  if (value.length > max) return { ok: false };
-  if (!value.isWellFormed()) return { ok: false };
+  const nfc = input.normalize('NFC');
+  if (!nfc.isWellFormed()) return { ok: false };
+  // Checked before white space is collapsed: JavaScript's \s takes U+FEFF (a format character).
+  const value = nfc.replace(/[\t\n\r]/g, ' ');
   if (OTHER.test(value.replace(JOINER_IN_WORD, '').replace(JOINER_IN_EMOJI, ''))) return { ok: false };
-  if (!value.replace(BLANK, '').replace(/[\u200C\u200D\p{M}]/gu, '')) return { ok: false };
-  return { ok: true, value };
+  const cleaned = value.trim().replace(/\s+/g, ' ');
+  if (!cleaned) return options.allowEmpty ? { ok: true, value: '' } : { ok: false };
+  if (cleaned.length > max) return { ok: false };
+  if (!cleaned.replace(BLANK, '').replace(/[\u200C\u200D\p{M}]/gu, '')) return { ok: false };
+  return { ok: true, value: cleaned };
 }
