@@ -107,6 +107,9 @@ export function createInvitationService(deps: {
       const expiresAt = new Date(at.getTime() + deps.ttlSeconds * 1000);
       const id = newId('inv');
       await db.transaction(async (tx) => {
+        // One replacement at a time per organization: two invitations to one address at once
+        // would otherwise both delete the open one and collide on inserting (a unique index).
+        await organizations.lock(tx, organizationId);
         await organizations.replaceInvitation(tx, { id, organizationId, email, role: 'admin', tokenHash: hashOf(token), invitedBy: actorId, now: at, expiresAt });
         await audit.record(tx, organizationId, { action: 'invitation.sent', actorId, targetType: 'invitation', targetId: id, targetLabel: email, detail: { expiresAt: expiresAt.toISOString() } }, meta);
         await outbox.enqueue(tx, {
