@@ -374,7 +374,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const loginFlows = createLoginFlows({ queries: createLoginFlowQueries(db), clock, logger });
     const accountManagers = createAccountManagerQueries(db);
     const adminAudit = createAdminAudit({ queries: createOrganizationEventQueries(db), clock });
-    const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp });
+    const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp, throttle, organizationsPerAccount: config.organizationsPerAccount });
     const managedAccounts = createManagedAccounts({
       db,
       accounts: accountQueries,
@@ -472,7 +472,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         recheck: domainRecheck,
         managers: accountManagers,
         managedAccounts,
-        invitations: createInvitationService({ db, accounts: accountQueries, organizations: organizationQueries, service: organizationService, audit: adminAudit, outbox, clock, codeKey, issuer: config.issuer, ttlSeconds: config.organizationInvitationTtl }),
+        invitations: createInvitationService({ db, accounts: accountQueries, organizations: organizationQueries, service: organizationService, audit: adminAudit, outbox, clock, codeKey, issuer: config.issuer, ttlSeconds: config.organizationInvitationTtl, throttle }),
       },
       federated: createFederatedLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),
       google: config.google.issuer && config.google.clientId && config.google.clientSecret

@@ -164,6 +164,12 @@ export const configSchema = z
     }),
     /** How long an organization's admin invitation link stays valid, in seconds (at most 30 days). */
     organizationInvitationTtl: seconds(2_592_000),
+    /**
+     * Organizations one account may be an admin of and still create another (1–1000): a bound on
+     * what one account can make the service store and re-check. Joining by invitation is not
+     * refused (another admin decided it).
+     */
+    organizationsPerAccount: z.coerce.number().int().min(1).max(1000),
     /** SMTP server for outgoing mail (smtp:// or smtps://, credentials in the URL). Empty: the development mailbox. */
     smtpUrl: z
       .string()
@@ -292,6 +298,7 @@ export const environmentVariables: Record<string, string> = {
   DOMAIN_VERIFICATION_TIMEOUT_SECONDS: 'domainVerification.timeoutSeconds',
   DOMAIN_RECHECK_INTERVAL_SECONDS: 'domainVerification.recheckIntervalSeconds',
   ORGANIZATION_INVITATION_TTL: 'organizationInvitationTtl',
+  ORGANIZATIONS_PER_ACCOUNT: 'organizationsPerAccount',
   SMTP_URL: 'smtpUrl',
   MAIL_FROM: 'mailFrom',
   MAIL_POLL_SECONDS: 'mailPollSeconds',

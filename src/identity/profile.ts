@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { displayText } from '../shared/display-text.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 
 /**
@@ -73,7 +74,16 @@ export function initialsAvatar(account: Pick<ProfileRow, 'id' | 'name' | 'email'
 }
 
 /** What a person may change in their profile (settings page and PATCH /api/profiles/me). */
-const text = (max: number) => z.string().trim().max(max).nullable().optional();
+/**
+ * A profile field: the rule for all text shown to others (src/shared/display-text.ts — NFC, no
+ * control, zero-width or bidirectional-override characters, something visible); empty clears it.
+ */
+const text = (max: number) =>
+  z.string()
+    .refine((value) => displayText(value, max, { allowEmpty: true }).ok, { message: `at most ${max} characters, no control or invisible formatting characters` })
+    .transform((value) => (displayText(value, max, { allowEmpty: true }) as { ok: true; value: string }).value)
+    .nullable()
+    .optional();
 export const profileUpdate = z.object({
   name: text(200),
   nickname: text(100),

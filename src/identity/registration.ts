@@ -6,15 +6,19 @@ import type { Outbox } from '../mail/outbox.ts';
 import type { Clock } from '../shared/clock.ts';
 import { constantTimeEqual, hmac } from '../shared/crypto.ts';
 import { newId, randomSecret } from '../shared/ids.ts';
+import { displayText } from '../shared/display-text.ts';
 import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 import type { PasswordPolicy, PasswordProblem } from './password-policy.ts';
 import type { Policy } from '../policy/policy.ts';
 
 export type CodeCheck = 'verified' | 'invalid' | 'locked' | 'expired';
+/** The longest name (the form's limit, as in the profile). */
+const MAX_NAME = 200;
+
 export type CompleteResult =
   | { ok: true; account: AccountRow }
-  | { ok: false; problem: PasswordProblem | 'signup.expired' | 'signup.email_taken' | 'signup.name_required' | 'policy.method_not_allowed' };
+  | { ok: false; problem: PasswordProblem | 'signup.expired' | 'signup.email_taken' | 'signup.name_required' | 'signup.name_invalid' | 'policy.method_not_allowed' };
 
 /** Wrong codes allowed per flow before it must be started again. */
 export const MAX_CODE_ATTEMPTS = 5;
@@ -124,8 +128,12 @@ export function createRegistrationService(deps: {
     async complete(interactionUid: string, input: { name: string; password: string }): Promise<CompleteResult> {
       const flow = await flows.findOpen(interactionUid, now());
       if (!flow?.verified_at) return { ok: false, problem: 'signup.expired' };
-      const name = input.name.trim();
-      if (!name) return { ok: false, problem: 'signup.name_required' };
+      // The rule for names shown to others (src/shared/display-text.ts): no invisible or
+      // reordering characters; a name of only those is no name.
+      if (!input.name.trim()) return { ok: false, problem: 'signup.name_required' };
+      const cleaned = displayText(input.name, MAX_NAME);
+      if (!cleaned.ok) return { ok: false, problem: 'signup.name_invalid' };
+      const name = cleaned.value;
       const problem = policy.check(input.password, { email: flow.email, name });
       if (problem) return { ok: false, problem };
       // Asked again right before creating: the answer may have changed since the code was sent

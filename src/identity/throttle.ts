@@ -23,7 +23,12 @@ import type { ThrottleQueries, ThrottleState } from '../persistence/queries/thro
  * it catches one client spraying many subjects, while one person hammering one account (whose
  * own counter already slows them) cannot get a whole office behind one NAT address blocked.
  */
-export type ThrottleScope = 'password' | 'second-step' | 'signup' | 'reset' | 'email-code' | 'notice';
+export type ThrottleScope =
+  | 'password' | 'second-step' | 'signup' | 'reset' | 'email-code' | 'notice'
+  // Organization admins (docs/flows/organizations.md, "Limits"): invitation mail per invited
+  // address (across organizations) and per inviting account, organizations created per account,
+  // "Verify now" per domain and per account.
+  | 'invitation' | 'invitation-admin' | 'organization-create' | 'domain-verify' | 'domain-verify-admin';
 
 export interface ThrottleSettings {
   freeAttempts: number;
@@ -43,6 +48,14 @@ export type Attempt =
 
 /** From one client address, this many times the per-subject allowance (offices share addresses). */
 const IP_FACTOR = 10;
+
+/**
+ * Scopes whose subject is one admin acting on many targets get this many times the allowance:
+ * an organization may have 50 open invitations and 50 domains, and inviting or verifying each
+ * once must not make its admin wait. The per-target scopes (`invitation`, `domain-verify`) keep
+ * the ordinary allowance.
+ */
+const SUBJECT_FACTOR: Partial<Record<ThrottleScope, number>> = { 'invitation-admin': 10, 'domain-verify-admin': 10 };
 
 export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; key: Buffer; settings: ThrottleSettings }) {
   const { queries, clock, settings } = deps;
@@ -78,7 +91,8 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
     }
     const key = device ? deviceKey(scope, device) : subject ? subjectKey(scope, subject) : undefined;
     if (!key) return { ok: true, subjectWaitUntil: 0, failures: 0, viaDevice: false };
-    const reserved = await queries.reserve({ key, free: settings.freeAttempts }, randomUUID(), new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
+    const free = settings.freeAttempts * (device ? 1 : SUBJECT_FACTOR[scope] ?? 1);
+    const reserved = await queries.reserve({ key, free }, randomUUID(), new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
     const until = reserved.blocked_until?.getTime() ?? 0;
     if (!reserved.counted) return { ok: false, retryAfterSeconds: Math.max(1, secondsUntil(until, now)), by: 'subject' };
     return { ok: true, subjectWaitUntil: until, failures: reserved.failures, viaDevice: Boolean(device) };

@@ -1,4 +1,5 @@
 import type { Views } from '../http/views.ts';
+import { unlinked } from './unlinked.ts';
 
 /**
  * Email templates: `views/email/<name>.txt.eta` and `<name>.htm.eta`, rendered with the product name
@@ -41,7 +42,8 @@ export interface RenderedMail {
 
 export function createMailRenderer(views: Views, issuer: string) {
   return (template: MailTemplate, data: Record<string, unknown>): RenderedMail => {
-    const it = { ...data, issuer };
+    // `unlinked` for text an admin chose (src/mail/unlinked.ts): shown, never turned into a link.
+    const it = { ...data, issuer, unlinked };
     return {
       subject: views.renderString(SUBJECTS[template], { email: data.email, issuer }).trim(),
       text: views.render(`email/${template}.txt.eta`, it),

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { domainToASCII, domainToUnicode } from 'node:url';
+import { getDomain } from 'tldts';
 import { isPublicEmailDomain } from './public-email-domains.ts';
 
 /**
@@ -10,7 +11,13 @@ import { isPublicEmailDomain } from './public-email-domains.ts';
  * Refused, each with its own message: what is not a host name (RFC 1035 §2.3.1 letters, digits
  * and hyphens in labels of 1–63 octets, RFC 1123 §2.1 digits first allowed), IP addresses,
  * single labels (`localhost`, a bare TLD), names over 253 octets (RFC 1035 §3.1 less the final
- * dot and length octets), and public mail providers' domains.
+ * dot and length octets), public mail providers' domains, and public suffixes.
+ *
+ * A **public suffix** (`co.uk`, `github.io`, `herokuapp.com`) is a name under which anyone can
+ * register or be given a name of their own: whoever proved it would come to manage strangers'
+ * accounts. The list is Mozilla's Public Suffix List, ICANN and private sections, as bundled in
+ * the `tldts` package (updated with it; never fetched at run time). A name under one
+ * (`acme.co.uk`, `acme.github.io`) is a registrable domain and can be verified.
  */
 export type DomainProblem =
   | 'domain.empty'
@@ -18,7 +25,8 @@ export type DomainProblem =
   | 'domain.ip_address'
   | 'domain.single_label'
   | 'domain.too_long'
-  | 'domain.public_email';
+  | 'domain.public_email'
+  | 'domain.public_suffix';
 
 export type NormalizedDomain = { ok: true; domain: string } | { ok: false; problem: DomainProblem };
 
@@ -70,7 +78,17 @@ export function normalizeDomain(input: unknown): NormalizedDomain {
   if (!labels.every((label) => LABEL.test(label) && validPunycode(label))) return { ok: false, problem: 'domain.malformed' };
   if (looksNumeric(labels.at(-1)!)) return { ok: false, problem: 'domain.ip_address' };
   if (isPublicEmailDomain(ascii)) return { ok: false, problem: 'domain.public_email' };
+  if (isPublicSuffix(ascii)) return { ok: false, problem: 'domain.public_suffix' };
   return { ok: true, domain: ascii };
+}
+
+/**
+ * Whether a normalised name is itself a public suffix: it has no registrable domain. Names
+ * under a TLD the list does not know get its default rule (`*`: the last label), so
+ * `corp.internal` is registrable and `internal` was already refused as a single label.
+ */
+export function isPublicSuffix(domain: string): boolean {
+  return getDomain(domain, { allowPrivateDomains: true, extractHostname: false, validateHostname: false }) === null;
 }
 
 /** The domain part of a normalised email address (`ada@Acme.com` → `acme.com`), or undefined. */
@@ -81,10 +99,10 @@ export function domainOfEmail(email: string): string | undefined {
   return result.ok ? result.domain : undefined;
 }
 
-/** Like normalizeDomain without the public-provider rule (for reading addresses, not for claiming). */
+/** Like normalizeDomain without the public-provider and public-suffix rules (for reading addresses, not for claiming). */
 export function normalizeDomainSyntax(input: string): NormalizedDomain {
   const result = normalizeDomain(input);
-  if (result.ok || result.problem !== 'domain.public_email') return result;
+  if (result.ok || (result.problem !== 'domain.public_email' && result.problem !== 'domain.public_suffix')) return result;
   let value = input.trim();
   if (value.endsWith('.')) value = value.slice(0, -1);
   return { ok: true, domain: domainToASCII(value.normalize('NFC').toLowerCase()) };

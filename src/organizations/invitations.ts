@@ -7,7 +7,8 @@ import type { Clock } from '../shared/clock.ts';
 import { hmac } from '../shared/crypto.ts';
 import { newId, randomSecret } from '../shared/ids.ts';
 import type { AdminAudit, AuditMeta } from './admin-audit.ts';
-import type { AccessProblem, OrganizationService } from './organizations.ts';
+import type { Throttle } from '../identity/throttle.ts';
+import type { AccessProblem, OrganizationService, Throttled } from './organizations.ts';
 
 /**
  * Admin invitations (docs/flows/organizations.md, "Invitations"). An admin invites an address;
@@ -51,6 +52,8 @@ export function createInvitationService(deps: {
   codeKey: Buffer;
   issuer: string;
   ttlSeconds: number;
+  /** Limits invitation mail per invited address and per inviting admin (scopes invitation, invitation-admin). */
+  throttle: Pick<Throttle, 'hit'>;
 }) {
   const { db, accounts, organizations, audit, outbox, clock, codeKey } = deps;
   const now = () => new Date(clock.now());
@@ -73,9 +76,15 @@ export function createInvitationService(deps: {
     /**
      * Invites `emailInput` to be an admin. A new invitation to the same address replaces the
      * open one (its link stops working).
+     *
+     * Each invitation mails an address the admin typed, with text the admin chose (the
+     * organization's name): limited per invited address, across organizations, so nobody's
+     * mailbox can be flooded whoever invites it, and per inviting admin, so one admin cannot
+     * mail many strangers (`invitation.throttled`, with the wait). Re-inviting counts too.
+     * Counted after the checks that refuse without mail, so a typo costs nothing.
      */
     async invite(actorId: string, organizationId: string, emailInput: unknown, meta: AuditMeta = {}): Promise<
-      { ok: true; invitation: InvitationView } | { ok: false; problem: AccessProblem | 'invitation.email_invalid' | 'invitation.already_admin' | 'invitation.limit' }
+      { ok: true; invitation: InvitationView } | { ok: false; problem: AccessProblem | 'invitation.email_invalid' | 'invitation.already_admin' | 'invitation.limit' } | Throttled<'invitation.throttled'>
     > {
       const access = await deps.service.authorize(actorId, organizationId, 'admin');
       if (!access.ok) return access;
@@ -86,12 +95,21 @@ export function createInvitationService(deps: {
       if (admins.some((a) => a.email.toLowerCase() === email)) return { ok: false, problem: 'invitation.already_admin' };
       const open = await organizations.openInvitations(organizationId, now());
       if (open.length >= MAX_OPEN_INVITATIONS && !open.some((i) => i.email.toLowerCase() === email)) return { ok: false, problem: 'invitation.limit' };
+      // The admin's own counter first: an admin already waiting uses up nothing of the address's.
+      // One answer for both, so the wait does not say whether others invited this address.
+      for (const [scope, subject] of [['invitation-admin', actorId], ['invitation', email]] as const) {
+        const gate = await deps.throttle.hit(scope, subject, undefined);
+        if (!gate.ok) return { ok: false, problem: 'invitation.throttled', retryAfterSeconds: gate.retryAfterSeconds };
+      }
       const inviter = await accounts.findById(actorId);
       const token = randomSecret(32);
       const at = now();
       const expiresAt = new Date(at.getTime() + deps.ttlSeconds * 1000);
       const id = newId('inv');
       await db.transaction(async (tx) => {
+        // One replacement at a time per organization: two invitations to one address at once
+        // would otherwise both delete the open one and collide on inserting (a unique index).
+        await organizations.lock(tx, organizationId);
         await organizations.replaceInvitation(tx, { id, organizationId, email, role: 'admin', tokenHash: hashOf(token), invitedBy: actorId, now: at, expiresAt });
         await audit.record(tx, organizationId, { action: 'invitation.sent', actorId, targetType: 'invitation', targetId: id, targetLabel: email, detail: { expiresAt: expiresAt.toISOString() } }, meta);
         await outbox.enqueue(tx, {

@@ -1,5 +1,6 @@
 import { domainToUnicode } from 'node:url';
 import { csvRecord } from '../shared/csv.ts';
+import { displayText } from '../shared/display-text.ts';
 import type { Database, Queryable } from '../persistence/db.ts';
 import { emailDomainOf, type AccountQueries } from '../persistence/queries/accounts.ts';
 import type { AccountManagerQueries, ManagedAccountRow, ManagedStatusFilter } from '../persistence/queries/account-managers.ts';
@@ -295,8 +296,11 @@ export function createManagedAccounts(deps: {
       let name: string | null | undefined;
       if (input.name !== undefined) {
         if (input.name !== null && typeof input.name !== 'string') return { ok: false, problem: 'account.name_invalid' };
-        name = typeof input.name === 'string' ? input.name.normalize('NFC').trim().replace(/\s+/g, ' ') || null : null;
-        if (name && (name.length > MAX_NAME || /\p{Cc}/u.test(name))) return { ok: false, problem: 'account.name_invalid' };
+        // The same rule as the owner's own profile (src/shared/display-text.ts): no invisible or
+        // reordering characters in a name shown to others and mailed.
+        const cleaned = input.name === null ? { ok: true as const, value: '' } : displayText(input.name, MAX_NAME, { allowEmpty: true });
+        if (!cleaned.ok) return { ok: false, problem: 'account.name_invalid' };
+        name = cleaned.value || null;
       }
       let email: string | undefined;
       if (input.email !== undefined) {

@@ -4,7 +4,9 @@ import type { AccountManagerQueries } from '../persistence/queries/account-manag
 import type { OrganizationQueries, OrganizationRole } from '../persistence/queries/organizations.ts';
 import { isHeldConflict, type DomainRow, type DomainState, type OrganizationDomainQueries } from '../persistence/queries/organization-domains.ts';
 import type { Clock } from '../shared/clock.ts';
+import { displayText } from '../shared/display-text.ts';
 import { newId } from '../shared/ids.ts';
+import type { Throttle } from '../identity/throttle.ts';
 import { normalizeDomain, normalizeDomainSyntax, type DomainProblem } from './domain-name.ts';
 import type { AdminAudit, AuditEventView, AuditMeta } from './admin-audit.ts';
 import { instructionsFor, newVerificationToken, type CheckProblem, type CheckResult, type DomainVerifier, type VerificationMethod } from './domain-verification.ts';
@@ -43,9 +45,16 @@ export interface DomainView {
 /** A summary of why verification failed, most telling first; `checks` has each method's own answer. */
 export type VerificationProblem = 'verification.wrong_token' | 'verification.dns_error' | 'verification.not_found' | 'verification.http_error';
 
+/**
+ * Refused for now by a throttle (docs/flows/organizations.md, "Limits"): how long to wait. The
+ * console shows the wait, the management API answers 429 with Retry-After (RFC 6585 §4).
+ */
+export type Throttled<P extends string> = { ok: false; problem: P; retryAfterSeconds: number };
+
 export type VerifyResult =
   | { ok: true; domain: DomainView; method: VerificationMethod }
-  | { ok: false; problem: AccessProblem | 'domain.not_found' | 'domain.taken' | 'domain.public_email' }
+  | { ok: false; problem: AccessProblem | 'domain.not_found' | 'domain.taken' | 'domain.public_email' | 'domain.public_suffix' }
+  | Throttled<'verification.throttled'>
   | { ok: false; problem: VerificationProblem; checks: CheckResult[]; domain: DomainView };
 
 export interface AdminView {
@@ -74,6 +83,10 @@ export function createOrganizationService(deps: {
   clock: Clock;
   /** Where the HTTPS file is looked for (DOMAIN_VERIFICATION_HTTP_SCHEME / _PORT). */
   http: { httpScheme: 'https' | 'http'; httpPort: number };
+  /** Limits creating organizations and "Verify now" (scopes organization-create, domain-verify, domain-verify-admin). */
+  throttle: Pick<Throttle, 'hit'>;
+  /** Organizations one account may be an admin of when it creates another (ORGANIZATIONS_PER_ACCOUNT). */
+  organizationsPerAccount: number;
 }) {
   const { db, accounts, organizations, domains, verifier, managers, audit, clock } = deps;
   const now = () => new Date(clock.now());
@@ -113,20 +126,33 @@ export function createOrganizationService(deps: {
   return {
     authorize,
 
-    /** Any active account can create an organization; it becomes its first admin. */
-    async create(actorId: string, nameInput: unknown, meta: AuditMeta = {}): Promise<{ ok: true; organization: OrganizationView } | { ok: false; problem: 'organization.name_invalid' | 'account.inactive' }> {
-      const name = typeof nameInput === 'string' ? nameInput.normalize('NFC').trim().replace(/\s+/g, ' ') : '';
-      // Control characters would end up in mail subjects and CSV exports.
-      if (!name || name.length > MAX_ORGANIZATION_NAME || /\p{Cc}/u.test(name)) return { ok: false, problem: 'organization.name_invalid' };
+    /**
+     * Any active account can create an organization; it becomes its first admin. Bounded: an
+     * account that is already an admin of ORGANIZATIONS_PER_ACCOUNT organizations creates no
+     * more (`organization.limit`), and creating is throttled per account
+     * (`organization.throttled`), so one account cannot fill the table.
+     */
+    async create(actorId: string, nameInput: unknown, meta: AuditMeta = {}): Promise<
+      { ok: true; organization: OrganizationView } | { ok: false; problem: 'organization.name_invalid' | 'account.inactive' | 'organization.limit' } | Throttled<'organization.throttled'>
+    > {
+      // Shown to other people and mailed to invited addresses: no control, zero-width or
+      // bidirectional-override characters, something visible (src/shared/display-text.ts).
+      const cleaned = displayText(nameInput, MAX_ORGANIZATION_NAME);
+      if (!cleaned.ok) return { ok: false, problem: 'organization.name_invalid' };
+      const name = cleaned.value;
       const actor = await accounts.findById(actorId);
       if (!actor || actor.status !== 'active') return { ok: false, problem: 'account.inactive' };
+      const gate = await deps.throttle.hit('organization-create', actorId, undefined);
+      if (!gate.ok) return { ok: false, problem: 'organization.throttled', retryAfterSeconds: gate.retryAfterSeconds };
       const at = now();
       const row = await db.transaction(async (tx) => {
+        if ((await organizations.lockAndCountAdminOf(tx, actorId)) >= deps.organizationsPerAccount) return undefined;
         const created = await organizations.insert(tx, { id: newId('org'), name, createdBy: actorId, now: at });
         await organizations.addMember(tx, { organizationId: created.id, accountId: actorId, role: 'admin', addedBy: null, now: at });
         await audit.record(tx, created.id, { action: 'organization.created', actorId, targetType: 'organization', targetId: created.id, targetLabel: name }, meta);
         return created;
       });
+      if (!row) return { ok: false, problem: 'organization.limit' };
       return { ok: true, organization: { id: row.id, name: row.name, role: 'admin', createdAt: row.created_at } };
     },
 
@@ -201,9 +227,17 @@ export function createOrganizationService(deps: {
       if (!access.ok) return access;
       const row = await domainOf(organizationId, domainId);
       if (!row) return { ok: false, problem: 'domain.not_found' };
-      // The list of public providers may have grown since the domain was added.
+      // Each check costs DNS lookups, an outbound HTTPS fetch and an audit record: limited per
+      // domain (an admin clicking again and again) and per admin (a loop over many domains).
+      // Per domain *row*, not per name, so another organization adding the same name cannot
+      // hold this one's verification back.
+      for (const [scope, subject] of [['domain-verify-admin', actorId], ['domain-verify', row.id]] as const) {
+        const gate = await deps.throttle.hit(scope, subject, undefined);
+        if (!gate.ok) return { ok: false, problem: 'verification.throttled', retryAfterSeconds: gate.retryAfterSeconds };
+      }
+      // The lists of public providers and public suffixes may have grown since the domain was added.
       const stillAllowed = normalizeDomain(row.domain);
-      if (!stillAllowed.ok) return { ok: false, problem: 'domain.public_email' };
+      if (!stillAllowed.ok) return { ok: false, problem: stillAllowed.problem === 'domain.public_suffix' ? 'domain.public_suffix' : 'domain.public_email' };
       const holder = await domains.held(row.domain);
       if (holder && holder.id !== row.id) return { ok: false, problem: 'domain.taken' };
 

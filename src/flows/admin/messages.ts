@@ -1,11 +1,11 @@
-import type { Message } from '../../http/messages.ts';
+import { describeWait, type Message } from '../../http/messages.ts';
 
 /**
  * What the console says for each refusal of the organization services (codes from
  * src/organizations/). Kept beside the console: no other page shows them.
  */
 const MESSAGES: Record<string, Message> = {
-  'organization.name_invalid': { title: 'Check the name', text: 'Give the organization a name of 1 to 100 characters.' },
+  'organization.name_invalid': { title: 'Check the name', text: 'Give the organization a name of 1 to 100 characters, with something visible and no invisible formatting characters (zero-width spaces, direction overrides).' },
   'account.inactive': { title: 'This account can’t do that', text: 'Your account is not active. Sign in again, or contact support.' },
   'domain.empty': { title: 'Enter a domain', text: 'Enter the domain your organization’s addresses use, like example.com.' },
   'domain.malformed': { title: 'That isn’t a domain name', text: 'Enter a domain name only, like example.com — no https://, path, port or @.' },
@@ -13,6 +13,7 @@ const MESSAGES: Record<string, Message> = {
   'domain.single_label': { title: 'Enter a full domain name', text: 'A domain needs at least two parts, like example.com.' },
   'domain.too_long': { title: 'That domain is too long', text: 'A domain name has at most 253 characters.' },
   'domain.public_email': { title: 'This domain can’t be claimed', text: 'It belongs to a public email provider: its addresses are people’s own, not an organization’s.' },
+  'domain.public_suffix': { title: 'This domain can’t be claimed', text: 'It is a public suffix (like co.uk or github.io): anyone can register names under it, so no organization can own it. Enter your own domain, like example.co.uk.' },
   'domain.taken': { title: 'Another organization holds this domain', text: 'It was verified by another organization. If yours owns it, contact support.' },
   'domain.limit': { title: 'Too many domains', text: 'An organization can have at most 50 domains. Remove one you no longer need first.' },
   'domain.manages_accounts': { title: 'This domain manages accounts', text: 'Accounts on it are managed by your organization; removing it would release them, which isn’t possible here yet.' },
@@ -23,6 +24,10 @@ const MESSAGES: Record<string, Message> = {
   'invitation.email_invalid': { title: 'Enter a valid email address', text: 'Enter the address of the person to invite, like name@example.com.' },
   'invitation.already_admin': { title: 'Already an admin', text: 'That address belongs to one of this organization’s admins.' },
   'invitation.limit': { title: 'Too many open invitations', text: 'An organization can have at most 50 open invitations. Revoke some first, or wait for them to be accepted.' },
+  'invitation.throttled': { title: 'Too many invitations', text: 'Invitation emails are limited per address and per admin, so nobody can be flooded with them. Wait {wait}, then invite again.' },
+  'verification.throttled': { title: 'Too many checks', text: 'Each check looks up the domain’s DNS and web server, so checks are limited per domain and per admin. Wait {wait}, then verify again.' },
+  'organization.throttled': { title: 'Too many new organizations', text: 'Creating organizations is limited per account. Wait {wait}, then try again.' },
+  'organization.limit': { title: 'You can’t create more organizations', text: 'You are an admin of as many organizations as one account may create. Leave one you no longer need, or ask another admin to create it.' },
   'invitation.not_found': { title: 'No such invitation', text: 'It was accepted, revoked or replaced meanwhile.' },
   'invitation.invalid': { title: 'This invitation can’t be used', text: 'The link is not valid: it was revoked, replaced by a newer invitation, or mistyped. Ask an admin of the organization to invite you again.' },
   'invitation.expired': { title: 'This invitation has expired', text: 'Ask an admin of the organization to invite you again.' },
@@ -36,7 +41,7 @@ const MESSAGES: Record<string, Message> = {
   'list.invalid': { title: 'Check the search', text: 'Search by the start of an address or a name (at most 320 characters), and pick a status from the list.' },
   'account.self': { title: 'This is your own account', text: 'Admins can’t edit, deactivate or delete their own account here. Another admin of the organization can; your own settings are under Your account.' },
   'account.state': { title: 'The account’s state doesn’t allow that', text: 'It changed meanwhile, or that action doesn’t apply to it now. Its page shows what you can do.' },
-  'account.name_invalid': { title: 'Check the name', text: 'A name has at most 200 characters and no control characters. Leave it empty to clear it.' },
+  'account.name_invalid': { title: 'Check the name', text: 'A name has at most 200 characters, something visible, and no control or invisible formatting characters (zero-width spaces, direction overrides). Leave it empty to clear it.' },
   'login.invalid_email': { title: 'Enter a valid email address', text: 'Enter the new address, like name@example.com.' },
   'email.same': { title: 'That is the current address', text: 'Enter another address to move the account to.' },
   'email.domain_not_verified': { title: 'That address is not on a verified domain of this organization', text: 'A managed account’s address can only move to another domain your organization has verified (see the Domains page). Addresses elsewhere are the person’s own to choose.' },
@@ -49,4 +54,15 @@ const MESSAGES: Record<string, Message> = {
 
 export function adminMessage(code: string): Message {
   return MESSAGES[code] ?? { title: 'That didn’t work', text: 'Go back and try again.' };
+}
+
+/**
+ * A throttled action's message with its wait; the answer becomes 429 with Retry-After (RFC 6585
+ * §4, RFC 9110 §10.2.3), like the login's waits.
+ */
+export function adminWaitMessage(ctx: { set(field: string, value: string): void; status: number }, code: string, seconds: number): Message {
+  const message = adminMessage(code);
+  ctx.status = 429;
+  ctx.set('Retry-After', String(seconds));
+  return { title: message.title, text: message.text.replace('{wait}', describeWait(seconds)) };
 }

@@ -16,7 +16,8 @@ import { sealedCookie } from '../../http/sealed-cookie.ts';
 import { parseForm } from '../../http/validate.ts';
 import type { Views } from '../../http/views.ts';
 import { settingsKit } from '../settings/gate.ts';
-import { adminMessage } from './messages.ts';
+import { adminMessage, adminWaitMessage } from './messages.ts';
+import type { Message } from '../../http/messages.ts';
 import { managedAccountPages } from './managed-accounts.ts';
 import { addDomainInput, createOrganizationInput, inviteInput } from './schema.ts';
 
@@ -114,7 +115,10 @@ export function adminRoutes(deps: {
 
   // ---- My organizations ----------------------------------------------------------------------
 
-  const homePage = async (ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: string) => {
+  /** A refusal's words: a code, or a wait message already made (adminWaitMessage). */
+  const messageOf = (error: string | Message) => (typeof error === 'string' ? adminMessage(error) : error);
+
+  const homePage = async (ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: string | Message) => {
     const mine = await organizations.listFor(me(ctx));
     page(ctx, status, 'admin/home', {
       title: 'Organizations',
@@ -123,7 +127,7 @@ export function adminRoutes(deps: {
       name: '',
       left: flash.take(ctx).left,
       ...extra,
-    }, error ? adminMessage(error) : undefined);
+    }, error ? messageOf(error) : undefined);
   };
 
   router.get('/', signedIn, (ctx) => homePage(ctx, 200));
@@ -131,7 +135,10 @@ export function adminRoutes(deps: {
   router.post('/organizations', signedIn, async (ctx) => {
     const input = parseForm(ctx, createOrganizationInput);
     const result = await organizations.create(me(ctx), input.name, meta(ctx));
-    if (!result.ok) return homePage(ctx, 400, { name: input.name }, result.problem);
+    if (!result.ok) {
+      if ('retryAfterSeconds' in result) return homePage(ctx, 429, { name: input.name }, adminWaitMessage(ctx, result.problem, result.retryAfterSeconds));
+      return homePage(ctx, result.problem === 'organization.limit' ? 409 : 400, { name: input.name }, result.problem);
+    }
     done(ctx, orgPath(result.organization.id), { created: '1' });
   });
 
@@ -156,7 +163,7 @@ export function adminRoutes(deps: {
 
   // ---- Domains -------------------------------------------------------------------------------
 
-  async function domainsPage(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: string) {
+  async function domainsPage(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: string | Message) {
     const base = await shell(ctx, ctx.params.organizationId!, 'domains');
     const listed = await organizations.listDomains(me(ctx), base.organization.id);
     if (!listed.ok) return notFound();
@@ -170,7 +177,7 @@ export function adminRoutes(deps: {
       removed: outcome.removed,
       input: '',
       ...extra,
-    }, error ? adminMessage(error) : undefined);
+    }, error ? messageOf(error) : undefined);
   }
 
   router.get('/organizations/:organizationId/domains', signedIn, (ctx) => domainsPage(ctx, 200));
@@ -189,6 +196,7 @@ export function adminRoutes(deps: {
     const result = await organizations.verifyDomain(me(ctx), ctx.params.organizationId!, ctx.params.domainId!, meta(ctx));
     if (result.ok) return done(ctx, `${orgPath(ctx.params.organizationId!)}/domains#${result.domain.id}`, { verified: result.domain.id });
     if (HIDDEN.has(result.problem)) return notFound();
+    if ('retryAfterSeconds' in result) return domainsPage(ctx, 429, { focus: ctx.params.domainId }, adminWaitMessage(ctx, result.problem, result.retryAfterSeconds));
     // The attempt's outcome is this page, per method: shown now, not carried across a redirect.
     const checks = 'checks' in result ? result.checks.map((c) => ({ method: c.method === 'dns' ? 'DNS TXT record' : 'HTTPS file', ok: c.ok, detail: c.ok ? 'found the token' : c.detail })) : [];
     return domainsPage(ctx, 'checks' in result ? 200 : 409, { focus: ctx.params.domainId, checks, checkedDomain: ctx.params.domainId }, result.problem);
@@ -198,7 +206,7 @@ export function adminRoutes(deps: {
     const base = await shell(ctx, ctx.params.organizationId!, 'domains');
     const found = await organizations.domainState(me(ctx), base.organization.id, ctx.params.domainId!);
     if (!found.ok) return notFound();
-    page(ctx, status, 'admin/remove-domain', { title: `Remove ${found.domain.domain}`, ...base, domain: found.domain }, error ? adminMessage(error) : undefined);
+    page(ctx, status, 'admin/remove-domain', { title: `Remove ${found.domain.domain}`, ...base, domain: found.domain }, error ? messageOf(error) : undefined);
   }
 
   router.get('/organizations/:organizationId/domains/:domainId/remove', signedIn, (ctx) => removeDomainPage(ctx, 200));
@@ -214,7 +222,7 @@ export function adminRoutes(deps: {
 
   // ---- Admins and invitations ----------------------------------------------------------------
 
-  async function adminsPage(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: string) {
+  async function adminsPage(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: string | Message) {
     const base = await shell(ctx, ctx.params.organizationId!, 'admins');
     const [admins, open] = await Promise.all([organizations.admins(me(ctx), base.organization.id), invitations.listOpen(me(ctx), base.organization.id)]);
     if (!admins.ok || !open.ok) return notFound();
@@ -229,7 +237,7 @@ export function adminRoutes(deps: {
       removed: outcome.removed,
       input: '',
       ...extra,
-    }, error ? adminMessage(error) : undefined);
+    }, error ? messageOf(error) : undefined);
   }
 
   router.get('/organizations/:organizationId/admins', signedIn, (ctx) => adminsPage(ctx, 200));
@@ -239,6 +247,7 @@ export function adminRoutes(deps: {
     const result = await invitations.invite(me(ctx), ctx.params.organizationId!, input.email, meta(ctx));
     if (!result.ok) {
       if (HIDDEN.has(result.problem)) return notFound();
+      if ('retryAfterSeconds' in result) return adminsPage(ctx, 429, { input: input.email }, adminWaitMessage(ctx, result.problem, result.retryAfterSeconds));
       return adminsPage(ctx, 400, { input: input.email }, result.problem);
     }
     ctx.state.log?.info({ organizationId: ctx.params.organizationId, invitationId: result.invitation.id }, 'organization admin invited');
@@ -249,7 +258,9 @@ export function adminRoutes(deps: {
     const result = await invitations.revoke(me(ctx), ctx.params.organizationId!, ctx.params.invitationId!, meta(ctx));
     if (!result.ok) {
       if (HIDDEN.has(result.problem)) return notFound();
-      return adminsPage(ctx, 409, {}, result.problem);
+      // No such open invitation *in this organization* (another organization's id, or one
+      // accepted, revoked or replaced meanwhile): 404 like the API, with the page and its words.
+      return adminsPage(ctx, 404, {}, result.problem);
     }
     done(ctx, `${orgPath(ctx.params.organizationId!)}/admins`, { revoked: result.email });
   });
@@ -267,7 +278,7 @@ export function adminRoutes(deps: {
       target,
       last: admins.admins.length <= 1,
       action: target.you ? `${base.base}/leave` : `${base.base}/admins/${encodeURIComponent(target.accountId)}/remove`,
-    }, error ? adminMessage(error) : undefined);
+    }, error ? messageOf(error) : undefined);
   }
 
   router.get('/organizations/:organizationId/admins/:accountId/remove', signedIn, (ctx) => removeAdminPage(ctx, 200, ctx.params.accountId!));

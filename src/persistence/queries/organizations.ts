@@ -151,6 +151,17 @@ export function createOrganizationQueries(db: Queryable) {
       return rows[0]!.n;
     },
 
+    /**
+     * How many organizations an account is an admin of, counted after locking its account row
+     * (FOR NO KEY UPDATE: foreign keys to it are not held up) until the transaction ends, so two
+     * creations at once cannot both slip under the bound (ORGANIZATIONS_PER_ACCOUNT).
+     */
+    async lockAndCountAdminOf(tx: Queryable, accountId: string): Promise<number> {
+      await tx.query('SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [accountId]);
+      const { rows } = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM organization_members WHERE account_id = $1 AND role = 'admin'`, [accountId]);
+      return rows[0]!.n;
+    },
+
     async openInvitations(organizationId: string, now: Date): Promise<InvitationRow[]> {
       const { rows } = await db.query<InvitationRow>(
         `SELECT ${INVITATION} FROM organization_invitations WHERE organization_id = $1 AND accepted_at IS NULL AND expires_at > $2 ORDER BY created_at`,

@@ -72,6 +72,7 @@ const PROBLEMS: Record<ApiProblem, readonly [status: number, description: string
   'domain.single_label': [400, 'A domain needs at least two labels, like example.com.'],
   'domain.too_long': [400, 'A domain name has at most 253 characters.'],
   'domain.public_email': [400, 'The domain belongs to a public email provider: its addresses are people’s own, not an organization’s.'],
+  'domain.public_suffix': [400, 'The domain is a public suffix (co.uk, github.io …): anyone can register names under it, so it cannot be verified. Give your own domain under it.'],
   'domain.taken': [409, 'Another organization holds this domain (verified, or failing its re-check).'],
   'domain.limit': [409, 'The organization already has 50 domains: remove one first.'],
   'domain.not_found': [404, 'No such domain in this organization.'],
@@ -82,10 +83,11 @@ const PROBLEMS: Record<ApiProblem, readonly [status: number, description: string
   'verification.dns_error': [409, 'The domain’s DNS lookup failed (server failure or time-out): retry in a few minutes (see checks).'],
   'verification.not_found': [409, 'Neither the TXT record nor the file holds the token yet: publish it, then retry (DNS changes can take a while; see checks).'],
   'verification.http_error': [409, 'The verification file could not be fetched (see checks): refused, TLS, status, redirect, size, time-out or a private address.'],
+  'verification.throttled': [429, 'Too many verification attempts for this domain or by this admin: retry after the Retry-After delay (also retry_after, in seconds).'],
   'account.not_found': [404, 'No such account managed by this organization.'],
   'account.self': [403, 'Admins cannot act on their own account through the organization: use the account’s own settings.'],
   'account.state': [409, 'The account is not in a state that allows this (deactivating a deactivated account, cancelling a deletion that is not pending …).'],
-  'account.name_invalid': [400, 'A name has 1–200 characters and no control characters (null or "" clears it).'],
+  'account.name_invalid': [400, 'A name has 1–200 characters, something visible, and no control, format (zero-width, bidirectional) or unassigned characters (null or "" clears it).'],
   'login.invalid_email': [400, 'That is not a valid email address.'],
   'email.same': [409, 'That is already the account’s address.'],
   'email.domain_not_verified': [409, 'An address may only move to another domain this organization has verified.'],
@@ -94,6 +96,7 @@ const PROBLEMS: Record<ApiProblem, readonly [status: number, description: string
   'invitation.email_invalid': [400, 'Give a valid email address to invite (member email).'],
   'invitation.already_admin': [409, 'That address belongs to one of this organization’s admins.'],
   'invitation.limit': [409, 'The organization has 50 open invitations: revoke some first.'],
+  'invitation.throttled': [429, 'Too many invitations to this address or by this admin: retry after the Retry-After delay (also retry_after, in seconds). Invitation mail is limited so nobody can be flooded with it.'],
   'invitation.not_found': [404, 'No such open invitation in this organization (accepted, revoked or replaced meanwhile).'],
   'admin.not_found': [404, 'That account is not an admin of this organization.'],
   'admin.last': [409, 'This is the organization’s last admin: invite another admin first.'],
@@ -129,6 +132,8 @@ export function apiErrors(): Middleware {
       const { challenge, ...details } = err.details ?? {};
       ctx.status = err.status;
       if (err.status === 503) ctx.set('Retry-After', '5');
+      // A throttle's wait (RFC 6585 §4, RFC 9110 §10.2.3): the header, and retry_after in the body.
+      if (err.status === 429 && typeof details.retry_after === 'number') ctx.set('Retry-After', String(details.retry_after));
       if (typeof challenge === 'string') ctx.set('WWW-Authenticate', challenge);
       ctx.set('Cache-Control', 'no-store');
       ctx.body = { error: code, error_description: PROBLEMS[code][1], ...(err.status < 500 ? details : {}), request_id: ctx.state.requestId ?? null };

@@ -26,7 +26,11 @@ export const ORGANIZATIONS_API = '/api/organizations';
 
 /** A service's answer: its value when it succeeded, else the API error for its problem. */
 function ok<R extends { ok: true } | { ok: false; problem: ServiceProblem }>(result: R, details: (failed: Extract<R, { ok: false }>) => Record<string, unknown> = () => ({})): Extract<R, { ok: true }> {
-  if (!result.ok) throw apiError((result as { problem: ServiceProblem }).problem, details(result as Extract<R, { ok: false }>));
+  if (!result.ok) {
+    // A throttled call carries its wait: 429 with Retry-After (errors.ts).
+    const wait = (result as { retryAfterSeconds?: number }).retryAfterSeconds;
+    throw apiError((result as { problem: ServiceProblem }).problem, { ...details(result as Extract<R, { ok: false }>), ...(wait === undefined ? {} : { retry_after: wait }) });
+  }
   return result as Extract<R, { ok: true }>;
 }
 

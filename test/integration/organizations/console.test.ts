@@ -334,6 +334,45 @@ describe('organizations: admin console', () => {
       expect((await admin.agent.get(org)).status).to.equal(404);
       expect((await second.agent.get(org)).status).to.equal(200);
     });
+
+    it('tells an admin who invites one address too often to wait (429, Retry-After), and sends no more mail meanwhile', async () => {
+      const admin = await signIn();
+      const org = await createOrg(admin.agent);
+      const victim = 'flooded@elsewhere.test';
+      const answers = [];
+      // THROTTLE_FREE_ATTEMPTS (5) invitations, and the one that starts the first wait, go out.
+      for (let i = 0; i < 7; i++) answers.push(await post(admin.agent, `${org}/admins`, `${org}/invitations`, { email: victim }));
+      expect(answers.map((r) => r.status)).to.deep.equal([303, 303, 303, 303, 303, 303, 429]);
+      const refused = answers[6]!;
+      expect(refused.headers['retry-after']).to.match(/^[1-9]\d*$/);
+      expect(refused.text).to.contain('Too many invitations').and.contain('Wait 2 seconds, then invite again');
+      const queued = await server.registry.db.query(`SELECT 1 FROM mail_outbox WHERE template = 'organization-invitation' AND recipient = $1`, [victim]);
+      expect(queued.rows).to.have.length(6);
+    });
+
+    it('answers 404 for revoking another organization’s invitation through one’s own', async () => {
+      const a = await signIn();
+      const b = await signIn();
+      const orgA = await createOrg(a.agent, 'Org A');
+      const orgB = await createOrg(b.agent, 'Org B');
+      await post(b.agent, `${orgB}/admins`, `${orgB}/invitations`, { email: 'someone@b.test' });
+      const invitationId = /\/invitations\/(inv_[^/]+)\/revoke/.exec((await b.agent.get(`${orgB}/admins`)).text)![1]!;
+      const res = await post(a.agent, `${orgA}/admins`, `${orgA}/invitations/${invitationId}/revoke`);
+      expect(res.status).to.equal(404);
+      expect(res.text).to.contain('No such invitation');
+      expect((await b.agent.get(`${orgB}/admins`)).text).to.contain('someone@b.test');
+    });
+
+    it('refuses an organization name made of zero-width spaces, and a public suffix as a domain, with their messages', async () => {
+      const { agent } = await signIn();
+      const bad = await post(agent, '/admin', '/admin/organizations', { name: '\u200B\u200B' });
+      expect(bad.status).to.equal(400);
+      expect(bad.text).to.contain('Check the name');
+      const org = await createOrg(agent);
+      const suffix = await post(agent, `${org}/domains`, `${org}/domains`, { domain: 'github.io' });
+      expect(suffix.status).to.equal(400);
+      expect(suffix.text).to.contain('public suffix');
+    });
   });
 
   describe('audit log', () => {

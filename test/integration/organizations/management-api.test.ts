@@ -574,6 +574,40 @@ describe('organizations: management API', () => {
     });
   });
 
+  describe('limits (attacker probe: invitation mail, Verify now, public suffixes)', () => {
+    it('answers 429 with Retry-After once invitations to one address exceed the allowance, and queues no more mail', async () => {
+      const { org, token } = await adminWithOrg();
+      const victim = `victim-${unique()}@example.com`;
+      const answers = [];
+      for (let i = 0; i < 7; i++) answers.push(await api(token, 'POST', `/${org.id}/invitations`, { email: victim }));
+      expect(answers.map((a) => a.status)).to.deep.equal([201, 201, 201, 201, 201, 201, 429]);
+      const refused = answers[6]!;
+      expect(refused.body.error).to.equal('invitation.throttled');
+      expect(refused.headers.get('retry-after')).to.equal(String(refused.body.retry_after));
+      expect(refused.body.retry_after).to.be.within(1, 900);
+      const queued = await server.registry.db.query(`SELECT 1 FROM mail_outbox WHERE template = 'organization-invitation' AND recipient = $1`, [victim]);
+      expect(queued.rows).to.have.length(6);
+    });
+
+    it('answers 429 with Retry-After once Verify now is asked too often for one domain', async () => {
+      const { org, token } = await adminWithOrg();
+      const added = await api(token, 'POST', `/${org.id}/domains`, { domain: `often-${unique()}.test` });
+      const answers = [];
+      for (let i = 0; i < 7; i++) answers.push(await api(token, 'POST', `/${org.id}/domains/${added.body.domain.id}/verify`));
+      expect(answers.map((a) => a.status)).to.deep.equal([409, 409, 409, 409, 409, 409, 429]);
+      expect(answers[6]!.body.error).to.equal('verification.throttled');
+      expect(answers[6]!.headers.get('retry-after')).to.match(/^[1-9]\d*$/);
+    });
+
+    it('refuses a public suffix as a domain: 400 domain.public_suffix', async () => {
+      const { org, token } = await adminWithOrg();
+      for (const domain of ['co.uk', 'github.io', 'herokuapp.com']) {
+        const res = await api(token, 'POST', `/${org.id}/domains`, { domain });
+        expect([res.status, res.body.error], domain).to.deep.equal([400, 'domain.public_suffix']);
+      }
+    });
+  });
+
   describe('bad input', () => {
     it('answers 400/413/415 with clear codes and the fields at fault, never a stack trace', async () => {
       const { org, token } = await adminWithOrg();

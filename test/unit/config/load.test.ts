@@ -120,3 +120,22 @@ describe('loadConfig', () => {
     }
   });
 });
+
+describe('loadConfig: ORGANIZATIONS_PER_ACCOUNT', () => {
+  it('defaults to 20 and takes a number from 1 to 1000', () => {
+    expect(loadConfig({}).organizationsPerAccount).to.equal(20);
+    expect(loadConfig({ ORGANIZATIONS_PER_ACCOUNT: '3' }).organizationsPerAccount).to.equal(3);
+  });
+
+  it('refuses 0, a negative, a fraction or a word at start-up, naming the variable', () => {
+    for (const value of ['0', '-1', '2.5', 'many', '1001']) {
+      try {
+        loadConfig({ ORGANIZATIONS_PER_ACCOUNT: value });
+        expect.fail(`accepted ${value}`);
+      } catch (err) {
+        expect(err, value).to.be.instanceOf(ConfigError);
+        expect((err as ConfigError).problems.join('\n')).to.contain('ORGANIZATIONS_PER_ACCOUNT');
+      }
+    }
+  });
+});

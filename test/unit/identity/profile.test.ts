@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { canSee, initialsAvatar, initialsOf, visibilityOf, visibleProfile, DEFAULT_VISIBILITY } from '../../../src/identity/profile.ts';
+import { canSee, initialsAvatar, initialsOf, profileUpdate, visibilityOf, visibleProfile, DEFAULT_VISIBILITY } from '../../../src/identity/profile.ts';
 import type { AccountRow } from '../../../src/persistence/queries/accounts.ts';
 
 const account = (overrides: Partial<AccountRow> = {}): AccountRow => ({
@@ -40,5 +40,22 @@ describe('profile visibility', () => {
     expect(initialsOf(null, 'zed@example.com')).to.equal('Z');
     const svg = initialsAvatar(account({ name: '<script>' }));
     expect(svg).to.match(/^<svg /).and.not.contain('<script>');
+  });
+});
+
+describe('profile update: names shown to others', () => {
+  it('refuses invisible and reordering characters in every text field, and a name of only those', () => {
+    for (const field of ['name', 'nickname', 'job_title', 'department', 'organization_name', 'location']) {
+      for (const value of ['\u200B\u200B', 'Ada \u202Eecalevol', 'Ada\u2066 x\u2069', 'Ada\u0007']) {
+        expect(profileUpdate.safeParse({ [field]: value }).success, `${field}: ${JSON.stringify(value)}`).to.equal(false);
+      }
+    }
+  });
+
+  it('stores names in NFC, trimmed, and still clears a field with empty text', () => {
+    expect(profileUpdate.parse({ name: '  Zoe\u0308  Lovelace ' })).to.deep.equal({ name: 'Zo\u00EB Lovelace' });
+    expect(profileUpdate.parse({ nickname: '   ' })).to.deep.equal({ nickname: '' });
+    expect(profileUpdate.parse({ name: null })).to.deep.equal({ name: null });
+    expect(profileUpdate.safeParse({ name: 'x'.repeat(201) }).success).to.equal(false);
   });
 });

@@ -22,3 +22,25 @@ describe('mail templates', () => {
     expect(render('verify-email', { ...secrets, email: 'ada@example.com', minutes: 15 }).text).to.contain(secrets.code);
   });
 });
+
+describe('mail templates: text an admin chose', () => {
+  const render = createMailRenderer(createViews(join(rootDir, 'views'), { cache: false, productName: 'Lanyard' }), 'https://id.example.com');
+
+  it('never turns an organization or inviter name into a link in the invitation, in HTML or text', () => {
+    const mail = render('organization-invitation', {
+      email: 'victim@example.com',
+      organization: 'Reset at https://evil.example/x or www.evil.example <b>now</b>',
+      inviter: 'IT desk evil.example (mallory@evil.example)',
+      link: 'https://id.example.com/admin/invitation?token=T',
+      expires: 'soon',
+    });
+    for (const body of [mail.text, mail.html]) {
+      // No URL, host name or address of the attacker's survives whole, so no client links it.
+      expect(body).not.to.match(/https?:\/\/evil|www\.evil|evil\.example|@evil/);
+      expect(body).to.contain('evil.\u200Cexample');
+    }
+    // Escaped in HTML, and the only link is ours.
+    expect(mail.html).to.contain('&lt;b&gt;now').and.not.to.contain('<b>now');
+    expect([...mail.html.matchAll(/href="([^"]*)"/g)].map((m) => m[1])).to.deep.equal(['https://id.example.com/admin/invitation?token=T', 'https://id.example.com']);
+  });
+});

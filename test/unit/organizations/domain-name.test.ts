@@ -81,3 +81,19 @@ describe('organizations: addresses a server-side fetch may reach', () => {
     it(`allows ${address}`, () => expect(isPublicAddress(address)).to.equal(true));
   }
 });
+
+describe('organizations: public suffixes (tldts, the Public Suffix List bundled)', () => {
+  for (const suffix of ['co.uk', 'com.au', 'github.io', 'herokuapp.com', 's3.amazonaws.com', 'blogspot.com', '公司.cn', 'xn--55qx5d.cn', 'ac.jp']) {
+    it(`refuses ${suffix}: names under it are anyone's`, () => {
+      expect(normalizeDomain(suffix)).to.deep.equal({ ok: false, problem: 'domain.public_suffix' });
+    });
+  }
+  for (const [input, domain] of [['acme.co.uk', 'acme.co.uk'], ['acme.github.io', 'acme.github.io'], ['corp.internal', 'corp.internal'], ['eu.acme.com', 'eu.acme.com']] as const) {
+    it(`accepts ${input}, a registrable domain (or under one)`, () => {
+      expect(normalizeDomain(input)).to.deep.equal({ ok: true, domain });
+    });
+  }
+  it('still reads an address at a public suffix (for claiming, not for verifying)', () => {
+    expect(domainOfEmail('someone@github.io')).to.equal('github.io');
+  });
+});
