@@ -32,7 +32,7 @@ export const MAX_PAGE_SIZE = 100;
 /** The name an admin may give an account (as the profile allows). */
 const MAX_NAME = 200;
 
-export type ManagedProblem = AccessProblem | 'account.not_found' | 'account.self' | 'account.state';
+export type ManagedProblem = AccessProblem | 'account.not_found' | 'account.self' | 'account.state' | 'account.admin';
 
 export interface ManagedAccountView {
   id: string;
@@ -150,14 +150,24 @@ export function createManagedAccounts(deps: {
    * another one that this organization manages; `act` runs in a transaction with the account row
    * locked.
    */
-  async function onManaged<T>(actorId: string, organizationId: string, accountId: unknown, act: (tx: Queryable, target: ManagedAccountRow, organization: string) => Promise<T>): Promise<T | { ok: false; problem: ManagedProblem }> {
+  /**
+   * Runs an admin's action on an account the organization manages. `notOnAdmins`: the action
+   * could take an admin's power away or take over their account (deactivate, delete, a new
+   * address), so it is refused on the organization's own admins (`account.admin`): one admin
+   * cannot lock out or take over another — they remove them as an admin first, which keeps an
+   * active admin (`admin.last`). The organization's row is locked, so admins acting on each
+   * other at once are taken one after the other.
+   */
+  async function onManaged<T>(actorId: string, organizationId: string, accountId: unknown, act: (tx: Queryable, target: ManagedAccountRow, organization: string) => Promise<T>, options: { notOnAdmins?: boolean } = {}): Promise<T | { ok: false; problem: ManagedProblem }> {
     const access = await deps.authorize(actorId, organizationId, 'admin');
     if (!access.ok) return access;
     if (typeof accountId !== 'string' || accountId.length > 100) return { ok: false, problem: 'account.not_found' };
     if (accountId === actorId) return { ok: false, problem: 'account.self' };
     return db.transaction(async (tx) => {
+      if (options.notOnAdmins) await organizations.lock(tx, organizationId);
       const target = await managers.managedBy(organizationId, accountId, tx, true);
       if (!target) return { ok: false as const, problem: 'account.not_found' as const };
+      if (options.notOnAdmins && (await organizations.isAdmin(tx, organizationId, target.id))) return { ok: false as const, problem: 'account.admin' as const };
       return act(tx, target, access.name);
     });
   }
@@ -334,7 +344,7 @@ export function createManagedAccounts(deps: {
           if (Object.keys(changes).length) await audit('account.updated', { organizationId, actorId, target: { type: 'account', id: target.id, label: email ?? target.email }, detail: changes }, meta, tx);
           const updated = (await managers.managedBy(organizationId, target.id, tx))!;
           return { ok: true as const, account: view(updated) };
-        });
+        }, { notOnAdmins: email !== undefined });
         if (result.ok) outbox.kick();
         return result;
       } catch (err) {
@@ -355,7 +365,7 @@ export function createManagedAccounts(deps: {
         await accounts.deactivate(tx, target.id, now(), null);
         await audit('account.deactivated', { organizationId, actorId, target: { type: 'account', id: target.id, label: target.email } }, meta, tx);
         return { ok: true as const, account: view({ ...target, status: 'deactivated' }) };
-      });
+     }, { notOnAdmins: true });
       if (result.ok) await deps.signOutEverywhere(result.account.id);
       return result;
     },
@@ -380,7 +390,7 @@ export function createManagedAccounts(deps: {
         await accounts.deactivate(tx, target.id, now(), deleteAfter);
         await audit('account.deletion_scheduled', { organizationId, actorId, target: { type: 'account', id: target.id, label: target.email }, detail: { deleteAfter: deleteAfter.toISOString() } }, meta, tx);
         return { ok: true as const, account: view({ ...target, status: 'deactivated', delete_after: deleteAfter }), deleteAfter, wasActive: target.status === 'active' };
-      });
+     }, { notOnAdmins: true });
       if (!result.ok) return result;
       if (result.wasActive) await deps.signOutEverywhere(result.account.id);
       return { ok: true, account: result.account, deleteAfter: result.deleteAfter };

@@ -310,7 +310,8 @@ export function createOrganizationService(deps: {
         await organizations.lock(tx, organizationId);
         const target = (await organizations.members(organizationId, 'admin', tx)).find((m) => m.account_id === targetId);
         if (!target) return { ok: false as const, problem: 'admin.not_found' as const };
-        if ((await organizations.countAdmins(tx, organizationId)) <= 1) return { ok: false as const, problem: 'admin.last' as const };
+        // Someone active must stay able to act for the organization.
+        if ((await organizations.countActiveAdminsExcept(tx, organizationId, targetId)) === 0) return { ok: false as const, problem: 'admin.last' as const };
         await organizations.removeMember(tx, organizationId, targetId);
         const leaving = targetId === actorId;
         await audit.record(tx, organizationId, { action: leaving ? 'admin.left' : 'admin.removed', actorId, targetType: 'account', targetId, targetLabel: target.email }, meta);

@@ -311,7 +311,7 @@ export function managedAccountPages(router: Router, kit: ConsoleKit, deps: { man
     const result = await managed.update(me(ctx), ctx.params.organizationId!, ctx.params.accountId!, { name: input.name, email: input.email }, meta(ctx));
     if (!result.ok) {
       if (ACCOUNT_HIDDEN.has(result.problem)) return notFound();
-      return accountPage(ctx, result.problem === 'account.self' ? 409 : 400, { input, focus: result.problem.startsWith('account.name') ? 'name' : 'email' }, result.problem);
+      return accountPage(ctx, result.problem === 'account.self' || result.problem === 'account.admin' ? 409 : 400, { input, focus: result.problem.startsWith('account.name') ? 'name' : 'email' }, result.problem);
     }
     done(ctx, accountPath(ctx), { account: 'saved' });
   });

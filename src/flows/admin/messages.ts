@@ -39,6 +39,7 @@ const MESSAGES: Record<string, Message> = {
   'domain.not_verified': { title: 'Verify the domain first', text: 'Only a verified domain can claim accounts: publish its token and verify it on the Domains page.' },
   'domain.claims_frozen': { title: 'Claims are frozen for this domain', text: 'Its last re-check failed, so it claims no new accounts until it verifies again. Accounts it already manages stay managed. Fix the TXT record or file, then verify it on the Domains page.' },
   'list.invalid': { title: 'Check the search', text: 'Search by the start of an address or a name (at most 320 characters), and pick a status from the list.' },
+  'account.admin': { title: 'This account is an admin here', text: 'An admin’s account can’t be deactivated, deleted or moved to another address from the console. Remove them as an admin first (Admins page); at least one active admin always remains.' },
   'account.self': { title: 'This is your own account', text: 'Admins can’t edit, deactivate or delete their own account here. Another admin of the organization can; your own settings are under Your account.' },
   'account.state': { title: 'The account’s state doesn’t allow that', text: 'It changed meanwhile, or that action doesn’t apply to it now. Its page shows what you can do.' },
   'account.name_invalid': { title: 'Check the name', text: 'A name has at most 200 characters, something visible, and no control or invisible formatting characters (zero-width spaces, direction overrides). Leave it empty to clear it.' },

@@ -146,9 +146,23 @@ export function createOrganizationQueries(db: Queryable) {
       return rowCount === 1;
     },
 
-    async countAdmins(tx: Queryable, organizationId: string): Promise<number> {
-      const { rows } = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM organization_members WHERE organization_id = $1 AND role = 'admin'`, [organizationId]);
+    /**
+     * The admins who could still act for the organization besides `exceptAccountId`: those whose
+     * account is active (a deactivated or deleted admin acts for nobody).
+     */
+    async countActiveAdminsExcept(tx: Queryable, organizationId: string, exceptAccountId: string): Promise<number> {
+      const { rows } = await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM organization_members m JOIN accounts a ON a.id = m.account_id
+          WHERE m.organization_id = $1 AND m.role = 'admin' AND a.status = 'active' AND m.account_id <> $2`,
+        [organizationId, exceptAccountId],
+      );
       return rows[0]!.n;
+    },
+
+    /** Whether the account is an admin of the organization (read inside the caller's transaction). */
+    async isAdmin(tx: Queryable, organizationId: string, accountId: string): Promise<boolean> {
+      const { rows } = await tx.query(`SELECT 1 FROM organization_members WHERE organization_id = $1 AND account_id = $2 AND role = 'admin'`, [organizationId, accountId]);
+      return rows.length === 1;
     },
 
     /**

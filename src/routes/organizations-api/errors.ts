@@ -85,6 +85,7 @@ const PROBLEMS: Record<ApiProblem, readonly [status: number, description: string
   'verification.http_error': [409, 'The verification file could not be fetched (see checks): refused, TLS, status, redirect, size, time-out or a private address.'],
   'verification.throttled': [429, 'Too many verification attempts for this domain or by this admin: retry after the Retry-After delay (also retry_after, in seconds).'],
   'account.not_found': [404, 'No such account managed by this organization.'],
+  'account.admin': [409, 'The account is an admin of this organization: remove them as an admin first (at least one active admin must remain).'],
   'account.self': [403, 'Admins cannot act on their own account through the organization: use the account’s own settings.'],
   'account.state': [409, 'The account is not in a state that allows this (deactivating a deactivated account, cancelling a deletion that is not pending …).'],
   'account.name_invalid': [400, 'A name has 1–200 characters, something visible, and no control, format (zero-width, bidirectional) or unassigned characters (null or "" clears it).'],

@@ -522,5 +522,34 @@ describe('organizations: managed accounts', () => {
       for (const id of [alice.id, betaUser.id, unmanaged.id]) expect((await server.registry.accounts.findById(id))!.status).to.equal('active');
       expect((await server.registry.accounts.findById(alice.id))!.name).to.equal('Alice Archer');
     });
+
+    it('keeps admins from locking out or taking over each other: an admin’s account is not deactivated, deleted or moved; removing an admin keeps one active', async () => {
+      const { admin, org, people } = await orgWithPeople();
+      const colleague = people[0]!; // alice@acme.test: managed by the organization, and made an admin
+      const db = await testDatabase();
+      await db.query(`INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())`, [org.id, colleague.id]);
+      // Also an admin managed by the organization: the first admin moved to its domain.
+      await db.query('UPDATE accounts SET email = $2 WHERE id = $1', [admin.id, 'admin@acme.test']);
+      await db.query(`INSERT INTO account_managers (account_id, kind, organization_id, since) VALUES ($1, 'organization', $2, now()) ON CONFLICT DO NOTHING`, [admin.id, org.id]);
+
+      const refused = { ok: false, problem: 'account.admin' };
+      expect(await managed.deactivate(admin.id, org.id, colleague.id)).to.deep.equal(refused);
+      expect(await managed.delete(admin.id, org.id, colleague.id)).to.deep.equal(refused);
+      expect(await managed.update(admin.id, org.id, colleague.id, { email: 'bert.new@acme.test' })).to.deep.equal(refused);
+      expect((await managed.update(admin.id, org.id, colleague.id, { name: 'Alice A. Archer' })).ok, 'a name is not power').to.equal(true);
+      // Both at once, each on the other: neither goes through.
+      const both = await Promise.all([managed.deactivate(admin.id, org.id, colleague.id), managed.deactivate(colleague.id, org.id, admin.id)]);
+      expect(both).to.deep.equal([refused, refused]);
+      for (const id of [admin.id, colleague.id]) expect((await server.registry.accounts.findById(id))!.status).to.equal('active');
+
+      // Removed as an admin first, the account is an ordinary managed one.
+      expect((await service.removeAdmin(admin.id, org.id, colleague.id)).ok).to.equal(true);
+      expect((await managed.deactivate(admin.id, org.id, colleague.id)).ok).to.equal(true);
+
+      // A deactivated admin acts for nobody: the last active admin cannot be removed.
+      await db.query(`INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())`, [org.id, colleague.id]);
+      expect(await service.removeAdmin(admin.id, org.id, admin.id)).to.deep.equal({ ok: false, problem: 'admin.last' });
+      expect((await service.removeAdmin(admin.id, org.id, colleague.id)).ok, 'the deactivated one may go').to.equal(true);
+    });
   });
 });

@@ -248,7 +248,7 @@ describe('organizations: management API', () => {
       await server.registry.db.query('UPDATE accounts SET two_step_required = false WHERE id = $1', [admin.id]);
       expect((await api(token, 'GET', `/${org.id}`)).status, 'the policy relaxed again').to.equal(200);
 
-      // An admin whose account another admin deactivates (through this API) is refused at once.
+      // An admin whose account is deactivated (by the operator: a co-admin may not, below) is refused at once.
       const domain = `deact-${unique()}.test`;
       const colleague = await createAccount(server.registry, { email: `second@${domain}` });
       const domainId = await verifiedDomain(token, org.id, domain);
@@ -256,7 +256,9 @@ describe('organizations: management API', () => {
       await server.registry.db.query(`INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())`, [org.id, colleague.id]);
       expect((await api(colleagueToken, 'GET', `/${org.id}`)).status).to.equal(200);
       expect((await api(token, 'POST', `/${org.id}/domains/${domainId}/claim`)).body).to.deep.equal({ claimed: 1 });
-      expect((await api(token, 'POST', `/${org.id}/accounts/${colleague.id}/deactivate`)).status).to.equal(200);
+      const coAdmin = await api(token, 'POST', `/${org.id}/accounts/${colleague.id}/deactivate`);
+      expect([coAdmin.status, coAdmin.body.error], 'one admin cannot lock another out').to.deep.equal([409, 'account.admin']);
+      await server.registry.db.query(`UPDATE accounts SET status = 'deactivated' WHERE id = $1`, [colleague.id]);
       const gone = await api(colleagueToken, 'GET', `/${org.id}`);
       expect(gone.status).to.equal(401);
       expect(gone.body).to.include({ error: 'invalid_token' });
