@@ -294,6 +294,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const activity = createAccountActivityQueries(db);
     const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, activity, clock, logger });
     const twoStepQueries = createTwoStepQueries(db);
+    const accountManagers = createAccountManagerQueries(db);
     const accountClosure = createAccountClosureService({
       db,
       accounts: accountQueries,
@@ -303,7 +304,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       issuer: config.issuer,
       graceDays: config.accountDeletionGraceDays,
       signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
-      forgetters: [activity, twoStepQueries, accountIdentities, retiredEmails, trelloMembers, events],
+      forgetters: [activity, twoStepQueries, accountIdentities, retiredEmails, trelloMembers, accountManagers, events],
       logger,
       events,
       decisions: policy,
@@ -372,7 +373,6 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     });
 
     const loginFlows = createLoginFlows({ queries: createLoginFlowQueries(db), clock, logger });
-    const accountManagers = createAccountManagerQueries(db);
     const adminAudit = createAdminAudit({ queries: createOrganizationEventQueries(db), clock });
     const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp, throttle, organizationsPerAccount: config.organizationsPerAccount });
     const managedAccounts = createManagedAccounts({

@@ -45,6 +45,15 @@ const MANAGED = 'a.id, a.email, a.name, a.status, a.delete_after, a.created_at';
  */
 export function createAccountManagerQueries(db: Queryable) {
   return {
+    /**
+     * Erasure of deleted or closed accounts: an erased account is nobody's to manage any more
+     * (the organization's count and its domains stop counting it; the trigger clears the flag).
+     */
+    async forgetAccounts(accountIds: string[]): Promise<void> {
+      if (!accountIds.length) return;
+      await db.query('DELETE FROM account_managers WHERE account_id = ANY($1::text[])', [accountIds]);
+    },
+
     async ofAccount(accountId: string, tx: Queryable = db): Promise<AccountManagerRow[]> {
       const { rows } = await tx.query<AccountManagerRow>(
         `SELECT m.account_id, m.kind, m.organization_id, m.domain_id, m.enterprise_id, m.enterprise_name, m.trello_member_id, m.since,

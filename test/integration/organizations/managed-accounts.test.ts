@@ -487,6 +487,10 @@ describe('organizations: managed accounts', () => {
       expect([kept.email, kept.status, kept.erased_at]).to.deep.equal(['bert@acme.test', 'deactivated', null]);
       const listed = await managed.list(admin.id, org.id);
       expect(listed.ok && listed.accounts.map((a) => a.email)).not.to.include(`erased:${alice.id}`);
+      // Erased, the account is nobody's to manage: the dashboard counts what the list shows.
+      expect(await managersOf(alice.id)).to.deep.equal([]);
+      const dashboard = await service.dashboard(admin.id, org.id);
+      expect(dashboard.ok && listed.ok && dashboard.managedAccounts).to.equal(listed.ok ? listed.accounts.length : -1);
       expect(await managed.reactivate(admin.id, org.id, alice.id), 'an erased account is gone').to.deep.equal({ ok: false, problem: 'account.not_found' });
       expect((await managed.reactivate(admin.id, org.id, bert.id)).ok).to.equal(true);
     });
