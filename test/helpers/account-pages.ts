@@ -31,6 +31,16 @@ export async function signInToAccount(base: string, email: string, options: { pa
   throw new Error('did not reach /account');
 }
 
+/**
+ * Posts a form found on `formPath` (for its CSRF token) to `path`; the page must open (200), or the
+ * test stops there with its path.
+ */
+export async function postForm(agent: Agent, formPath: string, path: string, fields: Record<string, string> = {}) {
+  const form = await agent.get(formPath);
+  if (form.status !== 200) throw new Error(`GET ${formPath}: expected 200, got ${form.status}`);
+  return agent.post(path).type('form').send({ _csrf: csrfFrom(form.text), ...fields });
+}
+
 /** Submits a settings form: loads `formPath` for its CSRF token, then posts `fields` to `path`. */
 export async function submit(agent: Agent, formPath: string, path: string, fields: Record<string, string> = {}) {
   const form = await agent.get(formPath);

@@ -5,7 +5,7 @@ import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount } from '../../helpers/factories.ts';
 import { startDns, type TestDns } from '../../helpers/dns-server.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
-import { signInToAccount, type Agent } from '../../helpers/account-pages.ts';
+import { signInToAccount, type Agent, postForm as post } from '../../helpers/account-pages.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
 
@@ -47,13 +47,6 @@ describe('organizations: admin console, managed accounts', () => {
     const { agent, status } = await signInToAccount(server.url, account.email);
     expect(status).to.equal(200);
     return { agent, email: account.email, id: account.id };
-  }
-
-  /** Posts a form found on `formPath` (for its CSRF token). */
-  async function post(agent: Agent, formPath: string, path: string, fields: Record<string, string> = {}) {
-    const form = await agent.get(formPath);
-    expect(form.status, `GET ${formPath}`).to.equal(200);
-    return agent.post(path).type('form').send({ _csrf: csrfFrom(form.text), ...fields });
   }
 
   async function createOrg(agent: Agent, name = 'Acme'): Promise<string> {

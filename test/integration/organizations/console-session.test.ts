@@ -3,7 +3,7 @@ import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount } from '../../helpers/factories.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
-import { logInAgain, signInToAccount, type Agent } from '../../helpers/account-pages.ts';
+import { logInAgain, signInToAccount, type Agent, postForm as post } from '../../helpers/account-pages.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
 
 const ELEVEN_MINUTES = 11 * 60_000;
@@ -28,12 +28,6 @@ describe('account pages and console: the session is held to the policy', () => {
     server = await startTestServer({ clock });
   });
   afterEach(() => server.close());
-
-  async function post(agent: Agent, formPath: string, path: string, fields: Record<string, string> = {}) {
-    const form = await agent.get(formPath);
-    expect(form.status, `GET ${formPath}`).to.equal(200);
-    return agent.post(path).type('form').send({ _csrf: csrfFrom(form.text), ...fields });
-  }
 
   it('refuses every console change from an old session until the person logs in again, then comes back to the organization', async () => {
     const admin = await createAccount(server.registry);
