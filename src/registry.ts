@@ -20,6 +20,9 @@ import { createPasswordHasher, type PasswordHasher } from './identity/password-h
 import { createPostgresAdapter, sweepExpiredPayloads } from './oidc/adapter.ts';
 import { listenToProviderEvents } from './oidc/provider-events.ts';
 import { createSweeper, type Sweeper } from './shared/sweeper.ts';
+import { createSamlConnector, type SamlServiceProvider, type SeenAssertions } from './federation/saml/service-provider.ts';
+import { createSeenAssertions } from './federation/saml/seen-assertions.ts';
+import { createSamlAssertionSeenQueries } from './persistence/queries/saml-assertions-seen.ts';
 import { createClientService, type ClientService } from './oidc/clients.ts';
 import { createInteractions, type Interactions } from './oidc/interactions.ts';
 import { createLoginFlows, type LoginFlows } from './oidc/login-flows.ts';
@@ -139,6 +142,12 @@ export interface Registry {
   accountIdentities: AccountIdentityQueries;
   /** Present when GOOGLE_ISSUER, GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET are set. */
   google: GoogleClient | undefined;
+  /**
+   * The SAML 2.0 service provider of company connectors (src/federation/saml/, decision 0036):
+   * `serviceProvider.start/finish/metadata` for a connector, and the one-time-use store of
+   * assertion ids it writes to (swept with the other expired rows).
+   */
+  saml: { serviceProvider: SamlServiceProvider; seen: SeenAssertions };
   mail: {
     outbox: Outbox;
     delivery: MailDelivery;
@@ -390,11 +399,15 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
     });
 
+    const seenAssertions = createSeenAssertions({ queries: createSamlAssertionSeenQueries(db), clock });
+    const samlServiceProvider = createSamlConnector({ issuer: config.issuer, clock: () => clock.now(), seen: seenAssertions });
+
     sweeper = createSweeper({
       logger,
       tasks: [
         { name: 'expired protocol rows', run: () => sweepExpiredPayloads({ queries: oidcPayloads, clock, logger }) },
         { name: 'expired login flows', run: () => loginFlows.sweep() },
+        { name: 'used SAML assertion ids', run: () => seenAssertions.sweep() },
         { name: 'throttle counters', run: () => throttle.sweep() },
         { name: 'closed accounts', run: () => accountClosure.sweep() },
       ],
@@ -467,6 +480,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         webhook: linkWebhook,
       },
       accountIdentities,
+      saml: { serviceProvider: samlServiceProvider, seen: seenAssertions },
       organizations: {
         service: organizationService,
         recheck: domainRecheck,
