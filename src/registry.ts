@@ -236,7 +236,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency);
     const accountQueries = createAccountQueries(db);
     const accounts = createAccountService({ accounts: accountQueries, hasher, clock });
-    const policy = createPolicy({ accounts: accountQueries, clock });
+    const policy = createPolicy({ accounts: accountQueries, domains: createOrganizationDomainQueries(db), clock });
     const reauthentication = createReauthentication({ policy, hasher });
     const passwordPolicy = createPasswordPolicy({ minLength: config.passwordMinLength });
     const background = createBackground((name, err) => logger.error({ task: name, err: { message: (err as Error).message } }, 'background task failed'));

@@ -68,7 +68,8 @@ export type Stage =
 /**
  * Who manages an account besides its owner (`account_managers`, decision 0030): at most an
  * organization (by a verified domain of the account's address) and a Trello Enterprise (from the
- * legacy import). Organizations set no rules yet; their policies (issue 13) plug in as `rules`.
+ * legacy import). An organization's rules are those of the authentication policy the account
+ * follows there (decision 0033); a Trello Enterprise sets none.
  */
 export interface Manager {
   kind: 'organization' | 'trello_enterprise';
@@ -79,10 +80,22 @@ export interface Manager {
 }
 
 export interface ManagerRules {
+  /** The authentication policy these rules come from. */
+  policy?: string;
   /** Login only through this connector (SSO); absent: email and password (and Google). */
   connector?: string;
-  /** Two-step verification required. */
+  /** Two-step verification required (met by the company's identity provider when `connector` is used). */
   twoStepRequired?: boolean;
+  /** Passwords set from now on are at least this long. */
+  passwordMinLength?: number;
+  /** A password older than this many days must be changed at the next login. */
+  passwordMaxAgeDays?: number;
+  /** A session or grant unused for this long no longer counts (seconds). */
+  idleTimeoutSeconds?: number;
+  /** A login older than this no longer counts, however active (seconds). */
+  maxSessionSeconds?: number;
+  /** Logins made before this instant (seconds since the epoch) no longer count: "sign everyone out". */
+  reauthenticateAfter?: number;
 }
 
 /** The person or address the decision is about. */
@@ -117,6 +130,8 @@ export interface Provenance {
   /** Seconds since the epoch. */
   authTime: number;
   connector?: string;
+  /** When the session or grant was last used (seconds since the epoch), where it is known: idle timeouts. */
+  lastActive?: number;
 }
 
 export interface DecisionInput {
@@ -159,19 +174,35 @@ export const REAUTHENTICATION_MAX_AGE_SECONDS = 10 * 60;
 const FIRST_FACTORS: ReadonlySet<string> = new Set(['password', 'trello_password', 'google']);
 
 /** The connector a manager requires, if any (the first manager that names one). */
-function requiredConnector(subject: AccountSubject): { connector: string; manager: string } | undefined {
-  const manager = subject.managers.find((m) => m.rules?.connector);
+function requiredConnector(subject: { managers?: readonly Manager[] | undefined }): { connector: string; manager: string } | undefined {
+  const manager = subject.managers?.find((m) => m.rules?.connector);
   return manager?.rules?.connector ? { connector: manager.rules.connector, manager: manager.name } : undefined;
 }
 
-/** Two-step verification is required by the operator or by a manager. */
-export function twoStepRequired(subject: AccountSubject): boolean {
-  return subject.twoStepRequired || subject.managers.some((m) => m.rules?.twoStepRequired);
+/**
+ * Two-step verification is required by the operator or by a manager. `delegated`: the login went
+ * through the connector the manager requires, whose identity provider does the manager's two-step
+ * verification (issue 13: SSO users are not asked again); the operator's requirement still holds.
+ */
+export function twoStepRequired(subject: AccountSubject, delegated = false): boolean {
+  return subject.twoStepRequired || (!delegated && subject.managers.some((m) => m.rules?.twoStepRequired));
 }
 
 /** The level the account itself requires of every login and token. */
-export function requiredAcr(subject: AccountSubject): Acr {
-  return twoStepRequired(subject) ? ACR_TWO_FACTORS : ACR_ONE_FACTOR;
+export function requiredAcr(subject: AccountSubject, delegated = false): Acr {
+  return twoStepRequired(subject, delegated) ? ACR_TWO_FACTORS : ACR_ONE_FACTOR;
+}
+
+/** The managers' rules that bound how long a login counts: the strictest of each. */
+function sessionLimits(subject: AccountSubject): { idle?: number; max?: number; after?: number } {
+  const limits: { idle?: number; max?: number; after?: number } = {};
+  for (const { rules } of subject.managers) {
+    if (!rules) continue;
+    if (rules.idleTimeoutSeconds) limits.idle = Math.min(limits.idle ?? Infinity, rules.idleTimeoutSeconds);
+    if (rules.maxSessionSeconds) limits.max = Math.min(limits.max ?? Infinity, rules.maxSessionSeconds);
+    if (rules.reauthenticateAfter) limits.after = Math.max(limits.after ?? 0, rules.reauthenticateAfter);
+  }
+  return limits;
 }
 
 /** The methods this account can prove itself with now (for re-authentication). */
@@ -186,20 +217,32 @@ function usable(subject: AccountSubject): boolean {
   return subject.status === 'active' || (subject.status === 'closed' && subject.reopenable);
 }
 
-/** After a first factor: a second one, enrolment, or done. */
-function afterFirstFactor(subject: AccountSubject, wanted: Acr | undefined): Decision {
+/**
+ * After a first factor: a second one, enrolment, or done. `delegated`: proven through the
+ * connector the account's manager requires — its identity provider did the manager's two-step
+ * verification, so ours is not asked for again unless the operator or the relying party wants it.
+ */
+function afterFirstFactor(subject: AccountSubject, wanted: Acr | undefined, delegated = false): Decision {
+  const moreWanted = wanted !== undefined && !satisfies(ACR_ONE_FACTOR, wanted);
+  if (delegated && !subject.twoStepRequired && !moreWanted) return { outcome: 'allow' };
   if (subject.twoStepEnabled) return { outcome: 'second_factor', methods: ['totp', 'recovery_code'] };
   // Required by the account's policy, or asked for by the relying party (a Jira admin page may
   // want two factors): the person sets it up now rather than being turned away.
-  if (twoStepRequired(subject) || (wanted && !satisfies(ACR_ONE_FACTOR, wanted))) return { outcome: 'enrol', factor: 'totp' };
+  if (twoStepRequired(subject, delegated) || moreWanted) return { outcome: 'enrol', factor: 'totp' };
   return { outcome: 'allow', acr: ACR_ONE_FACTOR };
 }
 
-/** Whether how a grant was made still meets what the account requires now. */
-function provenanceHolds(subject: AccountSubject, provenance: Provenance | undefined): Decision {
+/** Whether how a grant or session was made still meets what the account requires now. */
+function provenanceHolds(subject: AccountSubject, provenance: Provenance | undefined, now: number): Decision {
   const sso = requiredConnector(subject);
   if (sso && provenance?.connector !== sso.connector) return { outcome: 'deny', reason: 'policy.login_again' };
-  if (!satisfies(provenance?.acr ?? ACR_ONE_FACTOR, requiredAcr(subject))) return { outcome: 'deny', reason: 'policy.login_again' };
+  if (!satisfies(provenance?.acr ?? ACR_ONE_FACTOR, requiredAcr(subject, Boolean(sso)))) return { outcome: 'deny', reason: 'policy.login_again' };
+  // The manager's session rules (decision 0033): "sign everyone out", a maximum lifetime, an idle timeout.
+  const limits = sessionLimits(subject);
+  const authTime = provenance?.authTime ?? 0;
+  if (limits.after !== undefined && authTime < limits.after) return { outcome: 'deny', reason: 'policy.login_again' };
+  if (limits.max !== undefined && now - authTime > limits.max) return { outcome: 'deny', reason: 'policy.login_again' };
+  if (limits.idle !== undefined && provenance?.lastActive !== undefined && now - provenance.lastActive > limits.idle) return { outcome: 'deny', reason: 'policy.login_again' };
   return { outcome: 'allow', acr: provenance?.acr ?? ACR_ONE_FACTOR };
 }
 
@@ -208,11 +251,20 @@ export function decide(input: DecisionInput): Decision {
 
   if (subject.kind === 'address') {
     // No account (or none the caller may reveal): the answer is the one a password account gets,
-    // so the identifier step tells nothing. Later, a verified domain's SSO applies here.
+    // so the identifier step tells nothing — unless the address is on a domain an organization
+    // verified and its default policy requires SSO (home-realm discovery): then every address on
+    // that domain, account or not, is sent to the company's identity provider.
+    const domainSso = requiredConnector(subject);
     switch (stage) {
       case 'identify':
+        return domainSso ? { outcome: 'use_connector', ...domainSso } : { outcome: 'allow' };
       case 'sign_up':
+        // On such a domain accounts are created by the company's identity provider (just in time), not by sign-up.
+        if (domainSso && method !== `connector:${domainSso.connector}`) return { outcome: 'use_connector', ...domainSso };
+        return { outcome: 'allow' };
       case 'reset_request':
+        // Every address on such a domain is answered alike, account or not: "use your company's sign-in".
+        return domainSso ? { outcome: 'use_connector', ...domainSso } : { outcome: 'allow' };
       case 'bulk_migration':
         return { outcome: 'allow' };
       case 'email_recovery':
@@ -221,6 +273,8 @@ export function decide(input: DecisionInput): Decision {
       case 'first_factor':
         // A legacy Trello member without an account here proves itself with its Trello password;
         // its review then creates (or links) the account. No other first factor exists without one.
+        // On a domain that requires SSO, the member migrates through the SSO login instead.
+        if (method === 'trello_password' && domainSso) return { outcome: 'use_connector', ...domainSso };
         return method === 'trello_password' ? { outcome: 'allow' } : { outcome: 'deny', reason: 'policy.account_inactive' };
       default:
         return { outcome: 'deny', reason: 'policy.account_inactive' };
@@ -239,7 +293,7 @@ export function decide(input: DecisionInput): Decision {
       if (sso && method !== `connector:${sso.connector}`) return { outcome: 'use_connector', ...sso };
       // Once a member is linked its Trello password never works again (linking is irreversible).
       if (method === 'trello_password' && subject.trelloLinked) return { outcome: 'deny', reason: 'policy.trello_password_retired' };
-      return afterFirstFactor(subject, input.wantedAcr);
+      return afterFirstFactor(subject, input.wantedAcr, Boolean(sso));
     }
 
     case 'second_factor':
@@ -277,9 +331,10 @@ export function decide(input: DecisionInput): Decision {
 
     case 'reauthenticate': {
       if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
-      const wanted = input.wantedAcr && satisfies(input.wantedAcr, requiredAcr(subject)) ? input.wantedAcr : requiredAcr(subject);
+      const required = requiredAcr(subject, Boolean(sso));
+      const wanted = input.wantedAcr && satisfies(input.wantedAcr, required) ? input.wantedAcr : required;
       const recent = provenance && input.now - provenance.authTime <= REAUTHENTICATION_MAX_AGE_SECONDS;
-      const holds = provenanceHolds(subject, provenance);
+      const holds = provenanceHolds(subject, provenance, input.now);
       if (recent && holds.outcome === 'allow' && satisfies(provenance.acr, wanted)) return { outcome: 'allow', acr: provenance.acr };
       return { outcome: 'reauthenticate', methods: methodsOf(subject), wantedAcr: wanted };
     }
@@ -299,11 +354,11 @@ export function decide(input: DecisionInput): Decision {
     case 'userinfo':
     case 'api':
       if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
-      return provenanceHolds(subject, provenance);
+      return provenanceHolds(subject, provenance, input.now);
 
     case 'session': {
       if (subject.status !== 'active') return { outcome: 'deny', reason: 'policy.account_inactive' };
-      const holds = provenanceHolds(subject, provenance);
+      const holds = provenanceHolds(subject, provenance, input.now);
       if (holds.outcome !== 'allow') return holds;
       // The relying party asks for more than this session proved (acr_values, OIDC Core §3.1.2.1).
       if (input.wantedAcr && !satisfies(provenance?.acr ?? ACR_ONE_FACTOR, input.wantedAcr)) return { outcome: 'deny', reason: 'policy.login_again' };

@@ -1,7 +1,9 @@
 import type { Clock } from '../shared/clock.ts';
 import type { Queryable } from '../persistence/db.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
-import { decide, type AccountSubject, type Decision, type DecisionInput, type Manager, type Subject } from './decision.ts';
+import { emailDomainOf } from '../persistence/queries/accounts.ts';
+import type { OrganizationDomainQueries } from '../persistence/queries/organization-domains.ts';
+import { decide, type AccountSubject, type Decision, type DecisionInput, type Manager, type ManagerRules, type Subject } from './decision.ts';
 
 export * from './decision.ts';
 export * from './levels.ts';
@@ -12,8 +14,9 @@ export * from './levels.ts';
  * two-step, Trello-link and management columns — managers from `account_managers`) and none when it already holds such a row.
  */
 export function subjectOf(account: AccountRow, now: number): AccountSubject {
-  // From `account_managers` (decision 0030). Organizations set no rules yet (issue 13 adds them).
-  const managers: Manager[] = (account.managers ?? []).map(([kind, id, name]) => ({ kind, id, name }));
+  // From `account_managers` (decision 0030), with the rules of the organization's policy the
+  // account follows (decision 0033).
+  const managers: Manager[] = (account.managers ?? []).map(([kind, id, name, rules]) => managerOf(kind, id, name, rules));
   return {
     kind: 'account',
     id: account.id,
@@ -27,12 +30,55 @@ export function subjectOf(account: AccountRow, now: number): AccountSubject {
   };
 }
 
+/** Stored policy rules (`policyRulesOf` in the account queries) as the decision point reads them. */
+interface StoredRules {
+  policy: string;
+  connector: string | null;
+  twoStep: boolean;
+  minLength: number | null;
+  maxAgeDays: number | null;
+  idle: number | null;
+  maxSession: number | null;
+  reauthAfter: number | null;
+}
+
+export function rulesFrom(json: string | null | undefined): ManagerRules | undefined {
+  if (!json) return undefined;
+  const stored = JSON.parse(json) as StoredRules;
+  const rules: ManagerRules = { policy: stored.policy };
+  if (stored.connector) rules.connector = stored.connector;
+  if (stored.twoStep) rules.twoStepRequired = true;
+  if (stored.minLength) rules.passwordMinLength = stored.minLength;
+  if (stored.maxAgeDays) rules.passwordMaxAgeDays = stored.maxAgeDays;
+  if (stored.idle) rules.idleTimeoutSeconds = stored.idle;
+  if (stored.maxSession) rules.maxSessionSeconds = stored.maxSession;
+  if (stored.reauthAfter) rules.reauthenticateAfter = Number(stored.reauthAfter);
+  return rules;
+}
+
+function managerOf(kind: Manager['kind'], id: string, name: string, rules: string | null | undefined): Manager {
+  const parsed = rulesFrom(rules);
+  return parsed ? { kind, id, name, rules: parsed } : { kind, id, name };
+}
+
 /** Whether a row came from a query that carries the policy columns. */
 const hasPolicyColumns = (account: AccountRow) => account.two_step_enabled !== undefined && account.trello_linked !== undefined;
 
-export function createPolicy(deps: { accounts: AccountQueries; clock: Clock }) {
+export function createPolicy(deps: { accounts: AccountQueries; domains: Pick<OrganizationDomainQueries, 'managerOfAddress'>; clock: Clock }) {
   const { accounts, clock } = deps;
   const nowSeconds = () => Math.floor(clock.now() / 1000);
+
+  /** An account with its subject, in one statement (inside `tx` when given); undefined when there is no such account. */
+  async function load(accountId: string, tx?: Queryable): Promise<{ account: AccountRow; subject: AccountSubject } | undefined> {
+    const account = await accounts.findWithPolicy(accountId, tx);
+    return account ? { account, subject: subjectOf(account, clock.now()) } : undefined;
+  }
+
+  /** An address without its account: the organization holding its domain, with its default rules. */
+  async function addressSubject(email: string): Promise<Subject> {
+    const held = await deps.domains.managerOfAddress(email, emailDomainOf(email));
+    return held ? { kind: 'address', email, managers: [managerOf('organization', held.organization_id, held.name, held.rules)] } : { kind: 'address', email };
+  }
 
   return {
     /** Decides at the current time (seconds). */
@@ -46,11 +92,7 @@ export function createPolicy(deps: { accounts: AccountQueries; clock: Clock }) {
       return subjectOf(full, clock.now());
     },
 
-    /** An account with its subject, in one statement (inside `tx` when given); undefined when there is no such account. */
-    async load(accountId: string, tx?: Queryable): Promise<{ account: AccountRow; subject: AccountSubject } | undefined> {
-      const account = await accounts.findWithPolicy(accountId, tx);
-      return account ? { account, subject: subjectOf(account, clock.now()) } : undefined;
-    },
+    load,
 
     /**
      * An account and its subject for the token stages (refresh, userinfo, api, session), in one
@@ -63,10 +105,34 @@ export function createPolicy(deps: { accounts: AccountQueries; clock: Clock }) {
       return account ? { account, subject: subjectOf(account, clock.now()) } : undefined;
     },
 
-    /** The subject for an address: its account's, or the bare address when there is none. */
+    /**
+     * The subject for an address: its account's, or the address with the organization that holds
+     * its domain (and that organization's default policy) when there is no account.
+     */
     async subjectForEmail(email: string): Promise<{ account: AccountRow | undefined; subject: Subject }> {
       const account = await accounts.findByEmail(email);
-      return account ? { account, subject: subjectOf(account, clock.now()) } : { account: undefined, subject: { kind: 'address', email } };
+      if (account) return { account, subject: subjectOf(account, clock.now()) };
+      return { account: undefined, subject: await addressSubject(email) };
+    },
+
+    addressSubject,
+
+    /**
+     * The identifier step's subject (home-realm discovery, decision 0033). An address on a domain
+     * no organization holds is answered as a bare address — one indexed lookup of the domain,
+     * none of the account, so nothing tells whether it has one. On a held domain the account's
+     * own policy decides (an organization may put some of its people under SSO and others not),
+     * and an address without an account follows the default policy. What this reveals stays
+     * within the organization's own domain.
+     */
+    async discover(email: string): Promise<Subject> {
+      const held = await deps.domains.managerOfAddress(email, emailDomainOf(email));
+      if (!held) return { kind: 'address', email };
+      if (held.account_id) {
+        const loaded = await load(held.account_id);
+        if (loaded) return loaded.subject;
+      }
+      return { kind: 'address', email, managers: [managerOf('organization', held.organization_id, held.name, held.rules)] };
     },
   };
 }

@@ -10,7 +10,7 @@ import { pageRenderer } from '../../http/page.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
 import type { LoginContext } from './interaction.ts';
-import { isSecondFactor, type Factor } from './strategy.ts';
+import { connectorStartPath, isSecondFactor, type Factor } from './strategy.ts';
 
 /**
  * The one place a login is completed (docs/flows/login.md). Every strategy — password, Trello
@@ -23,8 +23,8 @@ import { isSecondFactor, type Factor } from './strategy.ts';
  *   is done (the Trello link), the audit event is written and the engine is told — with the
  *   level the decision gave;
  * - `deny` → the reason, a `policy.*` message, on the strategy's page;
- * - `use_connector` → no connector exists yet (company SSO comes with organizations): the person
- *   is told this way is not available. A connector strategy's start step goes here.
+ * - `use_connector` → the account must sign in through its company's identity provider: the
+ *   browser goes to the connector strategy's start step (decision 0033).
  *
  * Nothing else calls `interactions.finishLogin`.
  */
@@ -100,8 +100,13 @@ export function createLoginCompletion(deps: {
         case 'deny':
           return refuse(ctx, it, factor, account.id, decision.reason, flow);
         case 'use_connector':
+          // This account signs in through its company's identity provider only (decision 0033):
+          // whatever was proven here does not count; the browser goes to the connector's login.
+          if (flow) await flows.end(it.uid);
+          ctx.state.log?.info({ accountId: account.id, clientId: it.clientId, method: factor.method, connector: decision.connector }, 'login sent to the company identity provider');
+          ctx.status = 303;
+          return ctx.redirect(connectorStartPath(it.uid, decision.connector));
         case 'reauthenticate':
-          // No connector strategy exists yet: when one does, this starts it (decision.connector).
           return refuse(ctx, it, factor, account.id, 'policy.method_not_allowed', flow);
         default:
           break;

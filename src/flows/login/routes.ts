@@ -8,7 +8,7 @@ import { parseForm } from '../../http/validate.ts';
 import { identifyInput } from './schema.ts';
 import type { LoginCompletion } from './completion.ts';
 import { loginInteraction } from './interaction.ts';
-import type { LoginStrategy } from './strategy.ts';
+import { connectorStartPath, type LoginStrategy } from './strategy.ts';
 
 /**
  * The login router (docs/flows/login.md): the identifier step, then whatever the strategies
@@ -34,21 +34,27 @@ export function loginRoutes(deps: {
     page(ctx, 200, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email: normalizeEmail(view.loginHint) });
   });
 
-  // The identifier step asks the decision point which step follows the address (home-realm
-  // discovery, once connectors exist). It asks about the address, never its account: discovery
-  // goes by the address's domain (a company's verified domain and its sign-in policy, issue 13),
-  // so the answer cannot tell whether an account exists, and the step costs no account lookup.
+  // The identifier step asks the decision point which step follows the address: home-realm
+  // discovery (decision 0033). On a domain no organization holds it asks about the address alone —
+  // one lookup of the domain, none of the account — so the answer cannot tell whether an account
+  // exists; on a domain an organization verified, the policy the address follows there decides,
+  // and an address that must sign in through the company's identity provider goes straight there:
+  // the password page is never shown.
   router.post('/identify', async (ctx) => {
     const it = await loginInteraction(interactions, ctx);
     const input = parseForm(ctx, identifyInput);
     const email = normalizeEmail(input.email);
     if (!email) return page(ctx, 400, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email: input.email }, 'login.invalid_email');
-    const decision = deps.policy.decide({ subject: { kind: 'address', email }, stage: 'identify', wantedAcr: it.wantedAcr });
-    if (decision.outcome === 'use_connector' || decision.outcome === 'deny') {
-      // No connector exists yet (company SSO comes with organizations): a connector strategy's
-      // start step goes here. Until then the person is told this way is not available.
+    const subject = await deps.policy.discover(email);
+    const decision = deps.policy.decide({ subject, stage: 'identify', wantedAcr: it.wantedAcr });
+    if (decision.outcome === 'use_connector') {
+      ctx.state.log?.info({ clientId: it.clientId, connector: decision.connector }, 'identifier step: sign-in through the company identity provider');
+      ctx.status = 303;
+      return ctx.redirect(connectorStartPath(it.uid, decision.connector, email));
+    }
+    if (decision.outcome === 'deny') {
       ctx.state.log?.info({ clientId: it.clientId, outcome: decision.outcome }, 'identifier step refused by policy');
-      return page(ctx, 403, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email }, decision.outcome === 'deny' ? decision.reason : 'policy.method_not_allowed');
+      return page(ctx, 403, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email }, decision.reason);
     }
     page(ctx, 200, 'login/password', { uid: it.uid, clientName: it.clientName, title: 'Enter your password', email });
   });

@@ -49,3 +49,13 @@ export interface LoginStrategy {
 
 /** Second factors; every other method is a first factor. */
 export const isSecondFactor = (method: Method) => method === 'totp' || method === 'recovery_code';
+
+/**
+ * Where a login through a company's identity provider starts (the connector strategy's first
+ * step, decision 0033): the identifier step and the completion service send the browser here when
+ * the decision point answers `use_connector`. `email`: the address typed, passed upstream as a hint.
+ */
+export function connectorStartPath(uid: string, connector: string, email?: string): string {
+  const path = `/interaction/${encodeURIComponent(uid)}/sso/${encodeURIComponent(connector)}`;
+  return email ? `${path}?login_hint=${encodeURIComponent(email)}` : path;
+}

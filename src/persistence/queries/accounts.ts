@@ -32,10 +32,10 @@ export interface AccountRow {
   trello_linked?: boolean;
   /**
    * Only from `findByEmail`, `findWithPolicy` and `findForTokens`: who manages the account
-   * besides its owner, as [kind, id, name] (`account_managers`: an organization by verified
+   * besides its owner, as [kind, id, name, rules] (`account_managers`: an organization by verified
    * domain, a Trello Enterprise from the import), ordered by kind.
    */
-  managers?: ['organization' | 'trello_enterprise', string, string][];
+  managers?: ['organization' | 'trello_enterprise', string, string, string | null][];
   created_at: Date;
   updated_at: Date;
 }
@@ -52,14 +52,31 @@ export interface NewAccount {
 }
 
 /**
+ * The rules of the authentication policy an account follows in organization `am.organization_id`
+ * (issue 13, decision 0033): the one it is assigned to, else the organization's default — as JSON
+ * text, NULL when the organization has no policy. Parsed by src/policy/policy.ts (`rulesFrom`).
+ * `$account` is the SQL naming the account's id.
+ */
+export const policyRulesOf = (account: string, organization: string) => `(SELECT json_build_object('policy', p.id, 'connector', p.connector_id,
+    'twoStep', p.two_step_required, 'minLength', p.password_min_length, 'maxAgeDays', p.password_max_age_days,
+    'idle', p.idle_timeout_seconds, 'maxSession', p.max_session_seconds, 'reauthAfter', floor(extract(epoch FROM p.reauthenticate_after)))::text
+  FROM authentication_policies p
+  WHERE p.organization_id = ${organization}
+    AND (p.is_default OR p.id IN (SELECT pm.policy_id FROM authentication_policy_members pm WHERE pm.account_id = ${account}))
+  ORDER BY p.is_default LIMIT 1)`;
+
+/**
  * Who manages the account besides its owner (`account_managers`, decision 0030), as rows of
- * [kind, id, name] — an organization by verified domain, a Trello Enterprise from the import —
- * ordered by kind. A text array rather than JSON and a scalar name lookup rather than a join:
- * this rides on every login and every token use, and each costs measurably more (docs/benchmarks.md).
- * Only read for an account whose `managed` flag (kept by a trigger, migration 0019) says it has any.
+ * [kind, id, name, rules] — an organization by verified domain with the rules of the
+ * authentication policy the account follows there (NULL: none), a Trello Enterprise from the
+ * import (rules NULL) — ordered by kind. A text array rather than JSON and a scalar name lookup
+ * rather than a join: this rides on every login and every token use, and each costs measurably
+ * more (docs/benchmarks.md). Only read for an account whose `managed` flag (kept by a trigger,
+ * migration 0019) says it has any.
  */
 const MANAGERS = `CASE WHEN accounts.managed THEN ARRAY(SELECT ARRAY[am.kind, coalesce(am.organization_id, am.enterprise_id),
-    coalesce((SELECT o.name FROM organizations o WHERE o.id = am.organization_id), am.enterprise_name, am.enterprise_id)]
+    coalesce((SELECT o.name FROM organizations o WHERE o.id = am.organization_id), am.enterprise_name, am.enterprise_id),
+    CASE WHEN am.kind = 'organization' THEN ${policyRulesOf('am.account_id', 'am.organization_id')} END]
   FROM account_managers am WHERE am.account_id = accounts.id ORDER BY am.kind) END AS managers`;
 
 /**

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db.ts';
+import { policyRulesOf } from './accounts.ts';
 
 export type DomainState = 'pending' | 'verified' | 'failing';
 export type VerificationMethod = 'dns' | 'https';
@@ -34,6 +35,23 @@ export function createOrganizationDomainQueries(db: Queryable) {
 
     async find(id: string, tx: Queryable = db): Promise<DomainRow | undefined> {
       const { rows } = await tx.query<DomainRow>(`SELECT ${COLUMNS} FROM organization_domains WHERE id = $1`, [id]);
+      return rows[0];
+    },
+
+    /**
+     * Home-realm discovery (decision 0033): the organization holding the domain of an address
+     * (verified, or failing — it still manages its accounts), with its default policy's rules
+     * (JSON text, NULL when it has none) and the id of the account at the address, if any. One
+     * statement by the domain's and the address's indexes; nothing for a domain nobody holds.
+     */
+    async managerOfAddress(email: string, domain: string, tx: Queryable = db): Promise<{ organization_id: string; name: string; rules: string | null; account_id: string | null } | undefined> {
+      const { rows } = await tx.query<{ organization_id: string; name: string; rules: string | null; account_id: string | null }>(
+        `SELECT d.organization_id, o.name, ${policyRulesOf('NULL', 'd.organization_id')} AS rules,
+                (SELECT a.id FROM accounts a WHERE lower(a.email) = lower($1)) AS account_id
+         FROM organization_domains d JOIN organizations o ON o.id = d.organization_id
+         WHERE d.domain = $2 AND d.state IN ('verified', 'failing')`,
+        [email, domain],
+      );
       return rows[0];
     },
 

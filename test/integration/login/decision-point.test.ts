@@ -62,20 +62,19 @@ describe('login paths consult the decision point', () => {
     }
   });
 
-  it('identifier step: acts on the decision point’s answer (a required connector, before any exists, is refused)', async () => {
+  it('identifier step: acts on the decision point’s answer (a required connector: straight to its login, no password page)', async () => {
     await createAccount(server.registry, { email: 'someone@acme.example' });
     const policy = server.registry.policy;
     const decide = policy.decide;
-    // No data source says "SSO required" before organizations have sign-in policies (issue 13):
-    // the decision point itself is made to answer so for an address on the company's domain, as
-    // home-realm discovery will.
+    // The decision point itself is made to answer so for an address on the company's domain (the
+    // organizations' policies that lead to this answer: test/integration/sso).
     policy.decide = (input) => (input.stage === 'identify' && input.subject.kind === 'address' && input.subject.email.endsWith('@acme.example') ? { outcome: 'use_connector', connector: 'acme', manager: 'Acme' } : decide(input));
     try {
       for (const email of ['someone@acme.example', 'nobody-yet@acme.example']) {
-        const refused = await identify(email);
-        expect(refused.res.status, email).to.equal(403);
-        expect(refused.res.text).to.contain('This way of signing in isn’t available');
-        expect(refused.res.text).not.to.contain('name="password"');
+        const sent = await identify(email);
+        expect(sent.res.status, email).to.equal(303);
+        expect(sent.res.headers.location).to.equal(`/interaction/${sent.uid}/sso/acme?login_hint=${encodeURIComponent(email)}`);
+        expect(sent.res.text).not.to.contain('name="password"');
       }
       // An address on another domain is not the subject of that answer: the password page.
       expect((await identify('someone-else@example.com')).res.text).to.contain('name="password"');

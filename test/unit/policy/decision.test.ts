@@ -13,6 +13,7 @@ const account = (overrides: Partial<AccountSubject> = {}): AccountSubject => ({
 const oneFactor = { amr: ['pwd'], acr: ACR_ONE_FACTOR, authTime: NOW - 60 } as const;
 const twoFactors = { amr: ['pwd', 'otp', 'mfa'], acr: ACR_TWO_FACTORS, authTime: NOW - 60 } as const;
 const sso = { kind: 'organization' as const, id: 'org_1', name: 'Acme', rules: { connector: 'acme-oidc' } };
+const ssoWith2sv = { kind: 'organization' as const, id: 'org_1', name: 'Acme', rules: { connector: 'acme-oidc', twoStepRequired: true } };
 const requires2sv = { kind: 'organization' as const, id: 'org_1', name: 'Acme', rules: { twoStepRequired: true } };
 const enterprise = { kind: 'trello_enterprise' as const, id: 'ent_1', name: 'Acme Trello' };
 const orgManager = { kind: 'organization' as const, id: 'org_2', name: 'Acme' };
@@ -27,6 +28,25 @@ describe('policy decision point (decision table)', () => {
     ['identify: password account', { subject: account(), stage: 'identify' }, { outcome: 'allow' }],
     ['identify: deactivated account looks like any other', { subject: account({ status: 'deactivated' }), stage: 'identify' }, { outcome: 'allow' }],
     ['identify: SSO required', { subject: account({ managers: [sso] }), stage: 'identify' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+
+    // Home-realm discovery (decision 0033): an address without an account on a domain whose default policy requires SSO.
+    ['identify: unknown address on an SSO domain', { subject: { kind: 'address', email: 'x@acme.test', managers: [sso] }, stage: 'identify' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+    ['identify: unknown address on a password domain', { subject: { kind: 'address', email: 'x@acme.test', managers: [orgManager] }, stage: 'identify' }, { outcome: 'allow' }],
+    ['sign-up by email on an SSO domain', { subject: { kind: 'address', email: 'x@acme.test', managers: [sso] }, stage: 'sign_up', method: 'email' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+    ['just-in-time account through the required connector', { subject: { kind: 'address', email: 'x@acme.test', managers: [sso] }, stage: 'sign_up', method: 'connector:acme-oidc' }, { outcome: 'allow' }],
+    ['reset request for an address on an SSO domain', { subject: { kind: 'address', email: 'x@acme.test', managers: [sso] }, stage: 'reset_request', method: 'email' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+    ['Trello password of a member on an SSO domain', { subject: { kind: 'address', email: 'x@acme.test', managers: [sso] }, stage: 'first_factor', method: 'trello_password' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+    ['SSO login through the required connector', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'connector:acme-oidc' }, { outcome: 'allow' }],
+    ['SSO login through another connector', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'connector:other' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
+    ["SSO login: the company's two-step requirement is its identity provider's", { subject: account({ managers: [ssoWith2sv] }), stage: 'first_factor', method: 'connector:acme-oidc' }, { outcome: 'allow' }],
+    ['SSO login: two-step set on by the owner is not asked again', { subject: account({ managers: [sso], twoStepEnabled: true }), stage: 'first_factor', method: 'connector:acme-oidc' }, { outcome: 'allow' }],
+    ["SSO login: the operator's two-step requirement still holds", { subject: account({ managers: [sso], twoStepRequired: true }), stage: 'first_factor', method: 'connector:acme-oidc' }, { outcome: 'enrol', factor: 'totp' }],
+    ['refresh of an SSO login under a two-step policy', { subject: account({ managers: [ssoWith2sv] }), stage: 'refresh', provenance: { ...oneFactor, amr: ['fed'], connector: 'acme-oidc' } }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['refresh after "sign everyone out"', { subject: account({ managers: [{ ...orgManager, rules: { reauthenticateAfter: NOW - 30 } }] }), stage: 'refresh', provenance: oneFactor }, { outcome: 'deny', reason: 'policy.login_again' }],
+    ['refresh of a login made after "sign everyone out"', { subject: account({ managers: [{ ...orgManager, rules: { reauthenticateAfter: NOW - 120 } }] }), stage: 'refresh', provenance: oneFactor }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['session older than the maximum lifetime', { subject: account({ managers: [{ ...orgManager, rules: { maxSessionSeconds: 30 } }] }), stage: 'session', provenance: oneFactor }, { outcome: 'deny', reason: 'policy.login_again' }],
+    ['refresh idle longer than the timeout', { subject: account({ managers: [{ ...orgManager, rules: { idleTimeoutSeconds: 300 } }] }), stage: 'refresh', provenance: { ...oneFactor, authTime: NOW - 3600, lastActive: NOW - 301 } }, { outcome: 'deny', reason: 'policy.login_again' }],
+    ['refresh within the idle timeout', { subject: account({ managers: [{ ...orgManager, rules: { idleTimeoutSeconds: 300 } }] }), stage: 'refresh', provenance: { ...oneFactor, authTime: NOW - 3600, lastActive: NOW - 299 } }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
 
     ['password, no two-step', { subject: account(), stage: 'first_factor', method: 'password' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
     ['password, two-step on', { subject: account({ twoStepEnabled: true }), stage: 'first_factor', method: 'password' }, { outcome: 'second_factor', methods: ['totp', 'recovery_code'] }],
@@ -46,7 +66,6 @@ describe('policy decision point (decision table)', () => {
     ['Trello password, SSO required', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'trello_password' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
     ['Google, two-step on', { subject: account({ hasPassword: false, twoStepEnabled: true }), stage: 'first_factor', method: 'google' }, { outcome: 'second_factor', methods: ['totp', 'recovery_code'] }],
     ['Google, SSO required', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'google' }, { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }],
-    ['the required connector', { subject: account({ managers: [sso] }), stage: 'first_factor', method: 'connector:acme-oidc' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
     ['a second factor is not a first', { subject: account(), stage: 'first_factor', method: 'totp' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
 
     ['second factor: code', { subject: account({ twoStepEnabled: true }), stage: 'second_factor', method: 'totp' }, { outcome: 'allow', acr: ACR_TWO_FACTORS }],
