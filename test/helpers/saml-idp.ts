@@ -101,6 +101,9 @@ export async function startSamlIdp(options: { entityId?: string } = {}) {
       const cert = key.getElementsByTagNameNS('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate')[0]?.textContent?.replace(/\s/g, '');
       if (use === 'encryption' ? cert !== keep.encryption : keep.signing && cert !== keep.signing) key.parentNode!.removeChild(key);
     }
+    if (encryptTo && !Array.from(doc.getElementsByTagNameNS('urn:oasis:names:tc:SAML:2.0:metadata', 'KeyDescriptor')).some((k) => k.getAttribute('use') === 'encryption')) {
+      throw new Error('encryptTo: that certificate is not in the SP metadata the IdP trusts');
+    }
     return samlify.ServiceProvider({ metadata: new XMLSerializer().serializeToString(doc), wantMessageSigned: sign !== 'assertion' });
   }
 
