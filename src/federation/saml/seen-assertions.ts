@@ -5,7 +5,7 @@ import type { SeenAssertions } from './service-provider.ts';
 
 /**
  * The one-time-use store of SAML assertion ids, in the database so that every instance sees an
- * id used on another (migration 0023, decision 0036). The key is a hash of the connector and the
+ * id used on another (migration 0021, decision 0036). The key is a hash of the connector and the
  * assertion id; the row lives while the assertion could be accepted, then the sweeper takes it.
  */
 export function createSeenAssertions(deps: { queries: SamlAssertionSeenQueries; clock: Clock }): SeenAssertions & { sweep(): Promise<number> } {

@@ -34,7 +34,7 @@ export interface SamlClaims {
   assertionId: string;
 }
 
-/** The one-time-use store of assertion ids (backed by `saml_assertions_seen`, migration 0023). */
+/** The one-time-use store of assertion ids (backed by `saml_assertions_seen`, migration 0021). */
 export interface SeenAssertions {
   /** Records the id; false when it was already recorded for this connector and is not expired (a replay). */
   remember(connectorId: string, assertionId: string, notOnOrAfter: Date): Promise<boolean>;

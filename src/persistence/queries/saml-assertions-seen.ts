@@ -1,6 +1,6 @@
 import type { Queryable } from '../db.ts';
 
-/** SAML assertion ids already used, per connector (migration 0023). */
+/** SAML assertion ids already used, per connector (migration 0021). */
 export function createSamlAssertionSeenQueries(db: Queryable) {
   return {
     /**
