@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { DatabaseUrlError, parseDatabaseUrl } from '../persistence/hosts.ts';
 
 /**
  * The whole configuration of one Lanyard instance. Every option is documented here and in
@@ -52,10 +53,23 @@ export const configSchema = z
      * put links into mail refuse to run on it (src/cli/main.ts).
      */
     issuerDefaulted: z.boolean().default(false),
-    /** PostgreSQL server URL. Empty: the embedded engine (PGlite) under dataDir. */
+    /**
+     * PostgreSQL server URL. Empty: the embedded engine (PGlite) under dataDir. Several hosts with
+     * libpq's `target_session_attrs` (`postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write`)
+     * make new connections look for the writable one (docs/decisions/0045-database-failover.md).
+     */
     databaseUrl: z
       .string()
       .refine((value) => /^postgres(ql)?:\/\//.test(value), { message: 'must start with postgres:// or postgresql://' })
+      .superRefine((value, ctx) => {
+        if (!/^postgres(ql)?:\/\//.test(value)) return;
+        try {
+          parseDatabaseUrl(value);
+        } catch (err) {
+          if (!(err instanceof DatabaseUrlError)) throw err;
+          ctx.addIssue({ code: 'custom', message: err.message });
+        }
+      })
       .optional(),
     /** Where the embedded database (and the development secret key) live. */
     dataDir: z.string().min(1),
