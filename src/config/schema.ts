@@ -155,6 +155,13 @@ export const configSchema = z
     /** A rotated signing key is published this long before it starts signing (rolling restarts). */
     keyActivationDelaySeconds: z.coerce.number().int().min(0).max(604_800),
     /**
+     * How often each instance re-reads the signing keys from the database, so that a rotation made
+     * anywhere is published and used by every instance without a restart (0: only at start).
+     * At most KEY_ACTIVATION_DELAY_SECONDS: every instance must publish a new key before any signs
+     * with it (docs/decisions/0046-signing-keys-follow-the-database.md).
+     */
+    signingKeyRefreshSeconds: z.coerce.number().int().min(0).max(3600),
+    /**
      * Let the server call relying parties on loopback and private addresses (back-channel logout
      * to an internal host). Off by default: the engine refuses special-use addresses against SSRF.
      */
@@ -239,6 +246,9 @@ export const configSchema = z
     if (config.passwordResetTtl < config.throttle.maxDelaySeconds) {
       ctx.addIssue({ code: 'custom', path: ['passwordResetTtl'], message: 'must be at least THROTTLE_MAX_DELAY_SECONDS' });
     }
+    if (config.keyActivationDelaySeconds > 0 && config.signingKeyRefreshSeconds > config.keyActivationDelaySeconds) {
+      ctx.addIssue({ code: 'custom', path: ['signingKeyRefreshSeconds'], message: 'must not exceed KEY_ACTIVATION_DELAY_SECONDS (every instance must publish a new key before one signs with it)' });
+    }
     if (config.env !== 'production') return;
     if (!config.secretKey) {
       ctx.addIssue({ code: 'custom', path: ['secretKey'], message: 'is required in production' });
@@ -304,6 +314,7 @@ export const environmentVariables: Record<string, string> = {
   ACCOUNT_DELETION_GRACE_DAYS: 'accountDeletionGraceDays',
   CLIENT_CACHE_SECONDS: 'clientCacheSeconds',
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
+  SIGNING_KEY_REFRESH_SECONDS: 'signingKeyRefreshSeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
   ALLOW_PRIVATE_NETWORK_CALLS: 'allowPrivateNetworkCalls',
   DNS_SERVERS: 'dnsServers',
