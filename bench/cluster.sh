@@ -224,6 +224,8 @@ SQL
 global
   maxconn 4096
   pidfile $DIR/haproxy.pid
+  # Runtime API (bench/cluster-throughput.ts takes instances out with it: set server … state maint).
+  stats socket $DIR/haproxy.sock mode 600 level admin
   log stderr format short local0 warning
 
 defaults
@@ -249,7 +251,10 @@ backend instances
   option httpchk
   http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host 127.0.0.1
   http-check expect status 200
-  # Out after two failed checks (~1 s), back after two good ones.
+  # Out after two failed checks (~1 s for an instance that refuses connections), back after two
+  # good ones. A check may take 2 s: a saturated but healthy instance answers /readyz late (its
+  # event loop is busy), and taking it out would only move its load onto the others.
+  timeout check 2s
   default-server inter 500ms fastinter 250ms downinter 500ms fall 2 rise 2
 EOF
     for i in $(seq 1 "$INSTANCES"); do

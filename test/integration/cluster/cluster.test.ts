@@ -118,6 +118,25 @@ describe(unavailable ? `${title} (skipped: ${unavailable})` : title, function ()
     expect(((await me.json()) as { email: string }).email).to.equal(email);
   });
 
+  it('throttle counters are shared: failures spread over the three instances slow the address down as on one', async () => {
+    const browser = new InstanceBrowser(cluster.issuer);
+    const { challenge } = pkcePair();
+    const query = new URLSearchParams({ client_id: web.id, response_type: 'code', scope: 'openid', redirect_uri: web.redirectUri, code_challenge: challenge, code_challenge_method: 'S256' });
+    const auth = await browser.request(cluster.instances[0]!, `/auth?${query}`);
+    const interaction = auth.headers.get('location')!;
+    const uid = /\/interaction\/([^/?]+)/.exec(interaction)![1]!;
+    let html = await (await browser.request(cluster.instances[0]!, interaction)).text();
+    const statuses: number[] = [];
+    // THROTTLE_FREE_ATTEMPTS is 5: kept per instance, 15 failures would pass before any wait.
+    for (let attempt = 0; attempt < 8 && !statuses.includes(429); attempt += 1) {
+      const instance = cluster.instances[attempt % 3]!;
+      const res = await browser.request(instance, `/interaction/${uid}/password`, { form: { _csrf: csrfOf(html), email, password: `wrong-${attempt}` } });
+      statuses.push(res.status);
+      html = await res.text();
+    }
+    expect(statuses.indexOf(429), `statuses ${statuses.join(',')}`).to.be.within(5, 7);
+  });
+
   it('a signing-key rotation made through one instance is published and used by all within the refresh interval', async () => {
     const before = await jwksKids(cluster.instances[0]!);
     // Rotation by the CLI (through PgBouncer), active at once (KEY_ACTIVATION_DELAY_SECONDS=0).
