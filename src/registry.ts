@@ -29,6 +29,7 @@ import { createLoginFlows, type LoginFlows } from './oidc/login-flows.ts';
 import { createLoginFlowQueries } from './persistence/queries/login-flows.ts';
 import { createProvider } from './oidc/provider.ts';
 import { createSigningKeyService, type SigningKeyService } from './oidc/signing-keys.ts';
+import { createSigningKeyReload, type SigningKeyReload } from './oidc/signing-key-reload.ts';
 import { createViews, type Views } from './http/views.ts';
 import { providerPages } from './flows/logout/pages.ts';
 import { createBackground, type Background } from './shared/background.ts';
@@ -94,6 +95,8 @@ export interface Registry {
   accountQueries: AccountQueries;
   clients: ClientService;
   signingKeys: SigningKeyService;
+  /** Re-reads the signing keys every SIGNING_KEY_REFRESH_SECONDS (a rotation made by any instance). */
+  signingKeyReload: SigningKeyReload;
   oidcPayloads: OidcPayloadQueries;
   provider: Provider;
   interactions: Interactions;
@@ -276,6 +279,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       pages: providerPages(views),
     });
 
+    const signingKeyReload = createSigningKeyReload({ provider, signingKeys, logger, initial: jwks, intervalSeconds: config.signingKeyRefreshSeconds });
+
     const mailQueries = createMailOutboxQueries(db);
     const devMailbox = config.smtpUrl ? undefined : createDevMailbox((line, message) => logger.info(line, message));
     const delivery = createMailDelivery({
@@ -417,6 +422,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     // Started last: nothing below can fail and leave its timer running.
     if (options.deliver !== false) linkWebhook.start(config.mailPollSeconds);
     if (options.deliver !== false) domainRecheck.start();
+    signingKeyReload.start();
 
     return {
       config,
@@ -431,6 +437,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       accountQueries,
       clients,
       signingKeys,
+      signingKeyReload,
       oidcPayloads,
       provider,
       interactions: createInteractions(provider),
@@ -498,6 +505,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),
       async close() {
         sweeper?.stop();
+        signingKeyReload.stop();
         await background.idle();
         await delivery.stop();
         await linkWebhook.stop();

@@ -232,7 +232,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
         await withRegistry(config, async ({ signingKeys }) => {
           if (action === 'rotate') {
             const kids = await signingKeys.rotate(config.keyActivationDelaySeconds, config.ttl.idToken);
-            out(`added ${kids.join(', ')}; they sign from ${config.keyActivationDelaySeconds}s from now once instances restart (docs/operations.md)`);
+            out(`added ${kids.join(', ')}; every instance publishes them within SIGNING_KEY_REFRESH_SECONDS and signs with them from ${config.keyActivationDelaySeconds}s from now (docs/operations.md)`);
           } else if (action === 'list') {
             for (const k of await signingKeys.list()) {
               out(`${k.kid}\t${k.alg}\tactive from ${k.activates_at.toISOString()}\t${k.unpublish_at ? `unpublished at ${k.unpublish_at.toISOString()}` : 'current'}`);

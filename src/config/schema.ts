@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { DatabaseUrlError, parseDatabaseUrl } from '../persistence/hosts.ts';
 
 /**
  * The whole configuration of one Lanyard instance. Every option is documented here and in
@@ -52,10 +53,23 @@ export const configSchema = z
      * put links into mail refuse to run on it (src/cli/main.ts).
      */
     issuerDefaulted: z.boolean().default(false),
-    /** PostgreSQL server URL. Empty: the embedded engine (PGlite) under dataDir. */
+    /**
+     * PostgreSQL server URL. Empty: the embedded engine (PGlite) under dataDir. Several hosts with
+     * libpq's `target_session_attrs` (`postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write`)
+     * make new connections look for the writable one (docs/decisions/0045-database-failover.md).
+     */
     databaseUrl: z
       .string()
       .refine((value) => /^postgres(ql)?:\/\//.test(value), { message: 'must start with postgres:// or postgresql://' })
+      .superRefine((value, ctx) => {
+        if (!/^postgres(ql)?:\/\//.test(value)) return;
+        try {
+          parseDatabaseUrl(value);
+        } catch (err) {
+          if (!(err instanceof DatabaseUrlError)) throw err;
+          ctx.addIssue({ code: 'custom', message: err.message });
+        }
+      })
       .optional(),
     /** Where the embedded database (and the development secret key) live. */
     dataDir: z.string().min(1),
@@ -141,6 +155,13 @@ export const configSchema = z
     /** A rotated signing key is published this long before it starts signing (rolling restarts). */
     keyActivationDelaySeconds: z.coerce.number().int().min(0).max(604_800),
     /**
+     * How often each instance re-reads the signing keys from the database, so that a rotation made
+     * anywhere is published and used by every instance without a restart (0: only at start).
+     * At most KEY_ACTIVATION_DELAY_SECONDS: every instance must publish a new key before any signs
+     * with it (docs/decisions/0046-signing-keys-follow-the-database.md).
+     */
+    signingKeyRefreshSeconds: z.coerce.number().int().min(0).max(3600),
+    /**
      * Let the server call relying parties on loopback and private addresses (back-channel logout
      * to an internal host). Off by default: the engine refuses special-use addresses against SSRF.
      */
@@ -225,6 +246,9 @@ export const configSchema = z
     if (config.passwordResetTtl < config.throttle.maxDelaySeconds) {
       ctx.addIssue({ code: 'custom', path: ['passwordResetTtl'], message: 'must be at least THROTTLE_MAX_DELAY_SECONDS' });
     }
+    if (config.keyActivationDelaySeconds > 0 && config.signingKeyRefreshSeconds > config.keyActivationDelaySeconds) {
+      ctx.addIssue({ code: 'custom', path: ['signingKeyRefreshSeconds'], message: 'must not exceed KEY_ACTIVATION_DELAY_SECONDS (every instance must publish a new key before one signs with it)' });
+    }
     if (config.env !== 'production') return;
     if (!config.secretKey) {
       ctx.addIssue({ code: 'custom', path: ['secretKey'], message: 'is required in production' });
@@ -290,6 +314,7 @@ export const environmentVariables: Record<string, string> = {
   ACCOUNT_DELETION_GRACE_DAYS: 'accountDeletionGraceDays',
   CLIENT_CACHE_SECONDS: 'clientCacheSeconds',
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
+  SIGNING_KEY_REFRESH_SECONDS: 'signingKeyRefreshSeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
   ALLOW_PRIVATE_NETWORK_CALLS: 'allowPrivateNetworkCalls',
   DNS_SERVERS: 'dnsServers',

@@ -4,6 +4,8 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AppError } from '../shared/errors.ts';
+import { createPool } from './failover-pool.ts';
+import { parseDatabaseUrl } from './hosts.ts';
 
 /**
  * The one small data-access layer: parameterised SQL in, plain rows out, on either engine.
@@ -54,9 +56,11 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIM
 /**
  * SQLSTATEs that mean the server, not the statement, failed (PostgreSQL Appendix A): class 08
  * connection exception, 57P01-57P03 shutting down or starting, 57014 canceled by
- * statement_timeout, 53300 too many connections, 25P03 idle-in-transaction timeout.
+ * statement_timeout, 53300 too many connections, 25P03 idle-in-transaction timeout, 25006 a write
+ * reaching a read-only server (a standby, or a demoted primary: a failover is under way; the
+ * connection is dropped and the next one looks for the primary, src/persistence/failover-pool.ts).
  */
-const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '57014', '53300', '25P03']);
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '57014', '53300', '25P03', '25006']);
 /** Messages of node-postgres for a dropped or timed-out connection, which carry no code. */
 const DRIVER_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Client was closed|Connection ended)/;
 
@@ -153,11 +157,11 @@ function guardTransactions(db: Database): Database {
 }
 
 function describeConnectError(url: string, err: unknown): string {
-  let where = url;
+  // Hosts and database only: the URL may hold a password.
+  let where = 'the database server';
   try {
-    const parsed = new URL(url);
-    where = `${parsed.hostname}:${parsed.port || '5432'}${parsed.pathname}`;
-  } catch { /* keep the raw text: it is only used for the message */ }
+    where = parseDatabaseUrl(url).where;
+  } catch { /* the configuration schema refuses such a URL first */ }
   const e = err as NodeJS.ErrnoException & { code?: string };
   const reason =
     e.code === 'ECONNREFUSED' ? 'connection refused'
@@ -171,8 +175,8 @@ function describeConnectError(url: string, err: unknown): string {
 
 async function openServer(url: string, options: OpenOptions): Promise<Database> {
   const timeouts = options.timeouts ?? defaultTimeouts;
-  const pool = new pg.Pool({
-    connectionString: url,
+  // One host: node-postgres's pool; a host list or target_session_attrs: the failover pool.
+  const pool = createPool(url, {
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: timeouts.connectMs,
     statement_timeout: timeouts.statementMs,
