@@ -41,8 +41,9 @@ export function samlMetadataRoutes(deps: {
 
 /**
  * The body parser for POST /saml/:connectorId/acs (HTTP-POST binding, SAML 2.0 Bindings §3.5):
- * an urlencoded form of `SAMLResponse` (base64, up to 256 KiB: an encrypted assertion with the
- * IdP's certificate chain is tens of kilobytes, beyond the 32 KiB of our own forms) and
+ * an urlencoded form of `SAMLResponse` (base64, up to MAX_SAML_RESPONSE_CHARS, 64 KiB: an
+ * encrypted assertion with the IdP's certificates is tens of kilobytes, beyond the 32 KiB of our
+ * own forms) and
  * `RelayState`. Identity encoding only, NUL refused, as for every form of ours.
  *
  * No CSRF token: the IdP's page posts this cross-site and cannot carry ours. What stands in for

@@ -75,8 +75,22 @@ export const samlConnectorConfigSchema = z.object({
   nameAttribute: attributeName,
 }).strict();
 
-export function parseSamlConnectorConfig(input: unknown): SamlConnectorConfig {
-  const parsed = samlConnectorConfigSchema.parse(input);
+/**
+ * Parses what an admin gives for a connector (console, management API) — not what is stored:
+ * a stored connector is read as it is. A certificate that has already expired (at `now`, by
+ * default the system clock) is refused here: it is an old file or a paste of the wrong
+ * certificate, and accepting it would only postpone the surprise. A stored certificate that
+ * expires later keeps verifying — SAML metadata trusts the key, not its dates (Metadata
+ * Interoperability Profile §2.6.1), and refusing then would stop every login of the company at
+ * once — and `idpCertificateWarnings` tells the console in good time (decision 0036).
+ */
+export function parseSamlConnectorConfig(input: unknown, options: { now?: number } = {}): SamlConnectorConfig {
+  const now = options.now ?? Date.now();
+  const parsed = samlConnectorConfigSchema.superRefine((config, ctx) => {
+    config.idpCertificates.forEach((pem, index) => {
+      if (Date.parse(new X509Certificate(pem).validTo) <= now) ctx.addIssue({ code: 'custom', path: ['idpCertificates', index], message: 'this certificate has expired; use the identity provider\'s current signing certificate' });
+    });
+  }).parse(input);
   return {
     idpEntityId: parsed.idpEntityId,
     ssoUrl: parsed.ssoUrl,
@@ -85,4 +99,40 @@ export function parseSamlConnectorConfig(input: unknown): SamlConnectorConfig {
     ...(parsed.emailAttribute ? { emailAttribute: parsed.emailAttribute } : {}),
     ...(parsed.nameAttribute ? { nameAttribute: parsed.nameAttribute } : {}),
   };
+}
+
+/** How long before its expiry a certificate is called out (the time an admin needs to roll over). */
+const EXPIRY_NOTICE_MS = 30 * 86_400_000;
+
+export interface CertificateWarning {
+  /** Index in `idpCertificates`. */
+  index: number;
+  kind: 'expired' | 'expires_soon' | 'not_yet_valid';
+  /** ISO 8601. */
+  at: string;
+  /** For the console, as is. */
+  message: string;
+}
+
+/**
+ * What the console shows next to a connector's IdP certificates: expired, expiring within 30
+ * days, or not valid yet. Signatures still verify with them (see parseSamlConnectorConfig); the
+ * admin adds the IdP's next certificate (a connector keeps two) before the IdP switches.
+ */
+export function idpCertificateWarnings(config: Pick<SamlConnectorConfig, 'idpCertificates'>, now: number): CertificateWarning[] {
+  return config.idpCertificates.flatMap((pem, index): CertificateWarning[] => {
+    let certificate: X509Certificate;
+    try {
+      certificate = new X509Certificate(pem);
+    } catch {
+      return [];
+    }
+    const validTo = Date.parse(certificate.validTo);
+    const validFrom = Date.parse(certificate.validFrom);
+    const at = (ms: number) => new Date(ms).toISOString();
+    if (validTo <= now) return [{ index, kind: 'expired', at: at(validTo), message: `The identity provider's certificate ${index + 1} expired on ${at(validTo).slice(0, 10)}. Its signatures still verify here, but the identity provider should have moved to a new one: add the new certificate, then remove this one.` }];
+    if (validTo - now <= EXPIRY_NOTICE_MS) return [{ index, kind: 'expires_soon', at: at(validTo), message: `The identity provider's certificate ${index + 1} expires on ${at(validTo).slice(0, 10)}. Add its next certificate before the identity provider switches.` }];
+    if (validFrom > now) return [{ index, kind: 'not_yet_valid', at: at(validFrom), message: `The identity provider's certificate ${index + 1} is valid only from ${at(validFrom).slice(0, 10)}.` }];
+    return [];
+  });
 }

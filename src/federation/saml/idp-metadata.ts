@@ -27,8 +27,13 @@ export class SamlMetadataError extends AppError {
  * Accepts an EntityDescriptor, or an EntitiesDescriptor holding exactly one IdP. The metadata's
  * own signature is not checked: the admin uploading it is the trust decision, as when they
  * paste the certificate by hand.
+ *
+ * Certificates that have expired at `now` (default: the system clock) are left out — metadata
+ * during an IdP's rollover lists the old one beside the new — and metadata whose every signing
+ * certificate has expired is refused (parseSamlConnectorConfig refuses expired ones too).
  */
-export function parseIdpMetadata(xml: string): Pick<SamlConnectorConfig, 'idpEntityId' | 'ssoUrl' | 'idpCertificates'> {
+export function parseIdpMetadata(xml: string, options: { now?: number } = {}): Pick<SamlConnectorConfig, 'idpEntityId' | 'ssoUrl' | 'idpCertificates'> {
+  const now = options.now ?? Date.now();
   if (typeof xml !== 'string' || xml.trim() === '') throw new SamlMetadataError('The metadata is empty.');
   if (Buffer.byteLength(xml, 'utf8') > MAX_METADATA_BYTES) throw new SamlMetadataError('The metadata is too large (512 KiB at most): upload the metadata of your identity provider only.');
   let root: Element;
@@ -77,6 +82,9 @@ export function parseIdpMetadata(xml: string): Pick<SamlConnectorConfig, 'idpEnt
     }
   }
   if (certificates.length === 0) throw new SamlMetadataError('The metadata has no signing certificate.');
+  const current = certificates.filter((pem) => Date.parse(new X509Certificate(pem).validTo) > now);
+  if (current.length === 0) throw new SamlMetadataError('Every signing certificate in the metadata has expired: download the identity provider\'s current metadata.');
+  certificates.splice(0, certificates.length, ...current);
   if (certificates.length > 2) throw new SamlMetadataError(`The metadata has ${certificates.length} signing certificates; a connector keeps two at most (during a rollover).`);
   return { idpEntityId, ssoUrl, idpCertificates: certificates };
 }

@@ -5,11 +5,15 @@ import { AppError } from '../../shared/errors.ts';
  * operator's log line); the detail is for the log only and never holds the assertion, a key or
  * an attribute value.
  *
- * - `sso.saml_invalid`: not a SAML response we can accept — malformed, unsigned, a signature
- *   that does not verify with the connector's certificates, the wrong issuer, audience,
- *   recipient or destination, a wrapped (moved) assertion, an encrypted one we cannot open.
- * - `sso.saml_expired`: outside its validity window (NotBefore / NotOnOrAfter, with the skew).
- * - `sso.saml_replay`: an assertion id already used once (SAML 2.0 Profiles §4.1.4.5).
+ * - `sso.saml_invalid`: not a SAML response we can accept — malformed, over the size or shape
+ *   bounds, without a Status, unsigned, a signature that does not verify with the connector's
+ *   certificates or uses an algorithm we refuse (SHA-1), the wrong issuer, audience, recipient or
+ *   destination, a wrapped (moved) assertion, an encrypted one we cannot or will not open.
+ * - `sso.saml_expired`: outside its validity window (NotBefore / NotOnOrAfter, with the skew), an
+ *   AuthnInstant in the future or older than a re-authentication allows, or an answer to a
+ *   request made too long ago.
+ * - `sso.saml_replay`: an assertion id already used once (SAML 2.0 Profiles §4.1.4.5), or a
+ *   request already answered by another accepted response.
  * - `sso.saml_unsolicited`: no `InResponseTo`, and the connector does not accept IdP-initiated logins.
  * - `sso.saml_wrong_request`: `InResponseTo` names a request other than the one this browser made.
  * - `sso.saml_idp_error`: the IdP answered with a non-success status (the person cancelled, or

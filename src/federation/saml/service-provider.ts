@@ -1,10 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { SAML, SamlStatusError, ValidateInResponseTo, type CacheProvider, type Profile, type SamlConfig } from '@node-saml/node-saml';
 import { constantTimeEqual } from '../../shared/crypto.ts';
-import type { SamlConnector } from './config.ts';
+import { normalizeEmail } from '../../identity/email-address.ts';
+import type { SamlConnector, SpKeyPair } from './config.ts';
 import { SamlRefusal } from './refusal.ts';
 import { buildSpMetadata } from './sp-metadata.ts';
-import { NS, XmlRefused, childrenNamed, parseStrictXml } from './xml.ts';
+import { NS, XmlRefused, childrenNamed } from './xml.ts';
+import { parseBoundedXml } from './xml-limits.ts';
+import { checkSignatureAlgorithms } from './algorithms.ts';
+import { decryptAssertion } from './decrypt.ts';
 import { assertionFacts, type AssertionFacts } from './assertion.ts';
 
 /**
@@ -18,14 +22,29 @@ import { assertionFacts, type AssertionFacts } from './assertion.ts';
  * the signed assertion it hands back: the issuer, the bearer SubjectConfirmation's Recipient and
  * window, InResponseTo against the request this browser made, the Conditions window (with our
  * injectable clock: node-saml's own time checks read the system clock and are turned off), the
- * Response's Destination and Status, and one-time use of each assertion id.
+ * Response's Destination and Status, and one-time use of each assertion id and of each request id.
+ *
+ * Before any of that, on unauthenticated input: the response's shape is bounded
+ * (`xml-limits.ts`), its signature and encryption algorithms are on our lists (`algorithms.ts`),
+ * and an encrypted assertion is opened here first (`decrypt.ts`) so that its plaintext is held
+ * to the same bounds before node-saml parses and verifies it.
  */
 export interface SamlClaims {
   /** The NameID: the IdP's identifier of the person. */
   subject: string;
-  /** The address the IdP asserts (the configured attribute, else an emailAddress-format NameID). */
+  /**
+   * The address the IdP asserts (the configured attribute, else an emailAddress-format NameID),
+   * normalized (`normalizeEmail`: trimmed, NFC, lower-case); undefined unless it is exactly one
+   * valid address.
+   */
   email: string | undefined;
-  /** True when there is an email: the organization's own IdP asserted it. */
+  /**
+   * True when there is an email. It means only that this connector's IdP signed the address —
+   * NOT that the address belongs to the IdP's organization: any IdP can assert any address on any
+   * domain. The caller MUST accept the address only on one of the connector's linked, verified
+   * domains (decision 0033; src/federation/connector-login.ts refuses `sso.domain_not_linked`)
+   * before it matches or creates an account by it.
+   */
   emailVerified: boolean;
   name?: string;
   /** The AuthnStatement's AuthnInstant (seconds): when the person last proved themselves upstream. */
@@ -49,14 +68,35 @@ export interface SamlSettings {
   skewSeconds?: number;
   /** How long after its IssueInstant an assertion is still accepted, whatever it says (seconds). */
   maxAssertionAgeSeconds?: number;
+  /**
+   * How long after `start` a request may be answered (seconds; default an hour). The request id
+   * carries its time, and a consumed request id is remembered this long.
+   */
+  requestLifetimeSeconds?: number;
+}
+
+/** What the caller knows of the login this browser started (all optional: see `finish`). */
+export interface SamlExpectations {
+  /** The id `start` returned to this browser; absent when it started none (IdP-initiated only). */
+  requestId?: string;
+  /**
+   * A re-authentication (`start` with `fresh`, ForceAuthn): the person must have proved
+   * themselves at the IdP at most this long ago (AuthnInstant, with the skew). Without it, an
+   * IdP that ignores ForceAuthn and answers from an old session is noticed by `authTime` only.
+   */
+  maxAuthAgeSeconds?: number;
 }
 
 const EMAIL_NAME_ID = 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress';
 const SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
 /** SAML 2.0 Bindings §3.4.3, §3.5.3: RelayState MUST NOT exceed 80 bytes. */
 const MAX_RELAY_STATE_BYTES = 80;
-/** A response with an encrypted assertion and a certificate chain is tens of kilobytes; 256 KiB is ample. */
-export const MAX_SAML_RESPONSE_CHARS = 256 * 1024;
+/**
+ * Base64 characters of one SAMLResponse. A signed and encrypted response with certificates and a
+ * group list of a hundred entries is 20–30 KiB; 64 KiB is ample, and what we parse at all is
+ * small (the shape bounds of xml-limits.ts do the rest).
+ */
+export const MAX_SAML_RESPONSE_CHARS = 64 * 1024;
 
 /** node-saml consults a cache only for InResponseTo, which we check ourselves (never): an inert one. */
 const noCache: CacheProvider = {
@@ -69,6 +109,7 @@ export function createSamlConnector(deps: SamlSettings) {
   const issuer = deps.issuer.replace(/\/+$/, '');
   const skewMs = (deps.skewSeconds ?? 60) * 1000;
   const maxAgeMs = (deps.maxAssertionAgeSeconds ?? 600) * 1000;
+  const requestLifetimeMs = (deps.requestLifetimeSeconds ?? 3600) * 1000;
 
   const spEntityId = (connectorId: string) => `${issuer}/saml/${encodeURIComponent(connectorId)}/metadata`;
   const acsUrl = (connectorId: string) => `${issuer}/saml/${encodeURIComponent(connectorId)}/acs`;
@@ -105,24 +146,18 @@ export function createSamlConnector(deps: SamlSettings) {
     });
   }
 
-  /** Runs node-saml with one of our keys; the next key is tried only when decryption failed. */
-  async function verifyWithKeys(connector: SamlConnector, samlResponse: string, encrypted: boolean): Promise<Profile> {
-    const keys = keysOf(connector);
-    let lastDecryptionError: unknown;
-    for (const key of encrypted ? keys : keys.slice(0, 1)) {
-      try {
-        const { profile } = await samlFor(connector, { decryptionPvk: key.privateKeyPem }).validatePostResponseAsync({ SAMLResponse: samlResponse });
-        if (!profile) throw new SamlRefusal('sso.saml_invalid', 'not a login response');
-        return profile;
-      } catch (err) {
-        if (encrypted && isDecryptionFailure(err)) {
-          lastDecryptionError = err;
-          continue;
-        }
-        throw refusalFrom(err);
-      }
+  /**
+   * node-saml verifies the signature and, for an encrypted assertion, decrypts it again with the
+   * key that opened it here (decrypt.ts: same library, same bytes, same plaintext).
+   */
+  async function verify(connector: SamlConnector, samlResponse: string, key: SpKeyPair): Promise<Profile> {
+    try {
+      const { profile } = await samlFor(connector, { decryptionPvk: key.privateKeyPem }).validatePostResponseAsync({ SAMLResponse: samlResponse });
+      if (!profile) throw new SamlRefusal('sso.saml_invalid', 'not a login response');
+      return profile;
+    } catch (err) {
+      throw refusalFrom(err);
     }
-    throw new SamlRefusal('sso.saml_invalid', 'the encrypted assertion opens with none of our keys', { cause: lastDecryptionError });
   }
 
   return {
@@ -144,8 +179,9 @@ export function createSamlConnector(deps: SamlSettings) {
      */
     async start(connector: SamlConnector, opts: { fresh?: boolean; relayState: string }): Promise<{ redirectUrl: string; requestId: string }> {
       if (Buffer.byteLength(opts.relayState, 'utf8') > MAX_RELAY_STATE_BYTES) throw new RangeError('RelayState is longer than 80 bytes (SAML 2.0 Bindings §3.4.3)');
-      // xs:ID: an NCName, so it starts with a letter or underscore; 160 random bits.
-      const requestId = `_${randomBytes(20).toString('hex')}`;
+      // xs:ID: an NCName, so it starts with a letter or underscore; 160 random bits after the
+      // time it was made (base 36), which `finish` reads to refuse answers to stale requests.
+      const requestId = `_${deps.clock().toString(36)}.${randomBytes(20).toString('hex')}`;
       const saml = samlFor(connector, {
         entryPoint: connector.config.ssoUrl,
         privateKey: keysOf(connector)[0]!.privateKeyPem,
@@ -161,9 +197,12 @@ export function createSamlConnector(deps: SamlSettings) {
      * code, reason for the log; never a crash, never the assertion in the message).
      * `expected.requestId`: the id `start` returned to this browser; absent when this browser
      * started no login (then only an IdP-initiated response can be accepted, and only when the
-     * connector allows it).
+     * connector allows it). A request id is consumed by the first response accepted for it.
+     * `expected.maxAuthAgeSeconds`: for a re-authentication (see SamlExpectations).
+     *
+     * The claims' email is NOT domain-checked here: see `SamlClaims.emailVerified`.
      */
-    async finish(connector: SamlConnector, body: { SAMLResponse: string; RelayState?: string }, expected: { requestId?: string }): Promise<SamlClaims> {
+    async finish(connector: SamlConnector, body: { SAMLResponse: string; RelayState?: string }, expected: SamlExpectations): Promise<SamlClaims> {
       const now = deps.clock();
       const encoded = typeof body?.SAMLResponse === 'string' ? body.SAMLResponse.replace(/\s+/g, '') : '';
       if (!encoded) throw new SamlRefusal('sso.saml_invalid', 'no SAMLResponse');
@@ -171,31 +210,54 @@ export function createSamlConnector(deps: SamlSettings) {
       if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) throw new SamlRefusal('sso.saml_invalid', 'SAMLResponse is not base64');
       const xml = Buffer.from(encoded, 'base64').toString('utf8');
 
-      // The envelope, read strictly before anything else touches it.
+      // The envelope, read strictly before anything else touches it: well-formed, no DTD, within
+      // the shape bounds (the libraries below are slow on wide or deep trees), only our algorithms.
       let response: Element;
       try {
-        response = parseStrictXml(xml).documentElement!;
+        const doc = parseBoundedXml(xml);
+        checkSignatureAlgorithms(doc);
+        response = doc.documentElement!;
       } catch (err) {
         throw new SamlRefusal('sso.saml_invalid', err instanceof XmlRefused ? err.message : 'unreadable XML');
       }
       if (response.namespaceURI !== NS.protocol || response.localName !== 'Response') throw new SamlRefusal('sso.saml_invalid', 'not a samlp:Response');
+      // Status is required (Core §3.2.2): without one this is no answer of an IdP at all.
       const status = childrenNamed(response, NS.protocol, 'Status')[0];
       const statusCode = status ? childrenNamed(status, NS.protocol, 'StatusCode')[0]?.getAttribute('Value') : undefined;
+      if (!statusCode) throw new SamlRefusal('sso.saml_invalid', 'no Status');
       if (statusCode !== SUCCESS) {
-        const second = status ? childrenNamed(childrenNamed(status, NS.protocol, 'StatusCode')[0] ?? status, NS.protocol, 'StatusCode')[0]?.getAttribute('Value') : undefined;
-        throw new SamlRefusal('sso.saml_idp_error', `status ${statusCode ?? 'missing'}${second ? ` / ${second}` : ''}`);
+        const second = childrenNamed(childrenNamed(status!, NS.protocol, 'StatusCode')[0]!, NS.protocol, 'StatusCode')[0]?.getAttribute('Value');
+        throw new SamlRefusal('sso.saml_idp_error', `status ${statusCode}${second ? ` / ${second}` : ''}`);
       }
       // Destination (Core §3.2.2; Bindings §3.5.5.2): when the IdP names one, it must be us.
       const destination = response.getAttribute('Destination');
       if (destination && destination !== acsUrl(connector.id)) throw new SamlRefusal('sso.saml_invalid', 'Destination is not our ACS URL');
       const responseIssuer = childrenNamed(response, NS.assertion, 'Issuer')[0]?.textContent?.trim();
       if (responseIssuer !== undefined && responseIssuer !== connector.config.idpEntityId) throw new SamlRefusal('sso.saml_invalid', 'Response Issuer is not the connector\'s IdP');
-      const assertions = childrenNamed(response, NS.assertion, 'Assertion').length;
-      const encrypted = childrenNamed(response, NS.assertion, 'EncryptedAssertion').length;
-      if (assertions + encrypted !== 1) throw new SamlRefusal('sso.saml_invalid', `${assertions + encrypted} assertions (exactly one expected)`);
+      // Exactly one assertion, counted by local name as node-saml counts them (any namespace).
+      const candidates: Element[] = [];
+      for (let node = response.firstChild; node; node = node.nextSibling) {
+        if (node.nodeType === 1 && ['Assertion', 'EncryptedAssertion'].includes((node as Element).localName ?? '')) candidates.push(node as Element);
+      }
+      if (candidates.length !== 1 || candidates[0]!.namespaceURI !== NS.assertion) throw new SamlRefusal('sso.saml_invalid', `${candidates.length} assertions (exactly one SAML assertion expected)`);
+
+      // An encrypted assertion is opened here first, so that what node-saml will parse and verify
+      // is held to the same bounds and algorithms (anyone can encrypt to our public certificate).
+      let key = keysOf(connector)[0]!;
+      if (candidates[0]!.localName === 'EncryptedAssertion') {
+        try {
+          const opened = await decryptAssertion(candidates[0]!, keysOf(connector));
+          key = opened.key;
+          const inner = parseBoundedXml(opened.xml);
+          if (inner.documentElement!.namespaceURI !== NS.assertion || inner.documentElement!.localName !== 'Assertion') throw new XmlRefused('the encrypted content is not a saml:Assertion');
+          checkSignatureAlgorithms(inner);
+        } catch (err) {
+          throw new SamlRefusal('sso.saml_invalid', `encrypted assertion refused: ${err instanceof XmlRefused ? err.message : 'could not be opened'}`);
+        }
+      }
 
       // Signature, decryption, audience: node-saml, which returns the signed assertion only.
-      const profile = await verifyWithKeys(connector, encoded, encrypted === 1);
+      const profile = await verify(connector, encoded, key);
       const parsed = profile.getAssertion?.();
       if (!parsed) throw new SamlRefusal('sso.saml_invalid', 'no signed assertion');
       let facts: AssertionFacts;
@@ -224,17 +286,33 @@ export function createSamlConnector(deps: SamlSettings) {
       if (facts.notOnOrAfter !== undefined && now - skewMs >= facts.notOnOrAfter) throw new SamlRefusal('sso.saml_expired', 'Conditions NotOnOrAfter has passed');
       if (now - skewMs >= facts.issueInstant + maxAgeMs) throw new SamlRefusal('sso.saml_expired', 'assertion issued too long ago');
       if (now + skewMs < facts.issueInstant) throw new SamlRefusal('sso.saml_expired', 'assertion issued in the future');
+      // AuthnInstant (Core §2.7.2): never in the future (it becomes auth_time, which max_age
+      // checks downstream trust); and within maxAuthAgeSeconds when the caller asked for a fresh
+      // sign-in, since an IdP may ignore ForceAuthn and answer from its session (Core §3.4.1).
+      if (facts.authnInstant !== undefined && now + skewMs < facts.authnInstant) throw new SamlRefusal('sso.saml_expired', 'AuthnInstant is in the future');
+      if (expected.maxAuthAgeSeconds !== undefined) {
+        if (facts.authnInstant === undefined) throw new SamlRefusal('sso.saml_expired', 'no AuthnInstant for a re-authentication');
+        if (now - skewMs > facts.authnInstant + expected.maxAuthAgeSeconds * 1000) throw new SamlRefusal('sso.saml_expired', 'AuthnInstant older than the re-authentication allows (ForceAuthn not honoured)');
+      }
 
       // InResponseTo: the signed one, in SubjectConfirmationData (Profiles §4.1.4.2), must name the
       // request this browser made. The Response's own attribute may be unsigned: it must agree.
       const responseInResponseTo = response.getAttribute('InResponseTo') || undefined;
       const inResponseTo = confirmation.inResponseTo;
       if (responseInResponseTo !== undefined && responseInResponseTo !== inResponseTo) throw new SamlRefusal('sso.saml_invalid', 'InResponseTo of the Response and of the assertion differ');
+      let requestUntil: number | undefined;
       if (inResponseTo === undefined) {
         // IdP-initiated SSO (Profiles §4.1.5): off unless the admin turned it on for this connector.
         if (!connector.config.idpInitiated) throw new SamlRefusal('sso.saml_unsolicited', 'no InResponseTo and IdP-initiated login is off');
       } else if (expected.requestId === undefined || !constantTimeEqual(inResponseTo, expected.requestId)) {
         throw new SamlRefusal('sso.saml_wrong_request', 'InResponseTo is not the request this browser made');
+      } else {
+        // A request made by `start` carries its time; an id of another form (made elsewhere) is
+        // given the whole lifetime from now.
+        const made = /^_([0-9a-z]{1,11})\./.exec(expected.requestId);
+        const madeAt = made ? parseInt(made[1]!, 36) : now;
+        if (now - skewMs > madeAt + requestLifetimeMs) throw new SamlRefusal('sso.saml_expired', 'the request was made too long ago');
+        requestUntil = madeAt + requestLifetimeMs + skewMs;
       }
 
       // One use per assertion id (Profiles §4.1.4.5), remembered while it could still be accepted.
@@ -244,11 +322,18 @@ export function createSamlConnector(deps: SamlSettings) {
         facts.issueInstant + maxAgeMs,
       ) + skewMs;
       if (!(await deps.seen.remember(connector.id, facts.id, new Date(acceptableUntil)))) throw new SamlRefusal('sso.saml_replay', 'assertion id already used');
+      // One accepted response per request: a second assertion answering the same AuthnRequest
+      // (the IdP asked twice, or one captured from another tab) is refused. The key cannot meet an
+      // assertion id: those are xs:ID, which has no colon.
+      if (requestUntil !== undefined && !(await deps.seen.remember(connector.id, `request:${inResponseTo}`, new Date(Math.max(requestUntil, acceptableUntil))))) {
+        throw new SamlRefusal('sso.saml_replay', 'the request was already answered');
+      }
 
+      // The first non-empty value, in the IdP's order; an email only when it is one valid address.
       const attribute = (name: string | undefined) => (name ? facts.attributes.get(name)?.find((v) => v.trim() !== '')?.trim() : undefined);
-      const email = connector.config.emailAttribute
+      const email = normalizeEmail(connector.config.emailAttribute
         ? attribute(connector.config.emailAttribute)
-        : facts.nameIdFormat === EMAIL_NAME_ID ? facts.nameId : undefined;
+        : facts.nameIdFormat === EMAIL_NAME_ID ? facts.nameId : undefined);
       const name = attribute(connector.config.nameAttribute);
       return {
         subject: facts.nameId,
@@ -264,12 +349,6 @@ export function createSamlConnector(deps: SamlSettings) {
 }
 
 export type SamlServiceProvider = ReturnType<typeof createSamlConnector>;
-
-/** xml-encryption's and OpenSSL's messages when the key does not open the encrypted key. */
-function isDecryptionFailure(err: unknown): boolean {
-  const message = err instanceof Error ? err.message : String(err);
-  return /decrypt|oaep|rsa routines|padding/i.test(message);
-}
 
 /** node-saml's errors as refusals with a reason of our own wording (no XML, no key, no value). */
 function refusalFrom(err: unknown): SamlRefusal {

@@ -12,6 +12,8 @@ const certBody = (pem: string) => pem.replace(/-----(BEGIN|END) CERTIFICATE-----
  * AuthnRequestsSigned: every request we send is signed. WantAssertionsSigned: we ask for a
  * signature on the assertion (it survives decryption and is the one that binds the subject);
  * a signed Response around an unsigned assertion is accepted too (SAML 2.0 Profiles §4.1.3.5).
+ * The EncryptionMethods are exactly what `algorithms.ts` accepts (Metadata §2.4.1.1): AES-GCM
+ * first, AES-CBC for the IdPs that encrypt with nothing else, RSA-OAEP for the key.
  */
 export function buildSpMetadata(params: { entityId: string; acsUrl: string; keys: readonly SpKeyPair[]; nameIdFormat: string | undefined }): string {
   const keyDescriptors = params.keys.flatMap((key) => (['signing', 'encryption'] as const).map((use) => [
@@ -25,6 +27,8 @@ export function buildSpMetadata(params: { entityId: string; acsUrl: string; keys
           '      <md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes128-gcm"/>',
           '      <md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes256-cbc"/>',
           '      <md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/>',
+          // Key transport: RSA-OAEP only (rsa-1_5 is refused; algorithms.ts).
+          '      <md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/>',
         ]
       : []),
     '    </md:KeyDescriptor>',

@@ -189,8 +189,10 @@ describe('SAML service provider (src/federation/saml) against a real IdP', funct
       expect((await refusal(sp.finish(connector, { SAMLResponse: signedByNew }, { requestId }))).code).to.equal('sso.saml_invalid');
       connector = { ...connector, config: { ...connector.config, idpCertificates: [connector.config.idpCertificates[0]!, newCert] } };
       expect((await sp.finish(connector, { SAMLResponse: signedByNew }, { requestId })).subject).to.equal('ada@corp.example');
-      const signedByOld = await idp.respond({ inResponseTo: requestId, signWith: oldKey });
-      expect((await sp.finish(connector, { SAMLResponse: signedByOld }, { requestId })).subject).to.equal('ada@corp.example');
+      // (A request is answered once: the old certificate's signature answers a new one.)
+      const second = await sp.start(connector, { relayState: 'r' });
+      const signedByOld = await idp.respond({ inResponseTo: second.requestId, signWith: oldKey });
+      expect((await sp.finish(connector, { SAMLResponse: signedByOld }, { requestId: second.requestId })).subject).to.equal('ada@corp.example');
     });
   });
 
@@ -258,9 +260,11 @@ describe('SAML service provider (src/federation/saml) against a real IdP', funct
       expect((await refusal(sp.finish(connector, { SAMLResponse: response }, { requestId }))).code).to.equal('sso.saml_expired');
       now = issuedAt + 5 * 60_000 + 30_000;
       expect((await sp.finish(connector, { SAMLResponse: response }, { requestId })).subject).to.equal('ada@corp.example');
-      const early = await idp.respond({ inResponseTo: requestId });
+      // (A request is answered once: the early response answers a new one.)
       now = Date.now() - 30_000;
-      expect((await sp.finish(connector, { SAMLResponse: early }, { requestId })).subject).to.equal('ada@corp.example');
+      const second = await sp.start(connector, { relayState: 'r' });
+      const early = await idp.respond({ inResponseTo: second.requestId });
+      expect((await sp.finish(connector, { SAMLResponse: early }, { requestId: second.requestId })).subject).to.equal('ada@corp.example');
     });
 
     it('refuses an assertion not valid yet (NotBefore beyond the skew)', async () => {
@@ -289,11 +293,14 @@ describe('SAML service provider (src/federation/saml) against a real IdP', funct
       const err = await refusal(sp.finish(connector, { SAMLResponse: form.SAMLResponse! }, { requestId }));
       expect(err.code).to.equal('sso.saml_replay');
       const db = await openTestDatabase();
-      const { rows } = await db.query<{ connector_id: string; expires_at: Date }>('SELECT connector_id, expires_at FROM saml_assertions_seen');
-      expect(rows).to.have.length(1);
-      expect(rows[0]!.connector_id).to.equal('con_saml1');
-      // Kept while the assertion could be accepted (five minutes, plus the skew), not longer.
+      const { rows } = await db.query<{ connector_id: string; expires_at: Date }>('SELECT connector_id, expires_at FROM saml_assertions_seen ORDER BY expires_at');
+      // The assertion id, and the request id it answered (consumed: one response per request).
+      expect(rows).to.have.length(2);
+      expect(rows.map((r) => r.connector_id)).to.deep.equal(['con_saml1', 'con_saml1']);
+      // The assertion: kept while it could be accepted (five minutes, plus the skew), not longer.
       expect(rows[0]!.expires_at.getTime()).to.be.within(now + 5 * 60_000, now + 6 * 60_000 + 5_000);
+      // The request: while it could still be answered (an hour from start, plus the skew).
+      expect(rows[1]!.expires_at.getTime()).to.be.within(now + 60 * 60_000, now + 61 * 60_000 + 5_000);
     });
 
     it('forgets ids once they have expired: the sweep removes them', async () => {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { parseIdpMetadata, SamlMetadataError } from '../../../src/federation/saml/idp-metadata.ts';
-import { parseSamlConnectorConfig } from '../../../src/federation/saml/config.ts';
+import { idpCertificateWarnings, parseSamlConnectorConfig } from '../../../src/federation/saml/config.ts';
 import { generateSpKeys } from '../../../src/federation/saml/sp-keys.ts';
 
 const one = generateSpKeys(new Date());
@@ -85,5 +85,31 @@ describe('parseSamlConnectorConfig (what the console stores for a SAML connector
     expect(() => parseSamlConnectorConfig({ ...valid, idpCertificates: [one.certificatePem, two.certificatePem, one.certificatePem] })).to.throw();
     expect(() => parseSamlConnectorConfig({ ...valid, idpCertificates: [] })).to.throw();
     expect(() => parseSamlConnectorConfig({ ...valid, privateKey: 'x' })).to.throw();
+  });
+});
+
+describe('expired IdP certificates (security review, finding 7)', () => {
+  const expired = generateSpKeys(new Date(Date.now() - 3 * 365 * 86_400_000), { years: 1 });
+  const soon = generateSpKeys(new Date(Date.now() - 365 * 86_400_000 + 10 * 86_400_000), { years: 1 });
+
+  it('the metadata leaves an expired certificate out (an IdP mid-rollover lists both), and is refused when every one has expired', () => {
+    expect(parseIdpMetadata(metadata({ certs: [expired.certificatePem, one.certificatePem] })).idpCertificates).to.deep.equal([one.certificatePem]);
+    expect(refusal(metadata({ certs: [expired.certificatePem] }))).to.match(/expired/);
+  });
+
+  it('the admin\'s settings refuse an expired certificate (on the clock given), naming which one', () => {
+    const input = { idpEntityId: 'https://idp.example.com/saml', ssoUrl: 'https://idp.example.com/sso', idpCertificates: [one.certificatePem, expired.certificatePem] };
+    expect(() => parseSamlConnectorConfig(input)).to.throw(/idpCertificates|expired/);
+    // The same certificate, a year earlier, was fine.
+    expect(parseSamlConnectorConfig(input, { now: Date.now() - 2.5 * 365 * 86_400_000 }).idpCertificates).to.have.length(2);
+  });
+
+  it('warns the console about an expired, a soon expiring and a not yet valid certificate, and says nothing of a good one', () => {
+    const now = Date.now();
+    const warnings = idpCertificateWarnings({ idpCertificates: [one.certificatePem, expired.certificatePem, soon.certificatePem] }, now);
+    expect(warnings.map((w) => [w.index, w.kind])).to.deep.equal([[1, 'expired'], [2, 'expires_soon']]);
+    expect(warnings[0]!.message).to.match(/expired on \d{4}-\d{2}-\d{2}/);
+    const future = generateSpKeys(new Date(now + 5 * 86_400_000));
+    expect(idpCertificateWarnings({ idpCertificates: [future.certificatePem] }, now).map((w) => w.kind)).to.deep.equal(['not_yet_valid']);
   });
 });
