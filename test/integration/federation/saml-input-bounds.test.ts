@@ -92,7 +92,7 @@ describe('SAML service provider: bounds on unauthenticated input, algorithms, on
     expect(result).to.be.instanceOf(SamlRefusal);
     expect((result as SamlRefusal).code).to.equal('sso.saml_invalid');
     expect((result as SamlRefusal).reason).to.match(reason);
-    expect(took, `${took.toFixed(0)} ms`).to.be.below(250);
+    expect(took, `${took.toFixed(0)} ms`).to.be.below(3_000); // generous: the shapes it refuses took 28–780 s before the bounds; a timing under load must not flake
   }
 
   describe('shape bounds, on the envelope and on the decrypted assertion', () => {
@@ -132,7 +132,7 @@ describe('SAML service provider: bounds on unauthenticated input, algorithms, on
       const started = performance.now();
       const claims = await sp.finish(connector, { SAMLResponse: response(requestId, signed) }, { requestId });
       expect(claims).to.include({ subject: 'u-1', email: 'ada@corp.example' });
-      expect(performance.now() - started).to.be.below(2_000);
+      expect(performance.now() - started).to.be.below(10_000);
     });
   });
 
