@@ -30,6 +30,7 @@ import { secondStepStrategy } from './flows/login/second-step.ts';
 import { trelloMigrationStrategy } from './flows/login/trello-migration.ts';
 import { googleStrategy } from './flows/login/google.ts';
 import { passwordStrategy } from './flows/login/password.ts';
+import { connectorStrategy } from './flows/login/connector.ts';
 import { createLoginCompletion } from './flows/login/completion.ts';
 import type { LoginStrategy } from './flows/login/strategy.ts';
 import { pageRenderer } from './http/page.ts';
@@ -134,10 +135,12 @@ export function createApp(registry: Registry): LanyardApp {
   const completion = createLoginCompletion({ policy, accounts, flows, interactions, events, views, hooks: trello.hooks });
   const loginPage = pageRenderer(views, { google: Boolean(registry.google) });
   const strategies: LoginStrategy[] = [
-    passwordStrategy({ accounts, throttle, events, trello, linking, devices, background: registry.background, page: loginPage }),
+    passwordStrategy({ accounts, throttle, events, trello, linking, devices, background: registry.background, page: loginPage, policy }),
     trello.strategy,
     secondStepStrategy({ twoStep, policy, flows, throttle, events, views, box: registry.box, now }),
   ];
+  // Company identity providers (docs/flows/sso.md): one strategy, the protocol by connector kind.
+  strategies.push(connectorStrategy({ ...registry.sso, linking, box: registry.box, views, issuer: config.issuer, now, testCallbackPath: (org, id) => `/admin/organizations/${encodeURIComponent(org)}/connectors/${encodeURIComponent(id)}/test/callback` }));
   if (registry.google) strategies.push(googleStrategy({ google: registry.google, federated: registry.federated, linking, box: registry.box, views, issuer: config.issuer, now }));
   // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
   forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, completion, minLength: config.passwordMinLength }).routes());

@@ -51,6 +51,10 @@ const ACTION_LABELS: Record<OrganizationAction, string> = {
   'account.reactivated': 'reactivated the account',
   'account.deletion_scheduled': 'scheduled the deletion of the account',
   'account.deletion_cancelled': 'cancelled the deletion of the account',
+  'connector.created': 'registered the identity provider',
+  'connector.updated': 'changed the identity provider',
+  'connector.domains_changed': 'changed the domains of the identity provider',
+  'connector.tested': 'tested the identity provider',
 };
 
 function eventView(e: AuditEventView) {
