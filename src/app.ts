@@ -30,7 +30,7 @@ import { secondStepStrategy } from './flows/login/second-step.ts';
 import { trelloMigrationStrategy } from './flows/login/trello-migration.ts';
 import { googleStrategy } from './flows/login/google.ts';
 import { passwordStrategy } from './flows/login/password.ts';
-import { connectorStrategy } from './flows/login/connector.ts';
+import { connectorStrategy, samlEndpoints } from './flows/login/connector.ts';
 import { createLoginCompletion } from './flows/login/completion.ts';
 import type { LoginStrategy } from './flows/login/strategy.ts';
 import { pageRenderer } from './http/page.ts';
@@ -54,7 +54,7 @@ function under(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
 }
 
 /** Paths our own routers answer; everything else is oidc-provider's. */
-const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/', '/admin'];
+const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/', '/admin', '/saml/'];
 
 /** One route of ours: its methods and its path pattern (`:name` for a parameter). */
 export interface RouteEntry {
@@ -140,7 +140,10 @@ export function createApp(registry: Registry): LanyardApp {
     secondStepStrategy({ twoStep, policy, flows, throttle, events, views, box: registry.box, now }),
   ];
   // Company identity providers (docs/flows/sso.md): one strategy, the protocol by connector kind.
-  strategies.push(connectorStrategy({ ...registry.sso, linking, box: registry.box, views, issuer: config.issuer, now, testCallbackPath: (org, id) => `/admin/organizations/${encodeURIComponent(org)}/connectors/${encodeURIComponent(id)}/test/callback` }));
+  const ssoDeps = { ...registry.sso, linking, box: registry.box, views, issuer: config.issuer, now, testCallbackPath: (org: string, id: string) => `/admin/organizations/${encodeURIComponent(org)}/connectors/${encodeURIComponent(id)}/test/callback` };
+  strategies.push(connectorStrategy(ssoDeps));
+  // SAML connectors' metadata and assertion consumer: cross-site posts, outside the forms' CSRF.
+  app.use(under(['/saml/'], routesOf(samlEndpoints({ ...ssoDeps, serviceProvider: registry.saml.serviceProvider }))));
   if (registry.google) strategies.push(googleStrategy({ google: registry.google, federated: registry.federated, linking, box: registry.box, views, issuer: config.issuer, now }));
   // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
   forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, completion, minLength: config.passwordMinLength }).routes());

@@ -176,6 +176,20 @@ export function createConnectors(deps: {
     return { ok: true, row };
   }
 
+  async function load(connectorId: string, includeDisabled: boolean): Promise<LoginConnector | undefined> {
+    if (typeof connectorId !== 'string' || !/^con_[A-Za-z0-9_-]{1,64}$/.test(connectorId)) return undefined;
+    const row = await queries.find(connectorId);
+    if (!row || (!row.enabled && !includeDisabled)) return undefined;
+    return loginView(row);
+  }
+
+  async function loginView(row: ConnectorRow): Promise<LoginConnector> {
+    const domains = (await queries.domainsOf([row.id])).filter((d) => d.state === 'verified').map((d) => d.domain);
+    const base = { id: row.id, organizationId: row.organization_id, name: row.name, domains, updatedAt: row.updated_at.getTime() };
+    if (row.kind === 'oidc') return { ...base, kind: 'oidc', config: row.config as unknown as OidcConnectorConfig, secrets: openSecrets(row) as unknown as OidcConnectorSecrets };
+    return { ...base, kind: 'saml', config: row.config as unknown as SamlConnectorConfig, secrets: openSecrets(row) as unknown as SamlConnectorSecrets };
+  }
+
   const nameOf = (input: unknown) => displayText(input, 100);
   /** Another connector of the organization has this name (migration 0022's unique index). */
   const nameTaken = (err: unknown): undefined => {
@@ -190,13 +204,16 @@ export function createConnectors(deps: {
      * disabled connector (the login page says the company's sign-in is unavailable).
      */
     async forLogin(connectorId: string): Promise<LoginConnector | undefined> {
-      if (typeof connectorId !== 'string' || !/^con_[A-Za-z0-9_-]{1,64}$/.test(connectorId)) return undefined;
-      const row = await queries.find(connectorId);
-      if (!row || !row.enabled) return undefined;
-      const domains = (await queries.domainsOf([row.id])).filter((d) => d.state === 'verified').map((d) => d.domain);
-      const base = { id: row.id, organizationId: row.organization_id, name: row.name, domains, updatedAt: row.updated_at.getTime() };
-      if (row.kind === 'oidc') return { ...base, kind: 'oidc', config: row.config as unknown as OidcConnectorConfig, secrets: openSecrets(row) as unknown as OidcConnectorSecrets };
-      return { ...base, kind: 'saml', config: row.config as unknown as SamlConnectorConfig, secrets: openSecrets(row) as unknown as SamlConnectorSecrets };
+      return load(connectorId, false);
+    },
+
+    /**
+     * A connector whatever its state, for what comes back from an upstream after a console test
+     * login (the admin's right to it was checked when the test started) and for a SAML
+     * connector's metadata, which the IdP's admin needs before the connector is turned on.
+     */
+    async forAnyState(connectorId: string): Promise<LoginConnector | undefined> {
+      return load(connectorId, true);
     },
 
     /** The health line: a login (or test) through the connector that worked, or why it did not. */
@@ -303,12 +320,7 @@ export function createConnectors(deps: {
     async forTest(actorId: string, organizationId: string, connectorId: string): Promise<ConnectorResult<{ connector: LoginConnector }>> {
       const found = await owned(actorId, organizationId, connectorId);
       if (!found.ok) return found;
-      const { row } = found;
-      const domains = (await queries.domainsOf([row.id])).filter((d) => d.state === 'verified').map((d) => d.domain);
-      const base = { id: row.id, organizationId: row.organization_id, name: row.name, domains, updatedAt: row.updated_at.getTime() };
-      const connector: LoginConnector = row.kind === 'oidc'
-        ? { ...base, kind: 'oidc', config: row.config as unknown as OidcConnectorConfig, secrets: openSecrets(row) as unknown as OidcConnectorSecrets }
-        : { ...base, kind: 'saml', config: row.config as unknown as SamlConnectorConfig, secrets: openSecrets(row) as unknown as SamlConnectorSecrets };
+      const connector = await loginView(found.row);
       return { ok: true, connector };
     },
   };

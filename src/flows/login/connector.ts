@@ -1,5 +1,8 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
+import { isSamlRefusal } from '../../federation/saml/refusal.ts';
+import type { SamlServiceProvider } from '../../federation/saml/service-provider.ts';
+import { readSamlPost, samlMetadataRoutes, samlPostBody } from '../../routes/saml.ts';
 import type { ConnectorLogin } from '../../federation/connector-login.ts';
 import type { ConnectorIdentity, ConnectorProtocol, PendingChecks } from '../../federation/connector-protocol.ts';
 import type { Connectors, LoginConnector } from '../../federation/connectors.ts';
@@ -65,6 +68,28 @@ export function ssoPendingCookie(box: SecretBox, now: () => number) {
   };
 }
 
+/**
+ * What a SAML response proved, carried from the ACS continuation (which holds no interaction
+ * cookie: it is outside /interaction/<uid>) into the interaction's callback step by a 303. Sealed,
+ * two minutes, bound to the interaction (or the console test) it was started for.
+ */
+export interface CarriedIdentity {
+  uid?: string;
+  connectorId: string;
+  identity: ConnectorIdentity;
+  since?: number;
+  test?: PendingSso['test'];
+}
+
+export function ssoIdentityCookie(box: SecretBox, now: () => number) {
+  const cookie = sealedCookie<CarriedIdentity>(box, now, { name: 'lanyard.sso_identity', ttlSeconds: 120 });
+  return {
+    set: (ctx: Context, value: CarriedIdentity) => cookie.set(ctx, '/', 'sso_identity', value),
+    get: (ctx: Context) => cookie.get(ctx, 'sso_identity'),
+    clear: (ctx: Context) => cookie.clear(ctx, '/'),
+  };
+}
+
 /** The redirect URI of an OIDC connector, registered at the upstream (the console shows it). */
 export const oidcCallbackPath = (connectorId: string) => `/login/sso/${encodeURIComponent(connectorId)}/callback`;
 
@@ -110,6 +135,7 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
   const page = pageRenderer(deps.views);
   const problem = (ctx: Context, status: number, code: string, uid?: string) => page(ctx, status, 'login/federated-problem', { ...messageFor(code), uid });
   const cookie = ssoPendingCookie(deps.box, deps.now);
+  const identityCookie = ssoIdentityCookie(deps.box, deps.now);
 
   outside.get('/login/sso/:connectorId/callback', (ctx) => {
     const pending = cookie.get(ctx);
@@ -150,6 +176,15 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
         path: '/sso/:connectorId/callback',
         async handle(ctx, it) {
           const connectorId = String(ctx.params.connectorId);
+          // A SAML response, validated at the ACS continuation.
+          const carried = identityCookie.get(ctx);
+          if (carried) {
+            identityCookie.clear(ctx);
+            if (carried.uid !== it.uid || carried.connectorId !== connectorId || carried.test) return problem(ctx, 400, 'interaction.expired', it.uid);
+            const samlConnector = await deps.connectors.forLogin(connectorId);
+            if (!samlConnector) return problem(ctx, 404, 'sso.unknown', it.uid);
+            return identified(ctx, it, samlConnector, carried.identity, carried.since);
+          }
           const pending = cookie.get(ctx);
           cookie.clear(ctx);
           // The login started in this interaction, with this connector, in this browser.
@@ -204,4 +239,92 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
       via: 'sso',
     };
   }
+}
+
+/**
+ * The service provider's addresses of SAML connectors (SAML 2.0 Bindings §3.5, HTTP-POST), all
+ * under /saml/:connectorId/ — the stable URLs the IdP's admin is given:
+ *
+ * - GET  metadata — the SP metadata (src/routes/saml.ts);
+ * - POST acs — where the IdP's page posts the Response, cross-site: no SameSite=Lax cookie comes
+ *   with it, so nothing here can tell which browser login it answers. It only re-posts the same
+ *   fields to our own origin (a page with a form, submitted by /static/sso-continue.js, or by the
+ *   person's click without JavaScript); nothing is validated or stored yet;
+ * - POST acs/continue — same-site now, so the sealed pending cookie comes with it: the Response
+ *   is validated against the request *this browser* made (InResponseTo, through the protocol),
+ *   the identity is carried sealed to the interaction's callback step by a 303 (a top-level GET
+ *   inside /interaction/<uid>, where the engine's interaction cookie is sent).
+ *
+ * No CSRF token: a forged post can only carry a Response, which must answer this browser's own
+ * request; what stands in for the token is the IdP's signature and the request id.
+ */
+export function samlEndpoints(deps: ConnectorStrategyDeps & { serviceProvider: Pick<SamlServiceProvider, 'metadata'> }): Router {
+  const router = new Router();
+  const page = pageRenderer(deps.views);
+  const problem = (ctx: Context, status: number, code: string, uid?: string) => page(ctx, status, 'login/federated-problem', { ...messageFor(code), uid });
+  const cookie = ssoPendingCookie(deps.box, deps.now);
+  const identityCookie = ssoIdentityCookie(deps.box, deps.now);
+
+  router.use(samlMetadataRoutes({
+    findConnector: async (id) => {
+      const connector = await deps.connectors.forAnyState(id);
+      return connector?.kind === 'saml' ? connector : undefined;
+    },
+    serviceProvider: deps.serviceProvider,
+  }).routes());
+
+  /** The posted fields, or a page saying the post is not a SAML response. */
+  function posted(ctx: Context) {
+    try {
+      return readSamlPost(ctx);
+    } catch (err) {
+      if (!isSamlRefusal(err)) throw err;
+      ctx.state.log?.info({ reason: err.reason }, 'SAML post refused');
+      problem(ctx, 400, err.code);
+      return undefined;
+    }
+  }
+
+  router.post('/saml/:connectorId/acs', samlPostBody(), (ctx) => {
+    const form = posted(ctx);
+    if (!form) return;
+    page(ctx, 200, 'login/sso-continue', {
+      title: 'Continuing your sign-in',
+      action: `/saml/${encodeURIComponent(String(ctx.params.connectorId))}/acs/continue`,
+      SAMLResponse: form.SAMLResponse,
+      RelayState: form.RelayState,
+      script: 'sso-continue.js',
+    });
+  });
+
+  router.post('/saml/:connectorId/acs/continue', samlPostBody(), async (ctx) => {
+    const form = posted(ctx);
+    if (!form) return;
+    const connectorId = String(ctx.params.connectorId);
+    const pending = cookie.get(ctx);
+    // No login of this browser waits for this connector: an unsolicited response (IdP-initiated
+    // login needs a login started here to land in), or one from another browser.
+    if (!pending || pending.connectorId !== connectorId) return problem(ctx, 400, 'sso.saml_unsolicited');
+    cookie.clear(ctx);
+    const connector = pending.test ? await deps.connectors.forAnyState(connectorId) : await deps.connectors.forLogin(connectorId);
+    const protocol = connector && deps.protocols[connector.kind];
+    if (!connector || connector.kind !== 'saml' || !protocol) return problem(ctx, 404, 'sso.unknown', pending.uid);
+    let identity: ConnectorIdentity;
+    try {
+      identity = await protocol.finish(connector, { form }, pending.pending);
+    } catch (err) {
+      const code = isSamlRefusal(err) ? err.code : 'sso.saml_invalid';
+      const reason = isSamlRefusal(err) ? err.reason : (err as Error).message;
+      ctx.state.log?.warn({ connector: connectorId, code, reason }, 'SAML response refused');
+      // The person cancelling at the IdP is not the connector's fault.
+      if (code !== 'sso.saml_idp_error') await deps.connectors.recordOutcome(connectorId, { ok: false, reason: `response refused: ${code}: ${reason}` });
+      return problem(ctx, 400, code, pending.uid);
+    }
+    identityCookie.set(ctx, { connectorId, identity, ...(pending.uid ? { uid: pending.uid } : {}), ...(pending.since ? { since: pending.since } : {}), ...(pending.test ? { test: pending.test } : {}) });
+    ctx.status = 303;
+    if (pending.test) return ctx.redirect(deps.testCallbackPath(pending.test.organizationId, connectorId));
+    ctx.redirect(`/interaction/${encodeURIComponent(pending.uid ?? '')}/sso/${encodeURIComponent(connectorId)}/callback`);
+  });
+
+  return router;
 }
