@@ -39,6 +39,7 @@ import { securityRoutes } from './flows/settings/security-routes.ts';
 import { trelloSettingsRoutes } from './flows/settings/trello-routes.ts';
 import { settingsKit } from './flows/settings/gate.ts';
 import { adminRoutes } from './flows/admin/routes.ts';
+import { connectorPages } from './flows/admin/connectors.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 import { trelloApiRoutes } from './routes/trello-api.ts';
 import { organizationsApiRoutes, ORGANIZATIONS_API } from './routes/organizations-api/routes.ts';
@@ -174,7 +175,7 @@ export function createApp(registry: Registry): LanyardApp {
   const consoleKit = settingsKit({ views, sessions: registry.browserSessions, accounts });
   const consoleChange = compose([consoleKit.signedIn, consoleKit.privileged((ctx) => /^\/admin\/organizations\/[A-Za-z0-9_-]+/.exec(ctx.path)?.[0] ?? '/admin')]);
   forms.use((ctx, next) => (ctx.method === 'POST' && ctx.path.startsWith('/admin/') ? consoleChange(ctx, next) : next()));
-  forms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, managed: registry.organizations.managedAccounts, box: registry.box, now: () => registry.clock.now() }).routes());
+  forms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, managed: registry.organizations.managedAccounts, box: registry.box, now: () => registry.clock.now(), pages: [connectorPages({ ...registry.sso, box: registry.box, issuer: config.issuer, now })] }).routes());
   const api = profileApiRoutes({ accounts, sessions: registry.browserSessions, avatars: registry.avatars, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([routesOf(api), api.allowedMethods() as Koa.Middleware])));
   const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });

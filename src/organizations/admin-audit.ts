@@ -32,7 +32,6 @@ export const ORGANIZATION_ACTIONS = [
   'connector.created',
   'connector.updated',
   'connector.domains_changed',
-  'connector.tested',
 ] as const;
 
 export type OrganizationAction = (typeof ORGANIZATION_ACTIONS)[number];
