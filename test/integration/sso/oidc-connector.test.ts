@@ -27,12 +27,16 @@ describe('SSO: an OpenID Connect connector', () => {
   let client: Awaited<ReturnType<typeof createClient>>;
   let rp: oidc.Configuration;
   let sso: Awaited<ReturnType<typeof ssoOrganization>>;
+  // Our services' clock (the decision point's "now"); the engine keeps real time.
+  let now = Date.now();
+  const clock = { now: () => now };
 
   async function start(options: { idTokenClaims?: boolean; policy?: 'default' | 'none' } = {}) {
     await resetDatabase();
     smtp = await startSmtp();
     upstream = await startUpstreamIdp({ clientId: 'lanyard-at-acme', ...(options.idTokenClaims ? { idTokenClaims: true } : {}) });
-    server = await startTestServer({ overrides: { smtpUrl: smtp.url } });
+    now = Date.now();
+    server = await startTestServer({ clock, overrides: { smtpUrl: smtp.url } });
     sso = await ssoOrganization(server.registry, { domain: 'acme.test', upstream, ...(options.policy ? { policy: options.policy } : {}) });
     upstream.configure(`${server.url}/login/sso/${sso.connectorId}/callback`);
     client = await createClient(server.registry, { firstParty: true, name: 'Jira' });
@@ -261,6 +265,52 @@ describe('SSO: an OpenID Connect connector', () => {
       const stale = await login('fresh@acme.test', { sub: 'up-fresh', email: 'fresh@acme.test', email_verified: true }, { agent: lanyard, extra: { prompt: 'login' } });
       expect(stale.page?.status).to.equal(401);
       expect(stale.page?.text).to.contain('Sign in to your company again');
+    });
+
+    it('re-authenticates a console admin through the connector, asking the upstream for a fresh sign-in', async () => {
+      // The organization's admin is on its own domain, so the SSO policy holds for them too.
+      upstream.signInAs({ sub: 'up-boss', email: 'boss@acme.test', email_verified: true });
+      const lanyard = supertest.agent(server.url);
+      let location = '/account';
+      let uid: string | undefined;
+      for (let i = 0; i < 10 && !uid; i += 1) {
+        const res = await lanyard.get(location);
+        location = res.headers.location!.replace(server.url, '');
+        uid = /^\/interaction\/([^/?]+)$/.exec(location)?.[1];
+      }
+      const page = await lanyard.get(`/interaction/${uid}`);
+      const identified = await lanyard.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(page.text), email: 'boss@acme.test' });
+      const signedIn = await follow(lanyard, identified.headers.location!);
+      expect(signedIn.page?.status).to.equal(200);
+      expect(signedIn.page?.text).to.contain('boss@acme.test');
+      expect(upstream.requests.at(-1)!.get('max_age'), 'a first login takes the upstream’s session').to.equal(null);
+      const boss = (await server.registry.accounts.findByEmail('boss@acme.test'))!;
+      await server.registry.db.query("INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())", [sso.org.id, boss.id]);
+      const org = `/admin/organizations/${sso.org.id}`;
+
+      now += 11 * 60_000;
+      const form = await lanyard.get(`${org}/connectors/new?kind=oidc`);
+      const refused = await lanyard.post(`${org}/connectors`).type('form').send({ _csrf: csrfFrom(form.text), kind: 'oidc', name: 'Second', issuer: upstream.issuer, clientId: 'x', clientSecret: 'y' });
+      expect(refused.status).to.equal(403);
+      expect(refused.text).to.contain('Confirm it’s you');
+      const href = /id="log-in-again" href="([^"]+)"/.exec(refused.text)![1]!.replace(/&amp;/g, '&');
+      now = Date.now();
+      location = href;
+      uid = undefined;
+      for (let i = 0; i < 10 && !uid; i += 1) {
+        const res = await lanyard.get(location);
+        location = res.headers.location!.replace(server.url, '');
+        uid = /^\/interaction\/([^/?]+)$/.exec(location)?.[1];
+      }
+      const again = await lanyard.get(`/interaction/${uid}`);
+      const reidentified = await lanyard.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(again.text), email: 'boss@acme.test' });
+      const back = await follow(lanyard, reidentified.headers.location!);
+      expect(upstream.requests.at(-1)!.get('max_age'), 'the upstream is asked for a new sign-in').to.equal('0');
+      expect(upstream.requests.at(-1)!.get('prompt')).to.equal('login');
+      expect(back.page?.status).to.equal(200);
+      const retried = await lanyard.get(`${org}/connectors/new?kind=oidc`);
+      const done = await lanyard.post(`${org}/connectors`).type('form').send({ _csrf: csrfFrom(retried.text), kind: 'oidc', name: 'Second', issuer: upstream.issuer, clientId: 'x', clientSecret: 'y' });
+      expect(done.status, 'the change goes through after the fresh SSO login').to.equal(303);
     });
 
     it('migrates a Trello member at the address through the SSO login, and never by its Trello password', async () => {
