@@ -30,6 +30,7 @@ import { secondStepStrategy } from './flows/login/second-step.ts';
 import { trelloMigrationStrategy } from './flows/login/trello-migration.ts';
 import { googleStrategy } from './flows/login/google.ts';
 import { passwordStrategy } from './flows/login/password.ts';
+import { connectorStrategy, samlEndpoints } from './flows/login/connector.ts';
 import { createLoginCompletion } from './flows/login/completion.ts';
 import type { LoginStrategy } from './flows/login/strategy.ts';
 import { pageRenderer } from './http/page.ts';
@@ -38,6 +39,7 @@ import { securityRoutes } from './flows/settings/security-routes.ts';
 import { trelloSettingsRoutes } from './flows/settings/trello-routes.ts';
 import { settingsKit } from './flows/settings/gate.ts';
 import { adminRoutes } from './flows/admin/routes.ts';
+import { connectorPages } from './flows/admin/connectors.ts';
 import { securityApiRoutes } from './routes/security-api.ts';
 import { trelloApiRoutes } from './routes/trello-api.ts';
 import { organizationsApiRoutes, ORGANIZATIONS_API } from './routes/organizations-api/routes.ts';
@@ -53,7 +55,7 @@ function under(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
 }
 
 /** Paths our own routers answer; everything else is oidc-provider's. */
-const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/', '/admin'];
+const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/', '/admin', '/saml/'];
 
 /** One route of ours: its methods and its path pattern (`:name` for a parameter). */
 export interface RouteEntry {
@@ -134,10 +136,15 @@ export function createApp(registry: Registry): LanyardApp {
   const completion = createLoginCompletion({ policy, accounts, flows, interactions, events, views, hooks: trello.hooks });
   const loginPage = pageRenderer(views, { google: Boolean(registry.google) });
   const strategies: LoginStrategy[] = [
-    passwordStrategy({ accounts, throttle, events, trello, linking, devices, background: registry.background, page: loginPage }),
+    passwordStrategy({ accounts, throttle, events, trello, linking, devices, background: registry.background, page: loginPage, policy }),
     trello.strategy,
     secondStepStrategy({ twoStep, policy, flows, throttle, events, views, box: registry.box, now }),
   ];
+  // Company identity providers (docs/flows/sso.md): one strategy, the protocol by connector kind.
+  const ssoDeps = { ...registry.sso, linking, box: registry.box, views, issuer: config.issuer, now, testCallbackPath: (org: string, id: string) => `/admin/organizations/${encodeURIComponent(org)}/connectors/${encodeURIComponent(id)}/test/callback` };
+  strategies.push(connectorStrategy(ssoDeps));
+  // SAML connectors' metadata and assertion consumer: cross-site posts, outside the forms' CSRF.
+  app.use(under(['/saml/'], routesOf(samlEndpoints({ ...ssoDeps, serviceProvider: registry.saml.serviceProvider }))));
   if (registry.google) strategies.push(googleStrategy({ google: registry.google, federated: registry.federated, linking, box: registry.box, views, issuer: config.issuer, now }));
   // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
   forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, completion, minLength: config.passwordMinLength }).routes());
@@ -168,7 +175,7 @@ export function createApp(registry: Registry): LanyardApp {
   const consoleKit = settingsKit({ views, sessions: registry.browserSessions, accounts });
   const consoleChange = compose([consoleKit.signedIn, consoleKit.privileged((ctx) => /^\/admin\/organizations\/[A-Za-z0-9_-]+/.exec(ctx.path)?.[0] ?? '/admin')]);
   forms.use((ctx, next) => (ctx.method === 'POST' && ctx.path.startsWith('/admin/') ? consoleChange(ctx, next) : next()));
-  forms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, managed: registry.organizations.managedAccounts, box: registry.box, now: () => registry.clock.now() }).routes());
+  forms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, managed: registry.organizations.managedAccounts, box: registry.box, now: () => registry.clock.now(), pages: [connectorPages({ ...registry.sso, box: registry.box, issuer: config.issuer, now })] }).routes());
   const api = profileApiRoutes({ accounts, sessions: registry.browserSessions, avatars: registry.avatars, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([routesOf(api), api.allowedMethods() as Koa.Middleware])));
   const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });

@@ -78,6 +78,11 @@ import { createManagedAccounts, type ManagedAccounts } from './organizations/man
 import { createOrganizationEventQueries } from './persistence/queries/organization-events.ts';
 import { createAdminAudit } from './organizations/admin-audit.ts';
 import { createInvitationService, type InvitationService } from './organizations/invitations.ts';
+import { createConnectorQueries } from './persistence/queries/connectors.ts';
+import { createConnectors, type Connectors } from './federation/connectors.ts';
+import { createConnectorLogin, type ConnectorLogin } from './federation/connector-login.ts';
+import { createOidcProtocol, createSamlProtocol, type ConnectorProtocol } from './federation/connector-protocol.ts';
+import { oidcCallbackPath } from './flows/login/connector.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -151,6 +156,12 @@ export interface Registry {
    * assertion ids it writes to (swept with the other expired rows).
    */
   saml: { serviceProvider: SamlServiceProvider; seen: SeenAssertions };
+  /**
+   * Company identity providers (issue 13, docs/flows/sso.md): the connectors service (login's view,
+   * console actions, health line), how an upstream identity resolves to an account, and the
+   * protocol of each kind the connector strategy dispatches to.
+   */
+  sso: { connectors: Connectors; resolver: ConnectorLogin; protocols: Record<'oidc' | 'saml', ConnectorProtocol> };
   mail: {
     outbox: Outbox;
     delivery: MailDelivery;
@@ -407,6 +418,16 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const seenAssertions = createSeenAssertions({ queries: createSamlAssertionSeenQueries(db), clock });
     const samlServiceProvider = createSamlConnector({ issuer: config.issuer, clock: () => clock.now(), seen: seenAssertions });
 
+    const connectors = createConnectors({ db, queries: createConnectorQueries(db), domains: organizationDomains, box, clock, authorize: organizationService.authorize, audit: adminAudit });
+    const sso = {
+      connectors,
+      resolver: createConnectorLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),
+      protocols: {
+        oidc: createOidcProtocol({ redirectUri: (id) => `${config.issuer}${oidcCallbackPath(id)}` }),
+        saml: createSamlProtocol(samlServiceProvider),
+      },
+    };
+
     sweeper = createSweeper({
       logger,
       tasks: [
@@ -488,6 +509,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       },
       accountIdentities,
       saml: { serviceProvider: samlServiceProvider, seen: seenAssertions },
+      sso,
       organizations: {
         service: organizationService,
         recheck: domainRecheck,

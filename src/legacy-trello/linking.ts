@@ -24,7 +24,7 @@ import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts
  */
 export type { TrelloMemberRow };
 
-export type LinkMethod = 'password' | 'google' | 'manual' | 'bulk';
+export type LinkMethod = 'password' | 'google' | 'manual' | 'bulk' | 'sso';
 
 export interface LinkPlan {
   memberId: string;

@@ -28,6 +28,10 @@ export const ORGANIZATION_ACTIONS = [
   'account.reactivated',
   'account.deletion_scheduled',
   'account.deletion_cancelled',
+  // Company identity providers (src/federation/connectors.ts, decision 0033).
+  'connector.created',
+  'connector.updated',
+  'connector.domains_changed',
 ] as const;
 
 export type OrganizationAction = (typeof ORGANIZATION_ACTIONS)[number];

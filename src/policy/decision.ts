@@ -368,12 +368,25 @@ export function decide(input: DecisionInput): Decision {
 }
 
 /**
+ * The `amr` value that names the connector a login went through (decision 0034). The engine keeps
+ * `amr` on the session and copies it to every code and refresh token, so the connector reaches
+ * every later check (refresh, userinfo, a reused session) with no table and no extra write, as
+ * the level does (decision 0025). Relying parties see it too: one opaque id, and RFC 8176 §2
+ * leaves values beyond its registry to the parties' agreement.
+ */
+const CONNECTOR_AMR = 'sso:';
+export const connectorAmr = (connectorId: string) => `${CONNECTOR_AMR}${connectorId}`;
+const connectorOf = (amr: readonly string[]) => amr.find((v) => v.startsWith(CONNECTOR_AMR))?.slice(CONNECTOR_AMR.length) || undefined;
+
+/**
  * Provenance from what the engine stores with a session, grant or token (amr, acr, auth_time).
- * A login recorded before levels existed has amr only: its level follows from it.
+ * A login recorded before levels existed has amr only: its level follows from it. The connector
+ * is read from `amr` (connectorAmr) unless given.
  */
 export function provenanceFrom(stored: { amr?: readonly string[] | undefined; acr?: string | undefined; authTime?: number | undefined; connector?: string | undefined } | undefined): Provenance | undefined {
   if (!stored?.amr && !stored?.acr) return undefined;
   const amr = [...(stored.amr ?? [])];
   const acr = stored.acr === ACR_TWO_FACTORS || levelOf(amr) === ACR_TWO_FACTORS ? ACR_TWO_FACTORS : ACR_ONE_FACTOR;
-  return { amr, acr, authTime: stored.authTime ?? 0, ...(stored.connector ? { connector: stored.connector } : {}) };
+  const connector = stored.connector ?? connectorOf(amr);
+  return { amr, acr, authTime: stored.authTime ?? 0, ...(connector ? { connector } : {}) };
 }

@@ -13,6 +13,8 @@ const FILES: { path: string; file: string; type: string; maxAge: number }[] = [
   { path: '/static/lanyard.css', file: 'lanyard.css', type: 'text/css', maxAge: 3600 },
   // The console's search as you type (progressive enhancement; the CSP allows only scripts from here).
   { path: '/static/admin-accounts.js', file: 'admin-accounts.js', type: 'text/javascript', maxAge: 3600 },
+  // The SAML assertion consumer's interim page posts itself on (src/flows/login/connector.ts).
+  { path: '/static/sso-continue.js', file: 'sso-continue.js', type: 'text/javascript', maxAge: 3600 },
   { path: '/static/favicon.svg', file: 'favicon.svg', type: 'image/svg+xml', maxAge: 86_400 },
   { path: '/favicon.ico', file: 'favicon.ico', type: 'image/x-icon', maxAge: 86_400 },
 ];

@@ -57,10 +57,12 @@ const iso = (ms: number) => new Date(ms).toISOString();
 // (node-saml's XML is checked by the request being accepted and answered), so any XML passes.
 samlify.setSchemaValidator({ validate: async () => 'skipped' });
 
-export async function startSamlIdp(options: { entityId?: string } = {}) {
+export async function startSamlIdp(options: { entityId?: string; host?: string } = {}) {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // `host: 'localhost'` for browser tests: another site than Lanyard's 127.0.0.1, so the IdP's post
+  // to the ACS is cross-site as in production (no SameSite=Lax cookie comes with it).
+  const base = `http://${options.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`;
   const entityId = options.entityId ?? `${base}/idp`;
   const ssoUrl = `${base}/sso`;
   let signing: SpKeyPair = generateSpKeys(new Date());

@@ -24,6 +24,8 @@ export interface UpstreamUser {
   email?: string;
   email_verified?: boolean;
   name?: string;
+  /** RFC 8176 methods the upstream reports for the login (its ID token's `amr`). */
+  amr?: string[];
 }
 
 /**
@@ -34,14 +36,14 @@ export interface UpstreamUser {
  * `listen()` first (the port is needed in Lanyard's configuration), then `configure()` with
  * Lanyard's redirect URI.
  */
-export async function startUpstreamIdp(options: { host?: string } = {}) {
+export async function startUpstreamIdp(options: { host?: string; clientId?: string; idTokenClaims?: boolean } = {}) {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   // A browser keeps cookies per host, not per port: with both servers at 127.0.0.1 the two
   // engines' session cookies (same names) would overwrite each other. Browser tests name the
   // upstream `localhost` (still listening on 127.0.0.1 only).
   const issuer = `http://${options.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`;
-  const clientId = 'lanyard-at-google';
+  const clientId = options.clientId ?? 'lanyard-at-google';
   const clientSecret = 'upstream-client-secret-0123456789';
   let current: UpstreamUser | undefined;
   const users = new Map<string, UpstreamUser>();
@@ -49,6 +51,8 @@ export async function startUpstreamIdp(options: { host?: string } = {}) {
   let staleBy = 0;
   /** The authorization requests received (their query parameters), oldest first. */
   const requests: URLSearchParams[] = [];
+  /** How many userinfo requests the upstream answered. */
+  let userinfoRequests = 0;
 
   return {
     issuer,
@@ -64,18 +68,24 @@ export async function startUpstreamIdp(options: { host?: string } = {}) {
         jwks: { keys: [{ ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }), kid: 'upstream', alg: 'RS256', use: 'sig' }] as never },
         ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 600, Grant: 600 },
         clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'] }],
-        claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+        claims: { openid: ['sub', 'amr'], email: ['email', 'email_verified'], profile: ['name'] },
         pkce: { required: () => true },
         features: { devInteractions: { enabled: false } },
+        // `idTokenClaims`: the ID token carries the address itself, so the relying party has no
+        // reason to ask userinfo (OIDC Core §5.4 lets a provider put the claims in either).
+        ...(options.idTokenClaims ? { conformIdTokenClaims: false } : {}),
         cookies: { keys: ['upstream-test-cookie-key'] },
         async findAccount(_ctx, sub) {
           const user = users.get(sub);
-          return user ? { accountId: sub, claims: async () => ({ ...user }) } : undefined;
+          if (!user) return undefined;
+          const { amr: _amr, ...claims } = user;
+          return { accountId: sub, claims: async () => ({ ...claims }) };
         },
         interactions: { url: (_ctx, interaction) => `/login/${interaction.uid}` },
       });
       provider.use(async (ctx, next) => {
         if (ctx.path === '/auth') requests.push(new URLSearchParams(ctx.querystring));
+        if (ctx.path === '/me') userinfoRequests += 1;
         const match = /^\/login\/([^/]+)$/.exec(ctx.path);
         if (!match) return next();
         const details = await provider.interactionDetails(ctx.req, ctx.res);
@@ -87,7 +97,7 @@ export async function startUpstreamIdp(options: { host?: string } = {}) {
         grant.addOIDCScope(String(details.params.scope));
         const ts = staleBy ? Math.floor(Date.now() / 1000) - staleBy : undefined;
         staleBy = 0;
-        await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: current.sub, ...(ts ? { ts } : {}) }, consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: false });
+        await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: current.sub, ...(ts ? { ts } : {}), ...(current.amr ? { amr: current.amr } : {}) }, consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: false });
       });
       server.on('request', provider.callback());
     },
@@ -99,6 +109,9 @@ export async function startUpstreamIdp(options: { host?: string } = {}) {
       staleBy = seconds;
     },
     requests,
+    get userinfoRequests() {
+      return userinfoRequests;
+    },
     /** The next login is refused, as when the person cancels at Google. */
     cancelNext() {
       current = undefined;

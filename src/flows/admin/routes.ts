@@ -18,7 +18,7 @@ import type { Views } from '../../http/views.ts';
 import { settingsKit } from '../settings/gate.ts';
 import { adminMessage, adminWaitMessage } from './messages.ts';
 import type { Message } from '../../http/messages.ts';
-import { managedAccountPages } from './managed-accounts.ts';
+import { managedAccountPages, type ConsoleKit } from './managed-accounts.ts';
 import { addDomainInput, createOrganizationInput, inviteInput } from './schema.ts';
 
 /**
@@ -51,6 +51,9 @@ const ACTION_LABELS: Record<OrganizationAction, string> = {
   'account.reactivated': 'reactivated the account',
   'account.deletion_scheduled': 'scheduled the deletion of the account',
   'account.deletion_cancelled': 'cancelled the deletion of the account',
+  'connector.created': 'registered the identity provider',
+  'connector.updated': 'changed the identity provider',
+  'connector.domains_changed': 'changed the domains of the identity provider',
 };
 
 function eventView(e: AuditEventView) {
@@ -82,6 +85,8 @@ export function adminRoutes(deps: {
   managed: ManagedAccounts;
   box: SecretBox;
   now: () => number;
+  /** Page modules mounted on the console's router with its kit. */
+  pages?: ((router: Router, kit: ConsoleKit) => void)[];
 }) {
   const { organizations, invitations } = deps;
   const { page, signedIn, account } = settingsKit(deps);
@@ -327,7 +332,10 @@ export function adminRoutes(deps: {
 
   // ---- Claiming and managed accounts (their own module) ---------------------------------------
 
-  managedAccountPages(router, { page, signedIn, me, meta, done, notFound, takeFlash: (ctx) => flash.take(ctx), shell, when, now: deps.now }, { managed: deps.managed, organizations });
+  const kit: ConsoleKit = { page, signedIn, me, meta, done, notFound, takeFlash: (ctx) => flash.take(ctx), shell, when, now: deps.now };
+  managedAccountPages(router, kit, { managed: deps.managed, organizations });
+  // More of the console's pages, each in a module of its own (identity providers: connectors.ts).
+  for (const addPages of deps.pages ?? []) addPages(router, kit);
 
   // ---- Accepting an invitation ---------------------------------------------------------------
 

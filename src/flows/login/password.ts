@@ -4,7 +4,7 @@ import { normalizeEmail } from '../../identity/email-address.ts';
 import type { SecurityEvents } from '../../identity/security-events.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import type { TrelloLinking } from '../../legacy-trello/linking.ts';
-import type { DenyReason } from '../../policy/policy.ts';
+import type { DenyReason, Policy } from '../../policy/policy.ts';
 import type { Background } from '../../shared/background.ts';
 import type { DeviceCookies } from '../../http/device-cookie.ts';
 import type { PageRenderer } from '../../http/page.ts';
@@ -13,7 +13,7 @@ import { parseForm } from '../../http/validate.ts';
 import { throttled, type Verdict } from '../throttled.ts';
 import type { LoginContext } from './interaction.ts';
 import { passwordInput } from './schema.ts';
-import type { LoginStrategy } from './strategy.ts';
+import { connectorStartPath, type LoginStrategy } from './strategy.ts';
 import type { TrelloMigration } from './trello-migration.ts';
 
 /** What the password typed turned out to be. */
@@ -50,6 +50,7 @@ export function passwordStrategy(deps: {
   devices: DeviceCookies;
   background: Background;
   page: PageRenderer;
+  policy: Pick<Policy, 'discover' | 'decide'>;
 }): LoginStrategy {
   const { accounts, throttle, events, page } = deps;
 
@@ -97,6 +98,17 @@ export function passwordStrategy(deps: {
         if (!email) return page(ctx, 400, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email: input.email }, 'login.invalid_email');
         const data = { uid: it.uid, clientName: it.clientName, title: 'Enter your password', email };
         if (!input.password) return page(ctx, 400, 'login/password', data, 'login.password_required');
+        // An address that must sign in through its company's identity provider (a form posted
+        // here directly, or a policy changed since the identifier step) goes there before any
+        // password is checked: neither the account's old password nor a Trello one is verified,
+        // so this form is no oracle for them (decision 0033). The same answer as the identifier
+        // step's, from the same lookup of the domain.
+        const sso = deps.policy.decide({ subject: await deps.policy.discover(email), stage: 'identify', wantedAcr: it.wantedAcr });
+        if (sso.outcome === 'use_connector') {
+          ctx.state.log?.info({ clientId: it.clientId, connector: sso.connector }, 'password step: sign-in through the company identity provider');
+          ctx.status = 303;
+          return ctx.redirect(connectorStartPath(it.uid, sso.connector, email));
+        }
         const meta = requestMeta(ctx, it.clientId);
         // A browser that signed in with this address before has an allowance of its own.
         const device = deps.devices.known(ctx, email);

@@ -19,7 +19,7 @@ import { throttled } from '../throttled.ts';
 import type { CompletionHooks } from './completion.ts';
 import type { LoginContext } from './interaction.ts';
 import { changeEmailInput, codeInput, passwordOnlyInput, reviewInput } from './schema.ts';
-import type { Factor, LoginStrategy } from './strategy.ts';
+import { connectorStartPath, type Factor, type LoginStrategy } from './strategy.ts';
 
 /**
  * The Trello password's strategy: lazy migration of a legacy Trello account at login
@@ -113,6 +113,14 @@ export function trelloMigrationStrategy(deps: {
 
   /** Links the member to a new account (or an existing one proven here), then the login goes on with its password. */
   async function complete(ctx: Context, it: LoginContext, loaded: Awaited<ReturnType<typeof load>>, plan: { email: string; verifiedElsewhere?: boolean }): Promise<Factor | undefined> {
+    // An address whose organization requires its identity provider is not given an account by
+    // a Trello password: the member migrates through the company's sign-in instead (issue 13).
+    const sso = policy.decide({ subject: await policy.discover(plan.email), stage: 'identify', wantedAcr: it.wantedAcr });
+    if (sso.outcome === 'use_connector') {
+      await flows.end(it.uid);
+      ctx.status = 303;
+      return void ctx.redirect(connectorStartPath(it.uid, sso.connector, plan.email));
+    }
     const result = await linking.link({
       memberId: loaded.member.member_id,
       email: plan.email,

@@ -1,0 +1,129 @@
+import type { Clock } from '../shared/clock.ts';
+import { newId } from '../shared/ids.ts';
+import type { Database, Queryable } from '../persistence/db.ts';
+import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
+import { emailDomainOf } from '../persistence/queries/accounts.ts';
+import type { AccountIdentityQueries } from '../persistence/queries/account-identities.ts';
+import type { RetiredEmailQueries } from '../persistence/queries/retired-emails.ts';
+import type { TrelloMemberQueries } from '../persistence/queries/trello-members.ts';
+import { normalizeEmail } from '../identity/email-address.ts';
+import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts';
+import type { TrelloLinking } from '../legacy-trello/linking.ts';
+import type { ConnectorIdentity } from './connector-protocol.ts';
+import type { LoginConnector } from './connectors.ts';
+
+/**
+ * Which account a login through a company connector belongs to (docs/flows/sso.md, decision
+ * 0034). The connector is the organization's own identity provider, trusted for the addresses on
+ * the domains the organization verified and linked to it — and for nothing else:
+ *
+ * 1. the address the upstream asserts must be on one of the connector's linked, verified domains
+ *    (`sso.domain_not_linked` otherwise: a misconfigured or hostile upstream cannot sign anybody
+ *    in elsewhere), and an address the upstream itself says is unverified is refused;
+ * 2. an account already linked to this (connector, subject) is that account — if its address is
+ *    still on one of the connector's domains (an admin may have moved it elsewhere);
+ * 3. a retired address never signs in (its owner is told which address to use);
+ * 4. an unlinked Trello member whose verified address it is migrates now, like Google's
+ *    automatic migration: linked to the account at that address, or to a new one;
+ * 5. the account at that address is linked (an address nobody verified here proves nothing
+ *    about who set its password: `sso.conflict`, the owner signs in with the password);
+ * 6. otherwise an account is created just in time, without a password, managed from its
+ *    creation by the organization holding the domain (`insertWith` claims it).
+ *
+ * Whether the account may sign in now (deactivated, closed, the policy's connector) is the
+ * decision point's answer, asked by the login's completion service.
+ */
+export type ConnectorLoginResult =
+  | { ok: true; account: AccountRow; how: 'identity' | 'trello' | 'email' | 'created' }
+  | { ok: false; problem: 'sso.email_missing' | 'sso.email_unverified' | 'sso.domain_not_linked' | 'sso.conflict' }
+  | { ok: false; problem: 'sso.email_retired'; retiredFor: string; email: string };
+
+export function createConnectorLogin(deps: {
+  db: Database;
+  accounts: AccountQueries;
+  identities: AccountIdentityQueries;
+  retiredEmails: RetiredEmailQueries;
+  trelloMembers: TrelloMemberQueries;
+  linking: TrelloLinking;
+  events: SecurityEvents;
+  clock: Clock;
+}) {
+  const { db, accounts, identities } = deps;
+  const now = () => new Date(deps.clock.now());
+  const onDomains = (connector: LoginConnector, email: string) => connector.domains.includes(emailDomainOf(email));
+
+  async function link(tx: Queryable, connector: LoginConnector, identity: ConnectorIdentity, account: AccountRow, email: string, created: boolean, meta: RequestMeta) {
+    await identities.addIdentity(tx, { provider: connector.id, subject: identity.subject, accountId: account.id, email, now: now() });
+    await deps.events.record({ type: 'identity.linked', accountId: account.id, detail: { provider: 'sso', connector: connector.id, ...(created ? { created: true } : {}) } }, meta, tx);
+  }
+
+  return {
+    async resolve(connector: LoginConnector, identity: ConnectorIdentity, meta: RequestMeta = {}): Promise<ConnectorLoginResult> {
+      const email = identity.email ? normalizeEmail(identity.email) : undefined;
+      if (!email) return { ok: false, problem: 'sso.email_missing' };
+      if (!onDomains(connector, email)) return { ok: false, problem: 'sso.domain_not_linked' };
+      if (identity.emailVerified === false) return { ok: false, problem: 'sso.email_unverified' };
+
+      const linked = await identities.findIdentity(connector.id, identity.subject);
+      if (linked) {
+        const account = await accounts.findById(linked.account_id);
+        if (!account) return { ok: false, problem: 'sso.conflict' };
+        // The account moved to an address outside the connector's domains: the company's
+        // identity provider no longer answers for it.
+        if (!onDomains(connector, account.email)) return { ok: false, problem: 'sso.domain_not_linked' };
+        return { ok: true, account, how: 'identity' };
+      }
+
+      const retired = await deps.retiredEmails.findRetired(email);
+      if (retired) return { ok: false, problem: 'sso.email_retired', retiredFor: retired.account_id, email };
+
+      const existing = await accounts.findByEmail(email);
+      if (existing && !existing.email_verified) return { ok: false, problem: 'sso.conflict' };
+
+      // A Trello member at this address migrates through this login (issue 13: not with its
+      // Trello password). The company's identity provider proved the address.
+      const member = (await deps.trelloMembers.findByVerifiedEmail(email)).find((m) => !m.linked_account_id);
+      // A link is for good and this runs before any second step: an account with two-step
+      // verification on links its Trello account from Settings → Trello after a full login.
+      const migrate = member && (!existing || (existing.status === 'active' && !existing.two_step_enabled && !(await deps.trelloMembers.findByAccountId(existing.id))));
+      if (member && migrate) {
+        const result = await deps.linking.link({
+          memberId: member.member_id,
+          email,
+          method: 'sso',
+          ...(existing ? { existingAccountId: existing.id } : {}),
+          inTransaction: (tx, account) => link(tx, connector, identity, account, email, !existing, meta),
+        }, meta);
+        if (result.ok) return { ok: true, account: result.account, how: 'trello' };
+        // Linked meanwhile by another login: go on as without a member.
+      }
+
+      if (existing) {
+        // Nothing is attached to an account that is not active: the decision point refuses it
+        // (or reopens a closure within its grace period; the identity is linked next time).
+        if (existing.status !== 'active') return { ok: true, account: existing, how: 'email' };
+        await db.transaction((tx) => link(tx, connector, identity, existing, email, false, meta));
+        return { ok: true, account: existing, how: 'email' };
+      }
+
+      try {
+        const account = await db.transaction(async (tx) => {
+          const created = await accounts.insertWith(tx, { id: newId('acc'), email, emailVerified: true, name: identity.name?.slice(0, 200) ?? null, passwordHash: null });
+          await link(tx, connector, identity, created, email, true, meta);
+          return created;
+        });
+        return { ok: true, account, how: 'created' };
+      } catch (err) {
+        // Two first logins racing: the other one created the account; use it.
+        if ((err as { code?: string }).code === '23505') {
+          const raced = await identities.findIdentity(connector.id, identity.subject);
+          const account = raced ? await accounts.findById(raced.account_id) : undefined;
+          if (account) return { ok: true, account, how: 'identity' };
+        }
+        throw err;
+      }
+    },
+  };
+}
+
+export type ConnectorLogin = ReturnType<typeof createConnectorLogin>;

@@ -1,0 +1,376 @@
+import { expect } from 'chai';
+import supertest from 'supertest';
+import * as oidc from 'openid-client';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase } from '../../helpers/db.ts';
+import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
+import { csrfFrom } from '../../helpers/login-driver.ts';
+import { startUpstreamIdp, type UpstreamUser } from '../../helpers/upstream-idp.ts';
+import { ssoOrganization, ssoPolicy } from '../../helpers/sso.ts';
+import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
+import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
+import { ACR_TWO_FACTORS } from '../../../src/policy/levels.ts';
+
+type Agent = ReturnType<typeof supertest.agent>;
+
+/**
+ * A company's OpenID Connect connector end to end (issue 13, docs/flows/sso.md): a real upstream
+ * OpenID provider (a second oidc-provider) started by the test, Lanyard's real pages, and the
+ * relying party's side through openid-client. Discovery at the identifier step, the account
+ * resolved (just in time, linked, refused), the connector carried into the grant's provenance,
+ * and every failure a clear page plus the console's health line.
+ */
+describe('SSO: an OpenID Connect connector', () => {
+  let smtp: TestSmtp;
+  let upstream: Awaited<ReturnType<typeof startUpstreamIdp>>;
+  let server: TestServer;
+  let client: Awaited<ReturnType<typeof createClient>>;
+  let rp: oidc.Configuration;
+  let sso: Awaited<ReturnType<typeof ssoOrganization>>;
+  // Our services' clock (the decision point's "now"); the engine keeps real time.
+  let now = Date.now();
+  const clock = { now: () => now };
+
+  async function start(options: { idTokenClaims?: boolean; policy?: 'default' | 'none' } = {}) {
+    await resetDatabase();
+    smtp = await startSmtp();
+    upstream = await startUpstreamIdp({ clientId: 'lanyard-at-acme', ...(options.idTokenClaims ? { idTokenClaims: true } : {}) });
+    now = Date.now();
+    server = await startTestServer({ clock, overrides: { smtpUrl: smtp.url } });
+    sso = await ssoOrganization(server.registry, { domain: 'acme.test', upstream, ...(options.policy ? { policy: options.policy } : {}) });
+    upstream.configure(`${server.url}/login/sso/${sso.connectorId}/callback`);
+    client = await createClient(server.registry, { firstParty: true, name: 'Jira' });
+    rp = await oidc.discovery(new URL(server.url), client.clientId, client.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+  }
+  afterEach(async () => {
+    await server?.close();
+    await upstream?.close();
+    await smtp?.close();
+  });
+
+  /** An authorization request as the relying party builds it. */
+  async function request(extra: Record<string, string> = {}) {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const url = oidc.buildAuthorizationUrl(rp, {
+      redirect_uri: client.redirectUri, scope: 'openid email offline_access', prompt: 'consent', state, nonce,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra,
+    });
+    return { url, checks: { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce } };
+  }
+
+  /**
+   * Follows redirects across Lanyard and the upstream, each with its own cookies, from `location`
+   * until a page is shown or the relying party's callback is reached; consent is given on the way.
+   */
+  async function follow(lanyard: Agent, location: string, upstreamAgent = supertest.agent(upstream.issuer)): Promise<{ callback?: URL; page?: supertest.Response }> {
+    for (let i = 0; i < 25; i += 1) {
+      const url = new URL(location, server.url);
+      if (url.origin === new URL(client.redirectUri).origin) return { callback: url };
+      const agent = url.origin === server.url ? lanyard : upstreamAgent;
+      const res = await agent.get(url.pathname + url.search);
+      if (res.status === 200 && /name="_csrf"/.test(res.text) && res.text.includes('/consent')) {
+        const action = /action="([^"]*consent[^"]*)"/.exec(res.text)![1]!;
+        const given = await lanyard.post(action).type('form').send({ _csrf: csrfFrom(res.text) });
+        location = new URL(given.headers.location!, url).href;
+        continue;
+      }
+      if (![302, 303].includes(res.status)) return { page: res };
+      location = new URL(res.headers.location!, url).href;
+    }
+    throw new Error('too many redirects');
+  }
+
+  /** A login from the relying party: the address typed at the identifier step, then wherever it leads. */
+  async function login(email: string, user: UpstreamUser | undefined, options: { extra?: Record<string, string>; agent?: Agent } = {}): Promise<{ uid: string; identified: supertest.Response; lanyard: Agent; checks: unknown; callback?: URL; page?: supertest.Response }> {
+    if (user) upstream.signInAs(user);
+    else upstream.cancelNext();
+    const lanyard = options.agent ?? supertest.agent(server.url);
+    const { url, checks } = await request(options.extra);
+    const first = await lanyard.get(url.pathname + url.search);
+    expect(first.status).to.equal(303);
+    const uid = /\/interaction\/([^/?#]+)/.exec(first.headers.location!)![1]!;
+    const page = await lanyard.get(`/interaction/${uid}`);
+    const identified = await lanyard.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(page.text), email });
+    if (identified.status !== 303) return { uid, identified, lanyard, checks };
+    const result: { callback?: URL; page?: supertest.Response } = await follow(lanyard, identified.headers.location!);
+    return { uid, identified, lanyard, ...result, checks };
+  }
+
+  async function tokensOf(result: { callback?: URL; checks?: unknown }) {
+    expect(result.callback, 'reached the relying party').to.not.equal(undefined);
+    return oidc.authorizationCodeGrant(rp, result.callback!, result.checks as never);
+  }
+
+  describe('with the organization’s default policy requiring it', () => {
+    beforeEach(() => start());
+
+    it('sends an address on the domain straight to the company IdP and creates its account just in time, managed by the organization', async () => {
+      const result = await login('Ada@Acme.test', { sub: 'up-ada', email: 'ada@acme.test', email_verified: true, name: 'Ada Lovelace' });
+      expect(result.identified.headers.location).to.equal(`/interaction/${result.uid}/sso/${sso.connectorId}?login_hint=ada%40acme.test`);
+      // The upstream was asked with the address typed, PKCE, state and nonce.
+      const asked = upstream.requests.at(-1)!;
+      expect(asked.get('login_hint')).to.equal('ada@acme.test');
+      expect(asked.get('code_challenge_method')).to.equal('S256');
+      expect(asked.get('state')).to.be.a('string');
+      expect(asked.get('nonce')).to.be.a('string');
+      expect(asked.get('redirect_uri')).to.equal(`${server.url}/login/sso/${sso.connectorId}/callback`);
+
+      const tokens = await tokensOf(result);
+      const claims = tokens.claims()!;
+      expect(claims.amr).to.include('fed');
+      expect(claims.amr).to.include(`sso:${sso.connectorId}`);
+
+      const account = await server.registry.accounts.findByEmail('ada@acme.test');
+      expect(account).to.include({ email_verified: true, name: 'Ada Lovelace', password_hash: null });
+      expect(claims.sub).to.equal(account!.id);
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-ada')).to.deep.equal({ account_id: account!.id });
+      const { rows } = await server.registry.db.query<{ organization_id: string }>("SELECT organization_id FROM account_managers WHERE account_id = $1 AND kind = 'organization'", [account!.id]);
+      expect(rows).to.deep.equal([{ organization_id: sso.org.id }]);
+      // The console's health line.
+      const row = (await server.registry.db.query<{ last_success_at: Date | null }>('SELECT last_success_at FROM connectors WHERE id = $1', [sso.connectorId])).rows[0]!;
+      expect(row.last_success_at).to.be.instanceOf(Date);
+
+      // The grant carries the connector: its refresh token keeps working under the SSO policy.
+      const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token!);
+      expect(refreshed.access_token).to.be.a('string');
+    });
+
+    it('links the existing managed account by its verified address, and its old password is never checked', async () => {
+      const existing = await createAccount(server.registry, { email: 'grace@acme.test' });
+      // The password form posted directly (a bookmark, a script): sent to the connector before any hashing.
+      const lanyard = supertest.agent(server.url);
+      const { url } = await request();
+      const first = await lanyard.get(url.pathname + url.search);
+      const uid = /\/interaction\/([^/?#]+)/.exec(first.headers.location!)![1]!;
+      const page = await lanyard.get(`/interaction/${uid}`);
+      const typed = await lanyard.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(page.text), email: 'grace@acme.test', password: PASSWORD });
+      expect(typed.status).to.equal(303);
+      expect(typed.headers.location).to.equal(`/interaction/${uid}/sso/${sso.connectorId}?login_hint=grace%40acme.test`);
+      const wrong = await lanyard.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(page.text), email: 'grace@acme.test', password: 'not the password at all' });
+      expect(wrong.headers.location, 'a wrong password gets the same answer: no oracle').to.equal(typed.headers.location);
+      const events = await server.registry.db.query<{ type: string }>("SELECT type FROM security_events WHERE account_id = $1 AND type LIKE 'login.%'", [existing.id]);
+      expect(events.rows, 'no password verdict recorded').to.deep.equal([]);
+
+      const result = await login('grace@acme.test', { sub: 'up-grace', email: 'grace@acme.test', email_verified: true });
+      const tokens = await tokensOf(result);
+      expect(tokens.claims()!.sub).to.equal(existing.id);
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-grace')).to.deep.equal({ account_id: existing.id });
+    });
+
+    it('refuses a grant made with the password before the policy required SSO, and accepts the SSO one', async () => {
+      // A password login while the organization had no policy.
+      await server.registry.db.query('DELETE FROM authentication_policies');
+      const account = await createAccount(server.registry, { email: 'linus@acme.test' });
+      const lanyard = supertest.agent(server.url);
+      const { url, checks } = await request();
+      const first = await lanyard.get(url.pathname + url.search);
+      const uid = /\/interaction\/([^/?#]+)/.exec(first.headers.location!)![1]!;
+      const page = await lanyard.get(`/interaction/${uid}`);
+      const typed = await lanyard.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(page.text), email: account.email, password: PASSWORD });
+      const byPassword = await tokensOf({ ...(await follow(lanyard, typed.headers.location!)), checks });
+      await ssoPolicy(server.registry, sso.org.id, sso.connectorId, { isDefault: true });
+      const refused = await oidc.refreshTokenGrant(rp, byPassword.refresh_token!).then(() => undefined, (err: unknown) => err as { error?: string });
+      expect(refused?.error).to.equal('invalid_grant');
+
+      const bySso = await tokensOf(await login(account.email, { sub: 'up-linus', email: account.email, email_verified: true }));
+      expect((await oidc.refreshTokenGrant(rp, bySso.refresh_token!)).access_token).to.be.a('string');
+    });
+
+    it('refuses an address outside the connector’s linked domains, creating nothing', async () => {
+      const result = await login('eve@acme.test', { sub: 'up-eve', email: 'eve@elsewhere.test', email_verified: true });
+      expect(result.page?.status).to.equal(403);
+      expect(result.page?.text).to.contain('This address can’t sign in here');
+      expect(await server.registry.accounts.findByEmail('eve@elsewhere.test')).to.equal(undefined);
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-eve')).to.equal(undefined);
+    });
+
+    it('refuses an address the upstream says is unverified, and one it does not send', async () => {
+      const unverified = await login('mallory@acme.test', { sub: 'up-m', email: 'mallory@acme.test', email_verified: false });
+      expect(unverified.page?.status).to.equal(403);
+      expect(unverified.page?.text).to.contain('Your address isn’t verified');
+      const none = await login('nobody@acme.test', { sub: 'up-none' });
+      expect(none.page?.status).to.equal(403);
+      expect(none.page?.text).to.contain('sent no email address');
+      expect(await server.registry.accounts.findByEmail('mallory@acme.test')).to.equal(undefined);
+    });
+
+    it('refuses an authorization response naming another issuer (RFC 9207), and shows it on the health line', async () => {
+      upstream.signInAs({ sub: 'up-mix', email: 'mix@acme.test', email_verified: true });
+      const lanyard = supertest.agent(server.url);
+      const { url } = await request();
+      const first = await lanyard.get(url.pathname + url.search);
+      const uid = /\/interaction\/([^/?#]+)/.exec(first.headers.location!)![1]!;
+      const page = await lanyard.get(`/interaction/${uid}`);
+      const identified = await lanyard.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(page.text), email: 'mix@acme.test' });
+      // Follow until the upstream redirects back, then swap its `iss` for an attacker's issuer.
+      const upstreamAgent = supertest.agent(upstream.issuer);
+      let location = new URL(identified.headers.location!, server.url).href;
+      while (!location.startsWith(`${server.url}/login/sso/`)) {
+        const u = new URL(location);
+        const res = await (u.origin === server.url ? lanyard : upstreamAgent).get(u.pathname + u.search);
+        location = new URL(res.headers.location!, u).href;
+      }
+      const back = new URL(location);
+      expect(back.searchParams.get('iss')).to.equal(upstream.issuer);
+      back.searchParams.set('iss', 'https://attacker.example');
+      const result = await follow(lanyard, back.href, upstreamAgent);
+      expect(result.page?.status).to.equal(400);
+      expect(result.page?.text).to.contain('Your company’s sign-in didn’t complete');
+      expect(await server.registry.accounts.findByEmail('mix@acme.test')).to.equal(undefined);
+      const row = (await server.registry.db.query<{ last_failure: string | null }>('SELECT last_failure FROM connectors WHERE id = $1', [sso.connectorId])).rows[0]!;
+      expect(row.last_failure).to.match(/^response refused: .*iss/);
+    });
+
+    it('refuses a callback whose state is not the one this browser started (login CSRF)', async () => {
+      upstream.signInAs({ sub: 'up-csrf', email: 'csrf@acme.test', email_verified: true });
+      // The attacker's own login, stopped at the callback.
+      const attacker = supertest.agent(server.url);
+      const a = await login('csrf@acme.test', undefined, { agent: attacker });
+      expect(a.page?.text).to.contain('Sign-in was cancelled');
+      const victim = supertest.agent(server.url);
+      const res = await victim.get(`/login/sso/${sso.connectorId}/callback?code=stolen&state=whatever`);
+      expect(res.status).to.equal(400);
+      expect(res.text).to.contain('took too long');
+    });
+
+    it('asks the upstream for userinfo because this upstream keeps the address out of the ID token', async () => {
+      await tokensOf(await login('ui@acme.test', { sub: 'up-ui', email: 'ui@acme.test', email_verified: true }));
+      expect(upstream.userinfoRequests).to.equal(1);
+    });
+
+    it('reports two factors when the upstream says it did more than a password', async () => {
+      const tokens = await tokensOf(await login('mfa@acme.test', { sub: 'up-mfa', email: 'mfa@acme.test', email_verified: true, amr: ['pwd', 'mfa'] }));
+      expect(tokens.claims()!.acr).to.equal(ACR_TWO_FACTORS);
+      expect(tokens.claims()!.amr).to.include('mfa');
+    });
+
+    it('asks the upstream for a fresh sign-in when re-authenticating, and refuses an old one', async () => {
+      const lanyard = supertest.agent(server.url);
+      await tokensOf(await login('fresh@acme.test', { sub: 'up-fresh', email: 'fresh@acme.test', email_verified: true }, { agent: lanyard }));
+      // prompt=login with a session here: the interaction goes to the connector (the account's only method).
+      upstream.signInAs({ sub: 'up-fresh', email: 'fresh@acme.test', email_verified: true });
+      const { url, checks } = await request({ prompt: 'login' });
+      const first = await lanyard.get(url.pathname + url.search);
+      const uid = /\/interaction\/([^/?#]+)/.exec(first.headers.location!)![1]!;
+      const page = await lanyard.get(`/interaction/${uid}`);
+      const identified = await lanyard.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(page.text), email: 'fresh@acme.test' });
+      const again = await follow(lanyard, identified.headers.location!);
+      expect(upstream.requests.at(-1)!.get('max_age')).to.equal('0');
+      expect(upstream.requests.at(-1)!.get('prompt')).to.equal('login');
+      await tokensOf({ ...again, checks });
+
+      upstream.staleNext(3600);
+      const stale = await login('fresh@acme.test', { sub: 'up-fresh', email: 'fresh@acme.test', email_verified: true }, { agent: lanyard, extra: { prompt: 'login' } });
+      expect(stale.page?.status).to.equal(401);
+      expect(stale.page?.text).to.contain('Sign in to your company again');
+    });
+
+    it('re-authenticates a console admin through the connector, asking the upstream for a fresh sign-in', async () => {
+      // The organization's admin is on its own domain, so the SSO policy holds for them too.
+      upstream.signInAs({ sub: 'up-boss', email: 'boss@acme.test', email_verified: true });
+      const lanyard = supertest.agent(server.url);
+      let location = '/account';
+      let uid: string | undefined;
+      for (let i = 0; i < 10 && !uid; i += 1) {
+        const res = await lanyard.get(location);
+        location = res.headers.location!.replace(server.url, '');
+        uid = /^\/interaction\/([^/?]+)$/.exec(location)?.[1];
+      }
+      const page = await lanyard.get(`/interaction/${uid}`);
+      const identified = await lanyard.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(page.text), email: 'boss@acme.test' });
+      const signedIn = await follow(lanyard, identified.headers.location!);
+      expect(signedIn.page?.status).to.equal(200);
+      expect(signedIn.page?.text).to.contain('boss@acme.test');
+      expect(upstream.requests.at(-1)!.get('max_age'), 'a first login takes the upstream’s session').to.equal(null);
+      const boss = (await server.registry.accounts.findByEmail('boss@acme.test'))!;
+      await server.registry.db.query("INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())", [sso.org.id, boss.id]);
+      const org = `/admin/organizations/${sso.org.id}`;
+
+      now += 11 * 60_000;
+      const form = await lanyard.get(`${org}/connectors/new?kind=oidc`);
+      const refused = await lanyard.post(`${org}/connectors`).type('form').send({ _csrf: csrfFrom(form.text), kind: 'oidc', name: 'Second', issuer: upstream.issuer, clientId: 'x', clientSecret: 'y' });
+      expect(refused.status).to.equal(403);
+      expect(refused.text).to.contain('Confirm it’s you');
+      const href = /id="log-in-again" href="([^"]+)"/.exec(refused.text)![1]!.replace(/&amp;/g, '&');
+      now = Date.now();
+      location = href;
+      uid = undefined;
+      for (let i = 0; i < 10 && !uid; i += 1) {
+        const res = await lanyard.get(location);
+        location = res.headers.location!.replace(server.url, '');
+        uid = /^\/interaction\/([^/?]+)$/.exec(location)?.[1];
+      }
+      const again = await lanyard.get(`/interaction/${uid}`);
+      const reidentified = await lanyard.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(again.text), email: 'boss@acme.test' });
+      const back = await follow(lanyard, reidentified.headers.location!);
+      expect(upstream.requests.at(-1)!.get('max_age'), 'the upstream is asked for a new sign-in').to.equal('0');
+      expect(upstream.requests.at(-1)!.get('prompt')).to.equal('login');
+      expect(back.page?.status).to.equal(200);
+      const retried = await lanyard.get(`${org}/connectors/new?kind=oidc`);
+      const done = await lanyard.post(`${org}/connectors`).type('form').send({ _csrf: csrfFrom(retried.text), kind: 'oidc', name: 'Second', issuer: upstream.issuer, clientId: 'x', clientSecret: 'y' });
+      expect(done.status, 'the change goes through after the fresh SSO login').to.equal(303);
+    });
+
+    it('migrates a Trello member at the address through the SSO login, and never by its Trello password', async () => {
+      const member = legacyMember({ emails: [{ address: 'trello.user@acme.test', verified: true, primary: true }] });
+      await importLegacy(server.registry, [member]);
+      const lanyard = supertest.agent(server.url);
+      const { url } = await request();
+      const first = await lanyard.get(url.pathname + url.search);
+      const uid = /\/interaction\/([^/?#]+)/.exec(first.headers.location!)![1]!;
+      const page = await lanyard.get(`/interaction/${uid}`);
+      const typed = await lanyard.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(page.text), email: 'trello.user@acme.test', password: TRELLO_PASSWORD });
+      expect(typed.headers.location).to.equal(`/interaction/${uid}/sso/${sso.connectorId}?login_hint=trello.user%40acme.test`);
+      expect((await server.registry.trello.linking.findByMemberId(member.id))?.linked_account_id).to.equal(null);
+
+      const tokens = await tokensOf(await login('trello.user@acme.test', { sub: 'up-trello', email: 'trello.user@acme.test', email_verified: true }));
+      const stored = await server.registry.trello.linking.findByMemberId(member.id);
+      expect(stored?.linked_by).to.equal('sso');
+      expect(stored?.linked_account_id).to.equal(tokens.claims()!.sub);
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-trello')).to.deep.equal({ account_id: stored!.linked_account_id });
+    });
+
+    it('refuses a retired address and tells its account which address to use', async () => {
+      const member = legacyMember({ emails: [{ address: 'keep@acme.test', verified: true, primary: true }, { address: 'old@acme.test', verified: true }] });
+      await importLegacy(server.registry, [member]);
+      await tokensOf(await login('keep@acme.test', { sub: 'up-keep', email: 'keep@acme.test', email_verified: true }));
+      const retired = await login('old@acme.test', { sub: 'up-old', email: 'old@acme.test', email_verified: true });
+      expect(retired.page?.status).to.equal(200);
+      expect(retired.page?.text).to.contain('Check your email');
+      expect(await server.registry.accounts.findByEmail('old@acme.test')).to.equal(undefined);
+    });
+
+    it('answers an address on a domain nobody holds with the password page, as before', async () => {
+      const result = await login('someone@gmail.test', undefined);
+      expect(result.identified.status).to.equal(200);
+      expect(result.identified.text).to.contain('name="password"');
+    });
+  });
+
+  describe('with the ID token carrying the address', () => {
+    beforeEach(() => start({ idTokenClaims: true }));
+
+    it('does not ask userinfo when the ID token has what it needs', async () => {
+      await tokensOf(await login('lean@acme.test', { sub: 'up-lean', email: 'lean@acme.test', email_verified: true }));
+      expect(upstream.userinfoRequests).to.equal(0);
+    });
+  });
+
+  describe('with the upstream down', () => {
+    beforeEach(async () => {
+      await start();
+      await upstream.close();
+    });
+
+    it('gives the person a clear page and the admin a health line', async () => {
+      const result = await login('down@acme.test', { sub: 'up-down', email: 'down@acme.test', email_verified: true });
+      expect(result.page?.status).to.equal(502);
+      expect(result.page?.text).to.contain('Your company’s sign-in can’t be reached right now');
+      const row = (await server.registry.db.query<{ last_failure: string | null; last_failure_at: Date | null }>('SELECT last_failure, last_failure_at FROM connectors WHERE id = $1', [sso.connectorId])).rows[0]!;
+      expect(row.last_failure).to.match(/^upstream unreachable: /);
+      expect(row.last_failure_at).to.be.instanceOf(Date);
+    });
+  });
+});
