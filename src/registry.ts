@@ -74,6 +74,8 @@ import { createManagedAccounts, type ManagedAccounts } from './organizations/man
 import { createOrganizationEventQueries } from './persistence/queries/organization-events.ts';
 import { createAdminAudit } from './organizations/admin-audit.ts';
 import { createInvitationService, type InvitationService } from './organizations/invitations.ts';
+import { createAuthenticationPolicies, type AuthenticationPolicies } from './organizations/authentication-policies.ts';
+import { createAuthenticationPolicyQueries } from './persistence/queries/authentication-policies.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -134,6 +136,8 @@ export interface Registry {
     managedAccounts: ManagedAccounts;
     /** Admin invitations by email (the console's admins page). */
     invitations: InvitationService;
+    /** Authentication policies and who follows which (the console's policies pages). */
+    policies: AuthenticationPolicies;
   };
   /** Upstream identities (Google, later company SSO) linked to accounts. */
   accountIdentities: AccountIdentityQueries;
@@ -246,6 +250,11 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const retiredEmails = createRetiredEmailQueries(db);
     const accountIdentities = createAccountIdentityQueries(db);
     const claimsRelease = createClaimsRelease({ issuer: config.issuer, trelloClientId: config.trello.clientId, trelloMemberId: (accountId) => trelloMembers.memberIdOf(accountId) });
+    const activity = createAccountActivityQueries(db);
+    const lastUsed = async (sessionUid: string) => {
+      const seen = await activity.lastSeen(sessionUid);
+      return seen ? Math.floor(seen.getTime() / 1000) : undefined;
+    };
     let provider: Provider | undefined;
     const clients = createClientService({
       clients: createClientQueries(db),
@@ -264,6 +273,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       findAccount: (id) => policy.loadForTokens(id),
       decide: (input) => policy.decide(input),
       release: claimsRelease,
+      sessionLastUsed: lastUsed,
       pages: providerPages(views),
     });
 
@@ -291,10 +301,10 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     });
     if (options.deliver !== false) delivery.start(config.mailPollSeconds);
 
-    const activity = createAccountActivityQueries(db);
     const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, activity, clock, logger });
     const twoStepQueries = createTwoStepQueries(db);
     const accountManagers = createAccountManagerQueries(db);
+    const policyQueries = createAuthenticationPolicyQueries(db);
     const accountClosure = createAccountClosureService({
       db,
       accounts: accountQueries,
@@ -304,7 +314,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       issuer: config.issuer,
       graceDays: config.accountDeletionGraceDays,
       signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
-      forgetters: [activity, twoStepQueries, accountIdentities, retiredEmails, trelloMembers, accountManagers, events],
+      forgetters: [activity, twoStepQueries, accountIdentities, retiredEmails, trelloMembers, policyQueries, accountManagers, events],
       logger,
       events,
       decisions: policy,
@@ -427,7 +437,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       passwordResets,
       registration,
       accountSessions,
-      browserSessions: createBrowserSessions(provider, policy),
+      browserSessions: createBrowserSessions(provider, policy, { lastUsed, used: (sessionUid) => activity.seen(sessionUid, new Date(clock.now())) }),
       accountClosure,
       avatars: createAvatarService({ db, avatars: createAvatarQueries(db), issuer: config.issuer }),
       emailChanges: createEmailChangeService({
@@ -472,6 +482,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         recheck: domainRecheck,
         managers: accountManagers,
         managedAccounts,
+        policies: createAuthenticationPolicies({ db, queries: policyQueries, managers: accountManagers, authorize: organizationService.authorize, audit: adminAudit, clock, signOutEverywhere: (accountId) => accountSessions.endAll(accountId) }),
         invitations: createInvitationService({ db, accounts: accountQueries, organizations: organizationQueries, service: organizationService, audit: adminAudit, outbox, clock, codeKey, issuer: config.issuer, ttlSeconds: config.organizationInvitationTtl, throttle }),
       },
       federated: createFederatedLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),

@@ -28,6 +28,13 @@ export const ORGANIZATION_ACTIONS = [
   'account.reactivated',
   'account.deletion_scheduled',
   'account.deletion_cancelled',
+  // Authentication policies (src/organizations/authentication-policies.ts, decision 0038).
+  'policy.created',
+  'policy.updated',
+  'policy.deleted',
+  'policy.default_set',
+  'policy.signed_out',
+  'account.policy_assigned',
 ] as const;
 
 export type OrganizationAction = (typeof ORGANIZATION_ACTIONS)[number];

@@ -19,6 +19,8 @@ import { settingsKit } from '../settings/gate.ts';
 import { adminMessage, adminWaitMessage } from './messages.ts';
 import type { Message } from '../../http/messages.ts';
 import { managedAccountPages } from './managed-accounts.ts';
+import { policyPages } from './policies.ts';
+import type { AuthenticationPolicies } from '../../organizations/authentication-policies.ts';
 import { addDomainInput, createOrganizationInput, inviteInput } from './schema.ts';
 
 /**
@@ -51,6 +53,12 @@ const ACTION_LABELS: Record<OrganizationAction, string> = {
   'account.reactivated': 'reactivated the account',
   'account.deletion_scheduled': 'scheduled the deletion of the account',
   'account.deletion_cancelled': 'cancelled the deletion of the account',
+  'policy.created': 'created the authentication policy',
+  'policy.updated': 'changed the authentication policy',
+  'policy.deleted': 'deleted the authentication policy',
+  'policy.default_set': 'made the default policy',
+  'policy.signed_out': 'signed out everyone under the policy',
+  'account.policy_assigned': 'changed the authentication policy of',
 };
 
 function eventView(e: AuditEventView) {
@@ -80,6 +88,8 @@ export function adminRoutes(deps: {
   organizations: OrganizationService;
   invitations: InvitationService;
   managed: ManagedAccounts;
+  /** Authentication policies (their own pages, src/flows/admin/policies.ts). */
+  policies: AuthenticationPolicies;
   box: SecretBox;
   now: () => number;
 }) {
@@ -327,7 +337,9 @@ export function adminRoutes(deps: {
 
   // ---- Claiming and managed accounts (their own module) ---------------------------------------
 
-  managedAccountPages(router, { page, signedIn, me, meta, done, notFound, takeFlash: (ctx) => flash.take(ctx), shell, when, now: deps.now }, { managed: deps.managed, organizations });
+  const kit = { page, signedIn, me, meta, done, notFound, takeFlash: (ctx: Context) => flash.take(ctx), shell, when, now: deps.now };
+  managedAccountPages(router, kit, { managed: deps.managed, organizations });
+  policyPages(router, kit, { policies: deps.policies, managed: deps.managed });
 
   // ---- Accepting an invitation ---------------------------------------------------------------
 

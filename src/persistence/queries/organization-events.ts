@@ -1,6 +1,6 @@
 import type { Queryable } from '../db.ts';
 
-export type OrganizationEventTarget = 'organization' | 'domain' | 'invitation' | 'account';
+export type OrganizationEventTarget = 'organization' | 'domain' | 'invitation' | 'account' | 'policy' | 'connector';
 
 export interface OrganizationEventRow {
   id: string; // bigint arrives as a string
