@@ -273,7 +273,7 @@ export function createAuthenticationPolicies(deps: {
       return onPolicy(actorId, organizationId, policyId, async (tx, policy) => {
         if (!policy.is_default) {
           await tx.query('SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE', [organizationId]);
-          const previous = (await queries.list(organizationId)).find((p) => p.is_default);
+          const previous = (await queries.list(organizationId, tx)).find((p) => p.is_default);
           await queries.makeDefault(tx, organizationId, policy.id, now());
           await audit(tx, organizationId, actorId, 'policy.default_set', { type: 'policy', id: policy.id, label: policy.name }, previous ? { previous: previous.name } : undefined, meta);
         }
@@ -319,7 +319,7 @@ export function createAuthenticationPolicies(deps: {
           if (!account) return false;
           // Read again under the lock: a policy deleted meanwhile assigns nobody.
           if (target && !(await queries.find(organizationId, target.id, tx, true))) return false;
-          const before = await queries.assignedPolicy(organizationId, accountId);
+          const before = await queries.assignedPolicy(organizationId, accountId, tx);
           if (target) await queries.assign(tx, accountId, target.id, now());
           else await queries.unassign(tx, accountId);
           if (before !== target?.id) {

@@ -49,7 +49,8 @@ export function passwordExpiryStrategy(deps: {
   /** The login proven before the change, reported again: its last factor, with what the flow holds. */
   function again(flow: LoginFlow, account: AccountRow): Factor {
     const method: Method = flow.amr.includes('otp') ? 'totp' : flow.amr.includes('mfa') ? 'recovery_code' : 'password';
-    return { account, flow, method, amr: method === 'password' ? flow.amr : [], via: 'password-expiry' };
+    // By id: the completion service reads the account afresh, with the password just set.
+    return { account: { id: account.id }, flow, method, amr: method === 'password' ? flow.amr : [], via: 'password-expiry' };
   }
 
   return {

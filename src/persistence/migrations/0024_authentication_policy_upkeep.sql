@@ -2,6 +2,8 @@
 -- policies", docs/decisions/0038-authentication-policies.md).
 
 -- The organization's audit trail names a policy (and a connector) as what an admin acted on.
+-- Migration 0021 (the connectors' branch of issue 13) defines the same set; restated here, the
+-- same, so this holds whichever of the two branches lands first.
 ALTER TABLE organization_events DROP CONSTRAINT organization_events__target_type;
 ALTER TABLE organization_events ADD CONSTRAINT organization_events__target_type
   CHECK (target_type IN ('organization', 'domain', 'invitation', 'account', 'policy', 'connector'));

@@ -50,8 +50,8 @@ const COLUMNS = `p.id, p.organization_id, p.name, p.is_default, p.login_method, 
 export function createAuthenticationPolicyQueries(db: Queryable) {
   return {
     /** The organization's policies, the default first, then by name, with how many accounts each has assigned. */
-    async list(organizationId: string): Promise<AuthenticationPolicyRow[]> {
-      const { rows } = await db.query<AuthenticationPolicyRow>(
+    async list(organizationId: string, tx: Queryable = db): Promise<AuthenticationPolicyRow[]> {
+      const { rows } = await tx.query<AuthenticationPolicyRow>(
         `SELECT ${COLUMNS}, (SELECT count(*)::int FROM authentication_policy_members pm WHERE pm.policy_id = p.id) AS assigned
          FROM authentication_policies p WHERE p.organization_id = $1 ORDER BY p.is_default DESC, lower(p.name)`,
         [organizationId],
@@ -126,8 +126,8 @@ export function createAuthenticationPolicyQueries(db: Queryable) {
     },
 
     /** The policy an account is assigned to in this organization, if any (else it follows the default). */
-    async assignedPolicy(organizationId: string, accountId: string): Promise<string | undefined> {
-      const { rows } = await db.query<{ policy_id: string }>(
+    async assignedPolicy(organizationId: string, accountId: string, tx: Queryable = db): Promise<string | undefined> {
+      const { rows } = await tx.query<{ policy_id: string }>(
         `SELECT pm.policy_id FROM authentication_policy_members pm JOIN authentication_policies p ON p.id = pm.policy_id
          WHERE pm.account_id = $1 AND p.organization_id = $2`,
         [accountId, organizationId],
