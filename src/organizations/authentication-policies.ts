@@ -187,6 +187,12 @@ export function createAuthenticationPolicies(deps: {
 
   const uniqueViolation = (err: unknown) => (err as { code?: string }).code === '23505';
 
+  /** Names tell policies apart on the console: "Staff" and "staff" would not (the table's own check is exact). */
+  async function nameTaken(tx: Queryable, organizationId: string, name: string, exceptId = ''): Promise<boolean> {
+    const { rows } = await tx.query('SELECT 1 FROM authentication_policies WHERE organization_id = $1 AND lower(name) = lower($2) AND id <> $3', [organizationId, name, exceptId]);
+    return rows.length > 0;
+  }
+
   /** An admin's change to one policy of the organization, in a transaction with the policy locked. */
   async function onPolicy<T>(actorId: string, organizationId: string, policyId: unknown, act: (tx: Queryable, policy: AuthenticationPolicyRow) => Promise<T>): Promise<T | { ok: false; problem: AccessProblem | 'auth_policy.not_found' }> {
     const access = await deps.authorize(actorId, organizationId, 'admin');
@@ -241,6 +247,7 @@ export function createAuthenticationPolicies(deps: {
           if (count >= MAX_POLICIES) return { ok: false as const, problem: 'auth_policy.limit' as const };
           const checked = await settingsFrom(organizationId, input, tx);
           if (!checked.ok) return checked;
+          if (await nameTaken(tx, organizationId, checked.settings.name)) return { ok: false as const, problem: 'auth_policy.name_taken' as const };
           const row = await queries.insert(tx, { id: newId('pol'), organizationId, isDefault: count === 0, now: now(), ...checked.settings });
           await audit(tx, organizationId, actorId, 'policy.created', { type: 'policy', id: row.id, label: row.name }, { ...checked.settings, isDefault: row.is_default }, meta);
           return { ok: true as const, policy: view(row) };
@@ -257,6 +264,7 @@ export function createAuthenticationPolicies(deps: {
         return await onPolicy(actorId, organizationId, policyId, async (tx, before) => {
           const checked = await settingsFrom(organizationId, input, tx);
           if (!checked.ok) return checked;
+          if (await nameTaken(tx, organizationId, checked.settings.name, before.id)) return { ok: false as const, problem: 'auth_policy.name_taken' as const };
           const row = await queries.update(tx, before.id, checked.settings, now());
           const changed = changes(before, row);
           if (Object.keys(changed).length) await audit(tx, organizationId, actorId, 'policy.updated', { type: 'policy', id: row.id, label: row.name }, changed, meta);
