@@ -26,6 +26,7 @@ import { registrationRoutes } from './flows/registration/routes.ts';
 import { settingsRoutes } from './flows/settings/routes.ts';
 import { profileApiRoutes } from './routes/profile-api.ts';
 import { avatarUploadRoutes } from './flows/settings/avatar-upload.ts';
+import { passwordExpiryStrategy } from './flows/login/password-expiry.ts';
 import { secondStepStrategy } from './flows/login/second-step.ts';
 import { trelloMigrationStrategy } from './flows/login/trello-migration.ts';
 import { googleStrategy } from './flows/login/google.ts';
@@ -139,6 +140,7 @@ export function createApp(registry: Registry): LanyardApp {
     passwordStrategy({ accounts, throttle, events, trello, linking, devices, background: registry.background, page: loginPage, policy }),
     trello.strategy,
     secondStepStrategy({ twoStep, policy, flows, throttle, events, views, box: registry.box, now }),
+    passwordExpiryStrategy({ passwords: registry.passwordResets, policy, flows, sessions: registry.browserSessions, page: loginPage }),
   ];
   // Company identity providers (docs/flows/sso.md): one strategy, the protocol by connector kind.
   const ssoDeps = { ...registry.sso, linking, box: registry.box, views, issuer: config.issuer, now, testCallbackPath: (org: string, id: string) => `/admin/organizations/${encodeURIComponent(org)}/connectors/${encodeURIComponent(id)}/test/callback` };
@@ -175,7 +177,7 @@ export function createApp(registry: Registry): LanyardApp {
   const consoleKit = settingsKit({ views, sessions: registry.browserSessions, accounts });
   const consoleChange = compose([consoleKit.signedIn, consoleKit.privileged((ctx) => /^\/admin\/organizations\/[A-Za-z0-9_-]+/.exec(ctx.path)?.[0] ?? '/admin')]);
   forms.use((ctx, next) => (ctx.method === 'POST' && ctx.path.startsWith('/admin/') ? consoleChange(ctx, next) : next()));
-  forms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, managed: registry.organizations.managedAccounts, box: registry.box, now: () => registry.clock.now(), pages: [connectorPages({ ...registry.sso, box: registry.box, issuer: config.issuer, now })] }).routes());
+  forms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, managed: registry.organizations.managedAccounts, policies: registry.organizations.policies, box: registry.box, now: () => registry.clock.now(), pages: [connectorPages({ ...registry.sso, box: registry.box, issuer: config.issuer, now })] }).routes());
   const api = profileApiRoutes({ accounts, sessions: registry.browserSessions, avatars: registry.avatars, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([routesOf(api), api.allowedMethods() as Koa.Middleware])));
   const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });

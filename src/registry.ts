@@ -83,6 +83,8 @@ import { createConnectors, type Connectors } from './federation/connectors.ts';
 import { createConnectorLogin, type ConnectorLogin } from './federation/connector-login.ts';
 import { createOidcProtocol, createSamlProtocol, type ConnectorProtocol } from './federation/connector-protocol.ts';
 import { oidcCallbackPath } from './flows/login/connector.ts';
+import { createAuthenticationPolicies, type AuthenticationPolicies } from './organizations/authentication-policies.ts';
+import { createAuthenticationPolicyQueries } from './persistence/queries/authentication-policies.ts';
 
 /**
  * The composition root: builds queries → services → provider once, in dependency order. Nothing
@@ -145,6 +147,8 @@ export interface Registry {
     managedAccounts: ManagedAccounts;
     /** Admin invitations by email (the console's admins page). */
     invitations: InvitationService;
+    /** Authentication policies and who follows which (the console's policies pages). */
+    policies: AuthenticationPolicies;
   };
   /** Upstream identities (Google, later company SSO) linked to accounts. */
   accountIdentities: AccountIdentityQueries;
@@ -269,6 +273,11 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const retiredEmails = createRetiredEmailQueries(db);
     const accountIdentities = createAccountIdentityQueries(db);
     const claimsRelease = createClaimsRelease({ issuer: config.issuer, trelloClientId: config.trello.clientId, trelloMemberId: (accountId) => trelloMembers.memberIdOf(accountId) });
+    const activity = createAccountActivityQueries(db);
+    const lastUsed = async (sessionUid: string) => {
+      const seen = await activity.lastSeen(sessionUid);
+      return seen ? Math.floor(seen.getTime() / 1000) : undefined;
+    };
     let provider: Provider | undefined;
     const clients = createClientService({
       clients: createClientQueries(db),
@@ -287,6 +296,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       findAccount: (id) => policy.loadForTokens(id),
       decide: (input) => policy.decide(input),
       release: claimsRelease,
+      sessionLastUsed: lastUsed,
       pages: providerPages(views),
     });
 
@@ -316,10 +326,10 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     });
     if (options.deliver !== false) delivery.start(config.mailPollSeconds);
 
-    const activity = createAccountActivityQueries(db);
     const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, activity, clock, logger });
     const twoStepQueries = createTwoStepQueries(db);
     const accountManagers = createAccountManagerQueries(db);
+    const policyQueries = createAuthenticationPolicyQueries(db);
     const accountClosure = createAccountClosureService({
       db,
       accounts: accountQueries,
@@ -329,7 +339,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       issuer: config.issuer,
       graceDays: config.accountDeletionGraceDays,
       signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
-      forgetters: [activity, twoStepQueries, accountIdentities, retiredEmails, trelloMembers, accountManagers, events],
+      forgetters: [activity, twoStepQueries, accountIdentities, retiredEmails, trelloMembers, policyQueries, accountManagers, events],
       logger,
       events,
       decisions: policy,
@@ -468,7 +478,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       passwordResets,
       registration,
       accountSessions,
-      browserSessions: createBrowserSessions(provider, policy),
+      browserSessions: createBrowserSessions(provider, policy, { lastUsed, used: (sessionUid) => activity.seen(sessionUid, new Date(clock.now())) }),
       accountClosure,
       avatars: createAvatarService({ db, avatars: createAvatarQueries(db), issuer: config.issuer }),
       emailChanges: createEmailChangeService({
@@ -515,6 +525,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         recheck: domainRecheck,
         managers: accountManagers,
         managedAccounts,
+        policies: createAuthenticationPolicies({ db, queries: policyQueries, managers: accountManagers, authorize: organizationService.authorize, audit: adminAudit, clock, signOutEverywhere: (accountId) => accountSessions.endAll(accountId) }),
         invitations: createInvitationService({ db, accounts: accountQueries, organizations: organizationQueries, service: organizationService, audit: adminAudit, outbox, clock, codeKey, issuer: config.issuer, ttlSeconds: config.organizationInvitationTtl, throttle }),
       },
       federated: createFederatedLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),

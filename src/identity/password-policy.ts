@@ -20,9 +20,13 @@ const lengthOf = (value: string) => [...value].length;
 export function createPasswordPolicy(options: { minLength: number }) {
   return {
     minLength: options.minLength,
-    check(password: string, context: { email?: string | undefined; name?: string | null | undefined } = {}): PasswordProblem | undefined {
+    /**
+     * `minLength`: a longer minimum the account's organization sets (its authentication policy,
+     * `passwordMinLength` of src/policy/decision.ts); the operator's own always holds.
+     */
+    check(password: string, context: { email?: string | undefined; name?: string | null | undefined; minLength?: number | undefined } = {}): PasswordProblem | undefined {
       const length = lengthOf(password);
-      if (length < options.minLength) return 'password.too_short';
+      if (length < Math.max(options.minLength, context.minLength ?? 0)) return 'password.too_short';
       if (length > MAX_PASSWORD_LENGTH) return 'password.too_long';
       const folded = password.normalize('NFKC').toLowerCase();
       if (commonPasswords().has(folded)) return 'password.common';

@@ -9,7 +9,7 @@ import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 import type { PasswordPolicy, PasswordProblem } from './password-policy.ts';
 import type { RequestMeta, SecurityEvents } from './security-events.ts';
-import type { Policy, DenyReason } from '../policy/policy.ts';
+import { passwordMinLength, type Policy, type DenyReason, type Subject } from '../policy/policy.ts';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
 import { asProof, type Reauthentication, type ProofInput } from './reauthentication.ts';
 
@@ -21,7 +21,10 @@ export type ChangeResult =
 export type ResetResult = { ok: true; accountId: string; email: string } | { ok: false; problem: PasswordProblem | 'reset.link_invalid' | DenyReason };
 
 /** What a reset link leads to: the account whose password it sets, or why it sets none. */
-export type LinkCheck = { ok: true; account: AccountRow } | { ok: false; problem: 'reset.link_invalid' | DenyReason };
+export type LinkCheck = { ok: true; account: AccountRow; minLength: number } | { ok: false; problem: 'reset.link_invalid' | DenyReason };
+
+/** Where an address on a domain that signs in through its company's identity provider goes instead. */
+export interface CompanySignIn { connector: string; manager: string }
 
 /**
  * "Forgot password?" (docs/flows/password-reset.md). A link holds 256 random bits; only their
@@ -49,6 +52,8 @@ export function createPasswordResetService(deps: {
 }) {
   const { db, accounts, tokens, hasher, policy, outbox, clock, issuer } = deps;
   const now = () => new Date(clock.now());
+  /** The shortest password allowed for this subject: the operator's, or its organization's policy's when longer. */
+  const minLengthFor = (subject: Subject) => Math.max(policy.minLength, passwordMinLength(subject));
 
   /** The "your password was changed" email, queued in the transaction that changed it. */
   const notifyChanged = (tx: Queryable, account: { name: string | null; email: string }) =>
@@ -70,7 +75,7 @@ export function createPasswordResetService(deps: {
     const loaded = row ? await deps.decisions.load(row.account_id) : undefined;
     if (!loaded) return { ok: false, problem: 'reset.link_invalid' };
     const decision = deps.decisions.decide({ subject: loaded.subject, stage: 'reset_complete', method: 'email' });
-    if (decision.outcome === 'allow') return { ok: true, account: loaded.account };
+    if (decision.outcome === 'allow') return { ok: true, account: loaded.account, minLength: minLengthFor(loaded.subject) };
     return { ok: false, problem: decision.outcome === 'deny' ? decision.reason : 'policy.method_not_allowed' };
   }
 
@@ -107,6 +112,48 @@ export function createPasswordResetService(deps: {
     check: usableAccount,
 
     /**
+     * Whether the address is on a domain whose organization signs its people in through its own
+     * identity provider (the default policy requires SSO): the request page then says so instead
+     * of "check your email", and no link is sent. Decided for the domain, never the account — every
+     * address on it gets this answer, so it tells nothing about whether one has an account.
+     */
+    async companySignIn(email: string): Promise<CompanySignIn | undefined> {
+      const decision = deps.decisions.decide({ subject: await deps.decisions.addressSubject(email), stage: 'reset_request', method: 'email' });
+      return decision.outcome === 'use_connector' ? { connector: decision.connector, manager: decision.manager } : undefined;
+    },
+
+    /** The shortest password the account may set now (the settings page says it). */
+    async minLengthOf(accountId: string): Promise<number> {
+      const loaded = await deps.decisions.load(accountId);
+      return loaded ? minLengthFor(loaded.subject) : policy.minLength;
+    },
+
+    /**
+     * A login whose password is older than the account's policy allows sets a new one before it
+     * goes on (decision 0039): the login proved the account already (every factor), so no other
+     * proof is asked. The new password follows the account's rules and must differ from the old;
+     * every other session ends, as with any password change.
+     */
+    async renew(accountId: string, next: string, keepSessionUid: string | undefined, meta: RequestMeta = {}): Promise<{ ok: true } | { ok: false; problem: PasswordProblem | 'password.same' | 'policy.account_inactive' }> {
+      const loaded = await deps.decisions.load(accountId);
+      if (!loaded || loaded.account.status !== 'active') return { ok: false, problem: 'policy.account_inactive' };
+      const { account, subject } = loaded;
+      const problem = policy.check(next, { email: account.email, name: account.name, minLength: minLengthFor(subject) });
+      if (problem) return { ok: false, problem };
+      if ((await hasher.verify(account.password_hash, next)).ok) return { ok: false, problem: 'password.same' };
+      const hash = await hasher.hash(next);
+      await db.transaction(async (tx) => {
+        await accounts.setPassword(tx, account.id, hash, now());
+        await tokens.deleteForAccount(tx, account.id);
+        await notifyChanged(tx, account);
+        await deps.events.record({ type: 'password.changed', accountId: account.id, detail: { expired: true } }, meta, tx);
+      });
+      await deps.signOutEverywhere(account.id, keepSessionUid);
+      outbox.kick();
+      return { ok: true };
+    },
+
+    /**
      * "Change password" in settings, confirmed by a recent login or the current password (the
      * decision point says which: docs/flows/settings.md); an account without a password (Google,
      * bulk migration) adds one the same way, without being asked for one it does not have.
@@ -114,12 +161,13 @@ export function createPasswordResetService(deps: {
      */
     async change(accountId: string, proofInput: ProofInput, next: string, keepSessionUid: string, meta: RequestMeta = {}): Promise<ChangeResult> {
       const proof = asProof(proofInput);
-      const account = await accounts.findById(accountId);
+      const loaded = await deps.decisions.load(accountId);
+      const account = loaded?.account;
       if (!account || account.status !== 'active') return { ok: false, problem: 'password.current_wrong' };
       const confirmed = await deps.reauthentication.confirm(account, proof);
       if (!confirmed.ok) return confirmed;
       if (proof.password && proof.password === next) return { ok: false, problem: 'password.same' };
-      const problem = policy.check(next, { email: account.email, name: account.name });
+      const problem = policy.check(next, { email: account.email, name: account.name, minLength: minLengthFor(loaded.subject) });
       if (problem) return { ok: false, problem };
       const hash = await hasher.hash(next);
       await db.transaction(async (tx) => {
@@ -137,7 +185,7 @@ export function createPasswordResetService(deps: {
       const usable = await usableAccount(token);
       if (!usable.ok) return usable;
       const { account } = usable;
-      const problem = policy.check(password, { email: account.email, name: account.name });
+      const problem = policy.check(password, { email: account.email, name: account.name, minLength: usable.minLength });
       if (problem) return { ok: false, problem };
       const hash = await hasher.hash(password);
       const spent = await db.transaction(async (tx) => {

@@ -10,7 +10,7 @@ import { displayText } from '../shared/display-text.ts';
 import { normalizeEmail } from './email-address.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 import type { PasswordPolicy, PasswordProblem } from './password-policy.ts';
-import type { Policy } from '../policy/policy.ts';
+import { passwordMinLength, type Policy } from '../policy/policy.ts';
 
 export type CodeCheck = 'verified' | 'invalid' | 'locked' | 'expired';
 /** The longest name (the form's limit, as in the profile). */
@@ -43,7 +43,7 @@ export function createRegistrationService(deps: {
   codeKey: Buffer;
   ttlSeconds: number;
   /** The decision point (`sign_up`): may an account be created at this address? */
-  decisions: Pick<Policy, 'decide' | 'subjectForEmail'>;
+  decisions: Pick<Policy, 'decide' | 'subjectForEmail' | 'addressSubject'>;
 }) {
   const { db, accounts, flows, hasher, policy, outbox, clock, issuer, codeKey } = deps;
   const now = () => new Date(clock.now());
@@ -94,6 +94,23 @@ export function createRegistrationService(deps: {
       outbox.kick();
     },
 
+    /**
+     * Whether accounts at this address are made by its company's identity provider, not by
+     * sign-up (the domain's default policy requires SSO): the page says so and points there.
+     * Decided for the domain, never the account, so it tells nothing about whether one exists.
+     */
+    async companySignIn(emailInput: string): Promise<{ connector: string; manager: string } | undefined> {
+      const email = normalizeEmail(emailInput);
+      if (!email) return undefined;
+      const decision = deps.decisions.decide({ subject: await deps.decisions.addressSubject(email), stage: 'sign_up', method: 'email' });
+      return decision.outcome === 'use_connector' ? { connector: decision.connector, manager: decision.manager } : undefined;
+    },
+
+    /** The shortest password a new account at this address may choose: the operator's, or its domain's default policy's when longer. */
+    async minLengthFor(email: string): Promise<number> {
+      return Math.max(policy.minLength, passwordMinLength(await deps.decisions.addressSubject(email)));
+    },
+
     /** The open flow of an interaction, if any. */
     current: (interactionUid: string): Promise<SignupFlowRow | undefined> => flows.findOpen(interactionUid, now()),
 
@@ -134,11 +151,12 @@ export function createRegistrationService(deps: {
       const cleaned = displayText(input.name, MAX_NAME);
       if (!cleaned.ok) return { ok: false, problem: 'signup.name_invalid' };
       const name = cleaned.value;
-      const problem = policy.check(input.password, { email: flow.email, name });
-      if (problem) return { ok: false, problem };
       // Asked again right before creating: the answer may have changed since the code was sent
-      // (the address was registered meanwhile, or its domain now signs in elsewhere).
+      // (the address was registered meanwhile, or its domain now signs in elsewhere). An address
+      // on an organization's verified domain takes the password rules of its default policy.
       const { subject } = await deps.decisions.subjectForEmail(flow.email);
+      const problem = policy.check(input.password, { email: flow.email, name, minLength: passwordMinLength(subject) });
+      if (problem) return { ok: false, problem };
       const decision = deps.decisions.decide({ subject, stage: 'sign_up', method: 'email' });
       if (decision.outcome !== 'allow') return { ok: false, problem: subject.kind === 'account' ? 'signup.email_taken' : 'policy.method_not_allowed' };
       const passwordHash = await hasher.hash(input.password);

@@ -1,7 +1,7 @@
 import type Provider from 'oidc-provider';
 import type { Context } from 'koa';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
-import { provenanceFrom, type AccountSubject, type Decision, type DecisionInput, type DenyReason } from '../policy/policy.ts';
+import { idleTimeoutOf, provenanceFrom, type AccountSubject, type Decision, type DecisionInput, type DenyReason } from '../policy/policy.ts';
 import { tokenProvenance } from './provenance.ts';
 
 /** An access token presented to one of our APIs: its account when the policy allows its use, else why not. */
@@ -35,7 +35,15 @@ export interface SignedInSession {
  * Who is signed in to this browser, read from oidc-provider's own session cookie. Lanyard's
  * account pages use the same session as every relying party: signing out anywhere signs out here.
  */
-export function createBrowserSessions(provider: Provider, policy: BearerPolicy) {
+/** When a session was last used, for a policy's idle timeout (`session_activity`). */
+export interface SessionUse {
+  /** Seconds since the epoch. */
+  lastUsed(sessionUid: string): Promise<number | undefined>;
+  /** The session was used now. */
+  used(sessionUid: string): Promise<void>;
+}
+
+export function createBrowserSessions(provider: Provider, policy: BearerPolicy, use?: SessionUse) {
   /**
    * The signed-in account of this browser and how its last login was made: the RFC 8176
    * methods, the level and the login time the engine keeps with the session. Settings give
@@ -98,8 +106,14 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy) 
       if (!session) return { ok: false, session: undefined, reason: undefined };
       const loaded = await policy.loadForTokens(session.accountId);
       if (!loaded) return { ok: false, session, reason: 'policy.account_inactive' };
-      const decision = policy.decide({ stage: 'session', subject: loaded.subject, provenance: provenanceFrom(session.login) });
+      let provenance = provenanceFrom(session.login);
+      // Under an idle timeout: when the session was last used (here or at /auth), or its login when later.
+      const idle = use && provenance && idleTimeoutOf(loaded.subject) !== undefined;
+      if (idle) provenance = { ...provenance!, lastActive: Math.max((await use!.lastUsed(session.uid)) ?? 0, provenance!.authTime) };
+      const decision = policy.decide({ stage: 'session', subject: loaded.subject, provenance });
       if (decision.outcome !== 'allow') return { ok: false, session, reason: decision.outcome === 'deny' ? decision.reason : 'policy.login_again' };
+      // A page of ours is a use of the session, as an authorization is.
+      if (idle) await use!.used(session.uid);
       return { ok: true, session, account: loaded.account, subject: loaded.subject };
     },
 

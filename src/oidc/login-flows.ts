@@ -24,7 +24,9 @@ export type LoginStep =
   /** The account's password passed; linking the Trello member with its address is offered. */
   | 'trello_offer'
   /** A Trello member's password passed: its review, "prove that account", or a new address by code. */
-  | 'trello_member';
+  | 'trello_member'
+  /** Every factor passed, but the password is older than the account's policy allows: a new one first (decision 0039). */
+  | 'change_password';
 
 /** The Trello member proven by its Trello password in this login. */
 export interface TrelloMemberProof {

@@ -1,6 +1,6 @@
 import { errors, interactionPolicy, type AccessToken, type AuthorizationCode, type KoaContextWithOIDC, type RefreshToken } from 'oidc-provider';
 import { MANAGE_ORGANIZATIONS_SCOPE } from '../identity/claims-release.ts';
-import { provenanceFrom, requestedLevel, type AccountSubject, type Decision, type DecisionInput, type Provenance, type Stage } from '../policy/policy.ts';
+import { idleTimeoutOf, provenanceFrom, requestedLevel, type AccountSubject, type Decision, type DecisionInput, type Provenance, type Stage } from '../policy/policy.ts';
 
 /**
  * How sessions and grants know how they were made, and where the engine asks the decision point
@@ -39,8 +39,12 @@ export function tokenProvenance(token: StoredToken): Provenance | undefined {
     const extra = ((token as AccessToken).extra ?? {}) as { acr?: string; amr?: string[]; auth_time?: number };
     return provenanceFrom({ acr: extra.acr, amr: extra.amr, authTime: extra.auth_time });
   }
-  const { acr, amr, authTime } = token as Partial<RefreshToken>;
-  return provenanceFrom({ acr, amr, authTime });
+  const { acr, amr, authTime, iat } = token as Partial<RefreshToken>;
+  const provenance = provenanceFrom({ acr, amr, authTime });
+  // A grant's last use is when its token was issued: every refresh rotates the refresh token
+  // (`rotateRefreshToken`), so the one presented was issued at the grant's previous use — the
+  // code exchange or the last refresh. A policy's idle timeout reads it (decision 0039).
+  return provenance && iat ? { ...provenance, lastActive: iat } : provenance;
 }
 
 /** What using this token is, for the decision point; undefined for the authorization endpoint's own lookup. */
@@ -58,7 +62,12 @@ export function stageFor(token: StoredToken | undefined): Stage | undefined {
  * `session_insufficient` instead of a code being issued. `subjectOf` returns what findAccount loaded
  * for the session's account in this request (no second query).
  */
-export function loginPolicy(deps: { decide: PolicyDecide; subjectOf: (ctx: KoaContextWithOIDC) => AccountSubject | undefined }) {
+export function loginPolicy(deps: {
+  decide: PolicyDecide;
+  subjectOf: (ctx: KoaContextWithOIDC) => AccountSubject | undefined;
+  /** When a browser session was last used (seconds since the epoch; `session_activity`), for an idle timeout. */
+  sessionLastUsed?: (sessionUid: string) => Promise<number | undefined>;
+}) {
   const policy = interactionPolicy.base();
   const login = policy.get('login')!;
   const { Check } = interactionPolicy;
@@ -68,12 +77,22 @@ export function loginPolicy(deps: { decide: PolicyDecide; subjectOf: (ctx: KoaCo
     return provenanceFrom({ amr: session.amr, acr: session.acr, authTime: session.authTime() });
   }
 
+  /**
+   * The session's provenance with when it was last used, read only when the account's policy has
+   * an idle timeout: its last authorization (`session_activity`), or its login when later.
+   */
+  async function withLastUse(ctx: KoaContextWithOIDC, subject: AccountSubject, provenance: Provenance | undefined): Promise<Provenance | undefined> {
+    if (!provenance || !deps.sessionLastUsed || idleTimeoutOf(subject) === undefined) return provenance;
+    const seen = await deps.sessionLastUsed(ctx.oidc.session!.uid);
+    return { ...provenance, lastActive: Math.max(seen ?? 0, provenance.authTime) };
+  }
+
   login.checks.add(new Check(
     SESSION_INSUFFICIENT,
     'the session does not meet the account policy or the requested authentication level',
     // prompt=none is answered with login_required (OIDC Core §3.1.2.6).
     'login_required',
-    (ctx) => {
+    async (ctx) => {
       const { oidc } = ctx;
       if (!oidc.session?.accountId) return Check.NO_NEED_TO_PROMPT; // no_session asks for a login
       const subject = deps.subjectOf(ctx);
@@ -91,7 +110,7 @@ export function loginPolicy(deps: { decide: PolicyDecide; subjectOf: (ctx: KoaCo
         return Check.NO_NEED_TO_PROMPT;
       }
       const wantedAcr = requestedLevel(oidc.params?.acr_values);
-      const decision = deps.decide({ stage: 'session', subject, provenance, ...(wantedAcr ? { wantedAcr } : {}) });
+      const decision = deps.decide({ stage: 'session', subject, provenance: await withLastUse(ctx, subject, provenance), ...(wantedAcr ? { wantedAcr } : {}) });
       if (decision.outcome !== 'allow') return Check.REQUEST_PROMPT;
       // Acting as an organization's admin is a privileged change like the console's: the
       // session's login must be recent (the decision point's `reauthenticate`), or a stale or

@@ -40,6 +40,8 @@ export interface ProviderDeps {
   findAccount: (id: string) => Promise<{ account: AccountRow; subject: AccountSubject } | undefined>;
   /** The decision point (`policy.decide`): refresh, userinfo, introspection and a reused session ask it. */
   decide: (input: Omit<DecisionInput, 'now'>) => Decision;
+  /** When a browser session was last used (seconds since the epoch), for a policy's idle timeout. */
+  sessionLastUsed?: (sessionUid: string) => Promise<number | undefined>;
   /** What a client receives about the account: the same function the consent page lists from. */
   release: ClaimsRelease;
   pages: ProviderPages;
@@ -158,6 +160,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       policy: loginPolicy({
         decide: deps.decide,
         subjectOf: (ctx) => (ctx.oidc.account ? subjects.get(ctx.oidc.account) : undefined),
+        ...(deps.sessionLastUsed ? { sessionLastUsed: deps.sessionLastUsed } : {}),
       }),
     },
     /**

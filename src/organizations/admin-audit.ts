@@ -32,6 +32,13 @@ export const ORGANIZATION_ACTIONS = [
   'connector.created',
   'connector.updated',
   'connector.domains_changed',
+  // Authentication policies (src/organizations/authentication-policies.ts, decision 0038).
+  'policy.created',
+  'policy.updated',
+  'policy.deleted',
+  'policy.default_set',
+  'policy.signed_out',
+  'account.policy_assigned',
 ] as const;
 
 export type OrganizationAction = (typeof ORGANIZATION_ACTIONS)[number];

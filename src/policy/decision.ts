@@ -119,6 +119,11 @@ export type Subject =
       managers: Manager[];
       /** The account has a Trello member linked to it (its Trello password never works again). */
       trelloLinked?: boolean;
+      /**
+       * When its password was last set (seconds since the epoch), when it has one: a manager's
+       * `passwordMaxAgeDays` (decision 0039).
+       */
+      passwordChangedAt?: number;
     };
 
 export type AccountSubject = Extract<Subject, { kind: 'account' }>;
@@ -146,6 +151,11 @@ export interface DecisionInput {
   wantedAcr?: Acr;
   /** Now, in seconds since the epoch (re-authentication freshness). */
   now: number;
+  /**
+   * `second_factor`: the RFC 8176 methods proven earlier in this login — whether its first
+   * factor was the account's password, whose age a manager may limit (decision 0039).
+   */
+  earlierAmr?: readonly string[];
 }
 
 /** A reason the person can act on: each is a message code in src/http/messages.ts. */
@@ -164,6 +174,11 @@ export type Decision =
   | { outcome: 'enrol'; factor: 'totp' }
   /** Sign in through this connector instead (a company's identity provider). */
   | { outcome: 'use_connector'; connector: string; manager: string }
+  /**
+   * The login is proven, but the password it used is older than a manager allows: a new one is
+   * set before the login goes on (decision 0039). Asked only once every factor is proven.
+   */
+  | { outcome: 'change_password'; acr: Acr }
   /** Prove yourself again, by one of `methods` (settings: a recent login is needed). */
   | { outcome: 'reauthenticate'; methods: Method[]; wantedAcr: Acr }
   | { outcome: 'deny'; reason: DenyReason };
@@ -203,6 +218,36 @@ function sessionLimits(subject: AccountSubject): { idle?: number; max?: number; 
     if (rules.reauthenticateAfter) limits.after = Math.max(limits.after ?? 0, rules.reauthenticateAfter);
   }
   return limits;
+}
+
+/**
+ * The shortest password a manager allows for this subject (an account, or an address on a
+ * domain whose default policy sets one); 0 when no manager sets one. The operator's own minimum
+ * (PASSWORD_MIN_LENGTH) still applies on top of it.
+ */
+export function passwordMinLength(subject: Subject): number {
+  return Math.max(0, ...(subject.managers ?? []).map((m) => m.rules?.passwordMinLength ?? 0));
+}
+
+/** Whether the account's password is older than a manager allows (the strictest `passwordMaxAgeDays`). */
+export function passwordExpired(subject: AccountSubject, now: number): boolean {
+  if (!subject.hasPassword || subject.passwordChangedAt === undefined) return false;
+  const days = Math.min(Infinity, ...subject.managers.map((m) => m.rules?.passwordMaxAgeDays ?? Infinity));
+  return Number.isFinite(days) && now - subject.passwordChangedAt > days * 86_400;
+}
+
+/** A login that would be allowed, held back while its password is older than a manager allows. */
+function unlessPasswordExpired(decision: Decision, subject: AccountSubject, usedPassword: boolean, now: number): Decision {
+  if (decision.outcome !== 'allow' || !usedPassword || !passwordExpired(subject, now)) return decision;
+  return { outcome: 'change_password', acr: decision.acr ?? ACR_ONE_FACTOR };
+}
+
+/**
+ * The idle timeout the account's managers set (the strictest), in seconds; undefined when none
+ * does. Callers read when a session was last used only then (`provenance.lastActive`).
+ */
+export function idleTimeoutOf(subject: AccountSubject): number | undefined {
+  return sessionLimits(subject).idle;
 }
 
 /** The methods this account can prove itself with now (for re-authentication). */
@@ -293,13 +338,15 @@ export function decide(input: DecisionInput): Decision {
       if (sso && method !== `connector:${sso.connector}`) return { outcome: 'use_connector', ...sso };
       // Once a member is linked its Trello password never works again (linking is irreversible).
       if (method === 'trello_password' && subject.trelloLinked) return { outcome: 'deny', reason: 'policy.trello_password_retired' };
-      return afterFirstFactor(subject, input.wantedAcr, Boolean(sso));
+      // A password older than a manager allows is replaced once the login is otherwise complete
+      // — after the second factor when there is one, so the password alone never gets to set one.
+      return unlessPasswordExpired(afterFirstFactor(subject, input.wantedAcr, Boolean(sso)), subject, method === 'password', input.now);
     }
 
     case 'second_factor':
       if (method !== 'totp' && method !== 'recovery_code') return { outcome: 'deny', reason: 'policy.method_not_allowed' };
       if (!usable(subject)) return { outcome: 'deny', reason: 'policy.account_inactive' };
-      return { outcome: 'allow', acr: ACR_TWO_FACTORS };
+      return unlessPasswordExpired({ outcome: 'allow', acr: ACR_TWO_FACTORS }, subject, Boolean(input.earlierAmr?.includes('pwd')), input.now);
 
     case 'sign_up':
       // The address already has an account: sign-up never reveals it (the flow mails the owner).

@@ -27,6 +27,8 @@ export function subjectOf(account: AccountRow, now: number): AccountSubject {
     twoStepRequired: account.two_step_required,
     managers,
     trelloLinked: Boolean(account.trello_linked),
+    // A password set before its time was recorded counts from the account's creation.
+    ...(account.password_hash ? { passwordChangedAt: Math.floor((account.password_changed_at ?? account.created_at).getTime() / 1000) } : {}),
   };
 }
 

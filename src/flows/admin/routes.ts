@@ -19,6 +19,8 @@ import { settingsKit } from '../settings/gate.ts';
 import { adminMessage, adminWaitMessage } from './messages.ts';
 import type { Message } from '../../http/messages.ts';
 import { managedAccountPages, type ConsoleKit } from './managed-accounts.ts';
+import { policyPages } from './policies.ts';
+import type { AuthenticationPolicies } from '../../organizations/authentication-policies.ts';
 import { addDomainInput, createOrganizationInput, inviteInput } from './schema.ts';
 
 /**
@@ -54,6 +56,12 @@ const ACTION_LABELS: Record<OrganizationAction, string> = {
   'connector.created': 'registered the identity provider',
   'connector.updated': 'changed the identity provider',
   'connector.domains_changed': 'changed the domains of the identity provider',
+  'policy.created': 'created the authentication policy',
+  'policy.updated': 'changed the authentication policy',
+  'policy.deleted': 'deleted the authentication policy',
+  'policy.default_set': 'made the default policy',
+  'policy.signed_out': 'signed out everyone under the policy',
+  'account.policy_assigned': 'changed the authentication policy of',
 };
 
 function eventView(e: AuditEventView) {
@@ -83,6 +91,8 @@ export function adminRoutes(deps: {
   organizations: OrganizationService;
   invitations: InvitationService;
   managed: ManagedAccounts;
+  /** Authentication policies (their own pages, src/flows/admin/policies.ts). */
+  policies: AuthenticationPolicies;
   box: SecretBox;
   now: () => number;
   /** Page modules mounted on the console's router with its kit. */
@@ -334,6 +344,7 @@ export function adminRoutes(deps: {
 
   const kit: ConsoleKit = { page, signedIn, me, meta, done, notFound, takeFlash: (ctx) => flash.take(ctx), shell, when, now: deps.now };
   managedAccountPages(router, kit, { managed: deps.managed, organizations });
+  policyPages(router, kit, { policies: deps.policies, managed: deps.managed });
   // More of the console's pages, each in a module of its own (identity providers: connectors.ts).
   for (const addPages of deps.pages ?? []) addPages(router, kit);
 

@@ -24,7 +24,10 @@ import { connectorStartPath, isSecondFactor, type Factor } from './strategy.ts';
  *   level the decision gave;
  * - `deny` → the reason, a `policy.*` message, on the strategy's page;
  * - `use_connector` → the account must sign in through its company's identity provider: the
- *   browser goes to the connector strategy's start step (decision 0033).
+ *   browser goes to the connector strategy's start step (decision 0033);
+ * - `change_password` → every factor is proven but the password is older than the account's
+ *   policy allows: the flow record keeps the proof, the person sets a new password
+ *   (password-expiry.ts), and the login is reported again (decision 0039).
  *
  * Nothing else calls `interactions.finishLogin`.
  */
@@ -95,7 +98,7 @@ export function createLoginCompletion(deps: {
       const earlier = second && flow?.accountId === account.id ? flow.amr : [];
       const amr = [...new Set([...earlier, ...factor.amr])];
 
-      const decision = policy.decide({ subject, stage: second ? 'second_factor' : 'first_factor', method: factor.method, wantedAcr: it.wantedAcr });
+      const decision = policy.decide({ subject, stage: second ? 'second_factor' : 'first_factor', method: factor.method, wantedAcr: it.wantedAcr, ...(second ? { earlierAmr: earlier } : {}) });
       switch (decision.outcome) {
         case 'deny':
           return refuse(ctx, it, factor, account.id, decision.reason, flow);
@@ -108,6 +111,16 @@ export function createLoginCompletion(deps: {
           return ctx.redirect(connectorStartPath(it.uid, decision.connector));
         case 'reauthenticate':
           return refuse(ctx, it, factor, account.id, 'policy.method_not_allowed', flow);
+        case 'change_password': {
+          // Every factor is proven, but the password is older than the account's policy allows
+          // (decision 0039): a new one is set first (password-expiry.ts), which reports the same
+          // login again; the flow record holds what was proven meanwhile.
+          const kept = flow && (flow.accountId === undefined || flow.accountId === account.id) ? flow.trello : undefined;
+          await flows.save(it, { step: 'change_password', accountId: account.id, amr, ...(kept ? { trello: kept } : {}) });
+          ctx.state.log?.info({ accountId: account.id, clientId: it.clientId }, 'login held: the password is older than the policy allows');
+          ctx.status = 303;
+          return ctx.redirect(`/interaction/${it.uid}/password/expired`);
+        }
         default:
           break;
       }

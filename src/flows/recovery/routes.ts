@@ -41,6 +41,14 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
     if (!email) return page(ctx, 400, 'recovery/forgot', { title: 'Reset your password', email: input.email }, 'login.invalid_email');
     const gate = await deps.throttle.hit('reset', email, ctx.ip, deps.devices.known(ctx, email));
     if (!gate.ok && gate.by === 'address') return page(ctx, 429, 'recovery/forgot', { title: 'Reset your password', email }, waitMessage(ctx, gate.retryAfterSeconds));
+    // A domain whose organization signs its people in through its own identity provider: no
+    // password to reset here, for any address on it (decided per domain, so it tells nothing
+    // about accounts) — the page says where to sign in instead, and nothing is mailed.
+    const company = await resets.companySignIn(email);
+    if (company) {
+      ctx.state.log?.info({ connector: company.connector }, 'password reset refused: the domain signs in through its company identity provider');
+      return page(ctx, 200, 'recovery/company', { title: `Sign in through ${company.manager}`, email, manager: company.manager });
+    }
     const meta = requestMeta(ctx);
     if (gate.ok) {
       background.run('password reset request', async () => {
@@ -67,7 +75,7 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
     const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
     const usable = await resets.check(token);
     if (!usable.ok) return unusable(ctx, usable.problem);
-    page(ctx, 200, 'recovery/reset', { title: 'Choose a new password', token, email: usable.account.email });
+    page(ctx, 200, 'recovery/reset', { title: 'Choose a new password', token, email: usable.account.email, minLength: usable.minLength });
   });
 
   router.post('/reset', async (ctx) => {
@@ -80,7 +88,7 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
     }
     if (result.problem === 'reset.link_invalid' || result.problem.startsWith('policy.')) return unusable(ctx, result.problem);
     const usable = await resets.check(input.token);
-    page(ctx, 400, 'recovery/reset', { title: 'Choose a new password', token: input.token, email: usable.ok ? usable.account.email : '' }, result.problem as PageError);
+    page(ctx, 400, 'recovery/reset', { title: 'Choose a new password', token: input.token, email: usable.ok ? usable.account.email : '', ...(usable.ok ? { minLength: usable.minLength } : {}) }, result.problem as PageError);
   });
 
   return router;

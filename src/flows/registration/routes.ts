@@ -13,6 +13,7 @@ import { codeInput, detailsInput, emailInput } from './schema.ts';
 import type { LoginCompletion } from '../login/completion.ts';
 import { loginInteraction as loginGuard } from '../login/interaction.ts';
 import { throttled } from '../throttled.ts';
+import { connectorStartPath } from '../login/strategy.ts';
 
 /**
  * Sign-up inside a login interaction (docs/flows/sign-up.md), so the new account ends signed in
@@ -50,6 +51,14 @@ export function registrationRoutes(deps: {
     if (!email) return page(ctx, 400, 'registration/email', { ...it, title: 'Create your account', email: input.email }, 'login.invalid_email');
     const gate = await throttle.hit('signup', email, ctx.ip);
     if (!gate.ok) return page(ctx, 429, 'registration/email', { ...it, title: 'Create your account', email }, waitMessage(ctx, gate.retryAfterSeconds));
+    // On a domain whose organization signs its people in through its own identity provider,
+    // accounts are made by that sign-in, not here: the page says so and leads there (nothing is
+    // mailed). The same for every address on the domain.
+    const company = await registration.companySignIn(email);
+    if (company) {
+      ctx.state.log?.info({ clientId: it.clientId, connector: company.connector }, 'sign-up refused: the domain signs in through its company identity provider');
+      return page(ctx, 403, 'registration/company', { ...it, title: `Sign in through ${company.manager}`, email, manager: company.manager, ssoPath: connectorStartPath(it.uid, company.connector, email) });
+    }
     background.run('sign-up start', () => registration.start(it.uid, email));
     page(ctx, 200, 'registration/code', { ...it, title: 'Check your email', email });
   });
@@ -94,7 +103,7 @@ export function registrationRoutes(deps: {
     const it = await loginInteraction(ctx);
     const flow = await registration.current(it.uid);
     if (!flow?.verified_at) return page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, 'signup.expired');
-    page(ctx, 200, 'registration/details', { ...it, title: 'Finish creating your account', email: flow.email, name: '' });
+    page(ctx, 200, 'registration/details', { ...it, title: 'Finish creating your account', email: flow.email, name: '', minLength: await registration.minLengthFor(flow.email) });
   });
 
   router.post('/details', async (ctx) => {
@@ -109,7 +118,7 @@ export function registrationRoutes(deps: {
     }
     if (result.problem === 'signup.expired') return page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result.problem);
     const flow = await registration.current(it.uid);
-    page(ctx, result.problem === 'signup.email_taken' ? 409 : result.problem.startsWith('policy.') ? 403 : 400, 'registration/details', { ...it, title: 'Finish creating your account', email: flow?.email ?? '', name: input.name }, result.problem);
+    page(ctx, result.problem === 'signup.email_taken' ? 409 : result.problem.startsWith('policy.') ? 403 : 400, 'registration/details', { ...it, title: 'Finish creating your account', email: flow?.email ?? '', name: input.name, ...(flow ? { minLength: await registration.minLengthFor(flow.email) } : {}) }, result.problem);
   });
 
   return router;

@@ -4,6 +4,7 @@ import { describeScope } from '../../identity/claims-release.ts';
 import type { Context } from 'koa';
 import type { AccountService } from '../../identity/accounts.ts';
 import type { PasswordResetService } from '../../identity/password-reset.ts';
+import { passwordMinLength, type AccountSubject } from '../../policy/policy.ts';
 import type { AccountClosureService } from '../../identity/account-closure.ts';
 import type { EmailChangeService } from '../../identity/email-change.ts';
 import type { ManagedAccounts } from '../../organizations/managed-accounts.ts';
@@ -121,7 +122,8 @@ export function settingsRoutes(deps: {
   const passwordPage = async (ctx: Context) => ({
     title: account(ctx).password_hash ? 'Change password' : 'Set a password',
     ...nav(ctx, 'password'),
-    minLength: deps.minLength,
+    // The operator's minimum, or the account's organization's policy's when longer (the service checks the same).
+    minLength: Math.max(deps.minLength, passwordMinLength((ctx.state.standing as { subject: AccountSubject }).subject)),
     hasPassword: Boolean(account(ctx).password_hash),
     confirm: await confirmView(ctx, '/account/password'),
   });

@@ -28,6 +28,17 @@ export function createAccountActivityQueries(db: Queryable) {
       );
     },
 
+    /** When the session was last used (an authorization, or one of our pages), if recorded. */
+    async lastSeen(sessionUid: string): Promise<Date | undefined> {
+      const { rows } = await db.query<{ last_seen_at: Date | null }>('SELECT last_seen_at FROM session_activity WHERE session_uid = $1', [sessionUid]);
+      return rows[0]?.last_seen_at ?? undefined;
+    },
+
+    /** Marks the session used now (our own pages, under a policy's idle timeout). */
+    async seen(sessionUid: string, now: Date): Promise<void> {
+      await db.query('UPDATE session_activity SET last_seen_at = $2 WHERE session_uid = $1 AND last_seen_at < $2', [sessionUid, now]);
+    },
+
     /** Live sessions, most recently used first, with the clients each was used for. */
     async sessions(accountId: string, now: Date): Promise<SessionListing[]> {
       const { rows } = await db.query<{ session_uid: string; payload: { loginTs?: number; authorizations?: Record<string, unknown> }; user_agent: string | null; ip: string | null; last_seen_at: Date | null }>(

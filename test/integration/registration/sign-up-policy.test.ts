@@ -40,6 +40,7 @@ describe('sign-up consults the decision point', () => {
       ttlSeconds: 900,
       decisions: {
         subjectForEmail: (email) => r.policy.subjectForEmail(email),
+        addressSubject: (email) => r.policy.addressSubject(email),
         decide: (input: DecisionInput): Decision => (ssoDomain && input.subject.kind === 'address' && input.subject.email.endsWith('@acme.example')
           ? { outcome: 'use_connector', connector: 'acme-oidc', manager: 'Acme' }
           : r.policy.decide(input)),

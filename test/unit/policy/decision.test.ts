@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import {
-  ACR_ONE_FACTOR, ACR_TWO_FACTORS, decide, provenanceFrom, REAUTHENTICATION_MAX_AGE_SECONDS, requestedLevel,
+  ACR_ONE_FACTOR, ACR_TWO_FACTORS, decide, passwordMinLength, provenanceFrom, REAUTHENTICATION_MAX_AGE_SECONDS, requestedLevel,
   type AccountSubject, type Decision, type DecisionInput, type Method, type Stage,
 } from '../../../src/policy/policy.ts';
 
@@ -72,6 +72,18 @@ describe('policy decision point (decision table)', () => {
     ['second factor: deactivated meanwhile', { subject: account({ status: 'deactivated', twoStepEnabled: true }), stage: 'second_factor', method: 'recovery_code' }, { outcome: 'deny', reason: 'policy.account_inactive' }],
     ['second factor: a password is not one', { subject: account(), stage: 'second_factor', method: 'password' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
 
+    // A password older than the manager allows (decision 0039): replaced once every factor is proven.
+    ['password older than the policy allows', { subject: account({ passwordChangedAt: NOW - 31 * 86_400, managers: [{ ...orgManager, rules: { passwordMaxAgeDays: 30 } }] }), stage: 'first_factor', method: 'password' }, { outcome: 'change_password', acr: ACR_ONE_FACTOR }],
+    ['password within the age the policy allows', { subject: account({ passwordChangedAt: NOW - 29 * 86_400, managers: [{ ...orgManager, rules: { passwordMaxAgeDays: 30 } }] }), stage: 'first_factor', method: 'password' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['old password, no age limit', { subject: account({ passwordChangedAt: NOW - 3000 * 86_400 }), stage: 'first_factor', method: 'password' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['old password with two-step on: the code first', { subject: account({ twoStepEnabled: true, passwordChangedAt: NOW - 31 * 86_400, managers: [{ ...orgManager, rules: { passwordMaxAgeDays: 30 } }] }), stage: 'first_factor', method: 'password' }, { outcome: 'second_factor', methods: ['totp', 'recovery_code'] }],
+    ['old password under a two-step policy: enrolment first', { subject: account({ passwordChangedAt: NOW - 31 * 86_400, managers: [{ ...orgManager, rules: { passwordMaxAgeDays: 30, twoStepRequired: true } }] }), stage: 'first_factor', method: 'password' }, { outcome: 'enrol', factor: 'totp' }],
+    ['old password, then the code: change it now', { subject: account({ twoStepEnabled: true, passwordChangedAt: NOW - 31 * 86_400, managers: [{ ...orgManager, rules: { passwordMaxAgeDays: 30 } }] }), stage: 'second_factor', method: 'totp', earlierAmr: ['pwd'] }, { outcome: 'change_password', acr: ACR_TWO_FACTORS }],
+    ['Google, then the code, with an old password: not the password that was used', { subject: account({ twoStepEnabled: true, passwordChangedAt: NOW - 31 * 86_400, managers: [{ ...orgManager, rules: { passwordMaxAgeDays: 30 } }] }), stage: 'second_factor', method: 'totp', earlierAmr: ['fed'] }, { outcome: 'allow', acr: ACR_TWO_FACTORS }],
+    ['Google with an old password: not the password that was used', { subject: account({ passwordChangedAt: NOW - 31 * 86_400, managers: [{ ...orgManager, rules: { passwordMaxAgeDays: 30 } }] }), stage: 'first_factor', method: 'google' }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+    ['the strictest age of two managers', { subject: account({ passwordChangedAt: NOW - 8 * 86_400, managers: [{ ...orgManager, rules: { passwordMaxAgeDays: 30 } }, { ...enterprise, rules: { passwordMaxAgeDays: 7 } }] }), stage: 'first_factor', method: 'password' }, { outcome: 'change_password', acr: ACR_ONE_FACTOR }],
+    ['a refresh is not a login: an old password does not stop it', { subject: account({ passwordChangedAt: NOW - 31 * 86_400, managers: [{ ...orgManager, rules: { passwordMaxAgeDays: 30 } }] }), stage: 'refresh', provenance: oneFactor }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
+
     ['sign-up at a free address', { subject: { kind: 'address', email: 'x@example.com' }, stage: 'sign_up' }, { outcome: 'allow' }],
     ['sign-up at a taken address', { subject: account(), stage: 'sign_up' }, { outcome: 'deny', reason: 'policy.method_not_allowed' }],
 
@@ -133,6 +145,8 @@ describe('policy decision point (decision table)', () => {
     ['session, two factors satisfy a request for one', { subject: account(), stage: 'session', provenance: twoFactors, wantedAcr: ACR_ONE_FACTOR }, { outcome: 'allow', acr: ACR_TWO_FACTORS }],
     ['session, account deactivated', { subject: account({ status: 'deactivated' }), stage: 'session', provenance: twoFactors }, { outcome: 'deny', reason: 'policy.account_inactive' }],
     ['session, SSO became required', { subject: account({ managers: [sso] }), stage: 'session', provenance: twoFactors }, { outcome: 'deny', reason: 'policy.login_again' }],
+    ['session idle longer than the timeout', { subject: account({ managers: [{ ...orgManager, rules: { idleTimeoutSeconds: 900 } }] }), stage: 'session', provenance: { ...oneFactor, authTime: NOW - 3600, lastActive: NOW - 901 } }, { outcome: 'deny', reason: 'policy.login_again' }],
+    ['session used within the idle timeout', { subject: account({ managers: [{ ...orgManager, rules: { idleTimeoutSeconds: 900 } }] }), stage: 'session', provenance: { ...oneFactor, authTime: NOW - 3600, lastActive: NOW - 899 } }, { outcome: 'allow', acr: ACR_ONE_FACTOR }],
   ];
 
   for (const [name, input, expected] of table) {
@@ -151,6 +165,13 @@ describe('policy decision point (decision table)', () => {
       ]);
       for (const answer of answers) expect(answer, `${stage}`).to.deep.equal(answers[0]);
     }
+  });
+
+  it('takes the longest minimum password length its managers set, for an account or an address on their domain', () => {
+    expect(passwordMinLength(account())).to.equal(0);
+    expect(passwordMinLength(account({ managers: [{ ...orgManager, rules: { passwordMinLength: 14 } }, enterprise] }))).to.equal(14);
+    expect(passwordMinLength(account({ managers: [{ ...orgManager, rules: { passwordMinLength: 14 } }, { ...enterprise, rules: { passwordMinLength: 20 } }] }))).to.equal(20);
+    expect(passwordMinLength({ kind: 'address', email: 'x@acme.test', managers: [{ ...orgManager, rules: { passwordMinLength: 16 } }] })).to.equal(16);
   });
 
   it('answers every stage and method without throwing', () => {
