@@ -9,6 +9,7 @@ import type { Connectors, LoginConnector } from '../../federation/connectors.ts'
 import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 import { connectorAmr } from '../../policy/policy.ts';
 import type { SecretBox } from '../../shared/crypto.ts';
+import { randomSecret } from '../../shared/ids.ts';
 import { messageFor } from '../../http/messages.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { requestMeta } from '../../http/request-meta.ts';
@@ -159,7 +160,9 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
           const hint = typeof ctx.query.login_hint === 'string' && ctx.query.login_hint.length <= 320 ? ctx.query.login_hint : it.loginHint;
           let started;
           try {
-            started = await startAtUpstream(deps, connector, { fresh: it.reauthenticating, loginHint: hint, relayState: it.uid.slice(0, 80) });
+            // RelayState (SAML) comes back unused — the pending cookie binds the answer — so it is
+            // random: the IdP learns nothing of our interaction.
+            started = await startAtUpstream(deps, connector, { fresh: it.reauthenticating, loginHint: hint, relayState: randomSecret(16) });
           } catch (err) {
             ctx.state.log?.error({ connector: connector.id, err: { message: (err as Error).message } }, 'connector upstream unreachable');
             return problem(ctx, 502, 'sso.unavailable', it.uid);
