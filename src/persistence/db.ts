@@ -277,6 +277,15 @@ function acquireLock(dataDir: string): () => void {
   return () => rmSync(lockPath, { force: true });
 }
 
+/**
+ * The embedded engine's settings. Its shared buffers are allocated inside its WebAssembly memory
+ * and count in full towards the process's RSS: at PostgreSQL's 128 MB default, an idle embedded
+ * server held 388 MB and the legacy import passed 500 MB (issue 14: < 300 MB). 32 MB (4,096
+ * pages) still holds every hot index of a small deployment, and pages it does not hold are read
+ * from the operating system's cache of DATA_DIR, not from the disk (decision 0043).
+ */
+const EMBEDDED = { postgresqlconf: ['shared_buffers=32MB'] };
+
 async function openEmbedded(dataDir: string | undefined): Promise<Database> {
   let release = () => {};
   let path: string | undefined;
@@ -287,7 +296,7 @@ async function openEmbedded(dataDir: string | undefined): Promise<Database> {
   }
   let db: PGlite;
   try {
-    db = path ? await PGlite.create(path) : await PGlite.create();
+    db = path ? await PGlite.create(path, EMBEDDED) : await PGlite.create(EMBEDDED);
   } catch (err) {
     release();
     throw new DatabaseConnectError(`DATA_DIR: cannot open the embedded database in ${dataDir} (${(err as Error).message})`, { cause: err });

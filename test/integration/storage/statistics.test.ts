@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { Readable } from 'node:stream';
 import { resetDatabase, testDatabase } from '../../helpers/db.ts';
-import { legacyMember } from '../../helpers/trello.ts';
+import { importLegacy, legacyMember } from '../../helpers/trello.ts';
+import { startTestServer } from '../../helpers/server.ts';
 import { importMembers } from '../../../src/legacy-trello/legacy-import.ts';
 import { createTrelloMemberQueries } from '../../../src/persistence/queries/trello-members.ts';
 import { systemClock } from '../../../src/shared/clock.ts';
@@ -33,5 +34,25 @@ describe('query planning: statistics after bulk loads, no JIT compilation', () =
     expect(summary.inserted).to.equal(7);
     expect(await reltuples('trello_members')).to.equal(7);
     expect(await reltuples('trello_member_emails')).to.equal(14);
+  });
+
+  it('leaves the tables a bulk migration filled analysed', async () => {
+    const server = await startTestServer();
+    try {
+      const db = await testDatabase();
+      const reltuples = async (table: string) =>
+        Number((await db.query<{ n: number }>(`SELECT reltuples AS n FROM pg_class WHERE oid = to_regclass($1)`, [table])).rows[0]?.n);
+      await importLegacy(server.registry, Array.from({ length: 5 }, (_, i) => legacyMember({
+        emails: [{ address: `kept${i}@example.com`, verified: true, primary: true }, { address: `retired${i}@example.com`, verified: true }],
+      })));
+      expect(await reltuples('accounts')).to.equal(-1);
+      const summary = await server.registry.trello.bulk.run({ dryRun: false, batchSize: 2 });
+      expect(summary.linked).to.equal(5);
+      expect(await reltuples('accounts')).to.equal(5);
+      expect(await reltuples('retired_emails')).to.equal(5);
+      expect(await reltuples('mail_outbox')).to.equal(5);
+    } finally {
+      await server.close();
+    }
   });
 });
