@@ -130,6 +130,14 @@ export function createBulkMigration(deps: {
       const summary: BulkSummary = { examined: 0, linked: 0, conflicts: 0 };
       const claimed = new Map<string, AddressUse>();
       let after = '';
+      // Statistics of the tables the links fill, after the first batch that linked, each time
+      // the links have grown tenfold since, and at the end (decision 0042).
+      let analyzeAt = 1;
+      const analyzeWhenGrown = async (force = false) => {
+        if (options.dryRun || !summary.linked || (!force && summary.linked < analyzeAt)) return;
+        await trelloMembers.analyzeLinked();
+        analyzeAt = summary.linked * 10;
+      };
       for (;;) {
         const batch = await trelloMembers.unlinkedBatch(after, options.batchSize ?? 200);
         if (!batch.length) break;
@@ -164,8 +172,10 @@ export function createBulkMigration(deps: {
         }
         // A real run's links are in the database now, where the next batch's lookup finds them.
         if (!options.dryRun) claimed.clear();
+        await analyzeWhenGrown();
         options.onBatch?.(summary);
       }
+      await analyzeWhenGrown(true);
       if (!options.dryRun && summary.linked) deps.outbox.kick();
       return summary;
     },

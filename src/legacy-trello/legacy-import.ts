@@ -108,7 +108,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
   /** Called for each line imported with a remark. */
   onFlag?: (line: number, reason: string) => void;
 } = {}): Promise<ImportSummary> {
-  const batchSize = options.batchSize ?? 500;
+  const batchSize = options.batchSize ?? 2000;
   const summary: ImportSummary = { lines: 0, inserted: 0, updated: 0, linked: 0, skipped: [], flagged: [] };
   // Rows written at or after this instant were written by this run: a member id met again
   // in a later batch is a repeated line, not an update of an earlier import.
@@ -162,8 +162,9 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
     }
     const counts = await deps.trelloMembers.upsertBatch(tx, unique.map((p) => p.member), new Date(deps.clock.now()));
     // A linked member's Enterprise set, renamed or dropped by this import changes who manages its
-    // account (account_managers, decision 0030), in the batch's transaction.
-    await deps.trelloMembers.syncEnterpriseManagers(tx, unique.map((p) => p.member.memberId), new Date(deps.clock.now()));
+    // account (account_managers, decision 0030), in the batch's transaction. Unlinked members
+    // have no account to manage yet.
+    await deps.trelloMembers.syncEnterpriseManagers(tx, counts.linked, new Date(deps.clock.now()));
     // An address verified on two unlinked members: kept on both (either may be the person), and
     // flagged. At login the member whose Trello password matches is the one (decision 0019).
     const lineOf = new Map(unique.map((p) => [p.member.memberId, p.line]));
@@ -176,10 +177,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
     return remarks.sort((a, b) => a.line - b.line);
   }
 
-  const flush = async () => {
-    if (!batch.length) return;
-    const lines = batch;
-    batch = [];
+  const writeBatch = async (lines: Pending[]) => {
     try {
       for (const r of await deps.db.transaction((tx) => write(tx, lines))) flag(r.line, r.reason);
     } catch (err) {
@@ -195,7 +193,47 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
         }
       }
     }
-    options.onProgress?.(summary.lines);
+  };
+  /**
+   * Batches are written one at a time, in order, but the next batch is read and checked while
+   * the previous one is written (on a server, Node and PostgreSQL then work at once on two
+   * cores). At most two batches are held: the one being written and the one being read.
+   */
+  let writing: Promise<void> | undefined;
+  let failure: { err: unknown } | undefined;
+  const settle = async () => {
+    await writing;
+    writing = undefined;
+    if (failure) throw failure.err;
+  };
+  const flush = async () => {
+    await settle();
+    if (!batch.length) return;
+    const lines = batch;
+    const linesRead = summary.lines;
+    batch = [];
+    writing = writeBatch(lines).then(async () => {
+      options.onProgress?.(linesRead);
+      await analyzeWhenGrown();
+    }, (err: unknown) => { failure = { err }; });
+  };
+
+  // Statistics are never missing (decision 0042): without them the planner guesses the tables'
+  // sizes, and a guess from an empty table made every batch's delete scan the whole address
+  // table (issue 14). So the tables loaded are analysed after the first batch and each time
+  // they have grown tenfold since (500, 5,000, 50,000 … members: a handful of sampled reads,
+  // about 30,000 rows each, whatever the size), and at the end. Autovacuum may be off.
+  let analyzeAt = 0;
+  let analyzedAt = -1;
+  const analyze = async () => {
+    const written = summary.inserted + summary.updated;
+    if (written === analyzedAt) return;
+    await deps.trelloMembers.analyze();
+    analyzedAt = written;
+    analyzeAt = Math.max(written, 1) * 10;
+  };
+  const analyzeWhenGrown = async () => {
+    if (summary.inserted + summary.updated >= analyzeAt) await analyze();
   };
 
   const lines = createInterface({ input, crlfDelay: Infinity });
@@ -211,5 +249,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
     if (batch.length >= batchSize) await flush();
   }
   await flush();
+  await settle();
+  await analyze();
   return summary;
 }

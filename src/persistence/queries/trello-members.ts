@@ -162,10 +162,13 @@ export function createTrelloMemberQueries(db: Queryable) {
     /**
      * Inserts or updates a batch of imported members. A linked member keeps its addresses and
      * link (they belong to the provider account now); only its name fields are refreshed.
-     * Returns how many were new.
+     * Returns how many were new, and which members are open (unlinked) and linked.
+     *
+     * Written for large batches (issue 14): three or four set-based statements whatever the
+     * batch's size, and on a re-import only the addresses that changed are written, so a run
+     * over the same file leaves no dead copy of each address behind (autovacuum may be off).
      */
-    async upsertBatch(tx: Queryable, members: ImportedMember[], now: Date): Promise<{ inserted: number; updated: number; skippedLinked: number; open: string[] }> {
-      // Three set-based statements per batch, whatever its size: members, then their addresses.
+    async upsertBatch(tx: Queryable, members: ImportedMember[], now: Date): Promise<{ inserted: number; updated: number; skippedLinked: number; open: string[]; linked: string[] }> {
       const col = <K extends keyof ImportedMember>(key: K) => members.map((m) => m[key]);
       const { rows } = await tx.query<{ member_id: string; inserted: boolean; linked: boolean }>(
         `INSERT INTO trello_members (member_id, username, full_name, password_hash, google_sub, google_email, enterprise_id, enterprise_name, imported_at, updated_at)
@@ -180,16 +183,41 @@ export function createTrelloMemberQueries(db: Queryable) {
         [col('memberId'), col('username'), col('fullName'), col('passwordHash'), col('googleSub'), col('googleEmail'), col('enterpriseId'), col('enterpriseName'), now],
       );
       // A linked member's addresses belong to its account now: they are not replaced.
-      const open = new Set(rows.filter((r) => !r.linked).map((r) => r.member_id));
-      const emails = members.filter((m) => open.has(m.memberId)).flatMap((m) => m.emails.map((e) => ({ ...e, memberId: m.memberId })));
-      await tx.query('DELETE FROM trello_member_emails WHERE member_id = ANY($1::text[])', [[...open]]);
-      await tx.query(
-        `INSERT INTO trello_member_emails (member_id, email, verified, is_primary, last_used_at, added_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::boolean[], $5::timestamptz[], $6::timestamptz[])`,
-        [emails.map((e) => e.memberId), emails.map((e) => e.email), emails.map((e) => e.verified), emails.map((e) => e.primary), emails.map((e) => e.lastUsedAt), emails.map((e) => e.addedAt)],
-      );
-      const inserted = rows.filter((r) => r.inserted).length;
-      return { inserted, updated: rows.length - inserted, skippedLinked: rows.filter((r) => r.linked).length, open: [...open] };
+      const open = new Set<string>();
+      const fresh = new Set<string>();
+      const linked: string[] = [];
+      for (const r of rows) {
+        if (r.linked) linked.push(r.member_id);
+        else open.add(r.member_id);
+        if (r.inserted) fresh.add(r.member_id);
+      }
+      const columns = (list: ImportedMember[]) => {
+        const emails = list.flatMap((m) => m.emails.map((e) => ({ ...e, memberId: m.memberId })));
+        return [emails.map((e) => e.memberId), emails.map((e) => e.email), emails.map((e) => e.verified), emails.map((e) => e.primary), emails.map((e) => e.lastUsedAt), emails.map((e) => e.addedAt)];
+      };
+      const ROWS = 'SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::boolean[], $5::timestamptz[], $6::timestamptz[])';
+      // A new member has no addresses yet: inserted, nothing to compare with.
+      const added = members.filter((m) => fresh.has(m.memberId));
+      if (added.length) await tx.query(`INSERT INTO trello_member_emails (member_id, email, verified, is_primary, last_used_at, added_at) ${ROWS}`, columns(added));
+      // An unlinked member imported before: its addresses become the line's. Those it no longer
+      // lists go, new ones come, changed ones are updated; an unchanged one is not written.
+      const replaced = members.filter((m) => open.has(m.memberId) && !fresh.has(m.memberId));
+      if (replaced.length) {
+        const values = columns(replaced);
+        await tx.query(
+          `DELETE FROM trello_member_emails e WHERE e.member_id = ANY($1::text[])
+             AND (e.member_id, e.email) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+          [values[0], values[1]],
+        );
+        await tx.query(
+          `INSERT INTO trello_member_emails AS e (member_id, email, verified, is_primary, last_used_at, added_at) ${ROWS}
+           ON CONFLICT (member_id, email) DO UPDATE SET verified = excluded.verified, is_primary = excluded.is_primary,
+             last_used_at = excluded.last_used_at, added_at = excluded.added_at
+           WHERE (e.verified, e.is_primary, e.last_used_at, e.added_at) IS DISTINCT FROM (excluded.verified, excluded.is_primary, excluded.last_used_at, excluded.added_at)`,
+          values,
+        );
+      }
+      return { inserted: fresh.size, updated: rows.length - fresh.size, skippedLinked: linked.length, open: [...open], linked };
     },
 
     /**
@@ -254,6 +282,22 @@ export function createTrelloMemberQueries(db: Queryable) {
         [emails],
       );
       return new Map(rows.map((r) => [r.email, r.kind]));
+    },
+
+    /**
+     * Refreshes the planner's statistics of the member tables after a bulk load (decision 0042):
+     * sampled (default_statistics_target rows × 300), so its cost does not grow with the tables.
+     */
+    async analyze(): Promise<void> {
+      await db.query('ANALYZE trello_members, trello_member_emails');
+    },
+
+    /**
+     * After bulk links (decision 0042): the tables a link writes to, so that logins and the
+     * status API by email keep their index plans while autovacuum is off or behind.
+     */
+    async analyzeLinked(): Promise<void> {
+      await db.query('ANALYZE accounts, trello_members, retired_emails, account_identities, account_managers, password_reset_tokens, mail_outbox, trello_link_events');
     },
 
     async countUnlinked(): Promise<number> {
