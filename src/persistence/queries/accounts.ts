@@ -36,6 +36,12 @@ export interface AccountRow {
    * domain, a Trello Enterprise from the import), ordered by kind.
    */
   managers?: ['organization' | 'trello_enterprise', string, string][];
+  /**
+   * Only from `findForLogin`: an unlinked Trello member has this address verified while the
+   * account has no member yet — the link offer after a password login (TrelloMemberQueries'
+   * `linkableByAccount`, read in the same statement as the login lookup).
+   */
+  trello_linkable?: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -127,6 +133,22 @@ export function createAccountQueries(db: Queryable) {
     async findByEmail(email: string, tx: Queryable = db): Promise<AccountRow | undefined> {
       const { rows } = await tx.query<AccountRow>(
         `SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE lower(email) = lower($1)`,
+        [email],
+      );
+      return rows[0];
+    },
+
+    /**
+     * The password login's lookup: `findByEmail` plus `trello_linkable`, so that a successful
+     * login needs no second statement to know whether to offer the Trello link.
+     */
+    async findForLogin(email: string): Promise<AccountRow | undefined> {
+      const { rows } = await db.query<AccountRow>(
+        `SELECT ${COLUMNS}, ${POLICY_COLUMNS},
+           NOT EXISTS (SELECT 1 FROM trello_members l WHERE l.linked_account_id = accounts.id)
+             AND EXISTS (SELECT 1 FROM trello_member_emails e JOIN trello_members m ON m.member_id = e.member_id
+                         WHERE lower(e.email) = lower($1) AND e.verified AND m.linked_account_id IS NULL) AS trello_linkable
+         FROM accounts WHERE lower(email) = lower($1)`,
         [email],
       );
       return rows[0];
