@@ -7,8 +7,10 @@ import { createSecretBox, type SecretBox } from './shared/crypto.ts';
 import { randomSecret } from './shared/ids.ts';
 import type { Logger } from './shared/logger.ts';
 import { openDatabase, timeoutsFrom, type Database } from './persistence/db.ts';
+import { watchWrites } from './persistence/write-watch.ts';
+import { createTokenAccounts } from './oidc/token-accounts.ts';
 import { migrate } from './persistence/migrate.ts';
-import { createAccountQueries, type AccountQueries } from './persistence/queries/accounts.ts';
+import { createAccountQueries, isTokenAccountTable, type AccountQueries } from './persistence/queries/accounts.ts';
 import { createClientQueries } from './persistence/queries/clients.ts';
 import { createInstanceSecretQueries } from './persistence/queries/instance-secrets.ts';
 import { createOidcPayloadQueries, type OidcPayloadQueries } from './persistence/queries/oidc-payloads.ts';
@@ -199,7 +201,14 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const ownsDb = !options.db;
-  const db = options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) }));
+  // Writes this process makes to what a token's account row is made of drop the token
+  // endpoints' account cache at once (src/oidc/token-accounts.ts; set up below).
+  let tokenAccountsChanged = () => {};
+  const db = watchWrites(
+    options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) })),
+    isTokenAccountTable,
+    () => tokenAccountsChanged(),
+  );
   let sweeper: Sweeper | undefined;
 
   try {
@@ -228,6 +237,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const accountQueries = createAccountQueries(db);
     const accounts = createAccountService({ accounts: accountQueries, hasher, clock });
     const policy = createPolicy({ accounts: accountQueries, clock });
+    const tokenAccounts = createTokenAccounts({ load: (id: string) => policy.loadForTokens(id), ttlMs: config.accountCacheMilliseconds });
+    tokenAccountsChanged = () => tokenAccounts.invalidate();
     const reauthentication = createReauthentication({ policy, hasher });
     const passwordPolicy = createPasswordPolicy({ minLength: config.passwordMinLength });
     const background = createBackground((name, err) => logger.error({ task: name, err: { message: (err as Error).message } }, 'background task failed'));
@@ -261,7 +272,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       cookieKeys,
       adapter: createPostgresAdapter(oidcPayloads, clock),
       findClient: (id) => clients.findMetadata(id),
-      findAccount: (id) => policy.loadForTokens(id),
+      findAccount: (id) => tokenAccounts.get(id),
       decide: (input) => policy.decide(input),
       release: claimsRelease,
       pages: providerPages(views),

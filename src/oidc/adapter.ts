@@ -26,7 +26,8 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock)
 
   const restore = (id: string | undefined, row: { payload: Record<string, unknown>; consumed_at: Date | null } | undefined): AdapterPayload | undefined => {
     if (!row) return undefined;
-    const payload: AdapterPayload = { ...row.payload };
+    // The driver parsed the jsonb into a fresh object for this call alone: no copy needed.
+    const payload = row.payload as AdapterPayload;
     if (id !== undefined) payload.jti = id;
     if (row.consumed_at) payload.consumed = Math.floor(row.consumed_at.getTime() / 1000);
     return payload;

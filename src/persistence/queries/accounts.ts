@@ -98,6 +98,14 @@ const CLAIM_BY_DOMAIN = `INSERT INTO account_managers (account_id, kind, organiz
   ON CONFLICT (account_id, kind) DO UPDATE SET domain_id = excluded.domain_id WHERE account_managers.organization_id = excluded.organization_id
   RETURNING organization_id, (xmax = 0) AS inserted`;
 
+/**
+ * The tables `findForTokens` reads (the row, its managers and their names, and — for rules
+ * organizations will set — anything named organization*): a write to one of them in this process
+ * drops the token endpoints' account cache (src/oidc/token-accounts.ts). A query that makes the
+ * token stages' subject out of another table must add it here.
+ */
+export const isTokenAccountTable = (table: string): boolean => table === 'accounts' || table === 'account_managers' || table.startsWith('organization');
+
 const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, job_title, department, organization_name, location, profile_visibility, closed_at, delete_after, erased_at, two_step_required, created_at, updated_at';
 
 export function createAccountQueries(db: Queryable) {
