@@ -19,7 +19,7 @@ import { createAccountService, type AccountService } from './identity/accounts.t
 import { createPolicy, type Policy } from './policy/policy.ts';
 import { createReauthentication, type Reauthentication } from './identity/reauthentication.ts';
 import { createPasswordHasher, type PasswordHasher } from './identity/password-hasher.ts';
-import { createPostgresAdapter, sweepExpiredPayloads } from './oidc/adapter.ts';
+import { createPostgresAdapter, createWriteBehind, sweepExpiredPayloads, type WriteBehind } from './oidc/adapter.ts';
 import { listenToProviderEvents } from './oidc/provider-events.ts';
 import { createSweeper, type Sweeper } from './shared/sweeper.ts';
 import { createClientService, type ClientService } from './oidc/clients.ts';
@@ -94,6 +94,8 @@ export interface Registry {
   clients: ClientService;
   signingKeys: SigningKeyService;
   oidcPayloads: OidcPayloadQueries;
+  /** The engine's writes of one request made together as it ends (src/app.ts wraps the engine's routes in it). */
+  payloadWrites: WriteBehind;
   provider: Provider;
   interactions: Interactions;
   /** Each login interaction's state between requests (src/oidc/login-flows.ts). */
@@ -243,6 +245,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const passwordPolicy = createPasswordPolicy({ minLength: config.passwordMinLength });
     const background = createBackground((name, err) => logger.error({ task: name, err: { message: (err as Error).message } }, 'background task failed'));
     const oidcPayloads = createOidcPayloadQueries(db);
+    const payloadWrites = createWriteBehind(oidcPayloads);
     const events = createSecurityEvents({ queries: createSecurityEventQueries(db), clock });
     const throttle = createThrottle({
       queries: createThrottleQueries(db),
@@ -270,7 +273,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       logger,
       jwks,
       cookieKeys,
-      adapter: createPostgresAdapter(oidcPayloads, clock),
+      adapter: createPostgresAdapter(oidcPayloads, clock, payloadWrites),
       findClient: (id) => clients.findMetadata(id),
       findAccount: (id) => tokenAccounts.get(id),
       decide: (input) => policy.decide(input),
@@ -430,6 +433,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       clients,
       signingKeys,
       oidcPayloads,
+      payloadWrites,
       provider,
       interactions: createInteractions(provider),
       loginFlows,
