@@ -41,8 +41,16 @@ export function createWriteBehind(queries: OidcPayloadQueries): WriteBehind {
   const storage = new AsyncLocalStorage<{ ops: PayloadOp[]; open: boolean }>();
   const keyOf = (op: PayloadOp) => (op.kind === 'upsert' ? `${op.write.model}\0${op.write.idHash}` : `${op.model}\0${op.idHash}`);
 
+  async function one(op: PayloadOp): Promise<void> {
+    if (op.kind === 'upsert') await queries.upsert(op.write);
+    else if (op.kind === 'consume') await queries.consume(op.model, op.idHash, op.now);
+    else await queries.destroy(op.model, op.idHash);
+  }
+
   async function write(ops: PayloadOp[]): Promise<void> {
     if (!ops.length) return;
+    // A single write (client_credentials, /auth) keeps its plain statement: cheaper to plan.
+    if (ops.length === 1) return one(ops[0]!);
     // Saving one row again replaces it (the session is saved more than once): keep the last.
     const last = new Map<string, PayloadOp>();
     let mixed = false;
@@ -51,11 +59,12 @@ export function createWriteBehind(queries: OidcPayloadQueries): WriteBehind {
       if (previous && (previous.kind !== 'upsert' || op.kind !== 'upsert')) mixed = true;
       last.set(keyOf(op), op);
     }
-    if (!mixed) return queries.writeBatch([...last.values()]);
-    for (const op of ops) {
-      if (op.kind === 'upsert') await queries.upsert(op.write);
-      else if (op.kind === 'consume') await queries.consume(op.model, op.idHash, op.now);
-      else await queries.destroy(op.model, op.idHash);
+    if (mixed) {
+      for (const op of ops) await one(op);
+    } else if (last.size === 1) {
+      await one([...last.values()][0]!);
+    } else {
+      await queries.writeBatch([...last.values()]);
     }
   }
 
