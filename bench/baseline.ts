@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import Provider, { type Adapter, type AdapterPayload, type ClientMetadata } from 'oidc-provider';
+import * as argon2 from 'argon2';
 import type { Database } from '../src/persistence/db.ts';
 import type { BenchClients } from './lanyard.ts';
 
@@ -26,12 +27,22 @@ export interface LanyardParts {
 }
 
 /**
+ * The fair login baseline (issue 14): with a password hash, the interaction route shows a
+ * password form and verifies what is posted against that argon2id hash (the same parameters
+ * as Lanyard's, so the same cost) before finishing the interaction — what a bare oidc-provider
+ * with a password login does, and nothing more. Without it, the route signs in at once.
+ */
+export interface BaselineOptions {
+  passwordHash?: string;
+}
+
+/**
  * The baseline: bare oidc-provider, configured the way its documentation shows, with the same
  * protocol profile as Lanyard where it matters to the measured endpoints — ES256 signing, PKCE
  * required, refresh-token rotation, Lanyard's default lifetimes — and nothing else: static
  * clients, a constant account, no middleware, served by `http.createServer(provider.callback())`.
  */
-export async function startBaseline(db: Database, clients: BenchClients, parts: LanyardParts = {}): Promise<BaselineServer> {
+export async function startBaseline(db: Database, clients: BenchClients, parts: LanyardParts = {}, options: BaselineOptions = {}): Promise<BaselineServer> {
   // The storage of oidc-provider's example adapters: the payload as JSON keyed by (model, id),
   // plus the three lookup keys the Adapter interface needs (grantId, uid, userCode) and expiry.
   await db.exec(`
@@ -151,9 +162,27 @@ export async function startBaseline(db: Database, clients: BenchClients, parts: 
     ttl: { AccessToken: 3600, AuthorizationCode: 60, ClientCredentials: 3600, IdToken: 3600, RefreshToken: 1209600, Session: 1209600, Interaction: 3600, Grant: 1209600 },
   });
 
-  // The one interaction route: signs the fixed benchmark account in, without a password.
+  // The one interaction route: signs the fixed benchmark account in — at once, or (with a
+  // password hash) after a password form whose submission is verified with argon2id.
+  const { passwordHash } = options;
   provider.use(async (ctx, next) => {
     if (!ctx.path.startsWith('/interaction/')) return next();
+    if (passwordHash) {
+      const details = await provider.interactionDetails(ctx.req, ctx.res);
+      if (ctx.method === 'GET') {
+        ctx.type = 'html';
+        ctx.body = `<!doctype html><title>Log in</title><form method="post" action="/interaction/${details.uid}/login"><input name="email"><input type="password" name="password"><button>Log in</button></form>`;
+        return;
+      }
+      let raw = '';
+      for await (const chunk of ctx.req) raw += String(chunk);
+      const password = new URLSearchParams(raw).get('password') ?? '';
+      if (!(await argon2.verify(passwordHash, password))) {
+        ctx.status = 401;
+        ctx.body = 'email and password do not match';
+        return;
+      }
+    }
     await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: parts.accountId ?? 'bench-account' } });
     ctx.respond = false; // interactionFinished answered (303 to the authorization endpoint)
   });

@@ -20,7 +20,7 @@ import { basic } from './browser.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createRegistry } from '../src/registry.ts';
 import { createLogger } from '../src/shared/logger.ts';
-import { hammer, interleave, loop, machineBusyMs, passwordLogin, type LoopResult, type Rate } from './scenarios.ts';
+import { hammer, interleave, loop, machineBusyMs, passwordLogin, passwordPages, type LoopResult, type Rate } from './scenarios.ts';
 
 const dir = process.env.CLUSTER_DIR ?? join(process.env.TMPDIR ?? tmpdir(), 'lanyard-cluster');
 const env = Object.fromEntries(readFileSync(join(dir, 'cluster.env'), 'utf8').trim().split('\n').map((line) => {
@@ -109,7 +109,7 @@ await new Promise((r) => setTimeout(r, 1_000));
 /** LOOPS concurrent login loops, loop i always signing in account i. */
 const logins = (seconds: number, loops = LOOPS) => {
   let next = 0;
-  const perLoop = emails.slice(0, loops).map((email) => passwordLogin(issuer, web, email, password));
+  const perLoop = emails.slice(0, loops).map((email) => passwordLogin(issuer, web, passwordPages(email, password)));
   return loop(loops, seconds, () => perLoop[next++ % loops]!());
 };
 

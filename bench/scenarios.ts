@@ -124,6 +124,21 @@ export async function interleave<T>(slices: number, a: (slice: number) => Promis
   return [as, bs];
 }
 
+/**
+ * Runs each of `runs` in `slices` turns, rotating which goes first (a b c, b c a, c a b, …), so
+ * that drift falls on all alike. Returns each one's results in its own list.
+ */
+export async function rotate<T>(slices: number, runs: Array<(slice: number) => Promise<T>>): Promise<T[][]> {
+  const results: T[][] = runs.map(() => []);
+  for (let slice = 0; slice < slices; slice += 1) {
+    for (let k = 0; k < runs.length; k += 1) {
+      const i = (slice + k) % runs.length;
+      results[i]!.push(await runs[i]!(slice));
+    }
+  }
+  return results;
+}
+
 /** `items` cut into `slices` consecutive parts of (nearly) equal size. */
 export function slicesOf<T>(items: T[], slices: number): T[][] {
   return Array.from({ length: slices }, (_, i) => items.slice(Math.floor((i * items.length) / slices), Math.floor(((i + 1) * items.length) / slices)));
@@ -279,11 +294,23 @@ export function combineLoops(runs: LoopResult[]): LoopResult {
   };
 }
 
-/** One complete password login in a fresh browser: /auth → login page → email → password → back to the client with a code. */
-export function passwordLogin(base: string, client: WebClient, email: string, password: string): () => Promise<void> {
-  const signIn = passwordPages(email, password);
+/** The baseline's one page (bench/baseline.ts with a password hash): the password form, then the password. */
+export function baselinePasswordPage(email: string, password: string): SignIn {
+  return async (go, uid, page) => {
+    await page.body?.cancel();
+    return go(`/interaction/${uid}/login`, form({ email, password }));
+  };
+}
+
+/**
+ * One complete password login in a fresh browser: /auth → login page(s) → password → back to
+ * the client with a code. `trips`, when given, counts the HTTP requests the browser made.
+ */
+export function passwordLogin(base: string, client: WebClient, signIn: SignIn, trips?: { count: number }): () => Promise<void> {
   return async () => {
-    await authorize(browser(base), base, client, pkce().challenge, signIn);
+    const go = browser(base);
+    const counted: Browser = trips ? (path, init) => { trips.count += 1; return go(path, init); } : go;
+    await authorize(counted, base, client, pkce().challenge, signIn);
   };
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { openDatabase, type Database, type Queryable } from '../src/persistence/db.ts';
+import { openDatabase } from '../src/persistence/db.ts';
+import { countingDatabase, type SqlCounts } from './counting-db.ts';
 import { migrate } from '../src/persistence/migrate.ts';
 import { startLanyard, type BenchClients } from './lanyard.ts';
 import { basic, browser, pkce } from './browser.ts';
@@ -14,34 +15,12 @@ import { authorize, passwordPages } from './scenarios.ts';
 /** A statement, or (`marker`) the HTTP request the statements after it belong to. */
 interface Recorded { sql: string; inTransaction: boolean; marker?: boolean }
 
-/** The database with every statement recorded (transactions: BEGIN and COMMIT count as one commit). */
-function recording(db: Database, into: Recorded[], commits: { count: number }): Database {
-  const short = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 110);
-  const wrap = (q: Queryable, inTransaction: boolean): Queryable => ({
-    query: (sql, params) => {
-      into.push({ sql: short(sql), inTransaction });
-      return q.query(sql, params);
-    },
-  }) as Queryable;
-  return {
-    ...db,
-    query: (sql, params) => {
-      into.push({ sql: short(sql), inTransaction: false });
-      return db.query(sql, params);
-    },
-    transaction: async (fn) => {
-      const result = await db.transaction((tx) => fn(wrap(tx, true) as never));
-      commits.count += 1;
-      return result;
-    },
-  };
-}
-
 const url = process.env.DATABASE_URL || undefined;
 const schema = url ? `lanyard_statements_${randomBytes(4).toString('hex')}` : undefined;
 const inner = await openDatabase({ url, schema, poolSize: 4 });
 const statements: Recorded[] = [];
-const commits = { count: 0 };
+const counts: SqlCounts = { statements: 0, commits: 0 };
+const short = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 110);
 const PASSWORD = 'bench password, long enough 0123';
 
 try {
@@ -50,7 +29,7 @@ try {
     service: { id: 'bench-service', secret: randomBytes(24).toString('base64url') },
     web: { id: 'bench-web', secret: randomBytes(24).toString('base64url'), redirectUri: 'http://127.0.0.1:9/callback' },
   };
-  const lanyard = await startLanyard(recording(inner, statements, commits), clients, PASSWORD);
+  const lanyard = await startLanyard(countingDatabase(inner, counts, (sql, inTransaction) => statements.push({ sql: short(sql), inTransaction })), clients, PASSWORD);
   const signIn = passwordPages(lanyard.account.email, PASSWORD);
   /** A browser whose requests are marked in the list, so each statement shows the request it served. */
   const marked = (base: string) => {
@@ -64,11 +43,11 @@ try {
   async function measure(name: string, work: () => Promise<void>) {
     await work(); // warm: caches (clients, keys) filled as in steady state
     statements.length = 0;
-    commits.count = 0;
+    counts.commits = 0;
     await work();
     const sql = statements.filter((s) => !s.marker);
     const writes = sql.filter((s) => /^(INSERT|UPDATE|DELETE|WITH)/i.test(s.sql)).length;
-    process.stdout.write(`\n${name}: ${sql.length} statements (${writes} writing), ${commits.count} transactions committed\n`);
+    process.stdout.write(`\n${name}: ${sql.length} statements (${writes} writing), ${counts.commits} commits (writing statements outside a transaction, and transactions that wrote)\n`);
     let n = 0;
     for (const s of statements) {
       if (s.marker) process.stdout.write(`     ${s.sql}\n`);

@@ -196,6 +196,9 @@ export function createApp(registry: Registry): LanyardApp {
   app.use(under(['/interaction/', '/password/', '/account', '/login/', '/admin'], formRoutes));
 
   app.use(metadataCaching({ discoveryPath: '/.well-known/openid-configuration', jwksPath: '/jwks', keyActivationDelaySeconds: config.keyActivationDelaySeconds }));
+  // The engine's writes in one request are made together as it ends, before the response leaves
+  // (src/oidc/adapter.ts, createWriteBehind): one commit for a login's end or a refresh.
+  app.use((_ctx, next) => registry.payloadWrites.around(next));
   app.use(mount(provider));
   const routeTable = routers.flatMap((router) => router.stack)
     .filter((layer) => layer.methods.length > 0)

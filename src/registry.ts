@@ -7,8 +7,10 @@ import { createSecretBox, type SecretBox } from './shared/crypto.ts';
 import { randomSecret } from './shared/ids.ts';
 import type { Logger } from './shared/logger.ts';
 import { openDatabase, timeoutsFrom, type Database } from './persistence/db.ts';
+import { watchWrites } from './persistence/write-watch.ts';
+import { createTokenAccounts } from './oidc/token-accounts.ts';
 import { migrate } from './persistence/migrate.ts';
-import { createAccountQueries, type AccountQueries } from './persistence/queries/accounts.ts';
+import { createAccountQueries, isTokenAccountTable, type AccountQueries } from './persistence/queries/accounts.ts';
 import { createClientQueries } from './persistence/queries/clients.ts';
 import { createInstanceSecretQueries } from './persistence/queries/instance-secrets.ts';
 import { createOidcPayloadQueries, type OidcPayloadQueries } from './persistence/queries/oidc-payloads.ts';
@@ -17,7 +19,7 @@ import { createAccountService, type AccountService } from './identity/accounts.t
 import { createPolicy, type Policy } from './policy/policy.ts';
 import { createReauthentication, type Reauthentication } from './identity/reauthentication.ts';
 import { createPasswordHasher, type PasswordHasher } from './identity/password-hasher.ts';
-import { createPostgresAdapter, sweepExpiredPayloads } from './oidc/adapter.ts';
+import { createPostgresAdapter, createWriteBehind, sweepExpiredPayloads, type WriteBehind } from './oidc/adapter.ts';
 import { listenToProviderEvents } from './oidc/provider-events.ts';
 import { createSweeper, type Sweeper } from './shared/sweeper.ts';
 import { createSamlConnector, type SamlServiceProvider, type SeenAssertions } from './federation/saml/service-provider.ts';
@@ -105,6 +107,8 @@ export interface Registry {
   /** Re-reads the signing keys every SIGNING_KEY_REFRESH_SECONDS (a rotation made by any instance). */
   signingKeyReload: SigningKeyReload;
   oidcPayloads: OidcPayloadQueries;
+  /** The engine's writes of one request made together as it ends (src/app.ts wraps the engine's routes in it). */
+  payloadWrites: WriteBehind;
   provider: Provider;
   interactions: Interactions;
   /** Each login interaction's state between requests (src/oidc/login-flows.ts). */
@@ -226,7 +230,14 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const ownsDb = !options.db;
-  const db = options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) }));
+  // Writes this process makes to what a token's account row is made of drop the token
+  // endpoints' account cache at once (src/oidc/token-accounts.ts; set up below).
+  let tokenAccountsChanged = () => {};
+  const db = watchWrites(
+    options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) })),
+    isTokenAccountTable,
+    () => tokenAccountsChanged(),
+  );
   let sweeper: Sweeper | undefined;
 
   try {
@@ -255,10 +266,13 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const accountQueries = createAccountQueries(db);
     const accounts = createAccountService({ accounts: accountQueries, hasher, clock });
     const policy = createPolicy({ accounts: accountQueries, domains: createOrganizationDomainQueries(db), clock });
+    const tokenAccounts = createTokenAccounts({ load: (id: string) => policy.loadForTokens(id), ttlMs: config.accountCacheMilliseconds });
+    tokenAccountsChanged = () => tokenAccounts.invalidate();
     const reauthentication = createReauthentication({ policy, hasher });
     const passwordPolicy = createPasswordPolicy({ minLength: config.passwordMinLength });
     const background = createBackground((name, err) => logger.error({ task: name, err: { message: (err as Error).message } }, 'background task failed'));
     const oidcPayloads = createOidcPayloadQueries(db);
+    const payloadWrites = createWriteBehind(oidcPayloads);
     const events = createSecurityEvents({ queries: createSecurityEventQueries(db), clock });
     const throttle = createThrottle({
       queries: createThrottleQueries(db),
@@ -291,9 +305,9 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       logger,
       jwks,
       cookieKeys,
-      adapter: createPostgresAdapter(oidcPayloads, clock),
+      adapter: createPostgresAdapter(oidcPayloads, clock, payloadWrites),
       findClient: (id) => clients.findMetadata(id),
-      findAccount: (id) => policy.loadForTokens(id),
+      findAccount: (id) => tokenAccounts.get(id),
       decide: (input) => policy.decide(input),
       release: claimsRelease,
       sessionLastUsed: lastUsed,
@@ -470,6 +484,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       signingKeys,
       signingKeyReload,
       oidcPayloads,
+      payloadWrites,
       provider,
       interactions: createInteractions(provider),
       loginFlows,

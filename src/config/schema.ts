@@ -152,6 +152,12 @@ export const configSchema = z
     passwordHashConcurrency: z.coerce.number().int().min(1).max(1024),
     /** How long a client's metadata is cached in-process before the database is read again. */
     clientCacheSeconds: z.coerce.number().int().min(0).max(3600),
+    /**
+     * How long the token endpoints (refresh, userinfo, introspection) reuse an account's row,
+     * in milliseconds of real time; writes this instance makes drop it at once, other instances'
+     * apply within it (docs/decisions/0040-token-account-cache.md). 0 reads it every time.
+     */
+    accountCacheMilliseconds: z.coerce.number().int().min(0).max(5000),
     /** A rotated signing key is published this long before it starts signing (rolling restarts). */
     keyActivationDelaySeconds: z.coerce.number().int().min(0).max(604_800),
     /**
@@ -313,6 +319,7 @@ export const environmentVariables: Record<string, string> = {
   SIGNUP_CODE_TTL: 'signupCodeTtl',
   ACCOUNT_DELETION_GRACE_DAYS: 'accountDeletionGraceDays',
   CLIENT_CACHE_SECONDS: 'clientCacheSeconds',
+  ACCOUNT_CACHE_MILLISECONDS: 'accountCacheMilliseconds',
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
   SIGNING_KEY_REFRESH_SECONDS: 'signingKeyRefreshSeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',

@@ -64,7 +64,7 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
      */
     async authenticate(emailInput: string, password: string): Promise<Authentication> {
       const email = normalizeEmail(emailInput);
-      const account = email ? await accounts.findByEmail(email) : undefined;
+      const account = email ? await accounts.findForLogin(email) : undefined;
       const check = await hasher.verify(account?.password_hash, password.slice(0, MAX_PASSWORD_LENGTH));
       if (!account) return { ok: false, code: 'login.invalid_credentials', reason: 'unknown_account' };
       if (!check.ok) return { ok: false, code: 'login.invalid_credentials', accountId: account.id, reason: account.password_hash ? 'wrong_password' : 'no_password' };

@@ -84,15 +84,19 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
    */
   async function attempt(scope: ThrottleScope, subject: string | undefined, ip: string | undefined, device?: string): Promise<Attempt> {
     const now = clock.now();
-    if (ip && !device) {
-      const [address] = await queries.find([ipKey(scope, ip)], windowStart(now));
+    const key = device ? deviceKey(scope, device) : subject ? subjectKey(scope, subject) : undefined;
+    const addressKey = ip && !device ? ipKey(scope, ip) : undefined;
+    if (addressKey && !key) {
+      const [address] = await queries.find([addressKey], windowStart(now));
       const wait = waitOf(address ? [address] : [], now);
       if (wait > 0) return { ok: false, retryAfterSeconds: wait, by: 'address' };
     }
-    const key = device ? deviceKey(scope, device) : subject ? subjectKey(scope, subject) : undefined;
     if (!key) return { ok: true, subjectWaitUntil: 0, failures: 0, viaDevice: false };
     const free = settings.freeAttempts * (device ? 1 : SUBJECT_FACTOR[scope] ?? 1);
-    const reserved = await queries.reserve({ key, free }, randomUUID(), new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
+    // The client address's wait is checked in the same statement: a waiting address counts nothing.
+    const reserved = await queries.reserve({ key, free, unlessAddress: addressKey }, randomUUID(), new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
+    const addressWait = secondsUntil(reserved.address_blocked_until?.getTime() ?? 0, now);
+    if (addressWait > 0) return { ok: false, retryAfterSeconds: addressWait, by: 'address' };
     const until = reserved.blocked_until?.getTime() ?? 0;
     if (!reserved.counted) return { ok: false, retryAfterSeconds: Math.max(1, secondsUntil(until, now)), by: 'subject' };
     return { ok: true, subjectWaitUntil: until, failures: reserved.failures, viaDevice: Boolean(device) };

@@ -1,9 +1,103 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { sha256 } from '../shared/crypto.ts';
 import { containsNul } from '../shared/nul.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { OidcPayloadQueries } from '../persistence/queries/oidc-payloads.ts';
+import type { OidcPayloadQueries, PayloadOp } from '../persistence/queries/oidc-payloads.ts';
+
+/**
+ * The engine's writes in one of its requests, made together as the request ends (issue 14: one
+ * commit instead of one per write). The engine awaits each save in turn — at the end of a login
+ * it deletes the interaction and saves the grant, the session and the code; a refresh consumes
+ * the old refresh token and saves the new one and an access token — and nothing it answers
+ * depends on a save having reached the database before the response is sent. So:
+ *
+ * - inside `around` (wrapped around the engine's routes by src/app.ts), upserts, consumptions
+ *   and deletions are queued, after the same checks as before (a NUL is still refused at once);
+ * - any read (`find`, `findByUid`, `findByUserCode`) or `revokeByGrantId` first writes what is
+ *   queued, so the request reads its own writes exactly as before;
+ * - when the engine's middleware has finished and before the response leaves, the queue is
+ *   written: writes to different rows as one statement (`writeBatch`), or — should one row be
+ *   written twice — one by one as before. A failure there fails the request (the error boundary
+ *   answers it), so no client is ever told of a token that was not stored;
+ * - a write made after that (a promise still running when the request ended) goes straight to
+ *   the database.
+ *
+ * What changes: a refresh token is marked consumed with its successors' rows instead of before
+ * they are built (an atomic rotation; two uses of one token racing each other were already
+ * possible between the engine's read and its consume, the window is the request's remaining
+ * ~1 ms longer).
+ */
+export interface WriteBehind {
+  around<T>(work: () => Promise<T>): Promise<T>;
+  /** The queue of the request running now, if it is still open. */
+  pending(): PayloadOp[] | undefined;
+  /** Writes what the current request queued so far (before a read). */
+  flush(): Promise<void>;
+}
+
+export function createWriteBehind(queries: OidcPayloadQueries): WriteBehind {
+  const storage = new AsyncLocalStorage<{ ops: PayloadOp[]; open: boolean }>();
+  const keyOf = (op: PayloadOp) => (op.kind === 'upsert' ? `${op.write.model}\0${op.write.idHash}` : `${op.model}\0${op.idHash}`);
+
+  async function one(op: PayloadOp): Promise<void> {
+    if (op.kind === 'upsert') await queries.upsert(op.write);
+    else if (op.kind === 'consume') await queries.consume(op.model, op.idHash, op.now);
+    else await queries.destroy(op.model, op.idHash);
+  }
+
+  async function write(ops: PayloadOp[]): Promise<void> {
+    if (!ops.length) return;
+    // A single write (client_credentials, /auth) keeps its plain statement: cheaper to plan.
+    if (ops.length === 1) return one(ops[0]!);
+    // Saving one row again replaces it (the session is saved more than once): keep the last.
+    const last = new Map<string, PayloadOp>();
+    let mixed = false;
+    for (const op of ops) {
+      const previous = last.get(keyOf(op));
+      if (previous && (previous.kind !== 'upsert' || op.kind !== 'upsert')) mixed = true;
+      last.set(keyOf(op), op);
+    }
+    if (mixed) {
+      for (const op of ops) await one(op);
+    } else if (last.size === 1) {
+      await one([...last.values()][0]!);
+    } else {
+      await queries.writeBatch([...last.values()]);
+    }
+  }
+
+  async function flush(): Promise<void> {
+    const store = storage.getStore();
+    if (store?.ops.length) await write(store.ops.splice(0));
+  }
+
+  return {
+    around(work) {
+      const store = { ops: [] as PayloadOp[], open: true };
+      return storage.run(store, async () => {
+        try {
+          const result = await work();
+          store.open = false;
+          await write(store.ops.splice(0));
+          return result;
+        } catch (err) {
+          // The engine answers its own errors; one that escapes it still leaves what was
+          // written before it, as without the queue.
+          store.open = false;
+          await write(store.ops.splice(0)).catch(() => undefined);
+          throw err;
+        }
+      });
+    },
+    pending() {
+      const store = storage.getStore();
+      return store?.open ? store.ops : undefined;
+    },
+    flush,
+  };
+}
 
 /**
  * oidc-provider's storage adapter on PostgreSQL (one table, `oidc_payloads`).
@@ -17,7 +111,20 @@ import type { OidcPayloadQueries } from '../persistence/queries/oidc-payloads.ts
  * `Session.findByUid` (used to check session-bound tokens and interactions) gets the payload
  * without its jti: the engine only reads such sessions, it never saves them.
  */
-export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock) {
+export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock, writeBehind?: WriteBehind) {
+  /** Queued for the end of the request when inside `writeBehind.around`, else written now. */
+  const write = async (op: PayloadOp): Promise<void> => {
+    const queue = writeBehind?.pending();
+    if (queue) {
+      queue.push(op);
+      return;
+    }
+    if (op.kind === 'upsert') await queries.upsert(op.write);
+    else if (op.kind === 'consume') await queries.consume(op.model, op.idHash, op.now);
+    else await queries.destroy(op.model, op.idHash);
+  };
+  /** Before a read: what this request queued is written first (it reads its own writes). */
+  const settled = async () => { if (writeBehind?.pending()?.length) await writeBehind.flush(); };
   const now = () => new Date(clock.now());
   // A NUL can only come from a request parameter, and PostgreSQL can store it neither in text
   // nor in jsonb: a lookup finds nothing, and a payload to store is the client's invalid_request
@@ -26,7 +133,8 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock)
 
   const restore = (id: string | undefined, row: { payload: Record<string, unknown>; consumed_at: Date | null } | undefined): AdapterPayload | undefined => {
     if (!row) return undefined;
-    const payload: AdapterPayload = { ...row.payload };
+    // The driver parsed the jsonb into a fresh object for this call alone: no copy needed.
+    const payload = row.payload as AdapterPayload;
     if (id !== undefined) payload.jti = id;
     if (row.consumed_at) payload.consumed = Math.floor(row.consumed_at.getTime() / 1000);
     return payload;
@@ -46,7 +154,7 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock)
         const { cookie: _cookie, ...session } = stored.session as Record<string, unknown>;
         stored.session = session as AdapterPayload['session'];
       }
-      await queries.upsert({
+      await write({ kind: 'upsert', write: {
         model: this.model,
         idHash: sha256(id),
         payload: stored as Record<string, unknown>,
@@ -55,16 +163,18 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock)
         userCodeHash: typeof payload.userCode === 'string' ? sha256(payload.userCode) : null,
         accountId: typeof payload.accountId === 'string' ? payload.accountId : null,
         expiresAt: expiresIn ? new Date(clock.now() + expiresIn * 1000) : null,
-      });
+      } });
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (hasNul(id)) return undefined;
+      await settled();
       return restore(id, await queries.find(this.model, sha256(id), now()));
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       if (hasNul(uid)) return undefined;
+      await settled();
       return restore(undefined, await queries.findBySessionUid(this.model, uid, now()));
     }
 
@@ -72,19 +182,21 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock)
       if (hasNul(userCode)) return undefined;
       // Only the device flow looks codes up this way, and it is not enabled (it would need the
       // DeviceCode's id kept in clear: see docs/decisions/0004-hashed-protocol-artifacts.md).
+      await settled();
       return restore(undefined, await queries.findByUserCodeHash(this.model, sha256(userCode), now()));
     }
 
     async consume(id: string): Promise<void> {
-      await queries.consume(this.model, sha256(id), now());
+      await write({ kind: 'consume', model: this.model, idHash: sha256(id), now: now() });
     }
 
     async destroy(id: string): Promise<void> {
-      await queries.destroy(this.model, sha256(id));
+      await write({ kind: 'destroy', model: this.model, idHash: sha256(id) });
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       if (hasNul(grantId)) return;
+      await settled();
       await queries.revokeByGrantId(this.model, grantId);
     }
   };

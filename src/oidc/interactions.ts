@@ -69,8 +69,26 @@ function siteOf(redirectUris: readonly string[] | undefined): string | undefined
   return undefined;
 }
 
+type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
 export function createInteractions(provider: Provider) {
-  async function load(ctx: Context) {
+  /**
+   * The interaction each request loaded, so that the guard, the step and the finish share one
+   * read (each `interactionDetails` is a statement, two when a session is bound, and a context
+   * built by the engine). Per request, so it is never stale across requests or instances.
+   */
+  const loaded = new WeakMap<object, Promise<Details>>();
+
+  function load(ctx: Context): Promise<Details> {
+    let details = loaded.get(ctx.req);
+    if (!details) {
+      details = loadFresh(ctx);
+      loaded.set(ctx.req, details);
+    }
+    return details;
+  }
+
+  async function loadFresh(ctx: Context): Promise<Details> {
     try {
       const details = await provider.interactionDetails(ctx.req, ctx.res);
       // The uid in the URL must be the interaction bound to this browser's cookie.
@@ -83,8 +101,16 @@ export function createInteractions(provider: Provider) {
     }
   }
 
-  async function redirect(ctx: Context, details: { uid: string; params: Record<string, unknown> }, result: Record<string, unknown>, merge: boolean): Promise<void> {
-    const url = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+  /**
+   * What `provider.interactionResult` does (oidc-provider 9, lib/provider.js), on the interaction
+   * this request already loaded rather than a third read of it: the result (merged with the last
+   * submission when asked, never for an error) saved for the interaction's remaining lifetime,
+   * and the URL that resumes the authorization.
+   */
+  async function redirect(ctx: Context, details: Details, result: Record<string, unknown>, merge: boolean): Promise<void> {
+    details.result = merge && !('error' in result) ? { ...details.lastSubmission, ...result } : result;
+    await details.save(details.exp - Math.floor(Date.now() / 1000));
+    const url = details.returnTo;
     ctx.cookies.set(FINISHED_COOKIE, String(details.params.client_id), {
       path: `/interaction/${details.uid}`, httpOnly: true, sameSite: 'lax', secure: ctx.secure, signed: true, maxAge: FINISHED_MAX_AGE_MS,
     });

@@ -291,7 +291,8 @@ export function trelloMigrationStrategy(deps: {
      */
     async interlude(ctx, it, { account, factor, flow }) {
       if (factor.via !== 'password' || flow?.trello.offerAnswered) return false;
-      if (!(await linking.linkableByAccount(account.id, account.email))) return false;
+      // The login lookup already said (`findForLogin`); other strategies' rows did not.
+      if (!(account.trello_linkable ?? (await linking.linkableByAccount(account.id, account.email)))) return false;
       await flows.save(it, { step: 'trello_offer', accountId: account.id, amr: factor.amr });
       page(ctx, 200, 'login/trello-offer', { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: account.email });
       return true;

@@ -36,6 +36,12 @@ export interface AccountRow {
    * domain, a Trello Enterprise from the import), ordered by kind.
    */
   managers?: ['organization' | 'trello_enterprise', string, string, string | null][];
+  /**
+   * Only from `findForLogin`: an unlinked Trello member has this address verified while the
+   * account has no member yet — the link offer after a password login (TrelloMemberQueries'
+   * `linkableByAccount`, read in the same statement as the login lookup).
+   */
+  trello_linkable?: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -109,6 +115,14 @@ const CLAIM_BY_DOMAIN = `INSERT INTO account_managers (account_id, kind, organiz
   ON CONFLICT (account_id, kind) DO UPDATE SET domain_id = excluded.domain_id WHERE account_managers.organization_id = excluded.organization_id
   RETURNING organization_id, (xmax = 0) AS inserted`;
 
+/**
+ * The tables `findForTokens` reads (the row, its managers and their names, and — for rules
+ * the authentication policies: `authentication_policies`, `authentication_policy_members`, and anything named organization*): a write to one of them in this process
+ * drops the token endpoints' account cache (src/oidc/token-accounts.ts). A query that makes the
+ * token stages' subject out of another table must add it here.
+ */
+export const isTokenAccountTable = (table: string): boolean => table === 'accounts' || table === 'account_managers' || table.startsWith('organization') || table.startsWith('authentication_polic');
+
 const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, job_title, department, organization_name, location, profile_visibility, closed_at, delete_after, erased_at, two_step_required, created_at, updated_at';
 
 export function createAccountQueries(db: Queryable) {
@@ -144,6 +158,22 @@ export function createAccountQueries(db: Queryable) {
     async findByEmail(email: string, tx: Queryable = db): Promise<AccountRow | undefined> {
       const { rows } = await tx.query<AccountRow>(
         `SELECT ${COLUMNS}, ${POLICY_COLUMNS} FROM accounts WHERE lower(email) = lower($1)`,
+        [email],
+      );
+      return rows[0];
+    },
+
+    /**
+     * The password login's lookup: `findByEmail` plus `trello_linkable`, so that a successful
+     * login needs no second statement to know whether to offer the Trello link.
+     */
+    async findForLogin(email: string): Promise<AccountRow | undefined> {
+      const { rows } = await db.query<AccountRow>(
+        `SELECT ${COLUMNS}, ${POLICY_COLUMNS},
+           NOT EXISTS (SELECT 1 FROM trello_members l WHERE l.linked_account_id = accounts.id)
+             AND EXISTS (SELECT 1 FROM trello_member_emails e JOIN trello_members m ON m.member_id = e.member_id
+                         WHERE lower(e.email) = lower($1) AND e.verified AND m.linked_account_id IS NULL) AS trello_linkable
+         FROM accounts WHERE lower(email) = lower($1)`,
         [email],
       );
       return rows[0];

@@ -16,6 +16,12 @@ export interface PayloadWrite {
   expiresAt: Date | null;
 }
 
+/** A write the adapter may defer to the end of a request (src/oidc/adapter.ts, `createWriteBehind`). */
+export type PayloadOp =
+  | { kind: 'upsert'; write: PayloadWrite }
+  | { kind: 'consume'; model: string; idHash: string; now: Date }
+  | { kind: 'destroy'; model: string; idHash: string };
+
 /** Queries of the oidc-provider model store. Every lookup is by primary key or a partial index. */
 export function createOidcPayloadQueries(db: Queryable) {
   /** The row of `model` whose `column` equals `value`, unless it has expired by `now`. */
@@ -39,6 +45,41 @@ export function createOidcPayloadQueries(db: Queryable) {
            user_code_hash = excluded.user_code_hash, expires_at = excluded.expires_at, account_id = excluded.account_id`,
         [write.model, write.idHash, JSON.stringify(write.payload), write.grantId, write.sessionUid, write.userCodeHash, write.expiresAt, write.accountId],
       );
+    },
+
+    /**
+     * Several writes, each to a different row, as one statement (one commit): deletions,
+     * consumptions and upserts as data-modifying CTEs over arrays (PostgreSQL docs, 7.8.4). The
+     * caller guarantees that no row is named twice: the parts of one statement see the same
+     * snapshot, so their order would not hold for one row.
+     */
+    async writeBatch(ops: PayloadOp[]): Promise<void> {
+      const params: unknown[] = [];
+      const arg = (value: unknown[], type: string) => `$${params.push(value)}::${type}[]`;
+      const parts: string[] = [];
+      const destroys = ops.filter((o) => o.kind === 'destroy');
+      if (destroys.length) {
+        parts.push(`gone AS (DELETE FROM oidc_payloads WHERE (model, id_hash) IN (SELECT * FROM unnest(${arg(destroys.map((o) => o.model), 'text')}, ${arg(destroys.map((o) => o.idHash), 'text')})))`);
+      }
+      const consumes = ops.filter((o) => o.kind === 'consume');
+      if (consumes.length) {
+        parts.push(`used AS (UPDATE oidc_payloads o SET consumed_at = to_timestamp(t.ms / 1000.0)
+          FROM unnest(${arg(consumes.map((o) => o.model), 'text')}, ${arg(consumes.map((o) => o.idHash), 'text')}, ${arg(consumes.map((o) => o.now.getTime()), 'float8')}) AS t(m, h, ms)
+          WHERE o.model = t.m AND o.id_hash = t.h)`);
+      }
+      const upserts = ops.flatMap((o) => (o.kind === 'upsert' ? [o.write] : []));
+      if (upserts.length) {
+        parts.push(`saved AS (INSERT INTO oidc_payloads (model, id_hash, payload, grant_id, session_uid, user_code_hash, expires_at, account_id)
+          SELECT m, h, p::jsonb, g, s, u, to_timestamp(e / 1000.0), a
+          FROM unnest(${arg(upserts.map((w) => w.model), 'text')}, ${arg(upserts.map((w) => w.idHash), 'text')}, ${arg(upserts.map((w) => JSON.stringify(w.payload)), 'text')},
+            ${arg(upserts.map((w) => w.grantId), 'text')}, ${arg(upserts.map((w) => w.sessionUid), 'text')}, ${arg(upserts.map((w) => w.userCodeHash), 'text')},
+            ${arg(upserts.map((w) => w.expiresAt?.getTime() ?? null), 'float8')}, ${arg(upserts.map((w) => w.accountId), 'text')}) AS t(m, h, p, g, s, u, e, a)
+          ON CONFLICT (model, id_hash) DO UPDATE SET
+            payload = excluded.payload, grant_id = excluded.grant_id, session_uid = excluded.session_uid,
+            user_code_hash = excluded.user_code_hash, expires_at = excluded.expires_at, account_id = excluded.account_id)`);
+      }
+      if (!parts.length) return;
+      await db.query(`WITH ${parts.join(', ')} SELECT 1`, params);
     },
 
     find: (model: string, idHash: string, now: Date) => findLive('id_hash', model, idHash, now),

@@ -48,23 +48,45 @@ export function createThrottleQueries(db: Queryable) {
      * of the upsert serialises concurrent attempts: of many sent at once, only those within the
      * allowance are counted and let through; the one that exceeds it sets the wait, and every
      * later one sees it. `counted` is false for an attempt refused because the key was waiting.
+     *
+     * With `unlessAddress` (the client address's key), in the same statement: when that key is
+     * waiting (a failure since `since`, a wait not yet over at `now`), nothing is counted and
+     * `address_blocked_until` says until when — the read `find` would have made first, without
+     * its own round trip on every login.
      */
-    async reserve(entry: { key: string; free: number }, token: string, now: Date, since: Date, baseSeconds: number, maxSeconds: number): Promise<ThrottleState & { counted: boolean }> {
+    async reserve(entry: { key: string; free: number; unlessAddress?: string | undefined }, token: string, now: Date, since: Date, baseSeconds: number, maxSeconds: number): Promise<ThrottleState & { counted: boolean; address_blocked_until?: Date | null }> {
       const waiting = 'throttles.blocked_until > $3 AND throttles.last_failure_at >= $4';
       const next = 'CASE WHEN throttles.last_failure_at < $4 THEN 1 ELSE throttles.failures + 1 END';
-      const { rows } = await db.query<ThrottleState & { counted: boolean }>(
-        `INSERT INTO throttles (key, failures, free_attempts, blocked_until, last_failure_at, last_attempt)
-         VALUES ($1, 1, $2, ${waitSql('1', '$2::int')}, $3, $7)
-         ON CONFLICT (key) DO UPDATE SET
+      const conflict = `ON CONFLICT (key) DO UPDATE SET
            failures = CASE WHEN ${waiting} THEN throttles.failures ELSE ${next} END,
            free_attempts = excluded.free_attempts,
            blocked_until = CASE WHEN ${waiting} THEN throttles.blocked_until ELSE ${waitSql(next, 'excluded.free_attempts')} END,
            last_failure_at = CASE WHEN ${waiting} THEN throttles.last_failure_at ELSE excluded.last_failure_at END,
            last_attempt = CASE WHEN ${waiting} THEN throttles.last_attempt ELSE excluded.last_attempt END
-         RETURNING key, failures, blocked_until, last_attempt = $7 AS counted`,
-        [entry.key, entry.free, now, since, baseSeconds, maxSeconds, token],
+         RETURNING key, failures, blocked_until, last_attempt = $7 AS counted`;
+      const params = [entry.key, entry.free, now, since, baseSeconds, maxSeconds, token];
+      if (entry.unlessAddress === undefined) {
+        const { rows } = await db.query<ThrottleState & { counted: boolean }>(
+          `INSERT INTO throttles (key, failures, free_attempts, blocked_until, last_failure_at, last_attempt)
+           VALUES ($1, 1, $2, ${waitSql('1', '$2::int')}, $3, $7)
+           ${conflict}`,
+          params,
+        );
+        return rows[0]!;
+      }
+      const { rows } = await db.query<ThrottleState & { counted: boolean | null; address_blocked_until: Date | null }>(
+        `WITH address AS (
+           SELECT blocked_until FROM throttles WHERE key = $8 AND last_failure_at >= $4 AND blocked_until > $3
+         ), reserved AS (
+           INSERT INTO throttles (key, failures, free_attempts, blocked_until, last_failure_at, last_attempt)
+           SELECT $1, 1, $2::int, ${waitSql('1', '$2::int')}, $3::timestamptz, $7::text WHERE NOT EXISTS (SELECT 1 FROM address)
+           ${conflict}
+         )
+         SELECT (SELECT blocked_until FROM address) AS address_blocked_until, r.key, r.failures, r.blocked_until, coalesce(r.counted, false) AS counted
+         FROM (SELECT 1) AS one LEFT JOIN reserved r ON true`,
+        [...params, entry.unlessAddress],
       );
-      return rows[0]!;
+      return rows[0]! as ThrottleState & { counted: boolean; address_blocked_until: Date | null };
     },
 
     async clear(keys: string[]): Promise<void> {

@@ -241,4 +241,22 @@ describe('session provenance and assurance levels', () => {
     expect((await supertest(server.url).get('/api/profiles/me').set('Authorization', `Bearer ${tokens.access_token}`)).status).to.equal(401);
     expect((await oidc.tokenIntrospection(it.config, tokens.access_token)).active).to.equal(false);
   });
+
+  // The token endpoints reuse an account's row for ACCOUNT_CACHE_MILLISECONDS (decision 0040):
+  // a change made through this instance applies at once (the tests above warm the row with the
+  // code exchange first); one made through another instance applies within that bound.
+  it('refuses the refresh once another instance’s deactivation is past the account cache’s bound', async () => {
+    const other = await startTestServer({ clock });
+    try {
+      const it = await setup();
+      const { tokens } = await signIn(it, { scope: 'openid email offline_access', prompt: 'consent' });
+      const refreshed = await oidc.refreshTokenGrant(it.config, tokens.refresh_token!); // the row is remembered here
+      await other.registry.db.query(`UPDATE accounts SET status = 'deactivated' WHERE id = $1`, [it.account.id]);
+      await new Promise((resolve) => setTimeout(resolve, server.registry.config.accountCacheMilliseconds + 100));
+      const refresh = await refuse(oidc.refreshTokenGrant(it.config, refreshed.refresh_token!));
+      expect(refresh.error).to.equal('invalid_grant');
+    } finally {
+      await other.close();
+    }
+  });
 });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { testDatabase, resetDatabase } from '../../helpers/db.ts';
 import { createOidcPayloadQueries } from '../../../src/persistence/queries/oidc-payloads.ts';
-import { createPostgresAdapter } from '../../../src/oidc/adapter.ts';
+import { createPostgresAdapter, createWriteBehind } from '../../../src/oidc/adapter.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
 
 /** The oidc-provider adapter against the real engine of this run (PGlite, or the server with DATABASE_URL). */
@@ -113,5 +113,69 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
     expect(await queries.sweepExpired(new Date(now), 3)).to.equal(2);
     expect(await queries.sweepExpired(new Date(now), 3)).to.equal(0);
     expect(await tokens.find('live')).to.not.equal(undefined);
+  });
+
+  describe('with the engine\'s writes of one request made as it ends (createWriteBehind)', () => {
+    async function setup() {
+      const queries = createOidcPayloadQueries(await testDatabase());
+      const writes = createWriteBehind(queries);
+      const Deferred = createPostgresAdapter(queries, clock, writes);
+      const direct = (model: string, id: string) => new Adapter(model).find(id);
+      return { writes, Deferred, direct };
+    }
+
+    it('writes nothing until the request ends, then all of it; the request reads its own writes', async () => {
+      const { writes, Deferred, direct } = await setup();
+      await new Adapter('RefreshToken').upsert('old-token', { jti: 'old-token', grantId: 'g1', kind: 'RefreshToken' }, 60);
+      await new Adapter('Interaction').upsert('uid-1', { jti: 'uid-1', kind: 'Interaction' }, 60);
+      await writes.around(async () => {
+        await new Deferred('RefreshToken').consume('old-token');
+        await new Deferred('RefreshToken').upsert('new-token', { jti: 'new-token', grantId: 'g1', kind: 'RefreshToken' }, 60);
+        await new Deferred('AccessToken').upsert('access', { jti: 'access', grantId: 'g1', kind: 'AccessToken' }, 60);
+        await new Deferred('Interaction').destroy('uid-1');
+        // Not yet in the database…
+        expect(await direct('RefreshToken', 'new-token')).to.equal(undefined);
+        expect((await direct('RefreshToken', 'old-token'))?.consumed).to.equal(undefined);
+        expect(await direct('Interaction', 'uid-1')).to.not.equal(undefined);
+        // …but a read in the request writes what is queued first.
+        expect(await new Deferred('AccessToken').find('access')).to.deep.include({ jti: 'access', grantId: 'g1' });
+        expect(await direct('RefreshToken', 'new-token')).to.deep.include({ grantId: 'g1' });
+        expect(await direct('Interaction', 'uid-1')).to.equal(undefined);
+        expect((await direct('RefreshToken', 'old-token'))?.consumed).to.equal(Math.floor(now / 1000));
+        await new Deferred('Session').upsert('session-cookie', { jti: 'session-cookie', uid: 'session-uid', accountId: 'acc_1', kind: 'Session' }, 60);
+        expect(await direct('Session', 'session-cookie')).to.equal(undefined);
+      });
+      expect(await direct('Session', 'session-cookie')).to.deep.include({ uid: 'session-uid', accountId: 'acc_1' });
+      expect(await new Adapter('Session').findByUid('session-uid')).to.deep.include({ accountId: 'acc_1' });
+    });
+
+    it('keeps the last save of a row saved twice, and the order of a row saved then deleted', async () => {
+      const { writes, Deferred, direct } = await setup();
+      await writes.around(async () => {
+        await new Deferred('Session').upsert('s1', { jti: 's1', uid: 'u1', accountId: 'first', kind: 'Session' }, 60);
+        await new Deferred('Session').upsert('s1', { jti: 's1', uid: 'u1', accountId: 'second', kind: 'Session' }, 60);
+        await new Deferred('Grant').upsert('g2', { jti: 'g2', accountId: 'acc_1', kind: 'Grant' }, 60);
+        await new Deferred('Grant').destroy('g2');
+      });
+      expect(await direct('Session', 's1')).to.deep.include({ accountId: 'second' });
+      expect(await direct('Grant', 'g2')).to.equal(undefined);
+    });
+
+    it('writes what was queued even when the request fails, and straight away after it ended', async () => {
+      const { writes, Deferred, direct } = await setup();
+      let late: Promise<void> | undefined;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => { release = resolve; });
+      const failed = await writes.around(async () => {
+        await new Deferred('AccessToken').upsert('before-error', { jti: 'before-error', kind: 'AccessToken' }, 60);
+        late = gate.then(() => new Deferred('AccessToken').upsert('after-end', { jti: 'after-end', kind: 'AccessToken' }, 60));
+        throw new Error('boom');
+      }).catch((err: Error) => err.message);
+      expect(failed).to.equal('boom');
+      expect(await direct('AccessToken', 'before-error')).to.not.equal(undefined);
+      release();
+      await late;
+      expect(await direct('AccessToken', 'after-end')).to.not.equal(undefined);
+    });
   });
 });
