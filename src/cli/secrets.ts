@@ -5,6 +5,7 @@ import { sealContext as clientSecretContext } from '../oidc/clients.ts';
 import { sealContext as privateKeyContext } from '../oidc/signing-keys.ts';
 import { secretContext as totpSecretContext } from '../identity/two-step.ts';
 import { bodyContext as mailBodyContext } from '../mail/outbox.ts';
+import { sealContext as connectorSecretsContext } from '../federation/connectors.ts';
 
 /**
  * Every column sealed with SECRET_KEY, with the associated data each value is bound to
@@ -18,6 +19,7 @@ export const SEALED_COLUMNS: { column: SealedColumn; context: (key: string) => s
   { column: { table: 'instance_secrets', key: 'name', column: 'sealed_value' }, context: (name) => name },
   { column: { table: 'totp_factors', key: 'account_id', column: 'secret_sealed' }, context: totpSecretContext },
   { column: { table: 'mail_outbox', key: 'id', column: 'body_sealed' }, context: mailBodyContext },
+  { column: { table: 'connectors', key: 'id', column: 'sealed_secrets' }, context: connectorSecretsContext },
 ];
 
 const BATCH = 500;

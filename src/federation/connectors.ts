@@ -94,7 +94,7 @@ export function parseOidcConnectorConfig(input: unknown): OidcConnectorConfig {
 const MAX_CLIENT_SECRET = 1000;
 
 /** The context a connector's secrets are sealed under: a ciphertext moved to another row does not open. */
-const sealContext = (connectorId: string) => `connector:${connectorId}`;
+export const sealContext = (connectorId: string) => `connector:${connectorId}`;
 
 export type ConnectorProblem =
   | 'organization.not_found'
