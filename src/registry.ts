@@ -447,7 +447,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       connectors,
       resolver: createConnectorLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),
       protocols: {
-        oidc: createOidcProtocol({ redirectUri: (id) => `${config.issuer}${oidcCallbackPath(id)}` }),
+        oidc: createOidcProtocol({ redirectUri: (id) => `${config.issuer}${oidcCallbackPath(id)}`, now: () => clock.now() }),
         saml: createSamlProtocol(samlServiceProvider),
       },
     };

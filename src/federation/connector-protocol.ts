@@ -57,7 +57,7 @@ const MAX_CACHED_CLIENTS = 256;
  * The OpenID Connect protocol of company connectors: one client per connector (and per change
  * of its settings: the cache key holds the connector's update time), each with its own discovery.
  */
-export function createOidcProtocol(deps: { redirectUri: (connectorId: string) => string; timeoutSeconds?: number }): ConnectorProtocol {
+export function createOidcProtocol(deps: { redirectUri: (connectorId: string) => string; timeoutSeconds?: number; now?: () => number }): ConnectorProtocol {
   const clients = new Map<string, OidcClient>();
 
   function clientFor(connector: LoginConnector): OidcClient {
@@ -75,6 +75,7 @@ export function createOidcProtocol(deps: { redirectUri: (connectorId: string) =>
         scope: connector.config.scopes,
         claims: { email: connector.config.emailClaim, name: connector.config.nameClaim },
         promptLogin: true,
+        ...(deps.now ? { now: deps.now } : {}),
         ...(deps.timeoutSeconds ? { timeoutSeconds: deps.timeoutSeconds } : {}),
       });
       clients.set(key, found);

@@ -7,7 +7,7 @@ import * as client from 'openid-client';
  * `state`, the `iss` of the authorization response when the provider advertises it (RFC 9207),
  * the PKCE verifier, and the ID token's signature, issuer, audience, expiry and nonce.
  *
- * Discovery runs once, at first use, and again after a failure. Plain http is allowed only for an
+ * Discovery runs at first use, again after a failure, and again once a minute old. Plain http is allowed only for an
  * http issuer (tests, development), which the configuration refuses in production.
  */
 export interface UpstreamClaims {
@@ -53,14 +53,31 @@ export interface OidcClientSettings {
    * it, so its client sends `max_age=0` only.
    */
   promptLogin?: boolean;
+  /** The clock (milliseconds) the discovery document's age is measured by; `Date.now` when absent. */
+  now?: () => number;
 }
+
+/** How long a discovery document is used before it is fetched again (milliseconds). */
+export const DISCOVERY_TTL_MS = 60_000;
 
 export function createOidcClient(settings: OidcClientSettings) {
   let configuration: Promise<client.Configuration> | undefined;
   const emailClaim = settings.claims?.email ?? 'email';
   const nameClaim = settings.claims?.name ?? 'name';
 
-  function config(): Promise<client.Configuration> {
+  let discoveredAt = 0;
+
+  /**
+   * The upstream's discovery document, fetched again once it is DISCOVERY_TTL_MS old: a login
+   * that starts sends the browser to the upstream, so an upstream that went down must be noticed
+   * here — a failed fetch gives the person a clear page and the console a failing health line —
+   * rather than after the browser has left (walkthrough finding: a document kept for good hid an
+   * outage). `fresh`: fetch it now (the console's test).
+   */
+  function config(options: { fresh?: boolean } = {}): Promise<client.Configuration> {
+    const now = (settings.now ?? Date.now)();
+    if (options.fresh || now - discoveredAt > DISCOVERY_TTL_MS) configuration = undefined;
+    if (!configuration) discoveredAt = now;
     configuration ??= client.discovery(new URL(settings.issuer), settings.clientId, settings.clientSecret, undefined, {
       ...(settings.issuer.startsWith('http:') ? { execute: [client.allowInsecureRequests] } : {}),
       timeout: settings.timeoutSeconds ?? 10,
@@ -125,9 +142,9 @@ export function createOidcClient(settings: OidcClientSettings) {
       };
     },
 
-    /** Discovery alone: whether the upstream answers (the console's check before a test login). */
+    /** Discovery alone, fetched now: whether the upstream answers (the console's check before a test login). */
     async discover(): Promise<void> {
-      await config();
+      await config({ fresh: true });
     },
   };
 }

@@ -184,7 +184,9 @@ export function connectorPages(deps: { connectors: Connectors; protocols: Partia
       if (!protocol) return connectorPage(ctx, 503, {}, messageOf('connector.unreachable', `no ${connector.kind} support configured`));
       let started;
       try {
-        // Always fresh: the test is about the upstream's login, not a session it already holds.
+        // The upstream is asked now (not a discovery document fetched earlier), and its login
+        // always fresh: the test is about the upstream's login, not a session it already holds.
+        await protocol.reachable?.(connector);
         started = await protocol.start(connector, { fresh: true, relayState: 'test' });
       } catch (err) {
         const reason = healthReason('upstream unreachable', err);

@@ -95,10 +95,32 @@ export function ssoIdentityCookie(box: SecretBox, now: () => number) {
 export const oidcCallbackPath = (connectorId: string) => `/login/sso/${encodeURIComponent(connectorId)}/callback`;
 
 /** A short reason for the console's health line: the error's message, without anything it quotes at length. */
+/**
+ * One link of an error chain as the console shows it. openid-client's cause for a refused token
+ * request is the upstream's JSON error (RFC 6749 §5.2), not an Error: its `error` and
+ * `error_description` say what went wrong ("invalid_client": the client ID or secret).
+ */
+function describe(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  if (e && typeof e === 'object') {
+    const { error, error_description: description } = e as { error?: unknown; error_description?: unknown };
+    if (typeof error === 'string') {
+      const hint = error === 'invalid_client' ? ' (the identity provider refused the client ID or secret)' : '';
+      return `${error}${typeof description === 'string' ? ` — ${description}` : ''}${hint}`;
+    }
+    try {
+      return JSON.stringify(e);
+    } catch {
+      return 'unreadable error';
+    }
+  }
+  return String(e);
+}
+
 export function healthReason(prefix: string, err: unknown): string {
   // openid-client wraps the precise reason ("unexpected iss…") as the cause of a generic one.
   const messages: string[] = [];
-  for (let e: unknown = err; e && messages.length < 3; e = (e as { cause?: unknown }).cause) messages.push(e instanceof Error ? e.message : String(e));
+  for (let e: unknown = err; e && messages.length < 3; e = (e as { cause?: unknown }).cause) messages.push(describe(e));
   return `${prefix}: ${messages.join(': ').replace(/[\u0000-\u001f]+/g, ' ').slice(0, 240)}`;
 }
 

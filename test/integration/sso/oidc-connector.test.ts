@@ -10,6 +10,8 @@ import { ssoOrganization, ssoPolicy } from '../../helpers/sso.ts';
 import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { ACR_TWO_FACTORS } from '../../../src/policy/levels.ts';
+import { DISCOVERY_TTL_MS } from '../../../src/federation/oidc-client.ts';
+import { signInToAccount } from '../../helpers/account-pages.ts';
 
 type Agent = ReturnType<typeof supertest.agent>;
 
@@ -355,6 +357,28 @@ describe('SSO: an OpenID Connect connector', () => {
     it('does not ask userinfo when the ID token has what it needs', async () => {
       await tokensOf(await login('lean@acme.test', { sub: 'up-lean', email: 'lean@acme.test', email_verified: true }));
       expect(upstream.userinfoRequests).to.equal(0);
+    });
+  });
+
+  describe('when the upstream goes down after it has worked', () => {
+    beforeEach(() => start());
+
+    it('notices at the next login once the discovery document is a minute old: a clear page, a failing health line, and the console test says so at once', async () => {
+      await tokensOf(await login('early@acme.test', { sub: 'up-early', email: 'early@acme.test', email_verified: true }));
+      await upstream.close();
+      // The console's test asks the upstream now, not the document fetched for the login.
+      const { agent: admin } = await signInToAccount(server.url, sso.admin.email);
+      const list = await admin.get(`/admin/organizations/${sso.org.id}/connectors/${sso.connectorId}`);
+      const tested = await admin.post(`/admin/organizations/${sso.org.id}/connectors/${sso.connectorId}/test`).type('form').send({ _csrf: csrfFrom(list.text) });
+      expect(tested.status).to.equal(502);
+      expect(tested.text).to.contain('can’t be reached');
+      // A person's login a minute later is refused here, not by the browser after it left.
+      now += DISCOVERY_TTL_MS + 1_000;
+      const result = await login('late@acme.test', { sub: 'up-late', email: 'late@acme.test', email_verified: true });
+      expect(result.page?.status).to.equal(502);
+      expect(result.page?.text).to.contain('Your company’s sign-in can’t be reached right now');
+      const row = (await server.registry.db.query<{ last_failure: string | null }>('SELECT last_failure FROM connectors WHERE id = $1', [sso.connectorId])).rows[0]!;
+      expect(row.last_failure).to.match(/^upstream unreachable: /);
     });
   });
 
