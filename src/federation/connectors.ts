@@ -91,6 +91,29 @@ export function parseOidcConnectorConfig(input: unknown): OidcConnectorConfig {
   };
 }
 
+/** The console's names for the settings, so a refusal names the field the admin sees. */
+const FIELD_LABELS: Record<string, string> = {
+  issuer: 'Issuer URL', clientId: 'Client ID', scopes: 'Scopes', emailClaim: 'Email claim', nameClaim: 'Name claim',
+  idpEntityId: 'Identity provider entity ID', ssoUrl: 'Single sign-on URL', idpCertificates: 'Signing certificate',
+  idpInitiated: 'Sign-in started at the identity provider', emailAttribute: 'Email attribute', nameAttribute: 'Name attribute',
+};
+
+/**
+ * One refusal in words an admin reads (walkthrough finding: "clientId: Too small: expected string
+ * to have >=1 characters"): the field's label, then what to do. Our own refinements already say
+ * what they want; the validator's generic messages are replaced.
+ */
+function fieldProblem(issue: z.core.$ZodIssue): string {
+  const key = String(issue.path[0] ?? '');
+  const label = FIELD_LABELS[key] ?? 'Settings';
+  if (issue.code === 'too_small') return issue.origin === 'array' ? `${label}: add at least one` : `${label}: enter a value`;
+  if (issue.code === 'too_big') return `${label}: too long`;
+  if (issue.code === 'invalid_type') return `${label}: enter a value`;
+  if (issue.code === 'unrecognized_keys') return 'Settings: unknown fields in the form';
+  if (issue.code === 'custom') return `${label}: ${issue.message}`;
+  return `${label}: check this value`;
+}
+
 const MAX_CLIENT_SECRET = 1000;
 
 /** The context a connector's secrets are sealed under: a ciphertext moved to another row does not open. */
@@ -141,7 +164,7 @@ export function createConnectors(deps: {
     try {
       return { ok: true, config: kind === 'oidc' ? parseOidcConnectorConfig(config) : parseSamlConnectorConfig(config) };
     } catch (err) {
-      const issues = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.') || 'settings'}: ${i.message}`).join('; ') : 'invalid settings';
+      const issues = err instanceof z.ZodError ? err.issues.map(fieldProblem).join('; ') : 'invalid settings';
       return { ok: false, detail: issues.slice(0, 500) };
     }
   }

@@ -117,8 +117,13 @@ describe('SSO: the console’s identity provider pages', () => {
     const bad = await registerOidc({ issuer: 'ftp://idp.acme.test', name: 'Typed name' });
     expect(bad.status).to.equal(400);
     expect(bad.text).to.contain('Check the settings');
-    expect(bad.text).to.contain('issuer');
+    expect(bad.text).to.contain('Issuer URL: an https URL');
     expect(bad.text).to.contain('value="Typed name"');
+    // The field's label and what to do, never the validator's own words.
+    const noClient = await registerOidc({ clientId: '' });
+    expect(noClient.status).to.equal(400);
+    expect(noClient.text).to.contain('Client ID: enter a value');
+    expect(noClient.text).not.to.contain('Too small');
     const noSecret = await registerOidc({ clientSecret: '' });
     expect(noSecret.status).to.equal(400);
     expect(noSecret.text).to.contain('Enter the client secret');
