@@ -14,7 +14,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'login.invalid_email': { title: 'Enter a valid email address', text: 'Enter the email address you use for your account, like name@example.com.' },
   'login.password_required': { title: 'Enter your password', text: 'Enter your password to continue.' },
   'login.second_step_expired': { title: 'Start again', text: 'Your sign-in waited too long for the second step. Enter your email and password again.' },
-  'two_step.code_invalid': { title: 'That code isn’t right', text: 'Enter the 6-digit code your authenticator app shows now, or one of your unused recovery codes.' },
+  'two_step.code_invalid': { title: 'That code isn’t right', text: 'Enter the 6-digit code your authenticator app shows now. Once two-step verification is on, one of your unused recovery codes works too.' },
   'two_step.already_enabled': { title: 'Two-step verification is already on', text: 'Turn it off first if you want to set it up with another app.' },
   'two_step.enrolment_expired': { title: 'Start again', text: 'Setting up two-step verification took too long, or was started in another browser. Start again and scan the new code.' },
   'two_step.required': { title: 'Two-step verification is required', text: 'Your account requires two-step verification, so it can’t be turned off. Lost your authenticator? Sign in with a recovery code, or ask your administrator.' },
