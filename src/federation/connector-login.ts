@@ -26,16 +26,23 @@ import type { LoginConnector } from './connectors.ts';
  * 4. an unlinked Trello member whose verified address it is migrates now, like Google's
  *    automatic migration: linked to the account at that address, or to a new one;
  * 5. the account at that address is linked (an address nobody verified here proves nothing
- *    about who set its password: `sso.conflict`, the owner signs in with the password);
+ *    about who set its password: `sso.conflict`, the owner signs in with the password) — only
+ *    when the upstream said `email_verified: true`: an upstream that is silent about it may let
+ *    its users register any address themselves, and an existing account (perhaps with a
+ *    password, perhaps another person's) is not handed over on its word
+ *    (`sso.email_verification_unknown`, nothing linked; decision 0034 as amended by 0048). The
+ *    same holds for step 4 when it would link the member to an existing account. SAML
+ *    connectors say `true` for any asserted address (the organization's own IdP);
  * 6. otherwise an account is created just in time, without a password, managed from its
- *    creation by the organization holding the domain (`insertWith` claims it).
+ *    creation by the organization holding the domain (`insertWith` claims it) — also when the
+ *    upstream did not say whether the address is verified (nobody else's account is reached).
  *
  * Whether the account may sign in now (deactivated, closed, the policy's connector) is the
  * decision point's answer, asked by the login's completion service.
  */
 export type ConnectorLoginResult =
   | { ok: true; account: AccountRow; how: 'identity' | 'trello' | 'email' | 'created' }
-  | { ok: false; problem: 'sso.email_missing' | 'sso.email_unverified' | 'sso.domain_not_linked' | 'sso.conflict' }
+  | { ok: false; problem: 'sso.email_missing' | 'sso.email_unverified' | 'sso.email_verification_unknown' | 'sso.domain_not_linked' | 'sso.conflict' }
   | { ok: false; problem: 'sso.email_retired'; retiredFor: string; email: string };
 
 export function createConnectorLogin(deps: {
@@ -79,6 +86,10 @@ export function createConnectorLogin(deps: {
 
       const existing = await accounts.findByEmail(email);
       if (existing && !existing.email_verified) return { ok: false, problem: 'sso.conflict' };
+      // Linking an existing account by its address takes the upstream's explicit word that the
+      // address is verified (OpenID Connect Core 1.0 §5.1 `email_verified`; §5.7: an address is
+      // no stable identifier of its own); a missing claim is not that word.
+      if (existing && identity.emailVerified !== true) return { ok: false, problem: 'sso.email_verification_unknown' };
 
       // A Trello member at this address migrates through this login (issue 13: not with its
       // Trello password). The company's identity provider proved the address.

@@ -1,5 +1,5 @@
 import type { AccountRow } from '../persistence/queries/accounts.ts';
-import { ACR_ONE_FACTOR, provenanceFrom, satisfies, type Acr, type Decision, type DenyReason, type Method, type Policy, type Provenance } from '../policy/policy.ts';
+import { ACR_ONE_FACTOR, methodsOf, provenanceFrom, satisfies, type Acr, type Decision, type DenyReason, type Method, type Policy, type Provenance } from '../policy/policy.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 
 /**
@@ -15,7 +15,11 @@ import type { PasswordHasher } from './password-hasher.ts';
  * which is how a password-less Google account proves itself — through Google.
  *
  * What is typed is always checked, even when the session alone would do: the form does not ask
- * for it then, so only someone guessing sends it, and a wrong guess must count.
+ * for it then, so only someone guessing sends it, and a wrong guess must count. Except where the
+ * password is not one of the account's methods (its organization requires its identity provider,
+ * decision 0033): then the old password stored from before the switch is no input at all — a
+ * typed one is answered as any other, after a decoy check of the same cost, so a session cannot
+ * be used to learn whether the retired password is right (decision 0048).
  */
 
 /** How a person confirms a change: the session's login, and whatever they typed. */
@@ -57,10 +61,13 @@ export interface ConfirmOptions {
 export function createReauthentication(deps: { policy: Policy; hasher: PasswordHasher }) {
   const { policy, hasher } = deps;
 
-  async function decisionFor(account: AccountRow, login: Proof['login'], stage: ReauthStage): Promise<{ decision: Decision; hasPassword: boolean }> {
+  async function decisionFor(account: AccountRow, login: Proof['login'], stage: ReauthStage): Promise<{ decision: Decision; hasPassword: boolean; passwordIsMethod: boolean }> {
     const subject = await policy.subject(account);
     const provenance: Provenance | undefined = provenanceFrom(login);
-    return { decision: policy.decide({ subject, stage, provenance }), hasPassword: subject.hasPassword };
+    // Whatever the outcome (a recent session lists no methods), whether a password may prove
+    // this account at all: not when its policy requires a connector.
+    const passwordIsMethod = methodsOf(subject).includes('password');
+    return { decision: policy.decide({ subject, stage, provenance }), hasPassword: subject.hasPassword, passwordIsMethod };
   }
 
   return {
@@ -86,9 +93,17 @@ export function createReauthentication(deps: { policy: Policy; hasher: PasswordH
      */
     async confirm(account: AccountRow, input: ProofInput, options: { stage?: ReauthStage; secondFactor?: () => Promise<boolean> } = {}): Promise<Confirmation> {
       const proof = asProof(input);
-      const { decision, hasPassword } = await decisionFor(account, proof.login, options.stage ?? 'reauthenticate');
+      const { decision, hasPassword, passwordIsMethod } = await decisionFor(account, proof.login, options.stage ?? 'reauthenticate');
       if (decision.outcome === 'deny') return { ok: false, problem: decision.reason };
       const typed = typeof proof.password === 'string' && proof.password.length > 0;
+      if (typed && !passwordIsMethod) {
+        // The password is no method of this account (a connector is required): the stored hash is
+        // never consulted. A decoy check (the hasher's answer for a missing hash) keeps the time
+        // of a right and a wrong password alike, and the answer below ignores what was typed.
+        await hasher.verify(null, proof.password!);
+        if (decision.outcome !== 'reauthenticate') return { ok: true, via: 'session' };
+        return { ok: false, problem: 'reauth.required', methods: decision.methods, wantedAcr: decision.wantedAcr };
+      }
       // Verified even for an account without a password (the hasher spends the same time on a
       // missing hash), so the answer's timing says nothing about whether there is one.
       if (typed && !(await hasher.verify(account.password_hash, proof.password!)).ok) return { ok: false, problem: 'password.current_wrong' };

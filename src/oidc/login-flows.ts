@@ -38,6 +38,8 @@ export interface TrelloMemberProof {
   /** A new address being proven ("I can't use these addresses"), with its code's keyed hash. */
   newEmail?: string;
   codeHash?: string;
+  /** The code for `newEmail` was right: its account may be proven (/trello/prove). */
+  newEmailProven?: boolean;
 }
 
 /** Both sides proven: the member is linked to the account when the login finishes (decision 0019). */

@@ -73,6 +73,13 @@ export function trelloMigrationStrategy(deps: {
 
   const saveProof = (it: LoginContext, proof: TrelloMemberProof) => flows.save(it, { step: 'trello_member', trello: { member: proof } });
 
+  /** The addresses whose account /trello/prove may check the password of, in this flow. */
+  const proveable = (proof: TrelloMemberProof, member: TrelloMemberRow): string[] => [
+    ...(proof.accountEmail ? [proof.accountEmail] : []),
+    ...pickableEmails(member.emails).map((e) => normalizeEmail(e.email) ?? ''),
+    ...(proof.newEmail && proof.newEmailProven ? [proof.newEmail] : []),
+  ].filter(Boolean);
+
   /**
    * The member's verified addresses a link can still keep: not one of an account that already
    * has a Trello member, nor a retired one (the link would be refused: one member per account).
@@ -185,9 +192,23 @@ export function trelloMigrationStrategy(deps: {
         method: 'post',
         path: '/trello/prove',
         async handle(ctx, it) {
-          const { flow, member } = await load(it);
+          const { flow, proof, member } = await load(it);
           const input = parseForm(ctx, passwordOnlyInput.extend({ email: changeEmailInput.shape.email }));
           const email = normalizeEmail(input.email) ?? '';
+          // Only the address this flow sent here: the account the Trello password was typed at,
+          // one of the member's verified addresses (its review), or the new one it proved by
+          // code. Any other address would make this form a second password form for any account.
+          if (!proveable(proof, member).includes(email)) return reviewPage(ctx, it, member, 400, 'trello.email_not_theirs');
+          // An address whose organization requires its identity provider goes there before any
+          // password is hashed, as at the password step: its old password is never verified, so a
+          // right one and a wrong one get the same answer (decision 0033, 0048).
+          const sso = policy.decide({ subject: await policy.discover(email), stage: 'identify', wantedAcr: it.wantedAcr });
+          if (sso.outcome === 'use_connector') {
+            await flows.end(it.uid);
+            ctx.state.log?.info({ clientId: it.clientId, connector: sso.connector }, 'trello prove: sign-in through the company identity provider');
+            ctx.status = 303;
+            return ctx.redirect(connectorStartPath(it.uid, sso.connector, email));
+          }
           const t = await throttled(ctx, throttle, { scope: 'password', subject: email }, () => deps.accounts.authenticate(email, input.password), (r) => (r.ok ? 'passed' : 'failed'));
           if (t.refused) return provePage(ctx, it, 429, email, t.error);
           if (!t.result.ok) return provePage(ctx, it, 401, email, t.orWait('login.invalid_credentials'));
@@ -269,7 +290,11 @@ export function trelloMigrationStrategy(deps: {
             await flows.failed(it.uid);
             return page(ctx, 400, 'login/trello-code', data, t.orWait('signup.code_invalid'));
           }
-          if (await deps.accounts.findByEmail(email)) return provePage(ctx, it, 409, email);
+          if (await deps.accounts.findByEmail(email)) {
+            // The code proved the address: its account may be proven next (/trello/prove).
+            await saveProof(it, { ...proof, newEmailProven: true });
+            return provePage(ctx, it, 409, email);
+          }
           return complete(ctx, it, loaded, { email, verifiedElsewhere: true });
         },
       },
