@@ -111,8 +111,16 @@ export function createOidcClient(settings: OidcClientSettings) {
         expectedNonce: checks.nonce,
         idTokenExpected: true,
       });
-      let claims: Record<string, unknown> & { sub: string } = tokens.claims()!;
-      if (text(claims[emailClaim]) === undefined) claims = { ...claims, ...(await client.fetchUserInfo(configuration, tokens.access_token, claims.sub)), sub: claims.sub };
+      const claims: Record<string, unknown> & { sub: string } = { ...tokens.claims()! };
+      if (text(claims[emailClaim]) === undefined) {
+        // Userinfo is not signed (OIDC Core §5.3.2 asks only that its `sub` match): it may add
+        // the address, its `email_verified` and the name the ID token left out, never replace
+        // what the signed token says — auth_time, amr and acr come from the ID token alone.
+        const userinfo = await client.fetchUserInfo(configuration, tokens.access_token, claims.sub);
+        claims[emailClaim] = userinfo[emailClaim];
+        claims.email_verified = userinfo.email_verified;
+        if (text(claims[nameClaim]) === undefined) claims[nameClaim] = userinfo[nameClaim];
+      }
       const verified = claims.email_verified;
       return {
         sub: claims.sub,
