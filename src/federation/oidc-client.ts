@@ -1,4 +1,5 @@
 import * as client from 'openid-client';
+import type { UpstreamFetch } from './upstream-fetch.ts';
 
 /**
  * The relying-party half of a login at an upstream OpenID provider (openid-client; OpenID Connect
@@ -53,6 +54,12 @@ export interface OidcClientSettings {
    * it, so its client sends `max_age=0` only.
    */
   promptLogin?: boolean;
+  /**
+   * The fetch of every request to the upstream (openid-client's `customFetch`): a company
+   * connector's refuses private addresses at connect time (upstream-fetch.ts). Google's is the
+   * operator's own setting, and uses the plain fetch.
+   */
+  fetch?: UpstreamFetch;
 }
 
 export function createOidcClient(settings: OidcClientSettings) {
@@ -64,6 +71,7 @@ export function createOidcClient(settings: OidcClientSettings) {
     configuration ??= client.discovery(new URL(settings.issuer), settings.clientId, settings.clientSecret, undefined, {
       ...(settings.issuer.startsWith('http:') ? { execute: [client.allowInsecureRequests] } : {}),
       timeout: settings.timeoutSeconds ?? 10,
+      ...(settings.fetch ? { [client.customFetch]: settings.fetch as unknown as client.CustomFetch } : {}),
     }).catch((err: unknown) => {
       configuration = undefined;
       throw err;
