@@ -85,6 +85,7 @@ import { createConnectors, type Connectors } from './federation/connectors.ts';
 import { createConnectorLogin, type ConnectorLogin } from './federation/connector-login.ts';
 import { createOidcProtocol, createSamlProtocol, type ConnectorProtocol } from './federation/connector-protocol.ts';
 import { oidcCallbackPath } from './flows/login/connector.ts';
+import { upstreamRulesOf } from './federation/upstream-fetch.ts';
 import { createAuthenticationPolicies, type AuthenticationPolicies } from './organizations/authentication-policies.ts';
 import { createAuthenticationPolicyQueries } from './persistence/queries/authentication-policies.ts';
 
@@ -442,12 +443,12 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const seenAssertions = createSeenAssertions({ queries: createSamlAssertionSeenQueries(db), clock });
     const samlServiceProvider = createSamlConnector({ issuer: config.issuer, clock: () => clock.now(), seen: seenAssertions });
 
-    const connectors = createConnectors({ db, queries: createConnectorQueries(db), domains: organizationDomains, box, clock, authorize: organizationService.authorize, audit: adminAudit });
+    const connectors = createConnectors({ db, queries: createConnectorQueries(db), domains: organizationDomains, box, clock, authorize: organizationService.authorize, audit: adminAudit, upstreams: upstreamRulesOf(config) });
     const sso = {
       connectors,
       resolver: createConnectorLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),
       protocols: {
-        oidc: createOidcProtocol({ redirectUri: (id) => `${config.issuer}${oidcCallbackPath(id)}`, now: () => clock.now() }),
+        oidc: createOidcProtocol({ redirectUri: (id) => `${config.issuer}${oidcCallbackPath(id)}`, upstreams: upstreamRulesOf(config), now: () => clock.now() }),
         saml: createSamlProtocol(samlServiceProvider),
       },
     };

@@ -173,6 +173,12 @@ export const configSchema = z
      */
     allowPrivateNetworkCalls: flag,
     /**
+     * Let company OIDC connectors reach loopback and private addresses (a test's or a developer's
+     * provider on 127.0.0.1). On in development and test, off in production and refused there:
+     * any account may register a connector, so its issuer must not reach this server's network.
+     */
+    allowPrivateNetworkUpstreams: flag,
+    /**
      * DNS servers for domain verification and its HTTPS check, comma-separated `ip[:port]`
      * (`[ipv6]:port`). Empty: the system's resolvers (/etc/resolv.conf; /etc/hosts is not read).
      */
@@ -277,6 +283,9 @@ export const configSchema = z
     if (config.domainVerification.httpPort !== 443) {
       ctx.addIssue({ code: 'custom', path: ['domainVerification', 'httpPort'], message: 'must be 443 in production' });
     }
+    if (config.allowPrivateNetworkUpstreams) {
+      ctx.addIssue({ code: 'custom', path: ['allowPrivateNetworkUpstreams'], message: 'cannot be enabled in production (connector issuers are anyone’s choice: SSRF)' });
+    }
     if (config.google.issuer && new URL(config.google.issuer).protocol !== 'https:') {
       ctx.addIssue({ code: 'custom', path: ['google', 'issuer'], message: 'must be https in production' });
     }
@@ -324,6 +333,7 @@ export const environmentVariables: Record<string, string> = {
   SIGNING_KEY_REFRESH_SECONDS: 'signingKeyRefreshSeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
   ALLOW_PRIVATE_NETWORK_CALLS: 'allowPrivateNetworkCalls',
+  ALLOW_PRIVATE_NETWORK_UPSTREAMS: 'allowPrivateNetworkUpstreams',
   DNS_SERVERS: 'dnsServers',
   DOMAIN_VERIFICATION_HTTP_SCHEME: 'domainVerification.httpScheme',
   DOMAIN_VERIFICATION_HTTP_PORT: 'domainVerification.httpPort',

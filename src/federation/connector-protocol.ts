@@ -1,6 +1,7 @@
 import type { LoginConnector } from './connectors.ts';
 import { createOidcClient, type OidcClient } from './oidc-client.ts';
 import type { SamlServiceProvider } from './saml/service-provider.ts';
+import { createUpstreamFetch, type UpstreamRules } from './upstream-fetch.ts';
 
 /**
  * What a login through a company connector needs of its protocol (docs/flows/sso.md): send the
@@ -55,10 +56,13 @@ const MAX_CACHED_CLIENTS = 256;
 
 /**
  * The OpenID Connect protocol of company connectors: one client per connector (and per change
- * of its settings: the cache key holds the connector's update time), each with its own discovery.
+ * of its settings: the cache key holds the connector's update time), each with its own discovery,
+ * every request through the fetch that refuses private addresses (unless the rules allow them).
  */
-export function createOidcProtocol(deps: { redirectUri: (connectorId: string) => string; timeoutSeconds?: number; now?: () => number }): ConnectorProtocol {
+export function createOidcProtocol(deps: { redirectUri: (connectorId: string) => string; timeoutSeconds?: number; upstreams: UpstreamRules; now?: () => number }): ConnectorProtocol {
   const clients = new Map<string, OidcClient>();
+  // One checked fetch for every connector: the issuer is anyone's choice (upstream-fetch.ts).
+  const fetch = createUpstreamFetch(deps.upstreams);
 
   function clientFor(connector: LoginConnector): OidcClient {
     if (connector.kind !== 'oidc') throw new Error('not an OpenID Connect connector');
@@ -76,6 +80,7 @@ export function createOidcProtocol(deps: { redirectUri: (connectorId: string) =>
         claims: { email: connector.config.emailClaim, name: connector.config.nameClaim },
         promptLogin: true,
         ...(deps.now ? { now: deps.now } : {}),
+        fetch,
         ...(deps.timeoutSeconds ? { timeoutSeconds: deps.timeoutSeconds } : {}),
       });
       clients.set(key, found);

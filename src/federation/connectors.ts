@@ -9,6 +9,7 @@ import { displayText } from '../shared/display-text.ts';
 import type { AuditEntry, AuditMeta } from '../organizations/admin-audit.ts';
 import { parseSamlConnectorConfig, type SamlConnectorConfig, type SamlConnectorSecrets } from './saml/config.ts';
 import { generateSpKeys } from './saml/sp-keys.ts';
+import { acceptableUpstreamUrl, type UpstreamRules } from './upstream-fetch.ts';
 
 /**
  * An organization's company identity providers (issue 13, docs/flows/sso.md, decision 0033):
@@ -62,16 +63,23 @@ export interface ConnectorView {
   spCertificates?: string[];
 }
 
-const httpsOrLocalUrl = z.string().trim().max(2048).refine((value) => {
+/**
+ * The issuer: https without query, fragment or credentials; plain http, loopback and private
+ * addresses only under rules that allow them (tests, development — upstream-fetch.ts). Every
+ * request is checked again when it connects: this refuses what is visibly wrong at registration.
+ */
+const upstreamUrl = (rules: UpstreamRules) => z.string().trim().max(2048).refine((value) => {
   if (!URL.canParse(value)) return false;
   const url = new URL(value);
-  return (url.protocol === 'https:' || (url.protocol === 'http:' && (url.hostname === '127.0.0.1' || url.hostname === 'localhost'))) && !url.search && !url.hash && !url.username;
-}, 'an https URL without query (http only for 127.0.0.1 or localhost)');
+  return acceptableUpstreamUrl(url, rules) && !url.search && !url.hash && !url.username && !url.password;
+}, rules.allowPrivateAddresses
+  ? 'an https URL without query (http only for 127.0.0.1 or localhost, outside production)'
+  : 'an https URL without query, on a public address (not private, loopback or link-local)');
 
 const claimName = z.string().trim().max(200).regex(/^[A-Za-z0-9_.:/-]*$/).optional().transform((v) => (v ? v : undefined));
 
-export const oidcConnectorConfigSchema = z.object({
-  issuer: httpsOrLocalUrl.transform((v) => v.replace(/\/+$/, '')),
+export const oidcConnectorConfigSchema = (rules: UpstreamRules) => z.object({
+  issuer: upstreamUrl(rules).transform((v) => v.replace(/\/+$/, '')),
   clientId: z.string().trim().min(1).max(500),
   scopes: z.string().trim().max(500).transform((v) => v.split(/\s+/).filter(Boolean))
     .refine((list) => list.every((s) => /^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s)), 'scopes are RFC 6749 scope tokens')
@@ -80,8 +88,8 @@ export const oidcConnectorConfigSchema = z.object({
   nameClaim: claimName,
 }).strict();
 
-export function parseOidcConnectorConfig(input: unknown): OidcConnectorConfig {
-  const parsed = oidcConnectorConfigSchema.parse(input);
+export function parseOidcConnectorConfig(input: unknown, rules: UpstreamRules): OidcConnectorConfig {
+  const parsed = oidcConnectorConfigSchema(rules).parse(input);
   return {
     issuer: parsed.issuer,
     clientId: parsed.clientId,
@@ -151,6 +159,8 @@ export function createConnectors(deps: {
   clock: Clock;
   authorize: (actorId: string, organizationId: string, needed: 'admin') => Promise<{ ok: true } | { ok: false; problem: 'organization.not_found' | 'organization.forbidden' | 'account.inactive' }>;
   audit: { record(tx: Parameters<ConnectorQueries['insert']>[0], organizationId: string, entry: AuditEntry, meta?: AuditMeta): Promise<void> };
+  /** What an OIDC issuer may be (upstreamRulesOf(config)). */
+  upstreams: UpstreamRules;
 }) {
   const { db, queries, box } = deps;
   const now = () => new Date(deps.clock.now());
@@ -162,7 +172,7 @@ export function createConnectors(deps: {
 
   function parseConfig(kind: ConnectorKind, config: Record<string, unknown>): { ok: true; config: ConnectorConfig } | { ok: false; detail: string } {
     try {
-      return { ok: true, config: kind === 'oidc' ? parseOidcConnectorConfig(config) : parseSamlConnectorConfig(config) };
+      return { ok: true, config: kind === 'oidc' ? parseOidcConnectorConfig(config, deps.upstreams) : parseSamlConnectorConfig(config) };
     } catch (err) {
       const issues = err instanceof z.ZodError ? err.issues.map(fieldProblem).join('; ') : 'invalid settings';
       return { ok: false, detail: issues.slice(0, 500) };

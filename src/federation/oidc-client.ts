@@ -1,4 +1,5 @@
 import * as client from 'openid-client';
+import type { UpstreamFetch } from './upstream-fetch.ts';
 
 /**
  * The relying-party half of a login at an upstream OpenID provider (openid-client; OpenID Connect
@@ -55,6 +56,12 @@ export interface OidcClientSettings {
   promptLogin?: boolean;
   /** The clock (milliseconds) the discovery document's age is measured by; `Date.now` when absent. */
   now?: () => number;
+  /**
+   * The fetch of every request to the upstream (openid-client's `customFetch`): a company
+   * connector's refuses private addresses at connect time (upstream-fetch.ts). Google's is the
+   * operator's own setting, and uses the plain fetch.
+   */
+  fetch?: UpstreamFetch;
 }
 
 /** How long a discovery document is used before it is fetched again (milliseconds). */
@@ -81,6 +88,7 @@ export function createOidcClient(settings: OidcClientSettings) {
     configuration ??= client.discovery(new URL(settings.issuer), settings.clientId, settings.clientSecret, undefined, {
       ...(settings.issuer.startsWith('http:') ? { execute: [client.allowInsecureRequests] } : {}),
       timeout: settings.timeoutSeconds ?? 10,
+      ...(settings.fetch ? { [client.customFetch]: settings.fetch as unknown as client.CustomFetch } : {}),
     }).catch((err: unknown) => {
       configuration = undefined;
       throw err;
@@ -128,8 +136,16 @@ export function createOidcClient(settings: OidcClientSettings) {
         expectedNonce: checks.nonce,
         idTokenExpected: true,
       });
-      let claims: Record<string, unknown> & { sub: string } = tokens.claims()!;
-      if (text(claims[emailClaim]) === undefined) claims = { ...claims, ...(await client.fetchUserInfo(configuration, tokens.access_token, claims.sub)), sub: claims.sub };
+      const claims: Record<string, unknown> & { sub: string } = { ...tokens.claims()! };
+      if (text(claims[emailClaim]) === undefined) {
+        // Userinfo is not signed (OIDC Core §5.3.2 asks only that its `sub` match): it may add
+        // the address, its `email_verified` and the name the ID token left out, never replace
+        // what the signed token says — auth_time, amr and acr come from the ID token alone.
+        const userinfo = await client.fetchUserInfo(configuration, tokens.access_token, claims.sub);
+        claims[emailClaim] = userinfo[emailClaim];
+        claims.email_verified = userinfo.email_verified;
+        if (text(claims[nameClaim]) === undefined) claims[nameClaim] = userinfo[nameClaim];
+      }
       const verified = claims.email_verified;
       return {
         sub: claims.sub,

@@ -36,7 +36,7 @@ export interface UpstreamUser {
  * `listen()` first (the port is needed in Lanyard's configuration), then `configure()` with
  * Lanyard's redirect URI.
  */
-export async function startUpstreamIdp(options: { host?: string; clientId?: string; idTokenClaims?: boolean } = {}) {
+export async function startUpstreamIdp(options: { host?: string; clientId?: string; idTokenClaims?: boolean; userinfoOnly?: Record<string, unknown> } = {}) {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   // A browser keeps cookies per host, not per port: with both servers at 127.0.0.1 the two
@@ -68,7 +68,7 @@ export async function startUpstreamIdp(options: { host?: string; clientId?: stri
         jwks: { keys: [{ ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }), kid: 'upstream', alg: 'RS256', use: 'sig' }] as never },
         ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 600, Grant: 600 },
         clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'] }],
-        claims: { openid: ['sub', 'amr'], email: ['email', 'email_verified'], profile: ['name'] },
+        claims: { openid: ['sub', 'amr', ...Object.keys(options.userinfoOnly ?? {}).filter((k) => !['email', 'email_verified', 'name'].includes(k))], email: ['email', 'email_verified'], profile: ['name'] },
         pkce: { required: () => true },
         features: { devInteractions: { enabled: false } },
         // `idTokenClaims`: the ID token carries the address itself, so the relying party has no
@@ -79,7 +79,9 @@ export async function startUpstreamIdp(options: { host?: string; clientId?: stri
           const user = users.get(sub);
           if (!user) return undefined;
           const { amr: _amr, ...claims } = user;
-          return { accountId: sub, claims: async () => ({ ...claims }) };
+          // `userinfoOnly`: claims the userinfo endpoint says and the ID token does not (a
+          // provider whose unsigned answer contradicts its signed one).
+          return { accountId: sub, claims: async (use: string) => ({ ...claims, ...(use === 'userinfo' ? options.userinfoOnly : {}) }) };
         },
         interactions: { url: (_ctx, interaction) => `/login/${interaction.uid}` },
       });

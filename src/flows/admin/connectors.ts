@@ -6,7 +6,7 @@ import { isSamlRefusal } from '../../federation/saml/refusal.ts';
 import { parseIdpMetadata } from '../../federation/saml/idp-metadata.ts';
 import type { Message } from '../../http/messages.ts';
 import type { SecretBox } from '../../shared/crypto.ts';
-import { healthReason, oidcCallbackPath, ssoIdentityCookie, ssoPendingCookie } from '../login/connector.ts';
+import { healthReason, oidcCallbackPath, startFailureReason, ssoIdentityCookie, ssoPendingCookie } from '../login/connector.ts';
 import type { ConsoleKit } from './managed-accounts.ts';
 import { adminMessage } from './messages.ts';
 
@@ -189,10 +189,11 @@ export function connectorPages(deps: { connectors: Connectors; protocols: Partia
         await protocol.reachable?.(connector);
         started = await protocol.start(connector, { fresh: true, relayState: 'test' });
       } catch (err) {
-        const reason = healthReason('upstream unreachable', err);
+        const reason = startFailureReason(connector, err);
         await connectors.recordOutcome(connector.id, { ok: false, reason });
-        ctx.state.log?.warn({ connector: connector.id, err: { message: (err as Error).message } }, 'connector test: upstream unreachable');
-        return connectorPage(ctx, 502, {}, messageOf('connector.unreachable', reason.replace(/^upstream unreachable: /, '')));
+        ctx.state.log?.warn({ connector: connector.id, err: { message: (err as Error).message, cause: String((err as Error).cause ?? '') } }, 'connector test: upstream unreachable');
+        // The category only (upstream-fetch.ts): never the raw network error.
+        return connectorPage(ctx, 502, {}, messageOf('connector.unreachable', reason.replace(/^upstream (unreachable: )?/, '')));
       }
       pending.set(ctx, { connectorId: connector.id, pending: started.pending, test: { organizationId: connector.organizationId, accountId: me(ctx) } });
       ctx.status = 303;

@@ -16,6 +16,7 @@ import { requestMeta } from '../../http/request-meta.ts';
 import { sealedCookie } from '../../http/sealed-cookie.ts';
 import type { Views } from '../../http/views.ts';
 import type { LoginStrategy } from './strategy.ts';
+import { networkFailureOf, upstreamFailureOf } from '../../federation/upstream-fetch.ts';
 
 /**
  * Sign-in through a company's identity provider: the connector strategy (docs/flows/sso.md,
@@ -94,7 +95,6 @@ export function ssoIdentityCookie(box: SecretBox, now: () => number) {
 /** The redirect URI of an OIDC connector, registered at the upstream (the console shows it). */
 export const oidcCallbackPath = (connectorId: string) => `/login/sso/${encodeURIComponent(connectorId)}/callback`;
 
-/** A short reason for the console's health line: the error's message, without anything it quotes at length. */
 /**
  * One link of an error chain as the console shows it. openid-client's cause for a refused token
  * request is the upstream's JSON error (RFC 6749 §5.2), not an Error: its `error` and
@@ -117,11 +117,26 @@ function describe(e: unknown): string {
   return String(e);
 }
 
+/**
+ * A short reason for the console's health line: the error's message, without anything it quotes
+ * at length — or, when the network failed the request, only its category (upstream-fetch.ts):
+ * the raw error would tell an admin what listens on the addresses the upstream's name points at.
+ */
 export function healthReason(prefix: string, err: unknown): string {
+  const network = networkFailureOf(err);
+  if (network) return `${prefix}: ${network}`;
   // openid-client wraps the precise reason ("unexpected iss…") as the cause of a generic one.
   const messages: string[] = [];
   for (let e: unknown = err; e && messages.length < 3; e = (e as { cause?: unknown }).cause) messages.push(describe(e));
   return `${prefix}: ${messages.join(': ').replace(/[\u0000-\u001f]+/g, ' ').slice(0, 240)}`;
+}
+
+/**
+ * The health line of a start that failed. OIDC: discovery failed, and the category says why —
+ * `upstream unreachable`, `upstream refused: private address`, `upstream not an OpenID provider`.
+ */
+export function startFailureReason(connector: Pick<LoginConnector, 'kind'>, err: unknown): string {
+  return connector.kind === 'oidc' ? `upstream ${upstreamFailureOf(err)}` : healthReason('upstream unreachable', err);
 }
 
 export interface ConnectorStrategyDeps {
@@ -148,7 +163,7 @@ export async function startAtUpstream(deps: Pick<ConnectorStrategyDeps, 'connect
   try {
     return await protocol.start(connector, options);
   } catch (err) {
-    await deps.connectors.recordOutcome(connector.id, { ok: false, reason: healthReason('upstream unreachable', err) });
+    await deps.connectors.recordOutcome(connector.id, { ok: false, reason: startFailureReason(connector, err) });
     throw err;
   }
 }
