@@ -1,3 +1,4 @@
+import { DatabaseUnavailableError } from './persistence/db.ts';
 import { join } from 'node:path';
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -198,7 +199,22 @@ export function createApp(registry: Registry): LanyardApp {
   app.use(metadataCaching({ discoveryPath: '/.well-known/openid-configuration', jwksPath: '/jwks', keyActivationDelaySeconds: config.keyActivationDelaySeconds }));
   // The engine's writes in one request are made together as it ends, before the response leaves
   // (src/oidc/adapter.ts, createWriteBehind): one commit for a login's end or a refresh.
-  app.use((_ctx, next) => registry.payloadWrites.around(next));
+  app.use(async (ctx, next) => {
+    try {
+      await registry.payloadWrites.around(next);
+    } catch (err) {
+      // The database went away as the request ended, after the engine had made its answer: that
+      // answer never leaves. A protocol endpoint answering JSON (/token, /me, introspection …)
+      // gets the protocol's error, as when the engine meets the outage itself (src/oidc/unavailable.ts).
+      if (!(err instanceof DatabaseUnavailableError || (err as { cause?: unknown })?.cause instanceof DatabaseUnavailableError) || !ctx.response.is('json')) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      ctx.state.log?.warn({ err: { message } }, 'database unavailable while storing the engine’s writes');
+      ctx.status = 503;
+      ctx.set('Retry-After', '5');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable, retry later' };
+    }
+  });
   app.use(mount(provider));
   const routeTable = routers.flatMap((router) => router.stack)
     .filter((layer) => layer.methods.length > 0)
