@@ -66,6 +66,7 @@ import { createRetiredEmailQueries } from './persistence/queries/retired-emails.
 import { createAccountIdentityQueries, type AccountIdentityQueries } from './persistence/queries/account-identities.ts';
 import { createTrelloLinking, type TrelloLinking } from './legacy-trello/linking.ts';
 import { createBulkMigration, type BulkMigration } from './legacy-trello/bulk-migration.ts';
+import { createTrelloBulkLinkQueries } from './persistence/queries/trello-bulk-links.ts';
 import { createLinkWebhook, type LinkWebhook } from './legacy-trello/link-webhook.ts';
 import { createFederatedLogin, type FederatedLogin } from './federation/federated-login.ts';
 import { createGoogleClient, type GoogleClient } from './federation/google.ts';
@@ -530,7 +531,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         members: trelloMembers,
         linkEvents: trelloLinkEvents,
         linking: trelloLinking,
-        bulk: createBulkMigration({ linking: trelloLinking, trelloMembers, resetTokens, outbox, clock, issuer: config.issuer, decisions: policy }),
+        bulk: createBulkMigration({ db, bulkLinks: createTrelloBulkLinkQueries(), linking: trelloLinking, trelloMembers, resetTokens, outbox, clock, issuer: config.issuer, decisions: policy }),
         webhook: linkWebhook,
       },
       accountIdentities,

@@ -14,19 +14,32 @@ export const bodyContext = (id: string) => `mail_outbox:${id}`;
  */
 export function createOutbox(deps: { queries: MailOutboxQueries; box: SecretBox; render: MailRenderer; clock: Clock; onEnqueued?: (() => void) | undefined }) {
   const { queries, box, render, clock } = deps;
+  type Message = { to: string; template: MailTemplate; data: Record<string, unknown> };
+  /** Rendered and sealed as it is stored: the body is bound to the message's id. */
+  const row = (message: Message, now: Date) => {
+    const id = newId('mail');
+    const rendered = render(message.template, message.data);
+    return {
+      id,
+      recipient: message.to,
+      template: message.template,
+      subject: rendered.subject,
+      bodySealed: box.seal(JSON.stringify({ text: rendered.text, html: rendered.html }), bodyContext(id)),
+      now,
+    };
+  };
   return {
-    async enqueue(tx: Queryable, message: { to: string; template: MailTemplate; data: Record<string, unknown> }): Promise<string> {
-      const id = newId('mail');
-      const rendered = render(message.template, message.data);
-      await queries.insert(tx, {
-        id,
-        recipient: message.to,
-        template: message.template,
-        subject: rendered.subject,
-        bodySealed: box.seal(JSON.stringify({ text: rendered.text, html: rendered.html }), bodyContext(id)),
-        now: new Date(clock.now()),
-      });
-      return id;
+    async enqueue(tx: Queryable, message: Message): Promise<string> {
+      const stored = row(message, new Date(clock.now()));
+      await queries.insert(tx, stored);
+      return stored.id;
+    },
+    /** Many messages in one statement, each exactly as `enqueue` writes it (the bulk migration's batch). */
+    async enqueueMany(tx: Queryable, messages: Message[]): Promise<string[]> {
+      const now = new Date(clock.now());
+      const rows = messages.map((m) => row(m, now));
+      await queries.insertMany(tx, rows);
+      return rows.map((r) => r.id);
     },
     /** Tells the in-process worker to look now (after the caller's transaction has committed). */
     kick(): void {

@@ -28,6 +28,18 @@ export function createMailOutboxQueries(db: Queryable) {
       );
     },
 
+    /** Several messages in one statement (the bulk migration's batch), in the caller's transaction. */
+    async insertMany(tx: Queryable, rows: { id: string; recipient: string; template: string; subject: string; bodySealed: string; now: Date }[]): Promise<void> {
+      if (!rows.length) return;
+      await tx.query(
+        `INSERT INTO mail_outbox (id, recipient, template, subject, body_sealed, next_attempt_at)
+         SELECT m.id, m.recipient, m.template, m.subject, m.body_sealed, m.next_attempt_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY AS m (id, recipient, template, subject, body_sealed, next_attempt_at, n)
+         ORDER BY m.n`,
+        [rows.map((r) => r.id), rows.map((r) => r.recipient), rows.map((r) => r.template), rows.map((r) => r.subject), rows.map((r) => r.bodySealed), rows.map((r) => r.now)],
+      );
+    },
+
     /**
      * Claims up to `limit` due messages for `leaseSeconds`: a message whose sender died mid-way
      * becomes due again when the lease runs out. SKIP LOCKED lets several instances share the work.
