@@ -6,7 +6,7 @@ import { normalizeEmail } from '../identity/email-address.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { PasswordResetQueries } from '../persistence/queries/password-reset-tokens.ts';
 import type { AddressUse, TrelloMemberQueries, TrelloMemberRow } from '../persistence/queries/trello-members.ts';
-import type { Outbox } from '../mail/outbox.ts';
+import type { Outbox, PreparedMail } from '../mail/outbox.ts';
 import { chooseEmail, linkableEmails, rankEmails } from './email-choice.ts';
 import type { TrelloLinking } from './linking.ts';
 import type { Policy } from '../policy/policy.ts';
@@ -94,13 +94,15 @@ export function createBulkMigration(deps: {
   }
 
   /**
-   * Plans a batch, in member id order. `claimed` holds the addresses that links planned earlier
-   * in this run keep or retire (lower-case): the database does not show them yet in a dry run,
-   * nor, within a batch, in a real one.
+   * Plans a batch, in member id order. `claimed` receives the addresses that its links keep or
+   * retire (lower-case), and `earlier` holds those of links planned earlier in this run that the
+   * database may not show yet: all of them in a dry run; in a real one, those of the batch still
+   * being written while this one is planned. Within a batch, `claimed` is what the database
+   * does not show yet either.
    */
-  async function planBatch(members: TrelloMemberRow[], claimed: Map<string, AddressUse>): Promise<BulkOutcome[]> {
+  async function planBatch(members: TrelloMemberRow[], claimed: Map<string, AddressUse>, earlier?: ReadonlyMap<string, AddressUse>): Promise<BulkOutcome[]> {
     const used = await trelloMembers.addressesInUse([...new Set(members.flatMap((m) => m.emails.map((e) => e.email.toLowerCase())))]);
-    const useOf = (email: string) => claimed.get(email.toLowerCase()) ?? used.get(email.toLowerCase());
+    const useOf = (email: string) => claimed.get(email.toLowerCase()) ?? earlier?.get(email.toLowerCase()) ?? used.get(email.toLowerCase());
     // The accounts at the chosen addresses are asked about one by one, only for these conflicts.
     const outcomes = members.map((member): BulkOutcome => {
       // Only a verified address: the set-password link goes to it, and whoever reads it gets the account.
@@ -192,7 +194,33 @@ export function createBulkMigration(deps: {
    * re-import, a login that linked one, a sign-up that took an address) rolls the whole batch
    * back, and false tells the caller to link its members one by one instead.
    */
-  async function linkBatch(pairs: [TrelloMemberRow, BulkOutcome & { action: 'link' }][]): Promise<boolean> {
+  async function linkBatch(prepared: PreparedBatch): Promise<boolean> {
+    const { pairs, links, mails, now } = prepared;
+    try {
+      await deps.db.transaction(async (tx) => {
+        const locked = await deps.bulkLinks.lockMembers(tx, links.map((l) => l.memberId));
+        if (pairs.some(([member]) => !locked.has(member.member_id) || !sameAsRead(member, locked.get(member.member_id)!))) throw new BulkLinkRace();
+        if ((await deps.bulkLinks.taken(tx, links.flatMap((l) => [l.email, ...l.retire]))).length) throw new BulkLinkRace();
+        await deps.bulkLinks.write(tx, links, now, new Date(now.getTime() + SET_PASSWORD_TTL_SECONDS * 1000));
+        // The members' Trello Enterprises manage their accounts from the link on (decision 0030).
+        await trelloMembers.syncEnterpriseManagers(tx, links.map((l) => l.memberId), now);
+        await deps.outbox.enqueuePrepared(tx, mails);
+      });
+      return true;
+    } catch (err) {
+      // Integrity (23…: an address taken or retired meanwhile), serialization or deadlock (40…):
+      // the batch is linked member by member. Anything else (the database is gone) stops the run.
+      const code = (err as { code?: unknown }).code;
+      if (err instanceof BulkLinkRace || (typeof code === 'string' && (code.startsWith('23') || code.startsWith('40')))) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * What the batch write stores, made before its transaction (ids, set-password tokens, the
+   * rendered and sealed messages): the next batch is prepared while one is being written.
+   */
+  function prepareBatch(pairs: [TrelloMemberRow, BulkOutcome & { action: 'link' }][]): PreparedBatch {
     const now = new Date(clock.now());
     const tokens = pairs.map(() => randomSecret(32));
     const links: BulkLink[] = pairs.map(([member, planned], i) => ({
@@ -207,42 +235,34 @@ export function createBulkMigration(deps: {
       tokenHash: sha256(tokens[i]!),
       detail: { memberId: member.member_id, method: 'bulk', created: true, retired: planned.retire.length },
     }));
-    try {
-      await deps.db.transaction(async (tx) => {
-        const locked = await deps.bulkLinks.lockMembers(tx, links.map((l) => l.memberId));
-        if (pairs.some(([member]) => !locked.has(member.member_id) || !sameAsRead(member, locked.get(member.member_id)!))) throw new BulkLinkRace();
-        if ((await deps.bulkLinks.taken(tx, links.flatMap((l) => [l.email, ...l.retire]))).length) throw new BulkLinkRace();
-        await deps.bulkLinks.write(tx, links, now, new Date(now.getTime() + SET_PASSWORD_TTL_SECONDS * 1000));
-        // The members' Trello Enterprises manage their accounts from the link on (decision 0030).
-        await trelloMembers.syncEnterpriseManagers(tx, links.map((l) => l.memberId), now);
-        await deps.outbox.enqueueMany(tx, pairs.map(([member, planned], i) => ({
-          to: links[i]!.email,
-          template: 'trello-migrated' as const,
-          data: mailData(member.full_name, links[i]!.email, member.username, tokens[i]!, planned.retire),
-        })));
-      });
-      return true;
-    } catch (err) {
-      // Integrity (23…: an address taken or retired meanwhile), serialization or deadlock (40…):
-      // the batch is linked member by member. Anything else (the database is gone) stops the run.
-      const code = (err as { code?: unknown }).code;
-      if (err instanceof BulkLinkRace || (typeof code === 'string' && (code.startsWith('23') || code.startsWith('40')))) return false;
-      throw err;
-    }
+    const mails = deps.outbox.prepareMany(pairs.map(([member, planned], i) => ({
+      to: links[i]!.email,
+      template: 'trello-migrated' as const,
+      data: mailData(member.full_name, links[i]!.email, member.username, tokens[i]!, planned.retire),
+    })));
+    return { pairs, links, mails, now };
   }
 
-  /** A batch's plan written: batched where it can be, member by member otherwise; outcomes in member order. */
-  async function writeBatch(batch: TrelloMemberRow[], plans: BulkOutcome[], perMember: boolean, onWrite?: (written: BatchWrite) => void): Promise<BulkOutcome[]> {
-    const outcomes = [...plans];
+  /** A batch's plan made ready to write: batched where it can be, member by member otherwise. */
+  function prepareWrite(batch: TrelloMemberRow[], plans: BulkOutcome[], perMember: boolean) {
     const together: number[] = [];
     const alone: number[] = [];
     for (const [i, plan] of plans.entries()) {
       if (plan.action !== 'link') continue;
       (!perMember && batchable(plan) ? together : alone).push(i);
     }
+    const prepared = together.length ? prepareBatch(together.map((i) => [batch[i]!, plans[i] as BulkOutcome & { action: 'link' }])) : undefined;
+    return { batch, plans, together, alone, prepared };
+  }
+
+  /** Writes a prepared batch; its outcomes in member order. */
+  async function writeBatch(ready: ReturnType<typeof prepareWrite>, onWrite?: (written: BatchWrite) => void): Promise<BulkOutcome[]> {
+    const { batch, plans, together, prepared } = ready;
+    const alone = [...ready.alone];
+    const outcomes = [...plans];
     // The batch's other links never touch these members' addresses (the planner gave each address
     // to at most one link), so writing them before the ones linked alone changes nothing.
-    const batched = together.length > 0 && (await linkBatch(together.map((i) => [batch[i]!, plans[i] as BulkOutcome & { action: 'link' }])));
+    const batched = prepared !== undefined && (await linkBatch(prepared));
     if (!batched) alone.push(...together);
     for (const i of alone.sort((a, b) => a - b)) outcomes[i] = await linkOne(batch[i]!, plans[i] as BulkOutcome & { action: 'link' });
     onWrite?.({ together: batched ? together.length : 0, alone: alone.length, retried: together.length > 0 && !batched });
@@ -260,7 +280,8 @@ export function createBulkMigration(deps: {
      */
     async run(options: { dryRun: boolean; batchSize?: number; perMember?: boolean; onOutcome?: (outcome: BulkOutcome) => void; onBatch?: (summary: BulkSummary) => void; onPlanned?: (plans: readonly BulkOutcome[]) => Promise<void> | void; onWrite?: (written: BatchWrite) => void }): Promise<BulkSummary> {
       const summary: BulkSummary = { examined: 0, linked: 0, conflicts: 0 };
-      const claimed = new Map<string, AddressUse>();
+      // Dry run: every address planned so far. Real run: those of the batch being written.
+      let earlier = new Map<string, AddressUse>();
       let after = '';
       // Statistics of the tables the links fill, after the first batch that linked, each time
       // the links have grown tenfold since, and at the end (decision 0042).
@@ -270,29 +291,57 @@ export function createBulkMigration(deps: {
         await trelloMembers.analyzeLinked();
         analyzeAt = summary.linked * 10;
       };
-      for (;;) {
-        const batch = await trelloMembers.unlinkedBatch(after, options.batchSize ?? DEFAULT_BATCH);
-        if (!batch.length) break;
-        after = batch.at(-1)!.member_id;
-        const plans = await planBatch(batch, claimed);
-        await options.onPlanned?.(plans);
-        const outcomes = options.dryRun ? plans : await writeBatch(batch, plans, Boolean(options.perMember), options.onWrite);
+      const report = async (outcomes: readonly BulkOutcome[]) => {
         for (const outcome of outcomes) {
           summary.examined += 1;
           if (outcome.action === 'link') summary.linked += 1;
           else summary.conflicts += 1;
           options.onOutcome?.(outcome);
         }
-        // A real run's links are in the database now, where the next batch's lookup finds them.
-        if (!options.dryRun) claimed.clear();
         await analyzeWhenGrown();
         options.onBatch?.(summary);
+      };
+      // A real run writes one batch while it reads, plans and prepares the next (on a server,
+      // the database works while this process renders the next batch's mail); the next is
+      // written once the one before is committed, where the next plan's lookups find it.
+      let writing: Promise<{ outcomes: BulkOutcome[] } | { error: unknown }> | undefined;
+      const finish = async () => {
+        if (!writing) return;
+        const done = await writing;
+        writing = undefined;
+        if ('error' in done) throw done.error;
+        await report(done.outcomes);
+      };
+      for (;;) {
+        const batch = await trelloMembers.unlinkedBatch(after, options.batchSize ?? DEFAULT_BATCH);
+        if (!batch.length) break;
+        after = batch.at(-1)!.member_id;
+        const claimed = new Map<string, AddressUse>();
+        const plans = await planBatch(batch, claimed, earlier);
+        await options.onPlanned?.(plans);
+        if (options.dryRun) {
+          for (const [email, use] of claimed) earlier.set(email, use);
+          await report(plans);
+          continue;
+        }
+        const ready = prepareWrite(batch, plans, Boolean(options.perMember));
+        await finish();
+        earlier = claimed;
+        writing = writeBatch(ready, options.onWrite).then((outcomes) => ({ outcomes }), (error: unknown) => ({ error }));
       }
+      await finish();
       await analyzeWhenGrown(true);
       if (!options.dryRun && summary.linked) deps.outbox.kick();
       return summary;
     },
   };
+}
+
+interface PreparedBatch {
+  pairs: [TrelloMemberRow, BulkOutcome & { action: 'link' }][];
+  links: BulkLink[];
+  mails: PreparedMail[];
+  now: Date;
 }
 
 /** Members read, planned and written at a time: a batch is one transaction of about a dozen statements. */

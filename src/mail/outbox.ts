@@ -7,6 +7,16 @@ import type { MailRenderer, MailTemplate } from './templates.ts';
 
 export const bodyContext = (id: string) => `mail_outbox:${id}`;
 
+/** A message rendered and sealed, ready to be stored (`prepareMany`). */
+export interface PreparedMail {
+  id: string;
+  recipient: string;
+  template: string;
+  subject: string;
+  bodySealed: string;
+  now: Date;
+}
+
 /**
  * The write side of the transactional outbox: a message is rendered and written in the caller's
  * transaction, so it exists if and only if the change that caused it was committed. The delivery
@@ -34,12 +44,17 @@ export function createOutbox(deps: { queries: MailOutboxQueries; box: SecretBox;
       await queries.insert(tx, stored);
       return stored.id;
     },
-    /** Many messages in one statement, each exactly as `enqueue` writes it (the bulk migration's batch). */
-    async enqueueMany(tx: Queryable, messages: Message[]): Promise<string[]> {
+    /**
+     * Many messages, each exactly as `enqueue` writes it, rendered and sealed now (before the
+     * caller's transaction, which then only stores them: the bulk migration's batch).
+     */
+    prepareMany(messages: Message[]): PreparedMail[] {
       const now = new Date(clock.now());
-      const rows = messages.map((m) => row(m, now));
-      await queries.insertMany(tx, rows);
-      return rows.map((r) => r.id);
+      return messages.map((m) => row(m, now));
+    },
+    /** Stores prepared messages in one statement, in the caller's transaction. */
+    async enqueuePrepared(tx: Queryable, prepared: PreparedMail[]): Promise<void> {
+      await queries.insertMany(tx, prepared);
     },
     /** Tells the in-process worker to look now (after the caller's transaction has committed). */
     kick(): void {
