@@ -149,7 +149,7 @@ export async function startBaseline(db: Database, clients: BenchClients, parts: 
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     async findAccount(_ctx, sub) {
       if (findAccount && !(await findAccount(sub))) return undefined;
-      return { accountId: sub, claims: async () => ({ sub, email: 'bench@example.com', email_verified: true, name: 'Bench' }) };
+      return { accountId: sub, claims: async () => ({ sub, email: 'bench@example.com', email_verified: true, name: 'Bench', picture: `${url}/avatars/${sub}`, updated_at: Math.floor(Date.now() / 1000) }) };
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     // Like Lanyard's first-party clients: the grant covers what is asked, no consent prompt.

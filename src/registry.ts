@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/schema.ts';
 import { openingSecrets, resolveSecretKey } from './config/secret-key.ts';
@@ -263,7 +264,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       };
     });
 
-    const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency);
+    const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency, config.passwordHashThreads || availableParallelism());
     const accountQueries = createAccountQueries(db);
     const accounts = createAccountService({ accounts: accountQueries, hasher, clock });
     const policy = createPolicy({ accounts: accountQueries, domains: createOrganizationDomainQueries(db), clock });

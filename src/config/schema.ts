@@ -150,6 +150,12 @@ export const configSchema = z
     signupCodeTtl: seconds(86_400),
     /** How many password hashes may wait for the argon2 thread pool before logins are told to retry. */
     passwordHashConcurrency: z.coerce.number().int().min(1).max(1024),
+    /**
+     * How many password hashes run at once (the others wait in that queue); 0: the number of
+     * CPUs. Keep it below UV_THREADPOOL_SIZE, so that other thread-pool work (ID token signing,
+     * files, DNS) never waits behind hashes (docs/decisions/0051-hashing-beside-the-event-loop.md).
+     */
+    passwordHashThreads: z.coerce.number().int().min(0).max(256),
     /** How long a client's metadata is cached in-process before the database is read again. */
     clientCacheSeconds: z.coerce.number().int().min(0).max(3600),
     /**
@@ -323,6 +329,7 @@ export const environmentVariables: Record<string, string> = {
   ARGON2_TIME_COST: 'argon2.timeCost',
   ARGON2_PARALLELISM: 'argon2.parallelism',
   PASSWORD_HASH_CONCURRENCY: 'passwordHashConcurrency',
+  PASSWORD_HASH_THREADS: 'passwordHashThreads',
   PASSWORD_MIN_LENGTH: 'passwordMinLength',
   PASSWORD_RESET_TTL: 'passwordResetTtl',
   SIGNUP_CODE_TTL: 'signupCodeTtl',
