@@ -55,8 +55,8 @@ export const settings = {
   slices: 4,
   /** Refresh tokens per server for the measured run (each is spent once: rotation). */
   refreshPool: Number(process.env.BENCH_REFRESH_POOL ?? 3000),
-  /** …and for the warm-up before it (a tenth of that, at most 300). */
-  warmupPool: Math.min(300, Math.round(Number(process.env.BENCH_REFRESH_POOL ?? 3000) / 10)),
+  /** …and for the warm-up before it: a tenth of that, at most 300, at least one per connection in each warm-up round. */
+  warmupPool: Math.min(300, Math.max(3 * 16, Math.round(Number(process.env.BENCH_REFRESH_POOL ?? 3000) / 10))),
 };
 
 const PASSWORD = 'benchmark passphrase 2026';
