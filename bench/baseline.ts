@@ -4,6 +4,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import Provider, { type Adapter, type AdapterPayload, type ClientMetadata } from 'oidc-provider';
 import * as argon2 from 'argon2';
 import type { Database } from '../src/persistence/db.ts';
+import { SCOPE_CLAIMS } from '../src/identity/claims-release.ts';
 import type { BenchClients } from './lanyard.ts';
 
 export interface BaselineServer {
@@ -138,13 +139,17 @@ export async function startBaseline(db: Database, clients: BenchClients, parts: 
     jwks: { keys: [{ ...es256, alg: 'ES256', use: 'sig', kid: 'bench-baseline' }] } as never,
     cookies: { keys: ['bench-baseline-cookie-key-0123456789'] },
     clientDefaults: { grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic', id_token_signed_response_alg: 'ES256' },
-    features: { devInteractions: { enabled: false }, clientCredentials: { enabled: true } },
+    // Introspection for authenticated clients and userinfo, as Lanyard has them (userinfo is on by
+    // default); the claims per scope are Lanyard's table, with ID tokens carrying them too.
+    features: { devInteractions: { enabled: false }, clientCredentials: { enabled: true }, introspection: { enabled: true, allowedPolicy: (_ctx, client) => client.clientAuthMethod !== 'none' }, userinfo: { enabled: true } },
+    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, scope === 'openid' ? [...claims, 'acr', 'auth_time'] : [...claims]])),
+    conformIdTokenClaims: false,
     pkce: { required: () => true },
     rotateRefreshToken: true,
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     async findAccount(_ctx, sub) {
       if (findAccount && !(await findAccount(sub))) return undefined;
-      return { accountId: sub, claims: async () => ({ sub, email: 'bench@example.com', email_verified: true, name: 'Bench' }) };
+      return { accountId: sub, claims: async () => ({ sub, email: 'bench@example.com', email_verified: true, name: 'Bench', picture: `${url}/avatars/${sub}`, updated_at: Math.floor(Date.now() / 1000) }) };
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     // Like Lanyard's first-party clients: the grant covers what is asked, no consent prompt.

@@ -25,16 +25,20 @@ const drain = () => {
   drained = true;
 };
 
+const method = job.method ?? 'POST';
+const headers: Record<string, string> = method === 'POST' ? { 'content-type': 'application/x-www-form-urlencoded' } : {};
+if (job.authorization) headers.authorization = job.authorization;
 const result = await autocannon({
   url: job.url,
   connections: job.connections,
   ...(job.amount ? { amount: job.amount } : { duration: job.seconds }),
+  ...(job.rate ? { overallRate: job.rate } : {}),
   requests: [{
-    method: 'POST',
+    method,
     path: job.path,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: job.authorization },
+    headers,
     // Each request takes the next body (single-use refresh tokens), or the one fixed body.
-    ...(bodies ? { setupRequest: (req) => ({ ...req, body: bodies[next++] ?? 'grant_type=refresh_token&refresh_token=pool-exhausted' }) } : { body: job.body }),
+    ...(bodies ? { setupRequest: (req) => ({ ...req, body: bodies[next++] ?? 'grant_type=refresh_token&refresh_token=pool-exhausted' }) } : method === 'POST' ? { body: job.body } : {}),
     onResponse: (status) => {
       if (status === 200) {
         ok += 1;
@@ -47,6 +51,8 @@ const result = await autocannon({
 });
 
 drain();
+// In a worker thread autocannon leaves its histograms encoded (for a parent to merge): decode them.
+const latency = (result.latency ?? (autocannon as unknown as { aggregateResult(r: unknown[], o: unknown): { latency: unknown } }).aggregateResult([result], { url: job.url }).latency) as unknown as { p50: number; p90: number; p99: number; max: number; totalCount?: number };
 const message: LoadResult = {
   type: 'result',
   ok,
@@ -55,5 +61,6 @@ const message: LoadResult = {
   non2xx: result.non2xx,
   errors: result.errors + result.timeouts,
   generatorBusy: performance.eventLoopUtilization(elu).utilization,
+  latency: { p50: latency.p50, p90: latency.p90, p99: latency.p99, max: latency.max, samples: latency.totalCount ?? 0 },
 };
 parentPort!.postMessage(message);

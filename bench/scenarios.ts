@@ -8,8 +8,13 @@ import { basic, browser, csrfFrom, form, locationOf, pkce, type Browser } from '
 export interface LoadJob {
   url: string;
   path: string;
-  authorization: string;
+  /** POST (default, a form body) or GET (no body). */
+  method?: 'GET' | 'POST';
+  /** The Authorization header, if any. */
+  authorization?: string;
   connections: number;
+  /** At most this many requests per second in all (autocannon's overallRate): a probe, not a load. */
+  rate?: number;
   /** Run for this long… */
   seconds?: number;
   /** …or until this many requests were sent (a pool of single-use bodies). */
@@ -28,6 +33,17 @@ export interface LoadResult {
   errors: number;
   /** Share of the time the load generator's own event loop was busy. */
   generatorBusy: number;
+  /** Latency percentiles of all answers, ms (autocannon's, 1 ms resolution). */
+  latency: Latency;
+}
+
+export interface Latency {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  /** Answers the percentiles are taken over. */
+  samples: number;
 }
 
 export interface Rate {
@@ -45,6 +61,7 @@ export interface Rate {
    */
   serverCpuMs: number;
   generatorBusy: number;
+  latency: Latency;
 }
 
 /**
@@ -84,6 +101,7 @@ export async function hammer(job: LoadJob): Promise<Rate> {
     serverBusy,
     serverCpuMs: result.ok ? serverCpu / result.ok : 0,
     generatorBusy: result.generatorBusy,
+    latency: result.latency,
   };
 }
 
@@ -101,6 +119,8 @@ export function combineRates(runs: Rate[]): Rate {
     serverBusy: weighted((r) => r.serverBusy),
     serverCpuMs: runs.reduce((sum, r) => sum + r.serverCpuMs * r.ok, 0) / ok,
     generatorBusy: weighted((r) => r.generatorBusy),
+    // Percentiles do not add up: the worst slice's, a conservative figure (only probes read them).
+    latency: runs.reduce((worst, r) => (r.latency.p99 > worst.p99 ? r.latency : worst), runs[0]!.latency),
   };
 }
 
@@ -166,8 +186,8 @@ export function passwordPages(email: string, password: string): SignIn {
  * One authorization request followed as a browser would, through the login pages when the
  * server shows them, until the redirect to the client. Returns the authorization code.
  */
-export async function authorize(go: Browser, base: string, client: WebClient, challenge: string, signIn: SignIn): Promise<string> {
-  const query = new URLSearchParams({ client_id: client.id, response_type: 'code', scope: 'openid', redirect_uri: client.redirectUri, code_challenge: challenge, code_challenge_method: 'S256' });
+export async function authorize(go: Browser, base: string, client: WebClient, challenge: string, signIn: SignIn, scope = 'openid'): Promise<string> {
+  const query = new URLSearchParams({ client_id: client.id, response_type: 'code', scope, redirect_uri: client.redirectUri, code_challenge: challenge, code_challenge_method: 'S256' });
   let location = `/auth?${query}`;
   for (let step = 0; step < 10; step += 1) {
     if (location.startsWith(client.redirectUri)) {
@@ -190,16 +210,21 @@ export async function authorize(go: Browser, base: string, client: WebClient, ch
   throw new Error('authorization did not finish within 10 steps');
 }
 
-/** A refresh token from one complete authorization code + PKCE flow in `go`'s session. */
-async function refreshTokenFrom(go: Browser, base: string, client: WebClient, signIn: SignIn): Promise<string> {
+/** The token response of one complete authorization code + PKCE flow in `go`'s session. */
+export async function tokensFrom(go: Browser, base: string, client: WebClient, signIn: SignIn, scope = 'openid'): Promise<{ access_token?: string; refresh_token?: string }> {
   const { verifier, challenge } = pkce();
-  const code = await authorize(go, base, client, challenge, signIn);
+  const code = await authorize(go, base, client, challenge, signIn, scope);
   const res = await fetch(new URL('/token', base), {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.id, client.secret) },
     body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: client.redirectUri, code_verifier: verifier }).toString(),
   });
-  const json = (await res.json()) as { refresh_token?: string };
+  return (await res.json()) as { access_token?: string; refresh_token?: string };
+}
+
+/** A refresh token from one complete authorization code + PKCE flow in `go`'s session. */
+async function refreshTokenFrom(go: Browser, base: string, client: WebClient, signIn: SignIn): Promise<string> {
+  const json = await tokensFrom(go, base, client, signIn);
   if (!json.refresh_token) throw new Error(`no refresh token from ${base}: ${JSON.stringify(json)}`);
   return json.refresh_token;
 }

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/schema.ts';
 import { openingSecrets, resolveSecretKey } from './config/secret-key.ts';
@@ -228,6 +229,14 @@ async function cookieKeysFor(config: Config, box: SecretBox, db: Database): Prom
   return JSON.parse(box.open(sealed, COOKIE_KEYS_SECRET)) as string[];
 }
 
+/**
+ * Password hashes running at once: as configured, or one per CPU leaving one thread of libuv's
+ * pool free for signing, files and DNS (decision 0051).
+ */
+export function hashThreads(config: Pick<Config, 'passwordHashThreads' | 'threadPoolSize'>, cpus = availableParallelism()): number {
+  return config.passwordHashThreads || Math.max(1, Math.min(cpus, config.threadPoolSize - 1));
+}
+
 export async function createRegistry(config: Config, options: RegistryOptions): Promise<Registry> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
@@ -264,7 +273,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       };
     });
 
-    const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency);
+    const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency, hashThreads(config));
     const accountQueries = createAccountQueries(db);
     const accounts = createAccountService({ accounts: accountQueries, hasher, clock });
     const policy = createPolicy({ accounts: accountQueries, domains: createOrganizationDomainQueries(db), clock });

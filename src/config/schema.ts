@@ -150,6 +150,17 @@ export const configSchema = z
     signupCodeTtl: seconds(86_400),
     /** How many password hashes may wait for the argon2 thread pool before logins are told to retry. */
     passwordHashConcurrency: z.coerce.number().int().min(1).max(1024),
+    /**
+     * How many password hashes run at once (the others wait in that queue); 0: the number of
+     * CPUs, but at most UV_THREADPOOL_SIZE − 1, so that other thread-pool work (ID token signing,
+     * files, DNS) never waits behind hashes (docs/decisions/0051-hashing-beside-the-event-loop.md).
+     */
+    passwordHashThreads: z.coerce.number().int().min(0).max(256),
+    /**
+     * libuv's thread pool size as the process was started with (Node reads UV_THREADPOOL_SIZE
+     * itself; read here so that the hashing can leave a thread free): 4 when unset, as Node's.
+     */
+    threadPoolSize: z.coerce.number().int().min(1).max(1024),
     /** How long a client's metadata is cached in-process before the database is read again. */
     clientCacheSeconds: z.coerce.number().int().min(0).max(3600),
     /**
@@ -323,6 +334,8 @@ export const environmentVariables: Record<string, string> = {
   ARGON2_TIME_COST: 'argon2.timeCost',
   ARGON2_PARALLELISM: 'argon2.parallelism',
   PASSWORD_HASH_CONCURRENCY: 'passwordHashConcurrency',
+  PASSWORD_HASH_THREADS: 'passwordHashThreads',
+  UV_THREADPOOL_SIZE: 'threadPoolSize',
   PASSWORD_MIN_LENGTH: 'passwordMinLength',
   PASSWORD_RESET_TTL: 'passwordResetTtl',
   SIGNUP_CODE_TTL: 'signupCodeTtl',

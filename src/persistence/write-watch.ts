@@ -17,10 +17,20 @@ const WRITE = /\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+
 const READ = /^\s*SELECT\b/i;
 
 export function watchWrites(db: Database, tables: (table: string) => boolean, onWrite: () => void): Database {
+  // The answer per statement text, remembered: the texts are the queries' constants (a batch's
+  // text varies only with its number of parts), and scanning one costs more than the hot path's
+  // other per-statement work. Bounded, in case a caller builds texts with values in them.
+  const known = new Map<string, boolean>();
   const writes = (sql: string): boolean => {
     if (READ.test(sql)) return false;
-    for (const match of sql.matchAll(WRITE)) if (tables(match[1]!.toLowerCase())) return true;
-    return false;
+    let answer = known.get(sql);
+    if (answer === undefined) {
+      answer = false;
+      for (const match of sql.matchAll(WRITE)) if (tables(match[1]!.toLowerCase())) answer = true;
+      if (known.size >= 1000) known.clear();
+      known.set(sql, answer);
+    }
+    return answer;
   };
   const watched = (q: Queryable, wrote?: { yes: boolean }): Queryable => ({
     async query(sql, params) {

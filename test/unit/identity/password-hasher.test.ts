@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createPasswordHasher } from '../../../src/identity/password-hasher.ts';
+import { createHashQueue, createPasswordHasher } from '../../../src/identity/password-hasher.ts';
 import { AppError } from '../../../src/shared/errors.ts';
 
 const OWASP = { memoryKiB: 19456, timeCost: 2, parallelism: 1 };
@@ -31,5 +31,55 @@ describe('password hasher (argon2id)', () => {
     const refused = results.filter((r) => r.status === 'rejected');
     expect(refused).to.have.length(2);
     for (const r of refused) expect((r as PromiseRejectedResult).reason).to.be.instanceOf(AppError).and.have.property('code', 'login.busy');
+  });
+
+  describe('its queue', () => {
+    /** Work that ends when the test says so, recording when it started. */
+    function gate(started: string[], name: string) {
+      let open!: () => void;
+      const done = new Promise<void>((resolve) => { open = resolve; });
+      return { open, work: async () => { started.push(name); await done; return name; } };
+    }
+    const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+    it('runs at most `threads` hashes at once; the others wait and start in arrival order as slots free', async () => {
+      const queue = createHashQueue(2, 8);
+      const started: string[] = [];
+      const jobs = ['a', 'b', 'c', 'd'].map((name) => gate(started, name));
+      const results = jobs.map((job) => queue.run(job.work));
+      await settle();
+      expect(started).to.deep.equal(['a', 'b']);
+      expect(queue.load).to.deep.equal({ running: 2, waiting: 2 });
+      jobs[1]!.open();
+      await settle();
+      expect(started).to.deep.equal(['a', 'b', 'c']);
+      jobs[0]!.open();
+      await settle();
+      expect(started).to.deep.equal(['a', 'b', 'c', 'd']);
+      jobs[2]!.open();
+      jobs[3]!.open();
+      expect(await Promise.all(results)).to.deep.equal(['a', 'b', 'c', 'd']);
+      expect(queue.load).to.deep.equal({ running: 0, waiting: 0 });
+    });
+
+    it('counts waiting hashes in its bound: beyond it, login.busy at once', async () => {
+      const queue = createHashQueue(1, 2);
+      const started: string[] = [];
+      const jobs = ['a', 'b'].map((name) => gate(started, name));
+      const admitted = jobs.map((job) => queue.run(job.work));
+      const refused = await queue.run(async () => 'c').then(() => undefined, (err: unknown) => err);
+      expect(refused).to.be.instanceOf(AppError).and.have.property('code', 'login.busy');
+      for (const job of jobs) job.open();
+      expect(await Promise.all(admitted)).to.deep.equal(['a', 'b']);
+      // Room again once they are done.
+      expect(await queue.run(async () => 'd')).to.equal('d');
+    });
+
+    it('frees the slot of a hash that failed', async () => {
+      const queue = createHashQueue(1, 4);
+      await queue.run(async () => { throw new Error('boom'); }).catch(() => undefined);
+      expect(queue.load).to.deep.equal({ running: 0, waiting: 0 });
+      expect(await queue.run(async () => 'next')).to.equal('next');
+    });
   });
 });

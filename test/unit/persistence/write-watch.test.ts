@@ -47,4 +47,15 @@ describe('watchWrites (the hook that drops the token account cache)', () => {
     // Before and after the statement, and after the transaction (when the change is visible).
     expect(signals).to.deep.equal(['after 0', 'after 1', 'after 2']);
   });
+
+  it('answers a statement it has seen before as the first time (the answer is remembered per text)', async () => {
+    let signals = 0;
+    const db = watchWrites(fakeDatabase([]), isTokenAccountTable, () => { signals += 1; });
+    for (let i = 0; i < 3; i += 1) {
+      await db.query("UPDATE accounts SET status = 'deactivated' WHERE id = $1");
+      await db.query('UPDATE oidc_payloads SET consumed_at = $3 WHERE model = $1 AND id_hash = $2');
+    }
+    // Before and after each of the three account updates; none for the payload updates.
+    expect(signals).to.equal(6);
+  });
 });

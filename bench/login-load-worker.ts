@@ -1,0 +1,56 @@
+/**
+ * Password logins as a load, in a worker thread (bench/overload.ts): `workers` browsers, each
+ * doing complete logins back to back for `seconds` (Lanyard's pages: identifier, then password),
+ * spread over the given accounts. Answers with how the password step was answered.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { browser } from './browser.ts';
+import { authorize, passwordPages, type SignIn, type WebClient } from './scenarios.ts';
+import { pkce } from './browser.ts';
+
+export interface LoginLoad {
+  url: string;
+  client: WebClient;
+  accounts: string[];
+  password: string;
+  workers: number;
+  seconds: number;
+}
+
+export interface LoginLoadResult {
+  /** Password steps answered, by HTTP status (303: signed in; 503: the hashing queue was full). */
+  statuses: Record<string, number>;
+  /** Logins that reached the client with a code. */
+  completed: number;
+  /** Attempts that failed before the password step (or after it), by message. */
+  failures: number;
+  seconds: number;
+}
+
+const job = workerData as LoginLoad;
+const statuses: Record<string, number> = {};
+let completed = 0;
+let failures = 0;
+const started = performance.now();
+const until = started + job.seconds * 1000;
+
+await Promise.all(Array.from({ length: job.workers }, async (_, worker) => {
+  for (let n = 0; performance.now() < until; n += 1) {
+    const email = job.accounts[(worker + n * job.workers) % job.accounts.length]!;
+    const pages = passwordPages(email, job.password);
+    const signIn: SignIn = async (go, uid, page) => {
+      const res = await pages(go, uid, page);
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      return res;
+    };
+    try {
+      await authorize(browser(job.url), job.url, job.client, pkce().challenge, signIn);
+      completed += 1;
+    } catch {
+      failures += 1;
+    }
+  }
+}));
+
+const result: LoginLoadResult = { statuses, completed, failures, seconds: (performance.now() - started) / 1000 };
+parentPort!.postMessage(result);
