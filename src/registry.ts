@@ -53,7 +53,7 @@ import { createMailOutboxQueries, type MailOutboxQueries } from './persistence/q
 import { createMailRenderer } from './mail/templates.ts';
 import { createOutbox, type Outbox } from './mail/outbox.ts';
 import { createDevMailbox, createSmtpTransport, type DevMailbox } from './mail/transport.ts';
-import { createMailDelivery, type MailDelivery } from './mail/delivery.ts';
+import { createMailDelivery, createOutboxUpkeep, sweepSentMail, type MailDelivery } from './mail/delivery.ts';
 import { createSecurityEvents, type SecurityEvents } from './identity/security-events.ts';
 import { createSecurityEventQueries } from './persistence/queries/security-events.ts';
 import { createThrottle, type Throttle } from './identity/throttle.ts';
@@ -178,6 +178,8 @@ export interface Registry {
     /** Present when no SMTP_URL is configured: what /dev/mailbox shows. */
     devMailbox: DevMailbox | undefined;
   };
+  /** The background clean-up (SWEEP_INTERVAL_SECONDS); tests run one round with `sweepOnce()`. */
+  sweeper: Sweeper;
   /** Cookie-signing keys, newest first (the engine's cookies are set through our Koa app). */
   cookieKeys: string[];
   /** Key for keyed hashes of one-time codes, derived from SECRET_KEY. */
@@ -319,7 +321,9 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
 
     const mailQueries = createMailOutboxQueries(db);
     const devMailbox = config.smtpUrl ? undefined : createDevMailbox((line, message) => logger.info(line, message));
+    const mailUpkeep = createOutboxUpkeep({ queries: mailQueries, every: config.mailVacuumEvery, logger });
     const delivery = createMailDelivery({
+      upkeep: mailUpkeep,
       queries: mailQueries,
       box,
       transport: config.smtpUrl ? createSmtpTransport(config.smtpUrl) : devMailbox!,
@@ -461,6 +465,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         { name: 'used SAML assertion ids', run: () => seenAssertions.sweep() },
         { name: 'throttle counters', run: () => throttle.sweep() },
         { name: 'closed accounts', run: () => accountClosure.sweep() },
+        { name: 'sent mail records', run: () => sweepSentMail({ queries: mailQueries, upkeep: mailUpkeep, clock, retentionDays: config.mailSentRetentionDays }) },
       ],
     });
     sweeper.start(config.sweepIntervalSeconds);
@@ -549,6 +554,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         ? createGoogleClient({ issuer: config.google.issuer, clientId: config.google.clientId, clientSecret: config.google.clientSecret, redirectUri: `${config.issuer}/login/google/callback` })
         : undefined,
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
+      sweeper,
       cookieKeys,
       codeKey,
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),

@@ -214,6 +214,14 @@ export const configSchema = z
     mailPollSeconds: z.coerce.number().int().min(0).max(3600),
     /** Attempts before a message is marked failed (backoff doubles from 30 s, capped at 1 h). */
     mailMaxAttempts: z.coerce.number().int().min(1).max(50),
+    /** Days the record of a sent message (recipient, template, subject, time; never its body) is kept (decision 0054). */
+    mailSentRetentionDays: z.coerce.number().int().min(1).max(3650),
+    /**
+     * The outbox is vacuumed by the instance that deleted this many rows from it (sent bodies,
+     * expired records) since its last VACUUM, so it stays flat even with autovacuum off during a
+     * bulk send; 0 leaves it to autovacuum (decision 0054).
+     */
+    mailVacuumEvery: z.coerce.number().int().min(0).max(10_000_000),
     /** How often expired protocol rows are swept; 0 disables the sweeper. */
     sweepIntervalSeconds: z.coerce.number().int().min(0).max(86_400),
     /**
@@ -345,6 +353,8 @@ export const environmentVariables: Record<string, string> = {
   MAIL_FROM: 'mailFrom',
   MAIL_POLL_SECONDS: 'mailPollSeconds',
   MAIL_MAX_ATTEMPTS: 'mailMaxAttempts',
+  MAIL_SENT_RETENTION_DAYS: 'mailSentRetentionDays',
+  MAIL_VACUUM_EVERY: 'mailVacuumEvery',
   GOOGLE_ISSUER: 'google.issuer',
   GOOGLE_CLIENT_ID: 'google.clientId',
   GOOGLE_CLIENT_SECRET: 'google.clientSecret',
