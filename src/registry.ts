@@ -48,7 +48,7 @@ import { createEmailChangeQueries } from './persistence/queries/email-changes.ts
 import { createAvatarService, type AvatarService } from './identity/avatars.ts';
 import { createAvatarQueries } from './persistence/queries/avatars.ts';
 import { createAccountClosureService, type AccountClosureService } from './identity/account-closure.ts';
-import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
+import { createAccountSessions, sweepEndedSessionActivity, type AccountSessions } from './oidc/account-sessions.ts';
 import { createMailOutboxQueries, type MailOutboxQueries } from './persistence/queries/mail-outbox.ts';
 import { createMailRenderer } from './mail/templates.ts';
 import { createOutbox, type Outbox } from './mail/outbox.ts';
@@ -460,7 +460,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     sweeper = createSweeper({
       logger,
       tasks: [
-        { name: 'expired protocol rows', run: () => sweepExpiredPayloads({ queries: oidcPayloads, clock, logger }) },
+        { name: 'expired protocol rows', run: () => sweepExpiredPayloads({ queries: oidcPayloads, clock, logger, batch: config.sweepBatchSize, maxRows: config.sweepMaxRows }) },
+        { name: 'records of ended sessions', run: () => sweepEndedSessionActivity({ activity, clock, batch: config.sweepBatchSize, maxRows: config.sweepMaxRows }) },
         { name: 'expired login flows', run: () => loginFlows.sweep() },
         { name: 'used SAML assertion ids', run: () => seenAssertions.sweep() },
         { name: 'throttle counters', run: () => throttle.sweep() },

@@ -224,6 +224,13 @@ export const configSchema = z
     mailVacuumEvery: z.coerce.number().int().min(0).max(10_000_000),
     /** How often expired protocol rows are swept; 0 disables the sweeper. */
     sweepIntervalSeconds: z.coerce.number().int().min(0).max(86_400),
+    /** Rows one statement of a sweep deletes (expired protocol rows, records of ended sessions). */
+    sweepBatchSize: z.coerce.number().int().min(10).max(100_000),
+    /**
+     * Rows one sweep of one table deletes at most, in batches, before it leaves the rest to the
+     * next sweep: a bound on one round's work. Several instances sweep disjoint rows.
+     */
+    sweepMaxRows: z.coerce.number().int().min(10).max(100_000_000),
     /**
      * Brute-force throttling (docs/decisions/0011-throttling-in-the-database.md). After
      * `freeAttempts` failures for one address or account (ten times as many from one client
@@ -340,6 +347,8 @@ export const environmentVariables: Record<string, string> = {
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
   SIGNING_KEY_REFRESH_SECONDS: 'signingKeyRefreshSeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
+  SWEEP_BATCH_SIZE: 'sweepBatchSize',
+  SWEEP_MAX_ROWS: 'sweepMaxRows',
   ALLOW_PRIVATE_NETWORK_CALLS: 'allowPrivateNetworkCalls',
   ALLOW_PRIVATE_NETWORK_UPSTREAMS: 'allowPrivateNetworkUpstreams',
   DNS_SERVERS: 'dnsServers',
