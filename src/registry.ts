@@ -49,12 +49,12 @@ import { createEmailChangeQueries } from './persistence/queries/email-changes.ts
 import { createAvatarService, type AvatarService } from './identity/avatars.ts';
 import { createAvatarQueries } from './persistence/queries/avatars.ts';
 import { createAccountClosureService, type AccountClosureService } from './identity/account-closure.ts';
-import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
+import { createAccountSessions, sweepEndedSessionActivity, type AccountSessions } from './oidc/account-sessions.ts';
 import { createMailOutboxQueries, type MailOutboxQueries } from './persistence/queries/mail-outbox.ts';
 import { createMailRenderer } from './mail/templates.ts';
 import { createOutbox, type Outbox } from './mail/outbox.ts';
 import { createDevMailbox, createSmtpTransport, type DevMailbox } from './mail/transport.ts';
-import { createMailDelivery, type MailDelivery } from './mail/delivery.ts';
+import { createMailDelivery, createOutboxUpkeep, sweepSentMail, type MailDelivery } from './mail/delivery.ts';
 import { createSecurityEvents, type SecurityEvents } from './identity/security-events.ts';
 import { createSecurityEventQueries } from './persistence/queries/security-events.ts';
 import { createThrottle, type Throttle } from './identity/throttle.ts';
@@ -180,6 +180,8 @@ export interface Registry {
     /** Present when no SMTP_URL is configured: what /dev/mailbox shows. */
     devMailbox: DevMailbox | undefined;
   };
+  /** The background clean-up (SWEEP_INTERVAL_SECONDS); tests run one round with `sweepOnce()`. */
+  sweeper: Sweeper;
   /** Cookie-signing keys, newest first (the engine's cookies are set through our Koa app). */
   cookieKeys: string[];
   /** Key for keyed hashes of one-time codes, derived from SECRET_KEY. */
@@ -329,7 +331,9 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
 
     const mailQueries = createMailOutboxQueries(db);
     const devMailbox = config.smtpUrl ? undefined : createDevMailbox((line, message) => logger.info(line, message));
+    const mailUpkeep = createOutboxUpkeep({ queries: mailQueries, every: config.mailVacuumEvery, logger });
     const delivery = createMailDelivery({
+      upkeep: mailUpkeep,
       queries: mailQueries,
       box,
       transport: config.smtpUrl ? createSmtpTransport(config.smtpUrl) : devMailbox!,
@@ -466,11 +470,13 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     sweeper = createSweeper({
       logger,
       tasks: [
-        { name: 'expired protocol rows', run: () => sweepExpiredPayloads({ queries: oidcPayloads, clock, logger }) },
+        { name: 'expired protocol rows', run: () => sweepExpiredPayloads({ queries: oidcPayloads, clock, logger, batch: config.sweepBatchSize, maxRows: config.sweepMaxRows }) },
+        { name: 'records of ended sessions', run: () => sweepEndedSessionActivity({ activity, clock, batch: config.sweepBatchSize, maxRows: config.sweepMaxRows }) },
         { name: 'expired login flows', run: () => loginFlows.sweep() },
         { name: 'used SAML assertion ids', run: () => seenAssertions.sweep() },
         { name: 'throttle counters', run: () => throttle.sweep() },
         { name: 'closed accounts', run: () => accountClosure.sweep() },
+        { name: 'sent mail records', run: () => sweepSentMail({ queries: mailQueries, upkeep: mailUpkeep, clock, retentionDays: config.mailSentRetentionDays }) },
       ],
     });
     sweeper.start(config.sweepIntervalSeconds);
@@ -559,6 +565,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         ? createGoogleClient({ issuer: config.google.issuer, clientId: config.google.clientId, clientSecret: config.google.clientSecret, redirectUri: `${config.issuer}/login/google/callback` })
         : undefined,
       mail: { outbox, delivery, queries: mailQueries, devMailbox },
+      sweeper,
       cookieKeys,
       codeKey,
       csrfKey: Buffer.from(`csrf:${cookieKeys[0]}`),

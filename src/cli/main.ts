@@ -11,6 +11,8 @@ import type { ClientKind } from '../persistence/queries/clients.ts';
 import { trelloImport, trelloMigrate } from './trello.ts';
 import { SecretKeyMismatchError } from '../config/secret-key.ts';
 import { resealSecrets } from './secrets.ts';
+import { seedAccounts } from './seed-accounts.ts';
+import { createAccountQueries } from '../persistence/queries/accounts.ts';
 
 /**
  * The command-line entry: `npm run cli -- <command>` (docs/operations.md).
@@ -66,6 +68,16 @@ unlinked by conflicts, each listed on standard error with what the person can do
     synopsis: `  secrets reseal                           re-seal every secret at rest with SECRET_KEY after a
                                            rotation (docs/operations.md); resumable`,
   },
+  seed: {
+    synopsis: `  seed accounts --count N [--from K]       create N verified test accounts (not in production),
+                                           one password for all, read from standard input`,
+    details: `Addresses first.last.K@domain (example domains only) for K = --from (default 1) … K+N−1;
+an address already taken is skipped, so a second run with another --from adds more. Set-based:
+one INSERT per 10,000 accounts, then ANALYZE. Every seeded account has the SAME argon2id hash of
+the one password, computed once: a million hashes at argon2id's cost would take hours of CPU,
+and a login still verifies that hash at full cost. For load tests and benchmarks
+(docs/data-at-scale.md); refused when NODE_ENV=production.`,
+  },
   mail: {
     synopsis: `  mail failed                              list messages that could not be delivered
   mail retry [ID]...                       queue failed messages again (all, or the listed ids)
@@ -102,6 +114,8 @@ const options = {
   'rotate-secret': { type: 'boolean' },
   off: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
+  count: { type: 'string' },
+  from: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -297,6 +311,25 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
           return 1;
         }
         out(`every sealed value opens with SECRET_KEY (key ${report.keyId}) alone: SECRET_KEYS_PREVIOUS can be removed`);
+        return 0;
+      }
+      case 'seed': {
+        if (action !== 'accounts') throw new UsageError(`unknown seed command: ${action ?? ''}`);
+        if (config.env === 'production') throw new UsageError('seed accounts is refused when NODE_ENV=production');
+        const count = Number(v.count);
+        const from = v.from === undefined ? 1 : Number(v.from);
+        if (!Number.isInteger(count) || count < 1 || count > 100_000_000) throw new UsageError('seed accounts needs --count N (1 … 100,000,000)');
+        if (!Number.isInteger(from) || from < 0) throw new UsageError('--from must be a whole number ≥ 0');
+        const password = await readPassword();
+        if (password.length < 8) throw new UsageError('the password must be at least 8 characters');
+        await withRegistry(config, async ({ db, hasher }) => {
+          const passwordHash = await hasher.hash(password);
+          const result = await seedAccounts({ db, accounts: createAccountQueries(db) }, {
+            count, from, passwordHash,
+            onBatch: (p) => { if (p.done === p.count || p.done % 100_000 === 0) process.stderr.write(`${p.done} / ${p.count} (${Math.round(p.done / p.seconds)} /s)\n`); },
+          });
+          out(`created ${result.inserted} accounts in ${result.seconds.toFixed(1)} s (${count - result.inserted} addresses already taken); one password hash for all; accounts analysed`);
+        });
         return 0;
       }
       case 'mail':

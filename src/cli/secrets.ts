@@ -18,7 +18,7 @@ export const SEALED_COLUMNS: { column: SealedColumn; context: (key: string) => s
   { column: { table: 'signing_keys', key: 'kid', column: 'private_jwk_sealed' }, context: privateKeyContext },
   { column: { table: 'instance_secrets', key: 'name', column: 'sealed_value' }, context: (name) => name },
   { column: { table: 'totp_factors', key: 'account_id', column: 'secret_sealed' }, context: totpSecretContext },
-  { column: { table: 'mail_outbox', key: 'id', column: 'body_sealed' }, context: mailBodyContext },
+  { column: { table: 'mail_outbox_bodies', key: 'mail_id', column: 'body_sealed' }, context: mailBodyContext },
   { column: { table: 'connectors', key: 'id', column: 'sealed_secrets' }, context: connectorSecretsContext },
 ];
 

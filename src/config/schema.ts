@@ -225,8 +225,23 @@ export const configSchema = z
     mailPollSeconds: z.coerce.number().int().min(0).max(3600),
     /** Attempts before a message is marked failed (backoff doubles from 30 s, capped at 1 h). */
     mailMaxAttempts: z.coerce.number().int().min(1).max(50),
+    /** Days the record of a sent message (recipient, template, subject, time; never its body) is kept (decision 0054). */
+    mailSentRetentionDays: z.coerce.number().int().min(1).max(3650),
+    /**
+     * The outbox is vacuumed by the instance that deleted this many rows from it (sent bodies,
+     * expired records) since its last VACUUM, so it stays flat even with autovacuum off during a
+     * bulk send; 0 leaves it to autovacuum (decision 0054).
+     */
+    mailVacuumEvery: z.coerce.number().int().min(0).max(10_000_000),
     /** How often expired protocol rows are swept; 0 disables the sweeper. */
     sweepIntervalSeconds: z.coerce.number().int().min(0).max(86_400),
+    /** Rows one statement of a sweep deletes (expired protocol rows, records of ended sessions). */
+    sweepBatchSize: z.coerce.number().int().min(10).max(100_000),
+    /**
+     * Rows one sweep of one table deletes at most, in batches, before it leaves the rest to the
+     * next sweep: a bound on one round's work. Several instances sweep disjoint rows.
+     */
+    sweepMaxRows: z.coerce.number().int().min(10).max(100_000_000),
     /**
      * Brute-force throttling (docs/decisions/0011-throttling-in-the-database.md). After
      * `freeAttempts` failures for one address or account (ten times as many from one client
@@ -345,6 +360,8 @@ export const environmentVariables: Record<string, string> = {
   KEY_ACTIVATION_DELAY_SECONDS: 'keyActivationDelaySeconds',
   SIGNING_KEY_REFRESH_SECONDS: 'signingKeyRefreshSeconds',
   SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
+  SWEEP_BATCH_SIZE: 'sweepBatchSize',
+  SWEEP_MAX_ROWS: 'sweepMaxRows',
   ALLOW_PRIVATE_NETWORK_CALLS: 'allowPrivateNetworkCalls',
   ALLOW_PRIVATE_NETWORK_UPSTREAMS: 'allowPrivateNetworkUpstreams',
   DNS_SERVERS: 'dnsServers',
@@ -358,6 +375,8 @@ export const environmentVariables: Record<string, string> = {
   MAIL_FROM: 'mailFrom',
   MAIL_POLL_SECONDS: 'mailPollSeconds',
   MAIL_MAX_ATTEMPTS: 'mailMaxAttempts',
+  MAIL_SENT_RETENTION_DAYS: 'mailSentRetentionDays',
+  MAIL_VACUUM_EVERY: 'mailVacuumEvery',
   GOOGLE_ISSUER: 'google.issuer',
   GOOGLE_CLIENT_ID: 'google.clientId',
   GOOGLE_CLIENT_SECRET: 'google.clientSecret',

@@ -1,11 +1,14 @@
-import QRCode from 'qrcode';
+// Loaded at the first enrolment page, not at start (resident memory of an idle process).
+let qrLoading: Promise<typeof import('qrcode')> | undefined;
+const loadQrCode = () => (qrLoading ??= import('qrcode').then((m) => (m as unknown as { default: typeof import('qrcode') }).default ?? m));
 
 /**
  * What the two-step pages of login and settings share: the QR code of an otpauth:// URI, drawn
  * on the server as inline SVG (no script, no third-party image service sees the secret), and the
  * recovery codes as a downloadable text file.
  */
-export function qrCodeSvg(uri: string): Promise<string> {
+export async function qrCodeSvg(uri: string): Promise<string> {
+  const QRCode = await loadQrCode();
   return QRCode.toString(uri, { type: 'svg', margin: 1, width: 192, errorCorrectionLevel: 'M' });
 }
 

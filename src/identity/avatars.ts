@@ -1,4 +1,9 @@
-import sharp from 'sharp';
+import type SharpModule from 'sharp';
+
+// Loaded at the first upload, not at start: libvips costs ~20 MB of resident memory that a
+// process which never receives a picture need not pay (docs/scaling.md, idle memory).
+let sharpLoading: Promise<typeof SharpModule> | undefined;
+const loadSharp = () => (sharpLoading ??= import('sharp').then((m) => m.default));
 import type { Database } from '../persistence/db.ts';
 import type { AvatarQueries } from '../persistence/queries/avatars.ts';
 import { sha256 } from '../shared/crypto.ts';
@@ -23,6 +28,7 @@ export function createAvatarService(deps: { db: Database; avatars: AvatarQueries
     async upload(accountId: string, bytes: Buffer): Promise<AvatarResult> {
       if (bytes.length > MAX_AVATAR_BYTES) return { ok: false, problem: 'avatar.too_large' };
       let images: Array<{ size: number; image: Buffer }>;
+      const sharp = await loadSharp();
       try {
         const meta = await sharp(bytes, { limitInputPixels: 40_000_000 }).metadata();
         if (!meta.format || !['jpeg', 'png', 'webp', 'gif'].includes(meta.format)) return { ok: false, problem: 'avatar.invalid' };

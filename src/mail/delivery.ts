@@ -8,6 +8,52 @@ import { MailSendError, type MailTransport } from './transport.ts';
 const LEASE_SECONDS = 120;
 const BATCH = 20;
 
+/**
+ * Hands the space of what the outbox deleted (bodies of sent messages, records past their
+ * retention, the records' older versions) back to PostgreSQL once `every` rows have gone, with a
+ * VACUUM of the two outbox tables, so that they stay the size of the queue even when autovacuum is
+ * off or behind during a bulk send (decision 0054). `every` 0 leaves it to autovacuum.
+ */
+export function createOutboxUpkeep(deps: { queries: Pick<MailOutboxQueries, 'vacuum'>; every: number; logger: Logger }) {
+  let since = 0;
+  let vacuuming: Promise<void> | undefined;
+  return {
+    /** Counts rows deleted; vacuums (once at a time in this process) when enough have gone. */
+    async removed(n: number): Promise<void> {
+      since += n;
+      if (deps.every <= 0 || since < deps.every || vacuuming) return;
+      since = 0;
+      vacuuming = deps.queries.vacuum().catch((err: unknown) => {
+        deps.logger.warn({ err: { message: (err as Error).message } }, 'vacuuming the mail outbox failed');
+      });
+      try {
+        await vacuuming;
+      } finally {
+        vacuuming = undefined;
+      }
+    },
+  };
+}
+
+export type OutboxUpkeep = ReturnType<typeof createOutboxUpkeep>;
+
+/**
+ * The retention sweep: deletes the records of messages sent more than `retentionDays` ago, in
+ * batches of 1,000, at most 100 batches a call (a sweeper task; several instances skip each
+ * other's rows). Returns how many went.
+ */
+export async function sweepSentMail(deps: { queries: Pick<MailOutboxQueries, 'pruneSent'>; upkeep: OutboxUpkeep; clock: Clock; retentionDays: number }): Promise<number> {
+  const before = new Date(deps.clock.now() - deps.retentionDays * 86_400_000);
+  let removed = 0;
+  for (let batch = 0; batch < 100; batch += 1) {
+    const n = await deps.queries.pruneSent(before, 1000);
+    removed += n;
+    await deps.upkeep.removed(n);
+    if (n < 1000) break;
+  }
+  return removed;
+}
+
 /** Backoff before attempt n+1: 30 s, 1 min, 2 min … capped at one hour. */
 export function retryDelaySeconds(attempts: number): number {
   return Math.min(3600, 30 * 2 ** Math.max(0, attempts - 1));
@@ -15,11 +61,12 @@ export function retryDelaySeconds(attempts: number): number {
 
 /**
  * The delivery worker (read side of the outbox). It claims due messages with a lease, sends each
- * once, and records the outcome: sent (body erased), retry later with backoff, or failed (kept
- * for the `mail failed` / `mail retry` commands). A process that dies mid-send leaves its claim
- * to expire, and the message is sent by whoever claims it next.
+ * once, and records the outcome: sent (body deleted; the record of recipient, subject and time
+ * stays for `MAIL_SENT_RETENTION_DAYS`), retry later with backoff, or failed (kept for the
+ * `mail failed` / `mail retry` commands). A process that dies mid-send leaves its claim to expire,
+ * and the message is sent by whoever claims it next.
  */
-export function createMailDelivery(deps: { queries: MailOutboxQueries; box: SecretBox; transport: MailTransport; clock: Clock; logger: Logger; from: string; messageIdDomain: string; maxAttempts: number }) {
+export function createMailDelivery(deps: { queries: MailOutboxQueries; box: SecretBox; transport: MailTransport; clock: Clock; logger: Logger; from: string; messageIdDomain: string; maxAttempts: number; upkeep?: OutboxUpkeep }) {
   const { queries, box, transport, clock, logger } = deps;
   let running: Promise<number> | undefined;
   let again = false;
@@ -59,6 +106,7 @@ export function createMailDelivery(deps: { queries: MailOutboxQueries; box: Secr
     // update can lead to a second copy (when the lease expires); see decision 0009.
     await queries.markSent(row.id, now());
     logger.info({ mailId: row.id, template: row.template }, 'mail sent');
+    await deps.upkeep?.removed(1);
   }
 
   async function drain(): Promise<number> {

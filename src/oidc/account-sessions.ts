@@ -94,3 +94,22 @@ export function createAccountSessions(deps: { provider: Provider; db: Database; 
 }
 
 export type AccountSessions = ReturnType<typeof createAccountSessions>;
+
+/** A session's record used this recently is kept even without a session row (its write may be on its way). */
+export const ACTIVITY_GRACE_MS = 10 * 60_000;
+
+/**
+ * Deletes the device and address records (`session_activity`) of sessions that ended or
+ * expired, in batches of `batch`, at most `maxRows` per call (a sweeper task). Without it the
+ * table grows by one row per browser session for ever. Returns how many went.
+ */
+export async function sweepEndedSessionActivity(deps: { activity: Pick<AccountActivityQueries, 'pruneEnded'>; clock: Clock; batch: number; maxRows: number }): Promise<number> {
+  let removed = 0;
+  while (removed < deps.maxRows) {
+    const now = deps.clock.now();
+    const n = await deps.activity.pruneEnded(new Date(now), new Date(now - ACTIVITY_GRACE_MS), Math.min(deps.batch, deps.maxRows - removed));
+    removed += n;
+    if (n < deps.batch) break;
+  }
+  return removed;
+}

@@ -203,15 +203,19 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
 }
 
 /**
- * Deletes expired engine rows in batches of 500 (at most 20 per call): small batches keep locks
- * short while requests run, and lookups already ignore expired rows. Returns how many went.
+ * Deletes expired engine rows in batches of `batch` (default 5,000), until a batch comes back
+ * short or `maxRows` (default 250,000) have gone in this call: each batch is its own short
+ * statement, so locks stay short while requests run, and one call is bounded whatever the
+ * backlog (the next sweep goes on). Lookups already ignore expired rows. Returns how many went.
  */
-export async function sweepExpiredPayloads(deps: { queries: OidcPayloadQueries; clock: Clock; logger: Logger }): Promise<number> {
+export async function sweepExpiredPayloads(deps: { queries: OidcPayloadQueries; clock: Clock; logger: Logger; batch?: number; maxRows?: number }): Promise<number> {
+  const batch = deps.batch ?? 5000;
+  const maxRows = deps.maxRows ?? 250_000;
   let removed = 0;
-  for (let batch = 0; batch < 20; batch += 1) {
-    const n = await deps.queries.sweepExpired(new Date(deps.clock.now()), 500);
+  while (removed < maxRows) {
+    const n = await deps.queries.sweepExpired(new Date(deps.clock.now()), Math.min(batch, maxRows - removed));
     removed += n;
-    if (n < 500) break;
+    if (n < batch) break;
   }
   if (removed) deps.logger.debug({ removed }, 'expired protocol rows swept');
   return removed;

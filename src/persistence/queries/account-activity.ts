@@ -82,6 +82,26 @@ export function createAccountActivityQueries(db: Queryable) {
       return rowCount;
     },
 
+    /**
+     * Deletes up to `limit` records of sessions that ended or expired: no live `Session` row has
+     * their uid any more. A record used after `keepAfter` stays whatever the session row says
+     * (the engine writes its session as the request ends, after the record is made).
+     * Rows another instance is deleting are skipped, not waited for.
+     */
+    async pruneEnded(now: Date, keepAfter: Date, limit: number): Promise<number> {
+      const { rowCount } = await db.query(
+        `DELETE FROM session_activity WHERE ctid = ANY(ARRAY(
+           SELECT a.ctid FROM session_activity a
+           WHERE a.last_seen_at < $2
+             AND NOT EXISTS (
+               SELECT 1 FROM oidc_payloads s
+               WHERE s.session_uid = a.session_uid AND s.model = 'Session' AND (s.expires_at IS NULL OR s.expires_at > $1))
+           LIMIT $3 FOR UPDATE OF a SKIP LOCKED))`,
+        [now, keepAfter, limit],
+      );
+      return rowCount;
+    },
+
     /** Drops the device and address records of erased accounts. */
     async forgetAccounts(accountIds: string[]): Promise<void> {
       if (accountIds.length) await db.query('DELETE FROM session_activity WHERE account_id = ANY($1::text[])', [accountIds]);

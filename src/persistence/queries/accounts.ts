@@ -189,6 +189,28 @@ export function createAccountQueries(db: Queryable) {
      * organization has verified makes the account managed by it from its creation, in the same
      * statement (decision 0030).
      */
+    /**
+     * Test data in bulk (`seed accounts`): one row per id, verified, all with the one
+     * `passwordHash`; the address and name of row k (k = `firstIndex` + its place in `ids`) are
+     * first.last.k@domain from the given lists. One statement per batch; an address already
+     * taken is skipped. Returns how many rows were inserted.
+     */
+    async insertSeeded(batch: { ids: string[]; firstIndex: number; passwordHash: string; now: Date; firstNames: string[]; lastNames: string[]; domains: string[] }): Promise<number> {
+      const { rowCount } = await db.query(
+        `INSERT INTO accounts (id, email, email_verified, name, password_hash, password_changed_at, created_at, updated_at)
+         SELECT t.id, lower(t.first || '.' || t.last || '.' || t.k || '@' || t.domain), true, t.first || ' ' || t.last, $3, $4, $4, $4
+         FROM (
+           SELECT u.id, u.n + $2 - 1 AS k,
+                  ($5::text[])[1 + ((u.n + $2 - 1) % cardinality($5::text[]))::int] AS first,
+                  ($6::text[])[1 + ((u.n + $2 - 1) / cardinality($5::text[]) % cardinality($6::text[]))::int] AS last,
+                  ($7::text[])[1 + ((u.n + $2 - 1) * 7919 % cardinality($7::text[]))::int] AS domain
+           FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n)) t
+         ON CONFLICT (lower(email)) DO NOTHING`,
+        [batch.ids, batch.firstIndex, batch.passwordHash, batch.now, batch.firstNames, batch.lastNames, batch.domains],
+      );
+      return rowCount;
+    },
+
     async insertWith(tx: Queryable, account: NewAccount): Promise<AccountRow> {
       const { rows } = await tx.query<AccountRow>(
         `WITH inserted AS (

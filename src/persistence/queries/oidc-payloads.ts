@@ -100,11 +100,15 @@ export function createOidcPayloadQueries(db: Queryable) {
       await db.query('DELETE FROM oidc_payloads WHERE grant_id = $2 AND model = $1', [model, grantId]);
     },
 
-    /** Deletes up to `limit` expired rows; small batches keep locks short while requests run. */
+    /**
+     * Deletes up to `limit` expired rows, found by the expiry index and deleted by their physical
+     * address (ctid: no second lookup by primary key). Rows another instance's sweep has locked
+     * are skipped, not waited for, so several instances sweep disjoint rows at once.
+     */
     async sweepExpired(now: Date, limit: number): Promise<number> {
       const { rowCount } = await db.query(
-        `DELETE FROM oidc_payloads WHERE (model, id_hash) IN (
-           SELECT model, id_hash FROM oidc_payloads WHERE expires_at <= $1 LIMIT $2)`,
+        `DELETE FROM oidc_payloads WHERE ctid = ANY(ARRAY(
+           SELECT ctid FROM oidc_payloads WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))`,
         [now, limit],
       );
       return rowCount;

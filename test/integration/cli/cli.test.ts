@@ -76,6 +76,26 @@ describe('command-line interface (npm run cli)', function () {
     expect(short.code).to.equal(2);
   });
 
+  it('seeds accounts in bulk with one password read from standard input', async () => {
+    const seeded = await cli(['seed', 'accounts', '--count', '12'], env, 'a seeded password\n');
+    expect(seeded.code, seeded.stderr).to.equal(0);
+    expect(seeded.stdout).to.match(/^created 12 accounts in [\d.]+ s \(0 addresses already taken\); one password hash for all; accounts analysed$/m);
+    const again = await cli(['seed', 'accounts', '--count', '4', '--from', '11'], env, 'a seeded password\n');
+    expect(again.stdout).to.contain('created 2 accounts');
+    expect((await cli(['seed', 'accounts'], env, 'a seeded password\n')).code, 'no --count').to.equal(2);
+    const production = await cli(['seed', 'accounts', '--count', '3'], { ...env, NODE_ENV: 'production', ISSUER: 'https://id.example.com', SMTP_URL: 'smtp://127.0.0.1:1' }, 'a seeded password\n');
+    expect(production.code).to.equal(2);
+    expect(production.stderr).to.contain('seed accounts is refused when NODE_ENV=production');
+    const db = await openDatabase({ dataDir });
+    try {
+      const { rows } = await db.query<{ n: number; hashes: number }>(`SELECT count(*)::int AS n, count(DISTINCT password_hash)::int AS hashes FROM accounts WHERE email LIKE '%.%.%@%' AND email <> 'admin@example.com'`);
+      // One hash per run (each run hashes the password once, with its own salt).
+      expect(rows[0]).to.deep.equal({ n: 14, hashes: 2 });
+    } finally {
+      await db.close();
+    }
+  });
+
   it('requires two-step verification for an account, and stops requiring it', async () => {
     const on = await cli(['accounts', 'require-two-step', '--email', 'admin@example.com'], env);
     expect(on.code, on.stderr).to.equal(0);

@@ -43,6 +43,45 @@ describe('mail outbox and delivery', () => {
     expect(mail.messageId).to.equal(`<${id}@127.0.0.1>`);
     const row = await server.registry.mail.queries.find(id);
     expect(row).to.include({ status: 'sent', body_sealed: null, attempts: 1 });
+    // Deleted, not blanked (decision 0054): no row of the body is left, dead or alive, once vacuumed.
+    const bodies = await server.registry.db.query<{ n: number }>('SELECT count(*)::int AS n FROM mail_outbox_bodies');
+    expect(bodies.rows[0]!.n).to.equal(0);
+  });
+
+  it('keeps the record of a sent message for the retention period, then deletes it; waiting and failed ones stay', async () => {
+    const sent = (await enqueue('kept@example.com')) as string;
+    await server.registry.mail.delivery.deliverDue();
+    const bounced = (await enqueue('bounced@example.com')) as string;
+    smtp.failNext(550);
+    await server.registry.mail.delivery.deliverDue();
+    now += 60_000;
+    const waiting = (await enqueue('waiting@example.com')) as string;
+    const { sweeper, mail } = server.registry;
+    const ids = async () => (await Promise.all([sent, bounced, waiting].map((id) => mail.queries.find(id)))).map((r) => r?.status ?? 'gone');
+
+    now += 29 * 86_400_000; // MAIL_SENT_RETENTION_DAYS is 30 by default
+    await sweeper.sweepOnce();
+    expect(await ids()).to.deep.equal(['sent', 'failed', 'pending']);
+    now += 86_400_000;
+    await sweeper.sweepOnce();
+    expect(await ids()).to.deep.equal(['gone', 'failed', 'pending']);
+    const bodies = await server.registry.db.query<{ mail_id: string }>('SELECT mail_id FROM mail_outbox_bodies ORDER BY mail_id');
+    expect(bodies.rows.map((r) => r.mail_id)).to.have.members([bounced, waiting]);
+  });
+
+  it('vacuums the outbox once MAIL_VACUUM_EVERY rows have been deleted from it', async () => {
+    await server.close();
+    server = await startTestServer({ clock, overrides: { smtpUrl: smtp.url, mailVacuumEvery: 3 } });
+    const vacuums = async () => (await server.registry.db.query<{ n: number }>(
+      `SELECT coalesce(sum(vacuum_count), 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'mail_outbox_bodies' AND schemaname = current_schema()`,
+    )).rows[0]!.n;
+    const before = await vacuums();
+    for (let i = 0; i < 2; i += 1) await enqueue(`v${i}@example.com`);
+    await server.registry.mail.delivery.deliverDue();
+    expect(await vacuums(), 'two deleted: not yet').to.equal(before);
+    await enqueue('v2@example.com');
+    await server.registry.mail.delivery.deliverDue();
+    expect(await vacuums(), 'the third').to.equal(before + 1);
   });
 
   it('sends nothing for a transaction that rolled back', async () => {
@@ -54,7 +93,7 @@ describe('mail outbox and delivery', () => {
 
   it('keeps bodies sealed at rest while they wait', async () => {
     await enqueue('sealed@example.com');
-    const { rows } = await (await testDatabase()).query<{ body_sealed: string }>('SELECT body_sealed FROM mail_outbox');
+    const { rows } = await (await testDatabase()).query<{ body_sealed: string }>('SELECT body_sealed FROM mail_outbox_bodies');
     expect(rows[0]!.body_sealed).to.match(/^v2\./).and.not.contain('test message');
   });
 

@@ -5,6 +5,7 @@ import { createAccountService } from '../../../src/identity/accounts.ts';
 import { createPasswordHasher } from '../../../src/identity/password-hasher.ts';
 import { AppError } from '../../../src/shared/errors.ts';
 import { systemClock } from '../../../src/shared/clock.ts';
+import { seedAccounts, seededEmail } from '../../../src/cli/seed-accounts.ts';
 
 const OWASP = { memoryKiB: 19456, timeCost: 2, parallelism: 1 };
 
@@ -51,5 +52,38 @@ describe('account service', () => {
     const { rows } = await db.query<{ password_hash: string }>('SELECT password_hash FROM accounts WHERE id = $1', [account.id]);
     expect(rows[0]!.password_hash).to.contain('t=3').and.not.equal(account.password_hash);
     expect((await stronger.authenticate('rehash@example.com', 'upgrade me please')).ok).to.equal(true);
+  });
+});
+
+describe('seeding accounts in bulk (seed accounts)', () => {
+  beforeEach(resetDatabase);
+
+  it('inserts set-based in batches, realistic unique addresses, one shared hash that signs in, and analyses the table', async () => {
+    const db = await testDatabase();
+    const accounts = createAccountQueries(db);
+    const hasher = createPasswordHasher(OWASP, 8);
+    const service = createAccountService({ accounts, hasher, clock: systemClock });
+    const passwordHash = await hasher.hash('seeded password 1');
+    const batches: number[] = [];
+    const first = await seedAccounts({ db, accounts }, { count: 25, passwordHash, batch: 10, onBatch: (p) => batches.push(p.done) });
+    expect(first.inserted).to.equal(25);
+    expect(batches).to.deep.equal([10, 20, 25]);
+    // A second run overlapping the first: the addresses already taken are skipped.
+    expect((await seedAccounts({ db, accounts }, { count: 10, from: 21, passwordHash, batch: 10 })).inserted).to.equal(5);
+
+    const { rows } = await db.query<{ n: number; hashes: number; domains: number; reltuples: number }>(
+      `SELECT count(*)::int AS n, count(DISTINCT password_hash)::int AS hashes, count(DISTINCT split_part(email, '@', 2))::int AS domains,
+              (SELECT reltuples::int FROM pg_class WHERE oid = 'accounts'::regclass) AS reltuples
+       FROM accounts WHERE email_verified AND status = 'active'`,
+    );
+    expect(rows[0]).to.deep.equal({ n: 30, hashes: 1, domains: 20, reltuples: 30 });
+    const k = 17;
+    expect(seededEmail(k)).to.match(/^[a-z]+\.[a-z-]+\.17@[a-z.-]+$/);
+    const account = await accounts.findByEmail(seededEmail(k));
+    expect(account?.id).to.match(/^acc_[A-Za-z0-9_-]{22}$/);
+    expect(account?.name?.toLowerCase().replace(' ', '.')).to.equal(seededEmail(k).split('.17@')[0]);
+    const signedIn = await service.authenticate(seededEmail(k), 'seeded password 1');
+    expect(signedIn.ok && signedIn.account.id).to.equal(account?.id);
+    expect((await service.authenticate(seededEmail(k), 'another password')).ok).to.equal(false);
   });
 });

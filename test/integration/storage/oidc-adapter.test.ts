@@ -1,7 +1,10 @@
 import { expect } from 'chai';
 import { testDatabase, resetDatabase } from '../../helpers/db.ts';
 import { createOidcPayloadQueries } from '../../../src/persistence/queries/oidc-payloads.ts';
-import { createPostgresAdapter, createWriteBehind } from '../../../src/oidc/adapter.ts';
+import { createPostgresAdapter, createWriteBehind, sweepExpiredPayloads } from '../../../src/oidc/adapter.ts';
+import { createAccountActivityQueries } from '../../../src/persistence/queries/account-activity.ts';
+import { ACTIVITY_GRACE_MS, sweepEndedSessionActivity } from '../../../src/oidc/account-sessions.ts';
+import { createLogger } from '../../../src/shared/logger.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
 
 /** The oidc-provider adapter against the real engine of this run (PGlite, or the server with DATABASE_URL). */
@@ -113,6 +116,52 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
     expect(await queries.sweepExpired(new Date(now), 3)).to.equal(2);
     expect(await queries.sweepExpired(new Date(now), 3)).to.equal(0);
     expect(await tokens.find('live')).to.not.equal(undefined);
+  });
+
+  it('sweeps a backlog in batches until one comes back short, at most maxRows per call', async () => {
+    const queries = createOidcPayloadQueries(await testDatabase());
+    const tokens = new Adapter('AccessToken');
+    for (let i = 0; i < 11; i += 1) await tokens.upsert(`old-${i}`, { jti: `old-${i}` }, 10);
+    await tokens.upsert('live', { jti: 'live' }, 3600);
+    now += 60_000;
+    const deps = { queries, clock, logger: createLogger('silent'), batch: 3, maxRows: 7 };
+    expect(await sweepExpiredPayloads(deps), 'bounded per call').to.equal(7);
+    expect(await sweepExpiredPayloads(deps), 'the rest, next round').to.equal(4);
+    expect(await sweepExpiredPayloads(deps)).to.equal(0);
+    expect(await tokens.find('live')).to.not.equal(undefined);
+  });
+
+  it('lets several instances sweep at once: each row deleted once, none left, no error', async () => {
+    const db = await testDatabase();
+    await db.query(
+      `INSERT INTO oidc_payloads (model, id_hash, payload, expires_at)
+       SELECT 'AccessToken', 'h' || i, '{}'::jsonb, $1 FROM generate_series(1, 400) i`,
+      [new Date(now - 1000)],
+    );
+    const sweep = () => sweepExpiredPayloads({ queries: createOidcPayloadQueries(db), clock, logger: createLogger('silent'), batch: 25, maxRows: 1000 });
+    const removed = await Promise.all([sweep(), sweep(), sweep()]);
+    expect(removed.reduce((a, b) => a + b, 0)).to.equal(400);
+    expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM oidc_payloads')).rows[0]!.n).to.equal(0);
+  });
+
+  it('deletes the activity records of sessions that ended or expired, and keeps the others', async () => {
+    const db = await testDatabase();
+    const activity = createAccountActivityQueries(db);
+    const sessions = new Adapter('Session');
+    const record = (uid: string) => activity.touch({ sessionUid: uid, accountId: 'acc_1', userAgent: 'UA', ip: '192.0.2.1', now: new Date(now) });
+    await sessions.upsert('s-live', { jti: 's-live', uid: 'u-live', accountId: 'acc_1' } as never, 86_400);
+    await sessions.upsert('s-expiring', { jti: 's-expiring', uid: 'u-expiring', accountId: 'acc_1' } as never, 3600);
+    for (const uid of ['u-live', 'u-expiring', 'u-ended']) await record(uid);
+    now += 2 * 3600_000; // u-expiring's session row has expired; u-ended never had one (ended, swept)
+    await record('u-new'); // its session row is not written yet: kept for the grace period
+    const left = async () => (await db.query<{ session_uid: string }>('SELECT session_uid FROM session_activity ORDER BY session_uid')).rows.map((r) => r.session_uid);
+    const deps = { activity, clock, batch: 1, maxRows: 10 };
+    expect(await sweepEndedSessionActivity(deps)).to.equal(2);
+    expect(await left()).to.deep.equal(['u-live', 'u-new']);
+    now += ACTIVITY_GRACE_MS + 1;
+    expect(await sweepEndedSessionActivity(deps)).to.equal(1);
+    expect(await left()).to.deep.equal(['u-live']);
+    expect(await sweepEndedSessionActivity({ ...deps, maxRows: 1 })).to.equal(0);
   });
 
   describe('with the engine\'s writes of one request made as it ends (createWriteBehind)', () => {
