@@ -4,11 +4,11 @@ import { loadConfig, ConfigError } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../shared/logger.ts';
 import { isAppError } from '../shared/errors.ts';
-import { openDatabase, timeoutsFrom, DatabaseConnectError, DatabaseUnavailableError } from '../persistence/db.ts';
+import { openDatabase, timeoutsFrom, DatabaseConnectError, DatabaseUnavailableError, type Database } from '../persistence/db.ts';
 import { migrate, schemaStatus, DatabaseTooNewError } from '../persistence/migrate.ts';
 import { createRegistry, type Registry } from '../registry.ts';
 import type { ClientKind } from '../persistence/queries/clients.ts';
-import { trelloImport, trelloMigrate } from './trello.ts';
+import { trelloImport, trelloMigrate, type CliIo } from './trello.ts';
 import { SecretKeyMismatchError } from '../config/secret-key.ts';
 import { resealSecrets } from './secrets.ts';
 import { seedAccounts } from './seed-accounts.ts';
@@ -121,13 +121,26 @@ const options = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
 
-function out(line: string): void {
-  process.stdout.write(`${line}\n`);
+export type { CliIo } from './trello.ts';
+
+/**
+ * Where a command reads and writes, passed in rather than taken from `process`, so that the same
+ * entry runs in a process of its own (below) or inside another program (the tests).
+ */
+export interface CliContext extends CliIo {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  /** An open, migrated database to use instead of opening the one the configuration names; left open. */
+  db?: Database;
 }
 
-async function readPassword(): Promise<string> {
-  const rl = createInterface({ input: process.stdin, terminal: false });
-  if (process.stdin.isTTY) process.stderr.write('Password: ');
+/** The process's own streams: how `npm run cli` runs. */
+export function processContext(): CliContext {
+  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+}
+
+async function readPassword(io: CliContext): Promise<string> {
+  const rl = createInterface({ input: io.stdin, terminal: false });
+  if (io.stdin.isTTY) io.stderr.write('Password: ');
   for await (const line of rl) {
     rl.close();
     return line;
@@ -135,9 +148,9 @@ async function readPassword(): Promise<string> {
   return '';
 }
 
-async function withRegistry<T>(config: Config, fn: (registry: Registry) => Promise<T>): Promise<T> {
+async function withRegistry<T>(config: Config, io: CliContext, fn: (registry: Registry) => Promise<T>): Promise<T> {
   // A command never delivers: it queues, and the server's workers send (docs/operations.md).
-  const registry = await createRegistry(config, { logger: createLogger(config.logLevel === 'silent' ? 'silent' : 'warn', undefined), deliver: false });
+  const registry = await createRegistry(config, { logger: createLogger(config.logLevel === 'silent' ? 'silent' : 'warn', io.stdout), deliver: false, db: io.db });
   try {
     return await fn(registry);
   } finally {
@@ -145,8 +158,9 @@ async function withRegistry<T>(config: Config, fn: (registry: Registry) => Promi
   }
 }
 
-async function clientsCommand(config: Config, action: string | undefined, positional: string | undefined, v: Values): Promise<void> {
-  await withRegistry(config, async ({ clients }) => {
+async function clientsCommand(config: Config, io: CliContext, action: string | undefined, positional: string | undefined, v: Values): Promise<void> {
+  const out = (line: string) => io.stdout.write(`${line}\n`);
+  await withRegistry(config, io, async ({ clients }) => {
     switch (action) {
       case 'list': {
         for (const c of await clients.list()) {
@@ -199,21 +213,23 @@ async function clientsCommand(config: Config, action: string | undefined, positi
 
 class UsageError extends Error {}
 
-export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+/** Runs one command and returns its exit status; `io` is where it reads and writes (the process's own streams by default). */
+export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliContext = processContext()): Promise<number> {
+  const out = (line: string) => io.stdout.write(`${line}\n`);
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
     // An unknown option after a known command: that command's help, not the whole list.
     const command = argv.find((arg) => !arg.startsWith('-'));
-    process.stderr.write(`${(err as Error).message}\n\n${helpFor(command)}`);
+    io.stderr.write(`${(err as Error).message}\n\n${helpFor(command)}`);
     return 2;
   }
   const { values: v, positionals } = parsed;
   const [command, action, positional] = positionals;
   if (v.help || !command) {
     if (command && !(command in HELP)) {
-      process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
+      io.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
       return 2;
     }
     out(helpFor(command));
@@ -224,7 +240,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     const config = loadConfig(env);
     switch (command) {
       case 'migrate': {
-        const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) });
+        const db = io.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, timeouts: timeoutsFrom(config.database) }));
         try {
           if (v.status) {
             const status = await schemaStatus(db);
@@ -235,15 +251,15 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
             out(applied.length ? `applied: ${applied.join(', ')}` : 'up to date: nothing to apply');
           }
         } finally {
-          await db.close();
+          if (!io.db) await db.close();
         }
         return 0;
       }
       case 'clients':
-        await clientsCommand(config, action, positional, v);
+        await clientsCommand(config, io, action, positional, v);
         return 0;
       case 'keys':
-        await withRegistry(config, async ({ signingKeys }) => {
+        await withRegistry(config, io, async ({ signingKeys }) => {
           if (action === 'rotate') {
             const kids = await signingKeys.rotate(config.keyActivationDelaySeconds, config.ttl.idToken);
             out(`added ${kids.join(', ')}; every instance publishes them within SIGNING_KEY_REFRESH_SECONDS and signs with them from ${config.keyActivationDelaySeconds}s from now (docs/operations.md)`);
@@ -258,7 +274,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
         return 0;
       case 'accounts':
         if (action === 'purge') {
-          await withRegistry(config, async ({ accountClosure }) => {
+          await withRegistry(config, io, async ({ accountClosure }) => {
             const ids = await accountClosure.eraseDue(100_000);
             out(ids.length ? `erased ${ids.length}: ${ids.join(' ')}` : 'nothing to erase');
           });
@@ -266,7 +282,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
         }
         if (action === 'require-two-step') {
           if (!v.email) throw new UsageError('accounts require-two-step needs --email');
-          await withRegistry(config, async ({ accounts, twoStep }) => {
+          await withRegistry(config, io, async ({ accounts, twoStep }) => {
             const account = await accounts.findByEmail(v.email!);
             if (!account) throw new UsageError(`no account has the address ${v.email}`);
             await twoStep.setRequired(account.id, !v.off);
@@ -275,8 +291,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
           return 0;
         }
         if (action !== 'create' || !v.email) throw new UsageError('accounts create needs --email');
-        await withRegistry(config, async ({ accounts }) => {
-          const password = await readPassword();
+        await withRegistry(config, io, async ({ accounts }) => {
+          const password = await readPassword(io);
           if (password.length < 8) throw new UsageError('the password must be at least 8 characters');
           const account = await accounts.create({ email: v.email!, name: v.name, password, emailVerified: true });
           out(`created ${account.id} ${account.email}`);
@@ -286,7 +302,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
         if (action === 'import') {
           const file = positional;
           if (!file) throw new UsageError('trello import needs a FILE');
-          return withRegistry(config, (registry) => trelloImport(registry, file));
+          return withRegistry(config, io, (registry) => trelloImport(registry, file, io));
         }
         if (action === 'migrate') {
           // The set-password links in the queued mail are built from ISSUER: its default is this
@@ -295,19 +311,19 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
           if (!v['dry-run'] && config.issuerDefaulted && config.env !== 'test') {
             throw new ConfigError([`ISSUER: not set; trello migrate builds the set-password links of its mail from it: set it to the server's public URL (without it the links would point to ${config.issuer})`]);
           }
-          return withRegistry(config, (registry) => trelloMigrate(registry, Boolean(v['dry-run'])));
+          return withRegistry(config, io, (registry) => trelloMigrate(registry, Boolean(v['dry-run']), io));
         }
         throw new UsageError(`unknown trello command: ${action ?? ''}`);
       }
       case 'secrets': {
         if (action !== 'reseal') throw new UsageError(`unknown secrets command: ${action ?? ''}`);
-        const report = await withRegistry(config, (registry) => resealSecrets(registry));
+        const report = await withRegistry(config, io, (registry) => resealSecrets(registry));
         for (const c of report.columns) {
           out(`${c.name}: ${c.resealed} re-sealed${c.unreadable.length ? `, ${c.unreadable.length} open with no configured key` : ''}`);
-          for (const key of c.unreadable) process.stderr.write(`${c.name} ${key}\n`);
+          for (const key of c.unreadable) io.stderr.write(`${c.name} ${key}\n`);
         }
         if (report.columns.some((c) => c.unreadable.length)) {
-          process.stderr.write('some values open with no configured key: add the key that sealed them to SECRET_KEYS_PREVIOUS and run again\n');
+          io.stderr.write('some values open with no configured key: add the key that sealed them to SECRET_KEYS_PREVIOUS and run again\n');
           return 1;
         }
         out(`every sealed value opens with SECRET_KEY (key ${report.keyId}) alone: SECRET_KEYS_PREVIOUS can be removed`);
@@ -333,7 +349,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
         return 0;
       }
       case 'mail':
-        await withRegistry(config, async ({ mail, db, clock }) => {
+        await withRegistry(config, io, async ({ mail, db, clock }) => {
           if (action === 'failed') {
             const failed = await mail.queries.listFailed(1000);
             if (!failed.length) out('no failed messages');
@@ -360,23 +376,23 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${helpFor(command)}`);
+      io.stderr.write(`${err.message}\n\n${helpFor(command)}`);
       return 2;
     }
     if (err instanceof ConfigError) {
-      for (const line of err.problems) process.stderr.write(`${line}\n`);
+      for (const line of err.problems) io.stderr.write(`${line}\n`);
       return 1;
     }
     if (err instanceof DatabaseConnectError || err instanceof DatabaseTooNewError || err instanceof SecretKeyMismatchError) {
-      process.stderr.write(`${err.message}\n`);
+      io.stderr.write(`${err.message}\n`);
       return 1;
     }
     if (err instanceof DatabaseUnavailableError) {
-      process.stderr.write(`DATABASE_URL: the database stopped answering (${err.message})\n`);
+      io.stderr.write(`DATABASE_URL: the database stopped answering (${err.message})\n`);
       return 1;
     }
     if (isAppError(err)) {
-      process.stderr.write(`${err.code}: ${err.message}\n`);
+      io.stderr.write(`${err.code}: ${err.message}\n`);
       return 1;
     }
     throw err;

@@ -10,26 +10,34 @@ import { progressLines } from './progress-lines.ts';
  * standard output is not a terminal (a log, cron), a progress line every few seconds there
  * instead. Problems go to standard error one per line, the summary to standard output.
  */
-const out = (line: string) => process.stdout.write(`${line}\n`);
-const err = (line: string) => process.stderr.write(`${line}\n`);
+
+/** A command's standard output and error (src/cli/main.ts passes the process's own, tests their own). */
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+const writer = (stream: NodeJS.WritableStream) => (line: string) => { stream.write(`${line}\n`); };
 
 /** Exit status of `trello migrate` when members were left unlinked by conflicts (docs/operations.md). */
 export const EXIT_CONFLICTS = 3;
 
-function progressBar(label: string, total: number) {
-  if (!process.stderr.isTTY) return undefined;
-  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {percentage}% | {value}/{total}`, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
+function progressBar(io: CliIo, label: string, total: number) {
+  if (!io.stderr.isTTY) return undefined;
+  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {percentage}% | {value}/{total}`, stream: io.stderr as NodeJS.WriteStream, hideCursor: true }, cliProgress.Presets.shades_classic);
   bar.start(total, 0);
   return bar;
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
-export async function trelloImport(registry: Registry, file: string): Promise<number> {
+export async function trelloImport(registry: Registry, file: string, io: CliIo): Promise<number> {
+  const out = writer(io.stdout);
+  const err = writer(io.stderr);
   const size = statSync(file).size;
   const input = createReadStream(file);
-  const bar = progressBar('importing', size);
-  const lines = process.stdout.isTTY ? undefined : progressLines({ write: out, now: () => registry.clock.now(), unit: 'lines' });
+  const bar = progressBar(io, 'importing', size);
+  const lines = io.stdout.isTTY ? undefined : progressLines({ write: out, now: () => registry.clock.now(), unit: 'lines' });
   const report = (line: number, reason: string, what: string) => {
     if (bar) bar.stop();
     err(`line ${line}: ${reason} (${what})`);
@@ -49,9 +57,11 @@ export async function trelloImport(registry: Registry, file: string): Promise<nu
   return summary.skipped.length ? 1 : 0;
 }
 
-export async function trelloMigrate(registry: Registry, dryRun: boolean): Promise<number> {
+export async function trelloMigrate(registry: Registry, dryRun: boolean, io: CliIo): Promise<number> {
+  const out = writer(io.stdout);
+  const err = writer(io.stderr);
   const total = await registry.trello.bulk.remaining();
-  const bar = dryRun ? undefined : progressBar('migrating', total);
+  const bar = dryRun ? undefined : progressBar(io, 'migrating', total);
   const summary = await registry.trello.bulk.run({
     dryRun,
     onOutcome: (o) => {

@@ -3,28 +3,43 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { openDatabase } from '../../../src/persistence/db.ts';
+import { openDatabase, type Database } from '../../../src/persistence/db.ts';
 import { startSmtp } from '../../helpers/smtp.ts';
-import { cli } from '../../helpers/cli.ts';
+import { cli as cliProcess, cliInProcess } from '../../helpers/cli.ts';
+import { resetDatabase, testDatabase } from '../../helpers/db.ts';
 
+/**
+ * The commands run through the CLI's entry inside the test process on the run's database (either
+ * engine); a few run as real processes on an embedded database of their own, for what only a
+ * process shows: the exit status the shell sees, the migrations of a new data directory, and the
+ * embedded database's one-process lock.
+ */
 describe('command-line interface (npm run cli)', function () {
-  // Each command is a whole process opening the embedded database (a few seconds each): a budget, not a speed check.
+  // A real process opens the embedded database (a few seconds each on a busy machine): a budget, not a speed check.
   this.timeout(180_000);
   let dataDir: string;
   let env: Record<string, string>;
+  let db: Database;
+  const cli = (args: string[], cliEnv: Record<string, string>, input?: string) => cliInProcess(args, cliEnv, { input, db });
 
-  before(() => {
+  before(async () => {
+    await resetDatabase();
+    db = await testDatabase();
     dataDir = mkdtempSync(join(tmpdir(), 'lanyard-cli-'));
     env = { DATA_DIR: dataDir, SECRET_KEY: randomBytes(32).toString('base64url') };
   });
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  it('migrates, and a second run is a no-op', async () => {
-    const first = await cli(['migrate'], env);
+  it('migrates a new data directory, and a second run is a no-op', async () => {
+    const first = await cliProcess(['migrate'], env);
     expect(first.code, first.stderr).to.equal(0);
     expect(first.stdout).to.match(/applied: 0001_foundation/);
-    const second = await cli(['migrate', '--status'], env);
+    // In this process, on the same data directory (no database passed in).
+    const second = await cliInProcess(['migrate', '--status'], env);
+    expect(second.code, second.stderr).to.equal(0);
     expect(second.stdout).to.contain('up to date');
+    const third = await cliInProcess(['migrate'], env);
+    expect(third.stdout).to.contain('up to date: nothing to apply');
   });
 
   it('creates, lists, updates and deletes clients', async () => {
@@ -100,12 +115,7 @@ describe('command-line interface (npm run cli)', function () {
     const on = await cli(['accounts', 'require-two-step', '--email', 'admin@example.com'], env);
     expect(on.code, on.stderr).to.equal(0);
     expect(on.stdout).to.contain('admin@example.com: two-step verification required from the next login');
-    const db = await openDatabase({ dataDir });
-    try {
-      expect((await db.query<{ two_step_required: boolean }>("SELECT two_step_required FROM accounts WHERE email = 'admin@example.com'")).rows[0]?.two_step_required).to.equal(true);
-    } finally {
-      await db.close();
-    }
+    expect((await db.query<{ two_step_required: boolean }>("SELECT two_step_required FROM accounts WHERE email = 'admin@example.com'")).rows[0]?.two_step_required).to.equal(true);
     const off = await cli(['accounts', 'require-two-step', '--email', 'admin@example.com', '--off'], env);
     expect(off.stdout).to.contain('no longer required');
     const unknown = await cli(['accounts', 'require-two-step', '--email', 'nobody@example.com'], env);
@@ -163,13 +173,15 @@ describe('command-line interface (npm run cli)', function () {
   });
 
   it('explains usage errors and bad configuration in one line each', async () => {
-    const unknown = await cli(['frobnicate'], env);
+    // As the shell sees it: a process's exit status.
+    const unknown = await cliProcess(['frobnicate'], env);
     expect(unknown.code).to.equal(2);
     expect(unknown.stderr).to.contain('unknown command: frobnicate');
-    const badConfig = await cli(['clients', 'list'], { ...env, DATABASE_URL: 'mysql://x', ARGON2_TIME_COST: '1' });
+    // The configuration the environment names (no database passed in).
+    const badConfig = await cliInProcess(['clients', 'list'], { ...env, DATABASE_URL: 'mysql://x', ARGON2_TIME_COST: '1' });
     expect(badConfig.code).to.equal(1);
     expect(badConfig.stderr.trim().split('\n')).to.have.length(2);
-    const refused = await cli(['clients', 'list'], { ...env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' });
+    const refused = await cliInProcess(['clients', 'list'], { ...env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' });
     expect(refused.code).to.equal(1);
     expect(refused.stderr.trim()).to.equal('DATABASE_URL: cannot connect to 127.0.0.1:1/none (connection refused)');
   });
@@ -177,7 +189,7 @@ describe('command-line interface (npm run cli)', function () {
   it('refuses to open an embedded database another process is using', async () => {
     const holder = await openDatabase({ dataDir });
     try {
-      const res = await cli(['clients', 'list'], env);
+      const res = await cliProcess(['clients', 'list'], env);
       expect(res.code).to.equal(1);
       expect(res.stderr).to.contain(`in use by process ${process.pid}`);
     } finally {

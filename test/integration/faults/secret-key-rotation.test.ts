@@ -12,7 +12,8 @@ import { resetDatabase, testDatabase } from '../../helpers/db.ts';
 import { testConfig } from '../../helpers/server.ts';
 import { createAccount, createClient } from '../../helpers/factories.ts';
 import { enrolTwoStep, totpAt } from '../../helpers/two-step.ts';
-import { cli, spawnServer } from '../../helpers/cli.ts';
+import { cliInProcess as cli, spawnServer } from '../../helpers/cli.ts';
+import { migratedDataDir } from '../../helpers/data-dir.ts';
 
 const meta = { ip: null, userAgent: null, requestId: null, clientId: null };
 
@@ -114,7 +115,8 @@ describe('SECRET_KEY rotation', function () {
 
   describe('from the command line and the server process', () => {
     let dataDir: string;
-    before(() => { dataDir = mkdtempSync(join(tmpdir(), 'lanyard-rotation-')); });
+    // The commands run through the CLI's entry in this process, on the data directory the server process opens.
+    before(async () => { dataDir = await migratedDataDir(mkdtempSync(join(tmpdir(), 'lanyard-rotation-'))); });
     after(() => rmSync(dataDir, { recursive: true, force: true }));
 
     it('prints one line and exits 1 for a wrong key, and reseals after a rotation', async () => {

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
-import { cli, spawnServer } from '../../helpers/cli.ts';
+import { cliInProcess, spawnServer } from '../../helpers/cli.ts';
+import { migratedDataDir } from '../../helpers/data-dir.ts';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -96,9 +97,10 @@ describe('graceful shutdown on SIGTERM (the real server process)', function () {
   let client: { id: string; secret: string };
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'lanyard-shutdown-'));
+    dataDir = await migratedDataDir(mkdtempSync(join(tmpdir(), 'lanyard-shutdown-')));
     env = { DATA_DIR: dataDir, SECRET_KEY: randomBytes(32).toString('base64url'), LOG_LEVEL: 'info' };
-    const created = await cli(['clients', 'create', '--id', 'worker', '--kind', 'service', '--name', 'Worker'], env);
+    // The client is made by the CLI's entry in this process, in the data directory the server opens.
+    const created = await cliInProcess(['clients', 'create', '--id', 'worker', '--kind', 'service', '--name', 'Worker'], env);
     expect(created.code, created.stderr).to.equal(0);
     client = { id: 'worker', secret: /client_secret (\S+)/.exec(created.stdout)![1]! };
   });

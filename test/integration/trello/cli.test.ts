@@ -3,8 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { openDatabase } from '../../../src/persistence/db.ts';
-import { cli, spawnCli } from '../../helpers/cli.ts';
+import { openDatabase, type Database } from '../../../src/persistence/db.ts';
+import { cliInProcess, spawnCli } from '../../helpers/cli.ts';
+import { resetDatabase, testDatabase } from '../../helpers/db.ts';
+import { migratedDataDir } from '../../helpers/data-dir.ts';
 import { TRELLO_HASH } from '../../helpers/trello.ts';
 import supertest from 'supertest';
 import { loadConfig } from '../../../src/config/load.ts';
@@ -13,13 +15,21 @@ import { createApp } from '../../../src/app.ts';
 import { createLogger } from '../../../src/shared/logger.ts';
 import { EXIT_CONFLICTS } from '../../../src/cli/trello.ts';
 
-/** `trello import` and `trello migrate` as an operator runs them, on an embedded database of their own. */
+/**
+ * `trello import` and `trello migrate` as an operator runs them: through the CLI's entry in this
+ * process on the run's database, and as a real process on an embedded database of its own where
+ * the process matters (killed mid-migration).
+ */
 describe('command-line interface: trello import and migrate', function () {
   this.timeout(120_000);
   let dir: string;
   let env: Record<string, string>;
+  let db: Database;
+  const cli = (args: string[], cliEnv: Record<string, string>, input?: string) => cliInProcess(args, cliEnv, { input, db });
 
-  beforeEach(() => {
+  beforeEach(async () => {
+    await resetDatabase();
+    db = await testDatabase();
     dir = mkdtempSync(join(tmpdir(), 'lanyard-trello-cli-'));
     env = { DATA_DIR: join(dir, 'data'), SECRET_KEY: randomBytes(32).toString('base64url') };
   });
@@ -77,7 +87,7 @@ describe('command-line interface: trello import and migrate', function () {
     expect(result.code, result.stderr).to.equal(0);
     expect(result.stderr).to.contain(`line 702: google.sub is already member m000700's: imported without it (flagged)`);
     expect(result.stdout).to.contain('read 1200 lines: 1200 new, 0 updated (0 already linked: names only), 0 skipped, 1 flagged');
-    // Standard output is a pipe here, as in a log or a cron job.
+    // Standard output is not a terminal here, as in a log or a cron job.
     expect(result.stdout).to.match(/^progress: \d+ lines, \d+ lines\/s, \d+%, ETA (\d+h)?(\d+m)?\d+s?$/m);
   });
 
@@ -91,7 +101,7 @@ describe('command-line interface: trello import and migrate', function () {
 
     // The server, started afterwards on the same data, delivers it to its development mailbox.
     const config = loadConfig({ NODE_ENV: 'test', ...devEnv });
-    const registry = await createRegistry(config, { logger: createLogger('silent') });
+    const registry = await createRegistry(config, { logger: createLogger('silent'), db });
     try {
       expect(await registry.mail.queries.countWaiting()).to.equal(1);
       expect(await registry.mail.delivery.deliverDue()).to.equal(1);
@@ -128,8 +138,11 @@ describe('command-line interface: trello import and migrate', function () {
   });
 
   it('leaves every member either fully linked or untouched when the process is killed mid-migration', async () => {
+    // An embedded database of its own in DATA_DIR, which the process below opens too.
+    await migratedDataDir(env.DATA_DIR);
     const lines = Array.from({ length: 1500 }, (_, i) => member(i));
-    await cli(['trello', 'import', writeFile(lines)], env);
+    const imported = await cliInProcess(['trello', 'import', writeFile(lines)], env);
+    expect(imported.code, imported.stderr).to.equal(0);
     const child = spawnCli(['trello', 'migrate'], env);
     const closed = new Promise((resolve) => child.on('close', resolve));
     // Kill it without warning as soon as it reports its first finished batch.
@@ -137,9 +150,9 @@ describe('command-line interface: trello import and migrate', function () {
     child.kill('SIGKILL');
     await closed;
 
-    const db = await openDatabase({ dataDir: env.DATA_DIR });
+    const data = await openDatabase({ dataDir: env.DATA_DIR });
     try {
-      const { rows } = await db.query<{ member_id: string; linked_account_id: string | null; account: string | null; retired: number; events: number }>(
+      const { rows } = await data.query<{ member_id: string; linked_account_id: string | null; account: string | null; retired: number; events: number }>(
         `SELECT m.member_id, m.linked_account_id,
                 (SELECT a.id FROM accounts a WHERE lower(a.email) = 'member' || ltrim(substr(m.member_id, 2), '0') || '@example.com') AS account,
                 (SELECT count(*)::int FROM retired_emails r WHERE r.account_id = m.linked_account_id) AS retired,
@@ -155,10 +168,10 @@ describe('command-line interface: trello import and migrate', function () {
       // Killed part-way: the point of the test is a run that was interrupted.
       expect(linked.length, 'linked before the kill').to.be.within(1, 1498);
     } finally {
-      await db.close();
+      await data.close();
     }
     // And a new run finishes the job.
-    const rest = await cli(['trello', 'migrate'], env);
+    const rest = await cliInProcess(['trello', 'migrate'], env);
     expect(rest.code, rest.stderr).to.equal(0);
     expect(rest.stdout).to.match(/, 0 conflicts$/m);
   });
