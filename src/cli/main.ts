@@ -336,13 +336,13 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliContext
         const from = v.from === undefined ? 1 : Number(v.from);
         if (!Number.isInteger(count) || count < 1 || count > 100_000_000) throw new UsageError('seed accounts needs --count N (1 … 100,000,000)');
         if (!Number.isInteger(from) || from < 0) throw new UsageError('--from must be a whole number ≥ 0');
-        const password = await readPassword();
+        const password = await readPassword(io);
         if (password.length < 8) throw new UsageError('the password must be at least 8 characters');
-        await withRegistry(config, async ({ db, hasher }) => {
+        await withRegistry(config, io, async ({ db, hasher }) => {
           const passwordHash = await hasher.hash(password);
           const result = await seedAccounts({ db, accounts: createAccountQueries(db) }, {
             count, from, passwordHash,
-            onBatch: (p) => { if (p.done === p.count || p.done % 100_000 === 0) process.stderr.write(`${p.done} / ${p.count} (${Math.round(p.done / p.seconds)} /s)\n`); },
+            onBatch: (p) => { if (p.done === p.count || p.done % 100_000 === 0) io.stderr.write(`${p.done} / ${p.count} (${Math.round(p.done / p.seconds)} /s)\n`); },
           });
           out(`created ${result.inserted} accounts in ${result.seconds.toFixed(1)} s (${count - result.inserted} addresses already taken); one password hash for all; accounts analysed`);
         });

@@ -101,14 +101,9 @@ describe('command-line interface (npm run cli)', function () {
     const production = await cli(['seed', 'accounts', '--count', '3'], { ...env, NODE_ENV: 'production', ISSUER: 'https://id.example.com', SMTP_URL: 'smtp://127.0.0.1:1' }, 'a seeded password\n');
     expect(production.code).to.equal(2);
     expect(production.stderr).to.contain('seed accounts is refused when NODE_ENV=production');
-    const db = await openDatabase({ dataDir });
-    try {
-      const { rows } = await db.query<{ n: number; hashes: number }>(`SELECT count(*)::int AS n, count(DISTINCT password_hash)::int AS hashes FROM accounts WHERE email LIKE '%.%.%@%' AND email <> 'admin@example.com'`);
-      // One hash per run (each run hashes the password once, with its own salt).
-      expect(rows[0]).to.deep.equal({ n: 14, hashes: 2 });
-    } finally {
-      await db.close();
-    }
+    const { rows } = await db.query<{ n: number; hashes: number }>(`SELECT count(*)::int AS n, count(DISTINCT password_hash)::int AS hashes FROM accounts WHERE email LIKE '%.%.%@%' AND email <> 'admin@example.com'`);
+    // One hash per run (each run hashes the password once, with its own salt).
+    expect(rows[0]).to.deep.equal({ n: 14, hashes: 2 });
   });
 
   it('requires two-step verification for an account, and stops requiring it', async () => {
