@@ -1,7 +1,7 @@
 /**
  * A set of short strings (Trello member ids, ≤ 64 characters) kept compactly: their UTF-8 bytes
  * one after the other in one growing buffer, and an open-addressing table of their positions.
- * About 40 bytes per 24-character id, where a `Set<string>` takes 70 to 80: the import remembers
+ * 40 to 60 bytes per 24-character id (with growth slack), where a `Set<string>` takes 70 to 80: the import remembers
  * every id it met, to tell a repeated line from a member imported by an earlier run, and a file of
  * a million members must stay well under its memory bound (issue 14). Exact: a hash match is
  * confirmed by comparing the bytes.

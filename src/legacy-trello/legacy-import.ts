@@ -246,7 +246,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
   }
 
   /**
-   * Every member id met so far (compactly: about 40 bytes each), to tell a line that repeats an
+   * Every member id met so far (compactly: 40 to 60 bytes each), to tell a line that repeats an
    * earlier line's id — flagged — from a member an earlier run imported. Looked up before the
    * batch's transaction, so that the line-by-line retry below sees the same answer.
    */
