@@ -11,7 +11,24 @@
 const LOCAL = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/u;
 const LABEL = /^(?!-)[\p{L}\p{N}-]{1,63}(?<!-)$/u;
 
+/**
+ * The same checks for an all-ASCII address (NFC leaves ASCII as it is; \p{L}\p{N} are [a-z0-9]
+ * there once lower-cased), without the Unicode machinery: a bulk import normalises millions
+ * (issue 14). Anything it does not match goes through the full path.
+ */
+// Case-insensitive without the u flag: [a-z] then matches A-Z and nothing outside ASCII (not
+// even the Kelvin sign, which lower-cases to "k").
+const ASCII_ADDRESS = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:(?!-)[a-z0-9-]{1,63}(?<!-)\.)+(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+
 export function normalizeEmail(input: unknown): string | undefined {
+  if (typeof input !== 'string') return undefined;
+  const trimmed = input.trim();
+  if (trimmed.length <= 254 && ASCII_ADDRESS.test(trimmed) && trimmed.indexOf('@') <= 64) return trimmed.toLowerCase();
+  return normalizeEmailFully(trimmed);
+}
+
+/** The full checks, for any address: the reference the ASCII path above is tested against. */
+export function normalizeEmailFully(input: unknown): string | undefined {
   if (typeof input !== 'string') return undefined;
   const email = input.trim().normalize('NFC').toLowerCase();
   if (email.length > 254) return undefined;

@@ -6,9 +6,9 @@ import { run } from '../../src/cli/main.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 
-/** Starts the real CLI (`npm run cli -- …`) in a child process. */
+/** Starts the real CLI (`npm run cli -- …`, with its Node options) in a child process. */
 export function spawnCli(args: string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', join(root, 'src/cli/main.ts'), ...args], {
+  return spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', '--max-old-space-size=128', '--max-semi-space-size=32', join(root, 'src/cli/main.ts'), ...args], {
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
     cwd: root,
   });

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db.ts';
+import { booleanArray, textArray } from '../array-literal.ts';
 
 export interface TrelloEmail {
   email: string;
@@ -126,74 +127,96 @@ export function createTrelloMemberQueries(db: Queryable) {
 
     /**
      * Before a batch is written, what each line would run into, in one statement: whether its
-     * member id was already written by this run (`runStart`), whether it is linked (then its
-     * Google subject is not replaced), and which other member holds its Google subject.
+     * member is already here, and linked (then its addresses and Google subject stay), and which
+     * other member holds its Google subject. Absent from the answer: a new member whose Google
+     * subject, if any, is free. Nothing is locked here: the writes lock what they change, and
+     * check again under that lock that the member is still unlinked.
+     *
+     * Every lookup is an index probe per line, whatever the tables' size and statistics (the
+     * OFFSET 0 keeps the planner from turning them into a join that scans a whole table): the
+     * import stays as fast at the millionth line as at the first (issue 14).
      */
-    async importPrecheck(tx: Queryable, lines: { memberId: string; googleSub: string | null }[], runStart: Date): Promise<Map<string, { seenThisRun: boolean; linked: boolean; subHolder: string | null }>> {
-      const { rows } = await tx.query<{ member_id: string; seen: boolean | null; linked: boolean | null; holder: string | null }>(
-        `SELECT l.member_id, m.updated_at >= $3 AS seen, m.linked_account_id IS NOT NULL AS linked,
-                (SELECT h.member_id FROM trello_members h WHERE h.google_sub = l.google_sub AND h.member_id <> l.member_id) AS holder
+    async importPrecheck(tx: Queryable, lines: { memberId: string; googleSub: string | null }[]): Promise<Map<string, { present: boolean; linked: boolean; subHolder: string | null }>> {
+      const { rows } = await tx.query<{ member_id: string; present: boolean; linked: boolean; holder: string | null }>(
+        `SELECT l.member_id, m.member_id IS NOT NULL AS present, m.linked_account_id IS NOT NULL AS linked,
+                CASE WHEN l.google_sub IS NOT NULL THEN (SELECT h.member_id FROM trello_members h WHERE h.google_sub = l.google_sub AND h.member_id <> l.member_id) END AS holder
          FROM unnest($1::text[], $2::text[]) AS l (member_id, google_sub)
-         LEFT JOIN trello_members m ON m.member_id = l.member_id`,
-        [lines.map((l) => l.memberId), lines.map((l) => l.googleSub), runStart],
+         LEFT JOIN LATERAL (SELECT x.member_id, x.linked_account_id FROM trello_members x WHERE x.member_id = l.member_id OFFSET 0) AS m ON true
+         WHERE m.member_id IS NOT NULL OR (l.google_sub IS NOT NULL AND EXISTS (SELECT 1 FROM trello_members h WHERE h.google_sub = l.google_sub AND h.member_id <> l.member_id))`,
+        [textArray(lines.map((l) => l.memberId)), textArray(lines.map((l) => l.googleSub))],
       );
-      return new Map(rows.map((r) => [r.member_id, { seenThisRun: Boolean(r.seen), linked: Boolean(r.linked), subHolder: r.holder }]));
+      return new Map(rows.map((r) => [r.member_id, { present: r.present, linked: r.linked, subHolder: r.holder }]));
     },
 
     /**
-     * Addresses verified on one of `memberIds` and on another unlinked member too, with those
-     * members (one statement, by the index on lower(email)).
+     * Of `addresses` (verified addresses of unlinked members, as just written), those verified on
+     * another unlinked member too, with those members: one index probe per address.
      */
-    async sharedVerifiedAddresses(tx: Queryable, memberIds: string[]): Promise<{ member_id: string; email: string; others: string[] }[]> {
-      if (!memberIds.length) return [];
+    async sharedVerifiedAddresses(tx: Queryable, addresses: { memberId: string; email: string }[]): Promise<{ member_id: string; email: string; others: string[] }[]> {
+      if (!addresses.length) return [];
       const { rows } = await tx.query<{ member_id: string; email: string; others: string[] }>(
-        `SELECT e.member_id, e.email, array_agg(o.member_id ORDER BY o.member_id) AS others
-         FROM trello_member_emails e
-         JOIN trello_member_emails o ON lower(o.email) = lower(e.email) AND o.member_id <> e.member_id AND o.verified
-         JOIN trello_members om ON om.member_id = o.member_id AND om.linked_account_id IS NULL
-         WHERE e.member_id = ANY($1::text[]) AND e.verified
-         GROUP BY e.member_id, e.email
-         ORDER BY e.member_id, e.email`,
-        [memberIds],
+        `SELECT b.member_id, b.email, array_agg(o.member_id ORDER BY o.member_id) AS others
+         FROM unnest($1::text[], $2::text[]) AS b (member_id, email)
+         CROSS JOIN LATERAL (
+           SELECT x.member_id FROM trello_member_emails x JOIN trello_members om ON om.member_id = x.member_id AND om.linked_account_id IS NULL
+           WHERE lower(x.email) = lower(b.email) AND x.verified AND x.member_id <> b.member_id OFFSET 0
+         ) AS o
+         GROUP BY b.member_id, b.email
+         ORDER BY b.member_id, b.email`,
+        [textArray(addresses.map((a) => a.memberId)), textArray(addresses.map((a) => a.email))],
       );
       return rows;
     },
 
     /**
-     * Inserts or updates a batch of imported members. A linked member keeps its addresses and
-     * link (they belong to the provider account now); only its name fields are refreshed.
-     * Returns how many were new, and which members are open (unlinked) and linked.
+     * Writes a batch of imported members, each id once, in the caller's transaction, after
+     * `importPrecheck`: `linked` are the members already linked — only their names and
+     * Enterprise are refreshed (their addresses, hashes and Google subject belong to the account
+     * now); `present` the others already here, whose addresses become the line's. Returns the
+     * members that were new.
      *
-     * Written for large batches (issue 14): three or four set-based statements whatever the
-     * batch's size, and on a re-import only the addresses that changed are written, so a run
-     * over the same file leaves no dead copy of each address behind (autovacuum may be off).
+     * Written for large batches (issue 14): a handful of set-based statements whatever the
+     * batch's size, each an index probe or write per row, and on a re-import only what changed
+     * is written — a member or an address equal to its line is not rewritten (no dead row, no
+     * index entry, no WAL), so a run over the same file mostly reads.
      */
-    async upsertBatch(tx: Queryable, members: ImportedMember[], now: Date): Promise<{ inserted: number; updated: number; skippedLinked: number; open: string[]; linked: string[] }> {
-      const col = <K extends keyof ImportedMember>(key: K) => members.map((m) => m[key]);
-      const { rows } = await tx.query<{ member_id: string; inserted: boolean; linked: boolean }>(
-        `INSERT INTO trello_members (member_id, username, full_name, password_hash, google_sub, google_email, enterprise_id, enterprise_name, imported_at, updated_at)
-         SELECT *, $9::timestamptz, $9::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+    async upsertBatch(tx: Queryable, members: ImportedMember[], known: { present: ReadonlySet<string>; linked: ReadonlySet<string> }, now: Date): Promise<{ inserted: string[] }> {
+      const text = (key: keyof ImportedMember) => textArray(members.map((m) => m[key] as string | null));
+      const { rows } = await tx.query<{ member_id: string; inserted: boolean }>(
+        // A member equal to its line is left out before the upsert, which would lock it even unchanged.
+        `INSERT INTO trello_members AS m (member_id, username, full_name, password_hash, google_sub, google_email, enterprise_id, enterprise_name, imported_at, updated_at)
+         SELECT u.*, $9::timestamptz, $9::timestamptz
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+           AS u (member_id, username, full_name, password_hash, google_sub, google_email, enterprise_id, enterprise_name)
+         LEFT JOIN LATERAL (SELECT * FROM trello_members x WHERE x.member_id = u.member_id OFFSET 0) AS x ON true
+         WHERE x.member_id IS NULL
+            OR (x.username, x.full_name, x.enterprise_id, x.enterprise_name) IS DISTINCT FROM (u.username, u.full_name, u.enterprise_id, u.enterprise_name)
+            OR (x.linked_account_id IS NULL AND (x.password_hash, x.google_sub, x.google_email) IS DISTINCT FROM (u.password_hash, u.google_sub, u.google_email))
          ON CONFLICT (member_id) DO UPDATE SET
            username = excluded.username, full_name = excluded.full_name, updated_at = excluded.updated_at,
-           password_hash = CASE WHEN trello_members.linked_account_id IS NULL THEN excluded.password_hash ELSE trello_members.password_hash END,
-           google_sub = CASE WHEN trello_members.linked_account_id IS NULL THEN excluded.google_sub ELSE trello_members.google_sub END,
-           google_email = CASE WHEN trello_members.linked_account_id IS NULL THEN excluded.google_email ELSE trello_members.google_email END,
+           password_hash = CASE WHEN m.linked_account_id IS NULL THEN excluded.password_hash ELSE m.password_hash END,
+           google_sub = CASE WHEN m.linked_account_id IS NULL THEN excluded.google_sub ELSE m.google_sub END,
+           google_email = CASE WHEN m.linked_account_id IS NULL THEN excluded.google_email ELSE m.google_email END,
            enterprise_id = excluded.enterprise_id, enterprise_name = excluded.enterprise_name
-         RETURNING member_id, (xmax = 0) AS inserted, linked_account_id IS NOT NULL AS linked`,
-        [col('memberId'), col('username'), col('fullName'), col('passwordHash'), col('googleSub'), col('googleEmail'), col('enterpriseId'), col('enterpriseName'), now],
+         RETURNING member_id, (xmax = 0) AS inserted`,
+        [text('memberId'), text('username'), text('fullName'), text('passwordHash'), text('googleSub'), text('googleEmail'), text('enterpriseId'), text('enterpriseName'), now],
       );
-      // A linked member's addresses belong to its account now: they are not replaced.
-      const open = new Set<string>();
       const fresh = new Set<string>();
-      const linked: string[] = [];
-      for (const r of rows) {
-        if (r.linked) linked.push(r.member_id);
-        else open.add(r.member_id);
-        if (r.inserted) fresh.add(r.member_id);
-      }
+      for (const r of rows) if (r.inserted) fresh.add(r.member_id);
       const columns = (list: ImportedMember[]) => {
-        const emails = list.flatMap((m) => m.emails.map((e) => ({ ...e, memberId: m.memberId })));
-        return [emails.map((e) => e.memberId), emails.map((e) => e.email), emails.map((e) => e.verified), emails.map((e) => e.primary), emails.map((e) => e.lastUsedAt), emails.map((e) => e.addedAt)];
+        const ids: string[] = [], emails: string[] = [], verified: boolean[] = [], primary: boolean[] = [], lastUsed: (string | null)[] = [], added: (string | null)[] = [];
+        for (const m of list) {
+          for (const e of m.emails) {
+            ids.push(m.memberId);
+            emails.push(e.email);
+            verified.push(e.verified);
+            primary.push(e.primary);
+            // ISO strings rather than Dates: the driver's Date formatting is slow, the instant the same.
+            lastUsed.push(e.lastUsedAt ? e.lastUsedAt.toISOString() : null);
+            added.push(e.addedAt ? e.addedAt.toISOString() : null);
+          }
+        }
+        return [textArray(ids), textArray(emails), booleanArray(verified), booleanArray(primary), textArray(lastUsed), textArray(added)];
       };
       const ROWS = 'SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::boolean[], $5::timestamptz[], $6::timestamptz[])';
       // A new member has no addresses yet: inserted, nothing to compare with.
@@ -201,23 +224,41 @@ export function createTrelloMemberQueries(db: Queryable) {
       if (added.length) await tx.query(`INSERT INTO trello_member_emails (member_id, email, verified, is_primary, last_used_at, added_at) ${ROWS}`, columns(added));
       // An unlinked member imported before: its addresses become the line's. Those it no longer
       // lists go, new ones come, changed ones are updated; an unchanged one is not written.
-      const replaced = members.filter((m) => open.has(m.memberId) && !fresh.has(m.memberId));
+      const replaced = members.filter((m) => known.present.has(m.memberId) && !known.linked.has(m.memberId) && !fresh.has(m.memberId));
       if (replaced.length) {
-        const values = columns(replaced);
+        // One statement: the stored addresses of these members (an index probe per member), those
+        // the lines no longer list (deleted by row address), those new or changed (upserted);
+        // an address equal to its line is neither written nor locked. Only members still
+        // unlinked, locked here until the batch commits, are touched: a member linked meanwhile
+        // keeps its addresses (they are its account's now).
         await tx.query(
-          `DELETE FROM trello_member_emails e WHERE e.member_id = ANY($1::text[])
-             AND (e.member_id, e.email) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-          [values[0], values[1]],
-        );
-        await tx.query(
-          `INSERT INTO trello_member_emails AS e (member_id, email, verified, is_primary, last_used_at, added_at) ${ROWS}
+          `WITH n AS (
+             SELECT * FROM unnest($2::text[], $3::text[], $4::boolean[], $5::boolean[], $6::timestamptz[], $7::timestamptz[])
+               AS n (member_id, email, verified, is_primary, last_used_at, added_at)
+           ), c AS (
+             SELECT s.* FROM unnest($1::text[]) AS i (member_id)
+             CROSS JOIN LATERAL (SELECT e.ctid AS tid, e.member_id, e.email, e.verified, e.is_primary, e.last_used_at, e.added_at
+                                 FROM trello_member_emails e WHERE e.member_id = i.member_id OFFSET 0) AS s
+           ), gone AS (
+             SELECT c.tid, c.member_id FROM c WHERE NOT EXISTS (SELECT 1 FROM n WHERE n.member_id = c.member_id AND n.email = c.email)
+           ), changed AS (
+             SELECT n.* FROM n LEFT JOIN c ON c.member_id = n.member_id AND c.email = n.email
+             WHERE c.member_id IS NULL OR (c.verified, c.is_primary, c.last_used_at, c.added_at) IS DISTINCT FROM (n.verified, n.is_primary, n.last_used_at, n.added_at)
+           ), mine AS (
+             SELECT m.member_id FROM trello_members m
+             WHERE m.member_id = ANY (ARRAY(SELECT member_id FROM gone UNION SELECT member_id FROM changed)) AND m.linked_account_id IS NULL
+             FOR NO KEY UPDATE
+           ), removed AS (
+             DELETE FROM trello_member_emails WHERE ctid = ANY (ARRAY(SELECT tid FROM gone WHERE member_id IN (SELECT member_id FROM mine)))
+           )
+           INSERT INTO trello_member_emails AS e (member_id, email, verified, is_primary, last_used_at, added_at)
+           SELECT * FROM changed WHERE member_id IN (SELECT member_id FROM mine)
            ON CONFLICT (member_id, email) DO UPDATE SET verified = excluded.verified, is_primary = excluded.is_primary,
-             last_used_at = excluded.last_used_at, added_at = excluded.added_at
-           WHERE (e.verified, e.is_primary, e.last_used_at, e.added_at) IS DISTINCT FROM (excluded.verified, excluded.is_primary, excluded.last_used_at, excluded.added_at)`,
-          values,
+             last_used_at = excluded.last_used_at, added_at = excluded.added_at`,
+          [textArray(replaced.map((m) => m.memberId)), ...columns(replaced)],
         );
       }
-      return { inserted: fresh.size, updated: rows.length - fresh.size, skippedLinked: linked.length, open: [...open], linked };
+      return { inserted: [...fresh] };
     },
 
     /**
