@@ -24,6 +24,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   overload: () => import('./overload.ts'),
   // Data at scale (issue 14): each sets up its own database and is sized by its BENCH_* settings
   // (docs/benchmarks.md); none shares the servers above. Long: chosen by name only.
+  import: () => import('./import.ts').then((m) => ({ run: () => m.run({ url: process.env.DATABASE_URL || undefined, lines: process.env.BENCH_IMPORT_LINES ? Number(process.env.BENCH_IMPORT_LINES) : undefined }) })),
   migration: () => import('./migration.ts').then((m) => ({ run: (o: SuiteOptions) => m.run({ log: o.log }) })),
   outbox: () => import('./outbox.ts').then((m) => ({ run: (o: SuiteOptions) => m.run({ log: o.log }) })),
   sweep: () => import('./sweep.ts').then((m) => ({ run: () => m.run() })),
