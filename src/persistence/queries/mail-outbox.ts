@@ -40,10 +40,12 @@ export function createMailOutboxQueries(db: Queryable) {
     async insertMany(tx: Queryable, rows: { id: string; recipient: string; template: string; subject: string; bodySealed: string; now: Date }[]): Promise<void> {
       if (!rows.length) return;
       await tx.query(
-        `INSERT INTO mail_outbox (id, recipient, template, subject, body_sealed, next_attempt_at)
-         SELECT m.id, m.recipient, m.template, m.subject, m.body_sealed, m.next_attempt_at
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY AS m (id, recipient, template, subject, body_sealed, next_attempt_at, n)
-         ORDER BY m.n`,
+        `WITH given AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY AS g (id, recipient, template, subject, body_sealed, next_attempt_at, n)),
+         m AS (
+           INSERT INTO mail_outbox (id, recipient, template, subject, next_attempt_at)
+           SELECT id, recipient, template, subject, next_attempt_at FROM given ORDER BY n RETURNING id)
+         INSERT INTO mail_outbox_bodies (mail_id, body_sealed) SELECT given.id, given.body_sealed FROM given JOIN m ON m.id = given.id`,
         [rows.map((r) => r.id), rows.map((r) => r.recipient), rows.map((r) => r.template), rows.map((r) => r.subject), rows.map((r) => r.bodySealed), rows.map((r) => r.now)],
       );
     },
