@@ -71,7 +71,7 @@ describe('legacy Trello accounts: the bulk migration writes batches', () => {
        FROM trello_members m LEFT JOIN accounts a ON a.id = m.linked_account_id ORDER BY m.member_id`,
     );
     const mails = await server.registry.db.query<{ id: string; recipient: string; template: string; subject: string; body_sealed: string; status: string }>(
-      'SELECT id, recipient, template, subject, body_sealed, status FROM mail_outbox ORDER BY recipient',
+      'SELECT m.id, m.recipient, m.template, m.subject, b.body_sealed, m.status FROM mail_outbox m JOIN mail_outbox_bodies b ON b.mail_id = m.id ORDER BY m.recipient',
     );
     return {
       members: rows,
