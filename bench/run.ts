@@ -188,7 +188,9 @@ try {
     rows.push({
       scenario: 'password login, per login', unit: 'Lanyard / baseline', lanyard: round(logins.statements, 1), baseline: round(base.statements, 1), ratio: round(logins.commits, 1), target: null,
       verdict: logins.statements <= 10 && logins.commits <= 3 ? 'PASS' : 'MISS',
-      notes: `Lanyard ${anatomy(logins)}; baseline ${anatomy(base)} (targets ≤ 10 statements, ≤ 3 commits; main thread includes the in-process browser)`,
+      // The floor of commits is 4 (decision 0050): the interaction stored at GET /auth, the throttle's
+      // reservation committed before the hash check, the success, the resume's session and code.
+      notes: `GET /auth … code (Lanyard: GET /auth, GET and POST identify, POST password, GET /auth/:uid; baseline: GET /auth, GET /interaction, POST login, GET /auth/:uid). Lanyard ${anatomy(logins)}; baseline ${anatomy(base)} (targets ≤ 10 statements, ≤ 3 commits; commits cannot go below 4 without weakening throttling — the engine's 3 plus the reservation committed before the hash, docs/benchmarks.md)`,
     });
     details['password login'] = {
       logins, baseline: base, argon2: limit, argon2Params,

@@ -48,6 +48,9 @@ export interface WriteBehind {
   defer: Defer;
 }
 
+/** The table a writing statement writes first (INSERT INTO, UPDATE, DELETE FROM). */
+const tableOf = (sql: string) => /^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?([a-z_][a-z0-9_]*)/i.exec(sql)?.[1]?.toLowerCase() ?? sql;
+
 export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Database, 'query' | 'transaction'>): WriteBehind {
   const storage = new AsyncLocalStorage<{ ops: PayloadOp[]; open: boolean }>();
   const keyOf = (op: PayloadOp) => (op.kind === 'upsert' ? `${op.write.model}\0${op.write.idHash}` : op.kind === 'joined' ? undefined : `${op.model}\0${op.idHash}`);
@@ -71,10 +74,16 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
     // Saving one row again replaces it (the session is saved more than once): keep the last.
     const last = new Map<string, PayloadOp>();
     const joined: PayloadOp[] = [];
+    const joinedTables = new Set<string>();
     let mixed = false;
     for (const op of ops) {
       const key = keyOf(op);
       if (key === undefined) {
+        // Two writes to one table (two audit rows): the parts of one statement run in no set
+        // order (PostgreSQL docs, 7.8.4), and the trail's order is the order they were made in.
+        const table = op.kind === 'joined' ? tableOf(op.write.sql) : '';
+        if (joinedTables.has(table)) mixed = true;
+        joinedTables.add(table);
         joined.push(op);
         continue;
       }
@@ -83,8 +92,9 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
       last.set(key, op);
     }
     if (!mixed) return queries.writeBatch([...last.values(), ...joined]);
-    // One row written twice in different ways: in order, one by one — in one transaction when
-    // the application's writes ride along, so that they are stored with the engine's or not at all.
+    // One row written twice in different ways, or one table twice by the application: in order,
+    // one by one — in one transaction when the application's writes ride along, so that they are
+    // stored with the engine's or not at all.
     if (!joined.length) {
       for (const op of ops) await one(queries, op);
       return;
