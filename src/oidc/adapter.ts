@@ -91,6 +91,7 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
       if (previous && (previous.kind !== 'upsert' || op.kind !== 'upsert')) mixed = true;
       last.set(key, op);
     }
+    if (!mixed && last.size === 1 && !joined.length) return one(queries, [...last.values()][0]!);
     if (!mixed) return queries.writeBatch([...last.values(), ...joined]);
     // One row written twice in different ways, or one table twice by the application: in order,
     // one by one — in one transaction when the application's writes ride along, so that they are
