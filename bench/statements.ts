@@ -20,7 +20,13 @@ const schema = url ? `lanyard_statements_${randomBytes(4).toString('hex')}` : un
 const inner = await openDatabase({ url, schema, poolSize: 4 });
 const statements: Recorded[] = [];
 const counts: SqlCounts = { statements: 0, commits: 0 };
-const short = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 110);
+/** The tables a statement writes (a batch's parts included), as the listing shows them. */
+const written = (sql: string) => [...new Set([...sql.matchAll(/\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([a-z_][a-z0-9_]*)/gi)].map((m) => m[1]!.toLowerCase()).filter((t) => t !== 'set'))];
+const short = (sql: string) => {
+  const line = sql.replace(/\s+/g, ' ').trim().slice(0, 110);
+  const tables = /^\s*SELECT\b/i.test(sql) ? [] : written(sql);
+  return tables.length > 1 ? `${line} … [writes ${tables.join(', ')}]` : line;
+};
 const PASSWORD = 'bench password, long enough 0123';
 
 try {

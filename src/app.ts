@@ -138,7 +138,7 @@ export function createApp(registry: Registry): LanyardApp {
   const completion = createLoginCompletion({ policy, accounts, flows, interactions, events, views, hooks: trello.hooks });
   const loginPage = pageRenderer(views, { google: Boolean(registry.google) });
   const strategies: LoginStrategy[] = [
-    passwordStrategy({ accounts, throttle, events, trello, linking, devices, background: registry.background, page: loginPage, policy }),
+    passwordStrategy({ accounts, throttle, events, trello, linking, devices, background: registry.background, page: loginPage, policy, step: registry.passwordStep }),
     trello.strategy,
     secondStepStrategy({ twoStep, policy, flows, throttle, events, views, box: registry.box, now }),
     passwordExpiryStrategy({ passwords: registry.passwordResets, policy, flows, sessions: registry.browserSessions, page: loginPage }),
@@ -194,7 +194,27 @@ export function createApp(registry: Registry): LanyardApp {
   app.use(under(['/account/avatar'], compose([routesOf(avatarUpload), formPageRedirects(avatarUpload, { page: '/account/profile' })])));
 
   const formRoutes = compose([routesOf(forms), formPageRedirects(forms)]);
-  app.use(under(['/interaction/', '/password/', '/account', '/login/', '/admin'], formRoutes));
+  // The interaction pages' writes — the engine's interaction save, the audit row, a throttle
+  // cleared — are stored as the request ends, in one statement (src/oidc/adapter.ts,
+  // createWriteBehind; decision 0050): a password login's success is one commit. Should that
+  // commit fail, nothing of it is stored and the answer is the 503 page, not the redirect or the
+  // cookies the step had set for a login that did not happen.
+  const interactionPages: Koa.Middleware = async (ctx, next) => {
+    let answered = false;
+    try {
+      await registry.payloadWrites.around(async () => {
+        await formRoutes(ctx, next);
+        answered = true;
+      });
+    } catch (err) {
+      if (answered) {
+        ctx.remove('Location');
+        ctx.remove('Set-Cookie');
+      }
+      throw err;
+    }
+  };
+  app.use(under(['/interaction/', '/password/', '/account', '/login/', '/admin'], (ctx, next) => (ctx.path.startsWith('/interaction/') ? interactionPages(ctx, next) : formRoutes(ctx, next))));
 
   app.use(metadataCaching({ discoveryPath: '/.well-known/openid-configuration', jwksPath: '/jwks', keyActivationDelaySeconds: config.keyActivationDelaySeconds }));
   // The engine's writes in one request are made together as it ends, before the response leaves

@@ -22,6 +22,8 @@ import { createReauthentication, type Reauthentication } from './identity/reauth
 import { createPasswordHasher, type PasswordHasher } from './identity/password-hasher.ts';
 import { createPostgresAdapter, createWriteBehind, sweepExpiredPayloads, type WriteBehind } from './oidc/adapter.ts';
 import { listenToProviderEvents } from './oidc/provider-events.ts';
+import { createPasswordStep, type PasswordStep } from './oidc/password-step.ts';
+import { createPasswordStepQueries } from './persistence/queries/password-step.ts';
 import { createSweeper, type Sweeper } from './shared/sweeper.ts';
 import { createSamlConnector, type SamlServiceProvider, type SeenAssertions } from './federation/saml/service-provider.ts';
 import { createSeenAssertions } from './federation/saml/seen-assertions.ts';
@@ -116,6 +118,8 @@ export interface Registry {
   interactions: Interactions;
   /** Each login interaction's state between requests (src/oidc/login-flows.ts). */
   loginFlows: LoginFlows;
+  /** The password step's reads and throttle reservation in one statement (src/oidc/password-step.ts). */
+  passwordStep: PasswordStep;
   background: Background;
   passwordPolicy: PasswordPolicy;
   passwordResets: PasswordResetService;
@@ -285,13 +289,16 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const passwordPolicy = createPasswordPolicy({ minLength: config.passwordMinLength });
     const background = createBackground((name, err) => logger.error({ task: name, err: { message: (err as Error).message } }, 'background task failed'));
     const oidcPayloads = createOidcPayloadQueries(db);
-    const payloadWrites = createWriteBehind(oidcPayloads);
-    const events = createSecurityEvents({ queries: createSecurityEventQueries(db), clock });
+    const payloadWrites = createWriteBehind(oidcPayloads, db);
+    // The audit row and a throttle's clearing join the request's batch when one is open (our
+    // interaction pages and the engine's routes, src/app.ts): one commit at a login's end.
+    const events = createSecurityEvents({ queries: createSecurityEventQueries(db), clock, defer: payloadWrites.defer });
     const throttle = createThrottle({
       queries: createThrottleQueries(db),
       clock,
       key: throttleKey,
       settings: config.throttle,
+      defer: payloadWrites.defer,
     });
     const views = createViews(join(rootDir, 'views'), { cache: config.env !== 'development', productName: 'Lanyard' });
 
@@ -374,7 +381,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       decisions: policy,
     });
     await clients.ensureInternal(ACCOUNT_CLIENT_ID, 'Lanyard account settings', `${config.issuer}/account/callback`);
-    listenToProviderEvents({ provider, activity, events, clock, logger });
+    listenToProviderEvents({ provider, activity, events, clock, logger, defer: payloadWrites.defer });
     const trelloLinking = createTrelloLinking({ db, trelloMembers, retiredEmails, identities: accountIdentities, linkEvents: trelloLinkEvents, accounts: accountQueries, hasher, outbox, events, clock, issuer: config.issuer });
     const resetTokens = createPasswordResetQueries(db);
     const linkWebhook = createLinkWebhook({
@@ -505,6 +512,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       provider,
       interactions: createInteractions(provider),
       loginFlows,
+      passwordStep: createPasswordStep({ queries: createPasswordStepQueries(db), policy, flows: loginFlows }),
       background,
       passwordPolicy,
       passwordResets,

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import type { Throttle, ThrottleScope } from '../identity/throttle.ts';
+import type { Made, Throttle, ThrottleScope } from '../identity/throttle.ts';
 import { waitMessage, type PageError } from '../http/messages.ts';
 
 /**
@@ -28,10 +28,12 @@ export interface Guard {
   subject: string;
   /** A device cookie's id for this subject (src/http/device-cookie.ts): counted under its own key. */
   device?: string | undefined;
+  /** The reservation, when the caller made it in a statement of its own (`Throttle.reservation`). */
+  made?: Made | undefined;
 }
 
 export async function throttled<R>(ctx: Context, throttle: Throttle, guard: Guard, check: () => Promise<R>, verdict: (result: R) => Verdict): Promise<Throttled<R>> {
-  const gate = await throttle.attempt(guard.scope, guard.subject, ctx.ip, guard.device);
+  const gate = await throttle.attempt(guard.scope, guard.subject, ctx.ip, guard.device, guard.made);
   if (!gate.ok) return { refused: true, error: waitMessage(ctx, gate.retryAfterSeconds) };
   const result = await check();
   switch (verdict(result)) {

@@ -62,9 +62,11 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
      * an inactive account is reported as such only after the right password, and a closure is
      * cancelled only when the whole login (second step included) completes.
      */
-    async authenticate(emailInput: string, password: string): Promise<Authentication> {
+    async authenticate(emailInput: string, password: string, read?: { account: AccountRow | undefined }): Promise<Authentication> {
       const email = normalizeEmail(emailInput);
-      const account = email ? await accounts.findForLogin(email) : undefined;
+      // `read`: the caller already looked the address up as `findForLogin` does (the password
+      // step's one statement, src/persistence/queries/password-step.ts).
+      const account = read ? read.account : email ? await accounts.findForLogin(email) : undefined;
       const check = await hasher.verify(account?.password_hash, password.slice(0, MAX_PASSWORD_LENGTH));
       if (!account) return { ok: false, code: 'login.invalid_credentials', reason: 'unknown_account' };
       if (!check.ok) return { ok: false, code: 'login.invalid_credentials', accountId: account.id, reason: account.password_hash ? 'wrong_password' : 'no_password' };

@@ -1,5 +1,5 @@
 import type { Clock } from '../shared/clock.ts';
-import type { Queryable } from '../persistence/db.ts';
+import type { Defer, Queryable } from '../persistence/db.ts';
 import type { SecurityEventQueries, SecurityEventRow } from '../persistence/queries/security-events.ts';
 
 /**
@@ -65,7 +65,7 @@ export interface SecurityEventView {
 
 export const MAX_PAGE = 100;
 
-export function createSecurityEvents(deps: { queries: SecurityEventQueries; clock: Clock }) {
+export function createSecurityEvents(deps: { queries: SecurityEventQueries; clock: Clock; defer?: Defer }) {
   const { queries, clock } = deps;
 
   const view = (row: SecurityEventRow): SecurityEventView => ({
@@ -81,9 +81,14 @@ export function createSecurityEvents(deps: { queries: SecurityEventQueries; cloc
   });
 
   return {
-    /** Appends one event; pass `tx` to make it part of the change it records. */
+    /**
+     * Appends one event; pass `tx` to make it part of the change it records. Without one, inside
+     * a request whose writes are stored as it ends (`defer`), the row is stored with them, in the
+     * same statement: a login's success and its audit row are committed together or not at all,
+     * and the request's answer waits for that commit (a failure there is its answer, 503).
+     */
     async record(event: SecurityEvent, meta: RequestMeta = {}, tx?: Queryable): Promise<void> {
-      await queries.insert({
+      const row = {
         occurredAt: new Date(clock.now()),
         type: event.type,
         reason: event.reason,
@@ -93,7 +98,9 @@ export function createSecurityEvents(deps: { queries: SecurityEventQueries; cloc
         ip: meta.ip,
         userAgent: meta.userAgent,
         requestId: meta.requestId,
-      }, tx);
+      };
+      if (!tx && deps.defer?.(queries.insertion(row))) return;
+      await queries.insert(row, tx);
     },
 
     /**

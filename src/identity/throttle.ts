@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../shared/clock.ts';
 import { hmac } from '../shared/crypto.ts';
+import type { Defer } from '../persistence/db.ts';
 import type { ThrottleQueries, ThrottleState } from '../persistence/queries/throttles.ts';
 
 /**
@@ -46,6 +47,25 @@ export type Attempt =
   | { ok: true; subjectWaitUntil: number; /** failures counted against the subject's key, this attempt included */ failures: number; viaDevice: boolean }
   | { ok: false; retryAfterSeconds: number; /** which counter refused: the subject's (or device's), or the client address's */ by: 'subject' | 'address' };
 
+/** What `attempt` reserves before a check (`reservation`): the subject's (or device's) key and the statement's parameters. */
+export interface Reservation {
+  key: string;
+  free: number;
+  unlessAddress: string | undefined;
+  token: string;
+  now: Date;
+  since: Date;
+  baseSeconds: number;
+  maxSeconds: number;
+  viaDevice: boolean;
+}
+
+/** The reservation's row, as `ThrottleQueries.reserve` answers it. */
+export type Reserved = ThrottleState & { counted: boolean; address_blocked_until?: Date | null };
+
+/** A reservation the caller made itself, in one statement with its own reads, handed to `attempt`. */
+export interface Made { reservation: Reservation; reserved: Reserved }
+
 /** From one client address, this many times the per-subject allowance (offices share addresses). */
 const IP_FACTOR = 10;
 
@@ -57,7 +77,7 @@ const IP_FACTOR = 10;
  */
 const SUBJECT_FACTOR: Partial<Record<ThrottleScope, number>> = { 'invitation-admin': 10, 'domain-verify-admin': 10 };
 
-export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; key: Buffer; settings: ThrottleSettings }) {
+export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; key: Buffer; settings: ThrottleSettings; defer?: Defer }) {
   const { queries, clock, settings } = deps;
 
   const subjectKey = (scope: ThrottleScope, subject: string) => `${scope}:s:${hmac(deps.key, `${scope}:${subject.toLowerCase()}`).slice(0, 32)}`;
@@ -82,7 +102,8 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
    * the attempt is then counted under the device's own key, and neither the subject's nor the
    * client address's counter can refuse it.
    */
-  async function attempt(scope: ThrottleScope, subject: string | undefined, ip: string | undefined, device?: string): Promise<Attempt> {
+  async function attempt(scope: ThrottleScope, subject: string | undefined, ip: string | undefined, device?: string, made?: Made): Promise<Attempt> {
+    if (made) return settle(made.reservation, made.reserved);
     const now = clock.now();
     const key = device ? deviceKey(scope, device) : subject ? subjectKey(scope, subject) : undefined;
     const addressKey = ip && !device ? ipKey(scope, ip) : undefined;
@@ -92,14 +113,41 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
       if (wait > 0) return { ok: false, retryAfterSeconds: wait, by: 'address' };
     }
     if (!key) return { ok: true, subjectWaitUntil: 0, failures: 0, viaDevice: false };
-    const free = settings.freeAttempts * (device ? 1 : SUBJECT_FACTOR[scope] ?? 1);
+    const r = reservation(scope, subject, ip, device)!;
     // The client address's wait is checked in the same statement: a waiting address counts nothing.
-    const reserved = await queries.reserve({ key, free, unlessAddress: addressKey }, randomUUID(), new Date(now), windowStart(now), settings.baseDelaySeconds, settings.maxDelaySeconds);
+    return settle(r, await queries.reserve(r, r.token, r.now, r.since, r.baseSeconds, r.maxSeconds));
+  }
+
+  /**
+   * What `attempt` reserves, for a caller that makes the reservation in a statement of its own
+   * together with other reads (the password step, src/persistence/queries/password-step.ts) and
+   * hands the row back to `attempt` (`made`). Undefined without a subject or device.
+   */
+  function reservation(scope: ThrottleScope, subject: string | undefined, ip: string | undefined, device?: string): Reservation | undefined {
+    const at = clock.now();
+    const key = device ? deviceKey(scope, device) : subject ? subjectKey(scope, subject) : undefined;
+    if (!key) return undefined;
+    return {
+      key,
+      free: settings.freeAttempts * (device ? 1 : SUBJECT_FACTOR[scope] ?? 1),
+      unlessAddress: ip && !device ? ipKey(scope, ip) : undefined,
+      token: randomUUID(),
+      now: new Date(at),
+      since: windowStart(at),
+      baseSeconds: settings.baseDelaySeconds,
+      maxSeconds: settings.maxDelaySeconds,
+      viaDevice: Boolean(device),
+    };
+  }
+
+  /** The attempt a reservation's row amounts to. */
+  function settle(r: Reservation, reserved: Reserved): Attempt {
+    const now = r.now.getTime();
     const addressWait = secondsUntil(reserved.address_blocked_until?.getTime() ?? 0, now);
     if (addressWait > 0) return { ok: false, retryAfterSeconds: addressWait, by: 'address' };
     const until = reserved.blocked_until?.getTime() ?? 0;
     if (!reserved.counted) return { ok: false, retryAfterSeconds: Math.max(1, secondsUntil(until, now)), by: 'subject' };
-    return { ok: true, subjectWaitUntil: until, failures: reserved.failures, viaDevice: Boolean(device) };
+    return { ok: true, subjectWaitUntil: until, failures: reserved.failures, viaDevice: r.viaDevice };
   }
 
   /**
@@ -117,15 +165,22 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
 
   return {
     attempt,
+    reservation,
     failed,
 
     /**
      * After a success (or a password reset, which proves the owner): the subject's counter
      * starts over. The address's counter does not, or one account the attacker owns would reset
      * the count for every guess against others.
+     *
+     * Inside a request whose writes are stored as it ends (`defer`), the clearing is stored with
+     * them, in the same statement as the login's result and audit row: until then the attempt
+     * stays counted, which can only hold back, never let through, a guess made meanwhile.
      */
     async succeeded(scope: ThrottleScope, subject: string, device?: string): Promise<void> {
-      await queries.clear(device ? [subjectKey(scope, subject), deviceKey(scope, device)] : [subjectKey(scope, subject)]);
+      const keys = device ? [subjectKey(scope, subject), deviceKey(scope, device)] : [subjectKey(scope, subject)];
+      if (deps.defer?.(queries.clearing(keys))) return;
+      await queries.clear(keys);
     },
 
     /**

@@ -4,7 +4,8 @@ import { sha256 } from '../shared/crypto.ts';
 import { containsNul } from '../shared/nul.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { OidcPayloadQueries, PayloadOp } from '../persistence/queries/oidc-payloads.ts';
+import type { Database, Defer, Queryable } from '../persistence/db.ts';
+import { createOidcPayloadQueries, type OidcPayloadQueries, type PayloadOp } from '../persistence/queries/oidc-payloads.ts';
 
 /**
  * The engine's writes in one of its requests, made together as the request ends (issue 14: one
@@ -22,7 +23,12 @@ import type { OidcPayloadQueries, PayloadOp } from '../persistence/queries/oidc-
  *   written twice — one by one as before. A failure there fails the request (the error boundary
  *   answers it), so no client is ever told of a token that was not stored;
  * - a write made after that (a promise still running when the request ended) goes straight to
- *   the database.
+ *   the database;
+ * - the application's own writes may join the queue (`defer`): the audit row, the throttle
+ *   cleared after a correct password, a session's device (issue 14, decision 0050). They are
+ *   made in the same statement as the engine's, so a login's end is one commit, and stored
+ *   with the engine's writes or not at all. `around` also wraps our interaction pages
+ *   (src/app.ts), where the engine's interaction save is the write they join.
  *
  * What changes: a refresh token is marked consumed with its successors' rows instead of before
  * they are built (an atomic rotation; two uses of one token racing each other were already
@@ -35,37 +41,70 @@ export interface WriteBehind {
   pending(): PayloadOp[] | undefined;
   /** Writes what the current request queued so far (before a read). */
   flush(): Promise<void>;
+  /**
+   * The application's own writes join the batch (`Defer`, src/persistence/db.ts): queued when
+   * the current request's batch is open, made in the same statement as the engine's writes.
+   */
+  defer: Defer;
 }
 
-export function createWriteBehind(queries: OidcPayloadQueries): WriteBehind {
-  const storage = new AsyncLocalStorage<{ ops: PayloadOp[]; open: boolean }>();
-  const keyOf = (op: PayloadOp) => (op.kind === 'upsert' ? `${op.write.model}\0${op.write.idHash}` : `${op.model}\0${op.idHash}`);
+/** The table a writing statement writes first (INSERT INTO, UPDATE, DELETE FROM). */
+const tableOf = (sql: string) => /^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?([a-z_][a-z0-9_]*)/i.exec(sql)?.[1]?.toLowerCase() ?? sql;
 
-  async function one(op: PayloadOp): Promise<void> {
-    if (op.kind === 'upsert') await queries.upsert(op.write);
-    else if (op.kind === 'consume') await queries.consume(op.model, op.idHash, op.now);
-    else await queries.destroy(op.model, op.idHash);
+export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Database, 'query' | 'transaction'>): WriteBehind {
+  const storage = new AsyncLocalStorage<{ ops: PayloadOp[]; open: boolean }>();
+  const keyOf = (op: PayloadOp) => (op.kind === 'upsert' ? `${op.write.model}\0${op.write.idHash}` : op.kind === 'joined' ? undefined : `${op.model}\0${op.idHash}`);
+
+  async function one(q: OidcPayloadQueries | Queryable, op: PayloadOp): Promise<void> {
+    if (op.kind === 'joined') await (q as Queryable).query(op.write.sql, op.write.params);
+    else if (op.kind === 'upsert') await (q as OidcPayloadQueries).upsert(op.write);
+    else if (op.kind === 'consume') await (q as OidcPayloadQueries).consume(op.model, op.idHash, op.now);
+    else await (q as OidcPayloadQueries).destroy(op.model, op.idHash);
   }
 
   async function write(ops: PayloadOp[]): Promise<void> {
     if (!ops.length) return;
     // A single write (client_credentials, /auth) keeps its plain statement: cheaper to plan.
-    if (ops.length === 1) return one(ops[0]!);
+    if (ops.length === 1) {
+      const [op] = ops as [PayloadOp];
+      if (op.kind !== 'joined') return one(queries, op);
+      if (!db) throw new Error('a joined write needs the database');
+      return void (await db.query(op.write.sql, op.write.params));
+    }
     // Saving one row again replaces it (the session is saved more than once): keep the last.
     const last = new Map<string, PayloadOp>();
+    const joined: PayloadOp[] = [];
+    const joinedTables = new Set<string>();
     let mixed = false;
     for (const op of ops) {
-      const previous = last.get(keyOf(op));
+      const key = keyOf(op);
+      if (key === undefined) {
+        // Two writes to one table (two audit rows): the parts of one statement run in no set
+        // order (PostgreSQL docs, 7.8.4), and the trail's order is the order they were made in.
+        const table = op.kind === 'joined' ? tableOf(op.write.sql) : '';
+        if (joinedTables.has(table)) mixed = true;
+        joinedTables.add(table);
+        joined.push(op);
+        continue;
+      }
+      const previous = last.get(key);
       if (previous && (previous.kind !== 'upsert' || op.kind !== 'upsert')) mixed = true;
-      last.set(keyOf(op), op);
+      last.set(key, op);
     }
-    if (mixed) {
-      for (const op of ops) await one(op);
-    } else if (last.size === 1) {
-      await one([...last.values()][0]!);
-    } else {
-      await queries.writeBatch([...last.values()]);
+    if (!mixed && last.size === 1 && !joined.length) return one(queries, [...last.values()][0]!);
+    if (!mixed) return queries.writeBatch([...last.values(), ...joined]);
+    // One row written twice in different ways, or one table twice by the application: in order,
+    // one by one — in one transaction when the application's writes ride along, so that they are
+    // stored with the engine's or not at all.
+    if (!joined.length) {
+      for (const op of ops) await one(queries, op);
+      return;
     }
+    if (!db) throw new Error('a joined write needs the database');
+    await db.transaction(async (tx) => {
+      const inTx = createOidcPayloadQueries(tx);
+      for (const op of ops) await one(op.kind === 'joined' ? tx : inTx, op);
+    });
   }
 
   async function flush(): Promise<void> {
@@ -75,6 +114,8 @@ export function createWriteBehind(queries: OidcPayloadQueries): WriteBehind {
 
   return {
     around(work) {
+      // Already inside a request's batch (our routes handing a request on to the engine's): one batch.
+      if (storage.getStore()?.open) return work();
       const store = { ops: [] as PayloadOp[], open: true };
       return storage.run(store, async () => {
         try {
@@ -84,9 +125,14 @@ export function createWriteBehind(queries: OidcPayloadQueries): WriteBehind {
           return result;
         } catch (err) {
           // The engine answers its own errors; one that escapes it still leaves what was
-          // written before it, as without the queue.
+          // written before it, as without the queue. Should the application's writes (an audit
+          // row) be among what could not be stored, that failure is the answer instead: a
+          // request never looks as if it had recorded what it did not.
           store.open = false;
-          await write(store.ops.splice(0)).catch(() => undefined);
+          const ops = store.ops.splice(0);
+          await write(ops).catch((writeErr: unknown) => {
+            if (ops.some((op) => op.kind === 'joined')) throw writeErr;
+          });
           throw err;
         }
       });
@@ -96,6 +142,12 @@ export function createWriteBehind(queries: OidcPayloadQueries): WriteBehind {
       return store?.open ? store.ops : undefined;
     },
     flush,
+    defer(write) {
+      const store = storage.getStore();
+      if (!store?.open) return false;
+      store.ops.push({ kind: 'joined', write });
+      return true;
+    },
   };
 }
 
@@ -113,7 +165,7 @@ export function createWriteBehind(queries: OidcPayloadQueries): WriteBehind {
  */
 export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock, writeBehind?: WriteBehind) {
   /** Queued for the end of the request when inside `writeBehind.around`, else written now. */
-  const write = async (op: PayloadOp): Promise<void> => {
+  const write = async (op: Exclude<PayloadOp, { kind: 'joined' }>): Promise<void> => {
     const queue = writeBehind?.pending();
     if (queue) {
       queue.push(op);

@@ -95,6 +95,10 @@ export function createLoginFlows(deps: { queries: LoginFlowQueries; clock: Clock
   });
 
   return {
+    /** The record's key for an interaction uid, and a row read elsewhere (the password step's one statement) as a flow. */
+    keyOf: key,
+    fromRow,
+
     /** The live flow of interaction `uid`, if it has one. */
     async find(uid: string): Promise<LoginFlow | undefined> {
       const row = await queries.find(key(uid), now());

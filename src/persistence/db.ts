@@ -21,6 +21,20 @@ export interface Queryable {
   exec(sql: string): Promise<void>;
 }
 
+/**
+ * One writing statement (INSERT, UPDATE or DELETE, parameters `$1…$n` of `params`, no RETURNING
+ * read by anyone) that its owner may hand to the batch the current request stores as it ends
+ * (src/oidc/adapter.ts, `createWriteBehind`): it is then made in the same statement, and so the
+ * same commit, as the engine's writes of that request — all of them or none.
+ */
+export interface DeferredWrite {
+  sql: string;
+  params: unknown[];
+}
+
+/** Queues `write` in the current request's batch; false when no batch is open (the caller runs it now). */
+export type Defer = (write: DeferredWrite) => boolean;
+
 export interface Database extends Queryable {
   readonly engine: 'postgres' | 'pglite';
   /**

@@ -82,6 +82,12 @@ export function createPolicy(deps: { accounts: AccountQueries; domains: Pick<Org
     return held ? { kind: 'address', email, managers: [managerOf('organization', held.organization_id, held.name, held.rules)] } : { kind: 'address', email };
   }
 
+  function discovered(email: string, held: { organization_id: string; name: string; rules: string | null } | undefined, account: AccountRow | undefined): Subject {
+    if (!held) return { kind: 'address', email };
+    if (account && hasPolicyColumns(account)) return subjectOf(account, clock.now());
+    return { kind: 'address', email, managers: [managerOf('organization', held.organization_id, held.name, held.rules)] };
+  }
+
   return {
     /** Decides at the current time (seconds). */
     decide(input: Omit<DecisionInput, 'now'>): Decision {
@@ -134,8 +140,14 @@ export function createPolicy(deps: { accounts: AccountQueries; domains: Pick<Org
         const loaded = await load(held.account_id);
         if (loaded) return loaded.subject;
       }
-      return { kind: 'address', email, managers: [managerOf('organization', held.organization_id, held.name, held.rules)] };
+      return discovered(email, held, undefined);
     },
+
+    /**
+     * `discover`'s answer from rows the caller already read (the password step reads the domain's
+     * holder and the account, with the decision point's columns, in its one statement).
+     */
+    discovered,
   };
 }
 

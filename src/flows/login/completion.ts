@@ -94,7 +94,7 @@ export function createLoginCompletion(deps: {
       const { account, subject } = loaded;
       // What this interaction already holds (a deferred Trello link, an earlier step), when the
       // strategy did not read it itself.
-      const flow = factor.flow ?? (await flows.find(it.uid));
+      const flow = factor.flow ?? (factor.flowRead ? undefined : await flows.find(it.uid));
       const earlier = second && flow?.accountId === account.id ? flow.amr : [];
       const amr = [...new Set([...earlier, ...factor.amr])];
 

@@ -1,10 +1,11 @@
 import type { Context } from 'koa';
 import type { AccountRow, AccountService } from '../../identity/accounts.ts';
+import type { LoginFlow } from '../../oidc/login-flows.ts';
 import { normalizeEmail } from '../../identity/email-address.ts';
 import type { SecurityEvents } from '../../identity/security-events.ts';
-import type { Throttle } from '../../identity/throttle.ts';
+import type { Made, Reservation, Throttle } from '../../identity/throttle.ts';
 import type { TrelloLinking } from '../../legacy-trello/linking.ts';
-import type { DenyReason, Policy } from '../../policy/policy.ts';
+import type { DenyReason, Policy, Subject } from '../../policy/policy.ts';
 import type { Background } from '../../shared/background.ts';
 import type { DeviceCookies } from '../../http/device-cookie.ts';
 import type { PageRenderer } from '../../http/page.ts';
@@ -29,6 +30,15 @@ type Checked =
   | { kind: 'trello_refused'; reason: DenyReason }
   | { kind: 'wrong'; accountId: string | undefined; reason: string };
 
+/**
+ * The password step's one statement (src/oidc/password-step.ts, wired by the registry): the
+ * subject `discover` would answer, the throttle's reservation made in it (none when an
+ * organization holds the domain: reserved after the policy's answer), the account, the flow record.
+ */
+export interface PasswordStepReads {
+  read(uid: string, email: string, reservation: Reservation): Promise<{ discovered: Subject; made: Made | undefined; account: AccountRow | undefined; flow: LoginFlow | undefined }>;
+}
+
 const VERDICT: Record<Checked['kind'], Verdict | undefined> = {
   account: 'passed', retired: 'failed', trello: undefined, trello_linked: 'failed', trello_refused: 'failed', wrong: 'failed',
 };
@@ -50,12 +60,13 @@ export function passwordStrategy(deps: {
   devices: DeviceCookies;
   background: Background;
   page: PageRenderer;
-  policy: Pick<Policy, 'discover' | 'decide'>;
+  policy: Pick<Policy, 'decide'>;
+  step: PasswordStepReads;
 }): LoginStrategy {
   const { accounts, throttle, events, page } = deps;
 
-  async function check(ctx: Context, it: LoginContext, email: string, password: string): Promise<Checked> {
-    const result = await accounts.authenticate(email, password);
+  async function check(ctx: Context, it: LoginContext, email: string, password: string, account: AccountRow | undefined): Promise<Checked> {
+    const result = await accounts.authenticate(email, password, { account });
     if (result.ok) return { kind: 'account', account: result.account };
     if (result.reason === 'unknown_account') {
       // A retired address never logs in. Its answer is the one an unknown address or a wrong
@@ -98,12 +109,19 @@ export function passwordStrategy(deps: {
         if (!email) return page(ctx, 400, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email: input.email }, 'login.invalid_email');
         const data = { uid: it.uid, clientName: it.clientName, title: 'Enter your password', email };
         if (!input.password) return page(ctx, 400, 'login/password', data, 'login.password_required');
+        // One statement reads what this step needs and reserves the throttle's attempt (issue 14,
+        // decision 0050): the domain's holder, the account, the flow record. On a domain no
+        // organization holds, the attempt is counted in it; on a held one, only after the policy
+        // has answered.
+        const device = deps.devices.known(ctx, email);
+        const reservation = throttle.reservation('password', email, ctx.ip, device)!;
+        const facts = await deps.step.read(it.uid, email, reservation);
         // An address that must sign in through its company's identity provider (a form posted
         // here directly, or a policy changed since the identifier step) goes there before any
         // password is checked: neither the account's old password nor a Trello one is verified,
         // so this form is no oracle for them (decision 0033). The same answer as the identifier
         // step's, from the same lookup of the domain.
-        const sso = deps.policy.decide({ subject: await deps.policy.discover(email), stage: 'identify', wantedAcr: it.wantedAcr });
+        const sso = deps.policy.decide({ subject: facts.discovered, stage: 'identify', wantedAcr: it.wantedAcr });
         if (sso.outcome === 'use_connector') {
           ctx.state.log?.info({ clientId: it.clientId, connector: sso.connector }, 'password step: sign-in through the company identity provider');
           ctx.status = 303;
@@ -111,18 +129,17 @@ export function passwordStrategy(deps: {
         }
         const meta = requestMeta(ctx, it.clientId);
         // A browser that signed in with this address before has an allowance of its own.
-        const device = deps.devices.known(ctx, email);
-        const t = await throttled(ctx, throttle, { scope: 'password', subject: email, device }, () => check(ctx, it, email, input.password), (r) => (r.kind === 'trello' ? r.verdict : VERDICT[r.kind]!));
+        const t = await throttled(ctx, throttle, { scope: 'password', subject: email, device, made: facts.made }, () => check(ctx, it, email, input.password, facts.account), (r) => (r.kind === 'trello' ? r.verdict : VERDICT[r.kind]!));
         if (t.refused) {
           // Refused before the password is even checked: a guess made now tells nothing.
-          await events.record({ type: 'login.failed', accountId: (await accounts.findByEmail(email))?.id, reason: 'throttled' }, meta);
+          await events.record({ type: 'login.failed', accountId: facts.account?.id, reason: 'throttled' }, meta);
           return page(ctx, 429, 'login/password', data, t.error);
         }
         const r = t.result;
         switch (r.kind) {
           case 'account':
             deps.devices.remember(ctx, email);
-            return { account: r.account, method: 'password', amr: ['pwd'], via: 'password', refusal: { view: 'login/password', data } };
+            return { account: r.account, method: 'password', amr: ['pwd'], flow: facts.flow, flowRead: true, via: 'password', refusal: { view: 'login/password', data } };
           case 'trello_linked':
             // The decision point refuses it by name ("Your Trello password no longer works").
             return { account: { id: r.accountId }, method: 'trello_password', amr: ['pwd'], via: 'password', refusal: { view: 'login/password', data, wait: t.orWait(undefined) } };

@@ -21,6 +21,8 @@ export interface Factor {
   amr: string[];
   /** The flow record as the strategy read or changed it (second factors, an answered offer, a deferred link). */
   flow?: LoginFlow | undefined;
+  /** The strategy read the flow record in this request: `flow` undefined then means there is none (no second read). */
+  flowRead?: boolean;
   /** Which step proved it, for the logs; the Trello link offer follows the password step only. */
   via: string;
   /**

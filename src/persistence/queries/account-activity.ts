@@ -1,4 +1,4 @@
-import type { Queryable } from '../db.ts';
+import type { DeferredWrite, Queryable } from '../db.ts';
 
 export interface SessionListing {
   session_uid: string;
@@ -17,15 +17,21 @@ export interface ConnectedApp {
 
 /** Sessions and grants of one account, for the settings pages. */
 export function createAccountActivityQueries(db: Queryable) {
+  /** The session's device, address and last use, as a statement to run now or to hand to a request's batch. */
+  const touching = (row: { sessionUid: string; accountId: string; userAgent: string | null; ip: string | null; now: Date }): DeferredWrite => ({
+    sql: `INSERT INTO session_activity (session_uid, account_id, user_agent, ip, created_at, last_seen_at)
+          VALUES ($1::text, $2::text, $3::text, $4::text, $5::timestamptz, $5::timestamptz)
+          ON CONFLICT (session_uid) DO UPDATE SET account_id = excluded.account_id, user_agent = excluded.user_agent,
+            ip = excluded.ip, last_seen_at = excluded.last_seen_at`,
+    params: [row.sessionUid, row.accountId, row.userAgent, row.ip, row.now],
+  });
+
   return {
+    touching,
+
     async touch(row: { sessionUid: string; accountId: string; userAgent: string | null; ip: string | null; now: Date }): Promise<void> {
-      await db.query(
-        `INSERT INTO session_activity (session_uid, account_id, user_agent, ip, created_at, last_seen_at)
-         VALUES ($1, $2, $3, $4, $5, $5)
-         ON CONFLICT (session_uid) DO UPDATE SET account_id = excluded.account_id, user_agent = excluded.user_agent,
-           ip = excluded.ip, last_seen_at = excluded.last_seen_at`,
-        [row.sessionUid, row.accountId, row.userAgent, row.ip, row.now],
-      );
+      const { sql, params } = touching(row);
+      await db.query(sql, params);
     },
 
     /** When the session was last used (an authorization, or one of our pages), if recorded. */

@@ -125,6 +125,17 @@ export const isTokenAccountTable = (table: string): boolean => table === 'accoun
 
 const COLUMNS = 'id, email, email_verified, name, nickname, picture, locale, zoneinfo, status, password_hash, password_changed_at, job_title, department, organization_name, location, profile_visibility, closed_at, delete_after, erased_at, two_step_required, created_at, updated_at';
 
+/**
+ * The password login's lookup of the account at an address (`email`: the SQL naming it), with
+ * the decision point's columns and `trello_linkable`: `findForLogin`, and the password step's
+ * one statement (src/persistence/queries/password-step.ts).
+ */
+export const loginAccountSql = (email: string) => `SELECT ${COLUMNS}, ${POLICY_COLUMNS},
+     NOT EXISTS (SELECT 1 FROM trello_members l WHERE l.linked_account_id = accounts.id)
+       AND EXISTS (SELECT 1 FROM trello_member_emails e JOIN trello_members m ON m.member_id = e.member_id
+                   WHERE lower(e.email) = lower(${email}) AND e.verified AND m.linked_account_id IS NULL) AS trello_linkable
+   FROM accounts WHERE lower(email) = lower(${email})`;
+
 export function createAccountQueries(db: Queryable) {
   return {
     /** Pass `tx` to read inside a transaction. */
@@ -168,14 +179,7 @@ export function createAccountQueries(db: Queryable) {
      * login needs no second statement to know whether to offer the Trello link.
      */
     async findForLogin(email: string): Promise<AccountRow | undefined> {
-      const { rows } = await db.query<AccountRow>(
-        `SELECT ${COLUMNS}, ${POLICY_COLUMNS},
-           NOT EXISTS (SELECT 1 FROM trello_members l WHERE l.linked_account_id = accounts.id)
-             AND EXISTS (SELECT 1 FROM trello_member_emails e JOIN trello_members m ON m.member_id = e.member_id
-                         WHERE lower(e.email) = lower($1) AND e.verified AND m.linked_account_id IS NULL) AS trello_linkable
-         FROM accounts WHERE lower(email) = lower($1)`,
-        [email],
-      );
+      const { rows } = await db.query<AccountRow>(loginAccountSql('$1'), [email]);
       return rows[0];
     },
 

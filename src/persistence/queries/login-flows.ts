@@ -23,11 +23,14 @@ export interface LoginFlowWrite {
 
 const COLUMNS = 'uid_hash, step, account_id, amr, attempts, trello, expires_at';
 
+/** The live flow record keyed `uidHash` at `now` (each the SQL naming it): `find`, and the password step's one statement. */
+export const loginFlowSql = (uidHash: string, now: string) => `SELECT ${COLUMNS} FROM login_flows WHERE uid_hash = ${uidHash} AND expires_at > ${now}`;
+
 /** Queries of `login_flows`; every lookup is by primary key, the sweep by the expiry index. */
 export function createLoginFlowQueries(db: Queryable) {
   return {
     async find(uidHash: string, now: Date): Promise<LoginFlowRow | undefined> {
-      const { rows } = await db.query<LoginFlowRow>(`SELECT ${COLUMNS} FROM login_flows WHERE uid_hash = $1 AND expires_at > $2`, [uidHash, now]);
+      const { rows } = await db.query<LoginFlowRow>(loginFlowSql('$1', '$2'), [uidHash, now]);
       return rows[0];
     },
 

@@ -1,4 +1,4 @@
-import type { Queryable } from '../db.ts';
+import type { DeferredWrite, Queryable } from '../db.ts';
 
 export interface StoredPayload {
   payload: Record<string, unknown>;
@@ -20,7 +20,14 @@ export interface PayloadWrite {
 export type PayloadOp =
   | { kind: 'upsert'; write: PayloadWrite }
   | { kind: 'consume'; model: string; idHash: string; now: Date }
-  | { kind: 'destroy'; model: string; idHash: string };
+  | { kind: 'destroy'; model: string; idHash: string }
+  /** A write of another table that rides in the same batch (`Defer` in src/persistence/db.ts). */
+  | { kind: 'joined'; write: DeferredWrite };
+
+/** `write`'s SQL with its parameters renumbered to follow `offset` others (one statement of several parts). */
+function renumbered(write: DeferredWrite, offset: number): string {
+  return write.sql.replace(/\$(\d+)/g, (_, n: string) => `$${offset + Number(n)}`);
+}
 
 /** Queries of the oidc-provider model store. Every lookup is by primary key or a partial index. */
 export function createOidcPayloadQueries(db: Queryable) {
@@ -51,7 +58,8 @@ export function createOidcPayloadQueries(db: Queryable) {
      * Several writes, each to a different row, as one statement (one commit): deletions,
      * consumptions and upserts as data-modifying CTEs over arrays (PostgreSQL docs, 7.8.4). The
      * caller guarantees that no row is named twice: the parts of one statement see the same
-     * snapshot, so their order would not hold for one row.
+     * snapshot, so their order would not hold for one row. Joined writes (other tables: the
+     * audit row, a throttle cleared, a session's device) become parts of the same statement.
      */
     async writeBatch(ops: PayloadOp[]): Promise<void> {
       const params: unknown[] = [];
@@ -78,6 +86,12 @@ export function createOidcPayloadQueries(db: Queryable) {
             payload = excluded.payload, grant_id = excluded.grant_id, session_uid = excluded.session_uid,
             user_code_hash = excluded.user_code_hash, expires_at = excluded.expires_at, account_id = excluded.account_id)`);
       }
+      const joined = ops.flatMap((o) => (o.kind === 'joined' ? [o.write] : []));
+      joined.forEach((write, i) => {
+        const offset = params.length;
+        params.push(...write.params);
+        parts.push(`joined_${i} AS (${renumbered(write, offset)})`);
+      });
       if (!parts.length) return;
       await db.query(`WITH ${parts.join(', ')} SELECT 1`, params);
     },

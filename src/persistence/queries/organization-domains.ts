@@ -22,6 +22,15 @@ export interface DomainRow {
 const COLUMNS = 'id, organization_id, domain, verification_token, state, method, added_at, added_by, verified_at, last_checked_at, last_error, failing_since';
 
 /** Domains organizations claim and prove (`organization_domains`, migration 0015; docs/flows/organizations.md). */
+/**
+ * The organization holding `domain` (the SQL naming it; verified or failing), with its name and
+ * its default policy's rules: the identifier step's home-realm discovery (`managerOfAddress`) and
+ * the password step's one statement (src/persistence/queries/password-step.ts).
+ */
+export const domainHolderSql = (domain: string) => `SELECT d.organization_id, o.name, ${policyRulesOf('NULL', 'd.organization_id')} AS rules
+   FROM organization_domains d JOIN organizations o ON o.id = d.organization_id
+   WHERE d.domain = ${domain} AND d.state IN ('verified', 'failing')`;
+
 export function createOrganizationDomainQueries(db: Queryable) {
   return {
     async insert(tx: Queryable, row: { id: string; organizationId: string; domain: string; token: string; addedBy: string; now: Date }): Promise<DomainRow> {
@@ -46,10 +55,8 @@ export function createOrganizationDomainQueries(db: Queryable) {
      */
     async managerOfAddress(email: string, domain: string, tx: Queryable = db): Promise<{ organization_id: string; name: string; rules: string | null; account_id: string | null } | undefined> {
       const { rows } = await tx.query<{ organization_id: string; name: string; rules: string | null; account_id: string | null }>(
-        `SELECT d.organization_id, o.name, ${policyRulesOf('NULL', 'd.organization_id')} AS rules,
-                (SELECT a.id FROM accounts a WHERE lower(a.email) = lower($1)) AS account_id
-         FROM organization_domains d JOIN organizations o ON o.id = d.organization_id
-         WHERE d.domain = $2 AND d.state IN ('verified', 'failing')`,
+        `SELECT h.*, (SELECT a.id FROM accounts a WHERE lower(a.email) = lower($1)) AS account_id
+         FROM (${domainHolderSql('$2')}) h`,
         [email, domain],
       );
       return rows[0];

@@ -1,4 +1,4 @@
-import type { Queryable } from '../db.ts';
+import type { DeferredWrite, Queryable } from '../db.ts';
 
 export interface SecurityEventRow {
   id: string; // bigint arrives as a string
@@ -27,14 +27,20 @@ export interface NewSecurityEvent {
 
 /** The append-only audit trail (migration 0012). */
 export function createSecurityEventQueries(db: Queryable) {
+  /** The insert of one event, as a statement to run now or to hand to a request's batch. */
+  const insertion = (event: NewSecurityEvent): DeferredWrite => ({
+    sql: `INSERT INTO security_events (occurred_at, type, reason, account_id, client_id, ip, user_agent, request_id, detail)
+          VALUES ($1::timestamptz, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::jsonb)`,
+    params: [event.occurredAt, event.type, event.reason ?? null, event.accountId ?? null, event.clientId ?? null, event.ip ?? null,
+      event.userAgent?.slice(0, 300) ?? null, event.requestId ?? null, event.detail ? JSON.stringify(event.detail) : null],
+  });
+
   return {
+    insertion,
+
     async insert(event: NewSecurityEvent, tx: Queryable = db): Promise<void> {
-      await tx.query(
-        `INSERT INTO security_events (occurred_at, type, reason, account_id, client_id, ip, user_agent, request_id, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [event.occurredAt, event.type, event.reason ?? null, event.accountId ?? null, event.clientId ?? null, event.ip ?? null,
-          event.userAgent?.slice(0, 300) ?? null, event.requestId ?? null, event.detail ? JSON.stringify(event.detail) : null],
-      );
+      const { sql, params } = insertion(event);
+      await tx.query(sql, params);
     },
 
     /** One page of an account's events, newest first; `before` is the id of the last row of the previous page. */

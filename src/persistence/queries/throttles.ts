@@ -1,4 +1,4 @@
-import type { Queryable } from '../db.ts';
+import type { DeferredWrite, Queryable } from '../db.ts';
 
 export interface ThrottleState {
   key: string;
@@ -10,8 +10,35 @@ export interface ThrottleState {
 const waitSql = (n: string, free: string) =>
   `CASE WHEN ${n} > ${free} THEN $3::timestamptz + make_interval(secs => least($6::float8, $5::float8 * power(2, least(${n} - ${free} - 1, 40)))) END`;
 
+const WAITING = 'throttles.blocked_until > $3 AND throttles.last_failure_at >= $4';
+const NEXT = 'CASE WHEN throttles.last_failure_at < $4 THEN 1 ELSE throttles.failures + 1 END';
+const RESERVE_CONFLICT = `ON CONFLICT (key) DO UPDATE SET
+           failures = CASE WHEN ${WAITING} THEN throttles.failures ELSE ${NEXT} END,
+           free_attempts = excluded.free_attempts,
+           blocked_until = CASE WHEN ${WAITING} THEN throttles.blocked_until ELSE ${waitSql(NEXT, 'excluded.free_attempts')} END,
+           last_failure_at = CASE WHEN ${WAITING} THEN throttles.last_failure_at ELSE excluded.last_failure_at END,
+           last_attempt = CASE WHEN ${WAITING} THEN throttles.last_attempt ELSE excluded.last_attempt END
+         RETURNING key, failures, blocked_until, last_attempt = $7 AS counted`;
+
+/**
+ * `reserve` with the client address's key, as two CTEs — `address` (that key's wait, if one
+ * runs) and `reserved` (the subject's counter, counted unless the address waits or `unless`, an
+ * SQL condition, holds) — over parameters `$1…$8`: the key, its allowance, now, the window's
+ * start, the base and longest waits, the attempt's token, the address's key (NULL: none). Used
+ * by `reserve` and by the password step's one statement (src/persistence/queries/password-step.ts).
+ */
+export const reservationCtes = (unless: string) => `address AS (
+           SELECT blocked_until FROM throttles WHERE key = $8 AND last_failure_at >= $4 AND blocked_until > $3
+         ), reserved AS (
+           INSERT INTO throttles (key, failures, free_attempts, blocked_until, last_failure_at, last_attempt)
+           SELECT $1, 1, $2::int, ${waitSql('1', '$2::int')}, $3::timestamptz, $7::text WHERE NOT EXISTS (SELECT 1 FROM address) AND NOT (${unless})
+           ${RESERVE_CONFLICT}
+         )`;
+
 /** Failure counters shared by every instance (migration 0011). */
 export function createThrottleQueries(db: Queryable) {
+  const clearing = (keys: string[]): DeferredWrite => ({ sql: 'DELETE FROM throttles WHERE key = ANY($1::text[])', params: [keys] });
+
   return {
     /** Counters of `keys` with a failure since `since` (older ones are forgotten). */
     async find(keys: string[], since: Date): Promise<ThrottleState[]> {
@@ -55,33 +82,18 @@ export function createThrottleQueries(db: Queryable) {
      * its own round trip on every login.
      */
     async reserve(entry: { key: string; free: number; unlessAddress?: string | undefined }, token: string, now: Date, since: Date, baseSeconds: number, maxSeconds: number): Promise<ThrottleState & { counted: boolean; address_blocked_until?: Date | null }> {
-      const waiting = 'throttles.blocked_until > $3 AND throttles.last_failure_at >= $4';
-      const next = 'CASE WHEN throttles.last_failure_at < $4 THEN 1 ELSE throttles.failures + 1 END';
-      const conflict = `ON CONFLICT (key) DO UPDATE SET
-           failures = CASE WHEN ${waiting} THEN throttles.failures ELSE ${next} END,
-           free_attempts = excluded.free_attempts,
-           blocked_until = CASE WHEN ${waiting} THEN throttles.blocked_until ELSE ${waitSql(next, 'excluded.free_attempts')} END,
-           last_failure_at = CASE WHEN ${waiting} THEN throttles.last_failure_at ELSE excluded.last_failure_at END,
-           last_attempt = CASE WHEN ${waiting} THEN throttles.last_attempt ELSE excluded.last_attempt END
-         RETURNING key, failures, blocked_until, last_attempt = $7 AS counted`;
       const params = [entry.key, entry.free, now, since, baseSeconds, maxSeconds, token];
       if (entry.unlessAddress === undefined) {
         const { rows } = await db.query<ThrottleState & { counted: boolean }>(
           `INSERT INTO throttles (key, failures, free_attempts, blocked_until, last_failure_at, last_attempt)
            VALUES ($1, 1, $2, ${waitSql('1', '$2::int')}, $3, $7)
-           ${conflict}`,
+           ${RESERVE_CONFLICT}`,
           params,
         );
         return rows[0]!;
       }
       const { rows } = await db.query<ThrottleState & { counted: boolean | null; address_blocked_until: Date | null }>(
-        `WITH address AS (
-           SELECT blocked_until FROM throttles WHERE key = $8 AND last_failure_at >= $4 AND blocked_until > $3
-         ), reserved AS (
-           INSERT INTO throttles (key, failures, free_attempts, blocked_until, last_failure_at, last_attempt)
-           SELECT $1, 1, $2::int, ${waitSql('1', '$2::int')}, $3::timestamptz, $7::text WHERE NOT EXISTS (SELECT 1 FROM address)
-           ${conflict}
-         )
+        `WITH ${reservationCtes('false')}
          SELECT (SELECT blocked_until FROM address) AS address_blocked_until, r.key, r.failures, r.blocked_until, coalesce(r.counted, false) AS counted
          FROM (SELECT 1) AS one LEFT JOIN reserved r ON true`,
         [...params, entry.unlessAddress],
@@ -90,8 +102,12 @@ export function createThrottleQueries(db: Queryable) {
     },
 
     async clear(keys: string[]): Promise<void> {
-      await db.query('DELETE FROM throttles WHERE key = ANY($1::text[])', [keys]);
+      const { sql, params } = clearing(keys);
+      await db.query(sql, params);
     },
+
+    /** `clear` as a statement to hand to a request's batch. */
+    clearing,
 
     async sweep(before: Date, limit: number): Promise<number> {
       const { rowCount } = await db.query(

@@ -210,6 +210,81 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
       expect(await direct('Grant', 'g2')).to.equal(undefined);
     });
 
+    describe('with the application\'s own writes joined to the batch (defer)', () => {
+      async function joinedSetup() {
+        const db = await testDatabase();
+        const queries = createOidcPayloadQueries(db);
+        const statements: string[] = [];
+        const counted = { ...db, query: (sql: string, params?: readonly unknown[]) => { statements.push(sql); return db.query(sql, params); } } as typeof db;
+        const writes = createWriteBehind(createOidcPayloadQueries(counted), counted);
+        const Deferred = createPostgresAdapter(queries, clock, writes);
+        const audit = (type: string | null) => ({ sql: 'INSERT INTO security_events (occurred_at, type, account_id) VALUES ($1::timestamptz, $2::text, $3::text)', params: [new Date(now), type, 'acc_joined'] });
+        const auditRows = async () => (await db.query<{ type: string }>("SELECT type FROM security_events WHERE account_id = 'acc_joined' ORDER BY id")).rows.map((r) => r.type);
+        return { writes, Deferred, statements, audit, auditRows, direct: (model: string, id: string) => new Adapter(model).find(id) };
+      }
+
+      it('stores them in the same statement as the engine\'s writes; outside a request they are refused to the caller', async () => {
+        const { writes, Deferred, statements, audit, auditRows, direct } = await joinedSetup();
+        expect(writes.defer(audit('outside'))).to.equal(false);
+        await writes.around(async () => {
+          await new Deferred('Interaction').upsert('uid-j', { jti: 'uid-j', kind: 'Interaction' }, 60);
+          expect(writes.defer(audit('login.succeeded'))).to.equal(true);
+          expect(writes.defer({ sql: 'DELETE FROM throttles WHERE key = ANY($1::text[])', params: [['password:s:joined']] })).to.equal(true);
+          expect(await auditRows()).to.deep.equal([]);
+        });
+        expect(statements).to.have.length(1);
+        expect(statements[0]).to.match(/INSERT INTO oidc_payloads/).and.match(/INSERT INTO security_events/).and.match(/DELETE FROM throttles/);
+        expect(await auditRows()).to.deep.equal(['login.succeeded']);
+        expect(await direct('Interaction', 'uid-j')).to.not.equal(undefined);
+      });
+
+      it('keeps the order of two rows of one table (the parts of one statement have none)', async () => {
+        const { writes, Deferred, audit, auditRows } = await joinedSetup();
+        await writes.around(async () => {
+          await new Deferred('Interaction').upsert('uid-o', { jti: 'uid-o', kind: 'Interaction' }, 60);
+          for (const type of ['first', 'second', 'third']) writes.defer(audit(type));
+        });
+        expect(await auditRows()).to.deep.equal(['first', 'second', 'third']);
+      });
+
+      it('stores none of the batch when one of its writes fails, and that failure is the request\'s', async () => {
+        const { writes, Deferred, audit, auditRows, direct } = await joinedSetup();
+        // type is NOT NULL: the statement fails as it runs, after the engine's part was planned.
+        const err = await writes.around(async () => {
+          await new Deferred('Interaction').upsert('uid-k', { jti: 'uid-k', kind: 'Interaction' }, 60);
+          writes.defer(audit(null));
+        }).then(() => undefined, (e: unknown) => e);
+        expect(err).to.be.instanceOf(Error);
+        expect(await direct('Interaction', 'uid-k')).to.equal(undefined);
+        expect(await auditRows()).to.deep.equal([]);
+        // A request that failed by itself: the batch's failure is what it answers, not its own error.
+        const second = await writes.around(async () => {
+          writes.defer(audit(null));
+          throw new Error('the step failed');
+        }).then(() => undefined, (e: Error) => e);
+        expect((second as Error).message).to.not.equal('the step failed');
+      });
+
+      it('keeps the order of a row saved then deleted, inside one transaction with the joined writes', async () => {
+        const { writes, Deferred, audit, auditRows, direct } = await joinedSetup();
+        await writes.around(async () => {
+          await new Deferred('Grant').upsert('g-j', { jti: 'g-j', accountId: 'acc_1', kind: 'Grant' }, 60);
+          await new Deferred('Grant').destroy('g-j');
+          writes.defer(audit('grant.revoked'));
+        });
+        expect(await direct('Grant', 'g-j')).to.equal(undefined);
+        expect(await auditRows()).to.deep.equal(['grant.revoked']);
+        const failed = await writes.around(async () => {
+          await new Deferred('Grant').upsert('g-k', { jti: 'g-k', accountId: 'acc_1', kind: 'Grant' }, 60);
+          await new Deferred('Grant').destroy('g-k');
+          await new Deferred('Grant').upsert('g-k', { jti: 'g-k', accountId: 'acc_2', kind: 'Grant' }, 60);
+          writes.defer(audit(null));
+        }).then(() => false, () => true);
+        expect(failed).to.equal(true);
+        expect(await direct('Grant', 'g-k'), 'rolled back with the failed joined write').to.equal(undefined);
+      });
+    });
+
     it('writes what was queued even when the request fails, and straight away after it ended', async () => {
       const { writes, Deferred, direct } = await setup();
       let late: Promise<void> | undefined;
