@@ -28,16 +28,8 @@ import { writeImportFile } from './trello-import-file.ts';
  * a child process started with the Node options of `npm run cli` (package.json), as an operator
  * runs `trello import`: its heap bound is part of what is measured.
  */
-export interface Row {
-  scenario: string;
-  unit: string;
-  lanyard: number;
-  baseline: number;
-  ratio: number;
-  target: number | null;
-  verdict: 'PASS' | 'MISS' | '—';
-  notes: string;
-}
+export type { Row } from './report.ts';
+import type { Row } from './report.ts';
 
 export interface ImportBenchOptions {
   /** Lines in the generated file (default 200,000). */

@@ -27,16 +27,8 @@ import { importLines } from './trello-import-file.ts';
  * it, as an interrupted run would, and says so), BENCH_MIGRATION_PER_MEMBER=1 (each member in its
  * own transaction, as before batches were written at once: the "before" figure).
  */
-export interface Row {
-  scenario: string;
-  unit: string;
-  lanyard: number;
-  baseline: number;
-  ratio: number;
-  target: number | null;
-  verdict: 'PASS' | 'MISS' | '—';
-  notes: string;
-}
+export type { Row } from './report.ts';
+import type { Row } from './report.ts';
 
 export interface MigrationOptions {
   members?: number;

@@ -31,16 +31,8 @@ import type { Clock } from '../src/shared/clock.ts';
  * fresh schema, dropped at the end; embedded in a fresh DATA_DIR otherwise).
  */
 
-export interface Row {
-  scenario: string;
-  unit: string;
-  lanyard: number;
-  baseline: number;
-  ratio: number;
-  target: number | null;
-  verdict: 'PASS' | 'MISS' | '—';
-  notes: string;
-}
+export type { Row } from './report.ts';
+import type { Row } from './report.ts';
 
 const TARGET = 1.5;
 const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;

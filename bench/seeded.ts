@@ -25,16 +25,8 @@ import { basic, browser, pkce } from './browser.ts';
  * fresh DATA_DIRs otherwise).
  */
 
-export interface Row {
-  scenario: string;
-  unit: string;
-  lanyard: number;
-  baseline: number;
-  ratio: number;
-  target: number | null;
-  verdict: 'PASS' | 'MISS' | '—';
-  notes: string;
-}
+export type { Row } from './report.ts';
+import type { Row } from './report.ts';
 
 const TARGET = 1.2;
 const PASSWORD = 'seeded bench password';

@@ -25,16 +25,8 @@ import { basic, browser, pkce } from './browser.ts';
  * fresh DATA_DIR otherwise.
  */
 
-export interface Row {
-  scenario: string;
-  unit: string;
-  lanyard: number;
-  baseline: number;
-  ratio: number;
-  target: number | null;
-  verdict: 'PASS' | 'MISS' | '—';
-  notes: string;
-}
+export type { Row } from './report.ts';
+import type { Row } from './report.ts';
 
 const IDLE_TARGET_MB = 150;
 const GROWTH_TARGET = 1.1;

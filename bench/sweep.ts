@@ -16,7 +16,8 @@ import { createLogger } from '../src/shared/logger.ts';
  * new/old; target ≥ 5× the former rate (the cap per round is then the configuration's, not the
  * statement's). DATABASE_URL: server (fresh schema, dropped); embedded otherwise.
  */
-export interface Row { scenario: string; unit: string; lanyard: number; baseline: number; ratio: number; target: number | null; verdict: 'PASS' | 'MISS' | '—'; notes: string }
+export type { Row } from './report.ts';
+import type { Row } from './report.ts';
 
 export async function run(options: { rows?: number; databaseUrl?: string | undefined } = {}): Promise<Row[]> {
   const n = options.rows ?? Number(process.env.BENCH_SWEEP_ROWS ?? 200_000);
