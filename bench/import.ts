@@ -213,7 +213,7 @@ if (process.env.BENCH_IMPORT_CHILD || process.env.BENCH_IMPORT_PREPARE) {
     const serverUs = serverCpuUs - serverStart;
     const result = { summary, seconds, tenths, stoppedEarly, rssMb: mb(Math.max(peakRss, process.memoryUsage.rss())), cpuUs };
     const s = result.summary;
-    process.stdout.write(`${label}: ${s.lines} lines in ${seconds.toFixed(1)} s = ${Math.round(s.lines / seconds)} lines/s; ${s.inserted} new, ${s.updated} updated, ${s.skipped.length} skipped, ${s.flagged.length} flagged${stoppedEarly ? ` (STOPPED after ${MAX_SECONDS} s)` : ''}\n`);
+    process.stdout.write(`${label}: ${s.lines} lines in ${seconds.toFixed(1)} s = ${Math.round(s.lines / seconds)} lines/s; ${s.inserted} new, ${s.updated} updated, ${s.skippedCount} skipped, ${s.flaggedCount} flagged${stoppedEarly ? ` (STOPPED after ${MAX_SECONDS} s)` : ''}\n`);
     const m = process.memoryUsage();
     process.stdout.write(`  memory at the end: RSS ${mb(m.rss)} MB = JS heap ${mb(m.heapTotal)} MB + array buffers ${mb(m.arrayBuffers)} MB (the embedded engine's WebAssembly memory among them) + code and the rest\n`);
     process.stdout.write(`  lines/s per tenth of the file: ${tenths.join(' ')}\n  peak RSS ${result.rssMb} MB; CPU ${(cpuUs / 1e6).toFixed(1)} s (${(cpuUs / s.lines).toFixed(0)} µs per line${url ? `, of which the server process ${(serverUs / s.lines).toFixed(0)}` : ''})\n`);
@@ -229,7 +229,7 @@ if (process.env.BENCH_IMPORT_CHILD || process.env.BENCH_IMPORT_PREPARE) {
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const passes: PassResult[] = runs.map((r, i) => ({
       label: i ? 're-import' : 'import', lines: r.summary.lines, seconds: r.seconds, tenths: r.tenths, stoppedEarly: r.stoppedEarly, rssMb: r.rssMb,
-      cpuUsPerLine: r.cpuUs / r.summary.lines, inserted: r.summary.inserted, updated: r.summary.updated, skipped: r.summary.skipped.length, flagged: r.summary.flagged.length,
+      cpuUsPerLine: r.cpuUs / r.summary.lines, inserted: r.summary.inserted, updated: r.summary.updated, skipped: r.summary.skippedCount, flagged: r.summary.flaggedCount,
     }));
     process.stdout.write(`\nmachine: ${availableParallelism()} cores, load average at the end ${load}${Number(load.split(' ')[0]) > availableParallelism() ? ' (BUSY: other processes took CPU; compare the CPU per line)' : ''}\n`);
     process.stdout.write(`RESULT ${JSON.stringify({ engine: db.engine, passes, load })}\n`);

@@ -53,8 +53,8 @@ export async function trelloImport(registry: Registry, file: string, io: CliIo):
   });
   bar?.update(size);
   bar?.stop();
-  out(`read ${summary.lines} lines: ${summary.inserted} new, ${summary.updated} updated (${summary.linked} already linked: names only), ${summary.skipped.length} skipped, ${summary.flagged.length} flagged`);
-  return summary.skipped.length ? 1 : 0;
+  out(`read ${summary.lines} lines: ${summary.inserted} new, ${summary.updated} updated (${summary.linked} already linked: names only), ${summary.skippedCount} skipped, ${summary.flaggedCount} flagged`);
+  return summary.skippedCount ? 1 : 0;
 }
 
 export async function trelloMigrate(registry: Registry, dryRun: boolean, io: CliIo): Promise<number> {

@@ -149,10 +149,16 @@ export interface ImportSummary {
   updated: number;
   /** Already linked: only their names were refreshed. */
   linked: number;
+  /** The first REMARKS_KEPT skipped lines (all of them are counted in skippedCount and passed to onSkip). */
   skipped: { line: number; reason: string }[];
-  /** Imported, with something the operator should know (a repeated id, a Google subject left out, a shared address). */
+  /** Imported, with something the operator should know (a repeated id, a Google subject left out, a shared address): the first REMARKS_KEPT. */
   flagged: { line: number; reason: string }[];
+  skippedCount: number;
+  flaggedCount: number;
 }
+
+/** Remarks of each kind kept in the summary; the rest are counted (and reported as they come). */
+export const REMARKS_KEPT = 10_000;
 
 interface Pending { line: number; member: ImportedMember }
 
@@ -169,15 +175,19 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
   onFlag?: (line: number, reason: string) => void;
 } = {}): Promise<ImportSummary> {
   const batchSize = options.batchSize ?? 5000;
-  const summary: ImportSummary = { lines: 0, inserted: 0, updated: 0, linked: 0, skipped: [], flagged: [] };
+  const summary: ImportSummary = { lines: 0, inserted: 0, updated: 0, linked: 0, skipped: [], flagged: [], skippedCount: 0, flaggedCount: 0 };
   let batch: Pending[] = [];
 
+  // The summary keeps the first REMARKS_KEPT remarks of each kind and counts the rest: every one
+  // goes to onSkip/onFlag as it is found, and a file of a million bad lines must not fill the heap.
   const skip = (line: number, reason: string) => {
-    summary.skipped.push({ line, reason });
+    summary.skippedCount += 1;
+    if (summary.skipped.length < REMARKS_KEPT) summary.skipped.push({ line, reason });
     options.onSkip?.(line, reason);
   };
   const flag = (line: number, reason: string) => {
-    summary.flagged.push({ line, reason });
+    summary.flaggedCount += 1;
+    if (summary.flagged.length < REMARKS_KEPT) summary.flagged.push({ line, reason });
     options.onFlag?.(line, reason);
   };
 
@@ -229,9 +239,11 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
     }
     const { inserted } = await deps.trelloMembers.upsertBatch(tx, members, { present, linked }, new Date(deps.clock.now()));
     // A linked member's Enterprise set, renamed or dropped by this import changes who manages its
-    // account (account_managers, decision 0030), in the batch's transaction. Unlinked members
-    // have no account to manage yet.
-    await deps.trelloMembers.syncEnterpriseManagers(tx, [...linked], new Date(deps.clock.now()));
+    // account (account_managers, decision 0030), in the batch's transaction. Every member that was
+    // already there is synced, not only those the precheck saw linked: the precheck reads without
+    // locks, and a login may link a member between it and the upsert. The sync's own statement
+    // reads `linked_account_id` under the upsert's row lock; a new member has no account yet.
+    await deps.trelloMembers.syncEnterpriseManagers(tx, [...present], new Date(deps.clock.now()));
     // An address verified on two unlinked members: kept on both (either may be the person), and
     // flagged. At login the member whose Trello password matches is the one (decision 0019).
     const lineOf = new Map(unique.map((p) => [p.member.memberId, p.line]));

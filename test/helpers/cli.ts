@@ -8,7 +8,7 @@ const root = join(import.meta.dirname, '..', '..');
 
 /** Starts the real CLI (`npm run cli -- …`, with its Node options) in a child process. */
 export function spawnCli(args: string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', '--max-old-space-size=128', '--max-semi-space-size=32', join(root, 'src/cli/main.ts'), ...args], {
+  return spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', '--max-semi-space-size=32', join(root, 'src/cli/main.ts'), ...args], {
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
     cwd: root,
   });

@@ -28,7 +28,12 @@ describe('command-line interface (npm run cli)', function () {
     dataDir = mkdtempSync(join(tmpdir(), 'lanyard-cli-'));
     env = { DATA_DIR: dataDir, SECRET_KEY: randomBytes(32).toString('base64url') };
   });
-  after(() => rmSync(dataDir, { recursive: true, force: true }));
+  after(async () => {
+    rmSync(dataDir, { recursive: true, force: true });
+    // The commands sealed secrets into the run's database with this file's own SECRET_KEY: the next
+    // file's server would refuse to start on them (the key check of decision 0017).
+    await resetDatabase();
+  });
 
   it('migrates a new data directory, and a second run is a no-op', async () => {
     const first = await cliProcess(['migrate'], env);

@@ -34,6 +34,9 @@ describe('command-line interface: trello import and migrate', function () {
     env = { DATA_DIR: join(dir, 'data'), SECRET_KEY: randomBytes(32).toString('base64url') };
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  // The commands sealed secrets into the run's database with this file's own SECRET_KEY: the next
+  // file's server would refuse to start on them (the key check of decision 0017).
+  after(() => resetDatabase());
 
   const member = (i: number, extra: Record<string, unknown> = {}) => JSON.stringify({
     id: `m${String(i).padStart(6, '0')}`,
