@@ -9,20 +9,28 @@ export interface SweepTask {
 /**
  * The background sweeper: every `intervalSeconds`, the tasks in order. Lookups already ignore
  * expired rows, so sweeping late is harmless and never blocks a request; a failure is one
- * warn-level line and the next round tries again.
+ * warn-level line naming the task, the round goes on with the next task (one task that keeps
+ * failing must not stop the others: sent mail and session records would pile up behind it), and
+ * the next round tries again. A round still running when the next is due is not doubled.
  */
 export function createSweeper(deps: { tasks: SweepTask[]; logger: Logger }) {
   let timer: NodeJS.Timeout | undefined;
+  let round: Promise<void> | undefined;
 
-  async function sweepOnce(): Promise<void> {
+  async function sweepTasks(): Promise<void> {
     for (const task of deps.tasks) {
       try {
         await task.run();
       } catch (err) {
         deps.logger.warn({ task: task.name, err: { message: (err as Error).message } }, 'sweeping expired rows failed');
-        return;
       }
     }
+  }
+
+  /** One round; a call while a round runs waits for that round instead of starting another. */
+  function sweepOnce(): Promise<void> {
+    round ??= sweepTasks().finally(() => { round = undefined; });
+    return round;
   }
 
   return {
