@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.ts';
+import { lowerWorkerPoolPriority } from '../src/shared/worker-pool-priority.ts';
 import type { Config } from '../src/config/schema.ts';
 import { createLogger } from '../src/shared/logger.ts';
 import type { Database } from '../src/persistence/db.ts';
@@ -37,6 +38,9 @@ export async function startLanyard(db: Database, clients: BenchClients, password
     overrides: { issuer: url, port, logLevel: 'silent', secretKey: randomBytes(32).toString('base64url'), dataDir: join(tmpdir(), 'lanyard-bench') },
   });
   const registry = await createRegistry(config, { logger: createLogger('silent'), db });
+  // As src/main.ts does. The pool is the process's: the baseline's hashes, in the same process,
+  // run at the same priority (docs/benchmarks.md).
+  await lowerWorkerPoolPriority(config.workerPoolNice);
   server.on('request', createApp(registry).callback());
 
   await registry.clients.create({ clientId: clients.service.id, clientSecret: clients.service.secret, kind: 'service', name: 'Bench service' });

@@ -138,7 +138,7 @@ export function createApp(registry: Registry): LanyardApp {
   const completion = createLoginCompletion({ policy, accounts, flows, interactions, events, views, hooks: trello.hooks });
   const loginPage = pageRenderer(views, { google: Boolean(registry.google) });
   const strategies: LoginStrategy[] = [
-    passwordStrategy({ accounts, throttle, events, trello, linking, devices, background: registry.background, page: loginPage, policy, step: registry.passwordStep }),
+    passwordStrategy({ accounts, throttle, events, trello, linking, devices, hashing: registry.hasher, background: registry.background, page: loginPage, policy, step: registry.passwordStep }),
     trello.strategy,
     secondStepStrategy({ twoStep, policy, flows, throttle, events, views, box: registry.box, now }),
     passwordExpiryStrategy({ passwords: registry.passwordResets, policy, flows, sessions: registry.browserSessions, page: loginPage }),

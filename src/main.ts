@@ -8,6 +8,7 @@ import { DatabaseTooNewError } from './persistence/migrate.ts';
 import { createRegistry } from './registry.ts';
 import { createApp } from './app.ts';
 import { seedDemo } from './cli/seed-demo.ts';
+import { lowerWorkerPoolPriority } from './shared/worker-pool-priority.ts';
 
 /**
  * Process entry: configuration → database → migrations → app → listen → graceful shutdown.
@@ -50,6 +51,10 @@ async function main(): Promise<void> {
     if (seeded) process.stdout.write(`${seeded}\n`);
   }
 
+  // After the registry: its decoy hash has started libuv's pool, whose threads are lowered here.
+  const pool = await lowerWorkerPoolPriority(config.workerPoolNice);
+  if (config.workerPoolNice > 0 && pool.threads === 0) logger.warn({ nice: config.workerPoolNice }, 'WORKER_POOL_NICE: the thread pool\'s priority could not be lowered here (Linux names its threads; this system does not)');
+
   const app = createApp(registry);
   const server = createServer(app.callback());
   // Keep-alive longer than a typical load balancer's idle timeout, so it closes first.
@@ -64,7 +69,7 @@ async function main(): Promise<void> {
     process.stderr.write(`PORT: cannot listen on ${config.host}:${config.port} (${err.code === 'EADDRINUSE' ? 'address in use' : err.message})\n`);
     process.exit(1);
   });
-  logger.info({ issuer: config.issuer, port: config.port, host: config.host, database: registry.db.engine, cores: availableParallelism() }, 'Lanyard is listening');
+  logger.info({ issuer: config.issuer, port: config.port, host: config.host, database: registry.db.engine, cores: availableParallelism(), poolNice: pool.threads ? config.workerPoolNice : 0 }, 'Lanyard is listening');
   process.stdout.write(`Lanyard is running: ${config.issuer} (discovery: ${config.issuer}/.well-known/openid-configuration)\n`);
 
   // Graceful shutdown (docs/reliability.md): stop accepting, let requests in flight finish (their

@@ -161,6 +161,12 @@ export const configSchema = z
      * itself; read here so that the hashing can leave a thread free): 4 when unset, as Node's.
      */
     threadPoolSize: z.coerce.number().int().min(1).max(1024),
+    /**
+     * The nice value (0–19) given to libuv's pool threads, where argon2 runs, at start-up: under
+     * a burst of logins the event loop and the database are scheduled before the hashing
+     * (docs/decisions/0056-hashing-at-low-priority.md). 0 leaves them as they are. Linux only.
+     */
+    workerPoolNice: z.coerce.number().int().min(0).max(19),
     /** How long a client's metadata is cached in-process before the database is read again. */
     clientCacheSeconds: z.coerce.number().int().min(0).max(3600),
     /**
@@ -351,6 +357,7 @@ export const environmentVariables: Record<string, string> = {
   PASSWORD_HASH_CONCURRENCY: 'passwordHashConcurrency',
   PASSWORD_HASH_THREADS: 'passwordHashThreads',
   UV_THREADPOOL_SIZE: 'threadPoolSize',
+  WORKER_POOL_NICE: 'workerPoolNice',
   PASSWORD_MIN_LENGTH: 'passwordMinLength',
   PASSWORD_RESET_TTL: 'passwordResetTtl',
   SIGNUP_CODE_TTL: 'signupCodeTtl',

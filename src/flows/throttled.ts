@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import type { Made, Throttle, ThrottleScope } from '../identity/throttle.ts';
 import { waitMessage, type PageError } from '../http/messages.ts';
+import { isAppError } from '../shared/errors.ts';
 
 /**
  * The throttle's sequence around one guessable check, in one place (decision 0011, revised by
@@ -35,7 +36,15 @@ export interface Guard {
 export async function throttled<R>(ctx: Context, throttle: Throttle, guard: Guard, check: () => Promise<R>, verdict: (result: R) => Verdict): Promise<Throttled<R>> {
   const gate = await throttle.attempt(guard.scope, guard.subject, ctx.ip, guard.device, guard.made);
   if (!gate.ok) return { refused: true, error: waitMessage(ctx, gate.retryAfterSeconds) };
-  const result = await check();
+  let result: R;
+  try {
+    result = await check();
+  } catch (err) {
+    // The check could not run (the password hashing filled up since the caller looked): the
+    // attempt is given back before the 503 goes out.
+    if (isAppError(err) && err.code === 'login.busy') await throttle.release(gate);
+    throw err;
+  }
   switch (verdict(result)) {
     case 'passed':
       await throttle.succeeded(guard.scope, guard.subject, guard.device);

@@ -18,6 +18,11 @@ export interface PasswordHasher {
   hash(password: string): Promise<string>;
   /** Verifies `password` against `hash`; a missing hash is checked against a decoy so timing tells nothing. */
   verify(hash: string | null | undefined, password: string): Promise<PasswordCheck>;
+  /**
+   * True when a hash asked for now would be refused (`login.busy`): a step that is about to
+   * hash can answer 503 before doing anything else (no statement, no throttle reservation).
+   */
+  full(): boolean;
 }
 
 /**
@@ -56,6 +61,10 @@ export function createHashQueue(threads: number, maxInFlight: number) {
         inFlight -= 1;
       }
     },
+    /** True when `run` would refuse now. */
+    get full() {
+      return inFlight >= maxInFlight;
+    },
     /** Hashes running and waiting now. */
     get load() {
       return { running, waiting: waiting.length };
@@ -89,6 +98,7 @@ export function createPasswordHasher(params: Argon2Parameters, maxInFlight: numb
   const normalise = (password: string) => password.normalize('NFKC');
 
   return {
+    full: () => queue.full,
     hash: (password) => bounded(() => argon2.hash(normalise(password), options)),
 
     async verify(hash, password) {

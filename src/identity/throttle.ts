@@ -44,7 +44,11 @@ export interface ThrottleSettings {
  * this attempt then fails.
  */
 export type Attempt =
-  | { ok: true; subjectWaitUntil: number; /** failures counted against the subject's key, this attempt included */ failures: number; viaDevice: boolean }
+  | {
+    ok: true; subjectWaitUntil: number; /** failures counted against the subject's key, this attempt included */ failures: number; viaDevice: boolean;
+    /** The counter this attempt incremented and the attempt's token, for `release`. */
+    held?: { key: string; token: string };
+  }
   | { ok: false; retryAfterSeconds: number; /** which counter refused: the subject's (or device's), or the client address's */ by: 'subject' | 'address' };
 
 /** What `attempt` reserves before a check (`reservation`): the subject's (or device's) key and the statement's parameters. */
@@ -147,7 +151,7 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
     if (addressWait > 0) return { ok: false, retryAfterSeconds: addressWait, by: 'address' };
     const until = reserved.blocked_until?.getTime() ?? 0;
     if (!reserved.counted) return { ok: false, retryAfterSeconds: Math.max(1, secondsUntil(until, now)), by: 'subject' };
-    return { ok: true, subjectWaitUntil: until, failures: reserved.failures, viaDevice: r.viaDevice };
+    return { ok: true, subjectWaitUntil: until, failures: reserved.failures, viaDevice: r.viaDevice, held: { key: r.key, token: r.token } };
   }
 
   /**
@@ -167,6 +171,16 @@ export function createThrottle(deps: { queries: ThrottleQueries; clock: Clock; k
     attempt,
     reservation,
     failed,
+
+    /**
+     * The check an attempt was reserved for never ran (the password hashing was full: 503): the
+     * attempt is given back, so that overload never counts against an owner. Only while no later
+     * attempt has been reserved on the counter (its token is still the last one); otherwise the
+     * attempt stays counted, which can only hold back, never let through, a guess.
+     */
+    async release(tried: Attempt): Promise<void> {
+      if (tried.ok && tried.held) await queries.release(tried.held.key, tried.held.token);
+    },
 
     /**
      * After a success (or a password reset, which proves the owner): the subject's counter

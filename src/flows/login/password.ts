@@ -3,6 +3,7 @@ import type { AccountRow, AccountService } from '../../identity/accounts.ts';
 import type { LoginFlow } from '../../oidc/login-flows.ts';
 import { normalizeEmail } from '../../identity/email-address.ts';
 import type { SecurityEvents } from '../../identity/security-events.ts';
+import type { PasswordHasher } from '../../identity/password-hasher.ts';
 import type { Made, Reservation, Throttle } from '../../identity/throttle.ts';
 import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 import type { DenyReason, Policy, Subject } from '../../policy/policy.ts';
@@ -10,6 +11,7 @@ import type { Background } from '../../shared/background.ts';
 import type { DeviceCookies } from '../../http/device-cookie.ts';
 import type { PageRenderer } from '../../http/page.ts';
 import { requestMeta } from '../../http/request-meta.ts';
+import { AppError } from '../../shared/errors.ts';
 import { parseForm } from '../../http/validate.ts';
 import { throttled, type Verdict } from '../throttled.ts';
 import type { LoginContext } from './interaction.ts';
@@ -58,6 +60,7 @@ export function passwordStrategy(deps: {
   trello: TrelloMigration;
   linking: TrelloLinking;
   devices: DeviceCookies;
+  hashing: Pick<PasswordHasher, 'full'>;
   background: Background;
   page: PageRenderer;
   policy: Pick<Policy, 'decide'>;
@@ -109,6 +112,10 @@ export function passwordStrategy(deps: {
         if (!email) return page(ctx, 400, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email: input.email }, 'login.invalid_email');
         const data = { uid: it.uid, clientName: it.clientName, title: 'Enter your password', email };
         if (!input.password) return page(ctx, 400, 'login/password', data, 'login.password_required');
+        // The hashing queue is full (issue 14, "Overload"): 503 + Retry-After now, before any
+        // statement or throttle reservation — an attempt that cannot be checked is not counted,
+        // and a burst of them costs the database nothing.
+        if (deps.hashing.full()) throw new AppError('login.busy', 503);
         // One statement reads what this step needs and reserves the throttle's attempt (issue 14,
         // decision 0050): the domain's holder, the account, the flow record. On a domain no
         // organization holds, the attempt is counted in it; on a held one, only after the policy

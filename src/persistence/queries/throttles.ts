@@ -101,6 +101,17 @@ export function createThrottleQueries(db: Queryable) {
       return rows[0]! as ThrottleState & { counted: boolean; address_blocked_until: Date | null };
     },
 
+    /** Takes back the attempt `token` reserved on `key`, if it is still the last one there. */
+    async release(key: string, token: string): Promise<void> {
+      await db.query(
+        `UPDATE throttles SET failures = greatest(failures - 1, 0),
+           blocked_until = CASE WHEN failures - 1 > free_attempts THEN blocked_until END,
+           last_attempt = NULL
+         WHERE key = $1 AND last_attempt = $2`,
+        [key, token],
+      );
+    },
+
     async clear(keys: string[]): Promise<void> {
       const { sql, params } = clearing(keys);
       await db.query(sql, params);

@@ -1,0 +1,93 @@
+import { expect } from 'chai';
+import supertest from 'supertest';
+import { startTestServer, type TestServer } from '../../helpers/server.ts';
+import { resetDatabase, testDatabase } from '../../helpers/db.ts';
+import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
+import { csrfFrom } from '../../helpers/login-driver.ts';
+import { startInteraction } from '../../helpers/authorization.ts';
+import type { Context } from 'koa';
+import { throttled } from '../../../src/flows/throttled.ts';
+import { AppError } from '../../../src/shared/errors.ts';
+
+/**
+ * Issue 14, "Overload": when the password hashing is full, the password step answers 503 with
+ * Retry-After before it reads anything or counts the attempt — overload never charges an owner's
+ * throttle counter — and a check that found the hashing full after its reservation gives the
+ * attempt back.
+ */
+describe('password step under overload', () => {
+  let server: TestServer;
+  let client: Awaited<ReturnType<typeof createClient>>;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    // One hash admitted at a time, and a slow one (about a second): while the test's own hash
+    // runs, the queue is full.
+    server = await startTestServer({ overrides: { passwordHashConcurrency: 1, argon2: { memoryKiB: 65_536, timeCost: 20, parallelism: 1 } } });
+    client = await createClient(server.registry, { firstParty: true });
+  });
+  afterEach(async () => {
+    await server.close();
+  });
+
+  async function passwordForm(email: string) {
+    const agent = supertest.agent(server.url);
+    const uid = await startInteraction(agent, client);
+    const page = await agent.get(`/interaction/${uid}`);
+    return (password: string) => agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(page.text), email, password });
+  }
+
+  const throttleRows = async () => (await (await testDatabase()).query<{ n: number }>("SELECT count(*)::int AS n FROM throttles WHERE key LIKE 'password:%'")).rows[0]!.n;
+
+  it('answers 503 with Retry-After and a page for people, and counts nothing, while the hashing is full', async () => {
+    const account = await createAccount(server.registry);
+    const post = await passwordForm(account.email);
+    expect(server.registry.hasher.full()).to.equal(false);
+    // The queue's one place is taken synchronously by this call, until the hash ends.
+    const occupying = server.registry.hasher.hash('occupying the only place');
+    expect(server.registry.hasher.full()).to.equal(true);
+    const busy = await post(PASSWORD);
+    const stillFull = server.registry.hasher.full();
+    await occupying;
+    expect(stillFull, 'the occupying hash ended before the attempt was answered: the test proves nothing').to.equal(true);
+    expect(busy.status).to.equal(503);
+    expect(busy.headers['retry-after']).to.match(/^\d+$/);
+    expect(busy.headers['content-type']).to.match(/^text\/html/);
+    expect(busy.text).to.contain('Too many sign-ins are in progress');
+    expect(await throttleRows()).to.equal(0);
+
+    // With room again, the same form logs in.
+    const ok = await post(PASSWORD);
+    expect(ok.status).to.equal(303);
+  });
+
+  it('gives back an attempt whose check found the hashing full, unless another was reserved since', async () => {
+    const { throttle } = server.registry;
+    const first = await throttle.attempt('password', 'someone@example.com', '192.0.2.1');
+    expect(first.ok).to.equal(true);
+    const counted = async () => (await (await testDatabase()).query<{ failures: number }>("SELECT failures FROM throttles WHERE key LIKE 'password:s:%'")).rows[0]?.failures;
+    expect(await counted()).to.equal(1);
+    await throttle.release(first);
+    expect(await counted()).to.equal(0);
+
+    // Two attempts reserved; the first's check is refused: the later reservation holds the
+    // counter, and the earlier attempt stays counted (it can only hold back a guess).
+    const a = await throttle.attempt('password', 'someone@example.com', '192.0.2.1');
+    const b = await throttle.attempt('password', 'someone@example.com', '192.0.2.1');
+    expect(b.ok).to.equal(true);
+    await throttle.release(a);
+    expect(await counted()).to.equal(2);
+    await throttle.release(b);
+    expect(await counted()).to.equal(1);
+  });
+
+  it('the throttled sequence gives the attempt back when its check is refused as busy, and passes the 503 on', async () => {
+    await resetDatabase();
+    const ctx = { ip: '192.0.2.7' } as Context;
+    const refused = await throttled(ctx, server.registry.throttle, { scope: 'password', subject: 'busy@example.com' }, async () => { throw new AppError('login.busy', 503); }, () => 'failed')
+      .then(() => undefined, (err: unknown) => err);
+    expect(refused).to.be.instanceOf(AppError).and.have.property('code', 'login.busy');
+    const rows = (await (await testDatabase()).query<{ failures: number }>("SELECT failures FROM throttles WHERE key LIKE 'password:%'")).rows;
+    expect(rows.map((r) => r.failures)).to.deep.equal([0]);
+  });
+});
