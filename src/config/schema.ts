@@ -290,6 +290,10 @@ export const configSchema = z
     if (config.passwordResetTtl < config.throttle.maxDelaySeconds) {
       ctx.addIssue({ code: 'custom', path: ['passwordResetTtl'], message: 'must be at least THROTTLE_MAX_DELAY_SECONDS' });
     }
+    // Decision 0051: one pool thread stays free of hashes for ID-token signing, files and DNS.
+    if (config.passwordHashThreads > 0 && config.passwordHashThreads >= config.threadPoolSize) {
+      ctx.addIssue({ code: 'custom', path: ['passwordHashThreads'], message: `must be below UV_THREADPOOL_SIZE (${config.threadPoolSize}), or ID-token signing, files and DNS wait behind password hashes; raise UV_THREADPOOL_SIZE instead` });
+    }
     if (config.keyActivationDelaySeconds > 0 && config.signingKeyRefreshSeconds > config.keyActivationDelaySeconds) {
       ctx.addIssue({ code: 'custom', path: ['signingKeyRefreshSeconds'], message: 'must not exceed KEY_ACTIVATION_DELAY_SECONDS (every instance must publish a new key before one signs with it)' });
     }

@@ -73,11 +73,12 @@ export function createMailDelivery(deps: { queries: MailOutboxQueries; box: Secr
   let timer: NodeJS.Timeout | undefined;
   let stopping = false;
 
-  async function deliver(row: OutboxRow): Promise<void> {
+  /** Sends one claimed message and records the outcome; true when it was sent (its body deleted). */
+  async function deliver(row: OutboxRow): Promise<boolean> {
     const now = () => new Date(clock.now());
     if (!row.body_sealed) {
       await queries.markFailed(row.id, 'message body missing');
-      return;
+      return false;
     }
     try {
       const body = JSON.parse(box.open(row.body_sealed, bodyContext(row.id))) as { text: string; html: string };
@@ -100,19 +101,20 @@ export function createMailDelivery(deps: { queries: MailOutboxQueries; box: Secr
         await queries.markRetry(row.id, next, reason);
         logger.warn({ mailId: row.id, template: row.template, attempts: row.attempts, reason, next }, 'mail delivery will be retried');
       }
-      return;
+      return false;
     }
     // Accepted by the server. Only a crash in the instant between the server's reply and this
     // update can lead to a second copy (when the lease expires); see decision 0009.
     await queries.markSent(row.id, now());
     logger.info({ mailId: row.id, template: row.template }, 'mail sent');
-    await deps.upkeep?.removed(1);
+    return true;
   }
 
   async function drain(): Promise<number> {
     let sent = 0;
     while (!stopping) {
       const due = await queries.claimDue(new Date(clock.now()), BATCH, LEASE_SECONDS);
+      let bodiesDeleted = 0;
       for (const [i, row] of due.entries()) {
         if (stopping) {
           // Shutting down: the message being sent was finished; the rest of the batch is handed
@@ -120,9 +122,13 @@ export function createMailDelivery(deps: { queries: MailOutboxQueries; box: Secr
           await queries.release(due.slice(i).map((r) => r.id));
           return sent;
         }
-        await deliver(row);
+        if (await deliver(row)) bodiesDeleted += 1;
         sent += 1;
       }
+      // The upkeep's VACUUM runs between batches, when this worker holds no lease: run in the
+      // middle of one, a long VACUUM could outlast the batch's leases and let another instance
+      // claim and send its remaining messages a second time.
+      if (bodiesDeleted) await deps.upkeep?.removed(bodiesDeleted);
       if (due.length < BATCH) return sent;
     }
     return sent;

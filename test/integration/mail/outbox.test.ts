@@ -84,6 +84,22 @@ describe('mail outbox and delivery', () => {
     expect(await vacuums(), 'the third').to.equal(before + 1);
   });
 
+  it('vacuums between batches, never while it holds leases on the rest of a batch', async () => {
+    await server.close();
+    server = await startTestServer({ clock, overrides: { smtpUrl: smtp.url, mailVacuumEvery: 1 } });
+    const vacuums = async () => (await server.registry.db.query<{ n: number }>(
+      `SELECT coalesce(sum(vacuum_count), 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'mail_outbox_bodies' AND schemaname = current_schema()`,
+    )).rows[0]!.n;
+    const before = await vacuums();
+    for (let i = 0; i < 3; i += 1) await enqueue(`batch${i}@example.com`);
+    expect(await server.registry.mail.delivery.deliverDue()).to.equal(3);
+    // One batch of three claimed together: one VACUUM after it (three, one after each message,
+    // would each have run with the batch's other messages leased).
+    expect(await vacuums()).to.equal(before + 1);
+    const sent = await server.registry.db.query<{ n: number }>("SELECT count(*)::int AS n FROM mail_outbox WHERE status = 'sent'");
+    expect(sent.rows[0]!.n).to.equal(3);
+  });
+
   it('sends nothing for a transaction that rolled back', async () => {
     const result = await enqueue('nobody@example.com', false);
     expect(result).to.be.instanceOf(Error);

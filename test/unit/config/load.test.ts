@@ -95,6 +95,20 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses as many hashing threads as the thread pool has, and bounds the pool\'s nice value', () => {
+    expect(loadConfig({ PASSWORD_HASH_THREADS: '3', UV_THREADPOOL_SIZE: '4' }).passwordHashThreads).to.equal(3);
+    expect(loadConfig({}).workerPoolNice).to.equal(10);
+    for (const [env, named] of [[{ PASSWORD_HASH_THREADS: '4', UV_THREADPOOL_SIZE: '4' }, /PASSWORD_HASH_THREADS.*below UV_THREADPOOL_SIZE \(4\)/], [{ WORKER_POOL_NICE: '20' }, /WORKER_POOL_NICE/], [{ WORKER_POOL_NICE: '-1' }, /WORKER_POOL_NICE/]] as const) {
+      try {
+        loadConfig(env);
+        expect.fail(`accepted ${JSON.stringify(env)}`);
+      } catch (err) {
+        expect(err).to.be.instanceOf(ConfigError);
+        expect((err as ConfigError).problems.join('\n')).to.match(named);
+      }
+    }
+  });
+
   it('refuses development defaults in production', () => {
     try {
       loadConfig({ NODE_ENV: 'production', ISSUER: 'http://id.example.com', SEED_DEMO: 'true' });
