@@ -34,7 +34,9 @@ export async function startLanyard(db: Database, clients: BenchClients, password
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
-  const config = loadConfig({ NODE_ENV: 'test' }, {
+  // The hashing settings may be set for an A/B run (PASSWORD_HASH_THREADS=2 npm run bench …).
+  const hashing = Object.fromEntries(['PASSWORD_HASH_THREADS', 'PASSWORD_HASH_CONCURRENCY', 'WORKER_POOL_NICE'].flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])));
+  const config = loadConfig({ NODE_ENV: 'test', ...hashing }, {
     overrides: { issuer: url, port, logLevel: 'silent', secretKey: randomBytes(32).toString('base64url'), dataDir: join(tmpdir(), 'lanyard-bench') },
   });
   const registry = await createRegistry(config, { logger: createLogger('silent'), db });

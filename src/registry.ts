@@ -236,11 +236,13 @@ async function cookieKeysFor(config: Config, box: SecretBox, db: Database): Prom
 }
 
 /**
- * Password hashes running at once: as configured, or one per CPU leaving one thread of libuv's
- * pool free for signing, files and DNS (decision 0051).
+ * Password hashes running at once: as configured, or one per CPU and one more, leaving one thread
+ * of libuv's pool free for signing, files and DNS (decisions 0051, 0056). The one more keeps every
+ * core hashing while the event loop hands a finished hash's place to the next: with exactly one
+ * per CPU a core idled for as long as the loop took to get to it.
  */
 export function hashThreads(config: Pick<Config, 'passwordHashThreads' | 'threadPoolSize'>, cpus = availableParallelism()): number {
-  return config.passwordHashThreads || Math.max(1, Math.min(cpus, config.threadPoolSize - 1));
+  return config.passwordHashThreads || Math.max(1, Math.min(cpus + 1, config.threadPoolSize - 1));
 }
 
 export async function createRegistry(config: Config, options: RegistryOptions): Promise<Registry> {

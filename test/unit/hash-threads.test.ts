@@ -1,11 +1,13 @@
 import { expect } from 'chai';
 import { hashThreads } from '../../src/registry.ts';
 
-/** How many password hashes run at once (decision 0051). */
+/** How many password hashes run at once (decisions 0051, 0056). */
 describe('hashThreads', () => {
-  it('is one per CPU, leaving one thread of libuv’s pool free', () => {
-    expect(hashThreads({ passwordHashThreads: 0, threadPoolSize: 4 }, 2)).to.equal(2);
+  it('is one per CPU and one more, leaving one thread of libuv’s pool free', () => {
+    expect(hashThreads({ passwordHashThreads: 0, threadPoolSize: 4 }, 2)).to.equal(3);
+    expect(hashThreads({ passwordHashThreads: 0, threadPoolSize: 4 }, 1)).to.equal(2);
     expect(hashThreads({ passwordHashThreads: 0, threadPoolSize: 4 }, 16)).to.equal(3);
+    expect(hashThreads({ passwordHashThreads: 0, threadPoolSize: 18 }, 16)).to.equal(17);
     expect(hashThreads({ passwordHashThreads: 0, threadPoolSize: 17 }, 16)).to.equal(16);
   });
 
@@ -14,6 +16,6 @@ describe('hashThreads', () => {
   });
 
   it('is what PASSWORD_HASH_THREADS says when set', () => {
-    expect(hashThreads({ passwordHashThreads: 6, threadPoolSize: 4 }, 2)).to.equal(6);
+    expect(hashThreads({ passwordHashThreads: 6, threadPoolSize: 8 }, 2)).to.equal(6);
   });
 });
