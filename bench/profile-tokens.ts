@@ -68,8 +68,8 @@ try {
   session.connect();
   await session.post('Profiler.enable');
   await session.post('Profiler.setSamplingInterval', { interval: 100 });
-  type Tally = { ok: number; cpuMs: number; bySource: Map<string, number>; byFunction: Map<string, number>; inclusive: Map<string, number> };
-  const tally = (): Tally => ({ ok: 0, cpuMs: 0, bySource: new Map(), byFunction: new Map(), inclusive: new Map() });
+  type Tally = { ok: number; statements: number; cpuMs: number; bySource: Map<string, number>; byFunction: Map<string, number>; inclusive: Map<string, number> };
+  const tally = (): Tally => ({ ok: 0, statements: 0, cpuMs: 0, bySource: new Map(), byFunction: new Map(), inclusive: new Map() });
   const sides: Record<Side, Tally> = { lanyard: tally(), baseline: tally() };
   const add = (map: Map<string, number>, key: string, us: number) => map.set(key, (map.get(key) ?? 0) + us);
   const sourceOf = (url: string, name: string) => {
@@ -85,6 +85,7 @@ try {
   let saved = false;
   for (let i = 0; i < SLICES; i += 1) {
     const who = only ?? order[i]!;
+    const statementsBefore = s.counts[who].statements;
     await session.post('Profiler.start');
     const rate = await hammer(job(who, seconds / (only ? SLICES : SLICES / 2)));
     const { profile } = await session.post('Profiler.stop');
@@ -94,6 +95,7 @@ try {
       saved = true;
     }
     const t = sides[who];
+    t.statements += s.counts[who].statements - statementsBefore;
     t.ok += rate.ok;
     t.cpuMs += rate.serverCpuMs * rate.ok;
     const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -127,7 +129,7 @@ try {
     process.stdout.write(`\n${title} (ms/request: Lanyard, baseline, difference; by difference)\n`);
     for (const [k, l, b] of rows) process.stdout.write(`  ${l.toFixed(4).padStart(8)} ${b.toFixed(4).padStart(8)} ${(l - b >= 0 ? '+' : '') + (l - b).toFixed(4)}  ${k}\n`);
   };
-  process.stdout.write(`${scenario}: main-thread CPU per request Lanyard ${(L.cpuMs / (L.ok || 1)).toFixed(3)} ms (${L.ok} requests), baseline ${(B.cpuMs / (B.ok || 1)).toFixed(3)} ms (${B.ok} requests)\n`);
+  process.stdout.write(`${scenario}: main-thread CPU per request Lanyard ${(L.cpuMs / (L.ok || 1)).toFixed(3)} ms (${L.ok} requests, ${(L.statements / (L.ok || 1)).toFixed(2)} SQL statements each), baseline ${(B.cpuMs / (B.ok || 1)).toFixed(3)} ms (${B.ok} requests, ${(B.statements / (B.ok || 1)).toFixed(2)} statements each)\n`);
   table('self time by source', (t) => t.bySource);
   table('self time by function', (t) => t.byFunction);
   table('inclusive time, Lanyard\'s functions and the Koa layers', (t) => t.inclusive, (k) => /\/src\/|koa/.test(k));
