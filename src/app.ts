@@ -59,6 +59,9 @@ function under(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
 /** Paths our own routers answer; everything else is oidc-provider's. */
 const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatars/', '/interaction/', '/password/', '/account', '/login/', '/admin', '/saml/'];
 
+/** oidc-provider's endpoints that never store anything: no write batch around them. */
+const READ_ONLY_ENGINE_PATHS = new Set(['/me', '/token/introspection', '/jwks', '/.well-known/openid-configuration']);
+
 /** One route of ours: its methods and its path pattern (`:name` for a parameter). */
 export interface RouteEntry {
   methods: string[];
@@ -218,8 +221,12 @@ export function createApp(registry: Registry): LanyardApp {
 
   app.use(metadataCaching({ discoveryPath: '/.well-known/openid-configuration', jwksPath: '/jwks', keyActivationDelaySeconds: config.keyActivationDelaySeconds }));
   // The engine's writes in one request are made together as it ends, before the response leaves
-  // (src/oidc/adapter.ts, createWriteBehind): one commit for a login's end or a refresh.
+  // (src/oidc/adapter.ts, createWriteBehind): one commit for a login's end or a refresh. The
+  // endpoints that only read (userinfo, introspection, JWKS, discovery) have nothing to batch and
+  // skip it (issue 14: on /me and introspection it was a measurable share of Lanyard's own work);
+  // should one of them ever write, its write goes straight to the database, as any write outside a batch.
   app.use(async (ctx, next) => {
+    if (READ_ONLY_ENGINE_PATHS.has(ctx.path)) return next();
     try {
       await registry.payloadWrites.around(next);
     } catch (err) {

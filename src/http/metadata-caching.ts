@@ -13,9 +13,12 @@ import type { Middleware } from 'koa';
 export function metadataCaching(options: { discoveryPath: string; jwksPath: string; keyActivationDelaySeconds: number }): Middleware {
   const jwksMaxAge = Math.min(300, Math.floor(options.keyActivationDelaySeconds / 2));
   return async (ctx, next) => {
+    // Every other path passes straight through (no await of ours around the engine's answer).
+    const path = ctx.path;
+    if (path !== options.discoveryPath && path !== options.jwksPath) return next();
     await next();
     if (ctx.status !== 200 || ctx.method !== 'GET' && ctx.method !== 'HEAD') return;
-    if (ctx.path === options.discoveryPath) ctx.set('Cache-Control', 'public, max-age=300');
-    else if (ctx.path === options.jwksPath) ctx.set('Cache-Control', jwksMaxAge > 0 ? `public, max-age=${jwksMaxAge}` : 'no-cache');
+    if (path === options.discoveryPath) ctx.set('Cache-Control', 'public, max-age=300');
+    else ctx.set('Cache-Control', jwksMaxAge > 0 ? `public, max-age=${jwksMaxAge}` : 'no-cache');
   };
 }

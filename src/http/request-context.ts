@@ -4,17 +4,39 @@ import type { Logger } from '../shared/logger.ts';
 
 const INCOMING_ID = /^[A-Za-z0-9._-]{8,128}$/;
 
+const ROOT = Symbol('root logger');
+const CHILD = Symbol('request logger');
+
+/**
+ * `ctx.state` of every request: `log` is the request's child logger, made when something first
+ * asks for it (a getter on this prototype: cheaper per request than defining one on each state).
+ */
+const statePrototype = {
+  get log(): Logger {
+    const state = this as unknown as { [ROOT]: Logger; [CHILD]?: Logger; requestId: string };
+    return (state[CHILD] ??= state[ROOT].child({ reqId: state.requestId }));
+  },
+  set log(replacement: Logger) {
+    (this as unknown as { [CHILD]?: Logger })[CHILD] = replacement;
+  },
+};
+
 /**
  * Gives every request an id (a well-formed incoming X-Request-Id is kept, so a proxy's id
- * follows the request), a child logger carrying it, and one access-log line when it ends.
+ * follows the request), a child logger carrying it (`ctx.state.log`), and one access-log line
+ * when it ends.
+ *
+ * The child logger is made only when something asks for it: most requests on the protocol's
+ * hot path (/token, /me, introspection) log nothing but the access line, which is written with
+ * the same `reqId` through the parent when no child was made (issue 14: pino's child() was a
+ * measurable share of what Lanyard added per request there).
  */
 export function requestContext(logger: Logger): Middleware {
   return async (ctx, next) => {
     const incoming = ctx.get('x-request-id');
     const requestId = INCOMING_ID.test(incoming) ? incoming : randomUUID();
-    const log = logger.child({ reqId: requestId });
-    ctx.state.requestId = requestId;
-    ctx.state.log = log;
+    const state = Object.assign(Object.create(statePrototype) as Record<string | symbol, unknown>, ctx.state, { [ROOT]: logger, requestId });
+    ctx.state = state;
     ctx.set('X-Request-Id', requestId);
     const started = performance.now();
     try {
@@ -22,12 +44,11 @@ export function requestContext(logger: Logger): Middleware {
     } finally {
       const status = ctx.status;
       // A 503 is an outage the operator already sees at warn level (the database is away), not a bug.
-      log[status === 503 ? 'warn' : status >= 500 ? 'error' : 'info']({
-        method: ctx.method,
-        path: ctx.path,
-        status,
-        ms: Math.round((performance.now() - started) * 10) / 10,
-      }, 'request');
+      const level = status === 503 ? 'warn' : status >= 500 ? 'error' : 'info';
+      const line = { method: ctx.method, path: ctx.path, status, ms: Math.round((performance.now() - started) * 10) / 10 };
+      const child = state[CHILD] as Logger | undefined;
+      if (child) child[level](line, 'request');
+      else if (logger.isLevelEnabled(level)) logger[level]({ reqId: requestId, ...line }, 'request');
     }
   };
 }

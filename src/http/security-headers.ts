@@ -11,13 +11,15 @@ import type { Middleware } from 'koa';
 const CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
 export function securityHeaders(options: { hsts: boolean }): Middleware {
-  return async (ctx, next) => {
+  // Not async: a pass-through that awaits nothing needs no promise of its own (koa-compose turns a
+  // synchronous throw into a rejection), one less per request on the protocol's hot path.
+  return (ctx, next) => {
     ctx.set('Content-Security-Policy', CSP);
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.set('X-Frame-Options', 'DENY');
     ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
     if (options.hsts) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
-    await next();
+    return next();
   };
 }

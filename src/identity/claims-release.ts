@@ -173,20 +173,48 @@ export function releaseClaims(account: AccountRow, request: ReleaseRequest): Rel
 }
 
 /**
+ * Only the claims `releaseClaims` returns for `request`, without the consent page's listing: what
+ * the tokens and userinfo carry, on every call of the engine's `claims()` (issue 14: the listing's
+ * labels and groups were built and thrown away on each userinfo request). The same rules in the
+ * same order — test/unit/identity/claims-release.test.ts checks the two agree on every scope and
+ * claim combination.
+ */
+export function releasedClaims(account: AccountRow, request: ReleaseRequest): Record<string, unknown> {
+  const rejected = request.rejected?.length ? new Set(request.rejected) : undefined;
+  const claims: Record<string, unknown> = {};
+  const add = (names: readonly string[]) => {
+    for (const claim of names) {
+      if (!CLAIM_SCOPE.has(claim) || PROTOCOL_CLAIMS.has(claim) || Object.hasOwn(claims, claim) || rejected?.has(claim)) continue;
+      const value = valueOf(account, claim, request);
+      if (value !== undefined && value !== null) claims[claim] = value;
+    }
+  };
+  for (const scope of request.scopes) if (scope) add((SCOPE_CLAIMS as Record<string, readonly string[]>)[scope] ?? []);
+  add(request.claims ?? []);
+  return claims;
+}
+
+/**
  * `releaseClaims` with what it needs from elsewhere: the avatar address under the issuer, and the
  * Trello member, looked up only for the Trello client. The token side (findAccount) and the
  * consent page both go through this.
  */
 export function createClaimsRelease(deps: { issuer: string; trelloClientId: string | undefined; trelloMemberId: (accountId: string) => Promise<string | undefined> }) {
+  const wantsMember = (clientId: string | undefined, request: Pick<ReleaseRequest, 'scopes' | 'claims'>) => clientId !== undefined && clientId === deps.trelloClientId
+    && [...request.scopes, ...(request.claims ?? [])].some((name) => name === 'openid' || name === 'trello_member_id');
+  const full = async (account: AccountRow, clientId: string | undefined, request: Pick<ReleaseRequest, 'scopes' | 'claims' | 'rejected'>): Promise<ReleaseRequest> => ({
+    ...request,
+    avatarUrl: `${deps.issuer}/avatars/${account.id}.svg`,
+    trelloMemberId: wantsMember(clientId, request) ? await deps.trelloMemberId(account.id) : undefined,
+  });
   return {
+    /** The consent page's listing and the claims. */
     async forClient(account: AccountRow, clientId: string | undefined, request: Pick<ReleaseRequest, 'scopes' | 'claims' | 'rejected'>): Promise<Release> {
-      const wantsMember = clientId !== undefined && clientId === deps.trelloClientId
-        && [...request.scopes, ...(request.claims ?? [])].some((name) => name === 'openid' || name === 'trello_member_id');
-      return releaseClaims(account, {
-        ...request,
-        avatarUrl: `${deps.issuer}/avatars/${account.id}.svg`,
-        trelloMemberId: wantsMember ? await deps.trelloMemberId(account.id) : undefined,
-      });
+      return releaseClaims(account, await full(account, clientId, request));
+    },
+    /** The claims alone (`releasedClaims`): the token side. */
+    async claimsForClient(account: AccountRow, clientId: string | undefined, request: Pick<ReleaseRequest, 'scopes' | 'claims' | 'rejected'>): Promise<Record<string, unknown>> {
+      return releasedClaims(account, await full(account, clientId, request));
     },
   };
 }

@@ -175,8 +175,12 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
     else if (op.kind === 'consume') await queries.consume(op.model, op.idHash, op.now);
     else await queries.destroy(op.model, op.idHash);
   };
-  /** Before a read: what this request queued is written first (it reads its own writes). */
-  const settled = async () => { if (writeBehind?.pending()?.length) await writeBehind.flush(); };
+  /**
+   * Before a read: what this request queued is written first (it reads its own writes). Nothing
+   * to await in the usual case (no write queued): `undefined`, not a promise, so a lookup costs
+   * no extra turn of the microtask queue (issue 14).
+   */
+  const settled = (): Promise<void> | undefined => (writeBehind?.pending()?.length ? writeBehind.flush() : undefined);
   const now = () => new Date(clock.now());
   // A NUL can only come from a request parameter, and PostgreSQL can store it neither in text
   // nor in jsonb: a lookup finds nothing, and a payload to store is the client's invalid_request
@@ -220,13 +224,15 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (hasNul(id)) return undefined;
-      await settled();
+      const flushing = settled();
+      if (flushing) await flushing;
       return restore(id, await queries.find(this.model, sha256(id), now()));
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       if (hasNul(uid)) return undefined;
-      await settled();
+      const flushing = settled();
+      if (flushing) await flushing;
       return restore(undefined, await queries.findBySessionUid(this.model, uid, now()));
     }
 

@@ -142,8 +142,8 @@ export function createProvider(deps: ProviderDeps): Provider {
         // Exactly what the grant covers (docs/decisions/0010-profile-visibility.md, "Revised"):
         // the consent page listed these details from the same function.
         claims: async (_use, scope, claims, rejected) => {
-          const released = await protocolErrors(() => deps.release.forClient(account, clientId, { scopes: (scope ?? '').split(' '), claims: Object.keys(claims ?? {}), rejected }));
-          return { sub, ...released.claims } as never;
+          const released = await protocolErrors(() => deps.release.claimsForClient(account, clientId, { scopes: (scope ?? '').split(' '), claims: Object.keys(claims ?? {}), rejected }));
+          return { sub, ...released } as never;
         },
       };
       subjects.set(found, subject);

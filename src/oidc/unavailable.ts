@@ -31,13 +31,32 @@ export async function protocolErrors<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The same for every method of a storage adapter (each returns a promise). */
+const rethrow = (err: unknown): never => {
+  throw asProtocolError(err);
+};
+
+/**
+ * The same for every method of a storage adapter (each returns a promise). One wrapper per
+ * method, made once and reused (the engine calls these several times per request), and no
+ * extra async layer: the method's own promise gets the conversion.
+ */
 export function withProtocolErrors<T extends object>(adapter: T): T {
+  const wrappers = new Map<PropertyKey, { of: unknown; call: (...args: unknown[]) => Promise<unknown> }>();
   return new Proxy(adapter, {
     get(target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver);
       if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => protocolErrors(async () => (value as (...a: unknown[]) => unknown).apply(target, args));
+      const known = wrappers.get(property);
+      if (known?.of === value) return known.call;
+      const call = (...args: unknown[]): Promise<unknown> => {
+        try {
+          return Promise.resolve((value as (...a: unknown[]) => unknown).apply(target, args)).catch(rethrow);
+        } catch (err) {
+          return Promise.reject(asProtocolError(err));
+        }
+      };
+      wrappers.set(property, { of: value, call });
+      return call;
     },
   });
 }

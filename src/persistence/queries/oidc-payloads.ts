@@ -36,7 +36,9 @@ export function createOidcPayloadQueries(db: Queryable) {
     const { rows } = await db.query<StoredPayload>(
       `SELECT payload, consumed_at FROM oidc_payloads
        WHERE ${column} = $2 AND model = $1 AND (expires_at IS NULL OR expires_at > $3)`,
-      [model, value, now],
+      // The time as ISO 8601 text (what timestamptz reads): node-postgres' own Date formatting
+      // is a measurable cost on lookups made several times per request (issue 14).
+      [model, value, now.toISOString()],
     );
     return rows[0];
   }

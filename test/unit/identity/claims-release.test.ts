@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { releaseClaims, SCOPE_CLAIMS } from '../../../src/identity/claims-release.ts';
+import { releaseClaims, releasedClaims, SCOPE_CLAIMS } from '../../../src/identity/claims-release.ts';
 import { VISIBILITIES, PROFILE_FIELDS } from '../../../src/identity/profile.ts';
 import type { AccountRow } from '../../../src/persistence/queries/accounts.ts';
 
@@ -56,5 +56,19 @@ describe('releaseClaims (what the consent page lists and the tokens carry)', () 
     const everything = releaseClaims(account({ department: 'Engines', locale: 'en-GB' }), { scopes: Object.keys(SCOPE_CLAIMS), avatarUrl, trelloMemberId: 'm1' });
     expect(listed(everything).sort()).to.deep.equal(Object.values(SCOPE_CLAIMS).flat().sort());
     for (const detail of everything.items.flatMap((i) => i.details)) expect(detail.label).to.be.a('string').and.not.equal('');
+  });
+
+  it('gives the token side (releasedClaims) exactly the claims the consent page is built from, in the same order', () => {
+    const scopeSets = [[], ['openid'], ['openid', 'email'], ['openid', 'email', 'profile'], ['profile', 'openid', 'email', 'offline_access'], ['email', 'email'], ['organizations:manage', 'openid'], ['', 'unknown', 'openid']];
+    const claimLists = [undefined, [], ['email', 'name', 'password_hash', 'job_title'], ['amr', 'sub', 'picture', 'constructor', '__proto__', 'trello_member_id'], ['updated_at', 'updated_at', 'organization']];
+    const rejectedLists = [undefined, [], ['job_title'], ['email', 'picture', 'sub', 'amr']];
+    const accounts = [account(), account({ email_verified: false, name: null, picture: 'https://cdn.example.com/p.png', organization_name: null, location: '' }), account({ department: 'Engines', locale: 'en-GB' })];
+    let compared = 0;
+    for (const acc of accounts) for (const scopes of scopeSets) for (const claims of claimLists) for (const rejected of rejectedLists) for (const trelloMemberId of [undefined, 'm1']) {
+      const request = { scopes, avatarUrl, trelloMemberId, ...(claims ? { claims } : {}), ...(rejected ? { rejected } : {}) };
+      expect(Object.entries(releasedClaims(acc, request)), JSON.stringify(request)).to.deep.equal(Object.entries(releaseClaims(acc, request).claims));
+      compared += 1;
+    }
+    expect(compared).to.equal(accounts.length * scopeSets.length * claimLists.length * rejectedLists.length * 2);
   });
 });
