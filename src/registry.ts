@@ -281,7 +281,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       };
     });
 
-    const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency, hashThreads(config));
+    const hasher = createPasswordHasher(config.argon2, config.passwordHashConcurrency, hashThreads(config), { nice: config.workerPoolNice });
     const accountQueries = createAccountQueries(db);
     const accounts = createAccountService({ accounts: accountQueries, hasher, clock });
     const policy = createPolicy({ accounts: accountQueries, domains: createOrganizationDomainQueries(db), clock });

@@ -72,7 +72,7 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
       if (!check.ok) return { ok: false, code: 'login.invalid_credentials', accountId: account.id, reason: account.password_hash ? 'wrong_password' : 'no_password' };
       if (check.needsRehash && account.password_hash) {
         // Parameters were raised since this hash was made: store a new hash of the same password.
-        await accounts.replacePasswordHash(account.id, account.password_hash, await hasher.hash(password));
+        await accounts.replacePasswordHash(account.id, account.password_hash, await hasher.rehash(password));
       }
       return { ok: true, account };
     },

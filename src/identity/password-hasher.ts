@@ -1,6 +1,10 @@
 import * as argon2 from 'argon2';
 import { availableParallelism } from 'node:os';
 import { AppError } from '../shared/errors.ts';
+import { createBcryptWorkers } from './bcrypt-workers.ts';
+
+/** bcrypt of a random string at cost 10 (Trello's), compared against when a member has no hash. */
+const DECOY_BCRYPT = '$2b$10$akNXbQt/L4iu2ZNZF2Z1veCzA90Cp1.vvKJ9br0Zl7zs8KvS0ygx2';
 
 export interface Argon2Parameters {
   memoryKiB: number;
@@ -23,6 +27,19 @@ export interface PasswordHasher {
    * hash can answer 503 before doing anything else (no statement, no throttle reservation).
    */
   full(): boolean;
+  /**
+   * A second hash in a step whose first check was already admitted — the new hash of a password
+   * just proven (parameters raised), a Trello bcrypt check after the account's: it waits for a
+   * thread like any hash but is never refused, so a 503 can only come before the first check and
+   * never tells how it went (a 503 after a wrong password would be an uncounted answer).
+   */
+  rehash(password: string): Promise<string>;
+  /**
+   * Compares with an imported Trello bcrypt hash, in a worker thread at the pool's priority
+   * (bcryptjs is JavaScript: on the event loop one check at cost 10 took ~90 ms of it), in this
+   * queue's threads; never refused (see `rehash`). A missing hash is compared with a decoy.
+   */
+  compareLegacy(hash: string | null | undefined, password: string): Promise<boolean>;
 }
 
 /**
@@ -43,8 +60,9 @@ export function createHashQueue(threads: number, maxInFlight: number) {
   let running = 0;
   const waiting: Array<() => void> = [];
   return {
-    async run<T>(work: () => Promise<T>): Promise<T> {
-      if (inFlight >= maxInFlight) throw new AppError('login.busy', 503);
+    /** `admitted`: a later hash of a step already let in — waits its turn, never refused. */
+    async run<T>(work: () => Promise<T>, admitted = false): Promise<T> {
+      if (!admitted && inFlight >= maxInFlight) throw new AppError('login.busy', 503);
       inFlight += 1;
       try {
         if (running < threads) running += 1;
@@ -81,8 +99,8 @@ export function createHashQueue(threads: number, maxInFlight: number) {
  * Unknown accounts and accounts without a password are verified against a decoy hash made once
  * with the same parameters, so their response time matches a wrong password's.
  */
-export function createPasswordHasher(params: Argon2Parameters, maxInFlight: number, threads = availableParallelism()): PasswordHasher {
-  const options = {
+export function createPasswordHasher(params: Argon2Parameters, maxInFlight: number, threads = availableParallelism(), options: { nice?: number } = {}): PasswordHasher {
+  const argonOptions = {
     type: argon2.argon2id,
     memoryCost: params.memoryKiB,
     timeCost: params.timeCost,
@@ -91,15 +109,18 @@ export function createPasswordHasher(params: Argon2Parameters, maxInFlight: numb
   let decoy: Promise<string> | undefined;
   const queue = createHashQueue(Math.max(1, threads), maxInFlight);
   const bounded = <T>(work: () => Promise<T>): Promise<T> => queue.run(work);
+  let bcrypt: ReturnType<typeof createBcryptWorkers> | undefined;
 
-  const decoyHash = () => (decoy ??= argon2.hash('lanyard decoy password', options));
+  const decoyHash = () => (decoy ??= argon2.hash('lanyard decoy password', argonOptions));
   // NIST SP 800-63B §5.1.1.2: normalise Unicode before hashing, so the same password typed on
   // another keyboard or system (composed or decomposed accents) still matches.
   const normalise = (password: string) => password.normalize('NFKC');
 
   return {
     full: () => queue.full,
-    hash: (password) => bounded(() => argon2.hash(normalise(password), options)),
+    hash: (password) => bounded(() => argon2.hash(normalise(password), argonOptions)),
+    rehash: (password) => queue.run(() => argon2.hash(normalise(password), argonOptions), true),
+    compareLegacy: (hash, password) => queue.run(() => (bcrypt ??= createBcryptWorkers(options.nice ?? 0)).compare(hash ?? DECOY_BCRYPT, password), true),
 
     async verify(hash, password) {
       if (!hash || !hash.startsWith('$argon2')) {
@@ -108,7 +129,7 @@ export function createPasswordHasher(params: Argon2Parameters, maxInFlight: numb
         return { ok: false, needsRehash: false };
       }
       const ok = await bounded(() => argon2.verify(hash, normalise(password)));
-      return { ok, needsRehash: ok && argon2.needsRehash(hash, options) };
+      return { ok, needsRehash: ok && argon2.needsRehash(hash, argonOptions) };
     },
   };
 }

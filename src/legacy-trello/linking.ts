@@ -1,4 +1,3 @@
-import bcrypt from 'bcryptjs';
 import type { Clock } from '../shared/clock.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
@@ -176,10 +175,10 @@ export function createTrelloLinking(deps: {
     async checkLegacyPassword(member: TrelloMemberRow | undefined, password: string): Promise<boolean> {
       if (!member?.password_hash) {
         // Same cost either way, so the time does not tell whether a hash exists.
-        await bcrypt.compare(password, DECOY_HASH);
+        await deps.hasher.compareLegacy(undefined, password);
         return false;
       }
-      return bcrypt.compare(password, member.password_hash);
+      return deps.hasher.compareLegacy(member.password_hash, password);
     },
 
 
@@ -204,10 +203,10 @@ export function createTrelloLinking(deps: {
      */
     async matchLegacyPassword(members: readonly TrelloMemberRow[], password: string): Promise<TrelloMemberRow | undefined> {
       if (!members.length) {
-        await bcrypt.compare(password, DECOY_HASH);
+        await deps.hasher.compareLegacy(undefined, password);
         return undefined;
       }
-      const results = await Promise.all(members.map((m) => (m.password_hash ? bcrypt.compare(password, m.password_hash) : bcrypt.compare(password, DECOY_HASH).then(() => false))));
+      const results = await Promise.all(members.map((m) => (m.password_hash ? deps.hasher.compareLegacy(m.password_hash, password) : deps.hasher.compareLegacy(undefined, password).then(() => false))));
       return members.find((_, i) => results[i]);
     },
 
@@ -232,8 +231,5 @@ export function createTrelloLinking(deps: {
     retiredOf: (accountId: string) => retiredEmails.retiredOf(accountId),
   };
 }
-
-/** bcrypt of a random string at cost 10 (Trello's), compared against when there is no hash. */
-const DECOY_HASH = '$2b$10$akNXbQt/L4iu2ZNZF2Z1veCzA90Cp1.vvKJ9br0Zl7zs8KvS0ygx2';
 
 export type TrelloLinking = ReturnType<typeof createTrelloLinking>;

@@ -1,6 +1,6 @@
 import { pbkdf2 } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { getPriority, setPriority } from 'node:os';
 
 /**
  * Lowers the scheduling priority (raises the nice value) of libuv's thread pool, where argon2
@@ -15,6 +15,7 @@ import { setPriority } from 'node:os';
  * caller is told so.
  */
 export async function lowerWorkerPoolPriority(nice: number): Promise<{ threads: number }> {
+  // `threads`: pool threads now at `nice` or lower in priority (a higher nice value).
   if (nice === 0 || process.platform !== 'linux') return { threads: 0 };
   await new Promise<void>((resolve, reject) => pbkdf2('', '', 1, 1, 'sha256', (err) => (err ? reject(err) : resolve())));
   let threads = 0;
@@ -32,8 +33,14 @@ export async function lowerWorkerPoolPriority(nice: number): Promise<{ threads: 
       continue; // the thread ended meanwhile
     }
     if (name !== 'libuv-worker') continue;
-    setPriority(Number(tid), nice);
-    threads += 1;
+    try {
+      // Never raised: a process started at a higher nice (a batch host, systemd's Nice=) keeps
+      // it, and an unprivileged process could not lower it anyway.
+      if (getPriority(Number(tid)) < nice) setPriority(Number(tid), nice);
+      threads += 1;
+    } catch {
+      // The thread ended meanwhile, or the system refused: it keeps its priority.
+    }
   }
   return { threads };
 }

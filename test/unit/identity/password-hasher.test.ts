@@ -1,3 +1,4 @@
+import bcrypt from 'bcryptjs';
 import { expect } from 'chai';
 import { createHashQueue, createPasswordHasher } from '../../../src/identity/password-hasher.ts';
 import { AppError } from '../../../src/shared/errors.ts';
@@ -31,6 +32,23 @@ describe('password hasher (argon2id)', () => {
     const refused = results.filter((r) => r.status === 'rejected');
     expect(refused).to.have.length(2);
     for (const r of refused) expect((r as PromiseRejectedResult).reason).to.be.instanceOf(AppError).and.have.property('code', 'login.busy');
+  });
+
+  it('compares Trello bcrypt hashes in a worker thread, a missing hash against a decoy, and never refuses that second check', async () => {
+    const hasher = createPasswordHasher(OWASP, 1);
+    const hash = bcrypt.hashSync('trello secret', 4);
+    // The one place is taken: a first check would be refused, a second one waits its turn.
+    const occupying = hasher.hash('occupying');
+    expect(hasher.full()).to.equal(true);
+    const [right, wrong, none, malformed] = await Promise.all([
+      hasher.compareLegacy(hash, 'trello secret'),
+      hasher.compareLegacy(hash, 'not it'),
+      hasher.compareLegacy(undefined, 'trello secret'),
+      hasher.compareLegacy('$2b$10$short', 'trello secret'),
+    ]);
+    await occupying;
+    expect([right, wrong, none, malformed]).to.deep.equal([true, false, false, false]);
+    expect(await hasher.rehash('after a proven password')).to.match(/^\$argon2id\$/);
   });
 
   describe('its queue', () => {
@@ -73,6 +91,19 @@ describe('password hasher (argon2id)', () => {
       expect(await Promise.all(admitted)).to.deep.equal(['a', 'b']);
       // Room again once they are done.
       expect(await queue.run(async () => 'd')).to.equal('d');
+    });
+
+    it('lets an admitted (second) hash wait beyond the bound instead of refusing it', async () => {
+      const queue = createHashQueue(1, 1);
+      const started: string[] = [];
+      const first = gate(started, 'a');
+      const admitted = queue.run(first.work);
+      const second = queue.run(async () => 'b', true);
+      await settle();
+      expect(started).to.deep.equal(['a']);
+      expect(queue.load).to.deep.equal({ running: 1, waiting: 1 });
+      first.open();
+      expect(await Promise.all([admitted, second])).to.deep.equal(['a', 'b']);
     });
 
     it('frees the slot of a hash that failed', async () => {

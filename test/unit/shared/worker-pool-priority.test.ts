@@ -11,9 +11,12 @@ const moduleUrl = new URL('../../../src/shared/worker-pool-priority.ts', import.
  * the test process's pool should stay as it is): lower the pool with `nice`, then read every
  * thread's name and nice value (field 19 of /proc/self/task/<tid>/stat, proc(5)).
  */
-async function threadsAfter(nice: number): Promise<{ lowered: number; threads: Array<{ name: string; nice: number }> }> {
+async function threadsAfter(nice: number, startAt = 0): Promise<{ lowered: number; threads: Array<{ name: string; nice: number }> }> {
   const script = `
     import { readdirSync, readFileSync } from 'node:fs';
+    import { setPriority } from 'node:os';
+    // The whole process at startAt first: each thread created from now on inherits it.
+    if (${startAt} > 0) for (const tid of readdirSync('/proc/self/task')) setPriority(Number(tid), ${startAt});
     const { lowerWorkerPoolPriority } = await import(${JSON.stringify(moduleUrl)});
     const { threads: lowered } = await lowerWorkerPoolPriority(${nice});
     const threads = readdirSync('/proc/self/task').map((tid) => {
@@ -42,6 +45,11 @@ describe('lowering the thread pool\'s priority', function () {
     const base = threads[0]!.nice;
     expect(base).to.be.lessThan(13);
     expect(threads.filter((t) => t.name !== 'libuv-worker').every((t) => t.nice === base)).to.equal(true);
+  });
+
+  it('never raises a thread\'s priority: started at nice 15, the pool stays at 15', async () => {
+    const { threads } = await threadsAfter(13, 15);
+    expect(threads.every((t) => t.nice === 15)).to.equal(true);
   });
 
   it('leaves everything as it is at 0', async () => {
