@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Clock } from '../shared/clock.ts';
 import type { Database, Queryable } from '../persistence/db.ts';
-import type { ImportedMember, TrelloMemberQueries } from '../persistence/queries/trello-members.ts';
+import { prepareBatch, type ImportedMember, type PreparedBatch, type TrelloMemberQueries } from '../persistence/queries/trello-members.ts';
 import { normalizeEmail } from '../identity/email-address.ts';
 import { BCRYPT_HASH } from './linking.ts';
 import { IdSet } from './id-set.ts';
@@ -197,7 +197,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
    * the remarks, reported only once the transaction committed. `earlier` holds the member ids
    * of the batch already met on an earlier batch's line.
    */
-  async function write(tx: Queryable, lines: Pending[], earlier: ReadonlySet<string>): Promise<{ line: number; reason: string }[]> {
+  async function write(tx: Queryable, lines: Pending[], earlier: ReadonlySet<string>, prepared?: PreparedBatch): Promise<{ line: number; reason: string }[]> {
     const remarks: { line: number; reason: string }[] = [];
     // The same member id twice in one batch: the later line wins, as it would across batches.
     const byId = new Map<string, Pending>();
@@ -211,7 +211,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
       byId.set(p.member.memberId, p);
     }
     const unique = [...byId.values()];
-    const known = await deps.trelloMembers.importPrecheck(tx, unique.map((p) => ({ memberId: p.member.memberId, googleSub: p.member.googleSub })));
+    const known = await deps.trelloMembers.importPrecheck(tx, unique.map((p) => p.member), prepared);
     const present = new Set<string>();
     const linked = new Set<string>();
     // A Google subject is unique across members: a second claim is imported without it (the
@@ -237,7 +237,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
       }
       members.push(member);
     }
-    const { inserted } = await deps.trelloMembers.upsertBatch(tx, members, { present, linked }, new Date(deps.clock.now()));
+    const { inserted } = await deps.trelloMembers.upsertBatch(tx, members, { present, linked }, new Date(deps.clock.now()), prepared);
     // A linked member's Enterprise set, renamed or dropped by this import changes who manages its
     // account (account_managers, decision 0030), in the batch's transaction. Every member that was
     // already there is synced, not only those the precheck saw linked: the precheck reads without
@@ -247,8 +247,8 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
     // An address verified on two unlinked members: kept on both (either may be the person), and
     // flagged. At login the member whose Trello password matches is the one (decision 0019).
     const lineOf = new Map(unique.map((p) => [p.member.memberId, p.line]));
-    const verified = members.filter((m) => !linked.has(m.memberId)).flatMap((m) => m.emails.filter((e) => e.verified).map((e) => ({ memberId: m.memberId, email: e.email })));
-    for (const shared of await deps.trelloMembers.sharedVerifiedAddresses(tx, verified)) {
+    const unlinked = linked.size ? members.filter((m) => !linked.has(m.memberId)) : members;
+    for (const shared of await deps.trelloMembers.sharedVerifiedAddresses(tx, unlinked, prepared)) {
       remarks.push({ line: lineOf.get(shared.member_id)!, reason: `address ${shared.email} is also verified on member ${shared.others.join(', ')}: whose Trello password matches at login gets it` });
     }
     summary.inserted += inserted.length;
@@ -263,7 +263,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
    * batch's transaction, so that the line-by-line retry below sees the same answer.
    */
   const met = new IdSet();
-  const writeBatch = async (lines: Pending[]) => {
+  const writeBatch = async (lines: Pending[], prepared: PreparedBatch) => {
     const earlier = new Set<string>();
     const inBatch = new Set<string>();
     for (const p of lines) {
@@ -273,7 +273,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
       if (met.addHas(id)) earlier.add(id);
     }
     try {
-      for (const r of await deps.db.transaction((tx) => write(tx, lines, earlier))) flag(r.line, r.reason);
+      for (const r of await deps.db.transaction((tx) => write(tx, lines, earlier, prepared))) flag(r.line, r.reason);
     } catch (err) {
       if (!dataError(err)) throw err;
       // Something the checks did not foresee: the batch was rolled back. Line by line, so only
@@ -306,12 +306,17 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
     if (failure) throw failure.err;
   };
   const flush = async () => {
-    await settle();
-    if (!batch.length) return;
+    if (!batch.length) return settle();
     const lines = batch;
     const linesRead = summary.lines;
     batch = [];
-    writing = writeBatch(lines).then(async () => {
+    // The batch's parameters, built while the previous batch is still written (for its members
+    // each id once, the later line winning, as `write` takes them).
+    const unique = new Map<string, ImportedMember>();
+    for (const p of lines) unique.set(p.member.memberId, p.member);
+    const prepared = prepareBatch([...unique.values()]);
+    await settle();
+    writing = writeBatch(lines, prepared).then(async () => {
       options.onProgress?.(linesRead);
       await analyzeWhenGrown();
     }, (err: unknown) => { failure = { err }; });
@@ -320,23 +325,35 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
   // Statistics are never missing (decision 0042): without them the planner guesses the tables'
   // sizes, and a guess from an empty table made every batch's delete scan the whole address
   // table (issue 14). So the tables loaded are analysed after the first batch and each time
-  // they have grown tenfold since (500, 5,000, 50,000 … members: a handful of sampled reads,
-  // about 30,000 rows each, whatever the size), and at the end. Autovacuum may be off.
+  // they have grown tenfold since (5,000, 50,000, 500,000 … members), on a small sample (3,000
+  // rows: the import's own statements are index probes whatever the statistics, and a full
+  // ANALYZE in the middle of the run stalled it for ~300 ms each time), and at the end in full
+  // (about 30,000 rows each, whatever the size). Autovacuum may be off.
   let analyzeAt = 0;
-  let analyzedAt = -1;
-  const analyze = async () => {
+  let analyzed = { at: -1, quick: true };
+  const analyze = async (quick = false) => {
     const written = summary.inserted + summary.updated;
-    if (written === analyzedAt) return;
-    await deps.trelloMembers.analyze();
-    analyzedAt = written;
+    if (written === analyzed.at && (quick || !analyzed.quick)) return;
+    if (quick) await deps.db.transaction((tx) => deps.trelloMembers.analyzeSample(tx));
+    else await deps.trelloMembers.analyze();
+    analyzed = { at: written, quick };
     analyzeAt = Math.max(written, 1) * 10;
   };
   const analyzeWhenGrown = async () => {
-    if (summary.inserted + summary.updated >= analyzeAt) await analyze();
+    if (summary.inserted + summary.updated >= analyzeAt) await analyze(true);
   };
 
   const lines = createInterface({ input, crlfDelay: Infinity });
+  // While a batch is written, its statements' answers wait for this loop to give the event loop
+  // back, and the server waits with them: readline hands over a whole chunk of the file (~140
+  // lines, ~4 ms of checks) without yielding. So every YIELD_EVERY lines it yields.
+  const YIELD_EVERY = 32;
+  let sinceYield = 0;
   for await (const text of lines) {
+    if (writing && ++sinceYield >= YIELD_EVERY) {
+      sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     summary.lines += 1;
     if (!text.trim()) continue;
     const result = parseLine(text);

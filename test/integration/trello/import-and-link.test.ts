@@ -97,6 +97,36 @@ describe('legacy Trello accounts: import and linking rules', () => {
     expect(await linking().findByMemberId(e.id)).to.not.equal(undefined);
   });
 
+  it('writes the parameters built ahead of a batch only for the very members they were built from', async () => {
+    const { parseLine } = await import('../../../src/legacy-trello/legacy-import.ts');
+    const { prepareBatch } = await import('../../../src/persistence/queries/trello-members.ts');
+    const parsed = [legacyMember({ google: { sub: 'sub-ahead', email: 'x@gmail.com' } }), legacyMember()].map((m) => parseLine(JSON.stringify(m)));
+    const members = parsed.map((r) => (r.ok ? r.member : expect.fail('line refused')));
+    const prepared = prepareBatch(members);
+    // The checks drop the first member's Google subject (a copy): the statements must not use what
+    // was built for the original, nor anything built for a list of other members.
+    const changed = [{ ...members[0]!, googleSub: null, googleEmail: null }, members[1]!];
+    const { inserted } = await server.registry.db.transaction((tx) =>
+      server.registry.trello.members.upsertBatch(tx, changed, { present: new Set(), linked: new Set() }, new Date(), prepared));
+    expect(inserted).to.have.members(members.map((m) => m.memberId));
+    expect((await linking().findByMemberId(members[0]!.memberId))?.google_sub).to.equal(null);
+    expect((await linking().findByMemberId(members[1]!.memberId))?.emails.map((e) => e.email)).to.deep.equal([members[1]!.emails[0]!.email]);
+    expect(await linking().findByGoogleSub('sub-ahead')).to.equal(undefined);
+  });
+
+  it('writes a batch whose checks changed a member in one transaction, not line by line', async () => {
+    const a = legacyMember({ google: { sub: 'sub-one-tx' } });
+    const b = legacyMember({ google: { sub: 'sub-one-tx' } });
+    let transactions = 0;
+    const db = { ...server.registry.db, transaction: <T>(fn: Parameters<typeof server.registry.db.transaction<T>>[0]) => { transactions += 1; return server.registry.db.transaction(fn); } };
+    const summary = await importMembers({ db, trelloMembers: server.registry.trello.members, clock: server.registry.clock },
+      Readable.from([[a, b].map((m) => JSON.stringify(m)).join('\n')]));
+    expect(summary.flagged).to.deep.equal([{ line: 2, reason: `google.sub is already member ${a.id}'s: imported without it` }]);
+    // The batch, then the final ANALYZE's sampling one after the first batch.
+    expect(transactions).to.equal(2);
+    expect((await linking().findByMemberId(b.id))?.google_sub).to.equal(null);
+  });
+
   it('flags an address verified on two unlinked members, and keeps it on both', async () => {
     const first = legacyMember({ emails: [{ address: 'family@example.com', verified: true, primary: true }] });
     const second = legacyMember({ emails: [{ address: 'Family@example.com', verified: true }, { address: 'own@example.com', verified: true }] });
