@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Clock } from '../shared/clock.ts';
 import type { Database, Queryable } from '../persistence/db.ts';
-import { prepareBatch, type ImportedMember, type PreparedBatch, type TrelloMemberQueries } from '../persistence/queries/trello-members.ts';
+import type { ImportedMember, TrelloMemberQueries } from '../persistence/queries/trello-members.ts';
 import { normalizeEmail } from '../identity/email-address.ts';
 import { BCRYPT_HASH } from './linking.ts';
 import { IdSet } from './id-set.ts';
@@ -197,7 +197,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
    * the remarks, reported only once the transaction committed. `earlier` holds the member ids
    * of the batch already met on an earlier batch's line.
    */
-  async function write(tx: Queryable, lines: Pending[], earlier: ReadonlySet<string>, prepared?: PreparedBatch): Promise<{ line: number; reason: string }[]> {
+  async function write(tx: Queryable, lines: Pending[], earlier: ReadonlySet<string>): Promise<{ line: number; reason: string }[]> {
     const remarks: { line: number; reason: string }[] = [];
     // The same member id twice in one batch: the later line wins, as it would across batches.
     const byId = new Map<string, Pending>();
@@ -211,7 +211,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
       byId.set(p.member.memberId, p);
     }
     const unique = [...byId.values()];
-    const known = await deps.trelloMembers.importPrecheck(tx, unique.map((p) => p.member), prepared);
+    const known = await deps.trelloMembers.importPrecheck(tx, unique.map((p) => p.member));
     const present = new Set<string>();
     const linked = new Set<string>();
     // A Google subject is unique across members: a second claim is imported without it (the
@@ -237,7 +237,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
       }
       members.push(member);
     }
-    const { inserted } = await deps.trelloMembers.upsertBatch(tx, members, { present, linked }, new Date(deps.clock.now()), prepared);
+    const { inserted } = await deps.trelloMembers.upsertBatch(tx, members, { present, linked }, new Date(deps.clock.now()));
     // A linked member's Enterprise set, renamed or dropped by this import changes who manages its
     // account (account_managers, decision 0030), in the batch's transaction. Every member that was
     // already there is synced, not only those the precheck saw linked: the precheck reads without
@@ -248,7 +248,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
     // flagged. At login the member whose Trello password matches is the one (decision 0019).
     const lineOf = new Map(unique.map((p) => [p.member.memberId, p.line]));
     const unlinked = linked.size ? members.filter((m) => !linked.has(m.memberId)) : members;
-    for (const shared of await deps.trelloMembers.sharedVerifiedAddresses(tx, unlinked, prepared)) {
+    for (const shared of await deps.trelloMembers.sharedVerifiedAddresses(tx, unlinked)) {
       remarks.push({ line: lineOf.get(shared.member_id)!, reason: `address ${shared.email} is also verified on member ${shared.others.join(', ')}: whose Trello password matches at login gets it` });
     }
     summary.inserted += inserted.length;
@@ -263,7 +263,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
    * batch's transaction, so that the line-by-line retry below sees the same answer.
    */
   const met = new IdSet();
-  const writeBatch = async (lines: Pending[], prepared: PreparedBatch) => {
+  const writeBatch = async (lines: Pending[]) => {
     const earlier = new Set<string>();
     const inBatch = new Set<string>();
     for (const p of lines) {
@@ -273,7 +273,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
       if (met.addHas(id)) earlier.add(id);
     }
     try {
-      for (const r of await deps.db.transaction((tx) => write(tx, lines, earlier, prepared))) flag(r.line, r.reason);
+      for (const r of await deps.db.transaction((tx) => write(tx, lines, earlier))) flag(r.line, r.reason);
     } catch (err) {
       if (!dataError(err)) throw err;
       // Something the checks did not foresee: the batch was rolled back. Line by line, so only
@@ -306,17 +306,12 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
     if (failure) throw failure.err;
   };
   const flush = async () => {
-    if (!batch.length) return settle();
+    await settle();
+    if (!batch.length) return;
     const lines = batch;
     const linesRead = summary.lines;
     batch = [];
-    // The batch's parameters, built while the previous batch is still written (for its members
-    // each id once, the later line winning, as `write` takes them).
-    const unique = new Map<string, ImportedMember>();
-    for (const p of lines) unique.set(p.member.memberId, p.member);
-    const prepared = prepareBatch([...unique.values()]);
-    await settle();
-    writing = writeBatch(lines, prepared).then(async () => {
+    writing = writeBatch(lines).then(async () => {
       options.onProgress?.(linesRead);
       await analyzeWhenGrown();
     }, (err: unknown) => { failure = { err }; });

@@ -72,28 +72,6 @@ const verifiedColumns = (list: readonly ImportedMember[]) => {
   return [textArray(ids), textArray(emails)];
 };
 
-/**
- * A batch's array parameters, built before its transaction (`prepareBatch`): the import builds
- * them while the server still writes the previous batch, instead of inside the transaction
- * where the server waits for them (~10 µs a line, ISO timestamps mostly). A statement uses them
- * only for the very list they were built from (the same member objects, in the same order: a
- * first import's new members, a re-import's members already here); for any other list — a
- * member changed by the checks is a new object — it builds its own.
- */
-export interface PreparedBatch {
-  readonly members: readonly ImportedMember[];
-  readonly memberColumns: string[];
-  readonly emailColumns: string[];
-  readonly verifiedColumns: string[];
-}
-
-export function prepareBatch(members: readonly ImportedMember[]): PreparedBatch {
-  return { members, memberColumns: memberColumns(members), emailColumns: emailColumns(members), verifiedColumns: verifiedColumns(members) };
-}
-
-const preparedFor = (prepared: PreparedBatch | undefined, list: readonly ImportedMember[]): PreparedBatch | undefined =>
-  prepared && prepared.members.length === list.length && list.every((m, i) => m === prepared.members[i]) ? prepared : undefined;
-
 const MEMBER = `m.member_id, m.username, m.full_name, m.password_hash, m.google_sub, m.google_email, m.enterprise_id,
   m.enterprise_name, m.linked_account_id, m.linked_at, m.linked_by,
   COALESCE((SELECT json_agg(json_build_object('email', e.email, 'verified', e.verified, 'is_primary', e.is_primary,
@@ -191,14 +169,14 @@ export function createTrelloMemberQueries(db: Queryable) {
      * OFFSET 0 keeps the planner from turning them into a join that scans a whole table): the
      * import stays as fast at the millionth line as at the first (issue 14).
      */
-    async importPrecheck(tx: Queryable, lines: ImportedMember[], prepared?: PreparedBatch): Promise<Map<string, { present: boolean; linked: boolean; subHolder: string | null }>> {
+    async importPrecheck(tx: Queryable, lines: ImportedMember[]): Promise<Map<string, { present: boolean; linked: boolean; subHolder: string | null }>> {
       const { rows } = await tx.query<{ member_id: string; present: boolean; linked: boolean; holder: string | null }>(
         `SELECT l.member_id, m.member_id IS NOT NULL AS present, m.linked_account_id IS NOT NULL AS linked,
                 CASE WHEN l.google_sub IS NOT NULL THEN (SELECT h.member_id FROM trello_members h WHERE h.google_sub = l.google_sub AND h.member_id <> l.member_id) END AS holder
          FROM unnest($1::text[], $2::text[]) AS l (member_id, google_sub)
          LEFT JOIN LATERAL (SELECT x.member_id, x.linked_account_id FROM trello_members x WHERE x.member_id = l.member_id OFFSET 0) AS m ON true
          WHERE m.member_id IS NOT NULL OR (l.google_sub IS NOT NULL AND EXISTS (SELECT 1 FROM trello_members h WHERE h.google_sub = l.google_sub AND h.member_id <> l.member_id))`,
-        (() => { const columns = preparedFor(prepared, lines)?.memberColumns ?? memberColumns(lines); return [columns[0], columns[4]]; })(),
+        [textArray(lines.map((l) => l.memberId)), textArray(lines.map((l) => l.googleSub))],
       );
       return new Map(rows.map((r) => [r.member_id, { present: r.present, linked: r.linked, subHolder: r.holder }]));
     },
@@ -207,7 +185,7 @@ export function createTrelloMemberQueries(db: Queryable) {
      * Of the verified addresses of `members` (unlinked, as just written), those verified on
      * another unlinked member too, with those members: one index probe per address.
      */
-    async sharedVerifiedAddresses(tx: Queryable, members: ImportedMember[], prepared?: PreparedBatch): Promise<{ member_id: string; email: string; others: string[] }[]> {
+    async sharedVerifiedAddresses(tx: Queryable, members: ImportedMember[]): Promise<{ member_id: string; email: string; others: string[] }[]> {
       if (!members.some((m) => m.emails.some((e) => e.verified))) return [];
       const { rows } = await tx.query<{ member_id: string; email: string; others: string[] }>(
         `SELECT b.member_id, b.email, array_agg(o.member_id ORDER BY o.member_id) AS others
@@ -218,7 +196,7 @@ export function createTrelloMemberQueries(db: Queryable) {
          ) AS o
          GROUP BY b.member_id, b.email
          ORDER BY b.member_id, b.email`,
-        preparedFor(prepared, members)?.verifiedColumns ?? verifiedColumns(members),
+        verifiedColumns(members),
       );
       return rows;
     },
@@ -235,9 +213,7 @@ export function createTrelloMemberQueries(db: Queryable) {
      * is written — a member or an address equal to its line is not rewritten (no dead row, no
      * index entry, no WAL), so a run over the same file mostly reads.
      */
-    async upsertBatch(tx: Queryable, members: ImportedMember[], known: { present: ReadonlySet<string>; linked: ReadonlySet<string> }, now: Date, prepared?: PreparedBatch): Promise<{ inserted: string[] }> {
-      const membersOf = (list: ImportedMember[]) => preparedFor(prepared, list)?.memberColumns ?? memberColumns(list);
-      const emailsOf = (list: ImportedMember[]) => preparedFor(prepared, list)?.emailColumns ?? emailColumns(list);
+    async upsertBatch(tx: Queryable, members: ImportedMember[], known: { present: ReadonlySet<string>; linked: ReadonlySet<string> }, now: Date): Promise<{ inserted: string[] }> {
       const fresh = new Set<string>();
       // Members the precheck did not find (all of them in a first import): inserted without
       // looking them up again. One that another writer inserted since is left to the upsert below.
@@ -251,7 +227,7 @@ export function createTrelloMemberQueries(db: Queryable) {
              AS u (member_id, username, full_name, password_hash, google_sub, google_email, enterprise_id, enterprise_name)
            ON CONFLICT (member_id) DO NOTHING
            RETURNING member_id`,
-          [...membersOf(absent), now],
+          [...memberColumns(absent), now],
         );
         for (const r of rows) fresh.add(r.member_id);
         if (rows.length < absent.length) others = others.concat(absent.filter((m) => !fresh.has(m.memberId)));
@@ -273,13 +249,13 @@ export function createTrelloMemberQueries(db: Queryable) {
            google_email = CASE WHEN m.linked_account_id IS NULL THEN excluded.google_email ELSE m.google_email END,
            enterprise_id = excluded.enterprise_id, enterprise_name = excluded.enterprise_name
          RETURNING member_id, (xmax = 0) AS inserted`,
-        [...membersOf(others), now],
+        [...memberColumns(others), now],
       ) : { rows: [] };
       for (const r of rows) if (r.inserted) fresh.add(r.member_id);
       const ROWS = 'SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::boolean[], $5::timestamptz[], $6::timestamptz[])';
       // A new member has no addresses yet: inserted, nothing to compare with.
       const added = members.filter((m) => fresh.has(m.memberId));
-      if (added.length) await tx.query(`INSERT INTO trello_member_emails (member_id, email, verified, is_primary, last_used_at, added_at) ${ROWS}`, emailsOf(added));
+      if (added.length) await tx.query(`INSERT INTO trello_member_emails (member_id, email, verified, is_primary, last_used_at, added_at) ${ROWS}`, emailColumns(added));
       // An unlinked member imported before: its addresses become the line's. Those it no longer
       // lists go, new ones come, changed ones are updated; an unchanged one is not written.
       const replaced = members.filter((m) => known.present.has(m.memberId) && !known.linked.has(m.memberId) && !fresh.has(m.memberId));
@@ -313,7 +289,7 @@ export function createTrelloMemberQueries(db: Queryable) {
            SELECT * FROM changed WHERE member_id IN (SELECT member_id FROM mine)
            ON CONFLICT (member_id, email) DO UPDATE SET verified = excluded.verified, is_primary = excluded.is_primary,
              last_used_at = excluded.last_used_at, added_at = excluded.added_at`,
-          [textArray(replaced.map((m) => m.memberId)), ...emailsOf(replaced)],
+          [textArray(replaced.map((m) => m.memberId)), ...emailColumns(replaced)],
         );
       }
       return { inserted: [...fresh] };

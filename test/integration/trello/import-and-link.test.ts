@@ -97,23 +97,6 @@ describe('legacy Trello accounts: import and linking rules', () => {
     expect(await linking().findByMemberId(e.id)).to.not.equal(undefined);
   });
 
-  it('writes the parameters built ahead of a batch only for the very members they were built from', async () => {
-    const { parseLine } = await import('../../../src/legacy-trello/legacy-import.ts');
-    const { prepareBatch } = await import('../../../src/persistence/queries/trello-members.ts');
-    const parsed = [legacyMember({ google: { sub: 'sub-ahead', email: 'x@gmail.com' } }), legacyMember()].map((m) => parseLine(JSON.stringify(m)));
-    const members = parsed.map((r) => (r.ok ? r.member : expect.fail('line refused')));
-    const prepared = prepareBatch(members);
-    // The checks drop the first member's Google subject (a copy): the statements must not use what
-    // was built for the original, nor anything built for a list of other members.
-    const changed = [{ ...members[0]!, googleSub: null, googleEmail: null }, members[1]!];
-    const { inserted } = await server.registry.db.transaction((tx) =>
-      server.registry.trello.members.upsertBatch(tx, changed, { present: new Set(), linked: new Set() }, new Date(), prepared));
-    expect(inserted).to.have.members(members.map((m) => m.memberId));
-    expect((await linking().findByMemberId(members[0]!.memberId))?.google_sub).to.equal(null);
-    expect((await linking().findByMemberId(members[1]!.memberId))?.emails.map((e) => e.email)).to.deep.equal([members[1]!.emails[0]!.email]);
-    expect(await linking().findByGoogleSub('sub-ahead')).to.equal(undefined);
-  });
-
   it('writes a batch whose checks changed a member in one transaction, not line by line', async () => {
     const a = legacyMember({ google: { sub: 'sub-one-tx' } });
     const b = legacyMember({ google: { sub: 'sub-one-tx' } });
