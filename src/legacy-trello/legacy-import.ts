@@ -339,16 +339,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
   };
 
   const lines = createInterface({ input, crlfDelay: Infinity });
-  // While a batch is written, its statements' answers wait for this loop to give the event loop
-  // back, and the server waits with them: readline hands over a whole chunk of the file (~140
-  // lines, ~4 ms of checks) without yielding. So every YIELD_EVERY lines it yields.
-  const YIELD_EVERY = 32;
-  let sinceYield = 0;
   for await (const text of lines) {
-    if (writing && ++sinceYield >= YIELD_EVERY) {
-      sinceYield = 0;
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
     summary.lines += 1;
     if (!text.trim()) continue;
     const result = parseLine(text);
