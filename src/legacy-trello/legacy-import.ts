@@ -211,7 +211,7 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
       byId.set(p.member.memberId, p);
     }
     const unique = [...byId.values()];
-    const known = await deps.trelloMembers.importPrecheck(tx, unique.map((p) => ({ memberId: p.member.memberId, googleSub: p.member.googleSub })));
+    const known = await deps.trelloMembers.importPrecheck(tx, unique.map((p) => p.member));
     const present = new Set<string>();
     const linked = new Set<string>();
     // A Google subject is unique across members: a second claim is imported without it (the
@@ -247,8 +247,8 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
     // An address verified on two unlinked members: kept on both (either may be the person), and
     // flagged. At login the member whose Trello password matches is the one (decision 0019).
     const lineOf = new Map(unique.map((p) => [p.member.memberId, p.line]));
-    const verified = members.filter((m) => !linked.has(m.memberId)).flatMap((m) => m.emails.filter((e) => e.verified).map((e) => ({ memberId: m.memberId, email: e.email })));
-    for (const shared of await deps.trelloMembers.sharedVerifiedAddresses(tx, verified)) {
+    const unlinked = linked.size ? members.filter((m) => !linked.has(m.memberId)) : members;
+    for (const shared of await deps.trelloMembers.sharedVerifiedAddresses(tx, unlinked)) {
       remarks.push({ line: lineOf.get(shared.member_id)!, reason: `address ${shared.email} is also verified on member ${shared.others.join(', ')}: whose Trello password matches at login gets it` });
     }
     summary.inserted += inserted.length;
@@ -320,19 +320,22 @@ export async function importMembers(deps: { db: Database; trelloMembers: TrelloM
   // Statistics are never missing (decision 0042): without them the planner guesses the tables'
   // sizes, and a guess from an empty table made every batch's delete scan the whole address
   // table (issue 14). So the tables loaded are analysed after the first batch and each time
-  // they have grown tenfold since (500, 5,000, 50,000 … members: a handful of sampled reads,
-  // about 30,000 rows each, whatever the size), and at the end. Autovacuum may be off.
+  // they have grown tenfold since (5,000, 50,000, 500,000 … members), on a small sample (3,000
+  // rows: the import's own statements are index probes whatever the statistics, and a full
+  // ANALYZE in the middle of the run stalled it for ~300 ms each time), and at the end in full
+  // (about 30,000 rows each, whatever the size). Autovacuum may be off.
   let analyzeAt = 0;
-  let analyzedAt = -1;
-  const analyze = async () => {
+  let analyzed = { at: -1, quick: true };
+  const analyze = async (quick = false) => {
     const written = summary.inserted + summary.updated;
-    if (written === analyzedAt) return;
-    await deps.trelloMembers.analyze();
-    analyzedAt = written;
+    if (written === analyzed.at && (quick || !analyzed.quick)) return;
+    if (quick) await deps.db.transaction((tx) => deps.trelloMembers.analyzeSample(tx));
+    else await deps.trelloMembers.analyze();
+    analyzed = { at: written, quick };
     analyzeAt = Math.max(written, 1) * 10;
   };
   const analyzeWhenGrown = async () => {
-    if (summary.inserted + summary.updated >= analyzeAt) await analyze();
+    if (summary.inserted + summary.updated >= analyzeAt) await analyze(true);
   };
 
   const lines = createInterface({ input, crlfDelay: Infinity });

@@ -9,14 +9,13 @@ const NEEDS_ESCAPE = /["\\]/;
 
 /** Text (or timestamps as ISO strings): each element quoted, `"` and `\` escaped; null is NULL. */
 export function textArray(values: readonly (string | null | undefined)[]): string {
-  let out = '{';
+  // Joined at once: one flat string, not a rope of thousands of pieces kept until it is sent.
+  const parts = new Array<string>(values.length);
   for (let i = 0; i < values.length; i += 1) {
     const v = values[i];
-    if (i) out += ',';
-    if (v == null) out += 'NULL';
-    else out += `"${NEEDS_ESCAPE.test(v) ? v.replace(/["\\]/g, '\\$&') : v}"`;
+    parts[i] = v == null ? 'NULL' : `"${NEEDS_ESCAPE.test(v) ? v.replace(/["\\]/g, '\\$&') : v}"`;
   }
-  return `${out}}`;
+  return `{${parts.join(',')}}`;
 }
 
 export function booleanArray(values: readonly boolean[]): string {

@@ -97,6 +97,19 @@ describe('legacy Trello accounts: import and linking rules', () => {
     expect(await linking().findByMemberId(e.id)).to.not.equal(undefined);
   });
 
+  it('writes a batch whose checks changed a member in one transaction, not line by line', async () => {
+    const a = legacyMember({ google: { sub: 'sub-one-tx' } });
+    const b = legacyMember({ google: { sub: 'sub-one-tx' } });
+    let transactions = 0;
+    const db = { ...server.registry.db, transaction: <T>(fn: Parameters<typeof server.registry.db.transaction<T>>[0]) => { transactions += 1; return server.registry.db.transaction(fn); } };
+    const summary = await importMembers({ db, trelloMembers: server.registry.trello.members, clock: server.registry.clock },
+      Readable.from([[a, b].map((m) => JSON.stringify(m)).join('\n')]));
+    expect(summary.flagged).to.deep.equal([{ line: 2, reason: `google.sub is already member ${a.id}'s: imported without it` }]);
+    // The batch, then the final ANALYZE's sampling one after the first batch.
+    expect(transactions).to.equal(2);
+    expect((await linking().findByMemberId(b.id))?.google_sub).to.equal(null);
+  });
+
   it('flags an address verified on two unlinked members, and keeps it on both', async () => {
     const first = legacyMember({ emails: [{ address: 'family@example.com', verified: true, primary: true }] });
     const second = legacyMember({ emails: [{ address: 'Family@example.com', verified: true }, { address: 'own@example.com', verified: true }] });
