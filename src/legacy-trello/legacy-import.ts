@@ -16,7 +16,15 @@ import { IdSet } from './id-set.ts';
  * duplicates: the Trello member id is the key.
  */
 const isoDateString = z.iso.datetime({ offset: true });
-const isoDate = isoDateString.transform((s) => new Date(s));
+/**
+ * PostgreSQL stores years 0001–9999 written as ISO text (year 0000 is refused; a later year is not
+ * four digits): a date outside them is a bad line here, not a failed batch written line by line.
+ */
+const storable = (s: string): boolean => {
+  const year = new Date(s).getUTCFullYear();
+  return year >= 1 && year <= 9999;
+};
+const isoDate = isoDateString.refine(storable, 'date out of range (years 0001–9999 in UTC)').transform((s) => new Date(s));
 /** The very pattern zod checks `isoDate` with: the fast path below accepts exactly what it accepts. */
 const ISO_DATE: RegExp = isoDateString._zod.def.pattern ?? /(?!)/;
 const line = z.object({
@@ -43,7 +51,7 @@ const holdsNul = (value: unknown): boolean =>
 type Raw = Record<string, unknown>;
 const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
 const optionalString = (v: unknown, max: number) => v == null || (typeof v === 'string' && v.length <= max);
-const optionalDate = (v: unknown) => v == null || (typeof v === 'string' && ISO_DATE.test(v));
+const optionalDate = (v: unknown) => v == null || (typeof v === 'string' && ISO_DATE.test(v) && storable(v));
 
 /**
  * The schema above, checked by hand for a line that meets it: the same output as `line.parse`,

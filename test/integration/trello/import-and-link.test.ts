@@ -97,6 +97,23 @@ describe('legacy Trello accounts: import and linking rules', () => {
     expect(await linking().findByMemberId(e.id)).to.not.equal(undefined);
   });
 
+  it('reports a date the database cannot store (year 0000, past 9999 in UTC) as a bad line, and imports the rest of its batch', async () => {
+    const lines = [
+      legacyMember(),
+      legacyMember({ emails: [{ address: 'year0@example.com', verified: true, primary: true, addedAt: '0000-06-01T00:00:00Z' }] }),
+      legacyMember({ emails: [{ address: 'year10000@example.com', verified: true, primary: true, lastUsedAt: '9999-12-31T23:00:00-05:00' }] }),
+      legacyMember({ emails: [{ address: 'year1@example.com', verified: true, primary: true, addedAt: '0001-01-01T00:00:00Z' }] }),
+    ];
+    const summary = await importMembers(
+      { db: server.registry.db, trelloMembers: server.registry.trello.members, clock: server.registry.clock },
+      Readable.from([lines.map((m) => JSON.stringify(m)).join('\n')]),
+      { batchSize: 10 },
+    );
+    expect(summary.skipped.map((s) => s.line)).to.deep.equal([2, 3]);
+    for (const s of summary.skipped) expect(s.reason).to.match(/date out of range/);
+    for (const m of [lines[0]!, lines[3]!]) expect(await linking().findByMemberId(m.id), m.id).to.not.equal(undefined);
+  });
+
   it('writes a batch whose checks changed a member in one transaction, not line by line', async () => {
     const a = legacyMember({ google: { sub: 'sub-one-tx' } });
     const b = legacyMember({ google: { sub: 'sub-one-tx' } });
