@@ -77,7 +77,7 @@ export const configSchema = z
      * The embedded engine's shared_buffers in MB (PostgreSQL's page cache inside the process; with
      * a server, its operator sizes it). Every MB of it is resident from the start: 32 by default
      * (decision 0043); down to 1 to save up to 31 MB of an idle process, at the cost of more reads
-     * through the operating system's cache of DATA_DIR (docs/decisions/0059-idle-memory-flags.md).
+     * through the operating system's cache of DATA_DIR (docs/decisions/0059-idle-memory-settings.md).
      */
     embeddedSharedBuffersMb: z.coerce.number().int().min(1).max(1024),
     /**
