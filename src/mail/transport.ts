@@ -36,7 +36,12 @@ export function createSmtpTransport(url: string): MailTransport {
   return {
     async send(mail) {
       if (closed) throw new MailSendError('connection: the transport is closed', false);
-      const smtp = await open();
+      // A library that cannot be loaded is the installation's fault, not the message's: transient,
+      // so the message waits for a fixed install instead of failing for good (delivery.ts).
+      const smtp = await open().catch((err: unknown) => {
+        transporter = undefined;
+        throw new MailSendError(`connection: nodemailer could not be loaded (${(err as Error).message.split('\n')[0]})`, false, { cause: err });
+      });
       try {
         await smtp.sendMail({ ...mail, messageId: mail.messageId });
       } catch (err) {
