@@ -304,7 +304,8 @@ function acquireLock(dataDir: string): () => void {
  * and count in full towards the process's RSS: at PostgreSQL's 128 MB default, an idle embedded
  * server held 388 MB and the legacy import passed 500 MB (issue 14: < 300 MB). 32 MB (4,096
  * pages) still holds every hot index of a small deployment, and pages it does not hold are read
- * from the operating system's cache of DATA_DIR, not from the disk (decision 0043).
+ * from the operating system's cache of DATA_DIR, not from the disk (decision 0043). The operator
+ * may go lower (EMBEDDED_SHARED_BUFFERS_MB, down to 1: −31 MB of an idle process; decision 0059).
  */
 const EMBEDDED_SHARED_BUFFERS_MB = 32;
 
