@@ -32,6 +32,24 @@ const IDLE_TARGET_MB = 150;
 const GROWTH_TARGET = 1.1;
 const PASSWORD = 'soak bench password';
 
+/**
+ * `npm start` as package.json says it: its `VAR=${VAR:-value}` defaults (glibc's malloc settings
+ * must be in the environment before the process starts) and the node options before the entry.
+ * The soak runs the same, so that its figures are those of the documented command (decision 0059).
+ */
+export function startCommand(script: string): { env: Record<string, string>; args: string[] } {
+  const words = script.trim().split(/\s+/);
+  const env: Record<string, string> = {};
+  let i = 0;
+  for (; i < words.length; i += 1) {
+    const assignment = /^([A-Z_][A-Z0-9_]*)=\$\{\1:-([^}]*)\}$/.exec(words[i]!);
+    if (!assignment) break;
+    env[assignment[1]!] = process.env[assignment[1]!] ?? assignment[2]!;
+  }
+  if (words[i] !== 'node' || words.at(-1) !== 'src/main.ts') throw new Error(`package.json's start script is not "[VAR=\${VAR:-value} …] node [options] src/main.ts": ${script}`);
+  return { env, args: words.slice(i + 1, -1) };
+}
+
 const rssMb = (pid: number) => {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
   return Math.round(Number(line?.split(/\s+/)[1] ?? 0) / 1024);
@@ -79,8 +97,11 @@ export async function run(options: SoakOptions = {}): Promise<Row[]> {
     await registry.close();
   }
 
-  const child = spawn(process.execPath, ['--experimental-strip-types', '--no-warnings', join(import.meta.dirname, '..', 'src', 'main.ts')], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+  const root = join(import.meta.dirname, '..');
+  const start = startCommand((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start);
+  log(`soak: the server as npm start runs it: ${Object.entries(start.env).map(([k, v]) => `${k}=${v} `).join('')}node ${start.args.join(' ')} src/main.ts`);
+  const child = spawn(process.execPath, [...start.args, '--no-warnings', join(root, 'src', 'main.ts')], {
+    env: { PATH: process.env.PATH ?? '', ...start.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -74,6 +74,21 @@ export const configSchema = z
     /** Where the embedded database (and the development secret key) live. */
     dataDir: z.string().min(1),
     /**
+     * The embedded engine's shared_buffers in MB (PostgreSQL's page cache inside the process; with
+     * a server, its operator sizes it). Every MB of it is resident from the start: 32 by default
+     * (decision 0043); down to 1 to save up to 31 MB of an idle process, at the cost of more reads
+     * through the operating system's cache of DATA_DIR (docs/decisions/0059-idle-memory-settings.md).
+     */
+    embeddedSharedBuffersMb: z.coerce.number().int().min(1).max(1024),
+    /**
+     * glibc's MALLOC_MMAP_THRESHOLD_ as the process was started with (glibc reads it itself, before
+     * any code runs; read here so that a value glibc would silently ignore stops the start-up).
+     * `npm start` and the container image set 131072: blocks of 128 KiB or more are mapped and
+     * given back when freed, instead of staying in the heap after V8's compilers freed them
+     * (decision 0059). Unset: glibc's own dynamic threshold.
+     */
+    mallocMmapThreshold: z.coerce.number().int().min(0).max(32 * 1024 * 1024, { message: 'must be at most 33554432 (32 MiB): glibc ignores a larger threshold' }).optional(),
+    /**
      * 32-byte key that encrypts secrets at rest (signing keys' private parts, client secrets,
      * generated cookie keys). Required in production; generated under dataDir in development.
      */
@@ -337,6 +352,8 @@ export const environmentVariables: Record<string, string> = {
   ISSUER: 'issuer',
   DATABASE_URL: 'databaseUrl',
   DATA_DIR: 'dataDir',
+  EMBEDDED_SHARED_BUFFERS_MB: 'embeddedSharedBuffersMb',
+  MALLOC_MMAP_THRESHOLD_: 'mallocMmapThreshold',
   SECRET_KEY: 'secretKey',
   SECRET_KEYS_PREVIOUS: 'secretKeysPrevious',
   COOKIE_KEYS: 'cookieKeys',

@@ -1,4 +1,4 @@
-import * as client from 'openid-client';
+import type * as OpenidClient from 'openid-client';
 import type { UpstreamFetch } from './upstream-fetch.ts';
 
 /**
@@ -67,8 +67,12 @@ export interface OidcClientSettings {
 /** How long a discovery document is used before it is fetched again (milliseconds). */
 export const DISCOVERY_TTL_MS = 60_000;
 
+/** openid-client is loaded at the first upstream login: not every deployment has one (decision 0059). */
+let openidClient: Promise<typeof OpenidClient> | undefined;
+const loadOpenidClient = () => (openidClient ??= import('openid-client'));
+
 export function createOidcClient(settings: OidcClientSettings) {
-  let configuration: Promise<client.Configuration> | undefined;
+  let configuration: Promise<OpenidClient.Configuration> | undefined;
   const emailClaim = settings.claims?.email ?? 'email';
   const nameClaim = settings.claims?.name ?? 'name';
 
@@ -81,15 +85,15 @@ export function createOidcClient(settings: OidcClientSettings) {
    * rather than after the browser has left (walkthrough finding: a document kept for good hid an
    * outage). `fresh`: fetch it now (the console's test).
    */
-  function config(options: { fresh?: boolean } = {}): Promise<client.Configuration> {
+  function config(options: { fresh?: boolean } = {}): Promise<OpenidClient.Configuration> {
     const now = (settings.now ?? Date.now)();
     if (options.fresh || now - discoveredAt > DISCOVERY_TTL_MS) configuration = undefined;
     if (!configuration) discoveredAt = now;
-    configuration ??= client.discovery(new URL(settings.issuer), settings.clientId, settings.clientSecret, undefined, {
+    configuration ??= loadOpenidClient().then((client) => client.discovery(new URL(settings.issuer), settings.clientId, settings.clientSecret, undefined, {
       ...(settings.issuer.startsWith('http:') ? { execute: [client.allowInsecureRequests] } : {}),
       timeout: settings.timeoutSeconds ?? 10,
-      ...(settings.fetch ? { [client.customFetch]: settings.fetch as unknown as client.CustomFetch } : {}),
-    }).catch((err: unknown) => {
+      ...(settings.fetch ? { [client.customFetch]: settings.fetch as unknown as OpenidClient.CustomFetch } : {}),
+    })).catch((err: unknown) => {
       configuration = undefined;
       throw err;
     });
@@ -106,6 +110,7 @@ export function createOidcClient(settings: OidcClientSettings) {
      * the caller checks `authTime`. `loginHint`: the address typed at our identifier step.
      */
     async start(options: { fresh?: boolean; loginHint?: string | undefined } = {}): Promise<UpstreamStart> {
+      const client = await loadOpenidClient();
       const verifier = client.randomPKCECodeVerifier();
       const state = client.randomState();
       const nonce = client.randomNonce();
@@ -130,6 +135,7 @@ export function createOidcClient(settings: OidcClientSettings) {
      */
     async finish(callbackUrl: URL, checks: UpstreamChecks): Promise<UpstreamClaims> {
       const configuration = await config();
+      const client = await loadOpenidClient();
       const tokens = await client.authorizationCodeGrant(configuration, callbackUrl, {
         pkceCodeVerifier: checks.verifier,
         expectedState: checks.state,

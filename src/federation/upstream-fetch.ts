@@ -1,6 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
-import { Agent } from 'undici';
+import type { Dispatcher } from 'undici';
 import { isPublicAddress } from '../organizations/network-address.ts';
 
 /**
@@ -81,13 +81,15 @@ export type UpstreamFetch = (url: string | URL | Request, init?: RequestInit) =>
  */
 export function createUpstreamFetch(rules: UpstreamRules): UpstreamFetch {
   if (rules.allowPrivateAddresses) return (url, init) => globalThis.fetch(url, init);
-  const dispatcher = new Agent({ connect: { lookup: checkedLookup } });
+  // undici (~25 MB once loaded) and the agent are made at the first upstream request (decision 0059).
+  let dispatcher: Promise<Dispatcher> | undefined;
   return async (url, init) => {
     const target = new URL(url instanceof Request ? url.url : url);
     const literal = literalAddress(target.hostname);
     if (literal !== undefined && !isPublicAddress(literal)) throw new TypeError('fetch failed', { cause: new PrivateAddressError(target.hostname) });
     if (target.protocol !== 'https:' && !(target.protocol === 'http:' && rules.allowHttp)) throw new TypeError('fetch failed', { cause: new Error(`${target.protocol} is not allowed`) });
-    return globalThis.fetch(url, { ...init, dispatcher } as RequestInit);
+    dispatcher ??= import('undici').then(({ Agent }) => new Agent({ connect: { lookup: checkedLookup } }));
+    return globalThis.fetch(url, { ...init, dispatcher: await dispatcher } as RequestInit);
   };
 }
 

@@ -1,4 +1,4 @@
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 
 export interface OutgoingMail {
   messageId: string;
@@ -24,13 +24,26 @@ export class MailSendError extends Error {
   }
 }
 
-/** SMTP through nodemailer (pooled connections; STARTTLS when the server offers it). */
+/**
+ * SMTP through nodemailer (pooled connections; STARTTLS when the server offers it). nodemailer
+ * (~20 MB once loaded) and its pool are made at the first message: an idle server, or one whose
+ * outbox is empty, never needs them (decision 0059).
+ */
 export function createSmtpTransport(url: string): MailTransport {
-  const transporter = nodemailer.createTransport({ url, pool: true, maxConnections: 3 } as Parameters<typeof nodemailer.createTransport>[0]);
+  let transporter: Promise<Transporter> | undefined;
+  let closed = false;
+  const open = () => (transporter ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport({ url, pool: true, maxConnections: 3 } as Parameters<typeof nodemailer.createTransport>[0])));
   return {
     async send(mail) {
+      if (closed) throw new MailSendError('connection: the transport is closed', false);
+      // A library that cannot be loaded is the installation's fault, not the message's: transient,
+      // so the message waits for a fixed install instead of failing for good (delivery.ts).
+      const smtp = await open().catch((err: unknown) => {
+        transporter = undefined;
+        throw new MailSendError(`connection: nodemailer could not be loaded (${(err as Error).message.split('\n')[0]})`, false, { cause: err });
+      });
       try {
-        await transporter.sendMail({ ...mail, messageId: mail.messageId });
+        await smtp.sendMail({ ...mail, messageId: mail.messageId });
       } catch (err) {
         const e = err as { responseCode?: number; message?: string };
         // RFC 5321 §4.2.1: 5yz replies are permanent, 4yz and connection problems are transient.
@@ -38,7 +51,10 @@ export function createSmtpTransport(url: string): MailTransport {
         throw new MailSendError(`${e.responseCode ?? 'connection'}: ${(e.message ?? String(err)).split('\n')[0]}`, permanent, { cause: err });
       }
     },
-    close: () => transporter.close(),
+    close: () => {
+      closed = true;
+      void transporter?.then((smtp) => smtp.close(), () => {});
+    },
   };
 }
 

@@ -1,10 +1,9 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
-import { PGlite } from '@electric-sql/pglite';
+import type pg from 'pg';
+import type { PGlite } from '@electric-sql/pglite';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AppError } from '../shared/errors.ts';
-import { createPool } from './failover-pool.ts';
 import { parseDatabaseUrl } from './hosts.ts';
 
 /**
@@ -132,6 +131,8 @@ export interface OpenOptions {
   dataDir?: string | undefined;
   /** Schema to use on a server (tests isolate each run in its own schema). */
   schema?: string | undefined;
+  /** The embedded engine's shared_buffers in MB (decision 0043: 32; EMBEDDED_SHARED_BUFFERS_MB). */
+  sharedBuffersMb?: number | undefined;
   /** Pool size on a server. */
   poolSize?: number;
   /** Bounds on waits for a server; `defaultTimeouts` when absent. */
@@ -139,7 +140,7 @@ export interface OpenOptions {
 }
 
 export async function openDatabase(options: OpenOptions): Promise<Database> {
-  return guardTransactions(options.url ? await openServer(options.url, options) : await openEmbedded(options.dataDir));
+  return guardTransactions(options.url ? await openServer(options.url, options) : await openEmbedded(options.dataDir, options.sharedBuffersMb ?? EMBEDDED_SHARED_BUFFERS_MB));
 }
 
 /**
@@ -190,6 +191,9 @@ function describeConnectError(url: string, err: unknown): string {
 async function openServer(url: string, options: OpenOptions): Promise<Database> {
   const timeouts = options.timeouts ?? defaultTimeouts;
   // One host: node-postgres's pool; a host list or target_session_attrs: the failover pool.
+  // Each engine's driver is loaded by the engine that uses it: PGlite's module is ~7 MB of a
+  // server process that never opens it, pg's a few of an embedded one (decision 0059).
+  const { createPool } = await import('./failover-pool.ts');
   const pool = createPool(url, {
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: timeouts.connectMs,
@@ -300,11 +304,13 @@ function acquireLock(dataDir: string): () => void {
  * and count in full towards the process's RSS: at PostgreSQL's 128 MB default, an idle embedded
  * server held 388 MB and the legacy import passed 500 MB (issue 14: < 300 MB). 32 MB (4,096
  * pages) still holds every hot index of a small deployment, and pages it does not hold are read
- * from the operating system's cache of DATA_DIR, not from the disk (decision 0043).
+ * from the operating system's cache of DATA_DIR, not from the disk (decision 0043). The operator
+ * may go lower (EMBEDDED_SHARED_BUFFERS_MB, down to 1: −31 MB of an idle process; decision 0059).
  */
-const EMBEDDED = { postgresqlconf: ['shared_buffers=32MB'] };
+const EMBEDDED_SHARED_BUFFERS_MB = 32;
 
-async function openEmbedded(dataDir: string | undefined): Promise<Database> {
+async function openEmbedded(dataDir: string | undefined, sharedBuffersMb: number): Promise<Database> {
+  const settings = { postgresqlconf: [`shared_buffers=${Math.max(1, Math.floor(sharedBuffersMb))}MB`] };
   let release = () => {};
   let path: string | undefined;
   if (dataDir) {
@@ -314,7 +320,8 @@ async function openEmbedded(dataDir: string | undefined): Promise<Database> {
   }
   let db: PGlite;
   try {
-    db = path ? await PGlite.create(path, EMBEDDED) : await PGlite.create(EMBEDDED);
+    const { PGlite } = await import('@electric-sql/pglite');
+    db = path ? await PGlite.create(path, settings) : await PGlite.create(settings);
   } catch (err) {
     release();
     throw new DatabaseConnectError(`DATA_DIR: cannot open the embedded database in ${dataDir} (${(err as Error).message})`, { cause: err });

@@ -1,7 +1,10 @@
-import { decrypt } from 'xml-encryption';
 import type { SpKeyPair } from './config.ts';
 import { DATA_ENCRYPTIONS, KEY_TRANSPORTS, checkOaepDigest } from './algorithms.ts';
 import { XmlRefused } from './xml.ts';
+
+/** xml-encryption is loaded at the first encrypted assertion (decision 0059). */
+let xmlEncryption: Promise<typeof import('xml-encryption')> | undefined;
+const loadXmlEncryption = () => (xmlEncryption ??= import('xml-encryption'));
 
 const XENC = 'http://www.w3.org/2001/04/xmlenc#';
 
@@ -49,6 +52,8 @@ export async function decryptAssertion(encryptedAssertion: Element, keys: readon
 
   // The same serialization node-saml hands xml-encryption (xmldom's toString of the element).
   const xml = encryptedAssertion.toString();
+  // Loaded at the first encrypted assertion, as node-saml is (service-provider.ts; decision 0059).
+  const { decrypt } = await loadXmlEncryption();
   for (const key of keys) {
     const opened = await new Promise<string | undefined>((resolve) => {
       decrypt(xml, { key: key.privateKeyPem, disallowDecryptionWithInsecureAlgorithm: true, warnInsecureAlgorithm: false }, (err: Error | null, result?: string) => resolve(err ? undefined : result));

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { SAML, SamlStatusError, ValidateInResponseTo, type CacheProvider, type Profile, type SamlConfig } from '@node-saml/node-saml';
+import type { CacheProvider, Profile, SAML, SamlConfig } from '@node-saml/node-saml';
 import { constantTimeEqual } from '../../shared/crypto.ts';
 import { normalizeEmail } from '../../identity/email-address.ts';
 import type { SamlConnector, SpKeyPair } from './config.ts';
@@ -105,6 +105,15 @@ const noCache: CacheProvider = {
   removeAsync: async () => null,
 };
 
+/**
+ * node-saml and what it brings (xml-crypto, xml2js, xmlbuilder, xpath: ~20 MB of an idle process)
+ * are loaded at the first SAML request: most deployments have no SAML connector (decision 0059).
+ */
+type NodeSaml = typeof import('@node-saml/node-saml');
+let nodeSamlLoading: Promise<NodeSaml> | undefined;
+let nodeSaml: NodeSaml | undefined;
+const loadNodeSaml = () => (nodeSamlLoading ??= import('@node-saml/node-saml').then((m) => (nodeSaml = m)));
+
 export function createSamlConnector(deps: SamlSettings) {
   const issuer = deps.issuer.replace(/\/+$/, '');
   const skewMs = (deps.skewSeconds ?? 60) * 1000;
@@ -121,7 +130,8 @@ export function createSamlConnector(deps: SamlSettings) {
     return keys;
   }
 
-  function samlFor(connector: SamlConnector, extra: Partial<SamlConfig>): SAML {
+  async function samlFor(connector: SamlConnector, extra: Partial<SamlConfig>): Promise<SAML> {
+    const { SAML, ValidateInResponseTo } = await loadNodeSaml();
     return new SAML({
       issuer: spEntityId(connector.id),
       callbackUrl: acsUrl(connector.id),
@@ -152,7 +162,7 @@ export function createSamlConnector(deps: SamlSettings) {
    */
   async function verify(connector: SamlConnector, samlResponse: string, key: SpKeyPair): Promise<Profile> {
     try {
-      const { profile } = await samlFor(connector, { decryptionPvk: key.privateKeyPem }).validatePostResponseAsync({ SAMLResponse: samlResponse });
+      const { profile } = await (await samlFor(connector, { decryptionPvk: key.privateKeyPem })).validatePostResponseAsync({ SAMLResponse: samlResponse });
       if (!profile) throw new SamlRefusal('sso.saml_invalid', 'not a login response');
       return profile;
     } catch (err) {
@@ -182,7 +192,7 @@ export function createSamlConnector(deps: SamlSettings) {
       // xs:ID: an NCName, so it starts with a letter or underscore; 160 random bits after the
       // time it was made (base 36), which `finish` reads to refuse answers to stale requests.
       const requestId = `_${deps.clock().toString(36)}.${randomBytes(20).toString('hex')}`;
-      const saml = samlFor(connector, {
+      const saml = await samlFor(connector, {
         entryPoint: connector.config.ssoUrl,
         privateKey: keysOf(connector)[0]!.privateKeyPem,
         forceAuthn: opts.fresh === true,
@@ -353,7 +363,8 @@ export type SamlServiceProvider = ReturnType<typeof createSamlConnector>;
 /** node-saml's errors as refusals with a reason of our own wording (no XML, no key, no value). */
 function refusalFrom(err: unknown): SamlRefusal {
   if (err instanceof SamlRefusal) return err;
-  if (err instanceof SamlStatusError) return new SamlRefusal('sso.saml_idp_error', 'IdP status not Success', { cause: err });
+  // Only node-saml throws its errors, so it is loaded whenever one is here.
+  if (nodeSaml && err instanceof nodeSaml.SamlStatusError) return new SamlRefusal('sso.saml_idp_error', 'IdP status not Success', { cause: err });
   const message = err instanceof Error ? err.message : '';
   const reasons: [RegExp, string][] = [
     [/audience/i, 'audience is not our entity id'],

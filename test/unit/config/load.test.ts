@@ -109,6 +109,22 @@ describe('loadConfig', () => {
     }
   });
 
+  it('bounds the embedded engine\'s shared buffers and refuses a malloc threshold glibc would ignore', () => {
+    expect(loadConfig({}).embeddedSharedBuffersMb).to.equal(32);
+    expect(loadConfig({ EMBEDDED_SHARED_BUFFERS_MB: '8' }).embeddedSharedBuffersMb).to.equal(8);
+    expect(loadConfig({}).mallocMmapThreshold).to.equal(undefined);
+    expect(loadConfig({ MALLOC_MMAP_THRESHOLD_: '131072' }).mallocMmapThreshold).to.equal(131072);
+    for (const [env, named] of [[{ EMBEDDED_SHARED_BUFFERS_MB: '0' }, /EMBEDDED_SHARED_BUFFERS_MB/], [{ EMBEDDED_SHARED_BUFFERS_MB: '16MB' }, /EMBEDDED_SHARED_BUFFERS_MB/], [{ MALLOC_MMAP_THRESHOLD_: '128k' }, /MALLOC_MMAP_THRESHOLD_/], [{ MALLOC_MMAP_THRESHOLD_: '67108864' }, /MALLOC_MMAP_THRESHOLD_.*32 MiB/]] as const) {
+      try {
+        loadConfig(env);
+        expect.fail(`accepted ${JSON.stringify(env)}`);
+      } catch (err) {
+        expect(err).to.be.instanceOf(ConfigError);
+        expect((err as ConfigError).problems.join('\n')).to.match(named);
+      }
+    }
+  });
+
   it('refuses development defaults in production', () => {
     try {
       loadConfig({ NODE_ENV: 'production', ISSUER: 'http://id.example.com', SEED_DEMO: 'true' });
