@@ -3,6 +3,18 @@ import { loadConfig, ConfigError } from '../../../src/config/load.ts';
 
 const KEY = Buffer.alloc(32, 7).toString('base64url');
 
+/** `env` is refused at start-up with a problem line matching `named`. */
+function expectRefused(env: Record<string, string>, named: RegExp): void {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    expect((err as ConfigError).problems.join('\n')).to.match(named);
+    return;
+  }
+  expect.fail(`accepted ${JSON.stringify(env)}`);
+}
+
 describe('loadConfig', () => {
   it('builds a development configuration from defaults alone', () => {
     const config = loadConfig({});
@@ -98,15 +110,7 @@ describe('loadConfig', () => {
   it('refuses as many hashing threads as the thread pool has, and bounds the pool\'s nice value', () => {
     expect(loadConfig({ PASSWORD_HASH_THREADS: '3', UV_THREADPOOL_SIZE: '4' }).passwordHashThreads).to.equal(3);
     expect(loadConfig({}).workerPoolNice).to.equal(10);
-    for (const [env, named] of [[{ PASSWORD_HASH_THREADS: '4', UV_THREADPOOL_SIZE: '4' }, /PASSWORD_HASH_THREADS.*below UV_THREADPOOL_SIZE \(4\)/], [{ WORKER_POOL_NICE: '20' }, /WORKER_POOL_NICE/], [{ WORKER_POOL_NICE: '-1' }, /WORKER_POOL_NICE/]] as const) {
-      try {
-        loadConfig(env);
-        expect.fail(`accepted ${JSON.stringify(env)}`);
-      } catch (err) {
-        expect(err).to.be.instanceOf(ConfigError);
-        expect((err as ConfigError).problems.join('\n')).to.match(named);
-      }
-    }
+    for (const [env, named] of [[{ PASSWORD_HASH_THREADS: '4', UV_THREADPOOL_SIZE: '4' }, /PASSWORD_HASH_THREADS.*below UV_THREADPOOL_SIZE \(4\)/], [{ WORKER_POOL_NICE: '20' }, /WORKER_POOL_NICE/], [{ WORKER_POOL_NICE: '-1' }, /WORKER_POOL_NICE/]] as const) expectRefused(env, named);
   });
 
   it('bounds the embedded engine\'s shared buffers and refuses a malloc threshold glibc would ignore', () => {
@@ -114,15 +118,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ EMBEDDED_SHARED_BUFFERS_MB: '8' }).embeddedSharedBuffersMb).to.equal(8);
     expect(loadConfig({}).mallocMmapThreshold).to.equal(undefined);
     expect(loadConfig({ MALLOC_MMAP_THRESHOLD_: '131072' }).mallocMmapThreshold).to.equal(131072);
-    for (const [env, named] of [[{ EMBEDDED_SHARED_BUFFERS_MB: '0' }, /EMBEDDED_SHARED_BUFFERS_MB/], [{ EMBEDDED_SHARED_BUFFERS_MB: '16MB' }, /EMBEDDED_SHARED_BUFFERS_MB/], [{ MALLOC_MMAP_THRESHOLD_: '128k' }, /MALLOC_MMAP_THRESHOLD_/], [{ MALLOC_MMAP_THRESHOLD_: '67108864' }, /MALLOC_MMAP_THRESHOLD_.*32 MiB/]] as const) {
-      try {
-        loadConfig(env);
-        expect.fail(`accepted ${JSON.stringify(env)}`);
-      } catch (err) {
-        expect(err).to.be.instanceOf(ConfigError);
-        expect((err as ConfigError).problems.join('\n')).to.match(named);
-      }
-    }
+    for (const [env, named] of [[{ EMBEDDED_SHARED_BUFFERS_MB: '0' }, /EMBEDDED_SHARED_BUFFERS_MB/], [{ EMBEDDED_SHARED_BUFFERS_MB: '16MB' }, /EMBEDDED_SHARED_BUFFERS_MB/], [{ MALLOC_MMAP_THRESHOLD_: '128k' }, /MALLOC_MMAP_THRESHOLD_/], [{ MALLOC_MMAP_THRESHOLD_: '67108864' }, /MALLOC_MMAP_THRESHOLD_.*32 MiB/]] as const) expectRefused(env, named);
   });
 
   it('refuses development defaults in production', () => {
