@@ -159,6 +159,7 @@ export async function run(options: OutboxBenchOptions = {}): Promise<Row[]> {
     baseline: mb(first),
     ratio: Math.round(ratio * 100) / 100,
     target: TARGET,
+    kind: 'max',
     verdict: totals.length < 2 ? '—' : ratio <= TARGET ? 'PASS' : 'MISS',
     notes: `pg_total_relation_size of mail_outbox + mail_outbox_bodies; retention = one batch (injected clock), so the live data is the same at each measure; ${Math.round(queued / seconds)} mails/s through SMTP${stoppedEarly ? `; stopped early at ${maxSeconds} s` : ''}`,
   }];

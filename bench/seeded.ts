@@ -139,6 +139,7 @@ export async function run(options: SeededBenchOptions = {}): Promise<Row[]> {
         baseline: Math.round(b * 10) / 10,
         ratio: Math.round(ratio * 100) / 100,
         target: TARGET,
+        kind: 'max',
         verdict: ratio <= TARGET ? 'PASS' : 'MISS',
         notes: `${seeded[key].length} samples a side, one at a time, a b b a; baseline = the same Lanyard on an empty database${p === 99 ? '; p99 of so few samples is close to the maximum: noisy on a shared machine' : ''}`,
       });
