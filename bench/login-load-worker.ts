@@ -18,6 +18,12 @@ export interface LoginLoad {
   seconds: number;
   /** The nice value of this load generator's thread (0: as the process). */
   nice: number;
+  /**
+   * A browser told 503 with Retry-After waits that long before it starts again (RFC 9110
+   * §10.2.3), as a person shown the "busy, try again in a few seconds" page does; false: it
+   * starts again at once, as an impatient script would.
+   */
+  honourRetryAfter: boolean;
 }
 
 export interface LoginLoadResult {
@@ -45,9 +51,11 @@ await Promise.all(Array.from({ length: job.workers }, async (_, worker) => {
   for (let n = 0; performance.now() < until; n += 1) {
     const email = job.accounts[(worker + n * job.workers) % job.accounts.length]!;
     const pages = passwordPages(email, job.password);
+    let retryAfter = 0;
     const signIn: SignIn = async (go, uid, page) => {
       const res = await pages(go, uid, page);
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      if (res.status === 503) retryAfter = Number(res.headers.get('retry-after')) || 0;
       return res;
     };
     try {
@@ -55,6 +63,9 @@ await Promise.all(Array.from({ length: job.workers }, async (_, worker) => {
       completed += 1;
     } catch {
       failures += 1;
+      if (job.honourRetryAfter && retryAfter > 0) {
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(retryAfter * 1000, until - performance.now()))));
+      }
     }
   }
 }));
