@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { setPriority } from 'node:os';
-import { browser } from './browser.ts';
+import { browser, csrfFrom, form } from './browser.ts';
 import { authorize, passwordPages, type SignIn, type WebClient } from './scenarios.ts';
 import { pkce } from './browser.ts';
 
@@ -19,9 +19,9 @@ export interface LoginLoad {
   /** The nice value of this load generator's thread (0: as the process). */
   nice: number;
   /**
-   * A browser told 503 with Retry-After waits that long before it starts again (RFC 9110
-   * §10.2.3), as a person shown the "busy, try again in a few seconds" page does; false: it
-   * starts again at once, as an impatient script would.
+   * A browser told 503 with Retry-After waits that long (RFC 9110 §10.2.3) and sends the busy
+   * page's password form again, as a person shown it does; false: it starts a new login at once,
+   * as an impatient script would.
    */
   honourRetryAfter: boolean;
 }
@@ -51,11 +51,19 @@ await Promise.all(Array.from({ length: job.workers }, async (_, worker) => {
   for (let n = 0; performance.now() < until; n += 1) {
     const email = job.accounts[(worker + n * job.workers) % job.accounts.length]!;
     const pages = passwordPages(email, job.password);
-    let retryAfter = 0;
     const signIn: SignIn = async (go, uid, page) => {
-      const res = await pages(go, uid, page);
+      let res = await pages(go, uid, page);
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-      if (res.status === 503) retryAfter = Number(res.headers.get('retry-after')) || 0;
+      // A patient browser told 503 waits the Retry-After and sends the password form of the busy
+      // page again (decision 0061), as the person in front of it would.
+      while (res.status === 503 && job.honourRetryAfter && performance.now() < until) {
+        const wait = (Number(res.headers.get('retry-after')) || 1) * 1000;
+        const busyPage = await res.text();
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(wait, until - performance.now()))));
+        if (performance.now() >= until) break;
+        res = await go(`/interaction/${uid}/password`, form({ _csrf: csrfFrom(busyPage), email, password: job.password }));
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      }
       return res;
     };
     try {
@@ -63,9 +71,6 @@ await Promise.all(Array.from({ length: job.workers }, async (_, worker) => {
       completed += 1;
     } catch {
       failures += 1;
-      if (job.honourRetryAfter && retryAfter > 0) {
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(retryAfter * 1000, until - performance.now()))));
-      }
     }
   }
 }));

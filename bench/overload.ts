@@ -6,9 +6,9 @@
  * unloaded in the same run; target: loaded p99 ≤ 3× unloaded p99.
  *
  * Two loads of the same 16 browsers (decision 0060): the verdict's, whose browsers wait the
- * Retry-After of a 503 before starting again, as a person shown the "busy" page does and as RFC
- * 9110 §10.2.3 asks of a client; and an impatient one, which starts again at once (a script that
- * ignores the header), reported beside it without a target.
+ * Retry-After of a 503 and post the busy page's form again (decision 0061), as a person shown it
+ * does and as RFC 9110 §10.2.3 asks of a client; and an impatient one, which starts a new login
+ * at once (a script that ignores the header), reported beside it without a target.
  *
  * The probes send a fixed rate each (open loop: a slow answer does not slow the sending), from a
  * worker thread; the logins come from another worker thread, so neither load generator runs on

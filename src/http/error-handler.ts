@@ -28,6 +28,12 @@ export function normalise(err: unknown): AppError {
 /** Refusals of input that could not be read or stored: worth an operator's look (warn), not an alarm. */
 const MALFORMED = new Set([400, 411, 413, 414, 415, 422, 431]);
 
+/**
+ * The Retry-After of a 503 (RFC 9110 §10.2.3): an outage of the data store, or the password
+ * hashing full. Short: both pass in seconds, and a person waiting longer gives up.
+ */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
 /** Logs an error answer: server errors with the thrown error, refusals by code (never a body or a secret). */
 export function logError(log: Logger | undefined, thrown: unknown, err: AppError): void {
   if (err.status === 503) log?.warn({ code: err.code, reason: (thrown as { error_detail?: string }).error_detail ?? (thrown as Error).message }, 'service unavailable');
@@ -52,7 +58,7 @@ export function errorHandler(views: Views): Middleware {
       logError(ctx.state.log as Logger | undefined, thrown, err);
       const message = messageFor(err.code);
       ctx.status = err.status;
-      if (err.status === 503) ctx.set('Retry-After', '5');
+      if (err.status === 503) ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
       const oauthError = err.details?.oauthError;
       // An API answers JSON whatever the Accept header says: its callers are programs.
       if (ctx.path.startsWith('/api/') || ctx.accepts('html', 'json') === 'json') {

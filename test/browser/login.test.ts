@@ -214,4 +214,45 @@ describe('browser: logging in and consenting in Chromium', function () {
     const tokens = await exchange(flow, await landOnCallback(page));
     expect(tokens.claims()?.sub).to.equal(account.id);
   });
+
+  it('shows "We’re busy right now" above the password form while the hashing is full, and the same form logs in once there is room', async () => {
+    // A server of its own whose hashing admits one hash at a time, a slow one (about a second):
+    // while the test's own hash runs, the queue is full.
+    const busyServer = await startTestServer({ overrides: { passwordHashConcurrency: 1, argon2: { memoryKiB: 65_536, timeCost: 20, parallelism: 1 } } });
+    try {
+      const account = await createAccount(busyServer.registry);
+      const client = await createClient(busyServer.registry, { firstParty: true, redirectUris: [callback.url] });
+      const config = await oidc.discovery(new URL(busyServer.url), client.clientId, client.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+      const verifier = oidc.randomPKCECodeVerifier();
+      const state = oidc.randomState();
+      const url = oidc.buildAuthorizationUrl(config, { redirect_uri: callback.url, scope: 'openid', state, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const page = await newPage();
+      await page.goto(url.href);
+      await enterEmail(page, account.email);
+
+      const occupying = busyServer.registry.hasher.hash('occupying the only place');
+      const answered = page.waitForResponse((r) => r.url().endsWith('/password') && r.request().method() === 'POST');
+      await enterPassword(page, PASSWORD);
+      const busy = await answered;
+      const stillFull = busyServer.registry.hasher.full();
+      await occupying;
+      expect(stillFull, 'the occupying hash ended before the attempt was answered: the test proves nothing').to.equal(true);
+      expect(busy.status()).to.equal(503);
+      expect(busy.headers()['retry-after']).to.equal('5');
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      expect(await alert.textContent()).to.contain('We’re busy right now');
+      expect(await page.getByRole('heading', { level: 1 }).textContent(), 'still on the password page').to.equal('Enter your password');
+      expect(await page.getByLabel('Email').inputValue(), 'the address is kept').to.equal(account.email);
+      expect(await page.getByLabel('Password').inputValue(), 'the password is not echoed back').to.equal('');
+
+      // The hash is done: trying again from the same page logs in.
+      await enterPassword(page, PASSWORD);
+      const landed = await landOnCallback(page);
+      const tokens = await oidc.authorizationCodeGrant(config, landed, { pkceCodeVerifier: verifier, expectedState: state });
+      expect(tokens.claims()?.sub).to.equal(account.id);
+    } finally {
+      await busyServer.close();
+    }
+  });
 });

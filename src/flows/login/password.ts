@@ -11,9 +11,10 @@ import type { Background } from '../../shared/background.ts';
 import type { DeviceCookies } from '../../http/device-cookie.ts';
 import type { PageRenderer } from '../../http/page.ts';
 import { requestMeta } from '../../http/request-meta.ts';
-import { AppError } from '../../shared/errors.ts';
+import { AppError, isAppError } from '../../shared/errors.ts';
+import { logError, UNAVAILABLE_RETRY_AFTER_SECONDS } from '../../http/error-handler.ts';
 import { parseForm } from '../../http/validate.ts';
-import { throttled, type Verdict } from '../throttled.ts';
+import { throttled, type Throttled, type Verdict } from '../throttled.ts';
 import type { LoginContext } from './interaction.ts';
 import { passwordInput } from './schema.ts';
 import { connectorStartPath, type LoginStrategy } from './strategy.ts';
@@ -68,6 +69,19 @@ export function passwordStrategy(deps: {
 }): LoginStrategy {
   const { accounts, throttle, events, page } = deps;
 
+  /**
+   * The hashing queue is full (issue 14, "Overload"; decision 0061): 503 with Retry-After, and the
+   * password form again — the address kept, the password not echoed, the busy message above it —
+   * so that the person tries again from here in a few seconds instead of starting the login over
+   * (four requests of pages for an attempt that may be refused again).
+   */
+  function busy(ctx: Context, data: Record<string, unknown>): void {
+    const err = new AppError('login.busy', 503);
+    logError(ctx.state.log, err, err);
+    page(ctx, 503, 'login/password', data, 'login.busy');
+    ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+  }
+
   async function check(ctx: Context, it: LoginContext, email: string, password: string, account: AccountRow | undefined): Promise<Checked> {
     const result = await accounts.authenticate(email, password, { account });
     if (result.ok) return { kind: 'account', account: result.account };
@@ -115,7 +129,7 @@ export function passwordStrategy(deps: {
         // The hashing queue is full (issue 14, "Overload"): 503 + Retry-After now, before any
         // statement or throttle reservation — an attempt that cannot be checked is not counted,
         // and a burst of them costs the database nothing.
-        if (deps.hashing.full()) throw new AppError('login.busy', 503);
+        if (deps.hashing.full()) return busy(ctx, data);
         // One statement reads what this step needs and reserves the throttle's attempt (issue 14,
         // decision 0050): the domain's holder, the account, the flow record. On a domain no
         // organization holds, the attempt is counted in it; on a held one, only after the policy
@@ -136,7 +150,15 @@ export function passwordStrategy(deps: {
         }
         const meta = requestMeta(ctx, it.clientId);
         // A browser that signed in with this address before has an allowance of its own.
-        const t = await throttled(ctx, throttle, { scope: 'password', subject: email, device, made: facts.made }, () => check(ctx, it, email, input.password, facts.account), (r) => (r.kind === 'trello' ? r.verdict : VERDICT[r.kind]!));
+        let t: Throttled<Checked>;
+        try {
+          t = await throttled(ctx, throttle, { scope: 'password', subject: email, device, made: facts.made }, () => check(ctx, it, email, input.password, facts.account), (r) => (r.kind === 'trello' ? r.verdict : VERDICT[r.kind]!));
+        } catch (err) {
+          // The queue filled between the look above and the hash (another request took the last
+          // place): the attempt was given back; the same answer as when it was full to begin with.
+          if (isAppError(err) && err.code === 'login.busy') return busy(ctx, data);
+          throw err;
+        }
         if (t.refused) {
           // Refused before the password is even checked: a guess made now tells nothing.
           await events.record({ type: 'login.failed', accountId: facts.account?.id, reason: 'throttled' }, meta);

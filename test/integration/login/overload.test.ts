@@ -11,7 +11,7 @@ import { AppError } from '../../../src/shared/errors.ts';
 
 /**
  * Issue 14, "Overload": when the password hashing is full, the password step answers 503 with
- * Retry-After before it reads anything or counts the attempt — overload never charges an owner's
+ * Retry-After and its form again (decision 0061) before it reads anything or counts the attempt — overload never charges an owner's
  * throttle counter — and a check that found the hashing full after its reservation gives the
  * attempt back.
  */
@@ -34,7 +34,20 @@ describe('password step under overload', () => {
     const agent = supertest.agent(server.url);
     const uid = await startInteraction(agent, client);
     const page = await agent.get(`/interaction/${uid}`);
-    return (password: string) => agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(page.text), email, password });
+    return (password: string, csrf = csrfFrom(page.text)) => agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrf, email, password });
+  }
+
+  /** The busy answer: 503, Retry-After, and the password form again with the address kept and the password not echoed. */
+  function expectBusyForm(busy: supertest.Response, email: string, password: string) {
+    expect(busy.status).to.equal(503);
+    expect(busy.headers['retry-after']).to.match(/^\d+$/);
+    expect(busy.headers['content-type']).to.match(/^text\/html/);
+    expect(busy.headers['cache-control']).to.equal('no-store');
+    expect(busy.text).to.contain('Too many sign-ins are in progress');
+    expect(busy.text).to.match(/<form method="post" action="\/interaction\/[^"]+\/password"/);
+    expect(busy.text).to.contain(`value="${email}"`);
+    expect(busy.text).not.to.contain(password);
+    expect(csrfFrom(busy.text)).to.be.a('string').and.not.equal('');
   }
 
   const throttleRows = async () => (await (await testDatabase()).query<{ n: number }>("SELECT count(*)::int AS n FROM throttles WHERE key LIKE 'password:%'")).rows[0]!.n;
@@ -50,15 +63,37 @@ describe('password step under overload', () => {
     const stillFull = server.registry.hasher.full();
     await occupying;
     expect(stillFull, 'the occupying hash ended before the attempt was answered: the test proves nothing').to.equal(true);
-    expect(busy.status).to.equal(503);
-    expect(busy.headers['retry-after']).to.match(/^\d+$/);
-    expect(busy.headers['content-type']).to.match(/^text\/html/);
-    expect(busy.text).to.contain('Too many sign-ins are in progress');
+    expectBusyForm(busy, account.email, PASSWORD);
     expect(await throttleRows()).to.equal(0);
 
-    // With room again, the same form logs in.
-    const ok = await post(PASSWORD);
+    // With room again, the form on the busy page logs in: the person tries again from there.
+    const ok = await post(PASSWORD, csrfFrom(busy.text));
     expect(ok.status).to.equal(303);
+  });
+
+  it('answers the same when the hashing fills between its look and the hash, and gives the attempt back', async () => {
+    const account = await createAccount(server.registry);
+    const post = await passwordForm(account.email);
+    const occupying = server.registry.hasher.hash('occupying the only place');
+    expect(server.registry.hasher.full()).to.equal(true);
+    // The step's look says there is room (as when another request takes the last place right
+    // after it): the attempt is reserved, then the hash itself is refused.
+    const { hasher } = server.registry;
+    const look = hasher.full;
+    hasher.full = () => false;
+    let busy: supertest.Response;
+    try {
+      busy = await post(PASSWORD);
+    } finally {
+      hasher.full = look;
+    }
+    const stillFull = hasher.full();
+    await occupying;
+    expect(stillFull, 'the occupying hash ended before the attempt was answered: the test proves nothing').to.equal(true);
+    expectBusyForm(busy, account.email, PASSWORD);
+    const counted = (await (await testDatabase()).query<{ failures: number }>("SELECT failures FROM throttles WHERE key LIKE 'password:%'")).rows;
+    expect(counted.length, 'the attempt was reserved before the hash').to.be.greaterThan(0);
+    expect(counted.map((r) => r.failures).reduce((a, b) => a + b, 0), 'and given back').to.equal(0);
   });
 
   it('gives back an attempt whose check found the hashing full, unless another was reserved since', async () => {
