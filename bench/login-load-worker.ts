@@ -60,7 +60,8 @@ await Promise.all(Array.from({ length: job.workers }, async (_, worker) => {
         const wait = (Number(res.headers.get('retry-after')) || 1) * 1000;
         const busyPage = await res.text();
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(wait, until - performance.now()))));
-        if (performance.now() >= until) break;
+        // Out of time: the busy answer stands (its body, read above, handed on for the message).
+        if (performance.now() >= until) return new Response(busyPage, { status: 503 });
         res = await go(`/interaction/${uid}/password`, form({ _csrf: csrfFrom(busyPage), email, password: job.password }));
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
       }

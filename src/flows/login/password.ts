@@ -79,6 +79,7 @@ export function passwordStrategy(deps: {
     const err = new AppError('login.busy', 503);
     logError(ctx.state.log, err, err);
     page(ctx, 503, 'login/password', data, 'login.busy');
+    // After the page: the renderer reads a Retry-After already set as a throttle's wait (429).
     ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
   }
 

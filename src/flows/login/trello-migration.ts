@@ -301,9 +301,13 @@ export function trelloMigrationStrategy(deps: {
     ],
   };
 
-  /** Saves the member proven by its Trello password and sends the browser to its next page. */
+  /**
+   * Saves the member proven by its Trello password and sends the browser to its next page. The
+   * proof's hash is the step's second hash: it waits its turn but is never refused (`rehash`), so
+   * a member who just proved the password is never told "busy" after the check (decision 0056).
+   */
   async function proceed(ctx: Context, it: LoginContext, member: TrelloMemberRow, password: string, next: 'review' | 'prove', accountEmail?: string) {
-    await saveProof(it, { memberId: member.member_id, passwordHash: await deps.hasher.hash(password), ...(accountEmail ? { accountEmail } : {}) });
+    await saveProof(it, { memberId: member.member_id, passwordHash: await deps.hasher.rehash(password), ...(accountEmail ? { accountEmail } : {}) });
     ctx.status = 303;
     ctx.redirect(`/interaction/${it.uid}/trello/${next}`);
   }

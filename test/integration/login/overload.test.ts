@@ -8,6 +8,7 @@ import { startInteraction } from '../../helpers/authorization.ts';
 import type { Context } from 'koa';
 import { throttled } from '../../../src/flows/throttled.ts';
 import { AppError } from '../../../src/shared/errors.ts';
+import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
 
 /**
  * Issue 14, "Overload": when the password hashing is full, the password step answers 503 with
@@ -40,7 +41,7 @@ describe('password step under overload', () => {
   /** The busy answer: 503, Retry-After, and the password form again with the address kept and the password not echoed. */
   function expectBusyForm(busy: supertest.Response, email: string, password: string) {
     expect(busy.status).to.equal(503);
-    expect(busy.headers['retry-after']).to.match(/^\d+$/);
+    expect(busy.headers['retry-after']).to.equal('5');
     expect(busy.headers['content-type']).to.match(/^text\/html/);
     expect(busy.headers['cache-control']).to.equal('no-store');
     expect(busy.text).to.contain('Too many sign-ins are in progress');
@@ -94,6 +95,31 @@ describe('password step under overload', () => {
     const counted = (await (await testDatabase()).query<{ failures: number }>("SELECT failures FROM throttles WHERE key LIKE 'password:%'")).rows;
     expect(counted.length, 'the attempt was reserved before the hash').to.be.greaterThan(0);
     expect(counted.map((r) => r.failures).reduce((a, b) => a + b, 0), 'and given back').to.equal(0);
+  });
+
+  it('never answers busy after a Trello password was checked and found right: the proof’s hash waits its turn', async () => {
+    const member = legacyMember();
+    await importLegacy(server.registry, [member]);
+    const email = (member.emails as { address: string }[])[0]!.address;
+    const post = await passwordForm(email);
+    // Any hash asked for after the step's first check finds the queue full, as when other logins
+    // take every place while this one's argon2 and bcrypt checks run.
+    const { hasher } = server.registry;
+    const refusable = hasher.hash;
+    let refused = 0;
+    hasher.hash = async () => {
+      refused += 1;
+      throw new AppError('login.busy', 503);
+    };
+    let res: supertest.Response;
+    try {
+      res = await post(TRELLO_PASSWORD);
+    } finally {
+      hasher.hash = refusable;
+    }
+    expect(refused, 'no refusable hash after the check').to.equal(0);
+    expect(res.status).to.equal(303);
+    expect(res.headers.location).to.match(/\/trello\/(review|prove)$/);
   });
 
   it('gives back an attempt whose check found the hashing full, unless another was reserved since', async () => {
