@@ -141,7 +141,9 @@ export function createPasswordResetService(deps: {
       const problem = policy.check(next, { email: account.email, name: account.name, minLength: minLengthFor(subject) });
       if (problem) return { ok: false, problem };
       if ((await hasher.verify(account.password_hash, next)).ok) return { ok: false, problem: 'password.same' };
-      const hash = await hasher.hash(next);
+      // The step's second hash: it waits its turn but is never refused (decision 0056), so a busy
+      // answer cannot come after the old password was compared.
+      const hash = await hasher.rehash(next);
       await db.transaction(async (tx) => {
         await accounts.setPassword(tx, account.id, hash, now());
         await tokens.deleteForAccount(tx, account.id);
@@ -169,7 +171,8 @@ export function createPasswordResetService(deps: {
       if (proof.password && proof.password === next) return { ok: false, problem: 'password.same' };
       const problem = policy.check(next, { email: account.email, name: account.name, minLength: minLengthFor(loaded.subject) });
       if (problem) return { ok: false, problem };
-      const hash = await hasher.hash(next);
+      // After the current password's check, a second hash: never refused (decision 0056).
+      const hash = await hasher.rehash(next);
       await db.transaction(async (tx) => {
         await accounts.setPassword(tx, account.id, hash, now());
         await tokens.deleteForAccount(tx, account.id);

@@ -97,31 +97,6 @@ describe('password step under overload', () => {
     expect(counted.map((r) => r.failures).reduce((a, b) => a + b, 0), 'and given back').to.equal(0);
   });
 
-  it('never answers busy after a Trello password was checked and found right: the proof’s hash waits its turn', async () => {
-    const member = legacyMember();
-    await importLegacy(server.registry, [member]);
-    const email = (member.emails as { address: string }[])[0]!.address;
-    const post = await passwordForm(email);
-    // Any hash asked for after the step's first check finds the queue full, as when other logins
-    // take every place while this one's argon2 and bcrypt checks run.
-    const { hasher } = server.registry;
-    const refusable = hasher.hash;
-    let refused = 0;
-    hasher.hash = async () => {
-      refused += 1;
-      throw new AppError('login.busy', 503);
-    };
-    let res: supertest.Response;
-    try {
-      res = await post(TRELLO_PASSWORD);
-    } finally {
-      hasher.hash = refusable;
-    }
-    expect(refused, 'no refusable hash after the check').to.equal(0);
-    expect(res.status).to.equal(303);
-    expect(res.headers.location).to.match(/\/trello\/(review|prove)$/);
-  });
-
   it('gives back an attempt whose check found the hashing full, unless another was reserved since', async () => {
     const { throttle } = server.registry;
     const first = await throttle.attempt('password', 'someone@example.com', '192.0.2.1');
@@ -150,5 +125,73 @@ describe('password step under overload', () => {
     expect(refused).to.be.instanceOf(AppError).and.have.property('code', 'login.busy');
     const rows = (await (await testDatabase()).query<{ failures: number }>("SELECT failures FROM throttles WHERE key LIKE 'password:%'")).rows;
     expect(rows.map((r) => r.failures)).to.deep.equal([0]);
+  });
+});
+
+/**
+ * Decision 0056: only a step's first hash can be refused as busy. A later hash of the same step —
+ * made after a password was checked — waits its turn, so a 503 never comes after a check. Here
+ * every refusable hash is made to fail as a full queue would; the steps must not ask for one.
+ * The test argon2 parameters: these steps make several hashes each.
+ */
+describe('second hashes of a step under overload', () => {
+  let server: TestServer;
+  let client: Awaited<ReturnType<typeof createClient>>;
+
+  beforeEach(async () => {
+    await resetDatabase();
+    server = await startTestServer();
+    client = await createClient(server.registry, { firstParty: true });
+  });
+  afterEach(async () => {
+    await server.close();
+  });
+
+  it('never answers busy after a Trello password was checked and found right: the proof’s hash waits its turn', async () => {
+    const member = legacyMember();
+    await importLegacy(server.registry, [member]);
+    const email = (member.emails as { address: string }[])[0]!.address;
+    const agent = supertest.agent(server.url);
+    const uid = await startInteraction(agent, client);
+    const page = await agent.get(`/interaction/${uid}`);
+    // Any hash asked for after the step's first check finds the queue full, as when other logins
+    // take every place while this one's argon2 and bcrypt checks run.
+    const { hasher } = server.registry;
+    const refusable = hasher.hash;
+    let refused = 0;
+    hasher.hash = async () => {
+      refused += 1;
+      throw new AppError('login.busy', 503);
+    };
+    let res: supertest.Response;
+    try {
+      res = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(page.text), email, password: TRELLO_PASSWORD });
+    } finally {
+      hasher.hash = refusable;
+    }
+    expect(refused, 'no refusable hash after the check').to.equal(0);
+    expect(res.status).to.equal(303);
+    expect(res.headers.location).to.match(/\/trello\/(review|prove)$/);
+  });
+
+  it('never refuses the new password’s hash of a change or a renewal, made after the current password was checked', async () => {
+    const account = await createAccount(server.registry);
+    const { hasher, passwordResets } = server.registry;
+    const refusable = hasher.hash;
+    let refused = 0;
+    hasher.hash = async () => {
+      refused += 1;
+      throw new AppError('login.busy', 503);
+    };
+    try {
+      const changed = await passwordResets.change(account.id, PASSWORD, 'a new passphrase, long enough 4821', 'no-session-kept');
+      expect(changed).to.deep.equal({ ok: true });
+      const renewed = await passwordResets.renew(account.id, 'another passphrase, long enough 9357', undefined);
+      expect(renewed).to.deep.equal({ ok: true });
+    } finally {
+      hasher.hash = refusable;
+    }
+    expect(refused, 'no refusable hash after a check').to.equal(0);
+    expect((await server.registry.accounts.authenticate(account.email, 'another passphrase, long enough 9357')).ok).to.equal(true);
   });
 });
