@@ -12,9 +12,9 @@ import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trell
 
 /**
  * Issue 14, "Overload": when the password hashing is full, the password step answers 503 with
- * Retry-After and its form again (decision 0061) before it reads anything or counts the attempt — overload never charges an owner's
- * throttle counter — and a check that found the hashing full after its reservation gives the
- * attempt back.
+ * Retry-After and its form again (decision 0061) before it reads anything or counts the attempt —
+ * overload never charges an owner's throttle counter — and a check that found the hashing full
+ * after its reservation gives the attempt back.
  */
 describe('password step under overload', () => {
   let server: TestServer;
