@@ -330,22 +330,90 @@ async function openEmbedded(dataDir: string | undefined, sharedBuffersMb: number
   // engines answer `SHOW jit` alike (decision 0042). Its one connection keeps the setting.
   await db.exec('SET jit = off');
 
-  const run = async <Row>(target: Pick<PGlite, 'query'>, sql: string, params?: readonly unknown[]) => {
-    const result = await target.query<Row>(sql, params as unknown[] | undefined);
-    return { rows: result.rows, rowCount: result.affectedRows || result.rows.length };
+  // Statements go through node-postgres over PGlite's own protocol adapter (decision 0062), so
+  // that the hot ones can be prepared once as named statements: PGlite's `query()` parses,
+  // analyses and plans every statement again (an unnamed one), and on the embedded engine that
+  // is event-loop time — half of a password login's SQL. Rows and parameters then go through the
+  // same driver, with the same types, as on a PostgreSQL server.
+  let client: pg.Client;
+  try {
+    const [{ default: Pg }, { createPgConfig }] = await Promise.all([import('pg'), import('@electric-sql/pglite/node-postgres')]);
+    client = new Pg.Client(createPgConfig(db) as unknown as pg.ClientConfig);
+    await client.connect();
+    // The adapter runs in-process: no socket to lose. An 'error' event unheard would end the process.
+    client.on('error', () => {});
+  } catch (err) {
+    await db.close().catch(() => {});
+    release();
+    throw new DatabaseConnectError(`the embedded database could not be opened (${(err as Error).message})`, { cause: err });
+  }
+  const names = preparedNames();
+  const run = async <Row>(sql: string, params?: readonly unknown[]) => {
+    const name = params?.length ? names.nameFor(sql) : undefined;
+    const result = await client.query(name ? { name, text: sql, values: params as unknown[] } : { text: sql, values: params as unknown[] | undefined });
+    return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
+  };
+  // One connection: a transaction holds it from BEGIN to COMMIT, and every other statement waits
+  // its turn (PGlite's own `transaction()` did the same).
+  let tail: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const turn = tail.then(work, work);
+    tail = turn.then(() => undefined, () => undefined);
+    return turn;
   };
 
   return {
     engine: 'pglite',
-    query: (sql, params) => run(db, sql, params),
-    exec: async (sql) => { await db.exec(sql); },
-    transaction: (fn) => db.transaction((tx) => fn({
-      query: (sql, params) => run(tx, sql, params),
-      exec: async (sql) => { await tx.exec(sql); },
-    })),
+    query: (sql, params) => exclusive(() => run(sql, params)),
+    exec: (sql) => exclusive(async () => { await client.query(sql); }),
+    transaction: (fn) => exclusive(async () => {
+      await client.query('BEGIN');
+      try {
+        const result = await fn({
+          query: (sql, params) => run(sql, params),
+          exec: async (sql) => { await client.query(sql); },
+        });
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw err;
+      }
+    }),
     async close() {
+      await exclusive(() => client.end()).catch(() => {});
       await db.close();
       release();
+    },
+  };
+}
+
+/**
+ * Which statements the embedded engine prepares under a name (decision 0062): a statement with
+ * parameters the second time its text is seen, up to `MAX_NAMED` of them. Names are never
+ * released, so a text that is built anew each time (values written into the SQL) must not take
+ * every place: a one-off statement is never named, and past the bound new texts run unnamed, as
+ * before. The texts seen once are counted in a map cleared when it grows past `MAX_SEEN`.
+ */
+const MAX_NAMED = 300;
+const MAX_SEEN = 5_000;
+
+function preparedNames() {
+  const named = new Map<string, string>();
+  let seen = new Set<string>();
+  return {
+    nameFor(sql: string): string | undefined {
+      const name = named.get(sql);
+      if (name || named.size >= MAX_NAMED) return name;
+      if (!seen.has(sql)) {
+        if (seen.size >= MAX_SEEN) seen = new Set();
+        seen.add(sql);
+        return undefined;
+      }
+      seen.delete(sql);
+      const fresh = `lanyard_${named.size + 1}`;
+      named.set(sql, fresh);
+      return fresh;
     },
   };
 }
