@@ -376,7 +376,8 @@ async function openEmbedded(dataDir: string | undefined, sharedBuffersMb: number
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK');
+        // The statement's own error is the one to report; a failed ROLLBACK adds nothing to it.
+        await client.query('ROLLBACK').catch(() => {});
         throw err;
       }
     }),
@@ -393,7 +394,7 @@ async function openEmbedded(dataDir: string | undefined, sharedBuffersMb: number
  * parameters the second time its text is seen, up to `MAX_NAMED` of them. Names are never
  * released, so a text that is built anew each time (values written into the SQL) must not take
  * every place: a one-off statement is never named, and past the bound new texts run unnamed, as
- * before. The texts seen once are counted in a map cleared when it grows past `MAX_SEEN`.
+ * before. The texts seen once are kept in a set, emptied when it grows past `MAX_SEEN`.
  */
 const MAX_NAMED = 300;
 const MAX_SEEN = 5_000;

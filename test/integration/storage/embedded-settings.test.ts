@@ -28,6 +28,52 @@ describe('embedded engine settings', () => {
   });
 });
 
+/** The embedded engine's statements: prepared by name when they repeat, one connection held by a transaction (decision 0062). */
+describe('embedded engine statements', () => {
+  it('prepares a statement with parameters under a name the second time it is seen, never a one-off, and a transaction holds the one connection', async function () {
+    if (serverUrl) this.skip();
+    this.timeout(60_000);
+    const db = await openDatabase({});
+    try {
+      const prepared = async () => (await db.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).rows.map((r) => r.statement);
+      const repeated = 'SELECT $1::int + 1 AS n';
+      expect((await db.query<{ n: number }>(repeated, [1])).rows[0]!.n).to.equal(2);
+      expect(await prepared(), 'seen once: not prepared').to.not.include(repeated);
+      expect((await db.query<{ n: number }>(repeated, [41])).rows[0]!.n).to.equal(42);
+      expect(await prepared(), 'seen twice: prepared by name').to.include(repeated);
+      expect((await db.query<{ n: number }>(repeated, [99])).rows[0]!.n, 'and answers for new values').to.equal(100);
+      await db.query('SELECT $1::text AS once', ['x']);
+      expect(await prepared()).to.not.include('SELECT $1::text AS once');
+
+      // A statement from outside waits for the open transaction's commit, and sees its row.
+      await db.exec('CREATE TABLE held_connection (v int)');
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => { open = resolve; });
+      const tx = db.transaction(async (t) => {
+        await t.query('INSERT INTO held_connection VALUES ($1)', [1]);
+        await gate;
+      });
+      let answered = false;
+      const outside = db.query<{ n: number }>('SELECT count(*)::int AS n FROM held_connection').then((r) => { answered = true; return r; });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(answered, 'waits while the transaction holds the connection').to.equal(false);
+      open();
+      await tx;
+      expect((await outside).rows[0]!.n).to.equal(1);
+
+      // A transaction that throws is rolled back, and the connection is free again.
+      const failed = await db.transaction(async (t) => {
+        await t.query('INSERT INTO held_connection VALUES ($1)', [2]);
+        throw new Error('abandoned');
+      }).then(() => undefined, (err: Error) => err.message);
+      expect(failed).to.equal('abandoned');
+      expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM held_connection')).rows[0]!.n).to.equal(1);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
 /** The soak measures the documented command, so it reads package.json's start script (bench/soak.ts). */
 describe('npm start, as the soak reads it', () => {
   it('takes the environment defaults and node options of package.json, and refuses another shape', () => {
