@@ -47,6 +47,7 @@ import { trelloApiRoutes } from './routes/trello-api.ts';
 import { organizationsApiRoutes, ORGANIZATIONS_API } from './routes/organizations-api/routes.ts';
 import { apiErrors } from './routes/organizations-api/errors.ts';
 import { ACCOUNT_CLIENT_ID } from './oidc/browser-session.ts';
+import { UNAVAILABLE_RETRY_AFTER_SECONDS } from './shared/errors.ts';
 
 /**
  * Runs `middleware` only for paths under one of `prefixes`. The protocol endpoints (/token,
@@ -237,7 +238,7 @@ export function createApp(registry: Registry): LanyardApp {
       const message = err instanceof Error ? err.message : String(err);
       ctx.state.log?.warn({ err: { message } }, 'database unavailable while storing the engine’s writes');
       ctx.status = 503;
-      ctx.set('Retry-After', '5');
+      ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
       ctx.set('Cache-Control', 'no-store');
       ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable, retry later' };
     }

@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import { AppError, isAppError } from '../shared/errors.ts';
+import { AppError, isAppError, UNAVAILABLE_RETRY_AFTER_SECONDS } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { messageFor } from './messages.ts';
 import type { Views } from './views.ts';
@@ -27,12 +27,6 @@ export function normalise(err: unknown): AppError {
 
 /** Refusals of input that could not be read or stored: worth an operator's look (warn), not an alarm. */
 const MALFORMED = new Set([400, 411, 413, 414, 415, 422, 431]);
-
-/**
- * The Retry-After of a 503 (RFC 9110 §10.2.3): an outage of the data store, or the password
- * hashing full. Short: both pass in seconds, and a person waiting longer gives up.
- */
-export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 /** Logs an error answer: server errors with the thrown error, refusals by code (never a body or a secret). */
 export function logError(log: Logger | undefined, thrown: unknown, err: AppError): void {

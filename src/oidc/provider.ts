@@ -7,6 +7,7 @@ import { API_SCOPES, MANAGE_ORGANIZATIONS_SCOPE, SCOPE_CLAIMS, type ClaimsReleas
 import { ACR_VALUES, type AccountSubject, type Decision, type DecisionInput } from '../policy/policy.ts';
 import { protocolErrors, TemporarilyUnavailable, withProtocolErrors } from './unavailable.ts';
 import { accessTokenProvenance, loginPolicy, stageFor, tokenProvenance } from './provenance.ts';
+import { UNAVAILABLE_RETRY_AFTER_SECONDS } from '../shared/errors.ts';
 
 /**
  * Builds the oidc-provider instance. This module and its siblings in src/oidc are the only
@@ -270,7 +271,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   // A 503 tells the client when to come back (RFC 9110 §10.2.3); docs/reliability.md.
   provider.use(async (ctx, next) => {
     await next();
-    if (ctx.status === 503) ctx.set('Retry-After', '5');
+    if (ctx.status === 503) ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
   });
   provider.on('server_error', (ctx, err) => logFor(ctx).error({ err }, 'oidc server error'));
   provider.on('grant.revoked', (ctx, grantId) => logFor(ctx).info({ grantId }, 'grant revoked'));

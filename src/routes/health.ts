@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { Database } from '../persistence/db.ts';
 import { schemaStatus } from '../persistence/migrate.ts';
+import { UNAVAILABLE_RETRY_AFTER_SECONDS } from '../shared/errors.ts';
 
 /** A load balancer's probe must get an answer within a second, whatever the database does. */
 export const READINESS_BUDGET_MS = 800;
@@ -48,7 +49,7 @@ export function healthRoutes(db: Database, budgetMs = READINESS_BUDGET_MS) {
     }
     if (result.reason.startsWith('database unreachable')) {
       ctx.state.log?.warn({ reason: result.reason }, 'readiness check failed');
-      ctx.set('Retry-After', '5');
+      ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
     }
     ctx.status = 503;
     // The body names the kind of problem, not the driver's message (the log has it).

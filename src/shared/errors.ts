@@ -22,3 +22,9 @@ export class AppError extends Error {
 export function isAppError(err: unknown): err is AppError {
   return err instanceof AppError;
 }
+
+/**
+ * The Retry-After of a 503 (RFC 9110 §10.2.3): an outage of the data store, or the password
+ * hashing full. Short: both pass in seconds, and a person waiting longer gives up.
+ */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;

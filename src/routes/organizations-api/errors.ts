@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import { AppError } from '../../shared/errors.ts';
+import { AppError, UNAVAILABLE_RETRY_AFTER_SECONDS } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { logError, normalise } from '../../http/error-handler.ts';
 import type { OrganizationService } from '../../organizations/organizations.ts';
@@ -132,7 +132,7 @@ export function apiErrors(): Middleware {
       const code: ApiProblem = known(err.code) ? err.code : err.status >= 500 ? 'server.error' : 'request.invalid_body';
       const { challenge, ...details } = err.details ?? {};
       ctx.status = err.status;
-      if (err.status === 503) ctx.set('Retry-After', '5');
+      if (err.status === 503) ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
       // A throttle's wait (RFC 6585 §4, RFC 9110 §10.2.3): the header, and retry_after in the body.
       if (err.status === 429 && typeof details.retry_after === 'number') ctx.set('Retry-After', String(details.retry_after));
       if (typeof challenge === 'string') ctx.set('WWW-Authenticate', challenge);
