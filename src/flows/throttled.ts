@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { Made, Throttle, ThrottleScope } from '../identity/throttle.ts';
 import { waitMessage, type PageError } from '../http/messages.ts';
-import { isAppError } from '../shared/errors.ts';
+import { isBusy } from './busy.ts';
 
 /**
  * The throttle's sequence around one guessable check, in one place (decision 0011, revised by
@@ -42,7 +42,7 @@ export async function throttled<R>(ctx: Context, throttle: Throttle, guard: Guar
   } catch (err) {
     // The check could not run (the password hashing filled up since the caller looked): the
     // attempt is given back before the 503 goes out.
-    if (isAppError(err) && err.code === 'login.busy') await throttle.release(gate);
+    if (isBusy(err)) await throttle.release(gate);
     throw err;
   }
   switch (verdict(result)) {

@@ -12,6 +12,7 @@ import { requestMeta } from '../../http/request-meta.ts';
 import { parseForm } from '../../http/validate.ts';
 import type { LoginContext } from './interaction.ts';
 import type { Factor, LoginStrategy } from './strategy.ts';
+import { BUSY, unlessBusy } from '../busy.ts';
 
 const newPasswordInput = z.object({ password: z.string().max(4096).default('') });
 
@@ -74,10 +75,11 @@ export function passwordExpiryStrategy(deps: {
           // This browser's session of the same account (a login again over an old session) stays;
           // every other one ends, as with any password change.
           const current = await deps.sessions.current(ctx);
-          const result = await deps.passwords.renew(account.id, input.password, current?.accountId === account.id ? current.uid : undefined, requestMeta(ctx, it.clientId));
+          // A full password hashing answers this form again, 503 with Retry-After (decision 0063).
+          const result = await unlessBusy(ctx, () => deps.passwords.renew(account.id, input.password, current?.accountId === account.id ? current.uid : undefined, requestMeta(ctx, it.clientId)));
           if (!result.ok) {
             if (result.problem === 'policy.account_inactive') throw new AppError(result.problem, 403);
-            return render(ctx, it, account, 400, result.problem as PasswordProblem | 'password.same');
+            return render(ctx, it, account, 400, result.problem as PasswordProblem | 'password.same' | typeof BUSY);
           }
           ctx.state.log?.info({ accountId: account.id, clientId: it.clientId }, 'expired password replaced at login');
           return again(flow, account);

@@ -11,8 +11,9 @@ import type { Background } from '../../shared/background.ts';
 import type { DeviceCookies } from '../../http/device-cookie.ts';
 import type { PageRenderer } from '../../http/page.ts';
 import { requestMeta } from '../../http/request-meta.ts';
-import { AppError, isAppError, UNAVAILABLE_RETRY_AFTER_SECONDS } from '../../shared/errors.ts';
+import { AppError } from '../../shared/errors.ts';
 import { logError } from '../../http/error-handler.ts';
+import { BUSY, isBusy } from '../busy.ts';
 import { parseForm } from '../../http/validate.ts';
 import { throttled, type Throttled, type Verdict } from '../throttled.ts';
 import type { LoginContext } from './interaction.ts';
@@ -76,11 +77,10 @@ export function passwordStrategy(deps: {
    * (four requests of pages for an attempt that may be refused again).
    */
   function busy(ctx: Context, data: Record<string, unknown>): void {
-    const err = new AppError('login.busy', 503);
+    const err = new AppError(BUSY, 503);
     logError(ctx.state.log, err, err);
-    page(ctx, 503, 'login/password', data, 'login.busy');
-    // After the page: the renderer reads a Retry-After already set as a throttle's wait (429).
-    ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+    // The renderer answers BUSY 503 with Retry-After (src/http/page.ts).
+    page(ctx, 503, 'login/password', data, BUSY);
   }
 
   async function check(ctx: Context, it: LoginContext, email: string, password: string, account: AccountRow | undefined): Promise<Checked> {
@@ -157,7 +157,7 @@ export function passwordStrategy(deps: {
         } catch (err) {
           // The queue filled between the look above and the hash (another request took the last
           // place): the attempt was given back; the same answer as when it was full to begin with.
-          if (isAppError(err) && err.code === 'login.busy') return busy(ctx, data);
+          if (isBusy(err)) return busy(ctx, data);
           throw err;
         }
         if (t.refused) {

@@ -16,6 +16,7 @@ import type { Views } from '../../http/views.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { throttled } from '../throttled.ts';
+import { unlessBusy } from '../busy.ts';
 import type { CompletionHooks } from './completion.ts';
 import type { LoginContext } from './interaction.ts';
 import { changeEmailInput, codeInput, passwordOnlyInput, reviewInput } from './schema.ts';
@@ -209,7 +210,9 @@ export function trelloMigrationStrategy(deps: {
             ctx.status = 303;
             return ctx.redirect(connectorStartPath(it.uid, sso.connector, email));
           }
-          const t = await throttled(ctx, throttle, { scope: 'password', subject: email }, () => deps.accounts.authenticate(email, input.password), (r) => (r.ok ? 'passed' : 'failed'));
+          // A full password hashing answers this form again, 503 with Retry-After (decision 0063).
+          const t = await unlessBusy(ctx, () => throttled(ctx, throttle, { scope: 'password', subject: email }, () => deps.accounts.authenticate(email, input.password), (r) => (r.ok ? 'passed' : 'failed')));
+          if ('problem' in t) return provePage(ctx, it, 503, email, t.problem);
           if (t.refused) return provePage(ctx, it, 429, email, t.error);
           if (!t.result.ok) return provePage(ctx, it, 401, email, t.orWait('login.invalid_credentials'));
           const account = t.result.account;

@@ -12,6 +12,7 @@ import { parseForm } from '../../http/validate.ts';
 import { forgotInput, resetInput } from './schema.ts';
 import type { DeviceCookies } from '../../http/device-cookie.ts';
 import type { TrelloLinking } from '../../legacy-trello/linking.ts';
+import { unlessBusy } from '../busy.ts';
 
 /**
  * Password reset pages (docs/flows/password-reset.md). The request page answers the same way
@@ -80,7 +81,8 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
 
   router.post('/reset', async (ctx) => {
     const input = parseForm(ctx, resetInput);
-    const result = await resets.reset(input.token, input.password, requestMeta(ctx));
+    // A full password hashing answers this form again, 503 with Retry-After (decision 0063).
+    const result = await unlessBusy(ctx, () => resets.reset(input.token, input.password, requestMeta(ctx)));
     if (result.ok) {
       await deps.throttle.succeeded('password', result.email);
       deps.devices.remember(ctx, result.email);

@@ -14,6 +14,7 @@ import type { LoginCompletion } from '../login/completion.ts';
 import { loginInteraction as loginGuard } from '../login/interaction.ts';
 import { throttled } from '../throttled.ts';
 import { connectorStartPath } from '../login/strategy.ts';
+import { unlessBusy } from '../busy.ts';
 
 /**
  * Sign-up inside a login interaction (docs/flows/sign-up.md), so the new account ends signed in
@@ -109,7 +110,8 @@ export function registrationRoutes(deps: {
   router.post('/details', async (ctx) => {
     const it = await loginInteraction(ctx);
     const input = parseForm(ctx, detailsInput);
-    const result = await registration.complete(it.uid, input);
+    // A full password hashing answers this form again, 503 with Retry-After (decision 0063).
+    const result = await unlessBusy(ctx, () => registration.complete(it.uid, input));
     if (result.ok) {
       ctx.state.log?.info({ accountId: result.account.id }, 'account created');
       // The password just chosen is the first factor: the decision point decides what follows

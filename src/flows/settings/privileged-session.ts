@@ -3,6 +3,7 @@ import type { AccountRow } from '../../identity/accounts.ts';
 import type { ConfirmOptions, Proof, Reauthentication, ReauthStage } from '../../identity/reauthentication.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import { throttled } from '../throttled.ts';
+import { unlessBusy } from '../busy.ts';
 import type { SignedInSession } from '../../oidc/browser-session.ts';
 import type { PageError } from '../../http/messages.ts';
 
@@ -40,11 +41,14 @@ export function privilegedSession(deps: {
    */
   async function sensitive<R extends { ok: true } | { ok: false; problem: string }>(ctx: Context, typed: string, run: (proof: Proof) => Promise<R>): Promise<R | { ok: false; problem: PageError }> {
     const proof: Proof = { login: login(ctx), password: typed || undefined };
-    if (!typed) return run(proof);
-    const guarded = await throttled(ctx, throttle, { scope: 'password', subject: account(ctx).email }, () => run(proof), (r) => (!r.ok && r.problem === 'password.current_wrong' ? 'failed' : 'passed'));
-    if (guarded.refused) return { ok: false, problem: guarded.error };
-    const { result } = guarded;
-    return result.ok ? result : { ...result, problem: guarded.orWait(result.problem) };
+    // A full password hashing: the form again, 503 with Retry-After, the attempt given back (decision 0063).
+    return unlessBusy(ctx, async () => {
+      if (!typed) return run(proof);
+      const guarded = await throttled(ctx, throttle, { scope: 'password', subject: account(ctx).email }, () => run(proof), (r) => (!r.ok && r.problem === 'password.current_wrong' ? 'failed' : 'passed'));
+      if (guarded.refused) return { ok: false as const, problem: guarded.error };
+      const { result } = guarded;
+      return result.ok ? result : { ...result, problem: guarded.orWait(result.problem) };
+    });
   }
 
   /** A refused change's status: 403 when a new login is needed or the decision point refuses, else 400. */

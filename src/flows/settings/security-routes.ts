@@ -5,6 +5,8 @@ import type { Reauthentication } from '../../identity/reauthentication.ts';
 import type { SecurityEvents, SecurityEventView } from '../../identity/security-events.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import { throttled } from '../throttled.ts';
+import { BUSY, isBusy } from '../busy.ts';
+import { logError } from '../../http/error-handler.ts';
 import type { TwoStepService } from '../../identity/two-step.ts';
 import type { BrowserSessions } from '../../oidc/browser-session.ts';
 import type { SecretBox } from '../../shared/crypto.ts';
@@ -186,7 +188,18 @@ export function securityRoutes(deps: {
     if (codeGate && !codeGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, codeGate.retryAfterSeconds));
     const passwordGate = input.password ? await throttle.attempt('password', acc.email, ctx.ip) : undefined;
     if (passwordGate && !passwordGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, passwordGate.retryAfterSeconds));
-    const result = await twoStep.disable(acc, { login: login(ctx), password: input.password || undefined }, input.code, requestMeta(ctx));
+    let result: Awaited<ReturnType<typeof twoStep.disable>>;
+    try {
+      result = await twoStep.disable(acc, { login: login(ctx), password: input.password || undefined }, input.code, requestMeta(ctx));
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+      // The password hashing was full: nothing was checked, both attempts are given back, and
+      // the page answers 503 with Retry-After (decision 0063).
+      if (passwordGate) await throttle.release(passwordGate);
+      if (codeGate) await throttle.release(codeGate);
+      logError(ctx.state.log, err, err);
+      return overview(ctx, 503, {}, BUSY);
+    }
     if (!result.ok) {
       // The right password with a wrong code: only the code counts against the person.
       if (passwordGate && result.problem !== 'password.current_wrong') await throttle.succeeded('password', acc.email);

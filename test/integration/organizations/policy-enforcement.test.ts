@@ -13,6 +13,7 @@ import { startInteraction } from '../../helpers/authorization.ts';
 import { ACR_TWO_FACTORS } from '../../../src/policy/levels.ts';
 import { MANAGE_ORGANIZATIONS_SCOPE } from '../../../src/identity/claims-release.ts';
 import type { PolicyInput } from '../../../src/organizations/authentication-policies.ts';
+import { expectBusyForm, refuseHashes } from '../../helpers/busy.ts';
 
 /**
  * An organization's authentication policies enforced end to end (issue 13): accounts on its
@@ -278,6 +279,16 @@ describe('organizations: authentication policies enforced on every path', () => 
     expect(stopped.path).to.match(/^\/interaction\/[^/]+\/password\/expired$/);
     expect(stopped.page!.text).to.contain('Choose a new password');
     const path = stopped.path!;
+    // A full password hashing: this form again, 503 with Retry-After (decision 0063).
+    const refusing = refuseHashes(server.registry);
+    let busy: supertest.Response;
+    try {
+      busy = await agent.post(path).type('form').send({ _csrf: csrfFrom(stopped.page!.text), password: 'a brand new passphrase 2026' });
+    } finally {
+      refusing.restore();
+    }
+    expect(refusing.refused()).to.be.greaterThan(0);
+    expectBusyForm(busy, { action: path, passwords: ['a brand new passphrase 2026'] });
     const same = await agent.post(path).type('form').send({ _csrf: csrfFrom(stopped.page!.text), password: PASSWORD });
     expect(same.status).to.equal(400);
     expect(same.text).to.contain('Choose a different password');

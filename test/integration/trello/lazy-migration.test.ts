@@ -8,6 +8,7 @@ import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { startInteraction } from '../../helpers/authorization.ts';
 import { enrolTwoStep, followToCallback, passPassword } from '../../helpers/two-step.ts';
 import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
+import { expectBusyForm, refuseHashes } from '../../helpers/busy.ts';
 import bcrypt from 'bcryptjs';
 
 describe('legacy Trello accounts: migrating at login with the Trello password', () => {
@@ -120,6 +121,27 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     expect(proven.status).to.equal(303);
     expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(existing.id);
     expect(await linking().retiredOf(existing.id)).to.deep.equal(['only-trello@example.com']);
+  });
+
+  it('answers a full password hashing on the proof form with that form again, and links once it is sent again (decision 0063)', async () => {
+    const existing = await createAccount(server.registry, { email: 'proving@example.com' });
+    const member = legacyMember({ emails: [{ address: 'proving@example.com', verified: true, primary: true }, { address: 'trello-side@example.com', verified: true }] });
+    await importLegacy(server.registry, [member]);
+    const flow = await reachReview('trello-side@example.com');
+    const taken = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'proving@example.com' });
+    const refusing = refuseHashes(server.registry);
+    let busy: supertest.Response;
+    try {
+      busy = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(taken.text), email: 'proving@example.com', password: PASSWORD });
+    } finally {
+      refusing.restore();
+    }
+    expect(refusing.refused(), 'the proof asked for no hash').to.be.greaterThan(0);
+    expectBusyForm(busy, { action: `/interaction/${flow.uid}/trello/prove`, kept: ['proving@example.com'], passwords: [PASSWORD] });
+    expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+    const proven = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(busy.text), email: 'proving@example.com', password: PASSWORD });
+    expect(proven.status).to.equal(303);
+    expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(existing.id);
   });
 
   it('refuses the Trello password once linked, saying what to use instead', async () => {

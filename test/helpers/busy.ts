@@ -1,0 +1,49 @@
+import { expect } from 'chai';
+import type supertest from 'supertest';
+import type { Registry } from '../../src/registry.ts';
+import { AppError } from '../../src/shared/errors.ts';
+import { csrfFrom } from './login-driver.ts';
+
+/**
+ * Makes every refusable hash (`hash`, `verify`) fail as the hasher does when its queue is full
+ * (`login.busy`), until `restore`. The real queue's refusal is tested on its own in
+ * test/integration/login/overload.test.ts; this reaches the same error from any form at once.
+ * The hashes a step makes after its first check (`rehash`, `compareLegacy`) are left alone: they
+ * are never refused (decision 0056).
+ */
+export function refuseHashes(registry: Registry): { restore(): void; refused(): number } {
+  const { hasher } = registry;
+  const { hash, verify } = hasher;
+  let refused = 0;
+  const busy = async (): Promise<never> => {
+    refused += 1;
+    throw new AppError('login.busy', 503);
+  };
+  hasher.hash = busy;
+  hasher.verify = busy;
+  return {
+    restore() {
+      hasher.hash = hash;
+      hasher.verify = verify;
+    },
+    refused: () => refused,
+  };
+}
+
+/**
+ * The busy answer of a form (decisions 0061, 0063): 503, Retry-After, not cached, the busy message
+ * above the same form (posting to `action`), with a CSRF token to send it again, the values
+ * `kept` still in it, and none of the passwords typed.
+ */
+export function expectBusyForm(res: supertest.Response, options: { action: string | RegExp; kept?: string[]; passwords: string[] }): void {
+  expect(res.status, res.text.slice(0, 400)).to.equal(503);
+  expect(res.headers['retry-after']).to.equal('5');
+  expect(res.headers['content-type']).to.match(/^text\/html/);
+  expect(res.headers['cache-control']).to.equal('no-store');
+  expect(res.text).to.contain('We’re busy right now');
+  const actions = [...res.text.matchAll(/<form method="post" action="([^"]+)"/g)].map((m) => m[1]!);
+  expect(actions.some((a) => (typeof options.action === 'string' ? a === options.action : options.action.test(a))), `a form posting to ${String(options.action)} among ${actions.join(', ')}`).to.equal(true);
+  for (const value of options.kept ?? []) expect(res.text).to.contain(`value="${value}"`);
+  for (const password of options.passwords) expect(res.text).not.to.contain(password);
+  expect(csrfFrom(res.text)).to.be.a('string').and.not.equal('');
+}
