@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.ts';
 import { lowerWorkerPoolPriority } from '../src/shared/worker-pool-priority.ts';
 import type { Config } from '../src/config/schema.ts';
+import { pino } from 'pino';
 import { createLogger } from '../src/shared/logger.ts';
 import type { Database } from '../src/persistence/db.ts';
 import { createRegistry, type Registry } from '../src/registry.ts';
@@ -26,9 +27,22 @@ export interface LanyardServer {
 
 /**
  * Lanyard as `npm start` builds it (createRegistry + createApp), with the test configuration
- * (NODE_ENV=test: silent logs, no sweeper, no mail worker), listening on 127.0.0.1 at an
- * ephemeral port with its issuer set to that address, on the benchmark's database.
+ * (NODE_ENV=test: no sweeper, no mail worker), listening on 127.0.0.1 at an ephemeral port with
+ * its issuer set to that address, on the benchmark's database.
+ *
+ * It logs as production does — `LOG_LEVEL`'s default, `info`: an access line per request,
+ * serialised by pino and written synchronously, as `npm start` writes to stdout — to /dev/null,
+ * so that the figures include that work (BENCH_LOG_LEVEL=silent measures without it).
  */
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** BENCH_LOG_LEVEL (default `info`, production's), refused when it is no pino level. */
+export function benchLogLevel(): (typeof LEVELS)[number] {
+  const level = process.env.BENCH_LOG_LEVEL ?? 'info';
+  if (!(LEVELS as readonly string[]).includes(level)) throw new Error(`BENCH_LOG_LEVEL: one of ${LEVELS.join(', ')}`);
+  return level as (typeof LEVELS)[number];
+}
+
 export async function startLanyard(db: Database, clients: BenchClients, password: string): Promise<LanyardServer> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -36,10 +50,11 @@ export async function startLanyard(db: Database, clients: BenchClients, password
   const url = `http://127.0.0.1:${port}`;
   // The hashing settings may be set for an A/B run (PASSWORD_HASH_THREADS=2 npm run bench …).
   const hashing = Object.fromEntries(['PASSWORD_HASH_THREADS', 'PASSWORD_HASH_CONCURRENCY', 'WORKER_POOL_NICE'].flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])));
+  const logLevel = benchLogLevel();
   const config = loadConfig({ NODE_ENV: 'test', ...hashing }, {
-    overrides: { issuer: url, port, logLevel: 'silent', secretKey: randomBytes(32).toString('base64url'), dataDir: join(tmpdir(), 'lanyard-bench') },
+    overrides: { issuer: url, port, logLevel, secretKey: randomBytes(32).toString('base64url'), dataDir: join(tmpdir(), 'lanyard-bench') },
   });
-  const registry = await createRegistry(config, { logger: createLogger('silent'), db });
+  const registry = await createRegistry(config, { logger: createLogger(logLevel, logLevel === 'silent' ? undefined : pino.destination({ dest: '/dev/null', sync: true })), db });
   // As src/main.ts does. The pool is the process's: the baseline's hashes, in the same process,
   // run at the same priority (docs/benchmarks.md).
   await lowerWorkerPoolPriority(config.workerPoolNice);
