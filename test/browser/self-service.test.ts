@@ -61,6 +61,44 @@ describe('browser: self-service pages', function () {
     await signInToSettings(await context.newPage(), account.email, 'reset in a real browser');
   });
 
+  it('keeps the new-password form when the hashing is full, and the same form changes the password once there is room (decision 0063)', async () => {
+    // A server of its own whose hashing admits one hash at a time, a slow one (about a second):
+    // while the test's own hash runs, the queue is full.
+    const busyServer = await startTestServer({ overrides: { smtpUrl: smtp.url, passwordHashConcurrency: 1, argon2: { memoryKiB: 65_536, timeCost: 20, parallelism: 1 } } });
+    try {
+      const account = await createAccount(busyServer.registry);
+      const page = await context.newPage();
+      await page.goto(`${busyServer.url}/password/forgot`);
+      await page.getByLabel('Email').fill(account.email);
+      await page.getByRole('button', { name: 'Send reset link' }).click();
+      await page.getByRole('heading', { name: 'Check your email' }).waitFor();
+      await busyServer.registry.background.idle();
+      await busyServer.registry.mail.delivery.deliverDue();
+      await page.goto(linkIn(await smtp.lastTo(account.email), `${busyServer.url}/password/reset?token=`));
+
+      const occupying = busyServer.registry.hasher.hash('occupying the only place');
+      const answered = page.waitForResponse((r) => r.url().endsWith('/password/reset') && r.request().method() === 'POST');
+      await page.getByLabel('New password').fill('changed while it was busy');
+      await page.getByRole('button', { name: 'Set new password' }).click();
+      const busy = await answered;
+      const stillFull = busyServer.registry.hasher.full();
+      await occupying;
+      expect(stillFull, 'the occupying hash ended before the form was answered: the test proves nothing').to.equal(true);
+      expect(busy.status()).to.equal(503);
+      expect(busy.headers()['retry-after']).to.equal('5');
+      expect(await page.getByRole('alert').textContent()).to.contain('We’re busy right now');
+      expect(await page.getByLabel('New password').inputValue(), 'the password is not echoed back').to.equal('');
+
+      // The link was not spent: the same form, sent again, changes the password.
+      await page.getByLabel('New password').fill('changed while it was busy');
+      await page.getByRole('button', { name: 'Set new password' }).click();
+      await page.getByRole('heading', { name: 'Your password was changed' }).waitFor();
+      expect((await busyServer.registry.accounts.authenticate(account.email, 'changed while it was busy')).ok).to.equal(true);
+    } finally {
+      await busyServer.close();
+    }
+  });
+
   it('edits the profile and its visibility, and uploads a picture', async () => {
     const account = await createAccount(server.registry, { name: 'Ada Lovelace' });
     const page = await context.newPage();
