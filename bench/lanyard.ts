@@ -27,8 +27,11 @@ export interface LanyardServer {
 
 /**
  * Lanyard as `npm start` builds it (createRegistry + createApp), with the test configuration
- * (NODE_ENV=test: no sweeper, no mail worker), listening on 127.0.0.1 at an ephemeral port with
- * its issuer set to that address, on the benchmark's database.
+ * (NODE_ENV=test: no mail worker), listening on 127.0.0.1 at an ephemeral port with its issuer
+ * set to that address, on the benchmark's database. The sweeper runs at production's interval
+ * (SWEEP_INTERVAL_SECONDS, 60): on the embedded engine it is also what vacuums and analyses the
+ * tables (decision 0064), without which the embedded figures would be those of plans cached on
+ * empty tables.
  *
  * It logs as production does — `LOG_LEVEL`'s default, `info`: an access line per request,
  * serialised by pino and written synchronously, as `npm start` writes to stdout — to /dev/null,
@@ -52,7 +55,7 @@ export async function startLanyard(db: Database, clients: BenchClients, password
   const hashing = Object.fromEntries(['PASSWORD_HASH_THREADS', 'PASSWORD_HASH_CONCURRENCY', 'WORKER_POOL_NICE'].flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])));
   const logLevel = benchLogLevel();
   const config = loadConfig({ NODE_ENV: 'test', ...hashing }, {
-    overrides: { issuer: url, port, logLevel, secretKey: randomBytes(32).toString('base64url'), dataDir: join(tmpdir(), 'lanyard-bench') },
+    overrides: { issuer: url, port, logLevel, sweepIntervalSeconds: 60, secretKey: randomBytes(32).toString('base64url'), dataDir: join(tmpdir(), 'lanyard-bench') },
   });
   const registry = await createRegistry(config, { logger: createLogger(logLevel, logLevel === 'silent' ? undefined : pino.destination({ dest: '/dev/null', sync: true })), db });
   // As src/main.ts does. The pool is the process's: the baseline's hashes, in the same process,

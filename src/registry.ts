@@ -25,6 +25,7 @@ import { listenToProviderEvents } from './oidc/provider-events.ts';
 import { createPasswordStep, type PasswordStep } from './oidc/password-step.ts';
 import { createPasswordStepQueries } from './persistence/queries/password-step.ts';
 import { createSweeper, type Sweeper } from './shared/sweeper.ts';
+import { embeddedUpkeep } from './persistence/embedded-upkeep.ts';
 import { createSamlConnector, type SamlServiceProvider, type SeenAssertions } from './federation/saml/service-provider.ts';
 import { createSeenAssertions } from './federation/saml/seen-assertions.ts';
 import { createSamlAssertionSeenQueries } from './persistence/queries/saml-assertions-seen.ts';
@@ -486,6 +487,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         { name: 'throttle counters', run: () => throttle.sweep() },
         { name: 'closed accounts', run: () => accountClosure.sweep() },
         { name: 'sent mail records', run: () => sweepSentMail({ queries: mailQueries, upkeep: mailUpkeep, clock, retentionDays: config.mailSentRetentionDays }) },
+        // Last, after the deletions above: PGlite has no autovacuum (decision 0064). A server has its own.
+        ...(db.engine === 'pglite' ? [{ name: 'embedded engine upkeep (vacuum, analyze)', run: () => runEmbeddedUpkeep(db, logger) }] : []),
       ],
     });
     sweeper.start(config.sweepIntervalSeconds);
@@ -594,4 +597,11 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     if (ownsDb) await db.close().catch(() => {});
     throw err;
   }
+}
+
+/** The embedded engine's autovacuum round (decision 0064), with one info line when it did something. */
+async function runEmbeddedUpkeep(db: Database, logger: Logger): Promise<void> {
+  const started = performance.now();
+  const done = await embeddedUpkeep(db);
+  if (done.vacuumed.length || done.analyzed.length) logger.info({ ...done, ms: Math.round(performance.now() - started) }, 'embedded engine upkeep');
 }

@@ -35,6 +35,8 @@ export function createSweeper(deps: { tasks: SweepTask[]; logger: Logger }) {
 
   return {
     sweepOnce,
+    /** The tasks' names, in the order a round runs them. */
+    names: (): string[] => deps.tasks.map((t) => t.name),
     /** Starts the timer (0 disables it); unref'd, so it never keeps the process alive. */
     start(intervalSeconds: number): void {
       if (intervalSeconds > 0 && !timer) timer = setInterval(() => void sweepOnce(), intervalSeconds * 1000).unref();
