@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { openDatabase, type Database } from '../../../src/persistence/db.ts';
 import { migrate } from '../../../src/persistence/migrate.ts';
 import { embeddedUpkeep } from '../../../src/persistence/embedded-upkeep.ts';
-import { createOidcPayloadQueries, type PayloadOp } from '../../../src/persistence/queries/oidc-payloads.ts';
+import { createOidcPayloadQueries, VALUES_ROWS, type PayloadOp } from '../../../src/persistence/queries/oidc-payloads.ts';
 import { serverUrl } from '../../helpers/db.ts';
 import { startTestServer } from '../../helpers/server.ts';
 
@@ -33,21 +33,24 @@ describe('embedded engine upkeep', () => {
     this.timeout(60_000);
     const queries = createOidcPayloadQueries(db);
     let n = 0;
-    // A refresh's writes, as the adapter's batch stores them: the old token consumed, two new ones.
-    const refresh = () => {
+    // A batch of more rows than go as VALUES (its arrays' length is unknown to a generic plan): a
+    // session's tokens consumed and stored anew, as a large request's writes would be.
+    const rows = VALUES_ROWS + 1;
+    const batch = () => {
       n += 1;
       const write = (model: string, idHash: string) => ({ kind: 'upsert' as const, write: { model, idHash, payload: { n }, grantId: 'grant', sessionUid: null, userCodeHash: null, expiresAt: new Date(Date.now() + 3_600_000), accountId: 'acc' } });
-      const ops: PayloadOp[] = [{ kind: 'consume', model: 'RefreshToken', idHash: `r${n - 1}`, now: new Date() }, write('RefreshToken', `r${n}`), write('AccessToken', `a${n}`)];
+      const ops: PayloadOp[] = [];
+      for (let i = 0; i < rows; i += 1) ops.push({ kind: 'consume', model: 'AccessToken', idHash: `t${n - 1}-${i}`, now: new Date() }, write('AccessToken', `t${n}-${i}`));
       return queries.writeBatch(ops);
     };
-    for (let i = 0; i < 12; i += 1) await refresh();
+    for (let i = 0; i < 12; i += 1) await batch();
     await db.query(`INSERT INTO oidc_payloads (model, id_hash, payload, expires_at)
                     SELECT 'AccessToken', 'grown' || g, '{}'::jsonb, now() + interval '1 hour' FROM generate_series(1, 20000) AS g`);
-    await refresh();
-    const name = (await db.query<{ name: string }>("SELECT name FROM pg_prepared_statements WHERE statement LIKE 'WITH used AS (UPDATE oidc_payloads%'")).rows[0]?.name;
-    expect(name, 'the batch statement is prepared by name (decision 0062)').to.be.a('string');
+    await batch();
+    const prepared = (await db.query<{ name: string; parameter_types: string[] }>("SELECT name, parameter_types::text[] AS parameter_types FROM pg_prepared_statements WHERE statement LIKE 'WITH used AS (UPDATE oidc_payloads%'")).rows[0];
+    expect(prepared, 'the batch statement is prepared by name (decision 0062)').to.not.equal(undefined);
     const plan = async () => (await db.query<{ 'QUERY PLAN': string }>(
-      `EXPLAIN EXECUTE ${name}('{RefreshToken}', '{r1}', '{1}', '{RefreshToken}', '{rx}', '{"{}"}', '{grant}', '{NULL}', '{NULL}', '{1}', '{acc}')`,
+      `EXPLAIN EXECUTE ${prepared!.name}(${prepared!.parameter_types.map(() => 'NULL').join(', ')})`,
     )).rows.map((r) => r['QUERY PLAN']).join('\n');
     expect(await plan(), 'the plan cached while the table was small').to.contain('Seq Scan on oidc_payloads');
 
@@ -57,6 +60,25 @@ describe('embedded engine upkeep', () => {
     expect(await plan(), 'planned again with the statistics').to.contain('Index Scan using oidc_payloads__pkey').and.not.contain('Seq Scan');
     const stats = (await db.query<{ dead: string; analyzed: boolean }>("SELECT n_dead_tup AS dead, last_analyze IS NOT NULL AS analyzed FROM pg_stat_user_tables WHERE relname = 'oidc_payloads'")).rows[0]!;
     expect(stats).to.deep.equal({ dead: '0', analyzed: true });
+  });
+
+  it('stores a request’s few rows as VALUES, whose generic plan probes the index even on an empty table', async function () {
+    this.timeout(60_000);
+    const queries = createOidcPayloadQueries(db);
+    let n = 0;
+    const refresh = () => {
+      n += 1;
+      const write = (model: string, idHash: string) => ({ kind: 'upsert' as const, write: { model, idHash, payload: { n }, grantId: 'grant', sessionUid: null, userCodeHash: null, expiresAt: new Date(Date.now() + 3_600_000), accountId: 'acc' } });
+      return queries.writeBatch([{ kind: 'consume', model: 'RefreshToken', idHash: `r${n - 1}`, now: new Date() }, write('RefreshToken', `r${n}`), write('AccessToken', `a${n}`)]);
+    };
+    for (let i = 0; i < 12; i += 1) await refresh();
+    await db.query(`INSERT INTO oidc_payloads (model, id_hash, payload, expires_at)
+                    SELECT 'AccessToken', 'grown' || g, '{}'::jsonb, now() + interval '1 hour' FROM generate_series(1, 20000) AS g`);
+    await refresh();
+    const prepared = (await db.query<{ name: string; parameter_types: string[]; generic: string }>("SELECT name, parameter_types::text[] AS parameter_types, generic_plans::text AS generic FROM pg_prepared_statements WHERE statement LIKE 'WITH used AS (UPDATE oidc_payloads%'")).rows[0];
+    expect(Number(prepared!.generic), 'PostgreSQL keeps its generic plan instead of planning each time').to.be.greaterThan(0);
+    const plan = (await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE ${prepared!.name}(${prepared!.parameter_types.map(() => 'NULL').join(', ')})`)).rows.map((r) => r['QUERY PLAN']).join('\n');
+    expect(plan, 'no upkeep has run').to.contain('Index Scan using oidc_payloads__pkey').and.not.contain('Seq Scan');
   });
 
   it('leaves a table alone until autovacuum’s thresholds are passed, and analyses one whose rows changed', async () => {
