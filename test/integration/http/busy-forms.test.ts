@@ -105,6 +105,22 @@ describe('forms that hash a password, while the hashing is full', () => {
     expect((await server.registry.accounts.authenticate(account.email, password)).ok).to.equal(true);
   });
 
+  it('settings: a password change confirmed by a recent login alone (nothing typed to check) answers busy too', async () => {
+    const account = await createAccount(server.registry);
+    const { agent } = await signInToAccount(server.url, account.email);
+    const password = 'a fresh-login passphrase 6282';
+
+    // Without a current password there is no check before the new password's hash: that hash is
+    // the step's first, so it must be refusable (not a never-refused second hash).
+    const busy = await whileFull(() => submit(agent, '/account/password', '/account/password', { password }));
+    expectBusyForm(busy, { action: '/account/password', passwords: [password] });
+    expect((await server.registry.accounts.authenticate(account.email, PASSWORD)).ok, 'the password is unchanged').to.equal(true);
+
+    const again = await agent.post('/account/password').type('form').send({ _csrf: csrfFrom(busy.text), password });
+    expect(again.status, again.text.slice(0, 300)).to.equal(303);
+    expect((await server.registry.accounts.authenticate(account.email, password)).ok).to.equal(true);
+  });
+
   it('settings: an email change and closing the account, confirmed with the password, answer busy and change nothing', async () => {
     const account = await createAccount(server.registry);
     const { agent } = await signInToAccount(server.url, account.email);
