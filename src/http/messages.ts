@@ -62,7 +62,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'trello.review_expired': { title: 'Start again', text: 'The review took too long. Enter your Trello details again.' },
   'trello.link_irreversible': { title: 'Linking can’t be undone', text: 'The Trello account moved to this account for good. Its boards stay with it.' },
   'trello.not_linked': { title: 'No Trello account is linked', text: 'There is no link to undo. A Trello account can be linked from Settings → Trello; that can’t be undone.' },
-  'login.busy': { title: 'We’re busy right now', text: 'Too many sign-ins are in progress. Wait a few seconds and try again.' },
+  'login.busy': { title: 'We’re busy right now', text: 'Many people are signing in right now. Wait a few seconds and try again.' },
   'password.too_short': { title: 'Choose a longer password', text: 'Use at least the number of characters shown below. A phrase of a few words works well.' },
   'password.too_long': { title: 'That password is too long', text: 'Use at most 1024 characters.' },
   'password.common': { title: 'That password is too common', text: 'It appears in lists of passwords attackers try first. Choose something less predictable.' },

@@ -3,6 +3,7 @@ import type supertest from 'supertest';
 import type { Registry } from '../../src/registry.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { csrfFrom } from './login-driver.ts';
+import { testDatabase } from './db.ts';
 
 /**
  * Makes every refusable hash (`hash`, `verify`) fail as the hasher does when its queue is full
@@ -46,4 +47,10 @@ export function expectBusyForm(res: supertest.Response, options: { action: strin
   for (const value of options.kept ?? []) expect(res.text).to.contain(`value="${value}"`);
   for (const password of options.passwords) expect(res.text).not.to.contain(password);
   expect(csrfFrom(res.text)).to.be.a('string').and.not.equal('');
+}
+
+/** The password and second-step attempts the throttles count now (a busy answer must add none). */
+export async function attemptsCounted(): Promise<number> {
+  const db = await testDatabase();
+  return (await db.query<{ n: number }>("SELECT coalesce(sum(failures), 0)::int AS n FROM throttles WHERE key LIKE 'password:%' OR key LIKE 'second-step:%'")).rows[0]!.n;
 }

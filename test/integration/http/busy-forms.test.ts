@@ -1,14 +1,14 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
-import { resetDatabase, testDatabase } from '../../helpers/db.ts';
+import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
 import { startInteraction } from '../../helpers/authorization.ts';
 import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
 import { signInToAccount, submit } from '../../helpers/account-pages.ts';
 import { enrolTwoStep, totpAt } from '../../helpers/two-step.ts';
-import { expectBusyForm, refuseHashes } from '../../helpers/busy.ts';
+import { attemptsCounted, expectBusyForm, refuseHashes } from '../../helpers/busy.ts';
 
 /**
  * Decision 0063: every form that checks or hashes a password answers a full password hashing the
@@ -29,8 +29,6 @@ describe('forms that hash a password, while the hashing is full', () => {
     await server.close();
     await smtp.close();
   });
-
-  const counted = async () => (await (await testDatabase()).query<{ n: number }>("SELECT coalesce(sum(failures), 0)::int AS n FROM throttles WHERE key LIKE 'password:%' OR key LIKE 'second-step:%'")).rows[0]!.n;
 
   /** Sends `post` while every refusable hash is refused; the refusal must have happened. */
   async function whileFull(post: () => Promise<supertest.Response>): Promise<supertest.Response> {
@@ -92,12 +90,12 @@ describe('forms that hash a password, while the hashing is full', () => {
   it('settings: changing the password with the current one answers busy, counts no attempt, and goes through when sent again', async () => {
     const account = await createAccount(server.registry);
     const { agent } = await signInToAccount(server.url, account.email);
-    const before = await counted();
+    const before = await attemptsCounted();
     const password = 'a changed passphrase 5120';
 
     const busy = await whileFull(() => submit(agent, '/account/password', '/account/password', { current: PASSWORD, password }));
     expectBusyForm(busy, { action: '/account/password', passwords: [PASSWORD, password] });
-    expect(await counted(), 'the attempt reserved for the check was given back').to.equal(before);
+    expect(await attemptsCounted(), 'the attempt reserved for the check was given back').to.equal(before);
     expect((await server.registry.accounts.authenticate(account.email, PASSWORD)).ok).to.equal(true);
 
     const again = await agent.post('/account/password').type('form').send({ _csrf: csrfFrom(busy.text), current: PASSWORD, password });
@@ -124,7 +122,7 @@ describe('forms that hash a password, while the hashing is full', () => {
   it('settings: an email change and closing the account, confirmed with the password, answer busy and change nothing', async () => {
     const account = await createAccount(server.registry);
     const { agent } = await signInToAccount(server.url, account.email);
-    const before = await counted();
+    const before = await attemptsCounted();
 
     const email = await whileFull(() => submit(agent, '/account/email', '/account/email', { password: PASSWORD, email: 'elsewhere@example.com' }));
     expectBusyForm(email, { action: '/account/email', kept: ['elsewhere@example.com'], passwords: [PASSWORD] });
@@ -133,19 +131,19 @@ describe('forms that hash a password, while the hashing is full', () => {
     const close = await whileFull(() => submit(agent, '/account/close', '/account/close', { password: PASSWORD }));
     expectBusyForm(close, { action: '/account/close', passwords: [PASSWORD] });
     expect((await server.registry.accounts.findById(account.id))?.status).to.equal('active');
-    expect(await counted(), 'no attempt counted').to.equal(before);
+    expect(await attemptsCounted(), 'no attempt counted').to.equal(before);
   });
 
   it('settings: turning two-step verification off answers busy and gives both attempts back', async () => {
     const account = await createAccount(server.registry);
     const { agent } = await signInToAccount(server.url, account.email);
     const { secret } = await enrolTwoStep(server.registry, account);
-    const before = await counted();
+    const before = await attemptsCounted();
 
     const busy = await whileFull(() => submit(agent, '/account/security', '/account/security/two-step/disable', { password: PASSWORD, code: '000000' }));
     expectBusyForm(busy, { action: '/account/security/two-step/disable', passwords: [PASSWORD] });
     expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(true);
-    expect(await counted(), 'neither the password’s nor the code’s attempt stays counted').to.equal(before);
+    expect(await attemptsCounted(), 'neither the password’s nor the code’s attempt stays counted').to.equal(before);
 
     const off = await agent.post('/account/security/two-step/disable').type('form').send({ _csrf: csrfFrom(busy.text), password: PASSWORD, code: await totpAt(secret, Date.now() + 30_000) });
     expect(off.status).to.equal(200);

@@ -44,7 +44,7 @@ describe('password step under overload', () => {
     expect(busy.headers['retry-after']).to.equal('5');
     expect(busy.headers['content-type']).to.match(/^text\/html/);
     expect(busy.headers['cache-control']).to.equal('no-store');
-    expect(busy.text).to.contain('Too many sign-ins are in progress');
+    expect(busy.text).to.contain('Many people are signing in right now');
     expect(busy.text).to.match(/<form method="post" action="\/interaction\/[^"]+\/password"/);
     expect(busy.text).to.contain(`value="${email}"`);
     expect(busy.text).not.to.contain(password);

@@ -8,7 +8,7 @@ import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { startInteraction } from '../../helpers/authorization.ts';
 import { enrolTwoStep, followToCallback, passPassword } from '../../helpers/two-step.ts';
 import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
-import { expectBusyForm, refuseHashes } from '../../helpers/busy.ts';
+import { attemptsCounted, expectBusyForm, refuseHashes } from '../../helpers/busy.ts';
 import bcrypt from 'bcryptjs';
 
 describe('legacy Trello accounts: migrating at login with the Trello password', () => {
@@ -129,6 +129,7 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     await importLegacy(server.registry, [member]);
     const flow = await reachReview('trello-side@example.com');
     const taken = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'proving@example.com' });
+    const before = await attemptsCounted();
     const refusing = refuseHashes(server.registry);
     let busy: supertest.Response;
     try {
@@ -139,6 +140,7 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     expect(refusing.refused(), 'the proof asked for no hash').to.be.greaterThan(0);
     expectBusyForm(busy, { action: `/interaction/${flow.uid}/trello/prove`, kept: ['proving@example.com'], passwords: [PASSWORD] });
     expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+    expect(await attemptsCounted(), 'the attempt reserved for the proof was given back').to.equal(before);
     const proven = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(busy.text), email: 'proving@example.com', password: PASSWORD });
     expect(proven.status).to.equal(303);
     expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(existing.id);
