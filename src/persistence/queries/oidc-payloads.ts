@@ -30,7 +30,7 @@ function renumbered(write: DeferredWrite, offset: number): string {
 }
 
 /** Rows of one kind a batch passes as `VALUES` of scalar parameters; more go as arrays (`writeBatch`). */
-export const VALUES_ROWS = 16;
+export const VALUES_ROWS = 4;
 
 /** Queries of the oidc-provider model store. Every lookup is by primary key or a partial index. */
 export function createOidcPayloadQueries(db: Queryable) {
@@ -72,7 +72,8 @@ export function createOidcPayloadQueries(db: Queryable) {
      * repeated statements are prepared by name (decision 0062), it planned the statement anew on
      * every execution rather than keep a generic plan costed for ten: 0.55–0.77 ms a refresh's
      * batch against 0.24–0.29 with `VALUES` (decision 0064). Past `VALUES_ROWS` rows of a kind,
-     * arrays, so that the parameters stay few.
+     * arrays: each row count is another statement text, and the embedded engine names only so
+     * many (decision 0062), so rare large batches must not multiply the texts.
      */
     async writeBatch(ops: PayloadOp[]): Promise<void> {
       const params: unknown[] = [];
