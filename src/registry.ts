@@ -25,7 +25,7 @@ import { listenToProviderEvents } from './oidc/provider-events.ts';
 import { createPasswordStep, type PasswordStep } from './oidc/password-step.ts';
 import { createPasswordStepQueries } from './persistence/queries/password-step.ts';
 import { createSweeper, type Sweeper } from './shared/sweeper.ts';
-import { embeddedUpkeep } from './persistence/embedded-upkeep.ts';
+import { runEmbeddedUpkeep } from './persistence/embedded-upkeep.ts';
 import { createSamlConnector, type SamlServiceProvider, type SeenAssertions } from './federation/saml/service-provider.ts';
 import { createSeenAssertions } from './federation/saml/seen-assertions.ts';
 import { createSamlAssertionSeenQueries } from './persistence/queries/saml-assertions-seen.ts';
@@ -205,8 +205,10 @@ export interface RegistryOptions {
   /** Apply migrations at start (the default); the CLI's `migrate` does it explicitly. */
   migrate?: boolean;
   /**
-   * Deliver from this process: the mail worker and the Trello webhook worker (the default, for
-   * the server). The CLI passes false: it only queues, and the server's workers deliver.
+   * Run the background work from this process: the mail worker, the Trello webhook worker, the
+   * domain re-checks and the sweeper's timer (the default, for the server). The CLI passes false:
+   * a command only queues, and the server's workers deliver and sweep — a sweeper round in the
+   * middle of a long import would vacuum the tables it is filling.
    */
   deliver?: boolean;
 }
@@ -491,7 +493,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         ...(db.engine === 'pglite' ? [{ name: 'embedded engine upkeep (vacuum, analyze)', run: () => runEmbeddedUpkeep(db, logger) }] : []),
       ],
     });
-    sweeper.start(config.sweepIntervalSeconds);
+    if (options.deliver !== false) sweeper.start(config.sweepIntervalSeconds);
 
     // Started last: nothing below can fail and leave its timer running.
     if (options.deliver !== false) linkWebhook.start(config.mailPollSeconds);
@@ -597,11 +599,4 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     if (ownsDb) await db.close().catch(() => {});
     throw err;
   }
-}
-
-/** The embedded engine's autovacuum round (decision 0064), with one info line when it did something. */
-async function runEmbeddedUpkeep(db: Database, logger: Logger): Promise<void> {
-  const started = performance.now();
-  const done = await embeddedUpkeep(db);
-  if (done.vacuumed.length || done.analyzed.length) logger.info({ ...done, ms: Math.round(performance.now() - started) }, 'embedded engine upkeep');
 }

@@ -7,6 +7,7 @@ import { isAppError } from '../shared/errors.ts';
 import { openDatabase, timeoutsFrom, DatabaseConnectError, DatabaseUnavailableError, type Database } from '../persistence/db.ts';
 import { migrate, schemaStatus, DatabaseTooNewError } from '../persistence/migrate.ts';
 import { createRegistry, type Registry } from '../registry.ts';
+import { runEmbeddedUpkeep } from '../persistence/embedded-upkeep.ts';
 import type { ClientKind } from '../persistence/queries/clients.ts';
 import { trelloImport, trelloMigrate, type CliIo } from './trello.ts';
 import { SecretKeyMismatchError } from '../config/secret-key.ts';
@@ -152,7 +153,13 @@ async function withRegistry<T>(config: Config, io: CliContext, fn: (registry: Re
   // A command never delivers: it queues, and the server's workers send (docs/operations.md).
   const registry = await createRegistry(config, { logger: createLogger(config.logLevel === 'silent' ? 'silent' : 'warn', io.stdout), deliver: false, db: io.db });
   try {
-    return await fn(registry);
+    const result = await fn(registry);
+    // The embedded engine has no autovacuum (decision 0064) and a command runs no sweeper: what
+    // a command wrote in bulk (an import, a migration, seeded accounts) is vacuumed and analysed
+    // here, in the command's own time, rather than by the server's first round after it starts,
+    // which would hold the one connection for as long. Nothing due costs one statistics query.
+    if (registry.db.engine === 'pglite') await runEmbeddedUpkeep(registry.db, registry.logger);
+    return result;
   } finally {
     await registry.close();
   }

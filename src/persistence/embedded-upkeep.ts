@@ -1,4 +1,5 @@
 import type { Database } from './db.ts';
+import type { Logger } from '../shared/logger.ts';
 
 /**
  * The embedded engine's autovacuum (decision 0064). PGlite is PostgreSQL in one process with one
@@ -55,6 +56,9 @@ const SAMPLE_TARGET = 10;
  * the tables of a small deployment). Returns what it did.
  */
 export async function embeddedUpkeep(db: Database): Promise<{ vacuumed: string[]; analyzed: string[] }> {
+  // The counts the backend has not reported yet (it reports at most once a second, when idle):
+  // a command's last writes, just before its upkeep, would otherwise go unseen.
+  await db.query('SELECT pg_stat_force_next_flush()');
   const { rows } = await db.query<{ table: string; live: string; dead: string; modified: string; inserted: string }>(
     `SELECT relname AS table, n_live_tup AS live, n_dead_tup AS dead, n_mod_since_analyze AS modified, n_ins_since_vacuum AS inserted
      FROM pg_stat_user_tables WHERE schemaname = current_schema() ORDER BY relname`,
@@ -78,4 +82,11 @@ export async function embeddedUpkeep(db: Database): Promise<{ vacuumed: string[]
     await analyze(r.table);
   }
   return done;
+}
+
+/** The embedded engine's autovacuum round (decision 0064), with one info line when it did something. */
+export async function runEmbeddedUpkeep(db: Database, logger: Logger): Promise<void> {
+  const started = performance.now();
+  const done = await embeddedUpkeep(db);
+  if (done.vacuumed.length || done.analyzed.length) logger.info({ ...done, ms: Math.round(performance.now() - started) }, 'embedded engine upkeep');
 }
