@@ -2,7 +2,7 @@
  * V8 CPU profiles of one token scenario, Lanyard against the baseline, for finding what Lanyard
  * adds per request (docs/benchmarks.md, "Where the time goes"). Not part of `npm run bench`:
  *
- *   node --experimental-strip-types bench/profile-tokens.ts [userinfo|introspection|refresh_token] [lanyard|baseline]
+ *   node --experimental-strip-types bench/profile-tokens.ts [userinfo|introspection|refresh_token|client_credentials] [lanyard|baseline]
  *
  * Starts both servers as the bench does (DATABASE_URL or embedded), warms both up alternately,
  * then profiles the main thread (servers and, embedded, PGlite) in 8 slices of BENCH_SECONDS in
@@ -21,7 +21,7 @@ import { hammer, passwordPages, baselinePasswordPage, refreshPool, tokensFrom, t
 import { settings, standalone, type BenchServers } from './servers.ts';
 
 type Side = 'lanyard' | 'baseline';
-const scenario = (process.argv[2] ?? 'userinfo') as 'userinfo' | 'introspection' | 'refresh_token';
+const scenario = (process.argv[2] ?? 'userinfo') as 'userinfo' | 'introspection' | 'refresh_token' | 'client_credentials';
 /** One side alone, or (default) both interleaved. */
 const only = process.argv[3] as Side | undefined;
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -34,7 +34,9 @@ try {
     baseline: baselinePasswordPage(s.lanyard.account.email, s.password),
   };
   let job: (who: Side, secs: number) => LoadJob;
-  if (scenario === 'refresh_token') {
+  if (scenario === 'client_credentials') {
+    job = (who, secs) => ({ url: s.urls[who], path: '/token', authorization: basic(s.clients.service.id, s.clients.service.secret), connections: settings.connections, seconds: secs, body: 'grant_type=client_credentials' });
+  } else if (scenario === 'refresh_token') {
     const pools = {} as Record<Side, string[]>;
     const per = Math.max(600, Number(process.env.BENCH_REFRESH_POOL ?? 1500));
     for (const who of ['lanyard', 'baseline'] as const) pools[who] = await refreshPool(s.urls[who], s.clients.web, signIns[who], per);

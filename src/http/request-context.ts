@@ -32,6 +32,12 @@ const statePrototype = {
  * measurable share of what Lanyard added per request there).
  */
 export function requestContext(logger: Logger): Middleware {
+  // The access line's own logger, without the redaction paths: its fields are ours (method, path
+  // without the query, status, time, request id), never a credential's key, and pino's redaction
+  // of the root logger's wildcard paths cost 12 µs a line against 4 µs for the whole line
+  // without it — a tenth of what Lanyard adds to a client_credentials request (issue 14). Lines
+  // that carry anything else go through the request logger, redacted as before.
+  const access = logger.child({}, { redact: { paths: [] } });
   return async (ctx, next) => {
     const incoming = ctx.get('x-request-id');
     const requestId = INCOMING_ID.test(incoming) ? incoming : randomUUID();
@@ -48,7 +54,7 @@ export function requestContext(logger: Logger): Middleware {
       const line = { method: ctx.method, path: ctx.path, status, ms: Math.round((performance.now() - started) * 10) / 10 };
       const child = state[CHILD] as Logger | undefined;
       if (child) child[level](line, 'request');
-      else if (logger.isLevelEnabled(level)) logger[level]({ reqId: requestId, ...line }, 'request');
+      else if (access.isLevelEnabled(level)) access[level]({ reqId: requestId, ...line }, 'request');
     }
   };
 }
