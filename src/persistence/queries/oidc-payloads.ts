@@ -32,13 +32,22 @@ function renumbered(write: DeferredWrite, offset: number): string {
 /** Rows of one kind a batch passes as `VALUES` of scalar parameters; more go as arrays (`writeBatch`). */
 export const VALUES_ROWS = 4;
 
+type LookupColumn = 'id_hash' | 'session_uid' | 'user_code_hash';
+
+/**
+ * The lookups' texts, built once: a text built per call is a new string each time, which the
+ * embedded engine's statement names (decision 0062) hash again on every lookup.
+ */
+const FIND_LIVE: Record<LookupColumn, string> = Object.fromEntries((['id_hash', 'session_uid', 'user_code_hash'] as const).map((column) => [column,
+  `SELECT payload, consumed_at FROM oidc_payloads
+       WHERE ${column} = $2 AND model = $1 AND (expires_at IS NULL OR expires_at > $3)`])) as Record<LookupColumn, string>;
+
 /** Queries of the oidc-provider model store. Every lookup is by primary key or a partial index. */
 export function createOidcPayloadQueries(db: Queryable) {
   /** The row of `model` whose `column` equals `value`, unless it has expired by `now`. */
-  async function findLive(column: 'id_hash' | 'session_uid' | 'user_code_hash', model: string, value: string, now: Date): Promise<StoredPayload | undefined> {
+  async function findLive(column: LookupColumn, model: string, value: string, now: Date): Promise<StoredPayload | undefined> {
     const { rows } = await db.query<StoredPayload>(
-      `SELECT payload, consumed_at FROM oidc_payloads
-       WHERE ${column} = $2 AND model = $1 AND (expires_at IS NULL OR expires_at > $3)`,
+      FIND_LIVE[column],
       // The time as ISO 8601 text (what timestamptz reads): node-postgres' own Date formatting
       // is a measurable cost on lookups made several times per request (issue 14).
       [model, value, now.toISOString()],
