@@ -158,7 +158,11 @@ async function withRegistry<T>(config: Config, io: CliContext, fn: (registry: Re
     // a command wrote in bulk (an import, a migration, seeded accounts) is vacuumed and analysed
     // here, in the command's own time, rather than by the server's first round after it starts,
     // which would hold the one connection for as long. Nothing due costs one statistics query.
-    if (registry.db.engine === 'pglite') await runEmbeddedUpkeep(registry.db, registry.logger);
+    // The command itself succeeded (and may have printed a secret shown once): a failed upkeep
+    // is a warning, not a failed command — the server's sweeper does the same work later.
+    if (registry.db.engine === 'pglite') {
+      await runEmbeddedUpkeep(registry.db, registry.logger).catch((err: unknown) => registry.logger.warn({ err: { message: (err as Error).message } }, 'embedded engine upkeep after the command failed'));
+    }
     return result;
   } finally {
     await registry.close();

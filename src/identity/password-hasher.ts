@@ -37,9 +37,12 @@ export interface PasswordHasher {
   /**
    * Compares with an imported Trello bcrypt hash, in a worker thread at the pool's priority
    * (bcryptjs is JavaScript: on the event loop one check at cost 10 took ~90 ms of it), in this
-   * queue's threads; never refused (see `rehash`). A missing hash is compared with a decoy.
+   * queue's threads. A missing hash is compared with a decoy. Never refused (see `rehash`) after
+   * the step's own check, which is how the login's password step uses it; `first` when it is the
+   * step's first hash (a form that asks only for the Trello password): refusable then, like
+   * `verify` (decision 0063).
    */
-  compareLegacy(hash: string | null | undefined, password: string): Promise<boolean>;
+  compareLegacy(hash: string | null | undefined, password: string, options?: { first?: boolean }): Promise<boolean>;
 }
 
 /**
@@ -120,7 +123,7 @@ export function createPasswordHasher(params: Argon2Parameters, maxInFlight: numb
     full: () => queue.full,
     hash: (password) => bounded(() => argon2.hash(normalise(password), argonOptions)),
     rehash: (password) => queue.run(() => argon2.hash(normalise(password), argonOptions), true),
-    compareLegacy: (hash, password) => queue.run(() => (bcrypt ??= createBcryptWorkers(options.nice ?? 0)).compare(hash ?? DECOY_BCRYPT, password), true),
+    compareLegacy: (hash, password, compare = {}) => queue.run(() => (bcrypt ??= createBcryptWorkers(options.nice ?? 0)).compare(hash ?? DECOY_BCRYPT, password), !compare.first),
 
     async verify(hash, password) {
       if (!hash || !hash.startsWith('$argon2')) {

@@ -171,8 +171,9 @@ export function createPasswordResetService(deps: {
       if (proof.password && proof.password === next) return { ok: false, problem: 'password.same' };
       const problem = policy.check(next, { email: account.email, name: account.name, minLength: minLengthFor(loaded.subject) });
       if (problem) return { ok: false, problem };
-      // After the current password's check (typed, hence always verified: reauthentication.ts)
-      // a second hash, never refused (decision 0056). Confirmed by a recent login alone, this is
+      // After the current password's check (typed, hence always checked first through a
+      // refusable verify, the real hash or a decoy: reauthentication.ts) a second hash, never
+      // refused (decision 0056). Confirmed by a recent login alone, this is
       // the step's first hash: refusable like any, so a full hashing answers busy (decision 0063)
       // instead of this form skipping the queue's bound.
       const typed = typeof proof.password === 'string' && proof.password.length > 0;

@@ -171,14 +171,15 @@ export function createTrelloLinking(deps: {
     /**
      * Checks a Trello password against the imported bcrypt hash (constant-time inside bcrypt).
      * For a linked member this only recognises the old password, to say it no longer works.
+     * `first`: the step's first hash, refused when the hashing is full (`compareLegacy`).
      */
-    async checkLegacyPassword(member: TrelloMemberRow | undefined, password: string): Promise<boolean> {
+    async checkLegacyPassword(member: TrelloMemberRow | undefined, password: string, options: { first?: boolean } = {}): Promise<boolean> {
       if (!member?.password_hash) {
-        // Same cost either way, so the time does not tell whether a hash exists.
-        await deps.hasher.compareLegacy(undefined, password);
+        // Same cost either way, so the time does not tell whether a member or a hash exists.
+        await deps.hasher.compareLegacy(undefined, password, options);
         return false;
       }
-      return deps.hasher.compareLegacy(member.password_hash, password);
+      return deps.hasher.compareLegacy(member.password_hash, password, options);
     },
 
 
@@ -201,12 +202,17 @@ export function createTrelloLinking(deps: {
      * one decoy when there is none), so the time does not tell which member it was, nor whether
      * one matched; the first in the given order wins when several do.
      */
-    async matchLegacyPassword(members: readonly TrelloMemberRow[], password: string): Promise<TrelloMemberRow | undefined> {
+    async matchLegacyPassword(members: readonly TrelloMemberRow[], password: string, options: { first?: boolean } = {}): Promise<TrelloMemberRow | undefined> {
       if (!members.length) {
-        await deps.hasher.compareLegacy(undefined, password);
+        await deps.hasher.compareLegacy(undefined, password, options);
         return undefined;
       }
-      const results = await Promise.all(members.map((m) => (m.password_hash ? deps.hasher.compareLegacy(m.password_hash, password) : deps.hasher.compareLegacy(undefined, password).then(() => false))));
+      // `first` (the step's first hash, refusable: decision 0063) goes to the first compare
+      // only; the others belong to the same admitted step. A full hashing refuses the step
+      // before any compare starts (nothing runs in between: this is one tick).
+      if (options.first && deps.hasher.full()) return deps.hasher.compareLegacy(undefined, password, options).then(() => undefined);
+      const compare = (m: TrelloMemberRow, i: number) => deps.hasher.compareLegacy(m.password_hash, password, { first: i === 0 && options.first === true });
+      const results = await Promise.all(members.map((m, i) => (m.password_hash ? compare(m, i) : compare(m, i).then(() => false))));
       return members.find((_, i) => results[i]);
     },
 

@@ -9,12 +9,12 @@ import { testDatabase } from './db.ts';
  * Makes every refusable hash (`hash`, `verify`) fail as the hasher does when its queue is full
  * (`login.busy`), until `restore`. The real queue's refusal is tested on its own in
  * test/integration/login/overload.test.ts; this reaches the same error from any form at once.
- * The hashes a step makes after its first check (`rehash`, `compareLegacy`) are left alone: they
- * are never refused (decision 0056).
+ * The hashes a step makes after its first check (`rehash`, `compareLegacy` without `first`) are
+ * left alone: they are never refused (decision 0056).
  */
 export function refuseHashes(registry: Registry): { restore(): void; refused(): number } {
   const { hasher } = registry;
-  const { hash, verify } = hasher;
+  const { hash, verify, compareLegacy } = hasher;
   let refused = 0;
   const busy = async (): Promise<never> => {
     refused += 1;
@@ -22,10 +22,12 @@ export function refuseHashes(registry: Registry): { restore(): void; refused(): 
   };
   hasher.hash = busy;
   hasher.verify = busy;
+  hasher.compareLegacy = (legacyHash, password, options) => (options?.first ? busy() : compareLegacy(legacyHash, password, options));
   return {
     restore() {
       hasher.hash = hash;
       hasher.verify = verify;
+      hasher.compareLegacy = compareLegacy;
     },
     refused: () => refused,
   };

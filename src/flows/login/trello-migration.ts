@@ -229,9 +229,11 @@ export function trelloMigrationStrategy(deps: {
           const { flow, account } = await loadOffer(it);
           const input = parseForm(ctx, passwordOnlyInput);
           const data = { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: account.email };
-          // Throttled like the Trello password in Settings → Trello, under the same subject.
-          const t = await throttled(ctx, throttle, { scope: 'password', subject: `trello:${account.email.toLowerCase()}` },
-            async () => linking.matchLegacyPassword(await linking.candidatesFor(account.email, { verifiedOnly: true }), input.password), (m) => (m ? 'passed' : 'failed'));
+          // Throttled like the Trello password in Settings → Trello, under the same subject. The
+          // step's first hash: a full hashing answers this form again (decision 0063).
+          const t = await unlessBusy(ctx, () => throttled(ctx, throttle, { scope: 'password', subject: `trello:${account.email.toLowerCase()}` },
+            async () => linking.matchLegacyPassword(await linking.candidatesFor(account.email, { verifiedOnly: true }), input.password, { first: true }), (m) => (m ? 'passed' : 'failed')));
+          if ('problem' in t) return page(ctx, 503, 'login/trello-offer', data, t.problem);
           if (t.refused) return page(ctx, 429, 'login/trello-offer', data, t.error);
           if (!t.result) return page(ctx, 401, 'login/trello-offer', data, t.orWait('trello.credentials'));
           const link = { memberId: t.result.member_id, accountId: account.id, email: account.email };

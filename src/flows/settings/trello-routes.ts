@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import type { AccountService } from '../../identity/accounts.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import { throttled } from '../throttled.ts';
+import { unlessBusy } from '../busy.ts';
 import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 import type { BrowserSessions } from '../../oidc/browser-session.ts';
 import type { SecretBox } from '../../shared/crypto.ts';
@@ -40,10 +41,15 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
     const input = parseForm(ctx, trelloLoginInput);
     if (await linking.findByAccountId(account(ctx).id)) return overview(ctx, 409, {}, 'trello.account_has_member');
     const subject = `trello:${input.login.trim().toLowerCase()}`;
-    const guarded = await throttled(ctx, throttle, { scope: 'password', subject }, async () => {
+    // The Trello password is this form's first hash: a full hashing answers the form again, 503
+    // with Retry-After, the attempt given back (decision 0063).
+    const guarded = await unlessBusy(ctx, () => throttled(ctx, throttle, { scope: 'password', subject }, async () => {
       const member = await linking.findByLogin(input.login);
-      return member && (await linking.checkLegacyPassword(member, input.password)) ? member : undefined;
-    }, (member) => (member ? 'passed' : 'failed'));
+      // Checked whether or not the login names a member (a decoy then): the time must not tell.
+      const right = await linking.checkLegacyPassword(member, input.password, { first: true });
+      return member && right ? member : undefined;
+    }, (member) => (member ? 'passed' : 'failed')));
+    if ('problem' in guarded) return overview(ctx, 503, { login: input.login }, guarded.problem);
     if (guarded.refused) return overview(ctx, 429, { login: input.login }, guarded.error);
     const member = guarded.result;
     if (!member) return overview(ctx, 401, { login: input.login }, guarded.orWait('trello.credentials'));

@@ -236,6 +236,27 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
       expect(again.page.status).to.equal(303);
     });
 
+    it('answers a full password hashing on the offer with the offer again, and links once it is sent again (decision 0063)', async () => {
+      const flow = await passPassword(server.url, client, 'both@example.com', PASSWORD);
+      expect(flow.page.text).to.contain('Link your Trello account');
+      const before = await attemptsCounted();
+      const refusing = refuseHashes(server.registry);
+      let busy: supertest.Response;
+      try {
+        busy = await flow.agent.post(`/interaction/${flow.uid}/trello/offer`).type('form').send({ _csrf: csrfFrom(flow.page.text), password: TRELLO_PASSWORD });
+      } finally {
+        refusing.restore();
+      }
+      expect(refusing.refused(), 'the offer asked for no refusable hash').to.be.greaterThan(0);
+      expectBusyForm(busy, { action: `/interaction/${flow.uid}/trello/offer`, passwords: [TRELLO_PASSWORD] });
+      expect(await attemptsCounted(), 'the attempt reserved for the check was given back').to.equal(before);
+      expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(null);
+      const done = await flow.agent.post(`/interaction/${flow.uid}/trello/offer`).type('form').send({ _csrf: csrfFrom(busy.text), password: TRELLO_PASSWORD });
+      expect(done.status).to.equal(303);
+      await followToCallback(flow.agent, server.url, done.headers.location!);
+      expect((await linking().findByMemberId(member.id))?.linked_account_id).to.equal(existing.id);
+    });
+
     it('lets the person go on without linking, and refuses the offer without its sealed state', async () => {
       const flow = await passPassword(server.url, client, 'both@example.com', PASSWORD);
       const skipped = await flow.agent.post(`/interaction/${flow.uid}/trello/offer/skip`).type('form').send({ _csrf: csrfFrom(flow.page.text) });

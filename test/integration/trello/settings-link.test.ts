@@ -7,6 +7,7 @@ import { createAccount, createClient } from '../../helpers/factories.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
 import { signInToAccount, submit } from '../../helpers/account-pages.ts';
 import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
+import { attemptsCounted, expectBusyForm, refuseHashes } from '../../helpers/busy.ts';
 
 describe('legacy Trello accounts: "Update account" from settings, and no unlink anywhere', () => {
   let server: TestServer;
@@ -50,6 +51,27 @@ describe('legacy Trello accounts: "Update account" from settings, and no unlink 
     expect(unlink.status).to.equal(409);
     expect(unlink.text).to.contain('Linking can’t be undone');
     expect((await server.registry.trello.linking.findByMemberId(member.id))?.linked_account_id).to.equal(account.id);
+  });
+
+  it('answers a full password hashing with the form again, the login kept and no attempt counted (decision 0063)', async () => {
+    const account = await createAccount(server.registry, { email: 'busy@example.com' });
+    const { agent } = await signInToAccount(server.url, account.email);
+    await importLegacy(server.registry, [legacyMember({ username: 'lovelace', emails: [{ address: 'lovelace@trello-era.example', verified: true, primary: true }] })]);
+    const before = await attemptsCounted();
+    const refusing = refuseHashes(server.registry);
+    let busy: supertest.Response;
+    try {
+      // The Trello password is this form's first hash: refusable, unlike a check after another.
+      busy = await submit(agent, '/account/trello', '/account/trello', { login: 'lovelace', password: TRELLO_PASSWORD });
+    } finally {
+      refusing.restore();
+    }
+    expect(refusing.refused(), 'the form asked for no refusable hash').to.be.greaterThan(0);
+    expectBusyForm(busy, { action: '/account/trello', kept: ['lovelace'], passwords: [TRELLO_PASSWORD] });
+    expect(await attemptsCounted(), 'the attempt reserved for the check was given back').to.equal(before);
+    const review = await agent.post('/account/trello').type('form').send({ _csrf: csrfFrom(busy.text), login: 'lovelace', password: TRELLO_PASSWORD });
+    expect(review.status).to.equal(200);
+    expect(review.text).to.contain('Link your Trello account');
   });
 
   it('refuses a replayed or foreign review', async () => {

@@ -51,6 +51,16 @@ describe('password hasher (argon2id)', () => {
     expect(await hasher.rehash('after a proven password')).to.match(/^\$argon2id\$/);
   });
 
+  it('refuses a Trello check that is its step’s first hash when the queue is full (decision 0063)', async () => {
+    const hasher = createPasswordHasher(OWASP, 1);
+    const hash = bcrypt.hashSync('trello secret', 4);
+    const occupying = hasher.hash('occupying');
+    const refused = await hasher.compareLegacy(hash, 'trello secret', { first: true }).then(() => undefined, (err: unknown) => err);
+    expect(refused).to.be.instanceOf(AppError).and.have.property('code', 'login.busy');
+    await occupying;
+    expect(await hasher.compareLegacy(hash, 'trello secret', { first: true }), 'admitted once there is room').to.equal(true);
+  });
+
   describe('its queue', () => {
     /** Work that ends when the test says so, recording when it started. */
     function gate(started: string[], name: string) {
