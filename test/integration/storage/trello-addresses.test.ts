@@ -4,7 +4,8 @@ import type { Database } from '../../../src/persistence/db.ts';
 
 /**
  * A Trello member's addresses point at a member (decision 0065): the rule the foreign key kept,
- * now checked once per statement by migration 0027's triggers, on both engines.
+ * now checked once per statement by migration 0027's triggers, on both engines. And one member
+ * per account (decision 0013), by an index of linked members only (migration 0028).
  */
 describe('trello_member_emails: every address belongs to a member, checked per statement', () => {
   let db: Database;
@@ -61,5 +62,15 @@ describe('trello_member_emails: every address belongs to a member, checked per s
     await db.query(`INSERT INTO trello_member_emails (member_id, email, verified, is_primary) VALUES ('m1', 'a@example.com', true, true), ('m2', 'b@example.com', true, true)`);
     await db.query(`DELETE FROM trello_members WHERE member_id = 'm1'`);
     expect(await addresses()).to.deep.equal([{ member_id: 'm2', email: 'b@example.com' }]);
+  });
+
+  it('links at most one member to an account, and indexes only linked members', async () => {
+    await db.query(`INSERT INTO accounts (id, email) VALUES ('acc1', 'one@example.com')`);
+    await db.query(`UPDATE trello_members SET linked_account_id = 'acc1' WHERE member_id = 'm1'`);
+    const err = await failure(db.query(`UPDATE trello_members SET linked_account_id = 'acc1' WHERE member_id = 'm2'`));
+    expect(err).to.include({ code: '23505', constraint: 'trello_members__linked_account' });
+    const indexed = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM trello_members WHERE linked_account_id IS NOT NULL`);
+    expect(indexed.rows[0]!.n).to.equal(1);
+    expect((await db.query<{ def: string }>(`SELECT pg_get_indexdef('trello_members__linked_account'::regclass) AS def`)).rows[0]!.def).to.match(/WHERE \(linked_account_id IS NOT NULL\)/);
   });
 });
