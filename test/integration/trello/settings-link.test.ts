@@ -74,6 +74,27 @@ describe('legacy Trello accounts: "Update account" from settings, and no unlink 
     expect(review.text).to.contain('Link your Trello account');
   });
 
+  it('costs an unknown Trello login the same bcrypt check as a wrong password, and the same answer', async () => {
+    const account = await createAccount(server.registry);
+    const { agent } = await signInToAccount(server.url, account.email);
+    await importLegacy(server.registry, [legacyMember({ username: 'babbage' })]);
+    const { hasher } = server.registry;
+    const compareLegacy = hasher.compareLegacy;
+    const compared: Array<string | null | undefined> = [];
+    hasher.compareLegacy = (hash, password, options) => { compared.push(hash); return compareLegacy(hash, password, options); };
+    try {
+      const unknown = await submit(agent, '/account/trello', '/account/trello', { login: 'nobody-here', password: 'a guess' });
+      const wrong = await submit(agent, '/account/trello', '/account/trello', { login: 'babbage', password: 'a guess' });
+      expect([unknown.status, wrong.status]).to.deep.equal([401, 401]);
+      expect(unknown.text.replaceAll('nobody-here', 'X').replace(/name="_csrf" value="[^"]*"/, '')).to.equal(wrong.text.replaceAll('babbage', 'X').replace(/name="_csrf" value="[^"]*"/, ''));
+    } finally {
+      hasher.compareLegacy = compareLegacy;
+    }
+    expect(compared.length, 'one check each').to.equal(2);
+    expect(compared[0], 'a decoy for the unknown login').to.equal(undefined);
+    expect(compared[1]).to.be.a('string');
+  });
+
   it('refuses a replayed or foreign review', async () => {
     const account = await createAccount(server.registry);
     const member = legacyMember();
