@@ -2,7 +2,7 @@
  * V8 CPU profiles of one token scenario, Lanyard against the baseline, for finding what Lanyard
  * adds per request (docs/benchmarks.md, "Where the time goes"). Not part of `npm run bench`:
  *
- *   node --experimental-strip-types bench/profile-tokens.ts [userinfo|introspection|refresh_token|client_credentials] [lanyard|baseline]
+ *   node --experimental-strip-types bench/profile-tokens.ts [userinfo|introspection|refresh_token|client_credentials|password_login] [lanyard|baseline]
  *
  * Starts both servers as the bench does (DATABASE_URL or embedded), warms both up alternately,
  * then profiles the main thread (servers and, embedded, PGlite) in 8 slices of BENCH_SECONDS in
@@ -12,16 +12,18 @@
  * functions and Koa's, sorted by the difference Lanyard − baseline (PROFILE_TOP rows, default
  * 40). The profiler's own cost shows as node:inspector. Lanyard's first profiled slice is written
  * to bench/results/<scenario>-lanyard.cpuprofile (Chrome DevTools opens it). Sampled wall time on
- * a shared machine: compare the two sides of one run, not runs with each other.
+ * a shared machine: compare the two sides of one run, not runs with each other. password_login runs
+ * the login suite's four browser loops (bench/login.ts) instead of the token load; its figures are
+ * per login and include the in-process browser on both sides.
  */
 import { Session } from 'node:inspector/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basic, browser } from './browser.ts';
-import { hammer, passwordPages, baselinePasswordPage, refreshPool, tokensFrom, type LoadJob } from './scenarios.ts';
+import { hammer, loop, passwordLogin, passwordPages, baselinePasswordPage, refreshPool, tokensFrom, type LoadJob } from './scenarios.ts';
 import { settings, standalone, type BenchServers } from './servers.ts';
 
 type Side = 'lanyard' | 'baseline';
-const scenario = (process.argv[2] ?? 'userinfo') as 'userinfo' | 'introspection' | 'refresh_token' | 'client_credentials';
+const scenario = (process.argv[2] ?? 'userinfo') as 'userinfo' | 'introspection' | 'refresh_token' | 'client_credentials' | 'password_login';
 /** One side alone, or (default) both interleaved. */
 const only = process.argv[3] as Side | undefined;
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -34,7 +36,17 @@ try {
     baseline: baselinePasswordPage(s.lanyard.account.email, s.password),
   };
   let job: (who: Side, secs: number) => LoadJob;
-  if (scenario === 'client_credentials') {
+  /** One slice of load on `who`: what completed, and the main thread's CPU per completed request (or login). */
+  let load = async (who: Side, secs: number) => {
+    const rate = await hammer(job(who, secs));
+    return { ok: rate.ok, cpuMsPerOp: rate.serverCpuMs };
+  };
+  if (scenario === 'password_login') {
+    load = async (who, secs) => {
+      const result = await loop(4, secs, passwordLogin(s.urls[who], s.clients.web, signIns[who]));
+      return { ok: result.done, cpuMsPerOp: result.mainCpuMsPerOp };
+    };
+  } else if (scenario === 'client_credentials') {
     job = (who, secs) => ({ url: s.urls[who], path: '/token', authorization: basic(s.clients.service.id, s.clients.service.secret), connections: settings.connections, seconds: secs, body: 'grant_type=client_credentials' });
   } else if (scenario === 'refresh_token') {
     const pools = {} as Record<Side, string[]>;
@@ -61,8 +73,8 @@ try {
         });
   }
   for (let warm = 0; warm < 3; warm += 1) {
-    await hammer(job('lanyard', 1));
-    await hammer(job('baseline', 1));
+    await load('lanyard', 1);
+    await load('baseline', 1);
   }
   // Both sides profiled in interleaved slices (L B B L …), as the bench measures: a change of the
   // machine's speed falls on both alike. Self time per function and per source, summed per side.
@@ -89,7 +101,7 @@ try {
     const who = only ?? order[i]!;
     const statementsBefore = s.counts[who].statements;
     await session.post('Profiler.start');
-    const rate = await hammer(job(who, seconds / (only ? SLICES : SLICES / 2)));
+    const rate = await load(who, seconds / (only ? SLICES : SLICES / 2));
     const { profile } = await session.post('Profiler.stop');
     if (!saved && who === 'lanyard') {
       mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
@@ -99,7 +111,7 @@ try {
     const t = sides[who];
     t.statements += s.counts[who].statements - statementsBefore;
     t.ok += rate.ok;
-    t.cpuMs += rate.serverCpuMs * rate.ok;
+    t.cpuMs += rate.cpuMsPerOp * rate.ok;
     const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
     const parent = new Map<number, number>();
     for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
