@@ -173,9 +173,9 @@ export function createPasswordResetService(deps: {
       if (problem) return { ok: false, problem };
       // After the current password's check (typed, hence always checked first through a
       // refusable verify, the real hash or a decoy: reauthentication.ts) a second hash, never
-      // refused (decision 0056). Confirmed by a recent login alone, this is
-      // the step's first hash: refusable like any, so a full hashing answers busy (decision 0063)
-      // instead of this form skipping the queue's bound.
+      // refused (decision 0056). Confirmed by a recent login alone, this is the step's first
+      // hash: refusable like any, so a full hashing answers busy (decision 0063) instead of this
+      // form skipping the queue's bound.
       const typed = typeof proof.password === 'string' && proof.password.length > 0;
       const hash = typed ? await hasher.rehash(next) : await hasher.hash(next);
       await db.transaction(async (tx) => {

@@ -4,7 +4,7 @@
 -- The foreign key's check runs a query per inserted address and locks the member's row
 -- (FOR KEY SHARE: a write to the member's tuple and a WAL record each), which was a quarter of
 -- the legacy import's time on the server. The same rule, set-based: after each statement that
--- writes addresses, one anti-join of the statement's rows against trello_members by primary key.
+-- inserts addresses, one anti-join of the statement's rows against trello_members by primary key.
 -- Members are never deleted (erasure updates them) and their id never changes; should either
 -- happen, the same triggers below keep what the foreign key kept: a deleted member's addresses
 -- go with it (ON DELETE CASCADE) and an id cannot change under its addresses.
