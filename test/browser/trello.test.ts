@@ -143,4 +143,40 @@ describe('browser: moving a Trello account', function () {
     expect(await page.getByRole('status').textContent()).to.contain('Your Trello account is linked');
     expect(await page.locator('#trello-status').textContent()).to.contain('Linked to the Trello account linus');
   });
+
+  it('keeps the Settings → Trello form when the hashing is full, and the same form goes on to the review once there is room (decision 0063)', async () => {
+    // A server of its own whose hashing admits one hash at a time, a slow one (about a second):
+    // while the test's own hash runs, the queue is full.
+    const busyServer = await startTestServer({ overrides: { passwordHashConcurrency: 1, argon2: { memoryKiB: 65_536, timeCost: 20, parallelism: 1 } } });
+    try {
+      const account = await createAccount(busyServer.registry, { email: 'ada@example.com' });
+      await importLegacy(busyServer.registry, [legacyMember({ username: 'ada', emails: [{ address: 'ada@old.example', verified: true, primary: true }] })]);
+      const page = await context.newPage();
+      await page.goto(`${busyServer.url}/account/trello`);
+      await logIn(page, account.email, PASSWORD);
+      await page.waitForURL(`${busyServer.url}/account/trello`);
+
+      await page.getByLabel('Trello username or email').fill('ada');
+      await page.getByLabel('Trello password').fill(TRELLO_PASSWORD);
+      const occupying = busyServer.registry.hasher.hash('occupying the only place');
+      const answered = page.waitForResponse((r) => r.url().endsWith('/account/trello') && r.request().method() === 'POST');
+      await page.getByRole('button', { name: 'Review' }).click();
+      const busy = await answered;
+      const stillFull = busyServer.registry.hasher.full();
+      await occupying;
+      expect(stillFull, 'the occupying hash ended before the form was answered: the test proves nothing').to.equal(true);
+      expect(busy.status()).to.equal(503);
+      expect(busy.headers()['retry-after']).to.equal('5');
+      expect(await page.getByRole('alert').textContent()).to.contain('We’re busy right now');
+      expect(await page.getByLabel('Trello username or email').inputValue(), 'the login is kept').to.equal('ada');
+      expect(await page.getByLabel('Trello password').inputValue(), 'the password is not echoed back').to.equal('');
+
+      await page.getByLabel('Trello password').fill(TRELLO_PASSWORD);
+      await page.getByRole('button', { name: 'Review' }).click();
+      await page.getByRole('heading', { name: 'Link your Trello account' }).waitFor();
+      expect(await page.getByText('ada@old.example').isVisible()).to.equal(true);
+    } finally {
+      await busyServer.close();
+    }
+  });
 });
