@@ -6,6 +6,7 @@ import { resetDatabase } from '../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../helpers/factories.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { startCallbackServer } from '../helpers/callback-server.ts';
+import { ONE_SLOW_HASH, submitWhileHashingFull } from '../helpers/busy.ts';
 
 /**
  * The login and consent pages in real headless Chromium (Debian's, never a downloaded one),
@@ -218,7 +219,7 @@ describe('browser: logging in and consenting in Chromium', function () {
   it('shows "We’re busy right now" above the password form while the hashing is full, and the same form logs in once there is room', async () => {
     // A server of its own whose hashing admits one hash at a time, a slow one (about a second):
     // while the test's own hash runs, the queue is full.
-    const busyServer = await startTestServer({ overrides: { passwordHashConcurrency: 1, argon2: { memoryKiB: 65_536, timeCost: 20, parallelism: 1 } } });
+    const busyServer = await startTestServer({ overrides: ONE_SLOW_HASH });
     try {
       const account = await createAccount(busyServer.registry);
       const client = await createClient(busyServer.registry, { firstParty: true, redirectUris: [callback.url] });
@@ -230,18 +231,7 @@ describe('browser: logging in and consenting in Chromium', function () {
       await page.goto(url.href);
       await enterEmail(page, account.email);
 
-      const occupying = busyServer.registry.hasher.hash('occupying the only place');
-      const answered = page.waitForResponse((r) => r.url().endsWith('/password') && r.request().method() === 'POST');
-      await enterPassword(page, PASSWORD);
-      const busy = await answered;
-      const stillFull = busyServer.registry.hasher.full();
-      await occupying;
-      expect(stillFull, 'the occupying hash ended before the attempt was answered: the test proves nothing').to.equal(true);
-      expect(busy.status()).to.equal(503);
-      expect(busy.headers()['retry-after']).to.equal('5');
-      const alert = page.getByRole('alert');
-      await alert.waitFor();
-      expect(await alert.textContent()).to.contain('We’re busy right now');
+      await submitWhileHashingFull(busyServer.registry, page, '/password', () => enterPassword(page, PASSWORD));
       expect(await page.getByRole('heading', { level: 1 }).textContent(), 'still on the password page').to.equal('Enter your password');
       expect(await page.getByLabel('Email').inputValue(), 'the address is kept').to.equal(account.email);
       expect(await page.getByLabel('Password').inputValue(), 'the password is not echoed back').to.equal('');

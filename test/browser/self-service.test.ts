@@ -6,6 +6,7 @@ import { resetDatabase } from '../helpers/db.ts';
 import { createAccount, PASSWORD } from '../helpers/factories.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { startSmtp, linkIn, type TestSmtp } from '../helpers/smtp.ts';
+import { ONE_SLOW_HASH, submitWhileHashingFull } from '../helpers/busy.ts';
 
 /** The self-service pages in real Chromium: reset, profile, picture, email, sessions, apps, closing. */
 describe('browser: self-service pages', function () {
@@ -64,7 +65,7 @@ describe('browser: self-service pages', function () {
   it('keeps the new-password form when the hashing is full, and the same form changes the password once there is room (decision 0063)', async () => {
     // A server of its own whose hashing admits one hash at a time, a slow one (about a second):
     // while the test's own hash runs, the queue is full.
-    const busyServer = await startTestServer({ overrides: { smtpUrl: smtp.url, passwordHashConcurrency: 1, argon2: { memoryKiB: 65_536, timeCost: 20, parallelism: 1 } } });
+    const busyServer = await startTestServer({ overrides: { smtpUrl: smtp.url, ...ONE_SLOW_HASH } });
     try {
       const account = await createAccount(busyServer.registry);
       const page = await context.newPage();
@@ -76,17 +77,8 @@ describe('browser: self-service pages', function () {
       await busyServer.registry.mail.delivery.deliverDue();
       await page.goto(linkIn(await smtp.lastTo(account.email), `${busyServer.url}/password/reset?token=`));
 
-      const occupying = busyServer.registry.hasher.hash('occupying the only place');
-      const answered = page.waitForResponse((r) => r.url().endsWith('/password/reset') && r.request().method() === 'POST');
       await page.getByLabel('New password').fill('changed while it was busy');
-      await page.getByRole('button', { name: 'Set new password' }).click();
-      const busy = await answered;
-      const stillFull = busyServer.registry.hasher.full();
-      await occupying;
-      expect(stillFull, 'the occupying hash ended before the form was answered: the test proves nothing').to.equal(true);
-      expect(busy.status()).to.equal(503);
-      expect(busy.headers()['retry-after']).to.equal('5');
-      expect(await page.getByRole('alert').textContent()).to.contain('We’re busy right now');
+      await submitWhileHashingFull(busyServer.registry, page, '/password/reset', () => page.getByRole('button', { name: 'Set new password' }).click());
       expect(await page.getByLabel('New password').inputValue(), 'the password is not echoed back').to.equal('');
 
       // The link was not spent: the same form, sent again, changes the password.

@@ -6,6 +6,7 @@ import { resetDatabase } from '../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../helpers/factories.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { startCallbackServer } from '../helpers/callback-server.ts';
+import { ONE_SLOW_HASH, submitWhileHashingFull } from '../helpers/busy.ts';
 import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../helpers/trello.ts';
 
 /** The interactive Trello migration paths in real Chromium. */
@@ -147,7 +148,7 @@ describe('browser: moving a Trello account', function () {
   it('keeps the Settings → Trello form when the hashing is full, and the same form goes on to the review once there is room (decision 0063)', async () => {
     // A server of its own whose hashing admits one hash at a time, a slow one (about a second):
     // while the test's own hash runs, the queue is full.
-    const busyServer = await startTestServer({ overrides: { passwordHashConcurrency: 1, argon2: { memoryKiB: 65_536, timeCost: 20, parallelism: 1 } } });
+    const busyServer = await startTestServer({ overrides: ONE_SLOW_HASH });
     try {
       const account = await createAccount(busyServer.registry, { email: 'ada@example.com' });
       await importLegacy(busyServer.registry, [legacyMember({ username: 'ada', emails: [{ address: 'ada@old.example', verified: true, primary: true }] })]);
@@ -158,16 +159,7 @@ describe('browser: moving a Trello account', function () {
 
       await page.getByLabel('Trello username or email').fill('ada');
       await page.getByLabel('Trello password').fill(TRELLO_PASSWORD);
-      const occupying = busyServer.registry.hasher.hash('occupying the only place');
-      const answered = page.waitForResponse((r) => r.url().endsWith('/account/trello') && r.request().method() === 'POST');
-      await page.getByRole('button', { name: 'Review' }).click();
-      const busy = await answered;
-      const stillFull = busyServer.registry.hasher.full();
-      await occupying;
-      expect(stillFull, 'the occupying hash ended before the form was answered: the test proves nothing').to.equal(true);
-      expect(busy.status()).to.equal(503);
-      expect(busy.headers()['retry-after']).to.equal('5');
-      expect(await page.getByRole('alert').textContent()).to.contain('We’re busy right now');
+      await submitWhileHashingFull(busyServer.registry, page, '/account/trello', () => page.getByRole('button', { name: 'Review' }).click());
       expect(await page.getByLabel('Trello username or email').inputValue(), 'the login is kept').to.equal('ada');
       expect(await page.getByLabel('Trello password').inputValue(), 'the password is not echoed back').to.equal('');
 

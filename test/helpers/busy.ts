@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type supertest from 'supertest';
+import type { Page } from 'playwright-core';
 import type { Registry } from '../../src/registry.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { csrfFrom } from './login-driver.ts';
@@ -55,4 +56,28 @@ export function expectBusyForm(res: supertest.Response, options: { action: strin
 export async function attemptsCounted(): Promise<number> {
   const db = await testDatabase();
   return (await db.query<{ n: number }>("SELECT coalesce(sum(failures), 0)::int AS n FROM throttles WHERE key LIKE 'password:%' OR key LIKE 'second-step:%'")).rows[0]!.n;
+}
+
+/** A test server's settings under which its hashing admits one slow hash (about a second) at a time. */
+export const ONE_SLOW_HASH = { passwordHashConcurrency: 1, argon2: { memoryKiB: 65_536, timeCost: 20, parallelism: 1 } };
+
+/**
+ * In a real browser, sends a form while the hashing is full (decisions 0061, 0063): a hash of the
+ * test's own takes the one place of a server started with `ONE_SLOW_HASH`, `submit` sends the
+ * form posting to a URL ending in `path`, and the answer must be the busy page — 503,
+ * Retry-After, the busy message — given while the hashing was still full.
+ */
+export async function submitWhileHashingFull(registry: Registry, page: Page, path: string, submit: () => Promise<void>): Promise<void> {
+  const occupying = registry.hasher.hash('occupying the only place');
+  const answered = page.waitForResponse((r) => r.url().endsWith(path) && r.request().method() === 'POST');
+  await submit();
+  const busy = await answered;
+  const stillFull = registry.hasher.full();
+  await occupying;
+  expect(stillFull, 'the occupying hash ended before the form was answered: the test proves nothing').to.equal(true);
+  expect(busy.status()).to.equal(503);
+  expect(busy.headers()['retry-after']).to.equal('5');
+  const alert = page.getByRole('alert');
+  await alert.waitFor();
+  expect(await alert.textContent()).to.contain('We’re busy right now');
 }
