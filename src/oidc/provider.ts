@@ -8,6 +8,7 @@ import { ACR_VALUES, type AccountSubject, type Decision, type DecisionInput } fr
 import { protocolErrors, TemporarilyUnavailable, withProtocolErrors } from './unavailable.ts';
 import { accessTokenProvenance, loginPolicy, stageFor, tokenProvenance } from './provenance.ts';
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from '../shared/errors.ts';
+import { reuseBuiltClients } from './built-clients.ts';
 
 /**
  * Builds the oidc-provider instance. This module and its siblings in src/oidc are the only
@@ -36,6 +37,7 @@ export interface ProviderDeps {
   jwks: { keys: JWK[] };
   cookieKeys: string[];
   adapter: new (model: string) => Adapter;
+  /** A client's metadata: the same object for as long as the client is unchanged (its instance is reused, src/oidc/built-clients.ts). */
   findClient: (clientId: string) => Promise<ClientMetadata | undefined>;
   /** The account and its policy subject for the token stages, in one statement (`policy.loadForTokens`). */
   findAccount: (id: string) => Promise<{ account: AccountRow; subject: AccountSubject } | undefined>;
@@ -267,6 +269,7 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(config.issuer, configuration);
   // Proxy trust and the origin (ISSUER) are set by the app for both Koa applications (src/app.ts).
+  reuseBuiltClients(provider, deps.findClient);
 
   // A 503 tells the client when to come back (RFC 9110 §10.2.3); docs/reliability.md.
   provider.use(async (ctx, next) => {
