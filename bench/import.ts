@@ -10,6 +10,7 @@ import { importMembers, type ImportSummary } from '../src/legacy-trello/legacy-i
 import { createTrelloMemberQueries } from '../src/persistence/queries/trello-members.ts';
 import { systemClock } from '../src/shared/clock.ts';
 import { writeImportFile } from './trello-import-file.ts';
+import { startCommand } from './start-command.ts';
 
 /**
  * `npm run bench:import` (docs/data-at-scale.md): the legacy Trello import on a realistic file
@@ -52,10 +53,10 @@ export const TARGET_FLAT = 0.8;
 
 interface PassResult { label: string; lines: number; seconds: number; tenths: number[]; stoppedEarly: boolean; rssMb: number; cpuUsPerLine: number; inserted: number; updated: number; skipped: number; flagged: number }
 
-/** Node options of `npm run cli` (package.json), so that the import runs as the command does. */
-function cliNodeOptions(): string[] {
+/** `npm run cli` as package.json says it (environment defaults and Node options), so that the import runs as the command does. */
+function cliCommand(): { env: Record<string, string>; args: string[] } {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
-  return pkg.scripts.cli!.split(/\s+/).filter((a) => a.startsWith('--'));
+  return startCommand(pkg.scripts.cli!, 'src/cli/main.ts');
 }
 
 export async function run(options: ImportBenchOptions = {}): Promise<Row[]> {
@@ -65,7 +66,9 @@ export async function run(options: ImportBenchOptions = {}): Promise<Row[]> {
   else delete env.DATABASE_URL;
   if (options.batch) env.BENCH_IMPORT_BATCH = String(options.batch);
   if (options.file) env.BENCH_IMPORT_FILE = options.file;
-  const flags = [...new Set([...cliNodeOptions(), '--experimental-strip-types', '--no-warnings'])];
+  const cli = cliCommand();
+  const flags = [...new Set([...cli.args, '--experimental-strip-types', '--no-warnings'])];
+  Object.assign(env, cli.env);
   const child = spawn(process.execPath, [...flags, import.meta.filename], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -103,7 +106,7 @@ export async function run(options: ImportBenchOptions = {}): Promise<Row[]> {
   rows.push({
     scenario: `trello import peak RSS (${where})`, unit: 'MB', lanyard: peak, baseline: TARGET_RSS_MB, ratio: round(TARGET_RSS_MB / peak, 3), target: 1,
     verdict: verdict(peak < TARGET_RSS_MB),
-    notes: `target < ${TARGET_RSS_MB} MB (baseline column); ratio = target / measured; per pass: ${passes.map((p) => `${p.label} ${p.rssMb} MB`).join(', ')}; Node options ${cliNodeOptions().join(' ') || '(none)'} as npm run cli`,
+    notes: `target < ${TARGET_RSS_MB} MB (baseline column); ratio = target / measured; per pass: ${passes.map((p) => `${p.label} ${p.rssMb} MB`).join(', ')}; ${Object.entries(cli.env).map(([k, v]) => `${k}=${v} `).join('')}Node options ${cli.args.join(' ') || '(none)'} as npm run cli`,
   });
   return rows;
 }

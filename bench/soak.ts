@@ -27,28 +27,11 @@ import { basic, browser, pkce } from './browser.ts';
 
 export type { Row } from './report.ts';
 import type { Row } from './report.ts';
+import { startCommand } from './start-command.ts';
 
 const IDLE_TARGET_MB = 150;
 const GROWTH_TARGET = 1.1;
 const PASSWORD = 'soak bench password';
-
-/**
- * `npm start` as package.json says it: its `VAR=${VAR:-value}` defaults (glibc's malloc settings
- * must be in the environment before the process starts) and the node options before the entry.
- * The soak runs the same, so that its figures are those of the documented command (decision 0059).
- */
-export function startCommand(script: string): { env: Record<string, string>; args: string[] } {
-  const words = script.trim().split(/\s+/);
-  const env: Record<string, string> = {};
-  let i = 0;
-  for (; i < words.length; i += 1) {
-    const assignment = /^([A-Z_][A-Z0-9_]*)=\$\{\1:-([^}]*)\}$/.exec(words[i]!);
-    if (!assignment) break;
-    env[assignment[1]!] = process.env[assignment[1]!] ?? assignment[2]!;
-  }
-  if (words[i] !== 'node' || words.at(-1) !== 'src/main.ts') throw new Error(`package.json's start script is not "[VAR=\${VAR:-value} …] node [options] src/main.ts": ${script}`);
-  return { env, args: words.slice(i + 1, -1) };
-}
 
 const rssMb = (pid: number) => {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../../../src/persistence/db.ts';
-import { startCommand } from '../../../bench/soak.ts';
+import { startCommand } from '../../../bench/start-command.ts';
 import { migratedDataDir } from '../../helpers/data-dir.ts';
 import { serverUrl } from '../../helpers/db.ts';
 
