@@ -1,12 +1,12 @@
 import type Provider from 'oidc-provider';
-import type { ClientMetadata } from 'oidc-provider';
+import type { Adapter, ClientMetadata } from 'oidc-provider';
 
 type EngineClient = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
 
 /**
  * Keeps the engine's Client instance for as long as our client cache hands out the same metadata
- * object (src/oidc/clients.ts, `findMetadata`), so a request that names a client does no more
- * than a map lookup.
+ * object (src/oidc/clients.ts, `findMetadata`, read through the engine's own Client adapter), so
+ * a request that names a client does no more than a map lookup.
  *
  * Why: for clients that come from an adapter, oidc-provider's `Client.find` serialises the
  * metadata and hashes it (SHA-256) on every call to find the instance it built from it, and keeps
@@ -23,12 +23,15 @@ type EngineClient = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>
  * garbage with the old object. With CLIENT_CACHE_SECONDS=0 every lookup is a new object and
  * nothing is reused: the engine's own path, as before.
  */
-export function reuseBuiltClients(provider: Provider, findMetadata: (clientId: string) => Promise<ClientMetadata | undefined>): void {
+export function reuseBuiltClients(provider: Provider): void {
   const Client = provider.Client;
   const engineFind = Client.find.bind(Client);
+  // The adapter the engine itself reads clients through (the configured one, with its outage
+  // handling: a database outage is the protocol's temporarily_unavailable, src/oidc/unavailable.ts).
+  const adapter = (Client as unknown as { adapter: Adapter }).adapter;
   const built = new WeakMap<ClientMetadata, EngineClient>();
   Client.find = async (id: string) => {
-    const metadata = typeof id === 'string' && id ? await findMetadata(id) : undefined;
+    const metadata = typeof id === 'string' && id ? await adapter.find(id) as ClientMetadata | undefined : undefined;
     if (!metadata) return engineFind(id);
     const known = built.get(metadata);
     if (known) return known;

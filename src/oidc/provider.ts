@@ -269,7 +269,7 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(config.issuer, configuration);
   // Proxy trust and the origin (ISSUER) are set by the app for both Koa applications (src/app.ts).
-  reuseBuiltClients(provider, deps.findClient);
+  reuseBuiltClients(provider);
 
   // A 503 tells the client when to come back (RFC 9110 §10.2.3); docs/reliability.md.
   provider.use(async (ctx, next) => {

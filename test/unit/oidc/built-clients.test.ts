@@ -6,9 +6,8 @@ import { reuseBuiltClients } from '../../../src/oidc/built-clients.ts';
 /** A real engine whose clients come from `lookup`, through the Client adapter and our reuse, as in src/oidc/provider.ts. */
 function engineWith(lookup: (id: string) => ClientMetadata | undefined) {
   const calls = { adapter: 0 };
-  const findMetadata = async (id: string) => lookup(id);
   class ClientAdapter implements Partial<Adapter> {
-    async find(id: string) { calls.adapter += 1; return findMetadata(id) as Promise<never>; }
+    async find(id: string) { calls.adapter += 1; return lookup(id) as never; }
   }
   const provider = new Provider('http://127.0.0.1:1', {
     adapter: (name: string) => (name === 'Client' ? new ClientAdapter() : undefined) as never,
@@ -16,7 +15,7 @@ function engineWith(lookup: (id: string) => ClientMetadata | undefined) {
     jwks: { keys: [{ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig', kid: 'test' }] } as never,
     features: { devInteractions: { enabled: false } },
   });
-  reuseBuiltClients(provider, findMetadata);
+  reuseBuiltClients(provider);
   return { provider, calls };
 }
 
@@ -28,10 +27,12 @@ describe('built clients (the engine’s Client instance reused while the metadat
     const { provider, calls } = engineWith((id) => (id === 'jira' ? metadata : undefined));
     const first = await provider.Client.find('jira');
     expect(first?.clientId).to.equal('jira');
-    expect(calls.adapter).to.equal(1);
+    expect(calls.adapter, 'our read, then the engine’s own').to.equal(2);
     const again = await provider.Client.find('jira');
     expect(again).to.equal(first);
-    expect(calls.adapter, 'the engine’s own find (serialising and hashing the metadata) ran again').to.equal(1);
+    // The adapter is read each time (our cache behind it decides when a client changed); the
+    // engine's own find, which reads it a second time and hashes the metadata, ran only once.
+    expect(calls.adapter, 'the engine’s own find (serialising and hashing the metadata) ran again').to.equal(3);
   });
 
   it('builds a new instance once the cache hands out changed metadata, and the change takes effect', async () => {
@@ -50,6 +51,14 @@ describe('built clients (the engine’s Client instance reused while the metadat
     expect(await provider.Client.find('nobody')).to.equal(undefined);
     expect(await provider.Client.find('')).to.equal(undefined);
     expect(await provider.Client.find(42 as unknown as string)).to.equal(undefined);
+  });
+
+  it('answers what the engine’s adapter throws, as the engine’s own find does (an outage stays the protocol’s error)', async () => {
+    const outage = new Error('the adapter’s own error');
+    const { provider } = engineWith(() => { throw outage; });
+    let thrown: unknown;
+    try { await provider.Client.find('jira'); } catch (err) { thrown = err; }
+    expect(thrown).to.equal(outage);
   });
 
   it('still refuses metadata the engine finds invalid, every time it is asked', async () => {
