@@ -12,11 +12,12 @@ type EngineClient = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>
  * metadata and hashes it (SHA-256) on every call to find the instance it built from it, and keeps
  * at most 100 such instances (an LRU): past 100 clients in use, most calls validate and build an
  * instance anew. Every token, userinfo and introspection request finds its client at least once.
- * Measured (issue 14, docs/benchmarks.md): 1.7 µs a find with one client, 17 µs with 150 clients
- * in turn; 0.4 µs either way with this. The engine's documented hooks offer no other way than
- * replacing the static `find` of this provider's own Client class (each Provider instance has its
- * own), which is what this does, keeping the engine's `find` for everything it decides: unknown
- * ids, metadata documents, building and validating the instance.
+ * Measured (issue 14, docs/benchmarks.md): 1.7–1.9 µs a find with one client, 17–21 µs with 150
+ * clients in turn; under 0.5 µs either way with this. The engine's documented hooks offer no
+ * other way than replacing the static `find` of this provider's own Client class (each Provider
+ * instance has its own), which is what this does (decision 0066), keeping the engine's `find`
+ * for everything it decides: unknown ids, metadata documents, building and validating the
+ * instance.
  *
  * A changed client is a new metadata object once the cache has read the new row (after at most
  * CLIENT_CACHE_SECONDS, as before): the engine builds its instance then, and the old one is
