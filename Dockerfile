@@ -24,6 +24,8 @@ COPY config ./config
 COPY src ./src
 COPY views ./views
 COPY public ./public
+# `npm run cli -- …` inside the container runs its Node check first (package.json "precli").
+COPY scripts/check-node.mjs ./scripts/check-node.mjs
 RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 3000

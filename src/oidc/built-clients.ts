@@ -21,8 +21,9 @@ type EngineClient = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>
  *
  * A changed client is a new metadata object once the cache has read the new row (after at most
  * CLIENT_CACHE_SECONDS, as before): the engine builds its instance then, and the old one is
- * garbage with the old object. With CLIENT_CACHE_SECONDS=0 every lookup is a new object and
- * nothing is reused: the engine's own path, as before.
+ * garbage with the old object. With CLIENT_CACHE_SECONDS=0 every lookup would be a new object,
+ * nothing would be reused and each find would read the client twice (ours, then the engine's):
+ * src/oidc/provider.ts installs this only when the cache is on.
  */
 export function reuseBuiltClients(provider: Provider): void {
   const Client = provider.Client;

@@ -269,7 +269,9 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(config.issuer, configuration);
   // Proxy trust and the origin (ISSUER) are set by the app for both Koa applications (src/app.ts).
-  reuseBuiltClients(provider);
+  // Without a client cache every lookup is a new object: nothing to reuse, and the wrapper's own
+  // read would only double the engine's (decision 0066).
+  if (config.clientCacheSeconds > 0) reuseBuiltClients(provider);
 
   // A 503 tells the client when to come back (RFC 9110 §10.2.3); docs/reliability.md.
   provider.use(async (ctx, next) => {
