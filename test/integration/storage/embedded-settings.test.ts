@@ -74,14 +74,18 @@ describe('embedded engine statements', () => {
   });
 });
 
-/** The soak measures the documented command, so it reads package.json's start script (bench/soak.ts). */
-describe('npm start, as the soak reads it', () => {
+/** The soak and the import bench measure the documented commands, so they read package.json's scripts (bench/start-command.ts). */
+describe('npm start and npm run cli, as the benchmarks read them', () => {
   it('takes the environment defaults and node options of package.json, and refuses another shape', () => {
     const { env, args } = startCommand('MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-131072} node --max-semi-space-size=8 --experimental-strip-types src/main.ts');
     expect(env).to.deep.equal({ MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '131072' });
     expect(args).to.deep.equal(['--max-semi-space-size=8', '--experimental-strip-types']);
     const script = (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', '..', 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
     expect(startCommand(script).args).to.include('--experimental-strip-types');
+    // npm run cli runs with the same memory settings (decision 0067); the import bench reads them from there.
+    const cli = (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', '..', 'package.json'), 'utf8')) as { scripts: { cli: string } }).scripts.cli;
+    expect(startCommand(cli, 'src/cli/main.ts')).to.deep.equal({ env: { MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '131072' }, args: ['--experimental-strip-types', '--max-semi-space-size=8'] });
+    expect(() => startCommand(cli)).to.throw(/start script/);
     expect(() => startCommand('tsx src/main.ts')).to.throw(/start script/);
     expect(() => startCommand('node src/other.ts')).to.throw(/start script/);
   });
