@@ -34,11 +34,11 @@ const TARGET = 3;
 /** An unloaded p99 above this (ms) makes the verdict inconclusive: these endpoints answer in a few ms on an idle machine. */
 const INCONCLUSIVE_MS = 100;
 /**
- * The login load generator's thread runs at this nice value (BENCH_LOAD_NICE): in a deployment
- * the browsers are elsewhere, and their CPU here should not be taken from the server's. The
- * probes keep the process's priority.
+ * The login load generator's thread runs at this nice value (BENCH_LOAD_NICE, bench/servers.ts):
+ * in a deployment the browsers are elsewhere, and their CPU here should not be taken from the
+ * server's. The probes keep the process's priority.
  */
-const LOAD_NICE = Number(process.env.BENCH_LOAD_NICE ?? 10);
+const LOAD_NICE = settings.loadNice;
 /** Accounts the login load is spread over, so that no single address's throttle decides the outcome. */
 const ACCOUNTS = 16;
 

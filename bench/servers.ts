@@ -51,6 +51,12 @@ export const settings = {
    */
   warmupRounds: 3,
   connections: 16,
+  /**
+   * The nice value of the browsers' threads (BENCH_LOAD_NICE) in the login and overload suites: in a
+   * deployment the browsers are other machines, and their CPU here should not be taken from the
+   * server's event loop (decisions 0060, 0068).
+   */
+  loadNice: Number(process.env.BENCH_LOAD_NICE ?? 10),
   /** Each side's measurement is cut into this many slices, run alternately (see interleave()). */
   slices: 4,
   /** Refresh tokens per server for the measured run (each is spent once: rotation). */
