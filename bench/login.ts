@@ -6,9 +6,7 @@
  *
  *   node --experimental-strip-types bench/login.ts     (this suite alone)
  */
-import { Worker } from 'node:worker_threads';
-import { argon2Verify, combineLoops, loop, rotate, type LoopResult } from './scenarios.ts';
-import type { LoginLoopAnswer, LoginLoopJob, LoginLoopSetup } from './login-loop-worker.ts';
+import { argon2Verify, combineLoops, loop, rotate, startBrowsers, type LoopResult } from './scenarios.ts';
 import { printReport, ratioRow, round, shownRatio, type Row } from './report.ts';
 import { settings, standalone, type SuiteOptions } from './servers.ts';
 
@@ -101,27 +99,6 @@ export async function run(options: SuiteOptions): Promise<Row[]> {
     log(`per password login: Lanyard ${anatomy(logins)}; baseline ${anatomy(base)}`);
     return rows;
   }
-}
-
-/** The browsers' worker thread (bench/login-loop-worker.ts): one slice at a time. */
-async function startBrowsers(setup: LoginLoopSetup): Promise<{ run(job: LoginLoopJob): Promise<LoginLoopAnswer>; close(): Promise<void> }> {
-  const worker = new Worker(new URL('./login-loop-worker.ts', import.meta.url), { workerData: setup });
-  let failed: ((err: Error) => void) | undefined;
-  worker.on('error', (err) => failed?.(err));
-  await new Promise<void>((resolve, reject) => {
-    failed = reject;
-    worker.once('message', () => resolve());
-  });
-  return {
-    run: (job) => new Promise<LoginLoopAnswer>((resolve, reject) => {
-      failed = reject;
-      worker.once('message', (answer: LoginLoopAnswer | { error: string }) => ('error' in answer ? reject(new Error(answer.error)) : resolve(answer)));
-      worker.postMessage(job);
-    }),
-    close: async () => {
-      await worker.terminate();
-    },
-  };
 }
 
 if (import.meta.main) {

@@ -13,13 +13,13 @@
  * 40). The profiler's own cost shows as node:inspector. Lanyard's first profiled slice is written
  * to bench/results/<scenario>-lanyard.cpuprofile (Chrome DevTools opens it). Sampled wall time on
  * a shared machine: compare the two sides of one run, not runs with each other. password_login runs
- * the login suite's four browser loops (bench/login.ts) instead of the token load; its figures are
- * per login and include the in-process browser on both sides.
+ * the login suite's four browsers (bench/login.ts) instead of the token load, in their own thread
+ * as the suite does (decision 0068): its figures are per login and the servers' alone.
  */
 import { Session } from 'node:inspector/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basic, browser } from './browser.ts';
-import { hammer, loop, passwordLogin, passwordPages, baselinePasswordPage, refreshPool, tokensFrom, type LoadJob } from './scenarios.ts';
+import { hammer, passwordPages, baselinePasswordPage, refreshPool, startBrowsers, tokensFrom, type LoadJob } from './scenarios.ts';
 import { settings, standalone, type BenchServers } from './servers.ts';
 
 type Side = 'lanyard' | 'baseline';
@@ -29,6 +29,8 @@ const only = process.argv[3] as Side | undefined;
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 
 const { options, done } = standalone();
+/** Ends what the scenario started beside the servers (the login's browsers). */
+let stop = async () => {};
 try {
   const s: BenchServers = await options.servers();
   const signIns: Record<Side, ReturnType<typeof passwordPages>> = {
@@ -42,9 +44,14 @@ try {
     return { ok: rate.ok, cpuMsPerOp: rate.serverCpuMs };
   };
   if (scenario === 'password_login') {
+    // The login suite's browsers, in their own thread (decision 0068): the profile is the servers'.
+    const browsers = await startBrowsers({ urls: s.urls, client: s.clients.web, email: s.lanyard.account.email, password: s.password, nice: settings.loadNice });
+    stop = () => browsers.close();
     load = async (who, secs) => {
-      const result = await loop(4, secs, passwordLogin(s.urls[who], s.clients.web, signIns[who]));
-      return { ok: result.done, cpuMsPerOp: result.mainCpuMsPerOp };
+      const cpu = process.threadCpuUsage();
+      const { result } = await browsers.run({ side: who, workers: 4, seconds: secs });
+      const used = process.threadCpuUsage(cpu);
+      return { ok: result.done, cpuMsPerOp: result.done ? (used.user + used.system) / 1000 / result.done : 0 };
     };
   } else if (scenario === 'client_credentials') {
     job = (who, secs) => ({ url: s.urls[who], path: '/token', authorization: basic(s.clients.service.id, s.clients.service.secret), connections: settings.connections, seconds: secs, body: 'grant_type=client_credentials' });
@@ -148,5 +155,6 @@ try {
   table('self time by function', (t) => t.byFunction);
   table('inclusive time, Lanyard\'s functions and the Koa layers', (t) => t.inclusive, (k) => /\/src\/|koa/.test(k));
 } finally {
+  await stop();
   await done();
 }

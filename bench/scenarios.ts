@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import type { LoginLoopAnswer, LoginLoopJob, LoginLoopSetup } from './login-loop-worker.ts';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import * as argon2 from 'argon2';
@@ -360,4 +361,25 @@ export function machineBusyMs(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The browsers' worker thread (bench/login-loop-worker.ts): one slice at a time. */
+export async function startBrowsers(setup: LoginLoopSetup): Promise<{ run(job: LoginLoopJob): Promise<LoginLoopAnswer>; close(): Promise<void> }> {
+  const worker = new Worker(new URL('./login-loop-worker.ts', import.meta.url), { workerData: setup });
+  let failed: ((err: Error) => void) | undefined;
+  worker.on('error', (err) => failed?.(err));
+  await new Promise<void>((resolve, reject) => {
+    failed = reject;
+    worker.once('message', () => resolve());
+  });
+  return {
+    run: (job) => new Promise<LoginLoopAnswer>((resolve, reject) => {
+      failed = reject;
+      worker.once('message', (answer: LoginLoopAnswer | { error: string }) => ('error' in answer ? reject(new Error(answer.error)) : resolve(answer)));
+      worker.postMessage(job);
+    }),
+    close: async () => {
+      await worker.terminate();
+    },
+  };
 }
