@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.ts';
 import { lowerWorkerPoolPriority } from '../src/shared/worker-pool-priority.ts';
 import type { Config } from '../src/config/schema.ts';
-import { pino } from 'pino';
 import { createLogger } from '../src/shared/logger.ts';
 import type { Database } from '../src/persistence/db.ts';
 import { createRegistry, type Registry } from '../src/registry.ts';
@@ -34,10 +33,9 @@ export interface LanyardServer {
  * empty tables.
  *
  * It logs as production does — `LOG_LEVEL`'s default, `info`: an access line per request,
- * serialised by pino and written as `npm start` writes to stdout, through pino's default
- * destination (SonicBoom, asynchronous: a write in flight while the next lines gather, so one
- * system call carries several lines under load) — to /dev/null, so that the figures include that
- * work (BENCH_LOG_LEVEL=silent measures without it). Until 2026-11-29 the bench wrote each line
+ * serialised by pino and written as `npm start` writes to stdout (createLogger's batched
+ * destination, decision 0069) — to /dev/null, so that the figures include that work
+ * (BENCH_LOG_LEVEL=silent measures without it). Until 2026-11-29 the bench wrote each line
  * synchronously, one system call a request, which production never did.
  */
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -60,7 +58,7 @@ export async function startLanyard(db: Database, clients: BenchClients, password
   const config = loadConfig({ NODE_ENV: 'test', ...hashing }, {
     overrides: { issuer: url, port, logLevel, sweepIntervalSeconds: 60, secretKey: randomBytes(32).toString('base64url'), dataDir: join(tmpdir(), 'lanyard-bench') },
   });
-  const registry = await createRegistry(config, { logger: createLogger(logLevel, logLevel === 'silent' ? undefined : pino.destination({ dest: '/dev/null', sync: false })), db });
+  const registry = await createRegistry(config, { logger: createLogger(logLevel, '/dev/null'), db });
   // As src/main.ts does. The pool is the process's: the baseline's hashes, in the same process,
   // run at the same priority (docs/benchmarks.md).
   await lowerWorkerPoolPriority(config.workerPoolNice);
