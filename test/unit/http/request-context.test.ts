@@ -26,7 +26,7 @@ describe('requestContext (request id, request logger, access log)', () => {
     expect(JSON.stringify(lines[0])).not.to.include('secret');
   });
 
-  it('gives the handlers a logger bound to the request id, and ends with the access line through it', async () => {
+  it('gives the handlers a logger bound to the request id, and ends with the same access line', async () => {
     const { app, parsed } = appWith('info', (ctx) => {
       (ctx.state.log as { info(o: object, m: string): void }).info({ step: 1 }, 'working');
       expect(ctx.state.log).to.equal(ctx.state.log); // made once
@@ -37,6 +37,8 @@ describe('requestContext (request id, request logger, access log)', () => {
     const lines = parsed();
     expect(lines.map((l) => [l.msg, l.reqId])).to.deep.equal([['working', 'proxy-id-12345'], ['request', 'proxy-id-12345']]);
     expect(lines[1]).to.include({ status: 204, level: 30 });
+    // The same fields in the same order as a request that made no child logger.
+    expect(Object.keys(lines[1]!).filter((k) => k !== 'time')).to.deep.equal(['level', 'service', 'reqId', 'method', 'path', 'status', 'ms', 'msg']);
   });
 
   it('replaces a malformed incoming id, and logs a server error at error level and a 503 at warn', async () => {
