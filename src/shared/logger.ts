@@ -21,12 +21,12 @@ const WARN = 40;
  * logs carry the path without its query (an id_token_hint or a code can travel there).
  *
  * `destination`: a stream, used as it is (tests capture lines with one; the CLI writes to its
- * own); or a file descriptor or path (default 1, standard output), written through pino's
- * asynchronous destination (sonic-boom) in batches (LOG_BATCH). One write per line handed every access line to
- * libuv's thread pool — a system call each, 0.22–0.27 ms of the event loop per password login of
- * its five requests, more than any other single item Lanyard adds to the bare engine's login
- * (docs/benchmarks.md). The price: a process killed with SIGKILL loses the info lines of at most
- * the last `delayMs`; on any exit Node runs, pino writes what is held first (its exit handler).
+ * own); or a file descriptor or path (default 1, standard output), written in batches
+ * (LOG_BATCH, decision 0069). Written a line at a time, through pino's default asynchronous
+ * destination, every access line was a write handed to libuv's thread pool: 0.23–0.27 ms of the
+ * event loop per password login of five requests, more than any other single item Lanyard adds
+ * to the bare engine's login (docs/benchmarks.md). The price: a process killed with SIGKILL loses
+ * the info lines of at most the last `delayMs`; on any exit Node runs, they are written.
  */
 export function createLogger(level: string, destination: DestinationStream | LogTarget = 1): Logger {
   const batched = typeof destination === 'object' || level === 'silent' ? undefined : batchedLines(destination);
@@ -60,18 +60,20 @@ export function createLogger(level: string, destination: DestinationStream | Log
 }
 
 /**
- * `target` through pino's asynchronous destination (sonic-boom: while one write is in
- * flight, the lines that follow gather for the next), with lines held here until LOG_BATCH.bytes
- * are held or LOG_BATCH.delayMs have passed since the first of them. sonic-boom's own `minLength`
- * batches by size only: what is held below it waits for the next line or the exit, however long.
+ * Lines held here until LOG_BATCH.bytes are held or LOG_BATCH.delayMs have passed since the first
+ * of them, then written to `target` synchronously (pino's destination, sonic-boom, in its sync
+ * mode, with its retries on a full pipe). Synchronous, as Node writes its own standard output to
+ * a file or a pipe on Linux: a batch is one system call on the event loop, nothing is ever in
+ * flight on another thread, so the lines stay in order and the exit handler can write the rest.
+ * (With the asynchronous destination a batch still in flight at `process.exit` landed after the
+ * lines written at exit, in a test of this.) sonic-boom's own `minLength` batches by size only:
+ * what is held below it waits for the next line, however long.
  *
- * On exit the held lines are written synchronously, after pino's own handler has written what
- * sonic-boom holds (on-exit-leak-free, pino's library for this, calls handlers in the order they
- * were registered, and the destination registers first): the lines stay in order. A write
- * sonic-boom has in flight on the thread pool at that moment is pino's own caveat, as before.
+ * The handlers on exit and on an emptied event loop come from on-exit-leak-free, pino's library
+ * for its own, which holds the batch weakly.
  */
 function batchedLines(target: LogTarget): DestinationStream & { flush(): void } {
-  const stream = pino.destination({ dest: target, sync: false });
+  const stream = pino.destination({ dest: target, sync: true });
   let held = '';
   let timer: NodeJS.Timeout | undefined;
   const batch = {
@@ -87,23 +89,13 @@ function batchedLines(target: LogTarget): DestinationStream & { flush(): void } 
     flush() {
       if (timer) clearTimeout(timer);
       timer = undefined;
-      if (held) stream.write(batch.take());
-    },
-    held: () => held.length > 0,
-    take() {
+      if (!held) return;
       const lines = held;
       held = '';
-      return lines;
+      stream.write(lines);
     },
   };
-  // 'exit': no more turns of the event loop, so what is held is written synchronously (a
-  // destination of its own, sync: sonic-boom's retries on a full pipe included); 'beforeExit'
-  // (the loop emptied with lines held, as a command's last lines are): written as usual.
-  register(batch, (b) => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    if (b.held()) pino.destination({ dest: target, sync: true }).write(b.take());
-  });
+  register(batch, (b) => b.flush());
   registerBeforeExit(batch, (b) => b.flush());
   return batch;
 }
