@@ -123,11 +123,20 @@ export function createApp(registry: Registry): LanyardApp {
   app.use((ctx, next) => (ctx.path === '/' ? homePage(ctx, next) : next()));
 
   // Our HTML forms: bodies parsed with tight limits (oidc-provider parses its own), CSRF checked.
-  const forms = new Router();
-  forms.use(identityEncodingOnly());
-  forms.use(bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }));
-  forms.use(refuseNulInBody());
-  forms.use(csrfProtection(registry.csrfKey));
+  // One router per area of paths, each with the same layers in front: @koa/router tests a
+  // request's path against every layer of the router it reaches (and its debug call allocates
+  // for each), so a login's requests meet the 30-odd layers of the interaction pages instead of
+  // all 130 of every form (issue 14: 56 KB of a login's allocations, sampled).
+  const formsRouter = () => {
+    const router = new Router();
+    router.use(identityEncodingOnly());
+    router.use(bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }));
+    router.use(refuseNulInBody());
+    router.use(csrfProtection(registry.csrfKey));
+    return router;
+  };
+  // /interaction/… and an upstream provider's one redirect URI under /login/.
+  const forms = formsRouter();
   forms.use(finishedInteractionPage({ interactions, views }));
   const { throttle, events, twoStep } = registry;
   const devices = deviceCookies({ tag: throttle.deviceTag });
@@ -157,10 +166,14 @@ export function createApp(registry: Registry): LanyardApp {
   forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, completion, minLength: config.passwordMinLength }).routes());
   for (const strategy of strategies) if (strategy.outside) forms.use(strategy.outside.routes());
   forms.use(loginRoutes({ interactions, policy, completion, strategies, page: loginPage, renderConsent: consent.renderConsent }).routes());
-  forms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, devices, linking, minLength: config.passwordMinLength }).routes());
-  forms.use(trelloSettingsRoutes({ views, sessions: registry.browserSessions, accounts, linking, throttle, box: registry.box, now: () => registry.clock.now() }).routes());
-  forms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, reauthentication: registry.reauthentication, box: registry.box, now: () => registry.clock.now() }).routes());
-  forms.use(settingsRoutes({
+  // /password/…: the reset by email.
+  const recoveryForms = formsRouter();
+  recoveryForms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, devices, linking, minLength: config.passwordMinLength }).routes());
+  // /account…: the account's own pages.
+  const accountForms = formsRouter();
+  accountForms.use(trelloSettingsRoutes({ views, sessions: registry.browserSessions, accounts, linking, throttle, box: registry.box, now: () => registry.clock.now() }).routes());
+  accountForms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, reauthentication: registry.reauthentication, box: registry.box, now: () => registry.clock.now() }).routes());
+  accountForms.use(settingsRoutes({
     issuer: config.issuer,
     views,
     sessions: registry.browserSessions,
@@ -181,8 +194,10 @@ export function createApp(registry: Registry): LanyardApp {
   // one gate in front of all its forms, so no new form can forget it.
   const consoleKit = settingsKit({ views, sessions: registry.browserSessions, accounts });
   const consoleChange = compose([consoleKit.signedIn, consoleKit.privileged((ctx) => /^\/admin\/organizations\/[A-Za-z0-9_-]+/.exec(ctx.path)?.[0] ?? '/admin')]);
-  forms.use((ctx, next) => (ctx.method === 'POST' && ctx.path.startsWith('/admin/') ? consoleChange(ctx, next) : next()));
-  forms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, managed: registry.organizations.managedAccounts, policies: registry.organizations.policies, box: registry.box, now: () => registry.clock.now(), pages: [connectorPages({ ...registry.sso, box: registry.box, issuer: config.issuer, now })] }).routes());
+  // /admin…: the organization console.
+  const adminForms = formsRouter();
+  adminForms.use((ctx, next) => (ctx.method === 'POST' && ctx.path.startsWith('/admin/') ? consoleChange(ctx, next) : next()));
+  adminForms.use(adminRoutes({ views, sessions: registry.browserSessions, accounts, organizations: registry.organizations.service, invitations: registry.organizations.invitations, managed: registry.organizations.managedAccounts, policies: registry.organizations.policies, box: registry.box, now: () => registry.clock.now(), pages: [connectorPages({ ...registry.sso, box: registry.box, issuer: config.issuer, now })] }).routes());
   const api = profileApiRoutes({ accounts, sessions: registry.browserSessions, avatars: registry.avatars, issuer: config.issuer, csrfKey: registry.csrfKey });
   app.use(under(['/api/', '/avatars/'], compose([routesOf(api), api.allowedMethods() as Koa.Middleware])));
   const securityApi = securityApiRoutes({ accounts, events, sessions: registry.browserSessions, interactions });
@@ -197,7 +212,8 @@ export function createApp(registry: Registry): LanyardApp {
   const avatarUpload = avatarUploadRoutes({ avatars: registry.avatars, sessions: registry.browserSessions, csrfKey: registry.csrfKey });
   app.use(under(['/account/avatar'], compose([routesOf(avatarUpload), formPageRedirects(avatarUpload, { page: '/account/profile' })])));
 
-  const formRoutes = compose([routesOf(forms), formPageRedirects(forms)]);
+  const formRoutesOf = (router: Router) => compose([routesOf(router), formPageRedirects(router)]);
+  const formRoutes = formRoutesOf(forms);
   // The interaction pages' writes — the engine's interaction save, the audit row, a throttle
   // cleared — are stored as the request ends, in one statement (src/oidc/adapter.ts,
   // createWriteBehind; decision 0050): a password login's success is one commit. Should that
@@ -218,7 +234,10 @@ export function createApp(registry: Registry): LanyardApp {
       throw err;
     }
   };
-  app.use(under(['/interaction/', '/password/', '/account', '/login/', '/admin'], (ctx, next) => (ctx.path.startsWith('/interaction/') ? interactionPages(ctx, next) : formRoutes(ctx, next))));
+  app.use(under(['/interaction/', '/login/'], (ctx, next) => (ctx.path.startsWith('/interaction/') ? interactionPages(ctx, next) : formRoutes(ctx, next))));
+  app.use(under(['/password/'], formRoutesOf(recoveryForms)));
+  app.use(under(['/account'], formRoutesOf(accountForms)));
+  app.use(under(['/admin'], formRoutesOf(adminForms)));
 
   app.use(metadataCaching({ discoveryPath: '/.well-known/openid-configuration', jwksPath: '/jwks', keyActivationDelaySeconds: config.keyActivationDelaySeconds }));
   // The engine's writes in one request are made together as it ends, before the response leaves
