@@ -97,7 +97,7 @@ async function serving(count: number): Promise<void> {
 const LOOPS = 8;
 const suffix = Date.now().toString(36);
 const password = 'correct horse battery staple';
-const setup = await createRegistry(loadConfig({ NODE_ENV: 'development', DATABASE_URL: env.DATABASE_URL, SECRET_KEY: env.SECRET_KEY, ISSUER: issuer, SEED_DEMO: 'false', LOG_LEVEL: 'warn' }), { logger: createLogger('warn'), deliver: false });
+const setup = await createRegistry(loadConfig({ NODE_ENV: 'development', DATABASE_URL: env.DATABASE_URL, SECRET_KEY: env.SECRET_KEY, ISSUER: issuer, SEED_DEMO: 'false', LOG_LEVEL: 'warn', DATABASE_PREPARED_STATEMENTS: 'false' }), { logger: createLogger('warn'), deliver: false });
 const web = { id: `bench-web-${suffix}`, secret: '', redirectUri: 'http://127.0.0.1:9/callback' };
 web.secret = (await setup.clients.create({ clientId: web.id, kind: 'web', name: 'Bench', redirectUris: [web.redirectUri], postLogoutRedirectUris: [], firstParty: true })).clientSecret!;
 const service = { id: `bench-svc-${suffix}`, secret: '' };

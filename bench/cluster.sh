@@ -77,9 +77,11 @@ start_instance() { # index
     cd "$ROOT"
     # Development defaults without the demo data and the in-process mailbox (three instances
     # would each keep their own); mail goes to the log. Production differs by https and SMTP only.
+    # Unnamed statements: PgBouncer 1.18 in transaction mode cannot keep a named one (decision 0070).
     export NODE_ENV=${NODE_ENV:-development} SEED_DEMO=false DEV_MAILBOX=false TRUST_PROXY=1 \
       LOG_LEVEL=${LOG_LEVEL:-warn} HOST=127.0.0.1 PORT="$port" ISSUER="$ISSUER" \
-      DATABASE_URL="$DATABASE_URL" SECRET_KEY="$SECRET_KEY" DATA_DIR="$DIR/lanyard$i"
+      DATABASE_URL="$DATABASE_URL" SECRET_KEY="$SECRET_KEY" DATA_DIR="$DIR/lanyard$i" \
+      DATABASE_PREPARED_STATEMENTS=false
     nohup node --experimental-strip-types --no-warnings src/main.ts >"$DIR/lanyard$i.log" 2>&1 &
     echo $! >"$DIR/lanyard$i.pid"
   )

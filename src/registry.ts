@@ -256,7 +256,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
   // endpoints' account cache at once (src/oidc/token-accounts.ts; set up below).
   let tokenAccountsChanged = () => {};
   const db = watchWrites(
-    options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, sharedBuffersMb: config.embeddedSharedBuffersMb, timeouts: timeoutsFrom(config.database) })),
+    options.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, sharedBuffersMb: config.embeddedSharedBuffersMb, timeouts: timeoutsFrom(config.database), preparedStatements: config.database.preparedStatements })),
     isTokenAccountTable,
     () => tokenAccountsChanged(),
   );

@@ -251,7 +251,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliContext
     const config = loadConfig(env);
     switch (command) {
       case 'migrate': {
-        const db = io.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, sharedBuffersMb: config.embeddedSharedBuffersMb, timeouts: timeoutsFrom(config.database) }));
+        const db = io.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir, sharedBuffersMb: config.embeddedSharedBuffersMb, timeouts: timeoutsFrom(config.database), preparedStatements: config.database.preparedStatements }));
         try {
           if (v.status) {
             const status = await schemaStatus(db);

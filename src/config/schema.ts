@@ -111,6 +111,13 @@ export const configSchema = z
       connectTimeoutSeconds: z.coerce.number().min(0.1).max(60),
       statementTimeoutSeconds: z.coerce.number().min(0.1).max(3600),
       idleInTransactionTimeoutSeconds: z.coerce.number().min(1).max(86_400),
+      /**
+       * Statements run often are prepared once per connection under a name (decision 0070; the
+       * embedded engine since decision 0062), so the server parses and plans them once instead of
+       * on every call. Off for a pooler in transaction mode that cannot keep a named statement
+       * for the next transaction (PgBouncer before 1.21, or without max_prepared_statements).
+       */
+      preparedStatements: flag,
     }),
     /** After SIGTERM, how long requests in flight, the mail worker and the pool may take before the process exits 1. */
     shutdownTimeoutSeconds: z.coerce.number().min(1).max(600),
@@ -360,6 +367,7 @@ export const environmentVariables: Record<string, string> = {
   DATABASE_CONNECT_TIMEOUT_SECONDS: 'database.connectTimeoutSeconds',
   DATABASE_STATEMENT_TIMEOUT_SECONDS: 'database.statementTimeoutSeconds',
   DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: 'database.idleInTransactionTimeoutSeconds',
+  DATABASE_PREPARED_STATEMENTS: 'database.preparedStatements',
   SHUTDOWN_TIMEOUT_SECONDS: 'shutdownTimeoutSeconds',
   LOG_LEVEL: 'logLevel',
   TRUST_PROXY: 'trustProxy',

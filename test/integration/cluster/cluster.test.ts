@@ -29,8 +29,8 @@ describe(unavailable ? `${title} (skipped: ${unavailable})` : title, function ()
     if (unavailable) this.skip();
     this.timeout(120_000);
     cluster = await startCluster({ instanceEnv: { SIGNING_KEY_REFRESH_SECONDS: '1', LOG_LEVEL: 'warn' } });
-    // The CLI goes through PgBouncer with the same host list as the instances.
-    cliEnv = { DATABASE_URL: cluster.env.DATABASE_URL!, SECRET_KEY: cluster.env.SECRET_KEY!, ISSUER: cluster.issuer };
+    // The CLI goes through PgBouncer with the same host list and statements as the instances (decision 0070).
+    cliEnv = { DATABASE_URL: cluster.env.DATABASE_URL!, SECRET_KEY: cluster.env.SECRET_KEY!, ISSUER: cluster.issuer, DATABASE_PREPARED_STATEMENTS: 'false' };
     const redirectUri = 'http://127.0.0.1:9/callback';
     const [created, worker, account] = await Promise.all([
       cli(['clients', 'create', '--id', 'jira', '--kind', 'web', '--name', 'Jira', '--redirect-uri', redirectUri, '--first-party'], cliEnv),

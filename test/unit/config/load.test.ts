@@ -64,7 +64,7 @@ describe('loadConfig', () => {
 
   it('bounds database waits and shutdown, with defaults', () => {
     const defaults = loadConfig({});
-    expect(defaults.database).to.deep.equal({ connectTimeoutSeconds: 3, statementTimeoutSeconds: 5, idleInTransactionTimeoutSeconds: 15 });
+    expect(defaults.database).to.deep.equal({ connectTimeoutSeconds: 3, statementTimeoutSeconds: 5, idleInTransactionTimeoutSeconds: 15, preparedStatements: true });
     expect(defaults.shutdownTimeoutSeconds).to.equal(10);
     const tuned = loadConfig({ DATABASE_STATEMENT_TIMEOUT_SECONDS: '0.5', SHUTDOWN_TIMEOUT_SECONDS: '30' });
     expect(tuned.database.statementTimeoutSeconds).to.equal(0.5);
@@ -76,6 +76,17 @@ describe('loadConfig', () => {
       const problems = (err as ConfigError).problems;
       expect(problems.some((p) => p.startsWith('DATABASE_CONNECT_TIMEOUT_SECONDS:'))).to.equal(true);
       expect(problems.some((p) => p.startsWith('DATABASE_STATEMENT_TIMEOUT_SECONDS:'))).to.equal(true);
+    }
+  });
+
+  it('turns prepared statements off on request, and refuses a value that is not a yes or no (decision 0070)', () => {
+    expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).database.preparedStatements).to.equal(false);
+    expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: '1' }).database.preparedStatements).to.equal(true);
+    try {
+      loadConfig({ DATABASE_PREPARED_STATEMENTS: 'sometimes' });
+      expect.fail('accepted an unknown value');
+    } catch (err) {
+      expect((err as ConfigError).problems.some((p) => p.startsWith('DATABASE_PREPARED_STATEMENTS:'))).to.equal(true);
     }
   });
 
