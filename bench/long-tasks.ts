@@ -14,23 +14,12 @@
  * function and by the nearest frame of src/. Sampled figures: compare runs of one machine.
  */
 import { Session } from 'node:inspector/promises';
-import { Worker } from 'node:worker_threads';
+import { inWorker } from './scenarios.ts';
 import { settings, standalone } from './servers.ts';
 import type { LoginLoad, LoginLoadResult } from './login-load-worker.ts';
 
 const LONG_MS = Number(process.env.LONG_MS ?? 3);
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
-
-function inWorker<T>(module: string, data: unknown): Promise<T> {
-  const worker = new Worker(new URL(module, import.meta.url), { workerData: data });
-  return new Promise<T>((resolve, reject) => {
-    worker.once('message', (message: T) => {
-      resolve(message);
-      void worker.terminate();
-    });
-    worker.once('error', reject);
-  });
-}
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 interface HeapNode { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: HeapNode[] }

@@ -18,10 +18,10 @@
  *
  *   node --experimental-strip-types bench/overload.ts     (this suite alone)
  */
-import { Worker } from 'node:worker_threads';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { availableParallelism } from 'node:os';
 import { basic } from './browser.ts';
+import { inWorker } from './scenarios.ts';
 import { printReport, round, upperRow, type Row } from './report.ts';
 import { settings, standalone, type SuiteOptions } from './servers.ts';
 import type { Probe, ProbeResult } from './probe-worker.ts';
@@ -41,18 +41,6 @@ const INCONCLUSIVE_MS = 100;
 const LOAD_NICE = settings.loadNice;
 /** Accounts the login load is spread over, so that no single address's throttle decides the outcome. */
 const ACCOUNTS = 16;
-
-function inWorker<T>(module: string, data: unknown): Promise<T> {
-  const worker = new Worker(new URL(module, import.meta.url), { workerData: data });
-  return new Promise<T>((resolve, reject) => {
-    worker.once('message', (message: T) => {
-      resolve(message);
-      void worker.terminate();
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`${module} exited with ${code}`)));
-  });
-}
 
 const percentile = (sorted: number[], p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]! : Number.NaN);
 

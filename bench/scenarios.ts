@@ -383,3 +383,16 @@ export async function startBrowsers(setup: LoginLoopSetup): Promise<{ run(job: L
     },
   };
 }
+
+/** Runs `module` (relative to bench/) in a worker thread with `data`; resolves with its one message. */
+export function inWorker<T>(module: string, data: unknown): Promise<T> {
+  const worker = new Worker(new URL(module, import.meta.url), { workerData: data });
+  return new Promise<T>((resolve, reject) => {
+    worker.once('message', (message: T) => {
+      resolve(message);
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`${module} exited with ${code}`)));
+  });
+}
