@@ -5,7 +5,7 @@ import type { Database, Queryable } from '../persistence/db.ts';
 import { emailDomainOf, type AccountQueries } from '../persistence/queries/accounts.ts';
 import type { AccountManagerQueries, ManagedAccountRow, ManagedStatusFilter } from '../persistence/queries/account-managers.ts';
 import type { OrganizationQueries } from '../persistence/queries/organizations.ts';
-import type { DomainRow, OrganizationDomainQueries } from '../persistence/queries/organization-domains.ts';
+import { DOMAIN_COLUMNS, type DomainRow, type OrganizationDomainQueries } from '../persistence/queries/organization-domains.ts';
 import type { Outbox } from '../mail/outbox.ts';
 import type { Clock } from '../shared/clock.ts';
 import { normalizeEmail } from '../identity/email-address.ts';
@@ -244,7 +244,7 @@ export function createManagedAccounts(deps: {
       if (!access.ok) return access;
       const result = await db.transaction(async (tx) => {
         // Read again in the transaction, locked: a re-check failing meanwhile freezes this claim.
-        const { rows } = await tx.query<DomainRow>('SELECT * FROM organization_domains WHERE id = $1 AND organization_id = $2 FOR UPDATE', [typeof domainId === 'string' ? domainId : '', organizationId]);
+        const { rows } = await tx.query<DomainRow>(`SELECT ${DOMAIN_COLUMNS} FROM organization_domains WHERE id = $1 AND organization_id = $2 FOR UPDATE`, [typeof domainId === 'string' ? domainId : '', organizationId]);
         const row = rows[0];
         const problem = claimProblem(row);
         if (problem) return { ok: false as const, problem };

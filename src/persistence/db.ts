@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
@@ -90,6 +91,28 @@ export function unavailableReason(err: unknown): string | undefined {
 }
 
 /** `err` as a DatabaseUnavailableError when it is a connection-level failure, else unchanged. */
+/**
+ * Errors that mean a connection's prepared statements are not what the driver believes it
+ * prepared there (decision 0070): 26000 a name it prepared is missing, 42P05 a name it is
+ * preparing already exists, 08P01 a bind that does not fit the statement under that name — all
+ * what a pooler in transaction mode that cannot keep prepared statements does, handing each
+ * transaction another server connection — and 0A000 "cached plan must not change result type",
+ * a statement whose result columns a schema change by another process altered.
+ */
+const PREPARED_STATE_LOST = new Set(['26000', '42P05', '08P01']);
+const preparedStateLost = (err: unknown): boolean => {
+  const { code, message } = err as { code?: string; message?: string };
+  return PREPARED_STATE_LOST.has(code ?? '') || (code === '0A000' && /cached plan must not change result type/.test(message ?? ''));
+};
+
+/** One of PREPARED_STATE_LOST, said in words an operator can act on (the request answers 500). */
+export class PreparedStatementError extends Error {
+  constructor(cause: Error) {
+    super(`${cause.message}: the connection's prepared statements are not the ones Lanyard prepared, as behind a pooler in transaction mode that cannot keep them (PgBouncer before 1.21, or without max_prepared_statements; set DATABASE_PREPARED_STATEMENTS=false), or after a schema change by another process (the connection is replaced) (decision 0070)`, { cause });
+    this.name = 'PreparedStatementError';
+  }
+}
+
 function classify(err: unknown): unknown {
   if (err instanceof DatabaseUnavailableError) return err;
   const reason = unavailableReason(err);
@@ -240,12 +263,7 @@ async function openServer(url: string, options: OpenOptions, prepared: boolean):
       const result = await client.query(name ? { name, text: sql, values: params as unknown[] } : { text: sql, values: params as unknown[] | undefined });
       return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
     } catch (err) {
-      // 26000 invalid_sql_statement_name: the server connection under this client does not hold
-      // a name the driver prepared on it — a pooler in transaction mode handing each transaction
-      // another connection. Said in words an operator can act on (the request answers 500).
-      if (names && (err as { code?: string }).code === '26000') {
-        throw new Error(`${(err as Error).message}: a statement Lanyard prepared is gone from the connection, as behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21, or without max_prepared_statements); set DATABASE_PREPARED_STATEMENTS=false (decision 0070)`, { cause: err });
-      }
+      if (names && preparedStateLost(err)) throw new PreparedStatementError(err as Error);
       throw classify(err);
     }
   };
@@ -277,8 +295,10 @@ async function openServer(url: string, options: OpenOptions, prepared: boolean):
         return result;
       } catch (err) {
         // A connection that failed is dropped, not rolled back: ROLLBACK would wait on it for the
-        // whole query timeout, and the server ends the transaction when the connection goes.
-        broken = err instanceof DatabaseUnavailableError;
+        // whole query timeout, and the server ends the transaction when the connection goes. So
+        // is one whose prepared statements no longer match what the driver believes it holds:
+        // a fresh connection prepares them again (pg-pool drops it itself outside transactions).
+        broken = err instanceof DatabaseUnavailableError || err instanceof PreparedStatementError;
         if (!broken) await client.query('ROLLBACK').catch(() => { broken = true; });
         throw err;
       } finally {
@@ -432,7 +452,10 @@ function preparedNames() {
         return undefined;
       }
       seen.delete(sql);
-      const fresh = `lanyard_${named.size + 1}`;
+      // The name is the text's digest, never a counter: behind a pooler, a name prepared by
+      // another process (another instance, the CLI) on the same server connection then either
+      // means the same text or fails, and never runs someone else's statement with our values.
+      const fresh = `lanyard_${createHash('sha256').update(sql).digest('hex').slice(0, 32)}`;
       named.set(sql, fresh);
       return fresh;
     },

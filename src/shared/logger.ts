@@ -25,8 +25,9 @@ const WARN = 40;
  * (LOG_BATCH, decision 0069). Written a line at a time, through pino's default asynchronous
  * destination, every access line was a write handed to libuv's thread pool: 0.23–0.27 ms of the
  * event loop per password login of five requests, more than any other single item Lanyard adds
- * to the bare engine's login (docs/benchmarks.md). The price: a process killed with SIGKILL loses
- * the info lines of at most the last `delayMs`; on any exit Node runs, they are written.
+ * to the bare engine's login (docs/benchmarks.md). The price: a process killed with SIGKILL, or
+ * ended by V8 running out of heap (no exit handler runs then either), loses the info lines of at
+ * most the last `delayMs`; on any exit Node runs, they are written.
  */
 export function createLogger(level: string, destination: DestinationStream | LogTarget = 1): Logger {
   const batched = typeof destination === 'object' || level === 'silent' ? undefined : batchedLines(destination);
@@ -72,8 +73,20 @@ export function createLogger(level: string, destination: DestinationStream | Log
  * The handlers on exit and on an emptied event loop come from on-exit-leak-free, pino's library
  * for its own, which holds the batch weakly.
  */
-function batchedLines(target: LogTarget): DestinationStream & { flush(): void } {
+function batchedLines(target: LogTarget): DestinationStream & { flush(cb?: (err?: Error) => void): void } {
   const stream = pino.destination({ dest: target, sync: true });
+  const batch = createLineBatch((lines) => stream.write(lines));
+  register(batch, (b) => b.flush());
+  registerBeforeExit(batch, (b) => b.flush());
+  return batch;
+}
+
+/**
+ * The holding part of the batch: lines kept until `LOG_BATCH.bytes` are held (written at once)
+ * or `LOG_BATCH.delayMs` after the first of them, each batch handed to `write` as one string.
+ * `flush(cb)` writes what is held now (pino's `logger.flush(cb)` calls it with a callback).
+ */
+export function createLineBatch(write: (lines: string) => void): DestinationStream & { flush(cb?: (err?: Error) => void): void } {
   let held = '';
   let timer: NodeJS.Timeout | undefined;
   const batch = {
@@ -81,21 +94,21 @@ function batchedLines(target: LogTarget): DestinationStream & { flush(): void } 
       held += line;
       if (held.length >= LOG_BATCH.bytes) batch.flush();
       else if (!timer) {
-        timer = setTimeout(batch.flush, LOG_BATCH.delayMs);
+        timer = setTimeout(() => batch.flush(), LOG_BATCH.delayMs);
         // Held lines never keep the process alive: the exit handler writes them.
         timer.unref();
       }
     },
-    flush() {
+    flush(cb?: (err?: Error) => void) {
       if (timer) clearTimeout(timer);
       timer = undefined;
-      if (!held) return;
-      const lines = held;
-      held = '';
-      stream.write(lines);
+      if (held) {
+        const lines = held;
+        held = '';
+        write(lines);
+      }
+      cb?.();
     },
   };
-  register(batch, (b) => b.flush());
-  registerBeforeExit(batch, (b) => b.flush());
   return batch;
 }

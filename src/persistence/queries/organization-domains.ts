@@ -19,7 +19,9 @@ export interface DomainRow {
   failing_since: Date | null;
 }
 
-const COLUMNS = 'id, organization_id, domain, verification_token, state, method, added_at, added_by, verified_at, last_checked_at, last_error, failing_since';
+/** A DomainRow's columns, named: a prepared `SELECT *` breaks when a column is added (decision 0070). */
+export const DOMAIN_COLUMNS = 'id, organization_id, domain, verification_token, state, method, added_at, added_by, verified_at, last_checked_at, last_error, failing_since';
+const COLUMNS = DOMAIN_COLUMNS;
 
 /** Domains organizations claim and prove (`organization_domains`, migration 0015; docs/flows/organizations.md). */
 /**

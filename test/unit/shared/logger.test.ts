@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { LOG_BATCH } from '../../../src/shared/logger.ts';
+import { LOG_BATCH, createLineBatch } from '../../../src/shared/logger.ts';
 
 const moduleUrl = new URL('../../../src/shared/logger.ts', import.meta.url).href;
 
@@ -88,5 +88,41 @@ describe('the log destination of npm start (decision 0069)', function () {
     const { lines, code } = await logsOf(`log.info('last words');`);
     expect(code).to.equal(0);
     expect(lines.map((l) => l.msg)).to.deep.equal(['last words']);
+  });
+
+  describe('the batch itself', () => {
+    const line = (n: number, size = 60) => `${JSON.stringify({ n, pad: 'x'.repeat(size) })}\n`;
+
+    it('holds small lines and hands them on as one write after the delay', async () => {
+      const writes: string[] = [];
+      const batch = createLineBatch((lines) => writes.push(lines));
+      for (let i = 0; i < 5; i += 1) batch.write(line(i));
+      expect(writes).to.deep.equal([]);
+      await new Promise((resolve) => setTimeout(resolve, LOG_BATCH.delayMs * 3));
+      expect(writes).to.deep.equal([[0, 1, 2, 3, 4].map((i) => line(i)).join('')]);
+    });
+
+    it("writes at once when a batch's bytes are held, and keeps the rest for the next", () => {
+      const writes: string[] = [];
+      const batch = createLineBatch((lines) => writes.push(lines));
+      const big = line(0, LOG_BATCH.bytes);
+      batch.write(line(1));
+      batch.write(big);
+      batch.write(line(2));
+      expect(writes).to.deep.equal([line(1) + big]);
+      batch.flush();
+      expect(writes).to.deep.equal([line(1) + big, line(2)]);
+    });
+
+    it("calls back from flush (pino's logger.flush(cb)), with or without lines held", () => {
+      const writes: string[] = [];
+      const batch = createLineBatch((lines) => writes.push(lines));
+      let called = 0;
+      batch.flush(() => { called += 1; });
+      batch.write(line(1));
+      batch.flush(() => { called += 1; });
+      expect(called).to.equal(2);
+      expect(writes).to.deep.equal([line(1)]);
+    });
   });
 });
