@@ -90,14 +90,13 @@ export function unavailableReason(err: unknown): string | undefined {
   return undefined;
 }
 
-/** `err` as a DatabaseUnavailableError when it is a connection-level failure, else unchanged. */
 /**
  * Errors that mean a connection's prepared statements are not what the driver believes it
  * prepared there (decision 0070): 26000 a name it prepared is missing, 42P05 a name it is
  * preparing already exists, 08P01 a bind that does not fit the statement under that name — all
  * what a pooler in transaction mode that cannot keep prepared statements does, handing each
- * transaction another server connection — and 0A000 "cached plan must not change result type",
- * a statement whose result columns a schema change by another process altered.
+ * transaction another server connection — and, told by its message, 0A000 "cached plan must not
+ * change result type": a statement whose result columns a schema change by another process altered.
  */
 const PREPARED_STATE_LOST = new Set(['26000', '42P05', '08P01']);
 const preparedStateLost = (err: unknown): boolean => {
@@ -113,6 +112,7 @@ export class PreparedStatementError extends Error {
   }
 }
 
+/** `err` as a DatabaseUnavailableError when it is a connection-level failure, else unchanged. */
 function classify(err: unknown): unknown {
   if (err instanceof DatabaseUnavailableError) return err;
   const reason = unavailableReason(err);

@@ -10,6 +10,9 @@ export type { Logger };
  */
 export const LOG_BATCH = { bytes: 4096, delayMs: 100 } as const;
 
+/** A pino destination that holds lines, with `flush(cb)` as pino's `logger.flush(cb)` calls it. */
+export type LineBatch = DestinationStream & { flush(cb?: (err?: Error) => void): void };
+
 /** Where batched lines go: a file descriptor (1: standard output) or a file's path. */
 export type LogTarget = number | string;
 
@@ -73,7 +76,7 @@ export function createLogger(level: string, destination: DestinationStream | Log
  * The handlers on exit and on an emptied event loop come from on-exit-leak-free, pino's library
  * for its own, which holds the batch weakly.
  */
-function batchedLines(target: LogTarget): DestinationStream & { flush(cb?: (err?: Error) => void): void } {
+function batchedLines(target: LogTarget): LineBatch {
   const stream = pino.destination({ dest: target, sync: true });
   const batch = createLineBatch((lines) => stream.write(lines));
   register(batch, (b) => b.flush());
@@ -86,7 +89,7 @@ function batchedLines(target: LogTarget): DestinationStream & { flush(cb?: (err?
  * or `LOG_BATCH.delayMs` after the first of them, each batch handed to `write` as one string.
  * `flush(cb)` writes what is held now (pino's `logger.flush(cb)` calls it with a callback).
  */
-export function createLineBatch(write: (lines: string) => void): DestinationStream & { flush(cb?: (err?: Error) => void): void } {
+export function createLineBatch(write: (lines: string) => void): LineBatch {
   let held = '';
   let timer: NodeJS.Timeout | undefined;
   const batch = {
