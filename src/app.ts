@@ -136,12 +136,12 @@ export function createApp(registry: Registry): LanyardApp {
     return router;
   };
   // /interaction/… and an upstream provider's one redirect URI under /login/.
-  const forms = formsRouter();
-  forms.use(finishedInteractionPage({ interactions, views }));
+  const interactionForms = formsRouter();
+  interactionForms.use(finishedInteractionPage({ interactions, views }));
   const { throttle, events, twoStep } = registry;
   const devices = deviceCookies({ tag: throttle.deviceTag });
   const consent = consentRoutes({ interactions, accounts, release: registry.claimsRelease, views });
-  forms.use(consent.router.routes());
+  interactionForms.use(consent.router.routes());
   // Login (docs/flows/login.md): strategies prove factors, the completion service decides and
   // finishes; the Trello strategy adds the link offer and the link waiting for the whole login.
   const { policy, loginFlows: flows } = registry;
@@ -163,9 +163,9 @@ export function createApp(registry: Registry): LanyardApp {
   app.use(under(['/saml/'], routesOf(samlEndpoints({ ...ssoDeps, serviceProvider: registry.saml.serviceProvider }))));
   if (registry.google) strategies.push(googleStrategy({ google: registry.google, federated: registry.federated, linking, box: registry.box, views, issuer: config.issuer, now }));
   // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
-  forms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, completion, minLength: config.passwordMinLength }).routes());
-  for (const strategy of strategies) if (strategy.outside) forms.use(strategy.outside.routes());
-  forms.use(loginRoutes({ interactions, policy, completion, strategies, page: loginPage, renderConsent: consent.renderConsent }).routes());
+  interactionForms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, completion, minLength: config.passwordMinLength }).routes());
+  for (const strategy of strategies) if (strategy.outside) interactionForms.use(strategy.outside.routes());
+  interactionForms.use(loginRoutes({ interactions, policy, completion, strategies, page: loginPage, renderConsent: consent.renderConsent }).routes());
   // /password/…: the reset by email.
   const recoveryForms = formsRouter();
   recoveryForms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, devices, linking, minLength: config.passwordMinLength }).routes());
@@ -213,7 +213,7 @@ export function createApp(registry: Registry): LanyardApp {
   app.use(under(['/account/avatar'], compose([routesOf(avatarUpload), formPageRedirects(avatarUpload, { page: '/account/profile' })])));
 
   const formRoutesOf = (router: Router) => compose([routesOf(router), formPageRedirects(router)]);
-  const formRoutes = formRoutesOf(forms);
+  const interactionFormRoutes = formRoutesOf(interactionForms);
   // The interaction pages' writes — the engine's interaction save, the audit row, a throttle
   // cleared — are stored as the request ends, in one statement (src/oidc/adapter.ts,
   // createWriteBehind; decision 0050): a password login's success is one commit. Should that
@@ -223,7 +223,7 @@ export function createApp(registry: Registry): LanyardApp {
     let answered = false;
     try {
       await registry.payloadWrites.around(async () => {
-        await formRoutes(ctx, next);
+        await interactionFormRoutes(ctx, next);
         answered = true;
       });
     } catch (err) {
@@ -234,7 +234,7 @@ export function createApp(registry: Registry): LanyardApp {
       throw err;
     }
   };
-  app.use(under(['/interaction/', '/login/'], (ctx, next) => (ctx.path.startsWith('/interaction/') ? interactionPages(ctx, next) : formRoutes(ctx, next))));
+  app.use(under(['/interaction/', '/login/'], (ctx, next) => (ctx.path.startsWith('/interaction/') ? interactionPages(ctx, next) : interactionFormRoutes(ctx, next))));
   app.use(under(['/password/'], formRoutesOf(recoveryForms)));
   app.use(under(['/account'], formRoutesOf(accountForms)));
   app.use(under(['/admin'], formRoutesOf(adminForms)));
