@@ -78,6 +78,21 @@ try {
     const res = await fetch(`${lanyard.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clients.web.id, clients.web.secret) }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.shift()! }).toString() });
     if (res.status !== 200) throw new Error(`refresh: ${res.status} ${await res.text()}`);
   });
+  // An access token from a real code flow, then one userinfo and one introspection (the reads).
+  const access = await (async () => {
+    const { verifier, challenge } = pkce();
+    const code = await authorize(go, lanyard.url, clients.web, challenge, signIn);
+    const res = await fetch(`${lanyard.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clients.web.id, clients.web.secret) }, body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: clients.web.redirectUri, code_verifier: verifier }).toString() });
+    return ((await res.json()) as { access_token: string }).access_token;
+  })();
+  await measure('userinfo (GET /me)', async () => {
+    const res = await fetch(`${lanyard.url}/me`, { headers: { authorization: `Bearer ${access}` } });
+    if (res.status !== 200) throw new Error(`userinfo: ${res.status} ${await res.text()}`);
+  });
+  await measure('introspection (POST /token/introspection)', async () => {
+    const res = await fetch(`${lanyard.url}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clients.web.id, clients.web.secret) }, body: new URLSearchParams({ token: access, token_type_hint: 'access_token' }).toString() });
+    if (!((await res.json()) as { active?: boolean }).active) throw new Error('introspection: the token is not active');
+  });
   await lanyard.close();
 } finally {
   if (schema) await inner.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);

@@ -5,7 +5,7 @@ import { containsNul } from '../shared/nul.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Database, Defer, Queryable } from '../persistence/db.ts';
-import { createOidcPayloadQueries, type OidcPayloadQueries, type PayloadOp } from '../persistence/queries/oidc-payloads.ts';
+import { createOidcPayloadQueries, type OidcPayloadQueries, type PayloadOp, type StoredPayload } from '../persistence/queries/oidc-payloads.ts';
 
 /**
  * The engine's writes in one of its requests, made together as the request ends (issue 14: one
@@ -37,6 +37,13 @@ import { createOidcPayloadQueries, type OidcPayloadQueries, type PayloadOp } fro
  */
 export interface WriteBehind {
   around<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * The scope of a request to an endpoint that only reads (userinfo, introspection): no batch —
+   * a write there goes straight to the database — but rows read ahead are kept for it (`ReadAhead`).
+   */
+  reading<T>(work: () => Promise<T>): Promise<T>;
+  /** The rows read ahead in the request running now (inside `around` or `reading`). */
+  readAhead(): ReadAhead | undefined;
   /** The queue of the request running now, if it is still open. */
   pending(): PayloadOp[] | undefined;
   /** Writes what the current request queued so far (before a read). */
@@ -48,11 +55,53 @@ export interface WriteBehind {
   defer: Defer;
 }
 
+/**
+ * Rows the adapter read ahead in one request, for the engine's next reads (issue 14: a round trip
+ * each). The engine reads a token, then the session it is bound to (`Session.findByUid`, when it
+ * expires with it), then its grant (`Grant.find`): on userinfo, introspection, a refresh and a
+ * code's exchange. The adapter reads all three in one statement (`findToken`) and keeps the other
+ * two here; the engine's next read of each takes it instead of asking the database.
+ *
+ * Why this reads nothing stale: the rows come from the same snapshot as the token, a moment
+ * earlier than the engine's own reads would have been (any of those could already see a row that
+ * changed a moment later); each is taken once, so a second read of it asks the database; and
+ * any write the adapter makes or queues in the request drops them all (a request reads its own
+ * writes). A lookup that was in flight across such a write keeps nothing (`generation`). The
+ * application's own statements on `oidc_payloads` (signing out everywhere, src/persistence/queries/
+ * account-activity.ts) run in routes of ours, never between the engine's token read and its
+ * grant read.
+ */
+export class ReadAhead {
+  private readonly rows = new Map<string, StoredPayload | null>();
+  /** Counts the writes that dropped what was read ahead. */
+  generation = 0;
+
+  /** A row kept for `key`: the row, `null` for one known to be absent, `undefined` when none is kept. */
+  take(key: string): StoredPayload | null | undefined {
+    const row = this.rows.get(key);
+    if (row !== undefined) this.rows.delete(key);
+    return row;
+  }
+
+  /** Keeps `row` for `key`, unless a write came since the lookup began (`generation` then). */
+  keep(key: string, row: StoredPayload | null, generation: number): void {
+    if (generation === this.generation) this.rows.set(key, row);
+  }
+
+  drop(): void {
+    this.generation += 1;
+    this.rows.clear();
+  }
+}
+
+/** The key of a row read ahead: by model and id, or (`uid`) a session by its uid. */
+export const aheadKey = (model: string, id: string, by: 'id' | 'uid' = 'id') => `${model}\0${by}\0${id}`;
+
 /** The table a writing statement writes first (INSERT INTO, UPDATE, DELETE FROM). */
 const tableOf = (sql: string) => /^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?([a-z_][a-z0-9_]*)/i.exec(sql)?.[1]?.toLowerCase() ?? sql;
 
 export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Database, 'query' | 'transaction'>): WriteBehind {
-  const storage = new AsyncLocalStorage<{ ops: PayloadOp[]; open: boolean }>();
+  const storage = new AsyncLocalStorage<{ ops: PayloadOp[]; open: boolean; ahead: ReadAhead }>();
   const keyOf = (op: PayloadOp) => (op.kind === 'upsert' ? `${op.write.model}\0${op.write.idHash}` : op.kind === 'joined' ? undefined : `${op.model}\0${op.idHash}`);
 
   async function one(q: OidcPayloadQueries | Queryable, op: PayloadOp): Promise<void> {
@@ -116,7 +165,7 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
     around(work) {
       // Already inside a request's batch (our routes handing a request on to the engine's): one batch.
       if (storage.getStore()?.open) return work();
-      const store = { ops: [] as PayloadOp[], open: true };
+      const store = { ops: [] as PayloadOp[], open: true, ahead: new ReadAhead() };
       return storage.run(store, async () => {
         try {
           const result = await work();
@@ -137,6 +186,13 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
         }
       });
     },
+    reading(work) {
+      if (storage.getStore()) return work();
+      return storage.run({ ops: [], open: false, ahead: new ReadAhead() }, work);
+    },
+    readAhead() {
+      return storage.getStore()?.ahead;
+    },
     pending() {
       const store = storage.getStore();
       return store?.open ? store.ops : undefined;
@@ -150,6 +206,9 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
     },
   };
 }
+
+/** The models whose lookup reads their grant and session ahead (`ReadAhead`): the tokens the engine checks against both. */
+const READS_AHEAD = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
 
 /**
  * oidc-provider's storage adapter on PostgreSQL (one table, `oidc_payloads`).
@@ -166,6 +225,7 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
 export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock, writeBehind?: WriteBehind) {
   /** Queued for the end of the request when inside `writeBehind.around`, else written now. */
   const write = async (op: Exclude<PayloadOp, { kind: 'joined' }>): Promise<void> => {
+    writeBehind?.readAhead()?.drop();
     const queue = writeBehind?.pending();
     if (queue) {
       queue.push(op);
@@ -226,13 +286,24 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
       if (hasNul(id)) return undefined;
       const flushing = settled();
       if (flushing) await flushing;
-      return restore(id, await queries.find(this.model, sha256(id), now()));
+      const ahead = writeBehind?.readAhead();
+      if (!ahead) return restore(id, await queries.find(this.model, sha256(id), now()));
+      const held = ahead.take(aheadKey(this.model, id));
+      if (held !== undefined) return restore(id, held ?? undefined);
+      if (!READS_AHEAD.has(this.model)) return restore(id, await queries.find(this.model, sha256(id), now()));
+      const generation = ahead.generation;
+      const found = await queries.findToken(this.model, sha256(id), now());
+      if (found?.grant !== undefined) ahead.keep(aheadKey('Grant', found.payload.grantId as string), found.grant, generation);
+      if (found?.session !== undefined) ahead.keep(aheadKey('Session', found.payload.sessionUid as string, 'uid'), found.session, generation);
+      return restore(id, found);
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       if (hasNul(uid)) return undefined;
       const flushing = settled();
       if (flushing) await flushing;
+      const held = writeBehind?.readAhead()?.take(aheadKey(this.model, uid, 'uid'));
+      if (held !== undefined) return restore(undefined, held ?? undefined);
       return restore(undefined, await queries.findBySessionUid(this.model, uid, now()));
     }
 
@@ -254,6 +325,7 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
 
     async revokeByGrantId(grantId: string): Promise<void> {
       if (hasNul(grantId)) return;
+      writeBehind?.readAhead()?.drop();
       await settled();
       await queries.revokeByGrantId(this.model, grantId);
     }

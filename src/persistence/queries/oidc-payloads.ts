@@ -42,6 +42,49 @@ const FIND_LIVE: Record<LookupColumn, string> = Object.fromEntries((['id_hash', 
   `SELECT payload, consumed_at FROM oidc_payloads
        WHERE ${column} = $2 AND model = $1 AND (expires_at IS NULL OR expires_at > $3)`])) as Record<LookupColumn, string>;
 
+/**
+ * A token's row, and what the engine reads next about it, read in the same statement (src/oidc/adapter.ts,
+ * "read ahead"): its grant by id, and its session by uid when the token ends with it. `null`: looked
+ * up and not there (or expired); `undefined`: not looked up (the token names none).
+ */
+export interface StoredToken extends StoredPayload {
+  grant: StoredPayload | null | undefined;
+  session: StoredPayload | null | undefined;
+}
+
+/**
+ * The grant's row key is the base64url SHA-256 of its id (src/shared/crypto.ts, `sha256`), computed
+ * here from the token's grant_id: PostgreSQL's `encode(…, 'base64')` with the URL alphabet and no
+ * padding (a 32-byte digest is 44 characters, under the 76 where encode would break the line).
+ * The session: the one the engine's `Session.findByUid` would return (any one row of that uid, as
+ * findLive's `rows[0]`), looked up only when the payload says the token expires with it
+ * (oidc-provider's checkSessionBinding, lib/models/token_helpers.js).
+ */
+const FIND_TOKEN = `SELECT t.payload, t.consumed_at,
+         g.payload AS grant_payload, g.consumed_at AS grant_consumed_at, g.found AS grant_found,
+         s.payload AS session_payload, s.consumed_at AS session_consumed_at, s.found AS session_found
+       FROM oidc_payloads t
+       LEFT JOIN LATERAL (
+         SELECT payload, consumed_at, true AS found FROM oidc_payloads
+         WHERE t.grant_id IS NOT NULL AND model = 'Grant'
+           AND id_hash = translate(rtrim(encode(sha256(convert_to(t.grant_id, 'UTF8')), 'base64'), '='), '+/', '-_')
+           AND (expires_at IS NULL OR expires_at > $3)) g ON true
+       LEFT JOIN LATERAL (
+         SELECT payload, consumed_at, true AS found FROM oidc_payloads
+         WHERE t.payload->>'expiresWithSession' = 'true' AND model = 'Session' AND session_uid = t.payload->>'sessionUid'
+           AND (expires_at IS NULL OR expires_at > $3)
+         LIMIT 1) s ON true
+       WHERE t.id_hash = $2 AND t.model = $1 AND (t.expires_at IS NULL OR t.expires_at > $3)`;
+
+interface TokenRow extends StoredPayload {
+  grant_payload: Record<string, unknown> | null;
+  grant_consumed_at: Date | null;
+  grant_found: boolean | null;
+  session_payload: Record<string, unknown> | null;
+  session_consumed_at: Date | null;
+  session_found: boolean | null;
+}
+
 /** Queries of the oidc-provider model store. Every lookup is by primary key or a partial index. */
 export function createOidcPayloadQueries(db: Queryable) {
   /** The row of `model` whose `column` equals `value`, unless it has expired by `now`. */
@@ -126,6 +169,21 @@ export function createOidcPayloadQueries(db: Queryable) {
     },
 
     find: (model: string, idHash: string, now: Date) => findLive('id_hash', model, idHash, now),
+
+    /** A token with its grant and (when bound to it) its session, in one statement (`StoredToken`). */
+    async findToken(model: string, idHash: string, now: Date): Promise<StoredToken | undefined> {
+      const { rows } = await db.query<TokenRow>(FIND_TOKEN, [model, idHash, now.toISOString()]);
+      const row = rows[0];
+      if (!row) return undefined;
+      const payload = row.payload;
+      return {
+        payload,
+        consumed_at: row.consumed_at,
+        grant: typeof payload.grantId !== 'string' ? undefined : row.grant_found ? { payload: row.grant_payload!, consumed_at: row.grant_consumed_at } : null,
+        session: payload.expiresWithSession !== true || typeof payload.sessionUid !== 'string' ? undefined
+          : row.session_found ? { payload: row.session_payload!, consumed_at: row.session_consumed_at } : null,
+      };
+    },
 
     findBySessionUid: (model: string, uid: string, now: Date) => findLive('session_uid', model, uid, now),
 

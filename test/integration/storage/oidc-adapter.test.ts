@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { testDatabase, resetDatabase } from '../../helpers/db.ts';
 import { createOidcPayloadQueries } from '../../../src/persistence/queries/oidc-payloads.ts';
-import { createPostgresAdapter, createWriteBehind, sweepExpiredPayloads } from '../../../src/oidc/adapter.ts';
+import { aheadKey, createPostgresAdapter, createWriteBehind, sweepExpiredPayloads } from '../../../src/oidc/adapter.ts';
 import { createAccountActivityQueries } from '../../../src/persistence/queries/account-activity.ts';
 import { ACTIVITY_GRACE_MS, sweepEndedSessionActivity } from '../../../src/oidc/account-sessions.ts';
 import { createLogger } from '../../../src/shared/logger.ts';
@@ -282,6 +282,120 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
         }).then(() => false, () => true);
         expect(failed).to.equal(true);
         expect(await direct('Grant', 'g-k'), 'rolled back with the failed joined write').to.equal(undefined);
+      });
+    });
+
+    describe('reading a token\'s session and grant ahead (ReadAhead)', () => {
+      async function aheadSetup() {
+        const db = await testDatabase();
+        const statements: string[] = [];
+        const counted = { ...db, query: (sql: string, params?: readonly unknown[]) => { statements.push(sql); return db.query(sql, params); } } as typeof db;
+        const queries = createOidcPayloadQueries(counted);
+        const writes = createWriteBehind(queries, counted);
+        const Reading = createPostgresAdapter(queries, clock, writes);
+        // A session, its grant, and an access token bound to both, as the engine stores them.
+        await new Adapter('Session').upsert('cookie-a', { jti: 'cookie-a', uid: 'uid-a', accountId: 'acc_1', authorizations: { web: { grantId: 'grant-a' } }, kind: 'Session' } as never, 600);
+        await new Adapter('Grant').upsert('grant-a', { jti: 'grant-a', accountId: 'acc_1', clientId: 'web', openid: { scope: 'openid email' }, kind: 'Grant' } as never, 600);
+        await new Adapter('AccessToken').upsert('access-a', { jti: 'access-a', accountId: 'acc_1', clientId: 'web', grantId: 'grant-a', sessionUid: 'uid-a', expiresWithSession: true, kind: 'AccessToken' } as never, 60);
+        statements.length = 0;
+        return { writes, Reading, statements };
+      }
+      /** What the engine reads on userinfo: the token, the session it is bound to, its grant. */
+      const engineReads = async (Reading: ReturnType<typeof createPostgresAdapter>, token = 'access-a', model = 'AccessToken') => {
+        const found = await new Reading(model).find(token);
+        const session = found ? await new Reading('Session').findByUid(found.sessionUid as string) : undefined;
+        const grant = found ? await new Reading('Grant').find(found.grantId as string) : undefined;
+        return { found, session, grant };
+      };
+
+      it('reads all three in one statement, and each is what a lookup of its own returns', async () => {
+        const { writes, Reading, statements } = await aheadSetup();
+        const ahead = await writes.reading(() => engineReads(Reading));
+        expect(statements, 'one statement for the three').to.have.length(1);
+        statements.length = 0;
+        const alone = await engineReads(Reading);
+        expect(statements, 'outside a request: one each').to.have.length(3);
+        expect(ahead).to.deep.equal(alone);
+        expect(ahead.session).to.deep.include({ accountId: 'acc_1', uid: 'uid-a' });
+        expect(ahead.grant).to.deep.include({ jti: 'grant-a', clientId: 'web' });
+        // The batch of a token endpoint's request reads ahead too (a refresh, a code's exchange).
+        statements.length = 0;
+        expect(await writes.around(() => engineReads(Reading))).to.deep.equal(alone);
+        expect(statements).to.have.length(1);
+      });
+
+      it('takes each row once: a second read of it asks the database', async () => {
+        const { writes, Reading, statements } = await aheadSetup();
+        await writes.reading(async () => {
+          await engineReads(Reading);
+          expect(await new Reading('Grant').find('grant-a')).to.deep.include({ jti: 'grant-a' });
+          expect(await new Reading('Session').findByUid('uid-a')).to.deep.include({ uid: 'uid-a' });
+        });
+        expect(statements).to.have.length(3);
+      });
+
+      it('reads nothing stale: a grant or session gone, expired or written in the request is not returned from before', async () => {
+        const { writes, Reading, statements } = await aheadSetup();
+        // Expired by the clock: looked up and known to be absent, no statement of its own.
+        await new Adapter('Grant').upsert('grant-a', { jti: 'grant-a', accountId: 'acc_1', clientId: 'web', kind: 'Grant' } as never, 30);
+        now += 31_000;
+        statements.length = 0;
+        let reads = await writes.reading(() => engineReads(Reading));
+        expect(reads.found).to.deep.include({ grantId: 'grant-a' });
+        expect(reads.grant).to.equal(undefined);
+        expect(reads.session).to.deep.include({ uid: 'uid-a' });
+        expect(statements).to.have.length(1);
+        // A write in the request drops what was read ahead: the next read sees the write.
+        await new Adapter('Grant').upsert('grant-a', { jti: 'grant-a', accountId: 'acc_1', clientId: 'web', kind: 'Grant', rev: 1 } as never, 600);
+        reads = await writes.around(async () => {
+          const found = await new Reading('AccessToken').find('access-a');
+          await new Reading('Grant').upsert('grant-a', { jti: 'grant-a', accountId: 'acc_1', clientId: 'web', kind: 'Grant', rev: 2 } as never, 600);
+          return { found, session: undefined, grant: await new Reading('Grant').find('grant-a') };
+        });
+        expect(reads.grant).to.deep.include({ rev: 2 });
+        // A session signed out (destroyed) is absent from the statement that finds the token.
+        await new Adapter('Session').destroy('cookie-a');
+        reads = await writes.reading(() => engineReads(Reading));
+        expect(reads.session).to.equal(undefined);
+        expect(reads.grant).to.deep.include({ rev: 2 });
+      });
+
+      it('keeps nothing from a lookup that was in flight across a write of the request', async () => {
+        const { writes, Reading } = await aheadSetup();
+        await writes.around(async () => {
+          const lookup = new Reading('AccessToken').find('access-a');
+          // A write queued while the lookup runs (the engine's branches may interleave).
+          await new Reading('Grant').upsert('grant-a', { jti: 'grant-a', accountId: 'acc_1', clientId: 'web', kind: 'Grant', rev: 3 } as never, 600);
+          await lookup;
+          expect(await new Reading('Grant').find('grant-a')).to.deep.include({ rev: 3 });
+        });
+      });
+
+      it('looks up no session for a token that does not expire with it, and no grant for one without', async () => {
+        const { writes, Reading, statements } = await aheadSetup();
+        await new Adapter('RefreshToken').upsert('refresh-a', { jti: 'refresh-a', accountId: 'acc_1', clientId: 'web', grantId: 'grant-a', sessionUid: 'uid-a', kind: 'RefreshToken' } as never, 600);
+        await new Adapter('AuthorizationCode').upsert('code-a', { jti: 'code-a', accountId: 'acc_1', clientId: 'web', kind: 'AuthorizationCode' } as never, 60);
+        statements.length = 0;
+        await writes.reading(async () => {
+          expect(await new Reading('RefreshToken').find('refresh-a')).to.deep.include({ grantId: 'grant-a' });
+          expect(writes.readAhead()!.take(aheadKey('Session', 'uid-a', 'uid'))).to.equal(undefined);
+          expect(await new Reading('Grant').find('grant-a')).to.deep.include({ jti: 'grant-a' });
+          expect(await new Reading('AuthorizationCode').find('code-a')).to.deep.include({ jti: 'code-a' });
+          expect(await new Reading('Session').findByUid('uid-a')).to.deep.include({ uid: 'uid-a' });
+        });
+        expect(statements, 'refresh token with its grant; code; the session by its own lookup').to.have.length(3);
+      });
+
+      it('computes a grant\'s row key in SQL exactly as the adapter stores it, whatever the id holds', async () => {
+        const { writes, Reading } = await aheadSetup();
+        for (const grantId of ['gr_ÿ€😀', 'a'.repeat(300), '+/=?']) {
+          await new Adapter('Grant').upsert(grantId, { jti: grantId, accountId: 'acc_1', clientId: 'web', kind: 'Grant' } as never, 600);
+          await new Adapter('AccessToken').upsert(`t-${grantId}`, { jti: `t-${grantId}`, accountId: 'acc_1', clientId: 'web', grantId, kind: 'AccessToken' } as never, 60);
+          await writes.reading(async () => {
+            await new Reading('AccessToken').find(`t-${grantId}`);
+            expect(writes.readAhead()!.take(aheadKey('Grant', grantId)), grantId).to.deep.include({ payload: { accountId: 'acc_1', clientId: 'web', kind: 'Grant' } });
+          });
+        }
       });
     });
 
