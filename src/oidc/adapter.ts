@@ -46,8 +46,14 @@ export interface WriteBehind {
   readAhead(): ReadAhead | undefined;
   /** The queue of the request running now, if it is still open. */
   pending(): PayloadOp[] | undefined;
-  /** Writes what the current request queued so far (before a read). */
+  /** Writes what the current request queued so far (before a read), after any such write still running. */
   flush(): Promise<void>;
+  /**
+   * Before a read: a promise when the request has writes queued or still being written (it reads
+   * its own writes), else `undefined` — not a promise, so a lookup costs no extra turn of the
+   * microtask queue in the usual case (issue 14).
+   */
+  settled(): Promise<void> | undefined;
   /**
    * The application's own writes join the batch (`Defer`, src/persistence/db.ts): queued when
    * the current request's batch is open, made in the same statement as the engine's writes.
@@ -65,16 +71,18 @@ export interface WriteBehind {
  * Why this reads nothing stale: the rows come from the same snapshot as the token, a moment
  * earlier than the engine's own reads would have been (any of those could already see a row that
  * changed a moment later); each is taken once, so a second read of it asks the database; and
- * any write the adapter makes or queues in the request drops them all (a request reads its own
- * writes). A lookup that was in flight across such a write keeps nothing (`generation`). The
- * application's own statements on `oidc_payloads` (signing out everywhere, src/persistence/queries/
- * account-activity.ts) run in routes of ours, never between the engine's token read and its
- * grant read.
+ * any write the adapter makes or queues in the request drops them all, and again once it is stored
+ * (a request reads its own writes). A lookup that was in flight across such a write keeps nothing
+ * (`generation`); the rows end with the request's scope (`end`). The application's own statements
+ * on `oidc_payloads` (signing out everywhere, src/persistence/queries/account-activity.ts) write
+ * nothing between the engine's token read and its grant read (decision 0071).
  */
 export class ReadAhead {
   private readonly rows = new Map<string, StoredPayload | null>();
   /** Counts the writes that dropped what was read ahead. */
   generation = 0;
+  /** The request's scope has ended: a promise still running after it keeps nothing. */
+  ended = false;
 
   /** A row kept for `key`: the row, `null` for one known to be absent, `undefined` when none is kept. */
   take(key: string): StoredPayload | null | undefined {
@@ -85,12 +93,17 @@ export class ReadAhead {
 
   /** Keeps `row` for `key`, unless a write came since the lookup began (`generation` then). */
   keep(key: string, row: StoredPayload | null, generation: number): void {
-    if (generation === this.generation) this.rows.set(key, row);
+    if (generation === this.generation && !this.ended) this.rows.set(key, row);
   }
 
   drop(): void {
     this.generation += 1;
     this.rows.clear();
+  }
+
+  end(): void {
+    this.drop();
+    this.ended = true;
   }
 }
 
@@ -101,7 +114,9 @@ export const aheadKey = (model: string, id: string, by: 'id' | 'uid' = 'id') => 
 const tableOf = (sql: string) => /^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?([a-z_][a-z0-9_]*)/i.exec(sql)?.[1]?.toLowerCase() ?? sql;
 
 export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Database, 'query' | 'transaction'>): WriteBehind {
-  const storage = new AsyncLocalStorage<{ ops: PayloadOp[]; open: boolean; ahead: ReadAhead }>();
+  /** A request's scope: its queued writes, whether it still queues, a batch being written before a read, what was read ahead. */
+  interface Scope { ops: PayloadOp[]; open: boolean; flushing?: Promise<void>; ahead: ReadAhead }
+  const storage = new AsyncLocalStorage<Scope>();
   const keyOf = (op: PayloadOp) => (op.kind === 'upsert' ? `${op.write.model}\0${op.write.idHash}` : op.kind === 'joined' ? undefined : `${op.model}\0${op.idHash}`);
 
   async function one(q: OidcPayloadQueries | Queryable, op: PayloadOp): Promise<void> {
@@ -158,21 +173,47 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
 
   async function flush(): Promise<void> {
     const store = storage.getStore();
-    if (store?.ops.length) await write(store.ops.splice(0));
+    if (!store) return;
+    if (!store.ops.length) {
+      await store.flushing;
+      return;
+    }
+    // One batch after another: a read that comes while one is written waits for it too, and what
+    // was read ahead meanwhile (from before the write) is dropped once it is stored.
+    const ops = store.ops.splice(0);
+    const previous = store.flushing;
+    const current = (async () => {
+      await previous?.catch(() => undefined);
+      try {
+        await write(ops);
+      } finally {
+        store.ahead.drop();
+      }
+    })();
+    store.flushing = current;
+    try {
+      await current;
+    } finally {
+      if (store.flushing === current) store.flushing = undefined;
+    }
   }
 
   return {
     around(work) {
       // Already inside a request's batch (our routes handing a request on to the engine's): one batch.
-      if (storage.getStore()?.open) return work();
-      const store = { ops: [] as PayloadOp[], open: true, ahead: new ReadAhead() };
+      const outer = storage.getStore();
+      if (outer?.open) return work();
+      // Inside a reading scope: what it read ahead is dropped by this batch's writes too.
+      const store: Scope = { ops: [], open: true, ahead: outer?.ahead ?? new ReadAhead() };
       return storage.run(store, async () => {
         try {
           const result = await work();
           store.open = false;
+          store.ahead.end();
           await write(store.ops.splice(0));
           return result;
         } catch (err) {
+          store.ahead.end();
           // The engine answers its own errors; one that escapes it still leaves what was
           // written before it, as without the queue. Should the application's writes (an audit
           // row) be among what could not be stored, that failure is the answer instead: a
@@ -188,10 +229,22 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
     },
     reading(work) {
       if (storage.getStore()) return work();
-      return storage.run({ ops: [], open: false, ahead: new ReadAhead() }, work);
+      const store: Scope = { ops: [], open: false, ahead: new ReadAhead() };
+      return storage.run(store, async () => {
+        try {
+          return await work();
+        } finally {
+          store.ahead.end();
+        }
+      });
     },
     readAhead() {
-      return storage.getStore()?.ahead;
+      const ahead = storage.getStore()?.ahead;
+      return ahead?.ended ? undefined : ahead;
+    },
+    settled() {
+      const store = storage.getStore();
+      return store && ((store.open && store.ops.length) || store.flushing) ? flush() : undefined;
     },
     pending() {
       const store = storage.getStore();
@@ -225,22 +278,25 @@ const READS_AHEAD = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']
 export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock, writeBehind?: WriteBehind) {
   /** Queued for the end of the request when inside `writeBehind.around`, else written now. */
   const write = async (op: Exclude<PayloadOp, { kind: 'joined' }>): Promise<void> => {
-    writeBehind?.readAhead()?.drop();
+    // What was read ahead is dropped as the write is queued or sent, and again once it is stored:
+    // a lookup on another connection meanwhile may have read the row from before it.
+    const ahead = writeBehind?.readAhead();
+    ahead?.drop();
     const queue = writeBehind?.pending();
     if (queue) {
       queue.push(op);
       return;
     }
-    if (op.kind === 'upsert') await queries.upsert(op.write);
-    else if (op.kind === 'consume') await queries.consume(op.model, op.idHash, op.now);
-    else await queries.destroy(op.model, op.idHash);
+    try {
+      if (op.kind === 'upsert') await queries.upsert(op.write);
+      else if (op.kind === 'consume') await queries.consume(op.model, op.idHash, op.now);
+      else await queries.destroy(op.model, op.idHash);
+    } finally {
+      ahead?.drop();
+    }
   };
-  /**
-   * Before a read: what this request queued is written first (it reads its own writes). Nothing
-   * to await in the usual case (no write queued): `undefined`, not a promise, so a lookup costs
-   * no extra turn of the microtask queue (issue 14).
-   */
-  const settled = (): Promise<void> | undefined => (writeBehind?.pending()?.length ? writeBehind.flush() : undefined);
+  /** Before a read: what this request queued is written first (`WriteBehind.settled`). */
+  const settled = (): Promise<void> | undefined => writeBehind?.settled();
   const now = () => new Date(clock.now());
   // A NUL can only come from a request parameter, and PostgreSQL can store it neither in text
   // nor in jsonb: a lookup finds nothing, and a payload to store is the client's invalid_request
@@ -325,9 +381,14 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
 
     async revokeByGrantId(grantId: string): Promise<void> {
       if (hasNul(grantId)) return;
-      writeBehind?.readAhead()?.drop();
+      const ahead = writeBehind?.readAhead();
+      ahead?.drop();
       await settled();
-      await queries.revokeByGrantId(this.model, grantId);
+      try {
+        await queries.revokeByGrantId(this.model, grantId);
+      } finally {
+        ahead?.drop();
+      }
     }
   };
 }

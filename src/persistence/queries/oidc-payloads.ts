@@ -60,7 +60,7 @@ export interface StoredToken extends StoredPayload {
  * findLive's `rows[0]`), looked up only when the payload says the token expires with it
  * (oidc-provider's checkSessionBinding, lib/models/token_helpers.js).
  */
-const FIND_TOKEN = `SELECT t.payload, t.consumed_at,
+const FIND_TOKEN = `SELECT t.payload, t.consumed_at, t.grant_id,
          g.payload AS grant_payload, g.consumed_at AS grant_consumed_at, g.found AS grant_found,
          s.payload AS session_payload, s.consumed_at AS session_consumed_at, s.found AS session_found
        FROM oidc_payloads t
@@ -71,12 +71,13 @@ const FIND_TOKEN = `SELECT t.payload, t.consumed_at,
            AND (expires_at IS NULL OR expires_at > $3)) g ON true
        LEFT JOIN LATERAL (
          SELECT payload, consumed_at, true AS found FROM oidc_payloads
-         WHERE t.payload->>'expiresWithSession' = 'true' AND model = 'Session' AND session_uid = t.payload->>'sessionUid'
+         WHERE t.payload->'expiresWithSession' = 'true'::jsonb AND model = 'Session' AND session_uid = t.payload->>'sessionUid'
            AND (expires_at IS NULL OR expires_at > $3)
          LIMIT 1) s ON true
        WHERE t.id_hash = $2 AND t.model = $1 AND (t.expires_at IS NULL OR t.expires_at > $3)`;
 
 interface TokenRow extends StoredPayload {
+  grant_id: string | null;
   grant_payload: Record<string, unknown> | null;
   grant_consumed_at: Date | null;
   grant_found: boolean | null;
@@ -179,7 +180,10 @@ export function createOidcPayloadQueries(db: Queryable) {
       return {
         payload,
         consumed_at: row.consumed_at,
-        grant: typeof payload.grantId !== 'string' ? undefined : row.grant_found ? { payload: row.grant_payload!, consumed_at: row.grant_consumed_at } : null,
+        // Looked up by the column, kept under the payload's id (what the engine asks for): the
+        // adapter writes both from the same value; should they ever differ, nothing is kept.
+        grant: row.grant_id === null || row.grant_id !== payload.grantId ? undefined
+          : row.grant_found ? { payload: row.grant_payload!, consumed_at: row.grant_consumed_at } : null,
         session: payload.expiresWithSession !== true || typeof payload.sessionUid !== 'string' ? undefined
           : row.session_found ? { payload: row.session_payload!, consumed_at: row.session_consumed_at } : null,
       };

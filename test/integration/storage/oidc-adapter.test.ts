@@ -386,6 +386,58 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
         expect(statements, 'refresh token with its grant; code; the session by its own lookup').to.have.length(3);
       });
 
+      it('reads an expired session as absent, as its own lookup would', async () => {
+        const { writes, Reading, statements } = await aheadSetup();
+        await new Adapter('Session').upsert('cookie-a', { jti: 'cookie-a', uid: 'uid-a', accountId: 'acc_1', kind: 'Session' } as never, 30);
+        now += 31_000;
+        statements.length = 0;
+        const reads = await writes.reading(() => engineReads(Reading));
+        expect(reads.found).to.deep.include({ sessionUid: 'uid-a' });
+        expect(reads.session).to.equal(undefined);
+        expect(reads.grant).to.deep.include({ jti: 'grant-a' });
+        expect(statements).to.have.length(1);
+      });
+
+      it('keeps nothing once the request\'s scope has ended, and a batch inside a reading scope drops its rows', async () => {
+        const { writes, Reading } = await aheadSetup();
+        let late!: () => Promise<unknown>;
+        await writes.reading(async () => {
+          await new Reading('AccessToken').find('access-a');
+          late = () => new Reading('Grant').find('grant-a');
+        });
+        await new Adapter('Grant').destroy('grant-a');
+        expect(await late(), 'a promise running after the request reads the database').to.equal(undefined);
+        await new Adapter('Grant').upsert('grant-a', { jti: 'grant-a', accountId: 'acc_1', clientId: 'web', kind: 'Grant', rev: 1 } as never, 600);
+        await writes.reading(async () => {
+          await new Reading('AccessToken').find('access-a');
+          await writes.around(() => new Reading('Grant').upsert('grant-a', { jti: 'grant-a', accountId: 'acc_1', clientId: 'web', kind: 'Grant', rev: 2 } as never, 600));
+          expect(await new Reading('Grant').find('grant-a')).to.deep.include({ rev: 2 });
+        });
+      });
+
+      it('writes straight to the database in a reading scope: nothing is queued, nothing joins a batch', async () => {
+        const { writes, Reading } = await aheadSetup();
+        await writes.reading(async () => {
+          expect(writes.pending()).to.equal(undefined);
+          expect(writes.defer({ sql: 'SELECT 1', params: [] })).to.equal(false);
+          await new Reading('AccessToken').find('access-a');
+          await new Reading('Grant').upsert('grant-a', { jti: 'grant-a', accountId: 'acc_1', clientId: 'web', kind: 'Grant', rev: 4 } as never, 600);
+          expect(await new Adapter('Grant').find('grant-a'), 'stored at once').to.deep.include({ rev: 4 });
+          expect(await new Reading('Grant').find('grant-a')).to.deep.include({ rev: 4 });
+        });
+      });
+
+      it('lets a read that comes while the queue is being written wait for that write', async () => {
+        const { writes, Reading } = await aheadSetup();
+        await writes.around(async () => {
+          await new Reading('AccessToken').upsert('access-b', { jti: 'access-b', accountId: 'acc_1', clientId: 'web', grantId: 'grant-a', kind: 'AccessToken' } as never, 60);
+          // The first read writes the queue; the second finds it empty while that write runs.
+          const [first, second] = await Promise.all([new Reading('AccessToken').find('access-b'), new Reading('AccessToken').find('access-b')]);
+          expect(first).to.deep.include({ jti: 'access-b' });
+          expect(second).to.deep.include({ jti: 'access-b' });
+        });
+      });
+
       it('computes a grant\'s row key in SQL exactly as the adapter stores it, whatever the id holds', async () => {
         const { writes, Reading } = await aheadSetup();
         for (const grantId of ['gr_ÿ€😀', 'a'.repeat(300), '+/=?']) {
