@@ -5,7 +5,7 @@ import { containsNul } from '../shared/nul.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Database, Defer, Queryable } from '../persistence/db.ts';
-import { createOidcPayloadQueries, type OidcPayloadQueries, type PayloadOp, type StoredPayload } from '../persistence/queries/oidc-payloads.ts';
+import { createOidcPayloadQueries, type OidcPayloadQueries, type PayloadOp, type StoredPayload, type StoredToken } from '../persistence/queries/oidc-payloads.ts';
 
 /**
  * The engine's writes in one of its requests, made together as the request ends (issue 14: one
@@ -65,7 +65,7 @@ export interface WriteBehind {
  * Rows the adapter read ahead in one request, for the engine's next reads (issue 14: a round trip
  * each). The engine reads a token, then the session it is bound to (`Session.findByUid`, when it
  * expires with it), then its grant (`Grant.find`): on userinfo, introspection, a refresh and a
- * code's exchange. The adapter reads all three in one statement (`findToken`) and keeps the other
+ * code's exchange. The adapter reads all three in one statement (`findTokens`) and keeps the other
  * two here; the engine's next read of each takes it instead of asking the database.
  *
  * Why this reads nothing stale: the rows come from the same snapshot as the token, a moment
@@ -260,8 +260,12 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
   };
 }
 
-/** The models whose lookup reads their grant and session ahead (`ReadAhead`): the tokens the engine checks against both. */
-const READS_AHEAD = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
+/**
+ * The models whose lookup reads their grant and session ahead (`ReadAhead`): the tokens the engine
+ * checks against both, and client credentials, which have neither but are looked up beside an
+ * access token by introspection (one statement for both).
+ */
+const READS_AHEAD = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'ClientCredentials']);
 
 /**
  * oidc-provider's storage adapter on PostgreSQL (one table, `oidc_payloads`).
@@ -298,6 +302,38 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
   /** Before a read: what this request queued is written first (`WriteBehind.settled`). */
   const settled = (): Promise<void> | undefined => writeBehind?.settled();
   const now = () => new Date(clock.now());
+  /**
+   * Lookups of one id (by its hash) asked for in the current turn of a request, under several
+   * token models: introspection and revocation look a value up as an access token and as client
+   * credentials (and, without a hint, a refresh token) side by side (oidc-provider's findToken,
+   * lib/helpers/token_find.js). They go as one statement once the turn is over (a microtask), each
+   * caller taking its model's row. Per request (its ReadAhead) and per adapter.
+   */
+  const turns = new WeakMap<ReadAhead, Map<string, { models: string[]; rows: Promise<Map<string, StoredToken>> }>>();
+  /** The token of `model` under `idHash`, looked up with the other models asked for it in this turn. */
+  const findInTurn = (ahead: ReadAhead, model: string, idHash: string): Promise<StoredToken | undefined> => {
+    let open = turns.get(ahead);
+    if (!open) turns.set(ahead, (open = new Map()));
+    const inTurn = open;
+    let turn = inTurn.get(idHash);
+    // The same model twice in a turn: a lookup of its own, so that each caller gets a payload of
+    // its own to keep (restore completes it in place).
+    if (turn?.models.includes(model)) return queries.findTokens([model], idHash, now()).then((rows) => rows.get(model));
+    if (!turn) {
+      const models: string[] = [];
+      const at = now();
+      // Sent once the current turn's lookups have been asked for; a later one starts a new turn.
+      // (So a lookup's statement leaves at the end of the turn it was asked in, not at once.)
+      const rows = Promise.resolve().then(() => {
+        inTurn.delete(idHash);
+        return queries.findTokens(models, idHash, at);
+      });
+      turn = { models, rows };
+      inTurn.set(idHash, turn);
+    }
+    turn.models.push(model);
+    return turn.rows.then((rows) => rows.get(model));
+  };
   // A NUL can only come from a request parameter, and PostgreSQL can store it neither in text
   // nor in jsonb: a lookup finds nothing, and a payload to store is the client's invalid_request
   // (RFC 6749 §5.2), which the engine answers in the protocol's way.
@@ -348,7 +384,7 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
       if (held !== undefined) return restore(id, held ?? undefined);
       if (!READS_AHEAD.has(this.model)) return restore(id, await queries.find(this.model, sha256(id), now()));
       const generation = ahead.generation;
-      const found = await queries.findToken(this.model, sha256(id), now());
+      const found = await findInTurn(ahead, this.model, sha256(id));
       if (found?.grant !== undefined) ahead.keep(aheadKey('Grant', found.payload.grantId as string), found.grant, generation);
       if (found?.session !== undefined) ahead.keep(aheadKey('Session', found.payload.sessionUid as string, 'uid'), found.session, generation);
       return restore(id, found);

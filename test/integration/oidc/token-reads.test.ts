@@ -44,11 +44,26 @@ describe('userinfo, introspection and refresh read a token\'s session and grant 
     expect((await me(tokens.access_token)).status).to.equal(200);
     expect(payloadStatements(), 'userinfo').to.have.length(1);
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).to.equal(true);
-    // No hint (openid-client's default): the engine looks the value up as an access token and as
-    // client credentials side by side, then as a refresh token.
-    expect(payloadStatements(), 'introspection').to.have.length(3);
+    // No hint (openid-client's default): the engine looks the value up as an access token, client
+    // credentials and a refresh token side by side (oidc-provider's findToken): one statement.
+    expect(payloadStatements(), 'introspection').to.have.length(1);
+    expect((await oidc.tokenIntrospection(config, tokens.access_token, { token_type_hint: 'access_token' })).active).to.equal(true);
+    expect(payloadStatements(), 'introspection with the hint').to.have.length(1);
+    // A refresh token with its hint: the engine looks it up alone first, then (found) stops.
+    expect((await oidc.tokenIntrospection(config, tokens.refresh_token!, { token_type_hint: 'refresh_token' })).active).to.equal(true);
+    expect(payloadStatements(), 'a refresh token with its hint').to.have.length(1);
+    // An access token given the refresh token's hint: refresh token alone, then the two others together.
+    expect((await oidc.tokenIntrospection(config, tokens.access_token, { token_type_hint: 'refresh_token' })).active).to.equal(true);
+    expect(payloadStatements(), 'the wrong hint').to.have.length(2);
     await oidc.refreshTokenGrant(config, tokens.refresh_token!);
     expect(payloadStatements(), 'refresh: the lookup, then the batch of writes').to.have.length(2);
+    await oidc.tokenRevocation(config, tokens.access_token, { token_type_hint: 'access_token' });
+    // Revocation looks the value up as introspection does (one statement), then deletes it and,
+    // by the engine's revokeGrantPolicy, its grant's other tokens.
+    const revocation = payloadStatements();
+    expect(revocation.filter((sql) => /^\s*SELECT/i.test(sql)), 'revocation: the lookup').to.have.length(1);
+    expect(revocation.filter((sql) => /^\s*DELETE/i.test(sql)), 'revocation: the deletions').to.have.length(revocation.length - 1);
+    expect((await me(tokens.access_token)).status).to.equal(401);
   });
 
   it('refuses a token whose session is gone while its own row and grant live: /me 401, introspection inactive, refresh invalid_grant', async () => {

@@ -438,6 +438,70 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
         });
       });
 
+      it('looks one value up under several models in one statement when they are asked for in the same turn', async () => {
+        const { writes, Reading, statements } = await aheadSetup();
+        await new Adapter('ClientCredentials').upsert('shared-value', { jti: 'shared-value', clientId: 'svc', kind: 'ClientCredentials' } as never, 60);
+        await new Adapter('AccessToken').upsert('shared-value', { jti: 'shared-value', clientId: 'web', grantId: 'grant-a', kind: 'AccessToken' } as never, 60);
+        statements.length = 0;
+        await writes.reading(async () => {
+          // As introspection asks (oidc-provider's findToken): side by side, then another model later.
+          const [access, credentials] = await Promise.all([new Reading('AccessToken').find('access-a'), new Reading('ClientCredentials').find('access-a')]);
+          expect(access).to.deep.include({ jti: 'access-a', grantId: 'grant-a' });
+          expect(credentials).to.equal(undefined);
+          expect(statements, 'one statement for both models').to.have.length(1);
+          expect(await new Reading('RefreshToken').find('access-a')).to.equal(undefined);
+          expect(statements, 'a later turn: a statement of its own').to.have.length(2);
+          const [a, c] = await Promise.all([new Reading('AccessToken').find('shared-value'), new Reading('ClientCredentials').find('shared-value')]);
+          expect(a).to.deep.include({ clientId: 'web', kind: 'AccessToken' });
+          expect(c).to.deep.include({ clientId: 'svc', kind: 'ClientCredentials' });
+          expect(statements).to.have.length(3);
+          // One model twice in a turn: each caller gets a payload of its own.
+          const [first, second] = await Promise.all([new Reading('AccessToken').find('shared-value'), new Reading('AccessToken').find('shared-value')]);
+          expect(first).to.deep.equal(second);
+          expect(first).to.not.equal(second);
+          expect(statements, 'the same model twice: a lookup of its own').to.have.length(5);
+          // The grant of the last lookups is still taken as read ahead, without a statement.
+          expect(await new Reading('Grant').find('grant-a')).to.deep.include({ jti: 'grant-a' });
+          expect(statements).to.have.length(5);
+        });
+      });
+
+      it('gives every caller of a coalesced lookup the statement\'s failure, and the next turn a statement of its own', async () => {
+        const { writes } = await aheadSetup();
+        const db = await testDatabase();
+        let fail = true;
+        const failing = { ...db, query: (sql: string, params?: readonly unknown[]) => {
+          if (fail && /t\.model IN/.test(sql)) {
+            fail = false;
+            return Promise.reject(new Error('the database went away'));
+          }
+          return db.query(sql, params);
+        } } as typeof db;
+        const Failing = createPostgresAdapter(createOidcPayloadQueries(failing), clock, writes);
+        await writes.reading(async () => {
+          const outcomes = await Promise.allSettled([new Failing('AccessToken').find('access-a'), new Failing('ClientCredentials').find('access-a')]);
+          expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).message : 'found'))).to.deep.equal(['the database went away', 'the database went away']);
+          expect(await new Failing('AccessToken').find('access-a')).to.deep.include({ jti: 'access-a' });
+        });
+      });
+
+      it('keeps a generic plan for the lookup of 1 to 4 models once the table has statistics (embedded engine: one connection to read it from)', async function () {
+        const db = await testDatabase();
+        if (db.engine !== 'pglite') this.skip();
+        await db.query(`INSERT INTO oidc_payloads (model, id_hash, payload, grant_id, expires_at)
+          SELECT (ARRAY['AccessToken','RefreshToken','ClientCredentials','Grant','Session'])[1 + i % 5], md5(i::text), '{"a":1}'::jsonb,
+            CASE WHEN i % 5 < 2 THEN 'g' || i END, now() + interval '1 hour' FROM generate_series(1, 20000) i`);
+        await db.query('ANALYZE oidc_payloads');
+        const queries = createOidcPayloadQueries(db);
+        const models = ['AccessToken', 'ClientCredentials', 'RefreshToken', 'AuthorizationCode'];
+        for (let n = 1; n <= 4; n += 1) for (let i = 0; i < 12; i += 1) await queries.findTokens(models.slice(0, n), `h${i}`, new Date(now));
+        const { rows } = await db.query<{ statement: string; generic_plans: string; custom_plans: string }>(
+          "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%t.model IN (%'");
+        expect(rows, 'one named statement per number of models').to.have.length(4);
+        // With the models as an array the planner costed ten and planned every execution anew (0 generic).
+        for (const row of rows) expect(Number(row.generic_plans), row.statement.slice(-120)).to.be.greaterThan(0);
+      });
+
       it('computes a grant\'s row key in SQL exactly as the adapter stores it, whatever the id holds', async () => {
         const { writes, Reading } = await aheadSetup();
         for (const grantId of ['gr_ÿ€😀', 'a'.repeat(300), '+/=?']) {
