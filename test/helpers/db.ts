@@ -3,9 +3,9 @@ import { openDatabase, type Database } from '../../src/persistence/db.ts';
 import { migrate } from '../../src/persistence/migrate.ts';
 
 /**
- * One database per test run: PGlite in memory by default, or a fresh schema on the server named
- * by DATABASE_URL (dropped at the end). Tests isolate by truncating between files, not by a new
- * initdb per test (about 4 s each on PGlite).
+ * One database per test process (the run, or each of its parallel workers): PGlite in memory by
+ * default, or a fresh schema on the server named by DATABASE_URL (dropped at the end). Tests
+ * isolate by truncating between files, not by a new initdb per test (about 4 s each on PGlite).
  */
 let shared: { db: Database; schema?: string } | undefined;
 
@@ -13,7 +13,7 @@ export const serverUrl = process.env.DATABASE_URL || undefined;
 
 export async function openTestDatabase(): Promise<Database> {
   if (shared) return shared.db;
-  const schema = serverUrl ? `lanyard_test_${randomBytes(4).toString('hex')}` : undefined;
+  const schema = serverUrl ? `${runSchemaPrefix()}${randomBytes(4).toString('hex')}` : undefined;
   // Generous bounds: a test machine shared by parallel runs can be slow without being faulty
   // (the fault tests open their own pools with tight bounds).
   const db = await openDatabase({ url: serverUrl, schema, poolSize: 20, timeouts: { connectMs: 15_000, statementMs: 30_000, idleInTransactionMs: 60_000 } });
@@ -41,4 +41,30 @@ export async function closeTestDatabase(): Promise<void> {
   shared = undefined;
   if (schema) await db.query(`DROP SCHEMA "${schema}" CASCADE`);
   await db.close();
+}
+
+/** `lanyard_test_<run>_`: every schema of one run (its workers' included) starts with it. */
+function runSchemaPrefix(): string {
+  const run = process.env.LANYARD_TEST_RUN;
+  return run && /^[0-9a-f]{8}$/.test(run) ? `lanyard_test_${run}_` : 'lanyard_test_';
+}
+
+/**
+ * Drops the schemas this run's processes made on the server. Workers are ended by mocha without
+ * an after-all of their own, so their schemas are dropped here, from the main process, once
+ * every worker is gone.
+ */
+export async function dropRunSchemas(): Promise<void> {
+  if (!serverUrl || !process.env.LANYARD_TEST_RUN) return;
+  const prefix = runSchemaPrefix();
+  if (prefix === 'lanyard_test_') return;
+  const pg = await import('pg');
+  const client = new pg.default.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string }>(`SELECT nspname AS name FROM pg_namespace WHERE starts_with(nspname, $1)`, [prefix]);
+    for (const { name } of rows) await client.query(`DROP SCHEMA "${name}" CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
