@@ -15,8 +15,12 @@
  * a shared machine: compare the two sides of one run, not runs with each other. password_login runs
  * the login suite's four browsers (bench/login.ts) instead of the token load, in their own thread
  * as the suite does (decision 0068): its figures are per login and the servers' alone.
+ * PROFILE_BASELINE=engine puts Lanyard's own engine without the Koa application
+ * (provider.callback()) on the baseline's side: the difference is then what createApp adds.
  */
 import { Session } from 'node:inspector/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basic, browser } from './browser.ts';
 import { hammer, passwordPages, baselinePasswordPage, refreshPool, startBrowsers, tokensFrom, type LoadJob } from './scenarios.ts';
@@ -33,6 +37,15 @@ const { options, done } = standalone();
 let stop = async () => {};
 try {
   const s: BenchServers = await options.servers();
+  if (process.env.PROFILE_BASELINE === 'engine') {
+    // The "baseline" side is Lanyard's own engine without the Koa application in front
+    // (provider.callback()): the difference is then exactly what createApp adds.
+    const engineOnly = createServer(s.lanyard.registry.provider.callback());
+    await new Promise<void>((resolve) => engineOnly.listen(0, '127.0.0.1', resolve));
+    s.urls.baseline = `http://127.0.0.1:${(engineOnly.address() as AddressInfo).port}`;
+    const previous = stop;
+    stop = async () => { await previous(); engineOnly.closeAllConnections(); engineOnly.close(); };
+  }
   const signIns: Record<Side, ReturnType<typeof passwordPages>> = {
     lanyard: passwordPages(s.lanyard.account.email, s.password),
     baseline: baselinePasswordPage(s.lanyard.account.email, s.password),
