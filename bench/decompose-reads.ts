@@ -12,7 +12,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basic, browser } from './browser.ts';
-import { baselinePasswordPage, combineRates, hammer, passwordPages, tokensFrom, type LoadJob, type Rate } from './scenarios.ts';
+import { baselinePasswordPage, hammer, interleavedRounds, passwordPages, printSteps, tokensFrom, type LoadJob, type Rate } from './scenarios.ts';
 import { standalone } from './servers.ts';
 import { startBaseline } from './baseline.ts';
 import { createPostgresAdapter } from '../src/oidc/adapter.ts';
@@ -54,23 +54,8 @@ try {
       : { url: v.url, path: '/token/introspection', authorization: basic(s.clients.web.id, s.clients.web.secret), connections: 16, seconds: SECONDS, body: `token=${encodeURIComponent(v.token)}&token_type_hint=access_token` };
     return hammer(job);
   };
-  for (let warm = 0; warm < 3; warm += 1) for (const v of variants) await run(v);
-  const rates = new Map<string, Rate[]>(variants.map((v) => [v.name, []]));
-  for (let round = 0; round < ROUNDS; round += 1) {
-    for (const v of round % 2 ? [...variants].reverse() : variants) {
-      const rate = await run(v);
-      if (rate.non2xx || rate.errors) process.stdout.write(`${v.name}: ${rate.non2xx} non-2xx, ${rate.errors} errors\n`);
-      rates.get(v.name)!.push(rate);
-    }
-  }
-  process.stdout.write(`\n${scenario}, ${s.where}, ${ROUNDS} interleaved rounds of ${SECONDS} s\n| step | req/s | main-thread CPU ms/request | Δ vs previous step |\n|---|---|---|---|\n`);
-  let previous: number | undefined;
-  for (const v of variants) {
-    const all = combineRates(rates.get(v.name)!);
-    const delta = previous === undefined ? '' : `${all.serverCpuMs - previous >= 0 ? '+' : ''}${(all.serverCpuMs - previous).toFixed(3)}`;
-    process.stdout.write(`| ${v.name} | ${Math.round(all.rps)} | ${all.serverCpuMs.toFixed(3)} | ${delta} |\n`);
-    previous = all.serverCpuMs;
-  }
+  const rates = await interleavedRounds(variants, run, ROUNDS);
+  printSteps(`${scenario}, ${s.where}, ${ROUNDS} interleaved rounds of ${SECONDS} s`, variants, rates);
 } finally {
   for (const close of closers.reverse()) await close();
   await done();

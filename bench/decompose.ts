@@ -10,11 +10,8 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
-import { openDatabase } from '../src/persistence/db.ts';
-import { migrate } from '../src/persistence/migrate.ts';
 import { createPostgresAdapter } from '../src/oidc/adapter.ts';
-import { startLanyard, type BenchClients } from './lanyard.ts';
+import { benchDatabase, newBenchClients, startLanyard, type BenchClients } from './lanyard.ts';
 import { startBaseline, type BaselineServer } from './baseline.ts';
 import { combineRates, hammer, machineBusyMs, passwordPages, refreshPool, type LoadJob, type Rate, type SignIn } from './scenarios.ts';
 import { basic } from './browser.ts';
@@ -25,16 +22,10 @@ const PER_RUN = 500; // refresh tokens spent per variant and round
 const CC_SECONDS = 1.5;
 const PASSWORD = 'benchmark passphrase 2026';
 
-const url = process.env.DATABASE_URL || undefined;
-const schema = url ? `lanyard_decompose_${randomBytes(4).toString('hex')}` : undefined;
-const db = await openDatabase({ url, schema, poolSize: 20 });
+const { db, where, close: closeDb } = await benchDatabase('lanyard_decompose');
 const closers: Array<() => Promise<void>> = [];
 try {
-  await migrate(db);
-  const clients: BenchClients = {
-    service: { id: 'bench-service', secret: randomBytes(24).toString('base64url') },
-    web: { id: 'bench-web', secret: randomBytes(24).toString('base64url'), redirectUri: 'http://127.0.0.1:9/callback' },
-  };
+  const clients: BenchClients = newBenchClients();
   const lanyard = await startLanyard(db, clients, PASSWORD);
   closers.push(() => lanyard.close());
   const { registry } = lanyard;
@@ -91,7 +82,7 @@ try {
     }
   }
 
-  process.stdout.write(`\n${scenario}, ${db.engine}${url ? ' server' : ' embedded'}, ${ROUNDS} interleaved rounds\n`);
+  process.stdout.write(`\n${scenario}, ${db.engine} ${where}, ${ROUNDS} interleaved rounds\n`);
   process.stdout.write('| step | req/s | main-thread CPU ms/request | Δ vs previous step | whole-machine CPU ms/request |\n|---|---|---|---|---|\n');
   let previous: number | undefined;
   for (const v of variants) {
@@ -103,6 +94,5 @@ try {
   }
 } finally {
   for (const close of closers.reverse()) await close();
-  if (schema) await db.query(`DROP SCHEMA "${schema}" CASCADE`);
-  await db.close();
+  await closeDb();
 }

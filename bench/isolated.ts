@@ -14,12 +14,9 @@
  * CPU per request over its four processes, and the ratio.
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import * as argon2 from 'argon2';
-import { openDatabase } from '../src/persistence/db.ts';
-import { migrate } from '../src/persistence/migrate.ts';
-import { startLanyard, type BenchClients } from './lanyard.ts';
+import { benchDatabase, newBenchClients, startLanyard, type BenchClients } from './lanyard.ts';
 import { startBaseline } from './baseline.ts';
 import { baselinePasswordPage, combineRates, hammer, passwordPages, tokensFrom, type LoadJob, type Rate } from './scenarios.ts';
 import { basic, browser } from './browser.ts';
@@ -33,15 +30,9 @@ const warmup = Number(process.env.BENCH_WARMUP ?? 1);
 
 /** One process: one server, one scenario; prints `{ ok, seconds, cpuMs }` as its last line. */
 async function child(side: Side, scenario: Scenario): Promise<void> {
-  const url = process.env.DATABASE_URL || undefined;
-  const schema = url ? `lanyard_isolated_${randomBytes(4).toString('hex')}` : undefined;
-  const db = await openDatabase({ url, schema, poolSize: 20 });
+  const { db, close: closeDb } = await benchDatabase('lanyard_isolated');
   try {
-    await migrate(db);
-    const clients: BenchClients = {
-      service: { id: 'bench-service', secret: randomBytes(24).toString('base64url') },
-      web: { id: 'bench-web', secret: randomBytes(24).toString('base64url'), redirectUri: 'http://127.0.0.1:9/callback' },
-    };
+    const clients: BenchClients = newBenchClients();
     let server: { url: string; close(): Promise<void> };
     let signIn;
     if (side === 'lanyard') {
@@ -74,8 +65,7 @@ async function child(side: Side, scenario: Scenario): Promise<void> {
       await server.close();
     }
   } finally {
-    if (schema) await db.query(`DROP SCHEMA "${schema}" CASCADE`);
-    await db.close();
+    await closeDb();
   }
 }
 

@@ -7,7 +7,8 @@ import { loadConfig } from '../src/config/load.ts';
 import { lowerWorkerPoolPriority } from '../src/shared/worker-pool-priority.ts';
 import type { Config } from '../src/config/schema.ts';
 import { createLogger } from '../src/shared/logger.ts';
-import type { Database } from '../src/persistence/db.ts';
+import { openDatabase, type Database } from '../src/persistence/db.ts';
+import { migrate } from '../src/persistence/migrate.ts';
 import { createRegistry, type Registry } from '../src/registry.ts';
 import { createApp } from '../src/app.ts';
 
@@ -80,4 +81,33 @@ export async function startLanyard(db: Database, clients: BenchClients, password
       await registry.close();
     },
   };
+}
+
+/** The two clients every bench server registers: a service (client_credentials) and a first-party web client. */
+export function newBenchClients(): BenchClients {
+  return {
+    service: { id: 'bench-service', secret: randomBytes(24).toString('base64url') },
+    web: { id: 'bench-web', secret: randomBytes(24).toString('base64url'), redirectUri: 'http://127.0.0.1:9/callback' },
+  };
+}
+
+/**
+ * A database for a bench tool of its own: PGlite in memory, or on DATABASE_URL's server a new
+ * schema named `<prefix>_<random>`, migrated; `close()` drops that schema and closes.
+ */
+export async function benchDatabase(prefix: string): Promise<{ db: Database; where: 'server' | 'embedded'; close(): Promise<void> }> {
+  const url = process.env.DATABASE_URL || undefined;
+  const schema = url ? `${prefix}_${randomBytes(4).toString('hex')}` : undefined;
+  const db = await openDatabase({ url, schema, poolSize: 20 });
+  const close = async () => {
+    if (schema) await db.query(`DROP SCHEMA "${schema}" CASCADE`);
+    await db.close();
+  };
+  try {
+    await migrate(db);
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+  return { db, where: url ? 'server' : 'embedded', close };
 }

@@ -396,3 +396,33 @@ export function inWorker<T>(module: string, data: unknown): Promise<T> {
     worker.once('exit', (code) => reject(new Error(`${module} exited with ${code}`)));
   });
 }
+
+/**
+ * The decomposition tools' measurement (bench/decompose*.ts): three warm-up runs of every variant
+ * in turn, then `rounds` rounds, alternately forwards and backwards, so that a change of the
+ * machine's speed falls on all of them alike. Returns each variant's runs, by name.
+ */
+export async function interleavedRounds<V extends { name: string }>(variants: V[], run: (variant: V) => Promise<Rate>, rounds: number): Promise<Map<string, Rate[]>> {
+  for (let warm = 0; warm < 3; warm += 1) for (const v of variants) await run(v);
+  const rates = new Map<string, Rate[]>(variants.map((v) => [v.name, []]));
+  for (let round = 0; round < rounds; round += 1) {
+    for (const v of round % 2 ? [...variants].reverse() : variants) {
+      const rate = await run(v);
+      if (rate.non2xx || rate.errors) process.stdout.write(`${v.name}: ${rate.non2xx} non-2xx, ${rate.errors} errors\n`);
+      rates.get(v.name)!.push(rate);
+    }
+  }
+  return rates;
+}
+
+/** Prints `title`, then one row per variant: its rate, its main-thread CPU per request and the step from the row before. */
+export function printSteps(title: string, variants: Array<{ name: string }>, rates: Map<string, Rate[]>): void {
+  process.stdout.write(`\n${title}\n| step | req/s | main-thread CPU ms/request | Δ vs previous step |\n|---|---|---|---|\n`);
+  let previous: number | undefined;
+  for (const v of variants) {
+    const all = combineRates(rates.get(v.name)!);
+    const delta = previous === undefined ? '' : `${all.serverCpuMs - previous >= 0 ? '+' : ''}${(all.serverCpuMs - previous).toFixed(3)}`;
+    process.stdout.write(`| ${v.name} | ${Math.round(all.rps)} | ${all.serverCpuMs.toFixed(3)} | ${delta} |\n`);
+    previous = all.serverCpuMs;
+  }
+}

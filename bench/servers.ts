@@ -3,7 +3,7 @@ import * as argon2 from 'argon2';
 import { openDatabase, type Database } from '../src/persistence/db.ts';
 import { migrate } from '../src/persistence/migrate.ts';
 import type { Argon2Parameters } from '../src/identity/password-hasher.ts';
-import { startLanyard, type BenchClients, type LanyardServer } from './lanyard.ts';
+import { newBenchClients, startLanyard, type BenchClients, type LanyardServer } from './lanyard.ts';
 import { startBaseline, type BaselineServer } from './baseline.ts';
 import { countingDatabase, type SqlCounts } from './counting-db.ts';
 import type { Engine, Log } from './report.ts';
@@ -81,10 +81,7 @@ export async function startServers(): Promise<BenchServers> {
   };
   try {
     await migrate(db);
-    const clients: BenchClients = {
-      service: { id: 'bench-service', secret: randomBytes(24).toString('base64url') },
-      web: { id: 'bench-web', secret: randomBytes(24).toString('base64url'), redirectUri: 'http://127.0.0.1:9/callback' },
-    };
+    const clients: BenchClients = newBenchClients();
     const counts: Record<'lanyard' | 'baseline', SqlCounts> = { lanyard: { statements: 0, commits: 0 }, baseline: { statements: 0, commits: 0 } };
     lanyard = await startLanyard(countingDatabase(db, counts.lanyard), clients, PASSWORD);
     const params = lanyard.config.argon2;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { openDatabase } from '../src/persistence/db.ts';
 import { countingDatabase, type SqlCounts } from './counting-db.ts';
 import { migrate } from '../src/persistence/migrate.ts';
-import { startLanyard, type BenchClients } from './lanyard.ts';
+import { newBenchClients, startLanyard, type BenchClients } from './lanyard.ts';
 import { basic, browser, pkce } from './browser.ts';
 import { authorize, passwordPages } from './scenarios.ts';
 
@@ -31,10 +31,7 @@ const PASSWORD = 'bench password, long enough 0123';
 
 try {
   await migrate(inner);
-  const clients: BenchClients = {
-    service: { id: 'bench-service', secret: randomBytes(24).toString('base64url') },
-    web: { id: 'bench-web', secret: randomBytes(24).toString('base64url'), redirectUri: 'http://127.0.0.1:9/callback' },
-  };
+  const clients: BenchClients = newBenchClients();
   const lanyard = await startLanyard(countingDatabase(inner, counts, (sql, inTransaction) => statements.push({ sql: short(sql), inTransaction })), clients, PASSWORD);
   const signIn = passwordPages(lanyard.account.email, PASSWORD);
   /** A browser whose requests are marked in the list, so each statement shows the request it served. */
