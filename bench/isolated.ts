@@ -11,7 +11,8 @@
  * bench/baseline.ts), warms it up (3 × BENCH_WARMUP s), then measures BENCH_SECONDS (default 5)
  * in two slices with the bench's load generator (16 connections, in a worker thread of that
  * process) and reports what was answered and its main thread's CPU. Printed: each side's rate and
- * CPU per request over its four processes, and the ratio.
+ * CPU per request over its four processes, and the ratio against the token endpoints' target.
+ * Also a suite of `npm run bench`, chosen by name: BENCH_SUITES=isolated (or tokens,isolated).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,7 @@ import { benchDatabase, newBenchClients, startLanyard, type BenchClients } from 
 import { startBaseline } from './baseline.ts';
 import { baselinePasswordPage, combineRates, hammer, passwordPages, tokensFrom, type LoadJob, type Rate } from './scenarios.ts';
 import { basic, browser } from './browser.ts';
+import { ratioRow, tokenTarget, type Row } from './report.ts';
 
 type Side = 'lanyard' | 'baseline';
 const SCENARIOS = ['client_credentials', 'userinfo', 'introspection'] as const;
@@ -69,31 +71,45 @@ async function child(side: Side, scenario: Scenario): Promise<void> {
   }
 }
 
-async function parent(scenarios: Scenario[]): Promise<void> {
+/**
+ * The suite (`BENCH_SUITES=isolated npm run bench`, chosen by name only: about 95 s per scenario
+ * here) and the tool: one row per scenario, with the token endpoints' target for the engine.
+ */
+export async function run(options: { log?: (line: string) => void; scenarios?: Scenario[] } = {}): Promise<Row[]> {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const scenarios = options.scenarios ?? SCENARIOS.slice();
   const self = fileURLToPath(import.meta.url);
+  const engine = process.env.DATABASE_URL ? 'server' : 'embedded';
   const order: Side[] = ['lanyard', 'baseline', 'baseline', 'lanyard', 'lanyard', 'baseline', 'baseline', 'lanyard'];
-  process.stdout.write(`each side in its own process; ${order.length} processes per scenario (${order.map((s) => s[0]!.toUpperCase()).join(' ')}), ${seconds} s measured in each\n`);
-  process.stdout.write('| scenario | Lanyard req/s | baseline req/s | ratio | main-thread CPU ms/request L / B |\n|---|---|---|---|---|\n');
+  log(`each side in its own process (${engine}); ${order.length} processes per scenario (${order.map((s) => s[0]!.toUpperCase()).join(' ')}), ${seconds} s measured in each`);
+  const rows: Row[] = [];
   for (const scenario of scenarios) {
     const sums: Record<Side, { ok: number; seconds: number; cpuMs: number }> = { lanyard: { ok: 0, seconds: 0, cpuMs: 0 }, baseline: { ok: 0, seconds: 0, cpuMs: 0 } };
     for (const side of order) {
-      const run = spawnSync(process.execPath, [...process.execArgv, self, 'child', side, scenario], { encoding: 'utf8', env: process.env, stdio: ['ignore', 'pipe', 'inherit'] });
-      if (run.status !== 0) throw new Error(`${side} ${scenario}: the process exited with ${run.status}`);
-      const result = JSON.parse(run.stdout.trim().split('\n').pop()!) as { ok: number; seconds: number; cpuMs: number };
+      const child = spawnSync(process.execPath, [...process.execArgv, self, 'child', side, scenario], { encoding: 'utf8', env: process.env, stdio: ['ignore', 'pipe', 'inherit'] });
+      if (child.status !== 0) throw new Error(`${side} ${scenario}: the process exited with ${child.status}`);
+      const result = JSON.parse(child.stdout.trim().split('\n').pop()!) as { ok: number; seconds: number; cpuMs: number };
       sums[side].ok += result.ok;
       sums[side].seconds += result.seconds;
       sums[side].cpuMs += result.cpuMs;
     }
     const rate = (s: Side) => sums[s].ok / sums[s].seconds;
     const cpu = (s: Side) => sums[s].cpuMs / sums[s].ok;
-    process.stdout.write(`| ${scenario} | ${Math.round(rate('lanyard'))} | ${Math.round(rate('baseline'))} | ${(rate('lanyard') / rate('baseline')).toFixed(2)} | ${cpu('lanyard').toFixed(3)} / ${cpu('baseline').toFixed(3)} |\n`);
+    log(`${scenario}, each side in its own process: Lanyard ${Math.round(rate('lanyard'))} req/s, baseline ${Math.round(rate('baseline'))} req/s`);
+    rows.push(ratioRow({
+      scenario: `${scenario}, each side in its own process`, unit: 'req/s', lanyard: Math.round(rate('lanyard')), baseline: Math.round(rate('baseline')), target: tokenTarget(engine),
+      notes: `main-thread CPU/request ${cpu('lanyard').toFixed(2)}/${cpu('baseline').toFixed(2)} ms; ${order.length / 2} processes a side, ${seconds} s each (bench/isolated.ts)`,
+    }));
   }
+  return rows;
 }
 
 if (process.argv[2] === 'child') {
   await child(process.argv[3] as Side, process.argv[4] as Scenario);
-} else {
+} else if (import.meta.main) {
   const wanted = (process.argv[2] ?? SCENARIOS.join(',')).split(',') as Scenario[];
   for (const s of wanted) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}: one of ${SCENARIOS.join(', ')}`);
-  await parent(wanted);
+  const rows = await run({ scenarios: wanted });
+  process.stdout.write('| scenario | Lanyard req/s | baseline req/s | ratio | target | verdict | notes |\n|---|---|---|---|---|---|---|\n');
+  for (const r of rows) process.stdout.write(`| ${r.scenario} | ${r.lanyard} | ${r.baseline} | ${r.ratio.toFixed(2)} | ≥ ${r.target} | ${r.verdict} | ${r.notes} |\n`);
 }

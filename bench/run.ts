@@ -3,7 +3,8 @@
  * engine instance: PGlite in memory, or DATABASE_URL with a fresh schema (dropped at the end).
  * Everything listens on 127.0.0.1 and every load is bounded in time. The suites to run are
  * chosen with BENCH_SUITES (comma-separated; default `tokens,login,overload`; the data-at-scale
- * suites `import,migration,outbox,sweep,seeded,soak` run only when named); each is a module
+ * suites `import,migration,outbox,sweep,seeded,soak` and `isolated`, the token endpoints with each
+ * side in its own process, run only when named); each is a module
  * exporting `run(options): Promise<Row[]>` (bench/report.ts has the Row and the table) that can
  * also run alone. Targets: docs/benchmarks.md. A MISS is reported, not an error: exit code 0.
  */
@@ -22,6 +23,9 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   tokens: () => import('./tokens.ts'),
   login: () => import('./login.ts'),
   overload: () => import('./overload.ts'),
+  // The token endpoints with each side in a process of its own (a cross-check of `tokens`, whose
+  // two servers share one process); about five minutes: chosen by name only.
+  isolated: () => import('./isolated.ts').then((m) => ({ run: (o: SuiteOptions) => m.run({ log: o.log }) })),
   // Data at scale (issue 14): each sets up its own database and is sized by its BENCH_* settings
   // (docs/benchmarks.md); none shares the servers above. Long: chosen by name only.
   import: () => import('./import.ts').then((m) => ({ run: () => m.run({ url: process.env.DATABASE_URL || undefined, lines: process.env.BENCH_IMPORT_LINES ? Number(process.env.BENCH_IMPORT_LINES) : undefined }) })),
