@@ -239,7 +239,8 @@ defaults
   timeout server 30s
   timeout http-keep-alive 10s
   # A connection refused by a dead instance is retried on another one; a request already sent
-  # is never replayed (it may not be idempotent): only the requests in flight are lost.
+  # is never replayed (it may not be idempotent): the requests in flight are lost, and those sent
+  # on a kept-alive connection to it before the health check takes it out.
   retries 2
   option redispatch
 

@@ -26,9 +26,12 @@ export const mochaHooks = {
   },
 };
 
-/** Runs once, in mocha's main process, before any worker starts: names the run for its schemas. */
+/**
+ * Runs once, in mocha's main process, before any worker starts: names the run for its schemas
+ * (always a new name, so that the teardown drops this run's schemas and no other's).
+ */
 export function mochaGlobalSetup(): void {
-  process.env.LANYARD_TEST_RUN ??= randomBytes(4).toString('hex');
+  process.env.LANYARD_TEST_RUN = randomBytes(4).toString('hex');
 }
 
 /** Runs once, in mocha's main process, after every worker has ended. */

@@ -162,7 +162,7 @@ describe(unavailable ? `${title} (skipped: ${unavailable})` : title, function ()
     }
   });
 
-  it('killing one instance under load loses only the requests in flight; the health check takes it out', async () => {
+  it('killing one instance under load loses only what it was sent before the health check takes it out', async () => {
     const concurrency = 12;
     const results: { at: number; ok: boolean }[] = [];
     let stop = false;
@@ -185,9 +185,17 @@ describe(unavailable ? `${title} (skipped: ${unavailable})` : title, function ()
     await Promise.all(workers);
 
     const failed = results.filter((r) => !r.ok);
+    // Until two checks have failed (~1 s; 1.5 s allowed), HAProxy still picks the dead instance
+    // for a third of the requests (round robin). A new connection it refuses is re-sent to another
+    // instance (`redispatch`), but a request HAProxy sends on a kept-alive connection to it fails
+    // as a request in flight would: it is never replayed, as it may not be idempotent. So what is
+    // lost is bounded by the requests in flight plus that third of the window's requests.
+    const window = results.filter((r) => r.at > killedAt && r.at <= killedAt + 1_500);
     const after = results.filter((r) => r.at > killedAt + 1_500);
+    const bound = concurrency + Math.ceil(window.length / 3);
     expect(results.filter((r) => r.ok).length, 'the load ran').to.be.above(100);
-    expect(failed.length, `at most the ${concurrency} requests that can be in flight fail (${failed.length} of ${results.length})`).to.be.at.most(concurrency);
+    expect(failed.every((r) => r.at > killedAt && r.at <= killedAt + 1_500), 'failures only between the kill and the health check taking it out').to.equal(true);
+    expect(failed.length, `at most the ${concurrency} requests in flight and a third of the ${window.length} sent meanwhile fail (${failed.length} of ${results.length})`).to.be.at.most(bound);
     expect(after.every((r) => r.ok), 'once the health check has taken it out, nothing fails').to.equal(true);
     expect(after.length).to.be.above(50);
 
