@@ -11,7 +11,7 @@
 import { cpus } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { machineBusyMs } from './scenarios.ts';
+import { machineBusyMs, ownAndChildrenBusyMs } from './scenarios.ts';
 import { log, printReport, round, type Row } from './report.ts';
 import { settings, startServers, type BenchServers, type SuiteOptions } from './servers.ts';
 
@@ -47,6 +47,7 @@ if (unknown.length) {
 const runStarted = performance.now();
 const machineAtStart = machineBusyMs();
 const processAtStart = process.cpuUsage();
+const ownAtStart = ownAndChildrenBusyMs();
 let servers: Promise<BenchServers> | undefined;
 const details: Record<string, unknown> = {};
 const rows: Row[] = [];
@@ -73,8 +74,11 @@ try {
 
   // How much CPU other processes took meanwhile: on two cores, anything sizeable skews the rates.
   const machineMs = machineAtStart === undefined ? undefined : machineBusyMs()! - machineAtStart;
-  const own = process.cpuUsage(processAtStart);
-  const otherCores = machineMs === undefined ? undefined : Math.max(0, machineMs - (own.user + own.system) / 1000) / (performance.now() - runStarted);
+  // This process and the children it waited for (the isolated suite's servers) are not "other".
+  const ownAndChildren = ownAtStart === undefined ? undefined : ownAndChildrenBusyMs();
+  const usage = process.cpuUsage(processAtStart);
+  const ownMs = ownAndChildren !== undefined && ownAtStart !== undefined ? ownAndChildren - ownAtStart : (usage.user + usage.system) / 1000;
+  const otherCores = machineMs === undefined ? undefined : Math.max(0, machineMs - ownMs) / (performance.now() - runStarted);
   const server = Boolean(process.env.DATABASE_URL);
 
   printReport(rows);

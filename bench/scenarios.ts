@@ -363,6 +363,23 @@ export function machineBusyMs(): number | undefined {
   }
 }
 
+/**
+ * CPU milliseconds this process and its ended children used (/proc/self/stat utime, stime,
+ * cutime, cstime): the `isolated` suite's servers are child processes of the run, not "other
+ * processes". Undefined where /proc is not there.
+ */
+export function ownAndChildrenBusyMs(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // After the command name in parentheses (which may hold spaces) come fields 3 onwards.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    const ticks = fields[11]! + fields[12]! + fields[13]! + fields[14]!;
+    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The browsers' worker thread (bench/login-loop-worker.ts): one slice at a time. */
 export async function startBrowsers(setup: LoginLoopSetup): Promise<{ run(job: LoginLoopJob): Promise<LoginLoopAnswer>; close(): Promise<void> }> {
   const worker = new Worker(new URL('./login-loop-worker.ts', import.meta.url), { workerData: setup });
