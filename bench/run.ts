@@ -46,7 +46,6 @@ if (unknown.length) {
 
 const runStarted = performance.now();
 const machineAtStart = machineBusyMs();
-const processAtStart = process.cpuUsage();
 const ownAtStart = ownAndChildrenBusyMs();
 let servers: Promise<BenchServers> | undefined;
 const details: Record<string, unknown> = {};
@@ -73,12 +72,10 @@ try {
   }
 
   // How much CPU other processes took meanwhile: on two cores, anything sizeable skews the rates.
+  // Both read /proc: this process and the children it waited for (the isolated suite's servers) are not "other".
   const machineMs = machineAtStart === undefined ? undefined : machineBusyMs()! - machineAtStart;
-  // This process and the children it waited for (the isolated suite's servers) are not "other".
-  const ownAndChildren = ownAtStart === undefined ? undefined : ownAndChildrenBusyMs();
-  const usage = process.cpuUsage(processAtStart);
-  const ownMs = ownAndChildren !== undefined && ownAtStart !== undefined ? ownAndChildren - ownAtStart : (usage.user + usage.system) / 1000;
-  const otherCores = machineMs === undefined ? undefined : Math.max(0, machineMs - ownMs) / (performance.now() - runStarted);
+  const ownMs = ownAtStart === undefined ? undefined : ownAndChildrenBusyMs()! - ownAtStart;
+  const otherCores = machineMs === undefined || ownMs === undefined ? undefined : Math.max(0, machineMs - ownMs) / (performance.now() - runStarted);
   const server = Boolean(process.env.DATABASE_URL);
 
   printReport(rows);

@@ -55,16 +55,14 @@ function runSchemaPrefix(): string {
  * every worker is gone.
  */
 export async function dropRunSchemas(): Promise<void> {
-  if (!serverUrl || !process.env.LANYARD_TEST_RUN) return;
   const prefix = runSchemaPrefix();
-  if (prefix === 'lanyard_test_') return;
-  const pg = await import('pg');
-  const client = new pg.default.Client({ connectionString: serverUrl });
-  await client.connect();
+  // Without the run's name, another run's schemas could match: drop nothing.
+  if (!serverUrl || prefix === 'lanyard_test_') return;
+  const db = await openDatabase({ url: serverUrl, poolSize: 1 });
   try {
-    const { rows } = await client.query<{ name: string }>(`SELECT nspname AS name FROM pg_namespace WHERE starts_with(nspname, $1)`, [prefix]);
-    for (const { name } of rows) await client.query(`DROP SCHEMA "${name}" CASCADE`);
+    const { rows } = await db.query<{ name: string }>(`SELECT nspname AS name FROM pg_namespace WHERE starts_with(nspname, $1)`, [prefix]);
+    for (const { name } of rows) await db.query(`DROP SCHEMA "${name}" CASCADE`);
   } finally {
-    await client.end();
+    await db.close();
   }
 }
