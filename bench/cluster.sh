@@ -40,14 +40,24 @@ as_pg() {
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 pid_of() { [ -f "$1" ] && head -n1 "$1" || true; }
 
-# N free loopback ports at once (all held open until every one is chosen, so none repeats).
+# N free loopback ports at once (all held open until every one is chosen, so none repeats),
+# picked at random below the kernel's ephemeral range (ip_local_port_range): a port handed out
+# by listen(0) and released could be taken, before the server it was meant for binds it, as the
+# local port of any outgoing connection (the tests' load, another cluster starting beside).
 free_ports() {
   node -e '
     const net = require("node:net");
+    const { readFileSync } = require("node:fs");
+    let low = 32768;
+    try { low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || low; } catch {}
+    const from = 10000, to = Math.max(from + 1000, low);
     const n = Number(process.argv[1]); const servers = []; const ports = [];
     const next = () => {
       if (ports.length === n) { servers.forEach((s) => s.close()); console.log(ports.join(" ")); return; }
-      const s = net.createServer().listen(0, "127.0.0.1", () => { servers.push(s); ports.push(s.address().port); next(); });
+      const port = from + Math.floor(Math.random() * (to - from));
+      const s = net.createServer();
+      s.once("error", next);
+      s.listen(port, "127.0.0.1", () => { servers.push(s); ports.push(port); next(); });
     };
     next();' "$1"
 }
@@ -176,7 +186,8 @@ cmd_up() {
   as_pg "$PGBIN/initdb" -D "$DIR/pg-primary" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$DIR/initdb.log" 2>&1 \
     || die "initdb failed (see $DIR/initdb.log)"
   write_postgres_conf "$DIR/pg-primary" "$PG_PRIMARY_PORT"
-  as_pg "$PGBIN/pg_ctl" -D "$DIR/pg-primary" -l "$DIR/pg-primary.log" -w -t 30 start >/dev/null
+  as_pg "$PGBIN/pg_ctl" -D "$DIR/pg-primary" -l "$DIR/pg-primary.log" -w -t 30 start >/dev/null \
+    || { tail -n 20 "$DIR/pg-primary.log" >&2; die "the primary did not start (log above)"; }
   local psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U postgres)
   # The bounds node-postgres would send at connect (PgBouncer drops them) are the role's
   # defaults instead; jit off because an OLTP service's statements are too short to repay it.
@@ -193,7 +204,8 @@ SQL
   [ "$(id -u)" != 0 ] || chown postgres "$DIR/pg-standby"
   as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PRIMARY_PORT" -U postgres -D "$DIR/pg-standby" -R -X stream -c fast --no-sync
   sed -i "s/^port = $PG_PRIMARY_PORT\$/port = $PG_STANDBY_PORT/" "$DIR/pg-standby/postgresql.conf"
-  as_pg "$PGBIN/pg_ctl" -D "$DIR/pg-standby" -l "$DIR/pg-standby.log" -w -t 30 start >/dev/null
+  as_pg "$PGBIN/pg_ctl" -D "$DIR/pg-standby" -l "$DIR/pg-standby.log" -w -t 30 start >/dev/null \
+    || { tail -n 20 "$DIR/pg-standby.log" >&2; die "the standby did not start (log above)"; }
   [ "$(psql -X -tA -h 127.0.0.1 -p "$PG_STANDBY_PORT" -U postgres -d postgres -c 'SELECT pg_is_in_recovery()')" = t ] \
     || die "the standby is not in recovery"
 
