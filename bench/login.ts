@@ -6,7 +6,7 @@
  *
  *   node --experimental-strip-types bench/login.ts     (this suite alone)
  */
-import { argon2Verify, combineLoops, loop, machineBusyMs, rotate, startBrowsers, type LoopResult } from './scenarios.ts';
+import { argon2Verify, combineLoops, loop, machineBusyMs, rotate, startBrowsers, threadCpuByKind, threadCpuSince, type LoopResult, type ThreadKind } from './scenarios.ts';
 import { printReport, ratioRow, round, shownRatio, type Row } from './report.ts';
 import { settings, standalone, type SuiteOptions } from './servers.ts';
 
@@ -37,9 +37,11 @@ export async function run(options: SuiteOptions): Promise<Row[]> {
       const machine = machineBusyMs();
       const cpu = process.cpuUsage();
       const mainCpu = process.threadCpuUsage();
+      const threads = threadCpuByKind();
       const answer = await browsers.run({ side: name, workers: LOGIN_WORKERS, seconds: secs });
       const used = process.cpuUsage(cpu);
       const usedMain = process.threadCpuUsage(mainCpu);
+      const byThread = threadCpuSince(threads);
       // Everything else the machine did meanwhile: the database server's work for these logins
       // (on the embedded engine it runs in the process, and this is near zero) and any stray load.
       const othersMs = machine === undefined ? Number.NaN : machineBusyMs()! - machine - (used.user + used.system) / 1000;
@@ -51,7 +53,7 @@ export async function run(options: SuiteOptions): Promise<Row[]> {
         cpuMsPerOp: done ? serverCpuMs / done : 0,
         mainCpuMsPerOp: done ? (usedMain.user + usedMain.system) / 1000 / done : 0,
       };
-      return { result, statements: s.counts[name].statements - before.statements, commits: s.counts[name].commits - before.commits, trips: answer.trips, generatorCpuMs: answer.generatorCpuMs, othersMs };
+      return { result, statements: s.counts[name].statements - before.statements, commits: s.counts[name].commits - before.commits, trips: answer.trips, generatorCpuMs: answer.generatorCpuMs, othersMs, byThread };
     };
     for (let warm = 0; warm < warmupRounds; warm += 1) {
       await measured('lanyard', warmupSeconds);
@@ -69,17 +71,26 @@ export async function run(options: SuiteOptions): Promise<Row[]> {
       // Logins still running when a slice's time was up count in the next slice: per login, the
       // sums over all slices are close enough (a few dozen logins each).
       const per = (pick: (r: Measured) => number) => runs.reduce((sum, r) => sum + pick(r), 0) / Math.max(1, result.done);
-      return { result, statements: per((r) => r.statements), commits: per((r) => r.commits), trips: per((r) => r.trips), browserCpuMs: per((r) => r.generatorCpuMs), othersCpuMs: per((r) => r.othersMs) };
+      // The process's CPU per login by thread (/proc, 10 ms ticks summed over the slices): where a
+      // login's cost lands — the event loop, V8's collector and compiler threads, the thread pool
+      // (argon2), the browsers' thread. Undefined where /proc is not there.
+      const byThread = runs.every((r) => r.byThread)
+        ? Object.fromEntries((['main', 'v8', 'pool', 'workers', 'other'] as ThreadKind[]).map((kind) => [kind, per((r) => r.byThread![kind])])) as Record<ThreadKind, number>
+        : undefined;
+      return { result, statements: per((r) => r.statements), commits: per((r) => r.commits), trips: per((r) => r.trips), browserCpuMs: per((r) => r.generatorCpuMs), othersCpuMs: per((r) => r.othersMs), byThread };
     };
     const logins = perLogin(ls);
     const base = perLogin(bs);
     const limit = combineLoops(as);
     const describe = (r: LoopResult) => `${round(r.cpuMsPerOp, 1)} ms CPU (main thread, no hashing: ${round(r.mainCpuMsPerOp, 1)})`;
+    const threadsOf = (m: ReturnType<typeof perLogin>) => m.byThread
+      ? `event loop ${round(m.byThread.main, 1)}, V8's threads (collector, compiler) ${round(m.byThread.v8, 1)}, thread pool (argon2) ${round(m.byThread.pool, 1)}, worker threads (the browsers) ${round(m.byThread.workers, 1)}`
+      : 'not available here';
     const anatomy = (m: ReturnType<typeof perLogin>) => `${round(m.trips, 1)} HTTP requests, ${round(m.statements, 1)} SQL statements, ${round(m.commits, 1)} commits`;
     const rows: Row[] = [
       ratioRow({
         scenario: 'password login', unit: 'logins/s', lanyard: round(logins.result.perSecond, 1), baseline: round(base.result.perSecond, 1), target: 0.9,
-        notes: `${LOGIN_WORKERS} browsers in a worker thread at nice ${settings.loadNice} (decision 0068); per login, servers' CPU Lanyard/baseline: ${describe(logins.result)} / ${describe(base.result)}; the browsers' ${round(logins.browserCpuMs, 1)} / ${round(base.browserCpuMs, 1)} ms; other processes (the database server) ${round(logins.othersCpuMs, 1)} / ${round(base.othersCpuMs, 1)} ms; failed ${logins.result.failed}/${base.result.failed}`,
+        notes: `${LOGIN_WORKERS} browsers in a worker thread at nice ${settings.loadNice} (decision 0068); per login, servers' CPU Lanyard/baseline: ${describe(logins.result)} / ${describe(base.result)}; the browsers' ${round(logins.browserCpuMs, 1)} / ${round(base.browserCpuMs, 1)} ms; other processes (the database server) ${round(logins.othersCpuMs, 1)} / ${round(base.othersCpuMs, 1)} ms; failed ${logins.result.failed}/${base.result.failed}; the process's CPU per login by thread, ms, Lanyard: ${threadsOf(logins)}; baseline: ${threadsOf(base)}`,
       }),
       ratioRow({
         scenario: 'password login vs argon2', unit: 'logins/s vs argon2id/s', lanyard: round(logins.result.perSecond, 1), baseline: round(limit.perSecond, 1), target: null,
@@ -101,6 +112,7 @@ export async function run(options: SuiteOptions): Promise<Row[]> {
     };
     log(`password login: ${round(logins.result.perSecond, 1)} logins/s, baseline ${round(base.result.perSecond, 1)} logins/s, argon2id limit ${round(limit.perSecond, 1)} verifications/s (slices: ${ls.map((r) => round(r.result.perSecond)).join(' ')} / ${bs.map((r) => round(r.result.perSecond)).join(' ')} / ${as.map((r) => round(r.perSecond)).join(' ')})`);
     log(`per password login: Lanyard ${anatomy(logins)}; baseline ${anatomy(base)}`);
+    log(`CPU per password login by thread, ms: Lanyard ${threadsOf(logins)}; baseline ${threadsOf(base)}`);
     return rows;
   }
 }

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { LoginLoopAnswer, LoginLoopJob, LoginLoopSetup } from './login-loop-worker.ts';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import * as argon2 from 'argon2';
 import { basic, browser, csrfFrom, form, locationOf, pkce, type Browser } from './browser.ts';
@@ -378,6 +378,48 @@ export function ownAndChildrenBusyMs(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** What this process's threads do, by the names Node and V8 give them on Linux. */
+const THREAD_KINDS: Record<string, ThreadKind> = { MainThread: 'main', V8Worker: 'v8', 'libuv-worker': 'pool', WorkerThread: 'workers' };
+/**
+ * main: the event loop (servers, embedded PGlite); v8: V8's helper threads (parallel and
+ * concurrent garbage collection, background JIT compilation); pool: libuv's thread pool (argon2,
+ * WebCrypto signing, fs); workers: worker threads (the load generators); other: the rest.
+ */
+export type ThreadKind = 'main' | 'v8' | 'pool' | 'workers' | 'other';
+
+/**
+ * CPU milliseconds this process's threads have used so far, summed by kind (/proc/self/task/<tid>/stat,
+ * utime + stime, 10 ms ticks: read over slices of seconds). Undefined where /proc is not there.
+ */
+export function threadCpuByKind(): Record<ThreadKind, number> | undefined {
+  const totals: Record<ThreadKind, number> = { main: 0, v8: 0, pool: 0, workers: 0, other: 0 };
+  let tasks: string[];
+  try {
+    tasks = readdirSync('/proc/self/task');
+  } catch {
+    return undefined;
+  }
+  for (const tid of tasks) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // a thread that ended meanwhile
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    totals[THREAD_KINDS[name] ?? 'other'] += (Number(fields[11]) + Number(fields[12])) * 10;
+  }
+  return totals;
+}
+
+/** `after − before`, kind by kind. */
+export function threadCpuSince(before: Record<ThreadKind, number> | undefined): Record<ThreadKind, number> | undefined {
+  const after = threadCpuByKind();
+  if (!before || !after) return undefined;
+  return Object.fromEntries(Object.entries(after).map(([kind, ms]) => [kind, ms - before[kind as ThreadKind]])) as Record<ThreadKind, number>;
 }
 
 /** The browsers' worker thread (bench/login-loop-worker.ts): one slice at a time. */
