@@ -15,7 +15,7 @@ const LOGIN_WORKERS = 4;
 export async function run(options: SuiteOptions): Promise<Row[]> {
   const s = await options.servers();
   const { log, details } = options;
-  const { warmupSeconds, warmupRounds, slices } = settings;
+  const { loginWarmupSeconds: warmupSeconds, warmupRounds, slices } = settings;
   /** Login loops run a little longer: a few dozen logins per second need time to average out. */
   const seconds = settings.seconds + 1;
   const verify = await argon2Verify(s.argon2, s.password);

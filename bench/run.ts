@@ -58,7 +58,7 @@ try {
     details,
     servers: () => (servers ??= startServers().then((s) => {
       log(`Lanyard vs bare oidc-provider — ${s.where}`);
-      log(`${cpus().length} CPUs, Node ${process.version}; load generators in worker threads; warm-up ${settings.warmupRounds} × ${settings.warmupSeconds} s per side, then ${settings.seconds} s per side in ${settings.slices} slices, alternating L B B L L B B L`);
+      log(`${cpus().length} CPUs, Node ${process.version}; load generators in worker threads; warm-up ${settings.warmupRounds} × ${settings.warmupSeconds} s per side (logins ${settings.loginWarmupSeconds} s), then ${settings.seconds} s per side in ${settings.slices} slices, alternating L B B L L B B L`);
       return s;
     })),
   };

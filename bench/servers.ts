@@ -45,6 +45,14 @@ export const settings = {
   seconds: Number(process.env.BENCH_SECONDS ?? 5),
   warmupSeconds: Number(process.env.BENCH_WARMUP ?? 1),
   /**
+   * The login suite's warm-up per side and round (BENCH_LOGIN_WARMUP; default four times
+   * BENCH_WARMUP). A second of logins is some forty per side, and most of a login's code runs once
+   * per login: V8 had not yet compiled it when the measurement began. With 1 s, Lanyard's event
+   * loop took 10.0 ms a login (three runs) against 9.1 with 4 s, and V8's helper threads 2.3
+   * against 1.9 (docs/benchmarks.md, seventh session); a server runs for hours.
+   */
+  loginWarmupSeconds: Number(process.env.BENCH_LOGIN_WARMUP ?? 4 * Number(process.env.BENCH_WARMUP ?? 1)),
+  /**
    * Warm-ups run this many times, alternately. Both servers run oidc-provider's (shared) code with
    * objects of different shapes; V8 settles on code good for both only after a few switches. With a
    * single warm-up each, the first measured slice (always Lanyard's) ran up to 20 % slow.
