@@ -85,6 +85,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'api.forbidden': { title: 'Not allowed', text: 'This client may not call this API.' },
   'api.trello_query': { title: 'Ask about one member', text: 'Give exactly one of member_id or email (a valid address).' },
   'api.unauthenticated': { title: 'Sign in first', text: 'This needs a signed-in session or a valid access token.' },
+  'api.first_party_only': { title: 'Not for this application', text: 'Only our own products may read the whole profile. Other applications get what the person agreed to share, from the userinfo endpoint.' },
   'profile.invalid': { title: 'Check your profile', text: 'A field is too long, holds invisible formatting characters (zero-width spaces, direction overrides) or only blanks, or the time zone is not one we know (use a name like Europe/Paris).' },
   'avatar.invalid': { title: 'That picture can’t be used', text: 'Upload a JPEG, PNG, WebP or GIF image.' },
   'avatar.too_large': { title: 'That picture is too large', text: 'Upload an image of at most 5 MB.' },

@@ -3,10 +3,12 @@ import type { Context } from 'koa';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
 import { idleTimeoutOf, provenanceFrom, type AccountSubject, type Decision, type DecisionInput, type DenyReason } from '../policy/policy.ts';
 import { tokenProvenance } from './provenance.ts';
+import { isFirstParty } from './provider.ts';
 
 /** An access token presented to one of our APIs: its account when the policy allows its use, else why not. */
 export type Bearer =
-  | { ok: true; accountId: string; clientId: string; account: AccountRow; scopes: ReadonlySet<string> }
+  /** `firstParty`: the token's client is one of our own products (`lanyard_first_party`). */
+  | { ok: true; accountId: string; clientId: string; firstParty: boolean; account: AccountRow; scopes: ReadonlySet<string> }
   | { ok: false; accountId: string; clientId: string; reason: DenyReason };
 
 export interface BearerPolicy {
@@ -74,13 +76,14 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy, 
       const token = await provider.AccessToken.find(match[1]!);
       if (!token || token.isExpired || !token.accountId) return undefined;
       // A deleted client's tokens stop at once, as at userinfo (the lookup is cached in-process).
-      if (!token.clientId || !(await provider.Client.find(token.clientId))) return undefined;
-      const ids = { accountId: token.accountId, clientId: token.clientId };
+      const client = token.clientId ? await provider.Client.find(token.clientId) : undefined;
+      if (!client) return undefined;
+      const ids = { accountId: token.accountId, clientId: client.clientId };
       const loaded = await policy.loadForTokens(token.accountId);
       if (!loaded) return { ok: false, ...ids, reason: 'policy.account_inactive' };
       const decision = policy.decide({ stage: 'api', subject: loaded.subject, provenance: tokenProvenance(token) });
       if (decision.outcome !== 'allow') return { ok: false, ...ids, reason: decision.outcome === 'deny' ? decision.reason : 'policy.login_again' };
-      return { ok: true, ...ids, account: loaded.account, scopes: new Set((token.scope ?? '').split(' ').filter(Boolean)) };
+      return { ok: true, ...ids, firstParty: isFirstParty(client), account: loaded.account, scopes: new Set((token.scope ?? '').split(' ').filter(Boolean)) };
     },
 
     /** The client behind a client-credentials access token (RFC 6749 §4.4), for server-to-server APIs. */

@@ -15,7 +15,9 @@ const ACCOUNT_ID = /^acc_[A-Za-z0-9_-]{22}$/;
 
 /**
  * The profile as JSON (docs/flows/profile.md), and the generated avatars.
- * - GET /api/profiles/me: your whole profile and the visibility of each field (session or bearer token).
+ * - GET /api/profiles/me: your whole profile and the visibility of each field (session, or a bearer
+ *   token of a first-party client: another company's application reads what was consented to at
+ *   userinfo; its token gets 403 insufficient_scope here, and identifies nobody on the others).
  * - PATCH /api/profiles/me: update it (session with X-CSRF-Token, JSON body).
  * - GET /api/profiles/:id: someone's profile, with only the fields you may see.
  * - GET /avatars/:id.svg: the initials avatar, when the picture is visible to the viewer.
@@ -33,9 +35,14 @@ export function profileApiRoutes(deps: { accounts: AccountService; sessions: Bro
    * two-step became required after a one-factor login) identifies nobody: /me answers 401 with
    * RFC 6750 §3.1's invalid_token, as userinfo does.
    */
-  async function viewer(ctx: Context): Promise<{ accountId: string; account?: AccountRow } | 'refused' | undefined> {
+  async function viewer(ctx: Context): Promise<{ accountId: string; account?: AccountRow } | 'refused' | 'third-party' | undefined> {
     const bearer = await sessions.bearer(ctx);
-    if (bearer) return bearer.ok ? { accountId: bearer.accountId, account: bearer.account } : 'refused';
+    if (bearer) {
+      if (!bearer.ok) return 'refused';
+      // Another company's application gets what the person consented to, through userinfo and
+      // the ID token (OIDC Core §5.4), never the whole profile here (decision 0073).
+      return bearer.firstParty ? { accountId: bearer.accountId, account: bearer.account } : 'third-party';
+    }
     const session = await sessions.current(ctx);
     return session ? { accountId: session.accountId } : undefined;
   }
@@ -60,6 +67,11 @@ export function profileApiRoutes(deps: { accounts: AccountService; sessions: Bro
     if (who === 'refused') {
       ctx.set('WWW-Authenticate', 'Bearer realm="lanyard", error="invalid_token"');
       throw new AppError('api.unauthenticated', 401);
+    }
+    if (who === 'third-party') {
+      // RFC 6750 §3.1: a valid token that does not allow this request.
+      ctx.set('WWW-Authenticate', 'Bearer realm="lanyard", error="insufficient_scope"');
+      throw new AppError('api.first_party_only', 403);
     }
     // A bearer token's account came with the decision (active, loaded once); a session's is read here.
     const account = who?.account ?? (who ? await activeAccount(who.accountId) : undefined);

@@ -78,6 +78,23 @@ describe('profile with per-field visibility (/account/profile, /api/profiles, cl
     expect(me.body).to.include({ id: account.id, email: account.email });
   });
 
+  it('gives another company’s application no more than it was granted: its token reads no profile here', async () => {
+    const account = await createAccount(server.registry, { name: 'Ada Lovelace' });
+    const { tokens } = await userinfo(account.email, false);
+    const bearer = `Bearer ${tokens.access_token}`;
+    const me = await supertest(server.url).get('/api/profiles/me').set('Authorization', bearer).accept('json');
+    expect(me.status).to.equal(403);
+    expect(me.headers['www-authenticate']).to.match(/error="insufficient_scope"/);
+    expect(me.body).to.include({ error: 'api.first_party_only' });
+    expect(JSON.stringify(me.body)).not.to.include(account.email);
+    // On someone's profile the token identifies nobody: the fields anyone may see, and the
+    // email (Only you by default) is not among them, even on the person's own profile.
+    const own = await supertest(server.url).get(`/api/profiles/${account.id}`).set('Authorization', bearer).accept('json');
+    expect(own.status).to.equal(200);
+    expect(own.body).to.include({ id: account.id, name: 'Ada Lovelace' });
+    expect(own.body).not.to.have.any.keys('email', 'visibility');
+  });
+
   it('serves the initials avatar unless the picture is hidden from the viewer', async () => {
     const account = await createAccount(server.registry, { name: 'Ada Lovelace' });
     const svg = await supertest(server.url).get(`/avatars/${account.id}.svg`).buffer(true).parse((res, cb) => { let d = ''; res.on('data', (c: Buffer) => { d += c; }); res.on('end', () => cb(null, d)); });
