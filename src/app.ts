@@ -1,4 +1,5 @@
 import { DatabaseUnavailableError } from './persistence/db.ts';
+import { TokenReusedError } from './oidc/adapter.ts';
 import { join } from 'node:path';
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -256,6 +257,16 @@ export function createApp(registry: Registry): LanyardApp {
     try {
       await registry.payloadWrites.around(next);
     } catch (err) {
+      // The code or refresh token was used by another request at the same moment: that request
+      // won, nothing of this one was stored, and the grant is revoked (src/oidc/adapter.ts). The
+      // answer is the one the engine gives a token used again (RFC 6749 §5.2 invalid_grant).
+      if (err instanceof TokenReusedError && ctx.response.is('json')) {
+        ctx.state.log?.warn({ model: err.model }, 'a code or refresh token was used twice at once: its grant is revoked');
+        ctx.status = 400;
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { error: 'invalid_grant', error_description: 'grant request is invalid' };
+        return;
+      }
       // The database went away as the request ended, after the engine had made its answer: that
       // answer never leaves. A protocol endpoint answering JSON (/token, /me, introspection …)
       // gets the protocol's error, as when the engine meets the outage itself (src/oidc/unavailable.ts).

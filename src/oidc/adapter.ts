@@ -31,9 +31,11 @@ import { createOidcPayloadQueries, type OidcPayloadQueries, type PayloadOp, type
  *   (src/app.ts), where the engine's interaction save is the write they join.
  *
  * What changes: a refresh token is marked consumed with its successors' rows instead of before
- * they are built (an atomic rotation; two uses of one token racing each other were already
- * possible between the engine's read and its consume, the window is the request's remaining
- * ~1 ms longer).
+ * they are built: an atomic rotation. Two requests presenting one code or refresh token at once
+ * both find it unused (the engine reads, then consumes); the batch's consumption takes only an
+ * unused row and its other writes depend on it, so the second request stores nothing, answers
+ * invalid_grant and revokes the grant, as the engine does for a token used again later
+ * (`TokenReusedError`; RFC 6749 §4.1.2, RFC 9700 §4.14.2).
  */
 export interface WriteBehind {
   around<T>(work: () => Promise<T>): Promise<T>;
@@ -113,6 +115,20 @@ export const aheadKey = (model: string, id: string, by: 'id' | 'uid' = 'id') => 
 /** The table a writing statement writes first (INSERT INTO, UPDATE, DELETE FROM). */
 const tableOf = (sql: string) => /^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?([a-z_][a-z0-9_]*)/i.exec(sql)?.[1]?.toLowerCase() ?? sql;
 
+/**
+ * A code or refresh token that another request consumed first: the same one presented twice at
+ * once. Nothing of the losing request was stored and the grant is revoked (`createWriteBehind`).
+ */
+export class TokenReusedError extends Error {
+  readonly model: string;
+
+  constructor(model: string) {
+    super(`${model} used twice at once`);
+    this.name = 'TokenReusedError';
+    this.model = model;
+  }
+}
+
 export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Database, 'query' | 'transaction'>): WriteBehind {
   /** A request's scope: its queued writes, whether it still queues, a batch being written before a read, what was read ahead. */
   interface Scope { ops: PayloadOp[]; open: boolean; flushing?: Promise<void>; ahead: ReadAhead }
@@ -122,11 +138,27 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
   async function one(q: OidcPayloadQueries | Queryable, op: PayloadOp): Promise<void> {
     if (op.kind === 'joined') await (q as Queryable).query(op.write.sql, op.write.params);
     else if (op.kind === 'upsert') await (q as OidcPayloadQueries).upsert(op.write);
-    else if (op.kind === 'consume') await (q as OidcPayloadQueries).consume(op.model, op.idHash, op.now);
-    else await (q as OidcPayloadQueries).destroy(op.model, op.idHash);
+    else if (op.kind === 'consume') {
+      if (!(await (q as OidcPayloadQueries).consume(op.model, op.idHash, op.now))) throw new TokenReusedError(op.model);
+    } else await (q as OidcPayloadQueries).destroy(op.model, op.idHash);
   }
 
+  /**
+   * Writes `ops`. When one of its consumptions finds the code or refresh token already used — the
+   * same one presented twice at once — nothing of the request's is stored, the grant it was issued
+   * under is revoked, and `TokenReusedError` is thrown (src/app.ts answers invalid_grant).
+   */
   async function write(ops: PayloadOp[]): Promise<void> {
+    try {
+      await writeOps(ops);
+    } catch (err) {
+      if (!(err instanceof TokenReusedError)) throw err;
+      for (const op of ops) if (op.kind === 'consume') await queries.revokeGrantOf(op.model, op.idHash);
+      throw err;
+    }
+  }
+
+  async function writeOps(ops: PayloadOp[]): Promise<void> {
     if (!ops.length) return;
     // A single write (client_credentials, /auth) keeps its plain statement: cheaper to plan.
     if (ops.length === 1) {
@@ -155,12 +187,18 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
       if (previous && (previous.kind !== 'upsert' || op.kind !== 'upsert')) mixed = true;
       last.set(key, op);
     }
+    const consumes = ops.filter((op) => op.kind === 'consume');
     if (!mixed && last.size === 1 && !joined.length) return one(queries, [...last.values()][0]!);
-    if (!mixed) return queries.writeBatch([...last.values(), ...joined]);
+    // (A consumption beside the application's writes — no endpoint makes both — goes the
+    // transaction's way below, so that a second use stores neither.)
+    if (!mixed && !(consumes.length && joined.length)) {
+      if (!(await queries.writeBatch([...last.values(), ...joined]))) throw new TokenReusedError((consumes[0] as { model: string }).model);
+      return;
+    }
     // One row written twice in different ways, or one table twice by the application: in order,
-    // one by one — in one transaction when the application's writes ride along, so that they are
-    // stored with the engine's or not at all.
-    if (!joined.length) {
+    // one by one — in one transaction when the application's writes ride along or a code is
+    // consumed, so that they are stored with the engine's or not at all.
+    if (!joined.length && !consumes.length) {
       for (const op of ops) await one(queries, op);
       return;
     }
@@ -293,8 +331,14 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
     }
     try {
       if (op.kind === 'upsert') await queries.upsert(op.write);
-      else if (op.kind === 'consume') await queries.consume(op.model, op.idHash, op.now);
-      else await queries.destroy(op.model, op.idHash);
+      else if (op.kind === 'consume') {
+        // Outside a request's batch the engine awaits the consumption before it issues anything:
+        // a second use is its invalid_grant (RFC 6749 §5.2), and the grant is revoked.
+        if (!(await queries.consume(op.model, op.idHash, op.now))) {
+          await queries.revokeGrantOf(op.model, op.idHash);
+          throw new errors.InvalidGrant('grant request is invalid');
+        }
+      } else await queries.destroy(op.model, op.idHash);
     } finally {
       ahead?.drop();
     }

@@ -140,7 +140,9 @@ export function createOidcPayloadQueries(db: Queryable) {
 
     /**
      * Several writes, each to a different row, as one statement (one commit): deletions,
-     * consumptions and upserts as data-modifying CTEs (PostgreSQL docs, 7.8.4). The caller
+     * consumptions and upserts as data-modifying CTEs (PostgreSQL docs, 7.8.4). False when a
+     * consumption found its row already used: then none of the engine's writes was stored (the
+     * joined writes are; the caller sends no consumption with them). The caller
      * guarantees that no row is named twice: the parts of one statement see the same snapshot,
      * so their order would not hold for one row. Joined writes (other tables: the audit row, a
      * throttle cleared, a session's device) become parts of the same statement.
@@ -154,7 +156,7 @@ export function createOidcPayloadQueries(db: Queryable) {
      * arrays: each row count is another statement text, and the embedded engine names only so
      * many (decision 0062), so rare large batches must not multiply the texts.
      */
-    async writeBatch(ops: PayloadOp[]): Promise<void> {
+    async writeBatch(ops: PayloadOp[]): Promise<boolean> {
       const params: unknown[] = [];
       const arg = (value: unknown, type: string) => `$${params.push(value)}::${type}`;
       /** The rows as `VALUES (…), (…)` of typed parameters, or one `unnest` of typed arrays past `VALUES_ROWS`. */
@@ -163,15 +165,21 @@ export function createOidcPayloadQueries(db: Queryable) {
         return `unnest(${columns.map(([type, get]) => arg(items.map(get), `${type}[]`)).join(', ')}) AS ${alias}`;
       };
       const parts: string[] = [];
-      const destroys = ops.flatMap((o) => (o.kind === 'destroy' ? [o] : []));
-      if (destroys.length) {
-        parts.push(`gone AS (DELETE FROM oidc_payloads WHERE (model, id_hash) IN (SELECT m, h FROM ${rowsOf(destroys, [['text', (o) => o.model], ['text', (o) => o.idHash]], 't(m, h)')}))`);
-      }
       const consumes = ops.flatMap((o) => (o.kind === 'consume' ? [o] : []));
+      // A code or refresh token is used once (RFC 6749 §4.1.2, §10.4): the consumption takes only
+      // a row not consumed yet, and the other writes of the engine's request — the tokens it
+      // issued in exchange — are stored only if every consumption took its row. Two requests
+      // racing with one token both found it unused; the second's UPDATE waits for the first's
+      // commit, then finds the row consumed and takes nothing, so its tokens are never stored.
+      const allUsed = consumes.length ? ` AND (SELECT count(*) FROM used) = ${consumes.length}` : '';
       if (consumes.length) {
         parts.push(`used AS (UPDATE oidc_payloads o SET consumed_at = to_timestamp(t.ms / 1000.0)
           FROM ${rowsOf(consumes, [['text', (o) => o.model], ['text', (o) => o.idHash], ['float8', (o) => o.now.getTime()]], 't(m, h, ms)')}
-          WHERE o.model = t.m AND o.id_hash = t.h)`);
+          WHERE o.model = t.m AND o.id_hash = t.h AND o.consumed_at IS NULL RETURNING 1)`);
+      }
+      const destroys = ops.flatMap((o) => (o.kind === 'destroy' ? [o] : []));
+      if (destroys.length) {
+        parts.push(`gone AS (DELETE FROM oidc_payloads WHERE (model, id_hash) IN (SELECT m, h FROM ${rowsOf(destroys, [['text', (o) => o.model], ['text', (o) => o.idHash]], 't(m, h)')})${allUsed})`);
       }
       const upserts = ops.flatMap((o) => (o.kind === 'upsert' ? [o.write] : []));
       if (upserts.length) {
@@ -180,7 +188,8 @@ export function createOidcPayloadQueries(db: Queryable) {
           FROM ${rowsOf(upserts, [
             ['text', (w) => w.model], ['text', (w) => w.idHash], ['text', (w) => JSON.stringify(w.payload)], ['text', (w) => w.grantId],
             ['text', (w) => w.sessionUid], ['text', (w) => w.userCodeHash], ['float8', (w) => w.expiresAt?.getTime() ?? null], ['text', (w) => w.accountId],
-          ], 't(m, h, p, g, s, u, e, a)')}
+          ], 't(m, h, p, g, s, u, e, a)')}${allUsed ? `
+          WHERE true${allUsed}` : ''}
           ON CONFLICT (model, id_hash) DO UPDATE SET
             payload = excluded.payload, grant_id = excluded.grant_id, session_uid = excluded.session_uid,
             user_code_hash = excluded.user_code_hash, expires_at = excluded.expires_at, account_id = excluded.account_id)`);
@@ -191,8 +200,13 @@ export function createOidcPayloadQueries(db: Queryable) {
         params.push(...write.params);
         parts.push(`joined_${i} AS (${renumbered(write, offset)})`);
       });
-      if (!parts.length) return;
-      await db.query(`WITH ${parts.join(', ')} SELECT 1`, params);
+      if (!parts.length) return true;
+      if (!consumes.length) {
+        await db.query(`WITH ${parts.join(', ')} SELECT 1`, params);
+        return true;
+      }
+      const { rows } = await db.query<{ used: number }>(`WITH ${parts.join(', ')} SELECT (SELECT count(*) FROM used)::int AS used`, params);
+      return rows[0]!.used === consumes.length;
     },
 
     find: (model: string, idHash: string, now: Date) => findLive('id_hash', model, idHash, now),
@@ -212,8 +226,25 @@ export function createOidcPayloadQueries(db: Queryable) {
 
     findByUserCodeHash: (model: string, userCodeHash: string, now: Date) => findLive('user_code_hash', model, userCodeHash, now),
 
-    async consume(model: string, idHash: string, now: Date): Promise<void> {
-      await db.query('UPDATE oidc_payloads SET consumed_at = $3 WHERE model = $1 AND id_hash = $2', [model, idHash, now]);
+    /** Marks a code or token used; false when it already was (or is gone): a second use. */
+    async consume(model: string, idHash: string, now: Date): Promise<boolean> {
+      const { rowCount } = await db.query('UPDATE oidc_payloads SET consumed_at = $3 WHERE model = $1 AND id_hash = $2 AND consumed_at IS NULL', [model, idHash, now]);
+      return rowCount === 1;
+    },
+
+    /**
+     * A code or refresh token used twice at once: revokes what was issued under its grant — every
+     * token of the grant and the grant itself — as the engine does when it sees a used one again
+     * (RFC 6749 §4.1.2, RFC 9700 §4.14.2). The grant's row key is the hash of its id (`findTokensText`).
+     */
+    async revokeGrantOf(model: string, idHash: string): Promise<void> {
+      await db.query(
+        `WITH g AS (SELECT grant_id FROM oidc_payloads WHERE model = $1 AND id_hash = $2 AND grant_id IS NOT NULL)
+         DELETE FROM oidc_payloads o USING g
+         WHERE o.grant_id = g.grant_id
+            OR (o.model = 'Grant' AND o.id_hash = translate(rtrim(encode(sha256(convert_to(g.grant_id, 'UTF8')), 'base64'), '='), '+/', '-_'))`,
+        [model, idHash],
+      );
     },
 
     async destroy(model: string, idHash: string): Promise<void> {

@@ -90,6 +90,51 @@ describe('authorization code flow with openid-client', () => {
     expect(introspection.active).to.equal(false);
   });
 
+  /** `count` token requests with the same body at once, straight to the endpoint: status and JSON of each. */
+  async function atOnce(client: { clientId: string; clientSecret?: string | undefined }, body: Record<string, string>, count: number) {
+    const authorization = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
+    return Promise.all(Array.from({ length: count }, async () => {
+      const res = await fetch(`${server.url}/token`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+      return { status: res.status, body: (await res.json()) as Record<string, string> };
+    }));
+  }
+
+  it('exchanges a code presented several times at once only once, and revokes what it issued (RFC 6749 §4.1.2)', async () => {
+    const account = await createAccount(server.registry);
+    const client = await createClient(server.registry, { firstParty: true });
+    const config = await discover(client.clientId, client.clientSecret);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: client.redirectUri, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const callback = await new PageDriver(server.url).authorize(url.href, { email: account.email, password: PASSWORD });
+    const code = callback.searchParams.get('code')!;
+
+    const answers = await atOnce(client, { grant_type: 'authorization_code', code, redirect_uri: client.redirectUri, code_verifier: verifier }, 8);
+    const issued = answers.filter((a) => a.status === 200);
+    expect(issued, JSON.stringify(answers.map((a) => a.status))).to.have.length(1);
+    for (const refused of answers.filter((a) => a.status !== 200)) expect(refused).to.deep.include({ status: 400, body: { error: 'invalid_grant', error_description: 'grant request is invalid' } });
+    // The code was used more than once: what it was exchanged for is revoked too.
+    expect((await oidc.tokenIntrospection(config, issued[0]!.body.access_token!)).active).to.equal(false);
+    const refresh = await oidc.refreshTokenGrant(config, issued[0]!.body.refresh_token!).catch((err: unknown) => err);
+    expect((refresh as oidc.ResponseBodyError).error).to.equal('invalid_grant');
+  });
+
+  it('rotates a refresh token presented several times at once only once, and revokes the grant (RFC 9700 §4.14.2)', async () => {
+    const account = await createAccount(server.registry);
+    const client = await createClient(server.registry, { firstParty: true });
+    const config = await discover(client.clientId, client.clientSecret);
+    const { tokens } = await login(config, client.redirectUri, account.email, 'openid email');
+
+    const answers = await atOnce(client, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }, 8);
+    const issued = answers.filter((a) => a.status === 200);
+    expect(issued, JSON.stringify(answers.map((a) => a.status))).to.have.length(1);
+    for (const refused of answers.filter((a) => a.status !== 200)) expect(refused).to.deep.include({ status: 400, body: { error: 'invalid_grant', error_description: 'grant request is invalid' } });
+    // Neither chain goes on: the one refresh that was answered leads nowhere either.
+    const next = await oidc.refreshTokenGrant(config, issued[0]!.body.refresh_token!).catch((err: unknown) => err);
+    expect((next as oidc.ResponseBodyError).error).to.equal('invalid_grant');
+    expect((await oidc.tokenIntrospection(config, issued[0]!.body.access_token!)).active).to.equal(false);
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).to.equal(false);
+  });
+
   it('revokes an access token so that introspection reports it inactive', async () => {
     const account = await createAccount(server.registry);
     const client = await createClient(server.registry, { firstParty: true });

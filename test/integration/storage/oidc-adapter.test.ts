@@ -1,7 +1,8 @@
 import { expect } from 'chai';
+import { errors } from 'oidc-provider';
 import { testDatabase, resetDatabase } from '../../helpers/db.ts';
 import { createOidcPayloadQueries } from '../../../src/persistence/queries/oidc-payloads.ts';
-import { aheadKey, createPostgresAdapter, createWriteBehind, sweepExpiredPayloads } from '../../../src/oidc/adapter.ts';
+import { aheadKey, createPostgresAdapter, createWriteBehind, sweepExpiredPayloads, TokenReusedError } from '../../../src/oidc/adapter.ts';
 import { createAccountActivityQueries } from '../../../src/persistence/queries/account-activity.ts';
 import { ACTIVITY_GRACE_MS, sweepEndedSessionActivity } from '../../../src/oidc/account-sessions.ts';
 import { createLogger } from '../../../src/shared/logger.ts';
@@ -68,6 +69,23 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
     await codes.consume('code-2');
     const found = await codes.find('code-2');
     expect(found?.consumed).to.equal(Math.floor(now / 1000));
+  });
+
+  it('refuses a second consumption with invalid_grant and revokes the grant (a code used twice)', async () => {
+    const codes = new Adapter('AuthorizationCode');
+    const access = new Adapter('AccessToken');
+    const grants = new Adapter('Grant');
+    await grants.upsert('grant-c', { jti: 'grant-c', accountId: 'acc_c' }, 60);
+    await codes.upsert('code-3', { jti: 'code-3', grantId: 'grant-c' }, 60);
+    await access.upsert('at-c', { jti: 'at-c', grantId: 'grant-c' }, 60);
+    await access.upsert('at-other', { jti: 'at-other', grantId: 'grant-d' }, 60);
+    await codes.consume('code-3');
+    const second = await codes.consume('code-3').catch((err: unknown) => err);
+    expect(second).to.be.instanceOf(errors.InvalidGrant);
+    expect(await access.find('at-c')).to.equal(undefined);
+    expect(await grants.find('grant-c')).to.equal(undefined);
+    expect(await codes.find('code-3')).to.equal(undefined);
+    expect(await access.find('at-other'), 'another grant’s token stays').to.not.equal(undefined);
   });
 
   it('destroys a payload', async () => {
@@ -196,6 +214,42 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
       });
       expect(await direct('Session', 'session-cookie')).to.deep.include({ uid: 'session-uid', accountId: 'acc_1' });
       expect(await new Adapter('Session').findByUid('session-uid')).to.deep.include({ accountId: 'acc_1' });
+    });
+
+    it('stores nothing of a request whose token another request consumed first, and revokes the grant', async () => {
+      const { writes, Deferred, direct } = await setup();
+      await new Adapter('Grant').upsert('grant-r', { jti: 'grant-r', accountId: 'acc_r' }, 60);
+      await new Adapter('RefreshToken').upsert('shared-token', { jti: 'shared-token', grantId: 'grant-r', kind: 'RefreshToken' }, 60);
+      // Two requests with the same refresh token, each having read it unused: the first ends first.
+      const rotation = (suffix: string) => async () => {
+        await new Deferred('RefreshToken').consume('shared-token');
+        await new Deferred('RefreshToken').upsert(`next-${suffix}`, { jti: `next-${suffix}`, grantId: 'grant-r', kind: 'RefreshToken' }, 60);
+        await new Deferred('AccessToken').upsert(`access-${suffix}`, { jti: `access-${suffix}`, grantId: 'grant-r', kind: 'AccessToken' }, 60);
+      };
+      await writes.around(rotation('a'));
+      expect(await direct('RefreshToken', 'next-a')).to.not.equal(undefined);
+      const second = await writes.around(rotation('b')).catch((err: unknown) => err);
+      expect(second).to.be.instanceOf(TokenReusedError);
+      expect(await direct('RefreshToken', 'next-b'), 'the second request’s tokens were never stored').to.equal(undefined);
+      expect(await direct('AccessToken', 'access-b')).to.equal(undefined);
+      expect(await direct('RefreshToken', 'next-a'), 'the first request’s tokens are revoked with the grant').to.equal(undefined);
+      expect(await direct('Grant', 'grant-r')).to.equal(undefined);
+    });
+
+    it('stores nothing either when the consumed row is also written again (the one-by-one way, in a transaction)', async () => {
+      const queries = createOidcPayloadQueries(await testDatabase());
+      const writes = createWriteBehind(queries, await testDatabase());
+      const Deferred = createPostgresAdapter(queries, clock, writes);
+      await new Adapter('AuthorizationCode').upsert('code-m', { jti: 'code-m', grantId: 'grant-m' }, 60);
+      await new Adapter('AuthorizationCode').consume('code-m');
+      const second = await writes.around(async () => {
+        await new Deferred('AccessToken').upsert('access-m', { jti: 'access-m', grantId: 'grant-m' }, 60);
+        await new Deferred('AuthorizationCode').consume('code-m');
+        await new Deferred('AuthorizationCode').upsert('code-m', { jti: 'code-m', grantId: 'grant-m', touched: true }, 60);
+      }).catch((err: unknown) => err);
+      expect(second).to.be.instanceOf(TokenReusedError);
+      expect(await new Adapter('AccessToken').find('access-m')).to.equal(undefined);
+      expect(await new Adapter('AuthorizationCode').find('code-m')).to.equal(undefined);
     });
 
     it('keeps the last save of a row saved twice, and the order of a row saved then deleted', async () => {
