@@ -25,13 +25,17 @@ export function normalise(err: unknown): AppError {
   return new AppError('server.error', 500, { cause: err, expose: false });
 }
 
-/** Refusals of input that could not be read or stored: worth an operator's look (warn), not an alarm. */
-const MALFORMED = new Set([400, 411, 413, 414, 415, 422, 431]);
+/**
+ * Refusals of input that could not be read or stored: worth an operator's look (warn), not an
+ * alarm. 501 is among them: a method no route of ours knows (PROPFIND, MKCOL …; RFC 9110
+ * §15.6.2), which anyone can send — at error level it would let anyone raise alarms at will.
+ */
+const MALFORMED = new Set([400, 411, 413, 414, 415, 422, 431, 501]);
 
 /** Logs an error answer: server errors with the thrown error, refusals by code (never a body or a secret). */
 export function logError(log: Logger | undefined, thrown: unknown, err: AppError): void {
   if (err.status === 503) log?.warn({ code: err.code, reason: (thrown as { error_detail?: string }).error_detail ?? (thrown as Error).message }, 'service unavailable');
-  else if (err.status >= 500) log?.error({ err: thrown, code: err.code }, 'request failed');
+  else if (err.status >= 500 && !MALFORMED.has(err.status)) log?.error({ err: thrown, code: err.code }, 'request failed');
   else log?.[MALFORMED.has(err.status) ? 'warn' : 'info']({ code: err.code, status: err.status }, 'request refused');
 }
 
@@ -47,6 +51,8 @@ export function errorHandler(views: Views): Middleware {
       if (ctx.status === 404 && ctx.body === undefined) throw new AppError('request.not_found', 404);
       // A router's 405 (its Allow header stays) answered like every other error, not as bare text.
       if (ctx.status === 405 && ctx.body == null) throw new AppError('request.method_not_allowed', 405);
+      // …and its 501 for a method it does not know at all, the same way.
+      if (ctx.status === 501 && ctx.body == null) throw new AppError('request.method_not_implemented', 501);
     } catch (thrown) {
       const err = normalise(thrown);
       logError(ctx.state.log as Logger | undefined, thrown, err);

@@ -49,8 +49,9 @@ export function requestContext(logger: Logger): Middleware {
       await next();
     } finally {
       const status = ctx.status;
-      // A 503 is an outage the operator already sees at warn level (the database is away), not a bug.
-      const level = status === 503 ? 'warn' : status >= 500 ? 'error' : 'info';
+      // A 503 is an outage the operator already sees at warn level (the database is away), not a
+      // bug; a 501 is a client's unknown method (src/http/error-handler.ts), not ours either.
+      const level = status === 503 || status === 501 ? 'warn' : status >= 500 ? 'error' : 'info';
       const line = { method: ctx.method, path: ctx.path, status, ms: Math.round((performance.now() - started) * 10) / 10 };
       // Through the access logger even when the request made its child: the same line (the child
       // binds nothing but reqId), without the redaction pass a login's request paid for it.

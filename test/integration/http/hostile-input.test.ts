@@ -52,6 +52,19 @@ describe('hostile input', () => {
     expect(plain.status).to.equal(200);
   });
 
+  it('answers a method no route knows (WebDAV’s, say) with 501 and a warn line, on every router of ours', async () => {
+    const paths = ['/account', '/account/profile', '/admin', '/password/forgot', '/interaction/abc', '/api/profiles/me', '/api/security-events'];
+    for (const method of ['PROPFIND', 'MKCOL', 'LOCK', 'SEARCH']) {
+      for (const path of paths) {
+        const res = await http[method.toLowerCase() as 'get'](path).accept('json').catch((err: { response?: supertest.Response }) => err.response!);
+        expect(res.status, `${method} ${path}`).to.be.oneOf([404, 405, 501]);
+        if (res.status === 501) expect(res.body.error, `${method} ${path}`).to.equal('request.method_not_implemented');
+      }
+    }
+    expect(warnings()).to.include('request.method_not_implemented');
+    // (The afterEach hook checks that none of it reached error level.)
+  });
+
   it('refuses NUL in form fields, JSON bodies and our paths with 400', async () => {
     const agent = supertest.agent(server.url);
     const uid = await startInteraction(agent, client);
