@@ -46,7 +46,11 @@ export const configSchema = z
       .refine((value) => {
         const url = new URL(value);
         return !url.search && !url.hash && (url.protocol === 'https:' || url.protocol === 'http:');
-      }, { message: 'must be an http(s) URL without query or fragment' }),
+      }, { message: 'must be an http(s) URL without query or fragment' })
+      // Every link, redirect URI and claim URL is built as ISSUER + "/path": with a trailing
+      // slash they would all hold "//" and miss their routes. The issuer is compared exactly by
+      // relying parties (OIDC Discovery §4.3), so it is refused rather than silently changed.
+      .refine((value) => !value.endsWith('/'), { message: 'must not end with "/" (write https://id.example.com, not https://id.example.com/)' }),
     /**
      * Set by the loader, never by an operator: true when `issuer` is the http://localhost:PORT
      * default, i.e. this process's own PORT rather than the server's public URL. Commands that

@@ -106,6 +106,12 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses an ISSUER ending with a slash, which would put "//" in every link built from it', () => {
+    expectRefused({ ISSUER: 'https://id.example.test/' }, /ISSUER.*must not end with "\/"/);
+    expectRefused({ ISSUER: 'https://example.test/idp/' }, /ISSUER.*must not end with "\/"/);
+    expect(loadConfig({ ISSUER: 'https://example.test/idp' }).issuer).to.equal('https://example.test/idp');
+  });
+
   it('refuses Google settings given in part, and a throttle wait longer than its window', () => {
     for (const env of [{ GOOGLE_ISSUER: 'https://accounts.google.com' }, { THROTTLE_MAX_DELAY_SECONDS: '7200', THROTTLE_WINDOW_SECONDS: '3600' }]) {
       try {
