@@ -97,7 +97,14 @@ export function settingsRoutes(deps: {
     const expected = ctx.cookies.get(STATE_COOKIE);
     const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
     ctx.cookies.set(STATE_COOKIE, null, { path: '/account' });
-    if (!expected || !constantTimeEqual(expected, state) || ctx.query.error) {
+    const ours = Boolean(expected) && constantTimeEqual(expected!, state);
+    // "Cancel and return to Lanyard account settings" on the login page: the person chose not to
+    // sign in (RFC 6749 §4.1.2.1 access_denied, to our own state) — back to the home page, no error.
+    if (ours && ctx.query.error === 'access_denied') {
+      ctx.status = 303;
+      return ctx.redirect('/');
+    }
+    if (!ours || ctx.query.error) {
       return page(ctx, 400, 'errors/error', { ...messageFor('account.sign_in_failed') });
     }
     const next = Buffer.from(state.split('.')[1] ?? '', 'base64url').toString();

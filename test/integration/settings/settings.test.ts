@@ -63,6 +63,26 @@ describe('account settings (/account)', () => {
     }
   });
 
+  it('takes a person who cancels the account pages’ sign-in back to the home page, not to an error', async () => {
+    const agent = supertest.agent(server.url);
+    let location = '/account';
+    let page = await agent.get(location);
+    for (let step = 0; step < 6 && (page.status === 302 || page.status === 303); step += 1) {
+      location = page.headers.location!.replace(server.url, '');
+      page = await agent.get(location);
+    }
+    const uid = /\/interaction\/([^/?]+)/.exec(location)![1]!;
+    let res = await agent.post(`/interaction/${uid}/abort`).type('form').send({ _csrf: csrfFrom(page.text) });
+    for (let step = 0; step < 6 && (res.status === 302 || res.status === 303); step += 1) {
+      location = res.headers.location!.replace(server.url, '');
+      if (location === '/') break;
+      res = await agent.get(location);
+    }
+    expect(location).to.equal('/');
+    // Someone else's state with the same error is still refused.
+    expect((await supertest(server.url).get('/account/callback?error=access_denied&state=forged')).status).to.equal(400);
+  });
+
   it('refuses a forged sign-in callback', async () => {
     const res = await supertest(server.url).get('/account/callback?state=forged');
     expect(res.status).to.equal(400);
