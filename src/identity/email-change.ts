@@ -69,7 +69,7 @@ export function createEmailChangeService(deps: {
       const token = randomSecret(32);
       await db.transaction(async (tx) => {
         if (taken) {
-          await outbox.enqueue(tx, { to: newEmail, template: 'already-registered', data: { email: newEmail, loginLink: `${issuer}/account`, resetLink: `${issuer}/password/forgot` } });
+          await outbox.enqueue(tx, { to: newEmail, template: 'address-in-use', data: { email: newEmail, loginLink: `${issuer}/account`, resetLink: `${issuer}/password/forgot` } });
           return;
         }
         await changes.replace(tx, { accountId: account.id, newEmail, tokenHash: sha256(token), now: now(), expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000) });

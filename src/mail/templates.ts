@@ -13,6 +13,8 @@ import { unlinked } from './unlinked.ts';
 export const SUBJECTS = {
   'verify-email': 'Your Lanyard verification code',
   'already-registered': 'You already have a Lanyard account',
+  // An address change to an address that has an account (or is retired, so reserved for one).
+  'address-in-use': 'This address already has a Lanyard account',
   'password-reset': 'Reset your Lanyard password',
   'password-changed': 'Your Lanyard password was changed',
   'account-closed': 'Your Lanyard account was closed',

@@ -66,7 +66,11 @@ describe('changing the email address (/account/email)', () => {
     expect(res.status).to.equal(303);
     expect((await agent.get('/account/email')).text).to.contain('Check taken@example.com');
     await deliver();
-    expect((await smtp.lastTo('taken@example.com')).subject).to.equal('You already have a Lanyard account');
+    const notice = await smtp.lastTo('taken@example.com');
+    expect(notice.subject).to.equal('This address already has a Lanyard account');
+    // An address change, not a sign-up: the mail says what was tried.
+    expect(notice.text).to.contain('asked to move a Lanyard account to taken@example.com');
+    expect(notice.text).not.to.contain('create');
   });
 
   it('refuses the change when the address was registered between request and confirmation', async () => {
