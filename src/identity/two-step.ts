@@ -25,7 +25,7 @@ const TOLERANCE_SECONDS = PERIOD;
 /** No 0/1/o/l/i: codes read aloud or copied from paper stay unambiguous. */
 const RECOVERY_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789';
 
-export type TwoStepProblem = 'two_step.code_invalid' | 'two_step.already_enabled' | 'two_step.not_enabled' | 'two_step.required' | 'password.current_wrong';
+export type TwoStepProblem = 'two_step.code_invalid' | 'two_step.code_used' | 'two_step.enrolment_code_invalid' | 'two_step.already_enabled' | 'two_step.not_enabled' | 'two_step.required' | 'password.current_wrong';
 
 export type SecondStep =
   | { ok: true; method: 'totp' | 'recovery'; recoveryCodesLeft?: number }
@@ -121,9 +121,14 @@ export function createTwoStepService(deps: {
     if (!factor?.confirmed_at) return { ok: false, problem: 'two_step.not_enabled' };
     const digits = totpInput(input);
     if (digits) {
-      const step = await matchingStep(box.open(factor.secret_sealed, secretContext(account.id)), digits, Number(factor.last_time_step));
+      const secret = box.open(factor.secret_sealed, secretContext(account.id));
+      const step = await matchingStep(secret, digits, Number(factor.last_time_step));
       // The conditional update decides between two requests racing with the same code.
       if (step !== undefined && (await queries.useTimeStep(account.id, step))) return { ok: true, method: 'totp' };
+      // A code of this moment that was already used (at enrolment, or a login a few seconds ago):
+      // refused all the same, but the person is told to wait for the next one rather than that
+      // the code is wrong. It is still a failed attempt, counted as one.
+      if (step === undefined && (await matchingStep(secret, digits, 0)) !== undefined) return { ok: false, problem: 'two_step.code_used' };
       return { ok: false, problem: 'two_step.code_invalid' };
     }
     const normalised = normaliseRecoveryCode(input);
@@ -175,10 +180,11 @@ export function createTwoStepService(deps: {
 
     /** The first correct code switches the factor on and returns the recovery codes, shown once. */
     async confirmEnrolment(account: AccountRow, secret: string, code: string, meta: RequestMeta): Promise<{ ok: true; recoveryCodes: string[] } | { ok: false; problem: TwoStepProblem }> {
-      if (!/^[A-Z2-7]{16,128}$/.test(secret)) return { ok: false, problem: 'two_step.code_invalid' };
+      if (!/^[A-Z2-7]{16,128}$/.test(secret)) return { ok: false, problem: 'two_step.enrolment_code_invalid' };
       const digits = totpInput(code);
       const step = digits ? await matchingStep(secret, digits, 0) : undefined;
-      if (step === undefined) return { ok: false, problem: 'two_step.code_invalid' };
+      // No recovery codes exist yet: the message asks for the app's code alone.
+      if (step === undefined) return { ok: false, problem: 'two_step.enrolment_code_invalid' };
       const codes = await db.transaction(async (tx) => {
         // The unique account id decides a race with another enrolment: one factor per account.
         if (!(await queries.insertConfirmed(tx, account.id, box.seal(secret, secretContext(account.id)), step, now()))) return undefined;

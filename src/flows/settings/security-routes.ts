@@ -204,7 +204,7 @@ export function securityRoutes(deps: {
       // The right password with a wrong code: only the code counts against the person.
       if (passwordGate && result.problem !== 'password.current_wrong') await throttle.succeeded('password', acc.email);
       const wait = result.problem === 'password.current_wrong' && passwordGate ? await throttle.failed('password', ctx.ip, passwordGate)
-        : result.problem === 'two_step.code_invalid' && codeGate ? await throttle.failed('second-step', ctx.ip, codeGate) : 0;
+        : (result.problem === 'two_step.code_invalid' || result.problem === 'two_step.code_used') && codeGate ? await throttle.failed('second-step', ctx.ip, codeGate) : 0;
       return overview(ctx, statusOf(result.problem), {}, wait > 0 ? waitMessage(ctx, wait) : result.problem);
     }
     if (passwordGate) await throttle.succeeded('password', acc.email);

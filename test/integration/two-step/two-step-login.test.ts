@@ -88,7 +88,12 @@ describe('two-step verification at login (/interaction/:uid/two-step)', () => {
     const second = await passPassword(server.url, client, account.email);
     const replay = await submitCode(second, code);
     expect(replay.status).to.equal(401);
-    expect(replay.text).to.contain('That code isn’t right');
+    // Refused, but the person is told why: wait for the next code, rather than "wrong code".
+    expect(replay.text).to.contain('That code was already used');
+    expect(replay.text).not.to.contain('That code isn’t right');
+    // A code that is simply wrong still says so.
+    const wrong = await submitCode(await passPassword(server.url, client, account.email), code === '000000' ? '111111' : '000000');
+    expect(wrong.text).to.contain('That code isn’t right');
 
     // A second instance on the same database refuses it too.
     const other = await startTestServer({ clock, overrides: { smtpUrl: smtp.url } });
