@@ -4,6 +4,9 @@ import type { Logger } from '../shared/logger.ts';
 
 const INCOMING_ID = /^[A-Za-z0-9._-]{8,128}$/;
 
+/** 5xx answers about something outside this server (see the access line's level). */
+const OUTSIDE = new Set([501, 502, 503, 504]);
+
 const ROOT = Symbol('root logger');
 const CHILD = Symbol('request logger');
 
@@ -49,9 +52,11 @@ export function requestContext(logger: Logger): Middleware {
       await next();
     } finally {
       const status = ctx.status;
-      // A 503 is an outage the operator already sees at warn level (the database is away), not a
-      // bug; a 501 is a client's unknown method (src/http/error-handler.ts), not ours either.
-      const level = status === 503 || status === 501 ? 'warn' : status >= 500 ? 'error' : 'info';
+      // Error level is for our own failures (500). The other 5xx name a problem outside this
+      // server, which the operator sees at warn: 503 an outage (the database is away), 502 and 504
+      // an upstream identity provider that did not answer (an admin's connector test), 501 a
+      // client's unknown method (src/http/error-handler.ts) — anyone can cause those.
+      const level = status >= 500 && !OUTSIDE.has(status) ? 'error' : status >= 500 ? 'warn' : 'info';
       const line = { method: ctx.method, path: ctx.path, status, ms: Math.round((performance.now() - started) * 10) / 10 };
       // Through the access logger even when the request made its child: the same line (the child
       // binds nothing but reqId), without the redaction pass a login's request paid for it.

@@ -41,12 +41,13 @@ describe('requestContext (request id, request logger, access log)', () => {
     expect(Object.keys(lines[1]!).filter((k) => k !== 'time')).to.deep.equal(['level', 'service', 'reqId', 'method', 'path', 'status', 'ms', 'msg']);
   });
 
-  it('replaces a malformed incoming id, and logs a server error at error level and a 503 at warn', async () => {
-    const { app, parsed } = appWith('info', (ctx) => { ctx.status = ctx.path === '/down' ? 503 : 500; ctx.body = 'x'; });
+  it('replaces a malformed incoming id, and logs a server error at error level and an outside problem (501–504) at warn', async () => {
+    const statuses: Record<string, number> = { '/down': 503, '/upstream': 502, '/upstream-slow': 504, '/propfind': 501 };
+    const { app, parsed } = appWith('info', (ctx) => { ctx.status = statuses[ctx.path] ?? 500; ctx.body = 'x'; });
     const res = await request(app.callback()).get('/broken').set('X-Request-Id', 'bad id with spaces').expect(500);
     expect(res.headers['x-request-id']).to.not.equal('bad id with spaces');
-    await request(app.callback()).get('/down').expect(503);
-    expect(parsed().map((l) => [l.path, l.level, l.reqId !== undefined])).to.deep.equal([['/broken', 50, true], ['/down', 40, true]]);
+    for (const [path, status] of Object.entries(statuses)) await request(app.callback()).get(path).expect(status);
+    expect(parsed().map((l) => [l.path, l.level, l.reqId !== undefined])).to.deep.equal([['/broken', 50, true], ['/down', 40, true], ['/upstream', 40, true], ['/upstream-slow', 40, true], ['/propfind', 40, true]]);
   });
 
   it('writes nothing below the configured level', async () => {
