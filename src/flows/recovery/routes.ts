@@ -34,14 +34,21 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
 
   const page = pageRenderer(views, { minLength: deps.minLength });
 
-  router.get('/forgot', (ctx) => page(ctx, 200, 'recovery/forgot', { title: 'Reset your password', email: '' }));
+  // From the password page: the address already typed there, and the way back to that login
+  // (both only shown: nothing is looked up or sent before the form is posted).
+  router.get('/forgot', (ctx) => {
+    const from = forgotInput.safeParse({ email: typeof ctx.query.email === 'string' ? ctx.query.email : '', back: typeof ctx.query.back === 'string' ? ctx.query.back : undefined });
+    const { email, back } = from.success ? from.data : { email: '', back: undefined };
+    return page(ctx, 200, 'recovery/forgot', { title: 'Reset your password', email, back });
+  });
 
   router.post('/forgot', async (ctx) => {
     const input = parseForm(ctx, forgotInput);
     const email = normalizeEmail(input.email);
-    if (!email) return page(ctx, 400, 'recovery/forgot', { title: 'Reset your password', email: input.email }, 'login.invalid_email');
+    const back = input.back;
+    if (!email) return page(ctx, 400, 'recovery/forgot', { title: 'Reset your password', email: input.email, back }, 'login.invalid_email');
     const gate = await deps.throttle.hit('reset', email, ctx.ip, deps.devices.known(ctx, email));
-    if (!gate.ok && gate.by === 'address') return page(ctx, 429, 'recovery/forgot', { title: 'Reset your password', email }, waitMessage(ctx, gate.retryAfterSeconds));
+    if (!gate.ok && gate.by === 'address') return page(ctx, 429, 'recovery/forgot', { title: 'Reset your password', email, back }, waitMessage(ctx, gate.retryAfterSeconds));
     // A domain whose organization signs its people in through its own identity provider: no
     // password to reset here, for any address on it (decided per domain, so it tells nothing
     // about accounts) — the page says where to sign in instead, and nothing is mailed.
@@ -60,7 +67,7 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
         if (retired && (await deps.throttle.hit('notice', email, meta.ip ?? undefined)).ok) await deps.linking.notifyRetiredUse(email, retired.account_id, meta);
       });
     }
-    page(ctx, 200, 'recovery/sent', { title: 'Check your email', email });
+    page(ctx, 200, 'recovery/sent', { title: 'Check your email', email, back });
   });
 
   /**

@@ -8,6 +8,7 @@ import { csrfFrom, PageDriver } from '../../helpers/login-driver.ts';
 import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
 import { startLogoutReceiver } from '../../helpers/receiver.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
+import { startInteraction } from '../../helpers/authorization.ts';
 
 const NEW_PASSWORD = 'a brand new passphrase';
 
@@ -45,6 +46,29 @@ describe('password reset (/password/forgot, /password/reset)', () => {
     return agent.post('/password/reset').type('form').send({ _csrf: csrfFrom(page.text), token, password });
   }
 
+
+  it('comes from the password page with the address already typed, and leads back to that login', async () => {
+    const account = await createAccount(server.registry);
+    const client = await createClient(server.registry, { firstParty: true });
+    const agent = supertest.agent(server.url);
+    const uid = await startInteraction(agent, client);
+    const identify = await agent.get(`/interaction/${uid}`);
+    const passwordPage = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(identify.text), email: account.email });
+    const link = /href="(\/password\/forgot\?[^"]+)"/.exec(passwordPage.text)![1]!.replace(/&amp;/g, '&');
+    const forgot = await agent.get(link);
+    expect(forgot.status).to.equal(200);
+    expect(forgot.text).to.contain(`value="${account.email}"`);
+    expect(forgot.text).to.contain(`<a href="/interaction/${uid}">Back to log in</a>`);
+    const sent = await agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(forgot.text), email: account.email, back: `/interaction/${uid}` });
+    expect(sent.status).to.equal(200);
+    expect(sent.text).to.contain(`<a href="/interaction/${uid}">Back to log in</a>`);
+    // Only a login page of ours: anything else is dropped, never linked (no open redirect).
+    for (const back of ['//evil.example/x', 'https://evil.example/', '/interaction/../admin', 'javascript:alert(1)']) {
+      const page = await agent.get(`/password/forgot?back=${encodeURIComponent(back)}`);
+      expect(page.status, back).to.equal(200);
+      expect(page.text, back).not.to.contain('Back to log in');
+    }
+  });
   it('emails a single-use link that sets a new password for every product', async () => {
     const account = await createAccount(server.registry, { name: 'Ada' });
     const { agent, res } = await requestReset(account.email);
