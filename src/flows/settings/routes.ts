@@ -22,7 +22,7 @@ import { settingsKit } from './gate.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { changeEmailInput, changePasswordInput, closeAccountInput } from './schema.ts';
-import { PROFILE_FIELDS, profileUpdate, visibilityOf } from '../../identity/profile.ts';
+import { PROFILE_FIELDS, profileUpdate, visibilityOf, VISIBILITIES } from '../../identity/profile.ts';
 
 const STATE_COOKIE = 'lanyard.account_state';
 
@@ -208,7 +208,14 @@ export function settingsRoutes(deps: {
   router.post('/profile', signedIn, async (ctx) => {
     const { _csrf: _token, ...body } = (ctx.request.body ?? {}) as Record<string, unknown>;
     const parsed = profileUpdate.safeParse(body);
-    if (!parsed.success) return profilePage(ctx, 400, {}, 'profile.invalid');
+    if (!parsed.success) {
+      // The form comes back as it was typed, with the fields at fault marked: nothing typed is lost.
+      const typed = Object.fromEntries(PROFILE_FIELDS.flatMap((field) => (typeof body[field] === 'string' ? [[field, body[field]]] : [])));
+      const chosen = (body.visibility ?? {}) as Record<string, unknown>;
+      const visibility = { ...visibilityOf(account(ctx)), ...Object.fromEntries(PROFILE_FIELDS.flatMap((field) => (typeof chosen[field] === 'string' && VISIBILITIES.includes(chosen[field] as never) ? [[field, chosen[field]]] : []))) };
+      const invalid = [...new Set(parsed.error.issues.map((issue) => String(issue.path[0] === 'visibility' ? issue.path[1] : issue.path[0])))];
+      return profilePage(ctx, 400, { profile: { ...account(ctx), ...typed }, visibility, invalid }, 'profile.invalid');
+    }
     await accounts.updateProfile(account(ctx), parsed.data);
     done(ctx, '/account/profile', { done: 'profile' });
   });

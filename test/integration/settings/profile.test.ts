@@ -43,6 +43,22 @@ describe('profile with per-field visibility (/account/profile, /api/profiles, cl
     expect(me.body.visibility).to.include({ email: 'private', location: 'private', job_title: 'anyone' });
   });
 
+  it('gives a refused profile form back as it was typed, with the field at fault marked', async () => {
+    const account = await createAccount(server.registry, { name: 'Ada Lovelace' });
+    const { agent } = await signInToAccount(server.url, account.email);
+    const refused = await submit(agent, '/account/profile', '/account/profile', {
+      name: 'Ada King', job_title: 'Engineer <b>', location: 'Olympus Mons', zoneinfo: 'Mars/Olympus', 'visibility[location]': 'anyone',
+    });
+    expect(refused.status).to.equal(400);
+    expect(refused.text).to.contain('value="Ada King"').and.to.contain('value="Engineer &lt;b&gt;"').and.to.contain('value="Mars/Olympus"');
+    expect(refused.text).to.match(/id="f-zoneinfo"[^>]*aria-invalid="true"/);
+    expect(refused.text).not.to.match(/id="f-job_title"[^>]*aria-invalid/);
+    expect(refused.text).to.contain('Not a time zone we know');
+    expect(refused.text, 'the visibility chosen is kept too').to.match(/name="visibility\[location\]">\s*<option value="anyone" selected>/);
+    // Nothing was stored.
+    expect((await server.registry.accounts.findById(account.id))).to.include({ name: 'Ada Lovelace', job_title: null });
+  });
+
   it('updates the profile through the JSON API with a CSRF header and refuses bad input', async () => {
     const account = await createAccount(server.registry);
     const { agent } = await signInToAccount(server.url, account.email);
