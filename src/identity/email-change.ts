@@ -83,8 +83,19 @@ export function createEmailChangeService(deps: {
       return { ok: true, newEmail };
     },
 
+    /**
+     * What a link would change, without changing it: opening the link shows the new address and
+     * a button; only pressing it changes anything. A mail scanner that fetches every link in a
+     * message (to look for malware) must not complete the change on its own.
+     */
+    async preview(token: string): Promise<{ ok: true; newEmail: string } | { ok: false; problem: 'email.link_invalid' }> {
+      if (!wellFormed(token)) return { ok: false, problem: 'email.link_invalid' };
+      const newEmail = await changes.peek(sha256(token), now());
+      return newEmail ? { ok: true, newEmail } : { ok: false, problem: 'email.link_invalid' };
+    },
+
     async confirm(token: string, meta: RequestMeta = {}): Promise<ConfirmResult> {
-      if (typeof token !== 'string' || token.length < 20 || token.length > 100) return { ok: false, problem: 'email.link_invalid' };
+      if (!wellFormed(token)) return { ok: false, problem: 'email.link_invalid' };
       try {
         const result = await db.transaction(async (tx) => {
           const change = await changes.take(tx, sha256(token), now());
@@ -112,6 +123,11 @@ export function createEmailChangeService(deps: {
       }
     },
   };
+}
+
+/** A token as the links carry it (32 random bytes, base64url): anything else is no link of ours, without a lookup. */
+function wellFormed(token: unknown): token is string {
+  return typeof token === 'string' && token.length >= 20 && token.length <= 100;
 }
 
 export type EmailChangeService = ReturnType<typeof createEmailChangeService>;

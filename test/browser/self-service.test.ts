@@ -125,6 +125,8 @@ describe('browser: self-service pages', function () {
     expect(await page.getByRole('status').textContent()).to.contain('Check moved@example.com');
     await deliver();
     await page.goto(linkIn(await smtp.lastTo('moved@example.com'), `${server.url}/account/email/verify?token=`));
+    expect(await page.getByRole('heading', { name: 'Confirm your new email address' }).isVisible()).to.equal(true);
+    await page.getByRole('button', { name: 'Change my address' }).click();
     expect(await page.getByRole('heading', { name: 'Your email address was changed' }).isVisible()).to.equal(true);
 
     await page.goto(`${server.url}/account/sessions`);

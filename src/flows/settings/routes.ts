@@ -21,7 +21,7 @@ import type { SecurityEvents } from '../../identity/security-events.ts';
 import { settingsKit } from './gate.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
-import { changeEmailInput, changePasswordInput, closeAccountInput } from './schema.ts';
+import { changeEmailInput, changePasswordInput, closeAccountInput, emailVerifyInput } from './schema.ts';
 import { PROFILE_FIELDS, profileUpdate, visibilityOf, VISIBILITIES } from '../../identity/profile.ts';
 
 const STATE_COOKIE = 'lanyard.account_state';
@@ -233,10 +233,19 @@ export function settingsRoutes(deps: {
   });
 
   // The link from the new address's inbox. It needs no session: the request was confirmed by a
-  // recent login or the password, and the link proves the new address is the person's.
+  // recent login or the password, and the link proves the new address is the person's. Opening
+  // it only shows what would change; the button does it (a mail scanner fetching the link
+  // changes nothing, decision 0075).
   router.get('/email/verify', async (ctx) => {
     const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
-    const result = await deps.emailChanges.confirm(token, requestMeta(ctx));
+    const preview = await deps.emailChanges.preview(token);
+    if (!preview.ok) return page(ctx, 400, 'errors/error', { ...messageFor(preview.problem) });
+    page(ctx, 200, 'settings/email-confirm', { title: 'Confirm your new email address', newEmail: preview.newEmail, token });
+  });
+
+  router.post('/email/verify', async (ctx) => {
+    const input = parseForm(ctx, emailVerifyInput);
+    const result = await deps.emailChanges.confirm(input.token, requestMeta(ctx));
     if (!result.ok) return page(ctx, 400, 'errors/error', { ...messageFor(result.problem) });
     ctx.state.log?.info({ accountId: result.account.id }, 'email address changed');
     page(ctx, 200, 'settings/email-changed', { title: 'Email address changed', email: result.account.email });

@@ -27,3 +27,6 @@ export const trelloLoginInput = z.object({
   login: z.string().max(320).default(''),
   password: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
 });
+
+/** The email-change link's token, posted back by its confirmation page's button. */
+export const emailVerifyInput = z.object({ token: z.string().max(200).default('') });

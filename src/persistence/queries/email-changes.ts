@@ -21,6 +21,12 @@ export function createEmailChangeQueries(db: Queryable) {
       return rows[0];
     },
 
+    /** The new address of a token's pending change, without taking it; undefined if unknown or expired. */
+    async peek(tokenHash: string, now: Date): Promise<string | undefined> {
+      const { rows } = await db.query<{ new_email: string }>('SELECT new_email FROM email_changes WHERE token_hash = $1 AND expires_at > $2', [tokenHash, now]);
+      return rows[0]?.new_email;
+    },
+
     async pending(accountId: string, now: Date): Promise<string | undefined> {
       const { rows } = await db.query<{ new_email: string }>('SELECT new_email FROM email_changes WHERE account_id = $1 AND expires_at > $2', [accountId, now]);
       return rows[0]?.new_email;

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { csrfFrom } from '../../helpers/login-driver.ts';
 import supertest from 'supertest';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
@@ -34,7 +35,17 @@ describe('changing the email address (/account/email)', () => {
 
     await deliver();
     const link = linkIn(await smtp.lastTo('new@example.com'), `${server.url}/account/email/verify?token=`);
-    const confirmed = await supertest(server.url).get(new URL(link).pathname + new URL(link).search);
+    // Opening the link (what a mail scanner does too) only asks.
+    const browser = supertest.agent(server.url);
+    const asked = await browser.get(new URL(link).pathname + new URL(link).search);
+    expect(asked.status).to.equal(200);
+    expect(asked.text).to.contain('Change the address of your account to <strong>new@example.com</strong>?');
+    expect((await server.registry.accounts.findById(account.id))?.email, 'opening the link changes nothing').to.equal('old@example.com');
+    expect((await browser.get(new URL(link).pathname + new URL(link).search)).status, 'and may be opened again').to.equal(200);
+    // The button, with the page's CSRF token, does it; without the token nothing happens.
+    const token = new URL(link).searchParams.get('token')!;
+    expect((await supertest(server.url).post('/account/email/verify').type('form').send({ token })).status).to.equal(403);
+    const confirmed = await browser.post('/account/email/verify').type('form').send({ _csrf: csrfFrom(asked.text), token });
     expect(confirmed.status).to.equal(200);
     expect(confirmed.text).to.contain('new@example.com');
     expect((await server.registry.accounts.findById(account.id))?.email).to.equal('new@example.com');
@@ -46,6 +57,7 @@ describe('changing the email address (/account/email)', () => {
     expect((await server.registry.accounts.authenticate('old@example.com', PASSWORD)).ok).to.equal(false);
     expect((await server.registry.accounts.authenticate('new@example.com', PASSWORD)).ok).to.equal(true);
     expect((await supertest(server.url).get(new URL(link).pathname + new URL(link).search)).status, 'the link works once').to.equal(400);
+    expect((await browser.post('/account/email/verify').type('form').send({ _csrf: csrfFrom(asked.text), token })).status, 'and its button too').to.equal(400);
   });
 
   it('requires the current password', async () => {
@@ -79,8 +91,10 @@ describe('changing the email address (/account/email)', () => {
     await submit(agent, '/account/email', '/account/email', { email: 'race@example.com', password: PASSWORD });
     await deliver();
     const link = linkIn(await smtp.lastTo('race@example.com'), `${server.url}/account/email/verify?token=`);
+    const browser = supertest.agent(server.url);
+    const asked = await browser.get(new URL(link).pathname + new URL(link).search);
     await createAccount(server.registry, { email: 'race@example.com' });
-    const res = await supertest(server.url).get(new URL(link).pathname + new URL(link).search);
+    const res = await browser.post('/account/email/verify').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(link).searchParams.get('token')! });
     expect(res.status).to.equal(400);
     expect(res.text).to.contain('already has an account');
     expect((await server.registry.accounts.findById(account.id))?.email).to.equal(account.email);
