@@ -23,11 +23,24 @@ function isDnsServer(value: string): boolean {
   return bracketed ? isIP(ip) === 6 : withPort ? isIP(ip) === 4 : isIP(ip) !== 0;
 }
 
+/**
+ * Fewer distinct values than this in a key cannot be chance: 32 random bytes hold about 30
+ * distinct ones (and fewer than 16 with a probability far below 1e-20), 32 random base64
+ * characters about 25. It refuses keys typed by hand — `AAAA…`, a repeated word — not
+ * low-entropy keys in general, which no test of one value can tell.
+ */
+const MIN_DISTINCT_BYTES = 16;
+const MIN_DISTINCT_CHARS = 12;
+
 const base64Key = z
   .string()
   .trim()
   .refine((value) => Buffer.from(value, 'base64url').length === 32, {
     message: 'must be 32 random bytes, base64url-encoded (e.g. `openssl rand -base64 32 | tr "+/" "-_" | tr -d "="`)',
+  })
+  // (Checked on a key of the right length only: one problem at a time.)
+  .refine((value) => Buffer.from(value, 'base64url').length !== 32 || new Set(Buffer.from(value, 'base64url')).size >= MIN_DISTINCT_BYTES, {
+    message: 'is too regular to be random (too few distinct bytes): generate it with `openssl rand -base64 32 | tr "+/" "-_" | tr -d "="`',
   })
   .transform((value) => Buffer.from(value, 'base64url'));
 
@@ -104,7 +117,8 @@ export const configSchema = z
     secretKeysPrevious: z.array(base64Key).optional(),
     /** Cookie-signing keys, newest first, comma-separated. Empty: generated once and kept in the database. */
     cookieKeys: z
-      .array(z.string().min(32, 'each cookie key must be at least 32 characters'))
+      .array(z.string().min(32, 'each cookie key must be at least 32 characters')
+        .refine((value) => value.length < 32 || new Set(value).size >= MIN_DISTINCT_CHARS, 'each cookie key must be random (too few distinct characters): generate it with `openssl rand -base64 32`'))
       .optional(),
     /**
      * Bounds on every wait for a PostgreSQL server (docs/decisions/0016-database-faults.md): a

@@ -1,9 +1,10 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { loadConfig, ConfigError } from '../../../src/config/load.ts';
 
 /** DNS_SERVERS and the domain verification settings (docs/configuration.md). */
 describe('config: domain verification', () => {
-  const KEY = Buffer.alloc(32, 7).toString('base64url');
+  const KEY = createHash('sha256').update('seven').digest('base64url');
   const production = { NODE_ENV: 'production', ISSUER: 'https://id.example.com', SECRET_KEY: KEY, DATABASE_URL: 'postgres://db/lanyard', SMTP_URL: 'smtp://mail.example.com:587' };
   const problems = (env: Record<string, string>) => {
     try {

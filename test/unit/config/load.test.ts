@@ -1,7 +1,10 @@
 import { expect } from 'chai';
+import { createHash, randomBytes } from 'node:crypto';
 import { loadConfig, ConfigError } from '../../../src/config/load.ts';
 
-const KEY = Buffer.alloc(32, 7).toString('base64url');
+/** A key as `openssl rand` would make one, but the same on every run. */
+const keyOf = (seed: string) => createHash('sha256').update(seed).digest('base64url');
+const KEY = keyOf('seven');
 
 /** `env` is refused at start-up with a problem line matching `named`. */
 function expectRefused(env: Record<string, string>, named: RegExp): void {
@@ -26,19 +29,19 @@ describe('loadConfig', () => {
   });
 
   it('takes environment variables over files, with types coerced', () => {
-    const config = loadConfig({ PORT: '8080', TRUST_PROXY: 'false', SEED_DEMO: 'no', ACCESS_TOKEN_TTL: '600', COOKIE_KEYS: `${'a'.repeat(32)}, ${'b'.repeat(32)}` });
+    const config = loadConfig({ PORT: '8080', TRUST_PROXY: 'false', SEED_DEMO: 'no', ACCESS_TOKEN_TTL: '600', COOKIE_KEYS: `${keyOf('a')}, ${keyOf('b')}` });
     expect(config.port).to.equal(8080);
     expect(config.issuer).to.equal('http://localhost:8080');
     expect(config.trustProxy).to.equal(0);
     expect(config.seedDemo).to.equal(false);
     expect(config.ttl.accessToken).to.equal(600);
-    expect(config.cookieKeys).to.deep.equal(['a'.repeat(32), 'b'.repeat(32)]);
+    expect(config.cookieKeys).to.deep.equal([keyOf('a'), keyOf('b')]);
   });
 
   it('reports a bad cookie key as COOKIE_KEYS with its position, never an internal path or the value', () => {
     const short = 'short-cookie-key';
     try {
-      loadConfig({ COOKIE_KEYS: `${'a'.repeat(32)},${short}` });
+      loadConfig({ COOKIE_KEYS: `${keyOf('a')},${short}` });
       expect.fail('accepted a short cookie key');
     } catch (err) {
       expect(err).to.be.instanceOf(ConfigError);
@@ -49,7 +52,7 @@ describe('loadConfig', () => {
   });
 
   it('reads former secret keys from SECRET_KEYS_PREVIOUS and reports a bad one by position', () => {
-    const old = Buffer.alloc(32, 9).toString('base64url');
+    const old = keyOf('nine');
     const config = loadConfig({ SECRET_KEY: KEY, SECRET_KEYS_PREVIOUS: ` ${old} ` });
     expect(config.secretKeysPrevious?.map((k) => k.toString('base64url'))).to.deep.equal([old]);
     try {
@@ -104,6 +107,16 @@ describe('loadConfig', () => {
       expect(problems.some((p) => p.startsWith('ARGON2_MEMORY_KIB:') && p.includes('OWASP'))).to.equal(true);
       expect(problems.some((p) => p.startsWith('TRUST_PROXY:'))).to.equal(true);
     }
+  });
+
+  it('refuses keys typed by hand: a SECRET_KEY or cookie key with too few distinct values', () => {
+    expectRefused({ SECRET_KEY: Buffer.alloc(32, 7).toString('base64url') }, /SECRET_KEY.*too regular to be random/);
+    expectRefused({ SECRET_KEY: 'A'.repeat(43) }, /SECRET_KEY.*too regular to be random/);
+    expectRefused({ SECRET_KEY: KEY, SECRET_KEYS_PREVIOUS: Buffer.from('abcd'.repeat(8)).toString('base64url') }, /SECRET_KEYS_PREVIOUS.*too regular/);
+    expectRefused({ COOKIE_KEYS: 'a'.repeat(32) }, /COOKIE_KEYS.*random/);
+    expectRefused({ COOKIE_KEYS: `${keyOf('a')},${'abcd'.repeat(8)}` }, /COOKIE_KEYS.*random/);
+    // What openssl rand gives is accepted, however many times we try.
+    for (let i = 0; i < 200; i += 1) expect(loadConfig({ SECRET_KEY: randomBytes(32).toString('base64url'), COOKIE_KEYS: randomBytes(32).toString('base64') }).secretKey).to.have.length(32);
   });
 
   it('refuses an ISSUER ending with a slash, which would put "//" in every link built from it', () => {

@@ -1,11 +1,14 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadConfig, ConfigError } from '../../../src/config/load.ts';
 import { parseOidcConnectorConfig } from '../../../src/federation/connectors.ts';
 import { createUpstreamFetch, networkFailureOf, upstreamRulesOf } from '../../../src/federation/upstream-fetch.ts';
 
-const PRODUCTION = { NODE_ENV: 'production', SECRET_KEY: 'k'.repeat(43), ISSUER: 'https://id.example.com', SMTP_URL: 'smtp://mail.example.com:587' };
+/** A key as `openssl rand` would make one, the same on every run. */
+const KEY = createHash('sha256').update('upstream fetch').digest('base64url');
+const PRODUCTION = { NODE_ENV: 'production', SECRET_KEY: KEY, ISSUER: 'https://id.example.com', SMTP_URL: 'smtp://mail.example.com:587' };
 
 describe('Connector upstreams (SSRF rules)', () => {
   let server: Server;
@@ -27,7 +30,7 @@ describe('Connector upstreams (SSRF rules)', () => {
     }
     expect(parseOidcConnectorConfig({ issuer: 'https://login.acme.example', clientId: 'a', scopes: '' }, rules).issuer).to.equal('https://login.acme.example');
     // Development and test allow a provider on this machine over http.
-    const test = upstreamRulesOf(loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'k'.repeat(43) }));
+    const test = upstreamRulesOf(loadConfig({ NODE_ENV: 'test', SECRET_KEY: KEY }));
     expect(test).to.deep.equal({ allowHttp: true, allowPrivateAddresses: true });
     expect(parseOidcConnectorConfig({ issuer: 'http://127.0.0.1:4000', clientId: 'a', scopes: '' }, test).issuer).to.equal('http://127.0.0.1:4000');
   });
