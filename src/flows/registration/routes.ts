@@ -82,7 +82,10 @@ export function registrationRoutes(deps: {
       const flow = await registration.current(it.uid);
       return page(ctx, 400, 'registration/code', { ...it, title: 'Check your email', email: flow?.email ?? '' }, t.orWait('signup.code_invalid'));
     }
-    page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result === 'locked' ? 'signup.code_locked' : 'signup.expired');
+    // "Send a new code" sends one to the same address (a new flow replaces this one); the
+    // address is offered only while the flow is still there (locked, not expired).
+    const flow = result === 'locked' ? await registration.current(it.uid) : undefined;
+    page(ctx, 400, 'registration/restart', { ...it, title: 'Start again', email: flow?.email ?? '' }, result === 'locked' ? 'signup.code_locked' : 'signup.expired');
   });
 
   // The link in the email verifies the address only in the browser that started the sign-up
