@@ -64,15 +64,46 @@ const ACTION_LABELS: Record<OrganizationAction, string> = {
   'account.policy_assigned': 'changed the authentication policy of',
 };
 
+/** The audit detail's keys in words; others are spelled out from their camelCase. */
+const DETAIL_LABELS: Record<string, string> = {
+  expiresAt: 'expires', deleteAfter: 'deleted after', claimed: 'accounts claimed', problem: 'why', method: 'method',
+  state: 'it was', clientId: 'through the app', isDefault: 'default', connectorId: 'identity provider',
+  maxSessionSeconds: 'longest session', idleTimeoutSeconds: 'idle sign-out after',
+};
+
+const seconds = (n: number) => (n % 86_400 === 0 ? `${n / 86_400} d` : n % 3600 === 0 ? `${n / 3600} h` : n % 60 === 0 ? `${n / 60} min` : `${n} s`);
+
+/**
+ * An audit record's detail as an admin reads it: labelled words, times in UTC, problem codes as
+ * their messages, and nothing for a setting left empty — never the stored keys and codes (the
+ * CSV export keeps those, for machines).
+ */
+function detailText(detail: Record<string, unknown>): string {
+  return Object.entries(detail).flatMap(([key, value]) => {
+    if (value === null || value === undefined || value === '') return [];
+    const label = DETAIL_LABELS[key] ?? key.replace(/([a-z])([A-Z])/g, '$1 $2').replace(/_/g, ' ').toLowerCase();
+    let text: string;
+    if (typeof value === 'boolean') text = value ? 'yes' : 'no';
+    else if (key === 'problem' && typeof value === 'string') text = adminMessage(value).title.toLowerCase();
+    else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(value)) text = when(new Date(value));
+    else if (typeof value === 'number' && /Seconds$/.test(key)) text = seconds(value);
+    else if (typeof value === 'object') text = Array.isArray(value) ? value.map(String).join(', ') : JSON.stringify(value);
+    else text = String(value);
+    return [`${label}: ${text}`];
+  }).join(', ');
+}
+
 function eventView(e: AuditEventView) {
+  // "accepted the invitation of" their own address: the sentence ends with the action.
+  const self = e.action === 'admin.left' || (e.action === 'invitation.accepted' && e.targetLabel === e.actorEmail);
   return {
     id: e.id,
     when: when(e.at),
     actor: e.actorEmail ?? (e.actorId ? e.actorId : 'Lanyard'),
-    what: ACTION_LABELS[e.action as OrganizationAction] ?? e.action,
+    what: self && e.action === 'invitation.accepted' ? 'accepted the invitation' : ACTION_LABELS[e.action as OrganizationAction] ?? e.action,
     action: e.action,
-    target: e.action === 'admin.left' ? '' : e.targetLabel ?? e.targetId ?? '',
-    detail: e.detail ? Object.entries(e.detail).map(([k, v]) => `${k}: ${String(v)}`).join(', ') : '',
+    target: self ? '' : e.targetLabel ?? e.targetId ?? '',
+    detail: e.detail ? detailText(e.detail) : '',
   };
 }
 

@@ -394,6 +394,11 @@ describe('organizations: admin console', () => {
         [admin.email, 'created the organization', '=HYPERLINK(&quot;http://evil.test&quot;,&quot;x&quot;)'],
       ]);
       expect(log.text).to.contain('2026-11-01 12:00 UTC');
+      // The details in words, never the stored keys and codes (the CSV keeps those).
+      expect(log.text).to.contain('(why: we couldn’t find your token yet)');
+      expect(log.text).to.contain('(expires: 2026-11-04 12:00 UTC)'); // the test's invitation lifetime: three days
+      expect(log.text).to.contain('(method: dns)');
+      expect(log.text).not.to.match(/verification\.not_found|expiresAt/);
 
       const csv = await admin.agent.get(`${org}/audit.csv`).buffer(true).parse((res, done) => {
         let text = '';
