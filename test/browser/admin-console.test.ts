@@ -98,7 +98,7 @@ describe('browser: admin console', function () {
 
     await page.getByRole('link', { name: 'Audit log' }).click();
     const log = await page.locator('#audit-log').textContent();
-    for (const what of ['created the organization', 'added the domain', 'verified the domain', 'invited', 'accepted the invitation of']) expect(log).to.contain(what);
+    for (const what of ['created the organization', 'added the domain', 'verified the domain', 'invited', 'accepted the invitation']) expect(log).to.contain(what);
   });
 
   it('claims a domain’s accounts after the preview, searches as you type, deactivates with a confirmation and reactivates', async () => {

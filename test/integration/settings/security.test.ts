@@ -254,7 +254,9 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     await server.registry.mail.delivery.deliverDue();
     const verify = await smtp.lastTo('renamed@example.com');
     const link = /(http:\/\/127\.0\.0\.1:\d+\/account\/email\/verify\?token=\S+)/.exec(verify.text ?? '')![1]!;
-    expect((await agent.get(new URL(link).pathname + new URL(link).search)).status).to.equal(200);
+    const asked = await agent.get(new URL(link).pathname + new URL(link).search);
+    expect(asked.status).to.equal(200);
+    expect((await agent.post('/account/email/verify').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(link).searchParams.get('token')! })).status).to.equal(200);
 
     // RP-initiated logout through the engine's pages.
     const confirm = await agent.get('/session/end');
