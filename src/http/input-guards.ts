@@ -60,8 +60,11 @@ export function validHostOnly(): Middleware {
   // protocol's hot path saves a promise per request (issue 14).
   return (ctx, next) => {
     // The header as sent: `ctx.host` answers ISSUER's host whatever was sent (src/http/issuer-origin.ts).
-    const host = ctx.req.headers.host ?? '';
-    if (!URL.canParse(`http://${host}/`)) throw new AppError('request.invalid_host', 400);
+    const host = ctx.req.headers.host;
+    // HTTP/1.0 has no Host requirement (RFC 9112 §3.2 binds 1.1): a health checker that speaks
+    // 1.0 without one (HAProxy's plain `option httpchk`, old monitors) is answered, not refused.
+    if (host === undefined && ctx.req.httpVersion === '1.0') return next();
+    if (!URL.canParse(`http://${host ?? ''}/`)) throw new AppError('request.invalid_host', 400);
     return next();
   };
 }

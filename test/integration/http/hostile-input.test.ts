@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import supertest from 'supertest';
 import { gzipSync } from 'node:zlib';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient } from '../../helpers/factories.ts';
@@ -102,6 +103,19 @@ describe('hostile input', () => {
       expect(status, host).to.equal(400);
     }
     expect(warnings()).to.deep.equal(Array(3).fill('request.invalid_host'));
+  });
+
+  it('answers HTTP/1.0 without a Host header (a plain health checker), and refuses HTTP/1.1 without one', async () => {
+    const raw = (line: string) => new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(server.url).port), '127.0.0.1', () => socket.end(`${line}\r\n\r\n`));
+      let answer = '';
+      socket.on('data', (chunk) => { answer += chunk.toString(); });
+      socket.on('end', () => resolve(answer.split('\r\n')[0]!));
+      socket.on('error', reject);
+    });
+    expect(await raw('GET /healthz HTTP/1.0')).to.match(/^HTTP\/1\.1 200/);
+    expect(await raw('GET /readyz HTTP/1.0')).to.match(/^HTTP\/1\.1 200/);
+    expect(await raw('GET /healthz HTTP/1.1')).to.match(/^HTTP\/1\.1 400/);
   });
 
   const payloadRows = async () => Number((await server.registry.db.query<{ n: string }>('SELECT count(*) AS n FROM oidc_payloads')).rows[0]!.n);
