@@ -91,6 +91,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'profile.invalid': { title: 'Check your profile', text: 'A field is too long, holds invisible formatting characters (zero-width spaces, direction overrides) or only blanks, or the time zone is not one we know (use a name like Europe/Paris).' },
   'avatar.invalid': { title: 'That picture can’t be used', text: 'Upload a JPEG, PNG, WebP or GIF image.' },
   'avatar.too_large': { title: 'That picture is too large', text: 'Upload an image of at most 5 MB.' },
+  'avatar.missing': { title: 'Choose a picture first', text: 'Pick a JPEG, PNG, WebP or GIF image of at most 5 MB, then press Upload picture.' },
   'request.csrf': { title: 'This form has expired', text: 'For your security the form could not be accepted. Go back, reload the page and try again.' },
   'request.invalid_body': { title: 'We couldn’t read that request', text: 'The request was malformed. Go back and try again.' },
   'request.too_large': { title: 'That was too much', text: 'The request was larger than we accept. Shorten what you entered and try again.' },

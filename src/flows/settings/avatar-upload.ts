@@ -63,7 +63,8 @@ export function avatarUploadRoutes(deps: { avatars: AvatarService; sessions: Bro
 
   router.post('/', identityEncodingOnly(), csrfFirst, signedIn, readPicture, async (ctx) => {
     const file = ctx.request.file;
-    const result = file ? await deps.avatars.upload(ctx.state.accountId as string, file.buffer) : { ok: false as const, problem: 'avatar.invalid' as const };
+    // No file chosen (or an empty one): say so, rather than that the picture can't be used.
+    const result = file && file.size > 0 ? await deps.avatars.upload(ctx.state.accountId as string, file.buffer) : { ok: false as const, problem: 'avatar.missing' as const };
     ctx.status = 303;
     ctx.redirect(`/account/profile?avatar=${result.ok ? 'saved' : result.problem}`);
   });

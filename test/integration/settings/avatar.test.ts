@@ -60,6 +60,20 @@ describe('profile picture upload (/account/avatar)', () => {
     expect((await server.registry.accounts.findById(account.id))!.picture).to.equal(null);
   });
 
+  it('asks for a picture when the form is sent without one', async () => {
+    const account = await createAccount(server.registry);
+    const { agent } = await signInToAccount(server.url, account.email);
+    const csrf = csrfFrom((await agent.get('/account/profile')).text);
+    // What a browser sends for an empty file input: the part, with no name and no bytes.
+    const empty = await agent.post(`/account/avatar?_csrf=${encodeURIComponent(csrf)}`).attach('picture', Buffer.alloc(0), '');
+    const none = await agent.post(`/account/avatar?_csrf=${encodeURIComponent(csrf)}`).type('form').field('other', 'x');
+    for (const res of [empty, none]) {
+      expect(res.status).to.equal(303);
+      expect(res.headers.location).to.equal('/account/profile?avatar=avatar.missing');
+    }
+    expect((await agent.get('/account/profile?avatar=avatar.missing')).text).to.contain('Choose a picture first');
+  });
+
   it('refuses files over 5 MB with a clear message', async () => {
     const account = await createAccount(server.registry);
     const { agent } = await signInToAccount(server.url, account.email);
