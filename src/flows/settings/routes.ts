@@ -147,17 +147,21 @@ export function settingsRoutes(deps: {
   });
 
   router.get('/sessions', signedIn, async (ctx) => {
-    const list = await accountSessions.list(account(ctx).id);
+    const [list, apps] = await Promise.all([accountSessions.list(account(ctx).id), accountSessions.connectedApps(account(ctx).id)]);
+    // The products by the names Connected apps shows, not their client ids.
+    const names = new Map(apps.map((a) => [a.client_id, a.name ?? a.client_id]));
+    const outcome = flash.take(ctx).done;
     page(ctx, 200, 'settings/sessions', {
       title: 'Where you’re logged in',
       ...nav(ctx, 'sessions'),
+      ended: outcome === 'session' ? 'That session was logged out.' : outcome === 'others' ? 'Every other session was logged out.' : undefined,
       sessions: list.map((s) => ({
         uid: s.session_uid,
         current: s.session_uid === ctx.state.sessionUid,
         device: describeDevice(s.user_agent),
         ip: s.ip ?? 'unknown',
         lastSeen: (s.last_seen_at ?? (s.login_ts ? new Date(s.login_ts * 1000) : undefined))?.toISOString().slice(0, 16).replace('T', ' ') ?? 'unknown',
-        clients: s.clients.filter((c) => c !== ACCOUNT_CLIENT_ID),
+        clients: s.clients.filter((c) => c !== ACCOUNT_CLIENT_ID).map((c) => names.get(c) ?? c),
       })),
     });
   });
@@ -165,28 +169,32 @@ export function settingsRoutes(deps: {
   router.post('/sessions/:sessionUid/end', signedIn, async (ctx) => {
     await deps.accountSessions.endOne(account(ctx).id, ctx.params.sessionUid!);
     await deps.events.record({ type: 'session.revoked', accountId: account(ctx).id, detail: { session: ctx.params.sessionUid === ctx.state.sessionUid ? 'this' : 'other' } }, requestMeta(ctx));
-    ctx.status = 303;
-    ctx.redirect(ctx.params.sessionUid === ctx.state.sessionUid ? '/account' : '/account/sessions');
+    if (ctx.params.sessionUid === ctx.state.sessionUid) {
+      ctx.status = 303;
+      return ctx.redirect('/account');
+    }
+    done(ctx, '/account/sessions', { done: 'session' });
   });
 
   router.post('/sessions/end-others', signedIn, async (ctx) => {
     await deps.accountSessions.endAll(account(ctx).id, { keepSessionUid: ctx.state.sessionUid as string });
     await deps.events.record({ type: 'session.revoked', accountId: account(ctx).id, detail: { session: 'all others' } }, requestMeta(ctx));
-    ctx.status = 303;
-    ctx.redirect('/account/sessions');
+    done(ctx, '/account/sessions', { done: 'others' });
   });
 
   router.get('/apps', signedIn, async (ctx) => {
     const apps = (await accountSessions.connectedApps(account(ctx).id)).filter((a) => a.client_id !== ACCOUNT_CLIENT_ID);
-    page(ctx, 200, 'settings/apps', { title: 'Connected apps', ...nav(ctx, 'apps'), apps: apps.map((a) => ({ ...a, name: a.name ?? a.client_id, scopes: a.scopes.split(' ').filter(Boolean).map(describeScope) })) });
+    const removed = flash.take(ctx).removed;
+    page(ctx, 200, 'settings/apps', { title: 'Connected apps', ...nav(ctx, 'apps'), removed, apps: apps.map((a) => ({ ...a, name: a.name ?? a.client_id, scopes: a.scopes.split(' ').filter(Boolean).map(describeScope) })) });
   });
 
   router.post('/apps/:clientId/revoke', signedIn, async (ctx) => {
+    // Its name for the notice, read while it still has access.
+    const app = (await accountSessions.connectedApps(account(ctx).id)).find((a) => a.client_id === ctx.params.clientId);
     await accountSessions.revokeClient(account(ctx).id, ctx.params.clientId!);
     await deps.events.record({ type: 'grant.revoked', accountId: account(ctx).id, detail: { client: ctx.params.clientId } }, requestMeta(ctx, ctx.params.clientId));
     ctx.state.log?.info({ accountId: account(ctx).id, clientId: ctx.params.clientId }, 'grant revoked by the user');
-    ctx.status = 303;
-    ctx.redirect('/account/apps');
+    done(ctx, '/account/apps', { removed: app?.name ?? app?.client_id ?? 'The app' });
   });
 
   const profilePage = (ctx: Context, status: number, extra: Record<string, unknown>, errorCode?: string) =>
@@ -201,7 +209,7 @@ export function settingsRoutes(deps: {
 
   router.get('/profile', signedIn, (ctx) => {
     const outcome = typeof ctx.query.avatar === 'string' ? ctx.query.avatar : '';
-    const known = ['avatar.invalid', 'avatar.too_large'].includes(outcome);
+    const known = ['avatar.invalid', 'avatar.too_large', 'avatar.missing'].includes(outcome);
     profilePage(ctx, known ? 400 : 200, { avatarSaved: outcome === 'saved', avatarRemoved: outcome === 'removed', saved: flash.take(ctx).done === 'profile' }, known ? outcome : undefined);
   });
 

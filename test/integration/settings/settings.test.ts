@@ -129,12 +129,14 @@ describe('account settings (/account)', () => {
     const phonePage = await phone.get('/account/sessions');
     const phoneUid = /<strong>Safari on iOS<\/strong> <span class="badge">This browser[\s\S]*?action="\/account\/sessions\/([^/"]+)\/end"/.exec(phonePage.text)![1]!;
     expect((await post(laptop, `/account/sessions/${phoneUid}/end`)).status).to.equal(303);
+    expect((await laptop.get('/account/sessions')).text, 'the page says it was done').to.contain('That session was logged out.');
     expect((await phone.get('/account')).status).to.equal(303);
     expect((await tablet.get('/account')).status).to.equal(200);
 
     expect((await post(laptop, '/account/sessions/end-others')).status).to.equal(303);
     expect((await tablet.get('/account')).status).to.equal(303);
     const after = await laptop.get('/account/sessions');
+    expect(after.text).to.contain('Every other session was logged out.');
     expect([...after.text.matchAll(/\/end"/g)]).to.have.length(1);
   });
 
@@ -150,7 +152,12 @@ describe('account settings (/account)', () => {
     const apps = await agent.get('/account/apps');
     expect(apps.text).to.contain('Board Exporter').and.contain('Know who you are when you log in · See your email address');
     expect(apps.text).not.to.contain('Lanyard account settings');
+    // The sessions list names the product as Connected apps does, not by its client id.
+    expect((await agent.get('/account/sessions')).text).to.contain('used for Board Exporter').and.not.contain(`used for ${app.clientId}`);
     expect((await post(agent, `/account/apps/${app.clientId}/revoke`)).status).to.equal(303);
+    const removed = await agent.get('/account/apps');
+    expect(removed.text).to.contain('Board Exporter no longer has access to your account.');
+    expect(removed.text).not.to.contain('<strong>Board Exporter</strong>');
     expect((await agent.get('/account/apps')).text).not.to.contain('Board Exporter');
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).to.equal(false);
   });
