@@ -1,3 +1,4 @@
+import { domainToUnicode } from 'node:url';
 import { Readable } from 'node:stream';
 import Router from '@koa/router';
 import type { Context } from 'koa';
@@ -108,8 +109,12 @@ function eventView(e: AuditEventView) {
 }
 
 function domainPageView(d: DomainView) {
+  // An internationalised domain is stored and verified in its ASCII form (xn--…); the heading
+  // also shows it as people write it.
+  const unicode = d.domain.includes('xn--') ? domainToUnicode(d.domain) : '';
   return {
     ...d,
+    unicode: unicode && unicode !== d.domain ? unicode : '',
     since: when(d.state === 'failing' ? d.failingSince : d.state === 'verified' ? d.verifiedAt : d.addedAt),
     lastChecked: when(d.lastCheckedAt),
   };

@@ -135,6 +135,13 @@ describe('organizations: admin console', () => {
     expect(dns.queries.some((q) => q.name === 'acme.test')).to.equal(true);
   });
 
+  it('shows an internationalised domain as people write it beside its ASCII form', async () => {
+    const admin = await signIn();
+    const org = await createOrg(admin.agent, 'Verlag');
+    const { page } = await addDomain(admin.agent, org, 'Bücher.test');
+    expect(page.text).to.contain('<strong>xn--bcher-kva.test</strong> (bücher.test)');
+  });
+
   it('removes a domain only after a confirmation page that says what happens', async () => {
     const { agent } = await signIn();
     const org = await createOrg(agent);
