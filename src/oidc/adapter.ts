@@ -118,12 +118,15 @@ const tableOf = (sql: string) => /^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"
 /**
  * A code or refresh token that another request consumed first: the same one presented twice at
  * once. Nothing of the losing request was stored and the grant is revoked (`createWriteBehind`).
+ * It is the engine's own `invalid_grant`: thrown while the engine still runs (a read in the
+ * request writes the queue first), the engine answers it as it answers a replay; thrown as the
+ * request ends, src/app.ts answers the same.
  */
-export class TokenReusedError extends Error {
+export class TokenReusedError extends errors.InvalidGrant {
   readonly model: string;
 
   constructor(model: string) {
-    super(`${model} used twice at once`);
+    super({ detail: `${model} used twice at once` });
     this.name = 'TokenReusedError';
     this.model = model;
   }
@@ -336,7 +339,7 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
         // a second use is its invalid_grant (RFC 6749 §5.2), and the grant is revoked.
         if (!(await queries.consume(op.model, op.idHash, op.now))) {
           await queries.revokeGrantOf(op.model, op.idHash);
-          throw new errors.InvalidGrant('grant request is invalid');
+          throw new TokenReusedError(op.model);
         }
       } else await queries.destroy(op.model, op.idHash);
     } finally {

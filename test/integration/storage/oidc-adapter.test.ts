@@ -230,10 +230,25 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
       expect(await direct('RefreshToken', 'next-a')).to.not.equal(undefined);
       const second = await writes.around(rotation('b')).catch((err: unknown) => err);
       expect(second).to.be.instanceOf(TokenReusedError);
+      expect(second, 'the engine’s own invalid_grant').to.be.instanceOf(errors.InvalidGrant);
       expect(await direct('RefreshToken', 'next-b'), 'the second request’s tokens were never stored').to.equal(undefined);
       expect(await direct('AccessToken', 'access-b')).to.equal(undefined);
       expect(await direct('RefreshToken', 'next-a'), 'the first request’s tokens are revoked with the grant').to.equal(undefined);
       expect(await direct('Grant', 'grant-r')).to.equal(undefined);
+    });
+
+    it('answers a read made after a lost consumption with invalid_grant, as the engine answers a replay', async () => {
+      const { writes, Deferred } = await setup();
+      await new Adapter('AuthorizationCode').upsert('code-read', { jti: 'code-read', grantId: 'grant-read' }, 60);
+      await new Adapter('AuthorizationCode').consume('code-read');
+      const thrown = await writes.around(async () => {
+        await new Deferred('AuthorizationCode').consume('code-read');
+        await new Deferred('AccessToken').upsert('access-read', { jti: 'access-read', grantId: 'grant-read' }, 60);
+        // A read writes the queue first: the lost consumption surfaces here, inside the engine.
+        await new Deferred('Grant').find('grant-read');
+      }).catch((err: unknown) => err);
+      expect(thrown).to.be.instanceOf(errors.InvalidGrant);
+      expect(await new Adapter('AccessToken').find('access-read')).to.equal(undefined);
     });
 
     it('stores nothing either when the consumed row is also written again (the one-by-one way, in a transaction)', async () => {
