@@ -172,7 +172,12 @@ export const headersArb = fc.record({
   authorization: fc.oneof(headerText, fc.constantFrom('Bearer ', 'Bearer a.b.c', 'Basic ', 'Basic Og==', 'Basic !!!', 'DPoP x')),
 }, { requiredKeys: [] });
 
+/** The methods every route must answer below 500; any other is a method no route knows (501 allowed). */
+export const STANDARD_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD']);
+
 export const methodArb = (methods: readonly string[]) => fc.oneof(
   { weight: 8, arbitrary: fc.constantFrom(...methods) },
-  { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD') },
+  { weight: 1, arbitrary: fc.constantFrom(...STANDARD_METHODS) },
+  // WebDAV's and caches' methods, which anyone can send (decision 0018's amendment).
+  { weight: 1, arbitrary: fc.constantFrom('PROPFIND', 'MKCOL', 'LOCK', 'SEARCH', 'PURGE') },
 );

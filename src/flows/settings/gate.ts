@@ -4,6 +4,18 @@ import type { BrowserSessions, SignedInSession, Standing } from '../../oidc/brow
 import type { Views } from '../../http/views.ts';
 import { pageRenderer } from '../../http/page.ts';
 
+/**
+ * Where signing in from the settings or the organizations console may return to: our own
+ * settings and console pages only — a path of plain segments (letters, digits, `_`, `-`: the
+ * console's ids are mixed case), never another origin (no `//`, no dots, no query), so `next`
+ * cannot become an open redirect. At most 512 characters: a longer path is no page of ours, and
+ * carried into a Location header it could exceed what clients parse (16 KB in Node).
+ */
+const RETURN_PATH = /^\/(account|admin)(\/[A-Za-z0-9_-]+)*$/;
+
+/** `path` when signing in may return there, else the settings' first page. */
+export const returnPath = (path: string): string => (path.length <= 512 && RETURN_PATH.test(path) ? path : '/account');
+
 /** What every settings router shares: the signed-in gate and the page renderer. */
 export function settingsKit(deps: { views: Views; sessions: BrowserSessions; accounts: AccountService }) {
   const { views, sessions, accounts } = deps;
@@ -25,7 +37,7 @@ export function settingsKit(deps: { views: Views; sessions: BrowserSessions; acc
       }
       ctx.status = 303;
       // A session that is still there but falls short asks for a new login, not the old session back.
-      return ctx.redirect(`/account/login?${standing.session ? 'reauth=1&' : ''}next=${encodeURIComponent(ctx.path)}`);
+      return ctx.redirect(`/account/login?${standing.session ? 'reauth=1&' : ''}next=${encodeURIComponent(returnPath(ctx.path))}`);
     }
     ctx.state.account = standing.account;
     ctx.state.sessionUid = standing.session.uid;
@@ -47,7 +59,7 @@ export function settingsKit(deps: { views: Views; sessions: BrowserSessions; acc
       return page(ctx, 403, 'errors/reauthenticate', {
         title: 'Confirm it’s you',
         text: 'This change needs a recent login. Log in again, then make the change.',
-        signInAgain: `/account/login?reauth=1&next=${encodeURIComponent(returnTo(ctx))}`,
+        signInAgain: `/account/login?reauth=1&next=${encodeURIComponent(returnPath(returnTo(ctx)))}`,
       });
     };
   }

@@ -18,7 +18,7 @@ import type { Reauthentication } from '../../identity/reauthentication.ts';
 import { privilegedSession } from './privileged-session.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import type { SecurityEvents } from '../../identity/security-events.ts';
-import { settingsKit } from './gate.ts';
+import { returnPath, settingsKit } from './gate.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { changeEmailInput, changePasswordInput, closeAccountInput, emailVerifyInput } from './schema.ts';
@@ -27,13 +27,6 @@ import { PROFILE_FIELDS, profileUpdate, visibilityOf, VISIBILITIES } from '../..
 const STATE_COOKIE = 'lanyard.account_state';
 
 /** A readable device description from a User-Agent header, for the sessions list. */
-/**
- * Where signing in from the settings or the organizations console may return to: our own
- * settings and console pages only — a path of plain segments (letters, digits, `_`, `-`: the
- * console's ids are mixed case), never another origin (no `//`,
- * no dots, no query), so `next` cannot become an open redirect.
- */
-const RETURN_PATH = /^\/(account|admin)(\/[A-Za-z0-9_-]+)*$/;
 
 export function describeDevice(userAgent: string | null): string {
   if (!userAgent) return 'Unknown device';
@@ -79,7 +72,7 @@ export function settingsRoutes(deps: {
    * time, methods and level become the new login's.
    */
   router.get('/login', async (ctx) => {
-    const next = typeof ctx.query.next === 'string' && RETURN_PATH.test(ctx.query.next) ? ctx.query.next : '/account';
+    const next = typeof ctx.query.next === 'string' ? returnPath(ctx.query.next) : '/account';
     const state = `${randomSecret(16)}.${Buffer.from(next).toString('base64url')}`;
     ctx.cookies.set(STATE_COOKIE, state, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/account', maxAge: 600_000, signed: false });
     const query = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, response_type: 'none', scope: 'openid', redirect_uri: `${deps.issuer}/account/callback`, state });
@@ -109,7 +102,7 @@ export function settingsRoutes(deps: {
     }
     const next = Buffer.from(state.split('.')[1] ?? '', 'base64url').toString();
     ctx.status = 303;
-    ctx.redirect(RETURN_PATH.test(next) ? next : '/account');
+    ctx.redirect(returnPath(next));
   });
 
   /** The account's managers for the page (an organization, a Trello Enterprise), with whom to ask. */
