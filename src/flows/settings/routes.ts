@@ -26,6 +26,9 @@ import { PROFILE_FIELDS, profileUpdate, visibilityOf, VISIBILITIES } from '../..
 
 const STATE_COOKIE = 'lanyard.account_state';
 
+/** A product as the settings pages name it: its registered name, else its client id. */
+const appName = (app: { client_id: string; name: string | null }) => app.name ?? app.client_id;
+
 /** A readable device description from a User-Agent header, for the sessions list. */
 
 export function describeDevice(userAgent: string | null): string {
@@ -142,7 +145,7 @@ export function settingsRoutes(deps: {
   router.get('/sessions', signedIn, async (ctx) => {
     const [list, apps] = await Promise.all([accountSessions.list(account(ctx).id), accountSessions.connectedApps(account(ctx).id)]);
     // The products by the names Connected apps shows, not their client ids.
-    const names = new Map(apps.map((a) => [a.client_id, a.name ?? a.client_id]));
+    const names = new Map(apps.map((a) => [a.client_id, appName(a)]));
     const outcome = flash.take(ctx).done;
     page(ctx, 200, 'settings/sessions', {
       title: 'Where you’re logged in',
@@ -178,7 +181,7 @@ export function settingsRoutes(deps: {
   router.get('/apps', signedIn, async (ctx) => {
     const apps = (await accountSessions.connectedApps(account(ctx).id)).filter((a) => a.client_id !== ACCOUNT_CLIENT_ID);
     const removed = flash.take(ctx).removed;
-    page(ctx, 200, 'settings/apps', { title: 'Connected apps', ...nav(ctx, 'apps'), removed, apps: apps.map((a) => ({ ...a, name: a.name ?? a.client_id, scopes: a.scopes.split(' ').filter(Boolean).map(describeScope) })) });
+    page(ctx, 200, 'settings/apps', { title: 'Connected apps', ...nav(ctx, 'apps'), removed, apps: apps.map((a) => ({ ...a, name: appName(a), scopes: a.scopes.split(' ').filter(Boolean).map(describeScope) })) });
   });
 
   router.post('/apps/:clientId/revoke', signedIn, async (ctx) => {
@@ -187,7 +190,7 @@ export function settingsRoutes(deps: {
     await accountSessions.revokeClient(account(ctx).id, ctx.params.clientId!);
     await deps.events.record({ type: 'grant.revoked', accountId: account(ctx).id, detail: { client: ctx.params.clientId } }, requestMeta(ctx, ctx.params.clientId));
     ctx.state.log?.info({ accountId: account(ctx).id, clientId: ctx.params.clientId }, 'grant revoked by the user');
-    done(ctx, '/account/apps', { removed: app?.name ?? app?.client_id ?? 'The app' });
+    done(ctx, '/account/apps', { removed: app ? appName(app) : 'The app' });
   });
 
   const profilePage = (ctx: Context, status: number, extra: Record<string, unknown>, errorCode?: string) =>
