@@ -40,14 +40,18 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
   router.post('/', signedIn, async (ctx) => {
     const input = parseForm(ctx, trelloLoginInput);
     if (await linking.findByAccountId(account(ctx).id)) return overview(ctx, 409, {}, 'trello.account_has_member');
-    const subject = `trello:${input.login.trim().toLowerCase()}`;
+    // Counted per member, not per login typed (decision 0076): a member answers to its username
+    // and to each of its addresses, and each of those must not bring its own allowance of
+    // guesses. A login that names no member is counted as typed, like an unknown address at the
+    // login page. The lookup runs either way, before the reservation, so the time tells nothing.
+    const named = await linking.findByLogin(input.login);
+    const subject = named ? `trello-member:${named.member_id}` : `trello:${input.login.trim().toLowerCase()}`;
     // The Trello password is this form's first hash: a full hashing answers the form again, 503
     // with Retry-After, the attempt given back (decision 0063).
     const guarded = await unlessBusy(ctx, () => throttled(ctx, throttle, { scope: 'password', subject }, async () => {
-      const member = await linking.findByLogin(input.login);
       // Checked whether or not the login names a member (a decoy then): the time must not tell.
-      const right = await linking.checkLegacyPassword(member, input.password, { first: true });
-      return member && right ? member : undefined;
+      const right = await linking.checkLegacyPassword(named, input.password, { first: true });
+      return named && right ? named : undefined;
     }, (member) => (member ? 'passed' : 'failed')));
     if ('problem' in guarded) return overview(ctx, 503, { login: input.login }, guarded.problem);
     if (guarded.refused) return overview(ctx, 429, { login: input.login }, guarded.error);

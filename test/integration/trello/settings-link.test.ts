@@ -95,6 +95,27 @@ describe('legacy Trello accounts: "Update account" from settings, and no unlink 
     expect(compared[1]).to.be.a('string');
   });
 
+  it('counts wrong Trello passwords per member, whichever of its logins is typed (decision 0076)', async () => {
+    const strict = await startTestServer({ overrides: { throttle: { freeAttempts: 2, baseDelaySeconds: 2, maxDelaySeconds: 60, windowSeconds: 3600 } } });
+    try {
+      const account = await createAccount(strict.registry, { email: 'guesser@example.com' });
+      const { agent } = await signInToAccount(strict.url, account.email);
+      await importLegacy(strict.registry, [legacyMember({ username: 'turing', emails: [{ address: 'turing@trello-era.example', verified: true, primary: true }, { address: 'alan@trello-era.example', verified: true }] })]);
+      expect((await submit(agent, '/account/trello', '/account/trello', { login: 'turing', password: 'guess 1' })).status).to.equal(401);
+      expect((await submit(agent, '/account/trello', '/account/trello', { login: 'turing@trello-era.example', password: 'guess 2' })).status).to.equal(401);
+      // The member's third login brings no allowance of its own: the third guess waits.
+      const third = await submit(agent, '/account/trello', '/account/trello', { login: 'ALAN@trello-era.example', password: 'guess 3' });
+      expect(third.status).to.equal(429);
+      expect(third.headers['retry-after']).to.equal('2');
+      // Even the right password waits, under any of its logins.
+      expect((await submit(agent, '/account/trello', '/account/trello', { login: 'TURING', password: TRELLO_PASSWORD })).status).to.equal(429);
+      // A login that names no member is counted as typed: the member's wait does not reach it.
+      expect((await submit(agent, '/account/trello', '/account/trello', { login: 'nobody-at-all', password: 'guess' })).status).to.equal(401);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('refuses a replayed or foreign review', async () => {
     const account = await createAccount(server.registry);
     const member = legacyMember();
