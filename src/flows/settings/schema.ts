@@ -20,6 +20,8 @@ export const confirmCodeInput = z.object({ code: z.string().max(64).default('') 
 export const disableTwoStepInput = z.object({
   password: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
   code: z.string().max(64).default(''),
+  /** The confirmation page's answer, asked when nothing is typed (a recent login suffices). */
+  confirmed: z.literal('yes').optional().catch(undefined),
 });
 
 /** A Trello username or address, and the Trello password. */

@@ -180,6 +180,13 @@ export function securityRoutes(deps: {
       ctx.state.log?.warn({ accountId: acc.id }, 'refused turning off two-step verification');
       return overview(ctx, 403, {}, off.denied === 'policy.two_step_required' ? 'two_step.required' : off.denied);
     }
+    // A recent login at two factors needs nothing typed, so one click would turn it off: that
+    // click first gets a page that says what turning it off means, and only its button (which
+    // says so) does it. A password and code typed are that decision already.
+    if (off.fresh && !input.password && !input.code && !input.confirmed) {
+      if (!(await twoStep.status(acc.id)).enabled) return overview(ctx, 409, {}, 'two_step.not_enabled');
+      return page(ctx, 200, 'settings/two-step-disable', { title: 'Turn off two-step verification', ...nav(ctx, 'security'), hasPassword: Boolean(acc.password_hash) });
+    }
     // What was typed is counted before the check (a wrong password leaves the code attempt
     // counted too: it must not become a way to reset the code counter). Nothing typed, nothing
     // guessed: a recent login at two factors alone turns it off. Two counters around one check

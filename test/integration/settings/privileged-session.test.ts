@@ -157,8 +157,14 @@ describe('settings: privileged sessions (re-authentication by any allowed method
     expect(await logInAgain(agent, '/account/login?next=/account/security', { email: account.email, password: PASSWORD, code: () => totpAt(secret, now) })).to.equal('/account/security');
     const page = await agent.get('/account/security');
     expect(page.text).to.contain('Turn off two-step verification').and.not.to.contain('id="off-code"');
-    const off = await submit(agent, '/account/security', '/account/security/two-step/disable', {});
+    // Nothing to type, so the click asks first: what turning it off means, and a button that says so.
+    const asked = await submit(agent, '/account/security', '/account/security/two-step/disable', {});
+    expect(asked.status).to.equal(200);
+    expect(asked.text).to.contain('Turn off two-step verification?').and.contain('Your password alone will sign you in').and.contain('name="confirmed" value="yes"');
+    expect((await server.registry.twoStep.status(account.id)).enabled, 'the first click changes nothing').to.equal(true);
+    const off = await agent.post('/account/security/two-step/disable').type('form').send({ _csrf: csrfFrom(asked.text), confirmed: 'yes' });
     expect(off.status).to.equal(200);
+    expect(off.text).to.contain('Two-step verification is off.');
     expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(false);
 
     // On again, from a session whose login was one factor (it was off then).
