@@ -450,7 +450,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
 
     const loginFlows = createLoginFlows({ queries: createLoginFlowQueries(db), clock, logger });
     const adminAudit = createAdminAudit({ queries: createOrganizationEventQueries(db), clock });
-    const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp, throttle, organizationsPerAccount: config.organizationsPerAccount });
+    const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp, throttle, organizationsPerAccount: config.organizationsPerAccount, events });
     const managedAccounts = createManagedAccounts({
       db,
       accounts: accountQueries,

@@ -32,6 +32,8 @@ export const SECURITY_EVENT_TYPES = [
   'organization.account_reactivated',
   'organization.account_deletion_scheduled',
   'organization.account_deletion_cancelled',
+  // An organization this account was an admin of was deleted (src/organizations/organizations.ts).
+  'organization.deleted',
 ] as const;
 
 export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number];

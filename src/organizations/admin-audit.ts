@@ -12,6 +12,8 @@ import { csvRecord } from '../shared/csv.ts';
  */
 export const ORGANIZATION_ACTIONS = [
   'organization.created',
+  'organization.renamed',
+  'organization.deleted',
   'domain.added',
   'domain.verified',
   'domain.verification_failed',

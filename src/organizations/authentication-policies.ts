@@ -241,8 +241,10 @@ export function createAuthenticationPolicies(deps: {
       if (!access.ok) return access;
       try {
         return await db.transaction(async (tx) => {
-          // The organization's row serialises policy creation (the first one is the default).
-          await tx.query('SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE', [organizationId]);
+          // The organization's row serialises policy creation (the first one is the default);
+          // an organization deleted since the check above is not found (migration 0029).
+          const live = await tx.query('SELECT 1 FROM organizations WHERE id = $1 AND deleted_at IS NULL FOR UPDATE', [organizationId]);
+          if (live.rows.length === 0) return { ok: false as const, problem: 'organization.not_found' as const };
           const count = await queries.count(tx, organizationId);
           if (count >= MAX_POLICIES) return { ok: false as const, problem: 'auth_policy.limit' as const };
           const checked = await settingsFrom(organizationId, input, tx);

@@ -7,6 +7,7 @@ import type { Clock } from '../shared/clock.ts';
 import { displayText } from '../shared/display-text.ts';
 import { newId } from '../shared/ids.ts';
 import type { Throttle } from '../identity/throttle.ts';
+import type { SecurityEvents } from '../identity/security-events.ts';
 import { normalizeDomain, normalizeDomainSyntax, type DomainProblem } from './domain-name.ts';
 import type { AdminAudit, AuditEventView, AuditMeta } from './admin-audit.ts';
 import { instructionsFor, newVerificationToken, type CheckProblem, type CheckResult, type DomainVerifier, type VerificationMethod } from './domain-verification.ts';
@@ -87,6 +88,8 @@ export function createOrganizationService(deps: {
   throttle: Pick<Throttle, 'hit'>;
   /** Organizations one account may be an admin of when it creates another (ORGANIZATIONS_PER_ACCOUNT). */
   organizationsPerAccount: number;
+  /** An organization's deletion is written to each of its admins' security activity. */
+  events: Pick<SecurityEvents, 'record'>;
 }) {
   const { db, accounts, organizations, domains, verifier, managers, audit, clock } = deps;
   const now = () => new Date(clock.now());
@@ -167,6 +170,54 @@ export function createOrganizationService(deps: {
       if (!access.ok) return access;
       const row = (await organizations.find(organizationId))!;
       return { ok: true, organization: { id: row.id, name: row.name, role: access.role, createdAt: row.created_at } };
+    },
+
+    /** A new name (admins only), shown from now on in the console, invitations and mail; audited with the old one. */
+    async rename(actorId: string, organizationId: string, nameInput: unknown, meta: AuditMeta = {}): Promise<
+      { ok: true; organization: OrganizationView; changed: boolean } | { ok: false; problem: AccessProblem | 'organization.name_invalid' }
+    > {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      const cleaned = displayText(nameInput, MAX_ORGANIZATION_NAME);
+      if (!cleaned.ok) return { ok: false, problem: 'organization.name_invalid' };
+      const name = cleaned.value;
+      if (name !== access.name) {
+        await db.transaction(async (tx) => {
+          await organizations.rename(tx, organizationId, name);
+          await audit.record(tx, organizationId, { action: 'organization.renamed', actorId, targetType: 'organization', targetId: organizationId, targetLabel: name, detail: { from: access.name } }, meta);
+        });
+      }
+      const row = (await organizations.find(organizationId))!;
+      return { ok: true, organization: { id: row.id, name: row.name, role: access.role, createdAt: row.created_at }, changed: name !== access.name };
+    },
+
+    /**
+     * Deletes the organization (decision 0077): admins only, and only once it manages no account
+     * — releasing managed accounts is a decision of its own that the console does not offer yet,
+     * so deleting never changes an account. (The console asks for the organization's name first.)
+     * Its domains are freed (another organization may verify them), its identity providers and
+     * policies stop applying at once, its admins and invitations are gone; the audit trail stays
+     * (append-only, decision 0029) with the deletion as its last record, and each admin's
+     * security activity records it too.
+     */
+    async remove(actorId: string, organizationId: string, meta: AuditMeta = {}): Promise<
+      { ok: true; name: string } | { ok: false; problem: AccessProblem | 'organization.manages_accounts' }
+    > {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      return db.transaction(async (tx) => {
+        // The row lock waits for a claim in flight (its foreign key holds a share lock on this
+        // row) and holds back the next: the count below is the one the deletion acts on.
+        if (!(await organizations.lock(tx, organizationId))) return { ok: false as const, problem: 'organization.not_found' as const };
+        if ((await managers.countForOrganization(organizationId, tx)) > 0) return { ok: false as const, problem: 'organization.manages_accounts' as const };
+        const admins = await organizations.members(organizationId, 'admin', tx);
+        await organizations.markDeleted(tx, organizationId, now());
+        await audit.record(tx, organizationId, { action: 'organization.deleted', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name }, meta);
+        for (const admin of admins) {
+          await deps.events.record({ type: 'organization.deleted', accountId: admin.account_id, detail: { organizationId, organization: access.name, by: actorId } }, meta, tx);
+        }
+        return { ok: true as const, name: access.name };
+      });
     },
 
     /**

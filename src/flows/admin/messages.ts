@@ -6,6 +6,8 @@ import { describeWait, type Message } from '../../http/messages.ts';
  */
 const MESSAGES: Record<string, Message> = {
   'organization.name_invalid': { title: 'Check the name', text: 'Give the organization a name of 1 to 100 characters, with something visible and no invisible formatting characters (zero-width spaces, direction overrides).' },
+  'organization.confirm_name': { title: 'Type the name to confirm', text: 'To delete the organization, type its name exactly as shown.' },
+  'organization.manages_accounts': { title: 'This organization manages accounts', text: 'Deleting it would release them, which isn’t possible here yet. Delete those accounts first, or contact support.' },
   'account.inactive': { title: 'This account can’t do that', text: 'Your account is not active. Sign in again, or contact support.' },
   'domain.empty': { title: 'Enter a domain', text: 'Enter the domain your organization’s addresses use, like example.com.' },
   'domain.malformed': { title: 'That isn’t a domain name', text: 'Enter a domain name only, like example.com — no https://, path, port or @.' },

@@ -22,7 +22,7 @@ import type { Message } from '../../http/messages.ts';
 import { managedAccountPages, type ConsoleKit } from './managed-accounts.ts';
 import { policyPages } from './policies.ts';
 import type { AuthenticationPolicies } from '../../organizations/authentication-policies.ts';
-import { addDomainInput, createOrganizationInput, inviteInput } from './schema.ts';
+import { addDomainInput, createOrganizationInput, deleteOrganizationInput, inviteInput } from './schema.ts';
 
 /**
  * The admin console (docs/flows/organizations.md, "Admin console"): server-rendered pages, every
@@ -39,6 +39,8 @@ const when = (date: Date | null | undefined) => (date ? `${date.toISOString().sl
 /** Every action the audit trail records has its words here: a missing one fails the type check. */
 const ACTION_LABELS: Record<OrganizationAction, string> = {
   'organization.created': 'created the organization',
+  'organization.renamed': 'renamed the organization to',
+  'organization.deleted': 'deleted the organization',
   'domain.added': 'added the domain',
   'domain.verified': 'verified the domain',
   'domain.verification_failed': 'tried to verify the domain',
@@ -169,6 +171,8 @@ export function adminRoutes(deps: {
   /** A refusal's words: a code, or a wait message already made (adminWaitMessage). */
   const messageOf = (error: string | Message) => (typeof error === 'string' ? adminMessage(error) : error);
 
+  const homeNotices = (outcome: Record<string, string>) => ({ left: outcome.left, deleted: outcome.deleted });
+
   const homePage = async (ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: string | Message) => {
     const mine = await organizations.listFor(me(ctx));
     page(ctx, status, 'admin/home', {
@@ -176,7 +180,7 @@ export function adminRoutes(deps: {
       email: account(ctx).email,
       organizations: mine.map((o) => ({ ...o, path: orgPath(o.id) })),
       name: '',
-      left: flash.take(ctx).left,
+      ...homeNotices(flash.take(ctx)),
       ...extra,
     }, error ? messageOf(error) : undefined);
   };
@@ -347,6 +351,49 @@ export function adminRoutes(deps: {
   };
   router.post('/organizations/:organizationId/admins/:accountId/remove', signedIn, removeAdmin(false));
   router.post('/organizations/:organizationId/leave', signedIn, removeAdmin(true));
+
+  // ---- Settings: name, deletion ---------------------------------------------------------------
+
+  async function settingsPage(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: { problem: 'rename' | 'delete'; code: string }) {
+    const base = await shell(ctx, ctx.params.organizationId!, 'settings');
+    const board = await organizations.dashboard(me(ctx), base.organization.id);
+    if (!board.ok) return notFound();
+    page(ctx, status, 'admin/settings', {
+      title: `Settings · ${base.organization.name}`,
+      ...base,
+      managedAccounts: board.managedAccounts,
+      renamed: flash.take(ctx).renamed === '1',
+      name: base.organization.name,
+      problem: error?.problem,
+      ...extra,
+    }, error ? messageOf(error.code) : undefined);
+  }
+
+  router.get('/organizations/:organizationId/settings', signedIn, (ctx) => settingsPage(ctx, 200));
+
+  router.post('/organizations/:organizationId/name', signedIn, async (ctx) => {
+    const input = parseForm(ctx, createOrganizationInput);
+    const result = await organizations.rename(me(ctx), ctx.params.organizationId!, input.name, meta(ctx));
+    if (!result.ok) {
+      if (HIDDEN.has(result.problem)) return notFound();
+      return settingsPage(ctx, 400, { name: input.name }, { problem: 'rename', code: result.problem });
+    }
+    done(ctx, `${orgPath(result.organization.id)}/settings`, result.changed ? { renamed: '1' } : {});
+  });
+
+  router.post('/organizations/:organizationId/delete', signedIn, async (ctx) => {
+    const input = parseForm(ctx, deleteOrganizationInput);
+    const base = await shell(ctx, ctx.params.organizationId!, 'settings');
+    // The name typed again: a deliberate act, not a stray click (compared as the name is stored).
+    if (input.confirm.normalize('NFC').trim() !== base.organization.name) return settingsPage(ctx, 400, {}, { problem: 'delete', code: 'organization.confirm_name' });
+    const result = await organizations.remove(me(ctx), base.organization.id, meta(ctx));
+    if (!result.ok) {
+      if (HIDDEN.has(result.problem)) return notFound();
+      return settingsPage(ctx, 409, {}, { problem: 'delete', code: result.problem });
+    }
+    ctx.state.log?.info({ organizationId: base.organization.id, accountId: me(ctx) }, 'organization deleted');
+    done(ctx, '/admin', { deleted: result.name });
+  });
 
   // ---- Audit log -----------------------------------------------------------------------------
 

@@ -12,3 +12,6 @@ export const editAccountInput = z.object({ name: z.string().max(400).default('')
 
 /** A confirmed bulk action: the accounts' ids, space-separated (counted and bounded by the route). */
 export const bulkInput = z.object({ action: z.enum(['deactivate', 'reactivate', 'delete']), ids: z.string().max(20_000).default('') });
+
+/** Deleting an organization: its name, typed again (compared by the route). */
+export const deleteOrganizationInput = z.object({ confirm: z.string().max(400).default('') });

@@ -42,6 +42,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'organization.account_reactivated': 'Your organization’s admin reactivated the account',
   'organization.account_deletion_scheduled': 'Your organization’s admin deleted the account (erased after a grace period)',
   'organization.account_deletion_cancelled': 'Your organization’s admin cancelled the account’s deletion',
+  'organization.deleted': 'An organization you were an admin of was deleted',
 };
 
 const REASONS: Record<string, string> = {

@@ -165,8 +165,8 @@ export function createAccountManagerQueries(db: Queryable) {
       await tx.query(`DELETE FROM account_managers WHERE account_id = $1 AND kind = 'trello_enterprise'`, [accountId]);
     },
 
-    async countForOrganization(organizationId: string): Promise<number> {
-      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM account_managers WHERE organization_id = $1', [organizationId]);
+    async countForOrganization(organizationId: string, tx: Queryable = db): Promise<number> {
+      const { rows } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM account_managers WHERE organization_id = $1', [organizationId]);
       return rows[0]!.n;
     },
 

@@ -52,6 +52,30 @@ export function createOrganizationQueries(db: Queryable) {
       return rows[0];
     },
 
+    async rename(tx: Queryable, id: string, name: string): Promise<boolean> {
+      const { rowCount } = await tx.query('UPDATE organizations SET name = $2 WHERE id = $1', [id, name]);
+      return rowCount === 1;
+    },
+
+    /**
+     * Deletes what is only the organization's own: its authentication policies (their
+     * assignments cascade), identity providers (their domain links cascade), domains, admins and
+     * invitations; the organization's row stays, marked deleted, with its audit trail (migration
+     * 0029). One statement per table, in the order the foreign keys need; the caller's
+     * transaction makes them one change. The caller has locked the row and seen that it manages
+     * no account: `account_managers` has no ON DELETE action, so an account still managed fails
+     * the transaction rather than being released by it.
+     */
+    async markDeleted(tx: Queryable, id: string, now: Date): Promise<boolean> {
+      await tx.query('DELETE FROM authentication_policies WHERE organization_id = $1', [id]);
+      await tx.query('DELETE FROM connectors WHERE organization_id = $1', [id]);
+      await tx.query('DELETE FROM organization_domains WHERE organization_id = $1', [id]);
+      await tx.query('DELETE FROM organization_members WHERE organization_id = $1', [id]);
+      await tx.query('DELETE FROM organization_invitations WHERE organization_id = $1', [id]);
+      const { rowCount } = await tx.query('UPDATE organizations SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL', [id, now]);
+      return rowCount === 1;
+    },
+
     async addMember(tx: Queryable, row: { organizationId: string; accountId: string; role: OrganizationRole; addedBy: string | null; now: Date }): Promise<void> {
       await tx.query(
         `INSERT INTO organization_members (organization_id, account_id, role, added_at, added_by) VALUES ($1, $2, $3, $4, $5)
@@ -137,7 +161,7 @@ export function createOrganizationQueries(db: Queryable) {
      * at a time, so two admins removing each other at once cannot leave it with none.
      */
     async lock(tx: Queryable, organizationId: string): Promise<boolean> {
-      const { rows } = await tx.query('SELECT id FROM organizations WHERE id = $1 FOR UPDATE', [organizationId]);
+      const { rows } = await tx.query('SELECT id FROM organizations WHERE id = $1 AND deleted_at IS NULL FOR UPDATE', [organizationId]);
       return rows.length === 1;
     },
 

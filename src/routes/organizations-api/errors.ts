@@ -27,7 +27,7 @@ export type ServiceProblem =
   | ProblemOf<OrganizationService['dashboard']> | ProblemOf<OrganizationService['addDomain']> | ProblemOf<OrganizationService['listDomains']>
   | ProblemOf<OrganizationService['domainState']> | ProblemOf<OrganizationService['verifyDomain']> | ProblemOf<OrganizationService['removeDomain']>
   | ProblemOf<OrganizationService['admins']> | ProblemOf<OrganizationService['removeAdmin']> | ProblemOf<OrganizationService['auditPage']>
-  | ProblemOf<OrganizationService['auditExport']>
+  | ProblemOf<OrganizationService['auditExport']> | ProblemOf<OrganizationService['rename']> | ProblemOf<OrganizationService['remove']>
   | ProblemOf<ManagedAccounts['get']> | ProblemOf<ManagedAccounts['list']> | ProblemOf<ManagedAccounts['exportCsv']>
   | ProblemOf<ManagedAccounts['previewClaim']> | ProblemOf<ManagedAccounts['claim']> | ProblemOf<ManagedAccounts['update']>
   | ProblemOf<ManagedAccounts['deactivate']> | ProblemOf<ManagedAccounts['reactivate']> | ProblemOf<ManagedAccounts['delete']>
@@ -66,6 +66,8 @@ const PROBLEMS: Record<ApiProblem, readonly [status: number, description: string
   'account.inactive': [401, 'The token’s account is not active.'],
   'organization.not_found': [404, 'No such organization, or the token’s account is not one of its members.'],
   'organization.forbidden': [403, 'The token’s account is a member of this organization but not one of its admins.'],
+  'organization.name_invalid': [400, 'Give the organization a name of 1–100 visible characters, without control or direction-changing characters.'],
+  'organization.manages_accounts': [409, 'The organization manages accounts: deleting it would release them, which is not possible yet. Delete or hand over those accounts first.'],
   'domain.empty': [400, 'Give the domain to add (member domain).'],
   'domain.malformed': [400, 'That is not a domain name: give a name only, like example.com — no scheme, path, port, @, _ or %-escape.'],
   'domain.ip_address': [400, 'IP addresses cannot be verified: give a domain name.'],

@@ -12,7 +12,7 @@ import { identityEncodingOnly } from '../../http/input-guards.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import { actorOf, bearerWithScope } from './bearer-scope.ts';
 import { apiError, type ServiceProblem } from './errors.ts';
-import { accountsExportQuery, accountsQuery, accountUpdate, auditQuery, domainInput, invitationInput, noQuery, pageQuery, parseBody, parseQuery } from './schema.ts';
+import { accountsExportQuery, accountsQuery, accountUpdate, auditQuery, domainInput, invitationInput, noQuery, organizationUpdate, pageQuery, parseBody, parseQuery } from './schema.ts';
 
 export interface OrganizationsApiDeps {
   sessions: Pick<BrowserSessions, 'bearer'>;
@@ -84,6 +84,19 @@ export function organizationsApiRoutes(deps: OrganizationsApiDeps): Router {
     parseQuery(ctx, noQuery);
     const { ok: _, ...dashboard } = ok(await organizations.dashboard(me(ctx), org(ctx)));
     json(ctx, 200, dashboard);
+  });
+
+  router.patch('/:organizationId', async (ctx) => {
+    const { name } = parseBody(ctx, organizationUpdate);
+    json(ctx, 200, ok(await organizations.rename(me(ctx), org(ctx), name, meta(ctx))).organization);
+  });
+
+  // Deleting needs no confirmation here: the console asks for the name, a client asks its user.
+  router.delete('/:organizationId', async (ctx) => {
+    parseQuery(ctx, noQuery);
+    ok(await organizations.remove(me(ctx), org(ctx), meta(ctx)));
+    ctx.state.log?.info({ organizationId: org(ctx), accountId: me(ctx) }, 'organization deleted');
+    ctx.status = 204;
   });
 
   // ---- Domains ---------------------------------------------------------------------------------

@@ -37,6 +37,8 @@ export const noQuery = z.strictObject({});
 
 export const domainInput = z.strictObject({ domain: z.string().max(1000) });
 
+export const organizationUpdate = z.strictObject({ name: z.string().max(1000) });
+
 export const invitationInput = z.strictObject({ email: z.string().max(1000) });
 
 /** Name and/or address; `name: null` (or "") clears the name. */

@@ -156,6 +156,113 @@ describe('organizations: admin console', () => {
     expect(page.text).not.to.contain('id="domains"');
   });
 
+  it('renames an organization from its settings, audited with the old name; only its admins may', async () => {
+    const admin = await signIn();
+    const org = await createOrg(admin.agent, 'Acme');
+    const settings = await admin.agent.get(`${org}/settings`);
+    expect(settings.status).to.equal(200);
+    expect(settings.text).to.contain('value="Acme"').and.to.contain(`action="${org}/name"`);
+    const bad = await post(admin.agent, `${org}/settings`, `${org}/name`, { name: '\u200b\u200b' });
+    expect(bad.status).to.equal(400);
+    expect(bad.text).to.contain('Check the name').and.to.contain('aria-invalid="true"');
+    expect((await server.registry.organizations.service.listFor(admin.id))[0]!.name).to.equal('Acme');
+
+    const renamed = await post(admin.agent, `${org}/settings`, `${org}/name`, { name: '  Acme Europe ' });
+    expect(renamed.status).to.equal(303);
+    expect(renamed.headers.location).to.equal(`${org}/settings`);
+    const after = await admin.agent.get(`${org}/settings`);
+    expect(after.text).to.contain('The organization is now called Acme Europe.');
+    expect((await admin.agent.get('/admin')).text).to.contain('Acme Europe');
+    expect((await admin.agent.get(`${org}/audit`)).text).to.contain('renamed the organization to <span class="small">(from: Acme)</span></td><td>Acme Europe</td>');
+    expect((await admin.agent.get(org)).text).to.contain('renamed the organization to Acme Europe');
+
+    // The same name again changes nothing and records nothing.
+    const same = await post(admin.agent, `${org}/settings`, `${org}/name`, { name: 'Acme Europe' });
+    expect(same.status).to.equal(303);
+    expect((await admin.agent.get(`${org}/settings`)).text).not.to.contain('is now called');
+    const renames = await server.registry.db.query(`SELECT 1 FROM organization_events WHERE action = 'organization.renamed'`);
+    expect(renames.rows).to.have.length(1);
+
+    const stranger = await signIn();
+    const refused = await post(stranger.agent, '/admin', `${org}/name`, { name: 'Mine now' });
+    expect(refused.status).to.equal(404);
+    expect((await stranger.agent.get(`${org}/settings`)).status).to.equal(404);
+    expect((await server.registry.organizations.service.listFor(admin.id))[0]!.name).to.equal('Acme Europe');
+  });
+
+  it('deletes an organization once its name is typed again: its domain is free again, its admins see it in their activity', async () => {
+    const admin = await signIn();
+    const org = await createOrg(admin.agent, 'Acme');
+    const orgId = org.split('/').pop()!;
+    const { id, txtValue } = await addDomain(admin.agent, org, 'acme.test');
+    dns.txt.set('acme.test', [[txtValue]]);
+    expect((await post(admin.agent, `${org}/domains`, `${org}/domains/${id}/verify`)).status).to.equal(303);
+
+    const settings = await admin.agent.get(`${org}/settings`);
+    expect(settings.text).to.contain('Its domains are removed: another organization could verify them.').and.to.contain('Type <strong>Acme</strong> to confirm');
+    const wrong = await admin.agent.post(`${org}/delete`).type('form').send({ _csrf: csrfFrom(settings.text), confirm: 'acme' });
+    expect(wrong.status).to.equal(400);
+    expect(wrong.text).to.contain('Type the name to confirm');
+    expect((await admin.agent.get(org)).status, 'nothing was deleted').to.equal(200);
+
+    const deleted = await admin.agent.post(`${org}/delete`).type('form').send({ _csrf: csrfFrom(settings.text), confirm: ' Acme ' });
+    expect(deleted.status).to.equal(303);
+    expect(deleted.headers.location).to.equal('/admin');
+    const home = await admin.agent.get('/admin');
+    expect(home.text).to.contain('Acme was deleted.').and.to.contain('You don’t run an organization yet');
+    expect((await admin.agent.get(org)).status).to.equal(404);
+    for (const table of ['organization_domains', 'organization_members', 'organization_invitations']) {
+      const left = await server.registry.db.query(`SELECT 1 FROM ${table} WHERE organization_id = $1`, [orgId]);
+      expect(left.rows, table).to.have.length(0);
+    }
+    // The audit trail stays (append-only), the deletion its last record, on the row kept for it.
+    const trail = await server.registry.db.query<{ action: string }>('SELECT action FROM organization_events WHERE organization_id = $1 ORDER BY id DESC', [orgId]);
+    expect(trail.rows[0]!.action).to.equal('organization.deleted');
+    expect(trail.rows.map((r) => r.action)).to.include('domain.verified');
+    const tombstone = await server.registry.db.query<{ deleted_at: Date | null }>('SELECT deleted_at FROM organizations WHERE id = $1', [orgId]);
+    expect(tombstone.rows[0]!.deleted_at).to.be.an.instanceOf(Date);
+    // Nothing attaches to it again, whatever writes it.
+    let refused: unknown;
+    try {
+      await server.registry.db.query(`INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())`, [orgId, admin.id]);
+    } catch (err) {
+      refused = err;
+    }
+    expect((refused as { code?: string } | undefined)?.code).to.equal('23503');
+    const activity = await admin.agent.get('/account/security');
+    expect(activity.text).to.contain('An organization you were an admin of was deleted');
+
+    // The domain is free: another organization verifies it.
+    const other = await signIn();
+    const otherOrg = await createOrg(other.agent, 'Acme Again');
+    const again = await addDomain(other.agent, otherOrg, 'acme.test');
+    dns.txt.set('acme.test', [[again.txtValue]]);
+    expect((await post(other.agent, `${otherOrg}/domains`, `${otherOrg}/domains/${again.id}/verify`)).status).to.equal(303);
+  });
+
+  it('does not delete an organization that manages accounts, and says why', async () => {
+    const admin = await signIn();
+    const org = await createOrg(admin.agent, 'Acme');
+    const orgId = org.split('/').pop()!;
+    const { id, txtValue } = await addDomain(admin.agent, org, 'acme.test');
+    dns.txt.set('acme.test', [[txtValue]]);
+    expect((await post(admin.agent, `${org}/domains`, `${org}/domains/${id}/verify`)).status).to.equal(303);
+    const worker = await createAccount(server.registry, { email: 'worker@acme.test' });
+    await server.registry.organizations.managedAccounts.claim(admin.id, orgId, id);
+    const claimed = await server.registry.db.query('SELECT 1 FROM account_managers WHERE account_id = $1 AND organization_id = $2', [worker.id, orgId]);
+    expect(claimed.rows, 'the account on the domain is managed').to.have.length(1);
+
+    const settings = await admin.agent.get(`${org}/settings`);
+    expect(settings.text).to.contain('id="delete-blocked"').and.not.to.contain(`action="${org}/delete"`);
+    // The form is not there, and the server refuses the request anyway.
+    const forced = await admin.agent.post(`${org}/delete`).type('form').send({ _csrf: csrfFrom(settings.text), confirm: 'Acme' });
+    expect(forced.status).to.equal(409);
+    expect(forced.text).to.contain('This organization manages accounts');
+    expect((await admin.agent.get(org)).status).to.equal(200);
+    const managed = await server.registry.db.query('SELECT 1 FROM account_managers WHERE organization_id = $1', [orgId]);
+    expect(managed.rows).to.have.length(1);
+  });
+
   it('answers 404 to anyone but the organization’s admins, for pages and actions alike', async () => {
     const a = await signIn();
     const b = await signIn();

@@ -578,6 +578,51 @@ describe('organizations: management API', () => {
     });
   });
 
+  describe('renaming and deleting an organization', () => {
+    it('renames it (PATCH, 200; 400 for an invisible name; 404 for another organization)', async () => {
+      const { org, token } = await adminWithOrg('Old Name');
+      const bad = await api(token, 'PATCH', `/${org.id}`, { name: '\u202e\u200b' });
+      expect(bad.status).to.equal(400);
+      expect(bad.body.error).to.equal('organization.name_invalid');
+      const renamed = await api(token, 'PATCH', `/${org.id}`, { name: 'New Name' });
+      expect(renamed.status, renamed.text).to.equal(200);
+      expect(renamed.body).to.include({ id: org.id, name: 'New Name', role: 'admin' });
+      expect((await api(token, 'GET', '')).body.organizations[0].name).to.equal('New Name');
+      expect((await events(org.id)).at(-1)).to.deep.include({ action: 'organization.renamed', target_id: org.id });
+      expect((await events(org.id)).at(-1)!.detail).to.include({ from: 'Old Name' });
+      const other = await adminWithOrg('Someone Else');
+      expect((await api(other.token, 'PATCH', `/${org.id}`, { name: 'Taken Over' })).status).to.equal(404);
+      expect((await api(token, 'PATCH', `/${org.id}`, { name: 'x', extra: 1 })).status).to.equal(400);
+    });
+
+    it('deletes it (DELETE, 204), refuses while it manages accounts (409), and frees its domain', async () => {
+      const { admin, org, token } = await adminWithOrg('Short Lived');
+      const domain = `gone-${unique()}.test`;
+      const domainId = await verifiedDomain(token, org.id, domain);
+      const worker = await createAccount(server.registry, { email: `worker@${domain}` });
+      expect((await api(token, 'POST', `/${org.id}/domains/${domainId}/claim`)).status).to.equal(200);
+      const refused = await api(token, 'DELETE', `/${org.id}`);
+      expect(refused.status).to.equal(409);
+      expect(refused.body.error).to.equal('organization.manages_accounts');
+
+      // Once it manages none (released here by hand: neither the console nor the API releases yet).
+      await server.registry.db.query('DELETE FROM account_managers WHERE account_id = $1', [worker.id]);
+      const stranger = await adminWithOrg('Stranger');
+      expect((await api(stranger.token, 'DELETE', `/${org.id}`)).status, 'another organization’s admin').to.equal(404);
+      const deleted = await api(token, 'DELETE', `/${org.id}`);
+      expect(deleted.status, deleted.text).to.equal(204);
+      expect((await api(token, 'GET', `/${org.id}`)).status).to.equal(404);
+      expect((await api(token, 'DELETE', `/${org.id}`)).status, 'deleting twice').to.equal(404);
+      expect((await api(token, 'GET', '')).body.organizations).to.deep.equal([]);
+      expect((await events(org.id)).at(-1)).to.deep.include({ action: 'organization.deleted', actor_id: admin.id });
+
+      // The domain is free for another organization.
+      const added = await api(stranger.token, 'POST', `/${stranger.org.id}/domains`, { domain });
+      dns.txt.set(domain, [[added.body.domain.instructions.txtValue]]);
+      expect((await api(stranger.token, 'POST', `/${stranger.org.id}/domains/${added.body.domain.id}/verify`)).status).to.equal(200);
+    });
+  });
+
   describe('limits (attacker probe: invitation mail, Verify now, public suffixes)', () => {
     it('answers 429 with Retry-After once invitations to one address exceed the allowance, and queues no more mail', async () => {
       const { org, token } = await adminWithOrg();
