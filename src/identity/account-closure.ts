@@ -6,6 +6,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { RequestMeta, SecurityEvents } from './security-events.ts';
 import type { Confirmation, ProofInput, Reauthentication } from './reauthentication.ts';
 import type { Policy } from '../policy/policy.ts';
+import { displayTime } from '../shared/display-time.ts';
 
 export type CloseResult = { ok: true; deleteAfter: Date } | { ok: false; problem: 'password.current_wrong' | 'account.managed' } | Exclude<Confirmation, { ok: true }>;
 
@@ -64,7 +65,7 @@ export function createAccountClosureService(deps: {
         await outbox.enqueue(tx, {
           to: account.email,
           template: 'account-closed',
-          data: { name: account.name, email: account.email, deleteAfter: deleteAfter.toUTCString(), loginLink: `${deps.issuer}/account`, days: deps.graceDays },
+          data: { name: account.name, email: account.email, deleteAfter: displayTime(deleteAfter), loginLink: `${deps.issuer}/account`, days: deps.graceDays },
         });
         await deps.events.record({ type: 'account.closed', accountId: account.id, detail: { deleteAfter: deleteAfter.toISOString() } }, meta, tx);
       });

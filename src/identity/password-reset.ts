@@ -12,6 +12,7 @@ import type { RequestMeta, SecurityEvents } from './security-events.ts';
 import { passwordMinLength, type Policy, type DenyReason, type Subject } from '../policy/policy.ts';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
 import { asProof, type Reauthentication, type ProofInput } from './reauthentication.ts';
+import { displayTime } from '../shared/display-time.ts';
 
 export type ChangeResult =
   | { ok: true }
@@ -60,7 +61,7 @@ export function createPasswordResetService(deps: {
     outbox.enqueue(tx, {
       to: account.email,
       template: 'password-changed',
-      data: { name: account.name, email: account.email, when: now().toUTCString(), resetLink: `${issuer}/password/forgot` },
+      data: { name: account.name, email: account.email, when: displayTime(now()), resetLink: `${issuer}/password/forgot` },
     });
 
   /**

@@ -8,6 +8,7 @@ import type { TwoStepQueries } from '../persistence/queries/two-step.ts';
 import type { Outbox } from '../mail/outbox.ts';
 import { asProof, type Confirmation, type ProofInput, type Reauthentication } from './reauthentication.ts';
 import type { RequestMeta, SecurityEvents } from './security-events.ts';
+import { displayTime } from '../shared/display-time.ts';
 
 /**
  * Two-step verification with TOTP (RFC 6238) and recovery codes (docs/flows/two-step.md).
@@ -105,7 +106,7 @@ export function createTwoStepService(deps: {
     await outbox.enqueue(tx, {
       to: account.email,
       template,
-      data: { name: account.name, email: account.email, when: now().toUTCString(), resetLink: `${deps.issuer}/password/forgot`, settingsLink: `${deps.issuer}/account/security`, ...extra },
+      data: { name: account.name, email: account.email, when: displayTime(now()), resetLink: `${deps.issuer}/password/forgot`, settingsLink: `${deps.issuer}/account/security`, ...extra },
     });
   }
 

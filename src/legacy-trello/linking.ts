@@ -11,6 +11,7 @@ import type { Outbox } from '../mail/outbox.ts';
 import { normalizeEmail } from '../identity/email-address.ts';
 import type { PasswordHasher } from '../identity/password-hasher.ts';
 import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts';
+import { displayTime } from '../shared/display-time.ts';
 
 /**
  * Linking a legacy Trello member to a provider account (docs/flows/trello-migration.md).
@@ -154,7 +155,7 @@ export function createTrelloLinking(deps: {
           await deps.outbox.enqueue(tx, {
             to,
             template: 'retired-email-used',
-            data: { name: account.name, tried, email: account.email, when: now().toUTCString(), resetLink: `${deps.issuer}/password/forgot` },
+            data: { name: account.name, tried, email: account.email, when: displayTime(now()), resetLink: `${deps.issuer}/password/forgot` },
           });
         }
         await events.record({ type: 'login.retired_email', accountId: account.id, detail: { tried } }, meta, tx);

@@ -5,6 +5,7 @@ import type { Outbox } from '../mail/outbox.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import { instructionsFor, type DomainVerifier } from './domain-verification.ts';
+import { displayTime } from '../shared/display-time.ts';
 
 /**
  * The periodic re-check of held (verified or failing) domains (decision 0028). A domain proven
@@ -53,7 +54,7 @@ export function createDomainRecheck(deps: {
           organization: organization?.name ?? domain.organization_id,
           domain: domain.domain,
           detail,
-          when: now.toUTCString(),
+          when: displayTime(now),
           txtValue: instructions.txtValue,
           fileUrl: instructions.fileUrl,
         },

@@ -9,6 +9,7 @@ import { newId, randomSecret } from '../shared/ids.ts';
 import type { AdminAudit, AuditMeta } from './admin-audit.ts';
 import type { Throttle } from '../identity/throttle.ts';
 import type { AccessProblem, OrganizationService, Throttled } from './organizations.ts';
+import { displayTime } from '../shared/display-time.ts';
 
 /**
  * Admin invitations (docs/flows/organizations.md, "Invitations"). An admin invites an address;
@@ -120,7 +121,7 @@ export function createInvitationService(deps: {
             organization: access.name,
             inviter: inviter?.name ? `${inviter.name} (${inviter.email})` : inviter?.email ?? 'An admin',
             link: `${deps.issuer}/admin/invitation?token=${token}`,
-            expires: expiresAt.toUTCString(),
+            expires: displayTime(expiresAt),
           },
         });
       });

@@ -23,6 +23,7 @@ import { managedAccountPages, type ConsoleKit } from './managed-accounts.ts';
 import { policyPages } from './policies.ts';
 import type { AuthenticationPolicies } from '../../organizations/authentication-policies.ts';
 import { addDomainInput, createOrganizationInput, deleteOrganizationInput, inviteInput } from './schema.ts';
+import { displayTime } from '../../shared/display-time.ts';
 
 /**
  * The admin console (docs/flows/organizations.md, "Admin console"): server-rendered pages, every
@@ -34,7 +35,7 @@ import { addDomainInput, createOrganizationInput, deleteOrganizationInput, invit
 const INVITATION_COOKIE = 'lanyard.invitation';
 const INVITATION_CONTEXT = 'organization_invitation';
 
-const when = (date: Date | null | undefined) => (date ? `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC` : '');
+const when = (date: Date | null | undefined) => (date ? displayTime(date) : '');
 
 /** Every action the audit trail records has its words here: a missing one fails the type check. */
 const ACTION_LABELS: Record<OrganizationAction, string> = {

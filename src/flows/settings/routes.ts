@@ -23,6 +23,7 @@ import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { changeEmailInput, changePasswordInput, closeAccountInput, emailVerifyInput } from './schema.ts';
 import { PROFILE_FIELDS, profileUpdate, visibilityOf, VISIBILITIES } from '../../identity/profile.ts';
+import { displayTime } from '../../shared/display-time.ts';
 
 const STATE_COOKIE = 'lanyard.account_state';
 
@@ -156,7 +157,7 @@ export function settingsRoutes(deps: {
         current: s.session_uid === ctx.state.sessionUid,
         device: describeDevice(s.user_agent),
         ip: s.ip ?? 'unknown',
-        lastSeen: (s.last_seen_at ?? (s.login_ts ? new Date(s.login_ts * 1000) : undefined))?.toISOString().slice(0, 16).replace('T', ' ') ?? 'unknown',
+        lastSeen: s.last_seen_at ? displayTime(s.last_seen_at) : s.login_ts ? displayTime(s.login_ts * 1000) : 'unknown',
         clients: s.clients.filter((c) => c !== ACCOUNT_CLIENT_ID).map((c) => names.get(c) ?? c),
       })),
     });
@@ -264,7 +265,7 @@ export function settingsRoutes(deps: {
     const result = await sensitive(ctx, input.password, (proof) => deps.closure.close(account(ctx).id, proof, requestMeta(ctx)));
     if (!result.ok) return page(ctx, result.problem === 'account.managed' ? 403 : statusOf(result.problem), 'settings/close', await closePage(ctx), result.problem);
     ctx.state.log?.info({ accountId: account(ctx).id }, 'account closed by its owner');
-    page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: result.deleteAfter.toUTCString() });
+    page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: displayTime(result.deleteAfter) });
   });
 
   return router;

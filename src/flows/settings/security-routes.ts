@@ -20,6 +20,7 @@ import { describeDevice } from './routes.ts';
 import { settingsKit } from './gate.ts';
 import { privilegedSession } from './privileged-session.ts';
 import { confirmCodeInput, disableTwoStepInput, passwordOnlyInput } from './schema.ts';
+import { displayTime } from '../../shared/display-time.ts';
 
 /** How each audit event reads in "Recent security activity". */
 const DESCRIPTIONS: Record<string, string> = {
@@ -57,7 +58,7 @@ export function describeEvent(event: SecurityEventView): { what: string; when: s
   const reason = event.reason ? REASONS[event.reason] ?? event.reason : undefined;
   return {
     what: `${DESCRIPTIONS[event.type] ?? event.type}${reason ? ` (${reason})` : ''}${event.clientId ? ` — ${event.clientId}` : ''}`,
-    when: event.at.slice(0, 16).replace('T', ' ') + ' UTC',
+    when: displayTime(event.at),
     where: [describeDevice(event.userAgent), event.ip].filter(Boolean).join(', '),
   };
 }
@@ -101,7 +102,7 @@ export function securityRoutes(deps: {
       // password typed here, or a new login (Google, for an account without a password).
       confirm,
       confirmOff,
-      enabledAt: state.enabledAt?.toUTCString(),
+      enabledAt: state.enabledAt ? displayTime(state.enabledAt) : undefined,
       events: recent.events.map(describeEvent),
       ...extra,
     }, error);

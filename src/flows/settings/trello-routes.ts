@@ -13,6 +13,7 @@ import { parseForm } from '../../http/validate.ts';
 import { sealedCookie } from '../../http/sealed-cookie.ts';
 import { settingsKit } from './gate.ts';
 import { trelloLoginInput } from './schema.ts';
+import { displayTime } from '../../shared/display-time.ts';
 
 /**
  * Settings → Trello (docs/flows/trello-migration.md, path 3): a signed-in person links their
@@ -32,7 +33,8 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
 
   async function overview(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: Parameters<typeof page>[4]) {
     const member = await linking.findByAccountId(account(ctx).id);
-    page(ctx, status, 'settings/trello', { title: 'Trello', ...nav(ctx, 'trello'), member, retired: member ? await linking.retiredOf(account(ctx).id) : [], login: '', ...extra }, error);
+    const linkedAt = member?.linked_at ? displayTime(member.linked_at) : undefined;
+    page(ctx, status, 'settings/trello', { title: 'Trello', ...nav(ctx, 'trello'), member, linkedAt, retired: member ? await linking.retiredOf(account(ctx).id) : [], login: '', ...extra }, error);
   }
 
   router.get('/', signedIn, (ctx) => overview(ctx, 200));

@@ -68,9 +68,12 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(file.match(/^[a-z2-9]{5}-[a-z2-9]{5}$/gm)).to.have.length(10);
 
     await server.registry.mail.delivery.deliverDue();
-    expect((await smtp.lastTo(account.email, 'Two-step verification was turned on for your Lanyard account')).text).to.contain('authenticator app');
+    const mail = (await smtp.lastTo(account.email, 'Two-step verification was turned on for your Lanyard account')).text;
+    expect(mail).to.contain('authenticator app');
+    // The mail writes the time as the pages do.
+    expect(mail).to.match(/\) on \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\./);
     const after = await agent.get('/account/security');
-    expect(after.text).to.match(/id="two-step-status"><span class="badge">On/);
+    expect(after.text).to.match(/id="two-step-status"><span class="badge">On<\/span> since \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\./);
     expect(after.text).to.contain('10 unused recovery codes');
     expect(after.text).to.contain('Two-step verification turned on');
   });
