@@ -71,6 +71,11 @@ describe('browser: admin console', function () {
     await page.getByRole('button', { name: 'Verify acme.test now' }).click();
     expect(await page.getByRole('status').textContent()).to.contain('Verified');
     expect(await page.locator('#domains').textContent()).to.contain('verified');
+    // "Verify now" and "Remove" sit side by side, on one line through their centres.
+    const button = (await page.getByRole('button', { name: 'Verify acme.test now' }).boundingBox())!;
+    const remove = (await page.getByRole('link', { name: 'Remove acme.test' }).boundingBox())!;
+    expect(Math.abs((button.y + button.height / 2) - (remove.y + remove.height / 2))).to.be.lessThan(2);
+    expect(remove.x).to.be.greaterThan(button.x + button.width);
 
     await page.getByRole('link', { name: 'Admins' }).click();
     await page.getByLabel('Email address').fill('second@acme.test');
@@ -99,6 +104,30 @@ describe('browser: admin console', function () {
     await page.getByRole('link', { name: 'Audit log' }).click();
     const log = await page.locator('#audit-log').textContent();
     for (const what of ['created the organization', 'added the domain', 'verified the domain', 'invited', 'accepted the invitation']) expect(log).to.contain(what);
+  });
+
+  it('renames the organization, then deletes it after its name is typed again', async () => {
+    const account = await createAccount(server.registry, { email: 'owner@acme.test' });
+    const page = await context.newPage();
+    await signIn(page, account.email);
+    await page.goto(`${server.url}/admin`);
+    await page.getByLabel('Organization name').fill('Acme Trial');
+    await page.getByRole('button', { name: 'Create organization' }).click();
+
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByLabel('Organization name').fill('Acme');
+    await page.getByRole('button', { name: 'Rename' }).click();
+    expect(await page.getByRole('status').textContent()).to.contain('The organization is now called Acme.');
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).to.equal('Settings · Acme');
+
+    await page.getByLabel('Type Acme to confirm').fill('Acme Trial');
+    await page.getByRole('button', { name: 'Delete Acme' }).click();
+    expect(await page.getByRole('alert').textContent()).to.contain('Type the name to confirm');
+    await page.getByLabel('Type Acme to confirm').fill('Acme');
+    await page.getByRole('button', { name: 'Delete Acme' }).click();
+    await page.waitForURL(`${server.url}/admin`);
+    expect(await page.getByRole('status').textContent()).to.contain('Acme was deleted.');
+    expect(await page.locator('#organizations').count()).to.equal(0);
   });
 
   it('claims a domain’s accounts after the preview, searches as you type, deactivates with a confirmation and reactivates', async () => {
