@@ -59,7 +59,8 @@ export async function startLanyard(db: Database, clients: BenchClients, password
   const config = loadConfig({ NODE_ENV: 'test', ...hashing }, {
     overrides: { issuer: url, port, logLevel, sweepIntervalSeconds: 60, secretKey: randomBytes(32).toString('base64url'), dataDir: join(tmpdir(), 'lanyard-bench') },
   });
-  const registry = await createRegistry(config, { logger: createLogger(logLevel, '/dev/null'), db });
+  // BENCH_LOG_FILE keeps the lines (the upkeep's and the sweeper's timings, say) for a look afterwards.
+  const registry = await createRegistry(config, { logger: createLogger(logLevel, process.env.BENCH_LOG_FILE || '/dev/null'), db });
   // As src/main.ts does. The pool is the process's: the baseline's hashes, in the same process,
   // run at the same priority (docs/benchmarks.md).
   await lowerWorkerPoolPriority(config.workerPoolNice);
