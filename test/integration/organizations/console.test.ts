@@ -83,6 +83,16 @@ describe('organizations: admin console', () => {
     return { id: id!, txtValue: token!, page };
   }
 
+  /** An admin and their organization Acme, holding acme.test (verified through the DNS server). */
+  async function acmeWithVerifiedDomain() {
+    const admin = await signIn();
+    const org = await createOrg(admin.agent, 'Acme');
+    const { id, txtValue } = await addDomain(admin.agent, org, 'acme.test');
+    dns.txt.set('acme.test', [[txtValue]]);
+    expect((await post(admin.agent, `${org}/domains`, `${org}/domains/${id}/verify`)).status).to.equal(303);
+    return { admin, org, orgId: org.split('/').pop()!, id };
+  }
+
   it('signs in through the settings gate: without a session /admin sends the browser to sign in', async () => {
     const res = await (await import('supertest')).default(server.url).get('/admin');
     expect(res.status).to.equal(303);
@@ -191,12 +201,7 @@ describe('organizations: admin console', () => {
   });
 
   it('deletes an organization once its name is typed again: its domain is free again, its admins see it in their activity', async () => {
-    const admin = await signIn();
-    const org = await createOrg(admin.agent, 'Acme');
-    const orgId = org.split('/').pop()!;
-    const { id, txtValue } = await addDomain(admin.agent, org, 'acme.test');
-    dns.txt.set('acme.test', [[txtValue]]);
-    expect((await post(admin.agent, `${org}/domains`, `${org}/domains/${id}/verify`)).status).to.equal(303);
+    const { admin, org, orgId, id } = await acmeWithVerifiedDomain();
 
     const settings = await admin.agent.get(`${org}/settings`);
     expect(settings.text).to.contain('Its domains are removed: another organization could verify them.').and.to.contain('Type <strong>Acme</strong> to confirm');
@@ -241,12 +246,7 @@ describe('organizations: admin console', () => {
   });
 
   it('does not delete an organization that manages accounts, and says why', async () => {
-    const admin = await signIn();
-    const org = await createOrg(admin.agent, 'Acme');
-    const orgId = org.split('/').pop()!;
-    const { id, txtValue } = await addDomain(admin.agent, org, 'acme.test');
-    dns.txt.set('acme.test', [[txtValue]]);
-    expect((await post(admin.agent, `${org}/domains`, `${org}/domains/${id}/verify`)).status).to.equal(303);
+    const { admin, org, orgId, id } = await acmeWithVerifiedDomain();
     const worker = await createAccount(server.registry, { email: 'worker@acme.test' });
     await server.registry.organizations.managedAccounts.claim(admin.id, orgId, id);
     const claimed = await server.registry.db.query('SELECT 1 FROM account_managers WHERE account_id = $1 AND organization_id = $2', [worker.id, orgId]);
