@@ -7,7 +7,7 @@ import type { Clock } from '../shared/clock.ts';
 import { displayText } from '../shared/display-text.ts';
 import { newId } from '../shared/ids.ts';
 import type { Throttle } from '../identity/throttle.ts';
-import type { SecurityEvents } from '../identity/security-events.ts';
+import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts';
 import { normalizeDomain, normalizeDomainSyntax, type DomainProblem } from './domain-name.ts';
 import type { AdminAudit, AuditEventView, AuditMeta } from './admin-audit.ts';
 import { instructionsFor, newVerificationToken, type CheckProblem, type CheckResult, type DomainVerifier, type VerificationMethod } from './domain-verification.ts';
@@ -200,7 +200,7 @@ export function createOrganizationService(deps: {
      * (append-only, decision 0029) with the deletion as its last record, and each admin's
      * security activity records it too.
      */
-    async remove(actorId: string, organizationId: string, meta: AuditMeta = {}): Promise<
+    async remove(actorId: string, organizationId: string, meta: RequestMeta = {}): Promise<
       { ok: true; name: string } | { ok: false; problem: AccessProblem | 'organization.manages_accounts' }
     > {
       const access = await authorize(actorId, organizationId, 'admin');

@@ -100,14 +100,20 @@ function detailText(detail: Record<string, unknown>): string {
 function eventView(e: AuditEventView) {
   // "accepted the invitation of" their own address: the sentence ends with the action.
   const self = e.action === 'admin.left' || (e.action === 'invitation.accepted' && e.targetLabel === e.actorEmail);
+  // A rename reads "renamed the organization from <old> to <new>": the old name is part of the sentence.
+  const { from, ...detail } = e.detail ?? {};
+  const renamedFrom = e.action === 'organization.renamed' && typeof from === 'string' ? from : undefined;
+  const rest = renamedFrom === undefined ? e.detail : detail;
   return {
     id: e.id,
     when: when(e.at),
     actor: e.actorEmail ?? (e.actorId ? e.actorId : 'Lanyard'),
-    what: self && e.action === 'invitation.accepted' ? 'accepted the invitation' : ACTION_LABELS[e.action as OrganizationAction] ?? e.action,
+    what: self && e.action === 'invitation.accepted' ? 'accepted the invitation'
+      : renamedFrom !== undefined ? `renamed the organization from ${renamedFrom} to`
+      : ACTION_LABELS[e.action as OrganizationAction] ?? e.action,
     action: e.action,
     target: self ? '' : e.targetLabel ?? e.targetId ?? '',
-    detail: e.detail ? detailText(e.detail) : '',
+    detail: rest ? detailText(rest) : '',
   };
 }
 
@@ -387,7 +393,8 @@ export function adminRoutes(deps: {
     const base = await shell(ctx, ctx.params.organizationId!, 'settings');
     // The name typed again: a deliberate act, not a stray click (compared as the name is stored).
     if (input.confirm.normalize('NFC').trim() !== base.organization.name) return settingsPage(ctx, 400, {}, { problem: 'delete', code: 'organization.confirm_name' });
-    const result = await organizations.remove(me(ctx), base.organization.id, meta(ctx));
+    // The whole request's meta: the admins' security activity shows the device too.
+    const result = await organizations.remove(me(ctx), base.organization.id, requestMeta(ctx));
     if (!result.ok) {
       if (HIDDEN.has(result.problem)) return notFound();
       return settingsPage(ctx, 409, {}, { problem: 'delete', code: result.problem });

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountService } from '../../identity/accounts.ts';
 import type { Reauthentication } from '../../identity/reauthentication.ts';
-import type { SecurityEvents, SecurityEventView } from '../../identity/security-events.ts';
+import type { SecurityEvents, SecurityEventType, SecurityEventView } from '../../identity/security-events.ts';
 import type { Throttle } from '../../identity/throttle.ts';
 import { throttled } from '../throttled.ts';
 import { BUSY, isBusy } from '../busy.ts';
@@ -21,9 +21,13 @@ import { settingsKit } from './gate.ts';
 import { privilegedSession } from './privileged-session.ts';
 import { confirmCodeInput, disableTwoStepInput, passwordOnlyInput } from './schema.ts';
 import { displayTime } from '../../shared/display-time.ts';
+import { flashMessages } from '../../http/flash.ts';
 
-/** How each audit event reads in "Recent security activity". */
-const DESCRIPTIONS: Record<string, string> = {
+/**
+ * How each audit event reads in "Recent security activity": every type has its words (a missing
+ * one fails the type check), some with what the event's details add.
+ */
+const DESCRIPTIONS: Record<SecurityEventType, string | ((detail: Record<string, unknown>) => string)> = {
   'login.succeeded': 'Logged in',
   'login.failed': 'Failed login',
   logout: 'Logged out',
@@ -38,12 +42,15 @@ const DESCRIPTIONS: Record<string, string> = {
   'grant.revoked': 'App access removed',
   'account.closed': 'Account closed',
   'account.deactivated': 'Account deactivated',
+  'trello.linked': 'Trello account linked',
+  'identity.linked': (d) => (d.provider === 'google' ? 'Google sign-in linked' : d.provider === 'sso' ? 'Company sign-in linked' : 'Sign-in linked'),
+  'login.retired_email': (d) => `Login tried with a retired address${typeof d.tried === 'string' ? ` (${d.tried})` : ''}`,
   'organization.account_updated': 'Your organization’s admin changed your name or address',
   'organization.account_deactivated': 'Your organization’s admin deactivated the account',
   'organization.account_reactivated': 'Your organization’s admin reactivated the account',
   'organization.account_deletion_scheduled': 'Your organization’s admin deleted the account (erased after a grace period)',
   'organization.account_deletion_cancelled': 'Your organization’s admin cancelled the account’s deletion',
-  'organization.deleted': 'An organization you were an admin of was deleted',
+  'organization.deleted': (d) => (typeof d.organization === 'string' ? `The organization ${d.organization}, which you were an admin of, was deleted` : 'An organization you were an admin of was deleted'),
 };
 
 const REASONS: Record<string, string> = {
@@ -54,10 +61,14 @@ const REASONS: Record<string, string> = {
   second_step_failed: 'wrong two-step code',
 };
 
-export function describeEvent(event: SecurityEventView): { what: string; when: string; where: string } {
+/** One event in words; `apps` names the clients (an app's name, not its id). */
+export function describeEvent(event: SecurityEventView, apps: ReadonlyMap<string, string> = new Map()): { what: string; when: string; where: string } {
   const reason = event.reason ? REASONS[event.reason] ?? event.reason : undefined;
+  const words = DESCRIPTIONS[event.type as SecurityEventType] ?? event.type;
+  const what = typeof words === 'function' ? words(event.detail ?? {}) : words;
+  const app = event.clientId ? apps.get(event.clientId) ?? event.clientId : undefined;
   return {
-    what: `${DESCRIPTIONS[event.type] ?? event.type}${reason ? ` (${reason})` : ''}${event.clientId ? ` — ${event.clientId}` : ''}`,
+    what: `${what}${reason ? ` (${reason})` : ''}${app ? ` — ${app}` : ''}`,
     when: displayTime(event.at),
     where: [describeDevice(event.userAgent), event.ip].filter(Boolean).join(', '),
   };
@@ -78,19 +89,25 @@ export function securityRoutes(deps: {
   reauthentication: Reauthentication;
   box: SecretBox;
   now: () => number;
+  /** The registered clients' names by id, for the activity list. */
+  appNames: () => Promise<ReadonlyMap<string, string>>;
 }) {
   const { twoStep, events, throttle } = deps;
   const { page, signedIn, account, nav, login } = settingsKit(deps);
   const { confirmView, sensitive, statusOf } = privilegedSession({ reauthentication: deps.reauthentication, throttle, account, login });
   const router = new Router({ prefix: '/account/security' });
+  // A change that succeeded answers 303 to the page (Post/Redirect/Get): reloading it shows the
+  // page again instead of sending the form a second time.
+  const flash = flashMessages({ name: 'lanyard.flash', path: '/account' });
 
   async function overview(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: PageError) {
     const acc = account(ctx);
-    const [state, recent, confirm, confirmOff] = await Promise.all([
+    const [state, recent, confirm, confirmOff, apps] = await Promise.all([
       twoStep.status(acc.id),
       events.page(acc.id, { limit: 15 }),
       confirmView(ctx, '/account/security'),
       confirmView(ctx, '/account/security', 'disable_factor'),
+      deps.appNames(),
     ]);
     page(ctx, status, 'settings/security', {
       title: 'Security',
@@ -103,7 +120,8 @@ export function securityRoutes(deps: {
       confirm,
       confirmOff,
       enabledAt: state.enabledAt ? displayTime(state.enabledAt) : undefined,
-      events: recent.events.map(describeEvent),
+      events: recent.events.map((e) => describeEvent(e, apps)),
+      hasPassword: Boolean(acc.password_hash),
       ...extra,
     }, error);
   }
@@ -128,7 +146,7 @@ export function securityRoutes(deps: {
     page(ctx, 200, 'settings/recovery-codes', { title, ...nav(ctx, 'security'), codes, download: recoveryCodesFile(account(ctx).email, codes) });
   }
 
-  router.get('/', signedIn, (ctx) => overview(ctx, 200));
+  router.get('/', signedIn, (ctx) => overview(ctx, 200, { disabled: flash.take(ctx).done === 'two_step_off' }));
 
   router.post('/two-step/start', signedIn, async (ctx) => {
     // A stolen session alone must not be able to put its own authenticator on the account: a
@@ -219,7 +237,9 @@ export function securityRoutes(deps: {
     if (passwordGate) await throttle.succeeded('password', acc.email);
     if (codeGate) await throttle.succeeded('second-step', acc.id);
     ctx.state.log?.info({ accountId: acc.id }, 'two-step verification turned off');
-    await overview(ctx, 200, { disabled: true });
+    flash.set(ctx, { done: 'two_step_off' });
+    ctx.status = 303;
+    ctx.redirect('/account/security');
   });
 
   return router;

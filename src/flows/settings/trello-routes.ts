@@ -14,6 +14,7 @@ import { sealedCookie } from '../../http/sealed-cookie.ts';
 import { settingsKit } from './gate.ts';
 import { trelloLoginInput } from './schema.ts';
 import { displayTime } from '../../shared/display-time.ts';
+import { flashMessages } from '../../http/flash.ts';
 
 /**
  * Settings → Trello (docs/flows/trello-migration.md, path 3): a signed-in person links their
@@ -28,6 +29,8 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
   const { linking, throttle, box } = deps;
   const { page, signedIn, account, nav } = settingsKit(deps);
   const router = new Router({ prefix: '/account/trello' });
+  // The link made answers 303 to the page (Post/Redirect/Get): a reload does not post again.
+  const flash = flashMessages({ name: 'lanyard.flash', path: '/account' });
   const seal = (ctx: Context) => `trello_link:${ctx.state.sessionUid as string}`;
   const reviewCookie = sealedCookie<{ memberId: string }>(box, deps.now, { name: COOKIE, ttlSeconds: 600 });
 
@@ -37,7 +40,7 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
     page(ctx, status, 'settings/trello', { title: 'Trello', ...nav(ctx, 'trello'), member, linkedAt, retired: member ? await linking.retiredOf(account(ctx).id) : [], login: '', ...extra }, error);
   }
 
-  router.get('/', signedIn, (ctx) => overview(ctx, 200));
+  router.get('/', signedIn, (ctx) => overview(ctx, 200, { linkedNow: flash.take(ctx).done === 'trello_linked' }));
 
   router.post('/', signedIn, async (ctx) => {
     const input = parseForm(ctx, trelloLoginInput);
@@ -77,7 +80,9 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
     const result = await linking.link({ memberId: pending.memberId, email: account(ctx).email, method: 'manual', existingAccountId: account(ctx).id }, requestMeta(ctx));
     if (!result.ok) return overview(ctx, result.problem === 'trello.already_linked' ? 409 : 400, {}, result.problem);
     ctx.state.log?.info({ accountId: account(ctx).id, memberId: pending.memberId }, 'trello account linked from settings');
-    await overview(ctx, 200, { linkedNow: true });
+    flash.set(ctx, { done: 'trello_linked' });
+    ctx.status = 303;
+    ctx.redirect('/account/trello');
   });
 
   // Linking cannot be undone: no form offers it, and asking for it gets a clear refusal.

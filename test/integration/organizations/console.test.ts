@@ -183,8 +183,8 @@ describe('organizations: admin console', () => {
     const after = await admin.agent.get(`${org}/settings`);
     expect(after.text).to.contain('The organization is now called Acme Europe.');
     expect((await admin.agent.get('/admin')).text).to.contain('Acme Europe');
-    expect((await admin.agent.get(`${org}/audit`)).text).to.contain('renamed the organization to <span class="small">(from: Acme)</span></td><td>Acme Europe</td>');
-    expect((await admin.agent.get(org)).text).to.contain('renamed the organization to Acme Europe');
+    expect((await admin.agent.get(`${org}/audit`)).text).to.contain('renamed the organization from Acme to</td><td>Acme Europe</td>');
+    expect((await admin.agent.get(org)).text).to.contain('renamed the organization from Acme to Acme Europe');
 
     // The same name again changes nothing and records nothing.
     const same = await post(admin.agent, `${org}/settings`, `${org}/name`, { name: 'Acme Europe' });
@@ -235,7 +235,8 @@ describe('organizations: admin console', () => {
     }
     expect((refused as { code?: string } | undefined)?.code).to.equal('23503');
     const activity = await admin.agent.get('/account/security');
-    expect(activity.text).to.contain('An organization you were an admin of was deleted');
+    expect(activity.text).to.contain('The organization Acme, which you were an admin of, was deleted');
+    expect(activity.text, 'the device is named').not.to.match(/was deleted[^<]*Unknown device/);
 
     // The domain is free: another organization verifies it.
     const other = await signIn();
@@ -408,7 +409,7 @@ describe('organizations: admin console', () => {
       const admin = await signIn();
       const org = await createOrg(admin.agent);
       const onlyOne = await admin.agent.get(`${org}/leave`);
-      expect(onlyOne.text).to.contain('only admin, so this can’t be done');
+      expect(onlyOne.text).to.contain('You’re the only admin of Acme, so you can’t leave it').and.to.contain(`href="${org}/settings">delete the organization</a>`);
       expect(onlyOne.text).not.to.contain(`action="${org}/leave"`);
       const forced = await admin.agent.post(`${org}/leave`).type('form').send({ _csrf: csrfFrom((await admin.agent.get(`${org}/admins`)).text) });
       expect(forced.status).to.equal(409);

@@ -163,8 +163,8 @@ describe('settings: privileged sessions (re-authentication by any allowed method
     expect(asked.text).to.contain('Turn off two-step verification?').and.contain('Your password alone will sign you in').and.contain('name="confirmed" value="yes"');
     expect((await server.registry.twoStep.status(account.id)).enabled, 'the first click changes nothing').to.equal(true);
     const off = await agent.post('/account/security/two-step/disable').type('form').send({ _csrf: csrfFrom(asked.text), confirmed: 'yes' });
-    expect(off.status).to.equal(200);
-    expect(off.text).to.contain('Two-step verification is off.');
+    expect(off.status).to.equal(303);
+    expect((await agent.get(off.headers.location!)).text).to.contain('Two-step verification is off.');
     expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(false);
 
     // On again, from a session whose login was one factor (it was off then).
@@ -179,7 +179,7 @@ describe('settings: privileged sessions (re-authentication by any allowed method
     expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(true);
     now += 30_000;
     const both = await submit(other, '/account/security', '/account/security/two-step/disable', { password: PASSWORD, code: await totpAt(again.secret, now) });
-    expect(both.status).to.equal(200);
+    expect(both.status).to.equal(303);
     expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(false);
   });
 

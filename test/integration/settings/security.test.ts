@@ -109,8 +109,12 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(true);
 
     const off = await post(agent, '/account/security/two-step/disable', { password: PASSWORD, code: await totpAt(secret, now) });
-    expect(off.status).to.equal(200);
-    expect(off.text).to.contain('Two-step verification is off');
+    // Post/Redirect/Get: the page says it once; a reload shows the page, not the form sent again.
+    expect(off.status).to.equal(303);
+    expect(off.headers.location).to.equal('/account/security');
+    const offPage = await agent.get('/account/security');
+    expect(offPage.text).to.contain('Two-step verification is off.').and.to.contain('Your password alone signs you in.');
+    expect((await agent.get('/account/security')).text).not.to.contain('Two-step verification is off.');
     expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(false);
     const db = await testDatabase();
     expect((await db.query('SELECT 1 FROM recovery_codes WHERE account_id = $1', [account.id])).rows).to.have.length(0);
@@ -245,7 +249,9 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(events.at(-1)!.clientId).to.equal(app.clientId); // the first login was for the app
 
     const page = await agent.get('/account/security');
-    expect(page.text).to.contain('Failed login (wrong password)');
+    // Apps by their names, not their ids.
+    expect(page.text).to.contain('Failed login (wrong password) — Lanyard account settings');
+    expect(page.text).to.contain('Logged in — Board Exporter').and.not.to.contain('— lanyard-account');
     expect(page.text).to.contain('Password changed');
     expect(page.text).to.contain('Chrome on Linux');
   });

@@ -38,9 +38,11 @@ describe('legacy Trello accounts: "Update account" from settings, and no unlink 
     expect((await server.registry.trello.linking.findByMemberId(member.id))?.linked_account_id, 'nothing happens before the review is confirmed').to.equal(null);
 
     const linked = await agent.post('/account/trello/link').type('form').send({ _csrf: csrfFrom(review.text) });
-    expect(linked.status).to.equal(200);
-    expect(linked.text).to.contain('Your Trello account is linked');
-    expect(linked.text).to.contain('Linked to the Trello account <strong>hopper</strong>');
+    expect(linked.status).to.equal(303);
+    expect(linked.headers.location).to.equal('/account/trello');
+    const linkedPage = await agent.get('/account/trello');
+    expect(linkedPage.text).to.contain('Your Trello account is linked');
+    expect(linkedPage.text).to.contain('Linked to the Trello account <strong>hopper</strong>');
     const stored = await server.registry.trello.linking.findByMemberId(member.id);
     expect(stored).to.include({ linked_account_id: account.id, linked_by: 'manual' });
     expect(await server.registry.trello.linking.retiredOf(account.id)).to.deep.equal(['hopper@trello-era.example']);
