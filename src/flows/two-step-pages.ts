@@ -12,6 +12,15 @@ export async function qrCodeSvg(uri: string): Promise<string> {
   return QRCode.toString(uri, { type: 'svg', margin: 1, width: 192, errorCorrectionLevel: 'M' });
 }
 
+/**
+ * What views/partials/totp-setup.eta shows of an enrolment: the QR code, the key to type, and the
+ * otpauth:// link itself, which opens the authenticator app on the phone the page is read on (a
+ * phone cannot scan its own screen).
+ */
+export async function totpSetupView(enrolment: { secret: string; uri: string }): Promise<{ secret: string; uri: string; qr: string }> {
+  return { secret: enrolment.secret, uri: enrolment.uri, qr: await qrCodeSvg(enrolment.uri) };
+}
+
 /** A data: URL the "Download" link points at, so the codes never travel again. */
 export function recoveryCodesFile(email: string, codes: string[]): string {
   const text = [

@@ -63,16 +63,16 @@ describe('browser: admin console', function () {
     const txtValue = await page.getByLabel('Value').inputValue();
     expect(txtValue).to.match(/^lanyard-domain-verification=/);
 
-    await page.getByRole('button', { name: 'Verify acme.test now' }).click();
+    await page.getByRole('button', { name: 'Verify now: acme.test' }).click();
     expect(await page.getByRole('alert').textContent()).to.contain('We couldn’t find your token yet');
     expect(await page.locator('#verification-result').textContent()).to.contain('DNS TXT record');
 
     dns.txt.set('acme.test', [[txtValue]]);
-    await page.getByRole('button', { name: 'Verify acme.test now' }).click();
+    await page.getByRole('button', { name: 'Verify now: acme.test' }).click();
     expect(await page.getByRole('status').textContent()).to.contain('Verified');
     expect(await page.locator('#domains').textContent()).to.contain('verified');
     // "Verify now" and "Remove" sit side by side, on one line through their centres.
-    const button = (await page.getByRole('button', { name: 'Verify acme.test now' }).boundingBox())!;
+    const button = (await page.getByRole('button', { name: 'Verify now: acme.test' }).boundingBox())!;
     const remove = (await page.getByRole('link', { name: 'Remove acme.test' }).boundingBox())!;
     expect(Math.abs((button.y + button.height / 2) - (remove.y + remove.height / 2))).to.be.lessThan(2);
     expect(remove.x).to.be.greaterThan(button.x + button.width);
@@ -148,7 +148,7 @@ describe('browser: admin console', function () {
     await page.getByLabel('Domain', { exact: true }).fill('acme.test');
     await page.getByRole('button', { name: 'Add domain' }).click();
     dns.txt.set('acme.test', [[await page.getByLabel('Value').inputValue()]]);
-    await page.getByRole('button', { name: 'Verify acme.test now' }).click();
+    await page.getByRole('button', { name: 'Verify now: acme.test' }).click();
     expect(await page.getByRole('status').textContent()).to.contain('Verified');
 
     // The preview says how many, which, and what happens; then one button claims them.

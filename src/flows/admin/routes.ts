@@ -249,7 +249,7 @@ export function adminRoutes(deps: {
     const result = await organizations.addDomain(me(ctx), ctx.params.organizationId!, input.domain, meta(ctx));
     if (!result.ok) {
       if (HIDDEN.has(result.problem)) return notFound();
-      return domainsPage(ctx, 400, { input: input.domain }, result.problem);
+      return domainsPage(ctx, 400, { input: input.domain, addFailed: true }, result.problem);
     }
     done(ctx, `${orgPath(ctx.params.organizationId!)}/domains#${result.domain.id}`, { added: result.domain.id });
   });

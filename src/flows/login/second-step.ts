@@ -13,7 +13,7 @@ import type { Views } from '../../http/views.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { sealedCookie } from '../../http/sealed-cookie.ts';
-import { qrCodeSvg, recoveryCodesFile } from '../two-step-pages.ts';
+import { recoveryCodesFile, totpSetupView } from '../two-step-pages.ts';
 import { throttled } from '../throttled.ts';
 import type { LoginContext } from './interaction.ts';
 import { secondStepInput } from './schema.ts';
@@ -67,7 +67,7 @@ export function secondStepStrategy(deps: {
     const enrolment = kept ? twoStep.enrolmentFor(account, kept) : await twoStep.startEnrolment(account);
     if ('problem' in enrolment) throw new AppError('interaction.expired', 400);
     if (!kept) enrolCookie.set(ctx, `/interaction/${it.uid}`, sealFor(it.uid), { secret: enrolment.secret });
-    page(ctx, status, 'login/enrol', { title: 'Set up two-step verification', uid: it.uid, clientName: it.clientName, secret: enrolment.secret, qr: await qrCodeSvg(enrolment.uri) }, error);
+    page(ctx, status, 'login/enrol', { title: 'Set up two-step verification', uid: it.uid, clientName: it.clientName, ...(await totpSetupView(enrolment)) }, error);
   }
 
   /** A failed code: counted in the flow, audited. */

@@ -15,6 +15,9 @@ export const changeEmailInput = z.object({
 
 export const passwordOnlyInput = z.object({ password: z.string().max(MAX_PASSWORD_LENGTH * 4).default('') });
 
+/** New recovery codes: the password when asked for, or the confirmation page's answer when nothing is to be typed. */
+export const newRecoveryCodesInput = passwordOnlyInput.extend({ confirmed: z.literal('yes').optional().catch(undefined) });
+
 export const confirmCodeInput = z.object({ code: z.string().max(64).default('') });
 
 export const disableTwoStepInput = z.object({

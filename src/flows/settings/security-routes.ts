@@ -15,11 +15,11 @@ import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
 import { parseForm } from '../../http/validate.ts';
 import { sealedCookie } from '../../http/sealed-cookie.ts';
-import { qrCodeSvg, recoveryCodesFile } from '../two-step-pages.ts';
+import { recoveryCodesFile, totpSetupView } from '../two-step-pages.ts';
 import { describeDevice } from './routes.ts';
 import { settingsKit } from './gate.ts';
 import { privilegedSession } from './privileged-session.ts';
-import { confirmCodeInput, disableTwoStepInput, passwordOnlyInput } from './schema.ts';
+import { confirmCodeInput, disableTwoStepInput, newRecoveryCodesInput, passwordOnlyInput } from './schema.ts';
 import { displayTime } from '../../shared/display-time.ts';
 import { flashMessages } from '../../http/flash.ts';
 
@@ -136,7 +136,7 @@ export function securityRoutes(deps: {
     const secret = keptSecret(ctx);
     if (!secret) return overview(ctx, 400, {}, 'two_step.enrolment_expired');
     const enrolment = twoStep.enrolmentFor(account(ctx), secret);
-    page(ctx, status, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), secret: enrolment.secret, qr: await qrCodeSvg(enrolment.uri) }, error);
+    page(ctx, status, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), ...(await totpSetupView(enrolment)) }, error);
   }
 
   /** A change confirmed by a recent login or the password typed (throttled like at login). */
@@ -157,7 +157,7 @@ export function securityRoutes(deps: {
     const enrolment = await twoStep.startEnrolment(account(ctx));
     if ('problem' in enrolment) return overview(ctx, 409, {}, enrolment.problem);
     enrolCookie.set(ctx, '/account/security', sealFor(ctx), { secret: enrolment.secret });
-    page(ctx, 200, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), secret: enrolment.secret, qr: await qrCodeSvg(enrolment.uri) });
+    page(ctx, 200, 'settings/two-step-enrol', { title: 'Turn on two-step verification', ...nav(ctx, 'security'), ...(await totpSetupView(enrolment)) });
   });
 
   router.post('/two-step/confirm', signedIn, async (ctx) => {
@@ -181,8 +181,14 @@ export function securityRoutes(deps: {
   });
 
   router.post('/recovery-codes', signedIn, async (ctx) => {
-    const input = parseForm(ctx, passwordOnlyInput);
+    const input = parseForm(ctx, newRecoveryCodesInput);
     const acc = account(ctx);
+    // With a recent login nothing is typed: the click first gets a page saying that the codes
+    // kept until now stop working, and only its button makes new ones (as turning two-step off).
+    if (!input.password && !input.confirmed && (await deps.reauthentication.options(acc, login(ctx))).fresh) {
+      if (!(await twoStep.status(acc.id)).enabled) return overview(ctx, 409, {}, 'two_step.not_enabled');
+      return page(ctx, 200, 'settings/recovery-codes-confirm', { title: 'Make new recovery codes', ...nav(ctx, 'security') });
+    }
     const ok = await confirmed(ctx, input.password);
     if (!ok.ok) return overview(ctx, statusOf(ok.problem), {}, ok.problem);
     const codes = await twoStep.regenerateRecoveryCodes(acc, requestMeta(ctx));

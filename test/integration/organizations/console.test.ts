@@ -123,6 +123,8 @@ describe('organizations: admin console', () => {
     const refused = await post(agent, `${org}/domains`, `${org}/domains`, { domain: 'gmail.com' });
     expect(refused.status).to.equal(400);
     expect(refused.text).to.contain('public email provider');
+    // The message sits by the form and is tied to its field.
+    expect(refused.text).to.match(/<h2 class="section">Add a domain<\/h2>\s*<div class="alert"/).and.to.match(/id="domain"[^>]*aria-invalid="true" aria-describedby="form-error"/);
     const malformed = await post(agent, `${org}/domains`, `${org}/domains`, { domain: 'https://acme.test/x' });
     expect(malformed.text).to.contain('That isn’t a domain name');
 

@@ -157,6 +157,18 @@ describe('settings: privileged sessions (re-authentication by any allowed method
     expect(await logInAgain(agent, '/account/login?next=/account/security', { email: account.email, password: PASSWORD, code: () => totpAt(secret, now) })).to.equal('/account/security');
     const page = await agent.get('/account/security');
     expect(page.text).to.contain('Turn off two-step verification').and.not.to.contain('id="off-code"');
+    // New recovery codes with nothing to type ask first too: the codes kept until now stop working.
+    const codes = async () => (await server.registry.db.query<{ code_hash: string }>('SELECT code_hash FROM recovery_codes WHERE account_id = $1 ORDER BY code_hash', [account.id])).rows.map((r) => r.code_hash);
+    const before = await codes();
+    const codesAsked = await submit(agent, '/account/security', '/account/security/recovery-codes', {});
+    expect(codesAsked.status).to.equal(200);
+    expect(codesAsked.text).to.contain('Make new recovery codes?').and.to.contain('The codes you have now stop working at once');
+    expect(await codes(), 'the first click changes nothing').to.deep.equal(before);
+    const made = await agent.post('/account/security/recovery-codes').type('form').send({ _csrf: csrfFrom(codesAsked.text), confirmed: 'yes' });
+    expect(made.status).to.equal(200);
+    expect(made.text.match(/<li><code>[a-z2-9]{5}-[a-z2-9]{5}<\/code><\/li>/g)).to.have.length(10);
+    expect(await codes()).not.to.deep.equal(before);
+
     // Nothing to type, so the click asks first: what turning it off means, and a button that says so.
     const asked = await submit(agent, '/account/security', '/account/security/two-step/disable', {});
     expect(asked.status).to.equal(200);

@@ -53,6 +53,9 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(start.text).to.match(/<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     const secret = /id="manual-key" class="key">([A-Z2-7 ]+)</.exec(start.text)![1]!.replace(/ /g, '');
     expect(secret).to.have.length.of.at.least(32);
+    // On a phone, the same secret opens the authenticator app (the QR code's URI, HTML-escaped).
+    const uri = /href="(otpauth:\/\/totp\/[^"]+)" id="open-authenticator"/.exec(start.text)![1]!.replace(/&amp;/g, '&');
+    expect(new URL(uri).searchParams.get('secret')).to.equal(secret);
 
     const wrong = await agent.post('/account/security/two-step/confirm').type('form').send({ _csrf: csrfFrom(start.text), code: '123456' });
     expect(wrong.status).to.equal(400);

@@ -30,6 +30,7 @@ describe('legacy Trello accounts: "Update account" from settings, and no unlink 
     const wrong = await submit(agent, '/account/trello', '/account/trello', { login: 'hopper', password: 'nope' });
     expect(wrong.status).to.equal(401);
     expect(wrong.text).to.contain('Check your Trello details');
+    expect(wrong.text).to.match(/id="login"[^>]*aria-invalid="true" aria-describedby="form-error"/);
 
     const review = await submit(agent, '/account/trello', '/account/trello', { login: 'HOPPER', password: TRELLO_PASSWORD });
     expect(review.status).to.equal(200);
