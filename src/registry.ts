@@ -79,6 +79,7 @@ import { createOrganizationQueries } from './persistence/queries/organizations.t
 import { createOrganizationDomainQueries } from './persistence/queries/organization-domains.ts';
 import { createAccountManagerQueries, type AccountManagerQueries } from './persistence/queries/account-managers.ts';
 import { createDomainVerifier } from './organizations/domain-verification.ts';
+import { createRelease } from './organizations/release.ts';
 import { createOrganizationService, type OrganizationService } from './organizations/organizations.ts';
 import { createDomainRecheck, type DomainRecheck } from './organizations/domain-recheck.ts';
 import { createManagedAccounts, type ManagedAccounts } from './organizations/managed-accounts.ts';
@@ -450,7 +451,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
 
     const loginFlows = createLoginFlows({ queries: createLoginFlowQueries(db), clock, logger });
     const adminAudit = createAdminAudit({ queries: createOrganizationEventQueries(db), clock });
-    const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp, throttle, organizationsPerAccount: config.organizationsPerAccount, events });
+    const release = createRelease({ managers: accountManagers, outbox, events, issuer: config.issuer });
+    const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp, throttle, organizationsPerAccount: config.organizationsPerAccount, events, release });
     const managedAccounts = createManagedAccounts({
       db,
       accounts: accountQueries,

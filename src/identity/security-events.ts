@@ -34,6 +34,8 @@ export const SECURITY_EVENT_TYPES = [
   'organization.account_deletion_cancelled',
   // An organization this account was an admin of was deleted (src/organizations/organizations.ts).
   'organization.deleted',
+  // The organization that managed the account released it: a domain removed, or the organization deleted (src/organizations/release.ts).
+  'organization.account_released',
 ] as const;
 
 export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number];

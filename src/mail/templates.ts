@@ -28,6 +28,7 @@ export const SUBJECTS = {
   'retired-email-used': 'Log in to Lanyard with <%~ it.email %>',
   'organization-domain-failing': 'A verified domain of your Lanyard organization failed its check',
   'account-managed': 'Your organization now manages your Lanyard account',
+  'account-released': 'Your organization no longer manages your Lanyard account',
   'managed-email-changed': 'Your organization changed your Lanyard email address',
   // The organization's name stays out of the subject: an admin chose it, and it is not ours to put in a notification.
   'organization-invitation': 'You’re invited to be an admin of an organization on Lanyard',

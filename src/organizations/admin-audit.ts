@@ -25,6 +25,7 @@ export const ORGANIZATION_ACTIONS = [
   'admin.left',
   // Managed accounts (src/organizations/managed-accounts.ts, decision 0030).
   'accounts.claimed',
+  'accounts.released',
   'account.updated',
   'account.deactivated',
   'account.reactivated',

@@ -10,6 +10,7 @@ import type { Throttle } from '../identity/throttle.ts';
 import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts';
 import { normalizeDomain, normalizeDomainSyntax, type DomainProblem } from './domain-name.ts';
 import type { AdminAudit, AuditEventView, AuditMeta } from './admin-audit.ts';
+import type { Release } from './release.ts';
 import { instructionsFor, newVerificationToken, type CheckProblem, type CheckResult, type DomainVerifier, type VerificationMethod } from './domain-verification.ts';
 
 /**
@@ -90,6 +91,8 @@ export function createOrganizationService(deps: {
   organizationsPerAccount: number;
   /** An organization's deletion is written to each of its admins' security activity. */
   events: Pick<SecurityEvents, 'record'>;
+  /** Releasing managed accounts, when a domain that manages them is removed or the organization deleted (decision 0078). */
+  release: Release;
 }) {
   const { db, accounts, organizations, domains, verifier, managers, audit, clock } = deps;
   const now = () => new Date(clock.now());
@@ -192,32 +195,41 @@ export function createOrganizationService(deps: {
     },
 
     /**
-     * Deletes the organization (decision 0077): admins only, and only once it manages no account
-     * — releasing managed accounts is a decision of its own that the console does not offer yet,
-     * so deleting never changes an account. (The console asks for the organization's name first.)
+     * Deletes the organization (decision 0077): admins only. An organization that manages
+     * accounts is deleted only when the admin asked to release them (`release`, decision 0078),
+     * in the same transaction. (The console asks for the organization's name first.)
      * Its domains are freed (another organization may verify them), its identity providers and
      * policies stop applying at once, its admins and invitations are gone; the audit trail stays
      * (append-only, decision 0029) with the deletion as its last record, and each admin's
      * security activity records it too.
      */
-    async remove(actorId: string, organizationId: string, meta: RequestMeta = {}): Promise<
-      { ok: true; name: string } | { ok: false; problem: AccessProblem | 'organization.manages_accounts' }
+    async remove(actorId: string, organizationId: string, meta: RequestMeta = {}, options: { release?: boolean } = {}): Promise<
+      { ok: true; name: string; released: number } | { ok: false; problem: AccessProblem | 'organization.manages_accounts' | 'release.deactivated_accounts'; deactivated?: number }
     > {
       const access = await authorize(actorId, organizationId, 'admin');
       if (!access.ok) return access;
-      return db.transaction(async (tx) => {
+      const outcome = await db.transaction(async (tx) => {
         // The row lock waits for a claim in flight (its foreign key holds a share lock on this
         // row) and holds back the next: the count below is the one the deletion acts on.
         if (!(await organizations.lock(tx, organizationId))) return { ok: false as const, problem: 'organization.not_found' as const };
-        if ((await managers.countForOrganization(organizationId, tx)) > 0) return { ok: false as const, problem: 'organization.manages_accounts' as const };
+        let released = 0;
+        if ((await managers.countForOrganization(organizationId, tx)) > 0) {
+          if (!options.release) return { ok: false as const, problem: 'organization.manages_accounts' as const };
+          const result = await deps.release.release(tx, { organizationId, organizationName: access.name }, meta);
+          if (!result.ok) return result;
+          released = result.released;
+          await audit.record(tx, organizationId, { action: 'accounts.released', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name, detail: { released } }, meta);
+        }
         const admins = await organizations.members(organizationId, 'admin', tx);
         await organizations.markDeleted(tx, organizationId, now());
         await audit.record(tx, organizationId, { action: 'organization.deleted', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name }, meta);
         for (const admin of admins) {
           await deps.events.record({ type: 'organization.deleted', accountId: admin.account_id, detail: { organizationId, organization: access.name, by: actorId } }, meta, tx);
         }
-        return { ok: true as const, name: access.name };
+        return { ok: true as const, name: access.name, released };
       });
+      if (outcome.ok && outcome.released) deps.release.kick();
+      return outcome;
     },
 
     /**
@@ -318,24 +330,46 @@ export function createOrganizationService(deps: {
     },
 
     /**
-     * Removes a domain and its token. A domain that manages accounts is not removed here:
-     * releasing them is its own decision, with its own page, and comes with claiming (decision
-     * 0028: nothing is released without someone deciding it).
+     * Removes a domain and its token. A domain that manages accounts is removed only when the
+     * admin asked to release them (`release`, decision 0078: nothing is released without someone
+     * deciding it, 0028): in one transaction, the accounts released (each told), then the domain.
      */
-    async removeDomain(actorId: string, organizationId: string, domainId: string, meta: AuditMeta = {}): Promise<
-      { ok: true; domain: DomainView } | { ok: false; problem: AccessProblem | 'domain.not_found' | 'domain.manages_accounts' }
+    async removeDomain(actorId: string, organizationId: string, domainId: string, meta: RequestMeta = {}, options: { release?: boolean } = {}): Promise<
+      { ok: true; domain: DomainView; released: number } | { ok: false; problem: AccessProblem | 'domain.not_found' | 'domain.manages_accounts' | 'release.deactivated_accounts'; deactivated?: number }
     > {
       const access = await authorize(actorId, organizationId, 'admin');
       if (!access.ok) return access;
       const row = await domainOf(organizationId, domainId);
       if (!row) return { ok: false, problem: 'domain.not_found' };
-      if ((await managers.countForDomain(row.id)) > 0) return { ok: false, problem: 'domain.manages_accounts' };
-      const removed = await db.transaction(async (tx) => {
+      const outcome = await db.transaction(async (tx) => {
+        // The organization's row: a claim through this domain waits, and what is released is what is counted.
+        if (!(await organizations.lock(tx, organizationId))) return { ok: false as const, problem: 'domain.not_found' as const };
+        let released = 0;
+        if ((await managers.countForDomain(row.id, tx)) > 0) {
+          if (!options.release) return { ok: false as const, problem: 'domain.manages_accounts' as const };
+          const result = await deps.release.release(tx, { organizationId, organizationName: access.name, domainId: row.id, domain: row.domain }, meta);
+          if (!result.ok) return result;
+          released = result.released;
+          await audit.record(tx, organizationId, { action: 'accounts.released', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { released } }, meta);
+        }
         const gone = await domains.remove(tx, organizationId, row.id);
-        if (gone) await audit.record(tx, organizationId, { action: 'domain.removed', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { state: row.state } }, meta);
-        return gone;
+        if (!gone) return { ok: false as const, problem: 'domain.not_found' as const };
+        await audit.record(tx, organizationId, { action: 'domain.removed', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { state: row.state } }, meta);
+        return { ok: true as const, domain: domainView(gone), released };
       });
-      return removed ? { ok: true, domain: domainView(removed) } : { ok: false, problem: 'domain.not_found' };
+      if (outcome.ok && outcome.released) deps.release.kick();
+      return outcome;
+    },
+
+    /**
+     * What removing a domain (`domainId`) or deleting the organization would release: how many
+     * managed accounts, how many of them deactivated (which block it, decision 0078).
+     */
+    async releasePreview(actorId: string, organizationId: string, domainId?: string): Promise<{ ok: true; managed: number; deactivated: number } | { ok: false; problem: AccessProblem | 'domain.not_found' }> {
+      const access = await authorize(actorId, organizationId, 'admin');
+      if (!access.ok) return access;
+      if (domainId !== undefined && !(await domainOf(organizationId, domainId))) return { ok: false, problem: 'domain.not_found' };
+      return { ok: true, ...(await deps.release.counts({ organizationId, organizationName: access.name, domainId })) };
     },
 
     /** The organization's admins, oldest first. */

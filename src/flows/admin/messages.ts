@@ -7,7 +7,7 @@ import { describeWait, type Message } from '../../http/messages.ts';
 const MESSAGES: Record<string, Message> = {
   'organization.name_invalid': { title: 'Check the name', text: 'Give the organization a name of 1 to 100 characters, with something visible and no invisible formatting characters (zero-width spaces, direction overrides).' },
   'organization.confirm_name': { title: 'Type the name to confirm', text: 'To delete the organization, type its name exactly as shown.' },
-  'organization.manages_accounts': { title: 'This organization manages accounts', text: 'Deleting it would release them, which isn’t possible here yet. Delete those accounts first, or contact support.' },
+  'organization.manages_accounts': { title: 'This organization manages accounts', text: 'Deleting it releases them: confirm that below.' },
   'account.inactive': { title: 'This account can’t do that', text: 'Your account is not active. Sign in again, or contact support.' },
   'domain.empty': { title: 'Enter a domain', text: 'Enter the domain your organization’s addresses use, like example.com.' },
   'domain.malformed': { title: 'That isn’t a domain name', text: 'Enter a domain name only, like example.com — no https://, path, port or @.' },
@@ -18,7 +18,8 @@ const MESSAGES: Record<string, Message> = {
   'domain.public_suffix': { title: 'This domain can’t be claimed', text: 'It is a public suffix (like co.uk or github.io): anyone can register names under it, so no organization can own it. Enter your own domain, like example.co.uk.' },
   'domain.taken': { title: 'Another organization holds this domain', text: 'It was verified by another organization. If yours owns it, contact support.' },
   'domain.limit': { title: 'Too many domains', text: 'An organization can have at most 50 domains. Remove one you no longer need first.' },
-  'domain.manages_accounts': { title: 'This domain manages accounts', text: 'Accounts on it are managed by your organization; removing it would release them, which isn’t possible here yet.' },
+  'domain.manages_accounts': { title: 'This domain manages accounts', text: 'Accounts on it are managed by your organization: removing the domain releases them. Confirm that below.' },
+  'release.deactivated_accounts': { title: 'Some of these accounts are deactivated', text: 'Released, nobody could reactivate them: not their owners, not your organization. Reactivate or delete them first.' },
   'verification.wrong_token': { title: 'We found another token', text: 'A verification record or file is there, but it holds a different token. Publish the token shown below and try again.' },
   'verification.dns_error': { title: 'The DNS lookup failed', text: 'The domain’s DNS servers didn’t answer properly. Try again in a few minutes.' },
   'verification.not_found': { title: 'We couldn’t find your token yet', text: 'Neither the TXT record nor the file is there yet. DNS changes can take a while to show; try again later.' },

@@ -22,7 +22,7 @@ import type { Message } from '../../http/messages.ts';
 import { managedAccountPages, type ConsoleKit } from './managed-accounts.ts';
 import { policyPages } from './policies.ts';
 import type { AuthenticationPolicies } from '../../organizations/authentication-policies.ts';
-import { addDomainInput, createOrganizationInput, deleteOrganizationInput, inviteInput } from './schema.ts';
+import { addDomainInput, createOrganizationInput, deleteOrganizationInput, inviteInput, releaseInput } from './schema.ts';
 import { displayTime } from '../../shared/display-time.ts';
 
 /**
@@ -52,6 +52,7 @@ const ACTION_LABELS: Record<OrganizationAction, string> = {
   'admin.removed': 'removed the admin',
   'admin.left': 'left the organization',
   'accounts.claimed': 'claimed the accounts of the domain',
+  'accounts.released': 'released the managed accounts of',
   'account.updated': 'edited the account',
   'account.deactivated': 'deactivated the account',
   'account.reactivated': 'reactivated the account',
@@ -178,7 +179,7 @@ export function adminRoutes(deps: {
   /** A refusal's words: a code, or a wait message already made (adminWaitMessage). */
   const messageOf = (error: string | Message) => (typeof error === 'string' ? adminMessage(error) : error);
 
-  const homeNotices = (outcome: Record<string, string>) => ({ left: outcome.left, deleted: outcome.deleted });
+  const homeNotices = (outcome: Record<string, string>) => ({ left: outcome.left, deleted: outcome.deleted, released: outcome.released });
 
   const homePage = async (ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: string | Message) => {
     const mine = await organizations.listFor(me(ctx));
@@ -237,6 +238,7 @@ export function adminRoutes(deps: {
       focus: outcome.added ?? outcome.verified,
       verified: outcome.verified,
       removed: outcome.removed,
+      released: outcome.released,
       input: '',
       ...extra,
     }, error ? messageOf(error) : undefined);
@@ -266,20 +268,24 @@ export function adminRoutes(deps: {
 
   async function removeDomainPage(ctx: Context, status: number, error?: string) {
     const base = await shell(ctx, ctx.params.organizationId!, 'domains');
-    const found = await organizations.domainState(me(ctx), base.organization.id, ctx.params.domainId!);
-    if (!found.ok) return notFound();
-    page(ctx, status, 'admin/remove-domain', { title: `Remove ${found.domain.domain}`, ...base, domain: found.domain }, error ? messageOf(error) : undefined);
+    const [found, preview] = await Promise.all([
+      organizations.domainState(me(ctx), base.organization.id, ctx.params.domainId!),
+      organizations.releasePreview(me(ctx), base.organization.id, ctx.params.domainId!),
+    ]);
+    if (!found.ok || !preview.ok) return notFound();
+    page(ctx, status, 'admin/remove-domain', { title: `Remove ${found.domain.domain}`, ...base, domain: found.domain, managed: preview.managed, deactivated: preview.deactivated }, error ? messageOf(error) : undefined);
   }
 
   router.get('/organizations/:organizationId/domains/:domainId/remove', signedIn, (ctx) => removeDomainPage(ctx, 200));
 
   router.post('/organizations/:organizationId/domains/:domainId/remove', signedIn, async (ctx) => {
-    const result = await organizations.removeDomain(me(ctx), ctx.params.organizationId!, ctx.params.domainId!, meta(ctx));
+    const input = parseForm(ctx, releaseInput);
+    const result = await organizations.removeDomain(me(ctx), ctx.params.organizationId!, ctx.params.domainId!, requestMeta(ctx), { release: input.release === 'yes' });
     if (!result.ok) {
       if (HIDDEN.has(result.problem)) return notFound();
       return removeDomainPage(ctx, 409, result.problem);
     }
-    done(ctx, `${orgPath(ctx.params.organizationId!)}/domains`, { removed: result.domain.domain });
+    done(ctx, `${orgPath(ctx.params.organizationId!)}/domains`, { removed: result.domain.domain, ...(result.released ? { released: String(result.released) } : {}) });
   });
 
   // ---- Admins and invitations ----------------------------------------------------------------
@@ -363,12 +369,13 @@ export function adminRoutes(deps: {
 
   async function settingsPage(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: { problem: 'rename' | 'delete'; code: string }) {
     const base = await shell(ctx, ctx.params.organizationId!, 'settings');
-    const board = await organizations.dashboard(me(ctx), base.organization.id);
-    if (!board.ok) return notFound();
+    const preview = await organizations.releasePreview(me(ctx), base.organization.id);
+    if (!preview.ok) return notFound();
     page(ctx, status, 'admin/settings', {
       title: `Settings · ${base.organization.name}`,
       ...base,
-      managedAccounts: board.managedAccounts,
+      managedAccounts: preview.managed,
+      deactivatedAccounts: preview.deactivated,
       renamed: flash.take(ctx).renamed === '1',
       name: base.organization.name,
       problem: error?.problem,
@@ -394,13 +401,13 @@ export function adminRoutes(deps: {
     // The name typed again: a deliberate act, not a stray click (compared as the name is stored).
     if (input.confirm.normalize('NFC').trim() !== base.organization.name) return settingsPage(ctx, 400, {}, { problem: 'delete', code: 'organization.confirm_name' });
     // The whole request's meta: the admins' security activity shows the device too.
-    const result = await organizations.remove(me(ctx), base.organization.id, requestMeta(ctx));
+    const result = await organizations.remove(me(ctx), base.organization.id, requestMeta(ctx), { release: input.release === 'yes' });
     if (!result.ok) {
       if (HIDDEN.has(result.problem)) return notFound();
       return settingsPage(ctx, 409, {}, { problem: 'delete', code: result.problem });
     }
-    ctx.state.log?.info({ organizationId: base.organization.id, accountId: me(ctx) }, 'organization deleted');
-    done(ctx, '/admin', { deleted: result.name });
+    ctx.state.log?.info({ organizationId: base.organization.id, accountId: me(ctx), released: result.released }, 'organization deleted');
+    done(ctx, '/admin', { deleted: result.name, ...(result.released ? { released: String(result.released) } : {}) });
   });
 
   // ---- Audit log -----------------------------------------------------------------------------

@@ -13,5 +13,8 @@ export const editAccountInput = z.object({ name: z.string().max(400).default('')
 /** A confirmed bulk action: the accounts' ids, space-separated (counted and bounded by the route). */
 export const bulkInput = z.object({ action: z.enum(['deactivate', 'reactivate', 'delete']), ids: z.string().max(20_000).default('') });
 
-/** Deleting an organization: its name, typed again (compared by the route). */
-export const deleteOrganizationInput = z.object({ confirm: z.string().max(400).default('') });
+/** Removing a domain or deleting an organization that manages accounts: `release=yes` releases them (decision 0078). */
+export const releaseInput = z.object({ release: z.string().max(10).default('') });
+
+/** Deleting an organization: its name, typed again (compared by the route), and the release when it manages accounts. */
+export const deleteOrganizationInput = releaseInput.extend({ confirm: z.string().max(400).default('') });

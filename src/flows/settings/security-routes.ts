@@ -50,6 +50,7 @@ const DESCRIPTIONS: Record<SecurityEventType, string | ((detail: Record<string, 
   'organization.account_reactivated': 'Your organization’s admin reactivated the account',
   'organization.account_deletion_scheduled': 'Your organization’s admin deleted the account (erased after a grace period)',
   'organization.account_deletion_cancelled': 'Your organization’s admin cancelled the account’s deletion',
+  'organization.account_released': (d) => (typeof d.organization === 'string' ? `${d.organization} no longer manages the account` : 'Your organization no longer manages the account'),
   'organization.deleted': (d) => (typeof d.organization === 'string' ? `The organization ${d.organization}, which you were an admin of, was deleted` : 'An organization you were an admin of was deleted'),
 };
 

@@ -165,13 +165,46 @@ export function createAccountManagerQueries(db: Queryable) {
       await tx.query(`DELETE FROM account_managers WHERE account_id = $1 AND kind = 'trello_enterprise'`, [accountId]);
     },
 
+    /**
+     * What releasing would act on: the organization's managed accounts (those of one domain
+     * when `domainId` is given), not erased, counted by state. `deactivated` leaves out those
+     * with a deletion date (they are erased as scheduled either way).
+     */
+    async releaseCounts(scope: { organizationId: string; domainId?: string | undefined }, tx: Queryable = db): Promise<{ managed: number; deactivated: number }> {
+      const { rows } = await tx.query<{ managed: number; deactivated: number }>(
+        `SELECT count(*)::int AS managed, count(*) FILTER (WHERE a.status = 'deactivated' AND a.delete_after IS NULL)::int AS deactivated
+         FROM account_managers m JOIN accounts a ON a.id = m.account_id
+         WHERE m.kind = 'organization' AND m.organization_id = $1 AND ($2::text IS NULL OR m.domain_id = $2) AND a.erased_at IS NULL`,
+        [scope.organizationId, scope.domainId ?? null],
+      );
+      return rows[0]!;
+    },
+
+    /**
+     * Releases the organization's managed accounts (of one domain when `domainId` is given), in
+     * one statement inside the caller's transaction: their rows go (and, by the trigger of
+     * migration 0024, their policy assignments); returns the accounts released, by address.
+     */
+    async release(tx: Queryable, scope: { organizationId: string; domainId?: string | undefined }): Promise<ManagedAccountRow[]> {
+      const { rows } = await tx.query<ManagedAccountRow>(
+        `WITH released AS (
+           DELETE FROM account_managers m
+           WHERE m.kind = 'organization' AND m.organization_id = $1 AND ($2::text IS NULL OR m.domain_id = $2)
+           RETURNING m.account_id
+         )
+         SELECT ${MANAGED} FROM accounts a JOIN released r ON r.account_id = a.id WHERE a.erased_at IS NULL ORDER BY lower(a.email)`,
+        [scope.organizationId, scope.domainId ?? null],
+      );
+      return rows;
+    },
+
     async countForOrganization(organizationId: string, tx: Queryable = db): Promise<number> {
       const { rows } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM account_managers WHERE organization_id = $1', [organizationId]);
       return rows[0]!.n;
     },
 
-    async countForDomain(domainId: string): Promise<number> {
-      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM account_managers WHERE domain_id = $1', [domainId]);
+    async countForDomain(domainId: string, tx: Queryable = db): Promise<number> {
+      const { rows } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM account_managers WHERE domain_id = $1', [domainId]);
       return rows[0]!.n;
     },
   };

@@ -59,15 +59,19 @@ export function createOrganizationQueries(db: Queryable) {
 
     /**
      * Deletes what is only the organization's own: its authentication policies (their
-     * assignments cascade), identity providers (their domain links cascade), domains, admins and
+     * assignments cascade), identity providers (their domain links cascade, and the accounts'
+     * links to them), domains, admins and
      * invitations; the organization's row stays, marked deleted, with its audit trail (migration
      * 0029). One statement per table, in the order the foreign keys need; the caller's
-     * transaction makes them one change. The caller has locked the row and seen that it manages
-     * no account: `account_managers` has no ON DELETE action, so an account still managed fails
-     * the transaction rather than being released by it.
+     * transaction makes them one change. The caller has locked the row and released the accounts
+     * it managed (decision 0078): `account_managers` has no ON DELETE action, so an account still
+     * managed fails the transaction rather than being released silently.
      */
     async markDeleted(tx: Queryable, id: string, now: Date): Promise<boolean> {
       await tx.query('DELETE FROM authentication_policies WHERE organization_id = $1', [id]);
+      // The links of people's accounts to its identity providers go with those providers: a
+      // connector's id is never reused, so they could never match again (and say nothing now).
+      await tx.query('DELETE FROM account_identities WHERE provider IN (SELECT id FROM connectors WHERE organization_id = $1)', [id]);
       await tx.query('DELETE FROM connectors WHERE organization_id = $1', [id]);
       await tx.query('DELETE FROM organization_domains WHERE organization_id = $1', [id]);
       await tx.query('DELETE FROM organization_members WHERE organization_id = $1', [id]);

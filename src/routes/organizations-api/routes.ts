@@ -12,7 +12,7 @@ import { identityEncodingOnly } from '../../http/input-guards.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import { actorOf, bearerWithScope } from './bearer-scope.ts';
 import { apiError, type ServiceProblem } from './errors.ts';
-import { accountsExportQuery, accountsQuery, accountUpdate, auditQuery, domainInput, invitationInput, noQuery, organizationUpdate, pageQuery, parseBody, parseQuery } from './schema.ts';
+import { accountsExportQuery, accountsQuery, accountUpdate, auditQuery, domainInput, invitationInput, noQuery, organizationUpdate, releaseQuery, pageQuery, parseBody, parseQuery } from './schema.ts';
 
 export interface OrganizationsApiDeps {
   sessions: Pick<BrowserSessions, 'bearer'>;
@@ -33,6 +33,9 @@ function ok<R extends { ok: true } | { ok: false; problem: ServiceProblem }>(res
   }
   return result as Extract<R, { ok: true }>;
 }
+
+/** A refused release says how many deactivated accounts stand in its way. */
+const released = (failed: { deactivated?: number }) => (failed.deactivated === undefined ? {} : { deactivated: failed.deactivated });
 
 const idPart = (value: string) => value.replace(/[^A-Za-z0-9_-]/g, '');
 
@@ -93,10 +96,10 @@ export function organizationsApiRoutes(deps: OrganizationsApiDeps): Router {
 
   // Deleting needs no confirmation here: the console asks for the name, a client asks its user.
   router.delete('/:organizationId', async (ctx) => {
-    parseQuery(ctx, noQuery);
-    ok(await organizations.remove(me(ctx), org(ctx), meta(ctx)));
-    ctx.state.log?.info({ organizationId: org(ctx), accountId: me(ctx) }, 'organization deleted');
-    ctx.status = 204;
+    const { release } = parseQuery(ctx, releaseQuery);
+    const removed = ok(await organizations.remove(me(ctx), org(ctx), meta(ctx), { release: release === 'true' }), released);
+    ctx.state.log?.info({ organizationId: org(ctx), accountId: me(ctx), released: removed.released }, 'organization deleted');
+    json(ctx, 200, { deleted: true, released: removed.released });
   });
 
   // ---- Domains ---------------------------------------------------------------------------------
@@ -127,7 +130,9 @@ export function organizationsApiRoutes(deps: OrganizationsApiDeps): Router {
   });
 
   router.delete('/:organizationId/domains/:domainId', async (ctx) => {
-    json(ctx, 200, { domain: ok(await organizations.removeDomain(me(ctx), org(ctx), ctx.params.domainId!, meta(ctx))).domain });
+    const { release } = parseQuery(ctx, releaseQuery);
+    const removed = ok(await organizations.removeDomain(me(ctx), org(ctx), ctx.params.domainId!, meta(ctx), { release: release === 'true' }), released);
+    json(ctx, 200, { domain: removed.domain, released: removed.released });
   });
 
   // Claiming: GET is the preview (nothing changes), POST claims.

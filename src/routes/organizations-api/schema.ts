@@ -37,6 +37,9 @@ export const noQuery = z.strictObject({});
 
 export const domainInput = z.strictObject({ domain: z.string().max(1000) });
 
+/** Removing a domain or deleting an organization: `release=true` releases the accounts it manages (decision 0078). */
+export const releaseQuery = z.strictObject({ release: z.enum(['true', 'false']).optional() });
+
 export const organizationUpdate = z.strictObject({ name: z.string().max(1000) });
 
 export const invitationInput = z.strictObject({ email: z.string().max(1000) });

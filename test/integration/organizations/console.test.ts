@@ -248,22 +248,67 @@ describe('organizations: admin console', () => {
     expect((await post(other.agent, `${otherOrg}/domains`, `${otherOrg}/domains/${again.id}/verify`)).status).to.equal(303);
   });
 
-  it('does not delete an organization that manages accounts, and says why', async () => {
-    const { admin, org, orgId, id } = await acmeWithVerifiedDomain();
-    const worker = await createAccount(server.registry, { email: 'worker@acme.test' });
-    await server.registry.organizations.managedAccounts.claim(admin.id, orgId, id);
-    const claimed = await server.registry.db.query('SELECT 1 FROM account_managers WHERE account_id = $1 AND organization_id = $2', [worker.id, orgId]);
-    expect(claimed.rows, 'the account on the domain is managed').to.have.length(1);
-
-    const settings = await admin.agent.get(`${org}/settings`);
-    expect(settings.text).to.contain('id="delete-blocked"').and.not.to.contain(`action="${org}/delete"`);
-    // The form is not there, and the server refuses the request anyway.
-    const forced = await admin.agent.post(`${org}/delete`).type('form').send({ _csrf: csrfFrom(settings.text), confirm: 'Acme' });
-    expect(forced.status).to.equal(409);
-    expect(forced.text).to.contain('This organization manages accounts');
-    expect((await admin.agent.get(org)).status).to.equal(200);
+  /** Accounts at acme.test, claimed by the organization. */
+  async function managedWorkers(admin: { id: string }, orgId: string, domainId: string, emails: string[]) {
+    const workers = [];
+    for (const email of emails) workers.push(await createAccount(server.registry, { email }));
+    await server.registry.organizations.managedAccounts.claim(admin.id, orgId, domainId);
     const managed = await server.registry.db.query('SELECT 1 FROM account_managers WHERE organization_id = $1', [orgId]);
-    expect(managed.rows).to.have.length(1);
+    expect(managed.rows, 'the accounts on the domain are managed').to.have.length(emails.length);
+    return workers;
+  }
+  const managedBy = async (orgId: string) => (await server.registry.db.query('SELECT account_id FROM account_managers WHERE organization_id = $1', [orgId])).rows;
+
+  it('removes a domain that manages accounts only when the admin releases them, and tells each owner (decision 0078)', async () => {
+    const { admin, org, orgId, id } = await acmeWithVerifiedDomain();
+    const [worker] = await managedWorkers(admin, orgId, id, ['worker@acme.test']);
+    const confirm = await admin.agent.get(`${org}/domains/${id}/remove`);
+    expect(confirm.text).to.contain('id="release-effects"').and.to.contain('Release 1 account and remove acme.test').and.to.contain('name="release" value="yes"');
+    // Without the release, the domain stays and so does the account's manager.
+    const refused = await admin.agent.post(`${org}/domains/${id}/remove`).type('form').send({ _csrf: csrfFrom(confirm.text) });
+    expect(refused.status).to.equal(409);
+    expect(refused.text).to.contain('This domain manages accounts');
+    expect(await managedBy(orgId)).to.have.length(1);
+
+    const removed = await admin.agent.post(`${org}/domains/${id}/remove`).type('form').send({ _csrf: csrfFrom(confirm.text), release: 'yes' });
+    expect(removed.status).to.equal(303);
+    expect((await admin.agent.get(`${org}/domains`)).text).to.contain('acme.test was removed. 1 account was released; each owner was told by email.');
+    expect(await managedBy(orgId)).to.have.length(0);
+    await deliver();
+    const mail = await smtp.lastTo('worker@acme.test', 'Your organization no longer manages your Lanyard account');
+    expect(mail.text).to.contain('Acme has removed acme.test').and.to.contain('/password/forgot');
+    const events = await server.registry.events.page(worker!.id, { limit: 5 });
+    expect(events.events.map((e) => e.type)).to.include('organization.account_released');
+    expect((await admin.agent.get(`${org}/audit`)).text).to.contain('released the managed accounts of');
+  });
+
+  it('deletes an organization that manages accounts only when none is deactivated, releasing them all', async () => {
+    const { admin, org, orgId, id } = await acmeWithVerifiedDomain();
+    const [ada, bob] = await managedWorkers(admin, orgId, id, ['ada@acme.test', 'bob@acme.test']);
+    expect((await server.registry.organizations.managedAccounts.deactivate(admin.id, orgId, bob!.id)).ok).to.equal(true);
+
+    const blocked = await admin.agent.get(`${org}/settings`);
+    expect(blocked.text).to.contain('id="delete-blocked"').and.to.contain('1 of them deactivated').and.not.to.contain(`action="${org}/delete"`);
+    // The form is not there, and the server refuses the request anyway.
+    const forced = await admin.agent.post(`${org}/delete`).type('form').send({ _csrf: csrfFrom(blocked.text), confirm: 'Acme', release: 'yes' });
+    expect(forced.status).to.equal(409);
+    expect(forced.text).to.contain('Some of these accounts are deactivated');
+    expect((await admin.agent.get(org)).status).to.equal(200);
+    expect(await managedBy(orgId)).to.have.length(2);
+
+    expect((await server.registry.organizations.managedAccounts.reactivate(admin.id, orgId, bob!.id)).ok).to.equal(true);
+    const settings = await admin.agent.get(`${org}/settings`);
+    expect(settings.text).to.contain('id="release-effects"').and.to.contain('The 2 accounts it manages are released');
+    const withoutRelease = await admin.agent.post(`${org}/delete`).type('form').send({ _csrf: csrfFrom(settings.text), confirm: 'Acme' });
+    expect(withoutRelease.status).to.equal(409);
+    expect(withoutRelease.text).to.contain('This organization manages accounts');
+    const deleted = await admin.agent.post(`${org}/delete`).type('form').send({ _csrf: csrfFrom(settings.text), confirm: 'Acme', release: 'yes' });
+    expect(deleted.status).to.equal(303);
+    expect((await admin.agent.get('/admin')).text).to.contain('Acme was deleted. 2 accounts were released; each owner was told by email.');
+    expect(await managedBy(orgId)).to.have.length(0);
+    await deliver();
+    expect((await smtp.lastTo('ada@acme.test', 'Your organization no longer manages your Lanyard account')).text).to.contain('Acme has closed its organization');
+    expect((await server.registry.accounts.findById(ada!.id))?.status).to.equal('active');
   });
 
   it('answers 404 to anyone but the organization’s admins, for pages and actions alike', async () => {

@@ -595,7 +595,7 @@ describe('organizations: management API', () => {
       expect((await api(token, 'PATCH', `/${org.id}`, { name: 'x', extra: 1 })).status).to.equal(400);
     });
 
-    it('deletes it (DELETE, 204), refuses while it manages accounts (409), and frees its domain', async () => {
+    it('deletes it (DELETE, 200), releasing the accounts it manages only with release=true, and frees its domain', async () => {
       const { admin, org, token } = await adminWithOrg('Short Lived');
       const domain = `gone-${unique()}.test`;
       const domainId = await verifiedDomain(token, org.id, domain);
@@ -604,22 +604,47 @@ describe('organizations: management API', () => {
       const refused = await api(token, 'DELETE', `/${org.id}`);
       expect(refused.status).to.equal(409);
       expect(refused.body.error).to.equal('organization.manages_accounts');
+      expect((await api(token, 'DELETE', `/${org.id}?release=maybe`)).status, 'release is true or false').to.equal(400);
 
-      // Once it manages none (released here by hand: neither the console nor the API releases yet).
-      await server.registry.db.query('DELETE FROM account_managers WHERE account_id = $1', [worker.id]);
+      // A deactivated account stands in the way: released, nobody could reactivate it.
+      expect((await api(token, 'POST', `/${org.id}/accounts/${worker.id}/deactivate`)).status).to.equal(200);
+      const blocked = await api(token, 'DELETE', `/${org.id}?release=true`);
+      expect(blocked.status).to.equal(409);
+      expect(blocked.body).to.include({ error: 'release.deactivated_accounts', deactivated: 1 });
+      expect((await api(token, 'POST', `/${org.id}/accounts/${worker.id}/reactivate`)).status).to.equal(200);
+
       const stranger = await adminWithOrg('Stranger');
-      expect((await api(stranger.token, 'DELETE', `/${org.id}`)).status, 'another organization’s admin').to.equal(404);
-      const deleted = await api(token, 'DELETE', `/${org.id}`);
-      expect(deleted.status, deleted.text).to.equal(204);
+      expect((await api(stranger.token, 'DELETE', `/${org.id}?release=true`)).status, 'another organization’s admin').to.equal(404);
+      const deleted = await api(token, 'DELETE', `/${org.id}?release=true`);
+      expect(deleted.status, deleted.text).to.equal(200);
+      expect(deleted.body).to.deep.equal({ deleted: true, released: 1 });
       expect((await api(token, 'GET', `/${org.id}`)).status).to.equal(404);
       expect((await api(token, 'DELETE', `/${org.id}`)).status, 'deleting twice').to.equal(404);
       expect((await api(token, 'GET', '')).body.organizations).to.deep.equal([]);
+      expect((await events(org.id)).map((e) => e.action).slice(-2)).to.deep.equal(['accounts.released', 'organization.deleted']);
       expect((await events(org.id)).at(-1)).to.deep.include({ action: 'organization.deleted', actor_id: admin.id });
+      expect((await server.registry.db.query('SELECT 1 FROM account_managers WHERE account_id = $1', [worker.id])).rows).to.have.length(0);
 
       // The domain is free for another organization.
       const added = await api(stranger.token, 'POST', `/${stranger.org.id}/domains`, { domain });
       dns.txt.set(domain, [[added.body.domain.instructions.txtValue]]);
       expect((await api(stranger.token, 'POST', `/${stranger.org.id}/domains/${added.body.domain.id}/verify`)).status).to.equal(200);
+    });
+
+    it('removes a domain that manages accounts with release=true (200, how many released)', async () => {
+      const { org, token } = await adminWithOrg('Shrinking');
+      const domain = `shrink-${unique()}.test`;
+      const domainId = await verifiedDomain(token, org.id, domain);
+      await createAccount(server.registry, { email: `one@${domain}` });
+      await createAccount(server.registry, { email: `two@${domain}` });
+      // Created on a verified domain, both are managed from their first statement.
+      expect((await api(token, 'GET', `/${org.id}/accounts`)).body.accounts).to.have.length(2);
+      expect((await api(token, 'DELETE', `/${org.id}/domains/${domainId}`)).body.error).to.equal('domain.manages_accounts');
+      const removed = await api(token, 'DELETE', `/${org.id}/domains/${domainId}?release=true`);
+      expect(removed.status, removed.text).to.equal(200);
+      expect(removed.body).to.deep.include({ released: 2 });
+      expect(removed.body.domain).to.include({ id: domainId, domain });
+      expect((await api(token, 'GET', `/${org.id}/accounts`)).body.accounts).to.deep.equal([]);
     });
   });
 
