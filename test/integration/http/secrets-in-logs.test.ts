@@ -104,7 +104,13 @@ describe('secrets never reach logs, outbox subjects or error pages', () => {
     const start = await submit(signedIn, '/account/security', '/account/security/two-step/start', { password: PASSWORD });
     const totpSecret = /id="manual-key" class="key">([A-Z2-7 ]+)</.exec(start.text)![1]!.replace(/ /g, '');
     keep('TOTP secret', totpSecret);
-    refused(await signedIn.post('/account/security/two-step/confirm').type('form').send({ _csrf: csrfFrom(start.text), code: '000000' }));
+    // A wrong first code answers the enrolment page again (400), which shows its owner the secret
+    // being enrolled by design — the QR code, the key, the otpauth:// link — and nothing else of
+    // it is an error page: the scan takes it without that one secret.
+    const wrongCode = await signedIn.post('/account/security/two-step/confirm').type('form').send({ _csrf: csrfFrom(start.text), code: '000000' });
+    expect(wrongCode.status).to.equal(400);
+    expect(wrongCode.text).to.contain('id="manual-key"');
+    refused({ status: wrongCode.status, text: wrongCode.text.replaceAll(totpSecret, '').replace(/id="manual-key" class="key">[A-Z2-7 ]+</, '') });
     const enrolCode = await totpAt(totpSecret, now);
     keep('TOTP code at enrolment', enrolCode);
     const enrolled = await signedIn.post('/account/security/two-step/confirm').type('form').send({ _csrf: csrfFrom(start.text), code: enrolCode });
