@@ -229,9 +229,9 @@ export function trelloMigrationStrategy(deps: {
           const { flow, account } = await loadOffer(it);
           const input = parseForm(ctx, passwordOnlyInput);
           const data = { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: account.email };
-          // Throttled like a password, per the account's address: the person behind this form has
-          // just proven the account, and the candidates are the members sharing that address. The
-          // step's first hash: a full hashing answers this form again (decision 0063).
+          // Throttled like the Trello password in Settings → Trello, under the same subject (the
+          // account's address, decision 0076). The step's first hash: a full hashing answers this
+          // form again (decision 0063).
           const t = await unlessBusy(ctx, () => throttled(ctx, throttle, { scope: 'password', subject: `trello:${account.email.toLowerCase()}` },
             async () => linking.matchLegacyPassword(await linking.candidatesFor(account.email, { verifiedOnly: true }), input.password, { first: true }), (m) => (m ? 'passed' : 'failed')));
           if ('problem' in t) return page(ctx, 503, 'login/trello-offer', data, t.problem);

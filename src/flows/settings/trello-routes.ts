@@ -45,16 +45,20 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
   router.post('/', signedIn, async (ctx) => {
     const input = parseForm(ctx, trelloLoginInput);
     if (await linking.findByAccountId(account(ctx).id)) return overview(ctx, 409, {}, 'trello.account_has_member');
-    // Counted per member, not per login typed (decision 0076): a member answers to its username
-    // and to each of its addresses, and each of those must not bring its own allowance of
-    // guesses. A login that names no member is counted as typed, like an unknown address at the
-    // login page. The lookup runs either way, before the reservation, so the time tells nothing.
-    const named = await linking.findByLogin(input.login);
-    const subject = named ? `trello-member:${named.member_id}` : `trello:${input.login.trim().toLowerCase()}`;
+    // Counted per signed-in account, whatever login is typed (decision 0076): a member answers
+    // to its username and each of its addresses, and none of them brings an allowance of its
+    // own; nor does a wait reached through one login show on the member's other logins (which a
+    // per-member counter would, telling whose they are). The same subject as the link offer at
+    // login (src/flows/login/trello-migration.ts): one allowance per account for both.
+    const subject = `trello:${account(ctx).email.toLowerCase()}`;
     // The Trello password is this form's first hash: a full hashing answers the form again, 503
     // with Retry-After, the attempt given back (decision 0063).
     const guarded = await unlessBusy(ctx, () => throttled(ctx, throttle, { scope: 'password', subject }, async () => {
-      // Checked whether or not the login names a member (a decoy then): the time must not tell.
+      const found = await linking.findByLogin(input.login);
+      // A linked member's old password is checked like none (a decoy): it is the password of an
+      // account now, and this form must not become a second place to guess it.
+      const named = found?.linked_account_id ? undefined : found;
+      // Checked whether or not the login names a member that can be linked: the time must not tell.
       const right = await linking.checkLegacyPassword(named, input.password, { first: true });
       return named && right ? named : undefined;
     }, (member) => (member ? 'passed' : 'failed')));
@@ -62,7 +66,6 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
     if (guarded.refused) return overview(ctx, 429, { login: input.login }, guarded.error);
     const member = guarded.result;
     if (!member) return overview(ctx, 401, { login: input.login }, guarded.orWait('trello.credentials'));
-    if (member.linked_account_id) return overview(ctx, 409, {}, 'trello.already_linked');
     reviewCookie.set(ctx, '/account/trello', seal(ctx), { memberId: member.member_id });
     const keep = account(ctx).email.toLowerCase();
     page(ctx, 200, 'settings/trello-review', {

@@ -98,7 +98,7 @@ describe('legacy Trello accounts: "Update account" from settings, and no unlink 
     expect(compared[1]).to.be.a('string');
   });
 
-  it('counts wrong Trello passwords per member, whichever of its logins is typed (decision 0076)', async () => {
+  it('counts wrong Trello passwords per signed-in account, whichever login is typed, and shows no member’s wait to another account (decision 0076)', async () => {
     const strict = await startTestServer({ overrides: { throttle: { freeAttempts: 2, baseDelaySeconds: 2, maxDelaySeconds: 60, windowSeconds: 3600 } } });
     try {
       const account = await createAccount(strict.registry, { email: 'guesser@example.com' });
@@ -106,17 +106,35 @@ describe('legacy Trello accounts: "Update account" from settings, and no unlink 
       await importLegacy(strict.registry, [legacyMember({ username: 'turing', emails: [{ address: 'turing@trello-era.example', verified: true, primary: true }, { address: 'alan@trello-era.example', verified: true }] })]);
       expect((await submit(agent, '/account/trello', '/account/trello', { login: 'turing', password: 'guess 1' })).status).to.equal(401);
       expect((await submit(agent, '/account/trello', '/account/trello', { login: 'turing@trello-era.example', password: 'guess 2' })).status).to.equal(401);
-      // The member's third login brings no allowance of its own: the third guess waits.
+      // The member's third login brings no allowance of its own, nor does a login of nobody's.
       const third = await submit(agent, '/account/trello', '/account/trello', { login: 'ALAN@trello-era.example', password: 'guess 3' });
       expect(third.status).to.equal(429);
       expect(third.headers['retry-after']).to.equal('2');
-      // Even the right password waits, under any of its logins.
-      expect((await submit(agent, '/account/trello', '/account/trello', { login: 'TURING', password: TRELLO_PASSWORD })).status).to.equal(429);
-      // A login that names no member is counted as typed: the member's wait does not reach it.
-      expect((await submit(agent, '/account/trello', '/account/trello', { login: 'nobody-at-all', password: 'guess' })).status).to.equal(401);
+      expect((await submit(agent, '/account/trello', '/account/trello', { login: 'nobody-at-all', password: 'guess' })).status).to.equal(429);
+      // Another account is not held back by this one's failures: the wait names no member, so it
+      // cannot tell which logins are one member's.
+      const other = await createAccount(strict.registry, { email: 'other@example.com' });
+      const { agent: otherAgent } = await signInToAccount(strict.url, other.email);
+      expect((await submit(otherAgent, '/account/trello', '/account/trello', { login: 'alan@trello-era.example', password: 'guess' })).status).to.equal(401);
     } finally {
       await strict.close();
     }
+  });
+
+  it('answers a linked member’s old password like a wrong one: this form is no place to guess an account’s password', async () => {
+    const owner = await createAccount(server.registry, { email: 'owner@example.com' });
+    const member = legacyMember({ username: 'linkedone', emails: [{ address: 'linkedone@trello-era.example', verified: true, primary: true }] });
+    await importLegacy(server.registry, [member]);
+    const linked = await server.registry.trello.linking.link({ memberId: member.id, email: owner.email, method: 'manual', existingAccountId: owner.id }, {});
+    expect(linked.ok).to.equal(true);
+    const someone = await createAccount(server.registry, { email: 'someone@example.com' });
+    const { agent } = await signInToAccount(server.url, someone.email);
+    const right = await submit(agent, '/account/trello', '/account/trello', { login: 'linkedone', password: TRELLO_PASSWORD });
+    const wrong = await submit(agent, '/account/trello', '/account/trello', { login: 'linkedone', password: 'not it' });
+    expect(right.status).to.equal(401);
+    expect(wrong.status).to.equal(401);
+    const alert = (text: string) => /<div class="alert"[\s\S]*?<\/div>/.exec(text)?.[0];
+    expect(alert(right.text)).to.equal(alert(wrong.text));
   });
 
   it('refuses a replayed or foreign review', async () => {
