@@ -48,6 +48,13 @@ export interface RequestMeta {
   clientId?: string | null | undefined;
 }
 
+/**
+ * The meta of an event written to another person's activity (an admin acted on their account, an
+ * organization was deleted by a co-admin): the request id and the client, not the actor's
+ * address or browser — those are the actor's, and the page would show them as the owner's own.
+ */
+export const aboutOthers = (meta: RequestMeta): RequestMeta => ({ requestId: meta.requestId, clientId: meta.clientId });
+
 export interface SecurityEvent {
   type: SecurityEventType;
   accountId?: string | null | undefined;

@@ -9,7 +9,7 @@ import { DOMAIN_COLUMNS, type DomainRow, type OrganizationDomainQueries } from '
 import type { Outbox } from '../mail/outbox.ts';
 import type { Clock } from '../shared/clock.ts';
 import { normalizeEmail } from '../identity/email-address.ts';
-import type { RequestMeta, SecurityEvents, SecurityEventType } from '../identity/security-events.ts';
+import { aboutOthers, type RequestMeta, type SecurityEvents, type SecurityEventType } from '../identity/security-events.ts';
 import type { AccessProblem, OrganizationService } from './organizations.ts';
 import type { AdminAudit, OrganizationAction } from './admin-audit.ts';
 
@@ -122,7 +122,7 @@ export function createManagedAccounts(deps: {
     await deps.audit.record(tx, entry.organizationId, { action, actorId: entry.actorId, targetType: entry.target.type, targetId: entry.target.id, targetLabel: entry.target.label.slice(0, 320), detail: entry.detail }, meta);
     const accountEvent = ACCOUNT_EVENTS[action];
     if (accountEvent && entry.target.type === 'account') {
-      await deps.events.record({ type: accountEvent, accountId: entry.target.id, detail: { actorId: entry.actorId, organizationId: entry.organizationId, ...entry.detail } }, meta, tx);
+      await deps.events.record({ type: accountEvent, accountId: entry.target.id, detail: { actorId: entry.actorId, organizationId: entry.organizationId, ...entry.detail } }, aboutOthers(meta), tx);
     }
   }
 

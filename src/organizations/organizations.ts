@@ -7,7 +7,7 @@ import type { Clock } from '../shared/clock.ts';
 import { displayText } from '../shared/display-text.ts';
 import { newId } from '../shared/ids.ts';
 import type { Throttle } from '../identity/throttle.ts';
-import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts';
+import { aboutOthers, type RequestMeta, type SecurityEvents } from '../identity/security-events.ts';
 import { normalizeDomain, normalizeDomainSyntax, type DomainProblem } from './domain-name.ts';
 import type { AdminAudit, AuditEventView, AuditMeta } from './admin-audit.ts';
 import type { Release } from './release.ts';
@@ -224,7 +224,8 @@ export function createOrganizationService(deps: {
         await organizations.markDeleted(tx, organizationId, now());
         await audit.record(tx, organizationId, { action: 'organization.deleted', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name }, meta);
         for (const admin of admins) {
-          await deps.events.record({ type: 'organization.deleted', accountId: admin.account_id, detail: { organizationId, organization: access.name, by: actorId } }, meta, tx);
+          // The actor's own activity shows where it was done from; the other admins' do not.
+          await deps.events.record({ type: 'organization.deleted', accountId: admin.account_id, detail: { organizationId, organization: access.name, by: actorId } }, admin.account_id === actorId ? meta : aboutOthers(meta), tx);
         }
         return { ok: true as const, name: access.name, released };
       });

@@ -2,7 +2,7 @@ import { domainToUnicode } from 'node:url';
 import type { Queryable } from '../persistence/db.ts';
 import type { AccountManagerQueries } from '../persistence/queries/account-managers.ts';
 import type { Outbox } from '../mail/outbox.ts';
-import type { RequestMeta, SecurityEvents } from '../identity/security-events.ts';
+import { aboutOthers, type RequestMeta, type SecurityEvents } from '../identity/security-events.ts';
 
 /**
  * Releasing managed accounts (decision 0078): what removing a domain that manages accounts, or
@@ -41,7 +41,7 @@ export function createRelease(deps: {
       const released = await deps.managers.release(tx, scope);
       const domain = scope.domain ? domainToUnicode(scope.domain) || scope.domain : undefined;
       for (const account of released) {
-        await deps.events.record({ type: 'organization.account_released', accountId: account.id, detail: { organizationId: scope.organizationId, organization: scope.organizationName, ...(scope.domainId ? { domainId: scope.domainId } : {}) } }, meta, tx);
+        await deps.events.record({ type: 'organization.account_released', accountId: account.id, detail: { organizationId: scope.organizationId, organization: scope.organizationName, ...(scope.domainId ? { domainId: scope.domainId } : {}) } }, aboutOthers(meta), tx);
         // An account being deleted is erased on its date: no mail about a future it does not have.
         if (account.status !== 'active') continue;
         await deps.outbox.enqueue(tx, {

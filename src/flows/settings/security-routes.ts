@@ -71,7 +71,8 @@ export function describeEvent(event: SecurityEventView, apps: ReadonlyMap<string
   return {
     what: `${what}${reason ? ` (${reason})` : ''}${app ? ` — ${app}` : ''}`,
     when: displayTime(event.at),
-    where: [describeDevice(event.userAgent), event.ip].filter(Boolean).join(', '),
+    // An event about someone else's action (an admin's) carries neither: nothing to say then.
+    where: [event.userAgent ? describeDevice(event.userAgent) : '', event.ip].filter(Boolean).join(', '),
   };
 }
 
@@ -210,7 +211,8 @@ export function securityRoutes(deps: {
     // A recent login at two factors needs nothing typed, so one click would turn it off: that
     // click first gets a page that says what turning it off means, and only its button (which
     // says so) does it. A password and code typed are that decision already.
-    if (off.fresh && !input.password && !input.code && !input.confirmed) {
+    // A code of blanks is no code (the service trims it too): it does not stand for the decision.
+    if (off.fresh && !input.password && !input.code.trim() && !input.confirmed) {
       if (!(await twoStep.status(acc.id)).enabled) return overview(ctx, 409, {}, 'two_step.not_enabled');
       return page(ctx, 200, 'settings/two-step-disable', { title: 'Turn off two-step verification', ...nav(ctx, 'security'), hasPassword: Boolean(acc.password_hash) });
     }
@@ -218,7 +220,7 @@ export function securityRoutes(deps: {
     // counted too: it must not become a way to reset the code counter). Nothing typed, nothing
     // guessed: a recent login at two factors alone turns it off. Two counters around one check
     // is the one sequence `throttled` (src/flows/throttled.ts) does not take; it stays spelled out.
-    const codeGate = input.code ? await throttle.attempt('second-step', acc.id, ctx.ip) : undefined;
+    const codeGate = input.code.trim() ? await throttle.attempt('second-step', acc.id, ctx.ip) : undefined;
     if (codeGate && !codeGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, codeGate.retryAfterSeconds));
     const passwordGate = input.password ? await throttle.attempt('password', acc.email, ctx.ip) : undefined;
     if (passwordGate && !passwordGate.ok) return overview(ctx, 429, {}, waitMessage(ctx, passwordGate.retryAfterSeconds));

@@ -511,10 +511,11 @@ describe('organizations: management API', () => {
         expect(e.detail).to.include({ clientId: firstParty.clientId });
       }
       // The account's own trail names the client too.
-      const own = await server.registry.db.query<{ type: string; client_id: string }>(`SELECT type, client_id FROM security_events WHERE account_id = $1 AND type LIKE 'organization.%' ORDER BY id`, [ada.id]);
+      // …but not the admin's address or browser: the owner's page would show them as the owner's own.
+      const own = await server.registry.db.query<{ type: string; client_id: string; ip: string | null; user_agent: string | null }>(`SELECT type, client_id, ip, user_agent FROM security_events WHERE account_id = $1 AND type LIKE 'organization.%' ORDER BY id`, [ada.id]);
       expect(own.rows).to.deep.equal([
-        { type: 'organization.account_deactivated', client_id: firstParty.clientId },
-        { type: 'organization.account_reactivated', client_id: firstParty.clientId },
+        { type: 'organization.account_deactivated', client_id: firstParty.clientId, ip: null, user_agent: null },
+        { type: 'organization.account_reactivated', client_id: firstParty.clientId, ip: null, user_agent: null },
       ]);
     });
 

@@ -174,6 +174,11 @@ describe('settings: privileged sessions (re-authentication by any allowed method
     expect(asked.status).to.equal(200);
     expect(asked.text).to.contain('Turn off two-step verification?').and.contain('Your password alone will sign you in').and.contain('name="confirmed" value="yes"');
     expect((await server.registry.twoStep.status(account.id)).enabled, 'the first click changes nothing').to.equal(true);
+    // A code of blanks is nothing typed: the same question, nothing changed.
+    const blank = await submit(agent, '/account/security', '/account/security/two-step/disable', { code: ' \t' });
+    expect(blank.status).to.equal(200);
+    expect(blank.text).to.contain('Turn off two-step verification?');
+    expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(true);
     const off = await agent.post('/account/security/two-step/disable').type('form').send({ _csrf: csrfFrom(asked.text), confirmed: 'yes' });
     expect(off.status).to.equal(303);
     expect((await agent.get(off.headers.location!)).text).to.contain('Two-step verification is off.');
