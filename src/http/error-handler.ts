@@ -11,11 +11,19 @@ import type { Views } from './views.ts';
  */
 const UNSTORABLE_INPUT = new Set(['22021', '22P05']);
 
+/**
+ * The database's refusal to attach anything to a deleted organization (migration 0029's trigger,
+ * its own SQLSTATE): an admin's action that raced the deletion. The organization is gone — the
+ * answer every other request about it gets, 404.
+ */
+const ORGANIZATION_DELETED = 'LY404';
+
 /** Maps anything thrown below to an AppError without leaking internals (the management API's error answers use it too). */
 export function normalise(err: unknown): AppError {
   if (isAppError(err)) return err;
   const e = err as { status?: number; statusCode?: number; type?: string; expose?: boolean; code?: unknown };
   if (typeof e.code === 'string' && UNSTORABLE_INPUT.has(e.code)) return new AppError('request.invalid_characters', 400, { cause: err });
+  if (e.code === ORGANIZATION_DELETED) return new AppError('request.not_found', 404, { cause: err });
   const status = e.status ?? e.statusCode;
   // The database did not answer (reached through the engine's models): retry later, not a bug.
   if (status === 503) return new AppError('server.unavailable', 503, { cause: err, expose: false });

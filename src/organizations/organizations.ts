@@ -185,10 +185,14 @@ export function createOrganizationService(deps: {
       if (!cleaned.ok) return { ok: false, problem: 'organization.name_invalid' };
       const name = cleaned.value;
       if (name !== access.name) {
-        await db.transaction(async (tx) => {
+        const renamed = await db.transaction(async (tx) => {
+          // Under the row's lock: a deletion in flight finishes first, and a deleted organization is not renamed.
+          if (!(await organizations.lock(tx, organizationId))) return false;
           await organizations.rename(tx, organizationId, name);
           await audit.record(tx, organizationId, { action: 'organization.renamed', actorId, targetType: 'organization', targetId: organizationId, targetLabel: name, detail: { from: access.name } }, meta);
+          return true;
         });
+        if (!renamed) return { ok: false, problem: 'organization.not_found' };
       }
       const row = (await organizations.find(organizationId))!;
       return { ok: true, organization: { id: row.id, name: row.name, role: access.role, createdAt: row.created_at }, changed: name !== access.name };
@@ -221,8 +225,9 @@ export function createOrganizationService(deps: {
           await audit.record(tx, organizationId, { action: 'accounts.released', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name, detail: { released } }, meta);
         }
         const admins = await organizations.members(organizationId, 'admin', tx);
-        await organizations.markDeleted(tx, organizationId, now());
+        // The trail's last record, written while the organization still takes one (migration 0029).
         await audit.record(tx, organizationId, { action: 'organization.deleted', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name }, meta);
+        await organizations.markDeleted(tx, organizationId, now());
         for (const admin of admins) {
           // The actor's own activity shows where it was done from; the other admins' do not.
           await deps.events.record({ type: 'organization.deleted', accountId: admin.account_id, detail: { organizationId, organization: access.name, by: actorId } }, admin.account_id === actorId ? meta : aboutOthers(meta), tx);

@@ -7,8 +7,10 @@
  * and CSV exports; format characters, among them the bidirectional overrides and isolates
  * U+202A–U+202E and U+2066–U+2069 that make text read backwards (CVE-2021-42574, "Trojan
  * Source"), zero-width spaces and the byte-order mark; private-use, unassigned and lone
- * surrogates), and text with nothing visible in it (only white space, or the blank letters that
- * fonts draw as nothing, U+3164 HANGUL FILLER and the like).
+ * surrogates); the letters and marks that fonts draw as nothing — the Hangul fillers U+115F,
+ * U+1160, U+3164 and U+FFA0, U+034F COMBINING GRAPHEME JOINER, U+2800 BRAILLE PATTERN BLANK —
+ * anywhere, since inside a name they make it look exactly like another ("a\u034Fb" reads "ab");
+ * and text with nothing visible in it (only white space).
  *
  * Two format characters are part of how some languages are written: ZERO WIDTH NON-JOINER and
  * ZERO WIDTH JOINER inside a word (Persian, Indic scripts; RFC 5892 Appendix A.1–A.2 allows them
@@ -22,8 +24,8 @@ const JOINER_IN_WORD = /(?<=[\p{L}\p{M}])[\u200C\u200D](?=[\p{L}\p{M}])/gu;
 /** ZWJ between pictographs (a VS16 or skin-tone modifier may follow the first). */
 const JOINER_IN_EMOJI = /(?<=\p{Extended_Pictographic}[\uFE0F\u{1F3FB}-\u{1F3FF}]?)\u200D(?=\p{Extended_Pictographic})/gu;
 const OTHER = /\p{C}/u;
-/** Drawn as nothing, yet letters or symbols by category: not enough to name anything. */
-const BLANK = /[\s\u115F\u1160\u3164\uFFA0\u2800\u034F]/gu;
+/** Drawn as nothing, yet letters, marks or symbols by category: refused anywhere in the text. */
+const INVISIBLE = /[\u115F\u1160\u3164\uFFA0\u2800\u034F]/u;
 
 /**
  * `input` as stored, or `{ ok: false }`. `allowEmpty`: an empty result (after trimming) is a
@@ -38,10 +40,10 @@ export function displayText(input: unknown, max: number, options: { allowEmpty?:
   if (!nfc.isWellFormed()) return { ok: false };
   // Checked before white space is collapsed: JavaScript's \s takes U+FEFF (a format character).
   const value = nfc.replace(/[\t\n\r]/g, ' ');
-  if (OTHER.test(value.replace(JOINER_IN_WORD, '').replace(JOINER_IN_EMOJI, ''))) return { ok: false };
+  if (OTHER.test(value.replace(JOINER_IN_WORD, '').replace(JOINER_IN_EMOJI, '')) || INVISIBLE.test(value)) return { ok: false };
   const cleaned = value.trim().replace(/\s+/g, ' ');
   if (!cleaned) return options.allowEmpty ? { ok: true, value: '' } : { ok: false };
   if (cleaned.length > max) return { ok: false };
-  if (!cleaned.replace(BLANK, '').replace(/[\u200C\u200D\p{M}]/gu, '')) return { ok: false };
+  if (!cleaned.replace(/[\s\u200C\u200D\p{M}]/gu, '')) return { ok: false };
   return { ok: true, value: cleaned };
 }

@@ -5,9 +5,10 @@
 ALTER TABLE organizations ADD COLUMN deleted_at timestamptz;
 
 -- Nothing new attaches to a deleted organization, whatever path writes it and however it races
--- the deletion: the locking read waits for a deletion in flight (which holds the row FOR UPDATE)
--- and then reads the row as that deletion left it. The error is a foreign key violation: the
--- organization the row names is not there any more.
+-- the deletion — not even a record to its audit trail, whose last record is the deletion: the
+-- locking read waits for a deletion in flight (which holds the row FOR UPDATE) and then reads the
+-- row as that deletion left it. The error has a SQLSTATE of its own, LY404, which the HTTP layer
+-- answers as the 404 every other request about the organization gets (src/http/error-handler.ts).
 CREATE FUNCTION organization_must_be_live() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.organization_id IS NULL THEN
@@ -15,7 +16,7 @@ BEGIN
   END IF;
   PERFORM 1 FROM organizations WHERE id = NEW.organization_id AND deleted_at IS NULL FOR KEY SHARE;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'organization % is deleted', NEW.organization_id USING ERRCODE = 'foreign_key_violation';
+    RAISE EXCEPTION 'organization % is deleted', NEW.organization_id USING ERRCODE = 'LY404';
   END IF;
   RETURN NEW;
 END;
@@ -32,4 +33,6 @@ CREATE TRIGGER connectors__live BEFORE INSERT ON connectors
 CREATE TRIGGER authentication_policies__live BEFORE INSERT ON authentication_policies
   FOR EACH ROW EXECUTE FUNCTION organization_must_be_live();
 CREATE TRIGGER account_managers__live BEFORE INSERT OR UPDATE OF organization_id ON account_managers
+  FOR EACH ROW EXECUTE FUNCTION organization_must_be_live();
+CREATE TRIGGER organization_events__live BEFORE INSERT ON organization_events
   FOR EACH ROW EXECUTE FUNCTION organization_must_be_live();

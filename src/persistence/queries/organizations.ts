@@ -53,7 +53,7 @@ export function createOrganizationQueries(db: Queryable) {
     },
 
     async rename(tx: Queryable, id: string, name: string): Promise<boolean> {
-      const { rowCount } = await tx.query('UPDATE organizations SET name = $2 WHERE id = $1', [id, name]);
+      const { rowCount } = await tx.query('UPDATE organizations SET name = $2 WHERE id = $1 AND deleted_at IS NULL', [id, name]);
       return rowCount === 1;
     },
 

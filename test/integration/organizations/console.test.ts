@@ -235,7 +235,10 @@ describe('organizations: admin console', () => {
     } catch (err) {
       refused = err;
     }
-    expect((refused as { code?: string } | undefined)?.code).to.equal('23503');
+    expect((refused as { code?: string } | undefined)?.code).to.equal('LY404');
+    // …not even an audit record: the deletion stays the trail's last.
+    const late = await server.registry.db.query(`INSERT INTO organization_events (organization_id, occurred_at, action, actor_id) VALUES ($1, now(), 'domain.verified', $2)`, [orgId, admin.id]).catch((err: unknown) => err);
+    expect((late as { code?: string }).code).to.equal('LY404');
     const activity = await admin.agent.get('/account/security');
     expect(activity.text).to.contain('The organization Acme, which you were an admin of, was deleted');
     expect(activity.text, 'the device is named').not.to.match(/was deleted[^<]*Unknown device/);

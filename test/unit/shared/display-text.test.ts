@@ -25,6 +25,11 @@ describe('display text', () => {
   refused('private-use characters', 'Acme\uE000');
   refused('a lone surrogate', 'Acme\uD800');
   refused('only blanks drawn as nothing (U+3164 HANGUL FILLER)', '\u3164\u3164');
+  refused('a combining grapheme joiner inside a name (reads exactly as "ab")', 'a\u034Fb');
+  refused('a Hangul filler inside a name', 'Acme\u3164Corp');
+  refused('a halfwidth Hangul filler inside a name', 'Acme\uFFA0');
+  refused('a Hangul choseong filler inside a name', 'Ac\u115Fme');
+  refused('a braille blank inside a name', 'Ac\u2800me');
   refused('only a braille blank (U+2800)', '\u2800');
   refused('only white space', ' \t\u00A0\u3000 ');
   refused('an empty name', '');
