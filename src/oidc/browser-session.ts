@@ -1,14 +1,22 @@
 import type Provider from 'oidc-provider';
 import type { Context } from 'koa';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
-import { idleTimeoutOf, provenanceFrom, type AccountSubject, type Decision, type DecisionInput, type DenyReason } from '../policy/policy.ts';
+import { idleTimeoutOf, provenanceFrom, REAUTHENTICATION_MAX_AGE_SECONDS, type AccountSubject, type Decision, type DecisionInput, type DenyReason } from '../policy/policy.ts';
 import { tokenProvenance } from './provenance.ts';
 import { isFirstParty } from './provider.ts';
 
 /** An access token presented to one of our APIs: its account when the policy allows its use, else why not. */
 export type Bearer =
   /** `firstParty`: the token's client is one of our own products (`lanyard_first_party`). */
-  | { ok: true; accountId: string; clientId: string; firstParty: boolean; account: AccountRow; scopes: ReadonlySet<string> }
+  | {
+    ok: true; accountId: string; clientId: string; firstParty: boolean; account: AccountRow; scopes: ReadonlySet<string>;
+    /**
+     * Whether the sign-in the token came from is recent and strong enough for an irreversible
+     * change — the decision point's `reauthenticate` stage, the console's rule (decision 0027) —
+     * or the level a new sign-in must reach (RFC 9470 step-up).
+     */
+    recentLogin: { ok: true } | { ok: false; acr: string | undefined; maxAgeSeconds: number };
+  }
   | { ok: false; accountId: string; clientId: string; reason: DenyReason };
 
 export interface BearerPolicy {
@@ -81,9 +89,13 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy, 
       const ids = { accountId: token.accountId, clientId: client.clientId };
       const loaded = await policy.loadForTokens(token.accountId);
       if (!loaded) return { ok: false, ...ids, reason: 'policy.account_inactive' };
-      const decision = policy.decide({ stage: 'api', subject: loaded.subject, provenance: tokenProvenance(token) });
+      const provenance = tokenProvenance(token);
+      const decision = policy.decide({ stage: 'api', subject: loaded.subject, provenance });
       if (decision.outcome !== 'allow') return { ok: false, ...ids, reason: decision.outcome === 'deny' ? decision.reason : 'policy.login_again' };
-      return { ok: true, ...ids, firstParty: isFirstParty(client), account: loaded.account, scopes: new Set((token.scope ?? '').split(' ').filter(Boolean)) };
+      const again = policy.decide({ stage: 'reauthenticate', subject: loaded.subject, provenance });
+      const recentLogin = again.outcome === 'allow' ? { ok: true as const }
+        : { ok: false as const, acr: again.outcome === 'reauthenticate' ? again.wantedAcr : undefined, maxAgeSeconds: REAUTHENTICATION_MAX_AGE_SECONDS };
+      return { ok: true, ...ids, firstParty: isFirstParty(client), account: loaded.account, scopes: new Set((token.scope ?? '').split(' ').filter(Boolean)), recentLogin };
     },
 
     /** The client behind a client-credentials access token (RFC 6749 §4.4), for server-to-server APIs. */

@@ -1,11 +1,13 @@
 import type { Context, Middleware } from 'koa';
-import type { BrowserSessions } from '../../oidc/browser-session.ts';
+import type { Bearer, BrowserSessions } from '../../oidc/browser-session.ts';
 import { apiError } from './errors.ts';
 
 /** Who acts through the management API: the token's account (the admin), by way of the token's client. */
 export interface ApiActor {
   accountId: string;
   clientId: string;
+  /** Whether the token's sign-in is recent enough for an irreversible change (`requireRecentLogin`). */
+  recentLogin: Extract<Bearer, { ok: true }>['recentLogin'];
 }
 
 const REALM = 'lanyard';
@@ -41,9 +43,23 @@ export function bearerWithScope(sessions: Pick<BrowserSessions, 'bearer'>, scope
     if (!bearer.scopes.has(scope)) {
       throw apiError('insufficient_scope', { scope }, `Bearer realm="${REALM}", error="insufficient_scope", scope="${scope}"`);
     }
-    ctx.state.apiActor = { accountId: bearer.accountId, clientId: bearer.clientId } satisfies ApiActor;
+    ctx.state.apiActor = { accountId: bearer.accountId, clientId: bearer.clientId, recentLogin: bearer.recentLogin } satisfies ApiActor;
     await next();
   };
+}
+
+/**
+ * For the irreversible calls (deleting an organization, releasing managed accounts): the token's
+ * sign-in must be recent and at the account's level, as the console asks of every change
+ * (decision 0027). Otherwise 401 with RFC 9470's step-up challenge: `insufficient_user_authentication`
+ * with the `max_age` (and the `acr_values`) a new authorization request should carry.
+ */
+export function requireRecentLogin(ctx: Context): void {
+  const { recentLogin } = actorOf(ctx);
+  if (recentLogin.ok) return;
+  const acr = recentLogin.acr ? `, acr_values="${recentLogin.acr}"` : '';
+  throw apiError('insufficient_user_authentication', { max_age: recentLogin.maxAgeSeconds, ...(recentLogin.acr ? { acr_values: recentLogin.acr } : {}) },
+    `Bearer realm="${REALM}", error="insufficient_user_authentication", error_description="A more recent sign-in is required", max_age=${recentLogin.maxAgeSeconds}${acr}`);
 }
 
 /** The actor `bearerWithScope` admitted. */

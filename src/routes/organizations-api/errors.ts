@@ -35,7 +35,7 @@ export type ServiceProblem =
   | ProblemOf<InvitationService['invite']> | ProblemOf<InvitationService['listOpen']> | ProblemOf<InvitationService['revoke']>;
 
 type RequestProblem =
-  | 'invalid_token' | 'insufficient_scope'
+  | 'invalid_token' | 'insufficient_scope' | 'insufficient_user_authentication'
   | 'request.invalid_body' | 'request.invalid_query' | 'request.unsupported_media_type' | 'request.too_large' | 'request.field_too_long'
   | 'request.invalid_characters' | 'request.unsupported_encoding' | 'request.not_found' | 'request.method_not_allowed'
   | 'server.error' | 'server.unavailable';
@@ -50,6 +50,7 @@ export type ApiProblem = ServiceProblem | RequestProblem;
  */
 const PROBLEMS: Record<ApiProblem, readonly [status: number, description: string]> = {
   invalid_token: [401, 'The access token is missing, unknown, expired or revoked, or the sign-in it came from no longer meets the account’s policy (two-step verification became required, the account was deactivated). Get a new token.'],
+  insufficient_user_authentication: [401, 'This call cannot be undone: it needs a sign-in from the last few minutes (max_age) at the account’s level (acr_values). Send the user through a new authorization request with those parameters (RFC 9470), then call again with the new token.'],
   insufficient_scope: [403, 'The access token was not granted the scope this API needs (see the scope member): ask for it in the authorization request.'],
   'request.invalid_body': [400, 'The JSON body does not have the expected members (see fields): check the types and the lengths.'],
   'request.invalid_query': [400, 'The query string does not have the expected parameters (see fields): limit is 1–100, cursor is the previous page’s next, unknown parameters are refused.'],

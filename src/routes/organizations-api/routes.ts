@@ -10,7 +10,7 @@ import { AUDIT_CSV_HEADER, auditCsvRecord } from '../../organizations/admin-audi
 import { MANAGE_ORGANIZATIONS_SCOPE } from '../../identity/claims-release.ts';
 import { identityEncodingOnly } from '../../http/input-guards.ts';
 import { requestMeta } from '../../http/request-meta.ts';
-import { actorOf, bearerWithScope } from './bearer-scope.ts';
+import { actorOf, bearerWithScope, requireRecentLogin } from './bearer-scope.ts';
 import { apiError, type ServiceProblem } from './errors.ts';
 import { accountsExportQuery, accountsQuery, accountUpdate, auditQuery, domainInput, invitationInput, noQuery, organizationUpdate, releaseQuery, pageQuery, parseBody, parseQuery } from './schema.ts';
 
@@ -97,6 +97,8 @@ export function organizationsApiRoutes(deps: OrganizationsApiDeps): Router {
   // Deleting needs no confirmation here: the console asks for the name, a client asks its user.
   router.delete('/:organizationId', async (ctx) => {
     const { release } = parseQuery(ctx, releaseQuery);
+    // For good, and for the accounts it releases too: a recent sign-in, as in the console.
+    requireRecentLogin(ctx);
     const removed = ok(await organizations.remove(me(ctx), org(ctx), meta(ctx), { release: release === 'true' }), released);
     ctx.state.log?.info({ organizationId: org(ctx), accountId: me(ctx), released: removed.released }, 'organization deleted');
     json(ctx, 200, { deleted: true, released: removed.released });
@@ -131,6 +133,8 @@ export function organizationsApiRoutes(deps: OrganizationsApiDeps): Router {
 
   router.delete('/:organizationId/domains/:domainId', async (ctx) => {
     const { release } = parseQuery(ctx, releaseQuery);
+    // Releasing managed accounts cannot be undone: a recent sign-in, as in the console.
+    if (release === 'true') requireRecentLogin(ctx);
     const removed = ok(await organizations.removeDomain(me(ctx), org(ctx), ctx.params.domainId!, meta(ctx), { release: release === 'true' }), released);
     json(ctx, 200, { domain: removed.domain, released: removed.released });
   });

@@ -632,6 +632,28 @@ describe('organizations: management API', () => {
       expect((await api(stranger.token, 'POST', `/${stranger.org.id}/domains/${added.body.domain.id}/verify`)).status).to.equal(200);
     });
 
+    it('asks for a recent sign-in before what cannot be undone: 401 insufficient_user_authentication with max_age (RFC 9470)', async () => {
+      const { admin, org, token } = await adminWithOrg('Step Up');
+      const domainId = await verifiedDomain(token, org.id, `stepup-${unique()}.test`);
+      // Age the token's sign-in past the window (a token refreshed for hours, or a leaked one).
+      await server.registry.db.query(
+        `UPDATE oidc_payloads SET payload = jsonb_set(payload, '{extra,auth_time}', to_jsonb((payload->'extra'->>'auth_time')::bigint - 1200)) WHERE model = 'AccessToken' AND account_id = $1`,
+        [admin.id],
+      );
+      const deleting = await api(token, 'DELETE', `/${org.id}`);
+      expect(deleting.status).to.equal(401);
+      expect(deleting.body).to.include({ error: 'insufficient_user_authentication', max_age: 600 });
+      expect(deleting.headers.get('www-authenticate')).to.match(/^Bearer realm="lanyard", error="insufficient_user_authentication", .*max_age=600/);
+      expect((await api(token, 'DELETE', `/${org.id}/domains/${domainId}?release=true`)).status, 'releasing too').to.equal(401);
+      // What can be undone still works with the same token.
+      expect((await api(token, 'PATCH', `/${org.id}`, { name: 'Stepped Up' })).status).to.equal(200);
+      expect((await api(token, 'DELETE', `/${org.id}/domains/${domainId}`)).status, 'a domain that manages nobody').to.equal(200);
+      expect((await api(token, 'GET', `/${org.id}`)).status).to.equal(200);
+      // A new sign-in, and it goes through.
+      const { token: fresh } = await tokenFor(admin.email, firstParty);
+      expect((await api(fresh, 'DELETE', `/${org.id}`)).status).to.equal(200);
+    });
+
     it('removes a domain that manages accounts with release=true (200, how many released)', async () => {
       const { org, token } = await adminWithOrg('Shrinking');
       const domain = `shrink-${unique()}.test`;
