@@ -87,6 +87,11 @@ describe('browser: two-step verification', function () {
     await page.getByRole('heading', { name: 'Two-step verification is on' }).waitFor();
     const shown = await page.locator('#recovery-codes code').allTextContents();
     expect(shown).to.have.length(10);
+    // Two columns of five, read down, their rows on one line.
+    const first = (await page.locator('#recovery-codes li').nth(0).boundingBox())!;
+    const sixth = (await page.locator('#recovery-codes li').nth(5).boundingBox())!;
+    expect(sixth.y).to.equal(first.y);
+    expect(sixth.x).to.be.greaterThan(first.x + first.width);
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download as a text file' }).click()]);
     expect(download.suggestedFilename()).to.equal('lanyard-recovery-codes.txt');
