@@ -14,6 +14,12 @@ import { isBusy } from './busy.ts';
  */
 export type Verdict = 'passed' | 'failed' | 'kept';
 
+/**
+ * The one counter of Trello passwords typed by a signed-in account, in Settings → Trello and in
+ * the link offer at login (decision 0076): its id, so that a new address brings no new allowance.
+ */
+export const trelloGuessSubject = (accountId: string) => `trello-account:${accountId}`;
+
 export type Throttled<R> =
   /** Refused before the check ran: the wait message (status 429 and Retry-After are set). */
   | { refused: true; error: PageError }

@@ -24,6 +24,9 @@ export function normalise(err: unknown): AppError {
   const e = err as { status?: number; statusCode?: number; type?: string; expose?: boolean; code?: unknown };
   if (typeof e.code === 'string' && UNSTORABLE_INPUT.has(e.code)) return new AppError('request.invalid_characters', 400, { cause: err });
   if (e.code === ORGANIZATION_DELETED) return new AppError('request.not_found', 404, { cause: err });
+  // Two changes to one organization at the same moment that the database could only settle by
+  // cancelling one (a deadlock, 40P01): nothing of this one was stored; trying again works.
+  if (e.code === '40P01') return new AppError('request.concurrent_change', 409, { cause: err });
   const status = e.status ?? e.statusCode;
   // The database did not answer (reached through the engine's models): retry later, not a bug.
   if (status === 503) return new AppError('server.unavailable', 503, { cause: err, expose: false });

@@ -99,6 +99,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'request.invalid_characters': { title: 'We couldn’t read that request', text: 'It contained characters we don’t accept. Go back and try again.' },
   'request.unsupported_encoding': { title: 'We couldn’t read that request', text: 'The request was sent in an encoding we don’t accept. Send it uncompressed.' },
   'request.invalid_host': { title: 'We couldn’t read that request', text: 'The address it was sent to is not valid.' },
+  'request.concurrent_change': { title: 'Someone else changed this at the same moment', text: 'Nothing of your change was saved. Go back and try again.' },
   'request.method_not_allowed': { title: 'That can’t be done here', text: 'This address doesn’t accept that kind of request. Go back to the page you came from and try again.' },
   'request.method_not_implemented': { title: 'That can’t be done here', text: 'We don’t take that kind of request at all. Go back to the page you came from and try again.' },
   'request.not_found': { title: 'Page not found', text: 'There is nothing at this address. Check the link, or return to the application you came from.' },

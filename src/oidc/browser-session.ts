@@ -1,7 +1,7 @@
 import type Provider from 'oidc-provider';
 import type { Context } from 'koa';
 import type { AccountRow } from '../persistence/queries/accounts.ts';
-import { idleTimeoutOf, provenanceFrom, REAUTHENTICATION_MAX_AGE_SECONDS, type AccountSubject, type Decision, type DecisionInput, type DenyReason } from '../policy/policy.ts';
+import { ACR_ONE_FACTOR, idleTimeoutOf, provenanceFrom, REAUTHENTICATION_MAX_AGE_SECONDS, type AccountSubject, type Decision, type DecisionInput, type DenyReason } from '../policy/policy.ts';
 import { tokenProvenance } from './provenance.ts';
 import { isFirstParty } from './provider.ts';
 
@@ -94,7 +94,8 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy, 
       if (decision.outcome !== 'allow') return { ok: false, ...ids, reason: decision.outcome === 'deny' ? decision.reason : 'policy.login_again' };
       const again = policy.decide({ stage: 'reauthenticate', subject: loaded.subject, provenance });
       const recentLogin = again.outcome === 'allow' ? { ok: true as const }
-        : { ok: false as const, acr: again.outcome === 'reauthenticate' ? again.wantedAcr : undefined, maxAgeSeconds: REAUTHENTICATION_MAX_AGE_SECONDS };
+        // acr_values only when a level above one factor is wanted (RFC 9470 §3: the level the new sign-in must reach).
+        : { ok: false as const, acr: again.outcome === 'reauthenticate' && again.wantedAcr !== ACR_ONE_FACTOR ? again.wantedAcr : undefined, maxAgeSeconds: REAUTHENTICATION_MAX_AGE_SECONDS };
       return { ok: true, ...ids, firstParty: isFirstParty(client), account: loaded.account, scopes: new Set((token.scope ?? '').split(' ').filter(Boolean)), recentLogin };
     },
 

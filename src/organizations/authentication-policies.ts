@@ -199,6 +199,10 @@ export function createAuthenticationPolicies(deps: {
     if (!access.ok) return access;
     if (typeof policyId !== 'string' || policyId.length > 100) return { ok: false, problem: 'auth_policy.not_found' };
     return db.transaction(async (tx) => {
+      // The organization's row before the policy's, the order of its deletion (which deletes the
+      // policies): the two wait for each other instead of deadlocking.
+      const live = await tx.query('SELECT 1 FROM organizations WHERE id = $1 AND deleted_at IS NULL FOR UPDATE', [organizationId]);
+      if (live.rows.length === 0) return { ok: false as const, problem: 'auth_policy.not_found' as const };
       const policy = await queries.find(organizationId, policyId, tx, true);
       if (!policy) return { ok: false as const, problem: 'auth_policy.not_found' as const };
       return act(tx, policy);

@@ -164,7 +164,9 @@ export function createManagedAccounts(deps: {
     if (typeof accountId !== 'string' || accountId.length > 100) return { ok: false, problem: 'account.not_found' };
     if (accountId === actorId) return { ok: false, problem: 'account.self' };
     return db.transaction(async (tx) => {
-      if (options.notOnAdmins) await organizations.lock(tx, organizationId);
+      // The organization's row first, then the account's: the order a release or a deletion takes
+      // them in (organizations.ts), so an action racing one waits for it instead of deadlocking.
+      if (!(await organizations.lock(tx, organizationId))) return { ok: false as const, problem: 'organization.not_found' as const };
       const target = await managers.managedBy(organizationId, accountId, tx, true);
       if (!target) return { ok: false as const, problem: 'account.not_found' as const };
       if (options.notOnAdmins && (await organizations.isAdmin(tx, organizationId, target.id))) return { ok: false as const, problem: 'account.admin' as const };
@@ -243,6 +245,9 @@ export function createManagedAccounts(deps: {
       const access = await deps.authorize(actorId, organizationId, 'admin');
       if (!access.ok) return access;
       const result = await db.transaction(async (tx) => {
+        // The organization's row before the domain's, as a domain's removal takes them: the two
+        // wait for each other instead of deadlocking.
+        if (!(await organizations.lock(tx, organizationId))) return { ok: false as const, problem: 'organization.not_found' as const };
         // Read again in the transaction, locked: a re-check failing meanwhile freezes this claim.
         const { rows } = await tx.query<DomainRow>(`SELECT ${DOMAIN_COLUMNS} FROM organization_domains WHERE id = $1 AND organization_id = $2 FOR UPDATE`, [typeof domainId === 'string' ? domainId : '', organizationId]);
         const row = rows[0];

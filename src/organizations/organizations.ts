@@ -216,14 +216,12 @@ export function createOrganizationService(deps: {
         // The row lock waits for a claim in flight (its foreign key holds a share lock on this
         // row) and holds back the next: the count below is the one the deletion acts on.
         if (!(await organizations.lock(tx, organizationId))) return { ok: false as const, problem: 'organization.not_found' as const };
-        let released = 0;
-        if ((await managers.countForOrganization(organizationId, tx)) > 0) {
-          if (!options.release) return { ok: false as const, problem: 'organization.manages_accounts' as const };
-          const result = await deps.release.release(tx, { organizationId, organizationName: access.name }, meta);
-          if (!result.ok) return result;
-          released = result.released;
-          await audit.record(tx, organizationId, { action: 'accounts.released', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name, detail: { released } }, meta);
-        }
+        const scope = { organizationId, organizationName: access.name };
+        if ((await deps.release.counts(scope, tx)).managed > 0 && !options.release) return { ok: false as const, problem: 'organization.manages_accounts' as const };
+        const result = await deps.release.release(tx, scope, meta);
+        if (!result.ok) return result;
+        const { released } = result;
+        if (released) await audit.record(tx, organizationId, { action: 'accounts.released', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name, detail: { released } }, meta);
         const admins = await organizations.members(organizationId, 'admin', tx);
         // The trail's last record, written while the organization still takes one (migration 0029).
         await audit.record(tx, organizationId, { action: 'organization.deleted', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name }, meta);
@@ -350,14 +348,14 @@ export function createOrganizationService(deps: {
       const outcome = await db.transaction(async (tx) => {
         // The organization's row: a claim through this domain waits, and what is released is what is counted.
         if (!(await organizations.lock(tx, organizationId))) return { ok: false as const, problem: 'domain.not_found' as const };
-        let released = 0;
-        if ((await managers.countForDomain(row.id, tx)) > 0) {
-          if (!options.release) return { ok: false as const, problem: 'domain.manages_accounts' as const };
-          const result = await deps.release.release(tx, { organizationId, organizationName: access.name, domainId: row.id, domain: row.domain }, meta);
-          if (!result.ok) return result;
-          released = result.released;
-          await audit.record(tx, organizationId, { action: 'accounts.released', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { released } }, meta);
-        }
+        const scope = { organizationId, organizationName: access.name, domainId: row.id, domain: row.domain };
+        // Accounts the console counts (not erased) need the admin's word; the release also takes
+        // what an erasure left behind, which nobody is told about.
+        if ((await deps.release.counts(scope, tx)).managed > 0 && !options.release) return { ok: false as const, problem: 'domain.manages_accounts' as const };
+        const result = await deps.release.release(tx, scope, meta);
+        if (!result.ok) return result;
+        const { released } = result;
+        if (released) await audit.record(tx, organizationId, { action: 'accounts.released', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { released } }, meta);
         const gone = await domains.remove(tx, organizationId, row.id);
         if (!gone) return { ok: false as const, problem: 'domain.not_found' as const };
         await audit.record(tx, organizationId, { action: 'domain.removed', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { state: row.state } }, meta);

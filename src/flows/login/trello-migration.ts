@@ -15,7 +15,7 @@ import { requestMeta } from '../../http/request-meta.ts';
 import type { Views } from '../../http/views.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
-import { throttled } from '../throttled.ts';
+import { throttled, trelloGuessSubject } from '../throttled.ts';
 import { unlessBusy } from '../busy.ts';
 import type { CompletionHooks } from './completion.ts';
 import type { LoginContext } from './interaction.ts';
@@ -230,10 +230,10 @@ export function trelloMigrationStrategy(deps: {
           const input = parseForm(ctx, passwordOnlyInput);
           const data = { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: account.email };
           // Throttled like the Trello password in Settings → Trello, under the same subject (the
-          // account's address, decision 0076). The step's first hash: a full hashing answers this
-          // form again (decision 0063).
-          const t = await unlessBusy(ctx, () => throttled(ctx, throttle, { scope: 'password', subject: `trello:${account.email.toLowerCase()}` },
-            async () => linking.matchLegacyPassword(await linking.candidatesFor(account.email, { verifiedOnly: true }), input.password, { first: true }), (m) => (m ? 'passed' : 'failed')));
+          // account, decision 0076; a right one leaves the count as it is). The step's first hash:
+          // a full hashing answers this form again (decision 0063).
+          const t = await unlessBusy(ctx, () => throttled(ctx, throttle, { scope: 'password', subject: trelloGuessSubject(account.id) },
+            async () => linking.matchLegacyPassword(await linking.candidatesFor(account.email, { verifiedOnly: true }), input.password, { first: true }), (m) => (m ? 'kept' : 'failed')));
           if ('problem' in t) return page(ctx, 503, 'login/trello-offer', data, t.problem);
           if (t.refused) return page(ctx, 429, 'login/trello-offer', data, t.error);
           if (!t.result) return page(ctx, 401, 'login/trello-offer', data, t.orWait('trello.credentials'));

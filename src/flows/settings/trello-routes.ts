@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountService } from '../../identity/accounts.ts';
 import type { Throttle } from '../../identity/throttle.ts';
-import { throttled } from '../throttled.ts';
+import { throttled, trelloGuessSubject } from '../throttled.ts';
 import { unlessBusy } from '../busy.ts';
 import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 import type { BrowserSessions } from '../../oidc/browser-session.ts';
@@ -45,12 +45,13 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
   router.post('/', signedIn, async (ctx) => {
     const input = parseForm(ctx, trelloLoginInput);
     if (await linking.findByAccountId(account(ctx).id)) return overview(ctx, 409, {}, 'trello.account_has_member');
-    // Counted per signed-in account, whatever login is typed (decision 0076): a member answers
+    // Counted per signed-in account (by its id: a new address brings no new allowance), whatever
+    // login is typed (decision 0076): a member answers
     // to its username and each of its addresses, and none of them brings an allowance of its
     // own; nor does a wait reached through one login show on the member's other logins (which a
     // per-member counter would, telling whose they are). The same subject as the link offer at
     // login (src/flows/login/trello-migration.ts): one allowance per account for both.
-    const subject = `trello:${account(ctx).email.toLowerCase()}`;
+    const subject = trelloGuessSubject(account(ctx).id);
     // The Trello password is this form's first hash: a full hashing answers the form again, 503
     // with Retry-After, the attempt given back (decision 0063).
     const guarded = await unlessBusy(ctx, () => throttled(ctx, throttle, { scope: 'password', subject }, async () => {
@@ -61,7 +62,9 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
       // Checked whether or not the login names a member that can be linked: the time must not tell.
       const right = await linking.checkLegacyPassword(named, input.password, { first: true });
       return named && right ? named : undefined;
-    }, (member) => (member ? 'passed' : 'failed')));
+    // A right password does not clear the count ('kept'): it is the password of any unlinked
+    // member, maybe the guesser's own, and must not reset the allowance for guessing another's.
+    }, (member) => (member ? 'kept' : 'failed')));
     if ('problem' in guarded) return overview(ctx, 503, { login: input.login }, guarded.problem);
     if (guarded.refused) return overview(ctx, 429, { login: input.login }, guarded.error);
     const member = guarded.result;

@@ -57,7 +57,7 @@ export function bearerWithScope(sessions: Pick<BrowserSessions, 'bearer'>, scope
 export function requireRecentLogin(ctx: Context): void {
   const { recentLogin } = actorOf(ctx);
   if (recentLogin.ok) return;
-  const acr = recentLogin.acr ? `, acr_values="${recentLogin.acr}"` : '';
+  const acr = recentLogin.acr ? `, acr_values="${recentLogin.acr}"` : ''; // only above one factor
   throw apiError('insufficient_user_authentication', { max_age: recentLogin.maxAgeSeconds, ...(recentLogin.acr ? { acr_values: recentLogin.acr } : {}) },
     `Bearer realm="${REALM}", error="insufficient_user_authentication", error_description="A more recent sign-in is required", max_age=${recentLogin.maxAgeSeconds}${acr}`);
 }

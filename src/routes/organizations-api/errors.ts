@@ -37,7 +37,7 @@ export type ServiceProblem =
 type RequestProblem =
   | 'invalid_token' | 'insufficient_scope' | 'insufficient_user_authentication'
   | 'request.invalid_body' | 'request.invalid_query' | 'request.unsupported_media_type' | 'request.too_large' | 'request.field_too_long'
-  | 'request.invalid_characters' | 'request.unsupported_encoding' | 'request.not_found' | 'request.method_not_allowed'
+  | 'request.invalid_characters' | 'request.unsupported_encoding' | 'request.not_found' | 'request.method_not_allowed' | 'request.concurrent_change'
   | 'server.error' | 'server.unavailable';
 
 export type ApiProblem = ServiceProblem | RequestProblem;
@@ -60,6 +60,7 @@ const PROBLEMS: Record<ApiProblem, readonly [status: number, description: string
   'request.invalid_characters': [400, 'The request contains a NUL character or bytes that are not UTF-8.'],
   'request.unsupported_encoding': [415, 'Send the body uncompressed (no Content-Encoding).'],
   'request.not_found': [404, 'There is no such endpoint.'],
+  'request.concurrent_change': [409, 'Another change to the same organization was made at the same moment and this one was not stored. Send it again.'],
   'request.method_not_allowed': [405, 'This endpoint does not accept this method (see the Allow header).'],
   'server.error': [500, 'Something went wrong on our side. Retry later; quote the request_id if it persists.'],
   'server.unavailable': [503, 'The service cannot reach its data store just now. Retry after the Retry-After delay.'],

@@ -643,6 +643,7 @@ describe('organizations: management API', () => {
       const deleting = await api(token, 'DELETE', `/${org.id}`);
       expect(deleting.status).to.equal(401);
       expect(deleting.body).to.include({ error: 'insufficient_user_authentication', max_age: 600 });
+      expect(deleting.body, 'one factor is the account’s level: no acr_values').not.to.have.property('acr_values');
       expect(deleting.headers.get('www-authenticate')).to.match(/^Bearer realm="lanyard", error="insufficient_user_authentication", .*max_age=600/);
       expect((await api(token, 'DELETE', `/${org.id}/domains/${domainId}?release=true`)).status, 'releasing too').to.equal(401);
       // What can be undone still works with the same token.
@@ -652,6 +653,20 @@ describe('organizations: management API', () => {
       // A new sign-in, and it goes through.
       const { token: fresh } = await tokenFor(admin.email, firstParty);
       expect((await api(fresh, 'DELETE', `/${org.id}`)).status).to.equal(200);
+    });
+
+    it('removes a domain whose only managed account was erased without asking for a release (nothing to tell anyone)', async () => {
+      const { org, token } = await adminWithOrg('Leftovers');
+      const domain = `left-${unique()}.test`;
+      const domainId = await verifiedDomain(token, org.id, domain);
+      const gone = await createAccount(server.registry, { email: `gone@${domain}` });
+      // An erasure whose clean-up did not run: the account is erased, its manager row is still there.
+      await server.registry.db.query('UPDATE accounts SET erased_at = now() WHERE id = $1', [gone.id]);
+      const removed = await api(token, 'DELETE', `/${org.id}/domains/${domainId}`);
+      expect(removed.status, removed.text).to.equal(200);
+      expect(removed.body).to.deep.include({ released: 0 });
+      expect((await server.registry.db.query('SELECT 1 FROM account_managers WHERE account_id = $1', [gone.id])).rows).to.have.length(0);
+      expect((await events(org.id)).map((e) => e.action)).not.to.include('accounts.released');
     });
 
     it('removes a domain that manages accounts with release=true (200, how many released)', async () => {

@@ -111,6 +111,9 @@ describe('legacy Trello accounts: "Update account" from settings, and no unlink 
       expect(third.status).to.equal(429);
       expect(third.headers['retry-after']).to.equal('2');
       expect((await submit(agent, '/account/trello', '/account/trello', { login: 'nobody-at-all', password: 'guess' })).status).to.equal(429);
+      // A right password of another member — the guesser's own — starts nothing over.
+      await importLegacy(strict.registry, [legacyMember({ username: 'mine', emails: [{ address: 'mine@trello-era.example', verified: true, primary: true }] })]);
+      expect((await submit(agent, '/account/trello', '/account/trello', { login: 'mine', password: TRELLO_PASSWORD })).status, 'still waiting').to.equal(429);
       // Another account is not held back by this one's failures: the wait names no member, so it
       // cannot tell which logins are one member's.
       const other = await createAccount(strict.registry, { email: 'other@example.com' });

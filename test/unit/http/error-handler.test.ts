@@ -7,6 +7,10 @@ describe('normalise (what an error thrown below becomes)', () => {
     expect(normalise(raced)).to.include({ status: 404, code: 'request.not_found' });
   });
 
+  it('answers a deadlock between two changes of one organization as a change to send again (409), not a failure', () => {
+    expect(normalise(Object.assign(new Error('deadlock detected'), { code: '40P01' }))).to.include({ status: 409, code: 'request.concurrent_change' });
+  });
+
   it('keeps a NUL or invalid byte a 400, and anything unknown a 500 that says nothing of it', () => {
     expect(normalise(Object.assign(new Error('x'), { code: '22021' }))).to.include({ status: 400, code: 'request.invalid_characters' });
     const unknown = normalise(Object.assign(new Error('relation "secret_table" does not exist'), { code: '42P01' }));
