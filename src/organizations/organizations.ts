@@ -1,4 +1,4 @@
-import type { Database } from '../persistence/db.ts';
+import type { Database, Queryable } from '../persistence/db.ts';
 import type { AccountQueries } from '../persistence/queries/accounts.ts';
 import type { AccountManagerQueries } from '../persistence/queries/account-managers.ts';
 import type { OrganizationQueries, OrganizationRole } from '../persistence/queries/organizations.ts';
@@ -10,7 +10,7 @@ import type { Throttle } from '../identity/throttle.ts';
 import { aboutOthers, type RequestMeta, type SecurityEvents } from '../identity/security-events.ts';
 import { normalizeDomain, normalizeDomainSyntax, type DomainProblem } from './domain-name.ts';
 import type { AdminAudit, AuditEventView, AuditMeta } from './admin-audit.ts';
-import type { Release } from './release.ts';
+import type { Release, ReleaseScope } from './release.ts';
 import { instructionsFor, newVerificationToken, type CheckProblem, type CheckResult, type DomainVerifier, type VerificationMethod } from './domain-verification.ts';
 
 /**
@@ -129,6 +129,23 @@ export function createOrganizationService(deps: {
     return row?.organization_id === organizationId ? row : undefined;
   }
 
+  /**
+   * Inside the transaction that removes a domain or deletes the organization (its row locked):
+   * releases the scope's managed accounts (decision 0078), audited against `target`. Accounts the
+   * console counts (not erased) need the admin's word (`release`); what an erasure left behind is
+   * released with them, or alone, without asking anyone.
+   */
+  async function releaseIn(tx: Queryable, scope: ReleaseScope, target: { type: 'domain' | 'organization'; id: string; label: string }, actorId: string, options: { release?: boolean | undefined }, meta: RequestMeta): Promise<
+    { ok: true; released: number } | { ok: false; problem: 'manages_accounts' } | { ok: false; problem: 'release.deactivated_accounts'; deactivated: number }
+  > {
+    if ((await deps.release.counts(scope, tx)).managed > 0 && !options.release) return { ok: false, problem: 'manages_accounts' };
+    const result = await deps.release.release(tx, scope, meta);
+    if (result.ok && result.released) {
+      await audit.record(tx, scope.organizationId, { action: 'accounts.released', actorId, targetType: target.type, targetId: target.id, targetLabel: target.label, detail: { released: result.released } }, meta);
+    }
+    return result;
+  }
+
   return {
     authorize,
 
@@ -216,12 +233,9 @@ export function createOrganizationService(deps: {
         // The row lock waits for a claim in flight (its foreign key holds a share lock on this
         // row) and holds back the next: the count below is the one the deletion acts on.
         if (!(await organizations.lock(tx, organizationId))) return { ok: false as const, problem: 'organization.not_found' as const };
-        const scope = { organizationId, organizationName: access.name };
-        if ((await deps.release.counts(scope, tx)).managed > 0 && !options.release) return { ok: false as const, problem: 'organization.manages_accounts' as const };
-        const result = await deps.release.release(tx, scope, meta);
-        if (!result.ok) return result;
+        const result = await releaseIn(tx, { organizationId, organizationName: access.name }, { type: 'organization', id: organizationId, label: access.name }, actorId, options, meta);
+        if (!result.ok) return result.problem === 'manages_accounts' ? { ok: false as const, problem: 'organization.manages_accounts' as const } : result;
         const { released } = result;
-        if (released) await audit.record(tx, organizationId, { action: 'accounts.released', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name, detail: { released } }, meta);
         const admins = await organizations.members(organizationId, 'admin', tx);
         // The trail's last record, written while the organization still takes one (migration 0029).
         await audit.record(tx, organizationId, { action: 'organization.deleted', actorId, targetType: 'organization', targetId: organizationId, targetLabel: access.name }, meta);
@@ -348,14 +362,9 @@ export function createOrganizationService(deps: {
       const outcome = await db.transaction(async (tx) => {
         // The organization's row: a claim through this domain waits, and what is released is what is counted.
         if (!(await organizations.lock(tx, organizationId))) return { ok: false as const, problem: 'domain.not_found' as const };
-        const scope = { organizationId, organizationName: access.name, domainId: row.id, domain: row.domain };
-        // Accounts the console counts (not erased) need the admin's word; the release also takes
-        // what an erasure left behind, which nobody is told about.
-        if ((await deps.release.counts(scope, tx)).managed > 0 && !options.release) return { ok: false as const, problem: 'domain.manages_accounts' as const };
-        const result = await deps.release.release(tx, scope, meta);
-        if (!result.ok) return result;
+        const result = await releaseIn(tx, { organizationId, organizationName: access.name, domainId: row.id, domain: row.domain }, { type: 'domain', id: row.id, label: row.domain }, actorId, options, meta);
+        if (!result.ok) return result.problem === 'manages_accounts' ? { ok: false as const, problem: 'domain.manages_accounts' as const } : result;
         const { released } = result;
-        if (released) await audit.record(tx, organizationId, { action: 'accounts.released', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { released } }, meta);
         const gone = await domains.remove(tx, organizationId, row.id);
         if (!gone) return { ok: false as const, problem: 'domain.not_found' as const };
         await audit.record(tx, organizationId, { action: 'domain.removed', actorId, targetType: 'domain', targetId: row.id, targetLabel: row.domain, detail: { state: row.state } }, meta);

@@ -198,15 +198,11 @@ export function createAccountManagerQueries(db: Queryable) {
       return rows;
     },
 
-    async countForOrganization(organizationId: string, tx: Queryable = db): Promise<number> {
-      const { rows } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM account_managers WHERE organization_id = $1', [organizationId]);
+    async countForOrganization(organizationId: string): Promise<number> {
+      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM account_managers WHERE organization_id = $1', [organizationId]);
       return rows[0]!.n;
     },
 
-    async countForDomain(domainId: string, tx: Queryable = db): Promise<number> {
-      const { rows } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM account_managers WHERE domain_id = $1', [domainId]);
-      return rows[0]!.n;
-    },
   };
 }
 
