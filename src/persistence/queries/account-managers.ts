@@ -198,8 +198,13 @@ export function createAccountManagerQueries(db: Queryable) {
       return rows;
     },
 
+    /** The dashboard's count: the accounts the list shows (not erased), as the release counts them. */
     async countForOrganization(organizationId: string): Promise<number> {
-      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM account_managers WHERE organization_id = $1', [organizationId]);
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM account_managers m JOIN accounts a ON a.id = m.account_id
+         WHERE m.organization_id = $1 AND m.kind = 'organization' AND a.erased_at IS NULL`,
+        [organizationId],
+      );
       return rows[0]!.n;
     },
 

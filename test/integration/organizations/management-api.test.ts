@@ -662,6 +662,7 @@ describe('organizations: management API', () => {
       const gone = await createAccount(server.registry, { email: `gone@${domain}` });
       // An erasure whose clean-up did not run: the account is erased, its manager row is still there.
       await server.registry.db.query('UPDATE accounts SET erased_at = now() WHERE id = $1', [gone.id]);
+      expect((await api(token, 'GET', `/${org.id}`)).body.managedAccounts, 'the dashboard counts what the list shows').to.equal(0);
       const removed = await api(token, 'DELETE', `/${org.id}/domains/${domainId}`);
       expect(removed.status, removed.text).to.equal(200);
       expect(removed.body).to.deep.include({ released: 0 });
