@@ -101,9 +101,10 @@ export async function run(options: SuiteOptions): Promise<Row[]> {
         scenario: 'password login, per login', unit: 'statements L / B', kind: 'counts', targetText: '≤ 10 / ≤ 3',
         lanyard: round(logins.statements, 1), baseline: round(base.statements, 1), ratio: round(logins.commits, 1), target: null,
         verdict: logins.statements <= 10 && logins.commits <= 3 ? 'PASS' : 'MISS',
-        // The floor of commits is 4 (decision 0050): the interaction stored at GET /auth, the throttle's
-        // reservation committed before the hash check, the success, the resume's session and code.
-        notes: `GET /auth … code (Lanyard: GET /auth, GET and POST identify, POST password, GET /auth/:uid; baseline: GET /auth, GET /interaction, POST login, GET /auth/:uid). Lanyard ${anatomy(logins)}; baseline ${anatomy(base)} (targets ≤ 10 statements, ≤ 3 commits; ratio column: Lanyard's commits; commits cannot go below 4 without weakening throttling — the engine's 3 plus the reservation committed before the hash, decision 0050; the browsers run in a thread of their own, decision 0068)`,
+        // 3 commits (decisions 0050, 0079): the interaction stored at GET /auth, the throttle's
+        // reservation committed before the hash check, and the success with the resume's session
+        // and code (the password form runs the engine's resume itself).
+        notes: `GET /auth … code (Lanyard: GET /auth, GET and POST identify, POST password with the engine's resume in it; baseline: GET /auth, GET /interaction, POST login, GET /auth/:uid). Lanyard ${anatomy(logins)}; baseline ${anatomy(base)} (targets ≤ 10 statements, ≤ 3 commits; ratio column: Lanyard's commits; the reservation is committed before the hash, decision 0050, and the success with the resume, decision 0079; the browsers run in a thread of their own, decision 0068)`,
       },
     ];
     details['password login'] = {

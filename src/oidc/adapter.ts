@@ -17,7 +17,9 @@ import { createOidcPayloadQueries, type OidcPayloadQueries, type PayloadOp, type
  * - inside `around` (wrapped around the engine's routes by src/app.ts), upserts, consumptions
  *   and deletions are queued, after the same checks as before (a NUL is still refused at once);
  * - any read (`find`, `findByUid`, `findByUserCode`) or `revokeByGrantId` first writes what is
- *   queued, so the request reads its own writes exactly as before;
+ *   queued, so the request reads its own writes exactly as before — except a `find` of a row the
+ *   request itself saved or deleted, which the queue answers (`queued`): the interaction a
+ *   finished step saved and the engine's resume reads in the same request;
  * - when the engine's middleware has finished and before the response leaves, the queue is
  *   written: writes to different rows as one statement (`writeBatch`), or — should one row be
  *   written twice — one by one as before. A failure there fails the request (the error boundary
@@ -48,6 +50,13 @@ export interface WriteBehind {
   readAhead(): ReadAhead | undefined;
   /** The queue of the request running now, if it is still open. */
   pending(): PayloadOp[] | undefined;
+  /**
+   * A row this request saved or deleted and has not written yet: the payload it will store, `null`
+   * when it will delete it, `undefined` when the queue says nothing certain about it (nothing
+   * queued for the row, a consumption, or an application write to the engine's table). Lets a
+   * read of the request's own write be answered from the queue instead of writing the queue first.
+   */
+  queued(model: string, idHash: string, now: Date): Record<string, unknown> | null | undefined;
   /** Writes what the current request queued so far (before a read), after any such write still running. */
   flush(): Promise<void>;
   /**
@@ -187,7 +196,10 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
         continue;
       }
       const previous = last.get(key);
-      if (previous && (previous.kind !== 'upsert' || op.kind !== 'upsert')) mixed = true;
+      // Saved, then deleted (an interaction finished and resumed in one request): the deletion
+      // alone leaves the row as both would. Any other repeat keeps its order (a consumption, or a
+      // save after a deletion, which must not keep the old row's consumed_at).
+      if (previous && !(previous.kind === 'upsert' && (op.kind === 'upsert' || op.kind === 'destroy'))) mixed = true;
       last.set(key, op);
     }
     const consumes = ops.filter((op) => op.kind === 'consume');
@@ -290,6 +302,22 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
     pending() {
       const store = storage.getStore();
       return store?.open ? store.ops : undefined;
+    },
+    queued(model, idHash, at) {
+      const store = storage.getStore();
+      if (!store?.open || store.flushing) return undefined;
+      let found: PayloadOp | undefined;
+      for (const op of store.ops) {
+        if (op.kind === 'joined') {
+          if (tableOf(op.write.sql) === 'oidc_payloads') return undefined;
+        } else if (op.kind === 'upsert' ? op.write.model === model && op.write.idHash === idHash : op.model === model && op.idHash === idHash) found = op;
+      }
+      if (!found || found.kind === 'consume' || found.kind === 'joined') return undefined;
+      if (found.kind === 'destroy') return null;
+      const { payload, expiresAt } = found.write;
+      if (expiresAt && expiresAt.getTime() <= at.getTime()) return null;
+      // What reading the stored jsonb back would give: a copy of its own, through JSON.
+      return JSON.parse(JSON.stringify(payload)) as Record<string, unknown>;
     },
     flush,
     defer(write) {
@@ -423,6 +451,13 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (hasNul(id)) return undefined;
+      // The request's own save of this row, not written yet: the interaction a finished step saved
+      // and the engine's resume reads in the same request (src/oidc/interactions.ts). Answered from
+      // the queue, so that the save is written with the resume's writes: one commit, not two.
+      if (writeBehind?.pending()?.length) {
+        const queued = writeBehind.queued(this.model, sha256(id), now());
+        if (queued !== undefined) return queued === null ? undefined : restore(id, { payload: queued, consumed_at: null });
+      }
       const flushing = settled();
       if (flushing) await flushing;
       const ahead = writeBehind?.readAhead();

@@ -1,5 +1,6 @@
 import type Provider from 'oidc-provider';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
+import compose from 'koa-compose';
 import { AppError } from '../shared/errors.ts';
 import { isFirstParty } from './provider.ts';
 import { levelOf, requestedLevel, type Acr } from '../policy/policy.ts';
@@ -71,6 +72,18 @@ function siteOf(redirectUris: readonly string[] | undefined): string | undefined
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
+/** The signer of Koa's signed cookies (the `cookies` module keeps it as `keys`; a Keygrip). */
+type CookieSigner = { sign(data: string): string };
+
+/** A cookie header without the pairs named `name` and `name.sig`. */
+function withoutCookie(header: string | undefined, name: string): string[] {
+  if (!header) return [];
+  return header.split(';').map((pair) => pair.trim()).filter((pair) => {
+    const key = (pair.includes('=') ? pair.slice(0, pair.indexOf('=')) : pair).trim();
+    return pair !== '' && key !== name && key !== `${name}.sig`;
+  });
+}
+
 export function createInteractions(provider: Provider) {
   /**
    * The interaction each request loaded, so that the guard, the step and the finish share one
@@ -114,8 +127,57 @@ export function createInteractions(provider: Provider) {
     ctx.cookies.set(FINISHED_COOKIE, String(details.params.client_id), {
       path: `/interaction/${details.uid}`, httpOnly: true, sameSite: 'lax', secure: ctx.secure, signed: true, maxAge: FINISHED_MAX_AGE_MS,
     });
+    if (await resumedHere(ctx, details)) return;
     ctx.status = 303;
     ctx.redirect(url);
+  }
+
+  /** The engine's own middleware, as src/app.ts mounts it at "/" (koa-mount composes the same). */
+  let engine: Middleware | undefined;
+
+  /**
+   * Runs the engine's resume (GET /auth/:uid, oidc-provider's resumeAction and the rest of the
+   * authorization) inside the form post that finished the interaction, instead of answering with
+   * a redirect to it: the browser goes straight to the client's redirect URI (or to the consent
+   * page), one round trip fewer, and the result saved above is written with the resume's writes —
+   * the interaction's end, the session, the code — in the request's one statement (decision 0079:
+   * a password login is 3 commits). The engine runs unchanged on this request's context, as for
+   * the browser's own GET; what that GET would have carried is put in front of it:
+   *
+   * - the method and path of the resume URL;
+   * - the resume cookie. The engine set it with the interaction cookie, for the same uid and the
+   *   same lifetime, on the resume URL's path only, so the browser does not send it here. This
+   *   request proved the interaction cookie (`interactionDetails`, and the uid in the URL must be
+   *   it), so it is signed here for that uid with the cookie keys the engine checks it with. One
+   *   the request itself carried is dropped first: it never names another interaction.
+   *
+   * Only a same-site form post of our interaction pages (CSRF-checked) resumes here; the upstream
+   * providers' callbacks and anything else keep the redirect. Afterwards the request's method,
+   * URL and cookies are its own again, for the access line and whatever runs after.
+   */
+  async function resumedHere(ctx: Context, details: Details): Promise<boolean> {
+    if (ctx.method !== 'POST' || !ctx.path.startsWith(`/interaction/${details.uid}`)) return false;
+    const signer = (ctx.cookies as unknown as { keys?: CookieSigner }).keys;
+    if (!signer) return false;
+    const resume = new URL(details.returnTo);
+    const name = provider.cookieName('resume');
+    const { req } = ctx;
+    const own = { method: req.method, url: req.url, cookie: req.headers.cookie };
+    req.headers.cookie = [`${name}=${details.uid}`, `${name}.sig=${signer.sign(`${name}=${details.uid}`)}`, ...withoutCookie(own.cookie, name)].join('; ');
+    req.method = 'GET';
+    req.url = `${resume.pathname}${resume.search}`;
+    engine ??= compose(provider.middleware as Middleware[]);
+    try {
+      await engine(ctx, () => {
+        throw new Error(`the engine has no route for its resume URL ${resume.pathname}`);
+      });
+    } finally {
+      req.method = own.method;
+      req.url = own.url;
+      if (own.cookie === undefined) delete req.headers.cookie;
+      else req.headers.cookie = own.cookie;
+    }
+    return true;
   }
 
   async function clientView(clientId: string): Promise<ClientView | undefined> {

@@ -46,7 +46,8 @@ describe('throttling an attacker cannot steer', () => {
    * `forwardedFor` as X-Forwarded-For — what the proxies in front wrote, the client's part first.
    */
   async function attempt(agent: Agent, email: string, password: string, forwardedFor?: string) {
-    const uid = await startInteraction(agent, client);
+    // prompt=login: a browser that signed in before is asked for its password again.
+    const uid = await startInteraction(agent, client, { prompt: 'login' });
     const page = await agent.get(`/interaction/${uid}`);
     const post = agent.post(`/interaction/${uid}/password`).type('form');
     if (forwardedFor) post.set('X-Forwarded-For', forwardedFor);

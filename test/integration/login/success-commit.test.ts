@@ -10,7 +10,8 @@ import { startInteraction } from '../../helpers/authorization.ts';
 /**
  * A correct password's consequences — the interaction's result, the audit row, the throttle
  * cleared — are stored in one statement at the end of the request (decision 0050): all of them or
- * none. The database is wrapped so that the statement storing them can be made to fail the way
+ * none. The same request resumes the authorization (decision 0079), so that statement also ends
+ * the interaction and stores the session and the code. The database is wrapped so that the statement storing them can be made to fail the way
  * a database that went away fails.
  */
 describe('password login: the success is one commit', function () {
@@ -43,23 +44,25 @@ describe('password login: the success is one commit', function () {
   const succeeded = async (accountId: string) => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM security_events WHERE account_id = $1 AND type = 'login.succeeded'", [accountId])).rows[0]!.n;
   const throttleRows = async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM throttles WHERE key LIKE 'password:s:%'")).rows[0]!.n;
 
-  it('stores the interaction’s result, the audit row and the throttle’s clearing in the same statement', async () => {
+  it('stores the interaction’s end, the session, the code, the audit row and the throttle’s clearing in the same statement', async () => {
     const account = await createAccount(server.registry);
     const agent = supertest.agent(server.url);
     const uid = await startInteraction(agent, client);
     const csrf = csrfFrom((await agent.get(`/interaction/${uid}`)).text);
     written.length = 0;
     const res = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrf, email: account.email, password: PASSWORD });
+    // The browser goes straight back to the client with a code.
     expect(res.status).to.equal(303);
-    expect(res.headers.location).to.contain(`/auth/${uid}`);
+    expect(res.headers.location).to.match(/[?&]code=/);
     expect(written).to.have.length(1);
-    expect(written[0]).to.match(/INSERT INTO oidc_payloads/).and.match(/DELETE FROM throttles/).and.match(/INSERT INTO security_events/);
+    expect(written[0]).to.match(/DELETE FROM oidc_payloads/).and.match(/INSERT INTO oidc_payloads/).and.match(/DELETE FROM throttles/)
+      .and.match(/INSERT INTO security_events/).and.match(/session_activity/);
     expect(await succeeded(account.id)).to.equal(1);
     expect(await throttleRows()).to.equal(0);
-    // The resume finds the result: the browser goes back to the client with a code.
-    const resumed = await agent.get(new URL(res.headers.location!, server.url).pathname);
-    expect(resumed.status).to.equal(303);
-    expect(resumed.headers.location).to.match(/[?&]code=/);
+    const rows = await db.query<{ model: string }>("SELECT model FROM oidc_payloads WHERE account_id = $1 ORDER BY model", [account.id]);
+    expect(rows.rows.map((r) => r.model)).to.include.members(['AuthorizationCode', 'Session']);
+    // The interaction is over: its page says so, and its resume URL has nothing left to resume.
+    expect((await agent.get(`/auth/${uid}`)).status).to.equal(400);
   });
 
   it('stores none of them when that statement fails: 503, no redirect, no cookie, and the same login works once the database is back', async () => {

@@ -204,8 +204,14 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
         expect(await direct('RefreshToken', 'new-token')).to.equal(undefined);
         expect((await direct('RefreshToken', 'old-token'))?.consumed).to.equal(undefined);
         expect(await direct('Interaction', 'uid-1')).to.not.equal(undefined);
-        // …but a read in the request writes what is queued first.
-        expect(await new Deferred('AccessToken').find('access')).to.deep.include({ jti: 'access', grantId: 'g1' });
+        // A read of a row the request itself saved or deleted is answered from the queue, which
+        // stays queued (the interaction a step saved and the engine's resume reads: one commit)…
+        expect(await new Deferred('AccessToken').find('access')).to.deep.include({ jti: 'access', grantId: 'g1', kind: 'AccessToken' });
+        expect(await new Deferred('Interaction').find('uid-1')).to.equal(undefined);
+        expect(await direct('RefreshToken', 'new-token')).to.equal(undefined);
+        expect(await direct('Interaction', 'uid-1')).to.not.equal(undefined);
+        // …and a read of any other row writes what is queued first.
+        expect(await new Deferred('Grant').find('g1')).to.equal(undefined);
         expect(await direct('RefreshToken', 'new-token')).to.deep.include({ grantId: 'g1' });
         expect(await direct('Interaction', 'uid-1')).to.equal(undefined);
         expect((await direct('RefreshToken', 'old-token'))?.consumed).to.equal(Math.floor(now / 1000));
@@ -267,7 +273,7 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
       expect(await new Adapter('AuthorizationCode').find('code-m')).to.equal(undefined);
     });
 
-    it('keeps the last save of a row saved twice, and the order of a row saved then deleted', async () => {
+    it('keeps the last save of a row saved twice, and the deletion of a row saved then deleted', async () => {
       const { writes, Deferred, direct } = await setup();
       await writes.around(async () => {
         await new Deferred('Session').upsert('s1', { jti: 's1', uid: 'u1', accountId: 'first', kind: 'Session' }, 60);
@@ -334,13 +340,16 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
         expect((second as Error).message).to.not.equal('the step failed');
       });
 
-      it('keeps the order of a row saved then deleted, inside one transaction with the joined writes', async () => {
-        const { writes, Deferred, audit, auditRows, direct } = await joinedSetup();
+      it('stores a row saved then deleted as its deletion, in the one statement; a deletion then a save keeps its order in one transaction', async () => {
+        const { writes, Deferred, statements, audit, auditRows, direct } = await joinedSetup();
+        await new Adapter('Grant').upsert('g-j', { jti: 'g-j', accountId: 'acc_0', kind: 'Grant' }, 60);
         await writes.around(async () => {
           await new Deferred('Grant').upsert('g-j', { jti: 'g-j', accountId: 'acc_1', kind: 'Grant' }, 60);
           await new Deferred('Grant').destroy('g-j');
           writes.defer(audit('grant.revoked'));
         });
+        expect(statements).to.have.length(1);
+        expect(statements[0]).to.match(/DELETE FROM oidc_payloads/).and.not.match(/INSERT INTO oidc_payloads/);
         expect(await direct('Grant', 'g-j')).to.equal(undefined);
         expect(await auditRows()).to.deep.equal(['grant.revoked']);
         const failed = await writes.around(async () => {
@@ -351,6 +360,47 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
         }).then(() => false, () => true);
         expect(failed).to.equal(true);
         expect(await direct('Grant', 'g-k'), 'rolled back with the failed joined write').to.equal(undefined);
+      });
+
+      describe('a request reading its own queued save (an interaction finished and resumed in one request)', () => {
+        it('answers the read from the queue and stores the save, its deletion and the joined writes in one statement', async () => {
+          const { writes, Deferred, statements, audit, auditRows, direct } = await joinedSetup();
+          await new Adapter('Interaction').upsert('uid-r', { jti: 'uid-r', kind: 'Interaction', params: { client_id: 'c' } }, 60);
+          await writes.around(async () => {
+            // The step saves the result …
+            await new Deferred('Interaction').upsert('uid-r', { jti: 'uid-r', kind: 'Interaction', params: { client_id: 'c' }, result: { login: { accountId: 'acc_r', at: new Date(now) } } }, 60);
+            writes.defer(audit('login.succeeded'));
+            // … the resume reads it: what the database would give back (jsonb), nothing written yet.
+            const read = await new Deferred('Interaction').find('uid-r');
+            expect(read).to.deep.include({ jti: 'uid-r', result: { login: { accountId: 'acc_r', at: new Date(now).toISOString() } } });
+            expect(statements).to.deep.equal([]);
+            expect((await direct('Interaction', 'uid-r'))?.result).to.equal(undefined);
+            // … and ends it: deleted, with the session it saves.
+            await new Deferred('Interaction').destroy('uid-r');
+            await new Deferred('Session').upsert('s-r', { jti: 's-r', uid: 'su-r', accountId: 'acc_r', kind: 'Session' }, 60);
+            expect(await new Deferred('Interaction').find('uid-r'), 'deleted in the queue').to.equal(undefined);
+            expect(statements).to.deep.equal([]);
+          });
+          expect(statements).to.have.length(1);
+          expect(await direct('Interaction', 'uid-r')).to.equal(undefined);
+          expect(await direct('Session', 's-r')).to.deep.include({ accountId: 'acc_r' });
+          expect(await auditRows()).to.deep.equal(['login.succeeded']);
+        });
+
+        it('writes the queue first when the save has expired, or an application write to the engine\'s table is queued', async () => {
+          const { writes, Deferred, statements } = await joinedSetup();
+          await writes.around(async () => {
+            await new Deferred('Interaction').upsert('uid-x', { jti: 'uid-x', kind: 'Interaction' }, -1);
+            expect(await new Deferred('Interaction').find('uid-x')).to.equal(undefined);
+          });
+          statements.length = 0;
+          await writes.around(async () => {
+            await new Deferred('Interaction').upsert('uid-y', { jti: 'uid-y', kind: 'Interaction' }, 60);
+            writes.defer({ sql: 'DELETE FROM oidc_payloads WHERE account_id = $1::text', params: ['acc_nobody'] });
+            expect(await new Deferred('Interaction').find('uid-y')).to.deep.include({ jti: 'uid-y' });
+            expect(statements.length, 'written before the read').to.be.greaterThan(0);
+          });
+        });
       });
     });
 
