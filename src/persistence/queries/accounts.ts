@@ -104,6 +104,12 @@ export function emailDomainOf(email: string): string {
 }
 
 /**
+ * The claims below read the domain's row `FOR KEY SHARE`: a domain being removed, or its
+ * organization deleted, in a transaction still open is waited for, and once it is gone claims
+ * nothing, so the account goes on as on a domain nobody holds. Read without the lock, the row
+ * from before the removal named a domain the insert's foreign key then found gone (23503: the
+ * sign-up, the first Google or company login on that domain failed with a 500).
+ *
  * Makes the organization holding the (verified, not failing) domain of the account's address its
  * organization manager, unless one already manages it — or, for an account it manages already,
  * records the domain it is on now. A failing domain claims nobody (claims frozen, decision 0028).
@@ -112,6 +118,7 @@ export function emailDomainOf(email: string): string {
  */
 const CLAIM_BY_DOMAIN = `INSERT INTO account_managers (account_id, kind, organization_id, domain_id, since)
   SELECT $1, 'organization', d.organization_id, d.id, now() FROM organization_domains d WHERE d.domain = $2 AND d.state = 'verified'
+  FOR KEY SHARE OF d
   ON CONFLICT (account_id, kind) DO UPDATE SET domain_id = excluded.domain_id WHERE account_managers.organization_id = excluded.organization_id
   RETURNING organization_id, (xmax = 0) AS inserted`;
 
@@ -225,6 +232,7 @@ export function createAccountQueries(db: Queryable) {
            INSERT INTO account_managers (account_id, kind, organization_id, domain_id, since)
            SELECT i.id, 'organization', d.organization_id, d.id, now() FROM inserted i
            JOIN organization_domains d ON d.domain = $9 AND d.state = 'verified'
+           FOR KEY SHARE OF d
            RETURNING account_id
          )
          SELECT inserted.* FROM inserted`,
