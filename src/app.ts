@@ -225,6 +225,8 @@ export function createApp(registry: Registry): LanyardApp {
   // createWriteBehind; decision 0050): a password login's success is one commit. Should that
   // commit fail, nothing of it is stored and the answer is the 503 page, not the redirect or the
   // cookies the step had set for a login that did not happen.
+  // The same holds when the engine's resume, run inside the form post (decision 0079), met the
+  // outage itself and answered its own 5xx page: no cookie of the login that did not happen.
   const interactionPages: Koa.Middleware = async (ctx, next) => {
     let answered = false;
     try {
@@ -238,6 +240,10 @@ export function createApp(registry: Registry): LanyardApp {
         ctx.remove('Set-Cookie');
       }
       throw err;
+    }
+    if (ctx.status >= 500) {
+      ctx.remove('Location');
+      ctx.remove('Set-Cookie');
     }
   };
   app.use(under(['/interaction/', '/login/'], (ctx, next) => (ctx.path.startsWith('/interaction/') ? interactionPages(ctx, next) : interactionFormRoutes(ctx, next))));

@@ -17,9 +17,10 @@ import { createOidcPayloadQueries, type OidcPayloadQueries, type PayloadOp, type
  * - inside `around` (wrapped around the engine's routes by src/app.ts), upserts, consumptions
  *   and deletions are queued, after the same checks as before (a NUL is still refused at once);
  * - any read (`find`, `findByUid`, `findByUserCode`) or `revokeByGrantId` first writes what is
- *   queued, so the request reads its own writes exactly as before — except a `find` of a row the
- *   request itself saved or deleted, which the queue answers (`queued`): the interaction a
- *   finished step saved and the engine's resume reads in the same request;
+ *   queued, so the request reads its own writes exactly as before — except a `find` by key of a
+ *   row the request itself saved or deleted, which the queue answers, and of a session, grant or
+ *   interaction nothing queued writes, read as it is (`queued`): the engine's resume in the form
+ *   post that finished the interaction reads all three (decision 0079);
  * - when the engine's middleware has finished and before the response leaves, the queue is
  *   written: writes to different rows as one statement (`writeBatch`), or — should one row be
  *   written twice — one by one as before. A failure there fails the request (the error boundary
@@ -51,12 +52,16 @@ export interface WriteBehind {
   /** The queue of the request running now, if it is still open. */
   pending(): PayloadOp[] | undefined;
   /**
-   * A row this request saved or deleted and has not written yet: the payload it will store, `null`
-   * when it will delete it, `undefined` when the queue says nothing certain about it (nothing
-   * queued for the row, a consumption, or an application write to the engine's table). Lets a
-   * read of the request's own write be answered from the queue instead of writing the queue first.
+   * What the request's queue holds for one row, for a read of it by key: the payload a save of it
+   * will store, `null` when it will delete it (or the save has expired), `'untouched'` when nothing
+   * queued writes it — no write to that row, no application write to the engine's table — so the
+   * database's row is the answer and nothing needs writing first, and `undefined` when the queue
+   * must be written before reading (a consumption, an application write to the table, a batch
+   * being written). Lets the engine's resume, run inside the form post that finished the
+   * interaction (decision 0079), read the interaction it saved and the session and grant it did
+   * not touch without splitting the request's one statement in two.
    */
-  queued(model: string, idHash: string, now: Date): Record<string, unknown> | null | undefined;
+  queued(model: string, idHash: string, now: Date): Record<string, unknown> | null | 'untouched' | undefined;
   /** Writes what the current request queued so far (before a read), after any such write still running. */
   flush(): Promise<void>;
   /**
@@ -312,7 +317,8 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
           if (tableOf(op.write.sql) === 'oidc_payloads') return undefined;
         } else if (op.kind === 'upsert' ? op.write.model === model && op.write.idHash === idHash : op.model === model && op.idHash === idHash) found = op;
       }
-      if (!found || found.kind === 'consume' || found.kind === 'joined') return undefined;
+      if (!found) return 'untouched';
+      if (found.kind === 'consume' || found.kind === 'joined') return undefined;
       if (found.kind === 'destroy') return null;
       const { payload, expiresAt } = found.write;
       if (expiresAt && expiresAt.getTime() <= at.getTime()) return null;
@@ -454,11 +460,15 @@ export function createPostgresAdapter(queries: OidcPayloadQueries, clock: Clock,
       // The request's own save of this row, not written yet: the interaction a finished step saved
       // and the engine's resume reads in the same request (src/oidc/interactions.ts). Answered from
       // the queue, so that the save is written with the resume's writes: one commit, not two.
+      // A row nothing queued writes is read as it is, without writing the queue first — but not a
+      // token whose lookup reads its grant and session too, which the queue may write.
+      let untouched = false;
       if (writeBehind?.pending()?.length) {
         const queued = writeBehind.queued(this.model, sha256(id), now());
-        if (queued !== undefined) return queued === null ? undefined : restore(id, { payload: queued, consumed_at: null });
+        if (queued === 'untouched') untouched = !READS_AHEAD.has(this.model);
+        else if (queued !== undefined) return queued === null ? undefined : restore(id, { payload: queued, consumed_at: null });
       }
-      const flushing = settled();
+      const flushing = untouched ? undefined : settled();
       if (flushing) await flushing;
       const ahead = writeBehind?.readAhead();
       if (!ahead) return restore(id, await queries.find(this.model, sha256(id), now()));

@@ -92,4 +92,33 @@ describe('password login: the success is one commit', function () {
     expect(await succeeded(account.id)).to.equal(1);
     expect(await throttleRows()).to.equal(0);
   });
+
+  it('is one statement in a browser already signed in too (prompt=login): the resume reads the session without writing first', async () => {
+    const account = await createAccount(server.registry);
+    const agent = supertest.agent(server.url);
+    const first = await startInteraction(agent, client);
+    const firstPage = await agent.get(`/interaction/${first}`);
+    const signedIn = await agent.post(`/interaction/${first}/password`).type('form').send({ _csrf: csrfFrom(firstPage.text), email: account.email, password: PASSWORD });
+    expect(signedIn.headers.location).to.match(/[?&]code=/);
+
+    const uid = await startInteraction(agent, client, { prompt: 'login' });
+    const csrf = csrfFrom((await agent.get(`/interaction/${uid}`)).text);
+    failBatch = true;
+    written.length = 0;
+    const failed = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrf, email: account.email, password: PASSWORD }).set('accept', 'text/html');
+    failBatch = false;
+    expect(written, 'nothing written before the final statement').to.have.length(1);
+    expect(failed.status).to.equal(503);
+    expect(failed.headers.location).to.equal(undefined);
+    expect(failed.headers['set-cookie'] ?? []).to.deep.equal([]);
+    expect(await succeeded(account.id), 'only the first login').to.equal(1);
+
+    written.length = 0;
+    const page = await agent.get(`/interaction/${uid}`);
+    const again = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(page.text), email: account.email, password: PASSWORD });
+    expect(again.status).to.equal(303);
+    expect(again.headers.location).to.match(/[?&]code=/);
+    expect(written).to.have.length(1);
+    expect(await succeeded(account.id)).to.equal(2);
+  });
 });

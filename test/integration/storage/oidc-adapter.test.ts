@@ -210,8 +210,11 @@ describe('PostgreSQL adapter for oidc-provider models', () => {
         expect(await new Deferred('Interaction').find('uid-1')).to.equal(undefined);
         expect(await direct('RefreshToken', 'new-token')).to.equal(undefined);
         expect(await direct('Interaction', 'uid-1')).to.not.equal(undefined);
-        // …and a read of any other row writes what is queued first.
+        // …a session, grant or interaction nothing queued writes is read as it is, nothing written…
         expect(await new Deferred('Grant').find('g1')).to.equal(undefined);
+        expect(await direct('RefreshToken', 'new-token')).to.equal(undefined);
+        // …and a token's read (which reads its grant and session too) writes what is queued first.
+        expect(await new Deferred('AccessToken').find('another')).to.equal(undefined);
         expect(await direct('RefreshToken', 'new-token')).to.deep.include({ grantId: 'g1' });
         expect(await direct('Interaction', 'uid-1')).to.equal(undefined);
         expect((await direct('RefreshToken', 'old-token'))?.consumed).to.equal(Math.floor(now / 1000));
