@@ -140,7 +140,12 @@ describe('browser: two-step verification', function () {
     await page.getByLabel('6-digit code').fill(await totpAt(secret, now));
     await page.getByRole('button', { name: 'Turn on and continue' }).click();
     await page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
-    expect(await page.locator('#recovery-codes code').count()).to.equal(10);
+    const shown = await page.locator('#recovery-codes code').allTextContents();
+    expect(shown).to.have.length(10);
+    // A reload shows the same codes (their page is a GET), not a form sent again.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
+    expect(await page.locator('#recovery-codes code').allTextContents()).to.deep.equal(shown);
     await page.getByRole('button', { name: /I saved them/ }).click();
     expect((await landOnCallback(page)).searchParams.get('code')).to.be.a('string');
   });

@@ -62,6 +62,14 @@ export function secondStepStrategy(deps: {
   const sealFor = (uid: string) => `login_enrol:${uid}`;
   const keptSecret = (ctx: Context, uid: string) => enrolCookie.get(ctx, sealFor(uid))?.secret;
 
+  // The recovery codes, once the first correct code has turned two-step verification on: shown by
+  // a GET of their own page (Post/Redirect/Get), so that a reload or Back shows them again rather
+  // than sending the confirmed code once more and stranding the person with two-step verification
+  // on and the codes gone from view. Only their hashes are stored; until "I saved them" (or ten
+  // minutes) the codes wait sealed in this browser, bound to this interaction, as the secret does.
+  const codesCookie = sealedCookie<{ codes: string[] }>(deps.box, deps.now, { name: 'lanyard.login_codes', ttlSeconds: 600 });
+  const codesFor = (uid: string) => `login_codes:${uid}`;
+
   async function enrolPage(ctx: Context, it: LoginContext, account: AccountRow, status: number, error?: PageError) {
     const kept = keptSecret(ctx, it.uid);
     const enrolment = kept ? twoStep.enrolmentFor(account, kept) : await twoStep.startEnrolment(account);
@@ -104,7 +112,12 @@ export function secondStepStrategy(deps: {
         method: 'get',
         path: '/two-step/enrol',
         async handle(ctx, it) {
-          const { account } = await pending(it, ['enrol']);
+          const { flow, account } = await pending(it, ['enrol', 'enrolled']);
+          // Back from the codes page: it is on already, the codes are what is left to see.
+          if (flow.step === 'enrolled') {
+            ctx.status = 303;
+            return ctx.redirect(`/interaction/${it.uid}/two-step/codes`);
+          }
           await enrolPage(ctx, it, account, 200);
         },
       },
@@ -125,20 +138,32 @@ export function secondStepStrategy(deps: {
           enrolCookie.clear(ctx, `/interaction/${it.uid}`);
           // Set up and confirmed: the login finishes once the codes are saved ("continue").
           await flows.save(it, { step: 'enrolled', accountId: account.id, amr: flow.amr, trello: flow.trello });
+          codesCookie.set(ctx, `/interaction/${it.uid}`, codesFor(it.uid), { codes: t.result.recoveryCodes });
+          ctx.status = 303;
+          ctx.redirect(`/interaction/${it.uid}/two-step/codes`);
+        },
+      },
+      {
+        method: 'get',
+        path: '/two-step/codes',
+        async handle(ctx, it) {
+          const { account } = await pending(it, ['enrolled']);
+          const codes = codesCookie.get(ctx, codesFor(it.uid))?.codes;
           page(ctx, 200, 'login/recovery-codes', {
             title: 'Save your recovery codes',
             uid: it.uid,
             clientName: it.clientName,
-            codes: t.result.recoveryCodes,
-            download: recoveryCodesFile(account.email, t.result.recoveryCodes),
+            codes: codes ?? [],
+            download: codes ? recoveryCodesFile(account.email, codes) : undefined,
           });
         },
       },
       {
         method: 'post',
         path: '/two-step/continue',
-        async handle(_ctx, it) {
+        async handle(ctx, it) {
           const { flow, account } = await pending(it, ['enrolled']);
+          codesCookie.clear(ctx, `/interaction/${it.uid}`);
           return { account, flow, method: 'totp', amr: ['otp', 'mfa'], via: 'enrolment' };
         },
       },

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import supertest from 'supertest';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase, testDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient } from '../../helpers/factories.ts';
@@ -191,10 +192,29 @@ describe('two-step verification at login (/interaction/:uid/two-step)', () => {
     expect(wrong.status).to.equal(400);
     expect(wrong.text).to.contain(secret.slice(0, 4)); // the same key is shown again
 
-    const codes = await flow.agent.post(`/interaction/${flow.uid}/two-step/enrol`).type('form').send({ _csrf: csrfFrom(enrol.text), code: await totpAt(secret, now) });
+    // Post/Redirect/Get: the codes have a page of their own, which a reload or Back shows again.
+    const confirmed = await flow.agent.post(`/interaction/${flow.uid}/two-step/enrol`).type('form').send({ _csrf: csrfFrom(enrol.text), code: await totpAt(secret, now) });
+    expect(confirmed.status).to.equal(303);
+    expect(confirmed.headers.location).to.equal(`/interaction/${flow.uid}/two-step/codes`);
+    const codes = await flow.agent.get(confirmed.headers.location!);
     expect(codes.status).to.equal(200);
-    expect(codes.text.match(/<li><code>[a-z2-9]{5}-[a-z2-9]{5}<\/code><\/li>/g)).to.have.length(10);
+    const shown = codes.text.match(/<li><code>[a-z2-9]{5}-[a-z2-9]{5}<\/code><\/li>/g);
+    expect(shown).to.have.length(10);
     expect(codes.text).to.contain('download="lanyard-recovery-codes.txt"');
+    expect((await flow.agent.get(confirmed.headers.location!)).text.match(/<li><code>[a-z2-9]{5}-[a-z2-9]{5}<\/code><\/li>/g), 'a reload shows the same codes').to.deep.equal(shown);
+    const back = await flow.agent.get(`/interaction/${flow.uid}/two-step/enrol`);
+    expect(back.status, 'Back to the set-up page').to.equal(303);
+    expect(back.headers.location).to.equal(`/interaction/${flow.uid}/two-step/codes`);
+    // Sent again (the browser's "resubmit"): the step is over, the person is not stranded there.
+    const again = await flow.agent.post(`/interaction/${flow.uid}/two-step/enrol`).type('form').send({ _csrf: csrfFrom(enrol.text), code: await totpAt(secret, now) });
+    expect(again.status).to.equal(400);
+    // In another browser session of the same interaction (no sealed codes): the codes are not shown again.
+    const elsewhere = await supertest(server.url).get(confirmed.headers.location!).set('Cookie', (flow.agent as unknown as { jar: { getCookies(o: object): { name: string; value: string }[] } }).jar
+      .getCookies({ domain: '127.0.0.1', path: `/interaction/${flow.uid}/two-step/codes`, secure: false, script: false })
+      .filter((c) => c.name !== 'lanyard.login_codes').map((c) => `${c.name}=${c.value}`).join('; '));
+    expect(elsewhere.status).to.equal(200);
+    expect(elsewhere.text).to.contain('are not shown again');
+    expect(elsewhere.text).not.to.match(/<li><code>/);
 
     const done = await flow.agent.post(`/interaction/${flow.uid}/two-step/continue`).type('form').send({ _csrf: csrfFrom(codes.text) });
     expect(done.status).to.equal(303);
