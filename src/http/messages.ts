@@ -103,7 +103,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'request.method_not_allowed': { title: 'That can’t be done here', text: 'This address doesn’t accept that kind of request. Go back to the page you came from and try again.' },
   'request.method_not_implemented': { title: 'That can’t be done here', text: 'We don’t take that kind of request at all. Go back to the page you came from and try again.' },
   'request.not_found': { title: 'Page not found', text: 'There is nothing at this address. Check the link, or return to the application you came from.' },
-  'interaction.expired': { title: 'Your sign-in took too long', text: 'This sign-in page has expired or was already used. Return to the application and start signing in again.' },
+  'interaction.expired': { title: 'This sign-in has ended', text: 'This sign-in page has expired or was already used. Return to the application and start signing in again.' },
   'server.error': { title: 'Something went wrong on our side', text: 'We couldn’t complete your request. Try again in a moment; if it keeps happening, contact support with the reference below.' },
   'server.unavailable': { title: 'We’ll be right back', text: 'Lanyard can’t reach its data store just now. Wait a moment and try again.' },
   'oidc.temporarily_unavailable': { title: 'We’ll be right back', text: 'Lanyard can’t reach its data store just now. Wait a moment, then return to the application and try again.' },

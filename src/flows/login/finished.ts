@@ -8,7 +8,7 @@ import { isAppError } from '../../shared/errors.ts';
  * An interaction page opened again after this browser finished it (the back button after landing
  * in the app, a reload of the consent page) is not an expired sign-in: it says the sign-in is
  * done and leads back to the app. Any other unknown or expired interaction keeps the
- * "took too long" answer.
+ * "this sign-in has ended" answer.
  */
 export function finishedInteractionPage(deps: { interactions: Interactions; views: Views }): Middleware {
   const page = pageRenderer(deps.views);

@@ -34,7 +34,7 @@ export const loginContextOf = (view: InteractionView, clientName: string): Login
 /**
  * The one guard of every login step: the interaction bound to this browser must be waiting for
  * a login. A consent prompt (the login is already done) or a finished interaction is "your
- * sign-in took too long" — or, for one this browser finished, "you're done here" (finished.ts).
+ * sign-in has ended" — or, for one this browser finished, "you're done here" (finished.ts).
  */
 export async function loginInteraction(interactions: Interactions, ctx: Context): Promise<LoginContext> {
   const view = await interactions.view(ctx);

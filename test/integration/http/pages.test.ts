@@ -157,7 +157,7 @@ describe('pages without dead ends (/, end pages, form addresses, finished sign-i
       // Another browser, or a sign-in that never finished, still hears that it expired.
       const stranger = await supertest(server.url).get(`/interaction/${driver.uids[0]}`).accept('html');
       expect(stranger.status).to.equal(400);
-      expect(stranger.text).to.contain('Your sign-in took too long');
+      expect(stranger.text).to.contain('This sign-in has ended');
     });
 
     it('says it was cancelled the same way after Cancel', async () => {

@@ -111,7 +111,7 @@ describe('identifier-first login pages (/interaction/:uid)', () => {
     const { agent } = await openLogin();
     const res = await agent.get('/interaction/does-not-exist').accept('html');
     expect(res.status).to.equal(400);
-    expect(res.text).to.contain('Your sign-in took too long');
+    expect(res.text).to.contain('This sign-in has ended');
     expect(res.text).not.to.match(/at .*\.ts:\d+/); // no stack trace
   });
 
