@@ -170,7 +170,8 @@ export function createApp(registry: Registry): LanyardApp {
   // Sign-up before login: its paths (/interaction/:uid/signup…) are more specific.
   interactionForms.use(registrationRoutes({ registration: registry.registration, interactions, views, background: registry.background, throttle, completion, minLength: config.passwordMinLength }).routes());
   for (const strategy of strategies) if (strategy.outside) interactionForms.use(strategy.outside.routes());
-  interactionForms.use(loginRoutes({ interactions, policy, completion, strategies, page: loginPage, renderConsent: consent.renderConsent }).routes());
+  const accountEmail = async (id: string) => (await accounts.findById(id))?.email;
+  interactionForms.use(loginRoutes({ interactions, policy, completion, strategies, page: loginPage, renderConsent: consent.renderConsent, accountEmail }).routes());
   // /password/…: the reset by email.
   const recoveryForms = formsRouter();
   recoveryForms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, devices, linking, minLength: config.passwordMinLength }).routes());

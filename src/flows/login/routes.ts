@@ -23,6 +23,8 @@ export function loginRoutes(deps: {
   strategies: readonly LoginStrategy[];
   page: PageRenderer;
   renderConsent: (ctx: Context) => Promise<void>;
+  /** The address of the account a browser is signed in as, for the page that asks it again. */
+  accountEmail: (accountId: string) => Promise<string | undefined>;
 }) {
   const { interactions, page } = deps;
   const router = new Router({ prefix: '/interaction/:uid' });
@@ -31,7 +33,10 @@ export function loginRoutes(deps: {
     const view = await interactions.view(ctx);
     if (view.prompt === 'consent') return deps.renderConsent(ctx);
     const it = await loginInteraction(interactions, ctx);
-    page(ctx, 200, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email: normalizeEmail(view.loginHint) });
+    // A browser signed in already, asked again (prompt=login, max_age, a higher level): its own
+    // address is filled in, as the relying party's login_hint is; the person may change it.
+    const email = normalizeEmail(view.loginHint) ?? (view.sessionAccountId ? await deps.accountEmail(view.sessionAccountId) : undefined);
+    page(ctx, 200, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email });
   });
 
   // The identifier step asks the decision point which step follows the address: home-realm

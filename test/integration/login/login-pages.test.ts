@@ -162,6 +162,8 @@ describe('identifier-first login pages (/interaction/:uid)', () => {
       const again = await startInteraction(agent, client, params);
       const page = await agent.get(`/interaction/${again}`);
       expect(page.text, JSON.stringify(params)).to.contain('Log in to continue');
+      // Its own address is filled in; the person may change it.
+      expect(page.text, JSON.stringify(params)).to.contain(`value="${account.email}"`);
     }
   });
 
