@@ -195,9 +195,10 @@ describe('organizations: authentication policies enforced on every path', () => 
     // Nothing finishes the login meanwhile: the engine's resume endpoint has no result.
     const secret = /id="manual-key" class="key">([A-Z2-7 ]+)</.exec(enrol.text)![1]!.replace(/ /g, '');
     const confirmed = await agent.post(`/interaction/${uid}/two-step/enrol`).type('form').send({ _csrf: csrfFrom(enrol.text), code: await totpAt(secret, Date.now()) });
-    expect(confirmed.status).to.equal(200);
-    expect(confirmed.text).to.contain('Save your recovery codes');
-    const finished = await agent.post(`/interaction/${uid}/two-step/continue`).type('form').send({ _csrf: csrfFrom(confirmed.text) });
+    expect(confirmed.status).to.equal(303);
+    const codes = await agent.get(confirmed.headers.location!);
+    expect(codes.text).to.contain('Save your recovery codes');
+    const finished = await agent.post(`/interaction/${uid}/two-step/continue`).type('form').send({ _csrf: csrfFrom(codes.text) });
     expect(finished.status).to.equal(303);
     const done = await browse(agent, finished.headers.location!, { email: member.email });
     const tokens = await oidc.authorizationCodeGrant(rp.config, done.callback!, checks);
