@@ -101,7 +101,7 @@ export function createInteractions(provider: Provider) {
     return details;
   }
 
-  async function loadFresh(ctx: Context): Promise<Details> {
+  async function loadFresh(ctx: Context, again = false): Promise<Details> {
     try {
       const details = await provider.interactionDetails(ctx.req, ctx.res);
       // The uid in the URL must be the interaction bound to this browser's cookie.
@@ -109,9 +109,34 @@ export function createInteractions(provider: Provider) {
       return details;
     } catch (err) {
       if (err instanceof AppError) throw err;
-      if ((err as { name?: string }).name === 'SessionNotFound') throw new AppError('interaction.expired', 400, { cause: err });
+      if ((err as { name?: string }).name === 'SessionNotFound') {
+        if (!again && (err as { error_description?: string }).error_description === 'session not found' && (await unbound(ctx))) return loadFresh(ctx, true);
+        throw new AppError('interaction.expired', 400, { cause: err });
+      }
       throw err;
     }
+  }
+
+  /**
+   * A login interaction started in a browser signed in then (prompt=login, max_age, a higher
+   * level) is bound by the engine to that session, and refused once the session is gone. It goes
+   * when the person's password is reset from the login page ("Forgot your password?": every
+   * session ends, docs/flows/password-reset.md), when they sign out in another tab, or when it
+   * expires: the person then met "This sign-in has ended" on the way back, with a working sign-in
+   * a click away. A login asks for every factor again whatever it was bound to, so such an
+   * interaction goes on unbound, as a sign-in from a browser with no session — what the engine
+   * itself does to an interaction whose login is for another account (resumeAction). Only for a
+   * login prompt (consent is the signed-in account's own), and only for a session that is gone;
+   * one that now holds another account stays refused.
+   */
+  async function unbound(ctx: Context): Promise<boolean> {
+    const id = ctx.cookies.get(provider.cookieName('interaction'), { signed: true });
+    const interaction = id ? await provider.Interaction.find(id) : undefined;
+    if (!interaction?.session || interaction.prompt.name !== 'login') return false;
+    ctx.state.log?.info({ clientId: interaction.params.client_id }, 'login interaction outlived its session: it goes on as a sign-in from a new browser');
+    delete interaction.session;
+    await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
+    return true;
   }
 
   /**

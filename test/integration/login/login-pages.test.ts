@@ -167,6 +167,24 @@ describe('identifier-first login pages (/interaction/:uid)', () => {
     }
   });
 
+  it('lets a login asked of a signed-in browser go on when that session ended meanwhile (a password reset, a sign-out elsewhere)', async () => {
+    const account = await createAccount(server.registry);
+    const { agent, uid, csrf } = await openLogin();
+    const done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrf, email: account.email, password: PASSWORD });
+    expect(done.headers.location).to.contain(client.redirectUri);
+    const again = await startInteraction(agent, client, { prompt: 'login' });
+    // Every session of the account ends (what a password reset does) before the person goes on.
+    await server.registry.accountSessions.endAll(account.id);
+    const page = await agent.get(`/interaction/${again}`);
+    expect(page.status).to.equal(200);
+    expect(page.text).to.contain('Log in to continue');
+    const wrong = await agent.post(`/interaction/${again}/password`).type('form').send({ _csrf: csrfFrom(page.text), email: account.email, password: 'not the password' });
+    expect(wrong.status, 'every factor is asked again').to.equal(401);
+    const finished = await agent.post(`/interaction/${again}/password`).type('form').send({ _csrf: csrfFrom(page.text), email: account.email, password: PASSWORD });
+    expect(finished.status).to.equal(303);
+    expect(new URL(finished.headers.location!).searchParams.get('code')).to.be.a('string');
+  });
+
   it('lets the user cancel: the client receives access_denied', async () => {
     const { agent, uid, csrf } = await openLogin();
     const res = await agent.post(`/interaction/${uid}/abort`).type('form').send({ _csrf: csrf });
