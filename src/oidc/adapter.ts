@@ -311,14 +311,14 @@ export function createWriteBehind(queries: OidcPayloadQueries, db?: Pick<Databas
     queued(model, idHash, at) {
       const store = storage.getStore();
       if (!store?.open || store.flushing) return undefined;
-      let found: PayloadOp | undefined;
+      let found: Exclude<PayloadOp, { kind: 'joined' }> | undefined;
       for (const op of store.ops) {
         if (op.kind === 'joined') {
           if (tableOf(op.write.sql) === 'oidc_payloads') return undefined;
         } else if (op.kind === 'upsert' ? op.write.model === model && op.write.idHash === idHash : op.model === model && op.idHash === idHash) found = op;
       }
       if (!found) return 'untouched';
-      if (found.kind === 'consume' || found.kind === 'joined') return undefined;
+      if (found.kind === 'consume') return undefined;
       if (found.kind === 'destroy') return null;
       const { payload, expiresAt } = found.write;
       if (expiresAt && expiresAt.getTime() <= at.getTime()) return null;
