@@ -104,11 +104,15 @@ export function emailDomainOf(email: string): string {
 }
 
 /**
- * The claims below read the domain's row `FOR KEY SHARE`: a domain being removed, or its
- * organization deleted, in a transaction still open is waited for, and once it is gone claims
- * nothing, so the account goes on as on a domain nobody holds. Read without the lock, the row
- * from before the removal named a domain the insert's foreign key then found gone (23503: the
- * sign-up, the first Google or company login on that domain failed with a 500).
+ * The claims below lock the organization's row, then the domain's, `FOR KEY SHARE` (row locks
+ * are taken in the order `FOR KEY SHARE OF` names the tables): a domain being removed, or its
+ * organization deleted, in a transaction still open is waited for, and once the domain is gone
+ * claims nothing, so the account goes on as on a domain nobody holds. Read without the lock, the
+ * row from before the removal named a domain the insert's foreign key then found gone (23503: the
+ * sign-up, the first Google or company login on that domain failed with a 500). The organization
+ * first because that is the order a removal takes them (`organizations.lock`, then the domain;
+ * decision 0078): the domain first deadlocked with it, the claim's foreign-key check waiting for
+ * the organization's row the removal held while the removal waited for the domain's.
  *
  * Makes the organization holding the (verified, not failing) domain of the account's address its
  * organization manager, unless one already manages it — or, for an account it manages already,
@@ -117,8 +121,10 @@ export function emailDomainOf(email: string): string {
  * account became managed by this statement.
  */
 const CLAIM_BY_DOMAIN = `INSERT INTO account_managers (account_id, kind, organization_id, domain_id, since)
-  SELECT $1, 'organization', d.organization_id, d.id, now() FROM organization_domains d WHERE d.domain = $2 AND d.state = 'verified'
-  FOR KEY SHARE OF d
+  SELECT $1, 'organization', d.organization_id, d.id, now()
+  FROM organizations o JOIN organization_domains d ON d.organization_id = o.id
+  WHERE d.domain = $2 AND d.state = 'verified' AND o.deleted_at IS NULL
+  FOR KEY SHARE OF o, d
   ON CONFLICT (account_id, kind) DO UPDATE SET domain_id = excluded.domain_id WHERE account_managers.organization_id = excluded.organization_id
   RETURNING organization_id, (xmax = 0) AS inserted`;
 
@@ -230,9 +236,10 @@ export function createAccountQueries(db: Queryable) {
            RETURNING ${COLUMNS}
          ), claimed AS (
            INSERT INTO account_managers (account_id, kind, organization_id, domain_id, since)
-           SELECT i.id, 'organization', d.organization_id, d.id, now() FROM inserted i
-           JOIN organization_domains d ON d.domain = $9 AND d.state = 'verified'
-           FOR KEY SHARE OF d
+           SELECT i.id, 'organization', d.organization_id, d.id, now()
+           FROM organizations o JOIN organization_domains d ON d.organization_id = o.id AND d.domain = $9 AND d.state = 'verified' CROSS JOIN inserted i
+           WHERE o.deleted_at IS NULL
+           FOR KEY SHARE OF o, d
            RETURNING account_id
          )
          SELECT inserted.* FROM inserted`,

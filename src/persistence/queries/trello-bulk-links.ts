@@ -88,9 +88,11 @@ export function createTrelloBulkLinkQueries() {
          )
          INSERT INTO account_managers (account_id, kind, organization_id, domain_id, since)
          SELECT i.id, 'organization', d.organization_id, d.id, now()
-         FROM inserted i JOIN unnest($1::text[], $5::text[]) AS n (id, domain) ON n.id = i.id
-         JOIN organization_domains d ON d.domain = n.domain AND d.state = 'verified'
-         FOR KEY SHARE OF d`,
+         FROM organizations o JOIN organization_domains d ON d.organization_id = o.id AND d.state = 'verified'
+         JOIN unnest($1::text[], $5::text[]) AS n (id, domain) ON n.domain = d.domain
+         JOIN inserted i ON i.id = n.id
+         WHERE o.deleted_at IS NULL
+         FOR KEY SHARE OF o, d`,
         [accountIds, col((l) => l.email), col((l) => l.name), col((l) => l.nickname), col((l) => emailDomainOf(l.email))],
       );
       const retired = links.flatMap((l) => l.retire.map((email) => ({ email, accountId: l.accountId, reason: `trello:${l.memberId}` })));

@@ -6,7 +6,9 @@ import type { Database } from '../../../src/persistence/db.ts';
 /**
  * An account created on a domain while an admin removes that domain, or deletes its organization:
  * the creation waits for the removal and then goes on as on any domain nobody holds — the
- * account is created, unmanaged — rather than failing on a row that went away meanwhile.
+ * account is created, unmanaged — rather than failing on a row that went away meanwhile, and
+ * neither side deadlocks with the other (the claim takes the organization's row first, as the
+ * removal does).
  * Concurrent transactions need two connections: the PostgreSQL server (PGlite has one, on which
  * transactions never overlap).
  */
@@ -36,16 +38,19 @@ describe('account creation racing a domain’s removal', function () {
       const accounts = createAccountQueries(db);
       let release!: () => void;
       const held = new Promise<void>((resolve) => { release = resolve; });
-      let removed!: () => void;
-      const started = new Promise<void>((resolve) => { removed = resolve; });
+      let locked!: () => void;
+      const started = new Promise<void>((resolve) => { locked = resolve; });
+      // The order a removal takes its locks (src/organizations/organizations.ts): the
+      // organization's row, then — while the creation is under way — the domain's.
       const removing = db.transaction(async (tx) => {
+        await tx.query('SELECT id FROM organizations WHERE id = $1 AND deleted_at IS NULL FOR UPDATE', [org]);
+        locked();
+        await held;
         if (removal === 'domain') await tx.query('DELETE FROM organization_domains WHERE id = $1', [domainId]);
         else {
           await tx.query('UPDATE organizations SET deleted_at = now() WHERE id = $1', [org]);
           await tx.query('DELETE FROM organization_domains WHERE organization_id = $1', [org]);
         }
-        removed();
-        await held;
       });
       await started;
       const creating = db.transaction((tx) => accounts.insertWith(tx, { id: `acc_race_${removal}`, email: `new@${domain}`, emailVerified: true, name: null, passwordHash: null }));
