@@ -126,8 +126,10 @@ export function createInteractions(provider: Provider) {
    * a click away. A login asks for every factor again whatever it was bound to, so such an
    * interaction goes on unbound, as a sign-in from a browser with no session — what the engine
    * itself does to an interaction whose login is for another account (resumeAction). Only for a
-   * login prompt (consent is the signed-in account's own), and only for a session that is gone;
-   * one that now holds another account stays refused.
+   * login prompt (consent is the signed-in account's own). A browser signed in meanwhile as
+   * someone else has a session of a new id, so its interaction is unbound too; the login that
+   * finishes it then meets the engine's own handling of a session of another account (it signs
+   * that one out first), as any interaction of that browser would.
    */
   async function unbound(ctx: Context): Promise<boolean> {
     const id = ctx.cookies.get(provider.cookieName('interaction'), { signed: true });

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { normalizeEmail } from '../../identity/email-address.ts';
-import type { Interactions } from '../../oidc/interactions.ts';
+import { SESSION_INSUFFICIENT, type Interactions } from '../../oidc/interactions.ts';
 import type { Policy } from '../../policy/policy.ts';
 import type { PageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
@@ -33,9 +33,13 @@ export function loginRoutes(deps: {
     const view = await interactions.view(ctx);
     if (view.prompt === 'consent') return deps.renderConsent(ctx);
     const it = await loginInteraction(interactions, ctx);
-    // A browser signed in already, asked again (prompt=login, max_age, a higher level): its own
-    // address is filled in, as the relying party's login_hint is; the person may change it.
-    const email = normalizeEmail(view.loginHint) ?? (view.sessionAccountId ? await deps.accountEmail(view.sessionAccountId) : undefined);
+    // A browser signed in already that a relying party asks to log in again (prompt=login,
+    // max_age): its own address is filled in, as a login_hint is; the person may change it. Not
+    // for a session the account's policy ended (idle, too old, a policy change: session
+    // insufficient): that is the shared machine someone walked away from, and the next person
+    // must not be shown who was signed in.
+    const asked = (view.reasons.includes('login_prompt') || view.reasons.includes('max_age')) && !view.reasons.includes(SESSION_INSUFFICIENT);
+    const email = normalizeEmail(view.loginHint) ?? (asked && view.sessionAccountId ? await deps.accountEmail(view.sessionAccountId) : undefined);
     page(ctx, 200, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email });
   });
 

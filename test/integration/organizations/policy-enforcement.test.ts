@@ -165,7 +165,7 @@ describe('organizations: authentication policies enforced on every path', () => 
       if (next.origin !== server.url) return { kind: 'app' as const };
       if (/^\/interaction\/[^/]+$/.test(next.pathname)) {
         const page = await agent.get(next.pathname);
-        return page.text.includes(`${next.pathname}/identify`) ? { kind: 'login' as const } : { kind: 'consent' as const };
+        return page.text.includes(`${next.pathname}/identify`) ? { kind: 'login' as const, text: page.text } : { kind: 'consent' as const };
       }
       location = next.pathname + next.search;
     }
@@ -341,7 +341,10 @@ describe('organizations: authentication policies enforced on every path', () => 
     offset += 11 * MINUTE;
     const idle = await refuse(oidc.refreshTokenGrant(rp.config, second.refresh_token!));
     expect(idle.error).to.equal('invalid_grant');
-    expect((await reuse(agent, rp)).kind).to.equal('login');
+    const after = await reuse(agent, rp);
+    expect(after.kind).to.equal('login');
+    // The next person at a machine someone walked away from is not shown who was signed in.
+    expect(after.kind === 'login' && after.text).to.be.a('string').and.not.contain(member.email);
   });
 
   it('maximum session lifetime: however active, a login older than it no longer counts', async () => {
