@@ -28,6 +28,8 @@ export interface InteractionView {
   missingClaims: string[];
   /** Account of the current session, if any (prompt=login / max_age re-authentication). */
   sessionAccountId: string | undefined;
+  /** The relying party asked for prompt=login (OIDC Core §3.1.2.1): a fresh login, session or not. */
+  loginPrompted: boolean;
   loginHint: string | undefined;
   /**
    * The level the relying party asked for with `acr_values` (OIDC Core §3.1.2.1), for the login
@@ -235,6 +237,7 @@ export function createInteractions(provider: Provider) {
         missingScopes: details.missingOIDCScope ?? [],
         missingClaims: details.missingOIDCClaims ?? [],
         sessionAccountId: d.session?.accountId,
+        loginPrompted: typeof d.params.prompt === 'string' && d.params.prompt.split(' ').includes('login'),
         loginHint: typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined,
         wantedAcr: requestedLevel(d.params.acr_values),
       };

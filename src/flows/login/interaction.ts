@@ -15,8 +15,9 @@ export interface LoginContext {
   loginHint: string | undefined;
   /**
    * Someone is already signed in here and must prove themselves again (prompt=login, max_age, a
-   * session that no longer meets the policy, a sensitive change in settings): upstream logins
-   * must be fresh too.
+   * session that no longer meets the policy, a sensitive change in settings), or the relying
+   * party asked for prompt=login in a browser signed in to nothing here (an upstream session is
+   * not the fresh login it asked for): upstream logins must be fresh too.
    */
   reauthenticating: boolean;
 }
@@ -28,7 +29,7 @@ export const loginContextOf = (view: InteractionView, clientName: string): Login
   expiresIn: view.expiresIn,
   wantedAcr: view.wantedAcr,
   loginHint: view.loginHint,
-  reauthenticating: view.sessionAccountId !== undefined,
+  reauthenticating: view.sessionAccountId !== undefined || view.loginPrompted,
 });
 
 /**

@@ -269,6 +269,20 @@ describe('SSO: an OpenID Connect connector', () => {
       expect(stale.page?.text).to.contain('Sign in to your company again');
     });
 
+    it('asks the upstream for a fresh sign-in when the relying party asks for prompt=login in a browser signed in to nothing here', async () => {
+      // A first login takes the upstream's session…
+      await tokensOf(await login('first@acme.test', { sub: 'up-first', email: 'first@acme.test', email_verified: true }));
+      expect(upstream.requests.at(-1)!.get('max_age')).to.equal(null);
+      // … but prompt=login asks for a login now, whatever session the upstream keeps.
+      const prompted = await login('first@acme.test', { sub: 'up-first', email: 'first@acme.test', email_verified: true }, { extra: { prompt: 'login' } });
+      expect(upstream.requests.at(-1)!.get('max_age')).to.equal('0');
+      expect(upstream.requests.at(-1)!.get('prompt')).to.equal('login');
+      expect((await tokensOf(prompted)).claims()!.sub).to.be.a('string');
+      upstream.staleNext(3600);
+      const stale = await login('first@acme.test', { sub: 'up-first', email: 'first@acme.test', email_verified: true }, { extra: { prompt: 'login' } });
+      expect(stale.page?.status, 'an upstream login from an hour ago is not the one asked for').to.equal(401);
+    });
+
     it('re-authenticates a console admin through the connector, asking the upstream for a fresh sign-in', async () => {
       // The organization's admin is on its own domain, so the SSO policy holds for them too.
       upstream.signInAs({ sub: 'up-boss', email: 'boss@acme.test', email_verified: true });
