@@ -72,6 +72,7 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
     expect(verified.status).to.equal(303);
     const details = await flow.agent.get(verified.headers.location!);
     expect(details.text).to.contain('new.person@example.com');
+    expect(details.text, 'the last step can be cancelled too').to.contain(`action="/interaction/${flow.uid}/abort"`);
     const done = await flow.agent.post(`/interaction/${flow.uid}/signup/details`).type('form').send({ _csrf: flow.csrf, name: 'New Person', password: PASSWORD });
     expect(done.status, done.text.slice(0, 300)).to.equal(303);
 
