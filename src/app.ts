@@ -228,6 +228,10 @@ export function createApp(registry: Registry): LanyardApp {
   // cookies the step had set for a login that did not happen.
   // The same holds when the engine's resume, run inside the form post (decision 0079), met the
   // outage itself and answered its own 5xx page: no cookie of the login that did not happen.
+  const noLogin = (ctx: Koa.Context) => {
+    ctx.remove('Location');
+    ctx.remove('Set-Cookie');
+  };
   const interactionPages: Koa.Middleware = async (ctx, next) => {
     let answered = false;
     try {
@@ -236,16 +240,10 @@ export function createApp(registry: Registry): LanyardApp {
         answered = true;
       });
     } catch (err) {
-      if (answered) {
-        ctx.remove('Location');
-        ctx.remove('Set-Cookie');
-      }
+      if (answered) noLogin(ctx);
       throw err;
     }
-    if (ctx.status >= 500) {
-      ctx.remove('Location');
-      ctx.remove('Set-Cookie');
-    }
+    if (ctx.status >= 500) noLogin(ctx);
   };
   app.use(under(['/interaction/', '/login/'], (ctx, next) => (ctx.path.startsWith('/interaction/') ? interactionPages(ctx, next) : interactionFormRoutes(ctx, next))));
   app.use(under(['/password/'], formRoutesOf(recoveryForms)));

@@ -13,9 +13,10 @@ export type Bearer =
     /**
      * Whether the sign-in the token came from is recent and strong enough for an irreversible
      * change — the decision point's `reauthenticate` stage, the console's rule (decision 0027) —
-     * or the level a new sign-in must reach (RFC 9470 step-up).
+     * or the level a new sign-in must reach (RFC 9470 step-up). Asked only by the calls that need
+     * it (two of the management API's), not decided on every bearer request.
      */
-    recentLogin: { ok: true } | { ok: false; acr: string | undefined; maxAgeSeconds: number };
+    recentLogin: () => { ok: true } | { ok: false; acr: string | undefined; maxAgeSeconds: number };
   }
   | { ok: false; accountId: string; clientId: string; reason: DenyReason };
 
@@ -92,10 +93,12 @@ export function createBrowserSessions(provider: Provider, policy: BearerPolicy, 
       const provenance = tokenProvenance(token);
       const decision = policy.decide({ stage: 'api', subject: loaded.subject, provenance });
       if (decision.outcome !== 'allow') return { ok: false, ...ids, reason: decision.outcome === 'deny' ? decision.reason : 'policy.login_again' };
-      const again = policy.decide({ stage: 'reauthenticate', subject: loaded.subject, provenance });
-      const recentLogin = again.outcome === 'allow' ? { ok: true as const }
-        // acr_values only when a level above one factor is wanted (RFC 9470 §3: the level the new sign-in must reach).
-        : { ok: false as const, acr: again.outcome === 'reauthenticate' && again.wantedAcr !== ACR_ONE_FACTOR ? again.wantedAcr : undefined, maxAgeSeconds: REAUTHENTICATION_MAX_AGE_SECONDS };
+      const recentLogin = () => {
+        const again = policy.decide({ stage: 'reauthenticate', subject: loaded.subject, provenance });
+        return again.outcome === 'allow' ? { ok: true as const }
+          // acr_values only when a level above one factor is wanted (RFC 9470 §3: the level the new sign-in must reach).
+          : { ok: false as const, acr: again.outcome === 'reauthenticate' && again.wantedAcr !== ACR_ONE_FACTOR ? again.wantedAcr : undefined, maxAgeSeconds: REAUTHENTICATION_MAX_AGE_SECONDS };
+      };
       return { ok: true, ...ids, firstParty: isFirstParty(client), account: loaded.account, scopes: new Set((token.scope ?? '').split(' ').filter(Boolean)), recentLogin };
     },
 

@@ -207,7 +207,6 @@ export function createAccountManagerQueries(db: Queryable) {
       );
       return rows[0]!.n;
     },
-
   };
 }
 

@@ -55,7 +55,7 @@ export function bearerWithScope(sessions: Pick<BrowserSessions, 'bearer'>, scope
  * with the `max_age` (and the `acr_values`) a new authorization request should carry.
  */
 export function requireRecentLogin(ctx: Context): void {
-  const { recentLogin } = actorOf(ctx);
+  const recentLogin = actorOf(ctx).recentLogin();
   if (recentLogin.ok) return;
   const acr = recentLogin.acr ? `, acr_values="${recentLogin.acr}"` : ''; // only above one factor
   throw apiError('insufficient_user_authentication', { max_age: recentLogin.maxAgeSeconds, ...(recentLogin.acr ? { acr_values: recentLogin.acr } : {}) },
