@@ -34,10 +34,12 @@ export interface ConnectorResponse {
 
 export interface ConnectorProtocol {
   /**
-   * `fresh`: the login re-authenticates someone signed in here; the upstream must ask again
-   * (OIDC max_age=0 and prompt=login, SAML ForceAuthn). `relayState`: SAML's, at most 80 bytes.
+   * `maxAge`: the oldest upstream sign-in the login accepts, in seconds — 0 when it
+   * re-authenticates someone signed in here (OIDC max_age=0 and prompt=login), the relying
+   * party's max_age otherwise (OIDC max_age; OIDC Core §3.1.2.1). SAML has no max_age: any
+   * `maxAge` is ForceAuthn. `relayState`: SAML's, at most 80 bytes.
    */
-  start(connector: LoginConnector, options: { fresh: boolean; loginHint?: string | undefined; relayState: string }): Promise<{ redirectUrl: string; pending: PendingChecks }>;
+  start(connector: LoginConnector, options: { maxAge?: number | undefined; loginHint?: string | undefined; relayState: string }): Promise<{ redirectUrl: string; pending: PendingChecks }>;
   finish(connector: LoginConnector, response: ConnectorResponse, pending: PendingChecks): Promise<ConnectorIdentity>;
   /** Whether the upstream answers at all, for the console (OIDC discovery; SAML has nothing to ask). */
   reachable?(connector: LoginConnector): Promise<void>;
@@ -90,7 +92,7 @@ export function createOidcProtocol(deps: { redirectUri: (connectorId: string) =>
 
   return {
     async start(connector, options) {
-      const started = await clientFor(connector).start({ fresh: options.fresh, loginHint: options.loginHint });
+      const started = await clientFor(connector).start({ maxAge: options.maxAge, loginHint: options.loginHint });
       return { redirectUrl: started.url, pending: { state: started.state, nonce: started.nonce, verifier: started.verifier } };
     },
 
@@ -122,7 +124,7 @@ export function createSamlProtocol(sp: Pick<SamlServiceProvider, 'start' | 'fini
   return {
     async start(connector, options) {
       if (connector.kind !== 'saml') throw new Error('not a SAML connector');
-      const started = await sp.start(connector, { fresh: options.fresh, relayState: options.relayState });
+      const started = await sp.start(connector, { fresh: options.maxAge !== undefined, relayState: options.relayState });
       return { redirectUrl: started.redirectUrl, pending: { requestId: started.requestId } };
     },
 

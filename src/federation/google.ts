@@ -20,7 +20,7 @@ export type { UpstreamStart };
 export function createGoogleClient(settings: { issuer: string; clientId: string; clientSecret: string; redirectUri: string }) {
   const upstream = createOidcClient({ ...settings, scope: 'openid email profile' });
   return {
-    start: (options: { fresh?: boolean } = {}) => upstream.start(options),
+    start: (options: { maxAge?: number | undefined } = {}) => upstream.start(options),
     async finish(callbackUrl: URL, checks: UpstreamChecks): Promise<GoogleClaims> {
       const claims = await upstream.finish(callbackUrl, checks);
       return { sub: claims.sub, email: claims.email, emailVerified: claims.emailVerified === true, name: claims.name, authTime: claims.authTime };

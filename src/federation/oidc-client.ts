@@ -104,12 +104,13 @@ export function createOidcClient(settings: OidcClientSettings) {
 
   return {
     /**
-     * `fresh`: this login re-authenticates someone already signed in here (prompt=login, max_age,
-     * a sensitive change in settings), so the upstream's own session must not answer for it.
-     * `max_age=0` asks for a new sign-in and for `auth_time` in the ID token (OIDC Core §3.1.2.1);
-     * the caller checks `authTime`. `loginHint`: the address typed at our identifier step.
+     * `maxAge` (seconds): 0 when this login re-authenticates someone already signed in here
+     * (prompt=login, max_age, a sensitive change in settings), so the upstream's own session must
+     * not answer for it; the relying party's max_age when it sent one. `max_age` asks the upstream
+     * for a sign-in at most that old and for `auth_time` in the ID token (OIDC Core §3.1.2.1); the
+     * caller checks `authTime`. `loginHint`: the address typed at our identifier step.
      */
-    async start(options: { fresh?: boolean; loginHint?: string | undefined } = {}): Promise<UpstreamStart> {
+    async start(options: { maxAge?: number | undefined; loginHint?: string | undefined } = {}): Promise<UpstreamStart> {
       const client = await loadOpenidClient();
       const verifier = client.randomPKCECodeVerifier();
       const state = client.randomState();
@@ -121,7 +122,7 @@ export function createOidcClient(settings: OidcClientSettings) {
         nonce,
         code_challenge: await client.calculatePKCECodeChallenge(verifier),
         code_challenge_method: 'S256',
-        ...(options.fresh ? { max_age: '0', ...(settings.promptLogin ? { prompt: 'login' } : {}) } : {}),
+        ...(options.maxAge !== undefined ? { max_age: String(options.maxAge), ...(options.maxAge === 0 && settings.promptLogin ? { prompt: 'login' } : {}) } : {}),
         ...(options.loginHint ? { login_hint: options.loginHint } : {}),
       });
       return { url: url.href, state, nonce, verifier };

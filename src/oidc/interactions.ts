@@ -30,6 +30,11 @@ export interface InteractionView {
   sessionAccountId: string | undefined;
   /** The relying party asked for prompt=login (OIDC Core §3.1.2.1): a fresh login, session or not. */
   loginPrompted: boolean;
+  /**
+   * The relying party's max_age (OIDC Core §3.1.2.1), seconds: the oldest sign-in it accepts. The
+   * engine checks it against a session here; a login at an upstream provider must meet it too.
+   */
+  maxAge: number | undefined;
   loginHint: string | undefined;
   /**
    * The level the relying party asked for with `acr_values` (OIDC Core §3.1.2.1), for the login
@@ -48,6 +53,12 @@ export interface ClientView {
   tosUri: string | undefined;
   /** Where a person goes back to the app: its registered client_uri, else its redirect URI's site. */
   homeUrl: string | undefined;
+}
+
+/** max_age as the engine accepted it: a non-negative whole number of seconds, or none. */
+function maxAgeOf(value: unknown): number | undefined {
+  const seconds = typeof value === 'string' || typeof value === 'number' ? Number(value) : NaN;
+  return Number.isSafeInteger(seconds) && seconds >= 0 ? seconds : undefined;
 }
 
 /**
@@ -238,6 +249,7 @@ export function createInteractions(provider: Provider) {
         missingClaims: details.missingOIDCClaims ?? [],
         sessionAccountId: d.session?.accountId,
         loginPrompted: typeof d.params.prompt === 'string' && d.params.prompt.split(' ').includes('login'),
+        maxAge: maxAgeOf(d.params.max_age),
         loginHint: typeof d.params.login_hint === 'string' ? d.params.login_hint : undefined,
         wantedAcr: requestedLevel(d.params.acr_values),
       };

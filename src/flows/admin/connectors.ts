@@ -187,7 +187,7 @@ export function connectorPages(deps: { connectors: Connectors; protocols: Partia
         // The upstream is asked now (not a discovery document fetched earlier), and its login
         // always fresh: the test is about the upstream's login, not a session it already holds.
         await protocol.reachable?.(connector);
-        started = await protocol.start(connector, { fresh: true, relayState: 'test' });
+        started = await protocol.start(connector, { maxAge: 0, relayState: 'test' });
       } catch (err) {
         const reason = startFailureReason(connector, err);
         await connectors.recordOutcome(connector.id, { ok: false, reason });

@@ -27,7 +27,8 @@ import { networkFailureOf, upstreamFailureOf } from '../../federation/upstream-f
  *    the completion service send an address whose policy requires the connector. What must stay
  *    bound to this browser (OIDC state, nonce and PKCE verifier; the SAML request id) goes into a
  *    cookie sealed with SECRET_KEY (HttpOnly, SameSite=Lax, ten minutes), then the browser goes
- *    upstream — asked for a fresh sign-in when this login re-authenticates someone.
+ *    upstream — asked for a fresh sign-in when this login re-authenticates someone, for one no
+ *    older than the relying party's max_age when it sent one.
  * 2. GET /login/sso/:connectorId/callback — the one redirect URI registered upstream (OIDC). The
  *    engine's interaction cookie is scoped to /interaction/<uid>, so this only bounces the
  *    browser, with the same query, into the interaction (or to the console's test page).
@@ -157,7 +158,7 @@ export interface ConnectorStrategyDeps {
  * browser. A failure (the upstream down, discovery refused) is recorded on the connector's
  * health line and thrown.
  */
-export async function startAtUpstream(deps: Pick<ConnectorStrategyDeps, 'connectors' | 'protocols'>, connector: LoginConnector, options: { fresh: boolean; loginHint?: string | undefined; relayState: string }) {
+export async function startAtUpstream(deps: Pick<ConnectorStrategyDeps, 'connectors' | 'protocols'>, connector: LoginConnector, options: { maxAge: number | undefined; loginHint?: string | undefined; relayState: string }) {
   const protocol = deps.protocols[connector.kind];
   if (!protocol) throw new Error(`no ${connector.kind} protocol configured`);
   try {
@@ -199,14 +200,14 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
           try {
             // RelayState (SAML) comes back unused — the pending cookie binds the answer — so it is
             // random: the IdP learns nothing of our interaction.
-            started = await startAtUpstream(deps, connector, { fresh: it.reauthenticating, loginHint: hint, relayState: randomSecret(16) });
+            started = await startAtUpstream(deps, connector, { maxAge: it.upstreamMaxAge, loginHint: hint, relayState: randomSecret(16) });
           } catch (err) {
             ctx.state.log?.error({ connector: connector.id, err: { message: (err as Error).message } }, 'connector upstream unreachable');
             return problem(ctx, 502, 'sso.unavailable', it.uid);
           }
-          const since = it.reauthenticating ? Math.floor(deps.now() / 1000) : undefined;
+          const since = it.upstreamMaxAge !== undefined ? Math.floor(deps.now() / 1000) - it.upstreamMaxAge : undefined;
           cookie.set(ctx, { uid: it.uid, connectorId: connector.id, pending: started.pending, ...(since ? { since } : {}) });
-          ctx.state.log?.info({ clientId: it.clientId, connector: connector.id, fresh: it.reauthenticating }, 'login sent to the company identity provider');
+          ctx.state.log?.info({ clientId: it.clientId, connector: connector.id, maxAge: it.upstreamMaxAge }, 'login sent to the company identity provider');
           ctx.status = 303;
           ctx.redirect(started.redirectUrl);
         },
@@ -255,10 +256,11 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
 
   /** The upstream said who this is: the account, then the factor for the completion service. */
   async function identified(ctx: Context, it: Parameters<LoginStrategy['steps'][number]['handle']>[1], connector: LoginConnector, identity: ConnectorIdentity, since: number | undefined) {
-    // A re-authentication needs a sign-in made for it, not the upstream's standing session.
+    // A re-authentication needs a sign-in made for it, not the upstream's standing session; a
+    // relying party's max_age, a sign-in no older than it.
     if (since !== undefined && (identity.authTime === undefined || identity.authTime < since - AUTH_TIME_SKEW_SECONDS)) {
-      ctx.state.log?.info({ connector: connector.id, authTime: identity.authTime }, 'company sign-in not fresh enough for a re-authentication');
-      return problem(ctx, 401, 'sso.not_fresh', it.uid);
+      ctx.state.log?.info({ connector: connector.id, authTime: identity.authTime, maxAge: it.upstreamMaxAge }, 'company sign-in older than this login accepts');
+      return problem(ctx, 401, it.upstreamMaxAge ? 'sso.not_recent' : 'sso.not_fresh', it.uid);
     }
     await deps.connectors.recordOutcome(connector.id, { ok: true });
     const meta = requestMeta(ctx, it.clientId);

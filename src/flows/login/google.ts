@@ -32,8 +32,9 @@ const COOKIE = 'lanyard.google';
 const SEAL = 'google_login';
 
 /**
- * `since`: set when the login re-authenticates someone already signed in here (seconds): Google's
- * sign-in must be at least that recent, or its session answered for a fresh login.
+ * `since` (seconds): set when the login re-authenticates someone already signed in here, or the
+ * relying party sent max_age: Google's sign-in must be at least that recent, or its session
+ * answered for a fresher login than it was.
  */
 interface Pending { uid: string; state: string; nonce: string; verifier: string; since?: number }
 
@@ -77,12 +78,12 @@ export function googleStrategy(deps: {
         async handle(ctx, it) {
           let start;
           try {
-            start = await google.start({ fresh: it.reauthenticating });
+            start = await google.start({ maxAge: it.upstreamMaxAge });
           } catch (err) {
             ctx.state.log?.error({ err: { message: (err as Error).message } }, 'google discovery failed');
             return problem(ctx, 502, 'google.unavailable', it.uid);
           }
-          const since = it.reauthenticating ? Math.floor(deps.now() / 1000) : undefined;
+          const since = it.upstreamMaxAge !== undefined ? Math.floor(deps.now() / 1000) - it.upstreamMaxAge : undefined;
           pendingCookie.set(ctx, '/', SEAL, { uid: it.uid, state: start.state, nonce: start.nonce, verifier: start.verifier, ...(since ? { since } : {}) });
           ctx.status = 303;
           ctx.redirect(start.url);
@@ -107,10 +108,11 @@ export function googleStrategy(deps: {
             ctx.state.log?.warn({ err: { message: (err as Error).message } }, 'google login refused');
             return problem(ctx, 400, 'google.failed', it.uid);
           }
-          // A re-authentication needs a sign-in made for it, not Google's standing session.
+          // A re-authentication needs a sign-in made for it, not Google's standing session; a
+          // relying party's max_age, a sign-in no older than it.
           if (checks.since !== undefined && (claims.authTime === undefined || claims.authTime < checks.since - AUTH_TIME_SKEW_SECONDS)) {
-            ctx.state.log?.info({ authTime: claims.authTime }, 'google sign-in not fresh enough for a re-authentication');
-            return problem(ctx, 401, 'google.not_fresh', it.uid);
+            ctx.state.log?.info({ authTime: claims.authTime, maxAge: it.upstreamMaxAge }, 'google sign-in older than this login accepts');
+            return problem(ctx, 401, it.upstreamMaxAge ? 'google.not_recent' : 'google.not_fresh', it.uid);
           }
           const meta = requestMeta(ctx, it.clientId);
           const result = await deps.federated.resolveGoogle(claims, meta);

@@ -14,12 +14,15 @@ export interface LoginContext {
   wantedAcr: Acr | undefined;
   loginHint: string | undefined;
   /**
-   * Someone is already signed in here and must prove themselves again (prompt=login, max_age, a
-   * session that no longer meets the policy, a sensitive change in settings), or the relying
-   * party asked for prompt=login in a browser signed in to nothing here (an upstream session is
-   * not the fresh login it asked for): upstream logins must be fresh too.
+   * The oldest sign-in at an upstream provider (Google, a company's) this login accepts, seconds.
+   * 0 when someone is already signed in here and must prove themselves again (prompt=login,
+   * max_age, a session that no longer meets the policy, a sensitive change in settings), or the
+   * relying party asked for prompt=login in a browser signed in to nothing here: an upstream
+   * session is not the fresh login asked for. Otherwise the relying party's max_age when it sent
+   * one (OIDC Core §3.1.2.1), else none: the upstream's standing session is as good as a sign-in
+   * made now.
    */
-  reauthenticating: boolean;
+  upstreamMaxAge: number | undefined;
 }
 
 export const loginContextOf = (view: InteractionView, clientName: string): LoginContext => ({
@@ -29,7 +32,7 @@ export const loginContextOf = (view: InteractionView, clientName: string): Login
   expiresIn: view.expiresIn,
   wantedAcr: view.wantedAcr,
   loginHint: view.loginHint,
-  reauthenticating: view.sessionAccountId !== undefined || view.loginPrompted,
+  upstreamMaxAge: view.sessionAccountId !== undefined || view.loginPrompted ? 0 : view.maxAge,
 });
 
 /**

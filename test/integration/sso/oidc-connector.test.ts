@@ -283,6 +283,22 @@ describe('SSO: an OpenID Connect connector', () => {
       expect(stale.page?.status, 'an upstream login from an hour ago is not the one asked for').to.equal(401);
     });
 
+    it('passes the relying party’s max_age to the upstream in a browser signed in to nothing here, and refuses a sign-in older than it', async () => {
+      const claims = { sub: 'up-aged', email: 'aged@acme.test', email_verified: true };
+      const aged = await login('aged@acme.test', claims, { extra: { max_age: '300' } });
+      expect(upstream.requests.at(-1)!.get('max_age'), 'the upstream is asked for a sign-in no older than the app accepts').to.equal('300');
+      expect(upstream.requests.at(-1)!.get('prompt'), 'a recent upstream session may answer').to.equal(null);
+      expect((await tokensOf(aged)).claims()!.sub).to.be.a('string');
+      // An upstream that answers from an older sign-in than max_age allows (it ignored max_age).
+      upstream.staleNext(3600);
+      const stale = await login('aged@acme.test', claims, { extra: { max_age: '300' } });
+      expect(stale.page?.status).to.equal(401);
+      expect(stale.page?.text).to.contain('The app asked for a recent sign-in');
+      // One within it is taken.
+      upstream.staleNext(120);
+      expect((await tokensOf(await login('aged@acme.test', claims, { extra: { max_age: '300' } }))).claims()!.sub).to.be.a('string');
+    });
+
     it('re-authenticates a console admin through the connector, asking the upstream for a fresh sign-in', async () => {
       // The organization's admin is on its own domain, so the SSO policy holds for them too.
       upstream.signInAs({ sub: 'up-boss', email: 'boss@acme.test', email_verified: true });

@@ -144,6 +144,15 @@ describe('SSO: a SAML 2.0 connector', () => {
     expect(again.tokens).to.not.equal(undefined);
   });
 
+  it('asks the IdP for a fresh sign-in (ForceAuthn) for a relying party’s max_age, which SAML cannot carry', async () => {
+    idp.signInAs({ nameId: 'aged@acme.test' });
+    expect((await login('aged@acme.test')).tokens).to.not.equal(undefined);
+    expect(idp.requests.at(-1)?.forceAuthn, 'no max_age: the IdP’s session may answer').to.equal(false);
+    const aged = await login('aged@acme.test', { extra: { max_age: '600' } });
+    expect(idp.requests.at(-1)?.forceAuthn).to.equal(true);
+    expect(aged.tokens).to.not.equal(undefined);
+  });
+
   it('serves the SP metadata of SAML connectors only', async () => {
     expect((await supertest(server.url).get('/saml/con_nope/metadata')).status).to.equal(404);
   });

@@ -33,12 +33,12 @@ describe('"Continue with Google" against a real local OpenID provider', () => {
    * Clicks "Continue with Google" in a fresh login and follows every redirect across both
    * servers, each with its own cookies, until a page is shown or the client's callback is reached.
    */
-  async function googleLogin(user: UpstreamUser | undefined) {
+  async function googleLogin(user: UpstreamUser | undefined, params: Record<string, string> = {}) {
     if (user) upstream.signInAs(user);
     else upstream.cancelNext();
     const lanyard = supertest.agent(server.url);
     const google = supertest.agent(upstream.issuer);
-    const uid = await startInteraction(lanyard, client);
+    const uid = await startInteraction(lanyard, client, params);
     const page = await lanyard.get(`/interaction/${uid}`);
     expect(page.text).to.contain(`href="/interaction/${uid}/google"`);
     let location = `${server.url}/interaction/${uid}/google`;
@@ -63,6 +63,19 @@ describe('"Continue with Google" against a real local OpenID provider', () => {
     const again = await googleLogin({ sub: 'g-new', email: 'renamed@gmail.com', email_verified: true });
     expect(again.callback?.searchParams.get('code')).to.be.a('string');
     expect(await server.registry.accounts.findByEmail('renamed@gmail.com')).to.equal(undefined);
+  });
+
+  it('passes the relying party’s max_age to Google, and refuses a Google sign-in older than it', async () => {
+    const user = { sub: 'g-aged', email: 'aged@gmail.com', email_verified: true };
+    expect((await googleLogin(user)).callback, 'no max_age: Google’s session answers').to.not.equal(undefined);
+    expect(upstream.requests.at(-1)!.get('max_age')).to.equal(null);
+    expect((await googleLogin(user, { max_age: '300' })).callback?.searchParams.get('code')).to.be.a('string');
+    expect(upstream.requests.at(-1)!.get('max_age')).to.equal('300');
+    expect(upstream.requests.at(-1)!.get('prompt'), 'Google refuses prompt=login').to.equal(null);
+    upstream.staleNext(3600);
+    const stale = await googleLogin(user, { max_age: '300' });
+    expect(stale.page?.status).to.equal(401);
+    expect(stale.page?.text).to.contain('The app asked for a recent sign-in, and Google answered from an older one');
   });
 
   it('links to the existing account with Google’s verified address', async () => {
