@@ -68,6 +68,26 @@ const OWN_PATHS = ['/healthz', '/readyz', '/static/', '/dev/', '/api/', '/avatar
  */
 const READ_ONLY_ENGINE_PATHS = new Map([['/me', true], ['/token/introspection', true], ['/jwks', false], ['/.well-known/openid-configuration', false]]);
 
+/**
+ * oidc-provider's endpoints as configured (src/oidc/provider.ts) and the methods each takes; the
+ * engine leaves any other method unanswered, and the error handler answers 405 for it. The
+ * authorization and logout endpoints take GET only: POST there needs the session cookie sent on
+ * cross-site requests (SameSite=None; decision 0081). OPTIONS is the engine's CORS preflight.
+ */
+const ENGINE_METHODS = new Map<string, readonly string[]>([
+  ['/auth', ['GET', 'HEAD']],
+  ['/session/end', ['GET', 'HEAD']],
+  ['/session/end/success', ['GET', 'HEAD']],
+  ['/session/end/confirm', ['POST']],
+  ['/token', ['POST', 'OPTIONS']],
+  ['/token/introspection', ['POST', 'OPTIONS']],
+  ['/token/revocation', ['POST', 'OPTIONS']],
+  ['/request', ['POST', 'OPTIONS']],
+  ['/me', ['GET', 'HEAD', 'POST', 'OPTIONS']],
+  ['/jwks', ['GET', 'HEAD', 'OPTIONS']],
+  ['/.well-known/openid-configuration', ['GET', 'HEAD', 'OPTIONS']],
+]);
+
 /** One route of ours: its methods and its path pattern (`:name` for a parameter). */
 export interface RouteEntry {
   methods: string[];
@@ -97,7 +117,7 @@ export function createApp(registry: Registry): LanyardApp {
 
   app.use(requestContext(registry.logger));
   app.use(securityHeaders({ hsts: new URL(config.issuer).protocol === 'https:' }));
-  app.use(errorHandler(views));
+  app.use(errorHandler(views, (path) => ENGINE_METHODS.get(path)));
   app.use(validHostOnly());
   app.use(refuseNulInUrl(OWN_PATHS));
   // Every router is served through routesOf, so the route table cannot miss one.

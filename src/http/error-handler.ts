@@ -54,12 +54,23 @@ export function logError(log: Logger | undefined, thrown: unknown, err: AppError
  * The one top-level handler for our own routes (convention 2): HTML for browsers, JSON for API
  * callers, never a stack trace. Server errors are logged with the request id, which the page
  * shows as a reference.
+ *
+ * `methodsAt`: the methods a path that nothing answered does take (oidc-provider's endpoints,
+ * which answer only their own methods and leave the rest unanswered): another method there is 405
+ * with `Allow` (RFC 9110 §15.5.6), not "not found". Asked only once nothing answered.
  */
-export function errorHandler(views: Views): Middleware {
+export function errorHandler(views: Views, methodsAt: (path: string) => readonly string[] | undefined = () => undefined): Middleware {
   return async (ctx, next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) throw new AppError('request.not_found', 404);
+      if (ctx.status === 404 && ctx.body === undefined) {
+        const allowed = methodsAt(ctx.path);
+        if (allowed && !allowed.includes(ctx.method)) {
+          ctx.set('Allow', allowed.join(', '));
+          throw new AppError('request.method_not_allowed', 405);
+        }
+        throw new AppError('request.not_found', 404);
+      }
       // A router's 405 (its Allow header stays) answered like every other error, not as bare text.
       if (ctx.status === 405 && ctx.body == null) throw new AppError('request.method_not_allowed', 405);
       // …and its 501 for a method it does not know at all, the same way.

@@ -192,6 +192,15 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     // Authorization code only: no implicit or hybrid responses (RFC 9700 §2.1.2).
     responseTypes: ['code', 'none'],
+    // What a client can be registered with (src/oidc/clients.ts): a shared secret, or none for a
+    // public client. The engine takes a secret in the body as readily as in the header (both are
+    // the same secret; OIDC Core §9), so both are advertised; the JWT methods, which need keys a
+    // client cannot register here, are not (discovery lists only what works).
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    // redirect_uri is required at /auth (OIDC Core §3.1.2.1) and again at /token, identical
+    // (RFC 6749 §4.1.3), even for a client with one registered URI: the engine's default fills in
+    // that one when it is missing, which let a token request leave out what the authorization sent.
+    allowOmittingSingleRegisteredRedirectUri: false,
     // PKCE (RFC 7636) with S256 for every authorization code flow, as OAuth 2.0 Security BCP
     // (RFC 9700 §2.1.1) recommends, confidential clients included.
     pkce: { required: () => true },
@@ -220,11 +229,16 @@ export function createProvider(deps: ProviderDeps): Provider {
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // RFC 7662 §2.1: only authenticated (confidential) clients may introspect. A token whose
+        // RFC 7662 §2.1: only authenticated (confidential) clients may introspect, and §4: the
+        // caller must be authorised for the token. A client learns about the tokens issued to
+        // itself; our own products' servers (first-party clients: the resource servers a mobile
+        // app's token is sent to) about any token; another company's application about none but
+        // its own — to anyone else a token is `active: false`, as an unknown one. A token whose
         // grant no longer meets the account's policy is reported inactive (§2.2), as userinfo
         // and our APIs refuse it.
         allowedPolicy: async (_ctx, client, token) => {
           if (client.clientAuthMethod === 'none') return false;
+          if (token.clientId !== client.clientId && !isFirstParty(client)) return false;
           const accountId = 'accountId' in token ? token.accountId : undefined;
           if (!accountId) return true;
           const loaded = await protocolErrors(() => deps.findAccount(accountId));

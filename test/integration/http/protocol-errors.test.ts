@@ -19,6 +19,30 @@ describe('malformed protocol requests', () => {
   });
   after(async () => server.close());
 
+  it('answers another method at the engine’s endpoints with 405 and the methods they take, never a 500 or “not found”', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['post', '/auth', 'GET, HEAD'],
+      ['post', '/session/end', 'GET, HEAD'],
+      ['get', '/token', 'POST, OPTIONS'],
+      ['put', '/token', 'POST, OPTIONS'],
+      ['get', '/token/revocation', 'POST, OPTIONS'],
+      ['get', '/token/introspection', 'POST, OPTIONS'],
+      ['delete', '/jwks', 'GET, HEAD, OPTIONS'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const res = await (http as unknown as Record<string, (p: string) => supertest.Test>)[method]!(path).accept('json');
+      expect(res.status, `${method} ${path}`).to.equal(405);
+      expect(res.headers.allow, `${method} ${path}`).to.equal(allow);
+      expect(res.body.error, `${method} ${path}`).to.equal('request.method_not_allowed');
+    }
+    const page = await http.post('/auth').type('form').send({ client_id: client.clientId }).accept('html');
+    expect(page.status).to.equal(405);
+    expect(page.text).to.contain('That can’t be done here');
+    // The engine's own answers are untouched: a HEAD of JWKS, an unknown path.
+    expect((await http.head('/jwks')).status).to.equal(200);
+    expect((await http.get('/no-such-endpoint')).status).to.equal(404);
+  });
+
   it('shows an error page for an authorization request without a client', async () => {
     const res = await http.get('/auth?response_type=code&scope=openid').accept('html');
     expect(res.status).to.equal(400);
@@ -125,6 +149,7 @@ describe('operational endpoints', () => {
     expect(discovery.body.issuer).to.equal(server.url);
     expect(discovery.body.code_challenge_methods_supported).to.deep.equal(['S256']);
     expect(discovery.body.response_types_supported).to.deep.equal(['code', 'none']);
+    expect(discovery.body.token_endpoint_auth_methods_supported, 'only what a client can be registered with').to.have.members(['client_secret_basic', 'client_secret_post', 'none']);
     expect(discovery.body.backchannel_logout_supported).to.equal(true);
     const jwks = await supertest(server.url).get('/jwks');
     const algs = jwks.body.keys.map((k: { alg: string }) => k.alg).sort();

@@ -192,6 +192,46 @@ describe('authorization code flow with openid-client', () => {
     expect(introspection).to.include({ active: true, client_id: client.clientId });
   });
 
+  it('answers introspection about another client’s token only to our own products’ servers (RFC 7662 §4)', async () => {
+    const account = await createAccount(server.registry);
+    const jira = await createClient(server.registry, { firstParty: true, name: 'Jira' });
+    const { tokens } = await login(await discover(jira.clientId, jira.clientSecret), jira.redirectUri, account.email, 'openid');
+    // Another company's application, even a service client, learns nothing of a token not issued to it…
+    for (const kind of ['web', 'service'] as const) {
+      const stranger = await createClient(server.registry, { kind, name: `Someone else’s ${kind}` });
+      const config = await discover(stranger.clientId, stranger.clientSecret);
+      expect(await oidc.tokenIntrospection(config, tokens.access_token), kind).to.deep.equal({ active: false });
+      expect(await oidc.tokenIntrospection(config, tokens.refresh_token!), kind).to.deep.equal({ active: false });
+    }
+    // … while the client it was issued to, and another of our products (a resource server), do.
+    expect(await oidc.tokenIntrospection(await discover(jira.clientId, jira.clientSecret), tokens.access_token)).to.include({ active: true, client_id: jira.clientId, sub: account.id });
+    const trelloApi = await createClient(server.registry, { kind: 'service', firstParty: true, name: 'Trello API' });
+    expect(await oidc.tokenIntrospection(await discover(trelloApi.clientId, trelloApi.clientSecret), tokens.access_token)).to.include({ active: true, client_id: jira.clientId, sub: account.id });
+  });
+
+  it('requires redirect_uri at /auth and the same one at /token, even for a client with one registered (OIDC Core §3.1.2.1, RFC 6749 §4.1.3)', async () => {
+    const account = await createAccount(server.registry);
+    const client = await createClient(server.registry, { firstParty: true });
+    const without = await fetch(`${server.url}/auth?client_id=${client.clientId}&response_type=code&scope=openid&code_challenge=${'c'.repeat(43)}&code_challenge_method=S256`, { redirect: 'manual', headers: { accept: 'text/html' } });
+    expect(without.status, 'nowhere to send the error but a page').to.equal(400);
+    expect(without.headers.get('location')).to.equal(null);
+
+    const verifier = oidc.randomPKCECodeVerifier();
+    const config = await discover(client.clientId, client.clientSecret);
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: client.redirectUri, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const callback = await new PageDriver(server.url).authorize(url.href, { email: account.email, password: PASSWORD });
+    const exchange = (extra: Record<string, string>) => fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: callback.searchParams.get('code')!, code_verifier: verifier, ...extra }),
+    });
+    const omitted = await exchange({});
+    expect(omitted.status).to.equal(400);
+    expect((await omitted.json()).error).to.equal('invalid_request');
+    const exchanged = await exchange({ redirect_uri: client.redirectUri });
+    expect(exchanged.status, 'the code was not spent by the refused request').to.equal(200);
+  });
+
   it('never lets a public client introspect (RFC 7662 §2.1)', async () => {
     const account = await createAccount(server.registry);
     const client = await createClient(server.registry, { kind: 'native', firstParty: true, redirectUris: ['com.lanyard.trello:/oauth/callback'] });
