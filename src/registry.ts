@@ -273,7 +273,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const box = createSecretBox(secretKey, config.secretKeysPrevious ?? []);
     const signingKeys = createSigningKeyService({ keys: createSigningKeyQueries(db), box, clock });
     // Everything sealed that start-up needs is opened here: a wrong key stops the process with one line.
-    const { jwks, cookieKeys, codeKey, throttleKey } = await openingSecrets(box, async () => {
+    const { jwks, cookieKeys, codeKey, throttleKey, pictureKey } = await openingSecrets(box, async () => {
       const createdKeys = await signingKeys.ensure();
       if (createdKeys.length) logger.info({ kids: createdKeys }, 'signing keys generated');
       return {
@@ -282,6 +282,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         // Separate keys for keyed hashes, so that one secret stays the only one to keep.
         codeKey: await derivedKey('lanyard:verification-codes', secretKey, box, db),
         throttleKey: await derivedKey('lanyard:throttle-keys', secretKey, box, db),
+        pictureKey: await derivedKey('lanyard:picture-addresses', secretKey, box, db),
       };
     });
 
@@ -312,7 +313,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const trelloLinkEvents = createTrelloLinkEventQueries(db);
     const retiredEmails = createRetiredEmailQueries(db);
     const accountIdentities = createAccountIdentityQueries(db);
-    const claimsRelease = createClaimsRelease({ issuer: config.issuer, trelloClientId: config.trello.clientId, trelloMemberId: (accountId) => trelloMembers.memberIdOf(accountId) });
+    const claimsRelease = createClaimsRelease({ issuer: config.issuer, pictureKey, trelloClientId: config.trello.clientId, trelloMemberId: (accountId) => trelloMembers.memberIdOf(accountId) });
     const activity = createAccountActivityQueries(db);
     const lastUsed = async (sessionUid: string) => {
       const seen = await activity.lastSeen(sessionUid);
@@ -529,7 +530,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       accountSessions,
       browserSessions: createBrowserSessions(provider, policy, { lastUsed, used: (sessionUid) => activity.seen(sessionUid, new Date(clock.now())) }),
       accountClosure,
-      avatars: createAvatarService({ db, avatars: createAvatarQueries(db), issuer: config.issuer }),
+      avatars: createAvatarService({ db, avatars: createAvatarQueries(db), issuer: config.issuer, pictureKey }),
       emailChanges: createEmailChangeService({
         db,
         accounts: accountQueries,

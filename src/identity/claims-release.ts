@@ -1,4 +1,5 @@
 import type { AccountRow } from '../persistence/queries/accounts.ts';
+import { releasedPictureUrl } from './avatars.ts';
 
 /**
  * What a relying party receives about the person, and how the consent page says it
@@ -105,8 +106,8 @@ export interface ReleaseRequest {
   claims?: readonly string[];
   /** Claims the person refused. */
   rejected?: readonly string[];
-  /** The generated initials avatar, the picture of an account without an uploaded one. */
-  avatarUrl: string;
+  /** The picture's address as released (`releasedPictureUrl`, src/identity/avatars.ts). */
+  pictureUrl: string;
   /** The Trello member of the account, when the client is Trello's. */
   trelloMemberId?: string | undefined;
 }
@@ -118,7 +119,7 @@ function valueOf(account: AccountRow, claim: string, request: ReleaseRequest): u
     case 'trello_member_id': return request.trelloMemberId;
     case 'email': return account.email;
     case 'email_verified': return account.email_verified;
-    case 'picture': return account.picture ?? request.avatarUrl;
+    case 'picture': return request.pictureUrl;
     case 'organization': return account.organization_name ?? undefined;
     case 'updated_at': return Math.floor(account.updated_at.getTime() / 1000);
     case 'name': case 'nickname': case 'locale': case 'zoneinfo': case 'job_title': case 'department': case 'location':
@@ -199,12 +200,12 @@ export function releasedClaims(account: AccountRow, request: ReleaseRequest): Re
  * Trello member, looked up only for the Trello client. The token side (findAccount) and the
  * consent page both go through this.
  */
-export function createClaimsRelease(deps: { issuer: string; trelloClientId: string | undefined; trelloMemberId: (accountId: string) => Promise<string | undefined> }) {
+export function createClaimsRelease(deps: { issuer: string; pictureKey: Buffer; trelloClientId: string | undefined; trelloMemberId: (accountId: string) => Promise<string | undefined> }) {
   const wantsMember = (clientId: string | undefined, request: Pick<ReleaseRequest, 'scopes' | 'claims'>) => clientId !== undefined && clientId === deps.trelloClientId
     && [...request.scopes, ...(request.claims ?? [])].some((name) => name === 'openid' || name === 'trello_member_id');
   const full = async (account: AccountRow, clientId: string | undefined, request: Pick<ReleaseRequest, 'scopes' | 'claims' | 'rejected'>): Promise<ReleaseRequest> => ({
     ...request,
-    avatarUrl: `${deps.issuer}/avatars/${account.id}.svg`,
+    pictureUrl: releasedPictureUrl(deps.pictureKey, deps.issuer, account),
     trelloMemberId: wantsMember(clientId, request) ? await deps.trelloMemberId(account.id) : undefined,
   });
   return {

@@ -100,21 +100,28 @@ export function profileApiRoutes(deps: { accounts: AccountService; sessions: Bro
   });
 
   // acc_….svg: the generated initials; acc_…-<size>.webp: an uploaded picture at a stored size.
+  // Shown as the picture's visibility allows the viewer — or to anyone holding an address of it
+  // released to an application (the `picture` claim: `k` names the account and the picture's
+  // version; src/identity/avatars.ts, releasedPictureUrl).
   router.get('/avatars/:file', async (ctx) => {
     const match = /^(acc_[A-Za-z0-9_-]{22})(?:\.svg|-(\d{2,3})\.webp)$/.exec(ctx.params.file!);
     const account = match ? await activeAccount(match[1]!) : undefined;
+    const size = match?.[2] ? Number(match[2]) : undefined;
+    const stored = account && size !== undefined ? await deps.avatars.image(account.id, size) : undefined;
+    // A released address opens the picture it was released for, and only while it is the current one.
+    const released = account !== undefined && ctx.query.k !== undefined && (size === undefined || stored !== undefined)
+      && (size === undefined || ctx.query.v === stored!.version) && deps.avatars.released(account.id, stored?.version, ctx.query.k);
     // A picture anyone may see needs no lookup of who is asking.
-    const public_ = account && visibleProfile({ ...account, picture: 'any' }, 'anyone').picture;
+    const public_ = released || (account && visibleProfile({ ...account, picture: 'any' }, 'anyone').picture);
     const viewer: Viewer = account && !public_ ? await accounts.audience(await viewerAccountId(ctx), account.id) : 'anyone';
-    if (!account || !visibleProfile({ ...account, picture: 'any' }, viewer).picture) throw new AppError('request.not_found', 404);
+    if (!account || !(released || visibleProfile({ ...account, picture: 'any' }, viewer).picture)) throw new AppError('request.not_found', 404);
     ctx.set('Cache-Control', 'private, max-age=300');
-    if (!match![2]) {
+    if (size === undefined) {
       ctx.type = 'image/svg+xml';
       ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
       ctx.body = initialsAvatar(account);
       return;
     }
-    const stored = await deps.avatars.image(account.id, Number(match![2]));
     if (!stored) throw new AppError('request.not_found', 404);
     ctx.type = stored.content_type;
     ctx.set('ETag', `"${stored.version}"`);

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
+import sharp from 'sharp';
 import * as oidc from 'openid-client';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
@@ -109,6 +110,45 @@ describe('profile with per-field visibility (/account/profile, /api/profiles, cl
     expect(own.status).to.equal(200);
     expect(own.body).to.include({ id: account.id, name: 'Ada Lovelace' });
     expect(own.body).not.to.have.any.keys('email', 'visibility');
+  });
+
+  it('releases a picture address the application can load whatever the visibility, which stops working when the picture changes (OIDC Core §5.1; decision 0082)', async () => {
+    const account = await createAccount(server.registry, { name: 'Ada Lovelace' });
+    const { agent } = await signInToAccount(server.url, account.email);
+    await submit(agent, '/account/profile', '/account/profile', { 'visibility[picture]': 'private' });
+    const anyone = supertest(server.url);
+    expect((await anyone.get(`/avatars/${account.id}.svg`)).status, 'hidden from other people').to.equal(404);
+
+    // The initials, as released to a third-party application (consented) and to our own product.
+    for (const firstParty of [false, true]) {
+      const { info, tokens } = await userinfo(account.email, firstParty);
+      const released = new URL(String(info.picture));
+      expect(tokens.claims()!.picture).to.equal(info.picture);
+      expect(released.pathname).to.equal(`/avatars/${account.id}.svg`);
+      const image = await anyone.get(released.pathname + released.search);
+      expect(image.status, 'loadable by whoever holds the address').to.equal(200);
+      expect(image.headers['content-type']).to.contain('image/svg+xml');
+      // A key made up opens nothing.
+      expect((await anyone.get(`${released.pathname}?k=${'A'.repeat(22)}`)).status).to.equal(404);
+    }
+
+    // An uploaded picture: released at its version; a new picture ends the old address.
+    const upload = async (colour: string) => {
+      const csrf = csrfFrom((await agent.get('/account/profile')).text);
+      const photo = await sharp({ create: { width: 64, height: 64, channels: 3, background: colour } }).png().toBuffer();
+      expect((await agent.post(`/account/avatar?_csrf=${encodeURIComponent(csrf)}`).attach('picture', photo, 'me.png')).status).to.equal(303);
+    };
+    await upload('#3366cc');
+    const first = new URL(String((await userinfo(account.email, false)).info.picture));
+    expect(first.pathname).to.equal(`/avatars/${account.id}-256.webp`);
+    expect((await anyone.get(first.pathname + first.search)).status).to.equal(200);
+    expect((await anyone.get(`/avatars/${account.id}-48.webp${first.search}`)).status, 'every stored size').to.equal(200);
+    expect((await anyone.get(`${first.pathname}?v=${first.searchParams.get('v')}`)).status, 'without the key: hidden').to.equal(404);
+    await upload('#cc6633');
+    expect((await anyone.get(first.pathname + first.search)).status, 'the old picture’s address').to.equal(404);
+    const second = new URL(String((await userinfo(account.email, false)).info.picture));
+    expect(second.search).not.to.equal(first.search);
+    expect((await anyone.get(second.pathname + second.search)).status).to.equal(200);
   });
 
   it('serves the initials avatar unless the picture is hidden from the viewer', async () => {
