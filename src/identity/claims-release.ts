@@ -205,7 +205,10 @@ export function createClaimsRelease(deps: { issuer: string; pictureKey: Buffer; 
     && [...request.scopes, ...(request.claims ?? [])].some((name) => name === 'openid' || name === 'trello_member_id');
   const full = async (account: AccountRow, clientId: string | undefined, request: Pick<ReleaseRequest, 'scopes' | 'claims' | 'rejected'>): Promise<ReleaseRequest> => ({
     ...request,
-    pictureUrl: releasedPictureUrl(deps.pictureKey, deps.issuer, account),
+    // Made only when the picture is among what is released (not on every userinfo of `openid` alone).
+    get pictureUrl() {
+      return releasedPictureUrl(deps.pictureKey, deps.issuer, account);
+    },
     trelloMemberId: wantsMember(clientId, request) ? await deps.trelloMemberId(account.id) : undefined,
   });
   return {
