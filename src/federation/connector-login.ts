@@ -25,7 +25,8 @@ import type { LoginConnector } from './connectors.ts';
  * 3. a retired address never signs in (its owner is told which address to use);
  * 4. an unlinked Trello member whose verified address it is migrates now, like Google's
  *    automatic migration: linked to the account at that address, or to a new one;
- * 5. the account at that address is linked (an address nobody verified here proves nothing
+ * 5. the account at that address is linked — only when the connector's organization manages it
+ *    (claimed, or made just in time; `sso.not_managed` otherwise, decision 0083) — (an address nobody verified here proves nothing
  *    about who set its password: `sso.conflict`, the owner signs in with the password) — only
  *    when the upstream said `email_verified: true`: an upstream that is silent about it may let
  *    its users register any address themselves, and an existing account (perhaps with a
@@ -42,7 +43,7 @@ import type { LoginConnector } from './connectors.ts';
  */
 export type ConnectorLoginResult =
   | { ok: true; account: AccountRow; how: 'identity' | 'trello' | 'email' | 'created' }
-  | { ok: false; problem: 'sso.email_missing' | 'sso.email_unverified' | 'sso.email_verification_unknown' | 'sso.domain_not_linked' | 'sso.conflict' }
+  | { ok: false; problem: 'sso.email_missing' | 'sso.email_unverified' | 'sso.email_verification_unknown' | 'sso.domain_not_linked' | 'sso.conflict' | 'sso.not_managed' }
   | { ok: false; problem: 'sso.email_retired'; retiredFor: string; email: string };
 
 export function createConnectorLogin(deps: {
@@ -54,6 +55,8 @@ export function createConnectorLogin(deps: {
   linking: TrelloLinking;
   events: SecurityEvents;
   clock: Clock;
+  /** Whether the organization manages the account (claimed it, or created it just in time). */
+  managedBy: (organizationId: string, accountId: string) => Promise<boolean>;
 }) {
   const { db, accounts, identities } = deps;
   const now = () => new Date(deps.clock.now());
@@ -90,6 +93,13 @@ export function createConnectorLogin(deps: {
       // address is verified (OpenID Connect Core 1.0 §5.1 `email_verified`; §5.7: an address is
       // no stable identifier of its own); a missing claim is not that word.
       if (existing && identity.emailVerified !== true) return { ok: false, problem: 'sso.email_verification_unknown' };
+      // An account the organization does not manage is not handed to its identity provider on the
+      // upstream's word: the organization claims it first — a step its admins take in the open
+      // (a preview, the account told by mail, the audit log) — and until then the account signs
+      // in as it always has. Otherwise an admin could register an identity provider of their
+      // own, link it to the domain and sign in as anybody on it who never was the
+      // organization's (decision 0083).
+      if (existing && !(await deps.managedBy(connector.organizationId, existing.id))) return { ok: false, problem: 'sso.not_managed' };
 
       // A Trello member at this address migrates through this login (issue 13: not with its
       // Trello password). The company's identity provider proved the address.

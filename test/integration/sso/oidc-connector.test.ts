@@ -6,7 +6,7 @@ import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
 import { startUpstreamIdp, type UpstreamUser } from '../../helpers/upstream-idp.ts';
-import { ssoOrganization, ssoPolicy } from '../../helpers/sso.ts';
+import { ssoOrganization, ssoPolicy, verifiedDomain } from '../../helpers/sso.ts';
 import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { ACR_TWO_FACTORS } from '../../../src/policy/levels.ts';
@@ -159,6 +159,27 @@ describe('SSO: an OpenID Connect connector', () => {
       const tokens = await tokensOf(result);
       expect(tokens.claims()!.sub).to.equal(existing.id);
       expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-grace')).to.deep.equal({ account_id: existing.id });
+    });
+
+    it('never links an account the organization does not manage: its admins claim it first (decision 0083)', async () => {
+      // An account made before the organization verified its domain: not the organization's.
+      const early = await createAccount(server.registry, { email: 'early@newco.test' });
+      const domainId = await verifiedDomain(server.registry, sso.admin.id, sso.org.id, 'newco.test');
+      expect((await server.registry.sso.connectors.setDomains(sso.admin.id, sso.org.id, sso.connectorId, [sso.domainId, domainId])).ok).to.equal(true);
+      const claims = { sub: 'up-early', email: 'early@newco.test', email_verified: true };
+      // Its own policy is the password (the identifier step shows the password page), so an
+      // admin's way in would be the connector's step, opened directly.
+      const started = await login('early@newco.test', claims);
+      expect(started.identified.status, 'the password page').to.equal(200);
+      const refused = await follow(started.lanyard, `/interaction/${started.uid}/sso/${sso.connectorId}`);
+      expect(refused.page?.status).to.equal(403);
+      expect(refused.page?.text).to.contain('your company doesn’t manage it yet');
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-early'), 'nothing linked').to.equal(undefined);
+      // Once claimed (a preview, a mail to the account, the audit log), the company's sign-in answers for it.
+      expect(await server.registry.organizations.managedAccounts.claim(sso.admin.id, sso.org.id, domainId)).to.deep.include({ ok: true });
+      const claimed = await login('early@newco.test', claims);
+      expect(claimed.identified.status, 'the default policy now sends it to the company’s sign-in').to.equal(303);
+      expect((await tokensOf(claimed)).claims()!.sub).to.equal(early.id);
     });
 
     it('refuses a grant made with the password before the policy required SSO, and accepts the SSO one', async () => {
