@@ -66,6 +66,20 @@ export function createRegistrationService(deps: {
       if (!existing && decision.outcome !== 'allow') return;
       await db.transaction(async (tx) => {
         if (existing) {
+          // The code page must answer as for any address: a flow like the others, whose code was
+          // never sent and can never match (no six digits hash to it), so wrong codes count and
+          // lock as they would — otherwise the first wrong code said "expired" here and "not right"
+          // elsewhere, telling anyone which addresses have an account.
+          const id = newId('signup');
+          await flows.replace(tx, {
+            id,
+            interactionUid,
+            email,
+            codeHash: codeHash(id, 'never sent'),
+            linkHash: linkHash(randomSecret(32)),
+            now: now(),
+            expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000),
+          });
           await outbox.enqueue(tx, {
             to: existing.email,
             template: 'already-registered',

@@ -136,8 +136,24 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
       expect(res.status, `${link} ends at ${location}`).to.equal(200);
       expect(res.text).to.match(/<form method="post"/);
     }
-    const { rows } = await (await testDatabase()).query<{ n: number }>("SELECT count(*)::int AS n FROM signup_flows WHERE email = 'taken@example.com'");
-    expect(rows[0]!.n).to.equal(0);
+  });
+
+  it('answers wrong codes for a taken address exactly as for a new one, and no code ever verifies it', async () => {
+    await createAccount(server.registry, { email: 'taken@example.com' });
+    const taken = await openSignUp();
+    const fresh = await openSignUp();
+    await submitEmail(taken, 'taken@example.com');
+    await submitEmail(fresh, 'fresh@example.com');
+    const strip = (html: string) => html.replace(/name="_csrf" value="[^"]+"/g, '').replace(/\/interaction\/[^/"]+/g, '').replace(/[a-z]+@example\.com/g, '');
+    for (let i = 0; i < 5; i += 1) {
+      const a = await taken.agent.post(`/interaction/${taken.uid}/signup/code`).type('form').send({ _csrf: taken.csrf, code: String(123456 + i) });
+      const b = await fresh.agent.post(`/interaction/${fresh.uid}/signup/code`).type('form').send({ _csrf: fresh.csrf, code: String(123456 + i) });
+      expect(a.status, `attempt ${i + 1}`).to.equal(b.status);
+      expect(strip(a.text), `attempt ${i + 1}`).to.equal(strip(b.text));
+      expect(a.text).to.match(i < 4 ? /That code isn’t right/ : /Too many wrong codes/);
+    }
+    const { rows } = await (await testDatabase()).query<{ verified_at: Date | null }>("SELECT verified_at FROM signup_flows WHERE email = 'taken@example.com'");
+    expect(rows.map((r) => r.verified_at)).to.deep.equal([null]);
   });
 
   it('locks the code after five wrong attempts', async () => {
