@@ -172,13 +172,17 @@ export function createPasswordResetService(deps: {
       if (proof.password && proof.password === next) return { ok: false, problem: 'password.same' };
       const problem = policy.check(next, { email: account.email, name: account.name, minLength: minLengthFor(loaded.subject) });
       if (problem) return { ok: false, problem };
-      // After the current password's check (typed, hence always checked first through a
-      // refusable verify, the real hash or a decoy: reauthentication.ts) a second hash, never
-      // refused (decision 0056). Confirmed by a recent login alone, this is the step's first
-      // hash: refusable like any, so a full hashing answers busy (decision 0063) instead of this
-      // form skipping the queue's bound.
       const typed = typeof proof.password === 'string' && proof.password.length > 0;
-      const hash = typed ? await hasher.rehash(next) : await hasher.hash(next);
+      // Confirmed by a recent login, nothing typed tells whether the "new" password is the one in
+      // use: the stored hash does (as the expired-password step checks). Otherwise every other
+      // session would end and a "password changed" mail go out for a change that is none.
+      if (!typed && account.password_hash && (await hasher.verify(account.password_hash, next)).ok) return { ok: false, problem: 'password.same' };
+      // After a first, refusable check — the current password typed (the real hash or a decoy:
+      // reauthentication.ts), or the comparison with the stored one just above — a second hash,
+      // never refused (decision 0056). An account adding its first password (confirmed by a
+      // recent login alone) has had none: this is the step's first hash, refusable like any, so a
+      // full hashing answers busy (decision 0063) instead of this form skipping the queue's bound.
+      const hash = typed || account.password_hash ? await hasher.rehash(next) : await hasher.hash(next);
       await db.transaction(async (tx) => {
         await accounts.setPassword(tx, account.id, hash, now());
         await tokens.deleteForAccount(tx, account.id);

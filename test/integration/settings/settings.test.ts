@@ -127,6 +127,21 @@ describe('account settings (/account)', () => {
     expect((await smtp.lastTo(account.email)).subject).to.equal('Your Lanyard password was changed');
   });
 
+  it('refuses the password in use as the “new” one after a recent login, signing nobody out and mailing nothing', async () => {
+    const account = await createAccount(server.registry);
+    const here = await signIn(account.email);
+    const elsewhere = await signIn(account.email, PASSWORD, 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) Safari/604.1');
+    // The login is recent: the form asks for no current password.
+    const same = await post(here, '/account/password', { password: PASSWORD });
+    expect(same.status).to.equal(400);
+    expect(same.text).to.contain('Choose a different password');
+    expect((await elsewhere.get('/account')).status, 'the other browser stays signed in').to.equal(200);
+    const { rows } = await server.registry.db.query("SELECT 1 FROM mail_outbox WHERE template = 'password-changed'");
+    expect(rows).to.deep.equal([]);
+    const changed = await post(here, '/account/password', { password: 'a fresh passphrase' });
+    expect(changed.status).to.equal(303);
+  });
+
   it('lists sessions with device, address and last use, and signs out one or all others', async () => {
     const account = await createAccount(server.registry);
     const laptop = await signIn(account.email);
