@@ -87,6 +87,10 @@ describe('browser: two-step verification', function () {
     await page.getByRole('heading', { name: 'Two-step verification is on' }).waitFor();
     const shown = await page.locator('#recovery-codes code').allTextContents();
     expect(shown).to.have.length(10);
+    // A reload shows the same codes: their page is a GET, not the confirming code sent again.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Two-step verification is on' }).waitFor();
+    expect(await page.locator('#recovery-codes code').allTextContents()).to.deep.equal(shown);
     // Two columns of five, read down, their rows on one line.
     const first = (await page.locator('#recovery-codes li').nth(0).boundingBox())!;
     const sixth = (await page.locator('#recovery-codes li').nth(5).boundingBox())!;

@@ -144,11 +144,34 @@ export function securityRoutes(deps: {
   /** A change confirmed by a recent login or the password typed (throttled like at login). */
   const confirmed = (ctx: Context, typed: string) => sensitive(ctx, typed, (proof) => deps.reauthentication.confirm(account(ctx), proof));
 
-  function codesPage(ctx: Context, codes: string[], title: string) {
-    page(ctx, 200, 'settings/recovery-codes', { title, ...nav(ctx, 'security'), codes, download: recoveryCodesFile(account(ctx).email, codes) });
+  // New recovery codes (two-step verification turned on, or codes made again) are shown by a GET
+  // of their own page (Post/Redirect/Get): a reload or Back shows the same codes instead of
+  // sending the form again — which stranded the person on "Start again" with two-step verification
+  // on, or silently made another set and voided the one just saved. Only their hashes are stored;
+  // until the person leaves the page for the overview (or ten minutes) they wait sealed in this
+  // browser, bound to its session, as at login (src/flows/login/second-step.ts).
+  const codesCookie = sealedCookie<{ codes: string[]; title: string }>(deps.box, deps.now, { name: 'lanyard.codes', ttlSeconds: 600 });
+  const codesFor = (ctx: Context) => `codes:${ctx.state.sessionUid as string}`;
+
+  function showCodes(ctx: Context, codes: string[], title: string) {
+    codesCookie.set(ctx, '/account/security', codesFor(ctx), { codes, title });
+    ctx.status = 303;
+    ctx.redirect('/account/security/recovery-codes');
   }
 
-  router.get('/', signedIn, (ctx) => overview(ctx, 200, { disabled: flash.take(ctx).done === 'two_step_off' }));
+  router.get('/recovery-codes', signedIn, (ctx) => {
+    const kept = codesCookie.get(ctx, codesFor(ctx));
+    if (!kept) {
+      ctx.status = 303;
+      return ctx.redirect('/account/security');
+    }
+    page(ctx, 200, 'settings/recovery-codes', { title: kept.title, ...nav(ctx, 'security'), codes: kept.codes, download: recoveryCodesFile(account(ctx).email, kept.codes) });
+  });
+
+  router.get('/', signedIn, (ctx) => {
+    codesCookie.clear(ctx, '/account/security');
+    return overview(ctx, 200, { disabled: flash.take(ctx).done === 'two_step_off' });
+  });
 
   router.post('/two-step/start', signedIn, async (ctx) => {
     // A stolen session alone must not be able to put its own authenticator on the account: a
@@ -179,7 +202,7 @@ export function securityRoutes(deps: {
     }
     enrolCookie.clear(ctx, '/account/security');
     ctx.state.log?.info({ accountId: acc.id }, 'two-step verification turned on');
-    codesPage(ctx, result.recoveryCodes, 'Two-step verification is on');
+    showCodes(ctx, result.recoveryCodes, 'Two-step verification is on');
   });
 
   router.post('/recovery-codes', signedIn, async (ctx) => {
@@ -195,7 +218,7 @@ export function securityRoutes(deps: {
     if (!ok.ok) return overview(ctx, statusOf(ok.problem), {}, ok.problem);
     const codes = await twoStep.regenerateRecoveryCodes(acc, requestMeta(ctx));
     if (!codes) return overview(ctx, 409, {}, 'two_step.not_enabled');
-    codesPage(ctx, codes, 'New recovery codes');
+    showCodes(ctx, codes, 'New recovery codes');
   });
 
   router.post('/two-step/disable', signedIn, async (ctx) => {

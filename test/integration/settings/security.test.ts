@@ -62,8 +62,13 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     expect(wrong.text).to.contain('That code isn’t right');
     expect((await server.registry.twoStep.status(account.id)).enabled).to.equal(false);
 
-    const done = await agent.post('/account/security/two-step/confirm').type('form').send({ _csrf: csrfFrom(start.text), code: await totpAt(secret, now) });
+    const confirmedPost = await agent.post('/account/security/two-step/confirm').type('form').send({ _csrf: csrfFrom(start.text), code: await totpAt(secret, now) });
+    // Post/Redirect/Get: the codes have a page of their own, which a reload shows again.
+    expect(confirmedPost.status).to.equal(303);
+    expect(confirmedPost.headers.location).to.equal('/account/security/recovery-codes');
+    const done = await agent.get('/account/security/recovery-codes');
     expect(done.status).to.equal(200);
+    expect((await agent.get('/account/security/recovery-codes')).text, 'a reload shows the same codes').to.equal(done.text);
     expect(done.text.match(/<li><code>[a-z2-9]{5}-[a-z2-9]{5}<\/code><\/li>/g)).to.have.length(10);
     const download = /href="(data:text\/plain;charset=utf-8,[^"]+)" download="lanyard-recovery-codes.txt"/.exec(done.text)![1]!;
     const file = decodeURIComponent(download.split(',')[1]!);
@@ -134,10 +139,22 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     await turnOn(agent);
     const refused = await post(agent, '/account/security/recovery-codes', { password: 'wrong' });
     expect(refused.status).to.equal(400);
-    const fresh = await post(agent, '/account/security/recovery-codes', { password: PASSWORD });
+    const made = await post(agent, '/account/security/recovery-codes', { password: PASSWORD });
+    expect(made.status).to.equal(303);
+    const fresh = await agent.get(made.headers.location!);
     expect(fresh.status).to.equal(200);
     expect(fresh.text).to.contain('New recovery codes');
     expect(fresh.text.match(/<li><code>[a-z2-9]{5}-[a-z2-9]{5}<\/code><\/li>/g)).to.have.length(10);
+    // A reload shows the same set and makes none: the set just saved keeps working.
+    const stored = async () => (await server.registry.db.query<{ code_hash: string }>('SELECT code_hash FROM recovery_codes WHERE account_id = $1 ORDER BY code_hash', [account.id])).rows;
+    const before = await stored();
+    expect((await agent.get('/account/security/recovery-codes')).text).to.equal(fresh.text);
+    expect(await stored()).to.deep.equal(before);
+    // Done (the overview) ends the page: the codes are not shown again.
+    await agent.get('/account/security');
+    const after = await agent.get('/account/security/recovery-codes');
+    expect(after.status).to.equal(303);
+    expect(after.headers.location).to.equal('/account/security');
   });
 
   it('lets an account without a password (Google, bulk migration) turn it on after a recent login, without asking for a password it does not have', async () => {
