@@ -575,7 +575,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         recheck: domainRecheck,
         managers: accountManagers,
         managedAccounts,
-        policies: createAuthenticationPolicies({ db, queries: policyQueries, managers: accountManagers, authorize: organizationService.authorize, audit: adminAudit, clock, signOutEverywhere: (accountId) => accountSessions.endAll(accountId) }),
+        policies: createAuthenticationPolicies({ db, queries: policyQueries, managers: accountManagers, isAdmin: (tx, organizationId, accountId) => organizationQueries.isAdmin(tx, organizationId, accountId), authorize: organizationService.authorize, audit: adminAudit, clock, signOutEverywhere: (accountId) => accountSessions.endAll(accountId) }),
         invitations: createInvitationService({ db, accounts: accountQueries, organizations: organizationQueries, service: organizationService, audit: adminAudit, outbox, clock, codeKey, issuer: config.issuer, ttlSeconds: config.organizationInvitationTtl, throttle }),
       },
       federated: createFederatedLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock }),

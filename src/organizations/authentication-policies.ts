@@ -122,6 +122,8 @@ export function createAuthenticationPolicies(deps: {
   db: Database;
   queries: AuthenticationPolicyQueries;
   managers: Pick<AccountManagerQueries, 'managedBy'>;
+  /** Whether the account is an admin of the organization (read in the assignment's transaction). */
+  isAdmin: (tx: Queryable, organizationId: string, accountId: string) => Promise<boolean>;
   authorize: OrganizationService['authorize'];
   audit: AdminAudit;
   clock: Clock;
@@ -313,7 +315,12 @@ export function createAuthenticationPolicies(deps: {
     /**
      * Assigns accounts the organization manages to the policy, or back to the default
      * (`policyId` null). Each account is its own change, with its own audit record; one that the
-     * organization does not manage (or not any more) is left out and counted.
+     * organization does not manage (or not any more) is left out and counted — and so is another
+     * admin of the organization: a policy decides how its accounts sign in (a company sign-in
+     * only, a password no longer taken), and one admin cannot lock another out or put them
+     * under an identity provider of their choosing, as they cannot deactivate or move them
+     * (`account.admin`, src/organizations/managed-accounts.ts). An admin assigns themself; the
+     * default policy covers every admin without assignment.
      */
     async assign(actorId: string, organizationId: string, accountIds: unknown, policyId: unknown, meta: RequestMeta = {}): Promise<{ ok: true; assigned: number; skipped: number; policy: string } | { ok: false; problem: AccessProblem | 'auth_policy.not_found' | 'list.invalid' }> {
       const access = await deps.authorize(actorId, organizationId, 'admin');
@@ -331,6 +338,7 @@ export function createAuthenticationPolicies(deps: {
         const done = await db.transaction(async (tx) => {
           const account = await deps.managers.managedBy(organizationId, accountId, tx, true);
           if (!account) return false;
+          if (accountId !== actorId && (await deps.isAdmin(tx, organizationId, accountId))) return false;
           // Read again under the lock: a policy deleted meanwhile assigns nobody.
           if (target && !(await queries.find(organizationId, target.id, tx, true))) return false;
           const before = await queries.assignedPolicy(organizationId, accountId, tx);

@@ -184,6 +184,20 @@ describe('organizations: authentication policies console', () => {
     expect((await server.registry.db.query('SELECT reauthenticate_after FROM authentication_policies')).rows[0]).to.deep.equal({ reauthenticate_after: null });
   });
 
+  it('never assigns another admin of the organization: one admin cannot put another under a policy (an SSO-only one locks them out of their password)', async () => {
+    const { admin, org, ann, bo } = await setup();
+    const { policies } = server.registry.organizations;
+    await policies.create(admin.id, org.id, { name: 'Staff' });
+    const other = await policies.create(admin.id, org.id, { name: 'Contractors' });
+    if (!other.ok) throw new Error(other.problem);
+    // Ann, a managed account on the domain, is made an admin too.
+    await server.registry.db.query("INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())", [org.id, ann.id]);
+    expect(await policies.assign(admin.id, org.id, [ann.id, bo.id], other.policy.id)).to.deep.include({ ok: true, assigned: 1, skipped: 1 });
+    expect((await members()).map((m) => m.account_id)).to.deep.equal([bo.id]);
+    // Ann may put herself under it.
+    expect(await policies.assign(ann.id, org.id, [ann.id], other.policy.id)).to.deep.include({ ok: true, assigned: 1, skipped: 0 });
+  });
+
   it('an account released by its organization, or erased, keeps no assignment', async () => {
     const { admin, org, ann, bo } = await setup();
     const { policies } = server.registry.organizations;
