@@ -327,6 +327,10 @@ export function createManagedAccounts(deps: {
           const at = now();
           const changes: Record<string, unknown> = {};
           if (email !== undefined && email !== target.email.toLowerCase()) {
+            // Moving another admin's address is refused (one admin cannot take over another);
+            // their name may change, and the console's form, which always sends the address,
+            // renames them like anyone else.
+            if (await organizations.isAdmin(tx, organizationId, target.id)) return { ok: false as const, problem: 'account.admin' as const };
             const held = await domains.held(emailDomainOf(email), tx);
             if (!held || held.organization_id !== organizationId || held.state !== 'verified') return { ok: false as const, problem: 'email.domain_not_verified' as const };
             if ((await accounts.findByEmail(email, tx)) || (await accounts.isRetired(email, tx))) return { ok: false as const, problem: 'signup.email_taken' as const };
@@ -349,7 +353,7 @@ export function createManagedAccounts(deps: {
           if (Object.keys(changes).length) await audit('account.updated', { organizationId, actorId, target: { type: 'account', id: target.id, label: email ?? target.email }, detail: changes }, meta, tx);
           const updated = (await managers.managedBy(organizationId, target.id, tx))!;
           return { ok: true as const, account: view(updated) };
-        }, { notOnAdmins: email !== undefined });
+        });
         if (result.ok) outbox.kick();
         return result;
       } catch (err) {
