@@ -125,7 +125,13 @@ export function secondStepStrategy(deps: {
         method: 'post',
         path: '/two-step/enrol',
         async handle(ctx, it) {
-          const { flow, account } = await pending(it, ['enrol']);
+          const { flow, account } = await pending(it, ['enrol', 'enrolled']);
+          // The form sent again once it is on (Back to a mistyped code's page, then resent): the
+          // codes are what is left to see, as for the GET.
+          if (flow.step === 'enrolled') {
+            ctx.status = 303;
+            return ctx.redirect(`/interaction/${it.uid}/two-step/codes`);
+          }
           const input = parseForm(ctx, secondStepInput);
           const secret = keptSecret(ctx, it.uid);
           const t = await throttled(ctx, throttle, { scope: 'second-step', subject: account.id }, async () => (secret ? twoStep.confirmEnrolment(account, secret, input.code, requestMeta(ctx, it.clientId)) : undefined), (r) => (r?.ok ? 'passed' : r ? 'failed' : 'kept'));
