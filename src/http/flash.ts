@@ -8,20 +8,26 @@ import type { Context } from 'koa';
  */
 export function flashMessages(options: { name: string; path: string }) {
   const { name, path } = options;
+  /** The outcome, left in place: a page that shows it again on a reload (within the minute). */
+  const peek = (ctx: Context): Record<string, string> => {
+    const raw = ctx.cookies.get(name, { signed: true });
+    if (raw === undefined) return {};
+    try {
+      const value = JSON.parse(Buffer.from(raw, 'base64url').toString()) as unknown;
+      return value && typeof value === 'object' && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v === 'string')) as Record<string, string> : {};
+    } catch {
+      return {};
+    }
+  };
   return {
     set(ctx: Context, value: Record<string, string>): void {
       ctx.cookies.set(name, Buffer.from(JSON.stringify(value)).toString('base64url'), { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path, maxAge: 60_000, overwrite: true });
     },
     take(ctx: Context): Record<string, string> {
-      const raw = ctx.cookies.get(name, { signed: true });
-      if (raw === undefined) return {};
-      ctx.cookies.set(name, null, { path });
-      try {
-        const value = JSON.parse(Buffer.from(raw, 'base64url').toString()) as unknown;
-        return value && typeof value === 'object' && !Array.isArray(value) ? Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v === 'string')) as Record<string, string> : {};
-      } catch {
-        return {};
-      }
+      const value = peek(ctx);
+      if (ctx.cookies.get(name, { signed: true }) !== undefined) ctx.cookies.set(name, null, { path });
+      return value;
     },
+    peek,
   };
 }

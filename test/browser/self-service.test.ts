@@ -127,7 +127,10 @@ describe('browser: self-service pages', function () {
     await page.goto(linkIn(await smtp.lastTo('moved@example.com'), `${server.url}/account/email/verify?token=`));
     expect(await page.getByRole('heading', { name: 'Confirm your new email address' }).isVisible()).to.equal(true);
     await page.getByRole('button', { name: 'Change my address' }).click();
-    expect(await page.getByRole('heading', { name: 'Your email address was changed' }).isVisible()).to.equal(true);
+    await page.getByRole('heading', { name: 'Your email address was changed' }).waitFor();
+    // A reload says it again (the outcome's page is a GET), not that the spent link changed nothing.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Your email address was changed' }).waitFor();
 
     await page.goto(`${server.url}/account/sessions`);
     expect(await page.getByText('This browser').isVisible()).to.equal(true);

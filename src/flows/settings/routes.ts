@@ -253,7 +253,20 @@ export function settingsRoutes(deps: {
     const result = await deps.emailChanges.confirm(input.token, requestMeta(ctx));
     if (!result.ok) return page(ctx, 400, 'errors/error', { ...messageFor(result.problem) });
     ctx.state.log?.info({ accountId: result.account.id }, 'email address changed');
-    page(ctx, 200, 'settings/email-changed', { title: 'Email address changed', email: result.account.email });
+    // Post/Redirect/Get: a reload or Back shows that the address changed, not the spent link's
+    // "your address has not changed".
+    flash.set(ctx, { done: 'email_changed', email: result.account.email });
+    ctx.status = 303;
+    ctx.redirect('/account/email/changed');
+  });
+
+  router.get('/email/changed', (ctx) => {
+    const outcome = flash.peek(ctx);
+    if (outcome.done !== 'email_changed' || !outcome.email) {
+      ctx.status = 303;
+      return ctx.redirect('/account/email');
+    }
+    page(ctx, 200, 'settings/email-changed', { title: 'Email address changed', email: outcome.email });
   });
 
   const closePage = async (ctx: Context) => ({ title: 'Close your account', ...nav(ctx, 'close'), ...(await managedBy(ctx)), graceDays: deps.graceDays, confirm: await confirmView(ctx, '/account/close') });

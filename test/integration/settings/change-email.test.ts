@@ -45,9 +45,16 @@ describe('changing the email address (/account/email)', () => {
     // The button, with the page's CSRF token, does it; without the token nothing happens.
     const token = new URL(link).searchParams.get('token')!;
     expect((await supertest(server.url).post('/account/email/verify').type('form').send({ token })).status).to.equal(403);
-    const confirmed = await browser.post('/account/email/verify').type('form').send({ _csrf: csrfFrom(asked.text), token });
+    const posted = await browser.post('/account/email/verify').type('form').send({ _csrf: csrfFrom(asked.text), token });
+    // Post/Redirect/Get: the outcome has a page of its own, which a reload shows again.
+    expect(posted.status).to.equal(303);
+    expect(posted.headers.location).to.equal('/account/email/changed');
+    const confirmed = await browser.get('/account/email/changed');
     expect(confirmed.status).to.equal(200);
     expect(confirmed.text).to.contain('new@example.com');
+    expect((await browser.get('/account/email/changed')).text, 'a reload says the same, not “has not changed”').to.equal(confirmed.text);
+    const elsewhere = await supertest(server.url).get('/account/email/changed');
+    expect([elsewhere.status, elsewhere.headers.location], 'nothing to show without the outcome').to.deep.equal([303, '/account/email']);
     expect((await server.registry.accounts.findById(account.id))?.email).to.equal('new@example.com');
 
     await deliver();

@@ -285,7 +285,7 @@ describe('settings: security, two-step verification and the audit trail (/accoun
     const link = /(http:\/\/127\.0\.0\.1:\d+\/account\/email\/verify\?token=\S+)/.exec(verify.text ?? '')![1]!;
     const asked = await agent.get(new URL(link).pathname + new URL(link).search);
     expect(asked.status).to.equal(200);
-    expect((await agent.post('/account/email/verify').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(link).searchParams.get('token')! })).status).to.equal(200);
+    expect((await agent.post('/account/email/verify').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(link).searchParams.get('token')! })).status).to.equal(303);
 
     // RP-initiated logout through the engine's pages.
     const confirm = await agent.get('/session/end');
