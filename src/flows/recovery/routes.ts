@@ -10,6 +10,7 @@ import type { Views } from '../../http/views.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { parseForm } from '../../http/validate.ts';
 import { forgotInput, resetInput } from './schema.ts';
+import { flashMessages } from '../../http/flash.ts';
 import type { DeviceCookies } from '../../http/device-cookie.ts';
 import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 import { unlessBusy } from '../busy.ts';
@@ -33,6 +34,10 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
   const router = new Router({ prefix: '/password' });
 
   const page = pageRenderer(views, { minLength: deps.minLength });
+  // "Check your email" is a page of its own (Post/Redirect/Get): a reload shows it again instead
+  // of asking for another link, which replaced the first one — the mail already opened then
+  // said "This link can't be used". The address waits in a signed cookie for a minute.
+  const sent = flashMessages({ name: 'lanyard.sent', path: '/password' });
 
   // From the password page: the address already typed there, and the way back to that login
   // (both only shown: nothing is looked up or sent before the form is posted).
@@ -66,6 +71,17 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
         const retired = await deps.linking.findRetired(email);
         if (retired && (await deps.throttle.hit('notice', email, meta.ip ?? undefined)).ok) await deps.linking.notifyRetiredUse(email, retired.account_id, meta);
       });
+    }
+    sent.set(ctx, { email, ...(back ? { back } : {}) });
+    ctx.status = 303;
+    ctx.redirect('/password/forgot/sent');
+  });
+
+  router.get('/forgot/sent', (ctx) => {
+    const { email, back } = sent.peek(ctx);
+    if (!email) {
+      ctx.status = 303;
+      return ctx.redirect('/password/forgot');
     }
     page(ctx, 200, 'recovery/sent', { title: 'Check your email', email, back });
   });

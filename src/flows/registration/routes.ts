@@ -15,6 +15,7 @@ import { loginInteraction as loginGuard } from '../login/interaction.ts';
 import { throttled } from '../throttled.ts';
 import { connectorStartPath } from '../login/strategy.ts';
 import { unlessBusy } from '../busy.ts';
+import { flashMessages } from '../../http/flash.ts';
 
 /**
  * Sign-up inside a login interaction (docs/flows/sign-up.md), so the new account ends signed in
@@ -39,6 +40,11 @@ export function registrationRoutes(deps: {
   const loginInteraction = (ctx: Context) => loginGuard(interactions, ctx);
 
   const page = pageRenderer(views, { minLength: deps.minLength });
+  // "Check your email" is a page of its own (Post/Redirect/Get): a reload shows it again instead
+  // of sending another code, whose new flow replaced the first — the link in the first mail then
+  // said to start again. The address waits in a signed cookie for a minute (the flow itself is
+  // written in the background), then the open flow says it.
+  const sentTo = flashMessages({ name: 'lanyard.signup_sent', path: '/interaction' });
 
   router.get('/', async (ctx) => {
     const it = await loginInteraction(ctx);
@@ -61,6 +67,19 @@ export function registrationRoutes(deps: {
       return page(ctx, 403, 'registration/company', { ...it, title: `Sign in through ${company.manager}`, email, manager: company.manager, ssoPath: connectorStartPath(it.uid, company.connector, email) });
     }
     background.run('sign-up start', () => registration.start(it.uid, email));
+    sentTo.set(ctx, { uid: it.uid, email });
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${it.uid}/signup/code`);
+  });
+
+  router.get('/code', async (ctx) => {
+    const it = await loginInteraction(ctx);
+    const kept = sentTo.peek(ctx);
+    const email = kept.uid === it.uid && kept.email ? kept.email : (await registration.current(it.uid))?.email;
+    if (!email) {
+      ctx.status = 303;
+      return ctx.redirect(`/interaction/${it.uid}/signup`);
+    }
     page(ctx, 200, 'registration/code', { ...it, title: 'Check your email', email });
   });
 

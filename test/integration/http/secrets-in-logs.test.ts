@@ -113,7 +113,8 @@ describe('secrets never reach logs, outbox subjects or error pages', () => {
     refused({ status: wrongCode.status, text: wrongCode.text.replaceAll(totpSecret, '').replace(/id="manual-key" class="key">[A-Z2-7 ]+</, '') });
     const enrolCode = await totpAt(totpSecret, now);
     keep('TOTP code at enrolment', enrolCode);
-    const enrolled = await signedIn.post('/account/security/two-step/confirm').type('form').send({ _csrf: csrfFrom(start.text), code: enrolCode });
+    const confirmedPost = await signedIn.post('/account/security/two-step/confirm').type('form').send({ _csrf: csrfFrom(start.text), code: enrolCode });
+    const enrolled = await signedIn.get(confirmedPost.headers.location!);
     const recoveryCodes = enrolled.text.match(/(?<=<li><code>)[a-z2-9]{5}-[a-z2-9]{5}(?=<\/code><\/li>)/g)!;
     expect(recoveryCodes).to.have.length(10);
     recoveryCodes.forEach((c, i) => keep(`recovery code ${i + 1}`, c));

@@ -33,7 +33,9 @@ describe('password reset (/password/forgot, /password/reset)', () => {
   async function requestReset(email: string) {
     const agent = supertest.agent(server.url);
     const form = await agent.get('/password/forgot');
-    const res = await agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(form.text), email });
+    const posted = await agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(form.text), email });
+    // Post/Redirect/Get: "Check your email" is a page of its own (a refusal answers at once).
+    const res = posted.status === 303 && posted.headers.location === '/password/forgot/sent' ? await agent.get(posted.headers.location) : posted;
     await server.registry.background.idle();
     await server.registry.mail.delivery.deliverDue();
     return { agent, res };
@@ -59,9 +61,18 @@ describe('password reset (/password/forgot, /password/reset)', () => {
     expect(forgot.status).to.equal(200);
     expect(forgot.text).to.contain(`value="${account.email}"`);
     expect(forgot.text).to.contain(`<a href="/interaction/${uid}">Back to log in</a>`);
-    const sent = await agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(forgot.text), email: account.email, back: `/interaction/${uid}` });
+    const posted = await agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(forgot.text), email: account.email, back: `/interaction/${uid}` });
+    expect([posted.status, posted.headers.location]).to.deep.equal([303, '/password/forgot/sent']);
+    const sent = await agent.get('/password/forgot/sent');
     expect(sent.status).to.equal(200);
     expect(sent.text).to.contain(`<a href="/interaction/${uid}">Back to log in</a>`);
+    // A reload shows the same page and asks for no second link (which would void the first).
+    await server.registry.background.idle();
+    const links = async () => (await server.registry.db.query<{ n: number }>('SELECT count(*)::int AS n FROM password_reset_tokens')).rows[0]!.n;
+    const before = await links();
+    expect((await agent.get('/password/forgot/sent')).text).to.equal(sent.text);
+    await server.registry.background.idle();
+    expect(await links()).to.equal(before);
     // Only a login page of ours: anything else is dropped, never linked (no open redirect).
     for (const back of ['//evil.example/x', 'https://evil.example/', '/interaction/../admin', 'javascript:alert(1)']) {
       const page = await agent.get(`/password/forgot?back=${encodeURIComponent(back)}`);
