@@ -142,7 +142,9 @@ export function registrationRoutes(deps: {
     }
     if (result.problem === 'signup.expired') return page(ctx, 400, 'registration/restart', { ...it, title: 'Start again' }, result.problem);
     const flow = await registration.current(it.uid);
-    page(ctx, result.problem === 'signup.email_taken' ? 409 : result.problem.startsWith('policy.') ? 403 : 400, 'registration/details', { ...it, title: 'Finish creating your account', email: flow?.email ?? '', name: input.name, ...(flow ? { minLength: await registration.minLengthFor(flow.email) } : {}) }, result.problem);
+    // The field at fault is marked for assistive technology: the name's problems on the name.
+    const field = result.problem.startsWith('signup.name') ? 'name' : result.problem.startsWith('password.') ? 'password' : undefined;
+    page(ctx, result.problem === 'signup.email_taken' ? 409 : result.problem.startsWith('policy.') ? 403 : 400, 'registration/details', { ...it, title: 'Finish creating your account', email: flow?.email ?? '', name: input.name, field, ...(flow ? { minLength: await registration.minLengthFor(flow.email) } : {}) }, result.problem);
   });
 
   return router;

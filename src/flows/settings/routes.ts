@@ -233,7 +233,9 @@ export function settingsRoutes(deps: {
   router.post('/email', signedIn, async (ctx) => {
     const input = parseForm(ctx, changeEmailInput);
     const result = await sensitive(ctx, input.password, (proof) => deps.emailChanges.request(account(ctx).id, proof, input.email));
-    if (!result.ok) return page(ctx, result.problem === 'account.managed' ? 403 : statusOf(result.problem), 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), ...(await managedBy(ctx)), newEmail: input.email, confirm: await confirmView(ctx, '/account/email') }, result.problem);
+    // The field at fault is marked for assistive technology: the address's problems on the address.
+    const field = result.ok ? undefined : result.problem === 'login.invalid_email' || result.problem === 'email.same' ? 'email' : result.problem === 'password.current_wrong' ? 'password' : undefined;
+    if (!result.ok) return page(ctx, result.problem === 'account.managed' ? 403 : statusOf(result.problem), 'settings/email', { title: 'Email address', ...nav(ctx, 'email'), ...(await managedBy(ctx)), newEmail: input.email, field, confirm: await confirmView(ctx, '/account/email') }, result.problem);
     done(ctx, '/account/email', { done: 'email', to: result.newEmail });
   });
 

@@ -208,8 +208,12 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
     expect(common.status).to.equal(400);
     expect(common.text).to.contain('That password is too common');
     expect(common.text).to.contain('value="Rules"');
+    // The field at fault, and only it, is marked for assistive technology.
+    const invalid = (html: string) => [...html.matchAll(/<input id="(\w+)"[^>]*aria-invalid="true"/g)].map((m) => m[1]);
+    expect(invalid(common.text)).to.deep.equal(['password']);
     const noName = await flow.agent.post(`/interaction/${flow.uid}/signup/details`).type('form').send({ _csrf: flow.csrf, name: '  ', password: PASSWORD });
     expect(noName.text).to.contain('Enter your name');
+    expect(invalid(noName.text)).to.deep.equal(['name']);
     expect(await server.registry.accounts.findByEmail('rules@example.com')).to.equal(undefined);
   });
 

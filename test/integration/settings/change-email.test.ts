@@ -28,6 +28,13 @@ describe('changing the email address (/account/email)', () => {
   it('changes the address only after the new one is verified, tells the old one, and retires it for login', async () => {
     const account = await createAccount(server.registry, { email: 'old@example.com' });
     const { agent } = await signInToAccount(server.url, account.email);
+    // A refused address is marked on its field, for assistive technology.
+    const invalid = (html: string) => [...html.matchAll(/<input id="(\w+)"[^>]*aria-invalid="true"/g)].map((m) => m[1]);
+    for (const email of ['not an address', 'old@example.com']) {
+      const refused = await submit(agent, '/account/email', '/account/email', { email, password: PASSWORD });
+      expect(refused.status, email).to.equal(400);
+      expect(invalid(refused.text), email).to.deep.equal(['email']);
+    }
     const sent = await submit(agent, '/account/email', '/account/email', { email: 'New@Example.com', password: PASSWORD });
     expect(sent.status).to.equal(303);
     expect((await agent.get('/account/email')).text).to.contain('Check new@example.com');
