@@ -56,12 +56,15 @@ export function createPasswordResetService(deps: {
   /** The shortest password allowed for this subject: the operator's, or its organization's policy's when longer. */
   const minLengthFor = (subject: Subject) => Math.max(policy.minLength, passwordMinLength(subject));
 
-  /** The "your password was changed" email, queued in the transaction that changed it. */
-  const notifyChanged = (tx: Queryable, account: { name: string | null; email: string }) =>
+  /**
+   * The "your password was changed" email, queued in the transaction that changed it.
+   * `everywhere`: every session ended (a reset by email), not every one but the browser's own.
+   */
+  const notifyChanged = (tx: Queryable, account: { name: string | null; email: string }, everywhere = false) =>
     outbox.enqueue(tx, {
       to: account.email,
       template: 'password-changed',
-      data: { name: account.name, email: account.email, when: displayTime(now()), resetLink: `${issuer}/password/forgot` },
+      data: { name: account.name, email: account.email, when: displayTime(now()), resetLink: `${issuer}/password/forgot`, ...(everywhere ? { everywhere: true } : {}) },
     });
 
   /**
@@ -206,7 +209,7 @@ export function createPasswordResetService(deps: {
         if (accountId !== account.id) return false;
         await accounts.setPassword(tx, account.id, hash, now());
         await tokens.deleteForAccount(tx, account.id);
-        await notifyChanged(tx, account);
+        await notifyChanged(tx, account, true);
         await deps.events.record({ type: 'password.reset', accountId: account.id }, meta, tx);
         return true;
       });

@@ -92,6 +92,8 @@ describe('password reset (/password/forgot, /password/reset)', () => {
     const done = await choosePassword(agent, link, NEW_PASSWORD);
     expect(done.status).to.equal(200);
     expect(done.text).to.contain('Your password was changed');
+    // Every session ends with a reset, this browser's too: the page and the mail say so.
+    expect(done.text).to.contain('logged out everywhere, this browser included');
 
     expect((await server.registry.accounts.authenticate(account.email, NEW_PASSWORD)).ok).to.equal(true);
     expect((await server.registry.accounts.authenticate(account.email, PASSWORD)).ok).to.equal(false);
@@ -103,6 +105,7 @@ describe('password reset (/password/forgot, /password/reset)', () => {
     await server.registry.mail.delivery.deliverDue();
     const confirmation = await smtp.lastTo(account.email);
     expect(confirmation.subject).to.equal('Your Lanyard password was changed');
+    expect(confirmation.text).to.contain('You have been signed out everywhere: log in again');
   });
 
   it('answers an unknown, deactivated or closed address exactly like a known one, and sends nothing', async () => {

@@ -124,7 +124,9 @@ describe('account settings (/account)', () => {
     expect((await elsewhere.get('/account')).status, 'the other browser is signed out').to.equal(303);
     expect((await server.registry.accounts.authenticate(account.email, 'a fresh passphrase')).ok).to.equal(true);
     await server.registry.mail.delivery.deliverDue();
-    expect((await smtp.lastTo(account.email)).subject).to.equal('Your Lanyard password was changed');
+    const changedMail = await smtp.lastTo(account.email);
+    expect(changedMail.subject).to.equal('Your Lanyard password was changed');
+    expect(changedMail.text, 'this browser stayed signed in').to.contain('You have been signed out everywhere else.');
   });
 
   it('refuses the password in use as the “new” one after a recent login, signing nobody out and mailing nothing', async () => {
