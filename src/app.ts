@@ -173,7 +173,7 @@ export function createApp(registry: Registry): LanyardApp {
   const linking = registry.trello.linking;
   const now = () => registry.clock.now();
   const trello = trelloMigrationStrategy({ accounts, linking, hasher: registry.hasher, throttle, policy, flows, codeKey: registry.codeKey, views });
-  const completion = createLoginCompletion({ policy, accounts, flows, interactions, events, views, hooks: trello.hooks });
+  const completion = createLoginCompletion({ policy, flows, interactions, events, views, hooks: trello.hooks, reopen: (account, meta) => registry.accountClosure.reopen(account, meta) });
   const loginPage = pageRenderer(views, { google: Boolean(registry.google) });
   const strategies: LoginStrategy[] = [
     passwordStrategy({ accounts, throttle, events, trello, linking, devices, hashing: registry.hasher, background: registry.background, page: loginPage, policy, step: registry.passwordStep }),

@@ -74,6 +74,27 @@ export function createAccountClosureService(deps: {
       return { ok: true, deleteAfter };
     },
 
+    /**
+     * Cancels the closure of an account its owner logged in to within the grace period (the
+     * login's completion asks; the decision point let the login through, `reopenable`). The
+     * owner is told by mail and in the security activity: a closure is not undone silently, and
+     * a login they did not make would be noticed. False when it is no longer reopenable.
+     */
+    async reopen(account: { id: string; email: string; name: string | null }, meta: RequestMeta = {}): Promise<boolean> {
+      const reopened = await db.transaction(async (tx) => {
+        if (!(await accounts.reopen(account.id, new Date(clock.now()), tx))) return false;
+        await outbox.enqueue(tx, {
+          to: account.email,
+          template: 'account-reopened',
+          data: { name: account.name, email: account.email, when: displayTime(new Date(clock.now())), resetLink: `${deps.issuer}/password/forgot` },
+        });
+        await deps.events.record({ type: 'account.reopened', accountId: account.id }, meta, tx);
+        return true;
+      });
+      if (reopened) outbox.kick();
+      return reopened;
+    },
+
     eraseDue,
 
     /** The sweeper's task: erases what is due and says so once. */

@@ -77,9 +77,6 @@ export function createAccountService(deps: { accounts: AccountQueries; hasher: P
       return { ok: true, account };
     },
 
-    /** Cancels an owner's closure within its grace period; false when it is too late. */
-    reopen: (accountId: string) => accounts.reopen(accountId, new Date(clock.now())),
-
     async create(input: NewAccountInput): Promise<AccountRow> {
       const email = normalizeEmail(input.email);
       if (!email) throw new AppError('account.invalid_email', 400);

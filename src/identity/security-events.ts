@@ -21,6 +21,8 @@ export const SECURITY_EVENT_TYPES = [
   'session.revoked',
   'grant.revoked',
   'account.closed',
+  // A login within the closure's grace period reopened it (src/identity/account-closure.ts).
+  'account.reopened',
   'account.deactivated',
   'trello.linked',
   'identity.linked',

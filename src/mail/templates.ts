@@ -18,6 +18,7 @@ export const SUBJECTS = {
   'password-reset': 'Reset your Lanyard password',
   'password-changed': 'Your Lanyard password was changed',
   'account-closed': 'Your Lanyard account was closed',
+  'account-reopened': 'Your Lanyard account was reopened',
   'email-change-verify': 'Confirm your new Lanyard email address',
   'email-changed': 'Your Lanyard email address was changed',
   'two-step-enabled': 'Two-step verification was turned on for your Lanyard account',

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
-import type { AccountRow, AccountService } from '../../identity/accounts.ts';
-import type { SecurityEvents } from '../../identity/security-events.ts';
+import type { AccountRow } from '../../identity/accounts.ts';
+import type { RequestMeta, SecurityEvents } from '../../identity/security-events.ts';
 import type { Interactions } from '../../oidc/interactions.ts';
 import type { LoginFlow, LoginFlows } from '../../oidc/login-flows.ts';
 import { levelOf, type AccountSubject, type DenyReason, type Policy } from '../../policy/policy.ts';
@@ -53,12 +53,13 @@ const REFUSAL_STATUS: Record<DenyReason, number> = {
 
 export function createLoginCompletion(deps: {
   policy: Policy;
-  accounts: AccountService;
   flows: LoginFlows;
   interactions: Interactions;
   events: SecurityEvents;
   views: Views;
   hooks?: CompletionHooks;
+  /** Cancels a closure within its grace period, telling the owner (src/identity/account-closure.ts). */
+  reopen: (account: AccountRow, meta: RequestMeta) => Promise<boolean>;
 }) {
   const { policy, flows, interactions, events } = deps;
   const page = pageRenderer(deps.views);
@@ -72,9 +73,9 @@ export function createLoginCompletion(deps: {
     page(ctx, status, 'login/federated-problem', { ...messageFor(reason), uid: it.uid });
   }
 
-  async function finish(ctx: Context, it: LoginContext, factor: Factor, subject: AccountSubject, amr: string[], acr: ReturnType<typeof levelOf>, flow: LoginFlow | undefined) {
+  async function finish(ctx: Context, it: LoginContext, factor: Factor, account: AccountRow, subject: AccountSubject, amr: string[], acr: ReturnType<typeof levelOf>, flow: LoginFlow | undefined) {
     // The owner closed it and came back within the grace period: the whole login proves it.
-    if (subject.status === 'closed' && !(await deps.accounts.reopen(subject.id))) return refuse(ctx, it, factor, subject.id, 'policy.account_inactive', flow);
+    if (subject.status === 'closed' && !(await deps.reopen(account, requestMeta(ctx, it.clientId)))) return refuse(ctx, it, factor, subject.id, 'policy.account_inactive', flow);
     await deps.hooks?.beforeFinish?.(ctx, it, { accountId: subject.id, flow });
     if (flow) await flows.end(it.uid);
     await events.record({ type: 'login.succeeded', accountId: subject.id, detail: { amr } }, requestMeta(ctx, it.clientId));
@@ -135,7 +136,7 @@ export function createLoginCompletion(deps: {
         ctx.status = 303;
         return ctx.redirect(`/interaction/${it.uid}/two-step/enrol`);
       }
-      await finish(ctx, it, factor, subject, amr, decision.acr ?? levelOf(amr), flow);
+      await finish(ctx, it, factor, account, subject, amr, decision.acr ?? levelOf(amr), flow);
     },
   };
 }

@@ -349,8 +349,8 @@ export function createAccountQueries(db: Queryable) {
     },
 
     /** Cancels a closure during its grace period. */
-    async reopen(id: string, now: Date): Promise<boolean> {
-      const { rowCount } = await db.query(
+    async reopen(id: string, now: Date, tx: Queryable = db): Promise<boolean> {
+      const { rowCount } = await tx.query(
         `UPDATE accounts SET status = 'active', closed_at = NULL, delete_after = NULL, updated_at = $2
          WHERE id = $1 AND status = 'closed' AND erased_at IS NULL AND delete_after > $2`,
         [id, now],

@@ -57,6 +57,13 @@ describe('closing an account (/account/close)', () => {
     expect(status).to.equal(200);
     const row = await server.registry.accounts.findById(account.id);
     expect(row).to.include({ status: 'active', closed_at: null, delete_after: null });
+    // Not undone silently: the owner is mailed, and the security activity says so.
+    await server.registry.mail.delivery.deliverDue();
+    const notice = await smtp.lastTo(account.email);
+    expect(notice.subject).to.equal('Your Lanyard account was reopened');
+    expect(notice.text).to.contain('its closure cancelled').and.to.contain('/password/forgot');
+    const { rows } = await server.registry.db.query<{ type: string }>("SELECT type FROM security_events WHERE account_id = $1 AND type = 'account.reopened'", [account.id]);
+    expect(rows).to.have.length(1);
   });
 
   it('reopens an account with two-step verification only once the second step is passed', async () => {
