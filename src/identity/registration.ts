@@ -150,6 +150,12 @@ export function createRegistrationService(deps: {
       return (await flows.findByLink(linkHash(token), now()))?.interaction_uid;
     },
 
+    /** Whether the link already verified this interaction's open flow (opened a second time: a double click, a second tab). */
+    async linkUsedFor(interactionUid: string, token: string): Promise<boolean> {
+      if (typeof token !== 'string' || token.length < 20 || token.length > 100) return false;
+      return (await flows.verifiedByLink(linkHash(token), interactionUid, now())) !== undefined;
+    },
+
     async verifyLink(token: string): Promise<string | undefined> {
       if (typeof token !== 'string' || token.length < 20 || token.length > 100) return undefined;
       return (await flows.verifyByLink(linkHash(token), now()))?.interaction_uid;

@@ -119,6 +119,13 @@ export function registrationRoutes(deps: {
       ctx.status = 303;
       return ctx.redirect(`/interaction/${target}/signup/details`);
     }
+    // Opened again where it already verified the address (a double click, a second tab): the
+    // details form is where the person is, not "start again".
+    const uid = String(ctx.params.uid);
+    if (!target && (await registration.linkUsedFor(uid, token)) && (await interactions.view(ctx).then((v) => v.uid === uid, () => false))) {
+      ctx.status = 303;
+      return ctx.redirect(`/interaction/${uid}/signup/details`);
+    }
     page(ctx, target ? 200 : 400, target ? 'registration/verified-elsewhere' : 'registration/link-invalid', { title: target ? 'Open it where you started' : 'This link can’t be used' });
   });
 

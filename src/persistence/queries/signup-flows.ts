@@ -52,6 +52,15 @@ export function createSignupFlowQueries(db: Queryable) {
       return rows[0];
     },
 
+    /** The interaction's flow that this link already verified, still open (the link opened again). */
+    async verifiedByLink(linkHash: string, interactionUid: string, now: Date): Promise<SignupFlowRow | undefined> {
+      const { rows } = await db.query<SignupFlowRow>(
+        `SELECT ${COLUMNS} FROM signup_flows WHERE link_hash = $1 AND interaction_uid = $2 AND verified_at IS NOT NULL AND completed_at IS NULL AND expires_at > $3`,
+        [linkHash, interactionUid, now],
+      );
+      return rows[0];
+    },
+
     async verifyByLink(linkHash: string, now: Date): Promise<SignupFlowRow | undefined> {
       const { rows } = await db.query<SignupFlowRow>(
         `UPDATE signup_flows SET verified_at = $2 WHERE link_hash = $1 AND verified_at IS NULL AND completed_at IS NULL AND expires_at > $2 RETURNING ${COLUMNS}`,

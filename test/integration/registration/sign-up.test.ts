@@ -101,6 +101,10 @@ describe('sign-up with a verified email (/interaction/:uid/signup)', () => {
     expect(res.headers.location).to.equal(`/interaction/${flow.uid}/signup/details`);
     const again = await supertest(server.url).get(new URL(link).pathname + new URL(link).search);
     expect(again.status, 'the link works once').to.equal(400);
+    // Opened again in the same browser (a double click, a second tab): back to the details form.
+    const twice = await flow.agent.get(new URL(link).pathname + new URL(link).search);
+    expect([twice.status, twice.headers.location]).to.deep.equal([303, `/interaction/${flow.uid}/signup/details`]);
+    expect((await flow.agent.get(twice.headers.location!)).text).to.contain('Finish creating your account');
   });
 
   it('does not verify by a link opened in another browser (someone else may have started the sign-up)', async () => {
