@@ -102,6 +102,14 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
     page(ctx, 200, 'recovery/reset', { title: 'Choose a new password', token, email: usable.account.email, minLength: usable.minLength });
   });
 
+  router.get('/reset/done', (ctx) => {
+    if (sent.peek(ctx).done !== 'reset') {
+      ctx.status = 303;
+      return ctx.redirect('/password/forgot');
+    }
+    page(ctx, 200, 'recovery/done', { title: 'Password changed' });
+  });
+
   router.post('/reset', async (ctx) => {
     const input = parseForm(ctx, resetInput);
     // A full password hashing answers this form again, 503 with Retry-After (decision 0063).
@@ -109,7 +117,10 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
     if (result.ok) {
       await deps.throttle.succeeded('password', result.email);
       deps.devices.remember(ctx, result.email);
-      return page(ctx, 200, 'recovery/done', { title: 'Password changed' });
+      // Post/Redirect/Get: a reload says the password changed, not that the spent link can't be used.
+      sent.set(ctx, { done: 'reset' });
+      ctx.status = 303;
+      return ctx.redirect('/password/reset/done');
     }
     if (result.problem === 'reset.link_invalid' || result.problem.startsWith('policy.')) return unusable(ctx, result.problem);
     const usable = await resets.check(input.token);

@@ -280,7 +280,20 @@ export function settingsRoutes(deps: {
     const result = await sensitive(ctx, input.password, (proof) => deps.closure.close(account(ctx).id, proof, requestMeta(ctx)));
     if (!result.ok) return page(ctx, result.problem === 'account.managed' ? 403 : statusOf(result.problem), 'settings/close', await closePage(ctx), result.problem);
     ctx.state.log?.info({ accountId: account(ctx).id }, 'account closed by its owner');
-    page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: displayTime(result.deleteAfter) });
+    // Post/Redirect/Get: the session ended with the closure, so a reload of the form's answer
+    // said "sign in again"; the outcome's own page says the account is closed.
+    flash.set(ctx, { done: 'closed', deleteAfter: displayTime(result.deleteAfter) });
+    ctx.status = 303;
+    ctx.redirect('/account/closed');
+  });
+
+  router.get('/closed', (ctx) => {
+    const outcome = flash.peek(ctx);
+    if (outcome.done !== 'closed' || !outcome.deleteAfter) {
+      ctx.status = 303;
+      return ctx.redirect('/account');
+    }
+    page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: outcome.deleteAfter });
   });
 
   return router;

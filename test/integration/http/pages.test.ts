@@ -55,8 +55,10 @@ describe('pages without dead ends (/, end pages, form addresses, finished sign-i
       const token = new URL(/https?:\/\/\S+\/password\/reset\?token=\S+/.exec(mail.text)![0]).searchParams.get('token')!;
       const agent = supertest.agent(server.url);
       const form = await agent.get(`/password/reset?token=${token}`);
-      const done = await agent.post('/password/reset').type('form').send({ _csrf: csrfFrom(form.text), token, password: 'a brand new passphrase' });
+      // The outcome's own page (Post/Redirect/Get), which a reload shows again.
+      const done = await agent.post('/password/reset').type('form').redirects(1).send({ _csrf: csrfFrom(form.text), token, password: 'a brand new passphrase' });
       expect(done.status).to.equal(200);
+      expect((await agent.get('/password/reset/done')).text, 'a reload says the same').to.equal(done.text);
       expect(done.text).to.contain('Your password was changed');
       expect(linksIn(done.text)).to.include('/account');
     });
@@ -64,8 +66,11 @@ describe('pages without dead ends (/, end pages, form addresses, finished sign-i
     it('after closing the account: log in to reopen it, or go home', async () => {
       const account = await createAccount(server.registry);
       const { agent } = await signInToAccount(server.url, account.email);
-      const closed = await submit(agent, '/account/close', '/account/close', { password: PASSWORD });
+      const posted = await submit(agent, '/account/close', '/account/close', { password: PASSWORD });
+      expect([posted.status, posted.headers.location]).to.deep.equal([303, '/account/closed']);
+      const closed = await agent.get('/account/closed');
       expect(closed.status).to.equal(200);
+      expect((await agent.get('/account/closed')).text, 'a reload says the same, not “sign in again”').to.equal(closed.text);
       expect(linksIn(closed.text)).to.include.members(['/account', '/']);
     });
 

@@ -230,7 +230,7 @@ describe('organizations: authentication policies enforced on every path', () => 
     expect(short.status).to.equal(400);
     expect(short.text).to.contain('Choose a longer password');
     expect(short.text).to.contain('At least 20 characters');
-    const long = await agent.post('/password/reset').type('form').send({ _csrf: csrfFrom(form.text), token: link.searchParams.get('token'), password: LONG });
+    const long = await agent.post('/password/reset').type('form').redirects(1).send({ _csrf: csrfFrom(form.text), token: link.searchParams.get('token'), password: LONG });
     expect(long.status, long.text.slice(0, 300)).to.equal(200);
 
     // Settings: the same rule for a change.

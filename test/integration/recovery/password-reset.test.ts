@@ -45,7 +45,8 @@ describe('password reset (/password/forgot, /password/reset)', () => {
     const page = await agent.get(new URL(link).pathname + new URL(link).search);
     if (page.status !== 200) return page;
     const token = new URL(link).searchParams.get('token')!;
-    return agent.post('/password/reset').type('form').send({ _csrf: csrfFrom(page.text), token, password });
+    // A success answers 303 to the outcome's own page (Post/Redirect/Get): followed here.
+    return agent.post('/password/reset').type('form').redirects(1).send({ _csrf: csrfFrom(page.text), token, password });
   }
 
 

@@ -38,7 +38,9 @@ describe('closing an account (/account/close)', () => {
     expect(wrong.status).to.equal(400);
     expect(wrong.text).to.contain('Your current password is not right');
 
-    const closed = await close(agent, PASSWORD);
+    const posted = await close(agent, PASSWORD);
+    expect([posted.status, posted.headers.location]).to.deep.equal([303, '/account/closed']);
+    const closed = await agent.get('/account/closed');
     expect(closed.status).to.equal(200);
     expect(closed.text).to.contain('Your account is closed');
     expect((await agent.get('/account')).status).to.equal(303);

@@ -64,7 +64,7 @@ describe('settings: privileged sessions (re-authentication by any allowed method
     expect(await outboxTo('moved@example.com')).to.equal(1);
 
     const closed = await submit(agent, '/account/close', '/account/close', {});
-    expect(closed.status).to.equal(200);
+    expect(closed.status).to.equal(303);
     expect((await server.registry.accounts.findById(account.id))?.status).to.equal('closed');
   });
 
@@ -109,7 +109,7 @@ describe('settings: privileged sessions (re-authentication by any allowed method
     expect(await logInAgain(agent, href, { email: account.email, password: 'confirmed by typing it' })).to.equal('/account/close');
     const after = await agent.get('/account/close');
     expect(after.text).not.to.contain('Confirm it’s you');
-    expect((await submit(agent, '/account/close', '/account/close', {})).status).to.equal(200);
+    expect((await submit(agent, '/account/close', '/account/close', {})).status).to.equal(303);
     expect((await server.registry.accounts.findById(account.id))?.status).to.equal('closed');
   });
 

@@ -95,7 +95,7 @@ describe('legacy Trello accounts: migrating the rest in bulk', () => {
     const agent = supertest.agent(server.url);
     const page = await agent.get(new URL(link).pathname + new URL(link).search);
     expect(page.status).to.equal(200);
-    const set = await agent.post('/password/reset').type('form').send({ _csrf: csrfFrom(page.text), token: new URL(link).searchParams.get('token'), password: 'a password chosen after migration' });
+    const set = await agent.post('/password/reset').type('form').redirects(1).send({ _csrf: csrfFrom(page.text), token: new URL(link).searchParams.get('token'), password: 'a password chosen after migration' });
     expect(set.status).to.equal(200);
     expect((await server.registry.accounts.authenticate(account!.email, 'a password chosen after migration')).ok).to.equal(true);
   });
