@@ -179,7 +179,7 @@ describe('throttling an attacker cannot steer', () => {
       const page = await ownBrowser.get(link.pathname + link.search);
       expect(page.status).to.equal(200);
       const done = await ownBrowser.post('/password/reset').type('form').send({ _csrf: csrfFrom(page.text), token: link.searchParams.get('token'), password: 'a whole new passphrase' });
-      expect(done.status).to.equal(200);
+      expect([done.status, done.headers.location]).to.deep.equal([303, '/password/reset/done']);
     });
 
     it('keeps mailing the owner after each wait, however long a stranger keeps asking', async () => {
