@@ -167,8 +167,10 @@ export function settingsRoutes(deps: {
     await deps.accountSessions.endOne(account(ctx).id, ctx.params.sessionUid!);
     await deps.events.record({ type: 'session.revoked', accountId: account(ctx).id, detail: { session: ctx.params.sessionUid === ctx.state.sessionUid ? 'this' : 'other' } }, requestMeta(ctx));
     if (ctx.params.sessionUid === ctx.state.sessionUid) {
+      // "Log out here": the page every logout ends on, saying so — not a login form, which read
+      // as if the logout had failed.
       ctx.status = 303;
-      return ctx.redirect('/account');
+      return ctx.redirect('/session/end/success');
     }
     done(ctx, '/account/sessions', { done: 'session' });
   });

@@ -169,6 +169,13 @@ describe('account settings (/account)', () => {
     const after = await laptop.get('/account/sessions');
     expect(after.text).to.contain('Every other session was logged out.');
     expect([...after.text.matchAll(/\/end"/g)]).to.have.length(1);
+
+    // "Log out here": this browser's own session, and a page that says so.
+    const here = /<span class="badge">This browser[\s\S]*?action="\/account\/sessions\/([^/"]+)\/end"/.exec(after.text)![1]!;
+    const out = await post(laptop, `/account/sessions/${here}/end`);
+    expect([out.status, out.headers.location]).to.deep.equal([303, '/session/end/success']);
+    expect((await laptop.get('/session/end/success')).text).to.contain('You’re logged out');
+    expect((await laptop.get('/account')).status).to.equal(303);
   });
 
   it('lists connected apps with their scopes and removes access, killing their tokens', async () => {
