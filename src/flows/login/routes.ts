@@ -39,7 +39,10 @@ export function loginRoutes(deps: {
     // insufficient): that is the shared machine someone walked away from, and the next person
     // must not be shown who was signed in.
     const asked = (view.reasons.includes('login_prompt') || view.reasons.includes('max_age')) && !view.reasons.includes(SESSION_INSUFFICIENT);
-    const email = normalizeEmail(view.loginHint) ?? (asked && view.sessionAccountId ? await deps.accountEmail(view.sessionAccountId) : undefined);
+    // The address typed a step later comes back with "Change" and "Back to log in" (`email`), so
+    // a typo is fixed rather than typed again; it only fills the field in.
+    const typed = typeof ctx.query.email === 'string' && ctx.query.email.length <= 320 ? normalizeEmail(ctx.query.email) : undefined;
+    const email = typed ?? normalizeEmail(view.loginHint) ?? (asked && view.sessionAccountId ? await deps.accountEmail(view.sessionAccountId) : undefined);
     page(ctx, 200, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email });
   });
 

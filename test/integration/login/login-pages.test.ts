@@ -48,6 +48,10 @@ describe('identifier-first login pages (/interaction/:uid)', () => {
     expect(b.status).to.equal(200);
     expect(strip(a.text)).to.equal(strip(b.text));
     expect(a.text).to.contain('name="password"');
+    // "Change" goes back to the address step with the address typed, to fix rather than type again.
+    const change = `/interaction/${known.uid}?email=${encodeURIComponent(account.email)}`;
+    expect(a.text).to.contain(`href="${change}">Change</a>`);
+    expect((await known.agent.get(change)).text).to.contain(`value="${account.email}"`);
   });
 
   it('gives the same answer for a wrong password and an unknown account', async () => {

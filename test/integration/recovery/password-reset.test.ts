@@ -61,12 +61,15 @@ describe('password reset (/password/forgot, /password/reset)', () => {
     const forgot = await agent.get(link);
     expect(forgot.status).to.equal(200);
     expect(forgot.text).to.contain(`value="${account.email}"`);
-    expect(forgot.text).to.contain(`<a href="/interaction/${uid}">Back to log in</a>`);
+    const backLink = `/interaction/${uid}?email=${encodeURIComponent(account.email)}`;
+    expect(forgot.text).to.contain(`<a href="${backLink}">Back to log in</a>`);
     const posted = await agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(forgot.text), email: account.email, back: `/interaction/${uid}` });
     expect([posted.status, posted.headers.location]).to.deep.equal([303, '/password/forgot/sent']);
     const sent = await agent.get('/password/forgot/sent');
     expect(sent.status).to.equal(200);
-    expect(sent.text).to.contain(`<a href="/interaction/${uid}">Back to log in</a>`);
+    expect(sent.text).to.contain(`<a href="${backLink}">Back to log in</a>`);
+    // Back at the login, the address typed is there to fix or to go on with.
+    expect((await agent.get(backLink)).text).to.contain(`value="${account.email}"`);
     // A reload shows the same page and asks for no second link (which would void the first).
     await server.registry.background.idle();
     const links = async () => (await server.registry.db.query<{ n: number }>('SELECT count(*)::int AS n FROM password_reset_tokens')).rows[0]!.n;
