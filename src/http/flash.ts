@@ -29,5 +29,17 @@ export function flashMessages(options: { name: string; path: string }) {
       return value;
     },
     peek,
+    /**
+     * An outcome's own page (the GET a form's 303 leads to): the outcome named `done`, left in
+     * place so a reload within the minute shows the page again; without it (another browser, the
+     * minute over) the answer is a 303 to `elsewhere`, and undefined.
+     */
+    shown(ctx: Context, done: string, elsewhere: string): Record<string, string> | undefined {
+      const outcome = peek(ctx);
+      if (outcome.done === done) return outcome;
+      ctx.status = 303;
+      ctx.redirect(elsewhere);
+      return undefined;
+    },
   };
 }

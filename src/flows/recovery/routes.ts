@@ -72,18 +72,14 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
         if (retired && (await deps.throttle.hit('notice', email, meta.ip ?? undefined)).ok) await deps.linking.notifyRetiredUse(email, retired.account_id, meta);
       });
     }
-    sent.set(ctx, { email, ...(back ? { back } : {}) });
+    sent.set(ctx, { done: 'sent', email, ...(back ? { back } : {}) });
     ctx.status = 303;
     ctx.redirect('/password/forgot/sent');
   });
 
   router.get('/forgot/sent', (ctx) => {
-    const { email, back } = sent.peek(ctx);
-    if (!email) {
-      ctx.status = 303;
-      return ctx.redirect('/password/forgot');
-    }
-    page(ctx, 200, 'recovery/sent', { title: 'Check your email', email, back });
+    const outcome = sent.shown(ctx, 'sent', '/password/forgot');
+    if (outcome) page(ctx, 200, 'recovery/sent', { title: 'Check your email', email: outcome.email, back: outcome.back });
   });
 
   /**
@@ -103,11 +99,7 @@ export function recoveryRoutes(deps: { resets: PasswordResetService; views: View
   });
 
   router.get('/reset/done', (ctx) => {
-    if (sent.peek(ctx).done !== 'reset') {
-      ctx.status = 303;
-      return ctx.redirect('/password/forgot');
-    }
-    page(ctx, 200, 'recovery/done', { title: 'Password changed' });
+    if (sent.shown(ctx, 'reset', '/password/forgot')) page(ctx, 200, 'recovery/done', { title: 'Password changed' });
   });
 
   router.post('/reset', async (ctx) => {

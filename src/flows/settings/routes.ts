@@ -259,18 +259,12 @@ export function settingsRoutes(deps: {
     ctx.state.log?.info({ accountId: result.account.id }, 'email address changed');
     // Post/Redirect/Get: a reload or Back shows that the address changed, not the spent link's
     // "your address has not changed".
-    flash.set(ctx, { done: 'email_changed', email: result.account.email });
-    ctx.status = 303;
-    ctx.redirect('/account/email/changed');
+    done(ctx, '/account/email/changed', { done: 'email_changed', email: result.account.email });
   });
 
   router.get('/email/changed', (ctx) => {
-    const outcome = flash.peek(ctx);
-    if (outcome.done !== 'email_changed' || !outcome.email) {
-      ctx.status = 303;
-      return ctx.redirect('/account/email');
-    }
-    page(ctx, 200, 'settings/email-changed', { title: 'Email address changed', email: outcome.email });
+    const outcome = flash.shown(ctx, 'email_changed', '/account/email');
+    if (outcome) page(ctx, 200, 'settings/email-changed', { title: 'Email address changed', email: outcome.email });
   });
 
   const closePage = async (ctx: Context) => ({ title: 'Close your account', ...nav(ctx, 'close'), ...(await managedBy(ctx)), graceDays: deps.graceDays, confirm: await confirmView(ctx, '/account/close') });
@@ -284,18 +278,12 @@ export function settingsRoutes(deps: {
     ctx.state.log?.info({ accountId: account(ctx).id }, 'account closed by its owner');
     // Post/Redirect/Get: the session ended with the closure, so a reload of the form's answer
     // said "sign in again"; the outcome's own page says the account is closed.
-    flash.set(ctx, { done: 'closed', deleteAfter: displayTime(result.deleteAfter) });
-    ctx.status = 303;
-    ctx.redirect('/account/closed');
+    done(ctx, '/account/closed', { done: 'closed', deleteAfter: displayTime(result.deleteAfter) });
   });
 
   router.get('/closed', (ctx) => {
-    const outcome = flash.peek(ctx);
-    if (outcome.done !== 'closed' || !outcome.deleteAfter) {
-      ctx.status = 303;
-      return ctx.redirect('/account');
-    }
-    page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: outcome.deleteAfter });
+    const outcome = flash.shown(ctx, 'closed', '/account');
+    if (outcome) page(ctx, 200, 'settings/closed', { title: 'Account closed', deleteAfter: outcome.deleteAfter });
   });
 
   return router;
