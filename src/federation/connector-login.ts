@@ -25,8 +25,9 @@ import type { LoginConnector } from './connectors.ts';
  * 3. a retired address never signs in (its owner is told which address to use);
  * 4. an unlinked Trello member whose verified address it is migrates now, like Google's
  *    automatic migration: linked to the account at that address, or to a new one;
- * 5. the account at that address is linked — only when the connector's organization manages it
- *    (claimed, or made just in time; `sso.not_managed` otherwise, decision 0083) — (an address nobody verified here proves nothing
+ * 5. the account at that address is linked, only when the connector's organization manages it
+ *    (claimed, or made just in time; `sso.not_managed` otherwise, decision 0083) and its address
+ *    is verified here (an address nobody verified here proves nothing
  *    about who set its password: `sso.conflict`, the owner signs in with the password) — only
  *    when the upstream said `email_verified: true`: an upstream that is silent about it may let
  *    its users register any address themselves, and an existing account (perhaps with a

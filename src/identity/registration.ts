@@ -65,45 +65,25 @@ export function createRegistrationService(deps: {
       const existing = account ?? ((await accounts.isRetired(email)) ? { email } : undefined);
       if (!existing && decision.outcome !== 'allow') return;
       await db.transaction(async (tx) => {
-        if (existing) {
-          // The code page must answer as for any address: a flow like the others, whose code was
-          // never sent and can never match (no six digits hash to it), so wrong codes count and
-          // lock as they would — otherwise the first wrong code said "expired" here and "not right"
-          // elsewhere, telling anyone which addresses have an account.
-          const id = newId('signup');
-          await flows.replace(tx, {
-            id,
-            interactionUid,
-            email,
-            codeHash: codeHash(id, 'never sent'),
-            linkHash: linkHash(randomSecret(32)),
-            now: now(),
-            expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000),
-          });
-          await outbox.enqueue(tx, {
-            to: existing.email,
-            template: 'already-registered',
-            data: { email: existing.email, loginLink: `${issuer}/account`, resetLink: `${issuer}/password/forgot` },
-          });
-          return;
-        }
         const id = newId('signup');
         const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
         const token = randomSecret(32);
+        // A taken address gets a flow like any other, so the code page answers as for any address
+        // (wrong codes count and lock alike); its code and link are never sent, and its code hash
+        // is of no six digits, so nothing verifies it. Without it, the first wrong code said
+        // "expired" here and "not right" elsewhere, telling anyone which addresses have an account.
         await flows.replace(tx, {
           id,
           interactionUid,
           email,
-          codeHash: codeHash(id, code),
+          codeHash: codeHash(id, existing ? 'never sent' : code),
           linkHash: linkHash(token),
           now: now(),
           expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000),
         });
-        await outbox.enqueue(tx, {
-          to: email,
-          template: 'verify-email',
-          data: { code, link: `${issuer}/interaction/${interactionUid}/signup/verify?token=${token}`, minutes: Math.round(deps.ttlSeconds / 60) },
-        });
+        await outbox.enqueue(tx, existing
+          ? { to: existing.email, template: 'already-registered', data: { email: existing.email, loginLink: `${issuer}/account`, resetLink: `${issuer}/password/forgot` } }
+          : { to: email, template: 'verify-email', data: { code, link: `${issuer}/interaction/${interactionUid}/signup/verify?token=${token}`, minutes: Math.round(deps.ttlSeconds / 60) } });
       });
       outbox.kick();
     },
