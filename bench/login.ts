@@ -104,7 +104,7 @@ export async function run(options: SuiteOptions): Promise<Row[]> {
         // 3 commits (decisions 0050, 0079): the interaction stored at GET /auth, the throttle's
         // reservation committed before the hash check, and the success with the resume's session
         // and code (the password form runs the engine's resume itself).
-        notes: `GET /auth … code (Lanyard: GET /auth, GET and POST identify, POST password with the engine's resume in it; baseline: GET /auth, GET /interaction, POST login, GET /auth/:uid). Lanyard ${anatomy(logins)}; baseline ${anatomy(base)} (targets ≤ 10 statements, ≤ 3 commits; ratio column: Lanyard's commits; the reservation is committed before the hash, decision 0050, and the success with the resume, decision 0079; the browsers run in a thread of their own, decision 0068)`,
+        notes: `GET /auth … code (Lanyard: GET /auth, GET and POST identify, GET password, POST password with the engine's resume in it; baseline: GET /auth, GET /interaction, POST login, GET /auth/:uid). Lanyard ${anatomy(logins)}; baseline ${anatomy(base)} (targets ≤ 10 statements, ≤ 3 commits; ratio column: Lanyard's commits; the reservation is committed before the hash, decision 0050, and the success with the resume, decision 0079; the browsers run in a thread of their own, decision 0068)`,
       },
     ];
     details['password login'] = {

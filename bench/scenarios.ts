@@ -174,12 +174,16 @@ export interface WebClient {
 /** How a server's login interaction is completed by a browser sitting on its page. */
 export type SignIn = (go: Browser, uid: string, page: Response) => Promise<Response>;
 
-/** Lanyard's pages: the identifier form, then the password form (each with its CSRF token). */
+/** Lanyard's pages: the identifier form, then the password form it leads to (each with its CSRF token). */
 export function passwordPages(email: string, password: string): SignIn {
   return async (go, uid, page) => {
     const identify = await go(`/interaction/${uid}/identify`, form({ _csrf: csrfFrom(await page.text()), email }));
-    if (identify.status !== 200) throw new Error(`identify: ${identify.status}`);
-    return go(`/interaction/${uid}/password`, form({ _csrf: csrfFrom(await identify.text()), email, password }));
+    await identify.body?.cancel();
+    if (identify.status !== 303) throw new Error(`identify: ${identify.status}`);
+    // The password page is a GET of its own (Post/Redirect/Get), as a browser follows it.
+    const passwordPage = await go(identify.headers.get('location')!);
+    if (passwordPage.status !== 200) throw new Error(`password page: ${passwordPage.status}`);
+    return go(`/interaction/${uid}/password`, form({ _csrf: csrfFrom(await passwordPage.text()), email, password }));
   };
 }
 

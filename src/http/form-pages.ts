@@ -4,7 +4,7 @@ import type { Middleware } from 'koa';
 /**
  * The page a form's POST address belongs to: the nearest address above it that `router` serves
  * with GET (/account/security/two-step/disable → /account/security, /account/trello/link →
- * /account/trello, /interaction/:uid/password → /interaction/:uid). Derived from the route table,
+ * /account/trello, /interaction/:uid/identify → /interaction/:uid). Derived from the route table,
  * so a new form route needs no declaration of its own.
  */
 export function formPageOf(router: Router, path: string): string | undefined {

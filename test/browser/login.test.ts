@@ -111,7 +111,13 @@ describe('browser: logging in and consenting in Chromium', function () {
     const landed = await landOnCallback(page);
     expect(landed.searchParams.get('code')).to.be.a('string').and.not.equal('');
     expect(landed.searchParams.get('state')).to.equal(flow.state);
-    expect(seen).to.deep.equal(['/interaction/:uid', '/interaction/:uid/identify', 'callback']);
+    // The password page is a GET of its own (Post/Redirect/Get) …
+    expect(seen).to.deep.equal(['/interaction/:uid', '/interaction/:uid/password', 'callback']);
+    // … so Back from the application fetches a page (this login is over) instead of asking to
+    // send the form again.
+    await page.goBack();
+    await page.getByRole('heading', { name: 'You’re done here' }).waitFor();
+    expect(new URL(page.url()).pathname).to.match(/^\/interaction\/[^/]+\/password$/);
 
     const tokens = await exchange(flow, landed);
     const claims = tokens.claims()!;

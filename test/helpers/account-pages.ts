@@ -1,5 +1,5 @@
 import supertest from 'supertest';
-import { csrfFrom } from './login-driver.ts';
+import { csrfFrom, followSteps } from './login-driver.ts';
 import { PASSWORD } from './factories.ts';
 
 export type Agent = ReturnType<typeof supertest.agent>;
@@ -21,8 +21,8 @@ export async function signInToAccount(base: string, email: string, options: { pa
     if (location === '/account') return { agent, status: res.status };
     const uid = /\/interaction\/([^/?]+)/.exec(location)?.[1];
     if (!uid) throw new Error(`unexpected page ${location}: ${res.status}`);
-    const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
-    let done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password: options.password ?? PASSWORD });
+    const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email }).redirects(1);
+    let done = await followSteps(agent, await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password: options.password ?? PASSWORD }));
     // Two-step verification on: the code, when the caller has one.
     if (done.status === 200 && options.code) done = await agent.post(`/interaction/${uid}/two-step`).type('form').send({ _csrf: csrfFrom(done.text), code: await options.code() });
     if (done.status !== 303) return { agent, status: done.status };
@@ -62,8 +62,8 @@ export async function logInAgain(agent: Agent, base: string, href: string, proof
     }
     const uid = /^\/interaction\/([^/?]+)$/.exec(location)?.[1];
     if (!uid) return location;
-    const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email: proof.email });
-    let done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email: proof.email, password: proof.password ?? PASSWORD });
+    const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email: proof.email }).redirects(1);
+    let done = await followSteps(agent, await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email: proof.email, password: proof.password ?? PASSWORD }));
     if (done.status === 200 && proof.code) done = await agent.post(`/interaction/${uid}/two-step`).type('form').send({ _csrf: csrfFrom(done.text), code: await proof.code() });
     if (done.status !== 303) throw new Error(`logging in again: ${done.status} ${done.text.slice(0, 300)}`);
     location = done.headers.location!.replace(base, '');

@@ -9,6 +9,20 @@ export function csrfFrom(html: string): string {
 }
 
 /**
+ * Follows a step's 303 to the page that shows its outcome (the password page, the code page, the
+ * Trello offer, "Check your email": each a GET of its own, Post/Redirect/Get), as a browser does;
+ * any other redirect (another step's page, the engine's resume, the client, an upstream provider)
+ * is returned as it is, for the test to look at.
+ */
+export async function followSteps<R extends { status: number; headers: Record<string, string> }>(agent: { get(path: string): PromiseLike<R> }, res: R): Promise<R> {
+  let current = res;
+  for (let hop = 0; hop < 5 && current.status === 303 && /^\/interaction\/[^/]+\/(password\?|two-step$|trello\/offer$|trello\/change-email\/code$)/.test(current.headers.location ?? ''); hop += 1) {
+    current = await agent.get(current.headers.location!);
+  }
+  return current;
+}
+
+/**
  * Drives the real interaction pages over HTTP as a browser without JavaScript would: follows the
  * engine's redirects, fills the identifier and password forms, and allows consent when asked,
  * until the authorization response is sent to the client's redirect URI.
@@ -57,7 +71,7 @@ export class PageDriver {
         }
       } else {
         this.seen.push('login');
-        const identify = await this.agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrf, email: credentials.email });
+        const identify = await this.agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrf, email: credentials.email }).redirects(1);
         expect(identify.status).to.equal(200);
         this.seen.push('password');
         done = await this.agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email: credentials.email, password: credentials.password });

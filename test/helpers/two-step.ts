@@ -2,7 +2,7 @@ import supertest from 'supertest';
 import { generate } from 'otplib';
 import type { Registry } from '../../src/registry.ts';
 import type { AccountRow } from '../../src/persistence/queries/accounts.ts';
-import { csrfFrom } from './login-driver.ts';
+import { csrfFrom, followSteps } from './login-driver.ts';
 import { PASSWORD } from './factories.ts';
 import { startInteraction } from './authorization.ts';
 
@@ -20,14 +20,16 @@ export async function enrolTwoStep(registry: Registry, account: AccountRow): Pro
   return { secret: enrolment.secret, recoveryCodes: result.recoveryCodes };
 }
 
-/** Starts an authorization and passes the password step; returns the page that follows. */
+/** Starts an authorization and passes the password step; returns the page that follows (and the form's own answer). */
 export async function passPassword(base: string, client: { clientId: string; redirectUri: string }, email: string, password = PASSWORD) {
   const agent = supertest.agent(base);
   const uid = await startInteraction(agent, client);
   const login = await agent.get(`/interaction/${uid}`);
-  const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(login.text), email });
-  const page = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password });
-  return { agent, uid, page };
+  const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(login.text), email }).redirects(1);
+  // `posted`: the password form's own answer; `page`: where a browser lands (its 303 followed to the step's page).
+  const posted = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password });
+  const page = await followSteps(agent, posted);
+  return { agent, uid, page, posted };
 }
 
 /** Follows redirects from `location` until one leaves the server; returns that URL. */

@@ -17,7 +17,7 @@ import { connectorStartPath, isSecondFactor, type Factor } from './strategy.ts';
  * password and its review, Google, the second step and enrolment, the end of sign-up — reports
  * the factor it proved here; this asks the decision point (src/policy/) what follows and does it:
  *
- * - `second_factor` → the flow record remembers the account and its methods; the code page;
+ * - `second_factor` → the flow record remembers the account and its methods; 303 to the code page;
  * - `enrol` → the same, then two-step verification is set up before going on;
  * - `allow` → a closed account in its grace period is reopened, work waiting for the whole login
  *   is done (the Trello link), the audit event is written and the engine is told — with the
@@ -129,7 +129,9 @@ export function createLoginCompletion(deps: {
       const trello = flow && (flow.accountId === undefined || flow.accountId === account.id) ? flow.trello : undefined;
       if (decision.outcome === 'second_factor') {
         await flows.save(it, { step: 'second_factor', accountId: account.id, amr, ...(trello ? { trello } : {}) });
-        return page(ctx, 200, 'login/two-step', { title: 'Two-step verification', uid: it.uid, clientName: it.clientName });
+        // The code page is a GET of its own (Post/Redirect/Get), as every page a step leads to.
+        ctx.status = 303;
+        return ctx.redirect(`/interaction/${it.uid}/two-step`);
       }
       if (decision.outcome === 'enrol') {
         await flows.save(it, { step: 'enrol', accountId: account.id, amr, ...(trello ? { trello } : {}) });

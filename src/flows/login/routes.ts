@@ -8,7 +8,7 @@ import { parseForm } from '../../http/validate.ts';
 import { identifyInput } from './schema.ts';
 import type { LoginCompletion } from './completion.ts';
 import { loginInteraction } from './interaction.ts';
-import { connectorStartPath, type LoginStrategy } from './strategy.ts';
+import { connectorStartPath, passwordPagePath, type LoginStrategy } from './strategy.ts';
 
 /**
  * The login router (docs/flows/login.md): the identifier step, then whatever the strategies
@@ -67,6 +67,21 @@ export function loginRoutes(deps: {
     if (decision.outcome === 'deny') {
       ctx.state.log?.info({ clientId: it.clientId, outcome: decision.outcome }, 'identifier step refused by policy');
       return page(ctx, 403, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email }, decision.reason);
+    }
+    // The password page is a GET of its own (Post/Redirect/Get): Back from the application, or a
+    // reload, then fetches a page instead of asking to send this form again.
+    ctx.status = 303;
+    ctx.redirect(passwordPagePath(it.uid, email));
+  });
+
+  // The address rides in the query, as for "Change" (the access log records paths without it).
+  // What it may do is decided again when the password is sent (password.ts): this page only asks.
+  router.get('/password', async (ctx) => {
+    const it = await loginInteraction(interactions, ctx);
+    const email = typeof ctx.query.email === 'string' && ctx.query.email.length <= 320 ? normalizeEmail(ctx.query.email) : undefined;
+    if (!email) {
+      ctx.status = 303;
+      return ctx.redirect(`/interaction/${encodeURIComponent(it.uid)}`);
     }
     page(ctx, 200, 'login/password', { uid: it.uid, clientName: it.clientName, title: 'Enter your password', email });
   });

@@ -90,6 +90,14 @@ export function secondStepStrategy(deps: {
     methods: ['totp', 'recovery_code'],
     steps: [
       {
+        method: 'get',
+        path: '/two-step',
+        async handle(ctx, it) {
+          await pending(it, ['second_factor']);
+          page(ctx, 200, 'login/two-step', { title: 'Two-step verification', uid: it.uid, clientName: it.clientName });
+        },
+      },
+      {
         method: 'post',
         path: '/two-step',
         async handle(ctx, it) {

@@ -61,3 +61,6 @@ export function connectorStartPath(uid: string, connector: string, email?: strin
   const path = `/interaction/${encodeURIComponent(uid)}/sso/${encodeURIComponent(connector)}`;
   return email ? `${path}?login_hint=${encodeURIComponent(email)}` : path;
 }
+
+/** The password page for the address the identifier step took (a GET: Post/Redirect/Get). */
+export const passwordPagePath = (uid: string, email: string): string => `/interaction/${encodeURIComponent(uid)}/password?email=${encodeURIComponent(email)}`;

@@ -223,6 +223,14 @@ export function trelloMigrationStrategy(deps: {
         },
       },
       {
+        method: 'get',
+        path: '/trello/offer',
+        async handle(ctx, it) {
+          const { account } = await loadOffer(it);
+          page(ctx, 200, 'login/trello-offer', { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: account.email });
+        },
+      },
+      {
         method: 'post',
         path: '/trello/offer',
         async handle(ctx, it) {
@@ -275,7 +283,22 @@ export function trelloMigrationStrategy(deps: {
           const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
           await saveProof(it, { ...proof, newEmail: email, codeHash: hmac(deps.codeKey, `trello-address:${it.uid}:${email}:${code}`) });
           await linking.sendAddressCode(email, code, member.username);
-          page(ctx, 200, 'login/trello-code', { title: 'Check your email', uid: it.uid, clientName: it.clientName, email });
+          // "Check your email" is a GET of its own: a reload shows it again rather than mailing a
+          // second code that voids the first.
+          ctx.status = 303;
+          ctx.redirect(`/interaction/${it.uid}/trello/change-email/code`);
+        },
+      },
+      {
+        method: 'get',
+        path: '/trello/change-email/code',
+        async handle(ctx, it) {
+          const { proof } = await load(it);
+          if (!proof.newEmail || !proof.codeHash) {
+            ctx.status = 303;
+            return ctx.redirect(`/interaction/${it.uid}/trello/change-email`);
+          }
+          page(ctx, 200, 'login/trello-code', { title: 'Check your email', uid: it.uid, clientName: it.clientName, email: proof.newEmail });
         },
       },
       {
@@ -329,7 +352,8 @@ export function trelloMigrationStrategy(deps: {
       // The login lookup already said (`findForLogin`); other strategies' rows did not.
       if (!(account.trello_linkable ?? (await linking.linkableByAccount(account.id, account.email)))) return false;
       await flows.save(it, { step: 'trello_offer', accountId: account.id, amr: factor.amr });
-      page(ctx, 200, 'login/trello-offer', { title: 'Link your Trello account', uid: it.uid, clientName: it.clientName, email: account.email });
+      ctx.status = 303;
+      ctx.redirect(`/interaction/${it.uid}/trello/offer`);
       return true;
     },
 

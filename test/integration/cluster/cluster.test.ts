@@ -86,8 +86,10 @@ describe(unavailable ? `${title} (skipped: ${unavailable})` : title, function ()
 
     // Instance 2: the identifier and the password (CSRF token and cookies from instance 1).
     const identify = await browser.request(two, `/interaction/${uid}/identify`, { form: { _csrf: csrfOf(await page.text()), email } });
-    expect(identify.status).to.equal(200);
-    const done = await browser.request(two, `/interaction/${uid}/password`, { form: { _csrf: csrfOf(await identify.text()), email, password } });
+    expect(identify.status).to.equal(303);
+    const passwordPage = await browser.request(two, identify.headers.get('location')!);
+    expect(passwordPage.status).to.equal(200);
+    const done = await browser.request(two, `/interaction/${uid}/password`, { form: { _csrf: csrfOf(await passwordPage.text()), email, password } });
     expect(done.status, 'the password is accepted on instance 2').to.equal(303);
 
     // Instance 3: the engine resumes the authorization and sends the code.

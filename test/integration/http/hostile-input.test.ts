@@ -50,7 +50,8 @@ describe('hostile input', () => {
     expect(warnings()).to.deep.equal(Array(5).fill('request.unsupported_encoding'));
     // Identity is what browsers send: still accepted.
     const plain = await agent.post(`/interaction/${uid}/identify`).set('content-type', 'application/x-www-form-urlencoded').set('content-encoding', 'identity').send(form);
-    expect(plain.status).to.equal(200);
+    expect(plain.status).to.equal(303);
+    expect(plain.headers.location).to.match(/\/password\?email=/);
   });
 
   it('answers a method no route knows (WebDAV’s, say) with 501 and a warn line, on every router of ours', async () => {

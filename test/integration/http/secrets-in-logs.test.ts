@@ -194,7 +194,7 @@ describe('secrets never reach logs, outbox subjects or error pages', () => {
       }
       if (location === '/account') return agent;
       const uid = /\/interaction\/([^/?]+)/.exec(location)![1]!;
-      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email });
+      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email }).redirects(1);
       const done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password: PASSWORD });
       location = done.headers.location!.replace(server.url, '');
     }

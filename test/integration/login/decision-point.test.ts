@@ -3,7 +3,7 @@ import supertest from 'supertest';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
-import { csrfFrom } from '../../helpers/login-driver.ts';
+import { csrfFrom, followSteps } from '../../helpers/login-driver.ts';
 import { startInteraction } from '../../helpers/authorization.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
@@ -35,7 +35,7 @@ describe('login paths consult the decision point', () => {
     const agent = supertest.agent(server.url);
     const uid = await startInteraction(agent, client, params);
     const login = await agent.get(`/interaction/${uid}`);
-    const res = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(login.text), email });
+    const res = await followSteps(agent, await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(login.text), email }));
     return { agent, uid, res };
   }
 

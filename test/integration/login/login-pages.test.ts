@@ -41,9 +41,9 @@ describe('identifier-first login pages (/interaction/:uid)', () => {
     // The address typed and this login's page, carried to "Forgot your password?" (the same differences as above).
     .replace(/\/password\/forgot\?[^"]*/g, '/password/forgot?');
     const known = await openLogin();
-    const a = await known.agent.post(`/interaction/${known.uid}/identify`).type('form').send({ _csrf: known.csrf, email: account.email });
+    const a = await known.agent.post(`/interaction/${known.uid}/identify`).type('form').send({ _csrf: known.csrf, email: account.email }).redirects(1);
     const unknown = await openLogin();
-    const b = await unknown.agent.post(`/interaction/${unknown.uid}/identify`).type('form').send({ _csrf: unknown.csrf, email: 'nobody-here@example.com' });
+    const b = await unknown.agent.post(`/interaction/${unknown.uid}/identify`).type('form').send({ _csrf: unknown.csrf, email: 'nobody-here@example.com' }).redirects(1);
     expect(a.status).to.equal(200);
     expect(b.status).to.equal(200);
     expect(strip(a.text)).to.equal(strip(b.text));
@@ -52,6 +52,35 @@ describe('identifier-first login pages (/interaction/:uid)', () => {
     const change = `/interaction/${known.uid}?email=${encodeURIComponent(account.email)}`;
     expect(a.text).to.contain(`href="${change}">Change</a>`);
     expect((await known.agent.get(change)).text).to.contain(`value="${account.email}"`);
+  });
+
+  it('shows the password page as a GET of its own (Post/Redirect/Get), so Back and reload never resend a form', async () => {
+    const account = await createAccount(server.registry);
+    const { agent, uid, csrf } = await openLogin();
+    const identified = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrf, email: ` ${account.email.toUpperCase()} ` });
+    expect(identified.status).to.equal(303);
+    // The address as the identifier step normalized it.
+    expect(identified.headers.location).to.equal(`/interaction/${uid}/password?email=${encodeURIComponent(account.email)}`);
+    for (const attempt of ['first', 'a reload']) {
+      const page = await agent.get(identified.headers.location!);
+      expect(page.status, attempt).to.equal(200);
+      expect(page.headers['cache-control']).to.equal('no-store');
+      expect(page.text).to.contain('name="password"');
+      expect(page.text).to.contain(`value="${account.email}"`);
+    }
+    // No address, or one that is not an address: the address step.
+    for (const query of ['', '?email=not-an-address', `?email=${'a'.repeat(330)}%40example.com`]) {
+      const res = await agent.get(`/interaction/${uid}/password${query}`);
+      expect(res.status, query).to.equal(303);
+      expect(res.headers.location).to.equal(`/interaction/${uid}`);
+    }
+    // The login finished: Back to the password page says so, instead of a form to send again.
+    const done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrf, email: account.email, password: PASSWORD });
+    expect(done.status).to.equal(303);
+    const back = await agent.get(identified.headers.location!);
+    expect(back.status).to.equal(200);
+    expect(back.text).to.contain('You’re done here');
+    expect(back.text).not.to.contain('name="password"');
   });
 
   it('gives the same answer for a wrong password and an unknown account', async () => {

@@ -4,7 +4,7 @@ import * as oidc from 'openid-client';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
-import { csrfFrom } from '../../helpers/login-driver.ts';
+import { csrfFrom, followSteps } from '../../helpers/login-driver.ts';
 import { enrolTwoStep, totpAt } from '../../helpers/two-step.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
 import { ACR_ONE_FACTOR, ACR_TWO_FACTORS } from '../../../src/policy/levels.ts';
@@ -80,8 +80,8 @@ describe('session provenance and assurance levels', () => {
       if (res.text.includes(`/interaction/${uid}/consent`)) {
         done = await agent.post(`/interaction/${uid}/consent`).type('form').send({ _csrf: csrfFrom(res.text) });
       } else {
-        const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email: login.email });
-        done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email: login.email, password: PASSWORD });
+        const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email: login.email }).redirects(1);
+        done = await followSteps(agent, await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email: login.email, password: PASSWORD }));
         if (done.status === 200 && done.text.includes(`/interaction/${uid}/two-step`)) {
           if (!login.secret) throw new Error('the login asked for a code');
           done = await agent.post(`/interaction/${uid}/two-step`).type('form').send({ _csrf: csrfFrom(done.text), code: await totpAt(login.secret, now) });

@@ -4,7 +4,7 @@ import * as oidc from 'openid-client';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
-import { csrfFrom } from '../../helpers/login-driver.ts';
+import { csrfFrom, followSteps } from '../../helpers/login-driver.ts';
 import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
 import { startLogoutReceiver } from '../../helpers/receiver.ts';
 import { postForm, signInToAccount, submit, type Agent } from '../../helpers/account-pages.ts';
@@ -131,9 +131,9 @@ describe('organizations: authentication policies enforced on every path', () => 
       if (res.text.includes(`/interaction/${uid}/consent`)) {
         done = await agent.post(`/interaction/${uid}/consent`).type('form').send({ _csrf: csrfFrom(res.text) });
       } else {
-        const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email: login.email });
+        const identify = await followSteps(agent, await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(res.text), email: login.email }));
         if (identify.status !== 200) return { page: identify, path: `/interaction/${uid}/identify` };
-        done = await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email: login.email, password: login.password ?? PASSWORD });
+        done = await followSteps(agent, await agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email: login.email, password: login.password ?? PASSWORD }));
         if (done.status === 200 && done.text.includes(`/interaction/${uid}/two-step`) && login.code) {
           done = await agent.post(`/interaction/${uid}/two-step`).type('form').send({ _csrf: csrfFrom(done.text), code: await login.code() });
         }

@@ -56,7 +56,7 @@ describe('password reset (/password/forgot, /password/reset)', () => {
     const agent = supertest.agent(server.url);
     const uid = await startInteraction(agent, client);
     const identify = await agent.get(`/interaction/${uid}`);
-    const passwordPage = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(identify.text), email: account.email });
+    const passwordPage = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(identify.text), email: account.email }).redirects(1);
     const link = /href="(\/password\/forgot\?[^"]+)"/.exec(passwordPage.text)![1]!.replace(/&amp;/g, '&');
     const forgot = await agent.get(link);
     expect(forgot.status).to.equal(200);

@@ -83,7 +83,7 @@ describe('no account enumeration', () => {
       const agent = supertest.agent(server.url);
       const uid = await startInteraction(agent, client);
       const page = await agent.get(`/interaction/${uid}`);
-      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(page.text), email });
+      const identify = await agent.post(`/interaction/${uid}/identify`).type('form').send({ _csrf: csrfFrom(page.text), email }).redirects(1);
       expect(identify.status).to.equal(200);
       return timed(agent.post(`/interaction/${uid}/password`).type('form').send({ _csrf: csrfFrom(identify.text), email, password: 'not the password' }));
     });

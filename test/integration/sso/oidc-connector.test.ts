@@ -170,7 +170,7 @@ describe('SSO: an OpenID Connect connector', () => {
       // Its own policy is the password (the identifier step shows the password page), so an
       // admin's way in would be the connector's step, opened directly.
       const started = await login('early@newco.test', claims);
-      expect(started.identified.status, 'the password page').to.equal(200);
+      expect(started.identified.headers.location, 'the password page').to.match(/\/password\?email=/);
       const refused = await follow(started.lanyard, `/interaction/${started.uid}/sso/${sso.connectorId}`);
       expect(refused.page?.status).to.equal(403);
       expect(refused.page?.text).to.contain('your company doesn’t manage it yet');
@@ -397,8 +397,9 @@ describe('SSO: an OpenID Connect connector', () => {
 
     it('answers an address on a domain nobody holds with the password page, as before', async () => {
       const result = await login('someone@gmail.test', undefined);
-      expect(result.identified.status).to.equal(200);
-      expect(result.identified.text).to.contain('name="password"');
+      expect(result.identified.status).to.equal(303);
+      expect(result.identified.headers.location).to.equal(`/interaction/${result.uid}/password?email=someone%40gmail.test`);
+      expect((await result.lanyard.get(result.identified.headers.location!)).text).to.contain('name="password"');
     });
   });
 

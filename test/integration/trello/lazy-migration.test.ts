@@ -3,7 +3,7 @@ import supertest from 'supertest';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
-import { csrfFrom } from '../../helpers/login-driver.ts';
+import { csrfFrom, followSteps } from '../../helpers/login-driver.ts';
 import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { startInteraction } from '../../helpers/authorization.ts';
 import { enrolTwoStep, followToCallback, passPassword } from '../../helpers/two-step.ts';
@@ -183,7 +183,7 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     await importLegacy(server.registry, [member]);
     const flow = await reachReview('elsewhere@example.com');
     const taken = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'guarded@example.com' });
-    const proven = await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(taken.text), email: 'guarded@example.com', password: PASSWORD });
+    const proven = await followSteps(flow.agent, await flow.agent.post(`/interaction/${flow.uid}/trello/prove`).type('form').send({ _csrf: csrfFrom(taken.text), email: 'guarded@example.com', password: PASSWORD }));
     expect(proven.status).to.equal(200);
     expect(proven.text).to.contain('Two-step verification');
     expect((await linking().findByMemberId(member.id))?.linked_account_id, 'not before the second step').to.equal(null);
@@ -222,6 +222,8 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
 
     it('offers the link after the account’s own password, asking the Trello password', async () => {
       const flow = await passPassword(server.url, client, 'both@example.com', PASSWORD);
+      expect(flow.posted.status, 'the offer is a GET of its own').to.equal(303);
+      expect(flow.posted.headers.location).to.equal(`/interaction/${flow.uid}/trello/offer`);
       expect(flow.page.status).to.equal(200);
       expect(flow.page.text).to.contain('Link your Trello account');
       const wrong = await flow.agent.post(`/interaction/${flow.uid}/trello/offer`).type('form').send({ _csrf: csrfFrom(flow.page.text), password: PASSWORD });
@@ -317,10 +319,18 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     await importLegacy(server.registry, [member]);
     const flow = await reachReview(member.emails[0]!.address);
     const form = await flow.agent.get(`/interaction/${flow.uid}/trello/change-email`);
-    const sent = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email`).type('form').send({ _csrf: csrfFrom(form.text), email: 'Fresh@Example.com' });
+    const posted = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email`).type('form').send({ _csrf: csrfFrom(form.text), email: 'Fresh@Example.com' });
+    // "Check your email" is a GET of its own: a reload shows it again and mails nothing more.
+    expect(posted.status).to.equal(303);
+    expect(posted.headers.location).to.equal(`/interaction/${flow.uid}/trello/change-email/code`);
+    const sent = await flow.agent.get(posted.headers.location!);
     expect(sent.status).to.equal(200);
+    expect(sent.text).to.contain('fresh@example.com');
+    expect((await flow.agent.get(posted.headers.location!)).status, 'a reload').to.equal(200);
     await server.registry.mail.delivery.deliverDue();
     const code = /\b(\d{6})\b/.exec((await smtp.lastTo('fresh@example.com')).text ?? '')![1]!;
+    const toFresh = smtp.messages.filter((m) => (Array.isArray(m.to) ? m.to : [m.to]).some((t) => t?.value.some((v) => v.address === 'fresh@example.com')));
+    expect(toFresh, 'one code, however often the page is shown').to.have.length(1);
     const wrong = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email/code`).type('form').send({ _csrf: csrfFrom(sent.text), code: code === '000000' ? '111111' : '000000' });
     expect(wrong.status).to.equal(400);
     const done = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email/code`).type('form').send({ _csrf: csrfFrom(sent.text), code });
@@ -348,7 +358,7 @@ describe('legacy Trello accounts: migrating at login with the Trello password', 
     const taken = await flow.agent.post(`/interaction/${flow.uid}/trello/review`).type('form').send({ _csrf: csrfFrom(flow.review.text), email: 'shared@example.com' });
     expect(taken.status).to.equal(400);
     const form = await flow.agent.get(`/interaction/${flow.uid}/trello/change-email`);
-    const sent = await flow.agent.post(`/interaction/${flow.uid}/trello/change-email`).type('form').send({ _csrf: csrfFrom(form.text), email: 'share-b@example.com' });
+    const sent = await followSteps(flow.agent, await flow.agent.post(`/interaction/${flow.uid}/trello/change-email`).type('form').send({ _csrf: csrfFrom(form.text), email: 'share-b@example.com' }));
     expect(sent.status).to.equal(200);
     await server.registry.mail.delivery.deliverDue();
     const code = /\b(\d{6})\b/.exec((await smtp.lastTo('share-b@example.com')).text ?? '')![1]!;

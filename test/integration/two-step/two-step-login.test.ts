@@ -41,9 +41,13 @@ describe('two-step verification at login (/interaction/:uid/two-step)', () => {
     const { secret } = await enrolTwoStep(server.registry, account);
     now += 30_000; // the enrolment used this step's code
     const flow = await passPassword(server.url, client, account.email);
+    // The code page is a GET of its own (Post/Redirect/Get): a reload shows it again.
+    expect(flow.posted.status).to.equal(303);
+    expect(flow.posted.headers.location).to.equal(`/interaction/${flow.uid}/two-step`);
     expect(flow.page.status).to.equal(200);
     expect(flow.page.text).to.contain('Two-step verification');
     expect(flow.page.text).to.contain('autocomplete="one-time-code"');
+    expect((await flow.agent.get(`/interaction/${flow.uid}/two-step`)).text, 'a reload').to.contain('autocomplete="one-time-code"');
 
     const done = await submitCode(flow, await totpAt(secret, now));
     expect(done.status).to.equal(303);
