@@ -313,6 +313,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const trelloLinkEvents = createTrelloLinkEventQueries(db);
     const retiredEmails = createRetiredEmailQueries(db);
     const accountIdentities = createAccountIdentityQueries(db);
+    const emailChangeQueries = createEmailChangeQueries(db);
     const claimsRelease = createClaimsRelease({ issuer: config.issuer, pictureKey, trelloClientId: config.trello.clientId, trelloMemberId: (accountId) => trelloMembers.memberIdOf(accountId) });
     const activity = createAccountActivityQueries(db);
     const lastUsed = async (sessionUid: string) => {
@@ -382,7 +383,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       issuer: config.issuer,
       graceDays: config.accountDeletionGraceDays,
       signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
-      forgetters: [activity, twoStepQueries, accountIdentities, retiredEmails, trelloMembers, policyQueries, accountManagers, events],
+      forgetters: [activity, twoStepQueries, accountIdentities, emailChangeQueries, retiredEmails, trelloMembers, policyQueries, accountManagers, events],
       logger,
       events,
       decisions: policy,
@@ -488,6 +489,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         { name: 'expired protocol rows', run: () => sweepExpiredPayloads({ queries: oidcPayloads, clock, logger, batch: config.sweepBatchSize, maxRows: config.sweepMaxRows }) },
         { name: 'records of ended sessions', run: () => sweepEndedSessionActivity({ activity, clock, batch: config.sweepBatchSize, maxRows: config.sweepMaxRows }) },
         { name: 'expired login flows', run: () => loginFlows.sweep() },
+        { name: 'expired email change links', run: () => emailChangeQueries.sweep(new Date(clock.now())) },
         { name: 'used SAML assertion ids', run: () => seenAssertions.sweep() },
         { name: 'throttle counters', run: () => throttle.sweep() },
         { name: 'closed accounts', run: () => accountClosure.sweep() },
@@ -534,7 +536,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       emailChanges: createEmailChangeService({
         db,
         accounts: accountQueries,
-        changes: createEmailChangeQueries(db),
+        changes: emailChangeQueries,
         reauthentication,
         outbox,
         clock,
@@ -542,6 +544,14 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         ttlSeconds: config.passwordResetTtl,
         decisions: policy,
         events,
+        undo: {
+          twoStep: twoStepQueries,
+          identities: accountIdentities,
+          managers: accountManagers,
+          resetTokens,
+          issueResetLink: passwordResets.issueLink,
+          signOutEverywhere: (accountId) => accountSessions.endAll(accountId),
+        },
       }),
       activity,
       events,

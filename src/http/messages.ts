@@ -85,6 +85,8 @@ export const messages: Record<string, { title: string; text: string }> = {
   'account.sign_in_failed': { title: 'We couldn’t sign you in', text: 'Signing in to your account settings did not complete. Try again.' },
   'email.same': { title: 'That is your current address', text: 'Enter the new address you want to use.' },
   'email.link_invalid': { title: 'This link can’t be used', text: 'The confirmation link has expired, was already used, or was replaced by a newer request. Your address has not changed.' },
+  'email.undo_invalid': { title: 'This link can’t be used', text: 'The link has expired or was already used. If someone else has your account, reset your password from the login page, or ask the person who runs your organization’s accounts for help.' },
+  'email.undo_taken': { title: 'Your old address has another account now', text: 'The change can’t be undone: another account uses that address. Nothing was changed.' },
   'account.managed': { title: 'Your organization manages this account', text: 'Ask your organization’s admin to change this.' },
   'api.invalid_paging': { title: 'Check the paging parameters', text: 'limit must be a whole number from 1 to 100, and cursor the "next" value of the previous page.' },
   'api.forbidden': { title: 'Not allowed', text: 'This client may not call this API.' },

@@ -1,6 +1,10 @@
 import type { Database, Queryable } from '../persistence/db.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import type { EmailChangeQueries } from '../persistence/queries/email-changes.ts';
+import type { TwoStepQueries } from '../persistence/queries/two-step.ts';
+import type { AccountIdentityQueries } from '../persistence/queries/account-identities.ts';
+import type { AccountManagerQueries } from '../persistence/queries/account-managers.ts';
+import type { PasswordResetQueries } from '../persistence/queries/password-reset-tokens.ts';
 import type { Outbox } from '../mail/outbox.ts';
 import type { Clock } from '../shared/clock.ts';
 import { sha256 } from '../shared/crypto.ts';
@@ -15,6 +19,11 @@ export type RequestResult =
   | { ok: false; problem: 'password.current_wrong' | 'login.invalid_email' | 'email.same' | 'account.managed' }
   | Exclude<Confirmation, { ok: true }>;
 export type ConfirmResult = { ok: true; account: AccountRow } | { ok: false; problem: 'email.link_invalid' | 'signup.email_taken' };
+export type UndoPreview = { ok: true; oldEmail: string; newEmail: string } | { ok: false; problem: 'email.undo_invalid' };
+export type UndoResult = { ok: true; accountId: string; email: string } | { ok: false; problem: 'email.undo_invalid' | 'email.undo_taken' };
+
+/** How long the old address's "this wasn't me" link works (decision 0085): a week, as Google's. */
+export const UNDO_DAYS = 7;
 
 /**
  * Changing the one address of an account (docs/flows/settings.md). It is confirmed by a recent
@@ -27,6 +36,11 @@ export type ConfirmResult = { ok: true; account: AccountRow } | { ok: false; pro
  * after linking too): the decision point's `email_change` stage refuses the change (method_not_allowed), answered "ask
  * your admin", at the request and again when the link is followed (decision 0030). An
  * organization's admin changes it instead (src/organizations/managed-accounts.ts).
+ *
+ * The old address is told with a link that undoes the change (decision 0085): whoever changed it
+ * knew the password or held a session, so the undo puts the old address back and locks them out
+ * — every session and token ends, the password stops working, an authenticator or an upstream
+ * login added since the change goes — and mails the old address a link to set a new password.
  */
 export function createEmailChangeService(deps: {
   db: Database;
@@ -40,6 +54,16 @@ export function createEmailChangeService(deps: {
   decisions: Pick<Policy, 'load' | 'decide'>;
   events: SecurityEvents;
   reauthentication: Reauthentication;
+  /** What an undo clears besides the address (decision 0085). */
+  undo: {
+    twoStep: Pick<TwoStepQueries, 'removeFactorConfirmedSince'>;
+    identities: Pick<AccountIdentityQueries, 'removeLinkedSince'>;
+    managers: Pick<AccountManagerQueries, 'releaseFromOrganization'>;
+    resetTokens: Pick<PasswordResetQueries, 'deleteForAccount'>;
+    /** A reset link for the restored address, in the undo's transaction. */
+    issueResetLink: (tx: Queryable, accountId: string) => Promise<{ link: string; minutes: number }>;
+    signOutEverywhere: (accountId: string) => Promise<unknown>;
+  };
 }) {
   const { db, accounts, changes, outbox, clock, issuer } = deps;
   const now = () => new Date(clock.now());
@@ -104,11 +128,14 @@ export function createEmailChangeService(deps: {
           // or no longer active: the link is spent and nothing changes.
           const { account: before } = await changeable(change.account_id, tx);
           if (!before) return undefined;
-          await accounts.setEmail(tx, before.id, change.new_email, now());
+          const { claimedBy } = await accounts.setEmail(tx, before.id, change.new_email, now());
+          // The old address gets the way back: a reset would reach the new address only.
+          const undo = randomSecret(32);
+          await changes.addUndo(tx, { tokenHash: sha256(undo), accountId: before.id, oldEmail: before.email, newEmail: change.new_email, changedAt: now(), claimedBy, expiresAt: new Date(clock.now() + UNDO_DAYS * 86_400_000) });
           await outbox.enqueue(tx, {
             to: before.email,
             template: 'email-changed',
-            data: { name: before.name, oldEmail: before.email, newEmail: change.new_email, resetLink: `${issuer}/password/forgot` },
+            data: { name: before.name, oldEmail: before.email, newEmail: change.new_email, undoLink: `${issuer}/account/email/undo?token=${undo}`, undoDays: UNDO_DAYS },
           });
           await deps.events.record({ type: 'email.changed', accountId: before.id, detail: { from: before.email, to: change.new_email } }, meta, tx);
           return { ...before, email: change.new_email, email_verified: true };
@@ -119,6 +146,64 @@ export function createEmailChangeService(deps: {
       } catch (err) {
         // The address was registered by someone else after the request: the unique index decided.
         if ((err as { code?: string }).code === '23505') return { ok: false, problem: 'signup.email_taken' };
+        throw err;
+      }
+    },
+
+    /** What an undo link would put back, without doing it (a mail scanner fetching it changes nothing). */
+    async previewUndo(token: string): Promise<UndoPreview> {
+      const row = wellFormed(token) ? await changes.peekUndo(sha256(token), now()) : undefined;
+      return row ? { ok: true, oldEmail: row.old_email, newEmail: row.new_email } : { ok: false, problem: 'email.undo_invalid' };
+    },
+
+    /**
+     * "This wasn't me" (decision 0085), one transaction: the link is spent, the old address is the
+     * account's again, and whoever changed it is locked out — the password stops working, a pending
+     * change and reset links (sent to their address) go, an authenticator switched on or an
+     * upstream login linked since the change goes, an organization that claimed the account
+     * because of their address lets it go — then the old address is mailed a reset link. Every session and
+     * grant ends after the commit (back-channel logout included). Not the decision point's to
+     * refuse: the owner of the old address undoes what was done to the account, whatever its state
+     * (a closure in its grace period is theirs to cancel by logging in).
+     */
+    async undo(token: string, meta: RequestMeta = {}): Promise<UndoResult> {
+      if (!wellFormed(token)) return { ok: false, problem: 'email.undo_invalid' };
+      const u = deps.undo;
+      try {
+        const result = await db.transaction(async (tx) => {
+          const row = await changes.takeUndo(tx, sha256(token), now());
+          const account = row ? await accounts.findById(row.account_id, tx) : undefined;
+          // An erased account (its closure's grace ended) has nothing left to give back.
+          if (!row || !account || account.erased_at) return undefined;
+          const since = row.changed_at;
+          await accounts.setEmail(tx, account.id, row.old_email, now());
+          await accounts.clearPassword(tx, account.id, now());
+          await changes.cancel(tx, account.id);
+          await u.resetTokens.deleteForAccount(tx, account.id);
+          const twoStepRemoved = await u.twoStep.removeFactorConfirmedSince(tx, account.id, since);
+          const loginsRemoved = await u.identities.removeLinkedSince(tx, account.id, since);
+          const released = row.claimed_by && (await u.managers.releaseFromOrganization(tx, account.id, row.claimed_by)) ? row.claimed_by : undefined;
+          const reset = await u.issueResetLink(tx, account.id);
+          await outbox.enqueue(tx, {
+            to: row.old_email,
+            template: 'email-change-undone',
+            data: { name: account.name, email: row.old_email, undoneEmail: account.email, resetLink: reset.link, minutes: reset.minutes, twoStepRemoved, loginsRemoved: loginsRemoved > 0 },
+          });
+          await deps.events.record({
+            type: 'email.change_undone',
+            accountId: account.id,
+            detail: { from: account.email, to: row.old_email, ...(twoStepRemoved ? { twoStepRemoved } : {}), ...(loginsRemoved ? { loginsRemoved } : {}), ...(released ? { organizationReleased: released } : {}) },
+          }, meta, tx);
+          return { accountId: account.id, email: row.old_email };
+        });
+        if (!result) return { ok: false, problem: 'email.undo_invalid' };
+        await u.signOutEverywhere(result.accountId);
+        outbox.kick();
+        return { ok: true, ...result };
+      } catch (err) {
+        // The old address has another account since (an organization's admin made one, a company
+        // sign-in did): nothing changed, the link is not spent.
+        if ((err as { code?: string }).code === '23505') return { ok: false, problem: 'email.undo_taken' };
         throw err;
       }
     },

@@ -73,6 +73,16 @@ export function createPasswordResetService(deps: {
    * its company's sign-in — sets nothing. A password-less account (Google, bulk migration) may:
    * the bulk migration's "set your password" mail is such a link.
    */
+  /**
+   * A new reset link for the account, replacing any earlier one, in the caller's transaction: the
+   * address and how long it works, for the mail the caller queues.
+   */
+  async function issueLink(tx: Queryable, accountId: string): Promise<{ link: string; minutes: number }> {
+    const token = randomSecret(32);
+    await tokens.replace(tx, { tokenHash: sha256(token), accountId, now: now(), expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000) });
+    return { link: `${issuer}/password/reset?token=${token}`, minutes: Math.round(deps.ttlSeconds / 60) };
+  }
+
   async function usableAccount(token: string): Promise<LinkCheck> {
     if (typeof token !== 'string' || token.length < 20 || token.length > 100) return { ok: false, problem: 'reset.link_invalid' };
     const row = await tokens.findUsable(sha256(token), now());
@@ -99,14 +109,9 @@ export function createPasswordResetService(deps: {
       if (!account) return false;
       const decision = deps.decisions.decide({ subject, stage: 'reset_request', method: 'email' });
       if (decision.outcome !== 'allow') return false;
-      const token = randomSecret(32);
       await db.transaction(async (tx) => {
-        await tokens.replace(tx, { tokenHash: sha256(token), accountId: account.id, now: now(), expiresAt: new Date(clock.now() + deps.ttlSeconds * 1000) });
-        await outbox.enqueue(tx, {
-          to: account.email,
-          template: 'password-reset',
-          data: { name: account.name, email: account.email, link: `${issuer}/password/reset?token=${token}`, minutes: Math.round(deps.ttlSeconds / 60) },
-        });
+        const { link, minutes } = await issueLink(tx, account.id);
+        await outbox.enqueue(tx, { to: account.email, template: 'password-reset', data: { name: account.name, email: account.email, link, minutes } });
       });
       outbox.kick();
       return true;
@@ -114,6 +119,8 @@ export function createPasswordResetService(deps: {
 
     /** The account a link would reset, or why it resets none, for the "choose a new password" page. */
     check: usableAccount,
+
+    issueLink,
 
     /**
      * Whether the address is on a domain whose organization signs its people in through its own

@@ -14,6 +14,8 @@ export const SECURITY_EVENT_TYPES = [
   'password.changed',
   'password.reset',
   'email.changed',
+  // The old address's "this wasn't me" link put it back and locked out whoever changed it (decision 0085).
+  'email.change_undone',
   'two_step.enabled',
   'two_step.disabled',
   'two_step.recovery_codes_regenerated',

@@ -21,6 +21,7 @@ export const SUBJECTS = {
   'account-reopened': 'Your Lanyard account was reopened',
   'email-change-verify': 'Confirm your new Lanyard email address',
   'email-changed': 'Your Lanyard email address was changed',
+  'email-change-undone': 'Your Lanyard email address is back: set a new password',
   'two-step-enabled': 'Two-step verification was turned on for your Lanyard account',
   'two-step-disabled': 'Two-step verification was turned off for your Lanyard account',
   'recovery-code-used': 'A recovery code was used to sign in to your Lanyard account',

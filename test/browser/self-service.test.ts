@@ -142,4 +142,35 @@ describe('browser: self-service pages', function () {
     expect(await page.getByRole('heading', { name: 'Your account is closed' }).isVisible()).to.equal(true);
     expect((await server.registry.accounts.findById(account.id))?.status).to.equal('closed');
   });
+
+  it('undoes an email change from the old address’s link, in a browser signed in to nothing (decision 0085)', async () => {
+    const account = await createAccount(server.registry, { email: 'rightful@example.com' });
+    const intruder = await context.newPage();
+    await signInToSettings(intruder, account.email);
+    await intruder.getByRole('link', { name: 'Email' }).click();
+    await intruder.getByLabel('New email address').fill('taker@example.com');
+    await intruder.getByRole('button', { name: 'Send confirmation link' }).click();
+    await deliver();
+    await intruder.goto(linkIn(await smtp.lastTo('taker@example.com'), `${server.url}/account/email/verify?token=`));
+    await intruder.getByRole('button', { name: 'Change my address' }).click();
+    await intruder.getByRole('heading', { name: 'Your email address was changed' }).waitFor();
+
+    await deliver();
+    const owner = await browser.newContext();
+    try {
+      const page = await owner.newPage();
+      await page.goto(linkIn(await smtp.lastTo('rightful@example.com'), `${server.url}/account/email/undo?token=`));
+      await page.getByRole('heading', { name: 'Undo the change of your email address' }).waitFor();
+      await page.getByRole('button', { name: 'Undo the change' }).click();
+      await page.getByRole('heading', { name: 'Your email address is back' }).waitFor();
+      await page.reload();
+      await page.getByRole('heading', { name: 'Your email address is back' }).waitFor();
+      expect((await server.registry.accounts.findById(account.id))?.email).to.equal('rightful@example.com');
+    } finally {
+      await owner.close();
+    }
+    // The intruder's browser is signed out.
+    await intruder.goto(`${server.url}/account/email`);
+    expect(new URL(intruder.url()).pathname).not.to.equal('/account/email');
+  });
 });

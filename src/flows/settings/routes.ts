@@ -267,6 +267,29 @@ export function settingsRoutes(deps: {
     if (outcome) page(ctx, 200, 'settings/email-changed', { title: 'Email address changed', email: outcome.email });
   });
 
+  // "This wasn't me": the link the old address got (decision 0085). No session: whoever changed
+  // the address may hold every session there is. Opening it shows what would change; the button
+  // does it, as for the confirmation link (a mail scanner changes nothing).
+  router.get('/email/undo', async (ctx) => {
+    const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
+    const preview = await deps.emailChanges.previewUndo(token);
+    if (!preview.ok) return page(ctx, 400, 'errors/error', { ...messageFor(preview.problem) });
+    page(ctx, 200, 'settings/email-undo', { title: 'Undo the change of your email address', oldEmail: preview.oldEmail, newEmail: preview.newEmail, token });
+  });
+
+  router.post('/email/undo', async (ctx) => {
+    const input = parseForm(ctx, emailVerifyInput);
+    const result = await deps.emailChanges.undo(input.token, requestMeta(ctx));
+    if (!result.ok) return page(ctx, result.problem === 'email.undo_taken' ? 409 : 400, 'errors/error', { ...messageFor(result.problem) });
+    ctx.state.log?.info({ accountId: result.accountId }, 'email address change undone from the old address');
+    done(ctx, '/account/email/undone', { done: 'email_undone', email: result.email });
+  });
+
+  router.get('/email/undone', (ctx) => {
+    const outcome = flash.shown(ctx, 'email_undone', '/account');
+    if (outcome) page(ctx, 200, 'settings/email-undone', { title: 'Your email address is back', email: outcome.email });
+  });
+
   const closePage = async (ctx: Context) => ({ title: 'Close your account', ...nav(ctx, 'close'), ...(await managedBy(ctx)), graceDays: deps.graceDays, confirm: await confirmView(ctx, '/account/close') });
 
   router.get('/close', signedIn, async (ctx) => page(ctx, 200, 'settings/close', await closePage(ctx)));

@@ -19,6 +19,12 @@ export function createAccountIdentityQueries(db: Queryable) {
       );
     },
 
+    /** Upstream logins linked at or after `since` (an undone email change, decision 0085): how many went. */
+    async removeLinkedSince(tx: Queryable, accountId: string, since: Date): Promise<number> {
+      const { rowCount } = await tx.query('DELETE FROM account_identities WHERE account_id = $1 AND created_at >= $2', [accountId, since]);
+      return rowCount ?? 0;
+    },
+
     /** Erasure of closed accounts: their upstream identities go. */
     async forgetAccounts(accountIds: string[]): Promise<void> {
       if (!accountIds.length) return;

@@ -185,6 +185,15 @@ export function createAccountManagerQueries(db: Queryable) {
      * one statement inside the caller's transaction: their rows go (and, by the trigger of
      * migration 0024, their policy assignments); returns the accounts released, by address.
      */
+    /**
+     * The organization lets the account go, if it still manages it: it claimed the account by the
+     * address an undone email change gave it (decision 0085). Whether it did.
+     */
+    async releaseFromOrganization(tx: Queryable, accountId: string, organizationId: string): Promise<boolean> {
+      const { rowCount } = await tx.query("DELETE FROM account_managers WHERE account_id = $1 AND kind = 'organization' AND organization_id = $2", [accountId, organizationId]);
+      return rowCount > 0;
+    },
+
     async release(tx: Queryable, scope: { organizationId: string; domainId?: string | undefined }): Promise<ManagedAccountRow[]> {
       const { rows } = await tx.query<ManagedAccountRow>(
         `WITH released AS (

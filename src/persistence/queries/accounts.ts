@@ -261,6 +261,11 @@ export function createAccountQueries(db: Queryable) {
       await db.query('UPDATE accounts SET password_hash = $3 WHERE id = $1 AND password_hash = $2', [id, previousHash, nextHash]);
     },
 
+    /** No password works any more (an undone email change, decision 0085): only a reset link sets one. */
+    async clearPassword(tx: Queryable, id: string, now: Date): Promise<void> {
+      await tx.query('UPDATE accounts SET password_hash = NULL, password_changed_at = $2, updated_at = $2 WHERE id = $1', [id, now]);
+    },
+
     async setPassword(tx: Queryable, id: string, hash: string, now: Date): Promise<void> {
       await tx.query('UPDATE accounts SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1', [id, hash, now]);
     },

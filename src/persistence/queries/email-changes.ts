@@ -1,5 +1,13 @@
 import type { Queryable } from '../db.ts';
 
+export interface UndoRow {
+  account_id: string;
+  old_email: string;
+  new_email: string;
+  changed_at: Date;
+  claimed_by: string | null;
+}
+
 export function createEmailChangeQueries(db: Queryable) {
   return {
     /** One pending change per account: a new request replaces the previous one. */
@@ -25,6 +33,48 @@ export function createEmailChangeQueries(db: Queryable) {
     async peek(tokenHash: string, now: Date): Promise<string | undefined> {
       const { rows } = await db.query<{ new_email: string }>('SELECT new_email FROM email_changes WHERE token_hash = $1 AND expires_at > $2', [tokenHash, now]);
       return rows[0]?.new_email;
+    },
+
+    /** A pending change is dropped (the account's address was put back: an intruder's request goes). */
+    async cancel(tx: Queryable, accountId: string): Promise<void> {
+      await tx.query('DELETE FROM email_changes WHERE account_id = $1', [accountId]);
+    },
+
+    /** The undo link of a change just made (decision 0085). */
+    async addUndo(tx: Queryable, row: { tokenHash: string; accountId: string; oldEmail: string; newEmail: string; changedAt: Date; claimedBy: string | undefined; expiresAt: Date }): Promise<void> {
+      await tx.query(
+        'INSERT INTO email_change_undos (token_hash, account_id, old_email, new_email, changed_at, claimed_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+        [row.tokenHash, row.accountId, row.oldEmail, row.newEmail, row.changedAt, row.claimedBy ?? null, row.expiresAt],
+      );
+    },
+
+    /** What an undo link would put back, without taking it; undefined if unknown, used or expired. */
+    async peekUndo(tokenHash: string, now: Date): Promise<UndoRow | undefined> {
+      const { rows } = await db.query<UndoRow>('SELECT account_id, old_email, new_email, changed_at, claimed_by FROM email_change_undos WHERE token_hash = $1 AND expires_at > $2', [tokenHash, now]);
+      return rows[0];
+    },
+
+    /** Takes an undo link (single use); undefined if unknown, used or expired. */
+    async takeUndo(tx: Queryable, tokenHash: string, now: Date): Promise<UndoRow | undefined> {
+      const { rows } = await tx.query<UndoRow>(
+        'DELETE FROM email_change_undos WHERE token_hash = $1 AND expires_at > $2 RETURNING account_id, old_email, new_email, changed_at, claimed_by',
+        [tokenHash, now],
+      );
+      return rows[0];
+    },
+
+    /** Erasure of closed accounts: their pending change and undo links (both hold addresses) go. */
+    async forgetAccounts(accountIds: string[]): Promise<void> {
+      if (!accountIds.length) return;
+      await db.query('DELETE FROM email_changes WHERE account_id = ANY($1::text[])', [accountIds]);
+      await db.query('DELETE FROM email_change_undos WHERE account_id = ANY($1::text[])', [accountIds]);
+    },
+
+    /** Expired links of both kinds; lookups already ignore them. */
+    async sweep(now: Date): Promise<number> {
+      const changes = await db.query('DELETE FROM email_changes WHERE expires_at <= $1', [now]);
+      const undos = await db.query('DELETE FROM email_change_undos WHERE expires_at <= $1', [now]);
+      return (changes.rowCount ?? 0) + (undos.rowCount ?? 0);
     },
 
     async pending(accountId: string, now: Date): Promise<string | undefined> {

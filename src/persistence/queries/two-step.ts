@@ -38,6 +38,17 @@ export function createTwoStepQueries(db: Queryable) {
       return rowCount === 1;
     },
 
+    /**
+     * The authenticator switched on at or after `since`, and with it the recovery codes: true when
+     * there was one (an undone email change, decision 0085). One switched on before stays.
+     */
+    async removeFactorConfirmedSince(tx: Queryable, accountId: string, since: Date): Promise<boolean> {
+      const { rowCount } = await tx.query('DELETE FROM totp_factors WHERE account_id = $1 AND confirmed_at >= $2', [accountId, since]);
+      if (!rowCount) return false;
+      await tx.query('DELETE FROM recovery_codes WHERE account_id = $1', [accountId]);
+      return true;
+    },
+
     async removeFactor(tx: Queryable, accountId: string): Promise<void> {
       await tx.query('DELETE FROM totp_factors WHERE account_id = $1', [accountId]);
       await tx.query('DELETE FROM recovery_codes WHERE account_id = $1', [accountId]);

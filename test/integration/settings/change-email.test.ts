@@ -6,6 +6,8 @@ import { resetDatabase } from '../../helpers/db.ts';
 import { createAccount, PASSWORD } from '../../helpers/factories.ts';
 import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
 import { signInToAccount, submit } from '../../helpers/account-pages.ts';
+import { enrolTwoStep } from '../../helpers/two-step.ts';
+import { verifiedDomain } from '../../helpers/sso.ts';
 
 describe('changing the email address (/account/email)', () => {
   let smtp: TestSmtp;
@@ -112,5 +114,136 @@ describe('changing the email address (/account/email)', () => {
     expect(res.status).to.equal(400);
     expect(res.text).to.contain('already has an account');
     expect((await server.registry.accounts.findById(account.id))?.email).to.equal(account.email);
+  });
+
+  describe('undoing a change from the old address ("this wasn’t me", decision 0085)', () => {
+    /** The intruder's change, made through the pages in their signed-in browser; returns it and the old address's notice. */
+    async function intruderChanges(email: string, to: string, signIn: Parameters<typeof signInToAccount>[2] = {}) {
+      const intruder = await signInToAccount(server.url, email, signIn);
+      expect(intruder.status).to.equal(200);
+      await submit(intruder.agent, '/account/email', '/account/email', { email: to, password: PASSWORD });
+      await deliver();
+      const link = linkIn(await smtp.lastTo(to), `${server.url}/account/email/verify?token=`);
+      const asked = await intruder.agent.get(new URL(link).pathname + new URL(link).search);
+      const posted = await intruder.agent.post('/account/email/verify').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(link).searchParams.get('token')! });
+      expect(posted.status).to.equal(303);
+      await deliver();
+      const notice = await smtp.lastTo(email);
+      expect(notice.subject).to.equal('Your Lanyard email address was changed');
+      return { intruder: intruder.agent, undoLink: linkIn(notice, `${server.url}/account/email/undo?token=`) };
+    }
+    const pathOf = (link: string) => new URL(link).pathname + new URL(link).search;
+
+    it('puts the old address back and locks the intruder out: sessions, password, an authenticator and a Google login added since', async () => {
+      const account = await createAccount(server.registry, { email: 'owner@example.com' });
+      const { intruder, undoLink } = await intruderChanges('owner@example.com', 'intruder@evil.example');
+      // What the intruder added after the change, to come back with.
+      const changed = await server.registry.accounts.findById(account.id);
+      await enrolTwoStep(server.registry, changed!);
+      await server.registry.db.query("INSERT INTO account_identities (provider, subject, account_id, email, created_at) VALUES ('google', 'intruder-sub', $1, 'intruder@evil.example', now())", [account.id]);
+      expect((await intruder.get('/account')).status, 'the intruder is signed in').to.equal(200);
+
+      // Opening the link (a mail scanner does too) only asks.
+      const owner = supertest.agent(server.url);
+      const asked = await owner.get(pathOf(undoLink));
+      expect(asked.status).to.equal(200);
+      expect(asked.text).to.contain('Put <strong>owner@example.com</strong> back');
+      expect((await server.registry.accounts.findById(account.id))?.email).to.equal('intruder@evil.example');
+      const token = new URL(undoLink).searchParams.get('token')!;
+      expect((await supertest(server.url).post('/account/email/undo').type('form').send({ token })).status, 'no CSRF token, nothing').to.equal(403);
+
+      const posted = await owner.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token });
+      expect(posted.status).to.equal(303);
+      expect(posted.headers.location).to.equal('/account/email/undone');
+      const undone = await owner.get('/account/email/undone');
+      expect(undone.text).to.contain('<strong>owner@example.com</strong> is your account’s address again');
+      expect((await owner.get('/account/email/undone')).text, 'a reload says the same').to.equal(undone.text);
+
+      const after = await server.registry.accounts.findById(account.id);
+      expect(after?.email).to.equal('owner@example.com');
+      expect(after?.password_hash, 'no password works').to.equal(null);
+      expect((await server.registry.accounts.authenticate('owner@example.com', PASSWORD)).ok).to.equal(false);
+      expect((await server.registry.accounts.authenticate('intruder@evil.example', PASSWORD)).ok).to.equal(false);
+      const intruderNow = await intruder.get('/account');
+      expect(intruderNow.status, 'the intruder’s session ended').to.equal(303);
+      const { rows: factors } = await server.registry.db.query('SELECT 1 FROM totp_factors WHERE account_id = $1', [account.id]);
+      const { rows: codes } = await server.registry.db.query('SELECT 1 FROM recovery_codes WHERE account_id = $1', [account.id]);
+      const { rows: identities } = await server.registry.db.query('SELECT 1 FROM account_identities WHERE account_id = $1', [account.id]);
+      expect([factors.length, codes.length, identities.length], 'what was added since the change is gone').to.deep.equal([0, 0, 0]);
+      const events = (await server.registry.events.page(account.id, { limit: 50 })).events.filter((e) => e.type === 'email.change_undone');
+      expect(events).to.have.length(1);
+      expect(events[0]!.detail).to.deep.include({ from: 'intruder@evil.example', to: 'owner@example.com', twoStepRemoved: true, loginsRemoved: 1 });
+
+      // The old address is told how to set a password; the link sets one that works.
+      await deliver();
+      const mail = await smtp.lastTo('owner@example.com');
+      expect(mail.subject).to.equal('Your Lanyard email address is back: set a new password');
+      expect(mail.text).to.contain('two-step verification turned on since the change was turned off');
+      const reset = linkIn(mail, `${server.url}/password/reset?token=`);
+      expect((await server.registry.passwordResets.reset(new URL(reset).searchParams.get('token')!, 'a brand new passphrase 42')).ok).to.equal(true);
+      expect((await server.registry.accounts.authenticate('owner@example.com', 'a brand new passphrase 42')).ok).to.equal(true);
+
+      // Once only.
+      expect((await supertest(server.url).get(pathOf(undoLink))).status).to.equal(400);
+      expect((await owner.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token })).status).to.equal(400);
+    });
+
+    it('lets go of the account when the intruder’s address handed it to their organization', async () => {
+      const account = await createAccount(server.registry, { email: 'victim@example.com' });
+      const boss = await createAccount(server.registry, { email: 'boss@admins.example' });
+      const created = await server.registry.organizations.service.create(boss.id, 'Evil Corp');
+      if (!created.ok) throw new Error(created.problem);
+      await verifiedDomain(server.registry, boss.id, created.organization.id, 'evil-corp.example');
+      const { undoLink } = await intruderChanges('victim@example.com', 'victim@evil-corp.example');
+      const managers = () => server.registry.db.query<{ organization_id: string }>("SELECT organization_id FROM account_managers WHERE account_id = $1 AND kind = 'organization'", [account.id]);
+      expect((await managers()).rows.map((r) => r.organization_id), 'claimed by the address').to.deep.equal([created.organization.id]);
+      const owner = supertest.agent(server.url);
+      const asked = await owner.get(pathOf(undoLink));
+      expect((await owner.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(undoLink).searchParams.get('token')! })).status).to.equal(303);
+      expect((await managers()).rows).to.deep.equal([]);
+      expect((await server.registry.db.query<{ managed: boolean }>('SELECT managed FROM accounts WHERE id = $1', [account.id])).rows[0]!.managed).to.equal(false);
+    });
+
+    it('keeps the authenticator the owner had before the change', async () => {
+      const account = await createAccount(server.registry, { email: 'guarded@example.com' });
+      const { recoveryCodes } = await enrolTwoStep(server.registry, account);
+      const { undoLink } = await intruderChanges('guarded@example.com', 'thief@evil.example', { code: async () => recoveryCodes[0]! });
+      const owner = supertest.agent(server.url);
+      const asked = await owner.get(pathOf(undoLink));
+      const posted = await owner.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(undoLink).searchParams.get('token')! });
+      expect(posted.status).to.equal(303);
+      const { rows } = await server.registry.db.query('SELECT 1 FROM totp_factors WHERE account_id = $1', [account.id]);
+      expect(rows, 'switched on before the change: the owner’s').to.have.length(1);
+      expect((await server.registry.accounts.findById(account.id))?.email).to.equal('guarded@example.com');
+    });
+
+    it('changes nothing when the old address has another account since, and the link still works once it is free', async () => {
+      const account = await createAccount(server.registry, { email: 'first@example.com' });
+      const { undoLink } = await intruderChanges('first@example.com', 'second@example.com');
+      const other = await createAccount(server.registry, { email: 'first@example.com' });
+      const owner = supertest.agent(server.url);
+      const asked = await owner.get(pathOf(undoLink));
+      const token = new URL(undoLink).searchParams.get('token')!;
+      const refused = await owner.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token });
+      expect(refused.status).to.equal(409);
+      expect(refused.text).to.contain('another account uses that address');
+      const kept = await server.registry.accounts.findById(account.id);
+      expect([kept?.email, kept?.password_hash !== null]).to.deep.equal(['second@example.com', true]);
+      await server.registry.db.query('DELETE FROM accounts WHERE id = $1', [other.id]);
+      expect((await owner.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token })).status).to.equal(303);
+      expect((await server.registry.accounts.findById(account.id))?.email).to.equal('first@example.com');
+    });
+
+    it('works for a week, then the sweeper removes the link', async () => {
+      const account = await createAccount(server.registry, { email: 'late@example.com' });
+      const { undoLink } = await intruderChanges('late@example.com', 'later@example.com');
+      await server.registry.db.query("UPDATE email_change_undos SET expires_at = now() - interval '1 second' WHERE account_id = $1", [account.id]);
+      const res = await supertest(server.url).get(pathOf(undoLink));
+      expect(res.status).to.equal(400);
+      expect(res.text).to.contain('expired or was already used');
+      await server.registry.sweeper.sweepOnce();
+      const { rows } = await server.registry.db.query('SELECT 1 FROM email_change_undos WHERE account_id = $1', [account.id]);
+      expect(rows).to.have.length(0);
+    });
   });
 });
