@@ -182,7 +182,7 @@ export function createApp(registry: Registry): LanyardApp {
     passwordExpiryStrategy({ passwords: registry.passwordResets, policy, flows, sessions: registry.browserSessions, page: loginPage }),
   ];
   // Company identity providers (docs/flows/sso.md): one strategy, the protocol by connector kind.
-  const ssoDeps = { ...registry.sso, linking, box: registry.box, views, issuer: config.issuer, now, testCallbackPath: (org: string, id: string) => `/admin/organizations/${encodeURIComponent(org)}/connectors/${encodeURIComponent(id)}/test/callback` };
+  const ssoDeps = { ...registry.sso, accounts, throttle, linking, box: registry.box, views, issuer: config.issuer, now, testCallbackPath: (org: string, id: string) => `/admin/organizations/${encodeURIComponent(org)}/connectors/${encodeURIComponent(id)}/test/callback` };
   strategies.push(connectorStrategy(ssoDeps));
   // SAML connectors' metadata and assertion consumer: cross-site posts, outside the forms' CSRF.
   app.use(under(['/saml/'], routesOf(samlEndpoints({ ...ssoDeps, serviceProvider: registry.saml.serviceProvider }))));

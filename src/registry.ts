@@ -476,7 +476,13 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const connectors = createConnectors({ db, queries: createConnectorQueries(db), domains: organizationDomains, box, clock, authorize: organizationService.authorize, audit: adminAudit, upstreams: upstreamRulesOf(config) });
     const sso = {
       connectors,
-      resolver: createConnectorLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock, managedBy: async (organizationId, accountId) => (await accountManagers.managedBy(organizationId, accountId)) !== undefined }),
+      resolver: createConnectorLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock, managedBy: async (organizationId, accountId) => (await accountManagers.managedBy(organizationId, accountId)) !== undefined,
+        ownProofNeeded: async (account, connectorId) => {
+          if (!(await organizationQueries.isAdminOfAny(account.id))) return false;
+          const loaded = await policy.load(account.id);
+          return !loaded?.subject.managers?.some((m) => m.rules?.connector === connectorId);
+        },
+      }),
       protocols: {
         oidc: createOidcProtocol({ redirectUri: (id) => `${config.issuer}${oidcCallbackPath(id)}`, upstreams: upstreamRulesOf(config), now: () => clock.now() }),
         saml: createSamlProtocol(samlServiceProvider),

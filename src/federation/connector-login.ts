@@ -44,6 +44,8 @@ import type { LoginConnector } from './connectors.ts';
  */
 export type ConnectorLoginResult =
   | { ok: true; account: AccountRow; how: 'identity' | 'trello' | 'email' | 'created' }
+  /** The account is an organization admin's: its owner proves it before the link (decision 0086). */
+  | { ok: true; account: AccountRow; how: 'prove' }
   | { ok: false; problem: 'sso.email_missing' | 'sso.email_unverified' | 'sso.email_verification_unknown' | 'sso.domain_not_linked' | 'sso.conflict' | 'sso.not_managed' }
   | { ok: false; problem: 'sso.email_retired'; retiredFor: string; email: string };
 
@@ -58,6 +60,11 @@ export function createConnectorLogin(deps: {
   clock: Clock;
   /** Whether the organization manages the account (claimed it, or created it just in time). */
   managedBy: (organizationId: string, accountId: string) => Promise<boolean>;
+  /**
+   * Whether linking this existing account to the connector needs its owner's own proof first:
+   * an organization admin's account whose policy does not require this connector (decision 0086).
+   */
+  ownProofNeeded: (account: AccountRow, connectorId: string) => Promise<boolean>;
 }) {
   const { db, accounts, identities } = deps;
   const now = () => new Date(deps.clock.now());
@@ -69,6 +76,17 @@ export function createConnectorLogin(deps: {
   }
 
   return {
+    /** The link its owner proved (decision 0086): made now, unless the subject was linked meanwhile. */
+    async linkProven(connector: Pick<LoginConnector, 'id'>, subject: string, account: AccountRow, meta: RequestMeta = {}): Promise<boolean> {
+      const linked = await identities.findIdentity(connector.id, subject);
+      if (linked) return linked.account_id === account.id;
+      await db.transaction(async (tx) => {
+        await identities.addIdentity(tx, { provider: connector.id, subject, accountId: account.id, email: account.email, now: now() });
+        await deps.events.record({ type: 'identity.linked', accountId: account.id, detail: { provider: 'sso', connector: connector.id, proven: true } }, meta, tx);
+      });
+      return true;
+    },
+
     async resolve(connector: LoginConnector, identity: ConnectorIdentity, meta: RequestMeta = {}): Promise<ConnectorLoginResult> {
       const email = identity.email ? normalizeEmail(identity.email) : undefined;
       if (!email) return { ok: false, problem: 'sso.email_missing' };
@@ -124,6 +142,9 @@ export function createConnectorLogin(deps: {
         // Nothing is attached to an account that is not active: the decision point refuses it
         // (or reopens a closure within its grace period; the identity is linked next time).
         if (existing.status !== 'active') return { ok: true, account: existing, how: 'email' };
+        // An admin's account is not handed to an identity provider that a fellow admin may run:
+        // its owner proves it first, as Keycloak's first broker login asks (decision 0086).
+        if (await deps.ownProofNeeded(existing, connector.id)) return { ok: true, account: existing, how: 'prove' };
         await db.transaction((tx) => link(tx, connector, identity, existing, email, false, meta));
         return { ok: true, account: existing, how: 'email' };
       }

@@ -10,12 +10,18 @@ import type { TrelloLinking } from '../../legacy-trello/linking.ts';
 import { connectorAmr } from '../../policy/policy.ts';
 import type { SecretBox } from '../../shared/crypto.ts';
 import { randomSecret } from '../../shared/ids.ts';
-import { messageFor } from '../../http/messages.ts';
+import { messageFor, type PageError } from '../../http/messages.ts';
 import { pageRenderer } from '../../http/page.ts';
 import { requestMeta } from '../../http/request-meta.ts';
 import { sealedCookie } from '../../http/sealed-cookie.ts';
 import type { Views } from '../../http/views.ts';
 import type { LoginStrategy } from './strategy.ts';
+import type { AccountService } from '../../identity/accounts.ts';
+import type { Throttle } from '../../identity/throttle.ts';
+import { parseForm } from '../../http/validate.ts';
+import { unlessBusy } from '../busy.ts';
+import { throttled } from '../throttled.ts';
+import { passwordOnlyInput } from './schema.ts';
 import { networkFailureOf, upstreamFailureOf } from '../../federation/upstream-fetch.ts';
 
 /**
@@ -50,6 +56,17 @@ const SEAL = 'sso_login';
  * upstream's sign-in must be at least that recent. `test`: a console test login by this admin
  * (no sign-in; src/flows/admin/connectors.ts).
  */
+/** A first link waiting for the account's own password (decision 0086). */
+interface PendingLink {
+  connectorId: string;
+  connectorName: string;
+  subject: string;
+  accountId: string;
+  email: string;
+  /** What the upstream sign-in gave, kept for the login it continues. */
+  amr: string[];
+}
+
 export interface PendingSso {
   uid?: string;
   connectorId: string;
@@ -142,6 +159,9 @@ export function startFailureReason(connector: Pick<LoginConnector, 'kind'>, err:
 
 export interface ConnectorStrategyDeps {
   connectors: Connectors;
+  /** The account's own password, for the first link of an admin's account (decision 0086). */
+  accounts: Pick<AccountService, 'authenticate'>;
+  throttle: Throttle;
   protocols: Partial<Record<LoginConnector['kind'], ConnectorProtocol>>;
   resolver: ConnectorLogin;
   linking: Pick<TrelloLinking, 'notifyRetiredUse'>;
@@ -175,6 +195,13 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
   const problem = (ctx: Context, status: number, code: string, uid?: string) => page(ctx, status, 'login/federated-problem', { ...messageFor(code), uid });
   const cookie = ssoPendingCookie(deps.box, deps.now);
   const identityCookie = ssoIdentityCookie(deps.box, deps.now);
+  // The link an admin's own password must confirm (decision 0086): who the upstream said this is,
+  // sealed in this browser and bound to this interaction; nothing is linked until then.
+  const linkCookie = sealedCookie<PendingLink>(deps.box, deps.now, { name: 'lanyard.sso_link', ttlSeconds: 600 });
+  const linkSeal = (uid: string) => `sso_link:${uid}`;
+  const linkPath = (uid: string) => `/interaction/${uid}`;
+  const linkPage = (ctx: Context, it: { uid: string; clientName: string }, pending: PendingLink, status: number, error?: PageError) =>
+    page(ctx, status, 'login/sso-link', { title: 'Confirm it’s you', uid: it.uid, clientName: it.clientName, email: pending.email, connectorName: pending.connectorName }, error);
 
   outside.get('/login/sso/:connectorId/callback', (ctx) => {
     const pending = cookie.get(ctx);
@@ -251,6 +278,39 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
           return identified(ctx, it, connector, identity, pending.since);
         },
       },
+      {
+        method: 'get',
+        path: '/sso-link',
+        async handle(ctx, it) {
+          const pending = linkCookie.get(ctx, linkSeal(it.uid));
+          if (!pending) return problem(ctx, 400, 'interaction.expired', it.uid);
+          linkPage(ctx, it, pending, 200);
+        },
+      },
+      {
+        // The admin's own password confirms the first link of their account to the company's
+        // identity provider; then the login goes on as through the connector (decision 0086).
+        method: 'post',
+        path: '/sso-link',
+        async handle(ctx, it) {
+          const pending = linkCookie.get(ctx, linkSeal(it.uid));
+          if (!pending) return problem(ctx, 400, 'interaction.expired', it.uid);
+          const connector = await deps.connectors.forLogin(pending.connectorId);
+          if (!connector) return problem(ctx, 404, 'sso.unknown', it.uid);
+          const input = parseForm(ctx, passwordOnlyInput);
+          // Counted as any password typed for the address (decision 0011), and answered 503 when
+          // the hashing is full (decision 0063).
+          const t = await unlessBusy(ctx, () => throttled(ctx, deps.throttle, { scope: 'password', subject: pending.email }, () => deps.accounts.authenticate(pending.email, input.password), (r) => (r.ok && r.account.id === pending.accountId ? 'passed' : 'failed')));
+          if ('problem' in t) return linkPage(ctx, it, pending, 503, t.problem);
+          if (t.refused) return linkPage(ctx, it, pending, 429, t.error);
+          if (!t.result.ok || t.result.account.id !== pending.accountId) return linkPage(ctx, it, pending, 401, t.orWait('login.invalid_credentials'));
+          linkCookie.clear(ctx, linkPath(it.uid));
+          const account = t.result.account;
+          if (!(await deps.resolver.linkProven(connector, pending.subject, account, requestMeta(ctx, it.clientId)))) return problem(ctx, 409, 'sso.conflict', it.uid);
+          ctx.state.log?.info({ accountId: account.id, connector: connector.id }, 'company sign-in linked by the account’s own password');
+          return { account, method: `connector:${connector.id}` as const, amr: [...pending.amr, 'pwd'], via: 'sso_link' };
+        },
+      },
     ],
   };
 
@@ -274,12 +334,16 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
       return problem(ctx, result.problem === 'sso.conflict' ? 409 : 403, result.problem, it.uid);
     }
     ctx.state.log?.info({ accountId: result.account.id, connector: connector.id, how: result.how }, 'company sign-in');
-    return {
-      account: result.account,
-      method: `connector:${connector.id}` as const,
-      amr: ['fed', ...(identity.mfa ? ['mfa'] : []), connectorAmr(connector.id)],
-      via: 'sso',
-    };
+    const amr = ['fed', ...(identity.mfa ? ['mfa'] : []), connectorAmr(connector.id)];
+    if (result.how === 'prove') {
+      // An admin's account without a password has nothing of its own to confirm the link with:
+      // its owner signs in as they usually do (decision 0086).
+      if (!result.account.password_hash) return problem(ctx, 403, 'sso.link_needs_password', it.uid);
+      linkCookie.set(ctx, linkPath(it.uid), linkSeal(it.uid), { connectorId: connector.id, connectorName: connector.name, subject: identity.subject, accountId: result.account.id, email: result.account.email, amr });
+      ctx.status = 303;
+      return ctx.redirect(`/interaction/${it.uid}/sso-link`);
+    }
+    return { account: result.account, method: `connector:${connector.id}` as const, amr, via: 'sso' };
   }
 }
 

@@ -187,6 +187,12 @@ export function createOrganizationQueries(db: Queryable) {
       return rows[0]!.n;
     },
 
+    /** Whether the account is an admin of any organization (by the index on account_id). */
+    async isAdminOfAny(accountId: string): Promise<boolean> {
+      const { rows } = await db.query(`SELECT 1 FROM organization_members WHERE account_id = $1 AND role = 'admin' LIMIT 1`, [accountId]);
+      return rows.length === 1;
+    },
+
     /** Whether the account is an admin of the organization (read inside the caller's transaction). */
     async isAdmin(tx: Queryable, organizationId: string, accountId: string): Promise<boolean> {
       const { rows } = await tx.query(`SELECT 1 FROM organization_members WHERE organization_id = $1 AND account_id = $2 AND role = 'admin'`, [organizationId, accountId]);

@@ -182,6 +182,62 @@ describe('SSO: an OpenID Connect connector', () => {
       expect((await tokensOf(claimed)).claims()!.sub).to.equal(early.id);
     });
 
+    it('links a fellow admin’s account only on its own password, once (decision 0086)', async () => {
+      // The organization's people sign in with a password (no policy requires the connector);
+      // another admin runs the identity provider and makes it assert this admin's address.
+      await server.registry.db.query('DELETE FROM authentication_policies');
+      const admin = await createAccount(server.registry, { email: 'ada@acme.test' });
+      await server.registry.db.query("INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())", [sso.org.id, admin.id]);
+      const claims = { sub: 'up-ada', email: 'ada@acme.test', email_verified: true };
+      const started = await login('ada@acme.test', claims);
+      const asked = await follow(started.lanyard, `/interaction/${started.uid}/sso/${sso.connectorId}`);
+      expect(asked.page?.status, 'the upstream’s word is not enough').to.equal(200);
+      expect(asked.page?.text).to.contain('Confirm it’s you');
+      expect(asked.page?.text).to.contain('Password of ada@acme.test');
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-ada'), 'nothing linked yet').to.equal(undefined);
+      const csrf = csrfFrom(asked.page!.text);
+      const wrong = await started.lanyard.post(`/interaction/${started.uid}/sso-link`).type('form').send({ _csrf: csrf, password: 'what the other admin guesses' });
+      expect(wrong.status).to.equal(401);
+      expect(wrong.text).to.contain('Check your email and password');
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-ada')).to.equal(undefined);
+      // Another browser cannot answer for this one (the pending link is sealed in this browser).
+      const stranger = supertest.agent(server.url);
+      const other = await stranger.get(`/interaction/${started.uid}/sso-link`);
+      expect(other.status).to.equal(400);
+
+      const right = await started.lanyard.post(`/interaction/${started.uid}/sso-link`).type('form').send({ _csrf: csrf, password: PASSWORD });
+      expect(right.status).to.equal(303);
+      const tokens = await tokensOf({ ...(await follow(started.lanyard, right.headers.location!)), checks: started.checks });
+      expect(tokens.claims()!.sub).to.equal(admin.id);
+      expect(tokens.claims()!.amr).to.include.members(['fed', 'pwd', `sso:${sso.connectorId}`]);
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-ada')).to.deep.equal({ account_id: admin.id });
+      const linked = await server.registry.db.query<{ detail: Record<string, unknown> }>("SELECT detail FROM security_events WHERE account_id = $1 AND type = 'identity.linked'", [admin.id]);
+      expect(linked.rows.map((r) => r.detail)).to.deep.equal([{ provider: 'sso', connector: sso.connectorId, proven: true }]);
+
+      // Linked by its owner: the next company sign-in goes straight in.
+      const again = await login('ada@acme.test', claims);
+      const direct = await follow(again.lanyard, `/interaction/${again.uid}/sso/${sso.connectorId}`);
+      expect(direct.callback?.searchParams.get('code'), 'no password asked again').to.be.a('string');
+    });
+
+    it('links an admin’s account whose own policy requires the connector without asking, and refuses an admin’s account without a password', async () => {
+      const chosen = await createAccount(server.registry, { email: 'grace.admin@acme.test' });
+      await server.registry.db.query("INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())", [sso.org.id, chosen.id]);
+      // The default policy requires the connector: this admin's sign-in is the company's already.
+      const result = await login('grace.admin@acme.test', { sub: 'up-grace-admin', email: 'grace.admin@acme.test', email_verified: true });
+      expect((await tokensOf(result)).claims()!.sub).to.equal(chosen.id);
+
+      await server.registry.db.query('DELETE FROM authentication_policies');
+      const bare = await createAccount(server.registry, { email: 'nopass@acme.test' });
+      await server.registry.db.query('UPDATE accounts SET password_hash = NULL WHERE id = $1', [bare.id]);
+      await server.registry.db.query("INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())", [sso.org.id, bare.id]);
+      const started = await login('nopass@acme.test', { sub: 'up-nopass', email: 'nopass@acme.test', email_verified: true });
+      const refused = await follow(started.lanyard, `/interaction/${started.uid}/sso/${sso.connectorId}`);
+      expect(refused.page?.status).to.equal(403);
+      expect(refused.page?.text).to.contain('Sign in as you usually do');
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-nopass')).to.equal(undefined);
+    });
+
     it('refuses a grant made with the password before the policy required SSO, and accepts the SSO one', async () => {
       // A password login while the organization had no policy.
       await server.registry.db.query('DELETE FROM authentication_policies');
