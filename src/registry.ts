@@ -437,7 +437,10 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       dnsServers: config.dnsServers,
       ...domainHttp,
       timeoutMs: config.domainVerification.timeoutSeconds * 1000,
-      allowPrivateNetwork: config.allowPrivateNetworkCalls,
+      // A domain is anyone's choice (any account may create an organization), as a connector's
+      // issuer is: its file check follows the upstreams' rule, refused in production, not the
+      // operator's relying parties' (ALLOW_PRIVATE_NETWORK_CALLS, for back-channel logout).
+      allowPrivateNetwork: config.allowPrivateNetworkUpstreams,
     });
     const domainRecheck = createDomainRecheck({
       db,

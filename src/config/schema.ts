@@ -227,12 +227,16 @@ export const configSchema = z
     /**
      * Let the server call relying parties on loopback and private addresses (back-channel logout
      * to an internal host). Off by default: the engine refuses special-use addresses against SSRF.
+     * Relying parties are registered by the operator; nothing anyone else chooses (a domain to
+     * verify, a connector's issuer) follows this flag.
      */
     allowPrivateNetworkCalls: flag,
     /**
-     * Let company OIDC connectors reach loopback and private addresses (a test's or a developer's
-     * provider on 127.0.0.1). On in development and test, off in production and refused there:
-     * any account may register a connector, so its issuer must not reach this server's network.
+     * Let what any account chooses reach loopback and private addresses: company OIDC connectors
+     * (a test's or a developer's provider on 127.0.0.1) and the domain-verification file check.
+     * On in development and test, off in production and refused there: any account may create an
+     * organization, add a domain and register a connector, so none of them may reach this
+     * server's network.
      */
     allowPrivateNetworkUpstreams: flag,
     /**

@@ -188,6 +188,32 @@ describe('organizations: domain verification', () => {
     expect(await createDomainVerifier({ ...options, allowPrivateNetwork: true }).checkHttps('acme.test', 'the-token')).to.deep.equal({ ok: true, method: 'https' });
   });
 
+  it('keeps the file check off private addresses whenever upstreams are, even with back-channel logout allowed to reach them', async () => {
+    // Production's pair: relying parties on an internal host (ALLOW_PRIVATE_NETWORK_CALLS) and
+    // nothing anyone chooses on this network (ALLOW_PRIVATE_NETWORK_UPSTREAMS off): a domain is
+    // anyone's choice, so its file check follows the second.
+    await server.close();
+    server = await startTestServer({
+      clock,
+      overrides: {
+        smtpUrl: smtp.url,
+        dnsServers: [dns.server],
+        domainVerification: { httpScheme: 'http', httpPort: web.port, timeoutSeconds: 2, recheckIntervalSeconds: RECHECK },
+        allowPrivateNetworkCalls: true,
+        allowPrivateNetworkUpstreams: false,
+      },
+    });
+    service = server.registry.organizations.service;
+    const { admin, org, domain } = await orgWithDomain();
+    serveFrom('acme.test');
+    web.set('acme.test', WELL_KNOWN_PATH, { body: domain.instructions.fileContent });
+    const result = await service.verifyDomain(admin.id, org.id, domain.id);
+    if (result.ok || !('checks' in result)) throw new Error('expected a refusal');
+    expect(result.checks[1]).to.deep.include({ method: 'https', problem: 'http_error' });
+    expect(result.checks[1]).to.have.property('detail').that.contains('private addresses');
+    expect(web.requests, 'nothing was fetched').to.have.length(0);
+  });
+
   it('refuses public mail domains, IP addresses and malformed names, and stores IDNs as punycode', async () => {
     const admin = await createAccount(server.registry);
     const created = await service.create(admin.id, 'Acme');
