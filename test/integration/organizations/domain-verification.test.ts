@@ -43,15 +43,19 @@ describe('organizations: domain verification', () => {
     web.requests.length = 0;
     now = Date.UTC(2026, 10, 1, 12);
     smtp = await startSmtp();
-    server = await startTestServer({
-      clock,
-      overrides: {
-        smtpUrl: smtp.url,
-        dnsServers: [dns.server],
-        domainVerification: { httpScheme: 'http', httpPort: web.port, timeoutSeconds: 2, recheckIntervalSeconds: RECHECK },
-      },
-    });
+    server = await startTestServer(serverOptions());
     service = server.registry.organizations.service;
+  });
+
+  /** The test server: its resolver and its web server for the file check, plus `overrides`. */
+  const serverOptions = (overrides: Record<string, unknown> = {}) => ({
+    clock,
+    overrides: {
+      smtpUrl: smtp.url,
+      dnsServers: [dns.server],
+      domainVerification: { httpScheme: 'http', httpPort: web.port, timeoutSeconds: 2, recheckIntervalSeconds: RECHECK },
+      ...overrides,
+    },
   });
   afterEach(async () => {
     await server.close();
@@ -193,16 +197,7 @@ describe('organizations: domain verification', () => {
     // nothing anyone chooses on this network (ALLOW_PRIVATE_NETWORK_UPSTREAMS off): a domain is
     // anyone's choice, so its file check follows the second.
     await server.close();
-    server = await startTestServer({
-      clock,
-      overrides: {
-        smtpUrl: smtp.url,
-        dnsServers: [dns.server],
-        domainVerification: { httpScheme: 'http', httpPort: web.port, timeoutSeconds: 2, recheckIntervalSeconds: RECHECK },
-        allowPrivateNetworkCalls: true,
-        allowPrivateNetworkUpstreams: false,
-      },
-    });
+    server = await startTestServer(serverOptions({ allowPrivateNetworkCalls: true, allowPrivateNetworkUpstreams: false }));
     service = server.registry.organizations.service;
     const { admin, org, domain } = await orgWithDomain();
     serveFrom('acme.test');
