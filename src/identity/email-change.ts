@@ -179,6 +179,9 @@ export function createEmailChangeService(deps: {
           await accounts.setEmail(tx, account.id, row.old_email, now());
           await accounts.clearPassword(tx, account.id, now());
           await changes.cancel(tx, account.id);
+          // Links of later changes (an intruder's second change mailed their first address one)
+          // go; a link of an earlier change, the owner's, stays usable.
+          await changes.dropUndosSince(tx, account.id, since);
           await u.resetTokens.deleteForAccount(tx, account.id);
           const twoStepRemoved = await u.twoStep.removeFactorConfirmedSince(tx, account.id, since);
           const loginsRemoved = await u.identities.removeLinkedSince(tx, account.id, since);

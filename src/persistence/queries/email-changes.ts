@@ -70,6 +70,15 @@ export function createEmailChangeQueries(db: Queryable) {
       await db.query('DELETE FROM email_change_undos WHERE account_id = ANY($1::text[])', [accountIds]);
     },
 
+    /**
+     * The undo links of changes made at or after `since` go: the change an undo reverts is
+     * older than them, so the earliest link wins (an intruder's second change leaves them a link
+     * to their own first address, which must not outlive the owner's undo).
+     */
+    async dropUndosSince(tx: Queryable, accountId: string, since: Date): Promise<void> {
+      await tx.query('DELETE FROM email_change_undos WHERE account_id = $1 AND changed_at >= $2', [accountId, since]);
+    },
+
     /** Expired links of both kinds; lookups already ignore them. */
     async sweep(now: Date): Promise<number> {
       const changes = await db.query('DELETE FROM email_changes WHERE expires_at <= $1', [now]);

@@ -204,6 +204,30 @@ describe('changing the email address (/account/email)', () => {
       expect((await server.registry.db.query<{ managed: boolean }>('SELECT managed FROM accounts WHERE id = $1', [account.id])).rows[0]!.managed).to.equal(false);
     });
 
+    it('lets the earliest link win: an intruder’s second change gives them a link to their own first address, which the owner’s undo ends', async () => {
+      await createAccount(server.registry, { email: 'mine@example.com' });
+      const first = await intruderChanges('mine@example.com', 'theirs@evil.example');
+      const second = await intruderChanges('theirs@evil.example', 'theirs2@evil.example');
+      const undo = async (link: string) => {
+        const browser = supertest.agent(server.url);
+        const asked = await browser.get(pathOf(link));
+        if (asked.status !== 200) return asked.status;
+        return (await browser.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(link).searchParams.get('token')! })).status;
+      };
+      // The intruder goes back to their first address: the owner's link still works after it …
+      expect(await undo(second.undoLink)).to.equal(303);
+      expect(await undo(first.undoLink)).to.equal(303);
+      expect((await server.registry.accounts.findByEmail('mine@example.com'))?.email).to.equal('mine@example.com');
+
+      // … and the other way round, the owner's undo ends the intruder's later link.
+      await createAccount(server.registry, { email: 'ours@example.com' });
+      const a = await intruderChanges('ours@example.com', 'grab@evil.example');
+      const b = await intruderChanges('grab@evil.example', 'grab2@evil.example');
+      expect(await undo(a.undoLink)).to.equal(303);
+      expect(await undo(b.undoLink), 'the intruder’s link is gone').to.equal(400);
+      expect((await server.registry.accounts.findByEmail('ours@example.com'))?.email).to.equal('ours@example.com');
+    });
+
     it('keeps the authenticator the owner had before the change', async () => {
       const account = await createAccount(server.registry, { email: 'guarded@example.com' });
       const { recoveryCodes } = await enrolTwoStep(server.registry, account);
