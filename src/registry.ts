@@ -370,7 +370,8 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     });
     if (options.deliver !== false) delivery.start(config.mailPollSeconds);
 
-    const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, activity, clock, logger });
+    const loginFlowQueries = createLoginFlowQueries(db);
+    const accountSessions = createAccountSessions({ provider, db, queries: oidcPayloads, activity, loginFlows: loginFlowQueries, clock, logger });
     const twoStepQueries = createTwoStepQueries(db);
     const accountManagers = createAccountManagerQueries(db);
     const policyQueries = createAuthenticationPolicyQueries(db);
@@ -454,7 +455,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
       http: domainHttp,
     });
 
-    const loginFlows = createLoginFlows({ queries: createLoginFlowQueries(db), clock, logger });
+    const loginFlows = createLoginFlows({ queries: loginFlowQueries, clock, logger });
     const adminAudit = createAdminAudit({ queries: createOrganizationEventQueries(db), clock });
     const release = createRelease({ managers: accountManagers, outbox, events, issuer: config.issuer });
     const organizationService = createOrganizationService({ db, accounts: accountQueries, organizations: organizationQueries, domains: organizationDomains, verifier: domainVerifier, managers: accountManagers, audit: adminAudit, clock, http: domainHttp, throttle, organizationsPerAccount: config.organizationsPerAccount, events, release });
@@ -555,6 +556,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
         events,
         undo: {
           twoStep: twoStepQueries,
+          trelloMembers,
           identities: accountIdentities,
           managers: accountManagers,
           resetTokens,

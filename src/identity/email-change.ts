@@ -2,6 +2,7 @@ import type { Database, Queryable } from '../persistence/db.ts';
 import type { AccountQueries, AccountRow } from '../persistence/queries/accounts.ts';
 import type { EmailChangeQueries } from '../persistence/queries/email-changes.ts';
 import type { TwoStepQueries } from '../persistence/queries/two-step.ts';
+import type { TrelloMemberQueries } from '../persistence/queries/trello-members.ts';
 import type { AccountIdentityQueries } from '../persistence/queries/account-identities.ts';
 import type { AccountManagerQueries } from '../persistence/queries/account-managers.ts';
 import type { PasswordResetQueries } from '../persistence/queries/password-reset-tokens.ts';
@@ -56,7 +57,8 @@ export function createEmailChangeService(deps: {
   reauthentication: Reauthentication;
   /** What an undo clears besides the address (decision 0085). */
   undo: {
-    twoStep: Pick<TwoStepQueries, 'removeFactorConfirmedSince'>;
+    twoStep: Pick<TwoStepQueries, 'removeFactorConfirmedSince' | 'findFactor'>;
+    trelloMembers: Pick<TrelloMemberQueries, 'cutGoogleSince'>;
     identities: Pick<AccountIdentityQueries, 'removeLinkedSince'>;
     managers: Pick<AccountManagerQueries, 'releaseFromOrganization'>;
     resetTokens: Pick<PasswordResetQueries, 'deleteForAccount'>;
@@ -175,22 +177,27 @@ export function createEmailChangeService(deps: {
           const account = row ? await accounts.findById(row.account_id, tx) : undefined;
           // An erased account (its closure's grace ended) has nothing left to give back.
           if (!row || !account || account.erased_at) return undefined;
-          const since = row.changed_at;
+          // What an intruder added to come back with goes if it came since the change — or in
+          // the week before it: one who got in turns on two-step verification or links a login
+          // first and changes the address last (an attacker's probe did). What is older stays:
+          // it is what keeps out someone who took the old mailbox after a change the owner made.
+          const since = new Date(row.changed_at.getTime() - UNDO_DAYS * 86_400_000);
           await accounts.setEmail(tx, account.id, row.old_email, now());
           await accounts.clearPassword(tx, account.id, now());
           await changes.cancel(tx, account.id);
           // Links of later changes (an intruder's second change mailed their first address one)
           // go; a link of an earlier change, the owner's, stays usable.
-          await changes.dropUndosSince(tx, account.id, since);
+          await changes.dropUndosSince(tx, account.id, row.changed_at);
           await u.resetTokens.deleteForAccount(tx, account.id);
           const twoStepRemoved = await u.twoStep.removeFactorConfirmedSince(tx, account.id, since);
-          const loginsRemoved = await u.identities.removeLinkedSince(tx, account.id, since);
+          const loginsRemoved = (await u.identities.removeLinkedSince(tx, account.id, since)) + (await u.trelloMembers.cutGoogleSince(tx, account.id, since));
+          const twoStepKept = !twoStepRemoved && (await u.twoStep.findFactor(account.id, tx))?.confirmed_at != null;
           const released = row.claimed_by && (await u.managers.releaseFromOrganization(tx, account.id, row.claimed_by)) ? row.claimed_by : undefined;
           const reset = await u.issueResetLink(tx, account.id);
           await outbox.enqueue(tx, {
             to: row.old_email,
             template: 'email-change-undone',
-            data: { name: account.name, email: row.old_email, undoneEmail: account.email, resetLink: reset.link, minutes: reset.minutes, twoStepRemoved, loginsRemoved: loginsRemoved > 0 },
+            data: { name: account.name, email: row.old_email, undoneEmail: account.email, resetLink: reset.link, minutes: reset.minutes, twoStepRemoved, twoStepKept, loginsRemoved: loginsRemoved > 0 },
           });
           await deps.events.record({
             type: 'email.change_undone',

@@ -1,4 +1,5 @@
 import type Provider from 'oidc-provider';
+import type { LoginFlowQueries } from '../persistence/queries/login-flows.ts';
 import type { Database } from '../persistence/db.ts';
 import type { AccountActivityQueries } from '../persistence/queries/account-activity.ts';
 import type { OidcPayloadQueries } from '../persistence/queries/oidc-payloads.ts';
@@ -14,10 +15,10 @@ interface Authorization {
 /**
  * Sign an account out everywhere: after a password reset or change, a closure or an admin's
  * deactivation. Every session of the account (but one, if asked) ends, every grant with its access
- * and refresh tokens is revoked, in one transaction; then each client that was part of an ended
+ * and refresh tokens is revoked, every login of it in progress ends, in one transaction; then each client that was part of an ended
  * session gets a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.5), as at a logout.
  */
-export function createAccountSessions(deps: { provider: Provider; db: Database; queries: OidcPayloadQueries; activity: AccountActivityQueries; clock: Clock; logger: Logger }) {
+export function createAccountSessions(deps: { provider: Provider; db: Database; queries: OidcPayloadQueries; activity: AccountActivityQueries; loginFlows: Pick<LoginFlowQueries, 'removeForAccount'>; clock: Clock; logger: Logger }) {
   const { provider, db, queries, activity, clock, logger } = deps;
 
   async function notify(accountId: string, notices: Array<{ clientId: string; sid: string }>): Promise<number> {
@@ -84,6 +85,9 @@ export function createAccountSessions(deps: { provider: Provider; db: Database; 
           if (session.session_uid !== keep) ended += 1;
         }
         await queries.revokeAccount(tx, accountId, keep, keepGrantIds.map(sha256), keepGrantIds);
+        // Logins in progress end too: one past its password but not yet at its second step (or
+        // enrolment, or the Trello offer) would otherwise finish after the reset or the undo.
+        await deps.loginFlows.removeForAccount(tx, accountId);
       });
 
       const notified = await notify(accountId, notices);

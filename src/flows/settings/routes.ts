@@ -273,6 +273,11 @@ export function settingsRoutes(deps: {
   router.get('/email/undo', async (ctx) => {
     const token = typeof ctx.query.token === 'string' ? ctx.query.token : '';
     const preview = await deps.emailChanges.previewUndo(token);
+    // Back to the link's page after using it, in the same browser: what it did, not "can't be used".
+    if (!preview.ok && flash.peek(ctx).done === 'email_undone') {
+      ctx.status = 303;
+      return ctx.redirect('/account/email/undone');
+    }
     if (!preview.ok) return page(ctx, 400, 'errors/error', { ...messageFor(preview.problem) });
     page(ctx, 200, 'settings/email-undo', { title: 'Undo the change of your email address', oldEmail: preview.oldEmail, newEmail: preview.newEmail, token });
   });

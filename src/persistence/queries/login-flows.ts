@@ -50,6 +50,15 @@ export function createLoginFlowQueries(db: Queryable) {
       );
     },
 
+    /**
+     * Every login of the account in progress ends (its sessions were just ended: a password reset
+     * or change, an undone address change, a closure): a first factor proven before then
+     * finishes nothing afterwards.
+     */
+    async removeForAccount(tx: Queryable, accountId: string): Promise<void> {
+      await tx.query('DELETE FROM login_flows WHERE account_id = $1', [accountId]);
+    },
+
     /** Counts a failed try at the current step; the count after it (0 when there is no live flow). */
     async countAttempt(uidHash: string, now: Date): Promise<number> {
       const { rows } = await db.query<{ attempts: number }>(

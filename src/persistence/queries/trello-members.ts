@@ -299,6 +299,17 @@ export function createTrelloMemberQueries(db: Queryable) {
      * Marks the member linked, only if still unlinked. The Trello hash is kept but never accepted
      * again: it only lets the login page recognise the old password and say what to use instead.
      */
+    /**
+     * The Google sign-in of members linked to the account at or after `since` stops leading to
+     * it (an undone email change, decision 0085: an intruder may have linked their own member).
+     * The link itself stays, as every link does; a re-import never gives a linked member its
+     * Google subject back. How many members lost theirs.
+     */
+    async cutGoogleSince(tx: Queryable, accountId: string, since: Date): Promise<number> {
+      const { rowCount } = await tx.query('UPDATE trello_members SET google_sub = NULL, google_email = NULL WHERE linked_account_id = $1 AND linked_at >= $2 AND google_sub IS NOT NULL', [accountId, since]);
+      return rowCount;
+    },
+
     async markLinked(tx: Queryable, memberId: string, accountId: string, by: string, now: Date): Promise<boolean> {
       const { rowCount } = await tx.query(
         `UPDATE trello_members SET linked_account_id = $2, linked_at = $4, linked_by = $3, updated_at = $4

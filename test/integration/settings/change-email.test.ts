@@ -3,10 +3,11 @@ import { csrfFrom } from '../../helpers/login-driver.ts';
 import supertest from 'supertest';
 import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase } from '../../helpers/db.ts';
-import { createAccount, PASSWORD } from '../../helpers/factories.ts';
+import { createAccount, createClient, PASSWORD } from '../../helpers/factories.ts';
 import { startSmtp, linkIn, type TestSmtp } from '../../helpers/smtp.ts';
 import { signInToAccount, submit } from '../../helpers/account-pages.ts';
-import { enrolTwoStep } from '../../helpers/two-step.ts';
+import { enrolTwoStep, passPassword } from '../../helpers/two-step.ts';
+import { importLegacy, legacyMember } from '../../helpers/trello.ts';
 import { verifiedDomain } from '../../helpers/sso.ts';
 
 describe('changing the email address (/account/email)', () => {
@@ -155,6 +156,9 @@ describe('changing the email address (/account/email)', () => {
       const posted = await owner.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token });
       expect(posted.status).to.equal(303);
       expect(posted.headers.location).to.equal('/account/email/undone');
+      // Back to the link's page afterwards: what it did, not "this link can't be used".
+      const back = await owner.get(pathOf(undoLink));
+      expect([back.status, back.headers.location]).to.deep.equal([303, '/account/email/undone']);
       const undone = await owner.get('/account/email/undone');
       expect(undone.text).to.contain('<strong>owner@example.com</strong> is your account’s address again');
       expect((await owner.get('/account/email/undone')).text, 'a reload says the same').to.equal(undone.text);
@@ -178,7 +182,8 @@ describe('changing the email address (/account/email)', () => {
       await deliver();
       const mail = await smtp.lastTo('owner@example.com');
       expect(mail.subject).to.equal('Your Lanyard email address is back: set a new password');
-      expect(mail.text).to.contain('two-step verification turned on since the change was turned off');
+      expect(mail.text).to.contain('two-step verification turned on around the change was turned off');
+      expect(mail.text).not.to.contain('stays on');
       const reset = linkIn(mail, `${server.url}/password/reset?token=`);
       expect((await server.registry.passwordResets.reset(new URL(reset).searchParams.get('token')!, 'a brand new passphrase 42')).ok).to.equal(true);
       expect((await server.registry.accounts.authenticate('owner@example.com', 'a brand new passphrase 42')).ok).to.equal(true);
@@ -228,16 +233,56 @@ describe('changing the email address (/account/email)', () => {
       expect((await server.registry.accounts.findByEmail('ours@example.com'))?.email).to.equal('ours@example.com');
     });
 
+    it('removes an authenticator switched on in the week before the change, and a Trello member’s Google sign-in linked then', async () => {
+      // The intruder entrenches first and changes the address last.
+      const account = await createAccount(server.registry, { email: 'early@example.com' });
+      const { recoveryCodes } = await enrolTwoStep(server.registry, account);
+      await server.registry.db.query("UPDATE totp_factors SET confirmed_at = now() - interval '2 days' WHERE account_id = $1", [account.id]);
+      const member = legacyMember({ google: { sub: 'g-intruder', email: 'intruder@gmail.example' }, emails: [{ address: 'intruder@trello.example', verified: true, primary: true }] });
+      await importLegacy(server.registry, [member]);
+      await server.registry.db.query("UPDATE trello_members SET linked_account_id = $1, linked_at = now() - interval '1 day', linked_by = 'manual' WHERE member_id = $2", [account.id, member.id]);
+      const google = () => server.registry.federated.resolveGoogle({ sub: 'g-intruder', email: 'intruder@gmail.example', emailVerified: true, name: undefined });
+      expect(await google(), 'the intruder’s Google leads to the account').to.deep.include({ ok: true });
+      const { undoLink } = await intruderChanges('early@example.com', 'late@evil.example', { code: async () => recoveryCodes[0]! });
+      const owner = supertest.agent(server.url);
+      const asked = await owner.get(pathOf(undoLink));
+      expect((await owner.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(undoLink).searchParams.get('token')! })).status).to.equal(303);
+      const { rows } = await server.registry.db.query('SELECT 1 FROM totp_factors WHERE account_id = $1', [account.id]);
+      expect(rows, 'switched on two days before the change').to.have.length(0);
+      const after = await google();
+      expect(after.ok ? after.account.id : undefined, 'the Google sign-in no longer leads to the account').not.to.equal(account.id);
+      expect((await server.registry.trello.members.findByMemberId(member.id))?.linked_account_id, 'the link itself stays').to.equal(account.id);
+    });
+
+    it('ends a login the intruder left at its second step', async () => {
+      const account = await createAccount(server.registry, { email: 'halfway@example.com' });
+      const { recoveryCodes } = await enrolTwoStep(server.registry, account);
+      await server.registry.db.query("UPDATE totp_factors SET confirmed_at = now() - interval '30 days' WHERE account_id = $1", [account.id]);
+      const { undoLink } = await intruderChanges('halfway@example.com', 'half@evil.example', { code: async () => recoveryCodes[0]! });
+      // A login past the password, waiting at the code page.
+      const client = await createClient(server.registry, { firstParty: true, name: 'Jira' });
+      const pending = await passPassword(server.url, client, 'half@evil.example');
+      expect(pending.page.text).to.contain('autocomplete="one-time-code"');
+      const owner = supertest.agent(server.url);
+      const asked = await owner.get(pathOf(undoLink));
+      expect((await owner.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(undoLink).searchParams.get('token')! })).status).to.equal(303);
+      const finished = await pending.agent.post(`/interaction/${pending.uid}/two-step`).type('form').send({ _csrf: csrfFrom(pending.page.text), code: recoveryCodes[1]! });
+      expect(finished.status, 'the second step is gone').to.equal(400);
+      await deliver();
+      expect((await smtp.lastTo('halfway@example.com', 'Your Lanyard email address is back: set a new password')).text).to.contain('Two-step verification stays on');
+    });
+
     it('keeps the authenticator the owner had before the change', async () => {
       const account = await createAccount(server.registry, { email: 'guarded@example.com' });
       const { recoveryCodes } = await enrolTwoStep(server.registry, account);
+      await server.registry.db.query("UPDATE totp_factors SET confirmed_at = now() - interval '8 days' WHERE account_id = $1", [account.id]);
       const { undoLink } = await intruderChanges('guarded@example.com', 'thief@evil.example', { code: async () => recoveryCodes[0]! });
       const owner = supertest.agent(server.url);
       const asked = await owner.get(pathOf(undoLink));
       const posted = await owner.post('/account/email/undo').type('form').send({ _csrf: csrfFrom(asked.text), token: new URL(undoLink).searchParams.get('token')! });
       expect(posted.status).to.equal(303);
       const { rows } = await server.registry.db.query('SELECT 1 FROM totp_factors WHERE account_id = $1', [account.id]);
-      expect(rows, 'switched on before the change: the owner’s').to.have.length(1);
+      expect(rows, 'switched on more than a week before the change: the owner’s').to.have.length(1);
       expect((await server.registry.accounts.findById(account.id))?.email).to.equal('guarded@example.com');
     });
 

@@ -4,7 +4,7 @@ import { startTestServer, type TestServer } from '../../helpers/server.ts';
 import { resetDatabase, testDatabase } from '../../helpers/db.ts';
 import { createAccount, createClient } from '../../helpers/factories.ts';
 import { csrfFrom } from '../../helpers/login-driver.ts';
-import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
+import { linkIn, startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { enrolTwoStep, followToCallback, passPassword, totpAt } from '../../helpers/two-step.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
 
@@ -56,6 +56,22 @@ describe('two-step verification at login (/interaction/:uid/two-step)', () => {
     const login = (await events(account.id)).find((e) => e.type === 'login.succeeded');
     expect(login?.detail).to.deep.equal({ amr: ['pwd', 'otp', 'mfa'] });
     expect(login?.clientId).to.equal(client.clientId);
+  });
+
+  it('ends a login waiting at its second step when the password is reset meanwhile', async () => {
+    const account = await createAccount(server.registry);
+    const { secret } = await enrolTwoStep(server.registry, account);
+    now += 30_000;
+    const flow = await passPassword(server.url, client, account.email);
+    expect(flow.page.text).to.contain('autocomplete="one-time-code"');
+    // The owner, elsewhere, resets the password: whoever was past the old one goes no further.
+    expect(await server.registry.passwordResets.request(account.email)).to.equal(true);
+    await server.registry.mail.delivery.deliverDue();
+    const token = new URL(linkIn(await smtp.lastTo(account.email), `${server.url}/password/reset?token=`)).searchParams.get('token')!;
+    expect((await server.registry.passwordResets.reset(token, 'an entirely new passphrase')).ok).to.equal(true);
+    const done = await submitCode(flow, await totpAt(secret, now));
+    expect(done.status).to.equal(400);
+    expect(done.text).to.contain('Start again');
   });
 
   it('does not finish the login on the engine’s resume endpoint while the second step is pending', async () => {
