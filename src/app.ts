@@ -197,7 +197,7 @@ export function createApp(registry: Registry): LanyardApp {
   recoveryForms.use(recoveryRoutes({ resets: registry.passwordResets, views, background: registry.background, throttle, devices, linking, minLength: config.passwordMinLength }).routes());
   // /account…: the account's own pages.
   const accountForms = formsRouter();
-  accountForms.use(trelloSettingsRoutes({ views, sessions: registry.browserSessions, accounts, linking, throttle, box: registry.box, now: () => registry.clock.now() }).routes());
+  accountForms.use(trelloSettingsRoutes({ views, sessions: registry.browserSessions, accounts, linking, throttle, reauthentication: registry.reauthentication, box: registry.box, now: () => registry.clock.now() }).routes());
   const appNames = async () => new Map((await registry.clients.list()).map((c) => [c.client_id, c.name ?? c.client_id] as const));
   accountForms.use(securityRoutes({ views, sessions: registry.browserSessions, accounts, twoStep, events, throttle, reauthentication: registry.reauthentication, box: registry.box, now: () => registry.clock.now(), appNames }).routes());
   accountForms.use(settingsRoutes({

@@ -31,6 +31,8 @@ export const disableTwoStepInput = z.object({
 export const trelloLoginInput = z.object({
   login: z.string().max(320).default(''),
   password: z.string().max(MAX_PASSWORD_LENGTH * 4).default(''),
+  /** This account's current password, when the login is not recent (decision 0087). */
+  current: z.string().max(MAX_PASSWORD_LENGTH).default(''),
 });
 
 /** The email-change link's token, posted back by its confirmation page's button. */

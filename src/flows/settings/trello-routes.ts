@@ -15,19 +15,23 @@ import { settingsKit } from './gate.ts';
 import { trelloLoginInput } from './schema.ts';
 import { displayTime } from '../../shared/display-time.ts';
 import { flashMessages } from '../../http/flash.ts';
+import type { Reauthentication } from '../../identity/reauthentication.ts';
+import { privilegedSession } from './privileged-session.ts';
 
 /**
  * Settings → Trello (docs/flows/trello-migration.md, path 3): a signed-in person links their
- * legacy Trello account to this account at any time. The session proves the account, the
- * Trello password proves the member; a review page shows what will happen before anything
- * does. The account keeps its address; the member's addresses are retired for it. There is no
+ * legacy Trello account to this account at any time. A recent login (or the current password
+ * typed) proves the account — a link is for good, and brings the member's Google sign-in into
+ * the account, so a session left open must not be enough (decision 0087) — and the Trello
+ * password proves the member; a review page shows what will happen before anything does. The account keeps its address; the member's addresses are retired for it. There is no
  * unlink: the form for it does not exist, and a request for it gets 409.
  */
 const COOKIE = 'lanyard.trello_link';
 
-export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSessions; accounts: AccountService; linking: TrelloLinking; throttle: Throttle; box: SecretBox; now: () => number }) {
+export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSessions; accounts: AccountService; linking: TrelloLinking; throttle: Throttle; reauthentication: Reauthentication; box: SecretBox; now: () => number }) {
   const { linking, throttle, box } = deps;
-  const { page, signedIn, account, nav } = settingsKit(deps);
+  const { page, signedIn, account, nav, login } = settingsKit(deps);
+  const { confirmView, sensitive, statusOf } = privilegedSession({ reauthentication: deps.reauthentication, throttle, account, login });
   const router = new Router({ prefix: '/account/trello' });
   // The link made answers 303 to the page (Post/Redirect/Get): a reload does not post again.
   const flash = flashMessages({ name: 'lanyard.flash', path: '/account' });
@@ -37,7 +41,7 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
   async function overview(ctx: Context, status: number, extra: Record<string, unknown> = {}, error?: Parameters<typeof page>[4]) {
     const member = await linking.findByAccountId(account(ctx).id);
     const linkedAt = member?.linked_at ? displayTime(member.linked_at) : undefined;
-    page(ctx, status, 'settings/trello', { title: 'Trello', ...nav(ctx, 'trello'), member, linkedAt, retired: member ? await linking.retiredOf(account(ctx).id) : [], login: '', ...extra }, error);
+    page(ctx, status, 'settings/trello', { title: 'Trello', ...nav(ctx, 'trello'), member, linkedAt, retired: member ? await linking.retiredOf(account(ctx).id) : [], login: '', confirm: member ? undefined : await confirmView(ctx, '/account/trello'), ...extra }, error);
   }
 
   router.get('/', signedIn, (ctx) => overview(ctx, 200, { linkedNow: flash.take(ctx).done === 'trello_linked' }));
@@ -45,6 +49,9 @@ export function trelloSettingsRoutes(deps: { views: Views; sessions: BrowserSess
   router.post('/', signedIn, async (ctx) => {
     const input = parseForm(ctx, trelloLoginInput);
     if (await linking.findByAccountId(account(ctx).id)) return overview(ctx, 409, {}, 'trello.account_has_member');
+    // The account first: a recent login, or its current password typed (throttled as a login).
+    const confirmed = await sensitive(ctx, input.current, (proof) => deps.reauthentication.confirm(account(ctx), proof));
+    if (!confirmed.ok) return overview(ctx, statusOf(confirmed.problem), { login: input.login, field: 'current' }, confirmed.problem);
     // Counted per signed-in account (by its id: a new address brings no new allowance), whatever
     // login is typed (decision 0076): a member answers
     // to its username and each of its addresses, and none of them brings an allowance of its

@@ -8,6 +8,7 @@ import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { logInAgain as followLogInAgain, signInToAccount, submit, type Agent } from '../../helpers/account-pages.ts';
 import { enrolTwoStep, totpAt } from '../../helpers/two-step.ts';
 import { startUpstreamIdp } from '../../helpers/upstream-idp.ts';
+import { importLegacy, legacyMember, TRELLO_PASSWORD } from '../../helpers/trello.ts';
 import type { Clock } from '../../../src/shared/clock.ts';
 
 const UA = 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36';
@@ -48,6 +49,28 @@ describe('settings: privileged sessions (re-authentication by any allowed method
   const outboxTo = async (email: string) => (await server.registry.db.query<{ n: number }>('SELECT count(*)::int AS n FROM mail_outbox WHERE recipient = $1', [email])).rows[0]!.n;
 
   const logInAgain = (agent: Agent, href: string, proof: { email: string; password: string; code?: () => Promise<string> }) => followLogInAgain(agent, server.url, href, proof);
+
+  it('links a Trello account only after a recent login or the current password: a session left open is not enough (decision 0087)', async () => {
+    const account = await createAccount(server.registry, { email: 'linker@example.com' });
+    const agent = await signIn(account.email);
+    const member = legacyMember({ username: 'intruders-own', emails: [{ address: 'intruder@trello-era.example', verified: true, primary: true }] });
+    await importLegacy(server.registry, [member]);
+    now += ELEVEN_MINUTES;
+    const form = await agent.get('/account/trello');
+    expect(form.text).to.contain('Confirm it’s you');
+    expect(form.text).to.contain('id="current"');
+    const refused = await submit(agent, '/account/trello', '/account/trello', { login: 'intruders-own', password: TRELLO_PASSWORD });
+    expect(refused.status).to.equal(403);
+    const wrong = await submit(agent, '/account/trello', '/account/trello', { login: 'intruders-own', password: TRELLO_PASSWORD, current: 'not my password' });
+    expect(wrong.status).to.equal(400);
+    expect(wrong.text).to.match(/id="current"[^>]*aria-invalid="true"/);
+    expect((await server.registry.trello.linking.findByMemberId(member.id))?.linked_account_id, 'nothing linked').to.equal(null);
+    const review = await submit(agent, '/account/trello', '/account/trello', { login: 'intruders-own', password: TRELLO_PASSWORD, current: PASSWORD });
+    expect(review.status).to.equal(200);
+    const linked = await agent.post('/account/trello/link').type('form').send({ _csrf: csrfFrom(review.text) });
+    expect(linked.status).to.equal(303);
+    expect((await server.registry.trello.linking.findByMemberId(member.id))?.linked_account_id).to.equal(account.id);
+  });
 
   it('lets a recent login change the password, the address and close the account without typing the password', async () => {
     const account = await createAccount(server.registry);
