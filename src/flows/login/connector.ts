@@ -56,17 +56,6 @@ const SEAL = 'sso_login';
  * upstream's sign-in must be at least that recent. `test`: a console test login by this admin
  * (no sign-in; src/flows/admin/connectors.ts).
  */
-/** A first link waiting for the account's own password (decision 0086). */
-interface PendingLink {
-  connectorId: string;
-  connectorName: string;
-  subject: string;
-  accountId: string;
-  email: string;
-  /** What the upstream sign-in gave, kept for the login it continues. */
-  amr: string[];
-}
-
 export interface PendingSso {
   uid?: string;
   connectorId: string;
@@ -155,6 +144,17 @@ export function healthReason(prefix: string, err: unknown): string {
  */
 export function startFailureReason(connector: Pick<LoginConnector, 'kind'>, err: unknown): string {
   return connector.kind === 'oidc' ? `upstream ${upstreamFailureOf(err)}` : healthReason('upstream unreachable', err);
+}
+
+/** A first link waiting for the account's own password (decision 0086). */
+interface PendingLink {
+  connectorId: string;
+  connectorName: string;
+  subject: string;
+  accountId: string;
+  email: string;
+  /** What the upstream sign-in gave, kept for the login it continues. */
+  amr: string[];
 }
 
 export interface ConnectorStrategyDeps {
