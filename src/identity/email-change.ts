@@ -40,8 +40,9 @@ export const UNDO_DAYS = 7;
  *
  * The old address is told with a link that undoes the change (decision 0085): whoever changed it
  * knew the password or held a session, so the undo puts the old address back and locks them out
- * — every session and token ends, the password stops working, an authenticator or an upstream
- * login added since the change goes — and mails the old address a link to set a new password.
+ * — every session, token and login in progress ends, the password stops working, an
+ * authenticator or an upstream login added around the change goes — and mails the old address a
+ * link to set a new password.
  */
 export function createEmailChangeService(deps: {
   db: Database;
@@ -161,10 +162,11 @@ export function createEmailChangeService(deps: {
     /**
      * "This wasn't me" (decision 0085), one transaction: the link is spent, the old address is the
      * account's again, and whoever changed it is locked out — the password stops working, a pending
-     * change and reset links (sent to their address) go, an authenticator switched on or an
-     * upstream login linked since the change goes, an organization that claimed the account
-     * because of their address lets it go — then the old address is mailed a reset link. Every session and
-     * grant ends after the commit (back-channel logout included). Not the decision point's to
+     * change, reset links (sent to their address) and later changes' undo links go, an
+     * authenticator switched on or an upstream login linked since the change or in the week before
+     * it goes, an organization that claimed the account because of their address lets it go —
+     * then the old address is mailed a reset link. Every session, grant and login in progress
+     * ends after the commit (back-channel logout included). Not the decision point's to
      * refuse: the owner of the old address undoes what was done to the account, whatever its state
      * (a closure in its grace period is theirs to cancel by logging in).
      */
