@@ -33,8 +33,8 @@ import { secondStepStrategy } from './flows/login/second-step.ts';
 import { trelloMigrationStrategy } from './flows/login/trello-migration.ts';
 import { googleStrategy } from './flows/login/google.ts';
 import { passwordStrategy } from './flows/login/password.ts';
-import { connectorStrategy, samlEndpoints } from './flows/login/connector.ts';
-import { createLoginCompletion } from './flows/login/completion.ts';
+import { connectorLinkHooks, connectorStrategy, samlEndpoints } from './flows/login/connector.ts';
+import { createLoginCompletion, type CompletionHooks } from './flows/login/completion.ts';
 import type { LoginStrategy } from './flows/login/strategy.ts';
 import { pageRenderer } from './http/page.ts';
 import { finishedInteractionPage } from './flows/login/finished.ts';
@@ -173,7 +173,18 @@ export function createApp(registry: Registry): LanyardApp {
   const linking = registry.trello.linking;
   const now = () => registry.clock.now();
   const trello = trelloMigrationStrategy({ accounts, linking, hasher: registry.hasher, throttle, policy, flows, codeKey: registry.codeKey, views });
-  const completion = createLoginCompletion({ policy, flows, interactions, events, views, hooks: trello.hooks, reopen: (account, meta) => registry.accountClosure.reopen(account, meta) });
+  // Company identity providers (docs/flows/sso.md): one strategy, the protocol by connector kind.
+  const ssoDeps = { ...registry.sso, accounts, throttle, events, linking, box: registry.box, views, issuer: config.issuer, now, testCallbackPath: (org: string, id: string) => `/admin/organizations/${encodeURIComponent(org)}/connectors/${encodeURIComponent(id)}/test/callback` };
+  // Work waiting for the whole login: the Trello link, and an admin's company sign-in (decision 0086).
+  const ssoLink = connectorLinkHooks(ssoDeps);
+  const hooks: CompletionHooks = {
+    interlude: trello.hooks.interlude,
+    async beforeFinish(ctx, it, done) {
+      await trello.hooks.beforeFinish?.(ctx, it, done);
+      await ssoLink.beforeFinish?.(ctx, it, done);
+    },
+  };
+  const completion = createLoginCompletion({ policy, flows, interactions, events, views, hooks, reopen: (account, meta) => registry.accountClosure.reopen(account, meta) });
   const loginPage = pageRenderer(views, { google: Boolean(registry.google) });
   const strategies: LoginStrategy[] = [
     passwordStrategy({ accounts, throttle, events, trello, linking, devices, hashing: registry.hasher, background: registry.background, page: loginPage, policy, step: registry.passwordStep }),
@@ -181,8 +192,6 @@ export function createApp(registry: Registry): LanyardApp {
     secondStepStrategy({ twoStep, policy, flows, throttle, events, views, box: registry.box, now }),
     passwordExpiryStrategy({ passwords: registry.passwordResets, policy, flows, sessions: registry.browserSessions, page: loginPage }),
   ];
-  // Company identity providers (docs/flows/sso.md): one strategy, the protocol by connector kind.
-  const ssoDeps = { ...registry.sso, accounts, throttle, linking, box: registry.box, views, issuer: config.issuer, now, testCallbackPath: (org: string, id: string) => `/admin/organizations/${encodeURIComponent(org)}/connectors/${encodeURIComponent(id)}/test/callback` };
   strategies.push(connectorStrategy(ssoDeps));
   // SAML connectors' metadata and assertion consumer: cross-site posts, outside the forms' CSRF.
   app.use(under(['/saml/'], routesOf(samlEndpoints({ ...ssoDeps, serviceProvider: registry.saml.serviceProvider }))));

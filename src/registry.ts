@@ -481,11 +481,7 @@ export async function createRegistry(config: Config, options: RegistryOptions): 
     const sso = {
       connectors,
       resolver: createConnectorLogin({ db, accounts: accountQueries, identities: accountIdentities, retiredEmails, trelloMembers, linking: trelloLinking, events, clock, managedBy: async (organizationId, accountId) => (await accountManagers.managedBy(organizationId, accountId)) !== undefined,
-        ownProofNeeded: async (account, connectorId) => {
-          if (!(await organizationQueries.isAdminOfAny(account.id))) return false;
-          const loaded = await policy.load(account.id);
-          return !loaded?.subject.managers?.some((m) => m.rules?.connector === connectorId);
-        },
+        ownProofNeeded: (account) => organizationQueries.isAdminOfAny(account.id),
       }),
       protocols: {
         oidc: createOidcProtocol({ redirectUri: (id) => `${config.issuer}${oidcCallbackPath(id)}`, upstreams: upstreamRulesOf(config), now: () => clock.now() }),

@@ -60,11 +60,8 @@ export function createConnectorLogin(deps: {
   clock: Clock;
   /** Whether the organization manages the account (claimed it, or created it just in time). */
   managedBy: (organizationId: string, accountId: string) => Promise<boolean>;
-  /**
-   * Whether linking this existing account to the connector needs its owner's own proof first:
-   * an organization admin's account whose policy does not require this connector (decision 0086).
-   */
-  ownProofNeeded: (account: AccountRow, connectorId: string) => Promise<boolean>;
+  /** Whether linking this existing account needs its owner's own proof first: an organization admin's (decision 0086). */
+  ownProofNeeded: (account: AccountRow) => Promise<boolean>;
 }) {
   const { db, accounts, identities } = deps;
   const now = () => new Date(deps.clock.now());
@@ -77,7 +74,7 @@ export function createConnectorLogin(deps: {
 
   return {
     /** The link its owner proved (decision 0086): made now, unless the subject was linked meanwhile. */
-    async linkProven(connector: Pick<LoginConnector, 'id'>, subject: string, account: AccountRow, meta: RequestMeta = {}): Promise<boolean> {
+    async linkProven(connector: Pick<LoginConnector, 'id'>, subject: string, account: Pick<AccountRow, 'id' | 'email'>, meta: RequestMeta = {}): Promise<boolean> {
       const linked = await identities.findIdentity(connector.id, subject);
       if (linked) return linked.account_id === account.id;
       await db.transaction(async (tx) => {
@@ -119,6 +116,11 @@ export function createConnectorLogin(deps: {
       // own, link it to the domain and sign in as anybody on it who never was the
       // organization's (decision 0083).
       if (existing && !(await deps.managedBy(connector.organizationId, existing.id))) return { ok: false, problem: 'sso.not_managed' };
+      // An admin's account is not handed to an identity provider that a fellow admin may run —
+      // not even by way of a Trello migration or a closure's reopening, so before both: its owner
+      // proves it first, as Keycloak's first broker login asks (decision 0086). Whatever its
+      // policy: a fellow admin can change the policy it follows.
+      if (existing && (await deps.ownProofNeeded(existing))) return { ok: true, account: existing, how: 'prove' };
 
       // A Trello member at this address migrates through this login (issue 13: not with its
       // Trello password). The company's identity provider proved the address.
@@ -142,9 +144,6 @@ export function createConnectorLogin(deps: {
         // Nothing is attached to an account that is not active: the decision point refuses it
         // (or reopens a closure within its grace period; the identity is linked next time).
         if (existing.status !== 'active') return { ok: true, account: existing, how: 'email' };
-        // An admin's account is not handed to an identity provider that a fellow admin may run:
-        // its owner proves it first, as Keycloak's first broker login asks (decision 0086).
-        if (await deps.ownProofNeeded(existing, connector.id)) return { ok: true, account: existing, how: 'prove' };
         await db.transaction((tx) => link(tx, connector, identity, existing, email, false, meta));
         return { ok: true, account: existing, how: 'email' };
       }

@@ -85,7 +85,7 @@ export const messages: Record<string, { title: string; text: string }> = {
   'account.sign_in_failed': { title: 'We couldn’t sign you in', text: 'Signing in to your account settings did not complete. Try again.' },
   'email.same': { title: 'That is your current address', text: 'Enter the new address you want to use.' },
   'email.link_invalid': { title: 'This link can’t be used', text: 'The confirmation link has expired, was already used, or was replaced by a newer request. Your address has not changed.' },
-  'sso.link_needs_password': { title: 'Sign in as you usually do', text: 'This account belongs to an organization admin, and it signs in without a password here. Your company’s sign-in can’t be linked to it on your company’s word alone: sign in to it the way you usually do.' },
+  'sso.link_needs_password': { title: 'Sign in as you usually do', text: 'Your company’s sign-in can’t be linked to this account on your company’s word alone. Sign in to it the way you usually do.' },
   'email.undo_invalid': { title: 'This link can’t be used', text: 'The link has expired or was already used. If someone else has your account, reset your password from the login page, or ask the person who runs your organization’s accounts for help.' },
   'email.undo_taken': { title: 'Your old address has another account now', text: 'The change can’t be undone: another account uses that address. Nothing was changed.' },
   'account.managed': { title: 'Your organization manages this account', text: 'Ask your organization’s admin to change this.' },

@@ -17,7 +17,7 @@ import { isPublicAddress } from './network-address.ts';
  * Lookups go through one `dns.promises.Resolver` on the configured servers (DNS_SERVERS), and the
  * HTTPS check connects to an address that resolver returned — pinned, so the name cannot resolve
  * elsewhere between the check and the connection — never a private one unless
- * ALLOW_PRIVATE_NETWORK_CALLS. It follows no redirect off the domain, reads at most 4 KiB, and
+ * ALLOW_PRIVATE_NETWORK_UPSTREAMS (refused in production: a domain is anyone's choice). It follows no redirect off the domain, reads at most 4 KiB, and
  * gives up after DOMAIN_VERIFICATION_TIMEOUT_SECONDS.
  */
 export const PRODUCT_PREFIX = 'lanyard-domain-verification';
@@ -63,7 +63,7 @@ export interface DomainVerifierOptions {
   httpScheme: 'https' | 'http';
   httpPort: number;
   timeoutMs: number;
-  /** Let the HTTPS check reach loopback and private addresses (ALLOW_PRIVATE_NETWORK_CALLS). */
+  /** Let the HTTPS check reach loopback and private addresses (ALLOW_PRIVATE_NETWORK_UPSTREAMS). */
   allowPrivateNetwork: boolean;
 }
 

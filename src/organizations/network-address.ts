@@ -5,7 +5,8 @@ import { BlockList, isIP } from 'node:net';
  * private, link-local (cloud metadata at 169.254.169.254), shared, multicast, reserved and
  * documentation ranges — IANA's special-purpose registries (RFC 6890) for IPv4 and IPv6, and
  * IPv4 reached through IPv6 (mapped, NAT64). The same rule the engine applies to back-channel
- * logout, which ALLOW_PRIVATE_NETWORK_CALLS turns off for both.
+ * logout (which ALLOW_PRIVATE_NETWORK_CALLS turns off); for the domain check,
+ * ALLOW_PRIVATE_NETWORK_UPSTREAMS does, which production refuses.
  */
 const special = new BlockList();
 for (const [net, prefix] of [

@@ -18,6 +18,8 @@ import type { Views } from '../../http/views.ts';
 import type { LoginStrategy } from './strategy.ts';
 import type { AccountService } from '../../identity/accounts.ts';
 import type { Throttle } from '../../identity/throttle.ts';
+import type { SecurityEvents } from '../../identity/security-events.ts';
+import type { CompletionHooks } from './completion.ts';
 import { parseForm } from '../../http/validate.ts';
 import { unlessBusy } from '../busy.ts';
 import { throttled } from '../throttled.ts';
@@ -155,6 +157,43 @@ interface PendingLink {
   email: string;
   /** What the upstream sign-in gave, kept for the login it continues. */
   amr: string[];
+  /** The password was right: the link is made when the whole login finishes (its second step too). */
+  proven?: boolean;
+}
+
+/**
+ * Where the pending link waits: sealed in this browser, bound to the interaction (ten minutes),
+ * for the link page and for the completion's hook that makes the link at the login's end.
+ */
+function pendingLinkCookie(box: SecretBox, now: () => number) {
+  const cookie = sealedCookie<PendingLink>(box, now, { name: 'lanyard.sso_link', ttlSeconds: 600 });
+  const seal = (uid: string) => `sso_link:${uid}`;
+  const path = (uid: string) => `/interaction/${uid}`;
+  return {
+    get: (ctx: Context, uid: string) => cookie.get(ctx, seal(uid)),
+    set: (ctx: Context, uid: string, value: PendingLink) => cookie.set(ctx, path(uid), seal(uid), value),
+    clear: (ctx: Context, uid: string) => cookie.clear(ctx, path(uid)),
+  };
+}
+
+/**
+ * The completion hook of decision 0086: a first link its owner's password proved is made as the
+ * login finishes — after the account's second step, when it has one — as a Trello link waits
+ * (decision 0019). A login abandoned before its end, or ended by a reset, links nothing.
+ */
+export function connectorLinkHooks(deps: Pick<ConnectorStrategyDeps, 'box' | 'now' | 'resolver'>): Pick<CompletionHooks, 'beforeFinish'> {
+  const linkCookie = pendingLinkCookie(deps.box, deps.now);
+  return {
+    async beforeFinish(ctx, it, { accountId }) {
+      // Proven in this very request (no second step), the cookie's new value is not read back yet.
+      const pending = (ctx.state.ssoLinkProven as PendingLink | undefined) ?? linkCookie.get(ctx, it.uid);
+      if (!pending?.proven || pending.accountId !== accountId) return;
+      linkCookie.clear(ctx, it.uid);
+      const linked = await deps.resolver.linkProven({ id: pending.connectorId }, pending.subject, { id: accountId, email: pending.email }, requestMeta(ctx, it.clientId));
+      if (linked) ctx.state.log?.info({ accountId, connector: pending.connectorId }, 'company sign-in linked by the account’s own password');
+      else ctx.state.log?.warn({ accountId, connector: pending.connectorId }, 'company sign-in not linked: its subject was linked to another account meanwhile');
+    },
+  };
 }
 
 export interface ConnectorStrategyDeps {
@@ -162,6 +201,7 @@ export interface ConnectorStrategyDeps {
   /** The account's own password, for the first link of an admin's account (decision 0086). */
   accounts: Pick<AccountService, 'authenticate'>;
   throttle: Throttle;
+  events: Pick<SecurityEvents, 'record'>;
   protocols: Partial<Record<LoginConnector['kind'], ConnectorProtocol>>;
   resolver: ConnectorLogin;
   linking: Pick<TrelloLinking, 'notifyRetiredUse'>;
@@ -197,9 +237,7 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
   const identityCookie = ssoIdentityCookie(deps.box, deps.now);
   // The link an admin's own password must confirm (decision 0086): who the upstream said this is,
   // sealed in this browser and bound to this interaction; nothing is linked until then.
-  const linkCookie = sealedCookie<PendingLink>(deps.box, deps.now, { name: 'lanyard.sso_link', ttlSeconds: 600 });
-  const linkSeal = (uid: string) => `sso_link:${uid}`;
-  const linkPath = (uid: string) => `/interaction/${uid}`;
+  const linkCookie = pendingLinkCookie(deps.box, deps.now);
   const linkPage = (ctx: Context, it: { uid: string; clientName: string }, pending: PendingLink, status: number, error?: PageError) =>
     page(ctx, status, 'login/sso-link', { title: 'Confirm it’s you', uid: it.uid, clientName: it.clientName, email: pending.email, connectorName: pending.connectorName }, error);
 
@@ -282,8 +320,8 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
         method: 'get',
         path: '/sso-link',
         async handle(ctx, it) {
-          const pending = linkCookie.get(ctx, linkSeal(it.uid));
-          if (!pending) return problem(ctx, 400, 'interaction.expired', it.uid);
+          const pending = linkCookie.get(ctx, it.uid);
+          if (!pending || pending.proven) return problem(ctx, 400, 'interaction.expired', it.uid);
           linkPage(ctx, it, pending, 200);
         },
       },
@@ -293,8 +331,8 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
         method: 'post',
         path: '/sso-link',
         async handle(ctx, it) {
-          const pending = linkCookie.get(ctx, linkSeal(it.uid));
-          if (!pending) return problem(ctx, 400, 'interaction.expired', it.uid);
+          const pending = linkCookie.get(ctx, it.uid);
+          if (!pending || pending.proven) return problem(ctx, 400, 'interaction.expired', it.uid);
           const connector = await deps.connectors.forLogin(pending.connectorId);
           if (!connector) return problem(ctx, 404, 'sso.unknown', it.uid);
           const input = parseForm(ctx, passwordOnlyInput);
@@ -303,12 +341,15 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
           const t = await unlessBusy(ctx, () => throttled(ctx, deps.throttle, { scope: 'password', subject: pending.email }, () => deps.accounts.authenticate(pending.email, input.password), (r) => (r.ok && r.account.id === pending.accountId ? 'passed' : 'failed')));
           if ('problem' in t) return linkPage(ctx, it, pending, 503, t.problem);
           if (t.refused) return linkPage(ctx, it, pending, 429, t.error);
-          if (!t.result.ok || t.result.account.id !== pending.accountId) return linkPage(ctx, it, pending, 401, t.orWait('login.invalid_credentials'));
-          linkCookie.clear(ctx, linkPath(it.uid));
-          const account = t.result.account;
-          if (!(await deps.resolver.linkProven(connector, pending.subject, account, requestMeta(ctx, it.clientId)))) return problem(ctx, 409, 'sso.conflict', it.uid);
-          ctx.state.log?.info({ accountId: account.id, connector: connector.id }, 'company sign-in linked by the account’s own password');
-          return { account, method: `connector:${connector.id}` as const, amr: [...pending.amr, 'pwd'], via: 'sso_link' };
+          if (!t.result.ok || t.result.account.id !== pending.accountId) {
+            // In the owner's security activity, as a wrong password at the login page is.
+            await deps.events.record({ type: 'login.failed', accountId: pending.accountId, reason: 'wrong_password' }, requestMeta(ctx, it.clientId));
+            return linkPage(ctx, it, pending, 401, t.orWait('login.invalid_credentials'));
+          }
+          // Proven; the link itself waits for the whole login (connectorLinkHooks).
+          linkCookie.set(ctx, it.uid, { ...pending, proven: true });
+          ctx.state.ssoLinkProven = { ...pending, proven: true };
+          return { account: t.result.account, method: `connector:${connector.id}` as const, amr: [...pending.amr, 'pwd'], via: 'sso_link' };
         },
       },
     ],
@@ -339,7 +380,7 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
       // An admin's account without a password has nothing of its own to confirm the link with:
       // its owner signs in as they usually do (decision 0086).
       if (!result.account.password_hash) return problem(ctx, 403, 'sso.link_needs_password', it.uid);
-      linkCookie.set(ctx, linkPath(it.uid), linkSeal(it.uid), { connectorId: connector.id, connectorName: connector.name, subject: identity.subject, accountId: result.account.id, email: result.account.email, amr });
+      linkCookie.set(ctx, it.uid, { connectorId: connector.id, connectorName: connector.name, subject: identity.subject, accountId: result.account.id, email: result.account.email, amr });
       ctx.status = 303;
       return ctx.redirect(`/interaction/${it.uid}/sso-link`);
     }

@@ -12,6 +12,7 @@ import { startSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 import { ACR_TWO_FACTORS } from '../../../src/policy/levels.ts';
 import { DISCOVERY_TTL_MS } from '../../../src/federation/oidc-client.ts';
 import { signInToAccount } from '../../helpers/account-pages.ts';
+import { enrolTwoStep } from '../../helpers/two-step.ts';
 
 type Agent = ReturnType<typeof supertest.agent>;
 
@@ -220,12 +221,21 @@ describe('SSO: an OpenID Connect connector', () => {
       expect(direct.callback?.searchParams.get('code'), 'no password asked again').to.be.a('string');
     });
 
-    it('links an admin’s account whose own policy requires the connector without asking, and refuses an admin’s account without a password', async () => {
+    it('asks an admin whatever the policy they follow (a fellow admin can change it), even with a Trello account at the address, and refuses an admin’s account without a password', async () => {
       const chosen = await createAccount(server.registry, { email: 'grace.admin@acme.test' });
       await server.registry.db.query("INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())", [sso.org.id, chosen.id]);
-      // The default policy requires the connector: this admin's sign-in is the company's already.
+      // An unmigrated Trello account at the same address: its migration must not link around the proof.
+      const member = legacyMember({ emails: [{ address: 'grace.admin@acme.test', verified: true, primary: true }] });
+      await importLegacy(server.registry, [member]);
+      // The default policy requires the connector (as a fellow admin may have made it): still asked.
       const result = await login('grace.admin@acme.test', { sub: 'up-grace-admin', email: 'grace.admin@acme.test', email_verified: true });
-      expect((await tokensOf(result)).claims()!.sub).to.equal(chosen.id);
+      expect(result.page?.text).to.contain('Confirm it’s you');
+      expect(result.page?.text, 'the page tells the operator nothing about the account').not.to.match(/organization admin|admin’s/);
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-grace-admin')).to.equal(undefined);
+      expect((await server.registry.trello.linking.findByMemberId(member.id))?.linked_account_id, 'no Trello migration around it').to.equal(null);
+      const proven = await result.lanyard.post(`/interaction/${result.uid}/sso-link`).type('form').send({ _csrf: csrfFrom(result.page!.text), password: PASSWORD });
+      expect((await tokensOf({ ...(await follow(result.lanyard, proven.headers.location!)), checks: result.checks })).claims()!.sub).to.equal(chosen.id);
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-grace-admin')).to.deep.equal({ account_id: chosen.id });
 
       await server.registry.db.query('DELETE FROM authentication_policies');
       const bare = await createAccount(server.registry, { email: 'nopass@acme.test' });
@@ -236,6 +246,25 @@ describe('SSO: an OpenID Connect connector', () => {
       expect(refused.page?.status).to.equal(403);
       expect(refused.page?.text).to.contain('Sign in as you usually do');
       expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-nopass')).to.equal(undefined);
+    });
+
+    it('links a two-step admin’s account only once the whole login is done, its code included', async () => {
+      await server.registry.db.query('DELETE FROM authentication_policies');
+      const admin = await createAccount(server.registry, { email: 'guarded.admin@acme.test' });
+      await server.registry.db.query("INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())", [sso.org.id, admin.id]);
+      const { recoveryCodes } = await enrolTwoStep(server.registry, admin);
+      const claims = { sub: 'up-guarded', email: 'guarded.admin@acme.test', email_verified: true };
+      const started = await login('guarded.admin@acme.test', claims);
+      const asked = await follow(started.lanyard, `/interaction/${started.uid}/sso/${sso.connectorId}`);
+      const proven = await started.lanyard.post(`/interaction/${started.uid}/sso-link`).type('form').send({ _csrf: csrfFrom(asked.page!.text), password: PASSWORD });
+      expect(proven.headers.location).to.equal(`/interaction/${started.uid}/two-step`);
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-guarded'), 'not at the password alone').to.equal(undefined);
+      // The link page is spent: its password is not asked again in this login.
+      expect((await started.lanyard.get(`/interaction/${started.uid}/sso-link`)).status).to.equal(400);
+      const coded = await started.lanyard.post(`/interaction/${started.uid}/two-step`).type('form').send({ _csrf: csrfFrom(asked.page!.text), code: recoveryCodes[0]! });
+      expect(coded.status).to.equal(303);
+      expect((await tokensOf({ ...(await follow(started.lanyard, coded.headers.location!)), checks: started.checks })).claims()!.sub).to.equal(admin.id);
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-guarded')).to.deep.equal({ account_id: admin.id });
     });
 
     it('refuses a grant made with the password before the policy required SSO, and accepts the SSO one', async () => {
