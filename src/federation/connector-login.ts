@@ -68,17 +68,25 @@ export function createConnectorLogin(deps: {
   const onDomains = (connector: LoginConnector, email: string) => connector.domains.includes(emailDomainOf(email));
 
   async function link(tx: Queryable, connector: LoginConnector, identity: ConnectorIdentity, account: AccountRow, email: string, created: boolean, meta: RequestMeta) {
-    await identities.addIdentity(tx, { provider: connector.id, subject: identity.subject, accountId: account.id, email, now: now() });
+    // An account made from this sign-in was the identity's from its first moment: its link counts
+    // as its owner's (decision 0086), so becoming an admin later asks for no password it never had.
+    if (created) await identities.addProvenLink(tx, { provider: connector.id, subject: identity.subject, accountId: account.id, email, now: now() });
+    else await identities.addIdentity(tx, { provider: connector.id, subject: identity.subject, accountId: account.id, email, now: now() });
     await deps.events.record({ type: 'identity.linked', accountId: account.id, detail: { provider: 'sso', connector: connector.id, ...(created ? { created: true } : {}) } }, meta, tx);
   }
 
   return {
-    /** The link its owner proved (decision 0086): made now, unless the subject was linked meanwhile. */
-    async linkProven(connector: Pick<LoginConnector, 'id'>, subject: string, account: Pick<AccountRow, 'id' | 'email'>, meta: RequestMeta = {}): Promise<boolean> {
-      const linked = await identities.findIdentity(connector.id, subject);
-      if (linked) return linked.account_id === account.id;
+    /**
+     * The link its owner proved (decision 0086), made as the login finishes: unless the connector
+     * no longer answers for the address (a domain unlinked meanwhile) or the subject is another
+     * account's. A subject linked on the upstream's word before is marked proven now.
+     */
+    async linkProven(connector: LoginConnector, subject: string, account: Pick<AccountRow, 'id' | 'email'>, meta: RequestMeta = {}): Promise<boolean> {
+      if (!onDomains(connector, account.email)) return false;
+      const linked = await identities.findLink(connector.id, subject);
+      if (linked && linked.account_id !== account.id) return false;
       await db.transaction(async (tx) => {
-        await identities.addIdentity(tx, { provider: connector.id, subject, accountId: account.id, email: account.email, now: now() });
+        await identities.addProvenLink(tx, { provider: connector.id, subject, accountId: account.id, email: account.email, now: now() });
         await deps.events.record({ type: 'identity.linked', accountId: account.id, detail: { provider: 'sso', connector: connector.id, proven: true } }, meta, tx);
       });
       return true;
@@ -90,13 +98,16 @@ export function createConnectorLogin(deps: {
       if (!onDomains(connector, email)) return { ok: false, problem: 'sso.domain_not_linked' };
       if (identity.emailVerified === false) return { ok: false, problem: 'sso.email_unverified' };
 
-      const linked = await identities.findIdentity(connector.id, identity.subject);
+      const linked = await identities.findLink(connector.id, identity.subject);
       if (linked) {
         const account = await accounts.findById(linked.account_id);
         if (!account) return { ok: false, problem: 'sso.conflict' };
         // The account moved to an address outside the connector's domains: the company's
         // identity provider no longer answers for it.
         if (!onDomains(connector, account.email)) return { ok: false, problem: 'sso.domain_not_linked' };
+        // Linked on the upstream's word, and an admin's since: its owner proves the link once
+        // (decision 0086) — a member who becomes an admin is no longer the company's alone.
+        if (!linked.owner_proven && (await deps.ownProofNeeded(account))) return { ok: true, account, how: 'prove' };
         return { ok: true, account, how: 'identity' };
       }
 

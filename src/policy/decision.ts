@@ -156,6 +156,12 @@ export interface DecisionInput {
    * factor was the account's password, whose age a manager may limit (decision 0039).
    */
   earlierAmr?: readonly string[];
+  /**
+   * `first_factor` through a connector whose link to the account its owner proved only now
+   * (decision 0086): the identity provider is not yet trusted for the account, so its two-step
+   * verification stands for nothing and the account's own second step is asked.
+   */
+  undelegated?: boolean;
 }
 
 /** A reason the person can act on: each is a message code in src/http/messages.ts. */
@@ -340,7 +346,7 @@ export function decide(input: DecisionInput): Decision {
       if (method === 'trello_password' && subject.trelloLinked) return { outcome: 'deny', reason: 'policy.trello_password_retired' };
       // A password older than a manager allows is replaced once the login is otherwise complete
       // — after the second factor when there is one, so the password alone never gets to set one.
-      return unlessPasswordExpired(afterFirstFactor(subject, input.wantedAcr, Boolean(sso)), subject, method === 'password', input.now);
+      return unlessPasswordExpired(afterFirstFactor(subject, input.wantedAcr, Boolean(sso) && !input.undelegated), subject, method === 'password', input.now);
     }
 
     case 'second_factor':

@@ -99,7 +99,7 @@ export function createLoginCompletion(deps: {
       const earlier = second && flow?.accountId === account.id ? flow.amr : [];
       const amr = [...new Set([...earlier, ...factor.amr])];
 
-      const decision = policy.decide({ subject, stage: second ? 'second_factor' : 'first_factor', method: factor.method, wantedAcr: it.wantedAcr, ...(second ? { earlierAmr: earlier } : {}) });
+      const decision = policy.decide({ subject, stage: second ? 'second_factor' : 'first_factor', method: factor.method, wantedAcr: it.wantedAcr, ...(second ? { earlierAmr: earlier } : {}), ...(factor.undelegated ? { undelegated: true } : {}) });
       switch (decision.outcome) {
         case 'deny':
           return refuse(ctx, it, factor, account.id, decision.reason, flow);

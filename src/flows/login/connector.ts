@@ -181,17 +181,25 @@ function pendingLinkCookie(box: SecretBox, now: () => number) {
  * login finishes — after the account's second step, when it has one — as a Trello link waits
  * (decision 0019). A login abandoned before its end, or ended by a reset, links nothing.
  */
-export function connectorLinkHooks(deps: Pick<ConnectorStrategyDeps, 'box' | 'now' | 'resolver'>): Pick<CompletionHooks, 'beforeFinish'> {
+export function connectorLinkHooks(deps: Pick<ConnectorStrategyDeps, 'box' | 'now' | 'resolver' | 'connectors'>): Pick<CompletionHooks, 'beforeFinish'> {
   const linkCookie = pendingLinkCookie(deps.box, deps.now);
   return {
-    async beforeFinish(ctx, it, { accountId }) {
+    async beforeFinish(ctx, it, { accountId, flow }) {
       // Proven in this very request (no second step), the cookie's new value is not read back yet.
-      const pending = (ctx.state.ssoLinkProven as PendingLink | undefined) ?? linkCookie.get(ctx, it.uid);
+      const here = ctx.state.ssoLinkProven as PendingLink | undefined;
+      const pending = here ?? linkCookie.get(ctx, it.uid);
       if (!pending?.proven || pending.accountId !== accountId) return;
       linkCookie.clear(ctx, it.uid);
-      const linked = await deps.resolver.linkProven({ id: pending.connectorId }, pending.subject, { id: accountId, email: pending.email }, requestMeta(ctx, it.clientId));
+      // Only for the login that proof led to: finished through that connector (its amr value is
+      // in the flow the second step kept), not another login of the same interaction after it.
+      if (!here && !flow?.amr.includes(connectorAmr(pending.connectorId))) return;
+      // And only while the connector still answers for the address: turned off or its domain
+      // unlinked meanwhile, nothing is linked.
+      const connector = await deps.connectors.forLogin(pending.connectorId);
+      if (!connector) return;
+      const linked = await deps.resolver.linkProven(connector, pending.subject, { id: accountId, email: pending.email }, requestMeta(ctx, it.clientId));
       if (linked) ctx.state.log?.info({ accountId, connector: pending.connectorId }, 'company sign-in linked by the account’s own password');
-      else ctx.state.log?.warn({ accountId, connector: pending.connectorId }, 'company sign-in not linked: its subject was linked to another account meanwhile');
+      else ctx.state.log?.warn({ accountId, connector: pending.connectorId }, 'company sign-in not linked: the connector no longer answers for the address, or its subject is another account’s');
     },
   };
 }
@@ -349,7 +357,7 @@ export function connectorStrategy(deps: ConnectorStrategyDeps): LoginStrategy {
           // Proven; the link itself waits for the whole login (connectorLinkHooks).
           linkCookie.set(ctx, it.uid, { ...pending, proven: true });
           ctx.state.ssoLinkProven = { ...pending, proven: true };
-          return { account: t.result.account, method: `connector:${connector.id}` as const, amr: [...pending.amr, 'pwd'], via: 'sso_link' };
+          return { account: t.result.account, method: `connector:${connector.id}` as const, amr: [...pending.amr, 'pwd'], via: 'sso_link', undelegated: true };
         },
       },
     ],

@@ -23,6 +23,8 @@ export interface Factor {
   flow?: LoginFlow | undefined;
   /** The strategy read the flow record in this request: `flow` undefined then means there is none (no second read). */
   flowRead?: boolean;
+  /** Proven through a connector not yet trusted for the account (decision 0086): no delegated two-step. */
+  undelegated?: boolean;
   /** Which step proved it, for the logs; the Trello link offer follows the password step only. */
   via: string;
   /**

@@ -267,6 +267,40 @@ describe('SSO: an OpenID Connect connector', () => {
       expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-guarded')).to.deep.equal({ account_id: admin.id });
     });
 
+    it('asks a two-step admin under a policy requiring the connector for the code too: the identity provider is not yet trusted for the account', async () => {
+      const admin = await createAccount(server.registry, { email: 'strict.admin@acme.test' });
+      await server.registry.db.query("INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())", [sso.org.id, admin.id]);
+      const { recoveryCodes } = await enrolTwoStep(server.registry, admin);
+      const result = await login('strict.admin@acme.test', { sub: 'up-strict', email: 'strict.admin@acme.test', email_verified: true });
+      expect(result.page?.text).to.contain('Confirm it’s you');
+      const proven = await result.lanyard.post(`/interaction/${result.uid}/sso-link`).type('form').send({ _csrf: csrfFrom(result.page!.text), password: PASSWORD });
+      expect(proven.headers.location, 'the default policy delegates two-step to the IdP, but not for a link made now').to.equal(`/interaction/${result.uid}/two-step`);
+      // The domain is unlinked from the connector before the code: the link is not made.
+      expect((await server.registry.sso.connectors.setDomains(sso.admin.id, sso.org.id, sso.connectorId, [])).ok).to.equal(true);
+      await result.lanyard.post(`/interaction/${result.uid}/two-step`).type('form').send({ _csrf: csrfFrom(result.page!.text), code: recoveryCodes[0]! });
+      expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-strict'), 'the connector no longer answers for the address').to.equal(undefined);
+    });
+
+    it('asks a member linked on the identity provider’s word for the proof once they become an admin, but not an account the sign-in created', async () => {
+      const member = await createAccount(server.registry, { email: 'member@acme.test' });
+      const claims = { sub: 'up-member', email: 'member@acme.test', email_verified: true };
+      expect((await tokensOf(await login('member@acme.test', claims))).claims()!.sub, 'linked on the word of the IdP').to.equal(member.id);
+      // The member creates an organization of their own: an admin now.
+      const own = await server.registry.organizations.service.create(member.id, 'Member’s own');
+      expect(own.ok).to.equal(true);
+      const again = await login('member@acme.test', claims);
+      expect(again.page?.text).to.contain('Confirm it’s you');
+      const proven = await again.lanyard.post(`/interaction/${again.uid}/sso-link`).type('form').send({ _csrf: csrfFrom(again.page!.text), password: PASSWORD });
+      expect((await tokensOf({ ...(await follow(again.lanyard, proven.headers.location!)), checks: again.checks })).claims()!.sub).to.equal(member.id);
+      expect((await tokensOf(await login('member@acme.test', claims))).claims()!.sub, 'proven once: straight in').to.equal(member.id);
+
+      // Made by the company's sign-in, then an admin: its link is its owner's from the start.
+      const made = await tokensOf(await login('fresh.founder@acme.test', { sub: 'up-founder', email: 'fresh.founder@acme.test', email_verified: true }));
+      const founder = made.claims()!.sub;
+      expect((await server.registry.organizations.service.create(founder, 'Founder’s')).ok).to.equal(true);
+      expect((await tokensOf(await login('fresh.founder@acme.test', { sub: 'up-founder', email: 'fresh.founder@acme.test', email_verified: true }))).claims()!.sub).to.equal(founder);
+    });
+
     it('refuses a grant made with the password before the policy required SSO, and accepts the SSO one', async () => {
       // A password login while the organization had no policy.
       await server.registry.db.query('DELETE FROM authentication_policies');
