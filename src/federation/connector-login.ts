@@ -106,8 +106,10 @@ export function createConnectorLogin(deps: {
         // identity provider no longer answers for it.
         if (!onDomains(connector, account.email)) return { ok: false, problem: 'sso.domain_not_linked' };
         // Linked on the upstream's word, and an admin's since: its owner proves the link once
-        // (decision 0086) — a member who becomes an admin is no longer the company's alone.
-        if (!linked.owner_proven && (await deps.ownProofNeeded(account))) return { ok: true, account, how: 'prove' };
+        // (decision 0086) — a member who becomes an admin is no longer the company's alone. An
+        // account without a password has nothing to prove it with, and this sign-in is how it
+        // signs in (links made before owner_proven existed, a Google-made account): it goes on.
+        if (!linked.owner_proven && account.password_hash && (await deps.ownProofNeeded(account))) return { ok: true, account, how: 'prove' };
         return { ok: true, account, how: 'identity' };
       }
 

@@ -294,6 +294,12 @@ describe('SSO: an OpenID Connect connector', () => {
       expect((await tokensOf({ ...(await follow(again.lanyard, proven.headers.location!)), checks: again.checks })).claims()!.sub).to.equal(member.id);
       expect((await tokensOf(await login('member@acme.test', claims))).claims()!.sub, 'proven once: straight in').to.equal(member.id);
 
+      // A link made before links recorded their proof, to an account without a password (made by
+      // this sign-in, or by Google): this sign-in is how it signs in, admin or not.
+      await server.registry.db.query("UPDATE account_identities SET owner_proven = false WHERE subject = 'up-member'");
+      await server.registry.db.query('UPDATE accounts SET password_hash = NULL WHERE id = $1', [member.id]);
+      expect((await tokensOf(await login('member@acme.test', claims))).claims()!.sub, 'no password to prove with: straight in').to.equal(member.id);
+
       // Made by the company's sign-in, then an admin: its link is its owner's from the start.
       const made = await tokensOf(await login('fresh.founder@acme.test', { sub: 'up-founder', email: 'fresh.founder@acme.test', email_verified: true }));
       const founder = made.claims()!.sub;
