@@ -23,7 +23,8 @@ import { privilegedSession } from './privileged-session.ts';
  * legacy Trello account to this account at any time. A recent login (or the current password
  * typed) proves the account — a link is for good, and brings the member's Google sign-in into
  * the account, so a session left open must not be enough (decision 0087) — and the Trello
- * password proves the member; a review page shows what will happen before anything does. The account keeps its address; the member's addresses are retired for it. There is no
+ * password proves the member; a review page shows what will happen before anything does. The
+ * account keeps its address; the member's addresses are retired for it. There is no
  * unlink: the form for it does not exist, and a request for it gets 409.
  */
 const COOKIE = 'lanyard.trello_link';

@@ -1,6 +1,6 @@
 -- "This wasn't me": the link an email change sends to the old address (decision 0085). It puts
 -- the old address back and locks out whoever made the change — every session ends, the password
--- is cleared, what was added since the change to sign in with (an authenticator, a linked Google
+-- is cleared, what was added around the change to sign in with (an authenticator, a linked Google
 -- or company login) is removed — and mails a link to set a new password. One row per change, the
 -- token as a SHA-256 hash; it works once, until `expires_at`, and is swept after.
 CREATE TABLE email_change_undos (
