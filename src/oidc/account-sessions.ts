@@ -16,8 +16,7 @@ interface Authorization {
  * Sign an account out everywhere: after a password reset or change, a closure or an admin's
  * deactivation. Every session of the account (but one, if asked) ends, every grant with its access
  * and refresh tokens is revoked, every login of it in progress ends, in one transaction; then
- * each client that was part of an ended
- * session gets a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.5), as at a logout.
+ * each client that was part of an ended session gets a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.5), as at a logout.
  */
 export function createAccountSessions(deps: { provider: Provider; db: Database; queries: OidcPayloadQueries; activity: AccountActivityQueries; loginFlows: Pick<LoginFlowQueries, 'removeForAccount'>; clock: Clock; logger: Logger }) {
   const { provider, db, queries, activity, clock, logger } = deps;
