@@ -62,6 +62,29 @@ describe('browser: company SSO', function () {
     expect(account?.name).to.equal('Ada Lovelace');
   });
 
+  it('asks an admin’s own password before the company’s sign-in is linked to their account, then signs them in (decision 0086)', async () => {
+    const sso = await ssoOrganization(server.registry, { domain: 'acme.test', upstream });
+    upstream.configure(`${server.url}/login/sso/${sso.connectorId}/callback`);
+    const admin = await createAccount(server.registry, { email: 'ada@acme.test' });
+    await server.registry.db.query("INSERT INTO organization_members (organization_id, account_id, role, added_at) VALUES ($1, $2, 'admin', now())", [sso.org.id, admin.id]);
+    upstream.signInAs({ sub: 'up-ada', email: 'ada@acme.test', email_verified: true });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/account`);
+    await page.getByLabel('Email').fill('ada@acme.test');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Confirm it’s you' }).waitFor();
+    expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-ada'), 'nothing linked on the upstream’s word').to.equal(undefined);
+    // A reload shows the page again (a GET of its own); a wrong password is refused on it.
+    await page.reload();
+    await page.getByLabel('Password of ada@acme.test').fill('not the password');
+    await page.getByRole('button', { name: /Confirm and continue/ }).click();
+    await page.getByText('Check your email and password').waitFor();
+    await page.getByLabel('Password of ada@acme.test').fill(PASSWORD);
+    await page.getByRole('button', { name: /Confirm and continue/ }).click();
+    await page.waitForURL(`${server.url}/account`);
+    expect(await server.registry.accountIdentities.findIdentity(sso.connectorId, 'up-ada')).to.deep.equal({ account_id: admin.id });
+  });
+
   it('signs in through a SAML IdP on another site: its cross-site post is carried on by the interim page', async () => {
     const idp = await startSamlIdp({ host: 'localhost' });
     try {
