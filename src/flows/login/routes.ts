@@ -16,6 +16,10 @@ import { connectorStartPath, passwordPagePath, type LoginStrategy } from './stra
  * the one login guard, and a factor a step reports goes to the completion service. Adding a way
  * of signing in is adding a strategy to the list `app.ts` passes here.
  */
+/** The address a login page carries in its query (`?email=`), normalized; anything else is none. */
+const emailInQuery = (ctx: Context): string | undefined =>
+  typeof ctx.query.email === 'string' && ctx.query.email.length <= 320 ? normalizeEmail(ctx.query.email) : undefined;
+
 export function loginRoutes(deps: {
   interactions: Interactions;
   policy: Policy;
@@ -41,7 +45,7 @@ export function loginRoutes(deps: {
     const asked = (view.reasons.includes('login_prompt') || view.reasons.includes('max_age')) && !view.reasons.includes(SESSION_INSUFFICIENT);
     // The address typed a step later comes back with "Change" and "Back to log in" (`email`), so
     // a typo is fixed rather than typed again; it only fills the field in.
-    const typed = typeof ctx.query.email === 'string' && ctx.query.email.length <= 320 ? normalizeEmail(ctx.query.email) : undefined;
+    const typed = emailInQuery(ctx);
     const email = typed ?? normalizeEmail(view.loginHint) ?? (asked && view.sessionAccountId ? await deps.accountEmail(view.sessionAccountId) : undefined);
     page(ctx, 200, 'login/identify', { uid: it.uid, clientName: it.clientName, title: 'Log in', email });
   });
@@ -78,7 +82,7 @@ export function loginRoutes(deps: {
   // What it may do is decided again when the password is sent (password.ts): this page only asks.
   router.get('/password', async (ctx) => {
     const it = await loginInteraction(interactions, ctx);
-    const email = typeof ctx.query.email === 'string' && ctx.query.email.length <= 320 ? normalizeEmail(ctx.query.email) : undefined;
+    const email = emailInQuery(ctx);
     if (!email) {
       ctx.status = 303;
       return ctx.redirect(`/interaction/${encodeURIComponent(it.uid)}`);
